@@ -1,0 +1,1 @@
+"""The Dagster layer: assets, partitions, schedules and sensors that only wire `utl`."""

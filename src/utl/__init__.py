@@ -1,0 +1,1 @@
+"""UTL: the Universal Transaction Ledger."""

@@ -1,0 +1,87 @@
+"""Refused input: errors that name the file, the row and the column, and the quarantine.
+
+Nothing is dropped silently. A reader that refuses a row returns it as a quarantine row
+(file relative to the landing folder, 1-based data row, column or null for the whole row,
+reason, raw text); a command that must refuse its whole input raises :class:`BadInput`
+carrying every error it found, by row, not a count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "file": pl.String,  # relative to the landing folder
+        "row": pl.Int64,  # 1-based data row; null when the whole file is refused
+        "column": pl.String,  # null when the whole row (or file) is refused
+        "reason": pl.String,
+        "raw": pl.String,  # the refused text, for a person to read
+    }
+)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One refused value: where it is and why."""
+
+    file: str | None
+    row: int | None
+    column: str | None
+    reason: str
+    raw: str | None = None
+    trade_id: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file)
+        if self.row is not None:
+            where.append(f"row {self.row}" + (f" (trade_id {self.trade_id!r})" if self.trade_id else ""))
+        if self.column:
+            where.append(f'column "{self.column}"')
+        return (": ".join([", ".join(where), self.reason]) if where else self.reason) + (
+            f": {self.raw!r}" if self.raw is not None else ""
+        )
+
+
+class BadInput(ValueError):
+    """Input refused as a whole; ``errors`` lists every problem found, in row order."""
+
+    def __init__(self, errors: list[RowError]):
+        self.errors = errors
+        shown = "\n".join(str(e) for e in errors[:50])
+        more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        super().__init__(shown + more)
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return QUARANTINE_SCHEMA.to_frame()
+
+
+def quarantine_file(file: str, reason: str, raw: str | None = None) -> pl.DataFrame:
+    """A whole file refused (unknown header, bad encoding, truncated JSON): one entry."""
+    return pl.DataFrame(
+        [{"file": file, "row": None, "column": None, "reason": reason, "raw": raw}],
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def quarantine_rows(bad: pl.DataFrame, file: str) -> pl.DataFrame:
+    """Quarantine rows from a frame with ``row``, ``column``, ``reason``, ``raw`` columns."""
+    return bad.select(
+        file=pl.lit(file, pl.String),
+        row=pl.col("row").cast(pl.Int64),
+        column=pl.col("column").cast(pl.String),
+        reason=pl.col("reason").cast(pl.String),
+        raw=pl.col("raw").cast(pl.String),
+    )
+
+
+def rows_to_errors(quarantine: pl.DataFrame) -> list[RowError]:
+    return [
+        RowError(file=r["file"], row=r["row"], column=r["column"], reason=r["reason"], raw=r["raw"])
+        for r in quarantine.sort("file", "row", nulls_last=False).iter_rows(named=True)
+    ]
