@@ -1,0 +1,435 @@
+"""Which lot closes first: the sequential heart of unit costing.
+
+The problem
+-----------
+A (book, asset) position is a set of open lots of one sign. A trade of the same sign (or one
+meeting a flat position) opens a lot; a trade of the opposite sign closes lots one at a time
+in the method's order until it is used up or the position is flat, and what is left opens a
+lot of its own sign (a flip). FIFO closes the oldest lot, LIFO the newest, HIFO the lot with
+the least gain (highest entry price when long, lowest when short; ties to the oldest). All
+three are one routine here: only the choice of the next lot differs.
+
+Matching only *moves quantities*: it adds, subtracts and compares. So the kernel works on
+quantities as scaled integers and emits ``(closing trade, lot, quantity)`` matches; Polars
+then prices every match exactly in ``Decimal`` (:mod:`utl.costing`). HIFO needs to compare
+prices, never to compute with them, so it gets each trade's price *rank*.
+
+Worked example (FIFO, quantities scaled by 10): trades ``t0 +10``, ``t1 +20``, ``t2 -15``.
+``t2`` closes 10 of ``t0`` and 5 of ``t1``: matches ``(2, 0, 10)``, ``(2, 1, 5)``; the lot
+``t1`` stays open with 15. Under LIFO the single match is ``(2, 1, 15)``.
+
+WAC is different: the pool's average entry price changes every time the position grows, so
+the kernel must carry the average itself. It does so exactly, as an integer at 18 digits
+after the point, in 128-bit arithmetic built from 64-bit halves (numba has no 128-bit
+integer), rounding half-even after each re-averaging as the contract allows.
+
+Both kernels are compiled with numba over ``int64``. When the numbers do not fit (a
+quantity that is huge at the data's scale, an average or product past 128 bits) the same
+matching kernel runs as plain Python over Python integers, which never overflow, and WAC
+has a plain-Python twin; :mod:`utl.costing` chooses, and both paths are tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+FIFO, LIFO, HIFO = 0, 1, 2
+METHOD_CODES = {"fifo": FIFO, "lifo": LIFO, "hifo": HIFO}
+
+
+# ---------------------------------------------------------------------------------------
+# FIFO / LIFO / HIFO
+# ---------------------------------------------------------------------------------------
+
+
+def _build_matcher(jit):
+    """The matching kernel and its heap helpers, built once compiled and once as Python."""
+
+    @jit
+    def heap_before(a, b, lot_sign, rank, lot_trade):
+        """True when lot slot ``a`` closes before slot ``b`` under HIFO."""
+        ra = rank[lot_trade[a]]
+        rb = rank[lot_trade[b]]
+        if ra != rb:
+            # Long: the highest entry price closes first; short: the lowest.
+            return ra > rb if lot_sign > 0 else ra < rb
+        return a < b  # slots grow with time: ties go to the oldest lot
+
+    @jit
+    def heap_push(heap, size, slot, lot_sign, rank, lot_trade):
+        i = size
+        heap[i] = slot
+        while i > 0:
+            parent = (i - 1) // 2
+            if heap_before(heap[i], heap[parent], lot_sign, rank, lot_trade):
+                heap[i], heap[parent] = heap[parent], heap[i]
+                i = parent
+            else:
+                break
+        return size + 1
+
+    @jit
+    def heap_pop(heap, size, lot_sign, rank, lot_trade):
+        size -= 1
+        heap[0] = heap[size]
+        i = 0
+        while True:
+            left = 2 * i + 1
+            right = left + 1
+            best = i
+            if left < size and heap_before(heap[left], heap[best], lot_sign, rank, lot_trade):
+                best = left
+            if right < size and heap_before(heap[right], heap[best], lot_sign, rank, lot_trade):
+                best = right
+            if best == i:
+                break
+            heap[i], heap[best] = heap[best], heap[i]
+            i = best
+        return size
+
+    @jit
+    def match(group, qty, rank, method, m_close, m_lot, m_qty, open_trade, open_qty, lot_trade, lot_qty, heap):
+        """Match closing trades against open lots, trade by trade, group by group.
+
+        ``group`` (sorted, contiguous), ``qty`` (signed, scaled) and ``rank`` describe the
+        trades in application order. Fills ``m_close``/``m_lot``/``m_qty`` (trade indices and
+        the positive quantity closed) and ``open_trade``/``open_qty`` (the lots open at the
+        end of each group). ``lot_trade``, ``lot_qty`` and ``heap`` are scratch space of the
+        trades' length. Returns ``(n_matches, n_open)``.
+        """
+        n = qty.shape[0]
+        k = 0
+        n_open = 0
+        start = 0
+        while start < n:
+            end = start
+            while end < n and group[end] == group[start]:
+                end += 1
+            head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+            tail = 0
+            size = 0
+            lot_sign = 0
+            for i in range(start, end):
+                q = qty[i]
+                sign = 1 if q > 0 else -1
+                live = (tail - head) if method != HIFO else size
+                if live > 0 and sign != lot_sign:
+                    remaining = -q if q < 0 else q
+                    while remaining > 0 and live > 0:
+                        if method == FIFO:
+                            s = head
+                        elif method == LIFO:
+                            s = tail - 1
+                        else:
+                            s = heap[0]
+                        held = lot_qty[s] if lot_qty[s] > 0 else -lot_qty[s]
+                        take = held if held < remaining else remaining
+                        m_close[k] = i
+                        m_lot[k] = lot_trade[s]
+                        m_qty[k] = take
+                        k += 1
+                        remaining -= take
+                        if take == held:
+                            if method == FIFO:
+                                head += 1
+                            elif method == LIFO:
+                                tail -= 1
+                            else:
+                                size = heap_pop(heap, size, lot_sign, rank, lot_trade)
+                            live -= 1
+                        else:
+                            lot_qty[s] -= take * lot_sign
+                    if remaining > 0:
+                        # The trade flips the position: its rest opens a lot of its own sign.
+                        lot_trade[0] = i
+                        lot_qty[0] = remaining * sign
+                        head = 0
+                        tail = 1
+                        lot_sign = sign
+                        if method == HIFO:
+                            heap[0] = 0
+                            size = 1
+                else:
+                    if live == 0:
+                        head = 0
+                        tail = 0
+                    lot_trade[tail] = i
+                    lot_qty[tail] = q
+                    lot_sign = sign
+                    if method == HIFO:
+                        size = heap_push(heap, size, tail, lot_sign, rank, lot_trade)
+                    tail += 1
+            if method == HIFO:
+                for j in range(size):
+                    open_trade[n_open] = lot_trade[heap[j]]
+                    open_qty[n_open] = lot_qty[heap[j]]
+                    n_open += 1
+            else:
+                for s in range(head, tail):
+                    open_trade[n_open] = lot_trade[s]
+                    open_qty[n_open] = lot_qty[s]
+                    n_open += 1
+            start = end
+        return k, n_open
+
+    return match
+
+
+_match_compiled = _build_matcher(njit(cache=True))
+_match_python = _build_matcher(lambda f: f)
+
+
+def match_lots(group: np.ndarray, qty: np.ndarray, rank: np.ndarray, method: str):
+    """Run the matching kernel: compiled for ``int64`` quantities, in Python integers (which
+    never overflow) for ``object`` ones. Returns ``(m_close, m_lot, m_qty, open_trade,
+    open_qty)``; open lots are grouped by (book, asset) group, not otherwise ordered."""
+    n = qty.shape[0]
+    exact = qty.dtype == object
+    qdtype = object if exact else np.int64
+    m_close = np.empty(2 * n, np.int64)
+    m_lot = np.empty(2 * n, np.int64)
+    m_qty = np.zeros(2 * n, qdtype)
+    open_trade = np.empty(n, np.int64)
+    open_qty = np.zeros(n, qdtype)
+    lot_trade = np.empty(n, np.int64)
+    lot_qty = np.zeros(n, qdtype)
+    heap = np.empty(n, np.int64)
+    kernel = _match_python if exact else _match_compiled
+    k, n_open = kernel(group, qty, rank, METHOD_CODES[method], m_close, m_lot, m_qty,
+                       open_trade, open_qty, lot_trade, lot_qty, heap)
+    return m_close[:k], m_lot[:k], m_qty[:k], open_trade[:n_open], open_qty[:n_open]
+
+
+# ---------------------------------------------------------------------------------------
+# 128-bit unsigned arithmetic on (hi, lo) pairs of uint64, for the WAC average
+# ---------------------------------------------------------------------------------------
+
+_M32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+
+
+@njit(cache=True)
+def _mul64(a, b):
+    """Full 128-bit product of two uint64."""
+    a_lo = a & _M32
+    a_hi = a >> _S32
+    b_lo = b & _M32
+    b_hi = b >> _S32
+    ll = a_lo * b_lo
+    lh = a_lo * b_hi
+    hl = a_hi * b_lo
+    hh = a_hi * b_hi
+    mid = (ll >> _S32) + (lh & _M32) + (hl & _M32)
+    lo = (ll & _M32) | ((mid & _M32) << _S32)
+    hi = hh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
+    return hi, lo
+
+
+@njit(cache=True)
+def _add128(ah, al, bh, bl):
+    lo = al + bl
+    carry = _ONE if lo < al else _ZERO
+    hi = ah + bh + carry
+    overflow = hi < ah or (carry == _ONE and hi == ah)
+    return hi, lo, overflow
+
+
+@njit(cache=True)
+def _sub128(ah, al, bh, bl):
+    """a - b for a >= b."""
+    lo = al - bl
+    borrow = _ONE if al < bl else _ZERO
+    return ah - bh - borrow, lo
+
+
+@njit(cache=True)
+def _ge128(ah, al, bh, bl):
+    return ah > bh or (ah == bh and al >= bl)
+
+
+@njit(cache=True)
+def _mul128_64(h, l, m):
+    """(h, l) * m, and whether the product passed 128 bits."""
+    h1, l1 = _mul64(l, m)
+    h2, l2 = _mul64(h, m)
+    hi = h1 + l2
+    overflow = h2 != _ZERO or hi < h1
+    return hi, l1, overflow
+
+
+@njit(cache=True)
+def _divmod128_64(h, l, d):
+    """(h, l) // d and (h, l) % d for 0 < d < 2**63 (so twice a remainder fits in 64 bits)."""
+    qh = h // d
+    r = h % d
+    ql = _ZERO
+    for bit in range(63, -1, -1):
+        r = (r << _ONE) | ((l >> np.uint64(bit)) & _ONE)
+        ql = ql << _ONE
+        if r >= d:
+            r -= d
+            ql = ql | _ONE
+    return qh, ql, r
+
+
+_E18 = np.uint64(10**18)
+_HALF64 = np.uint64(2**63)
+
+
+@njit(cache=True)
+def _split18(ah, al):
+    """A 128-bit value at 18 digits as (fits, integer part, fraction digits)."""
+    qh, ql, r = _divmod128_64(ah, al, _E18)
+    return qh == _ZERO and ql < _HALF64, np.int64(ql), np.int64(r)
+
+
+@njit(cache=True)
+def _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, pool_start, end_pos, end_avg_int, end_avg_frac, end_start):
+    """Weighted-average cost over scaled quantities and prices split at the point.
+
+    Per trade: ``closed`` (positive quantity closed), for closing trades the pool average
+    *before* the trade (``avg_int`` + ``avg_frac``/1e18; left as given otherwise) and ``pool_start`` (index of the trade that opened the
+    pool in force after it, -1 when flat). Per group (in order): position, average and pool
+    start at the end. Returns False when a number outgrew 128 bits (the caller then takes
+    the exact Python path).
+    """
+    n = qty.shape[0]
+    g = 0
+    pos = np.int64(0)
+    ah = _ZERO  # the pool's average as a 128-bit integer at 18 digits after the point
+    al = _ZERO
+    start_i = -1
+    for i in range(n):
+        if i > 0 and group[i] != group[i - 1]:
+            fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
+            if not fits:
+                return False
+            end_pos[g] = pos
+            end_start[g] = start_i
+            g += 1
+            pos = np.int64(0)
+            ah = _ZERO
+            al = _ZERO
+            start_i = -1
+        q = qty[i]
+        ph, pl = _mul64(np.uint64(price_int[i]), _E18)
+        ph, pl, ovf = _add128(ph, pl, _ZERO, np.uint64(price_frac[i]))
+        if ovf:
+            return False
+        if pos == 0 or (pos > 0) == (q > 0):
+            closed[i] = 0
+            if pos == 0:
+                ah, al = ph, pl
+                start_i = i
+            else:
+                # avg' = avg + (price - avg) * q / (pos + q), rounded half-even on avg'.
+                bq = np.uint64(q if q > 0 else -q)
+                bp = np.uint64(pos if pos > 0 else -pos)
+                after = bq + bp
+                up = _ge128(ph, pl, ah, al)
+                if up:
+                    dh, dl = _sub128(ph, pl, ah, al)
+                else:
+                    dh, dl = _sub128(ah, al, ph, pl)
+                nh, nl, ovf = _mul128_64(dh, dl, bq)
+                if ovf:
+                    return False
+                sh, sl, rem = _divmod128_64(nh, nl, after)
+                twice = rem << _ONE
+                if up:
+                    ah, al, ovf = _add128(ah, al, sh, sl)
+                else:
+                    ah, al = _sub128(ah, al, sh, sl)
+                if ovf:
+                    return False
+                # Round the new average half-even: past half always moves away from avg.
+                if twice > after or (twice == after and (al & _ONE) == _ONE):
+                    if up:
+                        ah, al, ovf = _add128(ah, al, _ZERO, _ONE)
+                    else:
+                        ah, al = _sub128(ah, al, _ZERO, _ONE)
+            pos += q
+        else:
+            # Only a closing trade needs the average it realizes against.
+            fits, avg_int[i], avg_frac[i] = _split18(ah, al)
+            if not fits:
+                return False
+            held = pos if pos > 0 else -pos
+            size = q if q > 0 else -q
+            if size <= held:
+                closed[i] = size
+                pos += q
+                if pos == 0:
+                    ah = _ZERO
+                    al = _ZERO
+                    start_i = -1
+            else:
+                closed[i] = held
+                pos += q
+                ah, al = ph, pl
+                start_i = i
+        pool_start[i] = start_i
+    if n > 0:
+        fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
+        if not fits:
+            return False
+        end_pos[g] = pos
+        end_start[g] = start_i
+    return True
+
+
+def wac_exact(group, qty, price18):
+    """The WAC recurrence in Python integers: the exact path for numbers past 128 bits.
+
+    ``qty`` are scaled integers, ``price18`` prices as integers at 18 digits. Returns
+    per-trade ``closed``, ``avg_before`` (int at 18 digits), ``pool_start`` and per-group
+    ``end_pos``, ``end_avg``, ``end_start``.
+    """
+    n = len(qty)
+    closed = [0] * n
+    avg_before = [0] * n
+    pool_start = [-1] * n
+    end_pos, end_avg, end_start = [], [], []
+    pos = avg = 0
+    start_i = -1
+    for i in range(n):
+        if i > 0 and group[i] != group[i - 1]:
+            end_pos.append(pos)
+            end_avg.append(avg)
+            end_start.append(start_i)
+            pos = avg = 0
+            start_i = -1
+        avg_before[i] = avg
+        q = int(qty[i])
+        p = int(price18[i])
+        if pos == 0:
+            avg, start_i = p, i
+            pos = q
+        elif (pos > 0) == (q > 0):
+            after = abs(pos) + abs(q)
+            num = avg * abs(pos) + p * abs(q)
+            quot, rem = divmod(num, after)
+            if 2 * rem > after or (2 * rem == after and quot % 2 == 1):
+                quot += 1
+            avg = quot
+            pos += q
+        elif abs(q) <= abs(pos):
+            closed[i] = abs(q)
+            pos += q
+            if pos == 0:
+                avg, start_i = 0, -1
+        else:
+            closed[i] = abs(pos)
+            pos += q
+            avg, start_i = p, i
+        pool_start[i] = start_i
+    if n:
+        end_pos.append(pos)
+        end_avg.append(avg)
+        end_start.append(start_i)
+    return closed, avg_before, pool_start, end_pos, end_avg, end_start
+
+wac_kernel = _wac_kernel
