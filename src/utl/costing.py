@@ -35,7 +35,6 @@ METHODS: tuple[str, ...] = ("fifo", "lifo", "hifo", "wac")
 REQUIRED = ("book", "asset", "ts", "trade_id", "qty", "price")
 INT64_MAX = 2**63 - 1
 _WIDE = Context(prec=200, rounding=ROUND_HALF_EVEN)
-_ROW = "__row"
 _GROUP = "__group"
 
 
@@ -53,26 +52,66 @@ def compute_costs(trades: pl.DataFrame | pl.LazyFrame, method: Method = "fifo", 
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
     valid = validate_trades(frame, source=source)
-    ordered = valid.sort("book", "asset", "ts", _ROW).with_columns(
-        ((pl.col("book") != pl.col("book").shift()) | (pl.col("asset") != pl.col("asset").shift()))
-        .fill_null(True)
-        .cum_sum()
-        .cast(pl.Int64)
-        .sub(1)
-        .alias(_GROUP)
+    order, group = application_order(valid)
+    ordered = pl.DataFrame(
+        {
+            _GROUP: group,
+            "qty": valid["qty"].gather(order),
+            "price": valid["price"].gather(order),
+        }
     )
     scale = int(ordered.select(count_decimals(pl.col("qty")).max()).item() or 0)
-    if method == "wac":
-        per_trade, positions, open_lots = _cost_wac(ordered, scale)
-    else:
-        per_trade, positions, open_lots = _cost_lots(ordered, scale, method)
-    realized = (
-        ordered.with_columns(per_trade)
-        .with_columns(position_after=pl.col("qty").cum_sum().over(_GROUP))
-        .sort(_ROW)
-        .drop(_ROW, _GROUP)
+    cost = _cost_wac if method == "wac" else _cost_lots
+    realized_pnl, closed_qty, lots = cost(ordered, scale, method)
+    open_lots = _describe_lots(valid, order, lots, pooled=method == "wac")
+    averages = (
+        open_lots.select("book", "asset", pl.col("entry_price").alias("avg_price"))
+        if method == "wac"
+        else _exact_averages(open_lots)
     )
+
+    per_trade = ordered.select(
+        _GROUP,
+        pl.col("qty").cum_sum().over(_GROUP).alias("position_after"),
+        realized_pnl.alias("realized_pnl"),
+        closed_qty.alias("closed_qty"),
+    )
+    ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if len(group) else np.empty(0, np.int64)
+    totals = per_trade.select(
+        pl.col("position_after").alias("qty"), pl.col("realized_pnl").cum_sum().over(_GROUP).alias("realized_pnl")
+    )[ends]
+    positions = _positions(valid, order[ends], totals, open_lots, averages)
+
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))  # application order -> input order
+    realized = valid.with_columns(per_trade.select("realized_pnl", "closed_qty", "position_after")[back])
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
+
+
+def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The permutation that puts trades in the order they apply: by (book, asset), then
+    ``ts``, then input order (a stable sort). Returns it with each trade's group code in
+    that order; codes are equal exactly within a (book, asset)."""
+    codes = valid.select(
+        pl.col("book").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("b"),
+        pl.col("asset").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("a"),
+        pl.col("ts").dt.epoch("us").alias("t"),
+    )
+    if codes.height == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    n_assets = int(codes["a"].max()) + 1
+    t_min, t_max = int(codes["t"].min()), int(codes["t"].max())
+    span = t_max - t_min + 1
+    groups = (int(codes["b"].max()) + 1) * n_assets
+    codes = codes.with_columns(g=pl.col("b") * n_assets + pl.col("a"))
+    if groups * span < INT64_MAX:
+        # One int64 key sorts far faster than three columns.
+        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min))
+        order = key.select(pl.arg_sort_by(key.columns[0], maintain_order=True)).to_series()
+    else:
+        order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series()
+    order = order.cast(pl.Int64).to_numpy()
+    return order, codes["g"].to_numpy()[order]
 
 
 # ---------------------------------------------------------------------------------------
@@ -115,62 +154,54 @@ def _as_utc(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
 
 def validate_trades(frame: pl.DataFrame, *, source: str | None = None) -> pl.DataFrame:
     """Check trades against the contract and return them with ``qty``/``price`` as exact
-    decimals, ``ts`` in UTC and the input row number; raise :class:`BadInput` listing every
-    problem (missing column, null, unparseable or zero quantity, non-positive or unparseable
-    price, bad timestamp, duplicate ``trade_id`` within a book)."""
+    decimals and ``ts`` in UTC; raise :class:`BadInput` listing every problem (missing
+    column, null, unparseable or zero quantity, non-positive or unparseable price, bad
+    timestamp, duplicate ``trade_id`` within a book)."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise BadInput([RowError(source, None, c, "missing column") for c in missing])
     qty, qty_bad, qty_reason = _as_decimal(frame, "qty")
     price, price_bad, price_reason = _as_decimal(frame, "price")
     ts, ts_bad = _as_utc(frame)
-    checked = frame.with_columns(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_ROW),
-        pl.col("book").cast(pl.String),
-        pl.col("asset").cast(pl.String),
-        pl.col("trade_id").cast(pl.String),
+    parsed = frame.with_columns(
+        pl.col("book", "asset", "trade_id").cast(pl.String),
         qty.alias("__qty"),
-        qty_bad.alias("__qty_bad"),
         price.alias("__price"),
-        price_bad.alias("__price_bad"),
         ts.alias("__ts"),
-        ts_bad.alias("__ts_bad"),
     )
     problems = [
-        *[(c, pl.col(c).is_null(), pl.lit("is null")) for c in REQUIRED],
-        ("qty", pl.col("__qty_bad"), pl.lit(qty_reason)),
-        ("qty", pl.col("__qty") == 0, pl.lit("is zero")),
-        ("price", pl.col("__price_bad"), pl.lit(price_reason)),
-        ("price", pl.col("__price") <= 0, pl.lit("is not positive")),
-        ("ts", pl.col("__ts_bad"), pl.lit("is not an ISO 8601 timestamp")),
-        (
-            "trade_id",
-            pl.int_range(pl.len()).over("book", "trade_id") > 0,
-            pl.format("is a duplicate within book {}", pl.col("book")),
-        ),
+        *[(c, pl.col(c).is_null(), "is null") for c in REQUIRED],
+        ("qty", qty_bad, qty_reason),
+        ("qty", pl.col("__qty") == 0, "is zero"),
+        ("price", price_bad, price_reason),
+        ("price", pl.col("__price") <= 0, "is not positive"),
+        ("ts", ts_bad, "is not an ISO 8601 timestamp"),
+        ("trade_id", pl.int_range(pl.len()).over("book", "trade_id") > 0, "is a duplicate within book"),
     ]
+    flags = parsed.select([bad.fill_null(False).alias(f"__bad{i}") for i, (_, bad, _) in enumerate(problems)])
+    if flags.select(pl.any_horizontal(pl.all()).any()).item():
+        raise BadInput(_row_errors(parsed, flags, problems, source))
+    return parsed.with_columns(qty=pl.col("__qty"), price=pl.col("__price"), ts=pl.col("__ts")).drop(
+        "__qty", "__price", "__ts"
+    )
+
+
+def _row_errors(parsed: pl.DataFrame, flags: pl.DataFrame, problems, source: str | None) -> list[RowError]:
+    """Every problem as a :class:`RowError`, in row order (only runs when something is bad)."""
+    marked = pl.concat([parsed, flags], how="horizontal").with_row_index("__row", offset=1)
     found = pl.concat(
         [
-            checked.filter(bad.fill_null(False)).select(
-                pl.col(_ROW),
+            marked.filter(pl.col(f"__bad{i}")).select(
+                pl.col("__row").cast(pl.Int64),
                 pl.lit(column).alias("column"),
-                reason.alias("reason"),
+                (pl.format("{} {}", pl.lit(reason), pl.col("book")) if column == "trade_id" else pl.lit(reason)).alias("reason"),
                 pl.col(column).cast(pl.String).alias("raw"),
                 pl.col("trade_id"),
             )
-            for column, bad, reason in problems
+            for i, (column, _, reason) in enumerate(problems)
         ]
-    ).sort(_ROW, maintain_order=True)
-    if found.height:
-        raise BadInput(
-            [
-                RowError(source, r[_ROW], r["column"], r["reason"], r["raw"], r["trade_id"])
-                for r in found.iter_rows(named=True)
-            ]
-        )
-    return checked.with_columns(
-        qty=pl.col("__qty"), price=pl.col("__price"), ts=pl.col("__ts")
-    ).drop("__qty", "__qty_bad", "__price", "__price_bad", "__ts", "__ts_bad")
+    ).sort("__row", maintain_order=True)
+    return [RowError(source, r["__row"], r["column"], r["reason"], r["raw"], r["trade_id"]) for r in found.iter_rows(named=True)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -183,9 +214,7 @@ def _fits_int64(ordered: pl.DataFrame, scale: int) -> bool:
     position can exceed the group's total traded quantity."""
     bound = Decimal(INT64_MAX).scaleb(-scale, _WIDE)
     try:
-        largest = (
-            ordered.lazy().group_by(_GROUP).agg(pl.col("qty").abs().sum()).select(pl.col("qty").max()).collect().item()
-        )
+        largest = ordered.lazy().group_by(_GROUP).agg(pl.col("qty").abs().sum()).select(pl.col("qty").max()).collect().item()
     except pl.exceptions.ComputeError:  # the total itself overflowed Decimal(38, 18)
         return False
     return largest is None or largest <= bound
@@ -203,109 +232,35 @@ def _unscaled(values: np.ndarray, scale: int) -> pl.Series:
     return pl.Series(values, dtype=pl.Int64).cast(DECIMAL) * pl.Series([Decimal(1).scaleb(-scale)], dtype=DECIMAL)
 
 
-# ---------------------------------------------------------------------------------------
-# FIFO, LIFO, HIFO
-# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _OpenLots:
+    lot: np.ndarray  # application-order index of the trade that opened each lot or pool
+    qty: pl.Series
+    entry_price: pl.Series
 
 
-def _cost_lots(ordered: pl.DataFrame, scale: int, method: str):
-    fits = _fits_int64(ordered, scale)
-    qty = _scaled(ordered["qty"], scale, fits)
-    group = ordered[_GROUP].to_numpy()
-    rank = ordered.select(pl.col("price").rank("dense").cast(pl.Int64)).to_series().to_numpy()
-    m_close, m_lot, m_qty, open_trade, open_qty = match_lots(group, qty, rank, method)
-
-    price = ordered["price"]
-    matches = pl.DataFrame(
+def _describe_lots(valid: pl.DataFrame, order: np.ndarray, lots: _OpenLots, *, pooled: bool) -> pl.DataFrame:
+    rows = order[lots.lot]
+    return pl.DataFrame(
         {
-            "close": m_close,
-            "closed": _unscaled(m_qty, scale),
-            "exit_price": price.gather(m_close),
-            "entry_price": price.gather(m_lot),
-            "long": ordered["qty"].gather(m_lot) > 0,
+            "book": valid["book"].gather(rows),
+            "asset": valid["asset"].gather(rows),
+            "trade_id": pl.Series([None] * len(rows), dtype=pl.String) if pooled else valid["trade_id"].gather(rows),
+            "opened_ts": valid["ts"].gather(rows),
+            "qty": lots.qty,
+            "entry_price": lots.entry_price,
         }
-    )
-    per_close = (
-        matches.lazy()
-        .select(
-            "close",
-            "closed",
-            pl.when("long")
-            .then(pl.col("closed") * (pl.col("exit_price") - pl.col("entry_price")))
-            .otherwise(pl.col("closed") * (pl.col("entry_price") - pl.col("exit_price")))
-            .alias("realized_pnl"),
-        )
-        .group_by("close")
-        .agg(pl.col("realized_pnl").sum(), pl.col("closed").sum().alias("closed_qty"))
-        .collect()
-    )
-    realized_pnl, closed_qty = _scatter(ordered.height, per_close)
-
-    lots = pl.DataFrame({"lot": open_trade, "qty": _unscaled(open_qty, scale)}).sort("lot")
-    open_lots = pl.DataFrame(
-        {
-            "book": ordered["book"].gather(lots["lot"]),
-            "asset": ordered["asset"].gather(lots["lot"]),
-            "trade_id": ordered["trade_id"].gather(lots["lot"]),
-            "opened_ts": ordered["ts"].gather(lots["lot"]),
-            "qty": lots["qty"],
-            "entry_price": price.gather(lots["lot"]),
-        }
-    )
-    positions = _positions(ordered, realized_pnl, open_lots, _exact_averages(open_lots))
-    return [realized_pnl, closed_qty], positions, open_lots
+    ).sort("book", "asset", maintain_order=True)
 
 
-def _scatter(n: int, per_close: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
-    """Per-trade realized PnL and closed quantity, zero for trades that only opened."""
-    full = (
-        pl.DataFrame({"close": np.arange(n, dtype=np.int64)})
-        .join(per_close, on="close", how="left")
-        .sort("close")
-        .with_columns(pl.col("realized_pnl", "closed_qty").fill_null(pl.lit(0, DECIMAL)))
-    )
-    return full["realized_pnl"].cast(DECIMAL), full["closed_qty"].cast(DECIMAL)
-
-
-def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
-    """``avg_price`` per open position, divided out of the unrounded lot products.
-
-    ``sum(qty * entry_price)`` can need 36 digits after the point, more than a Decimal(38,18)
-    holds, so this sum runs in Python's decimal over the open lots only (few, next to the
-    trades) and the quotient is rounded half-even at 18 digits.
-    """
-    if open_lots.height == 0:
-        return pl.DataFrame(schema={"book": pl.String, "asset": pl.String, "avg_price": DECIMAL})
-    keys = open_lots.select("book", "asset").rows()
-    qtys = open_lots["qty"].to_list()
-    prices = open_lots["entry_price"].to_list()
-    totals: dict[tuple[str, str], list[Decimal]] = {}
-    for key, q, p in zip(keys, qtys, prices):
-        acc = totals.setdefault(key, [Decimal(0), Decimal(0)])
-        acc[0] = _WIDE.add(acc[0], _WIDE.multiply(q, p))
-        acc[1] = _WIDE.add(acc[1], q)
-    quantum = Decimal(1).scaleb(-SCALE)
-    rows = [
-        (book, asset, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN))
-        for (book, asset), (cost, qty) in totals.items()
-    ]
-    return pl.DataFrame(rows, schema={"book": pl.String, "asset": pl.String, "avg_price": DECIMAL}, orient="row")
-
-
-def _positions(ordered: pl.DataFrame, realized_pnl: pl.Series, open_lots: pl.DataFrame, averages: pl.DataFrame) -> pl.DataFrame:
-    totals = (
-        ordered.lazy()
-        .with_columns(realized_pnl=realized_pnl)
-        .group_by("book", "asset")
-        .agg(pl.col("qty").sum(), pl.col("realized_pnl").sum())
-    )
-    basis = (
-        open_lots.lazy()
-        .group_by("book", "asset")
-        .agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost_basis"))
-    )
+def _positions(valid: pl.DataFrame, rows: np.ndarray, totals: pl.DataFrame, open_lots: pl.DataFrame, averages: pl.DataFrame) -> pl.DataFrame:
+    """One row per (book, asset): end quantity, open cost, average, realized PnL."""
+    basis = open_lots.lazy().group_by("book", "asset").agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost_basis"))
     return (
-        totals.join(basis, on=["book", "asset"], how="left")
+        pl.DataFrame({"book": valid["book"].gather(rows), "asset": valid["asset"].gather(rows)})
+        .with_columns(totals)
+        .lazy()
+        .join(basis, on=["book", "asset"], how="left")
         .join(averages.lazy(), on=["book", "asset"], how="left")
         .select(
             "book",
@@ -320,6 +275,76 @@ def _positions(ordered: pl.DataFrame, realized_pnl: pl.Series, open_lots: pl.Dat
     )
 
 
+def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
+    """``avg_price`` per open position, divided out of the unrounded lot products.
+
+    ``sum(qty * entry_price)`` can need 36 digits after the point, more than a Decimal(38,18)
+    holds, so this sum runs in Python's decimal over the open lots only (few, next to the
+    trades) and the quotient is rounded half-even at 18 digits.
+    """
+    schema = {"book": pl.String, "asset": pl.String, "avg_price": DECIMAL}
+    if open_lots.height == 0:
+        return pl.DataFrame(schema=schema)
+    totals: dict[tuple[str, str], list[Decimal]] = {}
+    for book, asset, q, p in open_lots.select("book", "asset", "qty", "entry_price").iter_rows():
+        acc = totals.setdefault((book, asset), [Decimal(0), Decimal(0)])
+        acc[0] = _WIDE.add(acc[0], _WIDE.multiply(q, p))
+        acc[1] = _WIDE.add(acc[1], q)
+    quantum = Decimal(1).scaleb(-SCALE)
+    rows = [
+        (book, asset, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN))
+        for (book, asset), (cost, qty) in totals.items()
+    ]
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+# ---------------------------------------------------------------------------------------
+# FIFO, LIFO, HIFO
+# ---------------------------------------------------------------------------------------
+
+
+def _cost_lots(ordered: pl.DataFrame, scale: int, method: str) -> tuple[pl.Series, pl.Series, _OpenLots]:
+    """Match in the kernel, then price every match exactly; per-trade results in
+    application order."""
+    fits = _fits_int64(ordered, scale)
+    qty = _scaled(ordered["qty"], scale, fits)
+    group = ordered[_GROUP].to_numpy()
+    if method == "hifo":
+        rank = ordered.select(pl.col("price").rank("dense").cast(pl.Int64)).to_series().to_numpy()
+    else:
+        rank = np.zeros(len(qty), np.int64)  # only HIFO compares prices
+    m_close, m_lot, m_qty, open_trade, open_qty = match_lots(group, qty, rank, method)
+
+    price = ordered["price"]
+    closed = _unscaled(m_qty, scale)
+    matches = pl.DataFrame(
+        {
+            "close": m_close,
+            "closed": closed,
+            "exit_price": price.gather(m_close),
+            "entry_price": price.gather(m_lot),
+            "long": ordered["qty"].gather(m_lot) > 0,
+        }
+    ).select(
+        "close",
+        "closed",
+        pl.when("long")
+        .then(pl.col("closed") * (pl.col("exit_price") - pl.col("entry_price")))
+        .otherwise(pl.col("closed") * (pl.col("entry_price") - pl.col("exit_price")))
+        .alias("realized"),
+    )
+    # The kernel emits matches in trade order, so each closing trade's matches are a run.
+    per_close = matches.lazy().group_by("close", maintain_order=True).agg(pl.col("realized", "closed").sum()).collect()
+    zeros = pl.Series([Decimal(0)], dtype=DECIMAL).extend_constant(Decimal(0), len(qty) - 1) if len(qty) else pl.Series([], dtype=DECIMAL)
+    idx = per_close["close"]
+    realized_pnl = zeros.clone().scatter(idx, per_close["realized"].cast(DECIMAL))
+    closed_qty = zeros.clone().scatter(idx, per_close["closed"].cast(DECIMAL))
+
+    keep = np.argsort(open_trade, kind="stable")  # opening order
+    lots = _OpenLots(open_trade[keep], _unscaled(open_qty[keep], scale), price.gather(open_trade[keep]))
+    return realized_pnl, closed_qty, lots
+
+
 # ---------------------------------------------------------------------------------------
 # WAC
 # ---------------------------------------------------------------------------------------
@@ -332,12 +357,13 @@ def _price_parts(price: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return integer.to_numpy(), fraction.to_numpy()
 
 
-def _cost_wac(ordered: pl.DataFrame, scale: int):
+def _cost_wac(ordered: pl.DataFrame, scale: int, method: str = "wac") -> tuple[pl.Series, pl.Series, _OpenLots]:
+    """The pool average runs in the kernel (128-bit, exact); realized PnL is priced here."""
     n = ordered.height
     group = ordered[_GROUP].to_numpy()
-    n_groups = int(group[-1]) + 1 if n else 0
-    result = None
-    if _fits_int64(ordered, scale) and (n == 0 or ordered["price"].max() < Decimal(2**63 - 1)):
+    n_groups = int(np.count_nonzero(group[1:] != group[:-1])) + 1 if n else 0
+    outcome = None
+    if _fits_int64(ordered, scale) and (n == 0 or ordered["price"].max() < Decimal(INT64_MAX)):
         qty = _scaled(ordered["qty"], scale, True)
         price_int, price_frac = _price_parts(ordered["price"])
         closed = np.zeros(n, np.int64)
@@ -350,60 +376,36 @@ def _cost_wac(ordered: pl.DataFrame, scale: int):
         end_start = np.empty(n_groups, np.int64)
         if wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, pool_start,
                       end_pos, end_avg_int, end_avg_frac, end_start):
-            avg_before = _join_parts(avg_int, avg_frac)
-            end_avg = _join_parts(end_avg_int, end_avg_frac)
-            result = closed, avg_before, end_pos, end_avg, end_start
-    if result is None:
+            outcome = closed, _join_parts(avg_int, avg_frac), end_pos, _join_parts(end_avg_int, end_avg_frac), end_start
+    if outcome is None:  # past int64/128 bits: the same recurrence in Python integers
         qty = _scaled(ordered["qty"], scale, False)
         price18 = [int(p.scaleb(SCALE, _WIDE)) for p in ordered["price"].to_list()]
         closed, avg18, _, end_pos, end_avg18, end_start = wac_exact(group, qty, price18)
-        closed = np.array(closed, dtype=object)
-        end_pos = np.array(end_pos, dtype=object)
-        end_start = np.array(end_start, dtype=np.int64)
-        avg_before = pl.Series([Decimal(a).scaleb(-SCALE) for a in avg18], dtype=DECIMAL)
-        end_avg = pl.Series([Decimal(a).scaleb(-SCALE) for a in end_avg18], dtype=DECIMAL)
-        result = closed, avg_before, end_pos, end_avg, end_start
-    closed, avg_before, end_pos, end_avg, end_start = result
+        outcome = (
+            np.array(closed, dtype=object),
+            pl.Series([Decimal(a).scaleb(-SCALE) for a in avg18], dtype=DECIMAL),
+            np.array(end_pos, dtype=object),
+            pl.Series([Decimal(a).scaleb(-SCALE) for a in end_avg18], dtype=DECIMAL),
+            np.array(end_start, dtype=np.int64),
+        )
+    closed, avg_before, end_pos, end_avg, end_start = outcome
 
     closed_qty = _unscaled(closed, scale)
-    per_trade = ordered.select(
+    realized_pnl = ordered.select(
         pl.when(pl.col("qty") < 0)  # a sell closes a long pool, a buy a short one
         .then(closed_qty * (pl.col("price") - avg_before))
         .otherwise(closed_qty * (avg_before - pl.col("price")))
-        .alias("realized_pnl"),
-        closed_qty.alias("closed_qty"),
+    ).to_series()
+    open_pool = np.asarray(end_pos != 0, dtype=bool)
+    lots = _OpenLots(
+        end_start[open_pool],
+        _unscaled(end_pos, scale).filter(pl.Series(open_pool)),
+        end_avg.filter(pl.Series(open_pool)),
     )
-    ends = pl.DataFrame(
-        {
-            "book": ordered["book"].gather(_group_firsts(group, n_groups)),
-            "asset": ordered["asset"].gather(_group_firsts(group, n_groups)),
-            "qty": _unscaled(end_pos, scale),
-            "avg": end_avg,
-            "start": end_start,
-        }
-    )
-    open_ends = ends.filter(pl.col("qty") != 0)
-    open_lots = pl.DataFrame(
-        {
-            "book": open_ends["book"],
-            "asset": open_ends["asset"],
-            "trade_id": pl.Series([None] * open_ends.height, dtype=pl.String),
-            "opened_ts": ordered["ts"].gather(open_ends["start"]),
-            "qty": open_ends["qty"],
-            "entry_price": open_ends["avg"],
-        }
-    )
-    averages = open_ends.select("book", "asset", pl.col("avg").alias("avg_price"))
-    positions = _positions(ordered, per_trade["realized_pnl"], open_lots, averages)
-    return [per_trade["realized_pnl"], per_trade["closed_qty"]], positions, open_lots
+    return realized_pnl, closed_qty, lots
 
 
 def _join_parts(integer: np.ndarray, fraction: np.ndarray) -> pl.Series:
     return pl.Series(integer, dtype=pl.Int64).cast(DECIMAL) + pl.Series(fraction, dtype=pl.Int64).cast(DECIMAL) * pl.Series(
         [Decimal(1).scaleb(-SCALE)], dtype=DECIMAL
     )
-
-
-def _group_firsts(group: np.ndarray, n_groups: int) -> np.ndarray:
-    firsts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.empty(0, np.int64)
-    return firsts[:n_groups]
