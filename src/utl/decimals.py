@@ -49,26 +49,64 @@ def venue_decimal(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
     ``"1,300.50"``, ``" +2 "``, ``"$65,000.00"``, ``"-3.605E-05"`` and ``"0E-18"`` parse;
     ``"--"`` and ``""`` are null (not bad). A value needing more than 18 digits after the
-    point or 20 before it is bad, never rounded.
+    point or 20 before it is bad, never rounded. Returns ``(value, is_bad)``.
     """
-    cleaned = (
-        text.str.strip_chars()
-        .str.replace_all(",", "", literal=True)
-        .str.replace(r"^([+-]?)[$€£]", "${1}")
+    value = text.map_batches(lambda s: parse_venue_numbers(s)[0], return_dtype=DECIMAL, is_elementwise=True)
+    bad = text.map_batches(lambda s: parse_venue_numbers(s)[1], return_dtype=pl.Boolean, is_elementwise=True)
+    return value, bad
+
+
+_PLAIN = r"^-?\d{1,20}(\.\d{1,18})?$"
+
+
+def parse_venue_numbers(text: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Whole-column venue number parsing: ``(values, is_bad)``.
+
+    Most cells are already plain decimals: one regex and Polars' own parser take those.
+    Only the rest (separators, signs, exponents, blanks, junk) go through the step-by-step
+    normalisation, each step computed once over just those cells.
+    """
+    text = text.cast(pl.String)
+    plain = text.str.contains(_PLAIN).fill_null(False)
+    frame = pl.DataFrame({"t": text, "plain": plain})
+    values = frame.select(pl.when("plain").then(pl.col("t")).otherwise(None).str.to_decimal(scale=SCALE)).to_series()
+    bad = pl.Series([False], dtype=pl.Boolean).extend_constant(False, len(text) - 1) if len(text) else pl.Series([], dtype=pl.Boolean)
+    odd = (~plain).arg_true()
+    if odd.len() == 0:
+        return values.alias(text.name), bad.alias(text.name)
+    sub_values, sub_bad = _parse_odd(text.gather(odd))
+    return values.scatter(odd, sub_values).alias(text.name), bad.scatter(odd, sub_bad).alias(text.name)
+
+
+def _parse_odd(text: pl.Series) -> tuple[pl.Series, pl.Series]:
+    steps = (
+        pl.DataFrame({"raw": text})
+        .with_columns(
+            cleaned=pl.col("raw").str.strip_chars().str.replace_all(",", "", literal=True).str.replace(r"^([+-]?)[$€£]", "${1}")
+        )
+        .with_columns(
+            blank=pl.col("cleaned").is_null() | pl.col("cleaned").is_in(["", "--"]),
+            well_formed=pl.col("cleaned").str.contains(_VENUE_NUMBER).fill_null(False),
+            parts=pl.col("cleaned").str.extract_groups(r"^[+-]?(\d*)\.?(\d*)(?:[eE]([+-]?\d+))?$"),
+        )
+        .with_columns(
+            integer=pl.col("parts").struct.field("1").str.strip_chars_start("0").str.len_chars().cast(pl.Int64),
+            fraction=pl.col("parts").struct.field("2").str.strip_chars_end("0").str.len_chars().cast(pl.Int64),
+            exponent=pl.col("parts").struct.field("3").cast(pl.Int64).fill_null(0),
+        )
+        .with_columns(
+            # Shifting by the exponent moves digits between the two sides of the point.
+            ok=~pl.col("blank")
+            & pl.col("well_formed")
+            & (pl.col("fraction") - pl.col("exponent") <= SCALE)
+            & ((pl.col("integer") + pl.col("exponent") <= MAX_INTEGER_DIGITS) | (pl.col("integer") == 0))
+        )
+        .select(
+            value=pl.when("ok").then(pl.col("cleaned")).otherwise(None).str.to_decimal(scale=SCALE),
+            bad=~pl.col("blank") & ~pl.col("ok"),
+        )
     )
-    blank = cleaned.is_null() | cleaned.is_in(["", "--"])
-    well_formed = cleaned.str.contains(_VENUE_NUMBER)
-    mantissa = cleaned.str.extract(r"^[+-]?([0-9.]+)", 1)
-    exponent = cleaned.str.extract(r"[eE]([+-]?\d+)$", 1).cast(pl.Int64).fill_null(0)
-    fraction = mantissa.str.extract(r"\.(\d*)$", 1).fill_null("").str.strip_chars_end("0")
-    integer = mantissa.str.extract(r"^(\d*)", 1).str.strip_chars_start("0")
-    # Shifting by the exponent moves digits between the two sides of the point.
-    frac_digits = fraction.str.len_chars().cast(pl.Int64) - exponent
-    int_digits = integer.str.len_chars().cast(pl.Int64) + exponent
-    fits = (frac_digits <= SCALE) & ((int_digits <= MAX_INTEGER_DIGITS) | (integer.str.len_chars() == 0))
-    ok = ~blank & well_formed & fits
-    value = pl.when(ok).then(cleaned).otherwise(None).str.to_decimal(scale=SCALE)
-    return value, ~blank & ~ok
+    return steps["value"], steps["bad"]
 
 
 def count_decimals(values: pl.Expr) -> pl.Expr:

@@ -92,7 +92,7 @@ def read_text_csv(source: Source, skip_lines: int = 0) -> pl.DataFrame:
         infer_schema=False,
         has_header=True,
         truncate_ragged_lines=False,
-        missing_utf8_is_empty_string=True,
+        empty_string_is_null=False,
     )
     frame = frame.rename({c: c.strip() for c in frame.columns})
     return frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))

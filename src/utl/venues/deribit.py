@@ -1,0 +1,141 @@
+"""Deribit transaction log: a ledger of one account's cash in one currency (deribit.md).
+
+Every row books its `Change` of the file's currency, split so the parts stay visible and
+still sum to `Change` exactly:
+
+- the fee taken from cash, `Change − Cash Flow` (zero when the fee came out of the
+  separate fee balance, or the row has none), kind "fee";
+- the funding inside `Cash Flow` (`Funding`, + received), kind "funding";
+- the rest of `Cash Flow`: realized PnL for futures and perpetuals, the premium or spot leg
+  for options and spot, the amount for deposits, withdrawals and transfers.
+
+The currency is not a column: Deribit writes it only in the file name
+(``transaction_log-<uid>-<CURRENCY>-….csv``); a file whose name lost it has every row
+refused rather than guessed. Positions themselves are out of scope; only cash is booked.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from utl.decimals import venue_decimal
+from utl.schemas import MOVEMENTS
+from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, split_refused, utc
+from utl.venues.generic import read_csv_cells
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+EARLIEST, LATEST = pl.datetime(2000, 1, 1, time_zone="UTC"), pl.datetime(2100, 1, 1, time_zone="UTC")
+
+_CURRENT = "ID,UserSeq,Date,Instrument,Type,Side,Amount,Base Amount,Position,Price,Mark Price,Index Price,Cash Flow,Funding,Fee Rate,Fee Charged,Fee Balance,Change,Balance,Equity,Trade ID,Order ID,Info,Note"
+_PREVIOUS = "ID,UserSeq,Date,Instrument,Type,Side,Base Amount,Position,Price,Mark Price,Index Price,Cash Flow,Funding,Fee Rate,Fee Charged,Fee Balance,Change,Balance,Equity,Trade ID,Order ID,Info,Note"
+_OLDER = _PREVIOUS.removesuffix(",Note")
+_OLDEST = "ID,UserSeq,Date,Instrument,Type,Side,Size,Position,Price,Mark Price,Cash Flow,Funding,Fee Rate,Fee Paid,Fee Balance,Change,Balance,Equity,Trade ID,Order ID,Info"
+HEADERS = [tuple(h.split(",")) for h in (_CURRENT, _PREVIOUS, _OLDER, _OLDEST)]
+
+_CURRENCY_IN_NAME = re.compile(r"transaction_log-[^-]*-([A-Za-z0-9]{2,10})(?:[-_.]|$)", re.IGNORECASE)
+
+
+def currency_from_name(name: str) -> str | None:
+    m = _CURRENCY_IN_NAME.search(name)
+    return m.group(1).upper() if m else None
+
+
+def is_transaction_log(head: str) -> bool:
+    return tuple(header_cells(first_line(head))) in HEADERS
+
+
+def _kind(kind: pl.Expr, instrument: pl.Expr) -> pl.Expr:
+    """Our kind for the non-fee, non-funding part of a row, from Deribit's `Type`."""
+    t = kind.str.to_lowercase()
+    # Futures and perpetuals settle PnL in cash; an option or spot fill swaps cash for the instrument.
+    future = instrument.str.contains(r"PERPETUAL$") | instrument.str.contains(r"^[A-Z0-9_]+-\d{1,2}[A-Z]{3}\d{2}$")
+    return (
+        pl.when(t == "trade").then(pl.when(future).then(pl.lit("realized_pnl")).otherwise(pl.lit("trade")))
+        .when(t.is_in(["settlement", "delivery"])).then(pl.lit("realized_pnl"))
+        .when(t == "deposit").then(pl.lit("deposit"))
+        .when(t == "withdrawal").then(pl.lit("withdrawal"))
+        .when(t.is_in(["transfer", "position move"])).then(pl.lit("transfer"))
+        .when(t == "swap").then(pl.lit("trade"))
+        .otherwise(pl.lit("other"))
+    )
+
+
+def _number(name: str, column: str, required: bool) -> tuple[list[pl.Expr], list[Check]]:
+    value, bad = venue_decimal(pl.col(name))
+    checks = [Check(column, pl.col(f"{name}_bad"), pl.format('"{}" is not a decimal', pl.col(name)), raw=pl.col(name))]
+    if required:
+        checks.append(Check(column, pl.col(f"{name}_value").is_null() & ~pl.col(f"{name}_bad"), "missing value", raw=pl.col(name)))
+    return [value.alias(f"{name}_value"), bad.alias(f"{name}_bad")], checks
+
+
+def _blank(column: str) -> pl.Expr:
+    """Null for the empty or ``-`` cells Deribit writes where a field does not apply."""
+    return pl.when(pl.col(column).is_in(["", "-"])).then(None).otherwise(pl.col(column))
+
+
+def read_transaction_log(source: Source) -> Parsed:
+    frame = read_csv_cells(source)
+    header = tuple(frame.columns[1:])
+    if header not in HEADERS:
+        raise ValueError(f"{source.rel}: not a Deribit transaction log header")
+    frame = frame.rename({"ID": "id", "Date": "date", "Instrument": "instrument", "Type": "type", "Side": "side",
+                          "Cash Flow": "cash_flow", "Funding": "funding", "Change": "change", "Price": "price",
+                          "Trade ID": "trade_id", "Info": "info"})
+    currency = currency_from_name(source.path.name)
+    ts = utc(pl.col("date"), TIME_FORMAT)
+    parsed, checks = [], []
+    for name, column, required in (("change", "Change", True), ("cash_flow", "Cash Flow", False), ("funding", "Funding", False)):
+        exprs, number_checks = _number(name, column, required)
+        parsed += exprs
+        checks += number_checks
+    frame = frame.with_columns(*parsed, ts=ts)
+    checks = [
+        Check("ID", pl.col("id") == "", "missing ID: it is the row key", raw=pl.col("id")),
+        Check("Date", pl.col("date") == "", "missing date", raw=pl.col("date")),
+        Check("Date", (pl.col("date") != "") & pl.col("ts").is_null(), pl.format('"{}" is not a time like 2024-03-05 09:15:02', pl.col("date")), raw=pl.col("date")),
+        Check("Date", (pl.col("ts") < EARLIEST) | (pl.col("ts") >= LATEST), "time outside 2000..2100", raw=pl.col("date")),
+        *checks,
+    ]
+    if currency is None:
+        checks.append(Check(None, pl.lit(True), f"currency unknown: the file name {source.path.name!r} does not name it (transaction_log-<uid>-<CURRENCY>-…)", raw=pl.lit(None, pl.String)))
+    ok, quarantine = split_refused(frame, checks, source.rel)
+
+    # Without a Cash Flow the row's Change books whole, in one part.
+    cash_flow = pl.coalesce("cash_flow_value", "change_value")
+    funding = pl.when(pl.col("cash_flow_value").is_null()).then(0).otherwise(pl.col("funding_value").fill_null(0))
+    price = pl.when(pl.col("price") == "").then(None).otherwise(pl.concat_str(pl.lit("@ "), "price"))
+    ok = ok.with_columns(
+        row_key=pl.concat_str(pl.lit(f"{currency}:"), "id"),
+        ref_id=_blank("trade_id"),
+        description=pl.concat_str([_blank("type"), _blank("side"), _blank("instrument"), price, _blank("info")], separator=" ", ignore_nulls=True),
+        fee_part=pl.col("change_value") - cash_flow,
+        funding_part=funding,
+        rest_part=cash_flow - funding,
+    )
+    parts = [
+        ok.filter((pl.col("rest_part") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))).with_columns(
+            entry_id="row_key", kind=_kind(pl.col("type"), pl.col("instrument")), qty="rest_part", part=pl.lit(0)),
+        ok.filter(pl.col("funding_part") != 0).with_columns(
+            entry_id=pl.concat_str("row_key", pl.lit("/funding")), kind=pl.lit("funding"), qty="funding_part", part=pl.lit(1)),
+        ok.filter(pl.col("fee_part") != 0).with_columns(
+            entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), qty="fee_part", part=pl.lit(2)),
+    ]
+    movements = pl.concat(parts).sort("source_row", "part").select(
+        venue=pl.lit(source.venue),
+        account=pl.lit(source.account),
+        entry_id="entry_id",
+        ref_id="ref_id",
+        ts="ts",
+        kind="kind",
+        asset=pl.lit(currency, pl.String),
+        qty="qty",
+        description="description",
+        source_file=pl.lit(source.rel),
+        source_row="source_row",
+    ).cast(MOVEMENTS)
+    return Parsed(movements, quarantine)
+
+
+FORMATS = [Format("deribit.transaction_log", "ledger", is_transaction_log, read_transaction_log)]

@@ -1,0 +1,272 @@
+"""OKX account history: the Trading account and the Funding account downloads.
+
+Both are balance-change logs, so both read into MOVEMENTS (see ../shared/venues/okx.md).
+A Trading account row is one bill: one asset's change (`Balance Change` of `Balance Unit`).
+On a spot fill the fee sits on the received leg and is already inside its `Balance Change`
+(received = Amount + Fee, Fee negative when paid); we split it out as its own "fee" movement
+so fees stay visible, and the row's movements still sum to `Balance Change` exactly. The
+fill detail the bill carries (order id, symbol, price) is kept in `ref_id` / `description`.
+
+Times are local to the zone the file's preamble names (`Time Zone:UTC+8`); a file without
+it has every row refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from utl.decimals import venue_decimal
+from utl.schemas import MOVEMENTS
+from utl.venues.base import Check, Format, Parsed, Source, header_cells, head_text, split_refused, utc
+from utl.venues.generic import read_csv_cells
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+EARLIEST, LATEST = pl.datetime(2000, 1, 1, time_zone="UTC"), pl.datetime(2100, 1, 1, time_zone="UTC")
+
+# header cells -> our names for them, by position (the previous layout has two `Unit`s).
+TRADING_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {
+    (  # current
+        "id", "Order id", "Time", "Trade Type", "Symbol", "Action", "Amount", "Trading Unit",
+        "Filled Price", "PnL", "Fee", "Fee Unit", "Position Change", "Position Balance",
+        "Balance Change", "Balance", "Balance Unit",
+    ): (
+        "id", "order_id", "time", "trade_type", "symbol", "action", "amount", "trading_unit",
+        "filled_price", "pnl", "fee", "fee_unit", "position_change", "position_balance",
+        "balance_change", "balance", "balance_unit",
+    ),
+    (  # with units
+        "id", "Order id", "Time", "Trade Type", "Symbol", "Action", "Amount", "Trading Unit",
+        "Filled Price", "Filled Price Unit", "PnL", "Fee", "Fee Unit", "Position Change",
+        "Position Balance", "Position Unit", "Balance Change", "Balance", "Balance Unit",
+    ): (
+        "id", "order_id", "time", "trade_type", "symbol", "action", "amount", "trading_unit",
+        "filled_price", "filled_price_unit", "pnl", "fee", "fee_unit", "position_change",
+        "position_balance", "position_unit", "balance_change", "balance", "balance_unit",
+    ),
+    (  # previous: no Fee Unit (the fee is in the row's asset), no price
+        "id", "Order id", "Time", "Trade Type", "Instrument", "Type", "Amount", "Unit", "PL",
+        "Fee", "Position Change", "Position Balance", "Balance Change", "Balance", "Unit",
+    ): (
+        "id", "order_id", "time", "trade_type", "symbol", "action", "amount", "trading_unit", "pnl",
+        "fee", "position_change", "position_balance", "balance_change", "balance", "balance_unit",
+    ),
+}
+PREVIOUS_TRADING = tuple(TRADING_LAYOUTS)[2]
+
+FUNDING_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("id", "Time", "Type", "Amount", "Before Balance", "After Balance", "Symbol"): (
+        "id", "time", "type", "amount", "before", "after", "symbol",
+    ),
+    ("id", "Time", "Type", "Amount", "Before Balance", "After Balance", "Fee", "Symbol"): (
+        "id", "time", "type", "amount", "before", "after", "fee", "symbol",
+    ),
+    ("id", "", "Time", "Type", "Amount", "Before Balance", "After Balance", "Fee", "Symbol"): (
+        "id", "unnamed", "time", "type", "amount", "before", "after", "fee", "symbol",
+    ),
+}
+
+_ZONE = re.compile(r"^(?:UTC|GMT)\s*(?:([+-])\s*(\d{1,2})(?::?(\d{2}))?)?$", re.IGNORECASE)
+
+
+def _layout(head: str, layouts: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str | None, tuple[str, ...]] | None:
+    """(preamble line or None, header cells) when the head is one of ``layouts``."""
+    lines = head.splitlines()
+    if not lines:
+        return None
+    preamble = None
+    if header_cells(lines[0])[0].upper().startswith("UID:"):
+        preamble, lines = lines[0], lines[1:]
+    if not lines:
+        return None
+    cells = tuple(header_cells(lines[0]))
+    return (preamble, cells) if cells in layouts else None
+
+
+def zone_offset_minutes(preamble: str | None) -> int | None:
+    """Minutes east of UTC named by the preamble's ``Time Zone:`` field; None when absent."""
+    for cell in header_cells(preamble or ""):
+        if cell.lower().startswith("time zone:"):
+            m = _ZONE.match(cell.split(":", 1)[1].strip())
+            if not m:
+                return None
+            sign = -1 if m.group(1) == "-" else 1
+            hours, minutes = int(m.group(2) or 0), int(m.group(3) or 0)
+            return sign * (hours * 60 + minutes) if hours <= 14 and minutes < 60 else None
+    return None
+
+
+def _read_layout(source: Source, layouts: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[pl.DataFrame, tuple[str, ...], int | None]:
+    """The rows with our column names, the header cells, and the zone offset (None: unknown)."""
+    found = _layout(head_text(source.path), layouts)
+    if found is None:
+        raise ValueError(f"{source.rel}: not an OKX account history header")
+    preamble, header = found
+    frame = read_csv_cells(source, skip_lines=1 if preamble is not None else 0)
+    if frame.width - 1 != len(header):
+        raise ValueError(f"{source.rel}: expected {len(header)} columns, found {frame.width - 1}")
+    names = layouts[header]
+    frame = frame.rename(dict(zip(frame.columns[1:], names)))
+    return frame, header, zone_offset_minutes(preamble)
+
+
+def _time_checks(offset: int | None, column: str = "Time") -> tuple[pl.Expr, list[Check]]:
+    if offset is None:
+        refuse_all = Check(column, pl.lit(True), "time zone unknown: the preamble names no UTC offset (Time Zone:UTC+8)", raw=pl.col("time"))
+        return pl.lit(None, pl.Datetime("us", "UTC")), [refuse_all]
+    ts = pl.col("ts")  # the caller adds the parsed column before the checks run
+    checks = [
+        Check(column, pl.col("time") == "", "missing time", raw=pl.col("time")),
+        Check(column, (pl.col("time") != "") & ts.is_null(), pl.format('"{}" is not a time like 2024-03-05 17:15:02', pl.col("time")), raw=pl.col("time")),
+        Check(column, (ts < EARLIEST) | (ts >= LATEST), "time outside 2000..2100", raw=pl.col("time")),
+    ]
+    return utc(pl.col("time"), TIME_FORMAT, offset), checks
+
+
+def _number_checks(name: str, column: str, required: bool) -> list[Check]:
+    """Checks on the ``<name>`` value / ``<name>_bad`` flag pair made by :func:`_with_numbers`."""
+    checks = [Check(column, pl.col(f"{name}_bad"), pl.format('"{}" is not a decimal', pl.col(name)), raw=pl.col(name))]
+    if required:
+        checks.append(Check(column, pl.col(f"{name}_value").is_null() & ~pl.col(f"{name}_bad"), "missing value", raw=pl.col(name)))
+    return checks
+
+
+def _with_numbers(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    parsed = []
+    for n in names:
+        value, bad = venue_decimal(pl.col(n))
+        parsed += [value.alias(f"{n}_value"), bad.alias(f"{n}_bad")]
+    return frame.with_columns(parsed)
+
+
+def _missing(name: str, column: str, why: str = "missing value") -> Check:
+    return Check(column, pl.col(name) == "", why, raw=pl.col(name))
+
+
+def _finish(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
+    return frame.select(
+        venue=pl.lit(source.venue),
+        account=pl.lit(source.account),
+        entry_id="entry_id",
+        ref_id="ref_id",
+        ts="ts",
+        kind="kind",
+        asset="asset",
+        qty="qty",
+        description="description",
+        source_file=pl.lit(source.rel),
+        source_row="source_row",
+    ).cast(MOVEMENTS)
+
+
+def _null_if_blank(name: str) -> pl.Expr:
+    return pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name))
+
+
+# ---------------------------------------------------------------- Trading account history
+
+
+def _trading_kind(action: pl.Expr, trade_type: pl.Expr) -> pl.Expr:
+    """Our movement kind for a bill's non-fee change, from OKX's own words."""
+    a, t = action.str.to_lowercase(), trade_type.str.to_lowercase()
+    return (
+        pl.when(a.str.starts_with("transfer") | (t == "transfer")).then(pl.lit("transfer"))
+        .when(a.is_in(["buy", "sell"])).then(pl.lit("trade"))
+        .when(a.str.contains("funding") | t.str.contains("funding")).then(pl.lit("funding"))
+        .when(a.str.contains("interest") | t.str.contains("interest")).then(pl.lit("interest"))
+        .when(a.str.contains(r"open|close|liquidat|deliver|settle|exercise|adl")).then(pl.lit("realized_pnl"))
+        .otherwise(pl.lit("other"))
+    )
+
+
+def read_trading(source: Source) -> Parsed:
+    frame, header, offset = _read_layout(source, TRADING_LAYOUTS)
+    display = dict(zip(TRADING_LAYOUTS[header], header))
+    if "fee_unit" not in frame.columns:
+        frame = frame.with_columns(fee_unit=pl.col("balance_unit"))
+    if "filled_price" not in frame.columns:
+        frame = frame.with_columns(filled_price=pl.lit(""))
+    frame = _with_numbers(frame, ["balance_change", "fee"])
+    ts, time_checks = _time_checks(offset)
+    frame = frame.with_columns(ts=ts)
+    checks = [
+        _missing("id", "id", "missing id: it is the row key"),
+        *time_checks,
+        _missing("balance_unit", display["balance_unit"], "missing asset"),
+        *_number_checks("balance_change", "Balance Change", required=True),
+        *_number_checks("fee", "Fee", required=False),
+    ]
+    ok, quarantine = split_refused(frame, checks, source.rel)
+
+    # The previous layout repeats one `id` on both legs of a fill: the key adds the asset.
+    row_key = pl.concat_str(["id", "balance_unit"], separator=":") if header == PREVIOUS_TRADING else pl.col("id")
+    fee = pl.col("fee_value").fill_null(0)
+    fee_unit = pl.when(pl.col("fee_unit") == "").then(pl.col("balance_unit")).otherwise(pl.col("fee_unit"))
+    fee_in_row_asset = fee_unit == pl.col("balance_unit")
+    price = pl.when(pl.col("filled_price").is_in(["", "0"])).then(None).otherwise(pl.concat_str(pl.lit("@ "), "filled_price"))
+    description = pl.concat_str(
+        [_null_if_blank("trade_type"), _null_if_blank("action"), _null_if_blank("symbol"), price], separator=" ", ignore_nulls=True
+    )
+    ok = ok.with_columns(
+        row_key=row_key, fee=fee, fee_asset=fee_unit, description=description, ref_id=_null_if_blank("order_id"),
+        main_qty=pl.when(fee_in_row_asset).then(pl.col("balance_change_value") - fee).otherwise(pl.col("balance_change_value")),
+    )
+    main = ok.filter((pl.col("main_qty") != 0) | (pl.col("fee") == 0)).with_columns(
+        entry_id="row_key", kind=_trading_kind(pl.col("action"), pl.col("trade_type")), asset="balance_unit", qty="main_qty", part=pl.lit(0),
+    )
+    fees = ok.filter(pl.col("fee") != 0).with_columns(
+        entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_asset", qty="fee", part=pl.lit(1),
+    )
+    movements = pl.concat([main, fees], how="diagonal_relaxed").sort("source_row", "part")
+    return Parsed(_finish(movements, source), quarantine)
+
+
+# ---------------------------------------------------------------- Funding account history
+
+
+def _funding_kind(kind: pl.Expr) -> pl.Expr:
+    t = kind.str.to_lowercase()
+    return (
+        pl.when(t.str.contains("rebate")).then(pl.lit("rebate"))
+        .when(t.str.contains(r"yield|interest|reward")).then(pl.lit("interest"))
+        .when(t.str.contains("deposit")).then(pl.lit("deposit"))
+        .when(t.str.contains("withdraw")).then(pl.lit("withdrawal"))
+        .when(t.str.contains(r"transfer|trading account|stak|savings|subscri|redeem|redemption")).then(pl.lit("transfer"))
+        .otherwise(pl.lit("other"))
+    )
+
+
+def read_funding(source: Source) -> Parsed:
+    frame, header, offset = _read_layout(source, FUNDING_LAYOUTS)
+    frame = _with_numbers(frame, ["amount"])
+    ts, time_checks = _time_checks(offset)
+    frame = frame.with_columns(ts=ts)
+    checks = [
+        _missing("id", "id", "missing id: it is the row key"),
+        *time_checks,
+        _missing("symbol", "Symbol", "missing asset"),
+        *_number_checks("amount", "Amount", required=True),
+    ]
+    ok, quarantine = split_refused(frame, checks, source.rel)
+    # `Amount` is the whole change (After = Before + Amount, fee included); a `Fee` column is
+    # only information, kept in the description so it is not booked twice.
+    fee_note = pl.lit(None, pl.String)
+    if "fee" in ok.columns:
+        fee_value, _ = venue_decimal(pl.col("fee"))
+        fee_note = pl.when((pl.col("fee") == "") | (fee_value == 0)).then(None).otherwise(pl.format("(fee {})", pl.col("fee")))
+    movements = ok.with_columns(
+        entry_id="id",
+        ref_id=pl.lit(None, pl.String),
+        kind=_funding_kind(pl.col("type")),
+        asset="symbol",
+        qty="amount_value",
+        description=pl.concat_str([_null_if_blank("type"), fee_note], separator=" ", ignore_nulls=True),
+    )
+    return Parsed(_finish(movements, source), quarantine)
+
+
+FORMATS = [
+    Format("okx.trading_account", "ledger", lambda head: _layout(head, TRADING_LAYOUTS) is not None, read_trading),
+    Format("okx.funding_account", "ledger", lambda head: _layout(head, FUNDING_LAYOUTS) is not None, read_funding),
+]
