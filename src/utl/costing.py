@@ -60,9 +60,9 @@ def compute_costs(trades: pl.DataFrame | pl.LazyFrame, method: Method = "fifo", 
             "price": valid["price"].gather(order),
         }
     )
-    scale = int(ordered.select(count_decimals(pl.col("qty")).max()).item() or 0)
+    scale, fits = choose_scale(ordered["qty"], ordered[_GROUP])
     cost = _cost_wac if method == "wac" else _cost_lots
-    realized_pnl, closed_qty, lots = cost(ordered, scale, method)
+    realized_pnl, closed_qty, lots = cost(ordered, scale, fits, method)
     open_lots = _describe_lots(valid, order, lots, pooled=method == "wac")
     averages = (
         open_lots.select("book", "asset", pl.col("entry_price").alias("avg_price"))
@@ -176,8 +176,11 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None) -> pl.Dat
         ("price", price_bad, price_reason),
         ("price", pl.col("__price") <= 0, "is not positive"),
         ("ts", ts_bad, "is not an ISO 8601 timestamp"),
-        ("trade_id", pl.int_range(pl.len()).over("book", "trade_id") > 0, "is a duplicate within book"),
     ]
+    # A hash count finds whether any id repeats; which rows repeat is worked out only then.
+    repeated = parsed.lazy().group_by("book", "trade_id").len().select((pl.col("len") > 1).any()).collect().item()
+    if repeated:
+        problems.append(("trade_id", ~pl.struct("book", "trade_id").is_first_distinct(), "is a duplicate within book"))
     flags = parsed.select([bad.fill_null(False).alias(f"__bad{i}") for i, (_, bad, _) in enumerate(problems)])
     if flags.select(pl.any_horizontal(pl.all()).any()).item():
         raise BadInput(_row_errors(parsed, flags, problems, source))
@@ -209,15 +212,31 @@ def _row_errors(parsed: pl.DataFrame, flags: pl.DataFrame, problems, source: str
 # ---------------------------------------------------------------------------------------
 
 
-def _fits_int64(ordered: pl.DataFrame, scale: int) -> bool:
-    """Whether every position and lot of every group fits int64 at ``scale``: no lot or
-    position can exceed the group's total traded quantity."""
-    bound = Decimal(INT64_MAX).scaleb(-scale, _WIDE)
+def choose_scale(qty: pl.Series, group: pl.Series) -> tuple[int, bool]:
+    """The scale quantities become integers at, and whether the compiled int64 kernel can run.
+
+    No lot or position of a group can exceed the group's total traded quantity, so the
+    largest scale at which every group's total fits int64 is safe; it is used if every
+    quantity is a whole number of units at it. Otherwise the kernels run on Python integers
+    at scale 18, which hold anything a Decimal(38, 18) does.
+    """
     try:
-        largest = ordered.lazy().group_by(_GROUP).agg(pl.col("qty").abs().sum()).select(pl.col("qty").max()).collect().item()
+        largest = (
+            pl.DataFrame({"g": group, "q": qty}).lazy().group_by("g").agg(pl.col("q").abs().sum())
+            .select(pl.col("q").max()).collect().item()
+        )
     except pl.exceptions.ComputeError:  # the total itself overflowed Decimal(38, 18)
-        return False
-    return largest is None or largest <= bound
+        return SCALE, False
+    if largest is None:
+        return SCALE, True
+    scale = SCALE
+    while scale > 0 and largest.scaleb(scale, _WIDE) > INT64_MAX:
+        scale -= 1
+    if largest.scaleb(scale, _WIDE) > INT64_MAX:
+        return SCALE, False
+    raw = qty.to_physical()  # the integer at 18 digits after the point
+    exact = (raw % pl.Series([10 ** (SCALE - scale)], dtype=pl.Int128) == 0).all()
+    return (scale, True) if exact else (SCALE, False)
 
 
 def _scaled(values: pl.Series, scale: int, fits: bool) -> np.ndarray:
@@ -275,6 +294,27 @@ def _positions(valid: pl.DataFrame, rows: np.ndarray, totals: pl.DataFrame, open
     )
 
 
+def _sum_per_trade(values: pl.Series, close: np.ndarray, n: int) -> pl.Series:
+    """Sum match values per closing trade; zero for trades that closed nothing.
+
+    The kernel emits matches in trade order, so each trade's matches are one run: a run's
+    sum is the difference of a running total at its ends, with no hashing. Should that
+    running total pass Decimal(38, 18)'s range (Polars raises), a group-by sums instead.
+    """
+    zeros = pl.Series([Decimal(0)], dtype=DECIMAL).extend_constant(Decimal(0), n - 1) if n else pl.Series([], dtype=DECIMAL)
+    if len(close) == 0:
+        return zeros
+    first = np.flatnonzero(np.r_[True, close[1:] != close[:-1]])
+    last = np.r_[first[1:] - 1, len(close) - 1]
+    try:
+        running = values.cum_sum()
+    except pl.exceptions.ComputeError:
+        sums = pl.DataFrame({"close": close, "v": values}).lazy().group_by("close", maintain_order=True).agg(pl.col("v").sum()).collect()
+        return zeros.scatter(sums["close"], sums["v"].cast(DECIMAL))
+    before = running.shift(1, fill_value=Decimal(0))
+    return zeros.scatter(close[first], (running.gather(last) - before.gather(first)).cast(DECIMAL))
+
+
 def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
     """``avg_price`` per open position, divided out of the unrounded lot products.
 
@@ -303,10 +343,9 @@ def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------
 
 
-def _cost_lots(ordered: pl.DataFrame, scale: int, method: str) -> tuple[pl.Series, pl.Series, _OpenLots]:
+def _cost_lots(ordered: pl.DataFrame, scale: int, fits: bool, method: str) -> tuple[pl.Series, pl.Series, _OpenLots]:
     """Match in the kernel, then price every match exactly; per-trade results in
     application order."""
-    fits = _fits_int64(ordered, scale)
     qty = _scaled(ordered["qty"], scale, fits)
     group = ordered[_GROUP].to_numpy()
     if method == "hifo":
@@ -333,12 +372,8 @@ def _cost_lots(ordered: pl.DataFrame, scale: int, method: str) -> tuple[pl.Serie
         .otherwise(pl.col("closed") * (pl.col("entry_price") - pl.col("exit_price")))
         .alias("realized"),
     )
-    # The kernel emits matches in trade order, so each closing trade's matches are a run.
-    per_close = matches.lazy().group_by("close", maintain_order=True).agg(pl.col("realized", "closed").sum()).collect()
-    zeros = pl.Series([Decimal(0)], dtype=DECIMAL).extend_constant(Decimal(0), len(qty) - 1) if len(qty) else pl.Series([], dtype=DECIMAL)
-    idx = per_close["close"]
-    realized_pnl = zeros.clone().scatter(idx, per_close["realized"].cast(DECIMAL))
-    closed_qty = zeros.clone().scatter(idx, per_close["closed"].cast(DECIMAL))
+    realized_pnl = _sum_per_trade(matches["realized"], m_close, len(qty))
+    closed_qty = _sum_per_trade(matches["closed"], m_close, len(qty))
 
     keep = np.argsort(open_trade, kind="stable")  # opening order
     lots = _OpenLots(open_trade[keep], _unscaled(open_qty[keep], scale), price.gather(open_trade[keep]))
@@ -357,13 +392,13 @@ def _price_parts(price: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return integer.to_numpy(), fraction.to_numpy()
 
 
-def _cost_wac(ordered: pl.DataFrame, scale: int, method: str = "wac") -> tuple[pl.Series, pl.Series, _OpenLots]:
+def _cost_wac(ordered: pl.DataFrame, scale: int, fits: bool, method: str = "wac") -> tuple[pl.Series, pl.Series, _OpenLots]:
     """The pool average runs in the kernel (128-bit, exact); realized PnL is priced here."""
     n = ordered.height
     group = ordered[_GROUP].to_numpy()
     n_groups = int(np.count_nonzero(group[1:] != group[:-1])) + 1 if n else 0
     outcome = None
-    if _fits_int64(ordered, scale) and (n == 0 or ordered["price"].max() < Decimal(INT64_MAX)):
+    if fits and (n == 0 or ordered["price"].max() < Decimal(INT64_MAX)):
         qty = _scaled(ordered["qty"], scale, True)
         price_int, price_frac = _price_parts(ordered["price"])
         closed = np.zeros(n, np.int64)

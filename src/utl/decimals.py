@@ -27,8 +27,10 @@ DECIMAL = pl.Decimal(PRECISION, SCALE)
 
 MAX_INTEGER_DIGITS = PRECISION - SCALE
 
-_STRICT = r"^-?\d+(\.\d{1,18})?$"
-_VENUE_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_STRICT = r"^-?[0-9]+(\.[0-9]{1,18})?$"
+_VENUE_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+# Commas may only group thousands: "1,300.5" is a number, "1,5" (a decimal comma) is not.
+_GROUPED = r"^[+-]?[$€£]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?$"
 
 
 def strict_decimal(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -38,7 +40,7 @@ def strict_decimal(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     is true where the text is present but not a decimal of the grammar or too large.
     A null input gives a null value and ``is_bad`` false: callers decide what null means.
     """
-    integer_digits = text.str.extract(r"^-?(\d+)", 1).str.strip_chars_start("0").str.len_chars()
+    integer_digits = text.str.extract(r"^-?([0-9]+)", 1).str.strip_chars_start("0").str.len_chars()
     ok = text.str.contains(_STRICT) & (integer_digits <= MAX_INTEGER_DIGITS)
     value = pl.when(ok).then(text).otherwise(None).str.to_decimal(scale=SCALE)
     return value, text.is_not_null() & ~ok
@@ -56,7 +58,7 @@ def venue_decimal(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return value, bad
 
 
-_PLAIN = r"^-?\d{1,20}(\.\d{1,18})?$"
+_PLAIN = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
 
 
 def parse_venue_numbers(text: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -81,13 +83,15 @@ def parse_venue_numbers(text: pl.Series) -> tuple[pl.Series, pl.Series]:
 def _parse_odd(text: pl.Series) -> tuple[pl.Series, pl.Series]:
     steps = (
         pl.DataFrame({"raw": text})
+        .with_columns(stripped=pl.col("raw").str.strip_chars())
         .with_columns(
-            cleaned=pl.col("raw").str.strip_chars().str.replace_all(",", "", literal=True).str.replace(r"^([+-]?)[$€£]", "${1}")
+            commas_ok=~pl.col("stripped").str.contains(",", literal=True) | pl.col("stripped").str.contains(_GROUPED),
+            cleaned=pl.col("stripped").str.replace_all(",", "", literal=True).str.replace(r"^([+-]?)[$€£]", "${1}"),
         )
         .with_columns(
             blank=pl.col("cleaned").is_null() | pl.col("cleaned").is_in(["", "--"]),
             well_formed=pl.col("cleaned").str.contains(_VENUE_NUMBER).fill_null(False),
-            parts=pl.col("cleaned").str.extract_groups(r"^[+-]?(\d*)\.?(\d*)(?:[eE]([+-]?\d+))?$"),
+            parts=pl.col("cleaned").str.extract_groups(r"^[+-]?([0-9]*)\.?([0-9]*)(?:[eE]([+-]?[0-9]+))?$"),
         )
         .with_columns(
             integer=pl.col("parts").struct.field("1").str.strip_chars_start("0").str.len_chars().cast(pl.Int64),
@@ -98,13 +102,13 @@ def _parse_odd(text: pl.Series) -> tuple[pl.Series, pl.Series]:
             # Shifting by the exponent moves digits between the two sides of the point.
             ok=~pl.col("blank")
             & pl.col("well_formed")
+            & pl.col("commas_ok")
             & (pl.col("fraction") - pl.col("exponent") <= SCALE)
             & ((pl.col("integer") + pl.col("exponent") <= MAX_INTEGER_DIGITS) | (pl.col("integer") == 0))
         )
-        .select(
-            value=pl.when("ok").then(pl.col("cleaned")).otherwise(None).str.to_decimal(scale=SCALE),
-            bad=~pl.col("blank") & ~pl.col("ok"),
-        )
+        .with_columns(value=pl.when("ok").then(pl.col("cleaned")).otherwise(None).str.to_decimal(scale=SCALE))
+        # Whatever is not blank and did not become a value is bad: never a silent null.
+        .select("value", bad=~pl.col("blank") & pl.col("value").is_null())
     )
     return steps["value"], steps["bad"]
 
@@ -113,7 +117,7 @@ def count_decimals(values: pl.Expr) -> pl.Expr:
     """Digits after the point a decimal needs (``1.50`` needs 1), as an integer expression."""
     return (
         values.cast(pl.String)
-        .str.extract(r"\.(\d*)$", 1)
+        .str.extract(r"\.([0-9]*)$", 1)
         .fill_null("")
         .str.strip_chars_end("0")
         .str.len_chars()

@@ -252,27 +252,42 @@ def _ge128(ah, al, bh, bl):
 
 @njit(cache=True)
 def _mul128_64(h, l, m):
-    """(h, l) * m, and whether the product passed 128 bits."""
-    h1, l1 = _mul64(l, m)
-    h2, l2 = _mul64(h, m)
-    hi = h1 + l2
-    overflow = h2 != _ZERO or hi < h1
-    return hi, l1, overflow
+    """(h, l) * m as three 64-bit limbs, high first: never overflows."""
+    a1, a0 = _mul64(l, m)
+    b1, b0 = _mul64(h, m)
+    mid = a1 + b0
+    carry = _ONE if mid < a1 else _ZERO
+    return b1 + carry, mid, a0
+
+
+@njit(cache=True)
+def _div_step(r, lo, d):
+    """(r * 2**64 + lo) // d and its remainder, for r < d < 2**63 (binary long division)."""
+    q = _ZERO
+    for bit in range(63, -1, -1):
+        r = (r << _ONE) | ((lo >> np.uint64(bit)) & _ONE)
+        q = q << _ONE
+        if r >= d:
+            r -= d
+            q = q | _ONE
+    return q, r
 
 
 @njit(cache=True)
 def _divmod128_64(h, l, d):
-    """(h, l) // d and (h, l) % d for 0 < d < 2**63 (so twice a remainder fits in 64 bits)."""
+    """(h, l) // d and (h, l) % d for 0 < d < 2**63."""
     qh = h // d
-    r = h % d
-    ql = _ZERO
-    for bit in range(63, -1, -1):
-        r = (r << _ONE) | ((l >> np.uint64(bit)) & _ONE)
-        ql = ql << _ONE
-        if r >= d:
-            r -= d
-            ql = ql | _ONE
+    ql, r = _div_step(h % d, l, d)
     return qh, ql, r
+
+
+@njit(cache=True)
+def _divmod192_64(x2, x1, x0, d):
+    """(x2, x1, x0) // d as (overflow, hi, lo) of a 128-bit quotient, and the remainder."""
+    q2 = x2 // d
+    q1, r = _div_step(x2 % d, x1, d)
+    q0, r = _div_step(r, x0, d)
+    return q2 != _ZERO, q1, q0, r
 
 
 _E18 = np.uint64(10**18)
@@ -334,10 +349,11 @@ def _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, po
                     dh, dl = _sub128(ph, pl, ah, al)
                 else:
                     dh, dl = _sub128(ah, al, ph, pl)
-                nh, nl, ovf = _mul128_64(dh, dl, bq)
+                # q / (pos + q) <= 1, so the quotient never exceeds |price - avg|.
+                n2, n1, n0 = _mul128_64(dh, dl, bq)
+                ovf, sh, sl, rem = _divmod192_64(n2, n1, n0, after)
                 if ovf:
                     return False
-                sh, sl, rem = _divmod128_64(nh, nl, after)
                 twice = rem << _ONE
                 if up:
                     ah, al, ovf = _add128(ah, al, sh, sl)

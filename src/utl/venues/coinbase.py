@@ -1,0 +1,549 @@
+"""Coinbase: the transaction report (a ledger) and the legacy Coinbase Pro fills and account CSVs.
+
+Layouts and their versions are in ``shared/venues/coinbase.md``.
+
+The transaction report is a ledger: every row is one event of the account, and its booked
+movements are what the event did to each asset.
+
+- ``Buy``/``Sell``: ``±size`` of ``Asset``; ``∓Subtotal`` and ``-Fees`` of the Price
+  Currency (the fee is stated in fiat).
+- ``Advanced Trade Buy/Sell``: the money columns are only a fiat valuation; the note
+  ``Sold 1.5 ETH for 5229.00 USDC on ETH-USDC at 3500.00 USDC/ETH`` names the real quote.
+  ``±size`` of ``Asset``, ``∓size×rate`` of the quote, and the fee in quote: on a buy
+  ``for − size×rate``, on a sell ``size×rate − for``. The doc's ``|size×rate − for|`` gives
+  the same charge; keeping the sign means the quote movements always net to exactly the
+  ``for`` amount, even where the spread makes that amount look like a rebate.
+- ``Convert``: ``-size`` of ``Asset`` and ``+`` the ``to`` amount of the second asset; the
+  fiat ``Fees and/or Spread`` is a valuation of a spread already inside the received amount,
+  not a further balance change, so it books nothing.
+- Any other type: one movement of ``Asset``, its direction from the type (older files write
+  quantities unsigned); types with no fixed direction keep the sign as written.
+
+Entry ids: ``ID`` for the ``Asset`` movement, ``ID/quote`` (``ID/to`` for a convert) and
+``ID/fee`` for the others; a trade's movements share ``ref_id = ID``. Files older than the
+``ID`` column get a synthetic id from the raw row and its occurrence number.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from utl.decimals import DECIMAL, SCALE, venue_decimal
+from utl.schemas import FILLS, MOVEMENTS
+from utl.venues.base import BOM, Check, Format, Parsed, Source, head_text, header_cells, split_refused, synthetic_id
+
+_REPORT_START = ("Timestamp", "Transaction Type", "Asset", "Quantity Transacted")
+_REPORT_CURRENT = (
+    "ID", *_REPORT_START, "Price Currency", "Price at Transaction", "Subtotal",
+    "Total (inclusive of fees and/or spread)", "Fees and/or Spread", "Notes",
+)
+_REPORT_SPOT = (
+    *_REPORT_START, "Spot Price Currency", "Spot Price at Transaction", "Subtotal",
+    "Total (inclusive of fees and/or spread)", "Fees and/or Spread", "Notes",
+)
+_REPORT_SPOT_FEES = (
+    *_REPORT_START, "Spot Price Currency", "Spot Price at Transaction", "Subtotal", "Total (inclusive of fees)", "Fees",
+    "Notes",
+)
+_ADDRESSES = ("Sender Address", "Recipient Address")
+_PREAMBLE_LINES = 20  # the header follows a short preamble; never look further
+
+PRO_FILLS_HEADERS = (
+    ("portfolio", "trade id", "product", "side", "created at", "size", "size unit", "price", "fee", "total",
+     "price/fee/total unit"),
+    ("trade id", "product", "side", "created at", "size", "size unit", "price", "fee", "total", "price/fee/total unit"),
+)
+PRO_ACCOUNT_HEADERS = (
+    ("portfolio", "type", "time", "amount", "balance", "amount/balance unit", "transfer id", "trade id", "order id"),
+    ("type", "time", "amount", "balance", "amount/balance unit", "transfer id", "trade id", "order id"),
+)
+
+# Transaction Type -> (movement kind, direction): +1 in, -1 out, 0 keep the written sign.
+# Pro/Exchange Deposit moves coins from Coinbase to Coinbase Pro, so it leaves this account.
+_REPORT_TYPES: dict[str, tuple[str, int]] = {
+    "Buy": ("trade", 1),
+    "Sell": ("trade", -1),
+    "Advanced Trade Buy": ("trade", 1),
+    "Advanced Trade Sell": ("trade", -1),
+    "Convert": ("trade", -1),
+    "Send": ("withdrawal", -1),
+    "Receive": ("deposit", 1),
+    "Deposit": ("deposit", 1),
+    "Withdrawal": ("withdrawal", -1),
+    "Staking Income": ("interest", 1),
+    "Rewards Income": ("interest", 1),
+    "Learning Reward": ("interest", 1),
+    "Inflation Reward": ("interest", 1),
+    "Subscription Rebate": ("rebate", 1),
+    "Pro Deposit": ("transfer", -1),
+    "Exchange Deposit": ("transfer", -1),
+    "Pro Withdrawal": ("transfer", 1),
+    "Exchange Withdrawal": ("transfer", 1),
+    "Retail Staking Transfer": ("transfer", 0),
+    "Retail Unstaking Transfer": ("transfer", 0),
+}
+_RETAIL_TRADES = ("Buy", "Sell")
+_ADVANCED_TRADES = ("Advanced Trade Buy", "Advanced Trade Sell")
+_BUYS = ("Buy", "Advanced Trade Buy")
+
+_PRO_KINDS = {
+    "deposit": "deposit",
+    "withdrawal": "withdrawal",
+    "match": "trade",
+    "fee": "fee",
+    "conversion": "trade",
+    "rebate": "rebate",
+}
+
+# Plain decimal text that fits Decimal(38,18) exactly by its shape alone.
+_PLAIN_DECIMAL = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
+_GROUPED = r"^[+-]?[$€£]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?$"
+_ADVANCED_NOTE = r"^(?:Bought|Sold) (\S+) (\S+) for (\S+) (\S+) on ([^\s-]+)-([^\s-]+) at (\S+) (\S+)/(\S+)$"
+_CONVERT_NOTE = r"^Converted (\S+) (\S+) to (\S+) (\S+)$"
+_REPORT_TIME = (
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)? UTC$", "%Y-%m-%d %H:%M:%S%.f UTC"),
+    (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$", "%Y-%m-%dT%H:%M:%S%.fZ"),
+)
+_PRO_TIME = _REPORT_TIME[1:]
+
+
+# ---------------------------------------------------------------- detection
+
+
+def _lines(head: str) -> list[str]:
+    return [line.rstrip("\r") for line in head.split("\n")]
+
+
+def _report_layout(cells: tuple[str, ...]) -> dict[str, str] | None:
+    """Column names of a transaction report header by role, or None if it is not one.
+
+    ``currency`` is a column name, except in the oldest layout where the user's currency is
+    only a prefix of the money columns (``EUR Subtotal``): there it is ``=EUR``.
+    """
+    if cells[-2:] == _ADDRESSES:
+        cells = cells[:-2]
+    roles = ("ts", "type", "asset", "qty", "currency", "price", "subtotal", "total", "fees", "notes")
+    if cells == _REPORT_CURRENT:
+        return {"id": "ID", **dict(zip(roles, cells[1:]))}
+    if cells in (_REPORT_SPOT, _REPORT_SPOT_FEES):
+        return dict(zip(roles, cells))
+    spot_price = " Spot Price at Transaction"
+    if len(cells) == 9 and cells[:4] == _REPORT_START and cells[8] == "Notes" and cells[4].endswith(spot_price):
+        ccy = cells[4].removesuffix(spot_price)
+        if ccy and " " not in ccy and cells[5:8] == (f"{ccy} Subtotal", f"{ccy} Total (inclusive of fees)", f"{ccy} Fees"):
+            return dict(zip(roles, (*cells[:4], f"={ccy}", *cells[4:])))
+    return None
+
+
+def _find_report(head: str) -> tuple[int, dict[str, str]] | None:
+    """(lines before the header, layout) of a transaction report, found below its preamble."""
+    for number, line in enumerate(_lines(head)[:_PREAMBLE_LINES]):
+        layout = _report_layout(tuple(header_cells(line)))
+        if layout is not None:
+            return number, layout
+    return None
+
+
+def _first_cells(head: str) -> tuple[str, ...]:
+    return tuple(header_cells(_lines(head)[0]))
+
+
+# ---------------------------------------------------------------- shared row helpers
+
+
+def _read_csv(source: Source, skip_lines: int = 0) -> pl.DataFrame:
+    """Every cell as text, with ``source_row``; lines holding no cell at all are not rows.
+
+    Local stand-in for ``base.read_text_csv``, which passes a keyword Polars 2.1 lacks.
+    """
+    raw = source.path.read_bytes().removeprefix(BOM.encode())
+    try:
+        frame = pl.read_csv(raw, infer_schema=False, has_header=True, skip_lines=skip_lines, truncate_ragged_lines=False)
+    except pl.exceptions.ComputeError:
+        raw.decode("utf-8")  # name the bad byte if that is the trouble
+        raise
+    frame = frame.rename({c: c.strip() for c in frame.columns})
+    frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    return frame.filter(~pl.all_horizontal(pl.exclude("source_row").is_null()))
+
+
+def _text(column: str) -> pl.Expr:
+    """A cell's text, stripped; empty is null."""
+    text = pl.col(column).str.strip_chars()
+    return pl.when(text != "").then(text)
+
+
+def _parse_odd(odd: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``value`` and ``is_bad`` of texts that are not plain decimals, via ``venue_decimal``.
+
+    Two guards on top of it: a comma must group thousands (``1,5`` is a decimal comma, not
+    15), and a text that is not blank yet gives no value is bad (``venue_decimal`` gives a
+    null flag for non-ASCII digits such as ``١٢``).
+    """
+    text = pl.col(column)
+    value, is_bad = venue_decimal(text)
+    trimmed = text.str.strip_chars()
+    misgrouped = trimmed.str.contains(",", literal=True) & ~trimmed.str.contains(_GROUPED)
+    blank = trimmed.str.replace_all(",", "", literal=True).is_in(["", "--"])
+    return odd.with_columns(
+        pl.when(~misgrouped).then(value).cast(DECIMAL).alias("value"),
+        (is_bad.fill_null(True) | misgrouped | (value.is_null() & ~blank)).alias("is_bad"),
+    )
+
+
+def with_decimals(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Adds ``<name>__value`` (exact) and ``<name>__bad`` for each number text.
+
+    Plain decimal text (the bulk of an export) converts directly: its shape alone makes it
+    exact in Decimal(38,18). Only the distinct other texts (exponents, signs, junk) go
+    through ``venue_decimal``, whose regex chain costs seconds per million cells.
+    """
+    frame = frame.with_columns(**{f"{name}__text": text for name, text in texts.items()})
+    for name in texts:
+        text = pl.col(f"{name}__text")
+        plain = text.str.contains(_PLAIN_DECIMAL)
+        odd = frame.filter(~plain & text.is_not_null()).select(text.unique())
+        odd = _parse_odd(odd, f"{name}__text")
+        frame = frame.with_columns(
+            pl.when(plain)
+            .then(text.str.to_decimal(scale=SCALE).cast(DECIMAL))
+            .otherwise(text.replace_strict(odd[f"{name}__text"], odd["value"], default=None, return_dtype=DECIMAL))
+            .alias(f"{name}__value"),
+            text.replace_strict(odd[f"{name}__text"], odd["is_bad"], default=False, return_dtype=pl.Boolean)
+            .fill_null(False)
+            .alias(f"{name}__bad"),
+        )
+    return frame.drop([f"{name}__text" for name in texts])
+
+
+def _strip_currency(text: pl.Expr) -> pl.Expr:
+    """An amount without its currency: ``"-$5,250.00"`` -> ``-5,250.00``; ``kr100``, ``100 SEK`` -> ``100``.
+
+    Currency text goes from the front (after any sign) and a code or sign from the end, only
+    where a number remains: ``abc`` stays ``abc`` and is refused as such.
+    ASCII classes: Unicode ``\\d``/``\\s`` make these regexes several times slower.
+    """
+    return (
+        text.str.strip_chars()
+        .str.replace(r"^([+-]?)[ \t]*[^0-9 \t.+\-]+[ \t]*([0-9.+\-].*)$", "${1}${2}")
+        .str.replace(r"^(.*[0-9.])[ \t]*(?:[A-Za-z]{2,5}|[^0-9A-Za-z \t.,+\-])$", "${1}")
+    )
+
+
+def _ungrouped(amount: pl.Expr) -> pl.Expr:
+    """Thousands commas removed; a comma that does not group thousands (``1,5``) is refused."""
+    grouped = amount.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?$")
+    # venue_decimal drops every comma, so a misplaced one must become text it refuses.
+    return (
+        pl.when(amount.str.contains(",", literal=True) & ~grouped)
+        .then(pl.lit("misplaced thousands comma"))
+        .otherwise(amount.str.replace_all(",", "", literal=True))
+    )
+
+
+def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
+    """:func:`with_decimals` for amounts written with a currency (each stage computed once)."""
+    frame = frame.with_columns(**{f"{name}__stripped": _strip_currency(text) for name, text in texts.items()})
+    frame = with_decimals(frame, {name: _ungrouped(pl.col(f"{name}__stripped")) for name in texts})
+    return frame.drop([f"{name}__stripped" for name in texts])
+
+
+def _number_checks(name: str, column: str, *, when: pl.Expr | None = None, required: bool = True) -> list[Check]:
+    """Refuse the bad cells of a number parsed by :func:`with_decimals` and, if required, its blanks."""
+    applies = when if when is not None else pl.lit(True)
+    reason = pl.format('"{}": "{}" is not a decimal', pl.lit(column), pl.col(column))
+    checks = [Check(column, applies & pl.col(f"{name}__bad"), reason)]
+    if required:
+        checks.append(Check(column, applies & _text(column).is_null(), f'"{column}" is missing'))
+    return checks
+
+
+def _time(column: str, shapes: tuple[tuple[str, str], ...]) -> pl.Expr:
+    """UTC time in one of the documented shapes (pattern, format); null otherwise."""
+    text = pl.col(column).str.strip_chars()
+    parsed = [
+        pl.when(text.str.contains(pattern)).then(text).str.strptime(pl.Datetime("us"), fmt, strict=False)
+        for pattern, fmt in shapes
+    ]
+    return pl.coalesce(parsed).dt.replace_time_zone("UTC")
+
+
+def _time_check(column: str) -> Check:
+    """Refuse a time that did not parse (``__ts``) or lies outside 2000..2099."""
+    ts = pl.col("__ts")
+    return Check(
+        column,
+        ts.is_null() | (ts.dt.year() < 2000) | (ts.dt.year() >= 2100),
+        pl.format('"{}": "{}" is not a UTC time of the export\'s shape in 2000..2099', pl.lit(column), pl.col(column)),
+    )
+
+
+def _movements(parts: list[pl.DataFrame], source: Source) -> pl.DataFrame:
+    """Movement parts in file order: a row's own asset first, then its counter asset, then its fee."""
+    shaped = [
+        part.with_columns(venue=pl.lit(source.venue), account=pl.lit(source.account), source_file=pl.lit(source.rel))
+        .select(*MOVEMENTS.names(), order=pl.col("source_row") * 3 + pl.col("part"))
+        .cast(MOVEMENTS)
+        for part in parts
+    ]
+    return pl.concat(shaped).sort("order").drop("order")
+
+
+# ---------------------------------------------------------------- transaction report
+
+
+def read_report(source: Source) -> Parsed:
+    found = _find_report(head_text(source.path))
+    if found is None:
+        raise ValueError(f"{source.rel}: no Coinbase transaction report header in the first {_PREAMBLE_LINES} lines")
+    skip, col = found
+    rows = _read_csv(source, skip)
+    raw_columns = [c for c in rows.columns if c != "source_row"]
+    literal_currency = col["currency"].startswith("=")
+    tx_type = _text(col["type"])
+    notes = pl.col(col["notes"]).fill_null("").str.strip_chars()
+    rows = rows.with_columns(
+        __id=pl.col(col["id"]).str.strip_chars() if "id" in col else synthetic_id(raw_columns),
+        __type=tx_type,
+        __notes=notes,
+        __currency=pl.lit(col["currency"][1:]) if literal_currency else _text(col["currency"]),
+        __ts=_time(col["ts"], _REPORT_TIME),
+        __advanced=pl.when(tx_type.is_in(_ADVANCED_TRADES)).then(notes).str.extract_groups(_ADVANCED_NOTE),
+        __convert=pl.when(tx_type == "Convert").then(notes).str.extract_groups(_CONVERT_NOTE),
+    )
+    advanced, convert = pl.col("__advanced").struct, pl.col("__convert").struct
+    rows = _with_amounts(
+        rows,
+        {
+            "qty": pl.col(col["qty"]),
+            "subtotal": pl.col(col["subtotal"]),
+            "fees": pl.col(col["fees"]),
+            "for": advanced.field("3"),
+            "rate": advanced.field("7"),
+            "to": convert.field("3"),
+        },
+    )
+    zero = pl.lit(0).cast(DECIMAL)
+    tx_type = pl.col("__type")
+    is_retail = tx_type.is_in(_RETAIL_TRADES)
+    is_advanced = tx_type.is_in(_ADVANCED_TRADES)
+    is_convert = tx_type == "Convert"
+    advanced_ok = (
+        (advanced.field("4") == advanced.field("6"))
+        & pl.col("for__value").is_not_null()
+        & ~pl.col("for__bad")
+        & (pl.col("rate__value") > zero)
+        & ~pl.col("rate__bad")
+    ).fill_null(False)
+    convert_ok = (convert.field("4").is_not_null() & (pl.col("to__value") > zero) & ~pl.col("to__bad")).fill_null(False)
+    checks = [
+        *([Check(col["id"], pl.col("__id").is_null() | (pl.col("__id") == ""), '"ID" is missing')] if "id" in col else []),
+        _time_check(col["ts"]),
+        Check(col["type"], tx_type.is_null(), '"Transaction Type" is missing'),
+        Check(col["asset"], _text(col["asset"]).is_null(), '"Asset" is missing'),
+        *_number_checks("qty", col["qty"]),
+        Check(col["qty"], pl.col("qty__value") == zero, '"Quantity Transacted" is zero'),
+        *(
+            []
+            if literal_currency
+            else [Check(col["currency"], is_retail & pl.col("__currency").is_null(), f'"{col["currency"]}" is missing')]
+        ),
+        *_number_checks("subtotal", col["subtotal"], when=is_retail),
+        *_number_checks("fees", col["fees"], when=is_retail, required=False),
+        Check(
+            col["notes"],
+            is_advanced & ~advanced_ok,
+            pl.format(
+                '"Notes": "{}" is not "Bought|Sold <size> <asset> for <amount> <quote> on <base>-<quote>'
+                ' at <rate> <quote>/<base>"',
+                pl.col("__notes"),
+            ),
+        ),
+        Check(
+            col["notes"],
+            is_convert & ~convert_ok,
+            pl.format('"Notes": "{}" is not "Converted <size> <asset> to <amount> <asset>"', pl.col("__notes")),
+        ),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+
+    kind_of = {t: k for t, (k, _) in _REPORT_TYPES.items()}
+    direction_of = {t: d for t, (_, d) in _REPORT_TYPES.items()}
+    size = pl.col("qty__value").abs()
+    direction = tx_type.replace_strict(direction_of, default=0, return_dtype=pl.Int8)
+    is_buy = tx_type.is_in(_BUYS)
+    quote_qty = size * pl.col("rate__value")  # Advanced Trade: size × the note's rate, rounded to 18 places
+    lines = passed.select(
+        "source_row",
+        ts="__ts",
+        ref_id=pl.when(is_retail | is_advanced | is_convert).then(pl.col("__id")),
+        entry_id="__id",
+        description=pl.when(pl.col("__notes") == "")
+        .then(tx_type)
+        .otherwise(pl.concat_str([tx_type, pl.col("__notes")], separator=": ")),
+        own_kind=tx_type.replace_strict(kind_of, default="other", return_dtype=pl.String),
+        asset=_text(col["asset"]),
+        own_qty=pl.when(direction == 1).then(size).when(direction == -1).then(-size).otherwise(pl.col("qty__value")),
+        is_retail=is_retail,
+        is_advanced=is_advanced,
+        is_convert=is_convert,
+        is_buy=is_buy,
+        currency="__currency",
+        subtotal=pl.col("subtotal__value").abs(),
+        fees="fees__value",
+        quote=advanced.field("6"),
+        quote_qty=quote_qty,
+        advanced_fee=pl.when(is_buy).then(pl.col("for__value") - quote_qty).otherwise(quote_qty - pl.col("for__value")),
+        to_asset=convert.field("4"),
+        to_amount="to__value",
+    )
+    shared = ("source_row", "ts", "ref_id", "description")
+    own = lines.select(*shared, "entry_id", "asset", kind="own_kind", qty="own_qty", part=pl.lit(0))
+    retail, advanced_lines = lines.filter("is_retail"), lines.filter("is_advanced")
+    # Each part below keeps file order, so merging by (row, part) needs no sort.
+    counter = pl.concat(
+        [
+            retail.select(*shared, "is_buy", asset="currency", amount="subtotal", suffix=pl.lit("/quote")),
+            advanced_lines.select(*shared, "is_buy", asset="quote", amount="quote_qty", suffix=pl.lit("/quote")),
+            lines.filter("is_convert").select(
+                *shared, is_buy=pl.lit(False), asset="to_asset", amount="to_amount", suffix=pl.lit("/to")
+            ),
+        ]
+    ).sort("source_row").filter(pl.col("amount") != zero)
+    counter = counter.select(
+        *shared,
+        "asset",
+        entry_id=pl.col("ref_id") + pl.col("suffix"),
+        kind=pl.lit("trade"),
+        qty=pl.when("is_buy").then(-pl.col("amount")).otherwise(pl.col("amount")),
+        part=pl.lit(1),
+    )
+    fees = (
+        pl.concat(
+            [
+                retail.select(*shared, asset="currency", fee="fees"),
+                advanced_lines.select(*shared, asset="quote", fee="advanced_fee"),
+            ]
+        )
+        .sort("source_row")
+        .filter(pl.col("fee").is_not_null() & (pl.col("fee") != zero))
+        .select(*shared, "asset", entry_id=pl.col("ref_id") + "/fee", kind=pl.lit("fee"), qty=-pl.col("fee"), part=pl.lit(2))
+    )
+    return Parsed(_movements([own, counter, fees], source), quarantine)
+
+
+# ---------------------------------------------------------------- Coinbase Pro fills
+
+
+def read_pro_fills(source: Source) -> Parsed:
+    rows = _read_csv(source)
+    product = _text("product")
+    rows = with_decimals(rows, {c: pl.col(c) for c in ("size", "price", "fee")}).with_columns(
+        __ts=_time("created at", _PRO_TIME),
+        __product=product,
+        __base=product.str.extract(r"^([^-]+)-[^-]+$", 1),
+        __quote=product.str.extract(r"^[^-]+-([^-]+)$", 1),
+        __side=_text("side").str.to_lowercase(),
+    )
+    size, price, fee = pl.col("size__value"), pl.col("price__value"), pl.col("fee__value")
+    base, quote, side = pl.col("__base"), pl.col("__quote"), pl.col("__side")
+    size_unit, price_unit = _text("size unit"), _text("price/fee/total unit")
+    zero = pl.lit(0).cast(DECIMAL)
+    checks = [
+        Check("trade id", _text("trade id").is_null(), '"trade id" is missing'),
+        Check("product", base.is_null(), pl.format('"product": "{}" is not BASE-QUOTE', pl.col("product"))),
+        Check(
+            "side",
+            ~side.is_in(["buy", "sell"]).fill_null(False),
+            pl.format('"side": "{}" is not BUY or SELL', pl.col("side")),
+        ),
+        _time_check("created at"),
+        *_number_checks("size", "size"),
+        Check("size", size == zero, '"size" is zero'),
+        # A unit other than the product's would make size or price mean something else.
+        Check(
+            "size unit",
+            size_unit.is_not_null() & (size_unit != base),
+            pl.format('"size unit": "{}" is not the base of {}', pl.col("size unit"), pl.col("__product")),
+        ),
+        *_number_checks("price", "price"),
+        Check("price", price <= zero, '"price" is not positive'),
+        *_number_checks("fee", "fee", required=False),
+        Check(
+            "price/fee/total unit",
+            price_unit.is_not_null() & (price_unit != quote),
+            pl.format(
+                '"price/fee/total unit": "{}" is not the quote of {}', pl.col("price/fee/total unit"), pl.col("__product")
+            ),
+        ),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+    fills = passed.select(
+        venue=pl.lit(source.venue),
+        account=pl.lit(source.account),
+        # Coinbase numbers trades per product: the key is (product, trade id).
+        trade_id=pl.concat_str([pl.col("__product"), _text("trade id")], separator=":"),
+        order_id=pl.lit(None, pl.String),
+        ts="__ts",
+        symbol="__product",
+        base=base,
+        quote=quote,
+        side=side,
+        qty=pl.when(side == "sell").then(-size.abs()).otherwise(size.abs()),
+        price=price,
+        quote_qty=size.abs() * price,
+        fee=fee,
+        fee_asset=pl.when(fee.is_not_null()).then(quote),
+        liquidity=pl.lit(None, pl.String),
+        source_file=pl.lit(source.rel),
+        source_row="source_row",
+    ).cast(FILLS)
+    return Parsed(fills, quarantine)
+
+
+# ---------------------------------------------------------------- Coinbase Pro account statement
+
+
+def read_pro_account(source: Source) -> Parsed:
+    rows = _read_csv(source)
+    raw_columns = [c for c in rows.columns if c != "source_row"]
+    # The statement has no row id; the running balance keeps its rows distinct.
+    rows = with_decimals(rows, {"amount": pl.col("amount")}).with_columns(
+        __id=synthetic_id(raw_columns), __ts=_time("time", _PRO_TIME), __type=_text("type")
+    )
+    checks = [
+        Check("type", pl.col("__type").is_null(), '"type" is missing'),
+        _time_check("time"),
+        *_number_checks("amount", "amount"),
+        Check("amount", pl.col("amount__value") == pl.lit(0).cast(DECIMAL), '"amount" is zero'),
+        Check("amount/balance unit", _text("amount/balance unit").is_null(), '"amount/balance unit" is missing'),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+    trade_id, order_id = _text("trade id"), _text("order id")
+    # Trade ids repeat across products and the statement names no product: the order id
+    # makes the link unique.
+    ref_id = pl.coalesce(
+        pl.when(trade_id.is_not_null()).then(
+            pl.concat_str([order_id.fill_null(""), trade_id], separator=":").str.strip_prefix(":")
+        ),
+        _text("transfer id"),
+    )
+    movements = passed.select(
+        "source_row",
+        entry_id="__id",
+        ref_id=ref_id,
+        ts="__ts",
+        kind=pl.col("__type").replace_strict(_PRO_KINDS, default="other", return_dtype=pl.String),
+        asset=_text("amount/balance unit"),
+        qty="amount__value",
+        description="__type",
+        part=pl.lit(0),
+    )
+    return Parsed(_movements([movements], source), quarantine)
+
+
+FORMATS: list[Format] = [
+    Format("coinbase.transaction_report", "ledger", lambda head: _find_report(head) is not None, read_report),
+    Format("coinbase.pro_fills", "fills", lambda head: _first_cells(head) in PRO_FILLS_HEADERS, read_pro_fills),
+    Format("coinbase.pro_account", "ledger", lambda head: _first_cells(head) in PRO_ACCOUNT_HEADERS, read_pro_account),
+]

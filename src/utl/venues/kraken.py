@@ -1,0 +1,467 @@
+"""Kraken spot: the Ledgers and Trades CSV exports and the Balance / BalanceEx API replies.
+
+Layouts and their versions are in ``shared/venues/kraken.md``. Asset codes stay as Kraken
+writes them (``XXBT``, ``ZEUR``, ``DOT.S``); the central alias table maps them later.
+
+Ledgers are the account's balance changes. Kraken reports a row's wallet change as
+``amount - fee``, so a row gives two movements: the amount (kind from ``type``) and the fee
+(``-fee``, entry id suffixed ``/fee``); a zero part gives no movement, and a row with both
+zero changed nothing and is refused. Kraken writes failed transactions with an empty
+``txid``; they changed no balance, so they are refused with that reason, not booked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from utl.decimals import DECIMAL, SCALE, venue_decimal
+from utl.schemas import BALANCES, FILLS, MOVEMENTS
+from utl.venues.base import BOM, Check, Format, Parsed, Source, header_cells, split_refused
+
+LEDGER_HEADERS: tuple[tuple[str, ...], ...] = (
+    ("txid", "refid", "time", "type", "subtype", "aclass", "subclass", "asset", "wallet", "amount", "fee", "balance"),
+    ("txid", "refid", "time", "type", "subtype", "aclass", "asset", "wallet", "amount", "fee", "balance"),
+    ("txid", "refid", "time", "type", "subtype", "aclass", "asset", "amount", "fee", "balance"),
+)
+_TRADES_PREVIOUS = (
+    "txid", "ordertxid", "pair", "time", "type", "ordertype", "price", "cost", "fee", "vol", "margin", "misc", "ledgers",
+)
+TRADES_HEADERS: tuple[tuple[str, ...], ...] = (
+    (
+        "txid", "ordertxid", "pair", "aclass", "subclass", "time", "type", "ordertype", "price", "cost", "fee", "vol",
+        "margin", "misc", "ledgers", "posttxid", "posstatuscode", "cprice", "ccost", "cfee", "cvol", "cmargin", "net",
+        "trades",
+    ),
+    _TRADES_PREVIOUS + ("postxid", "posstatus", "cprice", "ccost", "cfee", "cvol", "cmargin", "net", "trades"),
+    _TRADES_PREVIOUS,
+)
+
+# Ledger `type` -> movement kind. `settled` pays back a margin loan in another asset, so it
+# is one side of an exchange; `margin` rows carry a closed margin position's result.
+_LEDGER_KINDS = {
+    "trade": "trade",
+    "spend": "trade",
+    "receive": "trade",
+    "settled": "trade",
+    "sale": "trade",
+    "conversion": "trade",
+    "deposit": "deposit",
+    "withdrawal": "withdrawal",
+    "transfer": "transfer",
+    "margin": "realized_pnl",
+    "rollover": "interest",
+    "staking": "interest",
+    "dividend": "interest",
+    "earn": "transfer",
+}
+# A subtype says more than its type: earn/reward is income, a delisting conversion or dust
+# sweep is an exchange, an airdrop is neither income nor a trade.
+_SUBTYPE_KINDS = {
+    "reward": "interest",
+    "delistingconversion": "trade",
+    "dustsweeping": "trade",
+    "airdrop": "other",
+}
+
+# Quote codes of glued pairs, longest first so that USDT wins over USD. Kraken's legacy
+# 4-letter quotes (ZEUR, XXBT...) follow only a 4-letter base (XXBTZEUR, USDTZUSD): without
+# that rule XTZEUR would split as XT/ZEUR and SNXXBT as SN/XXBT.
+_LEGACY_QUOTES = ("XETH", "XXBT", "ZAUD", "ZCAD", "ZEUR", "ZGBP", "ZJPY", "ZUSD")
+_QUOTES = ("PYUSD", "USDC", "USDT", "AED", "AUD", "CAD", "CHF", "DAI", "DOT", "ETH", "EUR", "GBP", "JPY", "USD", "XBT")
+# Pairs the rule above still splits wrongly: pair -> (base, quote).
+PAIR_OVERRIDES: dict[str, tuple[str, str]] = {}
+
+# Plain decimal text that fits Decimal(38,18) exactly by its shape alone.
+_PLAIN_DECIMAL = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
+_GROUPED = r"^[+-]?[$€£]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?$"
+_TIME_SHAPE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
+
+
+# ---------------------------------------------------------------- detection
+
+
+def _header(head: str) -> tuple[str, ...]:
+    cells = header_cells(head.split("\n", 1)[0].rstrip("\r"))
+    # Some exports end every line with a comma: an empty last header cell.
+    while cells and cells[-1] == "":
+        cells.pop()
+    return tuple(cells)
+
+
+def _is_ledgers(head: str) -> bool:
+    cells = _header(head)
+    if cells[-1:] == ("amountusd",):
+        cells = cells[:-1]
+    return cells in LEDGER_HEADERS
+
+
+def _is_trades(head: str) -> bool:
+    return _header(head) in TRADES_HEADERS
+
+
+# ---------------------------------------------------------------- shared row helpers
+
+
+def _read_csv(source: Source) -> pl.DataFrame:
+    """Every cell as text, with ``source_row``; lines holding no cell at all are not rows.
+
+    Local stand-in for ``base.read_text_csv``, which passes a keyword Polars 2.1 lacks.
+    """
+    raw = source.path.read_bytes().removeprefix(BOM.encode())
+    try:
+        frame = pl.read_csv(raw, infer_schema=False, has_header=True, truncate_ragged_lines=False)
+    except pl.exceptions.ComputeError:
+        raw.decode("utf-8")  # name the bad byte if that is the trouble
+        raise
+    frame = frame.rename({c: c.strip() for c in frame.columns})
+    frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    return frame.filter(~pl.all_horizontal(pl.exclude("source_row").is_null()))
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...], source: Source) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source.rel}: Kraken export without column(s) {', '.join(missing)}")
+
+
+def _blank(column: str) -> pl.Expr:
+    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+
+
+def _parse_odd(odd: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``value`` and ``is_bad`` of texts that are not plain decimals, via ``venue_decimal``.
+
+    Two guards on top of it: a comma must group thousands (``1,5`` is a decimal comma, not
+    15), and a text that is not blank yet gives no value is bad (``venue_decimal`` gives a
+    null flag for non-ASCII digits such as ``١٢``).
+    """
+    text = pl.col(column)
+    value, is_bad = venue_decimal(text)
+    trimmed = text.str.strip_chars()
+    misgrouped = trimmed.str.contains(",", literal=True) & ~trimmed.str.contains(_GROUPED)
+    blank = trimmed.str.replace_all(",", "", literal=True).is_in(["", "--"])
+    return odd.with_columns(
+        pl.when(~misgrouped).then(value).cast(DECIMAL).alias("value"),
+        (is_bad.fill_null(True) | misgrouped | (value.is_null() & ~blank)).alias("is_bad"),
+    )
+
+
+def with_decimals(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Adds ``<column>__value`` (exact) and ``<column>__bad`` for number columns.
+
+    Plain decimal text (the bulk of an export) converts directly: its shape alone makes it
+    exact in Decimal(38,18). Only the distinct other texts (exponents, signs, junk) go
+    through ``venue_decimal``, whose regex chain costs seconds per million cells.
+    """
+    for column in columns:
+        text = pl.col(column)
+        plain = text.str.contains(_PLAIN_DECIMAL)
+        odd = frame.filter(~plain & text.is_not_null()).select(text.unique())
+        odd = _parse_odd(odd, column)
+        frame = frame.with_columns(
+            pl.when(plain)
+            .then(text.str.to_decimal(scale=SCALE).cast(DECIMAL))
+            .otherwise(text.replace_strict(odd[column], odd["value"], default=None, return_dtype=DECIMAL))
+            .alias(f"{column}__value"),
+            text.replace_strict(odd[column], odd["is_bad"], default=False, return_dtype=pl.Boolean)
+            .fill_null(False)
+            .alias(f"{column}__bad"),
+        )
+    return frame
+
+
+def _number_checks(column: str, *, required: bool = True) -> list[Check]:
+    """Refuse a number column's bad cells (parsed by :func:`with_decimals`) and, if required, its blanks."""
+    reason = pl.format('"{}": "{}" is not a decimal', pl.lit(column), pl.col(column))
+    checks = [Check(column, pl.col(f"{column}__bad"), reason)]
+    if required:
+        checks.append(Check(column, _blank(column), f'"{column}" is missing'))
+    return checks
+
+
+def _time(column: str) -> pl.Expr:
+    """Kraken times are UTC ``YYYY-MM-DD HH:MM:SS`` with an optional fraction; null if not."""
+    text = pl.col(column).str.strip_chars()
+    shaped = pl.when(text.str.contains(_TIME_SHAPE)).then(text)
+    naive = shaped.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
+    return naive.dt.replace_time_zone("UTC")
+
+
+def _time_check(column: str) -> Check:
+    """Refuse a time that did not parse (``__ts``) or lies outside 2000..2099."""
+    ts = pl.col("__ts")
+    return Check(
+        column,
+        ts.is_null() | (ts.dt.year() < 2000) | (ts.dt.year() >= 2100),
+        pl.format('"{}": "{}" is not a time YYYY-MM-DD HH:MM:SS in 2000..2099', pl.lit(column), pl.col(column)),
+    )
+
+
+def split_pair(pair: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(base, quote) Kraken codes of ``BTC/USD`` or a glued pair (``XXBTZEUR``); null if unknown."""
+    s = pair.str.strip_chars()
+    length = s.str.len_chars()
+    bases, quotes = [], []
+    for quote in sorted(_LEGACY_QUOTES + _QUOTES, key=lambda q: (-len(q), q)):
+        fits = s.str.ends_with(quote) & (length > len(quote))
+        if quote in _LEGACY_QUOTES:
+            fits = fits & (length == len(quote) + 4)
+        bases.append(pl.when(fits).then(s.str.slice(0, length - len(quote))))
+        quotes.append(pl.when(fits).then(pl.lit(quote)))
+    override_base = s.replace_strict({k: v[0] for k, v in PAIR_OVERRIDES.items()}, default=None, return_dtype=pl.String)
+    override_quote = s.replace_strict({k: v[1] for k, v in PAIR_OVERRIDES.items()}, default=None, return_dtype=pl.String)
+    slashed = s.str.contains("/")
+    base = pl.when(slashed).then(s.str.extract(r"^([^/]+)/[^/]+$", 1)).otherwise(pl.coalesce(override_base, *bases))
+    quote = pl.when(slashed).then(s.str.extract(r"^[^/]+/([^/]+)$", 1)).otherwise(pl.coalesce(override_quote, *quotes))
+    return base, quote
+
+
+# ---------------------------------------------------------------- ledgers
+
+
+def read_ledgers(source: Source) -> Parsed:
+    rows = _read_csv(source)
+    _require(rows, ("txid", "refid", "time", "type", "subtype", "asset", "amount", "fee"), source)
+    rows = with_decimals(rows, ["amount", "fee"]).with_columns(__ts=_time("time"))
+    amount, fee = pl.col("amount__value"), pl.col("fee__value")
+    zero = pl.lit(0).cast(DECIMAL)
+    checks = [
+        Check(
+            "txid",
+            _blank("txid"),
+            "no ledger id (txid): Kraken writes failed transactions without one; no balance changed",
+            raw=pl.concat_str(
+                [pl.col(c).fill_null("") for c in ("refid", "time", "type", "asset", "amount", "fee")], separator=","
+            ),
+        ),
+        _time_check("time"),
+        Check("asset", _blank("asset"), '"asset" is missing'),
+        *_number_checks("amount"),
+        *_number_checks("fee"),
+        Check(
+            None,
+            (amount == zero) & (fee == zero),
+            "amount and fee are both zero: no balance changed",
+            raw=pl.format("amount {}, fee {}", pl.col("amount"), pl.col("fee")),
+        ),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+
+    subtype = pl.col("subtype").fill_null("").str.strip_chars()
+    ledger_type = pl.col("type").fill_null("").str.strip_chars()
+    kind = pl.coalesce(
+        subtype.replace_strict(_SUBTYPE_KINDS, default=None, return_dtype=pl.String),
+        ledger_type.replace_strict(_LEDGER_KINDS, default="other", return_dtype=pl.String),
+    )
+    description = pl.when(subtype == "").then(ledger_type).otherwise(pl.concat_str([ledger_type, subtype], separator="/"))
+    lines = passed.select(
+        "source_row",
+        entry_id=pl.col("txid").str.strip_chars(),
+        ref_id=pl.when(_blank("refid")).then(None).otherwise(pl.col("refid").str.strip_chars()),
+        ts="__ts",
+        kind=kind,
+        asset=pl.col("asset").str.strip_chars(),
+        amount=amount,
+        fee=fee,
+        description=description,
+    )
+    # Both parts are in file order; interleave them so that a row's fee follows its amount.
+    amounts = lines.filter(pl.col("amount") != zero).with_columns(qty=pl.col("amount"), order=pl.col("source_row") * 2)
+    fees = lines.filter(pl.col("fee") != zero).with_columns(
+        entry_id=pl.col("entry_id") + "/fee", kind=pl.lit("fee"), qty=-pl.col("fee"), order=pl.col("source_row") * 2 + 1
+    )
+    movements = (
+        amounts.merge_sorted(fees, key="order")
+        .with_columns(venue=pl.lit(source.venue), account=pl.lit(source.account), source_file=pl.lit(source.rel))
+        .select(list(MOVEMENTS.names()))
+        .cast(MOVEMENTS)
+    )
+    return Parsed(movements, quarantine)
+
+
+# ---------------------------------------------------------------- trades
+
+
+def read_trades(source: Source) -> Parsed:
+    rows = _read_csv(source)
+    _require(rows, ("txid", "ordertxid", "pair", "time", "type", "price", "cost", "fee", "vol"), source)
+    # Few distinct pairs: split each once.
+    pairs = rows.select(pl.col("pair").unique())
+    base, quote = split_pair(pl.col("pair"))
+    pairs = pairs.with_columns(__base=base, __quote=quote)
+    rows = (
+        with_decimals(rows, ["vol", "price", "cost", "fee"])
+        .with_columns(__ts=_time("time"), __side=pl.col("type").str.strip_chars().str.to_lowercase())
+        .join(pairs, on="pair", how="left", nulls_equal=True, maintain_order="left")
+    )
+    vol, price, cost, fee = (pl.col(f"{c}__value") for c in ("vol", "price", "cost", "fee"))
+    side = pl.col("__side")
+    zero = pl.lit(0).cast(DECIMAL)
+    checks = [
+        Check("txid", _blank("txid"), '"txid" is missing'),
+        _time_check("time"),
+        Check(
+            "pair",
+            pl.col("__base").is_null() | pl.col("__quote").is_null(),
+            pl.format('"pair": "{}" cannot be split into base and quote', pl.col("pair")),
+        ),
+        Check(
+            "type",
+            ~side.is_in(["buy", "sell"]).fill_null(False),
+            pl.format('"type": "{}" is not buy or sell', pl.col("type")),
+        ),
+        *_number_checks("vol"),
+        Check("vol", vol == zero, '"vol" is zero'),
+        *_number_checks("price"),
+        Check("price", price <= zero, '"price" is not positive'),
+        *_number_checks("cost", required=False),
+        *_number_checks("fee", required=False),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+    fills = passed.select(
+        venue=pl.lit(source.venue),
+        account=pl.lit(source.account),
+        trade_id=pl.col("txid").str.strip_chars(),
+        order_id=pl.when(_blank("ordertxid")).then(None).otherwise(pl.col("ordertxid").str.strip_chars()),
+        ts="__ts",
+        symbol=pl.col("pair").str.strip_chars(),
+        base="__base",
+        quote="__quote",
+        side=side,
+        # Kraken writes vol unsigned; the side gives the sign.
+        qty=pl.when(side == "sell").then(-vol.abs()).otherwise(vol.abs()),
+        price=price,
+        quote_qty=pl.coalesce(cost.abs(), vol.abs() * price),
+        fee=fee,
+        # The Trades fee is stated in quote; a fee taken in base shows only in Ledgers.
+        fee_asset=pl.when(fee.is_not_null()).then(pl.col("__quote")),
+        liquidity=pl.lit(None, pl.String),
+        source_file=pl.lit(source.rel),
+        source_row="source_row",
+    ).cast(FILLS)
+    return Parsed(fills, quarantine)
+
+
+# ---------------------------------------------------------------- balance replies
+
+
+def _reply_shape(head: str) -> str | None:
+    """``"Balance"`` or ``"BalanceEx"`` when the head is Kraken's ``{"error": [...], "result": {...}}``.
+
+    Reads only the top level, token by token, so that a reply longer than the head still
+    tells its shape, and a ccxt balance (whose ``info`` may hold such a reply) does not match.
+    """
+    decoder = json.JSONDecoder()
+    text, pos = head, 0
+    seen: dict[str, str] = {}
+    first_result_value = None
+
+    def skip(p: int) -> int:
+        while p < len(text) and text[p] in " \t\r\n":
+            p += 1
+        return p
+
+    try:
+        pos = skip(pos)
+        if text[pos] != "{":
+            return None
+        pos = skip(pos + 1)
+        while text[pos] != "}":
+            key, pos = decoder.raw_decode(text, pos)
+            pos = skip(pos)
+            if not isinstance(key, str) or text[pos] != ":":
+                return None
+            pos = skip(pos + 1)
+            seen[key] = text[pos]
+            if key == "result" and text[pos] == "{":
+                inner = skip(pos + 1)
+                if text[inner] == "}":
+                    first_result_value = ""
+                else:
+                    _, inner = decoder.raw_decode(text, inner)
+                    inner = skip(inner)
+                    first_result_value = text[skip(inner + 1)] if text[inner] == ":" else None
+            _, pos = decoder.raw_decode(text, pos)
+            pos = skip(pos)
+            if text[pos] == ",":
+                pos = skip(pos + 1)
+    except (IndexError, ValueError):
+        pass  # the head ends inside the reply: judge what was seen
+    if not set(seen) <= {"error", "result"} or seen.get("error") != "[":
+        return None
+    if "result" not in seen:
+        return "Balance" if "error" in seen else None  # an error-only reply: read() says why
+    if seen["result"] != "{":
+        return None
+    return "BalanceEx" if first_result_value == "{" else "Balance"
+
+
+def _load_reply(source: Source) -> dict:
+    text = source.path.read_bytes().decode("utf-8").replace(BOM, "")
+    # Numbers stay text: a balance must never pass through a float.
+    reply = json.loads(text, parse_float=str, parse_int=str)
+    if reply.get("error"):
+        raise ValueError(f"{source.rel}: Kraken replied with errors: {'; '.join(map(str, reply['error']))}")
+    if not isinstance(reply.get("result"), dict):
+        raise ValueError(f'{source.rel}: Kraken reply has no "result" object')
+    return reply["result"]
+
+
+def _balances(source: Source, entries: list[tuple[str, object]]) -> Parsed:
+    """One balance per ``(asset, value)`` entry, in reply order; a value that is not decimal text is refused."""
+    rows = pl.DataFrame(
+        {
+            "asset": [asset for asset, _ in entries],
+            "balance": [value if isinstance(value, str) else None for _, value in entries],
+            "not_text": [None if isinstance(value, str) else json.dumps(value) for _, value in entries],
+        },
+        schema={"asset": pl.String, "balance": pl.String, "not_text": pl.String},
+    ).with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    rows = with_decimals(rows, ["balance"])
+    asset = pl.col("asset")
+    checks = [
+        Check("asset", _blank("asset"), "empty asset code", raw=pl.col("balance")),
+        Check(
+            "balance",
+            pl.col("not_text").is_not_null(),
+            pl.format("{}: the balance is not a decimal string", pl.col("asset")),
+            raw=pl.col("not_text"),
+        ),
+        Check("balance", pl.col("balance__bad"), pl.format('{}: "{}" is not a decimal', asset, pl.col("balance"))),
+        Check("balance", pl.col("not_text").is_null() & _blank("balance"), pl.format("{}: the balance is missing", asset)),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+    frame = passed.select(
+        venue=pl.lit(source.venue),
+        account=pl.lit(source.account),
+        asset="asset",
+        total="balance__value",
+        source_file=pl.lit(source.rel),
+        source_row="source_row",
+    ).cast(BALANCES)
+    return Parsed(frame, quarantine)
+
+
+def read_balance(source: Source) -> Parsed:
+    return _balances(source, list(_load_reply(source).items()))
+
+
+def read_balance_ex(source: Source) -> Parsed:
+    # {"ZEUR": {"balance": "399.0400", "hold_trade": "0.0000"}}: `balance` is the total.
+    return _balances(
+        source,
+        [
+            (asset, value.get("balance", value) if isinstance(value, dict) else value)
+            for asset, value in _load_reply(source).items()
+        ],
+    )
+
+
+FORMATS: list[Format] = [
+    Format("kraken.ledgers", "ledger", _is_ledgers, read_ledgers),
+    Format("kraken.trades", "fills", _is_trades, read_trades),
+    Format("kraken.balance", "balances", lambda head: _reply_shape(head) == "Balance", read_balance),
+    Format("kraken.balance_ex", "balances", lambda head: _reply_shape(head) == "BalanceEx", read_balance_ex),
+]
