@@ -9,7 +9,6 @@ inference, no float) and parse numbers with :func:`utl.decimals.venue_decimal`.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -78,24 +77,36 @@ def header_cells(line: str) -> list[str]:
 
 
 def read_text_csv(source: Source, skip_lines: int = 0) -> pl.DataFrame:
-    """Read a CSV with every cell as text; adds ``source_row``, the 1-based data row.
+    """Every cell as stripped text ("" when empty), plus ``source_row``, the 1-based data row.
 
-    ``skip_lines`` skips a preamble before the header (Coinbase, OKX, Bybit). The file must be
-    UTF-8; a BOM anywhere in a cell (OKX repeats U+FEFF) is removed.
+    ``skip_lines`` skips a preamble before the header (Coinbase, OKX, Bybit). BOMs anywhere
+    (OKX repeats U+FEFF in cells) are removed. Blank lines carry no data and are left out;
+    their numbers stay counted, so row numbers still match the file. A file that is not
+    UTF-8, or a row with more cells than the header, fails the whole file.
     """
-    data = source.path.read_bytes().decode("utf-8")
+    try:
+        data = source.path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{source.rel}: not UTF-8 text: {e}") from e
     if skip_lines:
         data = "\n".join(data.splitlines()[skip_lines:])
-    data = data.replace(BOM, "")
-    frame = pl.read_csv(
-        io.StringIO(data).read().encode(),
-        infer_schema=False,
-        has_header=True,
-        truncate_ragged_lines=False,
-        empty_string_is_null=False,
-    )
+    try:
+        frame = pl.read_csv(
+            data.replace(BOM, "").encode(),
+            infer_schema=False,
+            has_header=True,
+            truncate_ragged_lines=False,
+            empty_string_is_null=False,
+        )
+    except pl.exceptions.PolarsError as e:
+        raise ValueError(f"{source.rel}: not a well-formed CSV (a row with more cells than the header?): {e}") from e
     frame = frame.rename({c: c.strip() for c in frame.columns})
-    return frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    cells = frame.columns
+    frame = frame.with_columns(pl.col(c).fill_null("").str.strip_chars() for c in cells)
+    frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    if not cells:
+        return frame
+    return frame.filter(~pl.all_horizontal(pl.col(c) == "" for c in cells))
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,7 @@ import polars as pl
 
 from utl.decimals import venue_decimal
 from utl.schemas import MOVEMENTS
-from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, split_refused, utc
-from utl.venues.generic import read_csv_cells
+from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, read_text_csv, split_refused, utc
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EARLIEST, LATEST = pl.datetime(2000, 1, 1, time_zone="UTC"), pl.datetime(2100, 1, 1, time_zone="UTC")
@@ -76,7 +75,7 @@ def _blank(column: str) -> pl.Expr:
 
 
 def read_transaction_log(source: Source) -> Parsed:
-    frame = read_csv_cells(source)
+    frame = read_text_csv(source)
     header = tuple(frame.columns[1:])
     if header not in HEADERS:
         raise ValueError(f"{source.rel}: not a Deribit transaction log header")

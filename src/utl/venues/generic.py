@@ -1,7 +1,6 @@
 """The venue-neutral balance snapshot: a CSV with the header ``asset,total`` (eod.md).
 
-One row per asset, ``total`` the account's whole holding at end of day. Also home of
-:func:`read_csv_cells`, the all-text CSV read the CSV readers of this package share.
+One row per asset, ``total`` the account's whole holding at end of day.
 """
 
 from __future__ import annotations
@@ -10,41 +9,9 @@ import polars as pl
 
 from utl.decimals import venue_decimal
 from utl.schemas import BALANCES
-from utl.venues.base import BOM, Check, Format, Parsed, Source, first_line, header_cells, split_refused
+from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, read_text_csv, split_refused
 
 HEADER = ["asset", "total"]
-
-
-def read_csv_cells(source: Source, skip_lines: int = 0) -> pl.DataFrame:
-    """Every cell as stripped text ("" when empty), plus ``source_row``, the 1-based data row.
-
-    Stands in for ``base.read_text_csv``, which passes an argument Polars 2.1 no longer
-    takes. Blank lines carry no data and are left out (their numbers stay counted, so row
-    numbers still match the file); a row with too many cells fails the whole file.
-    """
-    try:
-        data = source.path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{source.rel}: not UTF-8 text: {e}") from e
-    if skip_lines:
-        data = "\n".join(data.splitlines()[skip_lines:])
-    try:
-        frame = pl.read_csv(
-            data.replace(BOM, "").encode(),
-            infer_schema=False,
-            has_header=True,
-            truncate_ragged_lines=False,
-            empty_string_is_null=False,
-        )
-    except pl.exceptions.PolarsError as e:
-        raise ValueError(f"{source.rel}: not a well-formed CSV (a row with more cells than the header?): {e}") from e
-    frame = frame.rename({c: c.strip() for c in frame.columns})
-    cells = frame.columns
-    frame = frame.with_columns(pl.col(c).fill_null("").str.strip_chars() for c in cells)
-    frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    if not cells:
-        return frame
-    return frame.filter(~pl.all_horizontal(pl.col(c) == "" for c in cells))
 
 
 def is_balance_csv(head: str) -> bool:
@@ -52,7 +19,7 @@ def is_balance_csv(head: str) -> bool:
 
 
 def read_balance_csv(source: Source) -> Parsed:
-    frame = read_csv_cells(source)
+    frame = read_text_csv(source)
     if frame.width != 3:
         raise ValueError(f"{source.rel}: expected the columns asset,total")
     frame = frame.rename(dict(zip(frame.columns[1:], HEADER)))

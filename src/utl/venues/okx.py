@@ -19,8 +19,7 @@ import polars as pl
 
 from utl.decimals import venue_decimal
 from utl.schemas import MOVEMENTS
-from utl.venues.base import Check, Format, Parsed, Source, header_cells, head_text, split_refused, utc
-from utl.venues.generic import read_csv_cells
+from utl.venues.base import Check, Format, Parsed, Source, header_cells, head_text, read_text_csv, split_refused, utc
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EARLIEST, LATEST = pl.datetime(2000, 1, 1, time_zone="UTC"), pl.datetime(2100, 1, 1, time_zone="UTC")
@@ -103,7 +102,7 @@ def _read_layout(source: Source, layouts: dict[tuple[str, ...], tuple[str, ...]]
     if found is None:
         raise ValueError(f"{source.rel}: not an OKX account history header")
     preamble, header = found
-    frame = read_csv_cells(source, skip_lines=1 if preamble is not None else 0)
+    frame = read_text_csv(source, skip_lines=1 if preamble is not None else 0)
     if frame.width - 1 != len(header):
         raise ValueError(f"{source.rel}: expected {len(header)} columns, found {frame.width - 1}")
     names = layouts[header]

@@ -1,0 +1,293 @@
+"""From a landing folder to the canonical tables: fills, movements, balances, marks, quarantine.
+
+Each file is recognised by its content (exactly one format must claim it), read as text,
+parsed exactly, its asset codes mapped to canonical ones, and every refused row or file
+kept in ``quarantine`` with file, 1-based row, column and reason. Overlapping exports book
+each venue id once; the same id with different content is a conflict: every version goes to
+quarantine and none is booked, since choosing one would be a silent guess.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from utl.assets import canonical_asset
+from utl.decimals import DECIMAL, venue_decimal
+from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
+from utl.landing import LandingFiles, scan_landing
+from utl.schemas import BALANCES, FILLS, MARKS, MOVEMENTS
+from utl.settings import Settings, load_settings
+from utl.venues import all_formats
+from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, split_refused
+
+# Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
+# derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
+# are outside the contract; their cash flows come from ledgers).
+DERIVATIVE_FORMATS = frozenset({"binance.futures_trades"})
+ASSET_CODE = r"^[A-Z0-9]{1,24}$"
+
+FILLS_OUT = pl.Schema({**FILLS, "format": pl.String, "derivative": pl.Boolean})
+MOVEMENTS_OUT = pl.Schema({**MOVEMENTS, "format": pl.String})
+BALANCES_OUT = pl.Schema({"business_date": pl.Date, **BALANCES})
+MARKS_OUT = pl.Schema({"business_date": pl.Date, **MARKS, "source_file": pl.String, "source_row": pl.Int64})
+FILES_OUT = pl.Schema({"file": pl.String, "format": pl.String, "kind": pl.String, "rows": pl.Int64, "refused": pl.Int64})
+
+
+@dataclass
+class Ingested:
+    settings: Settings
+    fills: pl.DataFrame
+    movements: pl.DataFrame
+    balances: pl.DataFrame
+    marks: pl.DataFrame
+    quarantine: pl.DataFrame
+    files: pl.DataFrame
+    ledger_accounts: set[tuple[str, str]] = field(default_factory=set)
+
+
+def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
+    """Read every file of a landing folder into the canonical tables."""
+    settings = settings or load_settings(landing)
+    files = scan_landing(landing)
+    formats = all_formats()
+    fills, movements, balances, quarantine, described = [], [], [], [], []
+    ledger_accounts: set[tuple[str, str]] = set()
+    for rel, why in files.misplaced:
+        quarantine.append(quarantine_file(rel, why))
+    for source in files.trades:
+        fmt, parsed = read_source(source, formats, expect=("fills", "ledger"))
+        quarantine.append(parsed.quarantine)
+        described.append(_describe(source, fmt, parsed))
+        if fmt is None:
+            continue
+        if fmt.kind == "fills":
+            fills.append(parsed.frame.with_columns(format=pl.lit(fmt.name)))
+        else:
+            ledger_accounts.add((source.venue, source.account))
+            movements.append(parsed.frame.with_columns(format=pl.lit(fmt.name)))
+    for day, source in files.balances:
+        fmt, parsed = read_source(source, formats, expect=("balances",))
+        quarantine.append(parsed.quarantine)
+        described.append(_describe(source, fmt, parsed))
+        if fmt is not None:
+            balances.append(parsed.frame.with_columns(business_date=pl.lit(day, pl.Date)))
+    marks = [read_marks(day, path, landing) for day, path in files.marks]
+    quarantine.extend(q for _, q in marks)
+
+    fill_frame, q = _canonical_fills(_concat(fills, FILLS_OUT.to_frame().drop("derivative")), settings)
+    quarantine.append(q)
+    fill_frame, q = dedupe(fill_frame, ["venue", "account", "trade_id"], "trade id")
+    quarantine.append(q)
+    movement_frame, q = _canonical_assets(_concat(movements, MOVEMENTS_OUT.to_frame()), ["asset"], settings)
+    quarantine.append(q)
+    movement_frame, q = dedupe(movement_frame, ["venue", "account", "entry_id"], "ledger entry id")
+    quarantine.append(q)
+    balance_frame, q = _canonical_balances(_concat(balances, BALANCES_OUT.to_frame()), settings)
+    quarantine.append(q)
+    mark_frame = _concat([m for m, _ in marks], MARKS_OUT.to_frame())
+    return Ingested(
+        settings=settings,
+        fills=fill_frame.select(FILLS_OUT.names()).cast(FILLS_OUT),
+        movements=movement_frame.select(MOVEMENTS_OUT.names()).cast(MOVEMENTS_OUT),
+        balances=balance_frame,
+        marks=mark_frame,
+        quarantine=pl.concat([q.cast(QUARANTINE_SCHEMA) for q in quarantine]).sort("file", "row", nulls_last=False),
+        files=pl.DataFrame(described, schema=FILES_OUT, orient="row"),
+        ledger_accounts=ledger_accounts,
+    )
+
+
+def _concat(frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical_relaxed") if frames else empty
+
+
+def _describe(source: Source, fmt: Format | None, parsed: Parsed) -> tuple:
+    return (source.rel, fmt.name if fmt else None, fmt.kind if fmt else None, parsed.frame.height,
+            parsed.quarantine.height)
+
+
+def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) -> tuple[Format | None, Parsed]:
+    """Recognise and read one file; a file that cannot be read is one quarantine entry."""
+    nothing = pl.DataFrame()
+    try:
+        head = head_text(source.path)
+    except UnicodeDecodeError as exc:
+        return None, Parsed(nothing, quarantine_file(source.rel, f"not UTF-8 text: {exc}"))
+    claimed = [f for f in formats if _claims(f, head)]
+    if not claimed:
+        line = first_line(head)[:120]
+        return None, Parsed(nothing, quarantine_file(source.rel, "unknown format: no reader recognises this file", line))
+    if len(claimed) > 1:
+        names = ", ".join(f.name for f in claimed)
+        return None, Parsed(nothing, quarantine_file(source.rel, f"ambiguous format: recognised as {names}"))
+    fmt = claimed[0]
+    if fmt.kind not in expect:
+        where = "trades/" if "fills" in expect else "balances/"
+        return None, Parsed(nothing, quarantine_file(source.rel, f"a {fmt.kind} file ({fmt.name}) does not belong in {where}"))
+    try:
+        parsed = fmt.read(source)
+    except Exception as exc:  # any reader failure refuses the file, named, and the run goes on
+        return None, Parsed(nothing, quarantine_file(source.rel, f"{fmt.name}: unreadable: {exc}"))
+    return fmt, parsed
+
+
+def _claims(fmt: Format, head: str) -> bool:
+    try:
+        return bool(fmt.detect(head))
+    except Exception:  # a detector that chokes on foreign content simply does not claim it
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# Canonical assets
+# ---------------------------------------------------------------------------------------
+
+
+def _canonical_assets(frame: pl.DataFrame, columns: list[str], settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Map venue codes to canonical ones; a code that cannot be an asset is refused."""
+    mapped = frame.with_columns(
+        [canonical_asset(pl.col(c), settings.aliases).alias(c) for c in columns]
+        + [pl.col(c).alias(f"__raw_{c}") for c in columns]
+    )
+    checks = [
+        Check(c, pl.col(c).is_not_null() & ~pl.col(c).str.contains(ASSET_CODE), "unknown asset code", pl.col(f"__raw_{c}"))
+        for c in columns
+    ]
+    if mapped.height == 0:
+        return mapped.drop([f"__raw_{c}" for c in columns]), empty_quarantine()
+    ok, refused = _split_by_file(mapped, checks)
+    return ok.drop([f"__raw_{c}" for c in columns]), refused
+
+
+def _split_by_file(frame: pl.DataFrame, checks: list[Check]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``split_refused`` over rows from many files: quarantine names each row's own file."""
+    flagged = frame.with_columns([c.bad.fill_null(False).alias(f"__bad{i}") for i, c in enumerate(checks)])
+    parts = [
+        flagged.filter(pl.col(f"__bad{i}")).select(
+            file=pl.col("source_file"),
+            row=pl.col("source_row"),
+            column=pl.lit(c.column, pl.String),
+            reason=(c.reason if isinstance(c.reason, pl.Expr) else pl.lit(c.reason)).cast(pl.String),
+            raw=(c.raw if c.raw is not None else pl.col(c.column)).cast(pl.String),
+        )
+        for i, c in enumerate(checks)
+    ]
+    bad = [f"__bad{i}" for i in range(len(checks))]
+    ok = flagged.filter(~pl.any_horizontal(bad)).drop(bad) if bad else flagged
+    return ok, (pl.concat(parts) if parts else empty_quarantine())
+
+
+def _canonical_fills(frame: pl.DataFrame, settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame]:
+    frame = frame.with_columns(
+        derivative=pl.col("format").is_in(list(DERIVATIVE_FORMATS)) | pl.col("symbol").str.contains(":", literal=True)
+    )
+    return _canonical_assets(frame, ["base", "quote", "fee_asset"], settings)
+
+
+def _canonical_balances(frame: pl.DataFrame, settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Balances per canonical asset: codes that map together (DOT, DOT.S) add up.
+
+    Two snapshot files for one account and date cannot both be the end-of-day state: every
+    row of both is refused, and the account is not reconciled that day.
+    """
+    ok, refused = _canonical_assets(frame, ["asset"], settings)
+    files_per_day = ok.group_by("business_date", "venue", "account").agg(pl.col("source_file").n_unique().alias("n"))
+    twice = files_per_day.filter(pl.col("n") > 1)
+    clash = ok.join(twice, on=["business_date", "venue", "account"], how="semi")
+    refused = pl.concat(
+        [
+            refused,
+            clash.select(
+                file=pl.col("source_file"), row=pl.col("source_row"), column=pl.lit(None, pl.String),
+                reason=pl.lit("two balance snapshots for the same account and date; neither is used"),
+                raw=pl.col("asset"),
+            ),
+        ]
+    )
+    ok = ok.join(twice, on=["business_date", "venue", "account"], how="anti")
+    summed = (
+        ok.group_by("business_date", "venue", "account", "asset", maintain_order=True)
+        .agg(pl.col("total").sum(), pl.col("source_file").first(), pl.col("source_row").min())
+        .sort("business_date", "venue", "account", "asset")
+    )
+    return summed.select(BALANCES_OUT.names()).cast(BALANCES_OUT), refused
+
+
+# ---------------------------------------------------------------------------------------
+# Dedupe
+# ---------------------------------------------------------------------------------------
+
+
+def dedupe(frame: pl.DataFrame, key: list[str], what: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Book each key once. Rows repeating a key with identical content (overlapping exports)
+    collapse to the first seen; a key seen with different content is a conflict: all its
+    rows are quarantined, naming where the other versions are."""
+    if frame.height == 0:
+        return frame, empty_quarantine()
+    content = [c for c in frame.columns if c not in ("source_file", "source_row", "format")]
+    distinct = frame.unique(subset=content, keep="first", maintain_order=True)
+    versions = distinct.group_by(key).len().filter(pl.col("len") > 1).select(key)
+    if versions.height == 0:
+        return distinct, empty_quarantine()
+    clashing = frame.join(versions, on=key, how="semi").with_columns(
+        where=pl.concat_str(pl.col("source_file"), pl.lit(" row "), pl.col("source_row").cast(pl.String))
+    )
+    others = clashing.group_by(key).agg(pl.col("where").alias("all"))
+    refused = clashing.join(others, on=key).select(
+        file=pl.col("source_file"),
+        row=pl.col("source_row"),
+        column=pl.lit(key[-1]),
+        reason=pl.format(
+            "conflict: {} {} appears with different content ({}); none of its versions is booked",
+            pl.lit(what),
+            pl.col(key[-1]),
+            pl.col("all").list.join("; "),
+        ),
+        raw=pl.col(key[-1]),
+    )
+    return distinct.join(versions, on=key, how="anti"), refused
+
+
+# ---------------------------------------------------------------------------------------
+# Marks
+# ---------------------------------------------------------------------------------------
+
+
+def read_marks(day: dt.date, path: Path, landing: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``marks/D.csv`` (asset,price): the value of one unit in the reporting currency at end
+    of D. A non-positive or unparseable price, or an asset listed twice, is quarantined."""
+    rel = path.relative_to(landing).as_posix()
+    source = Source(path=path, rel=rel, venue="", account="")
+    try:
+        from utl.venues.base import read_text_csv
+
+        frame = read_text_csv(source)
+    except Exception as exc:  # unreadable marks file: one entry naming it
+        return MARKS_OUT.to_frame(), quarantine_file(rel, f"unreadable marks file: {exc}")
+    frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+    if not {"asset", "price"} <= set(frame.columns):
+        return MARKS_OUT.to_frame(), quarantine_file(rel, "a marks file needs the columns asset,price")
+    value, bad = venue_decimal(pl.col("price"))
+    frame = frame.with_columns(
+        asset=canonical_asset(pl.col("asset")), __price=value, __bad=bad, __n=pl.len().over(canonical_asset(pl.col("asset")))
+    )
+    ok, refused = split_refused(
+        frame,
+        [
+            Check("asset", pl.col("asset").is_null() | ~pl.col("asset").str.contains(ASSET_CODE), "unknown asset code"),
+            Check("price", pl.col("__bad"), "is not a decimal number"),
+            Check("price", pl.col("__price").is_null() & ~pl.col("__bad"), "is missing"),
+            Check("price", pl.col("__price") <= 0, "is not positive"),
+            Check("asset", pl.col("__n") > 1, "is listed more than once; neither price is used"),
+        ],
+        rel,
+    )
+    marks = ok.select(
+        business_date=pl.lit(day, pl.Date), asset="asset", price=pl.col("__price").cast(DECIMAL),
+        source_file=pl.lit(rel), source_row="source_row",
+    )
+    return marks.cast(MARKS_OUT), refused

@@ -1,0 +1,68 @@
+"""The landing folder: what files are where (eod.md, "Landing folder").
+
+```
+LANDING/utl.toml
+LANDING/marks/YYYY-MM-DD.csv
+LANDING/<venue>/<account>/trades/<any name>
+LANDING/<venue>/<account>/balances/YYYY-MM-DD.<json|csv>
+```
+A file in none of these places is reported, not guessed at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from utl.venues.base import Source
+
+_DATE_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(json|csv)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LandingFiles:
+    trades: list[Source]
+    balances: list[tuple[dt.date, Source]]
+    marks: list[tuple[dt.date, Path]]
+    misplaced: list[tuple[str, str]]  # (relative path, why it is not read)
+
+
+def _date_of(name: str) -> dt.date | None:
+    match = _DATE_FILE.match(name)
+    if not match:
+        return None
+    try:
+        return dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def scan_landing(landing: Path) -> LandingFiles:
+    """List the landing folder's files by role; sorted, so every run reads in one order."""
+    if not landing.is_dir():
+        raise FileNotFoundError(f"no landing folder at {landing}")
+    trades, balances, marks, misplaced = [], [], [], []
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        rel = path.relative_to(landing).as_posix()
+        parts = rel.split("/")
+        if any(part.startswith(".") for part in parts) or rel == "utl.toml":
+            continue
+        if parts[0] == "marks" and len(parts) == 2:
+            day = _date_of(parts[1])
+            if day and parts[1].lower().endswith(".csv"):
+                marks.append((day, path))
+            else:
+                misplaced.append((rel, "a marks file is named YYYY-MM-DD.csv"))
+        elif len(parts) == 4 and parts[2] == "trades":
+            trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1]))
+        elif len(parts) == 4 and parts[2] == "balances":
+            day = _date_of(parts[3])
+            if day:
+                balances.append((day, Source(path=path, rel=rel, venue=parts[0], account=parts[1])))
+            else:
+                misplaced.append((rel, "a balance snapshot is named YYYY-MM-DD.json or YYYY-MM-DD.csv"))
+        else:
+            misplaced.append((rel, "not in marks/, <venue>/<account>/trades/ or <venue>/<account>/balances/"))
+    return LandingFiles(trades, balances, marks, misplaced)

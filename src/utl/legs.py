@@ -1,0 +1,65 @@
+"""The universal ledger: one leg per asset moved (eod.md, "Opening state and booking").
+
+A spot fill books its base asset ``+qty`` (buy) or ``-qty`` (sell), its quote asset
+``-quote_qty`` or ``+quote_qty``, and its fee ``-fee`` in the fee's own asset. A ledger
+line books as it is. One source per account, never two: where an account's ``trades/``
+holds a ledger export, its legs come from the ledger and its fills only add detail (the
+price of the trade a ledger line belongs to); otherwise its legs come from its fills.
+Positions are then just sums of legs.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from utl.decimals import DECIMAL
+from utl.schemas import LEGS
+
+LEGS_OUT = pl.Schema({**LEGS, "source": pl.String})  # source: "fills" | "ledger"
+
+
+def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:
+    """Base, quote and fee legs of spot fills (derivative fills book none)."""
+    spot = fills.filter(~pl.col("derivative"))
+    common = [pl.col("venue"), pl.col("account"), pl.col("ts"), pl.col("trade_id"), pl.col("source_file"), pl.col("source_row")]
+    base = spot.select(
+        *common, leg_id=pl.col("trade_id") + "/base", asset=pl.col("base"), qty=pl.col("qty"),
+        kind=pl.lit("base"), price=pl.col("price"), quote=pl.col("quote"),
+    )
+    quote = spot.select(
+        *common, leg_id=pl.col("trade_id") + "/quote", asset=pl.col("quote"),
+        qty=pl.when(pl.col("qty") > 0).then(-pl.col("quote_qty")).otherwise(pl.col("quote_qty")),
+        kind=pl.lit("quote"), price=pl.lit(None, DECIMAL), quote=pl.lit(None, pl.String),
+    )
+    fee = spot.filter(pl.col("fee").is_not_null() & (pl.col("fee") != 0)).select(
+        *common, leg_id=pl.col("trade_id") + "/fee", asset=pl.col("fee_asset"), qty=-pl.col("fee"),
+        kind=pl.lit("fee"), price=pl.lit(None, DECIMAL), quote=pl.lit(None, pl.String),
+    )
+    return pl.concat([base, quote, fee], how="vertical_relaxed").with_columns(source=pl.lit("fills"))
+
+
+def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
+    """Ledger lines as legs; a line of a trade whose fill is known takes the fill's price
+    for its base asset (Kraken's ``refid`` is the fill's ``txid``)."""
+    detail = fills.filter(~pl.col("derivative")).select(
+        "venue", "account", pl.col("trade_id").alias("ref_id"), pl.col("base").alias("asset"), "price", "quote"
+    ).unique(subset=["venue", "account", "ref_id", "asset"], keep="first", maintain_order=True)
+    return (
+        movements.join(detail, on=["venue", "account", "ref_id", "asset"], how="left")
+        .select(
+            "venue", "account", pl.col("entry_id").alias("leg_id"), "ts", "asset", "qty", "kind",
+            pl.col("ref_id").alias("trade_id"), "price", "quote", "source_file", "source_row",
+        )
+        .with_columns(source=pl.lit("ledger"))
+    )
+
+
+def book_legs(fills: pl.DataFrame, movements: pl.DataFrame, ledger_accounts: set[tuple[str, str]]) -> pl.DataFrame:
+    """All legs of all accounts, each account from exactly one source."""
+    ledger_keys = pl.DataFrame(
+        sorted(ledger_accounts), schema={"venue": pl.String, "account": pl.String}, orient="row"
+    )
+    from_fills = fill_legs(fills.join(ledger_keys, on=["venue", "account"], how="anti"))
+    from_ledger = ledger_legs(movements.join(ledger_keys, on=["venue", "account"], how="semi"), fills)
+    legs = pl.concat([from_fills.select(LEGS_OUT.names()), from_ledger.select(LEGS_OUT.names())], how="vertical_relaxed")
+    return legs.cast(LEGS_OUT).sort("venue", "account", "ts", "leg_id")
