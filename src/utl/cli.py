@@ -40,5 +40,101 @@ def costing(method: str, trades_path: Path, out_dir: Path) -> None:
         click.echo(f"wrote {path}")
 
 
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _default_storage() -> Path:
+    from utl.store import utl_home
+
+    return utl_home() / "storage"
+
+
+@main.command()
+@click.option("--landing", type=click.Path(path_type=Path), required=True, help="The landing folder (eod.md).")
+@click.option("--date", "through", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Run every business date through this one.")
+@click.option("--storage", type=click.Path(path_type=Path), default=None,
+              help="Folder for the Parquet outputs [default: $UTL_HOME/storage, UTL_HOME defaults to ~/.utl].")
+def eod(landing: Path, through, storage: Path | None) -> None:
+    """Book, cost, value and reconcile every business date through --date into PostgreSQL."""
+    from utl.eod import RunError
+    from utl.run import run_eod
+    from utl.settings import SettingsError
+    from utl.store import open_database
+
+    storage = storage or _default_storage()
+    try:
+        with open_database() as database:
+            _say(f"database: {database.description}")
+            summary = run_eod(landing, through.date(), storage, database, progress=_say)
+    except (RunError, SettingsError, FileNotFoundError) as exc:
+        click.echo(f"utl eod: could not complete: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"run {summary.run_id}: {len(summary.dates)} business dates through {summary.dates[-1].isoformat()}, "
+        f"{summary.breaks} breaks, {summary.quarantined} quarantined rows; Parquet under {summary.storage}"
+    )
+
+
+@main.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+def breaks(day, fmt: str) -> None:
+    """Print the breaks of a date from the database `utl eod` writes to."""
+    import polars as pl
+
+    from utl.store import migrate, open_database, read_frame
+
+    with open_database() as database, database.connect() as conn:
+        migrate(conn)
+        frame = read_frame(conn, "SELECT * FROM utl.breaks WHERE business_date = %(day)s ORDER BY venue, account, asset",
+                           {"day": day.date()})
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+        return
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True):
+        click.echo(frame if frame.height else f"no breaks on {day.date().isoformat()}")
+
+
+@main.command()
+@click.option("--landing", type=click.Path(path_type=Path), required=True)
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
+def pnl(landing: Path, day) -> None:
+    """Print a date's PnL per book and asset, and its explain (no database needed)."""
+    import polars as pl
+
+    from utl.eod import RunError, prepare, run_dates
+
+    try:
+        last = None
+        for last in run_dates(prepare(landing, _say), day.date(), _say):
+            pass
+    except RunError as exc:
+        click.echo(f"utl pnl: could not complete: {exc}", err=True)
+        sys.exit(1)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
+        click.echo(f"PnL on {day.date().isoformat()} (reporting currency), per book and asset:")
+        click.echo(last.pnl.select("book", "asset", "realized_pnl", "unrealized_pnl", "unrealized_change", "fees",
+                                   "income", "total_pnl"))
+        click.echo("Explain per book: total = market value end - start - external flows:")
+        click.echo(last.explain.select("book", "market_value_start", "market_value_end", "external_flows", "total_pnl",
+                                       "realized_pnl", "unrealized_change", "fees", "income", "trade_residual", "unexplained"))
+
+
+@main.group()
+def db() -> None:
+    """The database: UTL_DATABASE_URL, or the embedded PostgreSQL."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the numbered migrations in sql/ that are not applied yet."""
+    from utl.store import migrate, open_database
+
+    with open_database() as database, database.connect() as conn:
+        applied = migrate(conn)
+        click.echo(f"{database.description}: {len(applied)} migrations applied")
+
+
 if __name__ == "__main__":
     main()
