@@ -43,141 +43,132 @@ METHOD_CODES = {"fifo": FIFO, "lifo": LIFO, "hifo": HIFO}
 # ---------------------------------------------------------------------------------------
 
 
-def _build_matcher(jit):
-    """The matching kernel and its heap helpers, built once compiled and once as Python."""
+def _match(group, qty, rank, method, m_close, m_lot, m_qty, open_trade, open_qty, lot_trade, lot_qty, heap):
+    """Match closing trades against open lots, trade by trade, group by group.
 
-    @jit
-    def heap_before(a, b, lot_sign, rank, lot_trade):
-        """True when lot slot ``a`` closes before slot ``b`` under HIFO."""
-        ra = rank[lot_trade[a]]
-        rb = rank[lot_trade[b]]
-        if ra != rb:
-            # Long: the highest entry price closes first; short: the lowest.
-            return ra > rb if lot_sign > 0 else ra < rb
-        return a < b  # slots grow with time: ties go to the oldest lot
+    ``group`` (sorted, contiguous), ``qty`` (signed, scaled) and ``rank`` describe the
+    trades in application order. Fills ``m_close``/``m_lot``/``m_qty`` (trade indices and the
+    positive quantity closed) and ``open_trade``/``open_qty`` (the lots open at the end of
+    each group). ``lot_trade``, ``lot_qty`` and ``heap`` are scratch space of the trades'
+    length. Returns ``(n_matches, n_open)``.
 
-    @jit
-    def heap_push(heap, size, slot, lot_sign, rank, lot_trade):
-        i = size
-        heap[i] = slot
-        while i > 0:
-            parent = (i - 1) // 2
-            if heap_before(heap[i], heap[parent], lot_sign, rank, lot_trade):
-                heap[i], heap[parent] = heap[parent], heap[i]
-                i = parent
-            else:
-                break
-        return size + 1
-
-    @jit
-    def heap_pop(heap, size, lot_sign, rank, lot_trade):
-        size -= 1
-        heap[0] = heap[size]
-        i = 0
-        while True:
-            left = 2 * i + 1
-            right = left + 1
-            best = i
-            if left < size and heap_before(heap[left], heap[best], lot_sign, rank, lot_trade):
-                best = left
-            if right < size and heap_before(heap[right], heap[best], lot_sign, rank, lot_trade):
-                best = right
-            if best == i:
-                break
-            heap[i], heap[best] = heap[best], heap[i]
-            i = best
-        return size
-
-    @jit
-    def match(group, qty, rank, method, m_close, m_lot, m_qty, open_trade, open_qty, lot_trade, lot_qty, heap):
-        """Match closing trades against open lots, trade by trade, group by group.
-
-        ``group`` (sorted, contiguous), ``qty`` (signed, scaled) and ``rank`` describe the
-        trades in application order. Fills ``m_close``/``m_lot``/``m_qty`` (trade indices and
-        the positive quantity closed) and ``open_trade``/``open_qty`` (the lots open at the
-        end of each group). ``lot_trade``, ``lot_qty`` and ``heap`` are scratch space of the
-        trades' length. Returns ``(n_matches, n_open)``.
-        """
-        n = qty.shape[0]
-        k = 0
-        n_open = 0
-        start = 0
-        while start < n:
-            end = start
-            while end < n and group[end] == group[start]:
-                end += 1
-            head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
-            tail = 0
-            size = 0
-            lot_sign = 0
-            for i in range(start, end):
-                q = qty[i]
-                sign = 1 if q > 0 else -1
-                live = (tail - head) if method != HIFO else size
-                if live > 0 and sign != lot_sign:
-                    remaining = -q if q < 0 else q
-                    while remaining > 0 and live > 0:
+    HIFO keeps lot slots in a binary heap ordered by (entry price rank, best first for the
+    position's side; then slot, i.e. the oldest). The heap steps are written out inline:
+    one self-contained function is what lets numba cache it and Python run it unchanged.
+    """
+    n = qty.shape[0]
+    k = 0
+    n_open = 0
+    start = 0
+    while start < n:
+        end = start
+        while end < n and group[end] == group[start]:
+            end += 1
+        head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+        tail = 0
+        size = 0
+        lot_sign = 0
+        for i in range(start, end):
+            q = qty[i]
+            sign = 1 if q > 0 else -1
+            live = (tail - head) if method != HIFO else size
+            if live > 0 and sign != lot_sign:
+                remaining = -q if q < 0 else q
+                while remaining > 0 and live > 0:
+                    if method == FIFO:
+                        s = head
+                    elif method == LIFO:
+                        s = tail - 1
+                    else:
+                        s = heap[0]
+                    held = lot_qty[s] if lot_qty[s] > 0 else -lot_qty[s]
+                    take = held if held < remaining else remaining
+                    m_close[k] = i
+                    m_lot[k] = lot_trade[s]
+                    m_qty[k] = take
+                    k += 1
+                    remaining -= take
+                    if take == held:
                         if method == FIFO:
-                            s = head
+                            head += 1
                         elif method == LIFO:
-                            s = tail - 1
+                            tail -= 1
                         else:
-                            s = heap[0]
-                        held = lot_qty[s] if lot_qty[s] > 0 else -lot_qty[s]
-                        take = held if held < remaining else remaining
-                        m_close[k] = i
-                        m_lot[k] = lot_trade[s]
-                        m_qty[k] = take
-                        k += 1
-                        remaining -= take
-                        if take == held:
-                            if method == FIFO:
-                                head += 1
-                            elif method == LIFO:
-                                tail -= 1
-                            else:
-                                size = heap_pop(heap, size, lot_sign, rank, lot_trade)
-                            live -= 1
-                        else:
-                            lot_qty[s] -= take * lot_sign
-                    if remaining > 0:
-                        # The trade flips the position: its rest opens a lot of its own sign.
-                        lot_trade[0] = i
-                        lot_qty[0] = remaining * sign
-                        head = 0
-                        tail = 1
-                        lot_sign = sign
-                        if method == HIFO:
-                            heap[0] = 0
-                            size = 1
-                else:
-                    if live == 0:
-                        head = 0
-                        tail = 0
-                    lot_trade[tail] = i
-                    lot_qty[tail] = q
+                            # Pop the heap's top: move the last slot up, sift it down.
+                            size -= 1
+                            heap[0] = heap[size]
+                            j = 0
+                            while True:
+                                best = j
+                                for child in (2 * j + 1, 2 * j + 2):
+                                    if child < size:
+                                        rc = rank[lot_trade[heap[child]]]
+                                        rb = rank[lot_trade[heap[best]]]
+                                        if rc != rb:
+                                            first = rc > rb if lot_sign > 0 else rc < rb
+                                        else:
+                                            first = heap[child] < heap[best]
+                                        if first:
+                                            best = child
+                                if best == j:
+                                    break
+                                heap[j], heap[best] = heap[best], heap[j]
+                                j = best
+                        live -= 1
+                    else:
+                        lot_qty[s] -= take * lot_sign
+                if remaining > 0:
+                    # The trade flips the position: its rest opens a lot of its own sign.
+                    lot_trade[0] = i
+                    lot_qty[0] = remaining * sign
+                    head = 0
+                    tail = 1
                     lot_sign = sign
                     if method == HIFO:
-                        size = heap_push(heap, size, tail, lot_sign, rank, lot_trade)
-                    tail += 1
-            if method == HIFO:
-                for j in range(size):
-                    open_trade[n_open] = lot_trade[heap[j]]
-                    open_qty[n_open] = lot_qty[heap[j]]
-                    n_open += 1
+                        heap[0] = 0
+                        size = 1
             else:
-                for s in range(head, tail):
-                    open_trade[n_open] = lot_trade[s]
-                    open_qty[n_open] = lot_qty[s]
-                    n_open += 1
-            start = end
-        return k, n_open
+                if live == 0:
+                    head = 0
+                    tail = 0
+                lot_trade[tail] = i
+                lot_qty[tail] = q
+                lot_sign = sign
+                if method == HIFO:
+                    # Push the new slot and sift it up. Long: highest entry price first;
+                    # short: lowest; equal prices: the older (smaller) slot first.
+                    j = size
+                    heap[j] = tail
+                    size += 1
+                    while j > 0:
+                        parent = (j - 1) // 2
+                        rj = rank[lot_trade[heap[j]]]
+                        rp = rank[lot_trade[heap[parent]]]
+                        if rj != rp:
+                            first = rj > rp if lot_sign > 0 else rj < rp
+                        else:
+                            first = heap[j] < heap[parent]
+                        if not first:
+                            break
+                        heap[j], heap[parent] = heap[parent], heap[j]
+                        j = parent
+                tail += 1
+        if method == HIFO:
+            for j in range(size):
+                open_trade[n_open] = lot_trade[heap[j]]
+                open_qty[n_open] = lot_qty[heap[j]]
+                n_open += 1
+        else:
+            for s in range(head, tail):
+                open_trade[n_open] = lot_trade[s]
+                open_qty[n_open] = lot_qty[s]
+                n_open += 1
+        start = end
+    return k, n_open
 
-    return match
 
-
-_match_compiled = _build_matcher(njit(cache=True))
-_match_python = _build_matcher(lambda f: f)
+_match_compiled = njit(cache=True)(_match)
+_match_python = _match
 
 
 def match_lots(group: np.ndarray, qty: np.ndarray, rank: np.ndarray, method: str):
