@@ -89,22 +89,32 @@ def _parse_odd(text: pl.Series) -> tuple[pl.Series, pl.Series]:
             cleaned=pl.col("stripped").str.replace_all(",", "", literal=True).str.replace(r"^([+-]?)[$€£]", "${1}"),
         )
         .with_columns(
-            blank=pl.col("cleaned").is_null() | pl.col("cleaned").is_in(["", "--"]),
+            # Blank is judged before commas go: a lone "," is bad, not empty.
+            blank=pl.col("stripped").is_null() | pl.col("stripped").is_in(["", "--"]),
             well_formed=pl.col("cleaned").str.contains(_VENUE_NUMBER).fill_null(False),
             parts=pl.col("cleaned").str.extract_groups(r"^[+-]?([0-9]*)\.?([0-9]*)(?:[eE]([+-]?[0-9]+))?$"),
         )
         .with_columns(
-            integer=pl.col("parts").struct.field("1").str.strip_chars_start("0").str.len_chars().cast(pl.Int64),
-            fraction=pl.col("parts").struct.field("2").str.strip_chars_end("0").str.len_chars().cast(pl.Int64),
-            exponent=pl.col("parts").struct.field("3").cast(pl.Int64).fill_null(0),
+            whole=pl.col("parts").struct.field("1"),
+            fraction=pl.col("parts").struct.field("2"),
+            exponent=pl.col("parts").struct.field("3").cast(pl.Int64, strict=False).fill_null(0),
+        )
+        .with_columns(digits=(pl.col("whole") + pl.col("fraction")).str.strip_chars_start("0"))
+        .with_columns(
+            # Places the value needs: the written fraction, shifted by the exponent, less the
+            # trailing zeros of all its digits ("10E-19" is 1E-18: 18 places; "0E-20": none).
+            places=pl.when(pl.col("digits") == "").then(0).otherwise(
+                pl.col("fraction").str.len_chars().cast(pl.Int64) - pl.col("exponent")
+                - (pl.col("digits").str.len_chars() - pl.col("digits").str.strip_chars_end("0").str.len_chars()).cast(pl.Int64)
+            ),
+            integer_digits=pl.col("whole").str.strip_chars_start("0").str.len_chars().cast(pl.Int64) + pl.col("exponent"),
         )
         .with_columns(
-            # Shifting by the exponent moves digits between the two sides of the point.
             ok=~pl.col("blank")
             & pl.col("well_formed")
             & pl.col("commas_ok")
-            & (pl.col("fraction") - pl.col("exponent") <= SCALE)
-            & ((pl.col("integer") + pl.col("exponent") <= MAX_INTEGER_DIGITS) | (pl.col("integer") == 0))
+            & (pl.col("places") <= SCALE)
+            & ((pl.col("integer_digits") <= MAX_INTEGER_DIGITS) | (pl.col("digits") == ""))
         )
         .with_columns(value=pl.when("ok").then(pl.col("cleaned")).otherwise(None).str.to_decimal(scale=SCALE))
         # Whatever is not blank and did not become a value is bad: never a silent null.

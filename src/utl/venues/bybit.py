@@ -1,0 +1,336 @@
+"""Bybit exports: Asset Change Details (UTA and Funding account), the pre-UTA derivatives
+log, and the spot Trade History.
+
+Layouts, versions and quirks: ``/work/shared/venues/bybit.md``. What drives the code:
+
+- Most files open with a ``UID: …`` line before the header; it is skipped by content.
+- The asset-change logs are ledgers. One row can move its currency three ways at once: the
+  cash flow (a spot leg, realized PnL, a transfer), the fee and the funding. Each non-zero
+  part is its own movement (``…/fee``, ``…/funding``), so fees and funding stay visible.
+  The row's ``Change`` is the wallet truth: a row whose parts do not add up to it is refused,
+  never booked half right.
+- Fee and funding signs differ by generation: UTA writes a paid fee as negative (as the
+  wallet sees it), the pre-UTA log as positive. The movement is always the wallet's sign.
+- Times are UTC. Spot Trade History gives only minutes (``HH:MM YYYY-MM-DD``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+
+from utl.assets import split_symbol
+from utl.decimals import DECIMAL
+from utl.schemas import FILLS, MOVEMENTS
+from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, split_refused, utc
+from utl.venues.binance import (
+    finish,
+    header_is,
+    number_checks,
+    read_rows,
+    require_columns,
+    side_checks,
+    side_of,
+    signed,
+    strip_code,
+    time_checks,
+    trailing_code,
+    unsplit_reason,
+    with_content_id,
+    with_decimals,
+)
+
+_SECONDS = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,9})?$"
+_MINUTES = r"^\d{2}:\d{2} \d{4}-\d{2}-\d{2}$"
+
+
+def preamble_lines(head: str) -> int:
+    """1 when the file opens with Bybit's ``UID: <uid>,Company Name: ,Country:`` line."""
+    return 1 if first_line(head).startswith("UID:") else 0
+
+
+def _header_is(head: str, layouts: list[tuple[str, ...]]) -> bool:
+    return header_is(head, layouts, preamble_lines(head))
+
+
+def _rows(source: Source) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return read_rows(source, preamble_lines(head_text(source.path)))
+
+
+def bybit_time(text: pl.Expr) -> pl.Expr:
+    """UTC text: ``YYYY-MM-DD HH:MM:SS[.fff]`` or the spot history's ``HH:MM YYYY-MM-DD``."""
+    t = text.str.strip_chars()
+    return (
+        pl.when(t.str.contains(_SECONDS))
+        .then(utc(t, "%Y-%m-%d %H:%M:%S%.f"))
+        .when(t.str.contains(_MINUTES))
+        .then(utc(t, "%H:%M %Y-%m-%d"))
+    )
+
+
+def present(cell: pl.Expr) -> pl.Expr:
+    """The stripped text, null when empty or Bybit's ``--``."""
+    text = cell.str.strip_chars()
+    return pl.when((text != "") & (text != "--")).then(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Asset change logs (ledgers): UTA, pre-UTA derivatives, Funding account
+# ---------------------------------------------------------------------------------------------
+
+UTA_WITH_UID = (
+    "Uid", "Currency", "Contract", "Type", "Direction", "Quantity", "Position", "Filled Price",
+    "Funding", "Fee Paid", "Cash Flow", "Change", "Wallet Balance", "Action", "Time(UTC)",
+)  # fmt: skip
+UTA_WITH_IDS = (
+    "Currency", "Contract", "Type", "Direction", "Quantity", "Position", "Filled Price",
+    "Funding", "Fee Paid", "Cash Flow", "Change", "Wallet Balance", "Action", "OrderId", "TradeId", "Time",
+)  # fmt: skip
+DERIVATIVES_LEGACY = (
+    "Time", "Currency", "Contract", "Type", "Direction", "Quantity", "Position", "Filled Price",
+    "Funding", "Fee Paid", "Cash Flow", "Change", "Wallet Balance", "Fee Rate", "Trade ID", "Order ID",
+)  # fmt: skip
+
+# Below this size three parts cannot overflow Decimal(38, 18) when added.
+_PART_LIMIT = pl.lit(Decimal(10) ** 19, DECIMAL)
+
+
+def uta_kind(kind: pl.Expr, action: pl.Expr) -> pl.Expr:
+    """The kind of a UTA row's cash flow: a spot leg is a trade, a derivative's is PnL."""
+    t = kind.str.strip_chars().str.to_uppercase()
+    a = action.str.strip_chars().str.to_uppercase()
+    return (
+        pl.when((t == "TRADE") & a.is_in(["OPEN", "CLOSE"]))
+        .then(pl.lit("realized_pnl"))
+        .when(t.is_in(["TRADE", "CURRENCY_SELL", "CURRENCY_BUY", "--"]))  # "--": dust conversion
+        .then(pl.lit("trade"))
+        .when(t.is_in(["SETTLEMENT", "DELIVERY"]) | t.str.contains("LIQUIDATION"))
+        .then(pl.lit("realized_pnl"))
+        .when(t.str.contains("TRANSFER"))
+        .then(pl.lit("transfer"))
+        .when(t.str.contains("INTEREST"))
+        .then(pl.lit("interest"))
+        .when(t.str.contains("REBATE|REFUND"))
+        .then(pl.lit("rebate"))
+        .otherwise(pl.lit("other"))
+    )
+
+
+LEGACY_KINDS = {
+    "trade": "realized_pnl",
+    "liquidation": "realized_pnl",
+    "funding": "funding",
+    "deposit": "deposit",
+    "withdraw": "withdrawal",
+    "transferin": "transfer",
+    "transferout": "transfer",
+    "exchangein": "trade",
+    "exchangeout": "trade",
+}
+
+
+def legacy_kind(kind: pl.Expr) -> pl.Expr:
+    t = kind.str.strip_chars().str.to_lowercase()
+    return t.replace_strict(LEGACY_KINDS, default="other", return_dtype=pl.String)
+
+
+def _read_asset_log(source: Source) -> Parsed:
+    """UTA (both variants) and pre-UTA derivatives logs: each row's parts as movements."""
+    rows, refused = _rows(source)
+    legacy = "Fee Rate" in rows.columns
+    time_column = "Time(UTC)" if "Time(UTC)" in rows.columns else "Time"
+    id_column = "Trade ID" if legacy else ("TradeId" if "TradeId" in rows.columns else None)
+    parts = ["Currency", "Type", "Funding", "Fee Paid", "Cash Flow", "Change", time_column]
+    require_columns(rows, parts + ([] if legacy else ["Action"]) + ([id_column] if id_column else []), source.rel)
+    # Wallet signs: UTA already writes them (fee paid < 0, funding paid < 0); the pre-UTA log
+    # writes paid fees and paid funding as positive numbers.
+    wallet_sign = (lambda part: -part) if legacy else (lambda part: part)
+    frame = with_decimals(
+        rows, cash=pl.col("Cash Flow"), fee_part=pl.col("Fee Paid"), funding_part=pl.col("Funding"), change=pl.col("Change")
+    ).with_columns(
+        ts=bybit_time(pl.col(time_column)),
+        asset=present(pl.col("Currency")),
+        description=pl.col("Type").str.strip_chars(),
+        kind=legacy_kind(pl.col("Type")) if legacy else uta_kind(pl.col("Type"), pl.col("Action")),
+    )
+    trade = present(pl.col(id_column)) if id_column else pl.lit(None, pl.String)
+    # A UTA spot fill is two rows (one per currency) under one TradeId.
+    trade_key = trade if legacy else pl.concat_str([trade, pl.col("asset").fill_null("")], separator=":")
+    # Rows without an id are told apart by their content; the running Wallet Balance makes
+    # true repeats rare, and the occurrence number keeps those that remain.
+    frame = with_content_id(frame, [c for c in rows.columns if c != "source_row"], "__content")
+    frame = frame.with_columns(ref_id=trade).with_columns(
+        entry_id=pl.when(trade.is_not_null()).then(trade_key).otherwise(pl.col("__content")),
+    )
+    checks = [
+        *time_checks(time_column, "YYYY-MM-DD HH:MM:SS"),
+        Check("Currency", pl.col("asset").is_null(), '"Currency" is missing'),
+        *number_checks("Change", "change"),
+        # "--" in a part means none: zero, not missing.
+        *number_checks("Cash Flow", "cash", required=False),
+        *number_checks("Fee Paid", "fee_part", required=False),
+        *number_checks("Funding", "funding_part", required=False),
+    ]
+    for column, name in (("Cash Flow", "cash"), ("Fee Paid", "fee_part"), ("Funding", "funding_part"), ("Change", "change")):
+        checks.append(Check(column, pl.col(name).abs() >= _PART_LIMIT, pl.format(f'"{column}": "{{}}" is too large', pl.col(column))))
+    passed, quarantine = split_refused(frame, checks, source.rel)
+
+    zero = pl.lit(0, DECIMAL)
+    passed = passed.with_columns(
+        cash=pl.col("cash").fill_null(zero),
+        fee_part=wallet_sign(pl.col("fee_part").fill_null(zero)),
+        funding_part=wallet_sign(pl.col("funding_part").fill_null(zero)),
+    )
+    sign = "-" if legacy else "+"
+    adds_up = Check(
+        "Change",
+        pl.col("cash") + pl.col("fee_part") + pl.col("funding_part") != pl.col("change"),
+        pl.format(
+            f'"Change": "{{}}" is not Cash Flow {sign} Fee Paid {sign} Funding ("{{}}" {sign} "{{}}" {sign} "{{}}")',
+            pl.col("Change"), pl.col("Cash Flow"), pl.col("Fee Paid"), pl.col("Funding"),
+        ),
+    )  # fmt: skip
+    passed, unbalanced = split_refused(passed, [adds_up], source.rel)
+
+    # A row whose parts are all zero still appears once, as its cash flow.
+    keep_cash = (pl.col("cash") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))
+    movements = pl.concat(
+        [
+            passed.filter(keep_cash).with_columns(qty=pl.col("cash"), part=pl.lit(0)),
+            passed.filter(pl.col("fee_part") != 0).with_columns(
+                qty=pl.col("fee_part"), kind=pl.lit("fee"), entry_id=pl.col("entry_id") + "/fee", part=pl.lit(1)
+            ),
+            passed.filter(pl.col("funding_part") != 0).with_columns(
+                qty=pl.col("funding_part"), kind=pl.lit("funding"), entry_id=pl.col("entry_id") + "/funding", part=pl.lit(2)
+            ),
+        ]
+    ).sort("source_row", "part")
+    done = finish(source, movements, [], MOVEMENTS, refused)
+    everything = pl.concat([done.quarantine, quarantine, unbalanced]).sort("row", maintain_order=True)
+    return Parsed(done.frame, everything)
+
+
+read_uta = _read_asset_log
+read_derivatives_legacy = _read_asset_log
+
+
+FUND_CURRENT = ("Uid", "Date & Time(UTC)", "Coin", "QTY", "Type", "Account Balance", "Description")
+FUND_OLDER = FUND_CURRENT[1:]
+
+
+def fund_kind(kind: pl.Expr, description: pl.Expr, qty: pl.Expr) -> pl.Expr:
+    """Funding-account ``Type`` (and ``Description``, which names withdrawals) -> kind."""
+    t = kind.str.strip_chars().str.to_lowercase()
+    d = description.str.strip_chars().str.to_lowercase()
+    return (
+        pl.when(t.str.contains("withdraw") | d.str.contains("withdraw"))
+        .then(pl.lit("withdrawal"))
+        .when(t.str.contains("deposit"))
+        .then(pl.lit("deposit"))
+        .when(t.str.contains("transfer"))
+        .then(pl.lit("transfer"))
+        .when((t == "earn") & d.str.contains("interest|yield|reward"))
+        .then(pl.lit("interest"))
+        .when(t == "earn")  # subscriptions and redemptions move between own accounts
+        .then(pl.lit("transfer"))
+        .when(t == "fiat")  # the sign tells a fiat deposit from a fiat withdrawal
+        .then(pl.when(qty < 0).then(pl.lit("withdrawal")).otherwise(pl.lit("deposit")))
+        .otherwise(pl.lit("other"))
+    )
+
+
+def read_fund(source: Source) -> Parsed:
+    rows, refused = _rows(source)
+    require_columns(rows, list(FUND_OLDER), source.rel)
+    description = pl.col("Description").str.strip_chars()
+    frame = with_decimals(rows, qty=pl.col("QTY")).with_columns(
+        ts=bybit_time(pl.col("Date & Time(UTC)")),
+        asset=present(pl.col("Coin")),
+        description=pl.when(description != "").then(description).otherwise(pl.col("Type").str.strip_chars()),
+        kind=fund_kind(pl.col("Type"), pl.col("Description"), pl.col("qty")),
+        ref_id=pl.lit(None, pl.String),
+    )
+    # Without Uid, so that both versions of one row give one key.
+    frame = with_content_id(frame, list(FUND_OLDER), "entry_id")
+    checks = [
+        *time_checks("Date & Time(UTC)", "YYYY-MM-DD HH:MM:SS"),
+        Check("Coin", pl.col("asset").is_null(), '"Coin" is missing'),
+        *number_checks("QTY", "qty"),
+    ]
+    return finish(source, frame, checks, MOVEMENTS, refused)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spot Trade History (fills)
+# ---------------------------------------------------------------------------------------------
+
+SPOT_CURRENT = (
+    "Spot Pairs", "Order Type", "Direction", "feeCoin", "ExecFeeV2", "Filled Value", "Filled Price",
+    "Filled Quantity", "Fees", "Transaction ID", "Order No.",
+)  # fmt: skip
+SPOT_PREVIOUS = (
+    "Spot Pairs", "Order Type", "Direction", "Filled Value", "Filled Price", "Filled Quantity",
+    "Fees", "Transaction ID", "Order No.",
+)  # fmt: skip
+SPOT_LEADING = ((), ("Uid",), ("Filled Time (Local Time)",))
+SPOT_TIMESTAMPS = ("Timestamp (UTC)", "Timestamp (UTC+0)")
+SPOT_LAYOUTS = [lead + body + (ts,) for lead in SPOT_LEADING for body in (SPOT_CURRENT, SPOT_PREVIOUS) for ts in SPOT_TIMESTAMPS]
+
+
+def read_spot_trades(source: Source) -> Parsed:
+    """Spot fills. The fee is ``ExecFeeV2`` in ``feeCoin`` (current) or ``Fees`` in the asset
+    received (previous: base on a buy, quote on a sell); positive = charged."""
+    rows, refused = _rows(source)
+    time_column = next((c for c in SPOT_TIMESTAMPS if c in rows.columns), SPOT_TIMESTAMPS[0])
+    require_columns(rows, [*SPOT_PREVIOUS, time_column], source.rel)
+    current = "ExecFeeV2" in rows.columns
+    base, quote = split_symbol(pl.col("Spot Pairs"))
+    frame = rows.with_columns(
+        symbol=pl.col("Spot Pairs").str.strip_chars(), base=base, quote=quote, side=side_of(pl.col("Direction"))
+    )
+    received = pl.when(pl.col("side") == "sell").then(pl.col("quote")).otherwise(pl.col("base"))
+    exec_fee = present(pl.col("ExecFeeV2")) if current else pl.lit(None, pl.String)
+    fee_coin = present(pl.col("feeCoin")) if current else pl.lit(None, pl.String)
+    old_fee = present(pl.col("Fees"))
+    # Pre-UTA files glue a unit to numbers ("99.687126 USDT"); a glued fee unit wins.
+    old_fee_code = pl.when(trailing_code(pl.col("Fees")) != "").then(trailing_code(pl.col("Fees")))
+    frame = frame.with_columns(
+        fee_text=pl.coalesce(exec_fee, old_fee),
+        fee_asset=pl.when(exec_fee.is_not_null())
+        .then(pl.coalesce(fee_coin, received))
+        .when(old_fee.is_not_null())
+        .then(pl.coalesce(old_fee_code, received)),
+    )
+    frame = with_decimals(
+        frame,
+        qty=strip_code(pl.col("Filled Quantity"), pl.col("base")),
+        price=strip_code(pl.col("Filled Price"), pl.col("quote")),
+        quote_qty=strip_code(pl.col("Filled Value"), pl.col("quote")),
+        fee=strip_code(pl.col("fee_text"), pl.col("fee_asset")),
+    ).with_columns(
+        ts=bybit_time(pl.col(time_column)),
+        trade_id=present(pl.col("Transaction ID")),
+        order_id=present(pl.col("Order No.")),  # written with a leading space
+        liquidity=pl.lit(None, pl.String),
+    )
+    fee_column = "ExecFeeV2" if current else "Fees"
+    checks = [
+        *time_checks(time_column, "HH:MM YYYY-MM-DD" if time_column == "Timestamp (UTC)" else "YYYY-MM-DD HH:MM:SS"),
+        Check("Spot Pairs", pl.col("base").is_null() | pl.col("quote").is_null(), unsplit_reason("Spot Pairs", pl.lit(None, pl.String))),
+        *side_checks("Direction"),
+        *number_checks("Filled Price", "price", sign="positive"),
+        *number_checks("Filled Quantity", "qty", sign="positive"),
+        *number_checks("Filled Value", "quote_qty", sign="non-negative"),
+        Check(fee_column, pl.col("fee__bad"), pl.format(f'"{fee_column}": "{{}}" is not an exact decimal', pl.col("fee_text")), raw=pl.col("fee_text")),
+        Check("Transaction ID", pl.col("trade_id").is_null(), '"Transaction ID" is missing'),
+    ]
+    return finish(source, frame, checks, FILLS, refused, qty=signed(pl.col("qty"), pl.col("side")))
+
+
+FORMATS = [
+    Format("bybit.uta_asset_changes", "ledger", lambda head: _header_is(head, [UTA_WITH_UID, UTA_WITH_IDS]), read_uta),
+    Format("bybit.derivatives_legacy", "ledger", lambda head: _header_is(head, [DERIVATIVES_LEGACY]), read_derivatives_legacy),
+    Format("bybit.fund_asset_changes", "ledger", lambda head: _header_is(head, [FUND_CURRENT, FUND_OLDER]), read_fund),
+    Format("bybit.spot_trades", "fills", lambda head: _header_is(head, SPOT_LAYOUTS), read_spot_trades),
+]
