@@ -1,0 +1,903 @@
+"""Write the sample landing folder, its expected outcome and its README, from one description.
+
+    uv run python data_samples/make_landing.py [--out DIR]
+
+Writes ``DIR/landing/`` (the layout of ``shared/contracts/eod.md``), ``DIR/landing_expected.json``
+and ``DIR/README.md``; ``DIR`` defaults to this script's folder, whose output is committed.
+The run is deterministic (no clock, no random module: "random" choices are SHA-256 of a label)
+so ``tests/test_data_samples.py`` can check the committed files byte for byte.
+
+Every fill is generated once as exact ``Decimal`` values, then written in each venue's own
+export layout, and its legs (base, quote, fee) go into one bookkeeping. The venue balances,
+the breaks and the positions in ``landing_expected.json`` are derived from that bookkeeping,
+never typed, so they equal opening + all legs exactly except where a planted case says
+otherwise (see PLANTED and README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OPENING = date(2024, 3, 4)
+BUSINESS_DATES = (date(2024, 3, 5), date(2024, 3, 6), date(2024, 3, 7))
+SNAPSHOT_DATES = (OPENING, *BUSINESS_DATES)
+REPORTING_CURRENCY = "USD"
+TOLERANCE = {"BTC": Decimal("0.00000001"), "ETH": Decimal("0.0000001"), "USDT": Decimal("0.01")}
+
+# End-of-day marks in USD (inputs, typed once). USD, the reporting currency, needs none.
+MARKS: dict[date, dict[str, Decimal]] = {
+    d: {a: Decimal(p) for a, p in prices.items()}
+    for d, prices in {
+        date(2024, 3, 4): {"BTC": "68300.00", "ETH": "3630.00", "USDT": "0.9998", "BNB": "414.20", "SOL": "132.40"},
+        date(2024, 3, 5): {"BTC": "66100.00", "ETH": "3560.00", "USDT": "0.9997", "BNB": "405.80", "SOL": "126.90"},
+        date(2024, 3, 6): {"BTC": "66950.00", "ETH": "3820.00", "USDT": "1.0001", "BNB": "428.10", "SOL": "133.70"},
+        date(2024, 3, 7): {"BTC": "67050.00", "ETH": "3880.00", "USDT": "0.9999", "BNB": "455.30", "SOL": "140.20"},
+    }.items()
+}
+
+# Kraken's legacy codes, as its files write them.
+KRAKEN_CODE = {"BTC": "XXBT", "ETH": "XETH", "USD": "ZUSD", "USDT": "USDT"}
+
+
+# ---------------------------------------------------------------- deterministic choices
+
+
+def draw(*label: object) -> int:
+    """A stable pseudo-random integer for a label (SHA-256: same on every machine)."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, label)).encode()).digest(), "big")
+
+
+def pick(label: tuple, lo: str, hi: str, places: int) -> Decimal:
+    """A decimal in [lo, hi] with ``places`` decimals, chosen by ``label``."""
+    step = Decimal(1).scaleb(-places)
+    lo_d, hi_d = Decimal(lo), Decimal(hi)
+    count = int((hi_d - lo_d) / step) + 1
+    return lo_d + step * (draw(*label) % count)
+
+
+def at(day: date, hh: int, mm: int, ss: int, micro: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hh, mm, ss, micro, tzinfo=UTC)
+
+
+def quantize(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def fixed(value: Decimal, places: int) -> str:
+    """``value`` with exactly ``places`` decimals; refuses to round (text must stay exact)."""
+    if quantize(value, places) != value:
+        raise ValueError(f"{value} does not fit {places} decimals")
+    return f"{value:.{places}f}"
+
+
+def plain(value: Decimal) -> str:
+    """Shortest exact decimal text: 1.50 -> "1.5", 100 -> "100", -0 -> "0"."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+# ---------------------------------------------------------------- fills and the bookkeeping
+
+
+@dataclass(frozen=True)
+class Fill:
+    ts: datetime
+    base: str  # canonical codes
+    quote: str
+    side: str  # buy | sell
+    qty: Decimal  # unsigned base quantity
+    price: Decimal
+    quote_qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    note: str = ""  # why a planted fill is there
+
+    def legs(self) -> list[tuple[str, Decimal]]:
+        sign = 1 if self.side == "buy" else -1
+        legs = [(self.base, sign * self.qty), (self.quote, -sign * self.quote_qty)]
+        if self.fee:
+            legs.append((self.fee_asset, -self.fee))
+        return legs
+
+
+@dataclass
+class Account:
+    venue: str
+    account: str
+    opening: dict[str, Decimal]  # canonical asset -> quantity at end of OPENING
+    legs: list[tuple[datetime, str, Decimal]] = field(default_factory=list)  # what the exports book
+    # What the venue's balances differ by from the ledger, per snapshot date: planted cases.
+    venue_extra: dict[date, dict[str, Decimal]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Decimal)))
+
+    @property
+    def key(self) -> str:
+        return f"{self.venue}/{self.account}"
+
+    def book(self, ts: datetime, legs: list[tuple[str, Decimal]]) -> None:
+        self.legs += [(ts, asset, qty) for asset, qty in legs if qty]
+
+    def ledger(self, day: date) -> dict[str, Decimal]:
+        """Ledger position at end of ``day`` (``day+1 00:00Z``): opening + legs before it."""
+        end = at(day + timedelta(days=1), 0, 0, 0)
+        held = defaultdict(Decimal, self.opening)
+        for ts, asset, qty in self.legs:
+            if ts < end:
+                held[asset] += qty
+        return dict(held)
+
+    def venue_balance(self, day: date) -> dict[str, Decimal]:
+        held = defaultdict(Decimal, self.ledger(day))
+        for asset, qty in self.venue_extra[day].items():
+            held[asset] += qty
+        return dict(held)
+
+
+def usd(asset: str, day: date) -> Decimal:
+    return Decimal(1) if asset == REPORTING_CURRENCY else MARKS[day][asset]
+
+
+@dataclass(frozen=True)
+class Pair:
+    base: str
+    quote: str
+    qty_range: tuple[str, str]
+    qty_places: int
+    price_places: int
+
+
+def generate(label: str, pairs: list[Pair], per_day: int) -> list[tuple[datetime, Pair, str, Decimal, Decimal]]:
+    """(ts, pair, side, qty, price) for ``per_day`` fills a business day, prices near the marks."""
+    out = []
+    for day in BUSINESS_DATES:
+        seconds = sorted({600 + draw(label, day, i, "t") % 84600 for i in range(per_day)})
+        for i, second in enumerate(seconds):
+            pair = pairs[draw(label, day, i, "pair") % len(pairs)]
+            side = "buy" if draw(label, day, i, "side") % 2 else "sell"
+            qty = pick((label, day, i, "qty"), *pair.qty_range, pair.qty_places)
+            out.append((at(day, second // 3600, second // 60 % 60, second % 60), pair, side, qty, near(label, day, i, pair)))
+    return out
+
+
+def near(label: str, day: date, i: int, pair: Pair) -> Decimal:
+    """A price within +-1% of the day's mark of base in quote."""
+    reference = usd(pair.base, day) / usd(pair.quote, day)
+    wobble = Decimal(draw(label, day, i, "price") % 201 - 100) / 10000
+    return quantize(reference * (1 + wobble), pair.price_places)
+
+
+def exact_product(qty: Decimal, price: Decimal, places: int) -> Decimal:
+    product = qty * price
+    if quantize(product, places) != product:
+        raise ValueError(f"{qty} x {price} needs more than {places} decimals")
+    return product
+
+
+# ---------------------------------------------------------------- text writers
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    """Cells quoted only where needed (``"1,300.00USDT"``), as the venues write them."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def kraken_csv(rows: list[list[object]]) -> str:
+    """Kraken quotes its strings and leaves its numbers bare (``Num`` cells)."""
+    return "".join(",".join(c.text if isinstance(c, Num) else '"' + str(c) + '"' for c in row) + "\n" for row in rows)
+
+
+@dataclass(frozen=True)
+class Num:
+    """A JSON/CSV number written as this exact text (never through a float)."""
+
+    text: str
+
+
+def float_text(value: Decimal) -> Num:
+    """How Python ccxt writes a number: the float's repr; exact only where it round-trips."""
+    text = repr(float(value))
+    if Decimal(text) != value:
+        raise ValueError(f"{value} does not survive a float")
+    return Num(text)
+
+
+def to_json(value: object) -> str:
+    if isinstance(value, Num):
+        return value.text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(to_json(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def ms(ts: datetime) -> int:
+    return (ts - EPOCH) // timedelta(milliseconds=1)
+
+
+def iso_ms(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def kraken_id(prefix: str, *label: object) -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    n = draw(prefix, *label)
+    chars = []
+    for _ in range(16):
+        n, r = divmod(n, len(alphabet))
+        chars.append(alphabet[r])
+    s = "".join(chars)
+    return f"{prefix}{s[:5]}-{s[5:10]}-{s[10:16]}"
+
+
+# ---------------------------------------------------------------- the landing folder
+
+
+@dataclass
+class Landing:
+    files: dict[str, bytes] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)  # rel path -> format name (the reader's)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    planted: list[dict] = field(default_factory=list)
+    quarantine: list[dict] = field(default_factory=list)
+
+    def add(self, rel: str, text: str, fmt: str) -> None:
+        self.files[rel] = text.encode("utf-8")
+        if fmt:
+            self.formats[rel] = fmt
+
+    def open(self, venue: str, account: str, opening: dict[str, str]) -> Account:
+        acct = Account(venue, account, {a: Decimal(q) for a, q in opening.items()})
+        self.accounts[acct.key] = acct
+        return acct
+
+    def plant(self, case: str, where: str, expect: str) -> None:
+        self.planted.append({"case": case, "where": where, "expect": expect})
+
+
+# ---------------------------------------------------------------- Binance
+
+
+BINANCE_SPOT = ["Time", "Pair", "Side", "Price", "Executed", "Amount", "Fee"]
+BINANCE_SPOT_UTC = ["Date(UTC)", *BINANCE_SPOT[1:]]
+UTC8 = timedelta(hours=8)
+
+
+def binance_fills(label: str, pairs: list[Pair], per_day: int) -> list[Fill]:
+    fills = []
+    for i, (ts, pair, side, qty, price) in enumerate(generate(label, pairs, per_day)):
+        fills.append(binance_fill(label, i, ts, pair, side, qty, price))
+    return fills
+
+
+def binance_fill(label: str, i: int, ts: datetime, pair: Pair, side: str, qty: Decimal, price: Decimal, note: str = "") -> Fill:
+    quote_qty = exact_product(qty, price, 8)
+    day = ts.date()
+    if draw(label, i, "fee") % 4:  # most fees paid in BNB at a 25% discount
+        fee = quantize(quote_qty * usd(pair.quote, day) * Decimal("0.00075") / MARKS[day]["BNB"], 8)
+        fee_asset = "BNB"
+    elif side == "buy":
+        fee, fee_asset = quantize(qty * Decimal("0.001"), 8), pair.base
+    else:
+        fee, fee_asset = quantize(quote_qty * Decimal("0.001"), 8), pair.quote
+    return Fill(ts, pair.base, pair.quote, side, qty, price, quote_qty, fee, fee_asset, note)
+
+
+def binance_row(fill: Fill, pair: Pair, local: bool) -> list[str]:
+    when = (fill.ts + UTC8).strftime("%y-%m-%d %H:%M:%S") if local else fill.ts.strftime("%Y-%m-%d %H:%M:%S")
+    return [
+        when,
+        f"{fill.base}{fill.quote}",
+        fill.side.upper(),
+        f"{fill.price:.{max(pair.price_places, 2)}f}",
+        fixed(fill.qty, 8) + fill.base,
+        f"{fill.quote_qty:,.8f}" + fill.quote,
+        fixed(fill.fee, 8) + fill.fee_asset,
+    ]
+
+
+def binance_account_json(acct: Account, day: date, locked: dict[str, str]) -> str:
+    """``GET /api/v3/account``: totals split into free and locked, zero rows kept."""
+    held = acct.venue_balance(day)
+    balances = []
+    for asset in sorted(set(held) | {"LTC"}):
+        total = held.get(asset, Decimal(0))
+        lock = min(Decimal(locked.get(asset, "0")), total)
+        balances.append({"asset": asset, "free": fixed(total - lock, 8), "locked": fixed(lock, 8)})
+    reply = {
+        "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
+        "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
+        "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+        "requireSelfTradePrevention": False, "preventSor": False,
+        "updateTime": ms(at(day + timedelta(days=1), 0, 0, 0)) - 1000,
+        "accountType": "SPOT", "balances": balances, "permissions": ["SPOT"], "uid": 31415926,
+    }  # fmt: skip
+    return json.dumps(reply, indent=2) + "\n"
+
+
+def balance_csv(acct: Account, day: date) -> str:
+    held = acct.venue_balance(day)
+    return csv_text([["asset", "total"]] + [[a, plain(q)] for a, q in sorted(held.items()) if q])
+
+
+def write_binance(landing: Landing) -> None:
+    btc_usdt = Pair("BTC", "USDT", ("0.00100", "0.40000"), 5, 2)
+    eth_usdt = Pair("ETH", "USDT", ("0.0100", "6.0000"), 4, 2)
+    eth_btc = Pair("ETH", "BTC", ("0.100", "3.000"), 3, 5)
+    bnb_usdt = Pair("BNB", "USDT", ("0.10", "4.00"), 2, 1)
+
+    # -- mm-spot-1: current layout, local time UTC+8 (zone only in the file name); two overlapping exports.
+    one = landing.open("binance", "mm-spot-1", {"BTC": "4.5", "ETH": "60", "USDT": "400000", "BNB": "25"})
+    pairs = {("BTC", "USDT"): btc_usdt, ("ETH", "USDT"): eth_usdt, ("ETH", "BTC"): eth_btc, ("BNB", "USDT"): bnb_usdt}
+    fills = binance_fills("binance/mm-spot-1", list(pairs.values()), 6)
+    d5, d6 = BUSINESS_DATES[0], BUSINESS_DATES[1]
+    late = binance_fill("b1-late", 0, at(d5, 23, 45, 10), btc_usdt, "buy", Decimal("0.12000"), Decimal("66080.50"),
+                        "local time 24-03-06 07:45:10 (UTC+8) is 2024-03-05 23:45:10 UTC: books on 2024-03-05")  # fmt: skip
+    twin = binance_fill("b1-twin", 1, at(d6, 5, 40, 0), btc_usdt, "sell", Decimal("0.01000"), Decimal("66890.00"),
+                        "two identical rows: two fills (occurrence 1 and 2), in both exports")  # fmt: skip
+    corrupted = binance_fill("b1-corrupt", 3, at(d6, 3, 12, 40), eth_usdt, "buy", Decimal("0.5000"), Decimal("3795.20"),
+                             "in the re-export its Executed cell reads 0.5x0000000ETH")  # fmt: skip
+    fills = sorted([*fills, late, twin, twin, corrupted], key=lambda f: f.ts)
+    for fill in fills:
+        one.book(fill.ts, fill.legs())
+
+    # Export 1 ends 2024-03-06 20:00 local (12:00 UTC); export 2 repeats that day's morning.
+    # Binance lists newest first.
+    cut_1, from_2 = at(d6, 12, 0, 0), at(d6, 0, 0, 0)
+    first = [f for f in fills if f.ts < cut_1][::-1]
+    second = [f for f in fills if f.ts >= from_2][::-1]
+    name_1 = "binance/mm-spot-1/trades/Binance-Spot-Trade-History-202403062000(UTC+8)_ab12.csv"
+    name_2 = "binance/mm-spot-1/trades/Binance-Spot-Trade-History-202403080800(UTC+8)_cd34.csv"
+    rows_1 = [binance_row(f, pairs[f.base, f.quote], local=True) for f in first]
+    rows_2 = [binance_row(f, pairs[f.base, f.quote], local=True) for f in second]
+    bad_row = second.index(corrupted) + 1
+    rows_2[bad_row - 1][4] = "0.5x0000000ETH"
+    landing.add(name_1, csv_text([BINANCE_SPOT, *rows_1]), "binance.spot_trades")
+    landing.add(name_2, csv_text([BINANCE_SPOT, *rows_2]), "binance.spot_trades")
+    overlap = [f for f in fills if from_2 <= f.ts < cut_1]
+    landing.plant(
+        "overlapping re-export",
+        f"{name_2}: rows {len(second) - len(overlap) + 1}..{len(second)} repeat rows 1..{len(overlap)} of {name_1} "
+        f"(row {bad_row} with a spoiled cell: see the malformed row)",
+        f"the {len(overlap)} fills of 2024-03-06 00:00-12:00 UTC book once (the Binance key is the row's "
+        "content, its time as a UTC instant, and its occurrence number in its file)",
+    )
+    landing.plant(
+        "identical rows in one file",
+        f"{name_1} rows {first.index(twin) + 1} and {first.index(twin) + 2} (and again in {name_2})",
+        "two fills of 0.01 BTC sold at 66890.00 in the same second: both book (occurrence 1 and 2), "
+        "and the re-export's copies book nothing more",
+    )
+    landing.plant(
+        "fee paid in BNB",
+        f"{name_1}, {name_2}: every Fee cell ending in BNB",
+        "the fee books as a BNB leg of binance/mm-spot-1, not in the pair's assets",
+    )
+    landing.plant(
+        "time zone only in the file name",
+        f"{name_1} row {first.index(late) + 1}",
+        late.note,
+    )
+    landing.plant(
+        "malformed row",
+        f"{name_2} row {bad_row}, column Executed",
+        'quarantined (file, row, column "Executed", raw "0.5x0000000ETH"); the fill it spoils books from '
+        f"{name_1} row {first.index(corrupted) + 1}, so the balances hold and nothing breaks",
+    )
+    landing.quarantine.append({"file": name_2, "row": bad_row, "column": "Executed", "raw": "0.5x0000000ETH"})
+
+    # -- mm-spot-2: the previous layout (Date(UTC)); its export lacks one fill the venue made.
+    two = landing.open("binance", "mm-spot-2", {"BTC": "2", "ETH": "30", "USDT": "250000", "BNB": "5"})
+    pairs_2 = {("BTC", "USDT"): btc_usdt, ("ETH", "USDT"): eth_usdt}
+    fills_2 = sorted(binance_fills("binance/mm-spot-2", list(pairs_2.values()), 5), key=lambda f: f.ts)
+    for fill in fills_2:
+        two.book(fill.ts, fill.legs())
+    missing = Fill(at(d6, 14, 20, 0), "ETH", "USDT", "buy", Decimal("0.5"), Decimal("3800.00"), Decimal("1900.00"),
+                   Decimal("1.9"), "USDT")  # fmt: skip
+    for day in SNAPSHOT_DATES:
+        if day >= missing.ts.date():
+            for asset, qty in missing.legs():
+                two.venue_extra[day][asset] += qty
+    name_3 = "binance/mm-spot-2/trades/Binance-Spot-Trade-History-20240308.csv"
+    landing.add(name_3, csv_text([BINANCE_SPOT_UTC] + [binance_row(f, pairs_2[f.base, f.quote], local=False) for f in fills_2[::-1]]),
+                "binance.spot_trades")  # fmt: skip
+    landing.plant(
+        "a fill the export lacks",
+        f"{name_3} (absent): 2024-03-06 14:20:00 UTC ETHUSDT BUY 0.5 ETH at 3800.00 for 1900.00 USDT, fee 1.9 USDT",
+        "the venue's balances include it from 2024-03-06: breaks on binance/mm-spot-2 ETH (diff +0.5) and "
+        "USDT (diff -1901.9) on 2024-03-06 and 2024-03-07, first_seen 2024-03-06",
+    )
+
+    one_locked = {"BTC": "0.25", "USDT": "15000"}
+    for day in SNAPSHOT_DATES:
+        if day in (date(2024, 3, 5), date(2024, 3, 6)):
+            landing.add(f"binance/mm-spot-1/balances/{day}.json", binance_account_json(one, day, one_locked), "binance.account")
+        else:
+            landing.add(f"binance/mm-spot-1/balances/{day}.csv", balance_csv(one, day), "generic.balance_csv")
+        landing.add(f"binance/mm-spot-2/balances/{day}.json", binance_account_json(two, day, {"ETH": "1.5"}), "binance.account")
+
+
+# ---------------------------------------------------------------- Kraken
+
+
+KRAKEN_TRADES = ["txid", "ordertxid", "pair", "time", "type", "ordertype", "price", "cost", "fee", "vol", "margin", "misc", "ledgers"]
+KRAKEN_LEDGERS = ["txid", "refid", "time", "type", "subtype", "aclass", "subclass", "asset", "wallet", "amount", "fee", "balance"]
+KRAKEN_PLACES = {"ZUSD": 4, "XXBT": 10, "XETH": 10, "USDT": 8}
+
+
+def write_kraken(landing: Landing) -> None:
+    """Trades and Ledgers of one account: legs come from the ledger (it also holds a deposit and
+    a withdrawal the Trades file cannot show); the trades only add detail."""
+    acct = landing.open("kraken", "main", {"BTC": "3.2", "ETH": "40", "USD": "300000"})
+    pairs = [
+        Pair("BTC", "USD", ("0.0100", "0.9000"), 4, 0),
+        Pair("ETH", "USD", ("0.100", "9.000"), 3, 1),
+        Pair("ETH", "BTC", ("0.100", "5.000"), 3, 5),
+    ]
+    raw = generate("kraken/main", pairs, 4)
+    raw.append((at(BUSINESS_DATES[1], 0, 0, 0), pairs[0], "sell", Decimal("0.2500"), Decimal("66800")))
+    raw.sort(key=lambda r: r[0])
+    fills = []
+    for i, (ts, pair, side, qty, price) in enumerate(raw):
+        places = 4 if pair.quote == "USD" else 8
+        cost = exact_product(qty, price, places)
+        fee = quantize(cost * Decimal("0.0026"), places)
+        # Kraken times carry a 4-digit fraction; the planted midnight trade keeps .0000.
+        fraction = 0 if ts.time() == datetime.min.time() else draw("kraken-frac", i) % 10000 * 100
+        fills.append(Fill(ts.replace(microsecond=fraction), pair.base, pair.quote, side, qty, price, cost, fee, pair.quote))
+
+    # Ledger events in time order: each trade gives two rows (quote leg with the fee, base leg).
+    trade_rows, balance = [], defaultdict(Decimal, {KRAKEN_CODE[a]: q for a, q in acct.opening.items()})
+    deposit_ts, withdrawal_ts = at(BUSINESS_DATES[1], 10, 0, 0), at(BUSINESS_DATES[2], 15, 30, 0)
+    timeline = [(f.ts, "trade", f) for f in fills] + [(deposit_ts, "deposit", None), (withdrawal_ts, "withdrawal", None)]
+    ledger_rows = []
+
+    def ledger_row(ts: datetime, refid: str, kind: str, subtype: str, code: str, amount: Decimal, fee: Decimal, n: int) -> list:
+        balance[code] += amount - fee
+        places = KRAKEN_PLACES[code]
+        lid = kraken_id("L", refid, code, n)
+        subclass = "fiat" if code.startswith("Z") else "crypto"
+        ledger_rows.append([lid, refid, ts.strftime("%Y-%m-%d %H:%M:%S"), kind, subtype, "currency", subclass, code,
+                            "spot / main", Num(fixed(amount, places)), Num(fixed(fee, places)), Num(fixed(balance[code], places))])  # fmt: skip
+        return lid
+
+    for n, (ts, kind, fill) in enumerate(sorted(timeline, key=lambda e: e[0])):
+        if kind == "trade":
+            txid, order = kraken_id("T", n), kraken_id("O", n)
+            sign = 1 if fill.side == "buy" else -1
+            quote_code, base_code = KRAKEN_CODE[fill.quote], KRAKEN_CODE[fill.base]
+            l1 = ledger_row(ts, txid, "trade", "tradespot", quote_code, -sign * fill.quote_qty, fill.fee, 1)
+            l2 = ledger_row(ts, txid, "trade", "tradespot", base_code, sign * fill.qty, Decimal(0), 2)
+            money = 5 if fill.quote == "USD" else 8
+            trade_rows.append([txid, order, base_code + quote_code, ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 100:04d}",
+                               fill.side, "limit", Num(f"{fill.price:.{max(1, len(str(fill.price).partition('.')[2]))}f}"),
+                               Num(fixed(fill.quote_qty, money)), Num(fixed(fill.fee, money)), Num(fixed(fill.qty, 8)),
+                               Num("0.00000"), "", f"{l1},{l2}"])  # fmt: skip
+            acct.book(ts, fill.legs())
+        elif kind == "deposit":
+            ledger_row(ts, "FTQq8Zs-V6Za8qrWnhzTx67rYHz8Ab", "deposit", "", "ZUSD", Decimal("25000"), Decimal(0), 1)
+            acct.book(ts, [("USD", Decimal("25000"))])
+        else:
+            ledger_row(ts, "FTW3kLm-Q9Pr2sTuVx4yZa6bCd8eFg", "withdrawal", "", "XXBT", Decimal("-0.15"), Decimal("0.00002"), 1)
+            acct.book(ts, [("BTC", Decimal("-0.15")), ("BTC", Decimal("-0.00002"))])
+
+    trades_name, ledgers_name = "kraken/main/trades/trades.csv", "kraken/main/trades/ledgers.csv"
+    landing.add(trades_name, kraken_csv([KRAKEN_TRADES, *trade_rows]), "kraken.trades")
+    landing.add(ledgers_name, kraken_csv([KRAKEN_LEDGERS, *ledger_rows]), "kraken.ledgers")
+
+    dust = Decimal("0.000000005")
+    for day in BUSINESS_DATES:
+        acct.venue_extra[day]["BTC"] += dust
+    for day in SNAPSHOT_DATES:
+        held = acct.venue_balance(day)
+        result = {KRAKEN_CODE[a]: fixed(q, KRAKEN_PLACES[KRAKEN_CODE[a]]) for a, q in sorted(held.items())}
+        result["USDT"] = "0.00000000"
+        landing.add(f"kraken/main/balances/{day}.json", json.dumps({"error": [], "result": result}) + "\n", "kraken.balance")
+
+    landing.plant(
+        "Kraken asset codes",
+        f"{trades_name}, {ledgers_name}, kraken/main/balances/*.json",
+        "XXBT, XETH and ZUSD (pairs XXBTZUSD, XETHZUSD, XETHXXBT) book as BTC, ETH and USD",
+    )
+    landing.plant(
+        "one source of legs: the ledger",
+        f"{ledgers_name} and {trades_name}",
+        "kraken/main books from Ledgers only; its Trades add detail. Booking both would double every trade; "
+        "booking only Trades would miss the 25000 USD deposit (2024-03-06) and the 0.15 BTC withdrawal "
+        "with its 0.00002 BTC fee (2024-03-07)",
+    )
+    landing.plant(
+        "a fill at midnight",
+        f"{trades_name}: the trade at 2024-03-06 00:00:00.0000",
+        "books on 2024-03-06 (end of 2024-03-05 is 2024-03-06 00:00:00Z, exclusive)",
+    )
+    landing.plant(
+        "dust under the tolerance",
+        "kraken/main/balances/2024-03-05.json .. 2024-03-07.json: XXBT",
+        f"the venue holds {plain(dust)} BTC more than the ledger, under the BTC tolerance "
+        f"{plain(TOLERANCE['BTC'])}: no break",
+    )
+
+
+# ---------------------------------------------------------------- OKX
+
+
+OKX_TRADING = ["id", "Order id", "Time", "Trade Type", "Symbol", "Action", "Amount", "Trading Unit", "Filled Price", "PnL",
+               "Fee", "Fee Unit", "Position Change", "Position Balance", "Balance Change", "Balance", "Balance Unit"]  # fmt: skip
+
+
+def write_okx(landing: Landing) -> None:
+    acct = landing.open("okx", "main", {"BTC": "1.5", "ETH": "20", "USDT": "150000"})
+    pairs = [Pair("BTC", "USDT", ("0.00100", "0.30000"), 5, 1), Pair("ETH", "USDT", ("0.0100", "4.0000"), 4, 2)]
+    raw = generate("okx/main", pairs, 4)
+    raw.append((at(BUSINESS_DATES[0], 23, 59, 59), pairs[1], "buy", Decimal("1.2500"), Decimal("3561.25")))
+    transfer_ts = at(BUSINESS_DATES[1], 2, 0, 0)
+    timeline = sorted([(r[0], r) for r in raw] + [(transfer_ts, None)], key=lambda e: e[0])
+    balance = defaultdict(Decimal, acct.opening)
+    rows, bill, order = [], 710000000000000101, 690000000000000001
+
+    def row(ts: datetime, order_id: str, ttype: str, symbol: str, action: str, amount: Decimal, unit: str, price: str,
+            fee: Decimal, change: Decimal, asset: str) -> None:  # fmt: skip
+        nonlocal bill
+        balance[asset] += change
+        local = (ts + UTC8).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append([str(bill), order_id, local, ttype, symbol, action, plain(amount), unit, price, "0", plain(fee), asset,
+                     "0", "0", plain(change), plain(balance[asset]), asset])  # fmt: skip
+        bill += 1
+
+    for ts, r in timeline:
+        if r is None:
+            row(ts, "", "Transfer", "", "Transfer in", Decimal(0), "cont", "0", Decimal(0), Decimal("20000"), "USDT")
+            acct.book(ts, [("USDT", Decimal("20000"))])
+            continue
+        _, pair, side, qty, price = r
+        quote_qty = exact_product(qty, price, 6)
+        received, given = (pair.base, pair.quote) if side == "buy" else (pair.quote, pair.base)
+        got = qty if side == "buy" else quote_qty
+        fee = quantize(got * Decimal("0.0008"), 8)
+        symbol, price_text = f"{pair.base}-{pair.quote}", plain(price)
+        gave = quote_qty if side == "buy" else qty
+        # OKX writes a row per asset: Action is Buy on the leg received (which carries the
+        # fee, negative, inside its Balance Change) and Sell on the leg given up.
+        legs = {received: ("Buy", got, -fee, got - fee), given: ("Sell", gave, Decimal(0), -gave)}
+        for asset in (pair.base, pair.quote):
+            action, amount, leg_fee, change = legs[asset]
+            row(ts, str(order), "Spot", symbol, action, amount, asset, price_text, leg_fee, change, asset)
+        order += 1
+        fill = Fill(ts, pair.base, pair.quote, side, qty, price, quote_qty, fee, received)
+        acct.book(ts, fill.legs())
+
+    name = "okx/main/trades/Trading-account-history-2024-03-08.csv"
+    preamble = "UID:1234567890,Account Type:Main,Time Zone:UTC+8\n"
+    landing.add(name, "\ufeff" + preamble + csv_text([OKX_TRADING, *rows[::-1]]), "okx.trading_account")
+    for day in SNAPSHOT_DATES:
+        landing.add(f"okx/main/balances/{day}.csv", balance_csv(acct, day), "generic.balance_csv")
+    landing.plant(
+        "a local time past midnight",
+        f"{name}: the bill pair at 2024-03-06 07:59:59 (Time Zone:UTC+8 in the preamble)",
+        "is 2024-03-05 23:59:59 UTC: books on 2024-03-05",
+    )
+    landing.plant(
+        "fee inside the received leg",
+        f"{name}: every Spot row with a Fee",
+        "Balance Change = Amount + Fee (fee negative): the account's legs are the rows' Balance Change",
+    )
+
+
+# ---------------------------------------------------------------- Coinbase
+
+
+COINBASE_REPORT = ["ID", "Timestamp", "Transaction Type", "Asset", "Quantity Transacted", "Price Currency",
+                   "Price at Transaction", "Subtotal", "Total (inclusive of fees and/or spread)", "Fees and/or Spread", "Notes"]  # fmt: skip
+
+
+def dollars(value: Decimal) -> str:
+    return ("-" if value < 0 else "") + f"${abs(value):,.2f}"
+
+
+def write_coinbase(landing: Landing) -> None:
+    acct = landing.open("coinbase", "retail", {"BTC": "1", "ETH": "10", "USD": "200000"})
+    pairs = [Pair("BTC", "USD", ("0.00100000", "0.20000000"), 8, 2), Pair("ETH", "USD", ("0.01000000", "3.00000000"), 8, 2)]
+    raw = generate("coinbase/retail", pairs, 3)
+    deposit_ts = at(BUSINESS_DATES[1], 8, 30, 0)
+    rows = []
+    for ts, r in sorted([(r[0], r) for r in raw] + [(deposit_ts, None)], key=lambda e: e[0]):
+        cid = f"{draw('coinbase-id', ts) % 16**24:024x}"
+        when = ts.strftime("%Y-%m-%d %H:%M:%S UTC")
+        if r is None:
+            amount = Decimal("10000")
+            rows.append([cid, when, "Deposit", "USD", plain(amount), "USD", "$1.00", dollars(amount), dollars(amount), "$0.00", ""])
+            acct.book(ts, [("USD", amount)])
+            continue
+        _, pair, side, qty, price = r
+        subtotal = quantize(qty * price, 2)  # Coinbase states the cent-rounded amount: it is what books
+        fee = quantize(subtotal * Decimal("0.006"), 2)
+        sign = 1 if side == "buy" else -1
+        total = subtotal + fee if side == "buy" else subtotal - fee
+        verb = "Bought" if side == "buy" else "Sold"
+        rows.append([cid, when, "Buy" if side == "buy" else "Sell", pair.base, plain(sign * qty), "USD", dollars(price),
+                     dollars(sign * subtotal), dollars(sign * total), dollars(fee),
+                     f"{verb} {plain(qty)} {pair.base} for {total:.2f} USD"])  # fmt: skip
+        acct.book(ts, Fill(ts, pair.base, "USD", side, qty, price, subtotal, fee, "USD").legs())
+
+    name = "coinbase/retail/trades/Coinbase-TransactionsHistoryReport-2024-03-08.csv"
+    preamble = "\nTransactions\nUser,Jane Doe,3b9c1a52-8d0e-4f7a-9c61-2f0e5b7d4a10\n"
+    landing.add(name, preamble + csv_text([COINBASE_REPORT, *rows]), "coinbase.transaction_report")
+    for day in SNAPSHOT_DATES:
+        if day in (OPENING, BUSINESS_DATES[1]):
+            landing.add(f"coinbase/retail/balances/{day}.json", ccxt_balance(acct, day, None, {"data": []}), "ccxt.balance")
+        else:
+            landing.add(f"coinbase/retail/balances/{day}.csv", balance_csv(acct, day), "generic.balance_csv")
+    landing.plant(
+        "a ledger report with fiat fees",
+        f"{name}",
+        "Buy/Sell rows book the asset, -/+ Subtotal in USD and -Fees in USD; the Deposit row books +10000 USD",
+    )
+
+
+# ---------------------------------------------------------------- ccxt (Bybit by API)
+
+
+def ccxt_balance(acct: Account, day: date, taken: datetime | None, info: dict) -> str:
+    """A ccxt ``fetch_balance`` document: the raw reply first, then free/used/total, per code."""
+    held = {a: q for a, q in sorted(acct.venue_balance(day).items()) if q}
+    taken = taken or at(day + timedelta(days=1), 0, 0, 0) - timedelta(seconds=1)
+    used = {a: Decimal(0) for a in held}
+    doc: dict[str, object] = {
+        "info": info,
+        "timestamp": Num(str(ms(taken))),
+        "datetime": iso_ms(taken),
+        "free": {a: float_text(q) for a, q in held.items()},
+        "used": {a: float_text(used[a]) for a in held},
+        "total": {a: float_text(q) for a, q in held.items()},
+    }
+    for a, q in held.items():
+        doc[a] = {"free": float_text(q), "used": float_text(used[a]), "total": float_text(q)}
+    return to_json(doc) + "\n"
+
+
+BYBIT_INFO = {"retCode": Num("0"), "retMsg": "OK", "result": {"list": [{"accountType": "UNIFIED"}]}}
+
+
+def write_ccxt(landing: Landing) -> None:
+    acct = landing.open("bybit", "api", {"BTC": "0.8", "SOL": "400", "USDT": "80000"})
+    pairs = [Pair("BTC", "USDT", ("0.000500", "0.080000"), 6, 2), Pair("SOL", "USDT", ("1.00", "60.00"), 2, 2)]
+    raw = generate("bybit/api", pairs, 4)
+    d5 = BUSINESS_DATES[0]
+    late = (at(d5, 23, 58, 30, 250000), pairs[0], "buy", Decimal("0.045000"), Decimal("66120.55"))
+    raw = sorted([*raw, late], key=lambda r: r[0])
+    lines = []
+    for i, (ts, pair, side, qty, price) in enumerate(raw):
+        ts = ts if ts.microsecond else ts.replace(microsecond=(draw("ccxt-ms", i) % 1000) * 1000)
+        cost = exact_product(qty, price, 8)
+        fee, fee_asset = (quantize(qty * Decimal("0.001"), 8), pair.base) if side == "buy" else (quantize(cost * Decimal("0.001"), 8), pair.quote)
+        fee_doc = {"cost": float_text(fee), "currency": fee_asset}
+        trade_id = str(2240000000000 + draw("ccxt-id", i) % 10**9)
+        lines.append({
+            "id": trade_id, "order": str(1570000000000 + i), "timestamp": Num(str(ms(ts))), "datetime": iso_ms(ts),
+            "symbol": f"{pair.base}/{pair.quote}", "side": side, "type": "limit", "takerOrMaker": "maker" if i % 3 else "taker",
+            "price": float_text(price), "amount": float_text(qty), "cost": float_text(cost), "fee": fee_doc, "fees": [fee_doc],
+            "info": {"execId": trade_id, "symbol": f"{pair.base}{pair.quote}", "isMaker": bool(i % 3)},
+        })  # fmt: skip
+        fill = Fill(ts, pair.base, pair.quote, side, qty, price, cost, fee, fee_asset)
+        acct.book(ts, fill.legs())
+        if (ts, pair, side, qty, price)[1:] == late[1:]:
+            # The 2024-03-05 snapshot was taken at 23:58:00, before this fill: the venue
+            # balance of that day lacks it; the next day's holds it.
+            for asset, q in fill.legs():
+                acct.venue_extra[d5][asset] -= q
+            late_fill = fill
+    name = "bybit/api/trades/bybit-spot-my-trades.jsonl"
+    exponents = [(n, line["fee"]["cost"].text) for n, line in enumerate(lines, 1) if "e" in line["fee"]["cost"].text]
+    landing.add(name, "".join(to_json(line) + "\n" for line in lines), "ccxt.trades")
+    for day in SNAPSHOT_DATES:
+        taken = at(d5, 23, 58, 0) if day == d5 else None
+        landing.add(f"bybit/api/balances/{day}.json", ccxt_balance(acct, day, taken, BYBIT_INFO), "ccxt.balance")
+    landing.plant(
+        "a snapshot taken before the day's last fill",
+        f"bybit/api/balances/{d5}.json (timestamp 23:58:00) and {name}: the fill at {iso_ms(late_fill.ts)}",
+        f"the fill books on {d5}; the venue balance of {d5} lacks it: breaks on bybit/api BTC "
+        f"(diff {plain(-(late_fill.qty - late_fill.fee))}) and USDT (diff +{plain(late_fill.quote_qty)}) "
+        f"on {d5} only, first_seen {d5}; on {BUSINESS_DATES[1]} both reconcile",
+    )
+    landing.plant(
+        "ccxt JSON lines under a venue folder",
+        name,
+        f"numbers as Python floats write them (line {exponents[0][0]}: fee cost {exponents[0][1]}) read as their exact "
+        "text; the key is (venue, symbol, id)",
+    )
+
+
+# ---------------------------------------------------------------- expectations
+
+
+def breaks_and_positions(landing: Landing) -> tuple[dict, dict]:
+    breaks: dict[str, list] = {}
+    positions: dict[str, list] = {}
+    run_start: dict[tuple[str, str], date] = {}
+    for day in BUSINESS_DATES:
+        day_breaks, day_positions = [], []
+        for key, acct in landing.accounts.items():
+            ledger, venue = acct.ledger(day), acct.venue_balance(day)
+            for asset in sorted(set(ledger) | set(venue)):
+                lq, vq = ledger.get(asset, Decimal(0)), venue.get(asset, Decimal(0))
+                if lq < 0 or vq < 0:
+                    raise ValueError(f"{key} {asset} goes negative on {day}")
+                if lq or vq:
+                    mark = usd(asset, day)
+                    day_positions.append({"venue": acct.venue, "account": acct.account, "asset": asset, "qty": plain(lq),
+                                          "venue_qty": plain(vq), "mark": plain(mark), "market_value": plain(lq * mark)})  # fmt: skip
+                tolerance = TOLERANCE.get(asset, Decimal(0))
+                if abs(vq - lq) > tolerance:
+                    first = run_start.setdefault((key, asset), day)
+                    day_breaks.append({
+                        "business_date": str(day), "venue": acct.venue, "account": acct.account, "asset": asset,
+                        "ledger_qty": plain(lq), "venue_qty": plain(vq), "diff": plain(vq - lq),
+                        "tolerance": plain(tolerance), "first_seen": str(first),
+                    })  # fmt: skip
+                else:
+                    run_start.pop((key, asset), None)
+        breaks[str(day)], positions[str(day)] = day_breaks, day_positions
+    return breaks, positions
+
+
+def build() -> tuple[Landing, dict]:
+    landing = Landing()
+    write_binance(landing)
+    write_kraken(landing)
+    write_okx(landing)
+    write_coinbase(landing)
+    write_ccxt(landing)
+
+    for day in SNAPSHOT_DATES:
+        landing.add(f"marks/{day}.csv", csv_text([["asset", "price"]] + [[a, str(p)] for a, p in MARKS[day].items()]), "")
+    tolerance = "\n".join(f'{a} = "{plain(t)}"' for a, t in TOLERANCE.items())
+    landing.add(
+        "utl.toml",
+        f'reporting_currency = "{REPORTING_CURRENCY}"\ncosting_method = "fifo"\n\n[tolerance]\n{tolerance}\n\n'
+        '[report]\nto = ["middle-office@example.com"]\n',
+        "",
+    )
+    breaks, positions = breaks_and_positions(landing)
+    expected = {
+        "about": "Expected outcome of data_samples/landing (written by make_landing.py; do not edit).",
+        "reporting_currency": REPORTING_CURRENCY,
+        "opening_date": str(OPENING),
+        "business_dates": [str(d) for d in BUSINESS_DATES],
+        "tolerance": {a: plain(t) for a, t in TOLERANCE.items()},
+        "files": {rel: {"format": fmt} for rel, fmt in sorted(landing.formats.items())},
+        "quarantine": landing.quarantine,
+        "opening": [
+            {"venue": a.venue, "account": a.account, "asset": asset, "qty": plain(q)}
+            for a in landing.accounts.values()
+            for asset, q in sorted(a.opening.items())
+        ],
+        "positions": positions,
+        "breaks": breaks,
+        "planted": landing.planted,
+    }
+    return landing, expected
+
+
+# ---------------------------------------------------------------- README
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def readme(landing: Landing, expected: dict) -> str:
+    accounts = defaultdict(list)
+    for rel, fmt in sorted(landing.formats.items()):
+        venue, account = rel.split("/")[:2]
+        accounts[f"{venue}/{account}"].append((rel, fmt))
+    account_rows = [
+        [key, ", ".join(sorted({f for rel, f in fmts if "/trades/" in rel})),
+         ", ".join(sorted({f for rel, f in fmts if "/balances/" in rel})),
+         ", ".join(f"{a} {plain(q)}" for a, q in sorted(landing.accounts[key].opening.items()))]
+        for key, fmts in accounts.items()
+    ]  # fmt: skip
+    tree = "\n".join(f"  {rel}" for rel in sorted(landing.files))
+    planted = "\n".join(f"{i}. **{p['case']}**: {p['where']}.\n   Expect: {p['expect']}." for i, p in enumerate(landing.planted, 1))
+    break_cols = ["business_date", "venue", "account", "asset", "ledger_qty", "venue_qty", "diff", "tolerance", "first_seen"]
+    break_sections = []
+    for day, rows in expected["breaks"].items():
+        body = markdown_table(break_cols, [[r[c] for c in break_cols] for r in rows]) if rows else "(no breaks)"
+        break_sections.append(f"**{day}**\n\n{body}")
+    q = expected["quarantine"]
+    quarantine = markdown_table(["file", "row", "column", "raw"], [[r["file"], str(r["row"]), r["column"], r["raw"]] for r in q])
+    marks = markdown_table(["date", *MARKS[OPENING]], [[str(d), *(str(p) for p in MARKS[d].values())] for d in SNAPSHOT_DATES])
+    return f"""# Sample data
+
+Generated by `make_landing.py` (deterministic; do not edit by hand: change the script and run
+`uv run python data_samples/make_landing.py`; `tests/test_data_samples.py` checks that the
+committed files are its exact output).
+
+- `landing/`: a landing folder as in `shared/contracts/eod.md`: five venues, six accounts, an
+  opening snapshot on {OPENING} and three business days {", ".join(str(d) for d in BUSINESS_DATES)}.
+- `landing_expected.json`: what a correct run must produce: per business date the breaks and
+  the ledger positions (with the venue's total, mark and market value), the opening, the one
+  quarantined row, the format of every file, and the planted cases below.
+- `costing/`: the costing engine's sample trades (not part of the landing folder).
+
+Every fill is generated once as exact decimals and written in its venue's own layout; the
+venue balances are derived from the same bookkeeping (opening + every leg: base `+/-qty`,
+quote `-/+quote_qty`, fee `-fee` in the fee's asset, plus a ledger format's own lines), so they
+match the ledger exactly except where a planted case says otherwise.
+
+## Layout
+
+```
+landing/
+{tree}
+```
+
+`utl.toml`: reporting currency USD, FIFO, tolerance {", ".join(f"{a} {plain(t)}" for a, t in TOLERANCE.items())}
+(other assets 0), report to middle-office@example.com.
+
+Marks (USD per unit; USD itself needs none):
+
+{marks}
+
+## Accounts
+
+{markdown_table(["account", "exports (format)", "balance snapshots (format)", f"opening {OPENING}"], account_rows)}
+
+## Planted cases
+
+{planted}
+
+## Expected quarantine
+
+Exactly one row; every other row of every file books.
+
+{quarantine}
+
+## Expected breaks
+
+A break is a (date, venue, account, asset) whose `|venue_qty - ledger_qty|` exceeds the
+asset's tolerance; `diff = venue_qty - ledger_qty`.
+
+{(chr(10) * 2).join(break_sections)}
+
+The ledger positions per date are in `landing_expected.json` (`positions`).
+"""
+
+
+def write(out: Path) -> None:
+    landing, expected = build()
+    root = out / "landing"
+    if root.exists():
+        shutil.rmtree(root)
+    for rel, data in sorted(landing.files.items()):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (out / "landing_expected.json").write_text(json.dumps(expected, indent=1) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(readme(landing, expected), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="folder to write landing/, landing_expected.json, README.md into")
+    write(parser.parse_args().out)
+
+
+if __name__ == "__main__":
+    main()
