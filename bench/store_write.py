@@ -1,0 +1,91 @@
+"""Throughput of utl.store.replace_rows (and read_frame) on a positions-like frame.
+
+    uv run python bench/store_write.py [--rows 1000000] [--url URL]
+
+Without --url it uses UTL_DATABASE_URL, else the embedded server. It works in a scratch
+database created on that server and dropped afterwards. Prints rows/s per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+import uuid
+
+import polars as pl
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from utl.decimals import DECIMAL
+from utl.store import connect, migrate, open_database, read_frame, replace_rows
+
+
+def positions_frame(rows: int, business_date: dt.date) -> pl.DataFrame:
+    """10 columns as utl.positions has them; numbers with 18-digit fractions, as Polars writes them."""
+    i = pl.int_range(rows, eager=True)
+
+    def number(seed: int, scale: int) -> pl.Series:
+        whole = (i * seed) % 1_000_003
+        frac = ((i * (seed + 17)) % 999_983).cast(pl.String).str.zfill(scale)
+        sign = pl.when(i % 3 == 0).then(pl.lit("-")).otherwise(pl.lit(""))
+        return pl.select(pl.concat_str(sign, whole.cast(pl.String), pl.lit("."), frac).str.to_decimal(scale=18)).to_series()
+
+    return pl.DataFrame(
+        {
+            "business_date": pl.repeat(business_date, rows, eager=True),
+            "venue": ("venue" + (i % 8).cast(pl.String)),
+            "account": ("acct-" + (i % 40).cast(pl.String)),
+            "asset": ("ASSET" + i.cast(pl.String)),
+            "qty": number(7919, 8),
+            "mark": number(104729, 6),
+            "market_value": number(1299709, 10),
+            "cost_basis": number(15485863, 12),
+            "unrealized_pnl": number(32452843, 12),
+            "book": ("acct-" + (i % 40).cast(pl.String)),
+        }
+    ).with_columns(pl.col("qty", "mark", "market_value", "cost_basis", "unrealized_pnl").cast(DECIMAL))
+
+
+def run(url: str, rows: int) -> None:
+    name = f"utl_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with connect(make_conninfo(url, dbname=name)) as conn:
+            migrate(conn)
+            day = dt.date(2024, 5, 1)
+            frame = positions_frame(rows, day)
+            replace_rows(conn, "utl.positions", frame.head(1000), where={"business_date": day})  # partition, warm-up
+            for label in ("first write", "rewrite (deletes the previous rows)"):
+                started = time.perf_counter()
+                written = replace_rows(conn, "utl.positions", frame, where={"business_date": day})
+                seconds = time.perf_counter() - started
+                print(f"replace_rows {label}: {written:,} rows in {seconds:.2f} s = {written / seconds:,.0f} rows/s")
+            started = time.perf_counter()
+            back = read_frame(conn, "SELECT * FROM utl.positions WHERE business_date = %s", (day,))
+            seconds = time.perf_counter() - started
+            print(f"read_frame: {back.height:,} rows in {seconds:.2f} s = {back.height / seconds:,.0f} rows/s")
+            assert back.sort("asset").equals(frame.sort("asset")), "read back differs from what was written"
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--url", default=os.environ.get("UTL_DATABASE_URL"))
+    args = parser.parse_args()
+    if args.url:
+        run(args.url, args.rows)
+    else:
+        with open_database() as database:
+            print(database.description)
+            run(database.url, args.rows)
+
+
+if __name__ == "__main__":
+    main()

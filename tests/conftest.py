@@ -1,0 +1,92 @@
+"""Database fixtures shared by all tests.
+
+``database`` is the URL of a fresh, empty PostgreSQL database, dropped after the test.
+It runs once per server: the embedded one (started once per session, in its own data
+dir) and, when ``TEST_DATABASE_URL`` is set, the server at that URL (whose role must be
+allowed to create databases). ``migrated_database`` is the same with ``sql/`` applied.
+``scratch_dir`` is a folder where a test may start an embedded server of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from utl.store import connect, embedded_server, migrate
+
+SERVERS = ["embedded"] + (["env"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A new folder under ``<tmp>/utl-<uid>/``: root-safe for the embedded server (see
+    utl.store.embedded), unlike pytest's ``tmp_path``, whose parent is ``0700``."""
+    folder = Path(tempfile.gettempdir()) / f"utl-{os.geteuid()}" / f"{prefix}-{uuid.uuid4().hex[:8]}"
+    folder.parent.mkdir(mode=0o755, exist_ok=True)
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)  # whatever the umask: the 'pgserver' user must traverse it
+    return folder
+
+
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A new root-safe folder; any embedded server a test left running in it is stopped."""
+    folder = scratch_folder("scratch")
+    yield folder
+    for pid_file in folder.rglob("postmaster.pid"):
+        with contextlib.suppress(ValueError, psutil.Error):
+            server = psutil.Process(int(pid_file.read_text().split("\n", 1)[0]))
+            if server.name() == "postgres":
+                server.terminate()
+                server.wait(30)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_url() -> Iterator[str]:
+    """The session's embedded server (its ``utl`` database); removed after the session."""
+    folder = scratch_folder("pytest")
+    try:
+        with embedded_server(folder / "pgdata") as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A URL on which databases can be created and dropped."""
+    if request.param == "env":
+        return os.environ["TEST_DATABASE_URL"]
+    return request.getfixturevalue("embedded_url")
+
+
+@pytest.fixture
+def database(server_url: str) -> Iterator[str]:
+    """The URL of a new empty database, dropped (with any session left on it) afterwards."""
+    name = f"utl_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_url, dbname=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def migrated_database(database: str) -> str:
+    """A new database with every migration in ``sql/`` applied."""
+    with connect(database) as conn:
+        migrate(conn)
+    return database

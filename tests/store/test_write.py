@@ -1,0 +1,303 @@
+"""replace_rows and read_frame: slices replaced atomically, every digit kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import time
+from decimal import Decimal
+
+import polars as pl
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import workers
+from utl.decimals import DECIMAL
+from utl.store import connect, read_frame, replace_rows
+
+D1 = dt.date(2024, 5, 1)
+D2 = dt.date(2024, 5, 2)
+JUNE = dt.date(2024, 6, 30)
+
+EXTREMES = ["0.000000000000000001", "12345678901234567890.123456789012345678", "-99999999999999999999.999999999999999999", "0"]
+
+
+def positions(day: dt.date, assets: list[str], qtys: list[str], venue: str = "binance") -> pl.DataFrame:
+    """Positions of one day, numbers from their text (never through a float)."""
+    n = len(assets)
+    return pl.DataFrame(
+        {
+            "business_date": pl.Series([day] * n, dtype=pl.Date),
+            "venue": pl.Series([venue] * n, dtype=pl.String),
+            "account": pl.Series(["mm-1"] * n, dtype=pl.String),
+            "asset": pl.Series(assets, dtype=pl.String),
+            "qty": pl.Series(qtys, dtype=pl.String).str.to_decimal(scale=18),
+            "mark": pl.Series(["65000.5"] * n, dtype=pl.String).str.to_decimal(scale=18),
+        },
+    ).with_columns(pl.col("qty", "mark").cast(DECIMAL))
+
+
+def stored(conn: psycopg.Connection, where: str = "TRUE") -> list[tuple]:
+    """Rows as PostgreSQL's own text: independent of read_frame."""
+    return conn.execute(
+        f"SELECT business_date::text, venue, asset, qty::text, mark::text FROM utl.positions WHERE {where}"
+        " ORDER BY 1, 2, 3"
+    ).fetchall()
+
+
+@pytest.fixture
+def conn(migrated_database: str):
+    with connect(migrated_database) as conn:
+        yield conn
+
+
+def test_replace_touches_only_the_slice(conn: psycopg.Connection) -> None:
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC", "ETH"], ["1", "2"]), where={"business_date": D1})
+    replace_rows(conn, "utl.positions", positions(D2, ["BTC"], ["3"]), where={"business_date": D2})
+    day2_before = stored(conn, "business_date = '2024-05-02'")
+
+    written = replace_rows(conn, "utl.positions", positions(D1, ["SOL"], ["4.5"]), where={"business_date": D1})
+
+    assert written == 1
+    assert stored(conn, "business_date = '2024-05-01'") == [("2024-05-01", "binance", "SOL", "4.500000000000000000", "65000.500000000000000000")]
+    assert stored(conn, "business_date = '2024-05-02'") == day2_before
+
+
+def test_slice_by_several_columns_lists_and_null(conn: psycopg.Connection) -> None:
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["1"], venue="binance"), where={})
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["2"], venue="kraken"), where={"business_date": D1, "venue": "kraken"})
+    assert [r[1:4] for r in stored(conn)] == [("binance", "BTC", "1.000000000000000000"), ("kraken", "BTC", "2.000000000000000000")]
+
+    replace_rows(conn, "utl.positions", positions(D1, ["ETH"], ["5"], venue="okx"), where={"venue": ["kraken", "okx"]})
+    assert [r[1:3] for r in stored(conn)] == [("binance", "BTC"), ("okx", "ETH")]
+
+    frame = positions(D1, ["XRP"], ["7"]).with_columns(book=pl.lit(None, pl.String))
+    replace_rows(conn, "utl.positions", frame, where={"book": None})  # every row has book null
+    assert [r[1:3] for r in stored(conn)] == [("binance", "XRP")]
+
+
+def test_numbers_round_trip_exactly(conn: psycopg.Connection) -> None:
+    frame = positions(D1, ["A", "B", "C", "D"], EXTREMES)
+    replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
+    assert [Decimal(r[3]) for r in stored(conn)] == [Decimal(t) for t in EXTREMES]
+    back = read_frame(conn, "SELECT * FROM utl.positions ORDER BY asset")
+    assert back.schema["qty"] == DECIMAL and back.schema["market_value"] == DECIMAL
+    assert back.get_column("qty").cast(pl.String).to_list() == frame.get_column("qty").cast(pl.String).to_list()
+    assert back.select(frame.columns).equals(frame)
+
+
+def test_rerun_is_idempotent(conn: psycopg.Connection) -> None:
+    frame = positions(D1, ["BTC", "ETH", "SOL"], ["1", "-2.5", "0.000000000000000001"])
+    for _ in range(3):
+        assert replace_rows(conn, "utl.positions", frame, where={"business_date": D1}) == 3
+    assert conn.execute("SELECT count(*) FROM utl.positions").fetchone()[0] == 3
+    assert read_frame(conn, "SELECT * FROM utl.positions").select(frame.columns).sort("asset").equals(frame)
+
+
+def test_empty_frame_clears_the_slice(conn: psycopg.Connection) -> None:
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["1"]), where={"business_date": D1})
+    replace_rows(conn, "utl.positions", positions(D2, ["BTC"], ["1"]), where={"business_date": D2})
+    assert replace_rows(conn, "utl.positions", positions(D1, [], []), where={"business_date": D1}) == 0
+    assert [r[0] for r in stored(conn)] == ["2024-05-02"]
+
+
+def test_whole_table_replace(conn: psycopg.Connection) -> None:
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["1"]), where={})
+    replace_rows(conn, "utl.positions", positions(D2, ["ETH"], ["2"]), where={})
+    assert [(r[0], r[2]) for r in stored(conn)] == [("2024-05-02", "ETH")]
+
+
+def test_rows_outside_the_slice_are_refused_and_nothing_changes(conn: psycopg.Connection) -> None:
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["1"]), where={"business_date": D1})
+    before = stored(conn)
+    mixed = pl.concat([positions(D1, ["ETH"], ["2"]), positions(D2, ["SOL"], ["3"])])
+    with pytest.raises(ValueError, match="1 frame row\\(s\\) lie outside the replaced slice"):
+        replace_rows(conn, "utl.positions", mixed, where={"business_date": D1})
+    assert stored(conn) == before
+
+
+def test_floats_and_unknown_columns_are_refused(conn: psycopg.Connection) -> None:
+    floats = positions(D1, ["BTC"], ["1"]).with_columns(pl.col("qty").cast(pl.Float64))
+    with pytest.raises(TypeError, match="qty \\(Float64\\)"):
+        replace_rows(conn, "utl.positions", floats, where={"business_date": D1})
+    with pytest.raises(ValueError, match="has no column\\(s\\) price"):
+        replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["1"]).with_columns(price=pl.col("qty")), where={})
+    with pytest.raises(ValueError, match="expected schema.name"):
+        replace_rows(conn, "positions", positions(D1, ["BTC"], ["1"]), where={})
+
+
+def test_a_failing_write_keeps_the_previous_rows(conn: psycopg.Connection) -> None:
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["1"]), where={"business_date": D1})
+    before = stored(conn)
+    duplicate_key = positions(D1, ["ETH", "ETH"], ["1", "2"])  # the primary key refuses it mid-COPY
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        replace_rows(conn, "utl.positions", duplicate_key, where={"business_date": D1})
+    assert stored(conn) == before
+
+
+def test_inside_a_caller_transaction_it_rolls_back_with_it(conn: psycopg.Connection) -> None:
+    replace_rows(conn, "utl.positions", positions(D1, ["BTC"], ["1"]), where={"business_date": D1})
+    before = stored(conn)
+    with pytest.raises(RuntimeError, match="caller gives up"):
+        with conn.transaction():
+            replace_rows(conn, "utl.positions", positions(D1, ["ETH"], ["9"]), where={"business_date": D1})
+            assert [r[2] for r in stored(conn)] == ["ETH"]
+            raise RuntimeError("caller gives up")
+    assert stored(conn) == before
+
+
+def test_months_get_their_own_partitions(conn: psycopg.Connection) -> None:
+    frame = pl.concat([positions(D1, ["BTC"], ["1"]), positions(JUNE, ["BTC"], ["2"])])
+    replace_rows(conn, "utl.positions", frame, where={"business_date": [D1, JUNE]})
+    placed = conn.execute(
+        "SELECT tableoid::regclass::text, business_date::text FROM utl.positions ORDER BY 2"
+    ).fetchall()
+    assert placed == [("utl.positions_2024_05", "2024-05-01"), ("utl.positions_2024_06", "2024-06-30")]
+    assert conn.execute("SELECT count(*) FROM utl.positions_default").fetchone()[0] == 0
+
+
+def test_breaks_table_checks_the_contract(conn: psycopg.Connection) -> None:
+    row = {
+        "business_date": [D1], "venue": ["binance"], "account": ["mm-1"], "asset": ["BTC"],
+        "ledger_qty": ["1.5"], "venue_qty": ["1.4"], "diff": ["-0.1"], "tolerance": ["0.00000001"],
+        "first_seen": [D1], "kind": ["qty_mismatch"],
+    }
+    numbers = ["ledger_qty", "venue_qty", "diff", "tolerance"]
+    good = pl.DataFrame(row).with_columns(pl.col(numbers).str.to_decimal(scale=18))
+    assert replace_rows(conn, "utl.breaks", good, where={"business_date": D1}) == 1
+    wrong_diff = good.with_columns(diff=pl.lit(Decimal("0.1"), DECIMAL))
+    with pytest.raises(psycopg.errors.CheckViolation):
+        replace_rows(conn, "utl.breaks", wrong_diff, where={"business_date": D1})
+    assert read_frame(conn, "SELECT diff, first_seen FROM utl.breaks").rows() == [(Decimal("-0.1"), D1)]
+
+
+def test_text_survives_quotes_commas_newlines_and_empty_versus_null(conn: psycopg.Connection) -> None:
+    texts = ['a,b', 'say "hi"', "two\nlines", "", None, " padded ", "\\N", "ünï"]
+    frame = pl.DataFrame(
+        {"file": [f"f{i}" for i in range(len(texts))], "reason": ["r"] * len(texts), "raw": texts, "row": list(range(len(texts)))}
+    )
+    replace_rows(conn, "utl.quarantine", frame, where={})
+    assert conn.execute('SELECT raw FROM utl.quarantine ORDER BY "row"').fetchall() == [(t,) for t in texts]
+    back = read_frame(conn, 'SELECT file, raw, "row" FROM utl.quarantine ORDER BY "row"')
+    assert back.get_column("raw").to_list() == texts
+    assert back.schema["row"] == pl.Int64
+
+
+def test_read_frame_types(conn: psycopg.Connection) -> None:
+    back = read_frame(
+        conn,
+        """SELECT 1::int4 AS i, true AS yes, NULL::bool AS unknown, DATE '1999-12-31' AS day,
+                  TIMESTAMPTZ '2024-05-01 23:59:59.123456+02' AS at, 'x'::text AS label,
+                  1.50000000000000000000000::numeric AS trailing, NULL::numeric AS missing
+           WHERE %(flag)s""",
+        {"flag": True},
+    )
+    assert back.schema == pl.Schema(
+        {"i": pl.Int32, "yes": pl.Boolean, "unknown": pl.Boolean, "day": pl.Date, "at": pl.Datetime("us", "UTC"),
+         "label": pl.String, "trailing": DECIMAL, "missing": DECIMAL}
+    )
+    assert back.row(0) == (
+        1, True, None, dt.date(1999, 12, 31), dt.datetime(2024, 5, 1, 21, 59, 59, 123456, tzinfo=dt.UTC),
+        "x", Decimal("1.5"), None,
+    )
+    empty = read_frame(conn, "SELECT qty, asset FROM utl.positions WHERE false")
+    assert empty.height == 0 and empty.schema == pl.Schema({"qty": DECIMAL, "asset": pl.String})
+    nulls = read_frame(conn, "SELECT NULL::text AS t FROM generate_series(1, 3)")
+    assert nulls.get_column("t").to_list() == [None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("0.0000000000000000001", "do not fit Decimal\\(38, 18\\) exactly, first '0.0000000000000000001'"),
+        ("123456789012345678901", "first '123456789012345678901'"),
+        ("'NaN'::numeric", "first 'NaN'"),
+    ],
+)
+def test_read_frame_refuses_to_round(conn: psycopg.Connection, expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        read_frame(conn, f"SELECT {expression}::numeric AS n")
+
+
+def test_read_frame_refuses_floats(conn: psycopg.Connection) -> None:
+    with pytest.raises(TypeError, match="floating point"):
+        read_frame(conn, "SELECT 0.1::float8 AS f")
+
+
+decimal_text = st.decimals(
+    min_value=Decimal("-99999999999999999999.999999999999999999"),
+    max_value=Decimal("99999999999999999999.999999999999999999"),
+    places=18,
+    allow_nan=False,
+    allow_infinity=False,
+).map(lambda d: format(d, "f"))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(qtys=st.lists(decimal_text, min_size=1, max_size=20))
+def test_any_decimal_round_trips(conn: psycopg.Connection, qtys: list[str]) -> None:
+    frame = positions(D1, [f"A{i}" for i in range(len(qtys))], qtys)
+    replace_rows(conn, "utl.positions", frame, where={})  # the whole table: examples never mix
+    assert [Decimal(r[3]) for r in stored(conn)] == sorted_by_asset(frame)
+    assert read_frame(conn, "SELECT * FROM utl.positions").select(frame.columns).sort("asset").equals(frame.sort("asset"))
+
+
+def sorted_by_asset(frame: pl.DataFrame) -> list[Decimal]:
+    return frame.sort("asset").get_column("qty").to_list()
+
+
+def test_killed_writer_leaves_previous_rows_and_rerun_completes(migrated_database: str) -> None:
+    rows = 500_000
+    with connect(migrated_database) as conn:
+        previous = pl.concat([positions(workers.BIG_DAY, ["BTC", "ETH"], ["1", "2"]), positions(D1, ["BTC"], ["3"])])
+        replace_rows(conn, "utl.positions", previous, where={})
+        before = stored(conn)
+
+        child = workers.start("replace-big", migrated_database, str(rows))
+        copied = wait_for_copy(conn, child)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert copied > 0  # killed mid-COPY, not before or after
+        wait_until_gone(conn, "COPY")
+        assert stored(conn) == before
+
+        rerun = workers.start("replace-big", migrated_database, str(rows))
+        out, _ = rerun.communicate(timeout=600)
+        assert rerun.returncode == 0 and int(out) == rows
+        counts = conn.execute(
+            "SELECT business_date, count(*) FROM utl.positions GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert counts == [(D1, 1), (workers.BIG_DAY, rows)]
+
+
+def wait_for_copy(conn: psycopg.Connection, child) -> int:
+    """Poll the server until the child's COPY has stored some rows; return how many."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert child.poll() is None, "the writer finished before it could be killed"
+        row = conn.execute(
+            "SELECT tuples_processed FROM pg_stat_progress_copy WHERE datname = current_database()"
+            " AND command = 'COPY FROM'"
+        ).fetchone()
+        if row is not None and row[0] > 0:
+            return row[0]
+        time.sleep(0.02)
+    raise AssertionError("the writer never started its COPY")
+
+
+def wait_until_gone(conn: psycopg.Connection, query_start: str) -> None:
+    """Wait until the server has ended the killed client's session."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        alive = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND query LIKE %s",
+            (query_start + "%",),
+        ).fetchone()[0]
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the killed writer's session is still open")
