@@ -316,26 +316,47 @@ def _sum_per_trade(values: pl.Series, close: np.ndarray, n: int) -> pl.Series:
 
 
 def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
-    """``avg_price`` per open position, divided out of the unrounded lot products.
+    """``avg_price`` per open position, divided out of the unrounded lot products and
+    rounded half-even at 18 digits.
 
-    ``sum(qty * entry_price)`` can need 36 digits after the point, more than a Decimal(38,18)
-    holds, so this sum runs in Python's decimal over the open lots only (few, next to the
-    trades) and the quotient is rounded half-even at 18 digits.
+    Where every lot's ``qty * entry_price`` fits 18 places (the usual case: venue quantities
+    and prices rarely need more than 18 digits between them), the products are exact in
+    Decimal(38, 18), and so is their sum; one Decimal division rounds half-even. A
+    position holding a lot whose product needs more places sums in Python's decimal, for
+    those positions only.
     """
     schema = {"book": pl.String, "asset": pl.String, "avg_price": DECIMAL}
     if open_lots.height == 0:
         return pl.DataFrame(schema=schema)
+    marked = open_lots.with_columns(
+        exact=(count_decimals(pl.col("qty")) + count_decimals(pl.col("entry_price"))) <= SCALE
+    )
+    sums = (
+        marked.lazy()
+        .group_by("book", "asset")
+        .agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost"), pl.col("qty").sum(), pl.col("exact").all())
+        .collect()
+    )
+    fast = sums.filter(pl.col("exact")).select("book", "asset", avg_price=pl.col("cost") / pl.col("qty"))
+    slow_keys = sums.filter(~pl.col("exact")).select("book", "asset")
+    if slow_keys.height == 0:
+        return fast.cast(schema)
     totals: dict[tuple[str, str], list[Decimal]] = {}
-    for book, asset, q, p in open_lots.select("book", "asset", "qty", "entry_price").iter_rows():
+    slow_lots = marked.join(slow_keys, on=["book", "asset"], how="semi")
+    for book, asset, q, p in slow_lots.select("book", "asset", "qty", "entry_price").iter_rows():
         acc = totals.setdefault((book, asset), [Decimal(0), Decimal(0)])
         acc[0] = _WIDE.add(acc[0], _WIDE.multiply(q, p))
         acc[1] = _WIDE.add(acc[1], q)
     quantum = Decimal(1).scaleb(-SCALE)
-    rows = [
-        (book, asset, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN))
-        for (book, asset), (cost, qty) in totals.items()
-    ]
-    return pl.DataFrame(rows, schema=schema, orient="row")
+    slow = pl.DataFrame(
+        [
+            (book, asset, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN))
+            for (book, asset), (cost, qty) in totals.items()
+        ],
+        schema=schema,
+        orient="row",
+    )
+    return pl.concat([fast.cast(schema), slow])
 
 
 # ---------------------------------------------------------------------------------------

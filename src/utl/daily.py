@@ -35,6 +35,7 @@ half a unit in the 18th place per rounded product otherwise.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -128,13 +129,14 @@ def run_day(
     legs: pl.DataFrame,
     marks: pl.DataFrame,
     settings: Settings,
+    lap: Callable[[str], None] = lambda _: None,
 ) -> DayResult:
     """Compute business date ``day``.
 
     ``start``: the previous date's end state. ``openings``: (venue, account, asset, qty) of
     accounts whose first business date is ``day`` (their opening snapshot). ``legs``: the
     day's legs (ts within the day) of accounts already open. ``marks``: all marks (the
-    day's and the day before's are used).
+    day's and the day before's are used). ``lap(step)`` is called after each step (timing).
     """
     reporting = settings.reporting_currency
     before = day - dt.timedelta(days=1)
@@ -159,9 +161,11 @@ def run_day(
         .lazy().group_by("venue", "account", "asset").agg(pl.col("qty").sum()).collect()
     )
     start_lots = pl.concat([start.lots, opening_lots.cast(LOTS_STATE)])
+    lap("start of day")
 
     # The day's legs, priced; costing over carried lots then the day's trades.
     priced = price_legs(_with_book(legs, settings), marks_today, day)
+    lap("price legs")
     costed_legs = priced.filter((pl.col("asset") != reporting) & (pl.col("qty") != 0))
     carried = start_lots.select("book", "asset", pl.col("opened_ts").alias("ts"), "trade_id", "qty",
                                 pl.col("entry_price").alias("price"), is_carry=pl.lit(True))
@@ -171,6 +175,7 @@ def run_day(
     )
     costs = compute_costs(pl.concat([carried, today]), settings.costing_method)
     lots = _carry_lots(costs.open_lots, settings.costing_method)
+    lap("costing")
 
     end_positions = (
         pl.concat([start_positions, legs.select(POSITIONS_STATE.names()).cast(POSITIONS_STATE)])
@@ -179,7 +184,9 @@ def run_day(
         .sort("venue", "account", "asset")
     )
     positions = _value_positions(end_positions, lots, marks_today, day, settings)
+    lap("positions")
     pnl, explain = _pnl(day, start_positions, start_lots, priced, costs.realized, positions, marks_before, settings)
+    lap("pnl and explain")
     return DayResult(DayState(day, end_positions, lots), positions, pnl, explain)
 
 
