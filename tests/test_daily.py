@@ -550,8 +550,6 @@ def assert_book_cost_is_its_lots(result) -> None:
     assert explain_of(result, "desk")["unexplained"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a lot whose opening account is now flat drops out of every account's "
-                                       "cost basis (daily._value_positions attributes lots by opening account)")
 def test_grouped_book_keeps_the_cost_of_a_lot_opened_by_an_account_now_flat():
     # a1 buys 1 @ 100, a2 buys 1 @ 110, a2 sells 1 @ 120: FIFO closes a1's lot; a2's lot
     # (110) is left while a2 holds nothing and a1 holds 1.
@@ -564,8 +562,6 @@ def test_grouped_book_keeps_the_cost_of_a_lot_opened_by_an_account_now_flat():
     assert_book_cost_is_its_lots(result)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: under wac every account of a grouped book gets the whole pool's cost "
-                                       "basis, so two accounts holding the asset count it twice")
 def test_grouped_book_wac_pool_cost_is_counted_once():
     result = grouped_day(
         "wac",

@@ -239,8 +239,6 @@ def test_each_account_opens_the_day_after_its_own_earliest_snapshot(tmp_path):
         ("acme", "early", "BTC", "qty_mismatch", D("-0.1"))]
 
 
-@pytest.mark.xfail(strict=True, reason="contract deviation: a venue-only row of utl.positions has mark (and book) "
-                                       "null even when the day has a mark for the asset (eod._positions_table)")
 def test_a_venue_only_position_row_carries_the_days_mark(week_run):
     eth = week_run["days"][day("2024-03-05")].positions.filter(pl.col("asset") == "ETH").row(0, named=True)
     assert (eth["qty"], eth["mark"], eth["market_value"], eth["book"]) == (0, D("2000"), 0, "acme/mm1")

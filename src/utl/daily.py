@@ -28,8 +28,11 @@ D's mark)``. It is explained, exactly, by
 where income is funding, interest, rebates and the like at mark, and trade_residual is the
 value of the day's trade legs (zero when every trade's legs are priced consistently, e.g.
 a venue's stated quote amount equals quantity times price). ``unexplained`` is what is left:
-zero whenever each product of a quantity and a price fits in 18 decimal places, and at most
-half a unit in the 18th place per rounded product otherwise.
+under FIFO, LIFO and HIFO it is zero whenever each product of a quantity and a price fits in
+18 decimal places, and at most half a unit in the 18th place per rounded product otherwise.
+Under WAC the pool's average is rounded at 18 places after each re-averaging (as the costing
+contract allows), which moves the cost basis by up to half a unit in the 18th place times
+the position; that drift shows in ``unexplained``.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def empty_state(day: dt.date) -> DayState:
     return DayState(day, POSITIONS_STATE.to_frame(), LOTS_STATE.to_frame())
 
 
-def _with_book(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+def with_book(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     pairs = frame.select("venue", "account").unique()
     books = pairs.with_columns(
         book=pl.Series([settings.book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String)
@@ -146,7 +149,7 @@ def run_day(
 
     # Start of day: yesterday's positions and lots, plus the accounts that open today.
     opening_lots = (
-        _with_book(openings, settings)
+        with_book(openings, settings)
         .filter((pl.col("asset") != reporting) & (pl.col("qty") != 0))
         .join(marks_before, on="asset", how="left")
     )
@@ -164,7 +167,7 @@ def run_day(
     lap("start of day")
 
     # The day's legs, priced; costing over carried lots then the day's trades.
-    priced = price_legs(_with_book(legs, settings), marks_today, day)
+    priced = price_legs(with_book(legs, settings), marks_today, day)
     lap("price legs")
     costed_legs = priced.filter((pl.col("asset") != reporting) & (pl.col("qty") != 0))
     carried = start_lots.select("book", "asset", pl.col("opened_ts").alias("ts"), "trade_id", "qty",
@@ -203,28 +206,42 @@ def _value_positions(end_positions: pl.DataFrame, lots: pl.DataFrame, marks: pl.
                      settings: Settings) -> pl.DataFrame:
     """Per (venue, account, asset): qty, mark, market value, cost basis, unrealized PnL.
 
-    Cost basis is the book's lots that the account opened (lots name their account); with
-    one account per book, the account's own lots.
+    Lots belong to a book, not an account. With one account per book (the default) the
+    account's cost basis is its book's. Where ``[books]`` groups accounts, the book's cost
+    basis is shared out in proportion to each account's quantity (rounded half-even at 18
+    places), and the account with the largest position takes the rounding remainder, so the
+    accounts always add up to the book exactly.
     """
     reporting = settings.reporting_currency
-    valued = _with_book(end_positions, settings).join(marks, on="asset", how="left")
+    valued = with_book(end_positions, settings).join(marks, on="asset", how="left")
     _require_marks(valued, day, "it has a non-zero position")
-    opened_by = lots.with_columns(
-        venue=pl.col("trade_id").str.extract(r"^([^/]+)/", 1),
-        account=pl.col("trade_id").str.extract(r"^[^/]+/([^/]+)/", 1),
-        cost=pl.col("qty") * pl.col("entry_price"),
+    basis = lots.lazy().group_by("book", "asset").agg((pl.col("qty") * pl.col("entry_price")).sum().alias("book_cost")).collect()
+    shared = (
+        valued.join(basis, on=["book", "asset"], how="left")
+        .with_columns(
+            book_cost=pl.col("book_cost").fill_null(ZERO),
+            book_qty=pl.col("qty").sum().over("book", "asset"),
+            # The largest position (then the first by name) takes the remainder.
+            taker=pl.int_range(pl.len()).sort_by(pl.col("qty").abs(), pl.col("venue"), pl.col("account"),
+                                                descending=[True, False, False]).over("book", "asset") == 0,
+        )
+        .with_columns(
+            share=pl.when(pl.col("book_qty") == 0).then(ZERO)
+            .otherwise(pl.col("book_cost") * pl.col("qty") / pl.col("book_qty"))
+        )
+        .with_columns(
+            others=(pl.col("share").sum().over("book", "asset") - pl.col("share")),
+        )
+        .with_columns(
+            cost_basis=pl.when(pl.col("asset") == reporting).then(pl.col("qty"))
+            .when(pl.col("taker")).then(pl.col("book_cost") - pl.col("others"))
+            .otherwise(pl.col("share"))
+        )
     )
-    basis = opened_by.lazy().group_by("book", "venue", "account", "asset").agg(pl.col("cost").sum().alias("cost_basis")).collect()
-    if settings.costing_method == "wac":
-        # A pool belongs to its book; with one account per book that is the account.
-        basis = lots.lazy().group_by("book", "asset").agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost_basis")).collect()
-        valued = valued.join(basis, on=["book", "asset"], how="left")
-    else:
-        valued = valued.join(basis, on=["book", "venue", "account", "asset"], how="left")
-    return valued.select(
+    return shared.select(
         "venue", "account", "book", "asset", "qty", "mark",
         market_value=pl.col("qty") * pl.col("mark"),
-        cost_basis=pl.when(pl.col("asset") == reporting).then(pl.col("qty")).otherwise(pl.col("cost_basis").fill_null(ZERO)),
+        cost_basis="cost_basis",
     ).with_columns(
         unrealized_pnl=pl.col("market_value") - pl.col("cost_basis"),
     ).sort("venue", "account", "asset")
@@ -232,7 +249,7 @@ def _value_positions(end_positions: pl.DataFrame, lots: pl.DataFrame, marks: pl.
 
 def _pnl(day, start_positions, start_lots, priced, realized, positions, marks_before, settings):
     reporting = settings.reporting_currency
-    start_valued = _with_book(start_positions, settings).join(marks_before, on="asset", how="left")
+    start_valued = with_book(start_positions, settings).join(marks_before, on="asset", how="left")
     _require_marks(start_valued.filter(pl.col("qty") != 0), day - dt.timedelta(days=1), "a starting position is valued at the day before's mark")
     start_basis = start_lots.lazy().group_by("book", "asset").agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cb")).collect()
     start_book = (

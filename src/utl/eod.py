@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from utl.daily import DayState, empty_state, marks_for, run_day
+from utl.daily import DayState, empty_state, marks_for, run_day, with_book
 from utl.decimals import DECIMAL
 from utl.errors import QUARANTINE_SCHEMA
 from utl.ingest import Ingested, ingest_landing
@@ -134,7 +134,8 @@ def run_dates(prepared: Prepared, through: dt.date, progress: Progress = lambda 
                              marks_for(marks, day, settings.reporting_currency), previous)
         gone = cleared(day, previous, breaks, reconciled)
         last_breaks = pl.concat([last_breaks.join(reconciled, on=["venue", "account"], how="anti"), breaks])
-        positions = _positions_table(day, result.positions, snapshot)
+        positions = _positions_table(day, result.positions, snapshot,
+                                     marks_for(marks, day, settings.reporting_currency), settings)
         progress(
             f"{day.isoformat()}: {legs.height} legs, {positions.height} positions, {breaks.height} breaks, "
             f"{gone.height} cleared ({time.perf_counter() - started:.2f} s)"
@@ -143,7 +144,8 @@ def run_dates(prepared: Prepared, through: dt.date, progress: Progress = lambda 
                         result.pnl, result.explain, breaks, gone, legs.height)
 
 
-def _positions_table(day: dt.date, valued: pl.DataFrame, snapshot: pl.DataFrame) -> pl.DataFrame:
+def _positions_table(day: dt.date, valued: pl.DataFrame, snapshot: pl.DataFrame, marks: pl.DataFrame,
+                     settings) -> pl.DataFrame:
     """The contract's rows: every non-zero ledger position, and every asset a snapshot holds
     non-zero that the ledger does not (quantity 0 there)."""
     venue_only = (
@@ -152,9 +154,9 @@ def _positions_table(day: dt.date, valued: pl.DataFrame, snapshot: pl.DataFrame)
         .select("venue", "account", "asset")
     )
     zero = pl.lit(0, DECIMAL)
-    extra = venue_only.select(
-        "venue", "account", "asset", qty=zero, mark=pl.lit(None, DECIMAL), market_value=zero, cost_basis=zero,
-        unrealized_pnl=zero, book=pl.lit(None, pl.String),
+    extra = with_book(venue_only, settings).join(marks, on="asset", how="left").select(
+        "venue", "account", "asset", qty=zero, mark="mark", market_value=zero, cost_basis=zero,
+        unrealized_pnl=zero, book="book",
     )
     table = pl.concat([valued.select(extra.columns), extra], how="vertical_relaxed")
     return table.with_columns(business_date=pl.lit(day, pl.Date)).select(POSITIONS_TABLE.names()).cast(
