@@ -23,6 +23,7 @@ from utl.errors import QUARANTINE_SCHEMA
 from utl.ingest import Ingested, ingest_landing
 from utl.legs import book_legs
 from utl.recon import BREAKS, cleared, find_breaks
+from utl.schemas import Legs, validate_rows
 
 POSITIONS_TABLE = pl.Schema(
     {
@@ -71,7 +72,7 @@ def prepare(landing: Path, progress: Progress = lambda _: None) -> Prepared:
         f"({time.perf_counter() - started:.2f} s)"
     )
     started = time.perf_counter()
-    legs = book_legs(ingested.fills, ingested.movements, ingested.ledger_accounts)
+    legs, refused_legs = validate_rows(book_legs(ingested.fills, ingested.movements, ingested.ledger_accounts), Legs)
     firsts = (
         ingested.balances.lazy().group_by("venue", "account").agg(pl.col("business_date").min().alias("opened"))
         .with_columns(first_date=pl.col("opened") + pl.duration(days=1)).collect()
@@ -95,7 +96,7 @@ def prepare(landing: Path, progress: Progress = lambda _: None) -> Prepared:
     booked = legs.filter(pl.col("first_date").is_not_null() & (pl.col("business_date") >= pl.col("first_date")))
     progress(f"ledger: {booked.height} legs booked, {legs.height - booked.height - orphans.height} before opening "
              f"snapshots ({time.perf_counter() - started:.2f} s)")
-    quarantine = pl.concat([ingested.quarantine, orphan_rows.cast(QUARANTINE_SCHEMA)])
+    quarantine = pl.concat([ingested.quarantine, refused_legs, orphan_rows.cast(QUARANTINE_SCHEMA)])
     return Prepared(ingested, booked, openings, firsts.select("venue", "account", "first_date"), quarantine)
 
 

@@ -19,7 +19,7 @@ from utl.assets import canonical_asset
 from utl.decimals import DECIMAL, venue_decimal
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
-from utl.schemas import BALANCES, FILLS, MARKS, MOVEMENTS
+from utl.schemas import BALANCES, FILLS, MARKS, MOVEMENTS, Balances, Fills, Marks, Movements, validate_rows
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, split_refused
@@ -89,12 +89,22 @@ def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
     balance_frame, q = _canonical_balances(_concat(balances, BALANCES_OUT.to_frame()), settings)
     quarantine.append(q)
     mark_frame = _concat([m for m, _ in marks], MARKS_OUT.to_frame())
+    # The boundary: every table leaves ingest checked against its model.
+    checked = {}
+    for name, frame, schema, model in (
+        ("fills", fill_frame, FILLS_OUT, Fills),
+        ("movements", movement_frame, MOVEMENTS_OUT, Movements),
+        ("balances", balance_frame, BALANCES_OUT, Balances),
+        ("marks", mark_frame, MARKS_OUT, Marks),
+    ):
+        checked[name], q = validate_rows(frame.select(schema.names()).cast(schema), model)
+        quarantine.append(q)
     return Ingested(
         settings=settings,
-        fills=fill_frame.select(FILLS_OUT.names()).cast(FILLS_OUT),
-        movements=movement_frame.select(MOVEMENTS_OUT.names()).cast(MOVEMENTS_OUT),
-        balances=balance_frame,
-        marks=mark_frame,
+        fills=checked["fills"],
+        movements=checked["movements"],
+        balances=checked["balances"],
+        marks=checked["marks"],
         quarantine=pl.concat([q.cast(QUARANTINE_SCHEMA) for q in quarantine]).sort("file", "row", nulls_last=False),
         files=pl.DataFrame(described, schema=FILES_OUT, orient="row"),
         ledger_accounts=ledger_accounts,
@@ -185,6 +195,16 @@ def _canonical_fills(frame: pl.DataFrame, settings: Settings) -> tuple[pl.DataFr
     frame = frame.with_columns(
         derivative=pl.col("format").is_in(list(DERIVATIVE_FORMATS)) | pl.col("symbol").str.contains(":", literal=True)
     )
+    if settings.pairs:
+        # utl.toml [pairs] overrides how a glued symbol splits, whatever the reader guessed.
+        symbol = pl.col("symbol").str.strip_chars().str.to_uppercase()
+        pairs = settings.pairs
+        frame = frame.with_columns(
+            base=pl.coalesce(symbol.replace_strict({k: v[0] for k, v in pairs.items()}, default=None,
+                                                   return_dtype=pl.String), pl.col("base")),
+            quote=pl.coalesce(symbol.replace_strict({k: v[1] for k, v in pairs.items()}, default=None,
+                                                    return_dtype=pl.String), pl.col("quote")),
+        )
     return _canonical_assets(frame, ["base", "quote", "fee_asset"], settings)
 
 
