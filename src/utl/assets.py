@@ -10,6 +10,10 @@ quote by accident.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import polars as pl
 
 DEFAULT_ALIASES: dict[str, str] = {
@@ -53,6 +57,21 @@ PAIR_OVERRIDES: dict[str, tuple[str, str]] = {
     "DOTEUR": ("DOT", "EUR"),
 }
 
+# utl.toml's [pairs] for the ingest in progress: readers split symbols without knowing the
+# settings, so the run's overrides travel with the context rather than through every reader.
+_RUN_PAIRS: ContextVar[dict[str, tuple[str, str]]] = ContextVar("utl_run_pairs", default={})
+
+
+@contextlib.contextmanager
+def pair_overrides(pairs: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """Within the block, :func:`split_symbol` splits these glued symbols as given."""
+    token = _RUN_PAIRS.set({k.upper(): v for k, v in pairs.items()})
+    try:
+        yield
+    finally:
+        _RUN_PAIRS.reset(token)
+
+
 # Kraken marks earn/staking balances of the same asset with a suffix.
 _SUFFIX = r"\.(S|M|F|B|P|HOLD)$"
 
@@ -75,7 +94,7 @@ def split_symbol(symbol: pl.Expr, overrides: dict[str, tuple[str, str]] | None =
     ``BTC/USDT``, ``BTC-USD``, ``BTC_USDT``, ``BTC/USDT:USDT`` (ccxt), ``BTC-USDT-SWAP`` split
     at the separator; ``BTCUSDT`` and ``XXBTZEUR`` by the known quote codes at the end.
     """
-    table = {**PAIR_OVERRIDES, **(overrides or {})}
+    table = {**PAIR_OVERRIDES, **_RUN_PAIRS.get(), **(overrides or {})}
     s = symbol.str.strip_chars().str.to_uppercase()
     separated = s.str.contains(r"[/\-_]")
     head = s.str.replace(r":.*$", "")

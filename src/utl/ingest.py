@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from utl.assets import canonical_asset
+from utl.assets import canonical_asset, pair_overrides
 from utl.decimals import DECIMAL, venue_decimal
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
@@ -52,6 +52,11 @@ class Ingested:
 def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
     """Read every file of a landing folder into the canonical tables."""
     settings = settings or load_settings(landing)
+    with pair_overrides(settings.pairs):
+        return _ingest(landing, settings)
+
+
+def _ingest(landing: Path, settings: Settings) -> Ingested:
     files = scan_landing(landing)
     formats = all_formats()
     fills, movements, balances, quarantine, described = [], [], [], [], []
@@ -75,16 +80,16 @@ def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
         described.append(_describe(source, fmt, parsed))
         if fmt is not None:
             balances.append(parsed.frame.with_columns(business_date=pl.lit(day, pl.Date)))
-    marks = [read_marks(day, path, landing) for day, path in files.marks]
+    marks = [read_marks(day, path, landing, settings.aliases) for day, path in files.marks]
     quarantine.extend(q for _, q in marks)
 
     fill_frame, q = _canonical_fills(_concat(fills, FILLS_OUT.to_frame().drop("derivative")), settings)
     quarantine.append(q)
-    fill_frame, q = dedupe(fill_frame, ["venue", "account", "trade_id"], "trade id")
+    fill_frame, q = dedupe(fill_frame, ["venue", "account", "trade_id"], "trade id", FILL_CONTENT)
     quarantine.append(q)
     movement_frame, q = _canonical_assets(_concat(movements, MOVEMENTS_OUT.to_frame()), ["asset"], settings)
     quarantine.append(q)
-    movement_frame, q = dedupe(movement_frame, ["venue", "account", "entry_id"], "ledger entry id")
+    movement_frame, q = dedupe(movement_frame, ["venue", "account", "entry_id"], "ledger entry id", MOVEMENT_CONTENT)
     quarantine.append(q)
     balance_frame, q = _canonical_balances(_concat(balances, BALANCES_OUT.to_frame()), settings)
     quarantine.append(q)
@@ -242,14 +247,19 @@ def _canonical_balances(frame: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
 # ---------------------------------------------------------------------------------------
 
 
-def dedupe(frame: pl.DataFrame, key: list[str], what: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Book each key once. Rows repeating a key with identical content (overlapping exports)
-    collapse to the first seen; a key seen with different content is a conflict: all its
-    rows are quarantined, naming where the other versions are."""
+# What makes two rows with one id the same trade: its canonical content, not how a layout
+# spells it (Kraken writes XXBTZUSD in one export version and BTC/USD in another).
+FILL_CONTENT = ["ts", "base", "quote", "side", "qty", "price", "quote_qty", "fee", "fee_asset"]
+MOVEMENT_CONTENT = ["ts", "kind", "asset", "qty"]
+
+
+def dedupe(frame: pl.DataFrame, key: list[str], what: str, content: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Book each key once. Rows repeating a key with the same ``content`` (overlapping
+    exports) collapse to the first seen; a key seen with different content is a conflict:
+    all its rows are quarantined, naming where the other versions are."""
     if frame.height == 0:
         return frame, empty_quarantine()
-    content = [c for c in frame.columns if c not in ("source_file", "source_row", "format")]
-    distinct = frame.unique(subset=content, keep="first", maintain_order=True)
+    distinct = frame.unique(subset=key + content, keep="first", maintain_order=True)
     versions = distinct.group_by(key).len().filter(pl.col("len") > 1).select(key)
     if versions.height == 0:
         return distinct, empty_quarantine()
@@ -277,7 +287,7 @@ def dedupe(frame: pl.DataFrame, key: list[str], what: str) -> tuple[pl.DataFrame
 # ---------------------------------------------------------------------------------------
 
 
-def read_marks(day: dt.date, path: Path, landing: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_marks(day: dt.date, path: Path, landing: Path, aliases: dict[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``marks/D.csv`` (asset,price): the value of one unit in the reporting currency at end
     of D. A non-positive or unparseable price, or an asset listed twice, is quarantined."""
     rel = path.relative_to(landing).as_posix()
@@ -293,16 +303,17 @@ def read_marks(day: dt.date, path: Path, landing: Path) -> tuple[pl.DataFrame, p
         return MARKS_OUT.to_frame(), quarantine_file(rel, "a marks file needs the columns asset,price")
     value, bad = venue_decimal(pl.col("price"))
     frame = frame.with_columns(
-        asset=canonical_asset(pl.col("asset")), __price=value, __bad=bad, __n=pl.len().over(canonical_asset(pl.col("asset")))
-    )
+        __written=pl.col("asset"), asset=canonical_asset(pl.col("asset"), aliases), __price=value, __bad=bad,
+    ).with_columns(__n=pl.len().over("asset"))
     ok, refused = split_refused(
         frame,
         [
-            Check("asset", pl.col("asset").is_null() | ~pl.col("asset").str.contains(ASSET_CODE), "unknown asset code"),
+            Check("asset", pl.col("asset").is_null() | ~pl.col("asset").str.contains(ASSET_CODE), "unknown asset code",
+                  pl.col("__written")),
             Check("price", pl.col("__bad"), "is not a decimal number"),
             Check("price", pl.col("__price").is_null() & ~pl.col("__bad"), "is missing"),
             Check("price", pl.col("__price") <= 0, "is not positive"),
-            Check("asset", pl.col("__n") > 1, "is listed more than once; neither price is used"),
+            Check("asset", pl.col("__n") > 1, "is listed more than once; neither price is used", pl.col("__written")),
         ],
         rel,
     )

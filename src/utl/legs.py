@@ -41,11 +41,16 @@ def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:
 def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
     """Ledger lines as legs; a line of a trade whose fill is known takes the fill's price
     for its base asset (Kraken's ``refid`` is the fill's ``txid``)."""
+    # ccxt keys a fill as "symbol:id" while its ledger's referenceId is the venue's bare id.
+    venue_id = pl.when(pl.col("format") == "ccxt.trades").then(pl.col("trade_id").str.extract(r":([^:]+)$", 1))
     detail = fills.filter(~pl.col("derivative")).select(
-        "venue", "account", pl.col("trade_id").alias("ref_id"), pl.col("base").alias("asset"), "price", "quote"
+        "venue", "account", pl.coalesce(venue_id, pl.col("trade_id")).alias("ref_id"), pl.col("base").alias("asset"),
+        "price", "quote", kind=pl.lit("trade"),
     ).unique(subset=["venue", "account", "ref_id", "asset"], keep="first", maintain_order=True)
+    # Only a trade line of the base asset takes the fill's price: a fee line in the same
+    # asset is a disposal valued at the mark, like every other fee.
     return (
-        movements.join(detail, on=["venue", "account", "ref_id", "asset"], how="left")
+        movements.join(detail, on=["venue", "account", "ref_id", "asset", "kind"], how="left")
         .select(
             "venue", "account", pl.col("entry_id").alias("leg_id"), "ts", "asset", "qty", "kind",
             pl.col("ref_id").alias("trade_id"), "price", "quote", "source_file", "source_row",
