@@ -1,0 +1,316 @@
+"""End-of-day benchmark: one day of fills over 4 venues, 50 accounts, 500 assets, end to end.
+
+    uv run python bench/eod.py [--fills 10000000] [--keep DIR | --landing DIR] [--url URL]
+                               [--store-rows 1000000] [--rss-limit-gb 14] [--profile]
+
+``--keep DIR`` writes DIR/landing and DIR/expected.json; ``--landing DIR/landing`` reruns it
+without generating again. To measure a fixed commit while the work tree changes:
+``git archive HEAD src sql | tar -x -C /tmp/head`` and run with ``PYTHONPATH=/tmp/head/src``.
+
+Generates a landing folder (:mod:`eod_landing`; its time is printed but is not part of the
+figure), then runs the real ``utl.run.run_eod`` in a fresh process and prints the seconds of
+each stage (wall and CPU) from the run's own progress lines and ``utl.daily.run_day``'s lap
+callback, the process's peak RSS (VmHWM) at the end of each stage, and the rows
+and rows/s of the PostgreSQL write; then ``bench/store_write.py``'s figure for a 1M-row
+positions-like frame, since the day's own write is small (positions, breaks, PnL, exposure).
+
+Target (issue "PostgreSQL store and reconciliation", section 7): 10 M fills end to end in
+under 60 s on 2 cores, under 4 GB, PostgreSQL write at least 500 k rows/s.
+
+The database is ``--url``, else ``UTL_DATABASE_URL``, else the embedded server. The run
+writes to a scratch database created on that server and dropped afterwards, so a benchmark
+never replaces the dates, quarantine or break history of the database UTL uses. The run
+must find exactly the planted breaks with their differences and quarantine nothing, else the
+benchmark fails (exit 1). A run whose RSS passes ``--rss-limit-gb`` is stopped, since the
+machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from queue import Empty
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eod_landing import BUSINESS_DATE, generate  # noqa: E402
+from ingest import peak_rss_bytes  # noqa: E402
+
+TARGET_SECONDS = 60
+TARGET_RSS_BYTES = 4 * 2**30
+TARGET_PG_ROWS_PER_SECOND = 500_000
+_SECONDS = re.compile(r"\(([\d.]+) s")
+
+
+# ---------------------------------------------------------------- the measured run (a fresh process)
+
+
+def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) -> None:
+    """Runs in a fresh process: ``run_eod`` with every progress line and run_day step timed,
+    each with the process's peak RSS so far. Lines are also printed as they come, so a run
+    stopped by the parent's RSS limit still shows how far it got."""
+    import utl.eod
+    from utl.run import run_eod
+    from utl.store import Database
+
+    lines: list[tuple[float, str, int, float]] = []
+    laps: list[tuple[float, str, int, float]] = []
+    real_run_day = utl.eod.run_day
+
+    def on_progress(line: str) -> None:
+        lines.append((time.perf_counter(), line, peak_rss_bytes(), time.process_time()))
+        print(f"  | {time.perf_counter() - started:7.2f} s  peak {peak_rss_bytes() / 2**20:7,.0f} MB  {line}", flush=True)
+
+    def timed_run_day(*args, **kwargs):
+        # run_eod has no lap hook; run_day's own one records when each step ends.
+        laps.append((time.perf_counter(), "begin", peak_rss_bytes(), time.process_time()))
+        return real_run_day(*args, **kwargs, lap=lambda step: laps.append(
+            (time.perf_counter(), step, peak_rss_bytes(), time.process_time())))
+
+    utl.eod.run_day = timed_run_day
+    try:
+        rss_before = peak_rss_bytes()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        call = lambda: run_eod(Path(landing), BUSINESS_DATE, Path(storage), Database(url, None), on_progress)  # noqa: E731
+        if profile:
+            import cProfile
+            import io
+            import pstats
+
+            profiler = cProfile.Profile()
+            summary = profiler.runcall(call)
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(45)
+            profile_text = text.getvalue()
+        else:
+            summary = call()
+            profile_text = ""
+        total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        with psycopg.connect(url) as conn:
+            breaks = conn.execute(
+                "SELECT venue, account, asset, diff::text FROM utl.breaks WHERE business_date = %s ORDER BY 1, 2, 3",
+                (BUSINESS_DATE,),
+            ).fetchall()
+            positions = conn.execute("SELECT count(*) FROM utl.positions WHERE business_date = %s", (BUSINESS_DATE,)).fetchone()[0]
+        out.put({
+            "started": started, "cpu_started": cpu_started, "total": total, "cpu": cpu, "lines": lines, "laps": laps, "rss_before": rss_before,
+            "rss_peak": peak_rss_bytes(), "breaks": breaks, "positions": positions,
+            "quarantined": summary.quarantined, "profile": profile_text,
+        })  # fmt: skip
+    except Exception as exc:  # reported by the parent, which then fails
+        out.put({"error": f"{type(exc).__name__}: {exc}", "lines": lines})
+    finally:
+        utl.eod.run_day = real_run_day
+
+
+def measure(landing: Path, storage: Path, url: str, profile: bool, rss_limit: int) -> dict:
+    """The run in a fresh process, stopped (SIGKILL, by its pid) if its RSS passes ``rss_limit``:
+    the machine is shared, and a run that would not fit must not take the others down."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=run_one, args=(str(landing), str(storage), url, profile, queue))
+    child.start()
+    status = Path(f"/proc/{child.pid}/status")
+    high = 0
+    while True:
+        try:
+            return queue.get(timeout=0.2)
+        except Empty:
+            pass
+        try:
+            rss = next(int(x.split()[1]) * 1024 for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            rss = 0
+        high = max(high, rss)
+        if rss > rss_limit:
+            child.kill()
+            child.join()
+            return {"error": f"stopped at {rss / 2**30:.1f} GB RSS (limit {rss_limit / 2**30:.0f} GB)", "lines": []}
+        if not child.is_alive() and queue.empty():
+            return {"error": f"the run's process died (exit code {child.exitcode}); last RSS seen {high / 2**30:.1f} GB",
+                    "lines": []}
+
+
+# ---------------------------------------------------------------- reading the run's own lines
+
+
+def stages(result: dict) -> list[tuple[str, float, float, int]]:
+    """(stage, seconds, CPU seconds, peak RSS at its end), from the progress lines and the
+    gaps between them. Parquet files and exposures are written between the day's line and
+    PostgreSQL's. CPU seconds (all threads) say how much work a stage is whatever else the
+    machine runs; on 2 cores, wall seconds near CPU seconds mean one core's worth of work."""
+    lines, laps = result["lines"], result["laps"]
+    key = lambda line: line.split(":")[0]  # noqa: E731
+    at = {key(line): (t, rss, cpu) for t, line, rss, cpu in lines}
+    day = BUSINESS_DATE.isoformat()
+    t0, cpu0 = result["started"], result["cpu_started"]
+    out = [
+        # From the run's start: connecting, migrating and the lock take a few ms.
+        ("ingest (read + parse + dedupe)", at["ingest"][0] - t0, at["ingest"][2] - cpu0, at["ingest"][1]),
+        ("ledger (legs)", at["ledger"][0] - at["ingest"][0], at["ledger"][2] - at["ingest"][2], at["ledger"][1]),
+    ]
+    previous_t, previous_cpu = at["ledger"][0], at["ledger"][2]
+    for t, step, rss, cpu in laps:
+        if step != "begin":
+            out.append((f"  day: {step}", t - previous_t, cpu - previous_cpu, rss))
+        previous_t, previous_cpu = t, cpu
+    t_day, rss_day, cpu_day = at[day]
+    out.append(("  day: recon + positions table", t_day - previous_t, cpu_day - previous_cpu, rss_day))
+    out.append(("day total (costing, PnL, recon)", t_day - at["ledger"][0], cpu_day - at["ledger"][2], rss_day))
+    pg_seconds = float(_SECONDS.search(next(line for _, line, _, _ in lines if line.startswith("postgres:"))).group(1))
+    t_pg, rss_pg, cpu_pg = at["postgres"]
+    out.append(("Parquet + exposures", t_pg - pg_seconds - t_day, float("nan"), rss_pg))
+    out.append(("PostgreSQL write (one transaction)", pg_seconds, float("nan"), rss_pg))
+    out.append(("run log, commit", result["total"] - (t_pg - t0), float("nan"), result["rss_peak"]))
+    return out
+
+
+def postgres_rows(result: dict) -> int:
+    line = next(line for _, line, _, _ in result["lines"] if line.startswith("postgres:"))
+    return int(re.search(r"postgres: (\d+) rows", line).group(1))
+
+
+# ---------------------------------------------------------------- scratch database
+
+
+def create_scratch(url: str) -> tuple[str, str]:
+    name = f"utl_eod_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name, make_conninfo(url, dbname=name)
+
+
+def drop_scratch(url: str, name: str) -> None:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# ---------------------------------------------------------------- report
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report(result: dict, expected: dict) -> bool:
+    fills = expected["fills"]
+    print(f"{'stage':<38}{'seconds':>9}{'CPU s':>8}{'peak RSS MB':>13}")
+    for name, seconds, cpu, rss in stages(result):
+        print(f"{name:<38}{seconds:>9.2f}{cpu:>8.2f}{rss / 2**20:>13,.0f}".replace("nan", "   "))
+    total, peak = result["total"], result["rss_peak"]
+    print(f"{'total (run_eod, end to end)':<38}{total:>9.2f}   ({fills / total:,.0f} fills/s, CPU {result['cpu']:.1f} s)")
+    rows = postgres_rows(result)
+    pg_seconds = {name: seconds for name, seconds, _, _ in stages(result)}["PostgreSQL write (one transaction)"]
+    print(f"PostgreSQL: {rows:,} rows in {pg_seconds:.2f} s = {rows / pg_seconds:,.0f} rows/s "
+          f"({result['positions']:,} positions rows)")
+    print(f"peak RSS (VmHWM of the run's process): {peak / 2**20:,.0f} MB (at start {result['rss_before'] / 2**20:,.0f} MB)")
+    # Honest figures only: the run must have found exactly the planted breaks, nothing refused.
+    found = result["breaks"]
+    planted = [(b["venue"], b["account"], b["asset"]) for b in expected["breaks"]]
+    diffs_ok = all(
+        _same_decimal(d, b["diff"]) for (v, a, s, d), b in zip(found, expected["breaks"], strict=False)
+    )
+    ok = [(v, a, s) for v, a, s, _ in found] == planted and diffs_ok and result["quarantined"] == 0
+    print(f"check: {len(found)} breaks found, {len(planted)} planted, diffs {'equal' if diffs_ok else 'DIFFER'}, "
+          f"{result['quarantined']} quarantined -> {'ok' if ok else 'WRONG'}")
+    flags = []
+    if fills >= 10_000_000 and total > TARGET_SECONDS:
+        flags.append(f"over {TARGET_SECONDS} s")
+    if peak > TARGET_RSS_BYTES:
+        flags.append("over 4 GB")
+    if rows / pg_seconds < TARGET_PG_ROWS_PER_SECOND:
+        flags.append("PostgreSQL write below 500k rows/s (a small write: see store_write below)")
+    print(f"targets: {'; '.join(flags) or 'met'}")
+    if result["profile"]:
+        print(result["profile"])
+    return ok
+
+
+def _same_decimal(a: str, b: str) -> bool:
+    from decimal import Decimal
+
+    return Decimal(a) == Decimal(b)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fills", type=int, default=10_000_000)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--keep", type=Path, help="generate into DIR/landing and keep it (default: a temp folder)")
+    where.add_argument("--landing", type=Path, help="run an existing generated landing folder (its ../expected.json)")
+    parser.add_argument("--url", default=os.environ.get("UTL_DATABASE_URL"))
+    parser.add_argument("--store-rows", type=int, default=1_000_000, help="rows for store_write's figure; 0 skips it")
+    parser.add_argument("--rss-limit-gb", type=float, default=14, help="stop the run past this RSS (shared machine)")
+    parser.add_argument("--profile", action="store_true", help="run under cProfile and print the top of it")
+    args = parser.parse_args()
+
+    print(f"load average {load()}, {os.cpu_count()} CPUs")
+    temp = tempfile.TemporaryDirectory(prefix="utl-eod-") if not (args.keep or args.landing) else None
+    work = Path(temp.name) if temp else (args.keep or args.landing.parent)
+    try:
+        if args.landing:
+            landing = args.landing
+            expected = json.loads((landing.parent / "expected.json").read_text())
+            print(f"landing {landing}: {expected['fills']:,} fills (generated before)")
+        else:
+            landing = work / "landing"
+            started = time.perf_counter()
+            expected = generate(landing, args.fills)
+            size = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file())
+            print(f"generated {args.fills:,} fills, {size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f} s "
+                  f"(not part of the figure); generator peak RSS {peak_rss_bytes() / 2**20:,.0f} MB")
+        storage = work / f"storage-{uuid.uuid4().hex[:6]}"
+        try:
+            ok = _with_database(args, landing, storage, expected)
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)  # the run's Parquet files: scratch, like the database
+    finally:
+        if temp:
+            temp.cleanup()
+    print(f"load average after {load()}")
+    sys.exit(0 if ok else 1)
+
+
+def _with_database(args, landing: Path, storage: Path, expected: dict) -> bool:
+    from store_write import run as store_write
+
+    from utl.store import open_database
+
+    def on(url: str, description: str) -> bool:
+        name, scratch = create_scratch(url)
+        print(f"database: scratch {name} on {description}")
+        try:
+            result = measure(landing, storage, scratch, args.profile, int(args.rss_limit_gb * 2**30))
+        finally:
+            drop_scratch(url, name)
+        if "error" in result:
+            print(f"run failed: {result['error']}")
+            return False
+        ok = report(result, expected)
+        if args.store_rows:
+            print(f"store_write.py, {args.store_rows:,}-row positions-like frame (load average {load()}):")
+            store_write(url, args.store_rows)
+        return ok
+
+    if args.url:
+        return on(args.url, "--url / UTL_DATABASE_URL")
+    with open_database() as database:
+        return on(database.url, database.description)
+
+
+if __name__ == "__main__":
+    main()
