@@ -45,13 +45,21 @@ class CostingResult:
     open_lots: pl.DataFrame  # lots still open ("wac": one pool per open position)
 
 
-def compute_costs(trades: pl.DataFrame | pl.LazyFrame, method: Method = "fifo", *, source: str | None = None) -> CostingResult:
+def compute_costs(
+    trades: pl.DataFrame | pl.LazyFrame,
+    method: Method = "fifo",
+    *,
+    source: str | None = None,
+    ids_unique: bool = False,
+) -> CostingResult:
     """Cost ``trades`` under ``method``; raises :class:`ValueError` (a :class:`BadInput`)
-    naming every bad value's column, row and ``trade_id``; ``source`` names the file."""
+    naming every bad value's column, row and ``trade_id``; ``source`` names the file.
+    ``ids_unique=True`` skips the duplicate ``trade_id`` check, for callers whose ids are
+    unique by construction (the daily run's leg ids); everything else is still checked."""
     if method not in METHODS:
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
-    valid = validate_trades(frame, source=source)
+    valid = validate_trades(frame, source=source, ids_unique=ids_unique)
     order, group = application_order(valid)
     ordered = pl.DataFrame(
         {
@@ -152,7 +160,7 @@ def _as_utc(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
     return ts, text.is_not_null() & ts.is_null()
 
 
-def validate_trades(frame: pl.DataFrame, *, source: str | None = None) -> pl.DataFrame:
+def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_unique: bool = False) -> pl.DataFrame:
     """Check trades against the contract and return them with ``qty``/``price`` as exact
     decimals and ``ts`` in UTC; raise :class:`BadInput` listing every problem (missing
     column, null, unparseable or zero quantity, non-positive or unparseable price, bad
@@ -178,7 +186,8 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None) -> pl.Dat
         ("ts", ts_bad, "is not an ISO 8601 timestamp"),
     ]
     # A hash count finds whether any id repeats; which rows repeat is worked out only then.
-    repeated = parsed.lazy().group_by("book", "trade_id").len().select((pl.col("len") > 1).any()).collect().item()
+    repeated = not ids_unique and parsed.lazy().group_by("book", "trade_id").len().select(
+        (pl.col("len") > 1).any()).collect().item()
     if repeated:
         problems.append(("trade_id", ~pl.struct("book", "trade_id").is_first_distinct(), "is a duplicate within book"))
     flags = parsed.select([bad.fill_null(False).alias(f"__bad{i}") for i, (_, bad, _) in enumerate(problems)])

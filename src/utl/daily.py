@@ -176,7 +176,8 @@ def run_day(
         "book", "asset", "ts", trade_id=pl.format("{}/{}/{}", pl.col("venue"), pl.col("account"), pl.col("leg_id")),
         qty="qty", price="unit_price", is_carry=pl.lit(False),
     )
-    costs = compute_costs(pl.concat([carried, today]), settings.costing_method)
+    # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
+    costs = compute_costs(pl.concat([carried, today]), settings.costing_method, ids_unique=True)
     lots = _carry_lots(costs.open_lots, settings.costing_method)
     lap("costing")
 

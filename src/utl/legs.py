@@ -61,10 +61,16 @@ def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
 
 def book_legs(fills: pl.DataFrame, movements: pl.DataFrame, ledger_accounts: set[tuple[str, str]]) -> pl.DataFrame:
     """All legs of all accounts, each account from exactly one source."""
+    if not ledger_accounts:
+        return fill_legs(fills).select(LEGS_OUT.names()).cast(LEGS_OUT)
     ledger_keys = pl.DataFrame(
         sorted(ledger_accounts), schema={"venue": pl.String, "account": pl.String}, orient="row"
     )
     from_fills = fill_legs(fills.join(ledger_keys, on=["venue", "account"], how="anti"))
-    from_ledger = ledger_legs(movements.join(ledger_keys, on=["venue", "account"], how="semi"), fills)
+    # Only fills of ledger accounts can add detail to ledger lines.
+    from_ledger = ledger_legs(movements.join(ledger_keys, on=["venue", "account"], how="semi"),
+                              fills.join(ledger_keys, on=["venue", "account"], how="semi"))
     legs = pl.concat([from_fills.select(LEGS_OUT.names()), from_ledger.select(LEGS_OUT.names())], how="vertical_relaxed")
-    return legs.cast(LEGS_OUT).sort("venue", "account", "ts", "leg_id")
+    # No sort: every consumer orders what it needs (costing by application order), and a
+    # sort of millions of legs by their string ids is the costliest step of the ledger.
+    return legs.cast(LEGS_OUT)
