@@ -27,7 +27,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
-from utl.lots import match_lots, wac_exact, wac_kernel
+from utl.lots import match_lots, price_matches, wac_exact, wac_kernel
 from utl.schemas import UTC_TS
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -303,6 +303,44 @@ def _positions(valid: pl.DataFrame, rows: np.ndarray, totals: pl.DataFrame, open
     )
 
 
+def choose_price_scale(price: pl.Series) -> int | None:
+    """The largest scale at which every price is a whole int64 with room to subtract two of
+    them (below 2**62), or None when there is none."""
+    largest = price.max()
+    if largest is None:
+        return SCALE
+    scale = SCALE
+    while scale > 0 and largest.scaleb(scale, _WIDE) >= 2**62:
+        scale -= 1
+    if largest.scaleb(scale, _WIDE) >= 2**62:
+        return None
+    exact = (price.to_physical() % pl.Series([10 ** (SCALE - scale)], dtype=pl.Int128) == 0).all()
+    return scale if exact else None
+
+
+def _price_in_polars(ordered: pl.DataFrame, m_close, m_lot, m_qty, scale: int) -> tuple[pl.Series, pl.Series]:
+    """Price every match in Decimal and sum per trade: the path for numbers past int64."""
+    price = ordered["price"]
+    matches = pl.DataFrame(
+        {
+            "close": m_close,
+            "closed": _unscaled(m_qty, scale),
+            "exit_price": price.gather(m_close),
+            "entry_price": price.gather(m_lot),
+            "long": ordered["qty"].gather(m_lot) > 0,
+        }
+    ).select(
+        "close",
+        "closed",
+        pl.when("long")
+        .then(pl.col("closed") * (pl.col("exit_price") - pl.col("entry_price")))
+        .otherwise(pl.col("closed") * (pl.col("entry_price") - pl.col("exit_price")))
+        .alias("realized"),
+    )
+    n = ordered.height
+    return _sum_per_trade(matches["realized"], m_close, n), _sum_per_trade(matches["closed"], m_close, n)
+
+
 def _sum_per_trade(values: pl.Series, close: np.ndarray, n: int) -> pl.Series:
     """Sum match values per closing trade; zero for trades that closed nothing.
 
@@ -385,25 +423,18 @@ def _cost_lots(ordered: pl.DataFrame, scale: int, fits: bool, method: str) -> tu
     m_close, m_lot, m_qty, open_trade, open_qty = match_lots(group, qty, rank, method)
 
     price = ordered["price"]
-    closed = _unscaled(m_qty, scale)
-    matches = pl.DataFrame(
-        {
-            "close": m_close,
-            "closed": closed,
-            "exit_price": price.gather(m_close),
-            "entry_price": price.gather(m_lot),
-            "long": ordered["qty"].gather(m_lot) > 0,
-        }
-    ).select(
-        "close",
-        "closed",
-        pl.when("long")
-        .then(pl.col("closed") * (pl.col("exit_price") - pl.col("entry_price")))
-        .otherwise(pl.col("closed") * (pl.col("entry_price") - pl.col("exit_price")))
-        .alias("realized"),
-    )
-    realized_pnl = _sum_per_trade(matches["realized"], m_close, len(qty))
-    closed_qty = _sum_per_trade(matches["closed"], m_close, len(qty))
+    priced = None
+    if fits:
+        price_scale = choose_price_scale(price)
+        if price_scale is not None:
+            priced = price_matches(m_close, m_lot, m_qty, _scaled(price, price_scale, True),
+                                   (ordered["qty"] > 0).to_numpy(), scale, price_scale, len(qty))
+    if priced is not None:
+        r_int, r_frac, closed_per_trade = priced
+        realized_pnl = _join_parts(r_int, r_frac)
+        closed_qty = _unscaled(closed_per_trade, scale)
+    else:
+        realized_pnl, closed_qty = _price_in_polars(ordered, m_close, m_lot, m_qty, scale)
 
     keep = np.argsort(open_trade, kind="stable")  # opening order
     lots = _OpenLots(open_trade[keep], _unscaled(open_qty[keep], scale), price.gather(open_trade[keep]))

@@ -281,6 +281,41 @@ def _divmod192_64(x2, x1, x0, d):
     return q2 != _ZERO, q1, q0, r
 
 
+_M21 = np.uint64((1 << 21) - 1)
+
+
+@njit(cache=True)
+def _divmod_pow10(h, l, k):
+    """(h, l) // 10**k and the remainder, for 0 <= k <= 18, in a few native divisions.
+
+    10**k = 2**k * 5**k: shift out the k low bits, then divide by 5**k (< 2**42) in base
+    2**21, where a remainder times 2**21 plus a digit still fits 64 bits.
+    """
+    if k == 0:
+        return h, l, _ZERO
+    uk = np.uint64(k)
+    low = l & ((_ONE << uk) - _ONE)
+    sl = (l >> uk) | (h << (np.uint64(64) - uk))
+    sh = h >> uk
+    five = np.uint64(5) ** uk
+    qh = _ZERO
+    ql = _ZERO
+    r = _ZERO
+    for p in (126, 105, 84, 63, 42, 21, 0):
+        if p >= 64:
+            digit = (sh >> np.uint64(p - 64)) & _M21
+        elif p + 21 <= 64:
+            digit = (sl >> np.uint64(p)) & _M21
+        else:
+            digit = ((sl >> np.uint64(p)) | (sh << np.uint64(64 - p))) & _M21
+        cur = (r << np.uint64(21)) | digit
+        qd = cur // five
+        r = cur - qd * five
+        qh = (qh << np.uint64(21)) | (ql >> np.uint64(43))
+        ql = (ql << np.uint64(21)) | qd
+    return qh, ql, (r << uk) | low
+
+
 _E18 = np.uint64(10**18)
 _HALF64 = np.uint64(2**63)
 
@@ -288,7 +323,7 @@ _HALF64 = np.uint64(2**63)
 @njit(cache=True)
 def _split18(ah, al):
     """A 128-bit value at 18 digits as (fits, integer part, fraction digits)."""
-    qh, ql, r = _divmod128_64(ah, al, _E18)
+    qh, ql, r = _divmod_pow10(ah, al, 18)
     return qh == _ZERO and ql < _HALF64, np.int64(ql), np.int64(r)
 
 
@@ -440,3 +475,90 @@ def wac_exact(group, qty, price18):
     return closed, avg_before, pool_start, end_pos, end_avg, end_start
 
 wac_kernel = _wac_kernel
+
+
+# ---------------------------------------------------------------------------------------
+# Pricing matches: realized PnL per trade, exactly, in 128-bit integers
+# ---------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _round_shift(h, l, shift):
+    """(h, l) / 10**shift rounded half-even (shift > 0), or * 10**-shift; (ok, h, l)."""
+    if shift > 0:
+        d = np.uint64(10) ** np.uint64(shift)
+        qh, ql, r = _divmod_pow10(h, l, shift)
+        twice = r << _ONE
+        if twice > d or (twice == d and (ql & _ONE) == _ONE):
+            qh, ql, ovf = _add128(qh, ql, _ZERO, _ONE)
+            if ovf:
+                return False, qh, ql
+        return True, qh, ql
+    if shift < 0:
+        x2, x1, x0 = _mul128_64(h, l, np.uint64(10) ** np.uint64(-shift))
+        return x2 == _ZERO, x1, x0
+    return True, h, l
+
+
+@njit(cache=True)
+def _price_matches(m_close, m_lot, m_qty, price, lot_long, shift, r_int, r_frac, closed):
+    """Realized PnL and closed quantity per closing trade.
+
+    Each match realizes ``qty * (exit - entry)`` (long lot) or ``qty * (entry - exit)``
+    (short), the product exact in 128 bits at the scale of quantity plus price, then
+    rounded half-even to 18 places; a trade's matches are summed. Quantities and prices
+    arrive as int64 at their scales, ``shift`` = their scales' sum - 18. Results land as
+    integer part + 18 fraction digits, both signed like the value. Returns False when a
+    number outgrows the representation (the caller then prices in Polars).
+    """
+    k = m_close.shape[0]
+    ph = _ZERO  # gains and losses of the current trade, kept apart as magnitudes
+    pl_ = _ZERO
+    nh = _ZERO
+    nl = _ZERO
+    for j in range(k):
+        i = m_close[j]
+        lot = m_lot[j]
+        q = m_qty[j]
+        closed[i] += q
+        d = price[i] - price[lot]
+        if not lot_long[lot]:
+            d = -d
+        gain = d >= 0
+        h, l = _mul64(np.uint64(q), np.uint64(d if gain else -d))
+        ok, h, l = _round_shift(h, l, shift)
+        if not ok:
+            return False
+        if gain:
+            ph, pl_, ovf = _add128(ph, pl_, h, l)
+        else:
+            nh, nl, ovf = _add128(nh, nl, h, l)
+        if ovf:
+            return False
+        if j == k - 1 or m_close[j + 1] != i:
+            if _ge128(ph, pl_, nh, nl):
+                mh, ml = _sub128(ph, pl_, nh, nl)
+                sign = 1
+            else:
+                mh, ml = _sub128(nh, nl, ph, pl_)
+                sign = -1
+            fits, whole, frac = _split18(mh, ml)
+            if not fits:
+                return False
+            r_int[i] = sign * whole
+            r_frac[i] = sign * frac
+            ph = _ZERO
+            pl_ = _ZERO
+            nh = _ZERO
+            nl = _ZERO
+    return True
+
+
+def price_matches(m_close, m_lot, m_qty, price, lot_long, qty_scale: int, price_scale: int, n: int):
+    """Per-trade ``(realized integer part, fraction digits, closed qty)`` arrays, or None
+    when the numbers do not fit (see :func:`_price_matches`)."""
+    r_int = np.zeros(n, np.int64)
+    r_frac = np.zeros(n, np.int64)
+    closed = np.zeros(n, np.int64)
+    ok = _price_matches(m_close, m_lot, m_qty, price, lot_long, qty_scale + price_scale - 18, r_int, r_frac, closed)
+    return (r_int, r_frac, closed) if ok else None

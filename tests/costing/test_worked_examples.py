@@ -151,3 +151,19 @@ def test_output_types_are_decimal_and_extra_columns_carry_through():
         assert result.positions.schema[column] == DECIMAL
     assert result.open_lots.columns == ["book", "asset", "trade_id", "opened_ts", "qty", "entry_price"]
     assert result.realized["venue"].to_list() == ["binance", "binance"]
+
+
+def test_prices_too_large_for_int64_are_priced_in_decimal():
+    # 1e19 does not fit int64 at any scale: the matches are priced in Polars Decimal instead.
+    frame = trades("p1 +0.5 @ 10000000000000000000", "p2 -0.25 @ 10000000000000000004.5")
+    for method in ("fifo", "lifo", "hifo"):
+        result = compute_costs(frame, method)
+        assert result.realized["realized_pnl"].to_list() == [0, D("1.125")], method
+        assert result.positions["cost_basis"].to_list() == [D("2500000000000000000")], method
+
+
+def test_realized_rounds_half_even_per_match_in_the_kernel():
+    # 0.000000000000000001 * (1.5 - 1) = 5e-19 -> 0 (half-even); * (2.5 - 1) = 1.5e-18 -> 2e-18.
+    frame = trades("k1 +0.000000000000000001 @ 1", "k2 +0.000000000000000001 @ 1",
+                   "k3 -0.000000000000000001 @ 1.5", "k4 -0.000000000000000001 @ 2.5")
+    assert compute_costs(frame, "fifo").realized["realized_pnl"].to_list() == [0, 0, 0, D("2E-18")]
