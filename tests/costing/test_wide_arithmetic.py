@@ -43,7 +43,7 @@ def test_products_and_wide_division(a, b, v, d):
     assert join(*_mul64(np.uint64(a), np.uint64(b))) == a * b
     x2, x1, x0 = _mul128_64(*split(v), np.uint64(b))
     assert join(x2, x1, x0) == v * b
-    overflow, qh, ql, r = _divmod192_64(x2, x1, x0, np.uint64(d))
+    overflow, qh, ql, r = _divmod192_64(np.uint64(x2), np.uint64(x1), np.uint64(x0), np.uint64(d))
     q, rem = divmod(v * b, d)
     assert int(r) == rem and overflow == (q >= 2**128)
     if not overflow:
