@@ -375,9 +375,14 @@ def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
     schema = {"book": pl.String, "asset": pl.String, "avg_price": DECIMAL}
     if open_lots.height == 0:
         return pl.DataFrame(schema=schema)
-    marked = open_lots.with_columns(
-        exact=(count_decimals(pl.col("qty")) + count_decimals(pl.col("entry_price"))) <= SCALE
-    )
+    half = pl.Series([10 ** (SCALE - SCALE // 2)], dtype=pl.Int128)
+    if ((open_lots["qty"].to_physical() % half == 0) & (open_lots["entry_price"].to_physical() % half == 0)).all():
+        # Both need at most 9 places: every product fits 18 (one integer pass, no text).
+        marked = open_lots.with_columns(exact=pl.lit(True))
+    else:
+        marked = open_lots.with_columns(
+            exact=(count_decimals(pl.col("qty")) + count_decimals(pl.col("entry_price"))) <= SCALE
+        )
     sums = (
         marked.lazy()
         .group_by("book", "asset")
