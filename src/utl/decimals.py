@@ -18,6 +18,8 @@ Two grammars:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 SCALE = 18
@@ -58,26 +60,84 @@ def venue_decimal(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return value, bad
 
 
-_PLAIN = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
+MARKED_NUMBER = r"^[+-]?[$€£]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]+)?$"
+"""A decimal written plainly but for a sign, a currency mark and thousands commas
+(``-$5,250.00``): :func:`parse_venue_numbers` reads these without its slow path."""
 
 
 def parse_venue_numbers(text: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """Whole-column venue number parsing: ``(values, is_bad)``.
+    """Whole-column venue number parsing: ``(values, is_bad)``, the rules of :func:`venue_decimal`.
 
-    Most cells are already plain decimals: one regex and Polars' own parser take those.
-    Only the rest (separators, signs, exponents, blanks, junk) go through the step-by-step
-    normalisation, each step computed once over just those cells.
+    Three passes, each over the cells the one before left:
+
+    1. Polars' own parser reads the column. Its value is taken where the text cannot have
+       been rounded: it parsed, has no exponent, and at most 18 digits after the point
+       (Polars refuses junk and integers past 20 digits itself, but would round places).
+    2. Decimals with a currency mark or thousands commas (``-$5,250.00``) lose them and are
+       read the same way.
+    3. The rest (blanks, blanks around, exponents, junk) go through the step-by-step
+       normalisation of :func:`_parse_odd`, each step computed once over just those cells.
     """
-    text = text.cast(pl.String)
-    plain = text.str.contains(_PLAIN).fill_null(False)
-    frame = pl.DataFrame({"t": text, "plain": plain})
-    values = frame.select(pl.when("plain").then(pl.col("t")).otherwise(None).str.to_decimal(scale=SCALE)).to_series()
-    bad = pl.Series([False], dtype=pl.Boolean).extend_constant(False, len(text) - 1) if len(text) else pl.Series([], dtype=pl.Boolean)
-    odd = (~plain).arg_true()
-    if odd.len() == 0:
-        return values.alias(text.name), bad.alias(text.name)
-    sub_values, sub_bad = _parse_odd(text.gather(odd))
-    return values.scatter(odd, sub_values).alias(text.name), bad.scatter(odd, sub_bad).alias(text.name)
+    frame = _parse_plain(pl.DataFrame({"t": text.cast(pl.String)}), ["t"])
+    return _parse_rest(frame["t"], frame["t__value"], frame["t__ok"])
+
+
+def _parse_plain(cells: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Pass 1 for the text columns ``names`` of ``cells``, all columns at once (in parallel):
+    ``<name>__value`` is Polars' parse, ``<name>__ok`` where it is exact."""
+
+    def places(t: pl.Expr) -> pl.Expr:
+        return (t.str.len_bytes() - t.str.find(".", literal=True) - 1).fill_null(0)
+
+    cells = cells.with_columns(pl.col(n).str.to_decimal(scale=SCALE).alias(f"{n}__value") for n in names)
+    return cells.with_columns(
+        (pl.col(f"{n}__value").is_not_null() & (places(pl.col(n)) <= SCALE) & ~pl.col(n).str.contains("[eE]")).alias(f"{n}__ok")
+        for n in names
+    )
+
+
+def _parse_rest(text: pl.Series, values: pl.Series, ok: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Passes 2 and 3 over the cells pass 1 did not take."""
+    name = text.name
+    no_bad = pl.repeat(False, len(text), dtype=pl.Boolean, eager=True)
+    left = (~ok & text.is_not_null()).arg_true()
+    if left.len() == 0:
+        return values.alias(name), no_bad.alias(name)
+    rest = text.gather(left)
+    marked = rest.str.contains(MARKED_NUMBER)
+    if marked.any():
+        digits = pl.DataFrame({"t": rest.filter(marked).str.replace_many({",": "", "$": "", "€": "", "£": ""})})
+        digits = _parse_plain(digits, ["t"])
+        marked_ok = digits["t__ok"]
+        values = values.scatter(left.filter(marked).filter(marked_ok), digits["t__value"].filter(marked_ok))
+        done = marked.scatter(marked.arg_true(), marked_ok)
+        left, rest = left.filter(~done), rest.filter(~done)
+    if left.len() == 0:
+        return values.alias(name), no_bad.alias(name)
+    odd_values, odd_bad = _parse_odd(rest)
+    return values.scatter(left, odd_values).alias(name), no_bad.scatter(left, odd_bad).alias(name)
+
+
+def with_venue_decimals(
+    frame: pl.DataFrame, texts: Mapping[str, str | pl.Expr] | None = None, /, **named: str | pl.Expr
+) -> pl.DataFrame:
+    """``frame`` with, for each ``name: text`` (given as a mapping or as keywords), the columns
+    ``name`` (the exact decimal) and ``name__bad`` (text present but not an exact decimal);
+    ``text`` is a column name or a text expression. Each column is parsed once, by the
+    passes of :func:`parse_venue_numbers` (the first over all columns at once);
+    :func:`venue_decimal` would parse it once per expression.
+    """
+    texts = {**(texts or {}), **named}
+    if not texts:
+        return frame
+    names = list(texts)
+    cells = frame.select(**{name: (pl.col(t) if isinstance(t, str) else t).cast(pl.String) for name, t in texts.items()})
+    cells = _parse_plain(cells, names)
+    parsed = []
+    for name in names:
+        value, bad = _parse_rest(cells[name], cells[f"{name}__value"], cells[f"{name}__ok"])
+        parsed += [value.alias(name), bad.alias(f"{name}__bad")]
+    return frame.with_columns(parsed)
 
 
 def _parse_odd(text: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -107,7 +167,11 @@ def _parse_odd(text: pl.Series) -> tuple[pl.Series, pl.Series]:
                 pl.col("fraction").str.len_chars().cast(pl.Int64) - pl.col("exponent")
                 - (pl.col("digits").str.len_chars() - pl.col("digits").str.strip_chars_end("0").str.len_chars()).cast(pl.Int64)
             ),
-            integer_digits=pl.col("whole").str.strip_chars_start("0").str.len_chars().cast(pl.Int64) + pl.col("exponent"),
+            # Digits before the point once the exponent has moved it: the significant digits
+            # less those written after the point ("0.00012e6" is 120: 3 digits, not 6).
+            integer_digits=pl.col("digits").str.len_chars().cast(pl.Int64)
+            - pl.col("fraction").str.len_chars().cast(pl.Int64)
+            + pl.col("exponent"),
         )
         .with_columns(
             ok=~pl.col("blank")

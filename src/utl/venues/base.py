@@ -9,9 +9,13 @@ inference, no float) and parse numbers with :func:`utl.decimals.venue_decimal`.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import polars as pl
 
@@ -71,42 +75,195 @@ def first_line(head: str, skip: int = 0) -> str:
     return lines[skip].strip() if len(lines) > skip else ""
 
 
+def top_level_keys(text: str) -> tuple[list[str], bool]:
+    """Keys of the JSON object ``text`` starts with, and whether it closed within ``text``.
+
+    Works on a cut head: a raw ``info`` object can make a line longer than the head.
+    """
+    stripped = text.lstrip()
+    if not stripped.startswith("{"):
+        return [], False
+    keys: list[str] = []
+    depth, i, n = 0, 0, len(stripped)
+    while i < n:
+        ch = stripped[i]
+        if ch == '"':
+            j = i + 1
+            while j < n and stripped[j] != '"':
+                j += 2 if stripped[j] == "\\" else 1
+            if j >= n:
+                break
+            if depth == 1:
+                k = j + 1
+                while k < n and stripped[k] in " \t\r\n":
+                    k += 1
+                if k < n and stripped[k] == ":":
+                    keys.append(stripped[i + 1 : j])
+            i = j + 1
+            continue
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return keys, True
+        i += 1
+    return keys, False
+
+
+def text_or_null(cell: pl.Expr, blanks: Sequence[str] = ("",)) -> pl.Expr:
+    """A cell's text, stripped; null when it is one of the venue's ``blanks`` (empty, ``--``)."""
+    return cell.str.strip_chars().replace(list(blanks), None)
+
+
 def header_cells(line: str) -> list[str]:
     """Header cells of a CSV line, unquoted and stripped."""
     return [c.strip().strip('"').strip() for c in line.replace(BOM, "").split(",")]
 
 
-def read_text_csv(source: Source, skip_lines: int = 0) -> pl.DataFrame:
-    """Every cell as stripped text ("" when empty), plus ``source_row``, the 1-based data row.
+def header_is(head: str, layouts: list[tuple[str, ...]], skip: int = 0) -> bool:
+    """The header row (after ``skip`` preamble lines) is exactly one of ``layouts``."""
+    return tuple(header_cells(first_line(head, skip))) in layouts
 
-    ``skip_lines`` skips a preamble before the header (Coinbase, OKX, Bybit). BOMs anywhere
-    (OKX repeats U+FEFF in cells) are removed. Blank lines carry no data and are left out;
-    their numbers stay counted, so row numbers still match the file. A file that is not
-    UTF-8, or a row with more cells than the header, fails the whole file.
+
+def require_columns(frame: pl.DataFrame, columns: list[str], what: str) -> None:
+    """A matched header that lacks a column the reader needs fails the whole file."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {', '.join(repr(c) for c in missing)}")
+
+
+# Appended to every line before Polars reads the file: the column it lands in tells how
+# many cells the row has (see read_csv_rows). A control character no export writes.
+_END = "\x1e"
+
+
+def read_csv_rows(source: Source, skip_lines: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every cell as written (text, ``""`` when empty, never null) with ``source_row``, the
+    1-based data row; and, as quarantine rows, the rows refused whole.
+
+    A row with more or fewer cells than the header (a file cut short, a stray comma) is
+    refused alone, its line as raw text: Polars would pad a short row with empty cells or
+    cut a long one, which could book a truncated number. Lines holding only blanks carry no
+    data and are skipped (their numbers still count, so rows match the file). BOMs anywhere
+    are removed (OKX repeats U+FEFF in cells); ``skip_lines`` skips a preamble before the
+    header (Bybit's ``UID:`` line, Coinbase's title). A file that is not UTF-8 fails whole.
+
+    How cells are counted without a second pass over the text: a marker cell is appended to
+    every line, so in a row of the header's width it lands in the column after the last; a
+    short row puts it earlier and a long row pushes a cell of its own there.
     """
+    data = source.path.read_bytes()
+    if b"\xef" in data and BOM.encode() in data:
+        data = data.replace(BOM.encode(), b"")
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    marked = data.replace(b"\n", f",{_END}\n".encode())
+    lines = (len(marked) - len(data)) // 2
+    header_at = _line_start(data, skip_lines) if lines > skip_lines else len(data)
+    if not data[header_at : data.find(b"\n", header_at)].strip():
+        raise ValueError(f"{source.rel}: the file has no header row")
+    _check_utf8(source, data[:header_at])  # Polars checks the rest as it reads
+    frame = _read(source, marked, skip_lines)
+    columns = frame.columns[:-1]
+    frame = frame.rename({c: c.strip() for c in columns})
+    columns = [c.strip() for c in columns]
+    rows = frame.height
+    if rows != lines - skip_lines - 1:
+        # A quoted cell spans lines: the marker fell inside it. Count cells the slow way.
+        return _read_multiline(source, data, skip_lines)
+    end = frame.columns[-1]
+    odd = frame.select((pl.col(end) != _END).arg_true()).to_series()
+    frame = frame.drop(end).with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    if odd.len() == 0:
+        return frame, empty_quarantine()
+    suspects = frame.select(columns).gather(odd)
+    # A blank line reads as one cell of blanks followed by the marker.
+    second = pl.lit(_END) if len(columns) == 1 else pl.col(columns[1])
+    blank = suspects.select((second == _END) & (pl.col(columns[0]).str.strip_chars() == "")).to_series()
+    text = data.split(b"\n")
+    ragged = odd.filter(~blank)
+    raw = [text[skip_lines + 1 + i].decode("utf-8") for i in ragged.to_list()]
+    refused = _refused(source, (ragged + 1).cast(pl.Int64).to_list(), raw, len(columns))
+    keep = pl.repeat(True, rows, eager=True).scatter(odd, False)
+    return frame.filter(keep), refused
+
+
+def _line_start(data: bytes, line: int) -> int:
+    """Byte offset where line ``line`` (0-based) starts."""
+    at = 0
+    for _ in range(line):
+        at = data.index(b"\n", at) + 1
+    return at
+
+
+def _check_utf8(source: Source, data: bytes) -> None:
     try:
-        data = source.path.read_bytes().decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{source.rel}: not UTF-8 text: {e}") from e
-    if skip_lines:
-        data = "\n".join(data.splitlines()[skip_lines:])
+        raise UnicodeDecodeError(e.encoding, e.object, e.start, e.end, f"{source.rel}: not UTF-8 text ({e.reason})") from None
+
+
+def _read(source: Source, data: bytes, skip_lines: int) -> pl.DataFrame:
     try:
-        frame = pl.read_csv(
-            data.replace(BOM, "").encode(),
-            infer_schema=False,
-            has_header=True,
-            truncate_ragged_lines=False,
-            empty_string_is_null=False,
-        )
-    except pl.exceptions.PolarsError as e:
-        raise ValueError(f"{source.rel}: not a well-formed CSV (a row with more cells than the header?): {e}") from e
+        return pl.read_csv(
+            data, infer_schema=False, has_header=True, skip_lines=skip_lines,
+            empty_string_is_null=False, truncate_ragged_lines=True, raise_if_empty=False,
+        )  # fmt: skip
+    except pl.exceptions.ComputeError as e:
+        _check_utf8(source, data)  # name the bad byte if that is the trouble
+        raise ValueError(f"{source.rel}: not a well-formed CSV: {e}") from e
+
+
+def _read_multiline(source: Source, data: bytes, skip_lines: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`read_csv_rows` for files whose quoted cells span lines, with Python's csv."""
+    body = data[_line_start(data, skip_lines) :]
+    frame = _read(source, body, 0)
+    records = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    width = frame.width
+    if len(records) - 1 != frame.height:
+        raise ValueError(f"{source.rel}: not a well-formed CSV: {len(records) - 1} records, {frame.height} rows")
     frame = frame.rename({c: c.strip() for c in frame.columns})
-    cells = frame.columns
-    frame = frame.with_columns(pl.col(c).fill_null("").str.strip_chars() for c in cells)
     frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    if not cells:
-        return frame
-    return frame.filter(~pl.all_horizontal(pl.col(c) == "" for c in cells))
+    skip, ragged, raw = [], [], []
+    for row, cells in enumerate(records[1:], 1):
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            skip.append(row)
+        elif len(cells) != width:
+            skip.append(row)
+            ragged.append(row)
+            raw.append(",".join(cells))
+    refused = _refused(source, ragged, raw, width)
+    return frame.filter(~pl.col("source_row").is_in(skip)), refused
+
+
+def _refused(source: Source, rows: list[int], raw: list[str], width: int) -> pl.DataFrame:
+    cells = [len(next(csv.reader([line]), [])) for line in raw]
+    return pl.DataFrame(
+        {
+            "file": [source.rel] * len(rows),
+            "row": rows,
+            "column": [None] * len(rows),
+            "reason": [f"the row has {n} cells, the header {width}" for n in cells],
+            "raw": raw,
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def read_text_csv(source: Source, skip_lines: int = 0) -> pl.DataFrame:
+    """Every cell as stripped text, plus ``source_row``; any ragged row fails the whole file.
+
+    For callers whose whole input is refused on a malformed line (marks files);
+    venue readers use :func:`read_csv_rows`, which refuses such rows alone.
+    """
+    frame, refused = read_csv_rows(source, skip_lines)
+    if refused.height:
+        first = refused.row(0, named=True)
+        raise ValueError(f"{source.rel}: not a well-formed CSV: row {first['row']}: {first['reason']}")
+    return frame.with_columns(pl.exclude("source_row").str.strip_chars())
 
 
 @dataclass(frozen=True)
@@ -122,13 +279,16 @@ class Check:
 def split_refused(frame: pl.DataFrame, checks: list[Check], file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply the checks; returns (rows that passed every check, one quarantine row per failure).
 
-    ``frame`` must hold ``source_row`` and the raw text columns the checks name.
+    ``frame`` must hold ``source_row`` and the raw text columns the checks name. Reasons and
+    raw texts are computed for the refused rows only.
     """
     if not checks:
         return frame, empty_quarantine()
-    flagged = frame.with_columns(
-        [c.bad.fill_null(False).alias(f"__bad{i}") for i, c in enumerate(checks)]
-    )
+    flags = frame.select([c.bad.fill_null(False).alias(f"__bad{i}") for i, c in enumerate(checks)])
+    any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
+    if not any_bad.any():
+        return frame, empty_quarantine()
+    flagged = frame.filter(any_bad).hstack(flags.filter(any_bad))
     refused_parts = []
     for i, c in enumerate(checks):
         raw = c.raw if c.raw is not None else (pl.col(c.column).cast(pl.String) if c.column else pl.lit(None, pl.String))
@@ -142,21 +302,262 @@ def split_refused(frame: pl.DataFrame, checks: list[Check], file: str) -> tuple[
                 raw=raw.cast(pl.String),
             )
         )
-    any_bad = pl.any_horizontal([pl.col(f"__bad{i}") for i in range(len(checks))])
-    passed = flagged.filter(~any_bad).drop([f"__bad{i}" for i in range(len(checks))])
-    quarantine = pl.concat(refused_parts).sort("row", maintain_order=True) if refused_parts else empty_quarantine()
-    return passed, quarantine.cast(QUARANTINE_SCHEMA)
+    quarantine = pl.concat(refused_parts).sort("row", maintain_order=True)
+    return frame.filter(~any_bad), quarantine.cast(QUARANTINE_SCHEMA)
 
 
-def synthetic_id(columns: list[str]) -> pl.Expr:
-    """An id for formats that have none: the raw row's fields + its occurrence number.
+def with_synthetic_id(frame: pl.DataFrame, columns: list[str], alias: str) -> pl.DataFrame:
+    """``alias``: an id for formats that have none, the raw row's fields + its occurrence number.
 
     Identical rows do repeat in such exports; the occurrence number (1, 2, ...) among
     identical rows of the same file keeps each one (contract: eod.md, Landing folder).
+    Occurrences are counted only among rows whose text repeats (few), found by hash: a
+    collision merely sends a row to the exact count.
     """
-    raw = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="|")
-    occurrence = pl.int_range(1, pl.len() + 1).over(raw)
-    return pl.concat_str([raw, occurrence.cast(pl.String)], separator="#")
+    # Written as a first occurrence in one pass ("a|b|c#1"): most rows are.
+    first = pl.format("|".join(["{}"] * len(columns)) + "#1", *[pl.col(c).fill_null("") for c in columns])
+    frame = frame.with_columns(first.alias(alias))
+    hashes = frame.select(pl.col(alias).hash()).to_series()
+    if hashes.n_unique() == frame.height:
+        return frame
+    repeats = hashes.is_duplicated().arg_true()
+    counted = (
+        frame.select(pl.col(alias).str.strip_suffix("#1"))
+        .gather(repeats)
+        .select(pl.format("{}#{}", alias, pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(alias)))
+    )
+    return frame.with_columns(frame[alias].scatter(repeats, counted.to_series()))
+
+
+def per_distinct(frame: pl.DataFrame, keys: str | list[str], **columns: pl.Expr) -> pl.DataFrame:
+    """``frame`` with ``columns``, expressions of the ``keys`` columns alone, each computed once
+    per distinct key and joined back: a pair's base and quote, an operation's kind. A file
+    has a handful of pairs or types over a million rows, and some of these expressions run
+    a dozen regexes."""
+    keys = [keys] if isinstance(keys, str) else keys
+    distinct = frame.select(keys).unique().with_columns(**columns)
+    # Join the keys alone, then place the new columns beside the (wide) frame.
+    joined = frame.select(keys).join(distinct, on=keys, how="left", nulls_equal=True, maintain_order="left")
+    return frame.hstack(joined.drop(keys))
+
+
+def to_schema(source: Source, frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """``frame`` as the canonical ``schema``: ``venue``, ``account`` and ``source_file`` from
+    the source, the schema's columns in its order and types."""
+    return (
+        frame.with_columns(venue=pl.lit(source.venue), account=pl.lit(source.account), source_file=pl.lit(source.rel))
+        .select(list(schema.names()))
+        .cast(schema)
+    )
+
+
+def interleave(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Rows of several frames, each in file order, merged into file order (by ``source_row``),
+    the parts of one row in list order: a row's own movement, then its fee, ...
+
+    The frames must have the same columns; keep them narrow (the booked columns only), as
+    every column is gathered once. One integer sort; Polars' ``merge_sorted`` is slower here.
+    """
+    keyed = [p.with_columns(__order=pl.col("source_row") * len(parts) + i) for i, p in enumerate(parts)]
+    return pl.concat(keyed).sort("__order").drop("__order")
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-row checks in the common wording (Binance, Bybit)
+# ---------------------------------------------------------------------------------------------
+
+
+def number_checks(column: str, name: str, *, required: bool = True, sign: str | None = None, when: pl.Expr | None = None) -> list[Check]:
+    """Checks for a number parsed by :func:`utl.decimals.with_venue_decimals` from the venue column ``column``.
+
+    ``sign`` is ``"positive"`` or ``"non-negative"``; ``when`` limits the checks to rows
+    where the number's unit was known (so a bad pair is not reported twice).
+    """
+    gate = when if when is not None else pl.lit(True)
+    value = pl.col(name)
+    checks = [Check(column, gate & pl.col(f"{name}__bad"), pl.format(f'"{column}": "{{}}" is not an exact decimal', pl.col(column)))]
+    if required:
+        checks.append(Check(column, gate & value.is_null() & ~pl.col(f"{name}__bad"), f'"{column}" is missing'))
+    if sign == "positive":
+        checks.append(Check(column, value <= 0, pl.format(f'"{column}": "{{}}" is not positive', pl.col(column))))
+    elif sign == "non-negative":
+        checks.append(Check(column, value < 0, pl.format(f'"{column}": "{{}}" is negative', pl.col(column))))
+    return checks
+
+
+_EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def out_of_years(ts: pl.Expr) -> pl.Expr:
+    """The time falls outside 2000..2099: a typo'd year, not a trade (null stays null)."""
+    return (ts < _EARLIEST) | (ts >= _LATEST)
+
+
+def time_checks(column: str, shape: str) -> list[Check]:
+    """The parsed ``ts`` must exist and fall in 2000..2099 (a typo'd year is not a trade)."""
+    ts = pl.col("ts")
+    return [
+        Check(column, ts.is_null(), pl.format(f'"{column}": "{{}}" is not a {shape} time', pl.col(column))),
+        Check(column, out_of_years(ts), pl.format(f'"{column}": "{{}}" is outside 2000..2099', pl.col(column))),
+    ]
+
+
+def side_checks(column: str) -> list[Check]:
+    return [Check(column, pl.col("side").is_null(), pl.format(f'"{column}": "{{}}" is not BUY or SELL', pl.col(column)))]
+
+
+def side_of(cell: pl.Expr) -> pl.Expr:
+    """``BUY``/``SELL`` (any case) -> ``buy``/``sell``; null for anything else."""
+    return cell.str.strip_chars().str.to_lowercase().replace_strict({"buy": "buy", "sell": "sell"}, default=None)
+
+
+def signed(qty: pl.Expr, side: pl.Expr) -> pl.Expr:
+    return pl.when(side == "sell").then(-qty).otherwise(qty)
+
+
+def finish(
+    source: Source, frame: pl.DataFrame, checks: list[Check], schema: pl.Schema, refused: pl.DataFrame, **after: pl.Expr
+) -> Parsed:
+    """Refuse failing rows, shape the rest to ``schema``, and gather every refusal by row.
+
+    ``after`` holds the columns computed only from rows that passed: signs are applied after
+    the checks on unsigned values, and sums after the checks that keep them in range.
+    """
+    passed, quarantine = split_refused(frame, checks, source.rel)
+    out = to_schema(source, passed.with_columns(**after) if after else passed, schema)
+    return Parsed(out, pl.concat([refused, quarantine]).sort("row", maintain_order=True))
+
+
+def unsplit_reason(column: str, quote: pl.Expr, where: str = "") -> pl.Expr:
+    cell = pl.col(column)
+    return (
+        pl.when(quote.is_null())
+        .then(pl.format(f'"{column}": "{{}}" cannot be split into base and quote', cell))
+        .otherwise(pl.format(f'"{column}": "{{}}" does not end with the quote asset "{{}}" {where}'.rstrip(), cell, quote))
+    )
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers written with their unit (``0.01000000BTC``, ``"1,300.00USDT"``, ``0.26 USDT``)
+# ---------------------------------------------------------------------------------------------
+
+_NUMBER_THEN_CODE = r"(?s)^[0-9.,+\- ]*(?:[eE][+-]?[0-9][0-9+\- ]*)?(.*)$"
+_DIGITS_THEN_LETTERS = r"^[0-9.,+\- ]*[A-Za-z]*$"
+
+
+def trailing_code(cell: pl.Expr) -> pl.Expr:
+    """The asset code glued after a number (``0.1BNB`` -> ``BNB``), "" when none.
+
+    Only for codes that cannot start with a digit (quotes, third-asset fees): the number is
+    read greedily, so ``0.011INCH`` would give ``INCH``. Strip known codes with
+    :func:`strip_code` instead. ``2.0E-7BTC``: the E starts an exponent, not a code
+    (``0.5ETH`` keeps its E).
+    """
+    return cell.map_batches(_trailing_codes, return_dtype=pl.String, is_elementwise=True)
+
+
+def _trailing_codes(cells: pl.Series) -> pl.Series:
+    text = cells.str.strip_chars()
+    # Most cells are a number then letters: the letters at the end are the code, found by
+    # one backward match. Only the others take the full pattern (exponents, junk).
+    codes = text.str.extract(r"[A-Za-z]*$", 0)
+    other = (~text.str.contains(_DIGITS_THEN_LETTERS) & text.is_not_null()).arg_true()
+    if other.len():
+        codes = codes.scatter(other, text.gather(other).str.extract(_NUMBER_THEN_CODE, 1))
+    return codes.fill_null("")
+
+
+def strip_code(cell: pl.Expr, code: pl.Expr) -> pl.Expr:
+    """``cell`` without ``code`` (and a blank before it) at its end; unchanged otherwise."""
+    text = cell.str.strip_chars()
+    # Only the end can have gained a blank ("0.26 USDT"): the start is stripped already.
+    return pl.coalesce(text.str.strip_suffix(code), text).str.strip_chars_end()
+
+
+def code_at_end(cell: pl.Expr, first: pl.Expr, second: pl.Expr) -> pl.Expr:
+    """Which of two known codes ends ``cell`` (the longer wins: ``BETH`` over ``ETH``), else
+    the glued code read greedily; null when the cell names no code."""
+    parts = pl.struct(cell.str.strip_chars().alias("text"), first.alias("first"), second.alias("second"))
+    return parts.map_batches(_codes_at_end, return_dtype=pl.String, is_elementwise=True)
+
+
+def _codes_at_end(parts: pl.Series) -> pl.Series:
+    frame = parts.struct.unnest().with_columns(
+        by_first=pl.col("text").str.ends_with(pl.col("first")).fill_null(False),
+        by_second=pl.col("text").str.ends_with(pl.col("second")).fill_null(False),
+    )
+    first_longer = pl.col("first").str.len_chars() >= pl.col("second").str.len_chars()
+    code = frame.select(
+        pl.when(pl.col("by_first") & pl.col("by_second"))
+        .then(pl.when(first_longer).then(pl.col("first")).otherwise(pl.col("second")))
+        .when(pl.col("by_first"))
+        .then(pl.col("first"))
+        .when(pl.col("by_second"))
+        .then(pl.col("second"))
+    ).to_series()
+    # Neither known code: the glued one, computed for those cells only.
+    other = (~(frame["by_first"] | frame["by_second"])).arg_true()
+    if other.len():
+        code = code.scatter(other, _trailing_codes(frame["text"].gather(other)))
+    return code.replace("", None)
+def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes: int = 0) -> pl.Expr:
+    """Time text in one of the documented ``shapes`` (a regex the stripped text must match,
+    and the ``strptime`` format for it), local at a fixed offset, as UTC; null otherwise.
+
+    The regex comes first because Polars' parser alone accepts text not of the shape. Each
+    shape is tried only on the cells the shapes before it did not match.
+    """
+    shapes = tuple(shapes)
+    return text.map_batches(lambda cells: _shaped_times(cells, shapes, offset_minutes), return_dtype=pl.Datetime("us", "UTC"), is_elementwise=True)
+
+
+def _shaped_times(cells: pl.Series, shapes: tuple[tuple[str, str], ...], offset_minutes: int) -> pl.Series:
+    text = cells.cast(pl.String).str.strip_chars()
+    naive = pl.Series(cells.name, [None] * len(text), dtype=pl.Datetime("us"))
+    left = text.is_not_null().arg_true()
+    for pattern, fmt in shapes:
+        if left.len() == 0:
+            break
+        rest = text.gather(left) if left.len() < len(text) else text
+        hit = rest.str.contains(pattern)
+        if hit.all():
+            parsed = _strptime(rest, fmt)
+            naive = parsed if left.len() == len(text) else naive.scatter(left, parsed)
+            break
+        naive = naive.scatter(left.filter(hit), _strptime(rest.filter(hit), fmt))
+        left = left.filter(~hit)
+    if offset_minutes:
+        naive = naive - timedelta(minutes=offset_minutes)
+    return naive.dt.replace_time_zone("UTC").alias(cells.name)
+
+
+_WHOLE_SECONDS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")  # 19 characters of text
+
+
+def _strptime(text: pl.Series, fmt: str) -> pl.Series:
+    """``text.str.strptime(fmt)``, the same result. A fraction of a second (``%.f``) sends
+    Polars to a parser several times slower, so ``<date time>%.f<suffix>`` is read in two
+    parts: the 19 characters of whole seconds by the fast parser, then the fraction's first
+    6 digits (Polars truncates to microseconds) as an integer.
+    """
+    whole, _, suffix = fmt.partition("%.f")
+    if whole not in _WHOLE_SECONDS or "%" in suffix:
+        return text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    t = pl.col("t")
+    tail = t.str.slice(len("2024-03-05 09:15:02"))
+    places = (tail.str.len_chars().cast(pl.Int64) - len(suffix) - 1).clip(0, 6)
+    scale = {n: 10 ** (6 - n) for n in range(7)}
+    micros = tail.str.slice(1, places).cast(pl.Int64, strict=False) * places.replace_strict(scale, return_dtype=pl.Int64)
+    seconds = t.str.slice(0, len("2024-03-05 09:15:02")).str.strptime(pl.Datetime("us"), whole, strict=False, cache=False)
+    parsed = (
+        pl.when(tail == suffix)
+        .then(seconds)
+        .when(tail.str.contains(r"^\.[0-9]+" + re.escape(suffix) + "$"))
+        .then(seconds + pl.duration(microseconds=micros))
+    )
+    return pl.DataFrame({"t": text}).select(parsed).to_series().alias(text.name)
 
 
 def utc(expr: pl.Expr, fmt: str, offset_minutes: int = 0) -> pl.Expr:

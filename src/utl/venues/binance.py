@@ -12,289 +12,54 @@ Layouts, versions and quirks: ``/work/shared/venues/binance.md``. Three things d
 - Spot fills and ledger lines have no id: the key is the row's content plus its occurrence
   number. The time in the key is the UTC instant, not the local text, so the same row
   exported in two zones is one fill.
-
-The CSV helpers at the top are shared with :mod:`utl.venues.bybit`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from decimal import Decimal
 
 import polars as pl
 
 from utl.assets import split_symbol
-from utl.decimals import DECIMAL, venue_decimal
-from utl.errors import QUARANTINE_SCHEMA, empty_quarantine
+from utl.decimals import DECIMAL, with_venue_decimals
+from utl.errors import empty_quarantine
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
-from utl.venues.base import BOM, Check, Format, Parsed, Source, first_line, header_cells, split_refused, utc
+from utl.venues.base import (
+    BOM,
+    Check,
+    Format,
+    Parsed,
+    Source,
+    code_at_end,
+    finish,
+    header_is,
+    number_checks,
+    per_distinct,
+    read_csv_rows,
+    require_columns,
+    side_checks,
+    shaped_time,
+    side_of,
+    signed,
+    strip_code,
+    time_checks,
+    top_level_keys,
+    trailing_code,
+    unsplit_reason,
+    with_synthetic_id,
+)
 
-# ---------------------------------------------------------------------------------------------
-# Text-table helpers (shared with bybit)
-# ---------------------------------------------------------------------------------------------
-
-
-def read_rows(source: Source, skip_lines: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every cell as text, with ``source_row`` (1-based data row); and the rows refused whole.
-
-    A row with more or fewer cells than the header (a file cut short, a stray comma) is
-    refused alone with its line as raw text: Polars pads a short row with empty cells, which
-    could book a truncated number. Blank lines hold nothing and are skipped (row numbers
-    still count them). ``skip_lines`` skips a preamble such as Bybit's ``UID:`` line.
-    """
-    data = source.path.read_bytes()
-    data.decode("utf-8")  # refuse a file that is not UTF-8, naming the bad byte
-    if data.find(BOM.encode()) != -1:  # OKX-style files repeat it inside cells
-        data = data.replace(BOM.encode(), b"")
-    lines = pl.read_csv(
-        data, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
-        new_columns=["line"], empty_string_is_null=False, truncate_ragged_lines=True, raise_if_empty=False,
-    )  # fmt: skip
-    if lines.height <= skip_lines:
-        raise ValueError("the file has no header row")
-    body = lines.to_series().slice(skip_lines + 1)
-    if skip_lines:
-        data = data.split(b"\n", skip_lines)[-1]
-    read = lambda ragged_ok: pl.read_csv(  # noqa: E731
-        data, infer_schema=False, has_header=True, empty_string_is_null=False, truncate_ragged_lines=ragged_ok
-    )
-    frame = read(True)
-    frame = frame.rename({c: c.strip() for c in frame.columns})
-    frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    if body.len() != frame.height:
-        # A quoted cell spans lines, so lines are not rows: let Polars refuse long rows.
-        read(False)
-        return frame, empty_quarantine()
-    # Separators in a line = its commas less those inside quoted cells ("1,300.00USDT").
-    columns = [c for c in frame.columns if c != "source_row"]
-    inside = frame.select(pl.sum_horizontal(pl.col(c).str.count_matches(",", literal=True) for c in columns)).to_series()
-    cells = body.str.count_matches(",", literal=True) - inside + 1
-    blank = body.str.strip_chars() == ""
-    ragged = ~blank & (cells != len(columns))
-    refused = (
-        pl.DataFrame({"line": body, "cells": cells, "ragged": ragged})
-        .with_row_index("row", offset=1)
-        .filter(pl.col("ragged"))
-        .select(
-            file=pl.lit(source.rel),
-            row=pl.col("row").cast(pl.Int64),
-            column=pl.lit(None, pl.String),
-            reason=pl.format("the row has {} cells, the header {}", pl.col("cells"), pl.lit(len(columns))),
-            raw=pl.col("line"),
-        )
-        .cast(QUARANTINE_SCHEMA)
-    )
-    return frame.filter(~(blank | ragged)), refused
-
-
-def require_columns(frame: pl.DataFrame, columns: list[str], what: str) -> None:
-    """A matched header that lacks a column the reader needs fails the whole file."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {', '.join(repr(c) for c in missing)}")
-
-
-def header_is(head: str, layouts: list[tuple[str, ...]], skip: int = 0) -> bool:
-    return tuple(header_cells(first_line(head, skip))) in layouts
-
-
-def trailing_code(cell: pl.Expr) -> pl.Expr:
-    """The asset code glued after a number (``0.1BNB`` -> ``BNB``), "" when none.
-
-    Only for codes that cannot start with a digit (quotes, third-asset fees): the number is
-    read greedily, so ``0.011INCH`` would give ``INCH``. Strip known codes with
-    :func:`strip_code` instead.
-    """
-    after = cell.str.strip_chars().str.strip_chars_start("0123456789.,+- ")
-    # "2.0E-7BTC": the E starts an exponent, not a code ("0.5ETH" keeps its E).
-    exponent = after.str.contains(r"^[eE][+-]?[0-9]")
-    code = pl.when(exponent).then(after.str.slice(1).str.strip_chars_start("0123456789+- ")).otherwise(after)
-    return code.fill_null("")
-
-
-def strip_code(cell: pl.Expr, code: pl.Expr) -> pl.Expr:
-    """``cell`` without ``code`` (and a blank before it) at its end; unchanged otherwise."""
-    text = cell.str.strip_chars()
-    return pl.coalesce(text.str.strip_suffix(code), text).str.strip_chars()
-
-
-def code_at_end(cell: pl.Expr, first: pl.Expr, second: pl.Expr) -> pl.Expr:
-    """Which of two known codes ends ``cell`` (the longer wins: ``BETH`` over ``ETH``), else
-    the glued code read greedily; null when the cell names no code."""
-    text = cell.str.strip_chars()
-    first_longer = first.str.len_chars() >= second.str.len_chars()
-    longer = pl.when(first_longer).then(first).otherwise(second)
-    shorter = pl.when(first_longer).then(second).otherwise(first)
-    code = (
-        pl.when(text.str.ends_with(longer).fill_null(False))
-        .then(longer)
-        .when(text.str.ends_with(shorter).fill_null(False))
-        .then(shorter)
-        .otherwise(trailing_code(text))
-    )
-    return pl.when(code == "").then(None).otherwise(code)
-
-
-# ASCII digits, commas only grouping thousands, at most 18 decimals unless the rest are
-# zeros (Bybit writes 20). Exactly these cells convert directly; see with_decimals.
-_PLAIN = r"^-?([0-9]{1,3}(,[0-9]{3}){1,5}|[0-9]{1,20})(\.[0-9]{1,18}0*)?$"
-
-
-def unexponent(text: pl.Expr) -> pl.Expr:
-    """Scientific text (``-3.605E-05``, ``0E-20``) as plain decimal text, exactly: the point
-    moves, the digits stay. Null for other text and for exponents no decimal here can hold."""
-    parts = text.str.extract_groups(r"^([+-]?)[$€£]?([0-9]*)\.?([0-9]*)[eE]([+-]?[0-9]{1,4})$")
-    sign = pl.when(parts.struct.field("1") == "-").then(pl.lit("-")).otherwise(pl.lit(""))
-    integer, fraction = parts.struct.field("2"), parts.struct.field("3")
-    written = pl.concat_str([integer, fraction])
-    digits = written.str.strip_chars_start("0")
-    n = digits.str.len_chars().cast(pl.Int64)
-    # Digits before the point once the exponent has moved it.
-    point = integer.str.len_chars().cast(pl.Int64) - (written.str.len_chars().cast(pl.Int64) - n)
-    point = point + parts.struct.field("4").cast(pl.Int64)
-    # Every branch is evaluated on every row: keep lengths in range even where unused.
-    ahead, behind = point.clip(0, 40), (n - point).clip(0, 80)
-    plain = (
-        pl.when(digits == "")
-        .then(pl.lit("0"))
-        .when((point < -40) | (point > 40))
-        .then(None)
-        .when(point <= 0)
-        .then(pl.concat_str([pl.lit("0."), digits.str.zfill(behind)]))
-        .when(point >= n)
-        .then(digits.str.pad_end(ahead, "0"))
-        .otherwise(pl.concat_str([digits.str.slice(0, ahead), pl.lit("."), digits.str.slice(ahead)]))
-    )
-    return pl.when((integer != "") | (fraction != "")).then(pl.concat_str([sign, plain]))
-
-
-def with_decimals(frame: pl.DataFrame, **texts: pl.Expr) -> pl.DataFrame:
-    """Add each named number as ``name`` (exact decimal) and ``name__bad``.
-
-    Three passes, each over the cells the last one left: plain numbers convert directly;
-    exponent forms convert once their point is moved in the text (``0E-20`` is zero; the
-    shared parser refuses it); only the rest (signs, currency marks, ``--``, junk) go to
-    :func:`venue_decimal`. Tested against Python's ``Decimal``. Text that is present but
-    gives no value is bad whatever the parser says (a lone ``","``): never read as "none".
-    """
-    columns = []
-    for name, text in texts.items():
-        cells = frame.select(text.str.strip_chars().alias("cell")).to_series()
-        values = pl.repeat(None, len(cells), dtype=DECIMAL, eager=True)
-        bad = pl.repeat(False, len(cells), eager=True)
-        left = pl.int_range(0, len(cells), dtype=pl.UInt32, eager=True)  # rows not yet read
-        for spell in (lambda cell: cell, unexponent):
-            spelled = pl.DataFrame({"cell": cells.gather(left)}).select(spell(pl.col("cell"))).to_series()
-            hit = spelled.str.contains(_PLAIN).fill_null(False)
-            number = spelled.filter(hit).str.replace_all(",", "", literal=True).str.to_decimal(scale=18)
-            values = values.scatter(left.filter(hit), number.cast(DECIMAL))
-            left = left.filter(~hit)
-        if left.len():
-            value, is_bad = venue_decimal(pl.col("cell"))
-            present = ~pl.col("cell").is_in(["", "--"])
-            rest = pl.DataFrame({"cell": cells.gather(left)}).select(
-                v=value.cast(DECIMAL), b=(is_bad | (value.is_null() & present)).fill_null(False)
-            )
-            values, bad = values.scatter(left, rest["v"]), bad.scatter(left, rest["b"])
-        columns += [values.alias(name), bad.alias(f"{name}__bad")]
-    return frame.with_columns(columns)
-
-
-def with_content_id(frame: pl.DataFrame, columns: list[str], alias: str) -> pl.DataFrame:
-    """``alias`` = :func:`synthetic_id` of ``columns``: the row's text + its occurrence number.
-
-    Same ids; counting occurrences only among rows whose text repeats (few) keeps it fast.
-    """
-    raw = pl.concat_str([pl.col(c).fill_null("") for c in columns], separator="|")
-    frame = frame.with_columns(raw.alias(alias))
-    # Hash first: a collision only sends a row to the exact count below.
-    repeats = frame.select(pl.col(alias).hash().is_duplicated()).to_series().arg_true()
-    occurrence = pl.repeat(1, frame.height, dtype=pl.Int64, eager=True)
-    if repeats.len():
-        counted = frame.select(pl.col(alias)).gather(repeats).select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(alias))
-        occurrence = occurrence.scatter(repeats, counted.to_series())
-    return frame.with_columns(pl.concat_str([pl.col(alias), occurrence.cast(pl.String)], separator="#"))
-
-
-def number_checks(column: str, name: str, *, required: bool = True, sign: str | None = None, when: pl.Expr | None = None) -> list[Check]:
-    """Checks for a number parsed by :func:`with_decimals` from the venue column ``column``.
-
-    ``sign`` is ``"positive"`` or ``"non-negative"``; ``when`` limits the checks to rows
-    where the number's unit was known (so a bad pair is not reported twice).
-    """
-    gate = when if when is not None else pl.lit(True)
-    value = pl.col(name)
-    checks = [Check(column, gate & pl.col(f"{name}__bad"), pl.format(f'"{column}": "{{}}" is not an exact decimal', pl.col(column)))]
-    if required:
-        checks.append(Check(column, gate & value.is_null() & ~pl.col(f"{name}__bad"), f'"{column}" is missing'))
-    if sign == "positive":
-        checks.append(Check(column, value <= 0, pl.format(f'"{column}": "{{}}" is not positive', pl.col(column))))
-    elif sign == "non-negative":
-        checks.append(Check(column, value < 0, pl.format(f'"{column}": "{{}}" is negative', pl.col(column))))
-    return checks
-
-
-_EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-_LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
-
-
-def time_checks(column: str, shape: str) -> list[Check]:
-    """The parsed ``ts`` must exist and fall in 2000..2099 (a typo'd year is not a trade)."""
-    ts = pl.col("ts")
-    return [
-        Check(column, ts.is_null(), pl.format(f'"{column}": "{{}}" is not a {shape} time', pl.col(column))),
-        Check(column, (ts < _EARLIEST) | (ts >= _LATEST), pl.format(f'"{column}": "{{}}" is outside 2000..2099', pl.col(column))),
-    ]
-
-
-def side_checks(column: str) -> list[Check]:
-    return [Check(column, pl.col("side").is_null(), pl.format(f'"{column}": "{{}}" is not BUY or SELL', pl.col(column)))]
-
-
-def side_of(cell: pl.Expr) -> pl.Expr:
-    """``BUY``/``SELL`` (any case) -> ``buy``/``sell``; null for anything else."""
-    word = cell.str.strip_chars().str.to_lowercase()
-    return pl.when(word.is_in(["buy", "sell"])).then(word)
-
-
-def signed(qty: pl.Expr, side: pl.Expr) -> pl.Expr:
-    return pl.when(side == "sell").then(-qty).otherwise(qty)
-
-
-def finish(
-    source: Source, frame: pl.DataFrame, checks: list[Check], schema: pl.Schema, refused: pl.DataFrame, **after: pl.Expr
-) -> Parsed:
-    """Refuse failing rows, shape the rest to ``schema``, and gather every refusal by row.
-
-    ``after`` holds the columns computed only from rows that passed: signs are applied after
-    the checks on unsigned values, and sums after the checks that keep them in range.
-    """
-    passed, quarantine = split_refused(frame, checks, source.rel)
-    out = (
-        passed.with_columns(**after)
-        .with_columns(venue=pl.lit(source.venue), account=pl.lit(source.account), source_file=pl.lit(source.rel))
-        .select(list(schema.names()))
-        .cast(schema)
-    )
-    return Parsed(out, pl.concat([refused, quarantine]).sort("row", maintain_order=True))
-
-
-def unsplit_reason(column: str, quote: pl.Expr, where: str = "") -> pl.Expr:
-    cell = pl.col(column)
-    return (
-        pl.when(quote.is_null())
-        .then(pl.format(f'"{column}": "{{}}" cannot be split into base and quote', cell))
-        .otherwise(pl.format(f'"{column}": "{{}}" does not end with the quote asset "{{}}" {where}'.rstrip(), cell, quote))
-    )
+# The spelling tests/venues/test_binance.py uses for the shared parser.
+with_decimals = with_venue_decimals
 
 
 def keyed(frame: pl.DataFrame, time_column: str, columns: list[str], alias: str) -> pl.DataFrame:
     """The content key of an id-less row, its time written as the UTC instant (the local
     text would differ between two exports of one row in two zones)."""
     when = pl.coalesce(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pl.col(time_column))
-    return with_content_id(frame.with_columns(__when=when), ["__when", *columns], alias).drop("__when")
+    return with_synthetic_id(frame.with_columns(__when=when), ["__when", *columns], alias).drop("__when")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,15 +84,15 @@ def zone_offset_minutes(file_name: str) -> int | None:
     return -total if sign in ("-", "--") else total
 
 
+_SHAPES = (
+    (r"^\d{2}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "%y-%m-%d %H:%M:%S"),
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "%Y-%m-%d %H:%M:%S"),
+)
+
+
 def binance_time(text: pl.Expr, offset_minutes: int) -> pl.Expr:
     """``YY-MM-DD HH:MM:SS`` or ``YYYY-MM-DD HH:MM:SS`` local text at a fixed offset, as UTC."""
-    t = text.str.strip_chars()
-    return (
-        pl.when(t.str.contains(r"^\d{2}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))
-        .then(utc(t, "%y-%m-%d %H:%M:%S", offset_minutes))
-        .when(t.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))
-        .then(utc(t, "%Y-%m-%d %H:%M:%S", offset_minutes))
-    )
+    return shaped_time(text, _SHAPES, offset_minutes)
 
 
 def _timed(rows: pl.DataFrame, source: Source, local: str, universal: str) -> tuple[pl.DataFrame, str, list[Check]]:
@@ -355,15 +120,22 @@ SPOT_LEGACY = ("Date(UTC)", "Market", "Type", "Price", "Amount", "Total", "Fee",
 
 
 def read_spot_trades(source: Source) -> Parsed:
-    rows, refused = read_rows(source)
+    rows, refused = read_csv_rows(source)
     rows, time_column, checks = _timed(rows, source, "Time", "Date(UTC)")
     require_columns(rows, list(SPOT_CURRENT[1:]), source.rel)
-    pair = pl.col("Pair").str.strip_chars()
+    # Each cell is stripped once; the shared helpers' own strips then find nothing to do.
+    frame = rows.with_columns(
+        symbol=pl.col("Pair").str.strip_chars(),
+        __executed=pl.col("Executed").str.strip_chars(),
+        __amount=pl.col("Amount").str.strip_chars(),
+        __fee=pl.col("Fee").str.strip_chars(),
+    )
     # The quote is the code glued to Amount (quotes never start with a digit); the base is
     # what the pair leaves, which keeps digit-led bases such as 1INCH whole.
-    frame = rows.with_columns(symbol=pair, quote=trailing_code(pl.col("Amount")))
+    frame = frame.with_columns(quote=trailing_code(pl.col("__amount")))
     if (frame["quote"] == "").any():  # no code on Amount: fall back to the quote table
-        frame = frame.with_columns(quote=pl.when(pl.col("quote") != "").then(pl.col("quote")).otherwise(split_symbol(pair)[1]))
+        quote = pl.when(pl.col("quote") != "").then(pl.col("quote")).otherwise(split_symbol(pl.col("symbol"))[1])
+        frame = frame.with_columns(quote=quote)
     splits = pl.col("symbol").str.ends_with(pl.col("quote")) & (
         pl.col("symbol").str.len_chars() > pl.col("quote").str.len_chars()
     )
@@ -371,14 +143,15 @@ def read_spot_trades(source: Source) -> Parsed:
         base=pl.when(splits.fill_null(False)).then(
             pl.col("symbol").str.slice(0, pl.col("symbol").str.len_chars() - pl.col("quote").str.len_chars())
         )
-    ).with_columns(fee_asset=code_at_end(pl.col("Fee"), pl.col("base"), pl.col("quote")))
-    frame = with_decimals(
+    ).with_columns(fee_asset=code_at_end(pl.col("__fee"), pl.col("base"), pl.col("quote")))
+    frame = with_venue_decimals(
         frame,
-        qty=strip_code(pl.col("Executed"), pl.col("base")),
+        qty=strip_code(pl.col("__executed"), pl.col("base")),
         price=pl.col("Price"),
-        quote_qty=strip_code(pl.col("Amount"), pl.col("quote")),
-        fee=strip_code(pl.col("Fee"), pl.col("fee_asset")),
-    ).with_columns(side=side_of(pl.col("Side")))
+        quote_qty=strip_code(pl.col("__amount"), pl.col("quote")),
+        fee=strip_code(pl.col("__fee"), pl.col("fee_asset")),
+    )
+    frame = per_distinct(frame, "Side", side=side_of(pl.col("Side")))
     frame = keyed(frame, time_column, list(SPOT_CURRENT[1:]), "trade_id").with_columns(
         order_id=pl.lit(None, pl.String), liquidity=pl.lit(None, pl.String)
     )
@@ -398,12 +171,14 @@ def read_spot_trades(source: Source) -> Parsed:
 def read_spot_trades_legacy(source: Source) -> Parsed:
     """The old xlsx layout saved as CSV: pair in ``Market``, side in ``Type``, base ``Amount``,
     quote ``Total``, and the fee's asset in its own ``Fee Coin`` column."""
-    rows, refused = read_rows(source)
+    rows, refused = read_csv_rows(source)
     require_columns(rows, list(SPOT_LEGACY), source.rel)
     rows, time_column, checks = _timed(rows, source, "Date(UTC)", "Date(UTC)")
     base, quote = split_symbol(pl.col("Market"))
     fee_coin = pl.col("Fee Coin").str.strip_chars()
-    frame = rows.with_columns(
+    frame = per_distinct(
+        rows,
+        ["Market", "Type", "Fee Coin"],
         symbol=pl.col("Market").str.strip_chars(),
         base=base,
         quote=quote,
@@ -411,7 +186,7 @@ def read_spot_trades_legacy(source: Source) -> Parsed:
         side=side_of(pl.col("Type")),
     )
     # Numbers are plain here; a code glued on anyway is stripped, never misread.
-    frame = with_decimals(
+    frame = with_venue_decimals(
         frame,
         qty=strip_code(pl.col("Amount"), pl.col("base")),
         price=strip_code(pl.col("Price"), pl.col("quote")),
@@ -493,16 +268,17 @@ def operation_kind(operation: pl.Expr) -> pl.Expr:
 
 
 def read_transactions(source: Source) -> Parsed:
-    rows, refused = read_rows(source)
+    rows, refused = read_csv_rows(source)
     rows, time_column, checks = _timed(rows, source, "Time", "UTC_Time")
     require_columns(rows, list(LEDGER_OLDEST[1:]), source.rel)
     coin = pl.col("Coin").str.strip_chars()
-    frame = with_decimals(rows, qty=pl.col("Change")).with_columns(
+    frame = per_distinct(
+        with_venue_decimals(rows, qty=pl.col("Change")),
+        ["Coin", "Operation"],
         asset=pl.when(coin != "").then(coin),
         kind=operation_kind(pl.col("Operation")),
         description=pl.col("Operation").str.strip_chars(),
-        ref_id=pl.lit(None, pl.String),
-    )
+    ).with_columns(ref_id=pl.lit(None, pl.String))
     # The user id is left out so that the versions with and without it give one key.
     frame = keyed(frame, time_column, list(LEDGER_OLDEST[1:]), "entry_id")
     checks += [
@@ -528,21 +304,19 @@ def read_futures_trades(source: Source) -> Parsed:
 
     ``Realized Profit`` is not a fill field: derivative PnL books from a ledger export.
     """
-    rows, refused = read_rows(source)
+    rows, refused = read_csv_rows(source)
     rows, time_column, checks = _timed(rows, source, "Time", "Date(UTC)")
     require_columns(rows, list(FUTURES_OLDER[1:]), source.rel)
     has_ids = "Trade ID" in rows.columns
     if has_ids:
         require_columns(rows, ["Maker", "Order ID"], source.rel)
     base, quote = split_symbol(pl.col("Symbol"))
-    frame = rows.with_columns(symbol=pl.col("Symbol").str.strip_chars(), base=base, quote=quote)
-    fee_code = trailing_code(pl.col("Fee"))
-    frame = frame.with_columns(
+    frame = per_distinct(rows, ["Symbol", "Side"], symbol=pl.col("Symbol").str.strip_chars(), base=base, quote=quote, side=side_of(pl.col("Side")))
+    frame = frame.with_columns(fee_asset=trailing_code(pl.col("Fee"))).with_columns(
         # "0.26040000 USDT" or "0.26USDT"; a bare number is in the margin asset, the quote.
-        fee_asset=pl.when(fee_code != "").then(fee_code).otherwise(pl.col("quote")),
-        side=side_of(pl.col("Side")),
+        fee_asset=pl.when(pl.col("fee_asset") != "").then(pl.col("fee_asset")).otherwise(pl.col("quote")),
     )
-    frame = with_decimals(
+    frame = with_venue_decimals(
         frame,
         qty=strip_code(pl.col("Quantity"), pl.col("base")),
         price=strip_code(pl.col("Price"), pl.col("quote")),
@@ -598,14 +372,14 @@ def read_futures_transactions(source: Source) -> Parsed:
     Key: ``Transaction ID`` with the type and asset, since a commission and the realized PnL
     of one trade may share a transaction id.
     """
-    rows, refused = read_rows(source)
+    rows, refused = read_csv_rows(source)
     rows, _, checks = _timed(rows, source, "Time", "Date(UTC)")
     rows = rows.rename({"type": "Type"}) if "type" in rows.columns else rows
     require_columns(rows, list(FUTURES_TX_CURRENT[1:]), source.rel)
     kind_text = pl.col("Type").str.strip_chars()
     asset = pl.col("Asset").str.strip_chars()
     tx = pl.col("Transaction ID").str.strip_chars()
-    frame = with_decimals(rows, qty=pl.col("Amount")).with_columns(
+    frame = with_venue_decimals(rows, qty=pl.col("Amount")).with_columns(
         asset=pl.when(asset != "").then(asset),
         kind=kind_text.str.to_uppercase().replace_strict(FUTURES_TX_KINDS, default="other", return_dtype=pl.String),
         description=kind_text,
@@ -625,41 +399,11 @@ def read_futures_transactions(source: Source) -> Parsed:
 # ---------------------------------------------------------------------------------------------
 
 
-def top_level_keys(head: str) -> list[str]:
-    """Keys of the outermost JSON object found in ``head`` (which may be cut short).
-
-    Only depth-1 keys count: a ccxt ``fetch_balance`` file nests this very reply under
-    ``info`` and must not pass for it.
-    """
-    text = head.lstrip()
-    if not text.startswith("{"):
-        return []
-    keys: list[str] = []
-    depth, i, n = 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            k = j + 1
-            while k < n and text[k] in " \t\r\n":
-                k += 1
-            if depth == 1 and k < n and text[k] == ":":
-                keys.append(text[i + 1 : j])
-            i = j + 1
-            continue
-        if ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-        i += 1
-    return keys
-
-
 def detect_account(head: str) -> bool:
     """A top-level ``balances`` list of ``asset``/``free``/``locked`` entries (or an empty one)."""
-    keys = top_level_keys(head)
+    # Only depth-1 keys count: a ccxt ``fetch_balance`` file nests this very reply under
+    # ``info`` and must not pass for it.
+    keys, _ = top_level_keys(head)
     if "balances" not in keys or {"info", "free", "used", "total"} & set(keys):
         return False
     listing = head[head.find('"balances"') :]
@@ -693,7 +437,7 @@ def read_account(source: Source) -> Parsed:
         },
         schema={"source_row": pl.Int64, "entry": pl.String, "is_object": pl.Boolean, "asset_text": pl.String, "free_text": pl.String, "locked_text": pl.String},
     )
-    frame = with_decimals(frame, free=pl.col("free_text"), locked=pl.col("locked_text")).with_columns(
+    frame = with_venue_decimals(frame, free=pl.col("free_text"), locked=pl.col("locked_text")).with_columns(
         asset=pl.col("asset_text").str.strip_chars(),
     )
     limit = pl.lit(Decimal(10) ** 19, DECIMAL)  # below it, free + locked cannot overflow

@@ -21,24 +21,34 @@ from decimal import Decimal
 import polars as pl
 
 from utl.assets import split_symbol
-from utl.decimals import DECIMAL
+from utl.decimals import DECIMAL, with_venue_decimals
 from utl.schemas import FILLS, MOVEMENTS
-from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, split_refused, utc
-from utl.venues.binance import (
+from utl.venues.base import (
+    Check,
+    Format,
+    Parsed,
+    Source,
     finish,
+    first_line,
+    head_text,
     header_is,
+    interleave,
     number_checks,
-    read_rows,
+    per_distinct,
+    read_csv_rows,
     require_columns,
+    shaped_time,
     side_checks,
     side_of,
     signed,
+    split_refused,
     strip_code,
+    text_or_null,
     time_checks,
+    to_schema,
     trailing_code,
     unsplit_reason,
-    with_content_id,
-    with_decimals,
+    with_synthetic_id,
 )
 
 _SECONDS = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,9})?$"
@@ -55,24 +65,22 @@ def _header_is(head: str, layouts: list[tuple[str, ...]]) -> bool:
 
 
 def _rows(source: Source) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return read_rows(source, preamble_lines(head_text(source.path)))
+    return read_csv_rows(source, preamble_lines(head_text(source.path)))
 
 
 def bybit_time(text: pl.Expr) -> pl.Expr:
     """UTC text: ``YYYY-MM-DD HH:MM:SS[.fff]`` or the spot history's ``HH:MM YYYY-MM-DD``."""
-    t = text.str.strip_chars()
-    return (
-        pl.when(t.str.contains(_SECONDS))
-        .then(utc(t, "%Y-%m-%d %H:%M:%S%.f"))
-        .when(t.str.contains(_MINUTES))
-        .then(utc(t, "%H:%M %Y-%m-%d"))
-    )
+    return shaped_time(text, ((_SECONDS, "%Y-%m-%d %H:%M:%S%.f"), (_MINUTES, "%H:%M %Y-%m-%d")))
+
+
+def with_time(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``frame`` with ``ts`` read from ``column`` by :func:`bybit_time`."""
+    return frame.with_columns(ts=bybit_time(pl.col(column)))
 
 
 def present(cell: pl.Expr) -> pl.Expr:
     """The stripped text, null when empty or Bybit's ``--``."""
-    text = cell.str.strip_chars()
-    return pl.when((text != "") & (text != "--")).then(text)
+    return text_or_null(cell, ("", "--"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,10 +154,12 @@ def _read_asset_log(source: Source) -> Parsed:
     # Wallet signs: UTA already writes them (fee paid < 0, funding paid < 0); the pre-UTA log
     # writes paid fees and paid funding as positive numbers.
     wallet_sign = (lambda part: -part) if legacy else (lambda part: part)
-    frame = with_decimals(
+    frame = with_venue_decimals(
         rows, cash=pl.col("Cash Flow"), fee_part=pl.col("Fee Paid"), funding_part=pl.col("Funding"), change=pl.col("Change")
-    ).with_columns(
-        ts=bybit_time(pl.col(time_column)),
+    )
+    frame = per_distinct(
+        with_time(frame, time_column),
+        ["Currency", "Type", *([] if legacy else ["Action"])],
         asset=present(pl.col("Currency")),
         description=pl.col("Type").str.strip_chars(),
         kind=legacy_kind(pl.col("Type")) if legacy else uta_kind(pl.col("Type"), pl.col("Action")),
@@ -159,7 +169,7 @@ def _read_asset_log(source: Source) -> Parsed:
     trade_key = trade if legacy else pl.concat_str([trade, pl.col("asset").fill_null("")], separator=":")
     # Rows without an id are told apart by their content; the running Wallet Balance makes
     # true repeats rare, and the occurrence number keeps those that remain.
-    frame = with_content_id(frame, [c for c in rows.columns if c != "source_row"], "__content")
+    frame = with_synthetic_id(frame, [c for c in rows.columns if c != "source_row"], "__content")
     frame = frame.with_columns(ref_id=trade).with_columns(
         entry_id=pl.when(trade.is_not_null()).then(trade_key).otherwise(pl.col("__content")),
     )
@@ -195,20 +205,20 @@ def _read_asset_log(source: Source) -> Parsed:
 
     # A row whose parts are all zero still appears once, as its cash flow.
     keep_cash = (pl.col("cash") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))
-    movements = pl.concat(
+    passed = passed.select("source_row", "entry_id", "ref_id", "ts", "kind", "asset", "description", "cash", "fee_part", "funding_part")
+    movements = interleave(
         [
-            passed.filter(keep_cash).with_columns(qty=pl.col("cash"), part=pl.lit(0)),
+            passed.filter(keep_cash).with_columns(qty=pl.col("cash")),
             passed.filter(pl.col("fee_part") != 0).with_columns(
-                qty=pl.col("fee_part"), kind=pl.lit("fee"), entry_id=pl.col("entry_id") + "/fee", part=pl.lit(1)
+                qty=pl.col("fee_part"), kind=pl.lit("fee"), entry_id=pl.col("entry_id") + "/fee"
             ),
             passed.filter(pl.col("funding_part") != 0).with_columns(
-                qty=pl.col("funding_part"), kind=pl.lit("funding"), entry_id=pl.col("entry_id") + "/funding", part=pl.lit(2)
+                qty=pl.col("funding_part"), kind=pl.lit("funding"), entry_id=pl.col("entry_id") + "/funding"
             ),
         ]
-    ).sort("source_row", "part")
-    done = finish(source, movements, [], MOVEMENTS, refused)
-    everything = pl.concat([done.quarantine, quarantine, unbalanced]).sort("row", maintain_order=True)
-    return Parsed(done.frame, everything)
+    )
+    everything = pl.concat([refused, quarantine, unbalanced]).sort("row", maintain_order=True)
+    return Parsed(to_schema(source, movements, MOVEMENTS), everything)
 
 
 read_uta = _read_asset_log
@@ -244,15 +254,21 @@ def read_fund(source: Source) -> Parsed:
     rows, refused = _rows(source)
     require_columns(rows, list(FUND_OLDER), source.rel)
     description = pl.col("Description").str.strip_chars()
-    frame = with_decimals(rows, qty=pl.col("QTY")).with_columns(
-        ts=bybit_time(pl.col("Date & Time(UTC)")),
+    frame = per_distinct(
+        with_time(with_venue_decimals(rows, qty=pl.col("QTY")), "Date & Time(UTC)"),
+        ["Coin", "Type", "Description"],
         asset=present(pl.col("Coin")),
         description=pl.when(description != "").then(description).otherwise(pl.col("Type").str.strip_chars()),
-        kind=fund_kind(pl.col("Type"), pl.col("Description"), pl.col("qty")),
+        # The kind depends on the sign only for fiat rows: both answers, then the sign picks.
+        __kind_in=fund_kind(pl.col("Type"), pl.col("Description"), pl.lit(1)),
+        __kind_out=fund_kind(pl.col("Type"), pl.col("Description"), pl.lit(-1)),
+    )
+    frame = frame.with_columns(
+        kind=pl.when(pl.col("qty") < 0).then(pl.col("__kind_out")).otherwise(pl.col("__kind_in")),
         ref_id=pl.lit(None, pl.String),
     )
     # Without Uid, so that both versions of one row give one key.
-    frame = with_content_id(frame, list(FUND_OLDER), "entry_id")
+    frame = with_synthetic_id(frame, list(FUND_OLDER), "entry_id")
     checks = [
         *time_checks("Date & Time(UTC)", "YYYY-MM-DD HH:MM:SS"),
         Check("Coin", pl.col("asset").is_null(), '"Coin" is missing'),
@@ -286,30 +302,38 @@ def read_spot_trades(source: Source) -> Parsed:
     require_columns(rows, [*SPOT_PREVIOUS, time_column], source.rel)
     current = "ExecFeeV2" in rows.columns
     base, quote = split_symbol(pl.col("Spot Pairs"))
-    frame = rows.with_columns(
-        symbol=pl.col("Spot Pairs").str.strip_chars(), base=base, quote=quote, side=side_of(pl.col("Direction"))
+    frame = per_distinct(
+        rows,
+        ["Spot Pairs", "Direction", *(["feeCoin"] if current else [])],
+        symbol=pl.col("Spot Pairs").str.strip_chars(),
+        base=base,
+        quote=quote,
+        side=side_of(pl.col("Direction")),
+        __fee_coin=present(pl.col("feeCoin")) if current else pl.lit(None, pl.String),
     )
     received = pl.when(pl.col("side") == "sell").then(pl.col("quote")).otherwise(pl.col("base"))
-    exec_fee = present(pl.col("ExecFeeV2")) if current else pl.lit(None, pl.String)
-    fee_coin = present(pl.col("feeCoin")) if current else pl.lit(None, pl.String)
-    old_fee = present(pl.col("Fees"))
     # Pre-UTA files glue a unit to numbers ("99.687126 USDT"); a glued fee unit wins.
-    old_fee_code = pl.when(trailing_code(pl.col("Fees")) != "").then(trailing_code(pl.col("Fees")))
+    frame = frame.with_columns(
+        __exec_fee=present(pl.col("ExecFeeV2")) if current else pl.lit(None, pl.String),
+        __old_fee=present(pl.col("Fees")),
+        __fee_code=trailing_code(pl.col("Fees")).replace("", None),
+    )
+    exec_fee, old_fee = pl.col("__exec_fee"), pl.col("__old_fee")
     frame = frame.with_columns(
         fee_text=pl.coalesce(exec_fee, old_fee),
         fee_asset=pl.when(exec_fee.is_not_null())
-        .then(pl.coalesce(fee_coin, received))
+        .then(pl.coalesce(pl.col("__fee_coin"), received))
         .when(old_fee.is_not_null())
-        .then(pl.coalesce(old_fee_code, received)),
+        .then(pl.coalesce(pl.col("__fee_code"), received)),
     )
-    frame = with_decimals(
+    frame = with_venue_decimals(
         frame,
         qty=strip_code(pl.col("Filled Quantity"), pl.col("base")),
         price=strip_code(pl.col("Filled Price"), pl.col("quote")),
         quote_qty=strip_code(pl.col("Filled Value"), pl.col("quote")),
         fee=strip_code(pl.col("fee_text"), pl.col("fee_asset")),
-    ).with_columns(
-        ts=bybit_time(pl.col(time_column)),
+    )
+    frame = with_time(frame, time_column).with_columns(
         trade_id=present(pl.col("Transaction ID")),
         order_id=present(pl.col("Order No.")),  # written with a leading space
         liquidity=pl.lit(None, pl.String),

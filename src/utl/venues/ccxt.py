@@ -17,14 +17,13 @@ from typing import Any
 
 import polars as pl
 
-from utl.decimals import venue_decimal
+from utl.decimals import with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
-from utl.venues.base import BOM, Check, Format, Parsed, Source, split_refused, synthetic_id, utc
+from utl.venues.base import BOM, Check, Format, Parsed, Source, interleave, out_of_years, split_refused, to_schema, top_level_keys, utc, with_synthetic_id
 
 TRADE_KEYS = {"side", "amount", "symbol"}
 LEDGER_KEYS = {"direction", "referenceId"}
-EARLIEST, LATEST = pl.datetime(2000, 1, 1, time_zone="UTC"), pl.datetime(2100, 1, 1, time_zone="UTC")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -44,42 +43,6 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value)
-
-
-def top_level_keys(text: str) -> tuple[list[str], bool]:
-    """Keys of the JSON object ``text`` starts with, and whether it closed within ``text``.
-
-    Works on a cut head: a raw ``info`` object can make a line longer than the head.
-    """
-    stripped = text.lstrip()
-    if not stripped.startswith("{"):
-        return [], False
-    keys: list[str] = []
-    depth, i, n = 0, 0, len(stripped)
-    while i < n:
-        ch = stripped[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and stripped[j] != '"':
-                j += 2 if stripped[j] == "\\" else 1
-            if j >= n:
-                break
-            if depth == 1:
-                k = j + 1
-                while k < n and stripped[k] in " \t\r\n":
-                    k += 1
-                if k < n and stripped[k] == ":":
-                    keys.append(stripped[i + 1 : j])
-            i = j + 1
-            continue
-        if ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return keys, True
-        i += 1
-    return keys, False
 
 
 def _first_line_keys(head: str) -> set[str]:
@@ -192,18 +155,16 @@ def _time(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Check]]:
         Check("datetime", pl.col("timestamp").is_null() & pl.col("datetime").is_not_null() & from_iso.is_null(),
               pl.format('"{}" is not a time like 2024-03-05T09:15:02.123Z', pl.col("datetime"))),
         Check("timestamp", pl.col("timestamp").is_null() & pl.col("datetime").is_null(), "missing time"),
-        Check("timestamp", (pl.col("ts") < EARLIEST) | (pl.col("ts") >= LATEST), "time outside 2000..2100",
+        Check("timestamp", out_of_years(pl.col("ts")), "time outside 2000..2100",
               raw=pl.coalesce("timestamp", "datetime")),
     ]
     return frame, checks
 
 
 def _numbers(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    parsed = []
-    for name in names:
-        value, bad = venue_decimal(pl.col(name))
-        parsed += [value.alias(f"{name}_value"), bad.alias(f"{name}_bad")]
-    return frame.with_columns(parsed)
+    """Adds ``<name>_value`` (exact) and ``<name>_bad`` for number columns."""
+    frame = with_venue_decimals(frame, {f"{name}_value": name for name in names})
+    return frame.rename({f"{name}_value__bad": f"{name}_bad" for name in names})
 
 
 def _not_decimal(name: str, column: str | None = None) -> Check:
@@ -278,7 +239,8 @@ def read_trades(source: Source) -> Parsed:
     ok, quarantine = split_refused(frame, checks, source.rel)
     # The key is (exchange, symbol, id); the venue column carries the exchange. A trade
     # without an id is keyed by its line and occurrence, as for id-less exports.
-    trade_id = pl.concat_str("symbol", pl.lit(":"), pl.coalesce("id", synthetic_id(["raw"])))
+    ok = with_synthetic_id(ok, ["raw"], "raw_id")
+    trade_id = pl.concat_str("symbol", pl.lit(":"), pl.coalesce("id", "raw_id"))
     fills = ok.select(
         venue=pl.lit(source.venue),
         account=pl.lit(source.account),
@@ -343,28 +305,18 @@ def read_ledger(source: Source) -> Parsed:
         *time_checks,
     ]
     ok, quarantine = split_refused(frame, checks, source.rel)
-    ok = ok.with_columns(
-        row_key=pl.coalesce("id", synthetic_id(["raw"])),
+    ok = with_synthetic_id(ok, ["raw"], "raw_id").with_columns(
+        row_key=pl.coalesce("id", "raw_id"),
         amount_qty=pl.when(pl.col("direction_word") == "in").then(pl.col("amount_value")).otherwise(-pl.col("amount_value")),
     )
     # `amount` excludes the fee: the fee is a change of its own, in its own currency.
+    part = ["source_row", "entry_id", "ref_id", "ts", "kind", "asset", "qty", "description"]
+    ok = ok.with_columns(ref_id="referenceId", description="type")
     main = ok.with_columns(entry_id="row_key", kind=_ledger_kind(pl.col("type"), pl.col("direction_word") == "in"),
-                           asset="currency", qty="amount_qty", part=pl.lit(0))
+                           asset="currency", qty="amount_qty")
     fees = ok.filter(pl.col("fee_cost_value").fill_null(0) != 0).with_columns(
-        entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_currency", qty=-pl.col("fee_cost_value"), part=pl.lit(1))
-    movements = pl.concat([main, fees]).sort("source_row", "part").select(
-        venue=pl.lit(source.venue),
-        account=pl.lit(source.account),
-        entry_id="entry_id",
-        ref_id="referenceId",
-        ts="ts",
-        kind="kind",
-        asset="asset",
-        qty="qty",
-        description="type",
-        source_file=pl.lit(source.rel),
-        source_row="source_row",
-    ).cast(MOVEMENTS)
+        entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_currency", qty=-pl.col("fee_cost_value"))
+    movements = to_schema(source, interleave([p.select(part).cast({"qty": MOVEMENTS["qty"]}) for p in (main, fees)]), MOVEMENTS)
     return Parsed(movements, pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True))
 
 

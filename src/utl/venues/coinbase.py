@@ -28,9 +28,25 @@ from __future__ import annotations
 
 import polars as pl
 
-from utl.decimals import DECIMAL, SCALE, venue_decimal
+from utl.decimals import DECIMAL, MARKED_NUMBER, with_venue_decimals
 from utl.schemas import FILLS, MOVEMENTS
-from utl.venues.base import BOM, Check, Format, Parsed, Source, head_text, header_cells, split_refused, synthetic_id
+from utl.venues.base import (
+    Check,
+    Format,
+    Parsed,
+    Source,
+    head_text,
+    header_cells,
+    interleave,
+    out_of_years,
+    per_distinct,
+    read_csv_rows,
+    shaped_time,
+    split_refused,
+    text_or_null,
+    to_schema,
+    with_synthetic_id,
+)
 
 _REPORT_START = ("Timestamp", "Transaction Type", "Asset", "Quantity Transacted")
 _REPORT_CURRENT = (
@@ -95,9 +111,6 @@ _PRO_KINDS = {
     "rebate": "rebate",
 }
 
-# Plain decimal text that fits Decimal(38,18) exactly by its shape alone.
-_PLAIN_DECIMAL = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
-_GROUPED = r"^[+-]?[$€£]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?$"
 _ADVANCED_NOTE = r"^(?:Bought|Sold) (\S+) (\S+) for (\S+) (\S+) on ([^\s-]+)-([^\s-]+) at (\S+) (\S+)/(\S+)$"
 _CONVERT_NOTE = r"^Converted (\S+) (\S+) to (\S+) (\S+)$"
 _REPORT_TIME = (
@@ -151,69 +164,14 @@ def _first_cells(head: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------- shared row helpers
 
 
-def _read_csv(source: Source, skip_lines: int = 0) -> pl.DataFrame:
-    """Every cell as text, with ``source_row``; lines holding no cell at all are not rows.
-
-    Local stand-in for ``base.read_text_csv``, which passes a keyword Polars 2.1 lacks.
-    """
-    raw = source.path.read_bytes().removeprefix(BOM.encode())
-    try:
-        frame = pl.read_csv(raw, infer_schema=False, has_header=True, skip_lines=skip_lines, truncate_ragged_lines=False)
-    except pl.exceptions.ComputeError:
-        raw.decode("utf-8")  # name the bad byte if that is the trouble
-        raise
-    frame = frame.rename({c: c.strip() for c in frame.columns})
-    frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    return frame.filter(~pl.all_horizontal(pl.exclude("source_row").is_null()))
-
-
 def _text(column: str) -> pl.Expr:
     """A cell's text, stripped; empty is null."""
-    text = pl.col(column).str.strip_chars()
-    return pl.when(text != "").then(text)
-
-
-def _parse_odd(odd: pl.DataFrame, column: str) -> pl.DataFrame:
-    """``value`` and ``is_bad`` of texts that are not plain decimals, via ``venue_decimal``.
-
-    Two guards on top of it: a comma must group thousands (``1,5`` is a decimal comma, not
-    15), and a text that is not blank yet gives no value is bad (``venue_decimal`` gives a
-    null flag for non-ASCII digits such as ``١٢``).
-    """
-    text = pl.col(column)
-    value, is_bad = venue_decimal(text)
-    trimmed = text.str.strip_chars()
-    misgrouped = trimmed.str.contains(",", literal=True) & ~trimmed.str.contains(_GROUPED)
-    blank = trimmed.str.replace_all(",", "", literal=True).is_in(["", "--"])
-    return odd.with_columns(
-        pl.when(~misgrouped).then(value).cast(DECIMAL).alias("value"),
-        (is_bad.fill_null(True) | misgrouped | (value.is_null() & ~blank)).alias("is_bad"),
-    )
+    return text_or_null(pl.col(column))
 
 
 def with_decimals(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
-    """Adds ``<name>__value`` (exact) and ``<name>__bad`` for each number text.
-
-    Plain decimal text (the bulk of an export) converts directly: its shape alone makes it
-    exact in Decimal(38,18). Only the distinct other texts (exponents, signs, junk) go
-    through ``venue_decimal``, whose regex chain costs seconds per million cells.
-    """
-    frame = frame.with_columns(**{f"{name}__text": text for name, text in texts.items()})
-    for name in texts:
-        text = pl.col(f"{name}__text")
-        plain = text.str.contains(_PLAIN_DECIMAL)
-        odd = frame.filter(~plain & text.is_not_null()).select(text.unique())
-        odd = _parse_odd(odd, f"{name}__text")
-        frame = frame.with_columns(
-            pl.when(plain)
-            .then(text.str.to_decimal(scale=SCALE).cast(DECIMAL))
-            .otherwise(text.replace_strict(odd[f"{name}__text"], odd["value"], default=None, return_dtype=DECIMAL))
-            .alias(f"{name}__value"),
-            text.replace_strict(odd[f"{name}__text"], odd["is_bad"], default=False, return_dtype=pl.Boolean)
-            .fill_null(False)
-            .alias(f"{name}__bad"),
-        )
-    return frame.drop([f"{name}__text" for name in texts])
+    """Adds ``<name>__value`` (exact) and ``<name>__value__bad`` for each number text."""
+    return with_venue_decimals(frame, {f"{name}__value": text for name, text in texts.items()})
 
 
 def _strip_currency(text: pl.Expr) -> pl.Expr:
@@ -230,29 +188,32 @@ def _strip_currency(text: pl.Expr) -> pl.Expr:
     )
 
 
-def _ungrouped(amount: pl.Expr) -> pl.Expr:
-    """Thousands commas removed; a comma that does not group thousands (``1,5``) is refused."""
-    grouped = amount.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?$")
-    # venue_decimal drops every comma, so a misplaced one must become text it refuses.
-    return (
-        pl.when(amount.str.contains(",", literal=True) & ~grouped)
-        .then(pl.lit("misplaced thousands comma"))
-        .otherwise(amount.str.replace_all(",", "", literal=True))
-    )
-
-
 def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
-    """:func:`with_decimals` for amounts written with a currency (each stage computed once)."""
-    frame = frame.with_columns(**{f"{name}__stripped": _strip_currency(text) for name, text in texts.items()})
-    frame = with_decimals(frame, {name: _ungrouped(pl.col(f"{name}__stripped")) for name in texts})
-    return frame.drop([f"{name}__stripped" for name in texts])
+    """:func:`with_decimals` for amounts written with a currency.
+
+    Only cells the shared parser cannot read as they stand (``kr100``, ``100 SEK``) go
+    through :func:`_strip_currency`: for the others (``-$5,250.00``) it would only drop the
+    currency mark, which the parser drops too, and its regexes cost a second per million.
+    """
+    cells = frame.select(**texts)
+    stripped = {}
+    for name in texts:
+        text = cells[name]
+        odd = (~text.str.contains(MARKED_NUMBER) & text.is_not_null()).arg_true()
+        if odd.len():
+            fixed = pl.DataFrame({"t": text.gather(odd)}).select(_strip_currency(pl.col("t"))).to_series()
+            text = text.scatter(odd, fixed)
+        stripped[f"{name}__stripped"] = text
+    frame = frame.with_columns(**stripped)
+    frame = with_decimals(frame, {name: pl.col(f"{name}__stripped") for name in texts})
+    return frame.drop(stripped)
 
 
 def _number_checks(name: str, column: str, *, when: pl.Expr | None = None, required: bool = True) -> list[Check]:
     """Refuse the bad cells of a number parsed by :func:`with_decimals` and, if required, its blanks."""
     applies = when if when is not None else pl.lit(True)
     reason = pl.format('"{}": "{}" is not a decimal', pl.lit(column), pl.col(column))
-    checks = [Check(column, applies & pl.col(f"{name}__bad"), reason)]
+    checks = [Check(column, applies & pl.col(f"{name}__value__bad"), reason)]
     if required:
         checks.append(Check(column, applies & _text(column).is_null(), f'"{column}" is missing'))
     return checks
@@ -260,12 +221,7 @@ def _number_checks(name: str, column: str, *, when: pl.Expr | None = None, requi
 
 def _time(column: str, shapes: tuple[tuple[str, str], ...]) -> pl.Expr:
     """UTC time in one of the documented shapes (pattern, format); null otherwise."""
-    text = pl.col(column).str.strip_chars()
-    parsed = [
-        pl.when(text.str.contains(pattern)).then(text).str.strptime(pl.Datetime("us"), fmt, strict=False)
-        for pattern, fmt in shapes
-    ]
-    return pl.coalesce(parsed).dt.replace_time_zone("UTC")
+    return shaped_time(pl.col(column), shapes)
 
 
 def _time_check(column: str) -> Check:
@@ -273,20 +229,22 @@ def _time_check(column: str) -> Check:
     ts = pl.col("__ts")
     return Check(
         column,
-        ts.is_null() | (ts.dt.year() < 2000) | (ts.dt.year() >= 2100),
+        ts.is_null() | out_of_years(ts),
         pl.format('"{}": "{}" is not a UTC time of the export\'s shape in 2000..2099', pl.lit(column), pl.col(column)),
     )
 
 
+_MOVEMENT_PARTS = {c: t for c, t in MOVEMENTS.items() if c not in ("venue", "account", "source_file")}
+
+
 def _movements(parts: list[pl.DataFrame], source: Source) -> pl.DataFrame:
     """Movement parts in file order: a row's own asset first, then its counter asset, then its fee."""
-    shaped = [
-        part.with_columns(venue=pl.lit(source.venue), account=pl.lit(source.account), source_file=pl.lit(source.rel))
-        .select(*MOVEMENTS.names(), order=pl.col("source_row") * 3 + pl.col("part"))
-        .cast(MOVEMENTS)
-        for part in parts
-    ]
-    return pl.concat(shaped).sort("order").drop("order")
+    return to_schema(source, interleave([part.select(_MOVEMENT_PARTS.keys()).cast(_MOVEMENT_PARTS) for part in parts]), MOVEMENTS)
+
+
+def _together(refused: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
+    """Rows refused whole and rows refused by a check, in row order."""
+    return pl.concat([refused, quarantine]).sort("row", maintain_order=True)
 
 
 # ---------------------------------------------------------------- transaction report
@@ -297,15 +255,14 @@ def read_report(source: Source) -> Parsed:
     if found is None:
         raise ValueError(f"{source.rel}: no Coinbase transaction report header in the first {_PREAMBLE_LINES} lines")
     skip, col = found
-    rows = _read_csv(source, skip)
+    rows, refused = read_csv_rows(source, skip)
     raw_columns = [c for c in rows.columns if c != "source_row"]
+    rows = rows.with_columns(__id=pl.col(col["id"]).str.strip_chars()) if "id" in col else with_synthetic_id(rows, raw_columns, "__id")
     literal_currency = col["currency"].startswith("=")
-    tx_type = _text(col["type"])
-    notes = pl.col(col["notes"]).fill_null("").str.strip_chars()
+    # Staged: each text is stripped once, then read (eager Polars would redo a shared step).
+    rows = rows.with_columns(__type=_text(col["type"]), __notes=pl.col(col["notes"]).fill_null("").str.strip_chars())
+    tx_type, notes = pl.col("__type"), pl.col("__notes")
     rows = rows.with_columns(
-        __id=pl.col(col["id"]).str.strip_chars() if "id" in col else synthetic_id(raw_columns),
-        __type=tx_type,
-        __notes=notes,
         __currency=pl.lit(col["currency"][1:]) if literal_currency else _text(col["currency"]),
         __ts=_time(col["ts"], _REPORT_TIME),
         __advanced=pl.when(tx_type.is_in(_ADVANCED_TRADES)).then(notes).str.extract_groups(_ADVANCED_NOTE),
@@ -331,11 +288,11 @@ def read_report(source: Source) -> Parsed:
     advanced_ok = (
         (advanced.field("4") == advanced.field("6"))
         & pl.col("for__value").is_not_null()
-        & ~pl.col("for__bad")
+        & ~pl.col("for__value__bad")
         & (pl.col("rate__value") > zero)
-        & ~pl.col("rate__bad")
+        & ~pl.col("rate__value__bad")
     ).fill_null(False)
-    convert_ok = (convert.field("4").is_not_null() & (pl.col("to__value") > zero) & ~pl.col("to__bad")).fill_null(False)
+    convert_ok = (convert.field("4").is_not_null() & (pl.col("to__value") > zero) & ~pl.col("to__value__bad")).fill_null(False)
     checks = [
         *([Check(col["id"], pl.col("__id").is_null() | (pl.col("__id") == ""), '"ID" is missing')] if "id" in col else []),
         _time_check(col["ts"]),
@@ -398,10 +355,10 @@ def read_report(source: Source) -> Parsed:
         to_amount="to__value",
     )
     shared = ("source_row", "ts", "ref_id", "description")
-    own = lines.select(*shared, "entry_id", "asset", kind="own_kind", qty="own_qty", part=pl.lit(0))
+    own = lines.select(*shared, "entry_id", "asset", kind="own_kind", qty="own_qty")
     retail, advanced_lines = lines.filter("is_retail"), lines.filter("is_advanced")
-    # Each part below keeps file order, so merging by (row, part) needs no sort.
-    counter = pl.concat(
+    # Each part below is in file order; interleave merges them by row.
+    counter = interleave(
         [
             retail.select(*shared, "is_buy", asset="currency", amount="subtotal", suffix=pl.lit("/quote")),
             advanced_lines.select(*shared, "is_buy", asset="quote", amount="quote_qty", suffix=pl.lit("/quote")),
@@ -409,45 +366,48 @@ def read_report(source: Source) -> Parsed:
                 *shared, is_buy=pl.lit(False), asset="to_asset", amount="to_amount", suffix=pl.lit("/to")
             ),
         ]
-    ).sort("source_row").filter(pl.col("amount") != zero)
+    ).filter(pl.col("amount") != zero)
     counter = counter.select(
         *shared,
         "asset",
         entry_id=pl.col("ref_id") + pl.col("suffix"),
         kind=pl.lit("trade"),
         qty=pl.when("is_buy").then(-pl.col("amount")).otherwise(pl.col("amount")),
-        part=pl.lit(1),
     )
     fees = (
-        pl.concat(
+        interleave(
             [
                 retail.select(*shared, asset="currency", fee="fees"),
                 advanced_lines.select(*shared, asset="quote", fee="advanced_fee"),
             ]
         )
-        .sort("source_row")
         .filter(pl.col("fee").is_not_null() & (pl.col("fee") != zero))
-        .select(*shared, "asset", entry_id=pl.col("ref_id") + "/fee", kind=pl.lit("fee"), qty=-pl.col("fee"), part=pl.lit(2))
+        .select(*shared, "asset", entry_id=pl.col("ref_id") + "/fee", kind=pl.lit("fee"), qty=-pl.col("fee"))
     )
-    return Parsed(_movements([own, counter, fees], source), quarantine)
+    return Parsed(_movements([own, counter, fees], source), _together(refused, quarantine))
 
 
 # ---------------------------------------------------------------- Coinbase Pro fills
 
 
 def read_pro_fills(source: Source) -> Parsed:
-    rows = _read_csv(source)
+    rows, refused = read_csv_rows(source)
     product = _text("product")
-    rows = with_decimals(rows, {c: pl.col(c) for c in ("size", "price", "fee")}).with_columns(
-        __ts=_time("created at", _PRO_TIME),
+    rows = with_decimals(rows, {c: pl.col(c) for c in ("size", "price", "fee")}).with_columns(__ts=_time("created at", _PRO_TIME))
+    # Products, sides and units take a handful of values: each is read once.
+    rows = per_distinct(
+        rows,
+        ["product", "side", "size unit", "price/fee/total unit"],
         __product=product,
         __base=product.str.extract(r"^([^-]+)-[^-]+$", 1),
         __quote=product.str.extract(r"^[^-]+-([^-]+)$", 1),
         __side=_text("side").str.to_lowercase(),
+        __size_unit=_text("size unit"),
+        __price_unit=_text("price/fee/total unit"),
     )
     size, price, fee = pl.col("size__value"), pl.col("price__value"), pl.col("fee__value")
     base, quote, side = pl.col("__base"), pl.col("__quote"), pl.col("__side")
-    size_unit, price_unit = _text("size unit"), _text("price/fee/total unit")
+    size_unit, price_unit = pl.col("__size_unit"), pl.col("__price_unit")
     zero = pl.lit(0).cast(DECIMAL)
     checks = [
         Check("trade id", _text("trade id").is_null(), '"trade id" is missing'),
@@ -498,19 +458,18 @@ def read_pro_fills(source: Source) -> Parsed:
         source_file=pl.lit(source.rel),
         source_row="source_row",
     ).cast(FILLS)
-    return Parsed(fills, quarantine)
+    return Parsed(fills, _together(refused, quarantine))
 
 
 # ---------------------------------------------------------------- Coinbase Pro account statement
 
 
 def read_pro_account(source: Source) -> Parsed:
-    rows = _read_csv(source)
+    rows, refused = read_csv_rows(source)
     raw_columns = [c for c in rows.columns if c != "source_row"]
     # The statement has no row id; the running balance keeps its rows distinct.
-    rows = with_decimals(rows, {"amount": pl.col("amount")}).with_columns(
-        __id=synthetic_id(raw_columns), __ts=_time("time", _PRO_TIME), __type=_text("type")
-    )
+    rows = with_synthetic_id(rows, raw_columns, "__id")
+    rows = with_decimals(rows, {"amount": pl.col("amount")}).with_columns(__ts=_time("time", _PRO_TIME), __type=_text("type"))
     checks = [
         Check("type", pl.col("__type").is_null(), '"type" is missing'),
         _time_check("time"),
@@ -537,9 +496,8 @@ def read_pro_account(source: Source) -> Parsed:
         asset=_text("amount/balance unit"),
         qty="amount__value",
         description="__type",
-        part=pl.lit(0),
     )
-    return Parsed(_movements([movements], source), quarantine)
+    return Parsed(_movements([movements], source), _together(refused, quarantine))
 
 
 FORMATS: list[Format] = [

@@ -20,12 +20,26 @@ import re
 
 import polars as pl
 
-from utl.decimals import venue_decimal
+from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
-from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, read_text_csv, split_refused, utc
+from utl.venues.base import (
+    Check,
+    Format,
+    Parsed,
+    Source,
+    first_line,
+    header_cells,
+    interleave,
+    out_of_years,
+    per_distinct,
+    read_csv_rows,
+    split_refused,
+    text_or_null,
+    to_schema,
+    utc,
+)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-EARLIEST, LATEST = pl.datetime(2000, 1, 1, time_zone="UTC"), pl.datetime(2100, 1, 1, time_zone="UTC")
 
 _CURRENT = "ID,UserSeq,Date,Instrument,Type,Side,Amount,Base Amount,Position,Price,Mark Price,Index Price,Cash Flow,Funding,Fee Rate,Fee Charged,Fee Balance,Change,Balance,Equity,Trade ID,Order ID,Info,Note"
 _PREVIOUS = "ID,UserSeq,Date,Instrument,Type,Side,Base Amount,Position,Price,Mark Price,Index Price,Cash Flow,Funding,Fee Rate,Fee Charged,Fee Balance,Change,Balance,Equity,Trade ID,Order ID,Info,Note"
@@ -61,40 +75,39 @@ def _kind(kind: pl.Expr, instrument: pl.Expr) -> pl.Expr:
     )
 
 
-def _number(name: str, column: str, required: bool) -> tuple[list[pl.Expr], list[Check]]:
-    value, bad = venue_decimal(pl.col(name))
+def _number_checks(name: str, column: str, required: bool) -> list[Check]:
+    """Checks on the ``<name>_value`` / ``<name>_bad`` pair of a parsed number column."""
     checks = [Check(column, pl.col(f"{name}_bad"), pl.format('"{}" is not a decimal', pl.col(name)), raw=pl.col(name))]
     if required:
         checks.append(Check(column, pl.col(f"{name}_value").is_null() & ~pl.col(f"{name}_bad"), "missing value", raw=pl.col(name)))
-    return [value.alias(f"{name}_value"), bad.alias(f"{name}_bad")], checks
+    return checks
 
 
 def _blank(column: str) -> pl.Expr:
     """Null for the empty or ``-`` cells Deribit writes where a field does not apply."""
-    return pl.when(pl.col(column).is_in(["", "-"])).then(None).otherwise(pl.col(column))
+    return text_or_null(pl.col(column), ("", "-"))
 
 
 def read_transaction_log(source: Source) -> Parsed:
-    frame = read_text_csv(source)
+    frame, refused = read_csv_rows(source)
     header = tuple(frame.columns[1:])
     if header not in HEADERS:
         raise ValueError(f"{source.rel}: not a Deribit transaction log header")
-    frame = frame.rename({"ID": "id", "Date": "date", "Instrument": "instrument", "Type": "type", "Side": "side",
-                          "Cash Flow": "cash_flow", "Funding": "funding", "Change": "change", "Price": "price",
-                          "Trade ID": "trade_id", "Info": "info"})
+    names = {"ID": "id", "Date": "date", "Instrument": "instrument", "Type": "type", "Side": "side",
+             "Cash Flow": "cash_flow", "Funding": "funding", "Change": "change", "Price": "price",
+             "Trade ID": "trade_id", "Info": "info"}  # fmt: skip
+    frame = frame.rename(names).with_columns(pl.col(names.values()).str.strip_chars())
     currency = currency_from_name(source.path.name)
     ts = utc(pl.col("date"), TIME_FORMAT)
-    parsed, checks = [], []
-    for name, column, required in (("change", "Change", True), ("cash_flow", "Cash Flow", False), ("funding", "Funding", False)):
-        exprs, number_checks = _number(name, column, required)
-        parsed += exprs
-        checks += number_checks
-    frame = frame.with_columns(*parsed, ts=ts)
+    numbers = (("change", "Change", True), ("cash_flow", "Cash Flow", False), ("funding", "Funding", False))
+    frame = with_venue_decimals(frame, {f"{name}_value": name for name, _, _ in numbers}).with_columns(ts=ts)
+    frame = frame.rename({f"{name}_value__bad": f"{name}_bad" for name, _, _ in numbers})
+    checks = [check for name, column, required in numbers for check in _number_checks(name, column, required)]
     checks = [
         Check("ID", pl.col("id") == "", "missing ID: it is the row key", raw=pl.col("id")),
         Check("Date", pl.col("date") == "", "missing date", raw=pl.col("date")),
         Check("Date", (pl.col("date") != "") & pl.col("ts").is_null(), pl.format('"{}" is not a time like 2024-03-05 09:15:02', pl.col("date")), raw=pl.col("date")),
-        Check("Date", (pl.col("ts") < EARLIEST) | (pl.col("ts") >= LATEST), "time outside 2000..2100", raw=pl.col("date")),
+        Check("Date", out_of_years(pl.col("ts")), "time outside 2000..2100", raw=pl.col("date")),
         *checks,
     ]
     if currency is None:
@@ -105,36 +118,28 @@ def read_transaction_log(source: Source) -> Parsed:
     cash_flow = pl.coalesce("cash_flow_value", "change_value")
     funding = pl.when(pl.col("cash_flow_value").is_null()).then(0).otherwise(pl.col("funding_value").fill_null(0))
     price = pl.when(pl.col("price") == "").then(None).otherwise(pl.concat_str(pl.lit("@ "), "price"))
+    # Types, sides and instruments take a handful of values: their words are read once.
+    what = pl.concat_str([_blank("type"), _blank("side"), _blank("instrument")], separator=" ", ignore_nulls=True)
+    ok = per_distinct(ok, ["type", "side", "instrument"], __what=what.replace("", None), __kind=_kind(pl.col("type"), pl.col("instrument")))
     ok = ok.with_columns(
         row_key=pl.concat_str(pl.lit(f"{currency}:"), "id"),
         ref_id=_blank("trade_id"),
-        description=pl.concat_str([_blank("type"), _blank("side"), _blank("instrument"), price, _blank("info")], separator=" ", ignore_nulls=True),
+        description=pl.concat_str([pl.col("__what"), price, _blank("info")], separator=" ", ignore_nulls=True),
         fee_part=pl.col("change_value") - cash_flow,
         funding_part=funding,
         rest_part=cash_flow - funding,
     )
+    part = ["source_row", "entry_id", "ref_id", "ts", "kind", "qty", "description"]
     parts = [
         ok.filter((pl.col("rest_part") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))).with_columns(
-            entry_id="row_key", kind=_kind(pl.col("type"), pl.col("instrument")), qty="rest_part", part=pl.lit(0)),
+            entry_id="row_key", kind="__kind", qty="rest_part"),
         ok.filter(pl.col("funding_part") != 0).with_columns(
-            entry_id=pl.concat_str("row_key", pl.lit("/funding")), kind=pl.lit("funding"), qty="funding_part", part=pl.lit(1)),
+            entry_id=pl.concat_str("row_key", pl.lit("/funding")), kind=pl.lit("funding"), qty="funding_part"),
         ok.filter(pl.col("fee_part") != 0).with_columns(
-            entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), qty="fee_part", part=pl.lit(2)),
+            entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), qty="fee_part"),
     ]
-    movements = pl.concat(parts).sort("source_row", "part").select(
-        venue=pl.lit(source.venue),
-        account=pl.lit(source.account),
-        entry_id="entry_id",
-        ref_id="ref_id",
-        ts="ts",
-        kind="kind",
-        asset=pl.lit(currency, pl.String),
-        qty="qty",
-        description="description",
-        source_file=pl.lit(source.rel),
-        source_row="source_row",
-    ).cast(MOVEMENTS)
-    return Parsed(movements, quarantine)
+    movements = interleave([p.select(part).cast({"qty": MOVEMENTS["qty"]}) for p in parts]).with_columns(asset=pl.lit(currency, pl.String))
+    return Parsed(to_schema(source, movements, MOVEMENTS), pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
 FORMATS = [Format("deribit.transaction_log", "ledger", is_transaction_log, read_transaction_log)]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from utl.decimals import venue_decimal
+from utl.decimals import with_venue_decimals
 from utl.schemas import BALANCES
-from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, read_text_csv, split_refused
+from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, read_csv_rows, split_refused
 
 HEADER = ["asset", "total"]
 
@@ -19,12 +19,12 @@ def is_balance_csv(head: str) -> bool:
 
 
 def read_balance_csv(source: Source) -> Parsed:
-    frame = read_text_csv(source)
+    frame, refused = read_csv_rows(source)
     if frame.width != 3:
         raise ValueError(f"{source.rel}: expected the columns asset,total")
-    frame = frame.rename(dict(zip(frame.columns[1:], HEADER)))
-    total, bad = venue_decimal(pl.col("total"))
-    frame = frame.with_columns(total_value=total, total_bad=bad, listed=pl.len().over("asset"))
+    frame = frame.rename(dict(zip(frame.columns[1:], HEADER))).with_columns(pl.col(HEADER).str.strip_chars())
+    frame = with_venue_decimals(frame, total_value="total").rename({"total_value__bad": "total_bad"})
+    frame = frame.with_columns(listed=pl.len().over("asset"))
     checks = [
         Check("asset", pl.col("asset") == "", "missing asset"),
         # Two totals for one asset: which one is the holding cannot be told, so neither books.
@@ -41,7 +41,7 @@ def read_balance_csv(source: Source) -> Parsed:
         source_file=pl.lit(source.rel),
         source_row="source_row",
     ).cast(BALANCES)
-    return Parsed(balances, quarantine)
+    return Parsed(balances, pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
 FORMATS = [Format("generic.balance_csv", "balances", is_balance_csv, read_balance_csv)]

@@ -16,9 +16,25 @@ import json
 
 import polars as pl
 
-from utl.decimals import DECIMAL, SCALE, venue_decimal
+from utl.decimals import DECIMAL, with_venue_decimals
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
-from utl.venues.base import BOM, Check, Format, Parsed, Source, header_cells, split_refused
+from utl.venues.base import (
+    BOM,
+    Check,
+    Format,
+    Parsed,
+    Source,
+    header_cells,
+    interleave,
+    out_of_years,
+    per_distinct,
+    read_csv_rows,
+    require_columns,
+    shaped_time,
+    split_refused,
+    text_or_null,
+    to_schema,
+)
 
 LEDGER_HEADERS: tuple[tuple[str, ...], ...] = (
     ("txid", "refid", "time", "type", "subtype", "aclass", "subclass", "asset", "wallet", "amount", "fee", "balance"),
@@ -73,9 +89,6 @@ _QUOTES = ("PYUSD", "USDC", "USDT", "AED", "AUD", "CAD", "CHF", "DAI", "DOT", "E
 # Pairs the rule above still splits wrongly: pair -> (base, quote).
 PAIR_OVERRIDES: dict[str, tuple[str, str]] = {}
 
-# Plain decimal text that fits Decimal(38,18) exactly by its shape alone.
-_PLAIN_DECIMAL = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
-_GROUPED = r"^[+-]?[$€£]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?$"
 _TIME_SHAPE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
 
 
@@ -104,72 +117,14 @@ def _is_trades(head: str) -> bool:
 # ---------------------------------------------------------------- shared row helpers
 
 
-def _read_csv(source: Source) -> pl.DataFrame:
-    """Every cell as text, with ``source_row``; lines holding no cell at all are not rows.
-
-    Local stand-in for ``base.read_text_csv``, which passes a keyword Polars 2.1 lacks.
-    """
-    raw = source.path.read_bytes().removeprefix(BOM.encode())
-    try:
-        frame = pl.read_csv(raw, infer_schema=False, has_header=True, truncate_ragged_lines=False)
-    except pl.exceptions.ComputeError:
-        raw.decode("utf-8")  # name the bad byte if that is the trouble
-        raise
-    frame = frame.rename({c: c.strip() for c in frame.columns})
-    frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    return frame.filter(~pl.all_horizontal(pl.exclude("source_row").is_null()))
-
-
-def _require(frame: pl.DataFrame, columns: tuple[str, ...], source: Source) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{source.rel}: Kraken export without column(s) {', '.join(missing)}")
-
-
 def _blank(column: str) -> pl.Expr:
-    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
-
-
-def _parse_odd(odd: pl.DataFrame, column: str) -> pl.DataFrame:
-    """``value`` and ``is_bad`` of texts that are not plain decimals, via ``venue_decimal``.
-
-    Two guards on top of it: a comma must group thousands (``1,5`` is a decimal comma, not
-    15), and a text that is not blank yet gives no value is bad (``venue_decimal`` gives a
-    null flag for non-ASCII digits such as ``١٢``).
-    """
-    text = pl.col(column)
-    value, is_bad = venue_decimal(text)
-    trimmed = text.str.strip_chars()
-    misgrouped = trimmed.str.contains(",", literal=True) & ~trimmed.str.contains(_GROUPED)
-    blank = trimmed.str.replace_all(",", "", literal=True).is_in(["", "--"])
-    return odd.with_columns(
-        pl.when(~misgrouped).then(value).cast(DECIMAL).alias("value"),
-        (is_bad.fill_null(True) | misgrouped | (value.is_null() & ~blank)).alias("is_bad"),
-    )
+    return text_or_null(pl.col(column)).is_null()
 
 
 def with_decimals(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """Adds ``<column>__value`` (exact) and ``<column>__bad`` for number columns.
-
-    Plain decimal text (the bulk of an export) converts directly: its shape alone makes it
-    exact in Decimal(38,18). Only the distinct other texts (exponents, signs, junk) go
-    through ``venue_decimal``, whose regex chain costs seconds per million cells.
-    """
-    for column in columns:
-        text = pl.col(column)
-        plain = text.str.contains(_PLAIN_DECIMAL)
-        odd = frame.filter(~plain & text.is_not_null()).select(text.unique())
-        odd = _parse_odd(odd, column)
-        frame = frame.with_columns(
-            pl.when(plain)
-            .then(text.str.to_decimal(scale=SCALE).cast(DECIMAL))
-            .otherwise(text.replace_strict(odd[column], odd["value"], default=None, return_dtype=DECIMAL))
-            .alias(f"{column}__value"),
-            text.replace_strict(odd[column], odd["is_bad"], default=False, return_dtype=pl.Boolean)
-            .fill_null(False)
-            .alias(f"{column}__bad"),
-        )
-    return frame
+    """Adds ``<column>__value`` (exact) and ``<column>__bad`` for number columns."""
+    frame = with_venue_decimals(frame, {f"{column}__value": column for column in columns})
+    return frame.rename({f"{column}__value__bad": f"{column}__bad" for column in columns})
 
 
 def _number_checks(column: str, *, required: bool = True) -> list[Check]:
@@ -183,10 +138,7 @@ def _number_checks(column: str, *, required: bool = True) -> list[Check]:
 
 def _time(column: str) -> pl.Expr:
     """Kraken times are UTC ``YYYY-MM-DD HH:MM:SS`` with an optional fraction; null if not."""
-    text = pl.col(column).str.strip_chars()
-    shaped = pl.when(text.str.contains(_TIME_SHAPE)).then(text)
-    naive = shaped.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
-    return naive.dt.replace_time_zone("UTC")
+    return shaped_time(pl.col(column), ((_TIME_SHAPE, "%Y-%m-%d %H:%M:%S%.f"),))
 
 
 def _time_check(column: str) -> Check:
@@ -194,7 +146,7 @@ def _time_check(column: str) -> Check:
     ts = pl.col("__ts")
     return Check(
         column,
-        ts.is_null() | (ts.dt.year() < 2000) | (ts.dt.year() >= 2100),
+        ts.is_null() | out_of_years(ts),
         pl.format('"{}": "{}" is not a time YYYY-MM-DD HH:MM:SS in 2000..2099', pl.lit(column), pl.col(column)),
     )
 
@@ -222,8 +174,8 @@ def split_pair(pair: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 
 def read_ledgers(source: Source) -> Parsed:
-    rows = _read_csv(source)
-    _require(rows, ("txid", "refid", "time", "type", "subtype", "asset", "amount", "fee"), source)
+    rows, refused = read_csv_rows(source)
+    require_columns(rows, ["txid", "refid", "time", "type", "subtype", "asset", "amount", "fee"], source.rel)
     rows = with_decimals(rows, ["amount", "fee"]).with_columns(__ts=_time("time"))
     amount, fee = pl.col("amount__value"), pl.col("fee__value")
     zero = pl.lit(0).cast(DECIMAL)
@@ -268,34 +220,22 @@ def read_ledgers(source: Source) -> Parsed:
         description=description,
     )
     # Both parts are in file order; interleave them so that a row's fee follows its amount.
-    amounts = lines.filter(pl.col("amount") != zero).with_columns(qty=pl.col("amount"), order=pl.col("source_row") * 2)
-    fees = lines.filter(pl.col("fee") != zero).with_columns(
-        entry_id=pl.col("entry_id") + "/fee", kind=pl.lit("fee"), qty=-pl.col("fee"), order=pl.col("source_row") * 2 + 1
-    )
-    movements = (
-        amounts.merge_sorted(fees, key="order")
-        .with_columns(venue=pl.lit(source.venue), account=pl.lit(source.account), source_file=pl.lit(source.rel))
-        .select(list(MOVEMENTS.names()))
-        .cast(MOVEMENTS)
-    )
-    return Parsed(movements, quarantine)
+    amounts = lines.filter(pl.col("amount") != zero).with_columns(qty=pl.col("amount"))
+    fees = lines.filter(pl.col("fee") != zero).with_columns(entry_id=pl.col("entry_id") + "/fee", kind=pl.lit("fee"), qty=-pl.col("fee"))
+    movements = to_schema(source, interleave([amounts, fees]), MOVEMENTS)
+    return Parsed(movements, pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
 # ---------------------------------------------------------------- trades
 
 
 def read_trades(source: Source) -> Parsed:
-    rows = _read_csv(source)
-    _require(rows, ("txid", "ordertxid", "pair", "time", "type", "price", "cost", "fee", "vol"), source)
-    # Few distinct pairs: split each once.
-    pairs = rows.select(pl.col("pair").unique())
+    rows, refused = read_csv_rows(source)
+    require_columns(rows, ["txid", "ordertxid", "pair", "time", "type", "price", "cost", "fee", "vol"], source.rel)
     base, quote = split_pair(pl.col("pair"))
-    pairs = pairs.with_columns(__base=base, __quote=quote)
-    rows = (
-        with_decimals(rows, ["vol", "price", "cost", "fee"])
-        .with_columns(__ts=_time("time"), __side=pl.col("type").str.strip_chars().str.to_lowercase())
-        .join(pairs, on="pair", how="left", nulls_equal=True, maintain_order="left")
-    )
+    rows = with_decimals(rows, ["vol", "price", "cost", "fee"]).with_columns(__ts=_time("time"))
+    # Few distinct pairs and types: each is read once.
+    rows = per_distinct(rows, ["pair", "type"], __base=base, __quote=quote, __side=pl.col("type").str.strip_chars().str.to_lowercase())
     vol, price, cost, fee = (pl.col(f"{c}__value") for c in ("vol", "price", "cost", "fee"))
     side = pl.col("__side")
     zero = pl.lit(0).cast(DECIMAL)
@@ -341,7 +281,7 @@ def read_trades(source: Source) -> Parsed:
         source_file=pl.lit(source.rel),
         source_row="source_row",
     ).cast(FILLS)
-    return Parsed(fills, quarantine)
+    return Parsed(fills, pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
 # ---------------------------------------------------------------- balance replies

@@ -17,12 +17,26 @@ import re
 
 import polars as pl
 
-from utl.decimals import venue_decimal
+from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
-from utl.venues.base import Check, Format, Parsed, Source, header_cells, head_text, read_text_csv, split_refused, utc
+from utl.venues.base import (
+    Check,
+    Format,
+    Parsed,
+    Source,
+    head_text,
+    header_cells,
+    interleave,
+    out_of_years,
+    per_distinct,
+    read_csv_rows,
+    split_refused,
+    text_or_null,
+    to_schema,
+    utc,
+)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-EARLIEST, LATEST = pl.datetime(2000, 1, 1, time_zone="UTC"), pl.datetime(2100, 1, 1, time_zone="UTC")
 
 # header cells -> our names for them, by position (the previous layout has two `Unit`s).
 TRADING_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {
@@ -96,17 +110,24 @@ def zone_offset_minutes(preamble: str | None) -> int | None:
     return None
 
 
-def _read_layout(source: Source, layouts: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[pl.DataFrame, tuple[str, ...], int | None]:
-    """The rows with our column names, the header cells, and the zone offset (None: unknown)."""
+def _read_layout(
+    source: Source, layouts: dict[tuple[str, ...], tuple[str, ...]], used: set[str]
+) -> tuple[pl.DataFrame, tuple[str, ...], int | None]:
+    """The rows with our column names (the ``used`` ones stripped), the header cells, and the
+    zone offset (None: unknown). A row with more or fewer cells than the header fails the file."""
     found = _layout(head_text(source.path), layouts)
     if found is None:
         raise ValueError(f"{source.rel}: not an OKX account history header")
     preamble, header = found
-    frame = read_text_csv(source, skip_lines=1 if preamble is not None else 0)
+    frame, ragged = read_csv_rows(source, skip_lines=1 if preamble is not None else 0)
+    if ragged.height:
+        first = ragged.row(0, named=True)
+        raise ValueError(f"{source.rel}: not a well-formed CSV: row {first['row']}: {first['reason']}")
     if frame.width - 1 != len(header):
         raise ValueError(f"{source.rel}: expected {len(header)} columns, found {frame.width - 1}")
     names = layouts[header]
     frame = frame.rename(dict(zip(frame.columns[1:], names)))
+    frame = frame.with_columns(pl.col(c).str.strip_chars() for c in names if c in used)
     return frame, header, zone_offset_minutes(preamble)
 
 
@@ -118,7 +139,7 @@ def _time_checks(offset: int | None, column: str = "Time") -> tuple[pl.Expr, lis
     checks = [
         Check(column, pl.col("time") == "", "missing time", raw=pl.col("time")),
         Check(column, (pl.col("time") != "") & ts.is_null(), pl.format('"{}" is not a time like 2024-03-05 17:15:02', pl.col("time")), raw=pl.col("time")),
-        Check(column, (ts < EARLIEST) | (ts >= LATEST), "time outside 2000..2100", raw=pl.col("time")),
+        Check(column, out_of_years(ts), "time outside 2000..2100", raw=pl.col("time")),
     ]
     return utc(pl.col("time"), TIME_FORMAT, offset), checks
 
@@ -132,35 +153,20 @@ def _number_checks(name: str, column: str, required: bool) -> list[Check]:
 
 
 def _with_numbers(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    parsed = []
-    for n in names:
-        value, bad = venue_decimal(pl.col(n))
-        parsed += [value.alias(f"{n}_value"), bad.alias(f"{n}_bad")]
-    return frame.with_columns(parsed)
+    """Adds ``<name>_value`` (exact) and ``<name>_bad`` for number columns."""
+    frame = with_venue_decimals(frame, {f"{n}_value": n for n in names})
+    return frame.rename({f"{n}_value__bad": f"{n}_bad" for n in names})
 
 
 def _missing(name: str, column: str, why: str = "missing value") -> Check:
     return Check(column, pl.col(name) == "", why, raw=pl.col(name))
 
 
-def _finish(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
-    return frame.select(
-        venue=pl.lit(source.venue),
-        account=pl.lit(source.account),
-        entry_id="entry_id",
-        ref_id="ref_id",
-        ts="ts",
-        kind="kind",
-        asset="asset",
-        qty="qty",
-        description="description",
-        source_file=pl.lit(source.rel),
-        source_row="source_row",
-    ).cast(MOVEMENTS)
+_PART = ["source_row", "entry_id", "ref_id", "ts", "kind", "asset", "qty", "description"]
 
 
 def _null_if_blank(name: str) -> pl.Expr:
-    return pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name))
+    return text_or_null(pl.col(name))
 
 
 # ---------------------------------------------------------------- Trading account history
@@ -180,7 +186,8 @@ def _trading_kind(action: pl.Expr, trade_type: pl.Expr) -> pl.Expr:
 
 
 def read_trading(source: Source) -> Parsed:
-    frame, header, offset = _read_layout(source, TRADING_LAYOUTS)
+    used = {"id", "order_id", "time", "trade_type", "symbol", "action", "filled_price", "fee", "fee_unit", "balance_change", "balance_unit"}
+    frame, header, offset = _read_layout(source, TRADING_LAYOUTS, used)
     display = dict(zip(TRADING_LAYOUTS[header], header))
     if "fee_unit" not in frame.columns:
         frame = frame.with_columns(fee_unit=pl.col("balance_unit"))
@@ -204,21 +211,25 @@ def read_trading(source: Source) -> Parsed:
     fee_unit = pl.when(pl.col("fee_unit") == "").then(pl.col("balance_unit")).otherwise(pl.col("fee_unit"))
     fee_in_row_asset = fee_unit == pl.col("balance_unit")
     price = pl.when(pl.col("filled_price").is_in(["", "0"])).then(None).otherwise(pl.concat_str(pl.lit("@ "), "filled_price"))
-    description = pl.concat_str(
-        [_null_if_blank("trade_type"), _null_if_blank("action"), _null_if_blank("symbol"), price], separator=" ", ignore_nulls=True
+    # Types, actions and symbols take a handful of values: their words are read once.
+    what = pl.concat_str([_null_if_blank("trade_type"), _null_if_blank("action"), _null_if_blank("symbol")], separator=" ", ignore_nulls=True)
+    ok = per_distinct(
+        ok, ["trade_type", "action", "symbol"], __what=what.replace("", None), __kind=_trading_kind(pl.col("action"), pl.col("trade_type"))
     )
+    description = pl.concat_str([pl.col("__what"), price], separator=" ", ignore_nulls=True)
     ok = ok.with_columns(
         row_key=row_key, fee=fee, fee_asset=fee_unit, description=description, ref_id=_null_if_blank("order_id"),
         main_qty=pl.when(fee_in_row_asset).then(pl.col("balance_change_value") - fee).otherwise(pl.col("balance_change_value")),
     )
-    main = ok.filter((pl.col("main_qty") != 0) | (pl.col("fee") == 0)).with_columns(
-        entry_id="row_key", kind=_trading_kind(pl.col("action"), pl.col("trade_type")), asset="balance_unit", qty="main_qty", part=pl.lit(0),
+    main = ok.filter((pl.col("main_qty") != 0) | (pl.col("fee") == 0)).select(
+        "source_row", "ref_id", "ts", "description",
+        entry_id="row_key", kind="__kind", asset="balance_unit", qty="main_qty",
+    )  # fmt: skip
+    fees = ok.filter(pl.col("fee") != 0).select(
+        "source_row", "ref_id", "ts", "description", entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_asset", qty="fee",
     )
-    fees = ok.filter(pl.col("fee") != 0).with_columns(
-        entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_asset", qty="fee", part=pl.lit(1),
-    )
-    movements = pl.concat([main, fees], how="diagonal_relaxed").sort("source_row", "part")
-    return Parsed(_finish(movements, source), quarantine)
+    movements = interleave([part.select(_PART).cast({"qty": MOVEMENTS["qty"]}) for part in (main, fees)])
+    return Parsed(to_schema(source, movements, MOVEMENTS), quarantine)
 
 
 # ---------------------------------------------------------------- Funding account history
@@ -237,8 +248,8 @@ def _funding_kind(kind: pl.Expr) -> pl.Expr:
 
 
 def read_funding(source: Source) -> Parsed:
-    frame, header, offset = _read_layout(source, FUNDING_LAYOUTS)
-    frame = _with_numbers(frame, ["amount"])
+    frame, header, offset = _read_layout(source, FUNDING_LAYOUTS, {"id", "time", "type", "amount", "fee", "symbol"})
+    frame = _with_numbers(frame, ["amount", *(["fee"] if "fee" in frame.columns else [])])
     ts, time_checks = _time_checks(offset)
     frame = frame.with_columns(ts=ts)
     checks = [
@@ -252,17 +263,15 @@ def read_funding(source: Source) -> Parsed:
     # only information, kept in the description so it is not booked twice.
     fee_note = pl.lit(None, pl.String)
     if "fee" in ok.columns:
-        fee_value, _ = venue_decimal(pl.col("fee"))
-        fee_note = pl.when((pl.col("fee") == "") | (fee_value == 0)).then(None).otherwise(pl.format("(fee {})", pl.col("fee")))
-    movements = ok.with_columns(
+        fee_note = pl.when((pl.col("fee") == "") | (pl.col("fee_value") == 0)).then(None).otherwise(pl.format("(fee {})", pl.col("fee")))
+    movements = per_distinct(ok, "type", kind=_funding_kind(pl.col("type"))).with_columns(
         entry_id="id",
         ref_id=pl.lit(None, pl.String),
-        kind=_funding_kind(pl.col("type")),
         asset="symbol",
         qty="amount_value",
         description=pl.concat_str([_null_if_blank("type"), fee_note], separator=" ", ignore_nulls=True),
     )
-    return Parsed(_finish(movements, source), quarantine)
+    return Parsed(to_schema(source, movements, MOVEMENTS), quarantine)
 
 
 FORMATS = [
