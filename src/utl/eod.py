@@ -9,6 +9,7 @@ each :class:`DayOutput` where it wants (PostgreSQL, Parquet).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,9 @@ POSITIONS_TABLE = pl.Schema(
 )
 
 
+RUN_LEG_COLUMNS = ["venue", "account", "leg_id", "ts", "asset", "qty", "kind", "trade_id", "price", "quote", "business_date"]
+
+
 class RunError(RuntimeError):
     """The run could not complete (no landing folder, nothing to run, a missing mark...)."""
 
@@ -51,8 +55,8 @@ class DayOutput:
 
 @dataclass(frozen=True)
 class Prepared:
-    ingested: Ingested
-    legs: pl.DataFrame  # booked legs of open accounts, with business_date
+    ingested: Ingested  # settings, balances, marks, files, quarantine (fills and ledger lines emptied once booked)
+    legs: pl.DataFrame  # booked legs of open accounts (RUN_LEG_COLUMNS), with business_date
     openings: pl.DataFrame  # (venue, account, asset, qty, first_date): opening snapshots
     first_dates: pl.DataFrame  # (venue, account, first_date)
     quarantine: pl.DataFrame  # the ingest's, plus legs that cannot be booked
@@ -97,6 +101,10 @@ def prepare(landing: Path, progress: Progress = lambda _: None) -> Prepared:
     progress(f"ledger: {booked.height} legs booked, {legs.height - booked.height - orphans.height} before opening "
              f"snapshots ({time.perf_counter() - started:.2f} s)")
     quarantine = pl.concat([ingested.quarantine, refused_legs, orphan_rows.cast(QUARANTINE_SCHEMA)])
+    # From here on the run needs only what a leg moves: keeping the fills, ledger lines and
+    # every leg's provenance text for the whole run costs more memory than all the rest.
+    booked = booked.select(RUN_LEG_COLUMNS)
+    ingested = dataclasses.replace(ingested, fills=ingested.fills.clear(), movements=ingested.movements.clear())
     return Prepared(ingested, booked, openings, firsts.select("venue", "account", "first_date"), quarantine)
 
 
