@@ -61,3 +61,70 @@ def test_any_representable_value_round_trips(value, form):
         text = f"{value:f}"
     (parsed, bad), = parse([text])
     assert not bad and parsed == value, text
+
+
+# ---------------------------------------------------------------- whole columns, once each
+
+from decimal import localcontext  # noqa: E402
+
+from utl.decimals import parse_venue_numbers, with_venue_decimals  # noqa: E402
+
+
+def oracle(text: str | None) -> tuple[Decimal | None, bool]:
+    """What a venue number cell means, by Python's Decimal: (value, is_bad)."""
+    import re
+
+    if text is None or text.strip() in ("", "--"):
+        return None, False
+    s = text.strip()
+    if "," in s and not re.fullmatch(r"[+-]?[$€£]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?([eE][+-]?[0-9]+)?", s):
+        return None, True
+    s = re.sub(r"^([+-]?)[$€£]", r"\1", s.replace(",", ""))
+    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?", s):
+        return None, True
+    value = Decimal(s)
+    if value == 0:
+        return value, False
+    with localcontext(prec=400):
+        exact = value.normalize()
+    fits = exact.as_tuple().exponent >= -18 and exact.adjusted() < 20
+    return (value, False) if fits else (None, True)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # Leading zeros after the point make room for a large exponent: these fit.
+        ("0.000000000008848567e21", "8848567000"),
+        ("0.0000000000000000000001E+30", "100000000"),
+        ("+$0.00000000000000000001E+37", "100000000000000000"),
+    ],
+)
+def test_exponents_count_the_digits_of_the_value_not_the_text(text, expected):
+    assert parse([text]) == [(Decimal(expected), False)]
+
+
+number_cells = st.one_of(
+    st.from_regex(r"\A[ +-]?\$?[0-9]{0,22}(\.[0-9]{0,22})?([eE][+-]?[0-9]{1,2})?[ ]?\Z", fullmatch=True),
+    st.decimals(allow_nan=False, allow_infinity=False, places=20).map(lambda d: format(d, ",f")),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.sampled_from(["", "--", ",", "1,5", "-$5,250.00", "$65,000.00", "0E-20", "١٢", None]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(number_cells, min_size=1, max_size=12))
+def test_whole_column_parse_matches_pythons_decimal(cells):
+    values, bad = parse_venue_numbers(pl.Series("t", cells, dtype=pl.String))
+    assert list(zip(values.to_list(), bad.to_list())) == [oracle(c) for c in cells]
+
+
+def test_with_venue_decimals_adds_a_value_and_a_flag_per_name():
+    frame = pl.DataFrame({"Price": ["65,000.50", "x"], "Fee": [" 0.1BNB", "--"]})
+    out = with_venue_decimals(frame, {"price": "Price"}, fee=pl.col("Fee").str.strip_chars().str.strip_suffix("BNB"))
+    assert out.columns == ["Price", "Fee", "price", "price__bad", "fee", "fee__bad"]
+    assert out.schema["price"] == pl.Decimal(38, 18)
+    assert out.select("price", "price__bad", "fee", "fee__bad").rows() == [
+        (Decimal("65000.5"), False, Decimal("0.1"), False),
+        (None, True, None, False),
+    ]

@@ -54,6 +54,9 @@ def venue_decimal(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     ``"1,300.50"``, ``" +2 "``, ``"$65,000.00"``, ``"-3.605E-05"`` and ``"0E-18"`` parse;
     ``"--"`` and ``""`` are null (not bad). A value needing more than 18 digits after the
     point or 20 before it is bad, never rounded. Returns ``(value, is_bad)``.
+
+    Each of the two expressions parses the whole column: for a reader's columns use
+    :func:`with_venue_decimals`, which parses each once; this is for small uses.
     """
     value = text.map_batches(lambda s: parse_venue_numbers(s)[0], return_dtype=DECIMAL, is_elementwise=True)
     bad = text.map_batches(lambda s: parse_venue_numbers(s)[1], return_dtype=pl.Boolean, is_elementwise=True)

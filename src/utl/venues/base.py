@@ -3,8 +3,16 @@
 A *format* is one export layout (Binance Spot Trade History, Kraken Ledgers, ...). It says
 whether a file is its own from the file's first bytes (:meth:`Format.detect`), never from
 the file's name, and reads the file into one of the raw canonical frames of
-:mod:`utl.schemas` plus the rows it refused. Readers read every cell as text (no type
-inference, no float) and parse numbers with :func:`utl.decimals.venue_decimal`.
+:mod:`utl.schemas` plus the rows it refused. Readers read every cell as text
+(:func:`read_csv_rows`: no type inference, no float) and parse numbers with
+:func:`utl.decimals.with_venue_decimals`.
+
+The helpers below are the one implementation each reader uses: reading a CSV and refusing
+its ragged rows, ids for rows without one, codes glued to numbers, time text of known
+shapes, per-row checks, and putting a row's movements in file order. They are written for
+a million rows a second: each step is one pass of Polars over a column, costly steps run
+only on the cells that need them, and values of a few distinct keys (pairs, operation
+types) are worked out once per key (:func:`per_distinct`).
 """
 
 from __future__ import annotations
@@ -227,20 +235,25 @@ def _read_multiline(source: Source, data: bytes, skip_lines: int) -> tuple[pl.Da
         raise ValueError(f"{source.rel}: not a well-formed CSV: {len(records) - 1} records, {frame.height} rows")
     frame = frame.rename({c: c.strip() for c in frame.columns})
     frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    skip, ragged, raw = [], [], []
+    skip, ragged, raw, counts = [], [], [], []
     for row, cells in enumerate(records[1:], 1):
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             skip.append(row)
         elif len(cells) != width:
             skip.append(row)
             ragged.append(row)
-            raw.append(",".join(cells))
-    refused = _refused(source, ragged, raw, width)
+            line = io.StringIO()
+            csv.writer(line, lineterminator="").writerow(cells)
+            raw.append(line.getvalue())
+            counts.append(len(cells))
+    refused = _refused(source, ragged, raw, width, counts)
     return frame.filter(~pl.col("source_row").is_in(skip)), refused
 
 
-def _refused(source: Source, rows: list[int], raw: list[str], width: int) -> pl.DataFrame:
-    cells = [len(next(csv.reader([line]), [])) for line in raw]
+def _refused(source: Source, rows: list[int], raw: list[str], width: int, cells: list[int] | None = None) -> pl.DataFrame:
+    """Quarantine rows for ragged rows: their line and how many cells it has."""
+    if cells is None:
+        cells = [len(next(csv.reader([line]), [])) for line in raw]
     return pl.DataFrame(
         {
             "file": [source.rel] * len(rows),
@@ -358,7 +371,10 @@ def interleave(parts: list[pl.DataFrame]) -> pl.DataFrame:
     The frames must have the same columns; keep them narrow (the booked columns only), as
     every column is gathered once. One integer sort; Polars' ``merge_sorted`` is slower here.
     """
-    keyed = [p.with_columns(__order=pl.col("source_row") * len(parts) + i) for i, p in enumerate(parts)]
+    present = [p for p in parts if p.height]
+    if len(present) <= 1:  # one part is in file order already
+        return present[0] if present else parts[0]
+    keyed = [p.with_columns(__order=pl.col("source_row") * len(parts) + i) for i, p in enumerate(parts) if p.height]
     return pl.concat(keyed).sort("__order").drop("__order")
 
 
@@ -471,20 +487,36 @@ def _trailing_codes(cells: pl.Series) -> pl.Series:
 
 def strip_code(cell: pl.Expr, code: pl.Expr) -> pl.Expr:
     """``cell`` without ``code`` (and a blank before it) at its end; unchanged otherwise."""
-    text = cell.str.strip_chars()
-    # Only the end can have gained a blank ("0.26 USDT"): the start is stripped already.
-    return pl.coalesce(text.str.strip_suffix(code), text).str.strip_chars_end()
+    # The struct takes the cell's name (its first field), and so does the result.
+    parts = pl.struct(cell.str.strip_chars(), code.alias("__code"))
+    return parts.map_batches(_strip_codes, return_dtype=pl.String, is_elementwise=True)
+
+
+def _strip_codes(parts: pl.Series) -> pl.Series:
+    frame = parts.struct.unnest()
+    frame.columns = ["text", "code"]
+    text = frame["text"]
+    # Only cells that end with their code change: most exports write bare numbers.
+    coded = frame.select(pl.col("text").str.ends_with(pl.col("code")).fill_null(False)).to_series().arg_true()
+    if coded.len():
+        # Only the end can gain a blank ("0.26 USDT"): the start is stripped already.
+        bare = frame[coded].select(pl.col("text").str.strip_suffix(pl.col("code")).str.strip_chars_end()).to_series()
+        text = text.scatter(coded, bare)
+    return text.alias(parts.name)
 
 
 def code_at_end(cell: pl.Expr, first: pl.Expr, second: pl.Expr) -> pl.Expr:
     """Which of two known codes ends ``cell`` (the longer wins: ``BETH`` over ``ETH``), else
     the glued code read greedily; null when the cell names no code."""
-    parts = pl.struct(cell.str.strip_chars().alias("text"), first.alias("first"), second.alias("second"))
+    # The struct takes the cell's name (its first field), and so does the result.
+    parts = pl.struct(cell.str.strip_chars(), first.alias("__first"), second.alias("__second"))
     return parts.map_batches(_codes_at_end, return_dtype=pl.String, is_elementwise=True)
 
 
 def _codes_at_end(parts: pl.Series) -> pl.Series:
-    frame = parts.struct.unnest().with_columns(
+    frame = parts.struct.unnest()
+    frame.columns = ["text", "first", "second"]
+    frame = frame.with_columns(
         by_first=pl.col("text").str.ends_with(pl.col("first")).fill_null(False),
         by_second=pl.col("text").str.ends_with(pl.col("second")).fill_null(False),
     )
@@ -501,7 +533,7 @@ def _codes_at_end(parts: pl.Series) -> pl.Series:
     other = (~(frame["by_first"] | frame["by_second"])).arg_true()
     if other.len():
         code = code.scatter(other, _trailing_codes(frame["text"].gather(other)))
-    return code.replace("", None)
+    return code.replace("", None).alias(parts.name)
 def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes: int = 0) -> pl.Expr:
     """Time text in one of the documented ``shapes`` (a regex the stripped text must match,
     and the ``strptime`` format for it), local at a fixed offset, as UTC; null otherwise.

@@ -208,16 +208,18 @@ def read_ledgers(source: Source) -> Parsed:
         ledger_type.replace_strict(_LEDGER_KINDS, default="other", return_dtype=pl.String),
     )
     description = pl.when(subtype == "").then(ledger_type).otherwise(pl.concat_str([ledger_type, subtype], separator="/"))
+    # Types, subtypes and assets take a handful of values: each is read once.
+    passed = per_distinct(passed, ["type", "subtype", "asset"], __kind=kind, __description=description, __asset=pl.col("asset").str.strip_chars())
     lines = passed.select(
         "source_row",
         entry_id=pl.col("txid").str.strip_chars(),
-        ref_id=pl.when(_blank("refid")).then(None).otherwise(pl.col("refid").str.strip_chars()),
+        ref_id=text_or_null(pl.col("refid")),
         ts="__ts",
-        kind=kind,
-        asset=pl.col("asset").str.strip_chars(),
+        kind="__kind",
+        asset="__asset",
         amount=amount,
         fee=fee,
-        description=description,
+        description="__description",
     )
     # Both parts are in file order; interleave them so that a row's fee follows its amount.
     amounts = lines.filter(pl.col("amount") != zero).with_columns(qty=pl.col("amount"))
