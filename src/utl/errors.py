@@ -67,21 +67,3 @@ def quarantine_file(file: str, reason: str, raw: str | None = None) -> pl.DataFr
         [{"file": file, "row": None, "column": None, "reason": reason, "raw": raw}],
         schema=QUARANTINE_SCHEMA,
     )
-
-
-def quarantine_rows(bad: pl.DataFrame, file: str) -> pl.DataFrame:
-    """Quarantine rows from a frame with ``row``, ``column``, ``reason``, ``raw`` columns."""
-    return bad.select(
-        file=pl.lit(file, pl.String),
-        row=pl.col("row").cast(pl.Int64),
-        column=pl.col("column").cast(pl.String),
-        reason=pl.col("reason").cast(pl.String),
-        raw=pl.col("raw").cast(pl.String),
-    )
-
-
-def rows_to_errors(quarantine: pl.DataFrame) -> list[RowError]:
-    return [
-        RowError(file=r["file"], row=r["row"], column=r["column"], reason=r["reason"], raw=r["raw"])
-        for r in quarantine.sort("file", "row", nulls_last=False).iter_rows(named=True)
-    ]

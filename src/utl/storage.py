@@ -26,7 +26,3 @@ def write_partition(storage: Path, table: str, day: dt.date, frame: pl.DataFrame
     frame.drop("business_date", strict=False).write_parquet(partial)
     os.replace(partial, path)
     return path
-
-
-def read_partition(storage: Path, table: str, day: dt.date) -> pl.DataFrame:
-    return pl.read_parquet(partition_path(storage, table, day)).with_columns(business_date=pl.lit(day, pl.Date))
