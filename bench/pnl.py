@@ -17,7 +17,8 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
-from utl.daily import LOTS_STATE, DayState, POSITIONS_STATE, run_day
+from utl.daily import LedgerState, run_day
+from utl.schemas import LOTS_STATE, POSITIONS_STATE
 from utl.decimals import DECIMAL
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.legs import LEGS_OUT
@@ -80,7 +81,7 @@ def main() -> None:
     legs, marks, openings = generate(args.legs, args.assets, args.books)
     print(f"{legs.height:,} legs, {args.assets} assets, {args.books} books, {args.method}")
     settings = Settings(costing_method=args.method)
-    start = DayState(DAY - dt.timedelta(days=1), POSITIONS_STATE.to_frame(), LOTS_STATE.to_frame())
+    start = LedgerState(DAY - dt.timedelta(days=1), POSITIONS_STATE.to_frame(), LOTS_STATE.to_frame())
     clock = [time.perf_counter()]
     began = clock[0]
 

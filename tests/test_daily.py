@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from utl.costing import compute_costs
-from utl.daily import DayState, MissingMark, empty_state, marks_for, price_legs, run_day
+from utl.daily import LedgerState, MissingMark, empty_ledger, run_day
+from utl.marks import marks_for
+from utl.pnl import price_legs
 from utl.decimals import DECIMAL
 from utl.legs import LEGS_OUT
 from utl.settings import Settings
@@ -119,7 +121,7 @@ OPEN_MARKS = {SNAP: {"BTC": "100"}, D1: {"BTC": "110"}, D2: {"BTC": "118"}}
 
 def test_opening_lot_is_priced_at_the_snapshot_days_mark():
     # Opens with 2 BTC (snapshot day mark 100) and 1000 USD; D1's mark 110.
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "BTC", "2"), ("v", "a", "USD", "1000")),
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "BTC", "2"), ("v", "a", "USD", "1000")),
                      legs(), marks(OPEN_MARKS), USD)
     # BTC: 2 x 110 = 220, cost 2 x 100 = 200, unrealized 20. USD: value = cost = 1000.
     assert positions_of(result) == {
@@ -139,7 +141,7 @@ def test_opening_lot_is_priced_at_the_snapshot_days_mark():
 
 
 def test_usd_quoted_buy_and_sell_realize_against_carried_lots():
-    day1 = run_day(D1, empty_state(SNAP), openings(("v", "a", "BTC", "2"), ("v", "a", "USD", "1000")),
+    day1 = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "BTC", "2"), ("v", "a", "USD", "1000")),
                    legs(), marks(OPEN_MARKS), USD)
     # D2: buy 1 @ 105, sell 1.5 @ 120. FIFO: the sell closes 1.5 of the opening lot (100):
     # realized 1.5 x 20 = 30. Left: 0.5 @ 100 and 1 @ 105 = 155 of cost; 1.5 x 118 = 177.
@@ -177,7 +179,7 @@ def test_usdt_quoted_trade_prices_the_base_leg_at_fill_price_times_usdt_mark():
     assert priced.select("asset", "unit_price", "value").rows() == [
         ("ETH", D("1998"), D("1998")), ("USDT", D("0.999"), D("-1998"))]
 
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "USDT", "5000")), day_legs, m, USD)
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "USDT", "5000")), day_legs, m, USD)
     # ETH: one lot 1 @ 1998, marked 2010: unrealized 12.
     # USDT: -2000 at 0.999 closes 2000 of the lot @ 1: realized -2; 3000 left, cost 3000,
     # value 2997: unrealized -3.
@@ -197,7 +199,7 @@ def test_fee_in_bnb_is_a_disposal_and_counts_in_fees():
     # Opens with 10 BNB (snapshot mark 300) and 1000 USD. D1: buy 1 BTC @ 100 USD, fee
     # 0.01 BNB; BNB mark 310.
     m = marks({SNAP: {"BNB": "300"}, D1: {"BNB": "310", "BTC": "100"}})
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "BNB", "10"), ("v", "a", "USD", "1000")),
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "BNB", "10"), ("v", "a", "USD", "1000")),
                      legs(fill("t1", "BTC", "USD", "1", "100", "100", fee="0.01", fee_asset="BNB")), m, USD)
     # The fee disposes 0.01 BNB at 310 out of the lot @ 300: realized 0.01 x 10 = 0.1;
     # the fee itself is 0.01 x 310 = 3.1. Left 9.99 @ 300 = 2997, worth 3096.9.
@@ -225,7 +227,7 @@ def test_deposits_and_withdrawals_are_external_flows_not_pnl():
         leg("w1", "BTC", "-0.5", "withdrawal", hour=13),
         leg("w2", "USD", "-100", "withdrawal", hour=14),
     )
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "BTC", "2"), ("v", "a", "USD", "1000")), day_legs, m, USD)
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "BTC", "2"), ("v", "a", "USD", "1000")), day_legs, m, USD)
     # ETH arrives as a lot at its mark: no PnL. The BTC withdrawal disposes 0.5 at 110 out
     # of the lot @ 100: realized 5; 1.5 @ 100 left, worth 165: unrealized 15.
     assert positions_of(result) == {
@@ -249,7 +251,7 @@ def test_funding_is_income():
     # Opens with 100 USD; D1: +5 USDT funding received (mark 0.999), 2 USD funding paid.
     m = marks({D1: {"USDT": "0.999"}})
     day_legs = legs(leg("f1", "USDT", "5", "funding"), leg("f2", "USD", "-2", "funding", hour=13))
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "USD", "100")), day_legs, m, USD)
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "USD", "100")), day_legs, m, USD)
     assert positions_of(result) == {
         "USD": (D("98"), D("1"), D("98"), D("98"), D("0")),
         "USDT": (D("5"), D("0.999"), D("4.995"), D("4.995"), D("0")),
@@ -267,7 +269,7 @@ def test_reporting_currency_is_never_costed():
     eur = Settings(reporting_currency="EUR")
     m = marks({SNAP: {"USD": "0.9", "EUR": "1.5"}, D1: {"USD": "0.92", "EUR": "1.7"}})
     day_legs = legs(fill("t1", "USD", "EUR", "10", "0.91", "9.1"))
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "EUR", "500"), ("v", "a", "USD", "100")), day_legs, m, eur)
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "EUR", "500"), ("v", "a", "USD", "100")), day_legs, m, eur)
     # USD: lots 100 @ 0.9 and 10 @ 0.91 (0.91 EUR x EUR's mark 1) = 90 + 9.1 = 99.1 of cost;
     # 110 x 0.92 = 101.2. EUR: 500 - 9.1 = 490.9 at 1, cost 490.9.
     assert positions_of(result) == {
@@ -282,7 +284,7 @@ def test_reporting_currency_is_never_costed():
 
 def test_a_position_that_goes_flat_leaves_no_row_and_no_lot():
     m = marks({SNAP: {"BTC": "100"}, D1: {"BTC": "130"}})
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "BTC", "1")),
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "BTC", "1")),
                      legs(fill("t1", "BTC", "USD", "-1", "125", "125")), m, USD)
     assert positions_of(result) == {"USD": (D("125"), D("1"), D("125"), D("125"), D("0"))}
     assert result.state.lots.height == 0
@@ -300,7 +302,7 @@ def test_a_position_that_goes_flat_leaves_no_row_and_no_lot():
 def test_missing_mark_for_a_held_asset_stops_the_day():
     m = marks({SNAP: {"BTC": "100"}, D1: {"ETH": "2000"}})
     with pytest.raises(MissingMark) as caught:
-        run_day(D1, empty_state(SNAP), openings(("v", "a", "BTC", "2")), legs(), m, USD)
+        run_day(D1, empty_ledger(SNAP), openings(("v", "a", "BTC", "2")), legs(), m, USD)
     assert caught.value.asset == "BTC" and caught.value.day == D1
     assert "BTC" in str(caught.value) and "2024-03-05" in str(caught.value)
 
@@ -308,7 +310,7 @@ def test_missing_mark_for_a_held_asset_stops_the_day():
 def test_missing_snapshot_day_mark_for_an_opening_lot_names_that_day():
     m = marks({D1: {"BTC": "110"}})
     with pytest.raises(MissingMark) as caught:
-        run_day(D1, empty_state(SNAP), openings(("v", "a", "BTC", "2")), legs(), m, USD)
+        run_day(D1, empty_ledger(SNAP), openings(("v", "a", "BTC", "2")), legs(), m, USD)
     assert (caught.value.asset, caught.value.day) == ("BTC", SNAP)
     assert "2024-03-04" in str(caught.value)
 
@@ -316,7 +318,7 @@ def test_missing_snapshot_day_mark_for_an_opening_lot_names_that_day():
 def test_missing_quote_mark_of_a_fill_names_the_quote_asset():
     m = marks({D1: {"ETH": "2000"}})
     with pytest.raises(MissingMark) as caught:
-        run_day(D1, empty_state(SNAP), openings(("v", "a", "USD", "1")),
+        run_day(D1, empty_ledger(SNAP), openings(("v", "a", "USD", "1")),
                 legs(fill("t1", "ETH", "USDT", "1", "2000", "2000")), m, USD)
     assert caught.value.asset == "USDT"
 
@@ -327,7 +329,7 @@ def test_an_asset_traded_flat_within_the_day_needs_no_mark():
     m = marks({D1: {"BTC": "1"}})
     day_legs = legs(fill("t1", "ETH", "USD", "1", "2000", "2000", hour=1),
                     fill("t2", "ETH", "USD", "-1", "2100", "2100", hour=2))
-    result = run_day(D1, empty_state(SNAP), openings(("v", "a", "USD", "10")), day_legs, m, USD)
+    result = run_day(D1, empty_ledger(SNAP), openings(("v", "a", "USD", "10")), day_legs, m, USD)
     assert positions_of(result) == {"USD": (D("110"), D("1"), D("110"), D("110"), D("0"))}
     assert pnl_of(result, "ETH")["realized_pnl"] == D("100")
     assert_explained(result)
@@ -338,7 +340,7 @@ def test_a_non_fill_leg_needs_its_assets_mark():
     # ETH is withdrawn again and ends flat.
     m = marks({D1: {"BTC": "1"}})
     with pytest.raises(MissingMark) as caught:
-        run_day(D1, empty_state(SNAP), NO_OPENINGS,
+        run_day(D1, empty_ledger(SNAP), NO_OPENINGS,
                 legs(leg("d1", "ETH", "1", "deposit", hour=1), leg("w1", "ETH", "-1", "withdrawal", hour=2)), m, USD)
     assert (caught.value.asset, caught.value.day) == ("ETH", D1)
 
@@ -417,7 +419,7 @@ def run_scenario(days, first, marks_, opening_rows, legs_by_day, method):
     """Run the days one after another, checking each; return the results and frames used."""
     settings_ = Settings(costing_method=method)
     m = marks(marks_)
-    state: DayState = empty_state(SNAP)
+    state: LedgerState = empty_ledger(SNAP)
     held: dict[tuple[str, str, str], D] = {}
     results = []
     for day in days:
@@ -536,7 +538,7 @@ def test_days_in_sequence_equal_one_costing_run(method, scenario):
 def grouped_day(method: str, *fills: list[dict]):
     desk = Settings(costing_method=method, books={"desk": ("v/a1", "v/a2")})
     m = marks({SNAP: {"BTC": "100"}, D1: {"BTC": "100"}})
-    return run_day(D1, empty_state(SNAP), openings(("v", "a1", "USD", "1000"), ("v", "a2", "USD", "1000")),
+    return run_day(D1, empty_ledger(SNAP), openings(("v", "a1", "USD", "1000"), ("v", "a2", "USD", "1000")),
                    legs(*fills), m, desk)
 
 

@@ -192,17 +192,17 @@ def test_running_twice_gives_identical_frames(week, week_run):
     assert again["prepared"].legs.equals(week_run["prepared"].legs)
     for d, first in week_run["days"].items():
         second = again["days"][d]
-        for name in ("positions", "lots", "pnl", "explain", "breaks", "cleared"):
+        for name in ("positions", "lots", "pnl", "pnl_explain", "breaks", "cleared"):
             assert getattr(second, name).equals(getattr(first, name)), (d, name)
 
 
 def test_explain_closes_every_day(week_run):
     for d, output in week_run["days"].items():
-        for e in output.explain.iter_rows(named=True):
+        for e in output.pnl_explain.iter_rows(named=True):
             assert e["unexplained"] == 0, (d, e)
     # 03-05: the opening 1 BTC @ 100 is worth 101; the 0.5 bought at 100 also 101: +1.5;
     # the 0.05 USD fee: -0.05.
-    e = week_run["days"][day("2024-03-05")].explain.row(0, named=True)
+    e = week_run["days"][day("2024-03-05")].pnl_explain.row(0, named=True)
     assert (e["total_pnl"], e["fees"], e["unrealized_change"]) == (D("1.45"), D("0.05"), D("1.5"))
 
 

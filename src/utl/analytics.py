@@ -27,21 +27,11 @@ import duckdb
 import polars as pl
 
 from utl.decimals import DECIMAL
-from utl.exposure import EXPOSURE_BY_ASSET
+from utl.schemas import EXPOSURE_BY_ASSET, PNL_BY_BOOK
 
 TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
 
 TOP_EXPOSURES = EXPOSURE_BY_ASSET
-PNL_BY_BOOK = pl.Schema(
-    {
-        "business_date": pl.Date,
-        "book": pl.String,
-        "realized_pnl": DECIMAL,  # each null when some row of the book has none: unknown, not 0
-        "unrealized_pnl": DECIMAL,
-        "fees": DECIMAL,
-        "total_pnl": DECIMAL,
-    }
-)
 
 # The path is bound too; DuckDB writes it into the view as a quoted literal.
 _READ_TABLE = """

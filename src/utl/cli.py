@@ -117,7 +117,7 @@ def pnl(landing: Path, day) -> None:
         click.echo(last.pnl.select("book", "asset", "realized_pnl", "unrealized_pnl", "unrealized_change", "fees",
                                    "income", "total_pnl"))
         click.echo("Explain per book: total = market value end - start - external flows:")
-        click.echo(last.explain.select("book", "market_value_start", "market_value_end", "external_flows", "total_pnl",
+        click.echo(last.pnl_explain.select("book", "market_value_start", "market_value_end", "external_flows", "total_pnl",
                                        "realized_pnl", "unrealized_change", "fees", "income", "trade_residual", "unexplained"))
 
 

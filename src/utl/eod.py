@@ -1,10 +1,10 @@
-"""The end-of-day run over a landing folder, date by date (../shared/contracts/eod.md).
+"""The end-of-day run over a whole landing folder in memory (../shared/contracts/eod.md).
 
-Reads the landing folder once (:mod:`utl.ingest`), books legs (:mod:`utl.legs`), then
-computes every business date from the first through the requested one, in order, each from
-the previous date's state (:mod:`utl.daily`), and reconciles each account that has a
-snapshot that date (:mod:`utl.recon`). Nothing here touches a database: the caller writes
-each :class:`DayOutput` where it wants (PostgreSQL, Parquet).
+Reads the landing folder once (:mod:`utl.ingest`), books legs (:mod:`utl.legs`), then folds
+:func:`utl.day.step` over every business date from the first through the requested one.
+Nothing here touches a database: the caller writes each :class:`DayOutputs` where it wants.
+``utl pnl`` and the tests use it; the incremental run (:mod:`utl.memory`, ``utl eod``) runs
+the same step from stored per-date inputs.
 """
 
 from __future__ import annotations
@@ -18,39 +18,17 @@ from pathlib import Path
 
 import polars as pl
 
-from utl.daily import DayState, empty_state, marks_for, run_day, with_book
-from utl.decimals import DECIMAL
+from utl.day import DayInputs, DayOutputs, DayState, step
 from utl.errors import QUARANTINE_SCHEMA
 from utl.ingest import Ingested, ingest_landing
 from utl.legs import book_legs
-from utl.recon import BREAKS, cleared, find_breaks
-from utl.schemas import Legs, validate_rows
+from utl.schemas import DAY_LEGS, Legs, validate_rows
 
-POSITIONS_TABLE = pl.Schema(
-    {
-        "business_date": pl.Date, "venue": pl.String, "account": pl.String, "asset": pl.String, "qty": DECIMAL,
-        "mark": DECIMAL, "market_value": DECIMAL, "cost_basis": DECIMAL, "unrealized_pnl": DECIMAL, "book": pl.String,
-    }
-)
-
-
-RUN_LEG_COLUMNS = ["venue", "account", "leg_id", "ts", "asset", "qty", "kind", "trade_id", "price", "quote", "business_date"]
+RUN_LEG_COLUMNS = DAY_LEGS.names()
 
 
 class RunError(RuntimeError):
     """The run could not complete (no landing folder, nothing to run, a missing mark...)."""
-
-
-@dataclass(frozen=True)
-class DayOutput:
-    business_date: dt.date
-    positions: pl.DataFrame  # POSITIONS_TABLE: the contract's utl.positions rows
-    lots: pl.DataFrame
-    pnl: pl.DataFrame
-    explain: pl.DataFrame
-    breaks: pl.DataFrame  # BREAKS
-    cleared: pl.DataFrame  # breaks of earlier dates that this date cleared
-    legs: int
 
 
 @dataclass(frozen=True)
@@ -117,56 +95,35 @@ def business_dates(prepared: Prepared, through: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((through - first).days + 1)]
 
 
-def run_dates(prepared: Prepared, through: dt.date, progress: Progress = lambda _: None) -> Iterator[DayOutput]:
+def inputs_of(prepared: Prepared, day: dt.date) -> DayInputs:
+    """One date's inputs, cut from the whole landing folder."""
+    balances = prepared.ingested.balances
+    marks = prepared.ingested.marks
+    before = day - dt.timedelta(days=1)
+    return DayInputs(
+        legs=prepared.legs.filter(pl.col("business_date") == day),
+        snapshots=balances.filter(pl.col("business_date") == day),
+        opening_snapshots=balances.filter(pl.col("business_date") == before),
+        marks=marks.filter(pl.col("business_date").is_in([before, day])),
+    )
+
+
+def run_dates(prepared: Prepared, through: dt.date, progress: Progress = lambda _: None) -> Iterator[DayOutputs]:
     """Every business date from the first through ``through``, in order."""
     settings = prepared.ingested.settings
-    marks = prepared.ingested.marks
-    balances = prepared.ingested.balances
     dates = business_dates(prepared, through)
-    state: DayState = empty_state(dates[0] - dt.timedelta(days=1))
-    last_breaks = BREAKS.to_frame()  # each account's breaks on its last reconciled date
+    state = DayState.empty(dates[0] - dt.timedelta(days=1))
     for day in dates:
         started = time.perf_counter()
-        openings = prepared.openings.filter(pl.col("first_date") == day).drop("first_date")
-        legs = prepared.legs.filter(pl.col("business_date") == day)
         try:
-            result = run_day(day, state, openings, legs, marks, settings)
-        except ValueError as exc:
+            state, outputs = step(day, state, inputs_of(prepared, day), settings)
+        except ValueError as exc:  # MissingMark, and any input a date cannot book
             raise RunError(f"{day.isoformat()}: {exc}") from exc
-        state = result.state
-        snapshot = balances.filter(pl.col("business_date") == day).join(
-            prepared.first_dates.filter(pl.col("first_date") <= day), on=["venue", "account"], how="semi"
-        )
-        reconciled = snapshot.select("venue", "account").unique()
-        previous = last_breaks.join(reconciled, on=["venue", "account"], how="semi")
-        breaks = find_breaks(day, state.positions, snapshot, settings.tolerance,
-                             marks_for(marks, day, settings.reporting_currency), previous)
-        gone = cleared(day, previous, breaks, reconciled)
-        last_breaks = pl.concat([last_breaks.join(reconciled, on=["venue", "account"], how="anti"), breaks])
-        positions = _positions_table(day, result.positions, snapshot,
-                                     marks_for(marks, day, settings.reporting_currency), settings)
-        progress(
-            f"{day.isoformat()}: {legs.height} legs, {positions.height} positions, {breaks.height} breaks, "
-            f"{gone.height} cleared ({time.perf_counter() - started:.2f} s)"
-        )
-        yield DayOutput(day, positions, result.state.lots.with_columns(business_date=pl.lit(day, pl.Date)),
-                        result.pnl, result.explain, breaks, gone, legs.height)
+        progress(day_line(outputs, time.perf_counter() - started))
+        yield outputs
 
 
-def _positions_table(day: dt.date, valued: pl.DataFrame, snapshot: pl.DataFrame, marks: pl.DataFrame,
-                     settings) -> pl.DataFrame:
-    """The contract's rows: every non-zero ledger position, and every asset a snapshot holds
-    non-zero that the ledger does not (quantity 0 there)."""
-    venue_only = (
-        snapshot.filter(pl.col("total") != 0)
-        .join(valued, on=["venue", "account", "asset"], how="anti")
-        .select("venue", "account", "asset")
-    )
-    zero = pl.lit(0, DECIMAL)
-    extra = with_book(venue_only, settings).join(marks, on="asset", how="left").select(
-        "venue", "account", "asset", qty=zero, mark="mark", market_value=zero, cost_basis=zero,
-        unrealized_pnl=zero, book="book",
-    )
-    table = pl.concat([valued.select(extra.columns), extra], how="vertical_relaxed")
-    return table.with_columns(business_date=pl.lit(day, pl.Date)).select(POSITIONS_TABLE.names()).cast(
-        POSITIONS_TABLE).sort("venue", "account", "asset")
+def day_line(outputs: DayOutputs, seconds: float) -> str:
+    """The progress line of one date."""
+    return (f"{outputs.business_date.isoformat()}: {outputs.legs} legs, {outputs.positions.height} positions, "
+            f"{outputs.breaks.height} breaks, {outputs.cleared.height} cleared ({seconds:.2f} s)")

@@ -12,15 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-QUARANTINE_SCHEMA = pl.Schema(
-    {
-        "file": pl.String,  # relative to the landing folder
-        "row": pl.Int64,  # 1-based data row; null when the whole file is refused
-        "column": pl.String,  # null when the whole row (or file) is refused
-        "reason": pl.String,
-        "raw": pl.String,  # the refused text, for a person to read
-    }
-)
+from utl.schemas import QUARANTINE as QUARANTINE_SCHEMA  # named once, in schemas
 
 
 @dataclass(frozen=True)

@@ -33,46 +33,10 @@ from __future__ import annotations
 import polars as pl
 
 from utl.decimals import DECIMAL
+from utl.schemas import CONCENTRATION, EXPOSURE_BY_ASSET, EXPOSURE_BY_BOOK, EXPOSURE_BY_VENUE, EXPOSURE_INPUT
 from utl.errors import BadInput, RowError
 
-POSITIONS = pl.Schema(
-    {
-        "business_date": pl.Date,
-        "venue": pl.String,
-        "account": pl.String,
-        "book": pl.String,
-        "asset": pl.String,
-        "qty": DECIMAL,  # signed
-        "mark": DECIMAL,  # null: unpriced
-        "market_value": DECIMAL,  # qty * mark; null exactly when mark is
-    }
-)
-"""The columns exposure reads (others are ignored)."""
-
-_MEASURES = {
-    "net_value": DECIMAL,
-    "gross_value": DECIMAL,
-    "long_value": DECIMAL,
-    "short_value": DECIMAL,  # <= 0
-    "share_of_gross": DECIMAL,  # of the day's total gross; null when that is 0
-    "positions": pl.Int64,
-    "unpriced": pl.Boolean,  # some position of the group has no mark
-}
-EXPOSURE_BY_ASSET = pl.Schema({"business_date": pl.Date, "asset": pl.String, "net_qty": DECIMAL, **_MEASURES})
-EXPOSURE_BY_VENUE = pl.Schema({"business_date": pl.Date, "venue": pl.String, **_MEASURES})
-EXPOSURE_BY_BOOK = pl.Schema({"business_date": pl.Date, "book": pl.String, **_MEASURES})
-CONCENTRATION = pl.Schema(
-    {
-        "business_date": pl.Date,
-        "gross_value": DECIMAL,  # the day's total gross over priced positions
-        "top_venue": pl.String,  # largest share of gross; ties go to the first name
-        "top_venue_share": DECIMAL,
-        "top_asset": pl.String,
-        "top_asset_share": DECIMAL,
-        "herfindahl": DECIMAL,  # Σ share² over assets: 1 = one asset, 1/n = n equal ones
-        "unpriced": pl.Boolean,  # some position of the day has no mark: shares cover the priced ones
-    }
-)
+POSITIONS = EXPOSURE_INPUT
 
 _REQUIRED = ("business_date", "venue", "account", "book", "asset", "qty")
 

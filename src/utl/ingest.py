@@ -19,7 +19,9 @@ from utl.assets import canonical_asset, pair_overrides
 from utl.decimals import DECIMAL, venue_decimal
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
-from utl.schemas import BALANCES, FILLS, MARKS, MOVEMENTS, Balances, Fills, Marks, Movements, validate_rows
+from utl.schemas import (
+    BALANCES_OUT, FILES_OUT, FILLS_OUT, MARKS_OUT, MOVEMENTS_OUT, Balances, Fills, Marks, Movements, validate_rows,
+)
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, split_refused
@@ -30,11 +32,6 @@ from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text
 DERIVATIVE_FORMATS = frozenset({"binance.futures_trades"})
 ASSET_CODE = r"^[A-Z0-9]{1,24}$"
 
-FILLS_OUT = pl.Schema({**FILLS, "format": pl.String, "derivative": pl.Boolean})
-MOVEMENTS_OUT = pl.Schema({**MOVEMENTS, "format": pl.String})
-BALANCES_OUT = pl.Schema({"business_date": pl.Date, **BALANCES})
-MARKS_OUT = pl.Schema({"business_date": pl.Date, **MARKS, "source_file": pl.String, "source_row": pl.Int64})
-FILES_OUT = pl.Schema({"file": pl.String, "format": pl.String, "kind": pl.String, "rows": pl.Int64, "refused": pl.Int64})
 
 
 @dataclass

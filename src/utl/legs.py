@@ -13,9 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from utl.decimals import DECIMAL
-from utl.schemas import LEGS
-
-LEGS_OUT = pl.Schema({**LEGS, "source": pl.String})  # source: "fills" | "ledger"
+from utl.schemas import LEGS_OUT
 
 
 def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:

@@ -19,15 +19,9 @@ from decimal import Decimal
 import polars as pl
 
 from utl.decimals import DECIMAL
+from utl.schemas import BREAKS, CLEARED
 
 KEY = ["venue", "account", "asset"]
-BREAKS = pl.Schema(
-    {
-        "business_date": pl.Date, "venue": pl.String, "account": pl.String, "asset": pl.String,
-        "ledger_qty": DECIMAL, "venue_qty": DECIMAL, "diff": DECIMAL, "tolerance": DECIMAL,
-        "first_seen": pl.Date, "kind": pl.String, "mark": DECIMAL, "diff_value": DECIMAL,
-    }
-)
 
 
 def find_breaks(

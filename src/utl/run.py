@@ -18,7 +18,8 @@ from pathlib import Path
 import polars as pl
 import psycopg
 
-from utl.eod import DayOutput, Progress, RunError, prepare, run_dates
+from utl.day import DayOutputs
+from utl.eod import Progress, RunError, prepare, run_dates
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.storage import write_partition
 from utl.store import Database, migrate, replace_rows, run_lock
@@ -41,7 +42,7 @@ def exposures(positions: pl.DataFrame) -> dict[str, pl.DataFrame]:
     }
 
 
-def break_history(days: list[DayOutput]) -> pl.DataFrame:
+def break_history(days: list[DayOutputs]) -> pl.DataFrame:
     """One row per unbroken run of a key's breaks, with the date it cleared (if it did)."""
     breaks = pl.concat([d.breaks for d in days]) if days else pl.DataFrame()
     if breaks.height == 0:
@@ -73,14 +74,12 @@ def run_eod(landing: Path, through: dt.date, storage: Path, database: Database, 
 def _run(conn: psycopg.Connection, run_id: int, landing: Path, through: dt.date, storage: Path,
          progress: Progress) -> RunSummary:
     prepared = prepare(landing, progress)
-    days: list[DayOutput] = []
+    days: list[DayOutputs] = []
     tables: dict[str, list[pl.DataFrame]] = {}
     for day in run_dates(prepared, through, progress):
         days.append(day)
-        per_table = {
-            "positions": day.positions, "lots": day.lots, "pnl": day.pnl, "pnl_explain": day.explain,
-            "breaks": day.breaks, **exposures(day.positions),
-        }
+        per_table = {name: getattr(day, name) for name in (
+            "positions", "lots", "pnl", "pnl_explain", "breaks", "exposure_asset", "exposure_venue", "exposure_book")}
         for name, frame in per_table.items():
             if name != "breaks":
                 write_partition(storage, name, day.business_date, frame)

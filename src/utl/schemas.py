@@ -19,7 +19,6 @@ import pandera.polars as pa
 import polars as pl
 
 from utl.decimals import DECIMAL
-from utl.errors import QUARANTINE_SCHEMA, empty_quarantine
 
 Amount = Annotated[pl.Decimal, 38, 18]  # exact; never Float64
 UtcTime = Annotated[pl.Datetime, "us", "UTC"]
@@ -128,13 +127,145 @@ MARKS = polars_schema(Marks)
 LEGS = polars_schema(Legs)
 
 
+# ---------------------------------------------------------------------------------------
+# Every other table of the run, named once. Frames are built and cast with these; the
+# PostgreSQL tables of the same names (sql/) hold the same columns.
+# ---------------------------------------------------------------------------------------
+
+QUARANTINE = pl.Schema(
+    {
+        "file": pl.String,  # relative to the landing folder
+        "row": pl.Int64,  # 1-based data row; null when the whole file is refused
+        "column": pl.String,  # null when the whole row (or file) is refused
+        "reason": pl.String,
+        "raw": pl.String,  # the refused text, for a person to read
+    }
+)
+DATED_QUARANTINE = pl.Schema({"business_date": pl.Date, **QUARANTINE})  # null date: the row's date is unknown
+
+# What ingest hands on: the canonical tables plus where each row came from.
+FILLS_OUT = pl.Schema({**FILLS, "format": pl.String, "derivative": pl.Boolean})
+MOVEMENTS_OUT = pl.Schema({**MOVEMENTS, "format": pl.String})
+BALANCES_OUT = pl.Schema({"business_date": pl.Date, **BALANCES})
+MARKS_OUT = pl.Schema({"business_date": pl.Date, **MARKS, "source_file": pl.String, "source_row": pl.Int64})
+FILES_OUT = pl.Schema({"file": pl.String, "format": pl.String, "kind": pl.String, "rows": pl.Int64, "refused": pl.Int64})
+LEGS_OUT = pl.Schema({**LEGS, "source": pl.String})  # source: "fills" | "ledger"
+DAY_LEGS = pl.Schema(
+    {name: LEGS[name] for name in ("venue", "account", "leg_id", "ts", "asset", "qty", "kind", "trade_id", "price", "quote")}
+    | {"business_date": pl.Date}
+)
+"""What a booked leg carries through the run: only what it moves (provenance stays in ingest)."""
+
+# The state carried from one business date to the next (utl.day.DayState).
+POSITIONS_STATE = pl.Schema({"venue": pl.String, "account": pl.String, "asset": pl.String, "qty": DECIMAL})
+LOTS_STATE = pl.Schema(
+    {
+        "book": pl.String, "asset": pl.String, "trade_id": pl.String, "opened_ts": UTC_TS,
+        "qty": DECIMAL, "entry_price": DECIMAL,
+    }
+)
+ACCOUNTS_STATE = pl.Schema({"venue": pl.String, "account": pl.String, "first_date": pl.Date})
+
+# A date's outputs.
+VALUED_POSITIONS = pl.Schema(
+    {
+        "venue": pl.String, "account": pl.String, "book": pl.String, "asset": pl.String, "qty": DECIMAL,
+        "mark": DECIMAL, "market_value": DECIMAL, "cost_basis": DECIMAL, "unrealized_pnl": DECIMAL,
+    }
+)
+POSITIONS_TABLE = pl.Schema(
+    {
+        "business_date": pl.Date, "venue": pl.String, "account": pl.String, "asset": pl.String, "qty": DECIMAL,
+        "mark": DECIMAL, "market_value": DECIMAL, "cost_basis": DECIMAL, "unrealized_pnl": DECIMAL, "book": pl.String,
+    }
+)
+"""utl.positions (eod.md)."""
+LOTS_TABLE = pl.Schema({**LOTS_STATE, "business_date": pl.Date})
+BREAKS = pl.Schema(
+    {
+        "business_date": pl.Date, "venue": pl.String, "account": pl.String, "asset": pl.String,
+        "ledger_qty": DECIMAL, "venue_qty": DECIMAL, "diff": DECIMAL, "tolerance": DECIMAL,
+        "first_seen": pl.Date, "kind": pl.String, "mark": DECIMAL, "diff_value": DECIMAL,
+    }
+)
+"""utl.breaks (eod.md)."""
+CLEARED = pl.Schema(
+    {"venue": pl.String, "account": pl.String, "asset": pl.String, "first_seen": pl.Date, "cleared_on": pl.Date}
+)
+"""Breaks of an account's previous reconciled date that a date no longer shows."""
+PNL = pl.Schema(
+    {
+        "business_date": pl.Date, "book": pl.String, "asset": pl.String,
+        **{c: DECIMAL for c in ("realized_pnl", "unrealized_pnl", "unrealized_change", "fees", "income", "trade_residual",
+                                "external_flows", "market_value_start", "market_value_end", "total_pnl")},
+    }
+)
+"""utl.pnl: per (book, asset), reporting currency."""
+PNL_EXPLAIN = pl.Schema(
+    {
+        "business_date": pl.Date, "book": pl.String,
+        **{c: DECIMAL for c in ("market_value_start", "market_value_end", "external_flows", "realized_pnl",
+                                "unrealized_change", "fees", "income", "trade_residual", "total_pnl", "unexplained")},
+    }
+)
+"""utl.pnl_explain: per book."""
+
+EXPOSURE_INPUT = pl.Schema(
+    {
+        "business_date": pl.Date,
+        "venue": pl.String,
+        "account": pl.String,
+        "book": pl.String,
+        "asset": pl.String,
+        "qty": DECIMAL,  # signed
+        "mark": DECIMAL,  # null: unpriced
+        "market_value": DECIMAL,  # qty * mark; null exactly when mark is
+    }
+)
+"""The columns exposure reads (others are ignored)."""
+_MEASURES = {
+    "net_value": DECIMAL,
+    "gross_value": DECIMAL,
+    "long_value": DECIMAL,
+    "short_value": DECIMAL,  # <= 0
+    "share_of_gross": DECIMAL,  # of the day's total gross; null when that is 0
+    "positions": pl.Int64,
+    "unpriced": pl.Boolean,  # some position of the group has no mark
+}
+EXPOSURE_BY_ASSET = pl.Schema({"business_date": pl.Date, "asset": pl.String, "net_qty": DECIMAL, **_MEASURES})
+EXPOSURE_BY_VENUE = pl.Schema({"business_date": pl.Date, "venue": pl.String, **_MEASURES})
+EXPOSURE_BY_BOOK = pl.Schema({"business_date": pl.Date, "book": pl.String, **_MEASURES})
+CONCENTRATION = pl.Schema(
+    {
+        "business_date": pl.Date,
+        "gross_value": DECIMAL,  # the day's total gross over priced positions
+        "top_venue": pl.String,  # largest share of gross; ties go to the first name
+        "top_venue_share": DECIMAL,
+        "top_asset": pl.String,
+        "top_asset_share": DECIMAL,
+        "herfindahl": DECIMAL,  # Σ share² over assets: 1 = one asset, 1/n = n equal ones
+        "unpriced": pl.Boolean,  # some position of the day has no mark: shares cover the priced ones
+    }
+)
+PNL_BY_BOOK = pl.Schema(
+    {
+        "business_date": pl.Date,
+        "book": pl.String,
+        "realized_pnl": DECIMAL,  # each null when some row of the book has none: unknown, not 0
+        "unrealized_pnl": DECIMAL,
+        "fees": DECIMAL,
+        "total_pnl": DECIMAL,
+    }
+)
+
+
 def validate_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Check ``frame`` against ``model``: (rows that pass, quarantine rows for those that
     do not, naming file, row, column and the failed check). Raises when the frame's shape
     (columns, dtypes) is wrong: that is a bug, not bad input."""
     try:
         model.validate(frame, lazy=True)
-        return frame, empty_quarantine()
+        return frame, QUARANTINE.to_frame()
     except pa.errors.SchemaErrors as exc:
         failures = exc.failure_cases
     rows = failures.filter(pl.col("index").is_not_null())
@@ -151,10 +282,6 @@ def validate_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> tuple[
         raw=pl.col("failure_case").cast(pl.String),
     )
     passing = numbered.join(bad.select("index").unique(), left_on="__index", right_on="index", how="anti").drop("__index")
-    return passing, refused.cast(QUARANTINE_SCHEMA)
+    return passing, refused.cast(QUARANTINE)
 
 
-__all__ = [
-    "Amount", "BALANCES", "Balances", "DECIMAL", "FILLS", "Fills", "LEGS", "Legs", "MARKS", "MOVEMENTS",
-    "MOVEMENT_KINDS", "Marks", "Movements", "UTC_TS", "polars_schema", "validate_rows",
-]

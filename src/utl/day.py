@@ -1,0 +1,165 @@
+"""One business date as a pure step over a carried state.
+
+The end-of-day run is a fold over dates: everything that crosses midnight lives in one
+:class:`DayState`; a date is ``step(day, before, inputs, settings) -> (after, outputs)``.
+The step reads no clock, prints nothing and touches no database: frames in, frames out. The
+CLI folds it over the dates that are missing or stale; a Dagster asset runs the same step
+for its partition, from the state its previous partition stored.
+
+What crosses midnight, and nothing else:
+
+- ``positions``: ledger quantity per (venue, account, asset);
+- ``lots``: open lots per (book, asset) for unit cost;
+- ``accounts``: the accounts already open, with their first business date;
+- ``open_breaks``: each account's breaks on its last reconciled date (``first_seen`` ages
+  a break across the account's reconciled dates).
+
+An account opens on the day after its earliest balance snapshot (eod.md): a date's inputs
+hold the day before's snapshots, and an account not yet open that has one there opens
+today from it. Legs of an account that is not open are already in its opening snapshot (or
+it has none, which ingest reports): they book nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from utl.daily import LedgerState, run_day
+from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
+from utl.marks import marks_for
+from utl.positions import positions_table
+from utl.recon import cleared, find_breaks
+from utl.schemas import (
+    ACCOUNTS_STATE, BALANCES_OUT, BREAKS, CLEARED, DAY_LEGS, LOTS_STATE, LOTS_TABLE, MARKS_OUT, POSITIONS_STATE,
+)
+from utl.settings import Settings
+
+ACCOUNT = ["venue", "account"]
+
+
+@dataclass(frozen=True)
+class DayState:
+    """The only thing that crosses midnight: the end of ``business_date``."""
+
+    business_date: dt.date
+    positions: pl.DataFrame  # POSITIONS_STATE
+    lots: pl.DataFrame  # LOTS_STATE
+    accounts: pl.DataFrame  # ACCOUNTS_STATE
+    open_breaks: pl.DataFrame  # BREAKS
+
+    TABLES = ("positions", "lots", "accounts", "open_breaks")
+
+    @classmethod
+    def empty(cls, business_date: dt.date) -> DayState:
+        """Before the first business date: nothing open, nothing held."""
+        return cls(business_date, POSITIONS_STATE.to_frame(), LOTS_STATE.to_frame(), ACCOUNTS_STATE.to_frame(),
+                   BREAKS.to_frame())
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {name: getattr(self, name) for name in self.TABLES}
+
+    @classmethod
+    def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame]) -> DayState:
+        schemas = {"positions": POSITIONS_STATE, "lots": LOTS_STATE, "accounts": ACCOUNTS_STATE, "open_breaks": BREAKS}
+        return cls(business_date, **{n: tables[n].select(s.names()).cast(s) for n, s in schemas.items()})
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    """What one date reads from the landing folder, already canonical and deduplicated."""
+
+    legs: pl.DataFrame  # DAY_LEGS: the day's legs (ts within the day), every account
+    snapshots: pl.DataFrame  # BALANCES_OUT of the day: reconciled against
+    opening_snapshots: pl.DataFrame  # BALANCES_OUT of the day before: accounts opening today
+    marks: pl.DataFrame  # MARKS_OUT of the day and the day before
+
+    TABLES = ("legs", "snapshots", "opening_snapshots", "marks")
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {name: getattr(self, name) for name in self.TABLES}
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, pl.DataFrame]) -> DayInputs:
+        schemas = {"legs": DAY_LEGS, "snapshots": BALANCES_OUT, "opening_snapshots": BALANCES_OUT, "marks": MARKS_OUT}
+        return cls(**{n: tables[n].select(s.names()).cast(s) for n, s in schemas.items()})
+
+
+@dataclass(frozen=True)
+class DayOutputs:
+    """What a date writes: the PostgreSQL rows and Parquet partitions of ``business_date``."""
+
+    business_date: dt.date
+    positions: pl.DataFrame  # POSITIONS_TABLE: utl.positions
+    lots: pl.DataFrame  # LOTS_TABLE
+    pnl: pl.DataFrame  # PNL
+    pnl_explain: pl.DataFrame  # PNL_EXPLAIN
+    exposure_asset: pl.DataFrame
+    exposure_venue: pl.DataFrame
+    exposure_book: pl.DataFrame
+    breaks: pl.DataFrame  # BREAKS: utl.breaks
+    cleared: pl.DataFrame  # CLEARED: breaks of earlier dates this date cleared
+    legs: int  # legs booked this date
+    reconciled: pl.DataFrame  # (venue, account) reconciled this date
+
+    TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
+              "breaks", "cleared", "reconciled")
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {name: getattr(self, name) for name in self.TABLES}
+
+    @classmethod
+    def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame], legs: int) -> DayOutputs:
+        return cls(business_date=business_date, legs=legs, **{n: tables[n] for n in cls.TABLES})
+
+
+def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) -> tuple[DayState, DayOutputs]:
+    """Business date ``day`` from the state at the end of the day before.
+
+    Raises :class:`utl.marks.MissingMark` when a position, a leg or an opening balance needs
+    a mark the inputs do not have: a date never completes with a guessed value.
+    """
+    if before.business_date != day - dt.timedelta(days=1):
+        raise ValueError(f"{day.isoformat()}: the state carried in is of {before.business_date.isoformat()}, "
+                         f"not of the day before")
+    reporting = settings.reporting_currency
+    opening = inputs.opening_snapshots.join(before.accounts, on=ACCOUNT, how="anti")
+    opened = opening.select(ACCOUNT).unique().with_columns(first_date=pl.lit(day, pl.Date)).cast(ACCOUNTS_STATE)
+    accounts = pl.concat([before.accounts, opened]).sort(ACCOUNT)
+    legs = inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
+
+    result = run_day(day, LedgerState(before.business_date, before.positions, before.lots),
+                     opening.select("venue", "account", "asset", pl.col("total").alias("qty")), legs, inputs.marks,
+                     settings)
+
+    marks = marks_for(inputs.marks, day, reporting)
+    snapshot = inputs.snapshots.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
+    reconciled = snapshot.select(ACCOUNT).unique().sort(ACCOUNT)
+    previous = before.open_breaks.join(reconciled, on=ACCOUNT, how="semi")
+    breaks = find_breaks(day, result.state.positions, snapshot, settings.tolerance, marks, previous)
+    gone = cleared(day, previous, breaks, reconciled).cast(CLEARED)
+    open_breaks = pl.concat([before.open_breaks.join(reconciled, on=ACCOUNT, how="anti"), breaks]).sort(
+        "venue", "account", "asset")
+
+    positions = positions_table(day, result.positions, snapshot, marks, settings)
+    # A venue-only row (ledger 0) without a mark is worth 0 in utl.positions; exposure
+    # counts it as unpriced, never as a zero value.
+    exposed = positions.with_columns(market_value=pl.when(pl.col("mark").is_not_null()).then(pl.col("market_value")))
+    after = DayState(day, result.state.positions, result.state.lots, accounts, open_breaks)
+    outputs = DayOutputs(
+        business_date=day,
+        positions=positions,
+        lots=result.state.lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE),
+        pnl=result.pnl,
+        pnl_explain=result.explain,
+        exposure_asset=exposure_by_asset(exposed),
+        exposure_venue=exposure_by_venue(exposed),
+        exposure_book=exposure_by_book(exposed),
+        breaks=breaks,
+        cleared=gone,
+        legs=legs.height,
+        reconciled=reconciled,
+    )
+    return after, outputs
