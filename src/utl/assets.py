@@ -10,9 +10,7 @@ quote by accident.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from contextvars import ContextVar
+from collections.abc import Mapping
 
 import polars as pl
 
@@ -57,21 +55,6 @@ PAIR_OVERRIDES: dict[str, tuple[str, str]] = {
     "DOTEUR": ("DOT", "EUR"),
 }
 
-# utl.toml's [pairs] for the ingest in progress: readers split symbols without knowing the
-# settings, so the run's overrides travel with the context rather than through every reader.
-_RUN_PAIRS: ContextVar[dict[str, tuple[str, str]]] = ContextVar("utl_run_pairs", default={})
-
-
-@contextlib.contextmanager
-def pair_overrides(pairs: dict[str, tuple[str, str]]) -> Iterator[None]:
-    """Within the block, :func:`split_symbol` splits these glued symbols as given."""
-    token = _RUN_PAIRS.set({k.upper(): v for k, v in pairs.items()})
-    try:
-        yield
-    finally:
-        _RUN_PAIRS.reset(token)
-
-
 # Kraken marks earn/staking balances of the same asset with a suffix.
 _SUFFIX = r"\.(S|M|F|B|P|HOLD)$"
 
@@ -88,13 +71,13 @@ def canonical_asset(code: pl.Expr, aliases: dict[str, str] | None = None) -> pl.
     return stripped.replace(table)
 
 
-def split_symbol(symbol: pl.Expr, overrides: dict[str, tuple[str, str]] | None = None) -> tuple[pl.Expr, pl.Expr]:
+def split_symbol(symbol: pl.Expr, overrides: Mapping[str, tuple[str, str]] | None = None) -> tuple[pl.Expr, pl.Expr]:
     """Split a pair into (base, quote) venue codes; null where it cannot be split.
 
     ``BTC/USDT``, ``BTC-USD``, ``BTC_USDT``, ``BTC/USDT:USDT`` (ccxt), ``BTC-USDT-SWAP`` split
     at the separator; ``BTCUSDT`` and ``XXBTZEUR`` by the known quote codes at the end.
     """
-    table = {**PAIR_OVERRIDES, **_RUN_PAIRS.get(), **(overrides or {})}
+    table = {**PAIR_OVERRIDES, **{k.upper(): v for k, v in (overrides or {}).items()}}
     s = symbol.str.strip_chars().str.to_uppercase()
     separated = s.str.contains(r"[/\-_]")
     head = s.str.replace(r":.*$", "")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from utl.assets import canonical_asset, pair_overrides
+from utl.assets import canonical_asset
 from utl.decimals import DECIMAL, venue_decimal
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
@@ -49,12 +49,11 @@ class Ingested:
 def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
     """Read every file of a landing folder into the canonical tables."""
     settings = settings or load_settings(landing)
-    with pair_overrides(settings.pairs):
-        return _ingest(landing, settings)
+    return _ingest(landing, settings)
 
 
 def _ingest(landing: Path, settings: Settings) -> Ingested:
-    files = scan_landing(landing)
+    files = scan_landing(landing, settings.pairs)
     formats = all_formats()
     fills, movements, balances, quarantine, described = [], [], [], [], []
     ledger_accounts: set[tuple[str, str]] = set()
@@ -197,16 +196,6 @@ def _canonical_fills(frame: pl.DataFrame, settings: Settings) -> tuple[pl.DataFr
     frame = frame.with_columns(
         derivative=pl.col("format").is_in(list(DERIVATIVE_FORMATS)) | pl.col("symbol").str.contains(":", literal=True)
     )
-    if settings.pairs:
-        # utl.toml [pairs] overrides how a glued symbol splits, whatever the reader guessed.
-        symbol = pl.col("symbol").str.strip_chars().str.to_uppercase()
-        pairs = settings.pairs
-        frame = frame.with_columns(
-            base=pl.coalesce(symbol.replace_strict({k: v[0] for k, v in pairs.items()}, default=None,
-                                                   return_dtype=pl.String), pl.col("base")),
-            quote=pl.coalesce(symbol.replace_strict({k: v[1] for k, v in pairs.items()}, default=None,
-                                                    return_dtype=pl.String), pl.col("quote")),
-        )
     return _canonical_assets(frame, ["base", "quote", "fee_asset"], settings)
 
 

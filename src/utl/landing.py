@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +40,10 @@ def _date_of(name: str) -> dt.date | None:
         return None
 
 
-def scan_landing(landing: Path) -> LandingFiles:
-    """List the landing folder's files by role; sorted, so every run reads in one order."""
+def scan_landing(landing: Path, pairs: Mapping[str, tuple[str, str]] | None = None) -> LandingFiles:
+    """List the landing folder's files by role; sorted, so every run reads in one order.
+    ``pairs`` (utl.toml [pairs]) travels with each source to the reader that splits symbols."""
+    pairs = dict(pairs or {})
     if not landing.is_dir():
         raise FileNotFoundError(f"no landing folder at {landing}")
     trades, balances, marks, misplaced = [], [], [], []
@@ -56,11 +59,11 @@ def scan_landing(landing: Path) -> LandingFiles:
             else:
                 misplaced.append((rel, "a marks file is named YYYY-MM-DD.csv"))
         elif len(parts) == 4 and parts[2] == "trades":
-            trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1]))
+            trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs))
         elif len(parts) == 4 and parts[2] == "balances":
             day = _date_of(parts[3])
             if day:
-                balances.append((day, Source(path=path, rel=rel, venue=parts[0], account=parts[1])))
+                balances.append((day, Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs)))
             else:
                 misplaced.append((rel, "a balance snapshot is named YYYY-MM-DD.json or YYYY-MM-DD.csv"))
         else:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -42,6 +43,8 @@ class Source:
     rel: str  # path relative to the landing folder: what quarantine rows name
     venue: str
     account: str
+    # utl.toml [pairs]: glued symbols split as the user says, whatever the known quotes suggest.
+    pairs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def read_spot_trades(source: Source) -> Parsed:
     # what the pair leaves, which keeps digit-led bases such as 1INCH whole.
     frame = frame.with_columns(quote=trailing_code(pl.col("__amount")))
     if (frame["quote"] == "").any():  # no code on Amount: fall back to the quote table
-        quote = pl.when(pl.col("quote") != "").then(pl.col("quote")).otherwise(split_symbol(pl.col("symbol"))[1])
+        quote = pl.when(pl.col("quote") != "").then(pl.col("quote")).otherwise(split_symbol(pl.col("symbol"), source.pairs)[1])
         frame = frame.with_columns(quote=quote)
     splits = pl.col("symbol").str.ends_with(pl.col("quote")) & (
         pl.col("symbol").str.len_chars() > pl.col("quote").str.len_chars()
@@ -174,7 +174,7 @@ def read_spot_trades_legacy(source: Source) -> Parsed:
     rows, refused = read_csv_rows(source)
     require_columns(rows, list(SPOT_LEGACY), source.rel)
     rows, time_column, checks = _timed(rows, source, "Date(UTC)", "Date(UTC)")
-    base, quote = split_symbol(pl.col("Market"))
+    base, quote = split_symbol(pl.col("Market"), source.pairs)
     fee_coin = pl.col("Fee Coin").str.strip_chars()
     frame = per_distinct(
         rows,
@@ -310,7 +310,7 @@ def read_futures_trades(source: Source) -> Parsed:
     has_ids = "Trade ID" in rows.columns
     if has_ids:
         require_columns(rows, ["Maker", "Order ID"], source.rel)
-    base, quote = split_symbol(pl.col("Symbol"))
+    base, quote = split_symbol(pl.col("Symbol"), source.pairs)
     frame = per_distinct(rows, ["Symbol", "Side"], symbol=pl.col("Symbol").str.strip_chars(), base=base, quote=quote, side=side_of(pl.col("Side")))
     frame = frame.with_columns(fee_asset=trailing_code(pl.col("Fee"))).with_columns(
         # "0.26040000 USDT" or "0.26USDT"; a bare number is in the margin asset, the quote.

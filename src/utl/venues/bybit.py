@@ -301,7 +301,7 @@ def read_spot_trades(source: Source) -> Parsed:
     time_column = next((c for c in SPOT_TIMESTAMPS if c in rows.columns), SPOT_TIMESTAMPS[0])
     require_columns(rows, [*SPOT_PREVIOUS, time_column], source.rel)
     current = "ExecFeeV2" in rows.columns
-    base, quote = split_symbol(pl.col("Spot Pairs"))
+    base, quote = split_symbol(pl.col("Spot Pairs"), source.pairs)
     frame = per_distinct(
         rows,
         ["Spot Pairs", "Direction", *(["feeCoin"] if current else [])],

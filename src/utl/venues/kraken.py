@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 
+from collections.abc import Mapping
+
 import polars as pl
 
 from utl.decimals import DECIMAL, with_venue_decimals
@@ -151,7 +153,7 @@ def _time_check(column: str) -> Check:
     )
 
 
-def split_pair(pair: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def split_pair(pair: pl.Expr, overrides: Mapping[str, tuple[str, str]] | None = None) -> tuple[pl.Expr, pl.Expr]:
     """(base, quote) Kraken codes of ``BTC/USD`` or a glued pair (``XXBTZEUR``); null if unknown."""
     s = pair.str.strip_chars()
     length = s.str.len_chars()
@@ -162,8 +164,9 @@ def split_pair(pair: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
             fits = fits & (length == len(quote) + 4)
         bases.append(pl.when(fits).then(s.str.slice(0, length - len(quote))))
         quotes.append(pl.when(fits).then(pl.lit(quote)))
-    override_base = s.replace_strict({k: v[0] for k, v in PAIR_OVERRIDES.items()}, default=None, return_dtype=pl.String)
-    override_quote = s.replace_strict({k: v[1] for k, v in PAIR_OVERRIDES.items()}, default=None, return_dtype=pl.String)
+    table = {**PAIR_OVERRIDES, **(overrides or {})}
+    override_base = s.str.to_uppercase().replace_strict({k: v[0] for k, v in table.items()}, default=None, return_dtype=pl.String)
+    override_quote = s.str.to_uppercase().replace_strict({k: v[1] for k, v in table.items()}, default=None, return_dtype=pl.String)
     slashed = s.str.contains("/")
     base = pl.when(slashed).then(s.str.extract(r"^([^/]+)/[^/]+$", 1)).otherwise(pl.coalesce(override_base, *bases))
     quote = pl.when(slashed).then(s.str.extract(r"^[^/]+/([^/]+)$", 1)).otherwise(pl.coalesce(override_quote, *quotes))
@@ -234,7 +237,7 @@ def read_ledgers(source: Source) -> Parsed:
 def read_trades(source: Source) -> Parsed:
     rows, refused = read_csv_rows(source)
     require_columns(rows, ["txid", "ordertxid", "pair", "time", "type", "price", "cost", "fee", "vol"], source.rel)
-    base, quote = split_pair(pl.col("pair"))
+    base, quote = split_pair(pl.col("pair"), source.pairs)
     rows = with_decimals(rows, ["vol", "price", "cost", "fee"]).with_columns(__ts=_time("time"))
     # Few distinct pairs and types: each is read once.
     rows = per_distinct(rows, ["pair", "type"], __base=base, __quote=quote, __side=pl.col("type").str.strip_chars().str.to_lowercase())
