@@ -49,76 +49,121 @@ class Ingested:
 def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
     """Read every file of a landing folder into the canonical tables."""
     settings = settings or load_settings(landing)
-    return _ingest(landing, settings)
-
-
-def _ingest(landing: Path, settings: Settings) -> Ingested:
     files = scan_landing(landing, settings.pairs)
     formats = all_formats()
-    fills, movements, balances, quarantine, described = [], [], [], [], []
-    ledger_accounts: set[tuple[str, str]] = set()
-    for rel, why in files.misplaced:
-        quarantine.append(quarantine_file(rel, why))
-    for source in files.trades:
-        fmt, parsed = read_source(source, formats, expect=("fills", "ledger"))
-        quarantine.append(parsed.quarantine)
-        described.append(_describe(source, fmt, parsed))
-        if fmt is None:
-            continue
-        if fmt.kind == "fills":
-            fills.append(parsed.frame.with_columns(format=pl.lit(fmt.name)))
-        else:
-            ledger_accounts.add((source.venue, source.account))
-            movements.append(parsed.frame.with_columns(format=pl.lit(fmt.name)))
-    for day, source in files.balances:
-        fmt, parsed = read_source(source, formats, expect=("balances",))
-        quarantine.append(parsed.quarantine)
-        described.append(_describe(source, fmt, parsed))
-        if fmt is not None:
-            balances.append(parsed.frame.with_columns(business_date=pl.lit(day, pl.Date)))
-    marks = [read_marks(day, path, landing, settings.aliases) for day, path in files.marks]
-    quarantine.extend(q for _, q in marks)
+    read = [misplaced_file(rel, why) for rel, why in files.misplaced]
+    read += [read_trades_file(source, formats, settings) for source in files.trades]
+    read += [read_balances_file(day, source, formats, settings) for day, source in files.balances]
+    read += [read_marks_file(day, path, landing, settings) for day, path in files.marks]
+    return combine(read, settings)
 
-    fill_frame, q = _canonical_fills(_concat(fills, FILLS_OUT.to_frame().drop("derivative")), settings)
+
+@dataclass(frozen=True)
+class FileRows:
+    """One landing file's canonical rows, before anything is compared across files.
+
+    Asset codes are canonical and every row passed its model; what a file cannot say alone
+    (a trade id booked twice, two snapshots of one day) is decided by :func:`combine`.
+    """
+
+    file: str  # relative to the landing folder
+    format: str | None  # None: no reader could read it (its quarantine says why)
+    kind: str | None  # fills | ledger | balances | marks
+    venue: str
+    account: str
+    fills: pl.DataFrame  # FILLS_OUT
+    movements: pl.DataFrame  # MOVEMENTS_OUT
+    balances: pl.DataFrame  # BALANCES_OUT, not yet summed per asset
+    marks: pl.DataFrame  # MARKS_OUT
+    quarantine: pl.DataFrame  # QUARANTINE
+    rows: int  # rows the reader booked (before canonical checks)
+
+    TABLES = ("fills", "movements", "balances", "marks", "quarantine")
+
+
+def _file_rows(rel: str, fmt: Format | None, kind: str | None, venue: str = "", account: str = "", *,
+               rows: int = 0, quarantine: list[pl.DataFrame] = (), **tables: pl.DataFrame) -> FileRows:
+    empty = {"fills": FILLS_OUT, "movements": MOVEMENTS_OUT, "balances": BALANCES_OUT, "marks": MARKS_OUT}
+    frames = {name: tables.get(name, schema.to_frame()) for name, schema in empty.items()}
+    q = pl.concat([f.cast(QUARANTINE_SCHEMA) for f in quarantine]) if quarantine else empty_quarantine()
+    return FileRows(rel, fmt.name if fmt else None, kind, venue, account, quarantine=q, rows=rows, **frames)
+
+
+def misplaced_file(rel: str, why: str) -> FileRows:
+    return _file_rows(rel, None, None, quarantine=[quarantine_file(rel, why)])
+
+
+def _checked(frame: pl.DataFrame, schema: pl.Schema, model) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The boundary: every table leaves ingest checked against its model."""
+    return validate_rows(frame.select(schema.names()).cast(schema), model)
+
+
+def read_trades_file(source: Source, formats: list[Format], settings: Settings) -> FileRows:
+    """A ``trades/`` file: fills or ledger lines, canonical and checked."""
+    fmt, parsed = read_source(source, formats, expect=("fills", "ledger"))
+    q = [parsed.quarantine]
+    if fmt is None:
+        return _file_rows(source.rel, None, None, source.venue, source.account, quarantine=q)
+    frame = parsed.frame.with_columns(format=pl.lit(fmt.name))
+    if fmt.kind == "fills":
+        fills, refused = _canonical_fills(frame, settings)
+        fills, invalid = _checked(fills, FILLS_OUT, Fills)
+        return _file_rows(source.rel, fmt, "fills", source.venue, source.account, rows=parsed.frame.height,
+                          quarantine=[*q, refused, invalid], fills=fills)
+    movements, refused = _canonical_assets(frame, ["asset"], settings)
+    movements, invalid = _checked(movements, MOVEMENTS_OUT, Movements)
+    return _file_rows(source.rel, fmt, "ledger", source.venue, source.account, rows=parsed.frame.height,
+                      quarantine=[*q, refused, invalid], movements=movements)
+
+
+def read_balances_file(day: dt.date, source: Source, formats: list[Format], settings: Settings) -> FileRows:
+    """A ``balances/D.*`` snapshot, canonical and checked (summed per asset by :func:`combine`)."""
+    fmt, parsed = read_source(source, formats, expect=("balances",))
+    q = [parsed.quarantine]
+    if fmt is None:
+        return _file_rows(source.rel, None, None, source.venue, source.account, quarantine=q)
+    frame = parsed.frame.with_columns(business_date=pl.lit(day, pl.Date))
+    balances, refused = _canonical_assets(frame, ["asset"], settings)
+    balances, invalid = _checked(balances, BALANCES_OUT, Balances)
+    return _file_rows(source.rel, fmt, "balances", source.venue, source.account, rows=parsed.frame.height,
+                      quarantine=[*q, refused, invalid], balances=balances)
+
+
+def read_marks_file(day: dt.date, path: Path, landing: Path, settings: Settings) -> FileRows:
+    marks, refused = read_marks(day, path, landing, settings.aliases)
+    marks, invalid = _checked(marks, MARKS_OUT, Marks)
+    return _file_rows(path.relative_to(landing).as_posix(), None, "marks", rows=marks.height + refused.height,
+                      quarantine=[refused, invalid], marks=marks)
+
+
+def combine(files: list[FileRows], settings: Settings) -> Ingested:
+    """Many files' rows as one set of canonical tables: each venue id booked once (a
+    conflict quarantines every version), each account's snapshot of a day summed per asset
+    (two snapshot files of one day: neither is used)."""
+    quarantine = [f.quarantine for f in files]
+    fills, q = dedupe(_concat([f.fills for f in files if f.fills.height], FILLS_OUT.to_frame()),
+                      ["venue", "account", "trade_id"], "trade id", FILL_CONTENT)
     quarantine.append(q)
-    fill_frame, q = dedupe(fill_frame, ["venue", "account", "trade_id"], "trade id", FILL_CONTENT)
+    movements, q = dedupe(_concat([f.movements for f in files if f.movements.height], MOVEMENTS_OUT.to_frame()),
+                          ["venue", "account", "entry_id"], "ledger entry id", MOVEMENT_CONTENT)
     quarantine.append(q)
-    movement_frame, q = _canonical_assets(_concat(movements, MOVEMENTS_OUT.to_frame()), ["asset"], settings)
+    balances, q = _combine_balances(_concat([f.balances for f in files if f.balances.height], BALANCES_OUT.to_frame()))
     quarantine.append(q)
-    movement_frame, q = dedupe(movement_frame, ["venue", "account", "entry_id"], "ledger entry id", MOVEMENT_CONTENT)
-    quarantine.append(q)
-    balance_frame, q = _canonical_balances(_concat(balances, BALANCES_OUT.to_frame()), settings)
-    quarantine.append(q)
-    mark_frame = _concat([m for m, _ in marks], MARKS_OUT.to_frame())
-    # The boundary: every table leaves ingest checked against its model.
-    checked = {}
-    for name, frame, schema, model in (
-        ("fills", fill_frame, FILLS_OUT, Fills),
-        ("movements", movement_frame, MOVEMENTS_OUT, Movements),
-        ("balances", balance_frame, BALANCES_OUT, Balances),
-        ("marks", mark_frame, MARKS_OUT, Marks),
-    ):
-        checked[name], q = validate_rows(frame.select(schema.names()).cast(schema), model)
-        quarantine.append(q)
+    described = [(f.file, f.format, f.kind, f.rows, f.quarantine.height) for f in files if f.kind != "marks"]
     return Ingested(
         settings=settings,
-        fills=checked["fills"],
-        movements=checked["movements"],
-        balances=checked["balances"],
-        marks=checked["marks"],
+        fills=fills,
+        movements=movements,
+        balances=balances,
+        marks=_concat([f.marks for f in files if f.marks.height], MARKS_OUT.to_frame()),
         quarantine=pl.concat([q.cast(QUARANTINE_SCHEMA) for q in quarantine]).sort("file", "row", nulls_last=False),
         files=pl.DataFrame(described, schema=FILES_OUT, orient="row"),
-        ledger_accounts=ledger_accounts,
+        ledger_accounts={(f.venue, f.account) for f in files if f.kind == "ledger"},
     )
 
 
 def _concat(frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(frames, how="vertical_relaxed") if frames else empty
-
-
-def _describe(source: Source, fmt: Format | None, parsed: Parsed) -> tuple:
-    return (source.rel, fmt.name if fmt else None, fmt.kind if fmt else None, parsed.frame.height,
-            parsed.quarantine.height)
 
 
 def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) -> tuple[Format | None, Parsed]:
@@ -199,13 +244,13 @@ def _canonical_fills(frame: pl.DataFrame, settings: Settings) -> tuple[pl.DataFr
     return _canonical_assets(frame, ["base", "quote", "fee_asset"], settings)
 
 
-def _canonical_balances(frame: pl.DataFrame, settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _combine_balances(ok: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Balances per canonical asset: codes that map together (DOT, DOT.S) add up.
 
     Two snapshot files for one account and date cannot both be the end-of-day state: every
     row of both is refused, and the account is not reconciled that day.
     """
-    ok, refused = _canonical_assets(frame, ["asset"], settings)
+    refused = empty_quarantine()
     files_per_day = ok.group_by("business_date", "venue", "account").agg(pl.col("source_file").n_unique().alias("n"))
     twice = files_per_day.filter(pl.col("n") > 1)
     clash = ok.join(twice, on=["business_date", "venue", "account"], how="semi")
