@@ -1,0 +1,390 @@
+"""The landing folder's memory: each file read once, its canonical rows kept by business date.
+
+A landing folder grows by a few files a day while its history stays; reading all of it for
+every run would make a day cost the whole history. So each file is read once and its
+canonical rows (:class:`utl.ingest.FileRows`) are kept as Parquet, sorted by date, under
+the memory folder; a date's inputs are cut from the files whose dates reach it.
+
+A file is known by its path, size and modification time; when those change its content is
+hashed, and only a new hash reads it again (a ``touch`` reads nothing). A new, changed or
+removed file changes the dates its rows touch (a snapshot or a marks file also the day
+after, which opens from it or values from it). Each date has a fingerprint: a hash of that
+date's inputs and settings. A date whose fingerprint is not the one it was last written
+with is stale, and so is every date after it, since each date starts from the one before.
+
+Layout of the memory folder::
+
+    catalog.parquet          one row per landing file read: size, mtime, sha256, dates touched
+    rows/<key>/<table>.parquet   its canonical rows (fills, movements, balances, marks, quarantine)
+    fingerprints.parquet     business_date -> fingerprint, for the dates computed so far
+    settings.sha256          what the rows were made with (utl.toml, memory version)
+
+Dedupe across files works within a date: the same venue id on two dates is two fills.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from utl.day import DayInputs
+from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
+from utl.ingest import (
+    FileRows, combine, misplaced_file, read_balances_file, read_marks_file, read_trades_file,
+)
+from utl.landing import scan_landing
+from utl.legs import book_legs
+from utl.schemas import DAY_LEGS, DATED_QUARANTINE, Legs, validate_rows
+from utl.settings import Settings, load_settings
+from utl.venues import all_formats
+
+MEMORY_VERSION = "1"  # bump when what is stored per file changes: every file is read again
+
+CATALOG = pl.Schema(
+    {
+        "file": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "sha256": pl.String, "key": pl.String,
+        "format": pl.String, "kind": pl.String, "venue": pl.String, "account": pl.String,
+        "first_date": pl.Date, "last_date": pl.Date, "rows": pl.Int64, "refused": pl.Int64,
+    }
+)
+FINGERPRINTS = pl.Schema({"business_date": pl.Date, "fingerprint": pl.String})
+ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What a refresh found: the files read again and the earliest date they change."""
+
+    read: list[str]  # new or changed files, read now
+    removed: list[str]
+    stale_from: dt.date | None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _frame_digest(frame: pl.DataFrame) -> bytes:
+    """Order-free digest of a frame's rows (and columns)."""
+    hashed = frame.hash_rows(seed=7).sort() if frame.height else pl.Series([], dtype=pl.UInt64)
+    return hashlib.sha256(",".join(frame.columns).encode() + hashed.to_numpy().tobytes()).digest()
+
+
+def _touched(rows: FileRows) -> list[dt.date]:
+    """The business dates a file's rows reach (a snapshot or marks file: also the day after)."""
+    dates: list[dt.date] = []
+    for frame in (rows.fills, rows.movements):
+        if frame.height:
+            dates += frame.select(pl.col("ts").dt.date().unique())["ts"].to_list()
+    for frame in (rows.balances, rows.marks):
+        if frame.height:
+            days = frame["business_date"].unique().to_list()
+            dates += days + [d + ONE_DAY for d in days]
+    return dates
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """One date's canonical rows: its fills and ledger lines, the snapshots and marks of the
+    date and the day before, the refusals that belong to the date."""
+
+    business_date: dt.date
+    fills: pl.DataFrame  # FILLS_OUT, ts within the date
+    movements: pl.DataFrame  # MOVEMENTS_OUT, ts within the date
+    balances: pl.DataFrame  # BALANCES_OUT of the date and the day before
+    marks: pl.DataFrame  # MARKS_OUT of the date and the day before
+    quarantine: pl.DataFrame  # DATED_QUARANTINE
+    ledger_accounts: pl.DataFrame  # (venue, account) whose legs come from a ledger export
+
+    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "ledger_accounts")
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {name: getattr(self, name) for name in self.TABLES}
+
+    @classmethod
+    def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame]) -> DayRows:
+        return cls(business_date=business_date, **{name: tables[name] for name in cls.TABLES})
+
+
+def dated(quarantine: pl.DataFrame, day: dt.date | None) -> pl.DataFrame:
+    """Quarantine rows (QUARANTINE) as DATED_QUARANTINE rows of ``day`` (None: unknown)."""
+    frame = quarantine.cast(QUARANTINE_SCHEMA).with_columns(business_date=pl.lit(day, pl.Date))
+    return frame.select(DATED_QUARANTINE.names()).cast(DATED_QUARANTINE).sort("file", "row", nulls_last=False)
+
+
+def book_day(rows: DayRows) -> tuple[DayInputs, pl.DataFrame]:
+    """The legs of one date, booked from its rows (one source per account), and the date's
+    inputs for :func:`utl.day.step`; the second frame is every refusal of the date."""
+    day = rows.business_date
+    ledger_accounts = set(rows.ledger_accounts.iter_rows())
+    legs, refused = validate_rows(book_legs(rows.fills, rows.movements, ledger_accounts), Legs)
+    legs = legs.with_columns(business_date=pl.lit(day, pl.Date)).select(DAY_LEGS.names()).cast(DAY_LEGS)
+    inputs = DayInputs(
+        legs=legs,
+        snapshots=rows.balances.filter(pl.col("business_date") == day),
+        opening_snapshots=rows.balances.filter(pl.col("business_date") == day - ONE_DAY),
+        marks=rows.marks,
+    )
+    return inputs, pl.concat([rows.quarantine, dated(refused, day)]).sort("file", "row", nulls_last=False)
+
+
+class LandingMemory:
+    """The memory of one landing folder, kept in ``root`` (UTL's data folder for it)."""
+
+    def __init__(self, landing: Path, root: Path, settings: Settings | None = None):
+        self.landing = landing.resolve()
+        self.root = root
+        self.settings = settings or load_settings(self.landing)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._catalog: pl.DataFrame | None = None
+        self._fingerprints: pl.DataFrame | None = None
+        self._undated = empty_quarantine()
+
+    # -- the lock: one process refreshes a memory at a time ---------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.root / "memory.lock").open("a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- what is remembered ----------------------------------------------------------
+
+    @property
+    def catalog(self) -> pl.DataFrame:
+        if self._catalog is None:
+            path = self.root / "catalog.parquet"
+            self._catalog = pl.read_parquet(path).cast(CATALOG) if path.exists() else CATALOG.to_frame()
+        return self._catalog
+
+    @property
+    def fingerprints(self) -> pl.DataFrame:
+        if self._fingerprints is None:
+            path = self.root / "fingerprints.parquet"
+            self._fingerprints = pl.read_parquet(path).cast(FINGERPRINTS) if path.exists() else FINGERPRINTS.to_frame()
+        return self._fingerprints
+
+    def _settings_hash(self) -> str:
+        toml = self.landing / "utl.toml"
+        text = toml.read_bytes() if toml.exists() else b""
+        return hashlib.sha256(MEMORY_VERSION.encode() + b"\0" + text).hexdigest()
+
+    def _write(self, name: str, frame: pl.DataFrame) -> None:
+        partial = self.root / f".{name}.partial"
+        frame.write_parquet(partial)
+        os.replace(partial, self.root / name)
+
+    # -- refresh ---------------------------------------------------------------------
+
+    def refresh(self) -> Refresh:
+        """Read the files that are new or changed since the last refresh; forget removed ones."""
+        with self._locked():
+            self._catalog = self._fingerprints = None
+            settings_file = self.root / "settings.sha256"
+            settings_hash = self._settings_hash()
+            if not settings_file.exists() or settings_file.read_text() != settings_hash:
+                # Canonical rows depend on the settings (aliases, pairs): nothing old stands.
+                shutil.rmtree(self.root / "rows", ignore_errors=True)
+                for name in ("catalog.parquet", "fingerprints.parquet"):
+                    (self.root / name).unlink(missing_ok=True)
+                self._catalog = CATALOG.to_frame()
+                self._fingerprints = FINGERPRINTS.to_frame()
+            files = scan_landing(self.landing, self.settings.pairs)
+            self._undated = pl.concat([misplaced_file(rel, why).quarantine for rel, why in files.misplaced]
+                                      or [empty_quarantine()])
+            known = {row["file"]: row for row in self.catalog.iter_rows(named=True)}
+            formats = all_formats()
+            rows, read, touched = [], [], []
+            entries = ([(s.path, s.rel, lambda s=s: read_trades_file(s, formats, self.settings)) for s in files.trades]
+                       + [(s.path, s.rel, lambda d=d, s=s: read_balances_file(d, s, formats, self.settings))
+                          for d, s in files.balances]
+                       + [(p, p.relative_to(self.landing).as_posix(),
+                           lambda d=d, p=p: read_marks_file(d, p, self.landing, self.settings)) for d, p in files.marks])
+            for path, rel, reader in entries:
+                stat = path.stat()
+                old = known.pop(rel, None)
+                if old is not None and (old["size"], old["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
+                    rows.append(old)
+                    continue
+                sha = _sha256(path)
+                if old is not None and old["sha256"] == sha:
+                    rows.append({**old, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+                    continue
+                file_rows = reader()
+                dates = _touched(file_rows)
+                if old is not None and old["first_date"] is not None:
+                    touched += [old["first_date"]]
+                touched += dates
+                key = hashlib.sha256(f"{rel}\0{sha}".encode()).hexdigest()[:32]
+                self._store_rows(key, file_rows)
+                read.append(rel)
+                rows.append({
+                    "file": rel, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha, "key": key,
+                    "format": file_rows.format, "kind": file_rows.kind, "venue": file_rows.venue,
+                    "account": file_rows.account, "first_date": min(dates, default=None),
+                    "last_date": max(dates, default=None), "rows": file_rows.rows,
+                    "refused": file_rows.quarantine.height,
+                })
+            removed = sorted(known)
+            for old in known.values():
+                shutil.rmtree(self.root / "rows" / old["key"], ignore_errors=True)
+                if old["first_date"] is not None:
+                    touched.append(old["first_date"])
+            catalog = pl.DataFrame(rows, schema=CATALOG, orient="row") if rows else CATALOG.to_frame()
+            ledger_before = self._ledger_accounts(self.catalog)
+            self._catalog = catalog
+            self._write("catalog.parquet", catalog)
+            fingerprints = self.fingerprints
+            if self._ledger_accounts(catalog) != ledger_before:
+                # An account's legs come from its ledger once it has one: every date may move.
+                fingerprints = FINGERPRINTS.to_frame()
+                touched += [d for d in catalog["first_date"].drop_nulls().to_list()]
+            stale_from = min(touched, default=None)
+            if stale_from is not None:
+                fingerprints = fingerprints.filter(pl.col("business_date") < stale_from)
+            self._fingerprints = fingerprints
+            self._write("fingerprints.parquet", fingerprints)
+            settings_file.write_text(settings_hash)
+            return Refresh(read=read, removed=removed, stale_from=stale_from)
+
+    def _store_rows(self, key: str, rows: FileRows) -> None:
+        folder = self.root / "rows" / key
+        partial = folder.with_name(f".{key}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for name in FileRows.TABLES:
+            frame = getattr(rows, name)
+            order = {"fills": "ts", "movements": "ts", "balances": "business_date", "marks": "business_date"}.get(name)
+            (frame.sort(order, maintain_order=True) if order else frame).write_parquet(partial / f"{name}.parquet")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+
+    @staticmethod
+    def _ledger_accounts(catalog: pl.DataFrame) -> set[tuple[str, str]]:
+        ledger = catalog.filter(pl.col("kind") == "ledger").select("venue", "account").unique()
+        return set(ledger.iter_rows())
+
+    # -- reading a date --------------------------------------------------------------
+
+    def first_business_date(self) -> dt.date | None:
+        """The day after the earliest balance snapshot (eod.md), or None without one."""
+        snapshots = self.catalog.filter(pl.col("kind") == "balances")
+        # A snapshot file's first_date is its own day (its last_date the day after).
+        return None if snapshots.height == 0 else snapshots["first_date"].min() + ONE_DAY
+
+    def _files_reaching(self, first: dt.date, last: dt.date) -> pl.DataFrame:
+        return self.catalog.filter(
+            pl.col("first_date").is_not_null() & (pl.col("first_date") <= last) & (pl.col("last_date") >= first)
+        )
+
+    def _scan(self, key: str, table: str, predicate: pl.Expr) -> pl.DataFrame:
+        return pl.scan_parquet(self.root / "rows" / key / f"{table}.parquet").filter(predicate).collect()
+
+    def day_rows(self, day: dt.date) -> DayRows:
+        """The canonical rows of ``day`` from every file that reaches it, deduplicated."""
+        before = day - ONE_DAY
+        on_day = pl.col("ts").dt.date() == day
+        in_two_days = pl.col("business_date").is_in([before, day])
+        parts: list[FileRows] = []
+        for row in self._files_reaching(before, day).iter_rows(named=True):
+            key, kind = row["key"], row["kind"]
+            tables = {
+                "fills": self._scan(key, "fills", on_day) if kind == "fills" else None,
+                "movements": self._scan(key, "movements", on_day) if kind == "ledger" else None,
+                "balances": self._scan(key, "balances", in_two_days) if kind == "balances" else None,
+                "marks": self._scan(key, "marks", in_two_days) if kind == "marks" else None,
+            }
+            # A snapshot's or marks file's own refusals belong to its date.
+            own_day = kind in ("balances", "marks") and row["first_date"] == day
+            quarantine = pl.read_parquet(self.root / "rows" / key / "quarantine.parquet") if own_day else empty_quarantine()
+            parts.append(FileRows(row["file"], row["format"], kind, row["venue"], row["account"],
+                                  quarantine=quarantine, rows=0,
+                                  **{n: f if f is not None else _empty(n) for n, f in tables.items()}))
+        combined = combine(parts, self.settings)
+        ledger = sorted(self._ledger_accounts(self.catalog))
+        return DayRows(
+            business_date=day,
+            fills=combined.fills,
+            movements=combined.movements,
+            balances=combined.balances,
+            marks=combined.marks,
+            quarantine=dated(combined.quarantine, day),
+            ledger_accounts=pl.DataFrame(ledger, schema={"venue": pl.String, "account": pl.String}, orient="row"),
+        )
+
+    def fingerprint(self, day: dt.date) -> str:
+        """The fingerprint of ``day``'s inputs (computed once per change, then remembered)."""
+        known = self.fingerprints.filter(pl.col("business_date") == day)
+        if known.height:
+            return known["fingerprint"][0]
+        rows = self.day_rows(day)
+        digest = hashlib.sha256(self._settings_hash().encode())
+        for name, frame in rows.tables().items():
+            digest.update(name.encode() + _frame_digest(frame))
+        value = digest.hexdigest()
+        self.remember_fingerprints({day: value})
+        return value
+
+    def remember_fingerprints(self, values: dict[dt.date, str]) -> None:
+        with self._locked():
+            self._fingerprints = None
+            new = pl.DataFrame({"business_date": list(values), "fingerprint": list(values.values())}, schema=FINGERPRINTS)
+            merged = pl.concat([self.fingerprints.filter(~pl.col("business_date").is_in(list(values))), new])
+            self._fingerprints = merged.sort("business_date")
+            self._write("fingerprints.parquet", self._fingerprints)
+
+    def undated_quarantine(self) -> pl.DataFrame:
+        """Refusals whose business date is unknown (DATED_QUARANTINE, null date): misplaced
+        files, files no reader takes, rows of trade exports, accounts with no snapshot."""
+        parts = [self._undated]
+        for row in self.catalog.filter(pl.col("refused") > 0).iter_rows(named=True):
+            if row["kind"] not in ("balances", "marks") or row["first_date"] is None:
+                parts.append(pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet"))
+        parts.append(self._orphans())
+        return dated(pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]), None)
+
+    def _orphans(self) -> pl.DataFrame:
+        """An account with trades but no balance snapshot has no opening state: one entry says
+        its legs are not booked (its files are read for the count only; such accounts are rare)."""
+        snapshot_accounts = self.catalog.filter(pl.col("kind") == "balances").select("venue", "account").unique()
+        traded = self.catalog.filter(pl.col("kind").is_in(["fills", "ledger"]))
+        orphans = traded.join(snapshot_accounts, on=["venue", "account"], how="anti")
+        entries = []
+        ledger_accounts = self._ledger_accounts(self.catalog)
+        for (venue, account), files in orphans.group_by("venue", "account", maintain_order=True):
+            parts = [FileRows(f["file"], f["format"], f["kind"], venue, account, rows=0,
+                              quarantine=empty_quarantine(),
+                              **{n: (pl.read_parquet(self.root / "rows" / f["key"] / f"{n}.parquet")
+                                     if n in ("fills", "movements") else _empty(n)) for n in FileRows.TABLES
+                                 if n != "quarantine"})
+                     for f in files.sort("file").iter_rows(named=True)]
+            combined = combine(parts, self.settings)
+            legs = book_legs(combined.fills, combined.movements, ledger_accounts)
+            entries.append(quarantine_file(
+                parts[0].file,
+                f"account {venue}/{account} has no balance snapshot, so no opening state: "
+                f"its {legs.height} legs are not booked",
+            ))
+        return pl.concat(entries) if entries else empty_quarantine()
+
+
+def _empty(table: str) -> pl.DataFrame:
+    from utl.schemas import BALANCES_OUT, FILLS_OUT, MARKS_OUT, MOVEMENTS_OUT
+
+    return {"fills": FILLS_OUT, "movements": MOVEMENTS_OUT, "balances": BALANCES_OUT, "marks": MARKS_OUT}[table].to_frame()
