@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,8 @@ class Settings:
     aliases: dict[str, str] = field(default_factory=dict)  # venue code -> canonical code
     pairs: dict[str, tuple[str, str]] = field(default_factory=dict)  # glued symbol -> (base, quote)
     books: dict[str, tuple[str, ...]] = field(default_factory=dict)  # book -> ["venue/account", ...]
+    schedule_start_date: dt.date | None = None  # [schedule] start_date: the first partition
+    schedule_cron: str = "30 0 * * *"  # [schedule] cron (UTC): when the EOD schedule runs
 
     def book_of(self, venue: str, account: str) -> str:
         """The book an account's lots match in: its own (venue/account) unless grouped."""
@@ -60,6 +63,16 @@ def load_settings(landing: Path) -> Settings:
     to = (to,) if isinstance(to, str) else tuple(to)
     pairs = {str(k).upper(): (str(v[0]).upper(), str(v[1]).upper()) for k, v in (raw.get("pairs") or {}).items()}
     books = {str(k): tuple(v) for k, v in (raw.get("books") or {}).items()}
+    schedule = raw.get("schedule") or {}
+    start = schedule.get("start_date")
+    if start is not None and not isinstance(start, dt.date):
+        try:
+            start = dt.date.fromisoformat(str(start))
+        except ValueError:
+            raise SettingsError(f"utl.toml: [schedule] start_date {start!r} is not a date YYYY-MM-DD") from None
+    cron = str(schedule.get("cron", "30 0 * * *"))
+    if len(cron.split()) != 5:
+        raise SettingsError(f"utl.toml: [schedule] cron {cron!r} is not a five-field cron expression")
     return Settings(
         reporting_currency=str(raw.get("reporting_currency", "USD")).upper(),
         costing_method=method,
@@ -68,4 +81,6 @@ def load_settings(landing: Path) -> Settings:
         aliases={str(k).upper(): str(v).upper() for k, v in (raw.get("aliases") or {}).items()},
         pairs=pairs,
         books=books,
+        schedule_start_date=start,
+        schedule_cron=cron,
     )

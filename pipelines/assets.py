@@ -1,0 +1,138 @@
+"""The end-of-day chain as daily-partitioned assets; each body is a call into ``utl``.
+
+    landing_rows -> ledger_legs -> day_state (and the day before's day_state) -> eod_tables
+
+- ``landing_rows``: the date's canonical rows from the landing memory (each file read once).
+- ``ledger_legs``: the date's legs, one source per account, and the date's refused rows.
+- ``day_state``: :func:`utl.day.step` from the day before's state: positions, lots, PnL and
+  explain, exposure, breaks; it depends on its own previous partition, so dates run in order.
+- ``eod_tables``: the date's rows in PostgreSQL (one transaction) and its Parquet outputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from pipelines.partitions import previous_day
+from pipelines.resources import LandingResource, PostgresResource
+from utl import checks
+from utl.day import DayInputs, DayOutputs, DayState, step
+from utl.memory import DayRows, book_day
+from utl.storage import write_partition
+from utl.store.days import write_day, write_undated_quarantine
+
+STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+
+CHECKS = {
+    "legs_sum_to_positions": ("day_state", ERROR, "Each position is the day before's plus the day's legs."),
+    "explain_ties": ("day_state", ERROR, "Every book's PnL explain ties: nothing unexplained."),
+    "marks_cover_positions": ("day_state", ERROR, "Every non-zero position has the day's mark."),
+    "no_breaks": ("day_state", WARN, "Warns when the date has breaks."),
+    "no_quarantine": ("ledger_legs", WARN, "Warns when rows of the date were quarantined."),
+}
+
+
+def _specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name, asset=asset, description=text, blocking=severity == ERROR)
+            for name, (owner, severity, text) in CHECKS.items() if owner == asset]
+
+
+def _result(name: str, outcome: checks.Check) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=name, passed=outcome.passed, severity=CHECKS[name][1],
+                               description=outcome.description, metadata=outcome.metadata)
+
+
+def _day(context: dg.AssetExecutionContext) -> dt.date:
+    return dt.date.fromisoformat(context.partition_key)
+
+
+def _split(tables: dict[str, pl.DataFrame], prefix: str) -> dict[str, pl.DataFrame]:
+    return {name[len(prefix):]: frame for name, frame in tables.items() if name.startswith(prefix)}
+
+
+def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="1")
+    def landing_rows(context: dg.AssetExecutionContext, landing: LandingResource) -> dg.Output:
+        """The date's canonical rows (fills, ledger lines, snapshots, marks, refusals)."""
+        day = _day(context)
+        memory = landing.memory
+        refresh = memory.refresh()
+        first = memory.first_business_date()
+        if first is None:
+            raise dg.Failure(f"{day}: landing_rows: no balance snapshot in {landing.folder}: no account has an "
+                             f"opening state")
+        rows = memory.day_rows(day)
+        fingerprint = pl.DataFrame({"fingerprint": [memory.fingerprint(day)]})
+        return dg.Output({**rows.tables(), "fingerprint": fingerprint}, metadata={
+            "fills": rows.fills.height, "ledger_lines": rows.movements.height,
+            "snapshot_rows": rows.balances.height, "marks": rows.marks.height,
+            "files_read_now": len(refresh.read), "first_business_date": first.isoformat(),
+        })
+
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("ledger_legs"))
+    def ledger_legs(context: dg.AssetExecutionContext, landing_rows: dict[str, pl.DataFrame]) -> Iterator:
+        """The date's legs, one source per account (eod.md, "Opening state and booking")."""
+        rows = DayRows.from_tables(_day(context), landing_rows)
+        inputs, quarantine = book_day(rows)
+        yield dg.Output({**inputs.tables(), "quarantine": quarantine},
+                        metadata={"legs": inputs.legs.height, "quarantined": quarantine.height})
+        yield _result("no_quarantine", checks.no_quarantine(quarantine))
+
+    @dg.asset(
+        partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("day_state"),
+        ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
+                                    dagster_type=dg.Optional[dict])},
+    )
+    def day_state(context: dg.AssetExecutionContext, landing: LandingResource,
+                  ledger_legs: dict[str, pl.DataFrame], previous: dict[str, pl.DataFrame] | None) -> Iterator:
+        """The date from the day before's state: positions, lots, PnL, exposure, breaks."""
+        day = _day(context)
+        started = time.perf_counter()
+        inputs = DayInputs.from_tables(ledger_legs)
+        yesterday = day - dt.timedelta(days=1)
+        before = (DayState.from_tables(yesterday, _split(previous, "state.")) if previous is not None
+                  else DayState.empty(yesterday))
+        try:
+            after, outputs = step(day, before, inputs, landing.settings)
+        except ValueError as exc:  # MissingMark names the asset and the marks file
+            raise dg.Failure(description=f"{day}: day_state: {exc}") from exc
+        tables = ({f"state.{n}": f for n, f in after.tables().items()}
+                  | {f"out.{n}": f for n, f in outputs.tables().items()}
+                  | {"legs": pl.DataFrame({"legs": [outputs.legs]})})
+        yield dg.Output(tables, metadata={
+            "legs": outputs.legs, "positions": outputs.positions.height, "breaks": outputs.breaks.height,
+            "cleared": outputs.cleared.height, "seconds": round(time.perf_counter() - started, 3),
+        })
+        yield _result("legs_sum_to_positions", checks.legs_sum_to_positions(before, inputs, after))
+        yield _result("explain_ties", checks.explain_ties(outputs.pnl_explain))
+        yield _result("marks_cover_positions", checks.marks_cover_positions(outputs.positions))
+        yield _result("no_breaks", checks.no_breaks(outputs.breaks))
+
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="1")
+    def eod_tables(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
+                   landing_rows: dict[str, pl.DataFrame], ledger_legs: dict[str, pl.DataFrame],
+                   day_state: dict[str, pl.DataFrame]) -> dg.MaterializeResult:
+        """The date's rows in PostgreSQL, in one transaction, and its Parquet outputs."""
+        day = _day(context)
+        started = time.perf_counter()
+        outputs = DayOutputs.from_tables(day, _split(day_state, "out."), legs=day_state["legs"]["legs"][0])
+        for name in STORAGE_TABLES:
+            write_partition(landing.storage, name, day, getattr(outputs, name))
+        run_id = context.run.tags.get("utl/run_id")
+        with postgres.connect(landing.folder) as conn:
+            with conn.transaction():
+                written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
+                                    landing_rows["fingerprint"]["fingerprint"][0],
+                                    run_id=int(run_id) if run_id else None, dagster_run=context.run_id)
+                written += write_undated_quarantine(conn, landing.memory.undated_quarantine())
+        seconds = time.perf_counter() - started
+        return dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
+                                              "storage": str(landing.storage)})
+
+    return [landing_rows, ledger_legs, day_state, eod_tables]
