@@ -5,6 +5,7 @@ It runs once per server: the embedded one (started once per session, in its own 
 dir) and, when ``TEST_DATABASE_URL`` is set, the server at that URL (whose role must be
 allowed to create databases). ``migrated_database`` is the same with ``sql/`` applied.
 ``scratch_dir`` is a folder where a test may start an embedded server of its own.
+Every test runs with ``UTL_HOME`` set to a scratch folder, so none touches the user's own.
 """
 
 from __future__ import annotations
@@ -23,19 +24,46 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from utl.home import make_folders
 from utl.store import connect, embedded_server, migrate
 
 SERVERS = ["embedded"] + (["env"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
 def scratch_folder(prefix: str) -> Path:
-    """A new folder under ``<tmp>/utl-<uid>/``: root-safe for the embedded server (see
-    utl.store.embedded), unlike pytest's ``tmp_path``, whose parent is ``0700``."""
-    folder = Path(tempfile.gettempdir()) / f"utl-{os.geteuid()}" / f"{prefix}-{uuid.uuid4().hex[:8]}"
-    folder.parent.mkdir(mode=0o755, exist_ok=True)
-    folder.mkdir(mode=0o755)
-    folder.chmod(0o755)  # whatever the umask: the 'pgserver' user must traverse it
+    """A new folder under ``<tmp>/utl-test-<uid>/`` that the tests create ``0755``: as root
+    the embedded server runs as user 'pgserver', who must enter its UTL_HOME, and pytest's
+    ``tmp_path`` lies under a ``0700`` folder (which UTL rightly refuses to open)."""
+    base = Path(tempfile.gettempdir()) / f"utl-test-{os.geteuid()}"
+    make_folders(base, 0o755)
+    folder = base / f"{prefix}-{uuid.uuid4().hex[:8]}"
+    make_folders(folder, 0o755)
     return folder
+
+
+def stop_servers_in(folder: Path) -> None:
+    """Stop any embedded server a test left running under ``folder``."""
+    for pid_file in folder.rglob("postmaster.pid"):
+        with contextlib.suppress(ValueError, psutil.Error):
+            server = psutil.Process(int(pid_file.read_text().split("\n", 1)[0]))
+            if server.name() == "postgres":
+                server.terminate()
+                server.wait(30)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_utl_home() -> Iterator[Path]:
+    """``UTL_HOME`` for the whole session (commands run by tests inherit it)."""
+    folder = scratch_folder("home")
+    before = os.environ.get("UTL_HOME")
+    os.environ["UTL_HOME"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("UTL_HOME", None)
+    else:
+        os.environ["UTL_HOME"] = before
+    stop_servers_in(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -43,12 +71,7 @@ def scratch_dir() -> Iterator[Path]:
     """A new root-safe folder; any embedded server a test left running in it is stopped."""
     folder = scratch_folder("scratch")
     yield folder
-    for pid_file in folder.rglob("postmaster.pid"):
-        with contextlib.suppress(ValueError, psutil.Error):
-            server = psutil.Process(int(pid_file.read_text().split("\n", 1)[0]))
-            if server.name() == "postgres":
-                server.terminate()
-                server.wait(30)
+    stop_servers_in(folder)
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from utl.analytics import connect as analytics, pnl_by_book, top_exposures
+from utl.home import landing_id
 
 ROOT = Path(__file__).resolve().parents[1]
 LANDING = ROOT / "data_samples" / "landing"
@@ -31,7 +32,7 @@ TABLES = ("positions", "breaks", "pnl", "pnl_explain", "quarantine", "break_hist
 
 
 def utl(*args: str, url: str | None, home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("UTL_DATABASE_URL",)}
+    env = {k: v for k, v in os.environ.items() if k not in ("UTL_DATABASE_URL", "UTL_LANDING")}
     if url is not None:
         env["UTL_DATABASE_URL"] = url
     if home is not None:
@@ -169,8 +170,26 @@ def test_parquet_outputs_answer_duckdb_queries(database, tmp_path):
 
 
 def test_embedded_database_by_default(scratch_dir, tmp_path):
-    """No UTL_DATABASE_URL: the command starts (and stops) an embedded PostgreSQL itself."""
-    done = eod(LANDING, DATES[-1], None, tmp_path / "s", home=scratch_dir)
+    """No UTL_DATABASE_URL: the command starts (and stops) an embedded PostgreSQL itself, with
+    a database of the landing folder's own; `utl breaks` follows the last landing run."""
+    done = utl("eod", "--landing", str(LANDING), "--date", DATES[-1], url=None, home=scratch_dir)
     assert done.returncode == 0, done.stderr
-    assert "embedded PostgreSQL" in done.stderr
+    database = f"utl_{landing_id(LANDING)}"
+    assert (f"database: embedded PostgreSQL in {scratch_dir / 'pgdata'} (database {database}, landing {LANDING})"
+            in done.stderr)
+    storage = scratch_dir / "landings" / landing_id(LANDING) / "storage"
+    assert f"Parquet under {storage}" in done.stdout and (storage / "positions").is_dir()
     assert as_tuples(breaks_csv("2024-03-06", None, home=scratch_dir)) == expected_breaks("2024-03-06")
+
+    other = tmp_path / "other-landing"  # another landing folder: another database, no rows of the first
+    other.mkdir()
+    shown = utl("breaks", "--date", "2024-03-06", "--format", "csv", "--landing", str(other), url=None,
+                home=scratch_dir)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:] == [] and f"utl_{landing_id(other)}" in shown.stderr
+
+
+def test_breaks_without_any_landing_says_what_to_do(scratch_dir):
+    done = utl("breaks", "--date", "2024-03-06", "--format", "csv", url=None, home=scratch_dir / "fresh")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "run `utl eod --landing LANDING --date D` first, or pass --landing" in done.stderr

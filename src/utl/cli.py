@@ -44,32 +44,50 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _default_storage() -> Path:
-    from utl.store import utl_home
+def _landing_for(landing: Path | None, command: str) -> Path | None:
+    """The landing folder a command without a required ``--landing`` works on: the option,
+    else ``UTL_LANDING``, else the last one ``utl eod`` ran. None is fine with
+    ``UTL_DATABASE_URL`` (one shared database); otherwise there is no database to pick."""
+    import os
 
-    return utl_home() / "storage"
+    from utl.home import last_landing
+    from utl.store import database_url
+
+    chosen = landing or (Path(os.environ["UTL_LANDING"]) if os.environ.get("UTL_LANDING", "").strip() else None)
+    chosen = chosen or (None if database_url() else last_landing())
+    if chosen is None and database_url() is None:
+        click.echo(f"utl {command}: no landing folder yet: run `utl eod --landing LANDING --date D` first, "
+                   f"or pass --landing", err=True)
+        sys.exit(1)
+    return chosen
+
+
+_LANDING_HELP = ("The landing folder whose database to use [default: $UTL_LANDING, else the last one `utl eod` "
+                 "ran]; not needed with UTL_DATABASE_URL.")
 
 
 @main.command()
 @click.option("--landing", type=click.Path(path_type=Path), required=True, help="The landing folder (eod.md).")
 @click.option("--date", "through", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Run every business date through this one.")
 @click.option("--storage", type=click.Path(path_type=Path), default=None,
-              help="Folder for the Parquet outputs [default: $UTL_HOME/storage, UTL_HOME defaults to ~/.utl].")
+              help="Folder for the Parquet outputs [default: $UTL_HOME/landings/<landing id>/storage].")
 def eod(landing: Path, through, storage: Path | None) -> None:
     """Book, cost, value and reconcile every business date through --date into PostgreSQL."""
     from utl.eod import RunError
     from utl.run import run_eod
     from utl.settings import SettingsError
+    from utl.home import landing_home, record_last_landing
     from utl.store import open_database
 
-    storage = storage or _default_storage()
+    storage = storage or landing_home(landing) / "storage"
     try:
-        with open_database() as database:
+        with open_database(landing) as database:
             _say(f"database: {database.description}")
             summary = run_eod(landing, through.date(), storage, database, progress=_say)
     except (RunError, SettingsError, FileNotFoundError) as exc:
         click.echo(f"utl eod: could not complete: {exc}", err=True)
         sys.exit(1)
+    record_last_landing(landing)
     click.echo(
         f"run {summary.run_id}: {len(summary.dates)} business dates through {summary.dates[-1].isoformat()}, "
         f"{summary.breaks} breaks, {summary.quarantined} quarantined rows; Parquet under {summary.storage}"
@@ -79,13 +97,15 @@ def eod(landing: Path, through, storage: Path | None) -> None:
 @main.command()
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
-def breaks(day, fmt: str) -> None:
+@click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
+def breaks(day, fmt: str, landing: Path | None) -> None:
     """Print the breaks of a date from the database `utl eod` writes to."""
     import polars as pl
 
     from utl.store import migrate, open_database, read_frame
 
-    with open_database() as database, database.connect() as conn:
+    with open_database(_landing_for(landing, "breaks")) as database, database.connect() as conn:
+        _say(f"database: {database.description}")
         migrate(conn)
         frame = read_frame(conn, "SELECT * FROM utl.breaks WHERE business_date = %(day)s ORDER BY venue, account, asset",
                            {"day": day.date()})
@@ -127,11 +147,13 @@ def db() -> None:
 
 
 @db.command("migrate")
-def db_migrate() -> None:
+@click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
+def db_migrate(landing: Path | None) -> None:
     """Apply the numbered migrations in sql/ that are not applied yet."""
     from utl.store import migrate, open_database
 
-    with open_database() as database, database.connect() as conn:
+    with open_database(_landing_for(landing, "db migrate")) as database, database.connect() as conn:
+        _say(f"database: {database.description}")
         applied = migrate(conn)
         click.echo(f"{database.description}: {len(applied)} migrations applied")
 

@@ -24,11 +24,12 @@ from utl.store.lock import RUN_LOCK_KEY
 BIG_DAY = dt.date(2024, 5, 2)
 
 
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(*args: str, env: dict[str, str] | None = None, stderr: int | None = None) -> subprocess.Popen[str]:
     """Run ``workers.py <args>`` in a new process, its stdout piped as text."""
     return subprocess.Popen(
         [sys.executable, __file__, *args],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env={**os.environ, **(env or {})},
     )
