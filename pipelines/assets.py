@@ -9,9 +9,9 @@
 - ``eod_tables``: the date's rows in PostgreSQL (one transaction) and its Parquet outputs.
 """
 
-from __future__ import annotations
 
 import datetime as dt
+from typing import Optional
 import time
 from collections.abc import Iterator
 
@@ -76,7 +76,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         })
 
     @dg.asset(partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("ledger_legs"))
-    def ledger_legs(context: dg.AssetExecutionContext, landing_rows: dict[str, pl.DataFrame]) -> Iterator:
+    def ledger_legs(context: dg.AssetExecutionContext, landing_rows: dict) -> Iterator:
         """The date's legs, one source per account (eod.md, "Opening state and booking")."""
         rows = DayRows.from_tables(_day(context), landing_rows)
         inputs, quarantine = book_day(rows)
@@ -87,10 +87,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     @dg.asset(
         partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("day_state"),
         ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
-                                    dagster_type=dg.Optional[dict])},
+                                    dagster_type=Optional[dict])},
     )
     def day_state(context: dg.AssetExecutionContext, landing: LandingResource,
-                  ledger_legs: dict[str, pl.DataFrame], previous: dict[str, pl.DataFrame] | None) -> Iterator:
+                  ledger_legs: dict, previous: Optional[dict]) -> Iterator:
         """The date from the day before's state: positions, lots, PnL, exposure, breaks."""
         day = _day(context)
         started = time.perf_counter()
@@ -116,8 +116,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
     @dg.asset(partitions_def=partitions, group_name="eod", code_version="1")
     def eod_tables(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
-                   landing_rows: dict[str, pl.DataFrame], ledger_legs: dict[str, pl.DataFrame],
-                   day_state: dict[str, pl.DataFrame]) -> dg.MaterializeResult:
+                   landing_rows: dict, ledger_legs: dict,
+                   day_state: dict) -> dg.MaterializeResult:
         """The date's rows in PostgreSQL, in one transaction, and its Parquet outputs."""
         day = _day(context)
         started = time.perf_counter()

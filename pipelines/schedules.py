@@ -1,6 +1,5 @@
 """``eod_schedule``: every day at ``[schedule] cron`` (UTC), the previous business date."""
 
-from __future__ import annotations
 
 import datetime as dt
 
@@ -9,7 +8,7 @@ import dagster as dg
 from utl.settings import Settings
 
 
-def build_schedule(job: dg.JobDefinition | dg.UnresolvedAssetJobDefinition, settings: Settings) -> dg.ScheduleDefinition:
+def build_schedule(job, settings: Settings) -> dg.ScheduleDefinition:
     @dg.schedule(name="eod_schedule", cron_schedule=settings.schedule_cron, job=job, execution_timezone="UTC",
                  default_status=dg.DefaultScheduleStatus.RUNNING)
     def eod_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:

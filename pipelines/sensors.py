@@ -7,7 +7,6 @@ run per tick, never while another run of this landing is queued or in progress, 
 past a date whose run failed: ops fix the input and rerun that date, and the chain goes on.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import json

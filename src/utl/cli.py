@@ -73,10 +73,10 @@ _LANDING_HELP = ("The landing folder whose database to use [default: $UTL_LANDIN
               help="Folder for the Parquet outputs [default: $UTL_HOME/landings/<landing id>/storage].")
 def eod(landing: Path, through, storage: Path | None) -> None:
     """Book, cost, value and reconcile every business date through --date into PostgreSQL."""
-    from utl.eod import RunError
-    from utl.run import run_eod
-    from utl.settings import SettingsError
+    from pipelines.eod import run_eod
     from utl.home import landing_home, record_last_landing
+    from utl.run import RunError
+    from utl.settings import SettingsError
     from utl.store import open_database
 
     storage = storage or landing_home(landing) / "storage"
@@ -89,8 +89,9 @@ def eod(landing: Path, through, storage: Path | None) -> None:
         sys.exit(1)
     record_last_landing(landing)
     click.echo(
-        f"run {summary.run_id}: {len(summary.dates)} business dates through {summary.dates[-1].isoformat()}, "
-        f"{summary.breaks} breaks, {summary.quarantined} quarantined rows; Parquet under {summary.storage}"
+        f"run {summary.run_id}: {len(summary.dates)} business dates through {summary.dates[-1].isoformat()} "
+        f"({len(summary.ran)} run now), {summary.breaks} breaks open, {summary.quarantined} quarantined rows; "
+        f"Parquet under {summary.storage}"
     )
 
 

@@ -22,13 +22,10 @@ from utl.day import DayInputs, DayOutputs, DayState, step
 from utl.errors import QUARANTINE_SCHEMA
 from utl.ingest import Ingested, ingest_landing
 from utl.legs import book_legs
+from utl.run import RunError
 from utl.schemas import DAY_LEGS, Legs, validate_rows
 
 RUN_LEG_COLUMNS = DAY_LEGS.names()
-
-
-class RunError(RuntimeError):
-    """The run could not complete (no landing folder, nothing to run, a missing mark...)."""
 
 
 @dataclass(frozen=True)
