@@ -53,6 +53,7 @@ def test_starttls_and_login_against_a_server_that_requires_both(tls) -> None:
     assert PASSWORD not in repr(smtp) and PASSWORD not in smtp.description
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the socket is TLS; aiosmtpd cannot tell
 def test_implicit_tls(tls) -> None:
     inbox = Inbox()
     with smtp_server(inbox, tls=tls, implicit_tls=True, login=True) as port:
