@@ -79,20 +79,27 @@ def eod(landing: Path, through, storage: Path | None) -> None:
     from utl.settings import SettingsError
     from utl.store import open_database
 
+    from utl.report.finish import alert_failed_eod, finish_run
+
     storage = storage or landing_home(landing) / "storage"
     try:
         with open_database(landing) as database:
             _say(f"database: {database.description}")
             summary = run_eod(landing, through.date(), storage, database, progress=_say)
+            record_last_landing(landing)
+            click.echo(
+                f"run {summary.run_id}: {len(summary.dates)} business dates through {summary.dates[-1].isoformat()} "
+                f"({len(summary.ran)} run now), {summary.breaks} breaks open, {summary.quarantined} quarantined rows; "
+                f"Parquet under {summary.storage}"
+            )
+            # report.md: the report of the last date, its outcome on the run, the summary.
+            report = finish_run(database, landing, summary.run_id, summary.dates[-1], say=_say, show=click.echo)
     except (RunError, SettingsError, FileNotFoundError) as exc:
         click.echo(f"utl eod: could not complete: {exc}", err=True)
+        alert_failed_eod(landing, through.date(), str(exc), say=_say)
         sys.exit(1)
-    record_last_landing(landing)
-    click.echo(
-        f"run {summary.run_id}: {len(summary.dates)} business dates through {summary.dates[-1].isoformat()} "
-        f"({len(summary.ran)} run now), {summary.breaks} breaks open, {summary.quarantined} quarantined rows; "
-        f"Parquet under {summary.storage}"
-    )
+    if report.status == "failed":
+        sys.exit(3)  # completed, report not sent (report.md)
 
 
 @main.command()
@@ -103,16 +110,17 @@ def breaks(day, fmt: str, landing: Path | None) -> None:
     """Print the breaks of a date from the database `utl eod` writes to."""
     import polars as pl
 
-    from utl.store import migrate, open_database, read_frame
+    from utl.report.data import breaks_csv, read_breaks
+    from utl.store import migrate, open_database
 
     with open_database(_landing_for(landing, "breaks")) as database, database.connect() as conn:
         _say(f"database: {database.description}")
         migrate(conn)
-        frame = read_frame(conn, "SELECT * FROM utl.breaks WHERE business_date = %(day)s ORDER BY venue, account, asset",
-                           {"day": day.date()})
-    if fmt == "csv":
-        sys.stdout.write(frame.write_csv())
-        return
+        if fmt == "csv":
+            # The same text the report attaches (report.md).
+            sys.stdout.write(breaks_csv(conn, day.date()))
+            return
+        frame = read_breaks(conn, day.date())
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True):
         click.echo(frame if frame.height else f"no breaks on {day.date().isoformat()}")
 
@@ -140,6 +148,20 @@ def pnl(landing: Path, day) -> None:
         click.echo("Explain per book: total = market value end - start - external flows:")
         click.echo(last.pnl_explain.select("book", "market_value_start", "market_value_end", "external_flows", "total_pnl",
                                        "realized_pnl", "unrealized_change", "fees", "income", "trade_residual", "unexplained"))
+
+
+@main.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--landing", type=click.Path(path_type=Path), envvar="UTL_LANDING", default=None,
+              help="The landing folder whose utl.toml holds [report] [default: $UTL_LANDING].")
+@click.option("--to", "to", multiple=True, help="Send to this address instead of the configured ones (repeatable).")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Write the report's HTML to this file instead of sending it.")
+def report(day, landing: Path | None, to: tuple[str, ...], out: Path | None) -> None:
+    """Send a date's break report again, or write its HTML (report.md). Exit 3 when not sent."""
+    from utl.report.cli import report_command
+
+    sys.exit(report_command(day.date(), landing, to, out, say=_say))
 
 
 @main.group()

@@ -17,6 +17,9 @@ class Settings:
     costing_method: str = "fifo"
     tolerance: dict[str, Decimal] = field(default_factory=dict)  # absolute qty per asset; default 0
     report_to: tuple[str, ...] = ()
+    alerts_to: tuple[str, ...] | None = None  # None: the same as report_to (report.md)
+    escalate_after_days: int = 3  # a break older than this many days is escalated
+    escalate_value: Decimal = Decimal("10000")  # or worth more than this at mark (reporting currency)
     aliases: dict[str, str] = field(default_factory=dict)  # venue code -> canonical code
     pairs: dict[str, tuple[str, str]] = field(default_factory=dict)  # glued symbol -> (base, quote)
     books: dict[str, tuple[str, ...]] = field(default_factory=dict)  # book -> ["venue/account", ...]
@@ -59,8 +62,21 @@ def load_settings(landing: Path) -> Settings:
         if tolerance[str(asset).upper()] < 0:
             raise SettingsError(f"utl.toml: [tolerance] {asset} is negative")
     report = raw.get("report") or {}
-    to = report.get("to", [])
-    to = (to,) if isinstance(to, str) else tuple(to)
+    to = _addresses(report.get("to", []))
+    alerts_to = _addresses(report["alerts_to"]) if "alerts_to" in report else None
+    escalate_after_days = report.get("escalate_after_days", 3)
+    if not isinstance(escalate_after_days, int) or isinstance(escalate_after_days, bool) or escalate_after_days < 0:
+        raise SettingsError(f"utl.toml: [report] escalate_after_days = {escalate_after_days!r}: a whole number of days")
+    escalate_value = report.get("escalate_value", "10000")
+    try:
+        # Text, like tolerances: a TOML float would not be the amount written.
+        if not isinstance(escalate_value, (str, int)) or isinstance(escalate_value, bool):
+            raise InvalidOperation
+        escalate_value = Decimal(str(escalate_value))
+        if not escalate_value.is_finite() or escalate_value < 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise SettingsError(f'utl.toml: [report] escalate_value = {escalate_value!r}: write it as text, e.g. "10000"') from None
     pairs = {str(k).upper(): (str(v[0]).upper(), str(v[1]).upper()) for k, v in (raw.get("pairs") or {}).items()}
     books = {str(k): tuple(v) for k, v in (raw.get("books") or {}).items()}
     schedule = raw.get("schedule") or {}
@@ -78,9 +94,16 @@ def load_settings(landing: Path) -> Settings:
         costing_method=method,
         tolerance=tolerance,
         report_to=to,
+        alerts_to=alerts_to,
+        escalate_after_days=escalate_after_days,
+        escalate_value=escalate_value,
         aliases={str(k).upper(): str(v).upper() for k, v in (raw.get("aliases") or {}).items()},
         pairs=pairs,
         books=books,
         schedule_start_date=start,
         schedule_cron=cron,
     )
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)  # type: ignore[union-attr]

@@ -1,0 +1,227 @@
+"""The report's rows for one business date, read from PostgreSQL.
+
+Always from the tables, never from what a run still holds in memory, so that
+``utl report --date D`` a week later sends the same message as the run did. Numbers stay
+``Decimal``; formatting for reading is the job of ``formatting``, and the CSV keeps exact text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+import polars as pl
+import psycopg
+from psycopg.rows import dict_row
+
+from utl.report.escalation import is_escalated
+from utl.settings import Settings
+from utl.store import read_frame
+
+_BREAKS = "SELECT * FROM utl.breaks WHERE business_date = %(day)s ORDER BY venue, account, asset"
+
+
+def read_breaks(conn: psycopg.Connection, day: dt.date) -> pl.DataFrame:
+    """A date's ``utl.breaks`` rows, every column, numbers exact (what ``utl breaks`` shows)."""
+    return read_frame(conn, _BREAKS, {"day": day})
+
+
+def breaks_csv(conn: psycopg.Connection, day: dt.date) -> str:
+    """What ``utl breaks --format csv`` prints and the report attaches: one function, one text."""
+    return read_breaks(conn, day).write_csv()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    landing: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    through_date: dt.date | None
+    status: str
+
+
+@dataclass(frozen=True)
+class BookLine:
+    book: str
+    positions: int
+    realized_pnl: Decimal | None
+    unrealized_pnl: Decimal | None
+    fees: Decimal | None
+    total_pnl: Decimal | None
+    net_exposure: Decimal | None  # null when nothing in the book is priced
+    gross_exposure: Decimal | None
+    unpriced: bool
+
+
+@dataclass(frozen=True)
+class BreakLine:
+    venue: str
+    account: str
+    asset: str
+    kind: str
+    ledger_qty: Decimal
+    venue_qty: Decimal
+    diff: Decimal
+    mark: Decimal | None
+    diff_value: Decimal | None  # null when unpriced, never zero
+    first_seen: dt.date
+    age_days: int  # business_date - first_seen; 0 for a new break
+    escalated: bool
+
+
+@dataclass(frozen=True)
+class ClearedLine:
+    venue: str
+    account: str
+    asset: str
+    first_seen: dt.date
+    last_seen: dt.date
+    last_diff: Decimal | None  # the difference on its last day as a break
+    last_diff_value: Decimal | None
+
+
+@dataclass(frozen=True)
+class QuarantineLine:
+    file: str
+    row: int | None
+    column: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    check_name: str
+    asset: str
+    severity: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class ReportData:
+    business_date: dt.date
+    reporting_currency: str
+    escalate_after_days: int
+    escalate_value: Decimal
+    run: RunInfo | None  # None when no run is on record for the date
+    books: list[BookLine]
+    new_breaks: list[BreakLine]
+    ageing_breaks: list[BreakLine]  # by age (oldest first), then by absolute value at mark
+    cleared: list[ClearedLine]
+    quarantine: list[QuarantineLine]
+    failed_checks: list[CheckLine]
+
+    @property
+    def open_breaks(self) -> int:
+        return len(self.new_breaks) + len(self.ageing_breaks)
+
+    @property
+    def escalated(self) -> bool:
+        return any(b.escalated for b in (*self.new_breaks, *self.ageing_breaks))
+
+
+def load_report_data(conn: psycopg.Connection, day: dt.date, settings: Settings,
+                     run_id: int | None = None) -> ReportData:
+    """Everything the report shows for ``day``; ``run_id`` picks the run (default: the
+    latest completed run that brought ``day`` up to date)."""
+    breaks = _breaks(conn, day, settings)
+    new = [b for b in breaks if b.age_days == 0]
+    # Oldest first; equal ages by absolute value at mark, unpriced last (unknown, not zero).
+    ageing = sorted((b for b in breaks if b.age_days > 0),
+                    key=lambda b: (-b.age_days, b.diff_value is None, -abs(b.diff_value or 0), b.venue, b.account, b.asset))
+    return ReportData(
+        business_date=day,
+        reporting_currency=settings.reporting_currency,
+        escalate_after_days=settings.escalate_after_days,
+        escalate_value=settings.escalate_value,
+        run=_run(conn, day, run_id),
+        books=_books(conn, day),
+        new_breaks=sorted(new, key=lambda b: (b.diff_value is None, -abs(b.diff_value or 0), b.venue, b.account, b.asset)),
+        ageing_breaks=ageing,
+        cleared=_cleared(conn, day),
+        quarantine=_quarantine(conn, day),
+        failed_checks=_failed_checks(conn, day),
+    )
+
+
+def _rows(conn: psycopg.Connection, query: str, params: dict[str, object]) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def latest_run(conn: psycopg.Connection, day: dt.date) -> RunInfo | None:
+    """The latest completed run that brought ``day`` up to date (its through date or later)."""
+    return _run(conn, day, None)
+
+
+def _run(conn: psycopg.Connection, day: dt.date, run_id: int | None) -> RunInfo | None:
+    if run_id is not None:
+        rows = _rows(conn, "SELECT * FROM utl.runs WHERE run_id = %(run_id)s", {"run_id": run_id})
+    else:
+        # Every run rewrites each date from the first through its own, so the latest
+        # completed one through day or later wrote what the tables hold for day.
+        rows = _rows(conn, "SELECT * FROM utl.runs WHERE status = 'completed' AND through_date >= %(day)s "
+                           "ORDER BY run_id DESC LIMIT 1", {"day": day})
+    if not rows:
+        return None
+    r = rows[0]
+    return RunInfo(r["run_id"], r["landing"], r["started_at"], r["finished_at"], r["through_date"], r["status"])
+
+
+def _books(conn: psycopg.Connection, day: dt.date) -> list[BookLine]:
+    rows = _rows(conn, """
+        WITH p AS (SELECT coalesce(book, venue || '/' || account) AS book, count(*) AS positions
+                   FROM utl.positions WHERE business_date = %(day)s GROUP BY 1),
+             l AS (SELECT book, sum(realized_pnl) AS realized_pnl, sum(unrealized_pnl) AS unrealized_pnl,
+                          sum(fees) AS fees, sum(total_pnl) AS total_pnl
+                   FROM utl.pnl WHERE business_date = %(day)s GROUP BY book),
+             e AS (SELECT book, net_value, gross_value, unpriced FROM utl.exposure_book WHERE business_date = %(day)s)
+        SELECT coalesce(p.book, l.book, e.book) AS book, coalesce(p.positions, 0) AS positions,
+               l.realized_pnl, l.unrealized_pnl, l.fees, l.total_pnl,
+               e.net_value, e.gross_value, coalesce(e.unpriced, false) AS unpriced
+        FROM p FULL JOIN l ON l.book = p.book FULL JOIN e ON e.book = coalesce(p.book, l.book)
+        ORDER BY 1
+        """, {"day": day})
+    return [BookLine(r["book"], r["positions"], r["realized_pnl"], r["unrealized_pnl"], r["fees"], r["total_pnl"],
+                     r["net_value"], r["gross_value"], r["unpriced"]) for r in rows]
+
+
+def _breaks(conn: psycopg.Connection, day: dt.date, settings: Settings) -> list[BreakLine]:
+    rows = _rows(conn, "SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, mark, diff_value, first_seen "
+                       "FROM utl.breaks WHERE business_date = %(day)s", {"day": day})
+    lines = []
+    for r in rows:
+        age = (day - r["first_seen"]).days
+        escalated = is_escalated(age, r["diff_value"], settings.escalate_after_days, settings.escalate_value)
+        lines.append(BreakLine(**r, age_days=age, escalated=escalated))
+    return lines
+
+
+def _cleared(conn: psycopg.Connection, day: dt.date) -> list[ClearedLine]:
+    rows = _rows(conn, """
+        SELECT h.venue, h.account, h.asset, h.first_seen, h.last_seen, b.diff AS last_diff, b.diff_value AS last_diff_value
+        FROM utl.break_history h
+        LEFT JOIN utl.breaks b ON b.business_date = h.last_seen AND b.venue = h.venue
+                               AND b.account = h.account AND b.asset = h.asset
+        WHERE h.cleared_on = %(day)s
+        ORDER BY h.venue, h.account, h.asset
+        """, {"day": day})
+    return [ClearedLine(**r) for r in rows]
+
+
+def _quarantine(conn: psycopg.Connection, day: dt.date) -> list[QuarantineLine]:
+    # The run replaces the quarantine whole and most refused rows have no date of their
+    # own, so a date's report lists the undated rows too.
+    rows = _rows(conn, """
+        SELECT file, "row", "column", reason FROM utl.quarantine
+        WHERE business_date = %(day)s OR business_date IS NULL
+        ORDER BY file, "row" NULLS FIRST, "column" NULLS FIRST, reason
+        """, {"day": day})
+    return [QuarantineLine(**r) for r in rows]
+
+
+def _failed_checks(conn: psycopg.Connection, day: dt.date) -> list[CheckLine]:
+    rows = _rows(conn, "SELECT check_name, asset, severity, description FROM utl.check_results "
+                       "WHERE business_date = %(day)s AND NOT passed ORDER BY severity, check_name", {"day": day})
+    return [CheckLine(**r) for r in rows]

@@ -1,0 +1,73 @@
+"""What ``utl eod`` prints when it is done: a short summary a person reads in a terminal.
+
+Read from PostgreSQL, like the report, so it shows what the tables hold: per book the
+positions, PnL and exposure in the reporting currency with two places; breaks by age band
+with the largest of each by value; the quarantine; whether the report went out; and where
+to look next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+
+from utl.report.data import BreakLine, ReportData, load_report_data
+from utl.report.deliver import ReportOutcome
+from utl.report.formatting import money, quantity
+from utl.settings import Settings
+
+# (label, lowest age, highest age) in days since first seen; None: no upper end.
+AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
+    ("new", 0, 0), ("1-3 days", 1, 3), ("4-7 days", 4, 7), ("over 7 days", 8, None))
+
+_BOOK_COLUMNS = ("positions", "realized", "unrealized", "fees", "total PnL", "net exposure", "gross exposure")
+
+
+def run_summary(conn: psycopg.Connection, business_date: dt.date, settings: Settings,
+                report: ReportOutcome | None = None, run_id: int | None = None) -> str:
+    """The summary of ``business_date`` as lines of text (no trailing newline)."""
+    return format_summary(load_report_data(conn, business_date, settings, run_id), report)
+
+
+def format_summary(data: ReportData, report: ReportOutcome | None) -> str:
+    day = data.business_date.isoformat()
+    lines = [f"Summary of {day} (amounts in {data.reporting_currency}):", *_book_table(data), ""]
+    lines.append(f"breaks: {data.open_breaks} open, {len(data.new_breaks)} new, {len(data.cleared)} cleared today"
+                 + (f", ESCALATED (older than {data.escalate_after_days} days or over "
+                    f"{money(data.escalate_value)} {data.reporting_currency})" if data.escalated else ""))
+    breaks = [*data.new_breaks, *data.ageing_breaks]
+    for label, low, high in AGE_BANDS:
+        band = [b for b in breaks if b.age_days >= low and (high is None or b.age_days <= high)]
+        largest = f"   largest: {_describe(max(band, key=_value_rank), data.reporting_currency)}" if band else ""
+        lines.append(f"  {label:<12}{len(band):>4}{largest}")
+    rows = len(data.quarantine)
+    lines.append(f"quarantine: {rows} {'row' if rows == 1 else 'rows'} refused")
+    if data.failed_checks:
+        lines.append(f"failed asset checks: {len(data.failed_checks)}")
+    if report is not None:
+        lines.append(report.line)
+    lines.append(f"next: utl breaks --date {day} | utl report --date {day} --out report-{day}.html | utl ui")
+    return "\n".join(lines)
+
+
+def _book_table(data: ReportData) -> list[str]:
+    if not data.books:
+        return ["  no positions on this date"]
+    rows = [(b.book, str(b.positions), money(b.realized_pnl), money(b.unrealized_pnl), money(b.fees),
+             money(b.total_pnl), money(b.net_exposure), money(b.gross_exposure)) for b in data.books]
+    header = ("book", *_BOOK_COLUMNS)
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return ["  " + "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+            for r in (header, *rows)]
+
+
+def _value_rank(b: BreakLine) -> tuple[bool, object]:
+    # Largest by absolute value at mark; an unpriced break ranks below any priced one.
+    return (b.diff_value is not None, abs(b.diff_value) if b.diff_value is not None else 0)
+
+
+def _describe(b: BreakLine, currency: str) -> str:
+    value = f"{money(b.diff_value)} {currency}" if b.diff_value is not None else "unpriced"
+    flag = " [ESCALATED]" if b.escalated else ""
+    return f"{b.venue}/{b.account} {b.asset} diff {quantity(b.diff)} ({value}), since {b.first_seen.isoformat()}{flag}"
