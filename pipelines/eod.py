@@ -28,6 +28,7 @@ from utl.store import Database, migrate, run_lock
 from utl.store.days import written_days
 
 Progress = Callable[[str], None]
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @contextlib.contextmanager
@@ -102,8 +103,9 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
     with _environment({EMBEDDED_URL_ENV: database.url if database.data_dir else "", "UTL_STORAGE": str(storage)}):
         for day in todo:
             began = time.perf_counter()
+            # The run's events go to the instance (the UI shows them); the terminal gets our lines.
             result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, tags=tags,
-                                            raise_on_error=False)
+                                            raise_on_error=False, run_config=QUIET)
             if not result.success:
                 raise RunError(f"{day.isoformat()}: {_failure(result)}")
             materialized = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
