@@ -31,6 +31,7 @@ def dagster_instance() -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():  # Dagster's defaults (local storage under the folder), said so
-        config.write_text("# Dagster's local defaults: run and event history under this folder.\n")
+        config.write_text("# Dagster's local defaults: run and event history under this folder.\n"
+                          "telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)  # the in-process run and its children use the same
     return dg.DagsterInstance.get()
