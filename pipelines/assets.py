@@ -24,7 +24,7 @@ from utl import checks
 from utl.day import DayInputs, DayOutputs, DayState, step
 from utl.memory import DayRows, book_day
 from utl.storage import write_partition
-from utl.store.days import write_day, write_undated_quarantine
+from utl.store.days import write_checks, write_day, write_undated_quarantine
 
 STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -43,9 +43,16 @@ def _specs(asset: str) -> list[dg.AssetCheckSpec]:
             for name, (owner, severity, text) in CHECKS.items() if owner == asset]
 
 
-def _result(name: str, outcome: checks.Check) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(check_name=name, passed=outcome.passed, severity=CHECKS[name][1],
-                               description=outcome.description, metadata=outcome.metadata)
+def _results(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
+             outcomes: dict[str, checks.Check]) -> list[dg.AssetCheckResult]:
+    """The checks as Dagster shows them, and recorded in utl.check_results for the report."""
+    with postgres.connect(landing.folder) as conn:
+        write_checks(conn, _day(context), [
+            (name, CHECKS[name][0], CHECKS[name][1].value.lower(), o.passed, o.description)
+            for name, o in outcomes.items()
+        ])
+    return [dg.AssetCheckResult(check_name=name, passed=o.passed, severity=CHECKS[name][1],
+                                description=o.description, metadata=o.metadata) for name, o in outcomes.items()]
 
 
 def _day(context: dg.AssetExecutionContext) -> dt.date:
@@ -76,20 +83,21 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         })
 
     @dg.asset(partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("ledger_legs"))
-    def ledger_legs(context: dg.AssetExecutionContext, landing_rows: dict) -> Iterator:
+    def ledger_legs(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
+                    landing_rows: dict) -> Iterator:
         """The date's legs, one source per account (eod.md, "Opening state and booking")."""
         rows = DayRows.from_tables(_day(context), landing_rows)
         inputs, quarantine = book_day(rows)
         yield dg.Output({**inputs.tables(), "quarantine": quarantine},
                         metadata={"legs": inputs.legs.height, "quarantined": quarantine.height})
-        yield _result("no_quarantine", checks.no_quarantine(quarantine))
+        yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(quarantine)})
 
     @dg.asset(
         partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("day_state"),
         ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
                                     dagster_type=Optional[dict])},
     )
-    def day_state(context: dg.AssetExecutionContext, landing: LandingResource,
+    def day_state(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
                   ledger_legs: dict, previous: Optional[dict]) -> Iterator:
         """The date from the day before's state: positions, lots, PnL, exposure, breaks."""
         day = _day(context)
@@ -109,10 +117,12 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "legs": outputs.legs, "positions": outputs.positions.height, "breaks": outputs.breaks.height,
             "cleared": outputs.cleared.height, "seconds": round(time.perf_counter() - started, 3),
         })
-        yield _result("legs_sum_to_positions", checks.legs_sum_to_positions(before, inputs, after))
-        yield _result("explain_ties", checks.explain_ties(outputs.pnl_explain))
-        yield _result("marks_cover_positions", checks.marks_cover_positions(outputs.positions))
-        yield _result("no_breaks", checks.no_breaks(outputs.breaks))
+        yield from _results(context, landing, postgres, {
+            "legs_sum_to_positions": checks.legs_sum_to_positions(before, inputs, after),
+            "explain_ties": checks.explain_ties(outputs.pnl_explain),
+            "marks_cover_positions": checks.marks_cover_positions(outputs.positions),
+            "no_breaks": checks.no_breaks(outputs.breaks),
+        })
 
     @dg.asset(partitions_def=partitions, group_name="eod", code_version="1")
     def eod_tables(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
@@ -129,7 +139,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             with conn.transaction():
                 written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
                                     landing_rows["fingerprint"]["fingerprint"][0],
-                                    run_id=int(run_id) if run_id else None, dagster_run=context.run_id)
+                                    run_id=int(run_id) if run_id else None, dagster_run=context.run.run_id)
                 written += write_undated_quarantine(conn, landing.memory.undated_quarantine())
         seconds = time.perf_counter() - started
         return dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),

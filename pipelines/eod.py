@@ -55,18 +55,22 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed"
 
 
+def _value(metadata: dict, key: str) -> object:
+    return metadata[key].value if key in metadata else 0
+
+
 def run_eod(landing: Path, through: dt.date, storage: Path, database: Database,
             progress: Progress = lambda _: None) -> RunSummary:
-    if not landing.is_dir():
-        raise RunError(f"no landing folder at {landing}")
     landing = landing.resolve()
-    settings = load_settings(landing)
     started = time.perf_counter()
     with database.connect() as conn:
         migrate(conn)
         with run_lock(conn):
             run_id = start_run(conn, landing, through)
             try:
+                if not landing.is_dir():
+                    raise RunError(f"no landing folder at {landing}")
+                settings = load_settings(landing)
                 summary = _run(conn, run_id, landing, through, storage, database, settings, progress)
             except BaseException as exc:
                 finish_run(conn, run_id, "failed", str(exc) or type(exc).__name__)
@@ -100,7 +104,9 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
     instance = dagster_instance()
     job = defs.resolve_job_def(EOD_JOB)
     tags = {"utl/run_id": str(run_id), "utl/landing": landing_id(landing), "utl/command": "utl eod"}
-    with _environment({EMBEDDED_URL_ENV: database.url if database.data_dir else "", "UTL_STORAGE": str(storage)}):
+    legs = rows = 0
+    writing = 0.0
+    with _environment({EMBEDDED_URL_ENV: database.url, "UTL_STORAGE": str(storage)}):
         for day in todo:
             began = time.perf_counter()
             # The run's events go to the instance (the UI shows them); the terminal gets our lines.
@@ -112,11 +118,15 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
             meta = {m.asset_key.to_user_string(): m.metadata for m in materialized if m is not None}
             state, tables = meta.get("day_state", {}), meta.get("eod_tables", {})
 
-            def value(m: dict, key: str) -> object:
-                return m[key].value if key in m else "?"
-
-            progress(f"{day.isoformat()}: {value(state, 'legs')} legs, {value(state, 'positions')} positions, "
-                     f"{value(state, 'breaks')} breaks, {value(state, 'cleared')} cleared, "
-                     f"{value(tables, 'rows_written')} rows written ({time.perf_counter() - began:.2f} s)")
+            progress(f"{day.isoformat()}: {_value(state, 'legs')} legs, {_value(state, 'positions')} positions, "
+                     f"{_value(state, 'breaks')} breaks, {_value(state, 'cleared')} cleared, "
+                     f"{_value(tables, 'rows_written')} rows written ({time.perf_counter() - began:.2f} s)")
+            legs += int(_value(state, "legs"))
+            rows += int(_value(tables, "rows_written"))
+            writing += float(_value(tables, "seconds"))
+    if todo:
+        progress(f"ledger: {legs} legs booked over {len(todo)} dates ({time.perf_counter() - started:.2f} s in all)")
+        progress(f"postgres: {rows} rows written, one transaction per date ({writing:.2f} s, "
+                 f"{rows / writing if writing else 0:,.0f} rows/s)")
     breaks, quarantined = run_counts(conn, landing, through)
     return RunSummary(run_id, dates, todo, breaks, quarantined, storage)

@@ -1,9 +1,9 @@
 """Resources: the landing folder and PostgreSQL, from the environment (orchestration.md).
 
 ``UTL_LANDING`` names the landing folder (default ``data_samples/landing``). PostgreSQL is
-``UTL_DATABASE_URL`` when set; otherwise the embedded server that ``utl eod`` or ``utl ui``
-keeps running for the length of the command (they pass its URL in ``UTL_EMBEDDED_URL``),
-else one started for the block that needs it.
+the database the command running the assets holds open (``utl eod`` and ``utl ui`` pass its
+URL in ``UTL_EMBEDDED_URL``: the embedded server they keep running, or ``UTL_DATABASE_URL``);
+else ``UTL_DATABASE_URL``; else an embedded server started for the block that needs it.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class PostgresResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def connect(self, landing: Path) -> Iterator[psycopg.Connection]:
-        url = os.environ.get("UTL_DATABASE_URL", "").strip() or os.environ.get(EMBEDDED_URL_ENV, "").strip()
+        # The command that started this run holds its database open and names it; else eod.md's rule.
+        url = os.environ.get(EMBEDDED_URL_ENV, "").strip() or os.environ.get("UTL_DATABASE_URL", "").strip()
         if url:
             with connect(url) as conn:
                 migrate(conn)

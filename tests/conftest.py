@@ -53,15 +53,18 @@ def stop_servers_in(folder: Path) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_utl_home() -> Iterator[Path]:
-    """``UTL_HOME`` for the whole session (commands run by tests inherit it)."""
+    """``UTL_HOME`` and ``DAGSTER_HOME`` for the whole session (commands run by tests
+    inherit them): no test touches the user's data or the repository's run history."""
     folder = scratch_folder("home")
-    before = os.environ.get("UTL_HOME")
-    os.environ["UTL_HOME"] = str(folder)
+    values = {"UTL_HOME": str(folder), "DAGSTER_HOME": str(folder / "dagster_home")}
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     yield folder
-    if before is None:
-        os.environ.pop("UTL_HOME", None)
-    else:
-        os.environ["UTL_HOME"] = before
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     stop_servers_in(folder)
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -42,7 +42,7 @@ def seeded(migrated_database: str) -> str:
                  Decimal(mark) if mark else None, diff * Decimal(mark) if mark else None))
         conn.execute("INSERT INTO utl.breaks VALUES ('2024-03-09', 'kraken', 'main', 'DOT', 1, 3, 2, 0, '2024-03-01', "
                      "'qty_mismatch', 7, 14)")
-        conn.execute("INSERT INTO utl.break_history VALUES ('kraken', 'main', 'DOT', '2024-03-01', '2024-03-09', %s)", (DAY,))
+        conn.execute("INSERT INTO utl.cleared_breaks VALUES (%s, 'kraken', 'main', 'DOT', '2024-03-01')", (DAY,))
         conn.execute("""INSERT INTO utl.quarantine (business_date, file, "row", "column", reason) VALUES
                         (NULL, 'okx/main/trades/bills.csv', NULL, NULL, 'ragged file'),
                         (%s, 'kraken/main/trades/t.csv', 7, 'vol', 'not a decimal: 1,5')""", (DAY,))

@@ -61,3 +61,18 @@ def written_days(conn: psycopg.Connection, landing: Path) -> dict[dt.date, str]:
     rows = conn.execute("SELECT business_date, fingerprint FROM utl.day_runs WHERE landing = %s",
                         (str(landing.resolve()),)).fetchall()
     return {day: fingerprint for day, fingerprint in rows}
+
+
+def write_checks(conn: psycopg.Connection, day: dt.date, results: list[tuple[str, str, str, bool, str]]) -> None:
+    """Record the date's latest result of each check: (name, asset, severity, passed, description)."""
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.executemany(
+            """
+            INSERT INTO utl.check_results (business_date, check_name, asset, severity, passed, description)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (business_date, check_name) DO UPDATE SET asset = EXCLUDED.asset,
+                severity = EXCLUDED.severity, passed = EXCLUDED.passed, description = EXCLUDED.description,
+                checked_at = now()
+            """,
+            [(day, *result) for result in results],
+        )
