@@ -1,20 +1,26 @@
 """Sensors: changed landing files launch the dates they affect; a failed run sends an alert.
 
-``landing_sensor`` refreshes the landing memory each tick. A new, changed or removed file
-makes the dates it touches, and every later date already materialized, stale; the sensor
-then launches them one at a time in date order (each date starts from the one before), one
-run per tick, never while another run of this landing is queued or in progress, and never
-past a date whose run failed: ops fix the input and rerun that date, and the chain goes on.
+``landing_sensor`` refreshes the landing memory each tick and compares every date already
+materialized with what the database says it was written from (``utl.day_runs``): a date
+whose inputs changed (a new, changed or removed file), and every date after it, is stale.
+It launches the earliest stale date, one run per tick, in date order (each date starts from
+the one before), never while another run of this landing is queued or in progress. A date
+whose run failed wrote nothing, so it stays the earliest stale date and nothing after it is
+launched: the run key is the date and its inputs' fingerprint, so the same inputs are
+launched once; ops fix the input (a new fingerprint: the sensor launches it again) or rerun
+the date from the UI, and the chain goes on.
 """
 
-
 import datetime as dt
-import json
 from pathlib import Path
 
 import dagster as dg
 
-from utl.home import landing_id
+from pipelines.io_manager import ParquetTablesIOManager
+from pipelines.resources import LandingResource, PostgresResource
+from utl.home import landing_home, landing_id
+from utl.run import business_dates, dates_to_run
+from utl.store.days import written_days
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
@@ -30,33 +36,24 @@ def build_sensors(job, landing: Path) -> list[dg.SensorDefinition]:
 
     @dg.sensor(name="landing_sensor", job=job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.STOPPED)
-    def landing_sensor(context: dg.SensorEvaluationContext):
-        from pipelines.resources import LandingResource
-
-        memory = LandingResource(path=str(landing)).memory
+    def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource, postgres: PostgresResource):
+        memory = landing.memory
         refresh = memory.refresh()
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        pending = [dt.date.fromisoformat(d) for d in (cursor.get("next"),) if d]
-        if refresh.stale_from is not None:
-            pending.append(refresh.stale_from)
-        if not pending:
-            return dg.SkipReason("no new or changed landing files")
-        start = min(pending)
-        runs = context.instance.get_runs(dg.RunsFilter(tags=tag, statuses=IN_FLIGHT), limit=1)
-        if runs:
-            context.update_cursor(json.dumps({"next": start.isoformat()}))
+        first, last = memory.first_business_date(), _last_materialized(context.instance)
+        if first is None or last is None or last < first:
+            return dg.SkipReason("nothing materialized yet: the schedule or a backfill starts the chain")
+        io = ParquetTablesIOManager(base_dir=str(landing_home(landing.folder) / "dagster"))
+        with postgres.connect(landing.folder) as conn:
+            written = written_days(conn, landing.folder)
+        todo = dates_to_run(business_dates(first, last), memory.fingerprint, written,
+                            lambda d: io.has("day_state", d.isoformat()))
+        if not todo:
+            return dg.SkipReason(f"every date through {last} is up to date ({len(refresh.read)} files read now)")
+        start = todo[0]
+        if context.instance.get_runs(dg.RunsFilter(tags=tag, statuses=IN_FLIGHT), limit=1):
             return dg.SkipReason(f"a run of this landing is in progress; {start} waits")
-        failed = context.instance.get_runs(dg.RunsFilter(tags=tag), limit=1)
-        if failed and failed[0].status == dg.DagsterRunStatus.FAILURE and \
-                failed[0].tags.get("dagster/partition", "") < start.isoformat():
-            context.update_cursor(json.dumps({"next": start.isoformat()}))
-            return dg.SkipReason(f"{failed[0].tags.get('dagster/partition')} failed: rerun it first")
-        last = _last_materialized(context.instance)
-        following = start + dt.timedelta(days=1)
-        more = last is not None and following <= last
-        context.update_cursor(json.dumps({"next": following.isoformat() if more else None}))
-        return dg.RunRequest(run_key=f"{start.isoformat()}:{context.cursor}", partition_key=start.isoformat(),
-                             tags={**tag, "utl/reason": "landing changed"})
+        return dg.RunRequest(run_key=f"{start.isoformat()}:{memory.fingerprint(start)}",
+                             partition_key=start.isoformat(), tags={**tag, "utl/reason": "landing changed"})
 
     @dg.run_failure_sensor(name="run_failure_alert", monitor_all_code_locations=False,
                            default_status=dg.DefaultSensorStatus.RUNNING)
