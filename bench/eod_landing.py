@@ -53,7 +53,7 @@ class Venue:
     name: str
     accounts: int
     quote: str  # canonical quote asset of its pairs
-    write: object  # (folder, fills frame) -> None
+    write: object  # (folder, account names, fills frame, day=None) -> None
 
 
 def asset_code(index: pl.Expr) -> pl.Expr:
@@ -63,20 +63,24 @@ def asset_code(index: pl.Expr) -> pl.Expr:
 # ---------------------------------------------------------------- the day's fills
 
 
-def day_fills(n: int, accounts: int, prices4: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:
+def day_fills(n: int, accounts: int, prices4: np.ndarray, rng: np.random.Generator, day: dt.date = BUSINESS_DATE,
+              buy_odds: np.ndarray | None = None) -> pl.DataFrame:
     """``n`` fills of one venue: account, asset, side, qty and price at 4 places, value at 8,
-    a UTC time within the business date, and a running number for ids."""
+    a UTC time within the business date, and a running number for ids. ``buy_odds``
+    (accounts x assets): each pair's chance that a fill buys (default one half)."""
     asset = rng.integers(0, ASSETS, n)
     mark = prices4[asset]
     # Fills trade within 1% of the previous day's mark, never at a price of zero.
     price4 = np.maximum(mark + rng.integers(-(mark // 100), mark // 100 + 1), 1)
-    day_us = np.datetime64(BUSINESS_DATE.isoformat(), "us").astype(np.int64)
+    day_us = np.datetime64(day.isoformat(), "us").astype(np.int64)
     ts = day_us + np.sort(rng.integers(0, 86_400 * 10**6, n))
+    account = rng.integers(0, accounts, n)
+    draw = rng.random(n)
     return pl.DataFrame(
         {
-            "account": rng.integers(0, accounts, n).astype(np.int32),
+            "account": account.astype(np.int32),
             "asset": asset.astype(np.int32),
-            "buy": rng.random(n) < 0.5,
+            "buy": draw < (0.5 if buy_odds is None else buy_odds[account, asset]),
             "qty4": rng.integers(1, 1_000_000, n),  # 0.0001 .. 99.9999 units
             "price4": price4.astype(np.int64),
             "ts": ts,
@@ -118,7 +122,15 @@ def write_per_account(folder: Path, names: list[str], lines: pl.DataFrame, file_
         write_lines(target / file_name, header, part.select("line"), preamble=preamble)
 
 
-def binance_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
+def _daily(name: str, day: dt.date | None) -> str:
+    """A daily export's file name: ``name`` with the date before the extension (one day: as is)."""
+    if day is None:
+        return name
+    stem, ext = name.rsplit(".", 1)
+    return f"{stem.rsplit('-', 1)[0] if stem[-8:].isdigit() else stem}-{day.isoformat()}.{ext}"
+
+
+def binance_files(folder: Path, names: list[str], f: pl.DataFrame, day: dt.date | None = None) -> None:
     fee_asset = pl.when(pl.col("fee_in_base")).then(pl.col("base")).otherwise(pl.lit("USDT"))
     lines = f.select(
         "account",
@@ -135,10 +147,10 @@ def binance_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
             separator=",",
         ),
     )
-    write_per_account(folder, names, lines, "Binance-Spot-Trade-History-20240306.csv", "Date(UTC),Pair,Side,Price,Executed,Amount,Fee")
+    write_per_account(folder, names, lines, _daily("Binance-Spot-Trade-History-20240306.csv", day), "Date(UTC),Pair,Side,Price,Executed,Amount,Fee")
 
 
-def kraken_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
+def kraken_files(folder: Path, names: list[str], f: pl.DataFrame, day: dt.date | None = None) -> None:
     # Kraken's legacy pairs glue a 4-letter base to ZUSD; newer ones use USD. Both occur.
     pair = pl.col("base") + pl.when(pl.col("asset") % 2 == 0).then(pl.lit("ZUSD")).otherwise(pl.lit("USD"))
     lines = f.select(
@@ -163,10 +175,10 @@ def kraken_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
         ),
     )
     header = '"txid","ordertxid","pair","time","type","ordertype","price","cost","fee","vol","margin","misc","ledgers"'
-    write_per_account(folder, names, lines, "trades.csv", header)
+    write_per_account(folder, names, lines, _daily("trades.csv", day), header)
 
 
-def coinbase_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
+def coinbase_files(folder: Path, names: list[str], f: pl.DataFrame, day: dt.date | None = None) -> None:
     total8 = pl.when(pl.col("buy")).then(-(pl.col("value8") + pl.col("fee8"))).otherwise(pl.col("value8") - pl.col("fee8"))
     lines = f.select(
         "account",
@@ -188,10 +200,10 @@ def coinbase_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
         ),
     )
     header = "portfolio,trade id,product,side,created at,size,size unit,price,fee,total,price/fee/total unit"
-    write_per_account(folder, names, lines, "fills.csv", header)
+    write_per_account(folder, names, lines, _daily("fills.csv", day), header)
 
 
-def bybit_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
+def bybit_files(folder: Path, names: list[str], f: pl.DataFrame, day: dt.date | None = None) -> None:
     fee_coin = pl.when(pl.col("fee_in_base")).then(pl.col("base")).otherwise(pl.lit("USDT"))
     lines = f.select(
         "account",
@@ -217,7 +229,7 @@ def bybit_files(folder: Path, names: list[str], f: pl.DataFrame) -> None:
         "Spot Pairs,Order Type,Direction,feeCoin,ExecFeeV2,Filled Value,Filled Price,Filled Quantity,Fees,"
         "Transaction ID,Order No.,Timestamp (UTC)"
     )
-    write_per_account(folder, names, lines, "Bybit-Spot-TradeHistory-20240305.csv", header, preamble="UID: 104381522,Company Name: ,Country:\n")
+    write_per_account(folder, names, lines, _daily("Bybit-Spot-TradeHistory-20240305.csv", day), header, preamble="UID: 104381522,Company Name: ,Country:\n")
 
 
 VENUES = [
@@ -251,21 +263,22 @@ def leg_sums(f: pl.DataFrame, quote: str) -> pl.DataFrame:
 # ---------------------------------------------------------------- snapshots, marks, settings
 
 
-def opening_balances(venue: Venue, rng: np.random.Generator) -> pl.DataFrame:
+def opening_balances(venue: Venue, rng: np.random.Generator, units: tuple[int, int] = (5_000, 500_000),
+                     cash_units: tuple[int, int] = (10**9, 2 * 10**9)) -> pl.DataFrame:
     """Every account holds every asset (5,000..500,000 units at 4 places) and ~1-2 bn of its quote."""
     n = venue.accounts
     assets = pl.DataFrame(
         {
             "account": np.repeat(np.arange(n, dtype=np.int32), ASSETS),
             "asset": pl.select(asset_code(pl.Series(np.tile(np.arange(ASSETS), n)))).to_series(),
-            "open8": rng.integers(5_000 * 10**4, 500_000 * 10**4, n * ASSETS) * 10**4,
+            "open8": rng.integers(units[0] * 10**4, units[1] * 10**4, n * ASSETS) * 10**4,
         }
     )
     cash = pl.DataFrame(
         {
             "account": np.arange(n, dtype=np.int32),
             "asset": [venue.quote] * n,
-            "open8": rng.integers(10**9 * 100, 2 * 10**9 * 100, n) * 10**6,
+            "open8": rng.integers(cash_units[0] * 100, cash_units[1] * 100, n) * 10**6,
         }
     )
     return pl.concat([assets, cash]).with_columns(pl.col("open8").cast(pl.Int128))
@@ -352,6 +365,91 @@ def generate(landing: Path, fills: int, seed: int = SEED) -> dict:
     }
     (landing.parent / "expected.json").write_text(json.dumps(expected, indent=1))
     return expected
+
+
+# ---------------------------------------------------------------- many business days
+
+
+HISTORY_UNITS = (50, 500)  # opening holdings per asset: a few days' trading, so FIFO lots turn over
+HISTORY_CASH = (50 * 10**6, 100 * 10**6)  # opening quote per account: about a day's buying
+REVERSION_UNITS = 800  # a pair this many units off its opening holding buys (or sells) 80% of the time
+
+
+def generate_history(landing: Path, fills: int, days: int, seed: int = SEED, first: dt.date = BUSINESS_DATE) -> dict:
+    """``days`` business dates from ``first`` in the same venues and formats as
+    :func:`generate`, written as daily exports: each date its own trades file per
+    (venue, account), its closing snapshot per account (the ledger plus the planted
+    differences) and its marks; the opening snapshot and marks are of the day before
+    ``first``. Marks move up to 5% a day. Each pair's side leans back toward its opening
+    holding (a market maker's inventory), and the opening holdings and cash are a few
+    days' trading, so the open FIFO lots a date carries stay about the same from day to
+    day instead of growing with the history.
+
+    Returns (and writes next to the landing folder, as ``expected.json``) per date its
+    files (relative paths) and the breaks the run must find on it."""
+    rng = np.random.default_rng(seed)
+    landing.mkdir(parents=True, exist_ok=True)
+    (landing / "utl.toml").write_text('reporting_currency = "USD"\ncosting_method = "fifo"\n')
+    opening_day = first - dt.timedelta(days=1)
+    prices4 = rng.integers(100, 10_000_000, ASSETS)
+    usdt4 = 10_002
+    write_marks(landing, opening_day, prices4, usdt4)
+    total_accounts = sum(v.accounts for v in VENUES)
+    holdings, targets = {}, {}
+    for venue in VENUES:
+        opening = opening_balances(venue, rng, HISTORY_UNITS, HISTORY_CASH)
+        write_snapshots(landing, venue.name, account_names(venue), opening, opening_day, "open8")
+        holdings[venue.name] = opening.select("account", "asset", ledger8="open8")
+        targets[venue.name] = _by_pair(opening.rename({"open8": "ledger8"}), venue.accounts)
+    dates = []
+    for number in range(days):
+        day = first + dt.timedelta(days=number)
+        before = set(_files(landing))
+        closing_prices4 = np.maximum(prices4 + rng.integers(-(prices4 // 20), prices4 // 20 + 1), 1)
+        usdt4 = int(rng.integers(9_990, 10_011))
+        write_marks(landing, day, closing_prices4, usdt4)
+        closings, written = [], 0
+        for index, venue in enumerate(VENUES):
+            names = account_names(venue)
+            n = fills - written if index == len(VENUES) - 1 else fills * venue.accounts // total_accounts
+            written += n
+            held = _by_pair(holdings[venue.name], venue.accounts)
+            odds = np.clip(0.5 + (targets[venue.name] - held) / (REVERSION_UNITS * 10**8 / 0.3), 0.2, 0.8)
+            f = FEES[venue.name](day_fills(n, venue.accounts, prices4, rng, day=day, buy_odds=odds))
+            venue.write(landing / venue.name, names, f, day=day)
+            ledger = holdings[venue.name].join(leg_sums(f, venue.quote), on=["account", "asset"], how="full",
+                                               coalesce=True).select(
+                "account", "asset", ledger8=pl.col("ledger8").fill_null(0) + pl.col("amount").fill_null(0))
+            holdings[venue.name] = ledger
+            closings.append(ledger.with_columns(venue=pl.lit(venue.name), account_name=pl.col("account").replace_strict(
+                list(range(venue.accounts)), names, return_dtype=pl.String)))
+        snapshot, breaks = plant_differences(pl.concat(closings).sort("venue", "account", "asset"), rng)
+        for venue in VENUES:
+            part = snapshot.filter(pl.col("venue") == venue.name)
+            write_snapshots(landing, venue.name, account_names(venue), part, day, "total8")
+        prices4 = closing_prices4
+        dates.append({
+            "business_date": day.isoformat(),
+            "files": sorted(set(_files(landing)) - before),
+            "breaks": breaks.sort("venue", "account_name", "asset").select(
+                "venue", account="account_name", asset="asset", diff=signed(pl.col("diff8"), 8)).to_dicts(),
+        })
+    expected = {"fills_per_day": fills, "accounts": total_accounts, "assets": ASSETS, "dates": dates}
+    (landing.parent / "expected.json").write_text(json.dumps(expected, indent=1))
+    return expected
+
+
+def _by_pair(frame: pl.DataFrame, accounts: int) -> np.ndarray:
+    """(accounts x assets) array of ``ledger8`` for the assets A000..; the quote is left out."""
+    out = np.zeros((accounts, ASSETS), dtype=np.float64)
+    base = frame.filter(pl.col("asset").str.starts_with("A")).with_columns(
+        index=pl.col("asset").str.slice(1).cast(pl.Int64))
+    out[base["account"].to_numpy(), base["index"].to_numpy()] = base["ledger8"].cast(pl.Float64).to_numpy()
+    return out
+
+
+def _files(landing: Path) -> list[str]:
+    return [p.relative_to(landing).as_posix() for p in landing.rglob("*") if p.is_file()]
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             raise dg.Failure(f"{day}: landing_rows: no balance snapshot in {landing.folder}: no account has an "
                              f"opening state")
         rows = memory.day_rows(day)
-        fingerprint = pl.DataFrame({"fingerprint": [memory.fingerprint(day)]})
+        fingerprint = pl.DataFrame({"fingerprint": [memory.fingerprint(day, rows)]})
         return dg.Output({**rows.tables(), "fingerprint": fingerprint}, metadata={
             "fills": rows.fills.height, "ledger_lines": rows.movements.height,
             "snapshot_rows": rows.balances.height, "marks": rows.marks.height,

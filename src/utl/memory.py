@@ -328,12 +328,13 @@ class LandingMemory:
             ledger_accounts=pl.DataFrame(ledger, schema={"venue": pl.String, "account": pl.String}, orient="row"),
         )
 
-    def fingerprint(self, day: dt.date) -> str:
-        """The fingerprint of ``day``'s inputs (computed once per change, then remembered)."""
+    def fingerprint(self, day: dt.date, rows: DayRows | None = None) -> str:
+        """The fingerprint of ``day``'s inputs (computed once per change, then remembered).
+        ``rows``: ``day_rows(day)`` when the caller has them already (not read again)."""
         known = self.fingerprints.filter(pl.col("business_date") == day)
         if known.height:
             return known["fingerprint"][0]
-        rows = self.day_rows(day)
+        rows = rows if rows is not None and rows.business_date == day else self.day_rows(day)
         digest = hashlib.sha256(self._settings_hash().encode())
         for name, frame in rows.tables().items():
             digest.update(name.encode() + _frame_digest(frame))

@@ -41,9 +41,11 @@ def business_dates(first: dt.date, through: dt.date) -> list[dt.date]:
 
 def dates_to_run(dates: list[dt.date], fingerprint: Callable[[dt.date], str], written: dict[dt.date, str],
                  has_state: Callable[[dt.date], bool]) -> list[dt.date]:
-    """The dates to run, in order: from the first that is missing, stale or without state."""
+    """The dates to run, in order: from the first that is missing, stale or without state.
+    A date's fingerprint is asked for only when it is written and has its state (computing
+    it reads the date's rows)."""
     for i, day in enumerate(dates):
-        if written.get(day) != fingerprint(day) or not has_state(day):
+        if day not in written or not has_state(day) or written[day] != fingerprint(day):
             return dates[i:]
     return []
 
