@@ -8,7 +8,7 @@ without generating again. To measure a fixed commit while the work tree changes:
 ``git archive HEAD src sql | tar -x -C /tmp/head`` and run with ``PYTHONPATH=/tmp/head/src``.
 
 Generates a landing folder (:mod:`eod_landing`; its time is printed but is not part of the
-figure), then runs the real ``utl.run.run_eod`` in a fresh process and prints the seconds of
+figure), then runs the real ``pipelines.eod.run_eod`` (what ``utl eod`` runs) in a fresh process and prints the seconds of
 each stage (wall and CPU) from the run's own progress lines and ``utl.daily.run_day``'s lap
 callback, the process's peak RSS (VmHWM) at the end of each stage, and the rows
 and rows/s of the PostgreSQL write; then ``bench/store_write.py``'s figure for a 1M-row
@@ -63,13 +63,13 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
     """Runs in a fresh process: ``run_eod`` with every progress line and run_day step timed,
     each with the process's peak RSS so far. Lines are also printed as they come, so a run
     stopped by the parent's RSS limit still shows how far it got."""
-    import utl.eod
-    from utl.run import run_eod
+    import utl.day
+    from pipelines.eod import run_eod
     from utl.store import Database
 
     lines: list[tuple[float, str, int, float]] = []
     laps: list[tuple[float, str, int, float]] = []
-    real_run_day = utl.eod.run_day
+    real_run_day = utl.day.run_day
 
     def on_progress(line: str) -> None:
         lines.append((time.perf_counter(), line, peak_rss_bytes(), time.process_time()))
@@ -81,7 +81,7 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
         return real_run_day(*args, **kwargs, lap=lambda step: laps.append(
             (time.perf_counter(), step, peak_rss_bytes(), time.process_time())))
 
-    utl.eod.run_day = timed_run_day
+    utl.day.run_day = timed_run_day
     try:
         rss_before = peak_rss_bytes()
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -114,7 +114,7 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
     except Exception as exc:  # reported by the parent, which then fails
         out.put({"error": f"{type(exc).__name__}: {exc}", "lines": lines})
     finally:
-        utl.eod.run_day = real_run_day
+        utl.day.run_day = real_run_day
 
 
 def measure(landing: Path, storage: Path, url: str, profile: bool, rss_limit: int) -> dict:
