@@ -125,7 +125,7 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
             rows += int(_value(tables, "rows_written"))
             writing += float(_value(tables, "seconds"))
     if todo:
-        progress(f"ledger: {legs} legs booked over {len(todo)} dates ({time.perf_counter() - started:.2f} s in all)")
+        progress(f"ledger: {legs} legs booked over {len(todo)} dates ({time.perf_counter() - started:.2f} s)")
         progress(f"postgres: {rows} rows written, one transaction per date ({writing:.2f} s, "
                  f"{rows / writing if writing else 0:,.0f} rows/s)")
     breaks, quarantined = run_counts(conn, landing, through)
