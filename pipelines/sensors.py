@@ -11,7 +11,6 @@ launched once; ops fix the input (a new fingerprint: the sensor launches it agai
 the date from the UI, and the chain goes on.
 """
 
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -26,11 +25,6 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
              dg.DagsterRunStatus.STARTED]
 
 
-def _last_materialized(instance: dg.DagsterInstance) -> dt.date | None:
-    keys = instance.get_materialized_partitions(dg.AssetKey("eod_tables"))
-    return max((dt.date.fromisoformat(k) for k in keys), default=None)
-
-
 def build_sensors(job, landing: Path) -> list[dg.SensorDefinition]:
     tag = {"utl/landing": landing_id(landing)}
 
@@ -39,12 +33,12 @@ def build_sensors(job, landing: Path) -> list[dg.SensorDefinition]:
     def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource, postgres: PostgresResource):
         memory = landing.memory
         refresh = memory.refresh()
-        first, last = memory.first_business_date(), _last_materialized(context.instance)
+        with postgres.connect(landing.folder) as conn:
+            written = written_days(conn, landing.folder)  # this landing's, whatever else the instance ran
+        first, last = memory.first_business_date(), max(written, default=None)
         if first is None or last is None or last < first:
             return dg.SkipReason("nothing materialized yet: the schedule or a backfill starts the chain")
         io = ParquetTablesIOManager(base_dir=str(landing_home(landing.folder) / "dagster"))
-        with postgres.connect(landing.folder) as conn:
-            written = written_days(conn, landing.folder)
         todo = dates_to_run(business_dates(first, last), memory.fingerprint, written,
                             lambda d: io.has("day_state", d.isoformat()))
         if not todo:

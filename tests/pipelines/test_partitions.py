@@ -42,9 +42,10 @@ def landing(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db(database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def db(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The assets' PostgreSQL resource reads UTL_DATABASE_URL, as in production."""
     monkeypatch.setenv("UTL_DATABASE_URL", database)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # this test's own run history
     return database
 
 

@@ -23,6 +23,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 @pytest.fixture
 def landing(tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("UTL_DATABASE_URL", database)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # this test's own run history
     copy = tmp_path / "landing"
     shutil.copytree(ROOT / "data_samples" / "landing", copy)
     return copy
