@@ -15,6 +15,9 @@ from pathlib import Path
 import dagster as dg
 
 from utl.home import landing_id
+from utl.report import send_alert
+from utl.report.settings import alert_recipients, smtp_from_env
+from utl.settings import load_settings
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
@@ -23,6 +26,25 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 def _last_materialized(instance: dg.DagsterInstance) -> dt.date | None:
     keys = instance.get_materialized_partitions(dg.AssetKey("eod_tables"))
     return max((dt.date.fromisoformat(k) for k in keys), default=None)
+
+
+def failure_of(context: dg.RunFailureSensorContext) -> tuple[str, str]:
+    """The failed step's asset and the first line of its error (the run's own message when no
+    step failed, e.g. it could not start). Our assets' steps are named after them."""
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error
+        text = (error.message if error else "") or event.message or "failed"
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "failed")
+        return event.step_key or "the run", first.removeprefix("dagster._core.definitions.events.Failure: ")
+    text = context.failure_event.message or "the run failed"
+    return "the run", next((line.strip() for line in text.splitlines() if line.strip()), "the run failed")
+
+
+def rerun_hint(asset: str, day: str, landing: Path) -> str:
+    """How to rerun, in the UI's words."""
+    return (f'In the Dagster UI: Assets > {asset} > Partitions, select the failed (red) partition {day} '
+            f'and click "Materialize selected" (or "Launch backfill" for it and the dates after it, '
+            f'which wait until it succeeds); or run `utl eod --landing {landing} --date {day}`.')
 
 
 def build_sensors(job, landing: Path) -> list[dg.SensorDefinition]:
@@ -60,9 +82,23 @@ def build_sensors(job, landing: Path) -> list[dg.SensorDefinition]:
 
     @dg.run_failure_sensor(name="run_failure_alert", monitor_all_code_locations=False,
                            default_status=dg.DefaultSensorStatus.RUNNING)
-    def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
-        """Logs the failure; the alert email (report.md, "Alerts") is sent by utl.report."""
-        context.log.error(f"run {context.dagster_run.run_id} of {context.dagster_run.tags.get('dagster/partition')} "
-                          f"failed: {context.failure_event.message}")
+    def run_failure_alert(context: dg.RunFailureSensorContext):
+        """Emails the alert of report.md ("Alerts") once per failed run; a failure to send fails
+        the tick (shown in the UI, retried on the next one)."""
+        run = context.dagster_run
+        day = run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start")
+        if not day:
+            context.log.warning(f"run {run.run_id} failed but names no business date: no alert")
+            return dg.SkipReason(f"run {run.run_id} has no partition")
+        asset, error = failure_of(context)
+        rerun = rerun_hint(asset, day, landing)
+        context.log.error(f"run {run.run_id} of {day} failed in {asset}: {error}")
+        try:
+            status = send_alert(smtp_from_env(), alert_recipients(load_settings(landing)),
+                                dt.date.fromisoformat(day), asset, error, rerun)
+        except Exception as exc:
+            context.log.exception(f"the alert for the failed run {run.run_id} of {day} was not sent: {exc}")
+            raise
+        context.log.info(f"alert for {day} ({asset}): {status}")
 
     return [landing_sensor, run_failure_alert]
