@@ -39,7 +39,7 @@ class UiError(RuntimeError):
 
 
 class _Stop(Exception):
-    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+    """Ctrl-C (SIGINT) or SIGTERM, raised in the main thread."""
 
 
 def instance_home() -> Path:
@@ -105,11 +105,14 @@ def _signals_stop() -> Iterator[None]:
     def on_term(signum, frame):
         raise _Stop
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # SIGINT too: a shell starts a background command with SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt.
+    previous = {s: signal.signal(s, on_term) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def run_ui(host: str, port: int, say: Callable[[str], None], show: Callable[[str], None]) -> int:
