@@ -52,6 +52,10 @@ FAILURES = """query($id: String!) { runsOrError(filter: {statuses: [FAILURE], ta
   ... on Runs { results { runId tags { key value }
     eventConnection { events { __typename ... on ExecutionStepFailureEvent { stepKey error { message } } } } } } } }"""
 
+MATERIALIZED = """{ assetOrError(assetKey: {path: ["day_state"]}) { ... on Asset {
+  assetMaterializations(partitions: ["2024-03-05", "2024-03-06", "2024-03-07"]) {
+    partition runOrError { ... on Run { startTime endTime } } } } } }"""
+
 
 class Ui:
     def __init__(self, port: int):
@@ -210,3 +214,8 @@ def run_scenario(ui: Ui, inbox: Inbox, env: dict[str, str], landing: Path) -> No
                           for b in EXPECTED["breaks"][day])
         assert as_tuples(csv.DictReader(io.StringIO(done.stdout))) == expected, day  # duplicates would show
     assert len(inbox.received) == 1  # the successful runs sent nothing
+    # The self-dependent chain ran in date order, each date's run after the one before ended.
+    runs = ui.gql(MATERIALIZED)["assetOrError"]["assetMaterializations"]
+    spans = sorted((m["partition"], m["runOrError"]["startTime"], m["runOrError"]["endTime"]) for m in runs)
+    assert [day for day, _, _ in spans] == DATES
+    assert all(later[1] >= earlier[2] for earlier, later in zip(spans, spans[1:])), spans
