@@ -11,6 +11,7 @@ launched once; ops fix the input (a new fingerprint: the sensor launches it agai
 the date from the UI, and the chain goes on.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -18,11 +19,33 @@ import dagster as dg
 from pipelines.io_manager import ParquetTablesIOManager
 from pipelines.resources import LandingResource, PostgresResource
 from utl.home import landing_home, landing_id
+from utl.report import send_alert
+from utl.report.settings import alert_recipients, smtp_from_env
 from utl.run import business_dates, dates_to_run
+from utl.settings import load_settings
 from utl.store.days import written_days
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
+
+
+def failure_of(context: dg.RunFailureSensorContext) -> tuple[str, str]:
+    """The failed step's asset and the first line of its error (the run's own message when no
+    step failed, e.g. it could not start). Our assets' steps are named after them."""
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error
+        text = (error.message if error else "") or event.message or "failed"
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "failed")
+        return event.step_key or "the run", first.removeprefix("dagster._core.definitions.events.Failure: ")
+    text = context.failure_event.message or "the run failed"
+    return "the run", next((line.strip() for line in text.splitlines() if line.strip()), "the run failed")
+
+
+def rerun_hint(asset: str, day: str, landing: Path) -> str:
+    """How to rerun, in the UI's words."""
+    return (f'In the Dagster UI: Assets > {asset} > Partitions, select the failed (red) partition {day} '
+            f'and click "Materialize selected" (or "Launch backfill" for it and the dates after it, '
+            f'which wait until it succeeds); or run `utl eod --landing {landing} --date {day}`.')
 
 
 def build_sensors(job, landing: Path) -> list[dg.SensorDefinition]:
@@ -44,16 +67,33 @@ def build_sensors(job, landing: Path) -> list[dg.SensorDefinition]:
         if not todo:
             return dg.SkipReason(f"every date through {last} is up to date ({len(refresh.read)} files read now)")
         start = todo[0]
-        if context.instance.get_runs(dg.RunsFilter(tags=tag, statuses=IN_FLIGHT), limit=1):
-            return dg.SkipReason(f"a run of this landing is in progress; {start} waits")
+        # Runs launched from the UI or a backfill carry no landing tag: any run in flight waits.
+        if context.instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT), limit=1):
+            return dg.SkipReason(f"a run is in progress; {start} waits")
         return dg.RunRequest(run_key=f"{start.isoformat()}:{memory.fingerprint(start)}",
                              partition_key=start.isoformat(), tags={**tag, "utl/reason": "landing changed"})
 
     @dg.run_failure_sensor(name="run_failure_alert", monitor_all_code_locations=False,
                            default_status=dg.DefaultSensorStatus.RUNNING)
-    def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
-        """Logs the failure; the alert email (report.md, "Alerts") is sent by utl.report."""
-        context.log.error(f"run {context.dagster_run.run_id} of {context.dagster_run.tags.get('dagster/partition')} "
-                          f"failed: {context.failure_event.message}")
+    def run_failure_alert(context: dg.RunFailureSensorContext):
+        """Emails the alert of report.md ("Alerts") once per failed run; a failure to send fails
+        the tick (shown in the UI, retried on the next one)."""
+        run = context.dagster_run
+        if run.tags.get("utl/command") == "utl eod":
+            return dg.SkipReason("utl eod sends its own alert")
+        day = run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start")
+        if not day:
+            context.log.warning(f"run {run.run_id} failed but names no business date: no alert")
+            return dg.SkipReason(f"run {run.run_id} has no partition")
+        asset, error = failure_of(context)
+        rerun = rerun_hint(asset, day, landing)
+        context.log.error(f"run {run.run_id} of {day} failed in {asset}: {error}")
+        try:
+            status = send_alert(smtp_from_env(), alert_recipients(load_settings(landing)),
+                                dt.date.fromisoformat(day), asset, error, rerun)
+        except Exception as exc:
+            context.log.exception(f"the alert for the failed run {run.run_id} of {day} was not sent: {exc}")
+            raise
+        context.log.info(f"alert for {day} ({asset}): {status}")
 
     return [landing_sensor, run_failure_alert]

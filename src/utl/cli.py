@@ -164,6 +164,16 @@ def report(day, landing: Path | None, to: tuple[str, ...], out: Path | None) -> 
     sys.exit(report_command(day.date(), landing, to, out, say=_say))
 
 
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True, help="The UI's port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address the UI listens on.")
+def ui(port: int, host: str) -> None:
+    """The Dagster UI and daemon for $UTL_LANDING (orchestration.md); Ctrl-C stops them."""
+    from pipelines.ui import run_ui
+
+    sys.exit(run_ui(host, port, say=_say, show=click.echo))
+
+
 @main.group()
 def db() -> None:
     """The database: UTL_DATABASE_URL, or the embedded PostgreSQL."""
