@@ -95,8 +95,8 @@ def assert_good_booked(ingested) -> None:
     """The good files booked in full, whatever else was refused."""
     good = ingested.fills.filter(pl.col("source_file") == GOOD_TRADES).sort("source_row")
     assert good.select("source_file", "trade_id", "qty", "price", "quote_qty", "fee", "fee_asset").rows() == [
-        (GOOD_TRADES, "BTC/USDT:1", D("0.5"), D("60000"), D("30000"), D("0.03"), "USDT"),
-        (GOOD_TRADES, "BTC/USDT:2", D("-0.2"), D("61000.5"), D("12200.1"), D("0.00002"), "BTC"),
+        (GOOD_TRADES, "1", D("0.5"), D("60000"), D("30000"), D("0.03"), "USDT"),
+        (GOOD_TRADES, "2", D("-0.2"), D("61000.5"), D("12200.1"), D("0.00002"), "BTC"),
     ]
     assert ingested.balances.filter(pl.col("source_file") == GOOD_BALANCE).select("business_date", "asset", "total").rows() == [
         (dt.date(2024, 3, 5), "BTC", D("1.3")),
@@ -197,7 +197,7 @@ def test_a_truncated_json_line_is_refused_alone(tmp_path):
     assert "invalid JSON" in reason_of(ingested, rel, 3)
     assert ingested.quarantine["raw"][0] == cut
     assert ingested.fills.filter(pl.col("source_file") == rel).select("trade_id", "qty", "quote_qty", "source_row").rows() == [
-        ("ETH/USDT:77", D("1.5"), D("5250.375"), 1)
+        ("77", D("1.5"), D("5250.375"), 1)
     ]
 
 
@@ -212,7 +212,7 @@ def test_a_truncated_json_line_in_the_middle_is_refused_alone(tmp_path):
     put(landing, rel, "".join(lines))
     ingested = ingest_landing(landing)
     assert quarantined(ingested) == [(rel, 2, None)]
-    assert ingested.fills.filter(pl.col("source_file") == rel)["trade_id"].to_list() == ["ETH/USDT:77", "ETH/USDT:79"]
+    assert ingested.fills.filter(pl.col("source_file") == rel)["trade_id"].to_list() == ["77", "79"]
     assert_good_booked(ingested)
 
 
@@ -290,8 +290,8 @@ def test_bad_rows_of_a_ccxt_pull_are_refused_alone(tmp_path):
     assert quarantined(ingested) == [(rel, 2, "price"), (rel, 3, "side"), (rel, 4, "timestamp"), (rel, 5, "timestamp")]
     assert ingested.quarantine["raw"].to_list() == ["60,000.0x", "short", "4102444800000", "946684799999"]
     assert fill_rows(ingested, "source_row", "trade_id", "qty", "quote_qty", "fee") == [
-        (1, "BTC/USDT:1", D("0.5"), D("30000"), None),
-        (6, "ETH/USDT:6", D("-2"), D("7000"), D("7")),
+        (1, "1", D("0.5"), D("30000"), None),
+        (6, "6", D("-2"), D("7000"), D("7")),
     ]
 
 
@@ -413,8 +413,8 @@ def test_one_trade_id_with_different_content_is_a_conflict_and_books_nothing(tmp
         reason = reason_of(ingested, file, 1 if file == a else 2, "trade_id")
         assert reason.startswith("conflict")
         assert other in reason
-        assert "BTC/USDT:100" in reason
-    assert sorted(ingested.fills["trade_id"]) == ["BTC/USDT:101", "BTC/USDT:102"]
+        assert "trade id 100 " in reason
+    assert sorted(ingested.fills["trade_id"]) == ["101", "102"]
 
 
 def test_a_conflict_refuses_every_copy_including_identical_ones(tmp_path):
@@ -470,11 +470,6 @@ def test_one_kraken_trade_in_two_export_versions_books_once(tmp_path):
     assert ingested.fills.select("trade_id", "base", "quote", "qty").rows() == [("TQ3RLB-4XHMD-7ZP2KC", "BTC", "USD", D("0.01"))]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the dedupe key is the reader's trade_id, which differs by format for one venue trade: a ccxt pull "
-    "keys it 'BTC/USDT:2290000000522830001', Bybit's own CSV '2290000000522830001', so a trade in both "
-    "books twice, silently"
-))
 def test_one_bybit_trade_in_its_csv_and_in_a_ccxt_pull_books_once(tmp_path):
     put(tmp_path, "bybit/main/trades/spot.csv",
         "Spot Pairs,Order Type,Direction,feeCoin,ExecFeeV2,Filled Value,Filled Price,Filled Quantity,Fees,"
@@ -484,7 +479,57 @@ def test_one_bybit_trade_in_its_csv_and_in_a_ccxt_pull_books_once(tmp_path):
         ccxt_trade("2290000000522830001", "2024-03-05T09:15:02.123Z", "BTC/USDT", "buy", "0.01", "65000", "650",
                    "0.00001", "BTC"))
     ingested = ingest_landing(tmp_path)
-    assert ingested.fills.height == 1
+    assert ingested.quarantine.height == 0
+    assert ingested.fills.select("trade_id", "base", "quote", "qty").rows() == [
+        ("2290000000522830001", "BTC", "USDT", D("0.01"))]
+
+
+def test_one_binance_futures_trade_in_its_export_and_a_ccxt_pull_books_once(tmp_path):
+    copy_fixture(tmp_path, "binance/Futures-Trade-History-202403051200(UTC+0)_gh78.csv",
+                 "binance/fut/trades/Futures-Trade-History-202403051200(UTC+0)_gh78.csv")
+    put(tmp_path, "binance/fut/trades/pull.jsonl",
+        ccxt_trade("500001", "2024-03-05T10:00:00.000Z", "BTC/USDT:USDT", "sell", "0.01", "65100.0", "651.0",
+                   "0.2604", "USDT"))
+    ingested = ingest_landing(tmp_path)
+    # Binance numbers trades per symbol: 500002 of BTCUSDT and of ETHUSDT are two trades.
+    assert sorted(ingested.fills["trade_id"]) == [
+        "BTC/USDT-deriv:500001", "BTC/USDT-deriv:500002", "ETH/USDT-deriv:500002"]
+
+
+def test_one_coinbase_fill_in_its_export_and_a_ccxt_pull_books_once(tmp_path):
+    put(tmp_path, "coinbase/pro/trades/fills.csv",
+        "portfolio,trade id,product,side,created at,size,size unit,price,fee,total,price/fee/total unit\n"
+        "default,7001,BTC-USD,BUY,2021-02-01T10:00:00.123Z,0.50000000,BTC,33000.00,82.5000000000,-16582.5000000000,USD\n")
+    put(tmp_path, "coinbase/pro/trades/pull.jsonl",
+        ccxt_trade("7001", "2021-02-01T10:00:00.123Z", "BTC/USD", "buy", "0.5", "33000", "16500", "82.5", "USD"))
+    ingested = ingest_landing(tmp_path)
+    assert ingested.quarantine.height == 0
+    assert ingested.fills.select("trade_id", "qty").rows() == [("BTC/USD:7001", D("0.5"))]
+
+
+def test_one_kraken_trade_in_its_export_and_a_ccxt_pull_books_once(tmp_path):
+    put(tmp_path, "kraken/main/trades/trades.csv", KRAKEN_TRADES_PREVIOUS
+        + '"TQ3RLB-4XHMD-7ZP2KC","O1","XXBTZUSD","2024-03-05 09:15:02.1234","buy","limit",60000.0,600.00000,0.96000,'
+          '0.01000000,0.0,"",""\n')
+    put(tmp_path, "kraken/main/trades/pull.jsonl",
+        ccxt_trade("TQ3RLB-4XHMD-7ZP2KC", "2024-03-05T09:15:02.123Z", "BTC/USD", "buy", "0.01", "60000", "600",
+                   "0.96", "USD"))
+    ingested = ingest_landing(tmp_path)
+    assert ingested.quarantine.height == 0
+    assert ingested.fills.select("trade_id", "qty").rows() == [("TQ3RLB-4XHMD-7ZP2KC", D("0.01"))]
+
+
+def test_the_same_identity_with_other_amounts_is_still_a_conflict(tmp_path):
+    put(tmp_path, "kraken/main/trades/trades.csv", KRAKEN_TRADES_PREVIOUS
+        + '"TQ3RLB-4XHMD-7ZP2KC","O1","XXBTZUSD","2024-03-05 09:15:02.1234","buy","limit",60000.0,600.00000,0.96000,'
+          '0.01000000,0.0,"",""\n')
+    put(tmp_path, "kraken/main/trades/pull.jsonl",
+        ccxt_trade("TQ3RLB-4XHMD-7ZP2KC", "2024-03-05T09:15:02.123Z", "BTC/USD", "buy", "0.02", "60000", "1200",
+                   "0.96", "USD"))
+    ingested = ingest_landing(tmp_path)
+    assert ingested.fills.height == 0
+    assert sorted(ingested.quarantine["file"]) == ["kraken/main/trades/pull.jsonl", "kraken/main/trades/trades.csv"]
+    assert all("conflict" in r for r in ingested.quarantine["reason"])
 
 
 # ---------------------------------------------------------------------------------------

@@ -124,12 +124,12 @@ def test_a_rebate_books_plus_and_a_missing_cost_is_qty_times_price(tmp_path):
     ingested, legs = booked(tmp_path)
     assert ingested.quarantine.height == 0
     assert legs.sort("trade_id", "leg_id").select("leg_id", "asset", "qty").rows() == [
-        ("BTC/USDT:10/base", "BTC", D("-0.001")),
-        ("BTC/USDT:10/fee", "USDT", D("-0.1")),
-        ("BTC/USDT:10/quote", "USDT", D("65.0105")),
-        ("SOL/USDT:9/base", "SOL", D("4.642857142857143")),
-        ("SOL/USDT:9/fee", "USDT", D("0.065")),
-        ("SOL/USDT:9/quote", "USDT", D("-650.0000000000001")),
+        ("10/base", "BTC", D("-0.001")),
+        ("10/fee", "USDT", D("-0.1")),
+        ("10/quote", "USDT", D("65.0105")),
+        ("9/base", "SOL", D("4.642857142857143")),
+        ("9/fee", "USDT", D("0.065")),
+        ("9/quote", "USDT", D("-650.0000000000001")),
     ]
 
 
@@ -273,17 +273,18 @@ def test_derivative_fills_stay_in_fills_and_book_no_legs(tmp_path):
     ingested, legs = booked(tmp_path)
     fills = ingested.fills.sort("venue", "source_row")
     assert fills.select("venue", "trade_id", "derivative").rows() == [
-        ("binance", "BTCUSDT:500001", True),
-        ("binance", "BTCUSDT:500002", True),
-        ("binance", "ETHUSDT:500002", True),
-        ("bybit", "BTC/USDT:USDT:500001", True),
-        ("bybit", "BTC/USD:BTC-240628-60000-C:11", True),
-        ("bybit", "ETH/USDT:12", False),
+        # Binance numbers trades per symbol: its ids are qualified by pair (ledger.md).
+        ("binance", "BTC/USDT-deriv:500001", True),
+        ("binance", "BTC/USDT-deriv:500002", True),
+        ("binance", "ETH/USDT-deriv:500002", True),
+        ("bybit", "500001", True),
+        ("bybit", "11", True),
+        ("bybit", "12", False),
     ]
     assert legs.select("venue", "account", "leg_id", "asset", "qty").sort("leg_id").rows() == [
-        ("bybit", "api", "ETH/USDT:12/base", "ETH", D("0.1")),
-        ("bybit", "api", "ETH/USDT:12/fee", "USDT", D("-0.35")),
-        ("bybit", "api", "ETH/USDT:12/quote", "USDT", D("-350")),
+        ("bybit", "api", "12/base", "ETH", D("0.1")),
+        ("bybit", "api", "12/fee", "USDT", D("-0.35")),
+        ("bybit", "api", "12/quote", "USDT", D("-350")),
     ]
 
 

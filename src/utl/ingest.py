@@ -241,7 +241,26 @@ def _canonical_fills(frame: pl.DataFrame, settings: Settings) -> tuple[pl.DataFr
     frame = frame.with_columns(
         derivative=pl.col("format").is_in(list(DERIVATIVE_FORMATS)) | pl.col("symbol").str.contains(":", literal=True)
     )
-    return _canonical_assets(frame, ["base", "quote", "fee_asset"], settings)
+    ok, refused = _canonical_assets(frame, ["base", "quote", "fee_asset"], settings)
+    return ok.with_columns(trade_id=trade_identity()), refused
+
+
+# Venues that number trades per symbol: the same id on two pairs is two trades there.
+PER_SYMBOL_IDS = ("binance", "coinbase")
+
+
+def trade_identity() -> pl.Expr:
+    """A fill's identity (ledger.md): the venue's own trade id as written, qualified by the
+    canonical pair (``BTC/USDT:123``) where the venue numbers trades per symbol. Readers give
+    the id as written, so the venue's export and a ccxt pull of it (under the venue's folder)
+    name one trade alike, however each spells the pair (``BTCUSDT``, ``BTC-USDT``, ``BTC/USDT``)."""
+    venue = pl.when(pl.col("format") == "ccxt.trades").then(pl.col("venue").str.to_lowercase()).otherwise(
+        pl.col("format").str.extract(r"^([a-z]+)\.", 1))
+    per_symbol = pl.any_horizontal([venue.str.starts_with(v) for v in PER_SYMBOL_IDS]).fill_null(False)
+    # Spot and derivative trades are numbered apart (a perpetual's 123 is not the spot 123).
+    market = pl.when(pl.col("derivative")).then(pl.lit("-deriv")).otherwise(pl.lit(""))
+    qualified = pl.concat_str([pl.col("base"), pl.lit("/"), pl.col("quote"), market, pl.lit(":"), pl.col("trade_id")])
+    return pl.when(per_symbol).then(qualified).otherwise(pl.col("trade_id"))
 
 
 def _combine_balances(ok: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -279,8 +298,10 @@ def _combine_balances(ok: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 # What makes two rows with one id the same trade: its canonical content, not how a layout
-# spells it (Kraken writes XXBTZUSD in one export version and BTC/USD in another).
-FILL_CONTENT = ["ts", "base", "quote", "side", "qty", "price", "quote_qty", "fee", "fee_asset"]
+# spells it (Kraken writes XXBTZUSD in one export version and BTC/USD in another). The time
+# is not compared: formats keep it at different precision (Bybit's CSV to the minute, its API
+# to the millisecond), and one identity with the same amounts is one trade.
+FILL_CONTENT = ["base", "quote", "side", "qty", "price", "quote_qty", "fee", "fee_asset"]
 MOVEMENT_CONTENT = ["ts", "kind", "asset", "qty"]
 
 

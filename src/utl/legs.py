@@ -39,8 +39,9 @@ def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:
 def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
     """Ledger lines as legs; a line of a trade whose fill is known takes the fill's price
     for its base asset (Kraken's ``refid`` is the fill's ``txid``)."""
-    # ccxt keys a fill as "symbol:id" while its ledger's referenceId is the venue's bare id.
-    venue_id = pl.when(pl.col("format") == "ccxt.trades").then(pl.col("trade_id").str.extract(r":([^:]+)$", 1))
+    # A fill's identity may be qualified by its pair ("BTC/USDT:123"); a ledger's reference
+    # is the venue's bare id.
+    venue_id = pl.col("trade_id").str.extract(r"^[A-Z0-9]+/[A-Z0-9]+(?:-deriv)?:(.+)$", 1)
     detail = fills.filter(~pl.col("derivative")).select(
         "venue", "account", pl.coalesce(venue_id, pl.col("trade_id")).alias("ref_id"), pl.col("base").alias("asset"),
         "price", "quote", kind=pl.lit("trade"),

@@ -300,11 +300,12 @@ def test_ledger_bad_rows() -> None:
 # --------------------------------------------------------------------------- futures
 
 
-def test_futures_trades_keep_the_symbol_and_key_by_symbol_and_trade_id() -> None:
+def test_futures_trades_keep_the_symbol_and_the_trade_id_as_written() -> None:
     parsed = read(FUTURES)
     f = parsed.frame
     assert f.schema == FILLS
-    assert f["trade_id"].to_list() == ["BTCUSDT:500001", "BTCUSDT:500002", "ETHUSDT:500002"]
+    # Ids as Binance writes them (per symbol: ingest qualifies them by pair, ledger.md).
+    assert f["trade_id"].to_list() == ["500001", "500002", "500002"]
     assert f["order_id"].to_list() == ["800001", "800002", "800003"]
     assert f["symbol"].to_list() == ["BTCUSDT", "BTCUSDT", "ETHUSDT"]
     assert f["base"].to_list() == ["BTC", "BTC", "ETH"] and f["quote"].to_list() == ["USDT"] * 3

@@ -277,11 +277,11 @@ def test_pro_fills() -> None:
         for r in frame.iter_rows(named=True)
     ]
     assert got == [
-        ("BTC-USD:7001", "BTC-USD", "BTC", "USD", "buy", D("0.5"), D("33000.00"), D("16500"), D("82.5"), "USD"),
-        ("BTC-USD:7002", "BTC-USD", "BTC", "USD", "sell", D("-0.2"), D("34000.00"), D("6800"), D("34"), "USD"),
+        ("7001", "BTC-USD", "BTC", "USD", "buy", D("0.5"), D("33000.00"), D("16500"), D("82.5"), "USD"),
+        ("7002", "BTC-USD", "BTC", "USD", "sell", D("-0.2"), D("34000.00"), D("6800"), D("34"), "USD"),
         # Trade ids count per product: the same id in another product is another fill.
-        ("ETH-USD:7001", "ETH-USD", "ETH", "USD", "buy", D("1"), D("1700"), D("1700"), D("0"), "USD"),
-        ("BAT-ETH:204623", "BAT-ETH", "BAT", "ETH", "sell", D("-1"), D("0.00131511"), D("0.00131511"), D("0.00000657555"), "ETH"),
+        ("7001", "ETH-USD", "ETH", "USD", "buy", D("1"), D("1700"), D("1700"), D("0"), "USD"),
+        ("204623", "BAT-ETH", "BAT", "ETH", "sell", D("-1"), D("0.00131511"), D("0.00131511"), D("0.00000657555"), "ETH"),
     ]
     assert frame["ts"].to_list()[:3] == [
         datetime(2021, 2, 1, 10, 0, 0, 123000, tzinfo=timezone.utc),
@@ -307,7 +307,7 @@ def test_pro_fills_bad_rows_are_quarantined() -> None:
     ]
     assert frame["source_row"].to_list() == [1, 2, 3, 4]
     old, quarantine = read("pro_fills_no_portfolio.csv")
-    assert quarantine.height == 0 and old["trade_id"].to_list() == ["BCH-BTC:598831"]
+    assert quarantine.height == 0 and old["trade_id"].to_list() == ["598831"]
     assert old["quote_qty"].item() == D("0.0008336")
 
 

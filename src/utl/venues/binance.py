@@ -338,7 +338,8 @@ def read_futures_trades(source: Source) -> Parsed:
         order = pl.col("Order ID").str.strip_chars()
         frame = frame.with_columns(
             liquidity=pl.when(maker == "true").then(pl.lit("maker")).when(maker == "false").then(pl.lit("taker")),
-            trade_id=pl.when(trade != "").then(pl.concat_str([pl.col("symbol"), trade], separator=":")),
+            # The venue's id as written; ingest qualifies it by pair (Binance numbers per symbol).
+            trade_id=pl.when(trade != "").then(trade),
             order_id=pl.when(order != "").then(order),
         )
         checks += [

@@ -237,10 +237,12 @@ def read_trades(source: Source) -> Parsed:
         *time_checks,
     ]
     ok, quarantine = split_refused(frame, checks, source.rel)
-    # The key is (exchange, symbol, id); the venue column carries the exchange. A trade
-    # without an id is keyed by its line and occurrence, as for id-less exports.
+    # ccxt's id is the venue's own trade id (ledger.md): kept as written, so a trade in a
+    # ccxt pull and in the venue's export is one identity; ingest qualifies it by pair where
+    # the venue numbers trades per symbol. A trade without an id is keyed by its line and
+    # occurrence, as for id-less exports.
     ok = with_synthetic_id(ok, ["raw"], "raw_id")
-    trade_id = pl.concat_str("symbol", pl.lit(":"), pl.coalesce("id", "raw_id"))
+    trade_id = pl.coalesce("id", "raw_id")
     fills = ok.select(
         venue=pl.lit(source.venue),
         account=pl.lit(source.account),

@@ -441,8 +441,8 @@ def read_pro_fills(source: Source) -> Parsed:
     fills = passed.select(
         venue=pl.lit(source.venue),
         account=pl.lit(source.account),
-        # Coinbase numbers trades per product: the key is (product, trade id).
-        trade_id=pl.concat_str([pl.col("__product"), _text("trade id")], separator=":"),
+        # The venue's id as written; ingest qualifies it by pair (Coinbase numbers per product).
+        trade_id=_text("trade id"),
         order_id=pl.lit(None, pl.String),
         ts="__ts",
         symbol="__product",
