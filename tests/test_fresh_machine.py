@@ -30,7 +30,7 @@ DATE = "2024-03-07"
 EOD = ["uv", "run", "--frozen", "utl", "eod", "--landing", "data_samples/landing", "--date", DATE]
 BREAKS = ["uv", "run", "--frozen", "utl", "breaks", "--date", DATE, "--format", "csv"]
 # What a fresh login shell would have: no venv, no UTL or uv settings of the caller's.
-DROPPED = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_", "UTL_", "PYENV", "TEST_DATABASE_URL", "TMPDIR")
+DROPPED = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_", "UTL_", "DAGSTER_", "PYENV", "TEST_DATABASE_URL", "TMPDIR")
 
 
 def uv_binary() -> Path:
