@@ -105,24 +105,25 @@ def eod(landing: Path, through, storage: Path | None) -> None:
 @main.command()
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--venue", default=None, help="Only this venue's breaks.")
+@click.option("--account", default=None, help="Only this account's breaks.")
+@click.option("--asset", default=None, help="Only this (canonical) asset's breaks.")
 @click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
-def breaks(day, fmt: str, landing: Path | None) -> None:
-    """Print the breaks of a date from the database `utl eod` writes to."""
-    import polars as pl
-
-    from utl.report.data import breaks_csv, read_breaks
+def breaks(day, fmt: str, venue: str | None, account: str | None, asset: str | None, landing: Path | None) -> None:
+    """A date's breaks: new, ageing, cleared, and those carried for accounts not reconciled."""
+    from utl.ops.breaks import Filters, answer_breaks, filtered_csv, format_breaks
     from utl.store import migrate, open_database
 
-    with open_database(_landing_for(landing, "breaks")) as database, database.connect() as conn:
+    filters = Filters(venue, account, asset)
+    chosen = _landing_for(landing, "breaks")
+    with open_database(chosen) as database, database.connect() as conn:
         _say(f"database: {database.description}")
         migrate(conn)
         if fmt == "csv":
-            # The same text the report attaches (report.md).
-            sys.stdout.write(breaks_csv(conn, day.date()))
+            # The contract's text, the one the report attaches (report.md); filters keep rows.
+            sys.stdout.write(filtered_csv(conn, day.date(), filters))
             return
-        frame = read_breaks(conn, day.date())
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True):
-        click.echo(frame if frame.height else f"no breaks on {day.date().isoformat()}")
+        click.echo(format_breaks(answer_breaks(conn, day.date(), chosen, filters), chosen))
 
 
 @main.command()
