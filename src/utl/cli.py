@@ -127,6 +127,48 @@ def breaks(day, fmt: str, venue: str | None, account: str | None, asset: str | N
 
 
 @main.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only the rows of this date, and those whose date is unknown.")
+@click.option("--file", "file", default=None, help="Only this file (or folder), relative to the landing folder.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
+def quarantine(day, file: str | None, fmt: str, landing: Path | None) -> None:
+    """The refused input rows: file, row, column, reason and the raw row."""
+    from utl.ops.quarantine import format_quarantine, read_quarantine, with_raw_rows
+    from utl.store import migrate, open_database
+
+    chosen = _landing_for(landing, "quarantine")
+    with open_database(chosen) as database, database.connect() as conn:
+        _say(f"database: {database.description}")
+        migrate(conn)
+        frame = with_raw_rows(read_quarantine(conn, day.date() if day else None, file), chosen)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv(line_terminator="\n").rstrip("\n") + "\n")
+    else:
+        click.echo(format_quarantine(frame, day.date() if day else None, file))
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the latest N runs.")
+@click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
+def runs(fmt: str, limit: int | None, landing: Path | None) -> None:
+    """Every recorded run, newest first: dates, start and finish, status, counts."""
+    from utl.ops.runs import format_runs, read_runs
+    from utl.store import migrate, open_database
+
+    chosen = _landing_for(landing, "runs")
+    with open_database(chosen) as database, database.connect() as conn:
+        _say(f"database: {database.description}")
+        migrate(conn)
+        frame = read_runs(conn, str(chosen.resolve()) if landing else None, limit)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv().rstrip("\n") + "\n")
+    else:
+        click.echo(format_runs(frame))
+
+
+@main.command()
 @click.option("--landing", type=click.Path(path_type=Path), required=True)
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
 def pnl(landing: Path, day) -> None:
