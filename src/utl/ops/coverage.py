@@ -72,3 +72,13 @@ def unreconciled_accounts(conn: psycopg.Connection, day: dt.date) -> list[Unreco
 
 def reconciled_count(conn: psycopg.Connection, day: dt.date) -> int:
     return int(conn.execute("SELECT count(*) FROM utl.reconciled WHERE business_date = %s", (day,)).fetchone()[0])
+
+
+def carried_counts(conn: psycopg.Connection, accounts: list[Unreconciled]) -> dict[str, int]:
+    """Per account not reconciled, its breaks open on its last reconciled date."""
+    counts = {}
+    for u in accounts:
+        counts[u.name] = 0 if u.last_reconciled is None else int(conn.execute(
+            "SELECT count(*) FROM utl.breaks WHERE business_date = %s AND venue = %s AND account = %s",
+            (u.last_reconciled, u.venue, u.account)).fetchone()[0])
+    return counts
