@@ -171,26 +171,26 @@ def runs(fmt: str, limit: int | None, landing: Path | None) -> None:
 @main.command()
 @click.option("--landing", type=click.Path(path_type=Path), required=True)
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
-def pnl(landing: Path, day) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--explain", is_flag=True, help="With --format csv: the explain per book instead of the PnL per book and asset.")
+def pnl(landing: Path, day, fmt: str, explain: bool) -> None:
     """Print a date's PnL per book and asset, and its explain (no database needed)."""
-    import polars as pl
-
     from utl.eod import RunError, prepare, run_dates
+    from utl.ops.pnl import explain_lines, format_pnl, pnl_lines
 
     try:
+        prepared = prepare(landing, _say)
         last = None
-        for last in run_dates(prepare(landing, _say), day.date(), _say):
+        for last in run_dates(prepared, day.date(), _say):
             pass
     except RunError as exc:
         click.echo(f"utl pnl: could not complete: {exc}", err=True)
         sys.exit(1)
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
-        click.echo(f"PnL on {day.date().isoformat()} (reporting currency), per book and asset:")
-        click.echo(last.pnl.select("book", "asset", "realized_pnl", "unrealized_pnl", "unrealized_change", "fees",
-                                   "income", "total_pnl"))
-        click.echo("Explain per book: total = market value end - start - external flows:")
-        click.echo(last.pnl_explain.select("book", "market_value_start", "market_value_end", "external_flows", "total_pnl",
-                                       "realized_pnl", "unrealized_change", "fees", "income", "trade_residual", "unexplained"))
+    lines, explained = pnl_lines(last.pnl, last.positions), explain_lines(last.pnl_explain)
+    if fmt == "csv":
+        sys.stdout.write((explained if explain else lines).write_csv())
+    else:
+        click.echo(format_pnl(day.date(), prepared.ingested.settings.reporting_currency, lines, explained))
 
 
 @main.command()
