@@ -134,14 +134,14 @@ def breaks(day, fmt: str, venue: str | None, account: str | None, asset: str | N
 @click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
 def quarantine(day, file: str | None, fmt: str, landing: Path | None) -> None:
     """The refused input rows: file, row, column, reason and the raw row."""
-    from utl.ops.quarantine import format_quarantine, read_quarantine, with_raw_rows
+    from utl.ops.quarantine import format_quarantine, latest_landing, read_quarantine, with_raw_rows
     from utl.store import migrate, open_database
 
     chosen = _landing_for(landing, "quarantine")
     with open_database(chosen) as database, database.connect() as conn:
         _say(f"database: {database.description}")
         migrate(conn)
-        frame = with_raw_rows(read_quarantine(conn, day.date() if day else None, file), chosen)
+        frame = with_raw_rows(read_quarantine(conn, day.date() if day else None, file), chosen or latest_landing(conn))
     if fmt == "csv":
         sys.stdout.write(frame.write_csv(line_terminator="\n").rstrip("\n") + "\n")
     else:

@@ -33,6 +33,13 @@ def read_quarantine(conn: psycopg.Connection, day: dt.date | None = None, file: 
         """, {"day": day, "file": file, "folder": (file.rstrip("/") + "/") if file else None})
 
 
+def latest_landing(conn: psycopg.Connection) -> Path | None:
+    """The landing folder of the latest run: where the refused files are, when no
+    ``--landing`` says (one database shared through UTL_DATABASE_URL)."""
+    row = conn.execute("SELECT landing FROM utl.runs WHERE landing IS NOT NULL ORDER BY run_id DESC LIMIT 1").fetchone()
+    return Path(row[0]) if row else None
+
+
 def with_raw_rows(frame: pl.DataFrame, landing: Path | None) -> pl.DataFrame:
     """Add ``raw_row``: the whole refused row as the file holds it (``raw`` is the refused
     value). Read from the landing folder where the file is still there and its row still
