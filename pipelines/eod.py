@@ -22,7 +22,9 @@ from pipelines.io_manager import ParquetTablesIOManager
 from pipelines.resources import EMBEDDED_URL_ENV
 from utl.home import landing_home, landing_id
 from utl.memory import LandingMemory
-from utl.run import RunError, RunSummary, business_dates, dates_to_run, finish_run, run_counts, start_run
+from utl.run import (
+    RunError, RunSummary, business_dates, dates_to_run, finish_run, record_counts, run_counts, start_run,
+)
 from utl.settings import load_settings
 from utl.store import Database, migrate, run_lock
 from utl.store.days import written_days
@@ -129,4 +131,6 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
         progress(f"postgres: {rows} rows written, one transaction per date ({writing:.2f} s, "
                  f"{rows / writing if writing else 0:,.0f} rows/s)")
     breaks, quarantined = run_counts(conn, landing, through)
-    return RunSummary(run_id, dates, todo, breaks, quarantined, storage)
+    summary = RunSummary(run_id, dates, todo, breaks, quarantined, storage)
+    record_counts(conn, run_id, summary, legs)
+    return summary

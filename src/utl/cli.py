@@ -105,49 +105,92 @@ def eod(landing: Path, through, storage: Path | None) -> None:
 @main.command()
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--venue", default=None, help="Only this venue's breaks.")
+@click.option("--account", default=None, help="Only this account's breaks.")
+@click.option("--asset", default=None, help="Only this (canonical) asset's breaks.")
 @click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
-def breaks(day, fmt: str, landing: Path | None) -> None:
-    """Print the breaks of a date from the database `utl eod` writes to."""
-    import polars as pl
-
-    from utl.report.data import breaks_csv, read_breaks
+def breaks(day, fmt: str, venue: str | None, account: str | None, asset: str | None, landing: Path | None) -> None:
+    """A date's breaks: new, ageing, cleared, and those carried for accounts not reconciled."""
+    from utl.ops.breaks import Filters, answer_breaks, filtered_csv, format_breaks
     from utl.store import migrate, open_database
 
-    with open_database(_landing_for(landing, "breaks")) as database, database.connect() as conn:
+    filters = Filters(venue, account, asset)
+    chosen = _landing_for(landing, "breaks")
+    with open_database(chosen) as database, database.connect() as conn:
         _say(f"database: {database.description}")
         migrate(conn)
         if fmt == "csv":
-            # The same text the report attaches (report.md).
-            sys.stdout.write(breaks_csv(conn, day.date()))
+            # The contract's text, the one the report attaches (report.md); filters keep rows.
+            sys.stdout.write(filtered_csv(conn, day.date(), filters))
             return
-        frame = read_breaks(conn, day.date())
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True):
-        click.echo(frame if frame.height else f"no breaks on {day.date().isoformat()}")
+        click.echo(format_breaks(answer_breaks(conn, day.date(), chosen, filters), chosen))
+
+
+@main.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only the rows of this date, and those whose date is unknown.")
+@click.option("--file", "file", default=None, help="Only this file (or folder), relative to the landing folder.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
+def quarantine(day, file: str | None, fmt: str, landing: Path | None) -> None:
+    """The refused input rows: file, row, column, reason and the raw row."""
+    from utl.ops.quarantine import format_quarantine, latest_landing, read_quarantine, with_raw_rows
+    from utl.store import migrate, open_database
+
+    chosen = _landing_for(landing, "quarantine")
+    with open_database(chosen) as database, database.connect() as conn:
+        _say(f"database: {database.description}")
+        migrate(conn)
+        frame = with_raw_rows(read_quarantine(conn, day.date() if day else None, file), chosen or latest_landing(conn))
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv(line_terminator="\n").rstrip("\n") + "\n")
+    else:
+        click.echo(format_quarantine(frame, day.date() if day else None, file))
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the latest N runs.")
+@click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
+def runs(fmt: str, limit: int | None, landing: Path | None) -> None:
+    """Every recorded run, newest first: dates, start and finish, status, counts."""
+    from utl.ops.runs import format_runs, read_runs
+    from utl.store import migrate, open_database
+
+    chosen = _landing_for(landing, "runs")
+    with open_database(chosen) as database, database.connect() as conn:
+        _say(f"database: {database.description}")
+        migrate(conn)
+        frame = read_runs(conn, str(chosen.resolve()) if landing else None, limit)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv().rstrip("\n") + "\n")
+    else:
+        click.echo(format_runs(frame))
 
 
 @main.command()
 @click.option("--landing", type=click.Path(path_type=Path), required=True)
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
-def pnl(landing: Path, day) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@click.option("--explain", is_flag=True, help="With --format csv: the explain per book instead of the PnL per book and asset.")
+def pnl(landing: Path, day, fmt: str, explain: bool) -> None:
     """Print a date's PnL per book and asset, and its explain (no database needed)."""
-    import polars as pl
-
     from utl.eod import RunError, prepare, run_dates
+    from utl.ops.pnl import explain_lines, format_pnl, pnl_lines
 
     try:
+        prepared = prepare(landing, _say)
         last = None
-        for last in run_dates(prepare(landing, _say), day.date(), _say):
+        for last in run_dates(prepared, day.date(), _say):
             pass
     except RunError as exc:
         click.echo(f"utl pnl: could not complete: {exc}", err=True)
         sys.exit(1)
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
-        click.echo(f"PnL on {day.date().isoformat()} (reporting currency), per book and asset:")
-        click.echo(last.pnl.select("book", "asset", "realized_pnl", "unrealized_pnl", "unrealized_change", "fees",
-                                   "income", "total_pnl"))
-        click.echo("Explain per book: total = market value end - start - external flows:")
-        click.echo(last.pnl_explain.select("book", "market_value_start", "market_value_end", "external_flows", "total_pnl",
-                                       "realized_pnl", "unrealized_change", "fees", "income", "trade_residual", "unexplained"))
+    lines, explained = pnl_lines(last.pnl, last.positions), explain_lines(last.pnl_explain)
+    if fmt == "csv":
+        sys.stdout.write((explained if explain else lines).write_csv())
+    else:
+        click.echo(format_pnl(day.date(), prepared.ingested.settings.reporting_currency, lines, explained))
 
 
 @main.command()

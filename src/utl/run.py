@@ -66,6 +66,16 @@ def finish_run(conn: psycopg.Connection, run_id: int, status: str, message: str)
     )
 
 
+def record_counts(conn: psycopg.Connection, run_id: int, summary: RunSummary, legs: int) -> None:
+    """What the run did, kept with it for ``utl runs`` (006_ops)."""
+    conn.execute(
+        "UPDATE utl.runs SET dates_total = %(total)s, dates_run = %(run)s, first_run_date = %(first)s, "
+        "legs = %(legs)s, breaks = %(breaks)s, quarantined = %(quarantined)s WHERE run_id = %(run_id)s",
+        {"total": len(summary.dates), "run": len(summary.ran), "first": summary.ran[0] if summary.ran else None,
+         "legs": legs, "breaks": summary.breaks, "quarantined": summary.quarantined, "run_id": run_id},
+    )
+
+
 def run_counts(conn: psycopg.Connection, landing: Path, through: dt.date) -> tuple[int, int]:
     """(breaks open on ``through``, refused rows of dates through it or of no date)."""
     breaks = conn.execute("SELECT count(*) FROM utl.breaks WHERE business_date = %s", (through,)).fetchone()[0]

@@ -1,18 +1,23 @@
 """What ``utl eod`` prints when it is done: a short summary a person reads in a terminal.
 
 Read from PostgreSQL, like the report, so it shows what the tables hold: per book the
-positions, PnL and exposure in the reporting currency with two places; breaks by age band
-with the largest of each by value; the quarantine; whether the report went out; and where
-to look next.
+positions, PnL and exposure in the reporting currency with two places; breaks open on the
+date by age band with the largest of each by value; the accounts not reconciled that day (no
+snapshot: their breaks are carried, not counted as open); the accounts not booked at all
+(no snapshot ever); the quarantine by file; whether the report went out; and where to look
+next.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections import Counter
 
 import psycopg
 
-from utl.report.data import BreakLine, ReportData, load_report_data
+from utl.ops.coverage import Unreconciled, carried_counts, unreconciled_accounts
+from utl.report.data import BreakLine, QuarantineLine, ReportData, load_report_data
 from utl.report.deliver import ReportOutcome
 from utl.report.formatting import money, quantity
 from utl.settings import Settings
@@ -27,10 +32,17 @@ _BOOK_COLUMNS = ("positions", "realized", "unrealized", "fees", "total PnL", "ne
 def run_summary(conn: psycopg.Connection, business_date: dt.date, settings: Settings,
                 report: ReportOutcome | None = None, run_id: int | None = None) -> str:
     """The summary of ``business_date`` as lines of text (no trailing newline)."""
-    return format_summary(load_report_data(conn, business_date, settings, run_id), report)
+    unreconciled = unreconciled_accounts(conn, business_date)
+    return format_summary(load_report_data(conn, business_date, settings, run_id), report, unreconciled,
+                          carried_counts(conn, unreconciled))
 
 
-def format_summary(data: ReportData, report: ReportOutcome | None) -> str:
+# The reason prepare/LandingMemory give the legs of an account that has no snapshot at all.
+_NOT_BOOKED = re.compile(r"account (\S+) has no balance snapshot")
+
+
+def format_summary(data: ReportData, report: ReportOutcome | None,
+                   unreconciled: list[Unreconciled] = (), carried: dict[str, int] | None = None) -> str:
     day = data.business_date.isoformat()
     lines = [f"Summary of {day} (amounts in {data.reporting_currency}):", *_book_table(data), ""]
     lines.append(f"breaks: {data.open_breaks} open, {len(data.new_breaks)} new, {len(data.cleared)} cleared today"
@@ -41,14 +53,30 @@ def format_summary(data: ReportData, report: ReportOutcome | None) -> str:
         band = [b for b in breaks if b.age_days >= low and (high is None or b.age_days <= high)]
         largest = f"   largest: {_describe(max(band, key=_value_rank), data.reporting_currency)}" if band else ""
         lines.append(f"  {label:<12}{len(band):>4}{largest}")
-    rows = len(data.quarantine)
-    lines.append(f"quarantine: {rows} {'row' if rows == 1 else 'rows'} refused")
+    if unreconciled:
+        lines.append(f"not reconciled on {day} (no snapshot; their breaks are carried, not counted above): "
+                     + ", ".join(u.name + (f" (last reconciled {u.last_reconciled.isoformat()}, "
+                                           f"{(carried or {}).get(u.name, 0)} breaks carried)"
+                                           if u.last_reconciled else " (never reconciled)") for u in unreconciled))
+    not_booked = sorted({m.group(1) for q in data.quarantine if (m := _NOT_BOOKED.search(q.reason))})
+    if not_booked:
+        lines.append(f"not booked (no balance snapshot, so no opening state): {', '.join(not_booked)}")
+    lines.extend(_quarantine_lines(data.quarantine))
     if data.failed_checks:
         lines.append(f"failed asset checks: {len(data.failed_checks)}")
     if report is not None:
         lines.append(report.line)
-    lines.append(f"next: utl breaks --date {day} | utl report --date {day} --out report-{day}.html | utl ui")
+    lines.append(f"next: utl breaks --date {day} | utl quarantine --date {day} | utl report --date {day} --out report-{day}.html | utl ui")
     return "\n".join(lines)
+
+
+def _quarantine_lines(rows: list[QuarantineLine]) -> list[str]:
+    n = len(rows)
+    by_file = Counter(q.file for q in rows)
+    lines = [f"quarantine: {n} {'row' if n == 1 else 'rows'} refused"
+             + (f" in {len(by_file)} {'file' if len(by_file) == 1 else 'files'}:" if n else "")]
+    lines += [f"  {count:>4}  {file}" for file, count in sorted(by_file.items())]
+    return lines
 
 
 def _book_table(data: ReportData) -> list[str]:

@@ -1,0 +1,64 @@
+"""``utl pnl``: a date's PnL per book and asset, and its explain per book, for reading.
+
+Money in the reporting currency with two places and thousands separators, quantities with
+the asset's own places (:mod:`utl.report.formatting`), a subtotal per book and a firm total.
+``trade_residual`` (what a trade's legs leave at their marks, 002_pnl) stands beside the PnL,
+so each book's lines add up to its explain. The CSV keeps every decimal exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from utl.ops.table import render_table
+from utl.report.formatting import money, quantity
+
+PNL_COLUMNS = ("realized_pnl", "unrealized_pnl", "unrealized_change", "fees", "income", "trade_residual", "total_pnl")
+EXPLAIN_COLUMNS = ("market_value_start", "market_value_end", "external_flows", "total_pnl", "realized_pnl",
+                   "unrealized_change", "fees", "income", "trade_residual", "unexplained")
+_PNL_HEADER = ("realized", "unrealized", "unr. change", "fees", "income", "total PnL", "trade residual", "book PnL")
+_PNL_ORDER = ("realized_pnl", "unrealized_pnl", "unrealized_change", "fees", "income", "total_pnl", "trade_residual")
+_EXPLAIN_HEADER = ("value start", "value end", "external flows", "total PnL", "realized", "unr. change", "fees",
+                   "income", "trade residual", "unexplained")
+
+
+def pnl_lines(pnl: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFrame:
+    """The date's PnL per (book, asset) with the book's ledger quantity of the asset."""
+    qty = (positions.with_columns(book=pl.coalesce("book", pl.format("{}/{}", "venue", "account")))
+           .group_by("book", "asset").agg(pl.col("qty").sum()))
+    return (pnl.join(qty, on=["book", "asset"], how="left")
+            .select("business_date", "book", "asset", "qty", *PNL_COLUMNS).sort("book", "asset"))
+
+
+def explain_lines(explain: pl.DataFrame) -> pl.DataFrame:
+    return explain.select("business_date", "book", *EXPLAIN_COLUMNS).sort("book")
+
+
+def _totals(frame: pl.DataFrame, columns: tuple[str, ...]) -> dict:
+    return frame.select(pl.col(c).sum() for c in columns).row(0, named=True)
+
+
+def _total_cells(frame: pl.DataFrame) -> tuple[str, ...]:
+    # A trade's legs in different assets leave residuals that cancel only across the book:
+    # "book PnL" (total PnL + trade residual) is the explain's total of the book.
+    t = _totals(frame, PNL_COLUMNS)
+    return (*(money(t[c]) for c in _PNL_ORDER), money(t["total_pnl"] + t["trade_residual"]))
+
+
+def format_pnl(day: dt.date, currency: str, lines: pl.DataFrame, explain: pl.DataFrame) -> str:
+    rows = []
+    for (book,), group in lines.group_by("book", maintain_order=True):
+        for r in group.iter_rows(named=True):
+            rows.append((book, r["asset"], quantity(r["qty"]), *(money(r[c]) for c in _PNL_ORDER), ""))
+        rows.append((book, "book total", "", *_total_cells(group)))
+    rows.append(("firm", "total", "", *_total_cells(lines)))
+    out = [f"PnL on {day.isoformat()} in {currency}, per book and asset:",
+           render_table(("book", "asset", "qty", *_PNL_HEADER), rows, right=("qty", *_PNL_HEADER)), "",
+           "Explain per book: total PnL = value end - value start - external flows "
+           "= realized + unr. change - fees + income + trade residual + unexplained:"]
+    explained = [(r["book"], *(money(r[c]) for c in EXPLAIN_COLUMNS)) for r in explain.iter_rows(named=True)]
+    explained.append(("firm total", *(money(v) for v in _totals(explain, EXPLAIN_COLUMNS).values())))
+    out.append(render_table(("book", *_EXPLAIN_HEADER), explained, right=_EXPLAIN_HEADER))
+    return "\n".join(out)
