@@ -284,8 +284,8 @@ def read_csv_rows(
         return _read_multiline(source, data, skip_lines, sep, optional_last)
     end = frame.columns[-1]
     if optional_last and len(columns) > 2:
-        # One cell short: the marker sits in the last column and the end column is empty.
-        short = (pl.col(end).is_null() & (pl.col(columns[-1]) == _END)).fill_null(False)
+        # One cell short: the marker sits in the last column (only such a row puts it there).
+        short = (pl.col(columns[-1]) == _END).fill_null(False)
         frame = frame.with_columns(
             pl.when(short).then(pl.lit("")).otherwise(pl.col(columns[-1])).alias(columns[-1]),
             pl.when(short).then(pl.lit(_END)).otherwise(pl.col(end)).alias(end),
