@@ -739,3 +739,41 @@ def test_sample_landing_quarantines_exactly_the_planted_row():
     assert ingested.ledger_accounts == {("coinbase", "retail"), ("kraken", "main"), ("okx", "main")}
     codes = set(ingested.fills["base"]) | set(ingested.fills["quote"]) | set(ingested.movements["asset"]) | set(ingested.balances["asset"])
     assert not codes & {"XXBT", "XETH", "ZUSD", "XBT"}
+
+
+# ---------------------------------------------------------------- issue 17: layouts through ingest
+
+
+def test_issue_17_layouts_book_through_ingest(tmp_path):
+    landing = tmp_path / "landing"
+    put(landing, "utl.toml", '[timezones]\n"okx/main" = "UTC+8"\n')
+    copy_fixture(landing, "okx/trading_resaved.csv", "okx/main/trades/trading.csv")
+    copy_fixture(landing, "okx/funding_resaved.csv", "okx/other/trades/funding.csv")  # no zone for okx/other
+    copy_fixture(landing, "kraken/ledgers_2017.csv", "kraken/main/trades/ledgers.csv")
+    copy_fixture(landing, "binance/Binance-Spot-Trade-History-202403081200(UTC+1)_cs.csv",
+                 "binance/main/trades/Binance-Spot-Trade-History-202403081200(UTC+1)_cs.csv")
+    copy_fixture(landing, "coinbase/pro_account_capitalised.csv", "coinbase/pro/trades/account.csv")
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    for row in (["Date", "Market", "Type", "Price", "Amount", "Total", "Fee", "Fee Coin"],
+                ["2018-01-07 20:42:29", "VENBTC", "BUY", 0.0002915, 34, 0.009911, 0.034, "VEN"]):
+        book.active.append(row)
+    (landing / "binance/old/trades").mkdir(parents=True)
+    book.save(landing / "binance/old/trades/TradeHistory.xlsx")
+    ingested = ingest_landing(landing)
+    files = dict(zip(ingested.files["file"], ingested.files["format"]))
+    assert files == {
+        "binance/main/trades/Binance-Spot-Trade-History-202403081200(UTC+1)_cs.csv": "binance.spot_trades",
+        "binance/old/trades/TradeHistory.xlsx": "binance.spot_trades_legacy",
+        "coinbase/pro/trades/account.csv": "coinbase.pro_account",
+        "kraken/main/trades/ledgers.csv": "kraken.ledgers",
+        "okx/main/trades/trading.csv": "okx.trading_account",
+        "okx/other/trades/funding.csv": "okx.funding_account",
+    }
+    assert set(ingested.quarantine["file"]) == {"okx/other/trades/funding.csv"}
+    assert 'utl.toml [timezones] has no "okx/other"' in ingested.quarantine["reason"][0]
+    okx_ts = ingested.movements.filter(pl.col("venue") == "okx")["ts"].to_list()
+    assert okx_ts[0] == dt.datetime(2024, 3, 5, 9, 0, tzinfo=dt.timezone.utc)
+    old = ingested.fills.filter(pl.col("account") == "old").row(0, named=True)
+    assert (old["base"], old["quote"], old["price"], old["fee"], old["fee_asset"]) == ("VEN", "BTC", D("0.0002915"), D("0.034"), "VEN")
+    assert ingested.movements.filter(pl.col("venue") == "kraken")["asset"].to_list() == ["EUR", "BTC", "EUR", "EUR"]

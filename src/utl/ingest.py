@@ -49,7 +49,7 @@ class Ingested:
 def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
     """Read every file of a landing folder into the canonical tables."""
     settings = settings or load_settings(landing)
-    files = scan_landing(landing, settings.pairs)
+    files = scan_landing(landing, settings.pairs, settings.timezones)
     formats = all_formats()
     read = [misplaced_file(rel, why) for rel, why in files.misplaced]
     read += [read_trades_file(source, formats, settings) for source in files.trades]

@@ -40,10 +40,15 @@ def _date_of(name: str) -> dt.date | None:
         return None
 
 
-def scan_landing(landing: Path, pairs: Mapping[str, tuple[str, str]] | None = None) -> LandingFiles:
+def scan_landing(
+    landing: Path, pairs: Mapping[str, tuple[str, str]] | None = None, timezones: Mapping[str, str] | None = None
+) -> LandingFiles:
     """List the landing folder's files by role; sorted, so every run reads in one order.
-    ``pairs`` (utl.toml [pairs]) travels with each source to the reader that splits symbols."""
+    ``pairs`` (utl.toml [pairs]) travels with each source to the reader that splits symbols;
+    ``timezones`` (utl.toml [timezones], ``"venue/account"``) to readers of exports whose
+    own statement of their zone may be missing (OKX without its preamble)."""
     pairs = dict(pairs or {})
+    timezones = dict(timezones or {})
     if not landing.is_dir():
         raise FileNotFoundError(f"no landing folder at {landing}")
     trades, balances, marks, misplaced = [], [], [], []
@@ -59,7 +64,8 @@ def scan_landing(landing: Path, pairs: Mapping[str, tuple[str, str]] | None = No
             else:
                 misplaced.append((rel, "a marks file is named YYYY-MM-DD.csv"))
         elif len(parts) == 4 and parts[2] == "trades":
-            trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs))
+            zone = timezones.get(f"{parts[0]}/{parts[1]}")
+            trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs, timezone=zone))
         elif len(parts) == 4 and parts[2] == "balances":
             day = _date_of(parts[3])
             if day:

@@ -47,7 +47,7 @@ from utl.schemas import DAY_LEGS, DATED_QUARANTINE, Legs, validate_rows
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 
-MEMORY_VERSION = "1"  # bump when what is stored per file changes: every file is read again
+MEMORY_VERSION = "2"  # bump when what is stored per file changes: every file is read again
 
 CATALOG = pl.Schema(
     {
@@ -205,7 +205,7 @@ class LandingMemory:
                     (self.root / name).unlink(missing_ok=True)
                 self._catalog = CATALOG.to_frame()
                 self._fingerprints = FINGERPRINTS.to_frame()
-            files = scan_landing(self.landing, self.settings.pairs)
+            files = scan_landing(self.landing, self.settings.pairs, self.settings.timezones)
             self._undated = pl.concat([misplaced_file(rel, why).quarantine for rel, why in files.misplaced]
                                       or [empty_quarantine()])
             known = {row["file"]: row for row in self.catalog.iter_rows(named=True)}

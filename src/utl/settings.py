@@ -23,6 +23,7 @@ class Settings:
     aliases: dict[str, str] = field(default_factory=dict)  # venue code -> canonical code
     pairs: dict[str, tuple[str, str]] = field(default_factory=dict)  # glued symbol -> (base, quote)
     books: dict[str, tuple[str, ...]] = field(default_factory=dict)  # book -> ["venue/account", ...]
+    timezones: dict[str, str] = field(default_factory=dict)  # "venue/account" -> "UTC+8": for exports that omit it
     schedule_start_date: dt.date | None = None  # [schedule] start_date: the first partition
     schedule_cron: str = "30 0 * * *"  # [schedule] cron (UTC): when the EOD schedule runs
 
@@ -79,6 +80,7 @@ def load_settings(landing: Path) -> Settings:
         raise SettingsError(f'utl.toml: [report] escalate_value = {escalate_value!r}: write it as text, e.g. "10000"') from None
     pairs = {str(k).upper(): (str(v[0]).upper(), str(v[1]).upper()) for k, v in (raw.get("pairs") or {}).items()}
     books = {str(k): tuple(v) for k, v in (raw.get("books") or {}).items()}
+    timezones = {str(k): str(v).strip() for k, v in (raw.get("timezones") or {}).items()}
     schedule = raw.get("schedule") or {}
     start = schedule.get("start_date")
     if start is not None and not isinstance(start, dt.date):
@@ -100,6 +102,7 @@ def load_settings(landing: Path) -> Settings:
         aliases={str(k).upper(): str(v).upper() for k, v in (raw.get("aliases") or {}).items()},
         pairs=pairs,
         books=books,
+        timezones=timezones,
         schedule_start_date=start,
         schedule_cron=cron,
     )

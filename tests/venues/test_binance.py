@@ -434,3 +434,82 @@ def test_number_cells_parse_exactly_as_python_decimal(cells: list[str]) -> None:
     frame = pl.DataFrame({"cell": cells}, schema={"cell": pl.String})
     ours = binance.with_decimals(frame, v=pl.col("cell"))
     assert list(zip(ours["v"].to_list(), ours["v__bad"].to_list())) == [python_decimal(c) for c in cells]
+
+
+# ---------------------------------------------------------------- issue 17: layouts as users keep them
+
+
+def _read17(path: Path):
+    fmt = [f for f in binance.FORMATS if f.detect(head_text(path))]
+    assert len(fmt) == 1, [f.name for f in fmt]
+    parsed = fmt[0].read(Source(path, f"binance/main/trades/{path.name}", "binance", "main"))
+    return fmt[0].name, parsed.frame, parsed.quarantine
+
+
+def test_a_spot_export_resaved_by_excel_with_semicolons_reads_as_the_original() -> None:
+    # binance.md §1 example rows; Excel in a ";" locale, CRLF, thousands comma gone.
+    name, frame, quarantine = _read17(FIXTURES / "Binance-Spot-Trade-History-202403051200(UTC+8)_excel.csv")
+    assert name == "binance.spot_trades" and quarantine.height == 0
+    assert frame["qty"].to_list() == [Decimal("0.02"), Decimal("-1.2")]
+    assert frame["quote_qty"].to_list() == [Decimal("1300"), Decimal("0.0648")]
+    assert frame["ts"][0] == datetime(2024, 3, 5, 1, 15, 2, tzinfo=timezone.utc)
+
+
+def test_a_czech_spot_export_reads_through_the_localized_header_table() -> None:
+    # Header as published in everytrade-io's Czech Spot Trade History test (binance.py docstring).
+    name, frame, quarantine = _read17(FIXTURES / "Binance-Spot-Trade-History-202403081200(UTC+1)_cs.csv")
+    assert name == "binance.spot_trades" and quarantine.height == 0
+    row = frame.row(0, named=True)
+    assert (row["base"], row["quote"], row["qty"], row["quote_qty"], row["fee"], row["fee_asset"]) == (
+        "BTC", "EUR", Decimal("0.05"), Decimal("2500"), Decimal("0.002"), "BNB")
+    assert row["ts"] == datetime(2024, 3, 8, 9, 15, 42, tzinfo=timezone.utc)
+    assert binance.LOCALIZED["Čas"] == "Time"
+
+
+def test_ledger_rows_without_the_trailing_empty_remark_are_complete() -> None:
+    name, frame, quarantine = _read17(FIXTURES / "Binance-Transaction-History-202403051200(UTC+0)_noremark.csv")
+    assert name == "binance.transactions"
+    # Row 4 ("Deposit,USDT") lacks Change too: two cells short, still refused as ragged.
+    assert quarantine["row"].to_list() == [4] and "the row has 5 cells, the header 7" in quarantine["reason"][0]
+    assert frame["qty"].to_list() == [Decimal("0.02"), Decimal("-1300"), Decimal("-0.00002")]
+
+
+def _xlsx(path: Path, rows: list[list]) -> Path:
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+XLSX_HEADER = ["Date", "Market", "Type", "Price", "Amount", "Total", "Fee", "Fee Coin"]
+
+
+def test_the_2017_trade_history_workbook_reads_each_number_as_its_shortest_decimal(tmp_path: Path) -> None:
+    # Header of the 2017-18 .xlsx (binance.py docstring); Excel keeps numbers as doubles.
+    path = _xlsx(tmp_path / "TradeHistory.xlsx", [
+        XLSX_HEADER,
+        [datetime(2018, 1, 7, 20, 42, 29), "VENBTC", "BUY", 0.0002915, 34, 0.009911, 0.034, "VEN"],
+        ["2018-01-08 01:02:03", "ETHUSDT", "SELL", 1150.1, 0.1, 115.01, 0.11501, "USDT"],
+        [],
+        ["2018-01-09 00:00:00", "BNBBTC", "BUY", 0.1 + 0.2, 1e-05, 3e-06, 0, "BNB"],
+    ])
+    name, frame, quarantine = _read17(path)
+    assert name == "binance.spot_trades_legacy" and quarantine.height == 0
+    # 0.1 + 0.2 is stored as "0.3" (openpyxl, like Excel, writes 15 significant digits): the
+    # cell holds 0.3's double, and its shortest round-trip text is "0.3".
+    assert frame["price"].to_list() == [Decimal("0.0002915"), Decimal("1150.1"), Decimal("0.3")]
+    assert frame["qty"].to_list() == [Decimal("34"), Decimal("-0.1"), Decimal("0.00001")]
+    assert frame["quote_qty"].to_list() == [Decimal("0.009911"), Decimal("115.01"), Decimal("0.000003")]
+    assert frame["fee"].to_list() == [Decimal("0.034"), Decimal("0.11501"), Decimal("0")]
+    assert frame["source_row"].to_list() == [1, 2, 4]
+    assert frame["ts"][0] == datetime(2018, 1, 7, 20, 42, 29, tzinfo=timezone.utc)
+
+
+def test_bad_cells_of_a_workbook_are_refused_by_row(tmp_path: Path) -> None:
+    path = _xlsx(tmp_path / "TradeHistory.xlsx", [
+        XLSX_HEADER, ["2018-01-07 20:42:29", "VENBTC", "HOLD", 0.0002915, 34, 0.009911, 0.034, "VEN"]])
+    _, frame, quarantine = _read17(path)
+    assert frame.height == 0 and quarantine["column"].to_list() == ["Type"]

@@ -388,3 +388,14 @@ def test_money_cells_round_trip_exactly(cells: list[tuple[Decimal, str, bool]]) 
     assert quarantine.height == 0
     quote = frame.filter(pl.col("entry_id").str.ends_with("/quote"))
     assert quote["qty"].to_list() == [abs(v) for v, _, _ in cells if v != 0]  # a Sell receives |Subtotal|
+
+
+def test_the_pro_account_statement_with_a_capitalised_header_is_read() -> None:
+    # coinbase.md §3 rows under the capitalised header of issue 17 (`Timestamp` for `time`).
+    from utl.venues import coinbase as cb
+    path = Path(__file__).parent / "fixtures" / "coinbase" / "pro_account_capitalised.csv"
+    (fmt,) = [f for f in cb.FORMATS if f.detect(head_text(path))]
+    parsed = fmt.read(Source(path, "coinbase/pro/trades/a.csv", "coinbase", "pro"))
+    assert fmt.name == "coinbase.pro_account" and parsed.quarantine.height == 0
+    assert [(r["kind"], r["asset"], r["qty"]) for r in parsed.frame.iter_rows(named=True)] == [
+        ("trade", "BTC", Decimal("0.5")), ("trade", "USD", Decimal("-16500")), ("fee", "USD", Decimal("-82.5"))]

@@ -36,9 +36,18 @@ def test_other_files_are_not_a_balance_csv(path: Path) -> None:
     assert not generic.is_balance_csv(head_text(path))
 
 
-@pytest.mark.parametrize("head", ["asset,total,free\nBTC,1,1\n", "asset;total\n", "asset,price\nBTC,1\n", "total,asset\n"])
+@pytest.mark.parametrize("head", ["asset,total,free\nBTC,1,1\n", "asset,price\nBTC,1\n", "total,asset\n", "asset;total;free\n"])
 def test_only_the_exact_header_is_a_balance_csv(head: str) -> None:
     assert not generic.is_balance_csv(head)
+
+
+def test_a_balance_csv_resaved_by_excel_with_semicolons_is_read(tmp_path: Path) -> None:
+    # Excel in a locale whose list separator is ";" (issue 17): same columns, ";" between.
+    path = tmp_path / "2024-03-05.csv"
+    path.write_text("\ufeffAsset;Total\r\nBTC;0.5\r\nUSDT;1200.25\r\n", "utf-8")
+    assert generic.is_balance_csv(head_text(path))
+    frame, quarantine = read(path)
+    assert frame["total"].to_list() == [Decimal("0.5"), Decimal("1200.25")] and quarantine.height == 0
 
 
 def test_balance_rows_and_refusals() -> None:

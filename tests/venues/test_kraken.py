@@ -455,3 +455,42 @@ def test_ledger_amounts_round_trip_exactly(cells: list[tuple[Decimal, Decimal, i
         if fee != 0:
             expected.append((f"L{i}/fee", fee.copy_negate()))  # unary minus would round to 28 digits
     assert list(zip(frame["entry_id"], frame["qty"])) == expected
+
+
+# ---------------------------------------------------------------- issue 17
+
+
+def _read17(name: str):
+    path = KRAKEN / name
+    (fmt,) = [f for f in kraken.FORMATS if f.detect(head_text(path))]
+    parsed = fmt.read(Source(path, f"kraken/main/trades/{name}", "kraken", "main"))
+    return fmt.name, parsed.frame, parsed.quarantine
+
+
+def test_the_2017_ledgers_book_a_row_without_txid_as_a_final_deposit() -> None:
+    # The 2017 layout (kraken.py docstring): no subtype, unquoted.
+    name, frame, quarantine = _read17("ledgers_2017.csv")
+    assert name == "kraken.ledgers" and quarantine.height == 0
+    assert [(r["kind"], r["asset"], r["qty"]) for r in frame.iter_rows(named=True)] == [
+        ("deposit", "ZEUR", Decimal("1000")), ("deposit", "XXBT", Decimal("0.5")),
+        ("trade", "ZEUR", Decimal("-600")), ("fee", "ZEUR", Decimal("-0.96"))]
+    assert frame["entry_id"][1].startswith("QGBDX3I-VCBWK5-YHFLOK|2017-06-05 09:00:00|deposit|XXBT|")
+
+
+def test_a_ledgers_subset_export_is_read_and_its_txid_less_row_is_not_final() -> None:
+    name, frame, quarantine = _read17("ledgers_subset.csv")
+    assert name == "kraken.ledgers"
+    assert frame["qty"].to_list() == [Decimal("-600"), Decimal("-0.96")] and frame["ref_id"].to_list() == [None, None]
+    assert quarantine["row"].to_list() == [2] and "no ledger id (txid)" in quarantine["reason"][0]
+
+
+def test_a_trades_subset_export_is_read() -> None:
+    name, frame, quarantine = _read17("trades_subset.csv")
+    assert name == "kraken.trades" and quarantine.height == 0
+    row = frame.row(0, named=True)
+    assert (row["qty"], row["quote_qty"], row["fee"], row["order_id"]) == (Decimal("0.01"), Decimal("600"), None, None)
+
+
+@pytest.mark.parametrize("head", ['"txid","time","type","asset","amount"\n', '"txid","time","type","asset","amount","fee","colour"\n'])
+def test_a_subset_without_a_needed_column_or_with_a_foreign_one_is_not_claimed(head: str) -> None:
+    assert not [f.name for f in kraken.FORMATS if f.detect(head)]

@@ -248,3 +248,37 @@ def test_funding_amount_text_round_trips_exactly(value: Decimal, style: str, bom
         parsed = okx.read_funding(Source(path, "f.csv", "okx", "main"))
     assert parsed.quarantine.is_empty()
     assert parsed.frame["qty"].item() == Decimal(text)
+
+
+# Issue 17: a trading or funding export re-saved without its `UID:`/`Time Zone:` preamble line
+# (okx.md §1, §2: the same header, line 1 gone). The zone then comes from utl.toml [timezones].
+@pytest.mark.parametrize("name", ["trading_resaved.csv", "funding_resaved.csv"])
+def test_a_resaved_export_takes_its_zone_from_the_settings(name: str) -> None:
+    path = OKX / name
+    fmt = next(f for f in okx.FORMATS if f.detect(head_text(path)))
+    parsed = fmt.read(Source(path, f"okx/main/trades/{name}", "okx", "main", timezone="UTC+8"))
+    assert parsed.quarantine.height == 0 and parsed.frame.height > 0
+    # 17:15:02 / 12:00:00 at UTC+8 (the original preamble's zone)
+    assert parsed.frame["ts"][0] in (utc(2024, 3, 5, 9, 0, 0), utc(2024, 3, 4, 4, 0, 0))
+
+
+@pytest.mark.parametrize("name", ["trading_resaved.csv", "funding_resaved.csv"])
+def test_a_resaved_export_without_a_zone_setting_says_where_the_zone_is_missing(name: str) -> None:
+    frame, quarantine = read(name)
+    assert frame.height == 0 and quarantine.height > 0
+    assert set(quarantine["reason"]) == {
+        'time zone unknown: the file has no preamble line (Time Zone:UTC+8) and utl.toml [timezones] has no "okx/main"'
+    }
+
+
+def test_a_zone_setting_that_is_no_zone_is_named() -> None:
+    path = OKX / "funding_resaved.csv"
+    parsed = okx.FORMATS[1].read(Source(path, "okx/main/trades/f.csv", "okx", "main", timezone="Asia/Shanghai"))
+    assert parsed.frame.height == 0
+    assert 'utl.toml [timezones] "okx/main" = "Asia/Shanghai" is not like "UTC+8"' in parsed.quarantine["reason"][0]
+
+
+def test_the_preamble_zone_wins_over_the_setting() -> None:
+    path = OKX / "trading_current.csv"
+    parsed = okx.FORMATS[0].read(Source(path, "okx/main/trades/t.csv", "okx", "main", timezone="UTC-5"))
+    assert parsed.frame["ts"][0] == utc(2024, 3, 5, 9, 0, 0)

@@ -45,6 +45,8 @@ class Source:
     account: str
     # utl.toml [pairs]: glued symbols split as the user says, whatever the known quotes suggest.
     pairs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # utl.toml [timezones] "venue/account": the zone of an export that does not state its own.
+    timezone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,15 @@ class Format:
 
 
 def head_text(path: Path, size: int = HEAD_BYTES) -> str:
-    """The first bytes of a file as text, BOMs removed; raises UnicodeDecodeError if not UTF-8."""
+    """The first bytes of a file as text, BOMs removed; raises UnicodeDecodeError if not UTF-8.
+
+    A workbook (``.xlsx``) is first written as CSV text (:func:`xlsx_as_csv`), so that it is
+    recognised by its header like any export.
+    """
     with open(path, "rb") as fh:
         raw = fh.read(size)
+    if raw.startswith(XLSX_MAGIC):
+        raw = xlsx_as_csv(path.read_bytes())[:size]
     # A multi-byte character may be cut at the end of the head: decode what is whole.
     text = raw.decode("utf-8", errors="strict") if len(raw) < size else _decode_prefix(raw)
     return text.replace(BOM, "")
@@ -79,6 +87,55 @@ def _decode_prefix(raw: bytes) -> str:
         except UnicodeDecodeError:
             continue
     return raw.decode("utf-8")  # raises with the position of the bad byte
+
+
+# ---------------------------------------------------------------------------------------------
+# Workbooks: Binance's 2017-18 Trade History came as .xlsx
+# ---------------------------------------------------------------------------------------------
+
+XLSX_MAGIC = b"PK\x03\x04"  # a zip archive: an Office Open XML workbook
+
+
+def xlsx_as_csv(data: bytes) -> bytes:
+    """The first sheet of a workbook as UTF-8 CSV text, every cell as text.
+
+    Excel stores a number as a binary double (the sheet XML holds its decimal text, which
+    openpyxl reads with ``float``). Each number is written as its shortest round-trip decimal
+    text, ``repr(float)``: the shortest decimal that reads back as the very double Excel
+    stored, so it is exact for what the workbook holds (``0.0002915`` stays ``0.0002915``; a
+    value Excel itself computed as ``0.30000000000000004`` stays that, never rounded here).
+    No float is ever turned into a Decimal: the text is, by the readers' one parser. Dates
+    become ``YYYY-MM-DD HH:MM:SS[.ffffff]``. Rows with no cell are written as blank lines, so
+    row numbers still match the sheet.
+    """
+    from openpyxl import load_workbook  # only workbooks need it
+
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        sheet = book.worksheets[0]
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        for values in sheet.iter_rows(values_only=True):
+            cells = [_xlsx_cell(v) for v in values]
+            if all(c == "" for c in cells):
+                out.write("\n")
+            else:
+                writer.writerow(cells)
+    finally:
+        book.close()
+    return out.getvalue().encode("utf-8")
+
+
+def _xlsx_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip text of the stored double
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
 
 
 def first_line(head: str, skip: int = 0) -> str:
@@ -127,14 +184,44 @@ def text_or_null(cell: pl.Expr, blanks: Sequence[str] = ("",)) -> pl.Expr:
     return cell.str.strip_chars().replace(list(blanks), None)
 
 
+def separator_of(line: str) -> str:
+    """``;`` for a line Excel re-saved in a locale whose list separator is ``;``, else ``,``."""
+    return ";" if line.count(";") > line.count(",") else ","
+
+
 def header_cells(line: str) -> list[str]:
-    """Header cells of a CSV line, unquoted and stripped."""
-    return [c.strip().strip('"').strip() for c in line.replace(BOM, "").split(",")]
+    """Header cells of a CSV line (``,`` or ``;`` separated), unquoted and stripped."""
+    line = line.replace(BOM, "")
+    return [c.strip().strip('"').strip() for c in line.split(separator_of(line))]
+
+
+def normal(cell: str) -> str:
+    """A header cell as matched: case, surrounding blanks, quotes and BOMs ignored."""
+    return cell.replace(BOM, "").strip().strip('"').strip().casefold()
 
 
 def header_is(head: str, layouts: list[tuple[str, ...]], skip: int = 0) -> bool:
-    """The header row (after ``skip`` preamble lines) is exactly one of ``layouts``."""
-    return tuple(header_cells(first_line(head, skip))) in layouts
+    """The header row (after ``skip`` preamble lines) is one of ``layouts``, cells compared by
+    :func:`normal` (``TXID``, `` Time ``, ``\ufeffid`` match ``txid``, ``Time``, ``id``)."""
+    cells = tuple(normal(c) for c in header_cells(first_line(head, skip)))
+    return any(cells == tuple(normal(c) for c in layout) for layout in layouts)
+
+
+def header_holds(cells: Sequence[str], required: Sequence[str], known: Sequence[str]) -> bool:
+    """A header chosen by its columns: it holds every ``required`` column and no column
+    outside ``known`` (an export whose user picked a subset of the columns)."""
+    have = [normal(c) for c in cells]
+    allowed = {normal(c) for c in known}
+    return len(set(have)) == len(have) and {normal(c) for c in required} <= set(have) and set(have) <= allowed
+
+
+def rename_columns(frame: pl.DataFrame, names: Sequence[str], localized: Mapping[str, str] | None = None) -> pl.DataFrame:
+    """Columns renamed to their canonical spelling in ``names`` when they match it by
+    :func:`normal`, or by a ``localized`` header (the user's interface language -> name)."""
+    table = {normal(n): n for n in names}
+    table.update({normal(k): v for k, v in (localized or {}).items()})
+    mapping = {c: table[normal(c)] for c in frame.columns if normal(c) in table and table[normal(c)] != c}
+    return frame.rename(mapping) if mapping else frame
 
 
 def require_columns(frame: pl.DataFrame, columns: list[str], what: str) -> None:
@@ -149,7 +236,9 @@ def require_columns(frame: pl.DataFrame, columns: list[str], what: str) -> None:
 _END = "\x1e"
 
 
-def read_csv_rows(source: Source, skip_lines: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_csv_rows(
+    source: Source, skip_lines: int = 0, *, optional_last: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every cell as written (text, ``""`` when empty, never null) with ``source_row``, the
     1-based data row; and, as quarantine rows, the rows refused whole.
 
@@ -159,33 +248,48 @@ def read_csv_rows(source: Source, skip_lines: int = 0) -> tuple[pl.DataFrame, pl
     data and are skipped (their numbers still count, so rows match the file). BOMs anywhere
     are removed (OKX repeats U+FEFF in cells); ``skip_lines`` skips a preamble before the
     header (Bybit's ``UID:`` line, Coinbase's title). A file that is not UTF-8 fails whole.
+    A header with more ``;`` than ``,`` (Excel re-saving in a ``;`` locale) makes ``;`` the
+    separator of the whole file. A workbook is read as the CSV :func:`xlsx_as_csv` writes.
+    ``optional_last``: a row one cell short, where that cell is the last column (Binance's
+    trailing empty ``Remark``, which some writers leave out), is complete: the cell is ``""``.
 
     How cells are counted without a second pass over the text: a marker cell is appended to
     every line, so in a row of the header's width it lands in the column after the last; a
     short row puts it earlier and a long row pushes a cell of its own there.
     """
     data = source.path.read_bytes()
+    if data.startswith(XLSX_MAGIC):
+        data = xlsx_as_csv(data)
     if b"\xef" in data and BOM.encode() in data:
         data = data.replace(BOM.encode(), b"")
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
     if not data.endswith(b"\n"):
         data += b"\n"
-    marked = data.replace(b"\n", f",{_END}\n".encode())
-    lines = (len(marked) - len(data)) // 2
+    lines = data.count(b"\n")
     header_at = _line_start(data, skip_lines) if lines > skip_lines else len(data)
-    if not data[header_at : data.find(b"\n", header_at)].strip():
+    header = data[header_at : data.find(b"\n", header_at)]
+    if not header.strip():
         raise ValueError(f"{source.rel}: the file has no header row")
     _check_utf8(source, data[:header_at])  # Polars checks the rest as it reads
-    frame = _read(source, marked, skip_lines)
+    sep = separator_of(header.decode("utf-8", errors="replace"))
+    marked = data.replace(b"\n", f"{sep}{_END}\n".encode())
+    frame = _read(source, marked, skip_lines, sep)
     columns = frame.columns[:-1]
     frame = frame.rename({c: c.strip() for c in columns})
     columns = [c.strip() for c in columns]
     rows = frame.height
     if rows != lines - skip_lines - 1:
         # A quoted cell spans lines: the marker fell inside it. Count cells the slow way.
-        return _read_multiline(source, data, skip_lines)
+        return _read_multiline(source, data, skip_lines, sep, optional_last)
     end = frame.columns[-1]
+    if optional_last and len(columns) > 2:
+        # One cell short: the marker sits in the last column (only such a row puts it there).
+        short = (pl.col(columns[-1]) == _END).fill_null(False)
+        frame = frame.with_columns(
+            pl.when(short).then(pl.lit("")).otherwise(pl.col(columns[-1])).alias(columns[-1]),
+            pl.when(short).then(pl.lit(_END)).otherwise(pl.col(end)).alias(end),
+        )
     odd = frame.select((pl.col(end) != _END).arg_true()).to_series()
     frame = frame.drop(end).with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
     if odd.len() == 0:
@@ -197,7 +301,7 @@ def read_csv_rows(source: Source, skip_lines: int = 0) -> tuple[pl.DataFrame, pl
     text = data.split(b"\n")
     ragged = odd.filter(~blank)
     raw = [text[skip_lines + 1 + i].decode("utf-8") for i in ragged.to_list()]
-    refused = _refused(source, (ragged + 1).cast(pl.Int64).to_list(), raw, len(columns))
+    refused = _refused(source, (ragged + 1).cast(pl.Int64).to_list(), raw, len(columns), sep=sep)
     keep = pl.repeat(True, rows, eager=True).scatter(odd, False)
     return frame.filter(keep), refused
 
@@ -217,10 +321,10 @@ def _check_utf8(source: Source, data: bytes) -> None:
         raise UnicodeDecodeError(e.encoding, e.object, e.start, e.end, f"{source.rel}: not UTF-8 text ({e.reason})") from None
 
 
-def _read(source: Source, data: bytes, skip_lines: int) -> pl.DataFrame:
+def _read(source: Source, data: bytes, skip_lines: int, sep: str = ",") -> pl.DataFrame:
     try:
         return pl.read_csv(
-            data, infer_schema=False, has_header=True, skip_lines=skip_lines,
+            data, infer_schema=False, has_header=True, skip_lines=skip_lines, separator=sep,
             empty_string_is_null=False, truncate_ragged_lines=True, raise_if_empty=False,
         )  # fmt: skip
     except pl.exceptions.ComputeError as e:
@@ -228,35 +332,44 @@ def _read(source: Source, data: bytes, skip_lines: int) -> pl.DataFrame:
         raise ValueError(f"{source.rel}: not a well-formed CSV: {e}") from e
 
 
-def _read_multiline(source: Source, data: bytes, skip_lines: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _read_multiline(
+    source: Source, data: bytes, skip_lines: int, sep: str = ",", optional_last: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """:func:`read_csv_rows` for files whose quoted cells span lines, with Python's csv."""
     body = data[_line_start(data, skip_lines) :]
-    frame = _read(source, body, 0)
-    records = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    frame = _read(source, body, 0, sep)
+    records = list(csv.reader(io.StringIO(body.decode("utf-8")), delimiter=sep))
     width = frame.width
     if len(records) - 1 != frame.height:
         raise ValueError(f"{source.rel}: not a well-formed CSV: {len(records) - 1} records, {frame.height} rows")
     frame = frame.rename({c: c.strip() for c in frame.columns})
     frame = frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    skip, ragged, raw, counts = [], [], [], []
+    skip, ragged, raw, counts, padded = [], [], [], [], []
     for row, cells in enumerate(records[1:], 1):
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             skip.append(row)
+        elif optional_last and width > 2 and len(cells) == width - 1:
+            padded.append(row)
         elif len(cells) != width:
             skip.append(row)
             ragged.append(row)
             line = io.StringIO()
-            csv.writer(line, lineterminator="").writerow(cells)
+            csv.writer(line, lineterminator="", delimiter=sep).writerow(cells)
             raw.append(line.getvalue())
             counts.append(len(cells))
     refused = _refused(source, ragged, raw, width, counts)
+    if padded:  # Polars fills the missing last cell with null
+        last = frame.columns[-1]
+        frame = frame.with_columns(pl.when(pl.col("source_row").is_in(padded)).then(pl.lit("")).otherwise(pl.col(last)).alias(last))
     return frame.filter(~pl.col("source_row").is_in(skip)), refused
 
 
-def _refused(source: Source, rows: list[int], raw: list[str], width: int, cells: list[int] | None = None) -> pl.DataFrame:
+def _refused(
+    source: Source, rows: list[int], raw: list[str], width: int, cells: list[int] | None = None, sep: str = ","
+) -> pl.DataFrame:
     """Quarantine rows for ragged rows: their line and how many cells it has."""
     if cells is None:
-        cells = [len(next(csv.reader([line]), [])) for line in raw]
+        cells = [len(next(csv.reader([line], delimiter=sep), [])) for line in raw]
     return pl.DataFrame(
         {
             "file": [source.rel] * len(rows),

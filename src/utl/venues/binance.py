@@ -12,6 +12,25 @@ Layouts, versions and quirks: ``/work/shared/venues/binance.md``. Three things d
 - Spot fills and ledger lines have no id: the key is the row's content plus its occurrence
   number. The time in the key is the UTC instant, not the local text, so the same row
   exported in two zones is one fill.
+
+Layouts read beyond binance.md (issue 17, real exports as users keep them):
+
+- Re-saved by Excel in a ``;`` locale: the same header and cells, ``;`` between them
+  (:func:`utl.venues.base.read_csv_rows` takes the separator from the header). A decimal
+  comma such as ``0,5`` is still refused, never guessed: it cannot be told from a
+  thousands separator.
+- The 2017-18 Trade History as ``.xlsx``, header ``Date,Market,Type,Price,Amount,Total,Fee,Fee
+  Coin`` (the legacy layout of binance.md §1 before ``Date`` became ``Date(UTC)``; published in
+  third-party importers, e.g. yabc ``binance`` format, row ``2018-01-07 20:42:29,VENBTC,BUY,
+  0.0002915,34,0.009911,0.034,VEN``). ``Date`` is UTC, as the later ``Date(UTC)`` says; the
+  workbook's numbers are binary doubles, read as their shortest round-trip decimal text
+  (:func:`utl.venues.base.xlsx_as_csv`), which is exactly what the cell holds.
+- Headers in the user's interface language: :data:`LOCALIZED` maps each seen translation to
+  the English column (Czech Spot Trade History ``Čas,Pár,Strana,Cena,Provedeno,Částka,Poplatek``,
+  as published in everytrade-io's importer tests). Cell values stay as in English exports
+  (``BUY``/``SELL``, ``0.05BTC``); an unknown side word is refused, naming it.
+- Transaction History rows that end at ``Change``, leaving out the trailing empty ``Remark``
+  cell, are complete rows: the remark is empty.
 """
 
 from __future__ import annotations
@@ -34,7 +53,10 @@ from utl.venues.base import (
     Source,
     code_at_end,
     finish,
-    header_is,
+    first_line,
+    header_cells,
+    normal,
+    rename_columns,
     number_checks,
     per_distinct,
     read_csv_rows,
@@ -117,10 +139,39 @@ def _timed(rows: pl.DataFrame, source: Source, local: str, universal: str) -> tu
 SPOT_CURRENT = ("Time", "Pair", "Side", "Price", "Executed", "Amount", "Fee")
 SPOT_PREVIOUS = ("Date(UTC)", "Pair", "Side", "Price", "Executed", "Amount", "Fee")
 SPOT_LEGACY = ("Date(UTC)", "Market", "Type", "Price", "Amount", "Total", "Fee", "Fee Coin")
+SPOT_XLSX = ("Date", "Market", "Type", "Price", "Amount", "Total", "Fee", "Fee Coin")  # 2017-18, UTC
+
+# Headers in the user's interface language -> the English column. Keep one entry per seen
+# translation; a header matches when every cell is English or in this table.
+LOCALIZED: dict[str, str] = {
+    # Czech (cs), Spot Trade History
+    "Čas": "Time",
+    "Pár": "Pair",
+    "Strana": "Side",
+    "Cena": "Price",
+    "Provedeno": "Executed",
+    "Částka": "Amount",
+    "Poplatek": "Fee",
+}
+_LOCALIZED = {normal(k): normal(v) for k, v in LOCALIZED.items()}
+
+
+def binance_header(head: str, layouts: list[tuple[str, ...]]) -> bool:
+    """The header is one of ``layouts``, case-blind, its cells in English or in :data:`LOCALIZED`."""
+    cells = tuple(_LOCALIZED.get(normal(c), normal(c)) for c in header_cells(first_line(head)))
+    return any(cells == tuple(normal(c) for c in layout) for layout in layouts)
+
+
+def _rows(source: Source, *, optional_last: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The file's rows, its columns named as in English exports (:data:`LOCALIZED`)."""
+    rows, refused = read_csv_rows(source, optional_last=optional_last)
+    names = {*SPOT_CURRENT, *SPOT_PREVIOUS, *SPOT_LEGACY, *SPOT_XLSX, *LEDGER_CURRENT, *LEDGER_PREVIOUS,
+             *FUTURES_CURRENT, *FUTURES_OLDER, *FUTURES_TX_CURRENT}
+    return rename_columns(rows, sorted(names), LOCALIZED), refused
 
 
 def read_spot_trades(source: Source) -> Parsed:
-    rows, refused = read_csv_rows(source)
+    rows, refused = _rows(source)
     rows, time_column, checks = _timed(rows, source, "Time", "Date(UTC)")
     require_columns(rows, list(SPOT_CURRENT[1:]), source.rel)
     # Each cell is stripped once; the shared helpers' own strips then find nothing to do.
@@ -170,8 +221,11 @@ def read_spot_trades(source: Source) -> Parsed:
 
 def read_spot_trades_legacy(source: Source) -> Parsed:
     """The old xlsx layout saved as CSV: pair in ``Market``, side in ``Type``, base ``Amount``,
-    quote ``Total``, and the fee's asset in its own ``Fee Coin`` column."""
-    rows, refused = read_csv_rows(source)
+    quote ``Total``, and the fee's asset in its own ``Fee Coin`` column; also the 2017-18
+    ``.xlsx`` whose time column is ``Date`` (UTC)."""
+    rows, refused = _rows(source)
+    if "Date(UTC)" not in rows.columns and "Date" in rows.columns:
+        rows = rows.rename({"Date": "Date(UTC)"})
     require_columns(rows, list(SPOT_LEGACY), source.rel)
     rows, time_column, checks = _timed(rows, source, "Date(UTC)", "Date(UTC)")
     base, quote = split_symbol(pl.col("Market"), source.pairs)
@@ -268,7 +322,7 @@ def operation_kind(operation: pl.Expr) -> pl.Expr:
 
 
 def read_transactions(source: Source) -> Parsed:
-    rows, refused = read_csv_rows(source)
+    rows, refused = _rows(source, optional_last=True)
     rows, time_column, checks = _timed(rows, source, "Time", "UTC_Time")
     require_columns(rows, list(LEDGER_OLDEST[1:]), source.rel)
     coin = pl.col("Coin").str.strip_chars()
@@ -373,7 +427,7 @@ def read_futures_transactions(source: Source) -> Parsed:
     Key: ``Transaction ID`` with the type and asset, since a commission and the realized PnL
     of one trade may share a transaction id.
     """
-    rows, refused = read_csv_rows(source)
+    rows, refused = _rows(source)
     rows, _, checks = _timed(rows, source, "Time", "Date(UTC)")
     rows = rows.rename({"type": "Type"}) if "type" in rows.columns else rows
     require_columns(rows, list(FUTURES_TX_CURRENT[1:]), source.rel)
@@ -456,19 +510,19 @@ def read_account(source: Source) -> Parsed:
 
 
 FORMATS = [
-    Format("binance.spot_trades", "fills", lambda head: header_is(head, [SPOT_CURRENT, SPOT_PREVIOUS]), read_spot_trades),
-    Format("binance.spot_trades_legacy", "fills", lambda head: header_is(head, [SPOT_LEGACY]), read_spot_trades_legacy),
+    Format("binance.spot_trades", "fills", lambda head: binance_header(head, [SPOT_CURRENT, SPOT_PREVIOUS]), read_spot_trades),
+    Format("binance.spot_trades_legacy", "fills", lambda head: binance_header(head, [SPOT_LEGACY, SPOT_XLSX]), read_spot_trades_legacy),
     Format(
         "binance.transactions",
         "ledger",
-        lambda head: header_is(head, [LEDGER_CURRENT, LEDGER_PREVIOUS, LEDGER_OLDEST]),
+        lambda head: binance_header(head, [LEDGER_CURRENT, LEDGER_PREVIOUS, LEDGER_OLDEST]),
         read_transactions,
     ),
-    Format("binance.futures_trades", "fills", lambda head: header_is(head, [FUTURES_CURRENT, FUTURES_OLDER]), read_futures_trades),
+    Format("binance.futures_trades", "fills", lambda head: binance_header(head, [FUTURES_CURRENT, FUTURES_OLDER]), read_futures_trades),
     Format(
         "binance.futures_transactions",
         "ledger",
-        lambda head: header_is(head, [FUTURES_TX_CURRENT, FUTURES_TX_OLDER]),
+        lambda head: binance_header(head, [FUTURES_TX_CURRENT, FUTURES_TX_OLDER]),
         read_futures_transactions,
     ),
     Format("binance.account", "balances", detect_account, read_account),

@@ -19,6 +19,10 @@ movements are what the event did to each asset.
 - Any other type: one movement of ``Asset``, its direction from the type (older files write
   quantities unsigned); types with no fixed direction keep the sign as written.
 
+The Coinbase Pro account statement is also read with the capitalised header some exports
+have, ``Portfolio,Type,Timestamp,Amount,Balance,Amount/Balance Unit,Transfer ID,Trade ID,Order
+ID`` (coinbase.md §3's columns, ``time`` named ``Timestamp``; issue 17).
+
 Entry ids: ``ID`` for the ``Asset`` movement, ``ID/quote`` (``ID/to`` for a convert) and
 ``ID/fee`` for the others; a trade's movements share ``ref_id = ID``. Files older than the
 ``ID`` column get a synthetic id from the raw row and its occurrence number.
@@ -37,7 +41,9 @@ from utl.venues.base import (
     Source,
     head_text,
     header_cells,
+    header_is,
     interleave,
+    rename_columns,
     out_of_years,
     per_distinct,
     read_csv_rows,
@@ -72,6 +78,8 @@ PRO_FILLS_HEADERS = (
 PRO_ACCOUNT_HEADERS = (
     ("portfolio", "type", "time", "amount", "balance", "amount/balance unit", "transfer id", "trade id", "order id"),
     ("type", "time", "amount", "balance", "amount/balance unit", "transfer id", "trade id", "order id"),
+    # Issue 17: the statement as some users have it, capitalised and with `Timestamp` for `time`.
+    ("Portfolio", "Type", "Timestamp", "Amount", "Balance", "Amount/Balance Unit", "Transfer ID", "Trade ID", "Order ID"),
 )
 
 # Transaction Type -> (movement kind, direction): +1 in, -1 out, 0 keep the written sign.
@@ -392,6 +400,7 @@ def read_report(source: Source) -> Parsed:
 
 def read_pro_fills(source: Source) -> Parsed:
     rows, refused = read_csv_rows(source)
+    rows = rename_columns(rows, PRO_FILLS_HEADERS[0])
     product = _text("product")
     rows = with_decimals(rows, {c: pl.col(c) for c in ("size", "price", "fee")}).with_columns(__ts=_time("created at", _PRO_TIME))
     # Products, sides and units take a handful of values: each is read once.
@@ -466,6 +475,7 @@ def read_pro_fills(source: Source) -> Parsed:
 
 def read_pro_account(source: Source) -> Parsed:
     rows, refused = read_csv_rows(source)
+    rows = rename_columns(rows, PRO_ACCOUNT_HEADERS[0], {"Timestamp": "time"})
     raw_columns = [c for c in rows.columns if c != "source_row"]
     # The statement has no row id; the running balance keeps its rows distinct.
     rows = with_synthetic_id(rows, raw_columns, "__id")
@@ -502,6 +512,6 @@ def read_pro_account(source: Source) -> Parsed:
 
 FORMATS: list[Format] = [
     Format("coinbase.transaction_report", "ledger", lambda head: _find_report(head) is not None, read_report),
-    Format("coinbase.pro_fills", "fills", lambda head: _first_cells(head) in PRO_FILLS_HEADERS, read_pro_fills),
-    Format("coinbase.pro_account", "ledger", lambda head: _first_cells(head) in PRO_ACCOUNT_HEADERS, read_pro_account),
+    Format("coinbase.pro_fills", "fills", lambda head: header_is(head, list(PRO_FILLS_HEADERS)), read_pro_fills),
+    Format("coinbase.pro_account", "ledger", lambda head: header_is(head, list(PRO_ACCOUNT_HEADERS)), read_pro_account),
 ]

@@ -8,6 +8,19 @@ Ledgers are the account's balance changes. Kraken reports a row's wallet change 
 (``-fee``, entry id suffixed ``/fee``); a zero part gives no movement, and a row with both
 zero changed nothing and is refused. Kraken writes failed transactions with an empty
 ``txid``; they changed no balance, so they are refused with that reason, not booked.
+
+Layouts read beyond kraken.md (issue 17):
+
+- The 2017 Ledgers, ``txid,refid,time,type,aclass,asset,amount,fee,balance``: no ``subtype``,
+  unquoted (BittyTax ``kraken.py`` reads it). There a row without ``txid`` is an ordinary,
+  final deposit or withdrawal (Kraken then gave ledger ids only later): it is booked, keyed by
+  its content and occurrence number. Only in the layouts with ``subtype`` does an empty
+  ``txid`` mean pending or failed.
+- Exports where the user picked a subset of columns (Kraken's export dialog allows it): a
+  header is claimed when every column is a known one of the layout and the columns a reader
+  needs are there (Ledgers: ``txid,time,type,asset,amount,fee``; Trades:
+  ``txid,pair,time,type,price,vol``). What is left out reads as empty: no ``refid`` links no
+  rows, no ``cost`` takes ``vol × price``, no Trades ``fee`` books no fee (the Ledgers have it).
 """
 
 from __future__ import annotations
@@ -27,7 +40,10 @@ from utl.venues.base import (
     Parsed,
     Source,
     header_cells,
+    header_holds,
     interleave,
+    normal,
+    rename_columns,
     out_of_years,
     per_distinct,
     read_csv_rows,
@@ -36,6 +52,7 @@ from utl.venues.base import (
     split_refused,
     text_or_null,
     to_schema,
+    with_synthetic_id,
 )
 
 LEDGER_HEADERS: tuple[tuple[str, ...], ...] = (
@@ -55,6 +72,12 @@ TRADES_HEADERS: tuple[tuple[str, ...], ...] = (
     _TRADES_PREVIOUS + ("postxid", "posstatus", "cprice", "ccost", "cfee", "cvol", "cmargin", "net", "trades"),
     _TRADES_PREVIOUS,
 )
+
+LEDGER_2017 = ("txid", "refid", "time", "type", "aclass", "asset", "amount", "fee", "balance")
+LEDGER_REQUIRED = ("txid", "time", "type", "asset", "amount", "fee")
+LEDGER_KNOWN = tuple(dict.fromkeys(c for h in LEDGER_HEADERS for c in h)) + ("amountusd",)
+TRADES_REQUIRED = ("txid", "pair", "time", "type", "price", "vol")
+TRADES_KNOWN = tuple(dict.fromkeys(c for h in TRADES_HEADERS for c in h))
 
 # Ledger `type` -> movement kind. `settled` pays back a margin loan in another asset, so it
 # is one side of an exchange; `margin` rows carry a closed margin position's result.
@@ -106,14 +129,18 @@ def _header(head: str) -> tuple[str, ...]:
 
 
 def _is_ledgers(head: str) -> bool:
-    cells = _header(head)
-    if cells[-1:] == ("amountusd",):
-        cells = cells[:-1]
-    return cells in LEDGER_HEADERS
+    return header_holds(_header(head), LEDGER_REQUIRED, LEDGER_KNOWN)
 
 
 def _is_trades(head: str) -> bool:
-    return _header(head) in TRADES_HEADERS
+    return header_holds(_header(head), TRADES_REQUIRED, TRADES_KNOWN)
+
+
+def _columns(rows: pl.DataFrame, known: tuple[str, ...], required: tuple[str, ...], source: Source) -> pl.DataFrame:
+    """Columns named as Kraken spells them (case aside); those the user left out, empty."""
+    rows = rename_columns(rows, known)
+    require_columns(rows, list(required), source.rel)
+    return rows.with_columns(pl.lit("").alias(c) for c in known if c not in rows.columns)
 
 
 # ---------------------------------------------------------------- shared row helpers
@@ -178,7 +205,11 @@ def split_pair(pair: pl.Expr, overrides: Mapping[str, tuple[str, str]] | None = 
 
 def read_ledgers(source: Source) -> Parsed:
     rows, refused = read_csv_rows(source)
-    require_columns(rows, ["txid", "refid", "time", "type", "subtype", "asset", "amount", "fee"], source.rel)
+    layout_2017 = tuple(normal(c) for c in rows.columns[1:] if c) == LEDGER_2017
+    rows = _columns(rows, LEDGER_KNOWN, LEDGER_REQUIRED, source)
+    if layout_2017:  # an empty txid is a final entry here: key it by its content
+        rows = with_synthetic_id(rows, ["refid", "time", "type", "asset", "amount", "fee"], "__content_id")
+        rows = rows.with_columns(txid=pl.when(_blank("txid")).then(pl.col("__content_id")).otherwise(pl.col("txid")))
     rows = with_decimals(rows, ["amount", "fee"]).with_columns(__ts=_time("time"))
     amount, fee = pl.col("amount__value"), pl.col("fee__value")
     zero = pl.lit(0).cast(DECIMAL)
@@ -236,7 +267,7 @@ def read_ledgers(source: Source) -> Parsed:
 
 def read_trades(source: Source) -> Parsed:
     rows, refused = read_csv_rows(source)
-    require_columns(rows, ["txid", "ordertxid", "pair", "time", "type", "price", "cost", "fee", "vol"], source.rel)
+    rows = _columns(rows, TRADES_KNOWN, TRADES_REQUIRED, source)
     base, quote = split_pair(pl.col("pair"), source.pairs)
     rows = with_decimals(rows, ["vol", "price", "cost", "fee"]).with_columns(__ts=_time("time"))
     # Few distinct pairs and types: each is read once.

@@ -7,8 +7,10 @@ On a spot fill the fee sits on the received leg and is already inside its `Balan
 so fees stay visible, and the row's movements still sum to `Balance Change` exactly. The
 fill detail the bill carries (order id, symbol, price) is kept in `ref_id` / `description`.
 
-Times are local to the zone the file's preamble names (`Time Zone:UTC+8`); a file without
-it has every row refused rather than guessed.
+Times are local to the zone the file's preamble names (`Time Zone:UTC+8`). A file re-saved
+without its preamble line (a spreadsheet drops it; issue 17) starts at the header: its zone
+comes from utl.toml, `[timezones] "okx/<account>" = "UTC+8"` (Source.timezone); where
+neither states one, every row is refused, naming both places, rather than guessed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from utl.venues.base import (
     Source,
     head_text,
     header_cells,
+    normal,
     interleave,
     out_of_years,
     per_distinct,
@@ -93,28 +96,36 @@ def _layout(head: str, layouts: dict[tuple[str, ...], tuple[str, ...]]) -> tuple
         preamble, lines = lines[0], lines[1:]
     if not lines:
         return None
-    cells = tuple(header_cells(lines[0]))
-    return (preamble, cells) if cells in layouts else None
+    cells = tuple(normal(c) for c in header_cells(lines[0]))
+    for layout in layouts:  # case, blanks and BOMs aside; the layout's own spelling is returned
+        if cells == tuple(normal(c) for c in layout):
+            return preamble, layout
+    return None
 
 
 def zone_offset_minutes(preamble: str | None) -> int | None:
     """Minutes east of UTC named by the preamble's ``Time Zone:`` field; None when absent."""
     for cell in header_cells(preamble or ""):
         if cell.lower().startswith("time zone:"):
-            m = _ZONE.match(cell.split(":", 1)[1].strip())
-            if not m:
-                return None
-            sign = -1 if m.group(1) == "-" else 1
-            hours, minutes = int(m.group(2) or 0), int(m.group(3) or 0)
-            return sign * (hours * 60 + minutes) if hours <= 14 and minutes < 60 else None
+            return offset_of(cell.split(":", 1)[1])
     return None
+
+
+def offset_of(zone: str | None) -> int | None:
+    """Minutes east of UTC of ``UTC+8``, ``UTC-5:30``, ``GMT``, ``UTC``; None if not one."""
+    m = _ZONE.match((zone or "").strip())
+    if not m:
+        return None
+    sign = -1 if m.group(1) == "-" else 1
+    hours, minutes = int(m.group(2) or 0), int(m.group(3) or 0)
+    return sign * (hours * 60 + minutes) if hours <= 14 and minutes < 60 else None
 
 
 def _read_layout(
     source: Source, layouts: dict[tuple[str, ...], tuple[str, ...]], used: set[str]
-) -> tuple[pl.DataFrame, tuple[str, ...], int | None]:
+) -> tuple[pl.DataFrame, tuple[str, ...], int | str]:
     """The rows with our column names (the ``used`` ones stripped), the header cells, and the
-    zone offset (None: unknown). A row with more or fewer cells than the header fails the file."""
+    zone offset, or why it is unknown. A row with more or fewer cells than the header fails the file."""
     found = _layout(head_text(source.path), layouts)
     if found is None:
         raise ValueError(f"{source.rel}: not an OKX account history header")
@@ -128,12 +139,27 @@ def _read_layout(
     names = layouts[header]
     frame = frame.rename(dict(zip(frame.columns[1:], names)))
     frame = frame.with_columns(pl.col(c).str.strip_chars() for c in names if c in used)
-    return frame, header, zone_offset_minutes(preamble)
+    return frame, header, _zone(source, preamble)
 
 
-def _time_checks(offset: int | None, column: str = "Time") -> tuple[pl.Expr, list[Check]]:
-    if offset is None:
-        refuse_all = Check(column, pl.lit(True), "time zone unknown: the preamble names no UTC offset (Time Zone:UTC+8)", raw=pl.col("time"))
+def _zone(source: Source, preamble: str | None) -> int | str:
+    """The file's UTC offset in minutes: its preamble's, else utl.toml's; else why neither."""
+    offset = zone_offset_minutes(preamble)
+    if offset is not None:
+        return offset
+    key = f"{source.venue}/{source.account}"
+    if source.timezone is not None:
+        offset = offset_of(source.timezone)
+        if offset is None:
+            return f'time zone unknown: utl.toml [timezones] "{key}" = "{source.timezone}" is not like "UTC+8"'
+        return offset
+    where = "the file has no preamble line" if preamble is None else "the preamble names no Time Zone"
+    return f'time zone unknown: {where} (Time Zone:UTC+8) and utl.toml [timezones] has no "{key}"'
+
+
+def _time_checks(offset: int | str, column: str = "Time") -> tuple[pl.Expr, list[Check]]:
+    if isinstance(offset, str):
+        refuse_all = Check(column, pl.lit(True), offset, raw=pl.col("time"))
         return pl.lit(None, pl.Datetime("us", "UTC")), [refuse_all]
     ts = pl.col("ts")  # the caller adds the parsed column before the checks run
     checks = [
