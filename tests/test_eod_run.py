@@ -129,7 +129,7 @@ def test_overlapping_exports_book_a_fill_once(week_run):
     legs = week_run["prepared"].legs.filter(pl.col("account") == "mm1")
     assert legs.select("asset", "qty", "kind").sort("kind").rows() == [
         ("BTC", D("0.5"), "base"), ("USD", D("-0.05"), "fee"), ("USD", D("-50"), "quote")]
-    assert legs["trade_id"].unique().to_list() == ["BTC/USD:T2"]
+    assert legs["trade_id"].unique().to_list() == ["T2"]  # the venue's id as written (ledger.md)
 
 
 def test_positions_every_day_even_without_a_snapshot(week_run):
