@@ -10,7 +10,49 @@ import click
 from utl.errors import BadInput
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command's last line of defence: a failure it did not handle itself is one line
+    on stderr and an exit code (README, "Exit codes"), never a traceback."""
+
+    _running = ""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        found = super().resolve_command(ctx, args)
+        self._running = found[0] or ""
+        return found
+
+    @property
+    def name_of(self) -> str:
+        return f"utl {self._running}".strip()
+
+    def invoke(self, ctx: click.Context) -> object:
+        import psycopg
+
+        from utl.settings import SettingsError
+        from utl.store import DatabaseUnavailable, EmbeddedServerError, MigrationError
+
+        try:
+            return super().invoke(ctx)
+        except (DatabaseUnavailable, EmbeddedServerError, MigrationError) as exc:
+            _fail(self.name_of, exc, 1)
+        except psycopg.Error as exc:  # the connection went away mid-command
+            _fail(self.name_of, f"database error: {exc}", 1)
+        except SettingsError as exc:
+            _fail(self.name_of, exc, 2)
+        except KeyboardInterrupt:
+            _fail(self.name_of, "interrupted", 130)
+        except OSError as exc:  # a folder that cannot be written, a file that cannot be read
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(self.name_of, f"{where}{exc.strerror or exc}", 1)
+
+
+def _fail(name: str, exc: object, code: int) -> None:
+    text = str(exc).strip()
+    click.echo(f"{name}: {text.splitlines()[0] if text else type(exc).__name__}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """UTL, the Universal Transaction Ledger."""
 
@@ -38,6 +80,24 @@ def costing(method: str, trades_path: Path, out_dir: Path) -> None:
     )
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _require_writable(folder: Path, command: str) -> None:
+    """Refuse, in one line and before any work, a folder the command could not write to."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".utl-probe-"):
+            pass
+    except OSError as exc:
+        click.echo(f"utl {command}: cannot write to {folder}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
 
 
 def _say(line: str) -> None:
@@ -77,11 +137,12 @@ def eod(landing: Path, through, storage: Path | None) -> None:
     from utl.home import landing_home, record_last_landing
     from utl.run import RunError
     from utl.settings import SettingsError
-    from utl.store import open_database
+    from utl.store import DatabaseUnavailable, EmbeddedServerError, open_database
 
     from utl.report.finish import alert_failed_eod, finish_run
 
     storage = storage or landing_home(landing) / "storage"
+    _require_writable(storage, "eod")
     try:
         with open_database(landing) as database:
             _say(f"database: {database.description}")
@@ -94,8 +155,8 @@ def eod(landing: Path, through, storage: Path | None) -> None:
             )
             # report.md: the report of the last date, its outcome on the run, the summary.
             report = finish_run(database, landing, summary.run_id, summary.dates[-1], say=_say, show=click.echo)
-    except (RunError, SettingsError, FileNotFoundError) as exc:
-        click.echo(f"utl eod: could not complete: {exc}", err=True)
+    except (RunError, SettingsError, FileNotFoundError, DatabaseUnavailable, EmbeddedServerError) as exc:
+        click.echo(f"utl eod: could not complete: {_first_line(exc)}", err=True)
         alert_failed_eod(landing, through.date(), str(exc), say=_say)
         sys.exit(1)
     if report.status == "failed":
