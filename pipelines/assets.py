@@ -23,7 +23,7 @@ from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
 from utl.day import DayInputs, DayOutputs, DayState, step
 from utl.memory import DayRows, book_day
-from utl.storage import write_partition
+from utl.storage import staged, write_partition
 from utl.store.days import write_checks, write_day, write_undated_quarantine
 
 STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
@@ -132,15 +132,18 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         day = _day(context)
         started = time.perf_counter()
         outputs = DayOutputs.from_tables(day, _split(day_state, "out."), legs=day_state["legs"]["legs"][0])
-        for name in STORAGE_TABLES:
-            write_partition(landing.storage, name, day, getattr(outputs, name))
         run_id = context.run.tags.get("utl/run_id")
-        with postgres.connect(landing.folder) as conn:
-            with conn.transaction():
-                written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
-                                    landing_rows["fingerprint"]["fingerprint"][0],
-                                    run_id=int(run_id) if run_id else None, dagster_run=context.run.run_id)
-                written += write_undated_quarantine(conn, landing.memory.undated_quarantine())
+        # Parquet is staged and moved in only after PostgreSQL committed: a failed date
+        # leaves neither half of its outputs.
+        with staged(landing.storage, day) as staging:
+            for name in STORAGE_TABLES:
+                write_partition(staging, name, day, getattr(outputs, name))
+            with postgres.connect(landing.folder) as conn:
+                with conn.transaction():
+                    written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
+                                        landing_rows["fingerprint"]["fingerprint"][0],
+                                        run_id=int(run_id) if run_id else None, dagster_run=context.run.run_id)
+                    written += write_undated_quarantine(conn, landing.memory.undated_quarantine())
         seconds = time.perf_counter() - started
         return dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
                                               "storage": str(landing.storage)})
