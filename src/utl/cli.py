@@ -64,16 +64,27 @@ def main() -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the three Parquet outputs.")
 def costing(method: str, trades_path: Path, out_dir: Path) -> None:
     """Unit cost and realized PnL of a trades file (../shared/contracts/costing.md)."""
+    import polars as pl
+
     from utl.costing import compute_costs
-    from utl.costing_io import read_trades, write_result
+    from utl.costing_io import check_out_dir, read_trades, write_result
 
     try:
+        check_out_dir(out_dir)
         trades = read_trades(trades_path)
         result = compute_costs(trades, method, source=str(trades_path))
-    except (BadInput, OSError, ValueError) as exc:
-        click.echo(f"utl costing: refused {trades_path}:\n{exc}", err=True)
+    except (BadInput, OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        errors = getattr(exc, "errors", None)
+        if errors is not None and len(errors) > 1:  # every problem, by row (costing.md)
+            click.echo(f"utl costing: refused {trades_path}: {len(errors)} problems:\n{exc}", err=True)
+        else:
+            click.echo(f"utl costing: refused {trades_path}: {_first_line(exc)}", err=True)
         sys.exit(2)
-    written = write_result(result, out_dir)
+    try:
+        written = write_result(result, out_dir)
+    except OSError as exc:
+        click.echo(f"utl costing: cannot write to {out_dir}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
     click.echo(
         f"{method}: {result.realized.height} trades, {result.positions.height} positions, "
         f"{result.open_lots.height} open lots"
