@@ -24,7 +24,7 @@ from utl.schemas import (
 )
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
-from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, split_refused
+from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, one_line, split_refused
 
 # Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
 # derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
@@ -172,7 +172,9 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
     try:
         head = head_text(source.path)
     except UnicodeDecodeError as exc:
-        return None, Parsed(nothing, quarantine_file(source.rel, f"not UTF-8 text: {exc}"))
+        return None, Parsed(nothing, quarantine_file(source.rel, f"not UTF-8 text: {one_line(exc)}"))
+    if not head.strip():
+        return None, Parsed(nothing, quarantine_file(source.rel, "the file is empty"))
     claimed = [f for f in formats if _claims(f, head)]
     if not claimed:
         line = first_line(head)[:120]
@@ -187,7 +189,7 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
     try:
         parsed = fmt.read(source)
     except Exception as exc:  # any reader failure refuses the file, named, and the run goes on
-        return None, Parsed(nothing, quarantine_file(source.rel, f"{fmt.name}: unreadable: {exc}"))
+        return None, Parsed(nothing, quarantine_file(source.rel, f"{fmt.name}: unreadable: {one_line(exc)}"))
     return fmt, parsed
 
 
@@ -328,7 +330,8 @@ def read_marks(day: dt.date, path: Path, landing: Path, aliases: dict[str, str] 
 
         frame = read_text_csv(source)
     except Exception as exc:  # unreadable marks file: one entry naming it
-        return MARKS_OUT.to_frame(), quarantine_file(rel, f"unreadable marks file: {exc}")
+        why = "the file is empty" if str(exc).endswith("the file is empty") else f"unreadable marks file: {one_line(exc)}"
+        return MARKS_OUT.to_frame(), quarantine_file(rel, why)
     frame = frame.rename({c: c.strip().lower() for c in frame.columns})
     if not {"asset", "price"} <= set(frame.columns):
         return MARKS_OUT.to_frame(), quarantine_file(rel, "a marks file needs the columns asset,price")
