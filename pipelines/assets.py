@@ -22,6 +22,8 @@ from pipelines.partitions import previous_day
 from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
 from utl.day import DayInputs, DayOutputs, DayState, step
+from utl.ingest import why_no_mark
+from utl.marks import MissingMark
 from utl.memory import DayRows, book_day
 from utl.storage import staged, write_partition
 from utl.store.days import write_checks, write_day, write_undated_quarantine
@@ -108,7 +110,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                   else DayState.empty(yesterday))
         try:
             after, outputs = step(day, before, inputs, landing.settings)
-        except ValueError as exc:  # MissingMark names the asset and the marks file
+        except MissingMark as exc:  # names the asset and the marks file, and why it has no price
+            detail = why_no_mark(landing.folder, exc.asset, exc.day, landing.settings.aliases)
+            raise dg.Failure(description=f"{day}: day_state: {exc.because(detail) if detail else exc}") from exc
+        except ValueError as exc:
             raise dg.Failure(description=f"{day}: day_state: {exc}") from exc
         tables = ({f"state.{n}": f for n, f in after.tables().items()}
                   | {f"out.{n}": f for n, f in outputs.tables().items()}

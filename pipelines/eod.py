@@ -127,7 +127,8 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
             result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, tags=tags,
                                             raise_on_error=False, run_config=QUIET)
             if not result.success:
-                raise RunError(f"{day.isoformat()}: {_failure(result)}")
+                failure = _failure(result)
+                raise RunError(failure if failure.startswith(day.isoformat()) else f"{day.isoformat()}: {failure}")
             materialized = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
             meta = {m.asset_key.to_user_string(): m.metadata for m in materialized if m is not None}
             state, tables = meta.get("day_state", {}), meta.get("eod_tables", {})

@@ -356,3 +356,46 @@ def read_marks(day: dt.date, path: Path, landing: Path, aliases: dict[str, str] 
         source_file=pl.lit(rel), source_row="source_row",
     )
     return marks.cast(MARKS_OUT), refused
+
+
+def why_no_mark(landing: Path, asset: str, day: dt.date, aliases: dict[str, str] | None = None) -> str | None:
+    """Why ``marks/D.csv`` gives no price for ``asset``, when the landing says: the date is
+    past the last marks file, the file was refused, or the asset's row was (its reason).
+    None when the asset is simply absent (then the message says to add it)."""
+    path = landing / "marks" / f"{day.isoformat()}.csv"
+    rel = f"marks/{day.isoformat()}.csv"
+    if not path.exists():
+        written = sorted(p.stem for p in (landing / "marks").glob("*.csv") if _is_date(p.stem))
+        if written and day.isoformat() > written[-1]:
+            return (f"{day.isoformat()} is past the last data in the landing folder: the last marks file is "
+                    f"marks/{written[-1]}.csv")
+        return None
+    _, refused = read_marks(day, path, landing, aliases)
+    whole = refused.filter(pl.col("row").is_null())
+    if whole.height:
+        return f"{rel}: {whole['reason'][0]}"
+    from utl.venues.base import read_text_csv
+
+    try:
+        frame = read_text_csv(Source(path=path, rel=rel, venue="", account=""))
+    except Exception:
+        return None
+    frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+    rows = frame.filter(canonical_asset(pl.col("asset"), aliases) == asset)["source_row"].to_list()
+    mine = refused.filter(pl.col("row").is_in(rows))
+    if mine.height == 0:
+        return None
+    if mine["reason"].str.contains("more than once").any():
+        return f"{rel}: {asset} listed {len(rows)} times (rows {', '.join(map(str, rows))}); neither price is used"
+    first = mine.row(0, named=True)
+    what = "is not a decimal" if first["reason"].startswith("is not a decimal") else first["reason"]
+    shown = f"{first['raw']!r}" if first["raw"] is not None else "the price"
+    return f"{rel} row {first['row']}: {shown} {what}"
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
