@@ -386,7 +386,8 @@ def why_no_mark(landing: Path, asset: str, day: dt.date, aliases: dict[str, str]
     if mine.height == 0:
         return None
     if mine["reason"].str.contains("more than once").any():
-        return f"{rel}: {asset} listed {len(rows)} times (rows {', '.join(map(str, rows))}); neither price is used"
+        times = "twice" if len(rows) == 2 else f"{len(rows)} times"
+        return f"{rel}: {asset} listed {times} (rows {', '.join(map(str, rows))}); neither price is used"
     first = mine.row(0, named=True)
     what = "is not a decimal" if first["reason"].startswith("is not a decimal") else first["reason"]
     shown = f"{first['raw']!r}" if first["raw"] is not None else "the price"
