@@ -22,8 +22,10 @@ from pipelines.partitions import previous_day
 from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
 from utl.day import DayInputs, DayOutputs, DayState, step
+from utl.ingest import why_no_mark
+from utl.marks import MissingMark
 from utl.memory import DayRows, book_day
-from utl.storage import write_partition
+from utl.storage import staged, write_partition
 from utl.store.days import write_checks, write_day, write_undated_quarantine
 
 STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
@@ -108,7 +110,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                   else DayState.empty(yesterday))
         try:
             after, outputs = step(day, before, inputs, landing.settings)
-        except ValueError as exc:  # MissingMark names the asset and the marks file
+        except MissingMark as exc:  # names the asset and the marks file, and why it has no price
+            detail = why_no_mark(landing.folder, exc.asset, exc.day, landing.settings.aliases)
+            raise dg.Failure(description=f"{day}: day_state: {exc.because(detail) if detail else exc}") from exc
+        except ValueError as exc:
             raise dg.Failure(description=f"{day}: day_state: {exc}") from exc
         tables = ({f"state.{n}": f for n, f in after.tables().items()}
                   | {f"out.{n}": f for n, f in outputs.tables().items()}
@@ -132,15 +137,18 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         day = _day(context)
         started = time.perf_counter()
         outputs = DayOutputs.from_tables(day, _split(day_state, "out."), legs=day_state["legs"]["legs"][0])
-        for name in STORAGE_TABLES:
-            write_partition(landing.storage, name, day, getattr(outputs, name))
         run_id = context.run.tags.get("utl/run_id")
-        with postgres.connect(landing.folder) as conn:
-            with conn.transaction():
-                written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
-                                    landing_rows["fingerprint"]["fingerprint"][0],
-                                    run_id=int(run_id) if run_id else None, dagster_run=context.run.run_id)
-                written += write_undated_quarantine(conn, landing.memory.undated_quarantine())
+        # Parquet is staged and moved in only after PostgreSQL committed: a failed date
+        # leaves neither half of its outputs.
+        with staged(landing.storage, day) as staging:
+            for name in STORAGE_TABLES:
+                write_partition(staging, name, day, getattr(outputs, name))
+            with postgres.connect(landing.folder) as conn:
+                with conn.transaction():
+                    written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
+                                        landing_rows["fingerprint"]["fingerprint"][0],
+                                        run_id=int(run_id) if run_id else None, dagster_run=context.run.run_id)
+                    written += write_undated_quarantine(conn, landing.memory.undated_quarantine())
         seconds = time.perf_counter() - started
         return dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
                                               "storage": str(landing.storage)})

@@ -23,14 +23,16 @@ from pipelines.resources import EMBEDDED_URL_ENV
 from utl.home import landing_home, landing_id
 from utl.memory import LandingMemory
 from utl.run import (
-    RunError, RunSummary, business_dates, dates_to_run, finish_run, record_counts, run_counts, start_run,
+    RunError, RunSummary, business_dates, dates_to_run, finish_run, mark_interrupted, record_counts, run_counts,
+    start_run,
 )
 from utl.settings import load_settings
 from utl.store import Database, migrate, run_lock
 from utl.store.days import written_days
 
 Progress = Callable[[str], None]
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# The terminal gets our one line per failure (_failure); the UI keeps the full event log.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @contextlib.contextmanager
@@ -52,8 +54,14 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
+            # An exception in an asset body comes wrapped ("Error occurred while executing
+            # op ..."): its cause is what the user needs to read.
+            while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.message:
+                error = error.cause
             message = (error.message if error else "failed").strip().splitlines()[0]
-            return message.removeprefix("dagster._core.definitions.events.Failure: ")
+            message = message.removeprefix("dagster._core.definitions.events.Failure: ")
+            return message if message.startswith(event.step_key) or ": " + event.step_key in message[:40] \
+                else f"{event.step_key}: {message}"
     return "the run failed"
 
 
@@ -68,12 +76,17 @@ def run_eod(landing: Path, through: dt.date, storage: Path, database: Database,
     with database.connect() as conn:
         migrate(conn)
         with run_lock(conn):
+            for dead in mark_interrupted(conn):
+                progress(f"run {dead} was interrupted (its process ended while it ran); marked interrupted")
             run_id = start_run(conn, landing, through)
             try:
                 if not landing.is_dir():
                     raise RunError(f"no landing folder at {landing}")
                 settings = load_settings(landing)
                 summary = _run(conn, run_id, landing, through, storage, database, settings, progress)
+            except KeyboardInterrupt:
+                finish_run(conn, run_id, "interrupted", "interrupted by the user (Ctrl-C)")
+                raise
             except BaseException as exc:
                 finish_run(conn, run_id, "failed", str(exc) or type(exc).__name__)
                 raise
@@ -115,7 +128,8 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
             result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, tags=tags,
                                             raise_on_error=False, run_config=QUIET)
             if not result.success:
-                raise RunError(f"{day.isoformat()}: {_failure(result)}")
+                failure = _failure(result)
+                raise RunError(failure if failure.startswith(day.isoformat()) else f"{day.isoformat()}: {failure}")
             materialized = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
             meta = {m.asset_key.to_user_string(): m.metadata for m in materialized if m is not None}
             state, tables = meta.get("day_state", {}), meta.get("eod_tables", {})

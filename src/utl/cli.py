@@ -10,7 +10,49 @@ import click
 from utl.errors import BadInput
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command's last line of defence: a failure it did not handle itself is one line
+    on stderr and an exit code (README, "Exit codes"), never a traceback."""
+
+    _running = ""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        found = super().resolve_command(ctx, args)
+        self._running = found[0] or ""
+        return found
+
+    @property
+    def name_of(self) -> str:
+        return f"utl {self._running}".strip()
+
+    def invoke(self, ctx: click.Context) -> object:
+        import psycopg
+
+        from utl.settings import SettingsError
+        from utl.store import DatabaseUnavailable, EmbeddedServerError, MigrationError
+
+        try:
+            return super().invoke(ctx)
+        except (DatabaseUnavailable, EmbeddedServerError, MigrationError) as exc:
+            _fail(self.name_of, exc, 1)
+        except psycopg.Error as exc:  # the connection went away mid-command
+            _fail(self.name_of, f"database error: {exc}", 1)
+        except SettingsError as exc:
+            _fail(self.name_of, exc, 2)
+        except KeyboardInterrupt:
+            _fail(self.name_of, "interrupted", 130)
+        except OSError as exc:  # a folder that cannot be written, a file that cannot be read
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(self.name_of, f"{where}{exc.strerror or exc}", 1)
+
+
+def _fail(name: str, exc: object, code: int) -> None:
+    text = str(exc).strip()
+    click.echo(f"{name}: {text.splitlines()[0] if text else type(exc).__name__}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """UTL, the Universal Transaction Ledger."""
 
@@ -22,22 +64,51 @@ def main() -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the three Parquet outputs.")
 def costing(method: str, trades_path: Path, out_dir: Path) -> None:
     """Unit cost and realized PnL of a trades file (../shared/contracts/costing.md)."""
+    import polars as pl
+
     from utl.costing import compute_costs
-    from utl.costing_io import read_trades, write_result
+    from utl.costing_io import check_out_dir, read_trades, write_result
 
     try:
+        check_out_dir(out_dir)
         trades = read_trades(trades_path)
         result = compute_costs(trades, method, source=str(trades_path))
-    except (BadInput, OSError, ValueError) as exc:
-        click.echo(f"utl costing: refused {trades_path}:\n{exc}", err=True)
+    except (BadInput, OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        errors = getattr(exc, "errors", None)
+        if errors is not None and len(errors) > 1:  # every problem, by row (costing.md)
+            click.echo(f"utl costing: refused {trades_path}: {len(errors)} problems:\n{exc}", err=True)
+        else:
+            click.echo(f"utl costing: refused {trades_path}: {_first_line(exc)}", err=True)
         sys.exit(2)
-    written = write_result(result, out_dir)
+    try:
+        written = write_result(result, out_dir)
+    except OSError as exc:
+        click.echo(f"utl costing: cannot write to {out_dir}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
     click.echo(
         f"{method}: {result.realized.height} trades, {result.positions.height} positions, "
         f"{result.open_lots.height} open lots"
     )
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _require_writable(folder: Path, command: str) -> None:
+    """Refuse, in one line and before any work, a folder the command could not write to."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".utl-probe-"):
+            pass
+    except OSError as exc:
+        click.echo(f"utl {command}: cannot write to {folder}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
 
 
 def _say(line: str) -> None:
@@ -77,11 +148,12 @@ def eod(landing: Path, through, storage: Path | None) -> None:
     from utl.home import landing_home, record_last_landing
     from utl.run import RunError
     from utl.settings import SettingsError
-    from utl.store import open_database
+    from utl.store import DatabaseUnavailable, EmbeddedServerError, open_database
 
     from utl.report.finish import alert_failed_eod, finish_run
 
     storage = storage or landing_home(landing) / "storage"
+    _require_writable(storage, "eod")
     try:
         with open_database(landing) as database:
             _say(f"database: {database.description}")
@@ -94,8 +166,8 @@ def eod(landing: Path, through, storage: Path | None) -> None:
             )
             # report.md: the report of the last date, its outcome on the run, the summary.
             report = finish_run(database, landing, summary.run_id, summary.dates[-1], say=_say, show=click.echo)
-    except (RunError, SettingsError, FileNotFoundError) as exc:
-        click.echo(f"utl eod: could not complete: {exc}", err=True)
+    except (RunError, SettingsError, FileNotFoundError, DatabaseUnavailable, EmbeddedServerError) as exc:
+        click.echo(f"utl eod: could not complete: {_first_line(exc)}", err=True)
         alert_failed_eod(landing, through.date(), str(exc), say=_say)
         sys.exit(1)
     if report.status == "failed":

@@ -24,7 +24,7 @@ from utl.schemas import (
 )
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
-from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, split_refused
+from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, one_line, split_refused
 
 # Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
 # derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
@@ -172,7 +172,9 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
     try:
         head = head_text(source.path)
     except UnicodeDecodeError as exc:
-        return None, Parsed(nothing, quarantine_file(source.rel, f"not UTF-8 text: {exc}"))
+        return None, Parsed(nothing, quarantine_file(source.rel, f"not UTF-8 text: {one_line(exc)}"))
+    if not head.strip():
+        return None, Parsed(nothing, quarantine_file(source.rel, "the file is empty"))
     claimed = [f for f in formats if _claims(f, head)]
     if not claimed:
         line = first_line(head)[:120]
@@ -187,7 +189,7 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
     try:
         parsed = fmt.read(source)
     except Exception as exc:  # any reader failure refuses the file, named, and the run goes on
-        return None, Parsed(nothing, quarantine_file(source.rel, f"{fmt.name}: unreadable: {exc}"))
+        return None, Parsed(nothing, quarantine_file(source.rel, f"{fmt.name}: unreadable: {one_line(exc)}"))
     return fmt, parsed
 
 
@@ -349,7 +351,8 @@ def read_marks(day: dt.date, path: Path, landing: Path, aliases: dict[str, str] 
 
         frame = read_text_csv(source)
     except Exception as exc:  # unreadable marks file: one entry naming it
-        return MARKS_OUT.to_frame(), quarantine_file(rel, f"unreadable marks file: {exc}")
+        why = "the file is empty" if str(exc).endswith("the file is empty") else f"unreadable marks file: {one_line(exc)}"
+        return MARKS_OUT.to_frame(), quarantine_file(rel, why)
     frame = frame.rename({c: c.strip().lower() for c in frame.columns})
     if not {"asset", "price"} <= set(frame.columns):
         return MARKS_OUT.to_frame(), quarantine_file(rel, "a marks file needs the columns asset,price")
@@ -374,3 +377,47 @@ def read_marks(day: dt.date, path: Path, landing: Path, aliases: dict[str, str] 
         source_file=pl.lit(rel), source_row="source_row",
     )
     return marks.cast(MARKS_OUT), refused
+
+
+def why_no_mark(landing: Path, asset: str, day: dt.date, aliases: dict[str, str] | None = None) -> str | None:
+    """Why ``marks/D.csv`` gives no price for ``asset``, when the landing says: the date is
+    past the last marks file, the file was refused, or the asset's row was (its reason).
+    None when the asset is simply absent (then the message says to add it)."""
+    path = landing / "marks" / f"{day.isoformat()}.csv"
+    rel = f"marks/{day.isoformat()}.csv"
+    if not path.exists():
+        written = sorted(p.stem for p in (landing / "marks").glob("*.csv") if _is_date(p.stem))
+        if written and day.isoformat() > written[-1]:
+            return (f"{day.isoformat()} is past the last data in the landing folder: the last marks file is "
+                    f"marks/{written[-1]}.csv")
+        return None
+    _, refused = read_marks(day, path, landing, aliases)
+    whole = refused.filter(pl.col("row").is_null())
+    if whole.height:
+        return f"{rel}: {whole['reason'][0]}"
+    from utl.venues.base import read_text_csv
+
+    try:
+        frame = read_text_csv(Source(path=path, rel=rel, venue="", account=""))
+    except Exception:
+        return None
+    frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+    rows = frame.filter(canonical_asset(pl.col("asset"), aliases) == asset)["source_row"].to_list()
+    mine = refused.filter(pl.col("row").is_in(rows))
+    if mine.height == 0:
+        return None
+    if mine["reason"].str.contains("more than once").any():
+        times = "twice" if len(rows) == 2 else f"{len(rows)} times"
+        return f"{rel}: {asset} listed {times} (rows {', '.join(map(str, rows))}); neither price is used"
+    first = mine.row(0, named=True)
+    what = "is not a decimal" if first["reason"].startswith("is not a decimal") else first["reason"]
+    shown = f"{first['raw']!r}" if first["raw"] is not None else "the price"
+    return f"{rel} row {first['row']}: {shown} {what}"
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

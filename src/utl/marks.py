@@ -18,8 +18,13 @@ class MissingMark(ValueError):
     """A position or leg needs a mark the landing folder does not have: the day stops."""
 
     def __init__(self, asset: str, day: dt.date, why: str):
-        self.asset, self.day = asset, day
+        self.asset, self.day, self.why = asset, day, why
         super().__init__(f"no mark for {asset} on {day.isoformat()} ({why}): add it to marks/{day.isoformat()}.csv")
+
+    def because(self, detail: str) -> str:
+        """The message when the landing says why the mark is missing (a refused row, no data
+        that late) instead of "add it"."""
+        return f"no mark for {self.asset} on {self.day.isoformat()} ({self.why}): {detail}"
 
 
 def marks_for(marks: pl.DataFrame, day: dt.date, reporting: str) -> pl.DataFrame:

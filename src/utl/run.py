@@ -59,6 +59,22 @@ def start_run(conn: psycopg.Connection, landing: Path, through: dt.date) -> int:
     return int(row[0])
 
 
+INTERRUPTED = "the process ended before the run recorded an outcome (Ctrl-C, kill, or a lost connection)"
+
+
+def mark_interrupted(conn: psycopg.Connection) -> list[int]:
+    """Mark the runs left 'running' by a process that is gone as 'interrupted'; their ids.
+
+    Call it holding the run lock (:func:`utl.store.run_lock`): a live run holds that lock for
+    its whole length, so any 'running' row seen by the lock's holder is a dead one."""
+    rows = conn.execute(
+        "UPDATE utl.runs SET status = 'interrupted', finished_at = now(), "
+        "message = coalesce(message || '; ', '') || %(why)s WHERE status = 'running' RETURNING run_id",
+        {"why": INTERRUPTED},
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
 def finish_run(conn: psycopg.Connection, run_id: int, status: str, message: str) -> None:
     conn.execute(
         "UPDATE utl.runs SET finished_at = now(), status = %(status)s, message = %(message)s WHERE run_id = %(run_id)s",

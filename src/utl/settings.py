@@ -1,12 +1,19 @@
-"""``utl.toml``: the landing folder's settings; every key has a default (eod.md)."""
+"""``utl.toml``: the landing folder's settings; every key has a default (eod.md).
+
+The file is checked against one typed model (:class:`_File`): an unknown key or section is
+refused with its name and the nearest known one, a wrong type with the key and the value.
+Code uses the plain :class:`Settings` that :func:`load_settings` returns."""
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, field_validator
 
 METHODS = ("fifo", "lifo", "hifo", "wac")
 
@@ -23,7 +30,7 @@ class Settings:
     aliases: dict[str, str] = field(default_factory=dict)  # venue code -> canonical code
     pairs: dict[str, tuple[str, str]] = field(default_factory=dict)  # glued symbol -> (base, quote)
     books: dict[str, tuple[str, ...]] = field(default_factory=dict)  # book -> ["venue/account", ...]
-    timezones: dict[str, str] = field(default_factory=dict)  # "venue/account" -> "UTC+8": for exports that omit it
+    timezones: dict[str, str] = field(default_factory=dict)  # "venue/account" -> "UTC+8" ([timezones])
     schedule_start_date: dt.date | None = None  # [schedule] start_date: the first partition
     schedule_cron: str = "30 0 * * *"  # [schedule] cron (UTC): when the EOD schedule runs
 
@@ -40,6 +47,136 @@ class SettingsError(ValueError):
     pass
 
 
+# ---------------------------------------------------------------------------------------
+# The file as written: one typed model. Every section forbids keys it does not know, so a
+# typo (``costing_metod``) is refused by name instead of silently leaving the default.
+# ---------------------------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _text_decimal(value: object, where: str, example: str) -> Decimal:
+    """A decimal written as text (or a whole number): a TOML float is not the amount written."""
+    try:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise InvalidOperation
+        number = Decimal(str(value))
+        if not number.is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        raise ValueError(f"{where} = {value!r}: write it as text, e.g. {example!r}".replace("'", '"')) from None
+    return number
+
+
+class _Report(_Section):
+    to: str | list[str] = ()
+    alerts_to: str | list[str] | None = None
+    escalate_after_days: StrictInt = 3
+    escalate_value: object = "10000"
+
+    @field_validator("escalate_after_days")
+    @classmethod
+    def _days(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"[report] escalate_after_days = {value!r}: a whole number of days")
+        return value
+
+    @field_validator("escalate_value")
+    @classmethod
+    def _value(cls, value: object) -> Decimal:
+        number = _text_decimal(value, "[report] escalate_value", "10000")
+        if number < 0:
+            raise ValueError(f"[report] escalate_value = {value!r}: write it as text, e.g. \"10000\"")
+        return number
+
+
+class _Schedule(_Section):
+    start_date: object = None
+    cron: str = "30 0 * * *"
+
+    @field_validator("start_date")
+    @classmethod
+    def _start(cls, value: object) -> dt.date | None:
+        if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"[schedule] start_date {value!r} is not a date YYYY-MM-DD") from None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"[schedule] cron {value!r} is not a five-field cron expression")
+        return value
+
+
+class _File(_Section):
+    reporting_currency: StrictStr = "USD"
+    costing_method: StrictStr = "fifo"
+    tolerance: dict[str, object] = {}
+    report: _Report = _Report()
+    aliases: dict[str, StrictStr] = {}
+    pairs: dict[str, tuple[StrictStr, StrictStr]] = {}
+    books: dict[str, list[StrictStr]] = {}
+    timezones: dict[str, StrictStr] = {}  # "venue/account" -> "UTC+8": the zone of an export without one
+    schedule: _Schedule = _Schedule()
+
+    @field_validator("costing_method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if value.lower() not in METHODS:
+            raise ValueError(f"costing_method {value.lower()!r} is not one of {', '.join(METHODS)}")
+        return value.lower()
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, value: dict[str, object]) -> dict[str, Decimal]:
+        tolerance = {}
+        for asset, written in value.items():
+            number = _text_decimal(written, f"[tolerance] {asset}", "0.00000001")
+            if number < 0:
+                raise ValueError(f"[tolerance] {asset} is negative")
+            tolerance[str(asset).upper()] = number
+        return tolerance
+
+
+def _where(loc: tuple) -> str:
+    """A pydantic location as the file spells it: ``costing_method``, ``[report] to``."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    if len(parts) <= 1:
+        return parts[0] if parts else "the file"
+    return f"[{parts[0]}] {'.'.join(parts[1:])}"
+
+
+def _known(loc: tuple) -> list[str]:
+    model: type[BaseModel] = _File
+    for part in loc[:-1]:
+        field_info = model.model_fields.get(str(part))
+        annotation = field_info.annotation if field_info else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _message(error: dict) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        name = str(loc[-1])
+        section = f"[{loc[0]}] " if len(loc) > 1 else ""
+        what = "section" if isinstance(error.get("input"), dict) else "key"
+        near = difflib.get_close_matches(name, _known(loc), n=1, cutoff=0.6)
+        hint = f"; did you mean {section}{near[0]}?" if near else f"; known: {', '.join(_known(loc))}"
+        return f"unknown {what} {section}{name}{hint}"
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    return f"{_where(loc)} = {error.get('input')!r}: {error['msg'][:1].lower()}{error['msg'][1:]}"
+
+
 def load_settings(landing: Path) -> Settings:
     path = landing / "utl.toml"
     if not path.exists():
@@ -47,66 +184,30 @@ def load_settings(landing: Path) -> Settings:
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"utl.toml: {exc}") from exc
-    method = str(raw.get("costing_method", "fifo")).lower()
-    if method not in METHODS:
-        raise SettingsError(f"utl.toml: costing_method {method!r} is not one of {', '.join(METHODS)}")
-    tolerance = {}
-    for asset, value in (raw.get("tolerance") or {}).items():
-        try:
-            # Text, never a TOML float: 0.1 as a float is not 0.1.
-            if not isinstance(value, (str, int)):
-                raise InvalidOperation
-            tolerance[str(asset).upper()] = Decimal(str(value))
-        except InvalidOperation:
-            raise SettingsError(f'utl.toml: [tolerance] {asset} = {value!r}: write it as text, e.g. "0.00000001"') from None
-        if tolerance[str(asset).upper()] < 0:
-            raise SettingsError(f"utl.toml: [tolerance] {asset} is negative")
-    report = raw.get("report") or {}
-    to = _addresses(report.get("to", []))
-    alerts_to = _addresses(report["alerts_to"]) if "alerts_to" in report else None
-    escalate_after_days = report.get("escalate_after_days", 3)
-    if not isinstance(escalate_after_days, int) or isinstance(escalate_after_days, bool) or escalate_after_days < 0:
-        raise SettingsError(f"utl.toml: [report] escalate_after_days = {escalate_after_days!r}: a whole number of days")
-    escalate_value = report.get("escalate_value", "10000")
+        raise SettingsError(f"utl.toml: {str(exc).splitlines()[0]}") from exc
+    except OSError as exc:
+        raise SettingsError(f"utl.toml: cannot read it: {exc.strerror or exc}") from exc
     try:
-        # Text, like tolerances: a TOML float would not be the amount written.
-        if not isinstance(escalate_value, (str, int)) or isinstance(escalate_value, bool):
-            raise InvalidOperation
-        escalate_value = Decimal(str(escalate_value))
-        if not escalate_value.is_finite() or escalate_value < 0:
-            raise InvalidOperation
-    except InvalidOperation:
-        raise SettingsError(f'utl.toml: [report] escalate_value = {escalate_value!r}: write it as text, e.g. "10000"') from None
-    pairs = {str(k).upper(): (str(v[0]).upper(), str(v[1]).upper()) for k, v in (raw.get("pairs") or {}).items()}
-    books = {str(k): tuple(v) for k, v in (raw.get("books") or {}).items()}
-    timezones = {str(k): str(v).strip() for k, v in (raw.get("timezones") or {}).items()}
-    schedule = raw.get("schedule") or {}
-    start = schedule.get("start_date")
-    if start is not None and not isinstance(start, dt.date):
-        try:
-            start = dt.date.fromisoformat(str(start))
-        except ValueError:
-            raise SettingsError(f"utl.toml: [schedule] start_date {start!r} is not a date YYYY-MM-DD") from None
-    cron = str(schedule.get("cron", "30 0 * * *"))
-    if len(cron.split()) != 5:
-        raise SettingsError(f"utl.toml: [schedule] cron {cron!r} is not a five-field cron expression")
+        model = _File.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(f"utl.toml: {_message(exc.errors()[0])}") from None
+    report = model.report
     return Settings(
-        reporting_currency=str(raw.get("reporting_currency", "USD")).upper(),
-        costing_method=method,
-        tolerance=tolerance,
-        report_to=to,
-        alerts_to=alerts_to,
-        escalate_after_days=escalate_after_days,
-        escalate_value=escalate_value,
-        aliases={str(k).upper(): str(v).upper() for k, v in (raw.get("aliases") or {}).items()},
-        pairs=pairs,
-        books=books,
-        timezones=timezones,
-        schedule_start_date=start,
-        schedule_cron=cron,
+        reporting_currency=model.reporting_currency.upper(),
+        costing_method=model.costing_method,
+        tolerance=dict(model.tolerance),
+        report_to=_addresses(report.to),
+        alerts_to=_addresses(report.alerts_to) if report.alerts_to is not None else None,
+        escalate_after_days=report.escalate_after_days,
+        escalate_value=report.escalate_value,
+        aliases={k.upper(): v.upper() for k, v in model.aliases.items()},
+        pairs={k.upper(): (v[0].upper(), v[1].upper()) for k, v in model.pairs.items()},
+        books={k: tuple(v) for k, v in model.books.items()},
+        timezones={k: v.strip() for k, v in model.timezones.items()},
+        schedule_start_date=model.schedule.start_date,
+        schedule_cron=model.schedule.cron,
     )
 
 
-def _addresses(value: object) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)  # type: ignore[union-attr]
+def _addresses(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)

@@ -17,7 +17,9 @@ import pytest
 
 import workers
 from utl.home import default_home, landing_home, landing_id, utl_home
-from utl.store import EmbeddedServerError, connect, database_url, embedded_server, open_database
+from utl.store import (
+    Database, DatabaseUnavailable, EmbeddedServerError, connect, database_url, embedded_server, open_database,
+)
 from utl.store.embedded import postmaster_pid
 from utl.store.pginstall import bundled_install
 
@@ -219,9 +221,13 @@ def test_landing_ids_are_stable_short_and_distinct(tmp_path: Path, monkeypatch: 
 def test_database_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UTL_DATABASE_URL", "postgresql://someone@db.example/ledger")
     assert database_url() == "postgresql://someone@db.example/ledger"
-    with open_database() as database:  # no embedded server is started for it
-        assert database.url == "postgresql://someone@db.example/ledger" and database.data_dir is None
-        assert database.description == "PostgreSQL database ledger on db.example"
+    # No embedded server is started for it; the server is tried first, so a command says
+    # "database: ..." only once connected, and an unreachable one is one line.
+    with pytest.raises(DatabaseUnavailable, match=r"^cannot connect to PostgreSQL at db\.example \(database ledger\): "):
+        with open_database():
+            pass
+    database = Database(url="postgresql://someone@db.example/ledger", data_dir=None)
+    assert database.description == "PostgreSQL database ledger on db.example"
     monkeypatch.setenv("UTL_DATABASE_URL", "  ")
     assert database_url() is None
 

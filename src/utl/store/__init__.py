@@ -9,7 +9,7 @@
 """
 
 from utl.home import utl_home
-from utl.store.connect import Database, connect, database_url, embedded_data_dir, landing_database, open_database
+from utl.store.connect import Database, DatabaseUnavailable, connect, database_url, embedded_data_dir, landing_database, open_database
 from utl.store.embedded import EmbeddedServerError, embedded_server
 from utl.store.lock import run_lock
 from utl.store.migrate import MigrationError, migrate
@@ -18,6 +18,7 @@ from utl.store.write import replace_rows
 
 __all__ = [
     "Database",
+    "DatabaseUnavailable",
     "EmbeddedServerError",
     "MigrationError",
     "connect",

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -39,10 +41,62 @@ def landing_database(landing: Path | None) -> str:
     return APP_DATABASE if landing is None else f"utl_{landing_id(landing)}"
 
 
+class DatabaseUnavailable(RuntimeError):
+    """No connection to the database: one line naming the server and the cause, never the password."""
+
+
+def _where(url: str) -> tuple[str, str | None]:
+    """(host[:port], database) of a URL for messages, without user or password."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return (parts.hostname or "?") + (f":{port}" if port else ""), parts.path.lstrip("/") or None
+    host = info.get("host") or info.get("hostaddr") or "localhost"
+    port = info.get("port")
+    return host + (f":{port}" if port else ""), info.get("dbname")
+
+
+def _cause(exc: psycopg.Error, url: str) -> str:
+    """The first line of libpq's message, less its "connection to server ... failed:" preamble."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^connection (failed|is bad): ", "", text)
+    text = re.sub(r'^connection to server (at|on) .*? failed: ', "", text)
+    text = re.sub(r"^FATAL:\s+", "", text)
+    secret = conninfo_secret(url)
+    return text.replace(secret, "***") if secret else text
+
+
+def conninfo_secret(url: str) -> str | None:
+    try:
+        return conninfo_to_dict(url).get("password") or None
+    except psycopg.Error:
+        return urlsplit(url).password
+
+
 def connect(url: str) -> psycopg.Connection:
     """A connection in autocommit mode: transactions are the explicit ``conn.transaction()``
-    blocks of the writers, so a read never leaves a session idle in a transaction."""
-    return psycopg.connect(url, autocommit=True, application_name="utl")
+    blocks of the writers, so a read never leaves a session idle in a transaction.
+
+    Raises :class:`DatabaseUnavailable` (one line: server, database, cause) when it cannot connect."""
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error:
+        where, _ = _where(url)
+        at = f" at {where}" if not where.startswith("?") else ""
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL{at}: the database URL is malformed "
+            f"(expected postgresql://user[:password]@host[:port]/database)") from None
+    try:
+        return psycopg.connect(url, autocommit=True, application_name="utl", connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        where, dbname = _where(url)
+        on = f" (database {dbname})" if dbname else ""
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}{on}: {_cause(exc, url)}") from None
 
 
 @dataclass(frozen=True)
@@ -74,6 +128,7 @@ def open_database(landing: Path | None = None) -> Iterator[Database]:
     server stops after, unless another process still uses it)."""
     url = database_url()
     if url is not None:
+        connect(url).close()  # fail here, in one line, before anything says "database: ..."
         yield Database(url=url, data_dir=None, landing=landing)
         return
     data_dir = embedded_data_dir()

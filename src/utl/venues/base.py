@@ -189,6 +189,12 @@ def separator_of(line: str) -> str:
     return ";" if line.count(";") > line.count(",") else ","
 
 
+def one_line(exc: BaseException) -> str:
+    """An error as one plain line: stored reasons and messages are one sentence."""
+    text = str(exc).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
+
+
 def header_cells(line: str) -> list[str]:
     """Header cells of a CSV line (``,`` or ``;`` separated), unquoted and stripped."""
     line = line.replace(BOM, "")
@@ -247,11 +253,13 @@ def read_csv_rows(
     cut a long one, which could book a truncated number. Lines holding only blanks carry no
     data and are skipped (their numbers still count, so rows match the file). BOMs anywhere
     are removed (OKX repeats U+FEFF in cells); ``skip_lines`` skips a preamble before the
-    header (Bybit's ``UID:`` line, Coinbase's title). A file that is not UTF-8 fails whole.
-    A header with more ``;`` than ``,`` (Excel re-saving in a ``;`` locale) makes ``;`` the
-    separator of the whole file. A workbook is read as the CSV :func:`xlsx_as_csv` writes.
-    ``optional_last``: a row one cell short, where that cell is the last column (Binance's
-    trailing empty ``Remark``, which some writers leave out), is complete: the cell is ``""``.
+    header (Bybit's ``UID:`` line, Coinbase's title). A file that is not UTF-8 fails whole,
+    and so does an empty one. A file whose last row is cut inside a quoted cell keeps the
+    rows before it; the cut row is refused alone. A header with more ``;`` than ``,`` (Excel
+    re-saving in a ``;`` locale) makes ``;`` the separator of the whole file. A workbook is
+    read as the CSV :func:`xlsx_as_csv` writes. ``optional_last``: a row one cell short, where
+    that cell is the last column (Binance's trailing empty ``Remark``, which some writers leave
+    out), is complete: the cell is ``""``.
 
     How cells are counted without a second pass over the text: a marker cell is appended to
     every line, so in a row of the header's width it lands in the column after the last; a
@@ -260,12 +268,58 @@ def read_csv_rows(
     data = source.path.read_bytes()
     if data.startswith(XLSX_MAGIC):
         data = xlsx_as_csv(data)
+    data = _normalised(data)
+    if not data.strip():
+        raise ValueError(f"{source.rel}: the file is empty")
+    cut = _cut_record(data)
+    if cut is None or cut <= _line_start(data, min(skip_lines + 1, data.count(b"\n"))):
+        return _read_rows(source, data, skip_lines, optional_last)
+    # The last record opens a quoted cell that never closes (a download or copy cut short):
+    # the rows before it are whole and book; the cut one is refused alone.
+    frame, refused = _read_rows(source, data[:cut], skip_lines, optional_last)
+    body = data[_line_start(data, skip_lines) : cut].decode("utf-8", errors="replace")
+    sep = separator_of(body.split("\n", 1)[0])
+    row = len(list(csv.reader(io.StringIO(body), delimiter=sep)))  # the header and the records before the cut one
+    raw = data[cut:].decode("utf-8", errors="replace").strip()
+    cut_row = pl.DataFrame(
+        {"file": [source.rel], "row": [row], "column": [None],
+         "reason": ["the file ends inside a quoted cell: this last row is cut short"], "raw": [raw[:200]]},
+        schema=QUARANTINE_SCHEMA,
+    )
+    return frame, pl.concat([refused, cut_row])
+
+
+def _normalised(data: bytes) -> bytes:
+    """BOMs removed, ``\\n`` line ends, a final line end."""
     if b"\xef" in data and BOM.encode() in data:
         data = data.replace(BOM.encode(), b"")
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
     if not data.endswith(b"\n"):
         data += b"\n"
+    return data
+
+
+def _cut_record(data: bytes) -> int | None:
+    """Where the record that never closes its quoted cell starts, or None when every quote
+    closes. A doubled quote inside a cell counts twice, so an odd count of quote characters
+    means the file ends inside a cell; that record starts at the last line that begins
+    outside any quoted cell."""
+    if data.count(b'"') % 2 == 0:
+        return None
+    start, outside, at = 0, True, 0
+    for line in data.split(b"\n"):
+        if outside:
+            start = at
+        if line.count(b'"') % 2:
+            outside = not outside
+        at += len(line) + 1
+    return start
+
+
+def _read_rows(source: Source, data: bytes, skip_lines: int,
+               optional_last: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`read_csv_rows` of normalised text whose quoted cells all close."""
     lines = data.count(b"\n")
     header_at = _line_start(data, skip_lines) if lines > skip_lines else len(data)
     header = data[header_at : data.find(b"\n", header_at)]
@@ -329,7 +383,8 @@ def _read(source: Source, data: bytes, skip_lines: int, sep: str = ",") -> pl.Da
         )  # fmt: skip
     except pl.exceptions.ComputeError as e:
         _check_utf8(source, data)  # name the bad byte if that is the trouble
-        raise ValueError(f"{source.rel}: not a well-formed CSV: {e}") from e
+        # Polars explains at length; the first line says what is wrong.
+        raise ValueError(f"{source.rel}: not a well-formed CSV: {one_line(e)}") from e
 
 
 def _read_multiline(
