@@ -43,20 +43,12 @@ from utl.ingest import (
 )
 from utl.landing import scan_landing
 from utl.legs import book_legs
-from utl.schemas import DAY_LEGS, DATED_QUARANTINE, Legs, validate_rows
+from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs, validate_rows
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 
 MEMORY_VERSION = "2"  # bump when what is stored per file changes: every file is read again
 
-CATALOG = pl.Schema(
-    {
-        "file": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "sha256": pl.String, "key": pl.String,
-        "format": pl.String, "kind": pl.String, "venue": pl.String, "account": pl.String,
-        "first_date": pl.Date, "last_date": pl.Date, "rows": pl.Int64, "refused": pl.Int64,
-    }
-)
-FINGERPRINTS = pl.Schema({"business_date": pl.Date, "fingerprint": pl.String})
 ONE_DAY = dt.timedelta(days=1)
 
 

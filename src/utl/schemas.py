@@ -247,6 +247,16 @@ CONCENTRATION = pl.Schema(
         "unpriced": pl.Boolean,  # some position of the day has no mark: shares cover the priced ones
     }
 )
+# The landing memory (utl.memory): what is remembered of each file, and of each date.
+CATALOG = pl.Schema(
+    {
+        "file": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "sha256": pl.String, "key": pl.String,
+        "format": pl.String, "kind": pl.String, "venue": pl.String, "account": pl.String,
+        "first_date": pl.Date, "last_date": pl.Date, "rows": pl.Int64, "refused": pl.Int64,
+    }
+)
+FINGERPRINTS = pl.Schema({"business_date": pl.Date, "fingerprint": pl.String})
+
 PNL_BY_BOOK = pl.Schema(
     {
         "business_date": pl.Date,
