@@ -286,7 +286,9 @@ def test_json_numbers_round_trip_exactly(amount: Decimal, price: Decimal, fees: 
     fee_texts = [_json_number(f, style) for f in fees]
     fee_list = ", ".join(f'{{"cost": {t}, "currency": "USDT"}}' for t in fee_texts)
     record = (
-        f'{{"id": "1", "timestamp": 1709630102123, "datetime": null, "symbol": "BTC/USDT", "side": "sell", '
+        # A perpetual, whose stated cost is not checked against amount × price (no contractSize):
+        # here every number only has to round-trip.
+        f'{{"id": "1", "timestamp": 1709630102123, "datetime": null, "symbol": "BTC/USDT:USDT", "side": "sell", '
         f'"price": {price_text}, "amount": {amount_text}, "cost": {price_text}, "fees": [{fee_list}]}}'
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -299,3 +301,20 @@ def test_json_numbers_round_trip_exactly(amount: Decimal, price: Decimal, fees: 
     assert row["price"] == row["quote_qty"] == Decimal(price_text)
     with localcontext(prec=80):
         assert row["fee"] == sum((Decimal(t) for t in fee_texts), Decimal(0))
+
+
+def test_a_stated_cost_that_is_not_amount_times_price_is_refused(tmp_path: Path) -> None:
+    line = ('{"id": "1", "timestamp": 1709630102123, "datetime": "2024-03-05T09:15:02.123Z", "symbol": "BTC/USDT", '
+            '"side": "buy", "amount": 0.0001, "price": 73260.86, "cost": 1.364985341e-9, "fee": null}\n'
+            '{"id": "2", "timestamp": 1709630102123, "datetime": "2024-03-05T09:15:02.123Z", "symbol": "BTC/USDT", '
+            '"side": "buy", "amount": 0.0001, "price": 73260.86, "cost": 7.326086, "fee": null}\n'
+            '{"id": "3", "timestamp": 1709630102123, "datetime": "2024-03-05T09:15:02.123Z", "symbol": "BTC/USDT", '
+            '"side": "buy", "amount": 0.0001, "price": 73260.86, "cost": 7.3260865, "fee": null}\n')
+    path = tmp_path / "pull.jsonl"
+    path.write_text(line)
+    parsed = ccxt.read_trades(Source(path=path, rel="binance/a/trades/pull.jsonl", venue="binance", account="a"))
+    # 7.3260865 is off by 6.8e-8 relative: within 1e-6, booked as stated.
+    assert parsed.frame["trade_id"].to_list() == ["2", "3"]
+    refused = parsed.quarantine.row(0, named=True)
+    assert (refused["row"], refused["column"], refused["raw"]) == (1, "cost", "1.364985341e-9")
+    assert "7.326086" in refused["reason"] and "1.364985341e-9" in refused["reason"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from utl.decimals import with_venue_decimals
+from utl.decimals import DECIMAL, with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import BOM, Check, Format, Parsed, Source, interleave, out_of_years, split_refused, to_schema, top_level_keys, utc, with_synthetic_id
@@ -200,6 +200,22 @@ def _columns(records: list[tuple[int, str, dict]], fields: list[str]) -> pl.Data
 # ---------------------------------------------------------------- trades -> FILLS
 
 
+def _product() -> pl.Expr:
+    """amount × price, exact to 18 places, where it fits (else null)."""
+    fits = _integer_digits("amount_value") + _integer_digits("price_value") <= 20
+    return pl.when(fits).then(pl.col("amount_value") * pl.col("price_value"))
+
+
+def _cost_disagrees() -> pl.Expr:
+    """A spot trade's stated cost differs from amount × price by more than 1e-6 relative."""
+    spot = ~pl.col("symbol").str.contains(":", literal=True)
+    product = _product()
+    # Plus one unit in the 18th place: the product itself is rounded there.
+    slack = product.abs() / 1_000_000 + pl.lit(Decimal("1e-18"), DECIMAL)
+    off = (pl.col("cost_value") - product).abs() > slack
+    return (spot & pl.col("cost_value").is_not_null() & product.is_not_null() & off).fill_null(False)
+
+
 def _integer_digits(value: str) -> pl.Expr:
     """Digits before the point; a product of a and b has at most the sum of theirs."""
     return (
@@ -233,6 +249,12 @@ def read_trades(source: Source) -> Parsed:
         Check("cost", pl.col("cost_value") < 0, "cost must not be negative"),
         Check("cost", pl.col("cost_value").is_null() & (_integer_digits("amount_value") + _integer_digits("price_value") > 20),
               "no cost, and amount × price is too large to compute", raw=pl.concat_str("amount", pl.lit(" × "), "price")),
+        # A stated cost is checked, not trusted (a real pull stated 1.364985341e-9 for 0.0001
+        # BTC at 73,260.86). Spot only: a derivative's amount counts contracts, and the trade
+        # does not carry its contractSize.
+        Check("cost", _cost_disagrees(), pl.format("cost {} is not amount × price = {} (off by more than 1e-6 relative)",
+                                                   pl.col("cost"), _product()),
+              raw=pl.col("cost")),
         *_fee_checks(),
         *time_checks,
     ]
