@@ -399,7 +399,7 @@ def why_no_mark(landing: Path, asset: str, day: dt.date, aliases: dict[str, str]
 
     try:
         frame = read_text_csv(Source(path=path, rel=rel, venue="", account=""))
-    except Exception:
+    except Exception:  # only an explanation: the file's own refusal is already quarantined
         return None
     frame = frame.rename({c: c.strip().lower() for c in frame.columns})
     rows = frame.filter(canonical_asset(pl.col("asset"), aliases) == asset)["source_row"].to_list()
