@@ -116,3 +116,14 @@ def migrated_database(database: str) -> str:
     with connect(database) as conn:
         migrate(conn)
     return database
+
+
+@pytest.fixture
+def landing_in_database(tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the sample landing folder whose assets write to a fresh test database
+    (``UTL_DATABASE_URL``, as in production), with this test's own Dagster run history."""
+    monkeypatch.setenv("UTL_DATABASE_URL", database)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    copy = tmp_path / "landing"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data_samples" / "landing", copy)
+    return copy

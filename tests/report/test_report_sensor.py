@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -23,12 +22,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @pytest.fixture
-def landing(tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("UTL_DATABASE_URL", database)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # this test's own run history
-    copy = tmp_path / "landing"
-    shutil.copytree(ROOT / "data_samples" / "landing", copy)
-    return copy
+def landing(landing_in_database: Path) -> Path:
+    return landing_in_database
 
 
 def evaluate(landing: Path, result: dg.ExecuteInProcessResult):
