@@ -64,11 +64,11 @@ def round_half_even(numerator: int, denominator: int) -> int:
     return q
 
 
-def _scaled(values: pl.Series) -> list[int | None]:
+def to_scaled(values: pl.Series) -> list[int | None]:
     return [None if v is None else int(v.scaleb(18)) for v in values.cast(DECIMAL).to_list()]
 
 
-def _decimals(values: list[int | None]) -> pl.Series:
+def from_scaled(values: list[int | None]) -> pl.Series:
     return pl.Series([None if v is None else Decimal(v).scaleb(-18) for v in values], dtype=DECIMAL)
 
 
@@ -146,12 +146,12 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
         .collect()
     )
     entries, closed, pnl = _walk(
-        ordered["__first"].to_list(), _scaled(ordered["__before"]), _scaled(ordered["qty"]),
-        _scaled(ordered["price"]), _scaled(ordered["contract_size"]), ordered["__harmonic"].to_list(),
-        _scaled(ordered["__open_entry"]),
+        ordered["__first"].to_list(), to_scaled(ordered["__before"]), to_scaled(ordered["qty"]),
+        to_scaled(ordered["price"]), to_scaled(ordered["contract_size"]), ordered["__harmonic"].to_list(),
+        to_scaled(ordered["__open_entry"]),
     )
     walked = ordered.with_columns(
-        entry_price=_decimals(entries), closed_qty=_decimals(closed), realized_pnl_computed=_decimals(pnl),
+        entry_price=from_scaled(entries), closed_qty=from_scaled(closed), realized_pnl_computed=from_scaled(pnl),
     ).sort("__row")
     out_legs = walked.select(ENTRY_LEGS.names()).cast(ENTRY_LEGS)
     last = walked.sort([*KEY, "ts", "__row"]).group_by(KEY, maintain_order=True).last().select(
