@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import polars as pl
 
 from utl.decimals import DECIMAL
-from utl.derivatives.schemas import ENTRY_STATE
+from utl.derivatives.schemas import ENTRY_STATE, INSTRUMENT_LEGS
 
 T0 = dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -24,7 +24,8 @@ def legs(*trades: str, instrument: str = "BTC/USDT:USDT", type_: str = "swap", i
             "leg_id": f"{instrument}#{i}", "qty": D(qty.replace("+", "")), "price": D(price),
             "type": type_, "inverse": inverse, "contract_size": D(size),
         })
-    return pl.DataFrame(rows).with_columns(pl.col("qty", "price", "contract_size").cast(DECIMAL))
+    schema = {**INSTRUMENT_LEGS, "type": pl.String, "inverse": pl.Boolean, "contract_size": DECIMAL}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def state(*rows: tuple[str, str, str, str, str | None]) -> pl.DataFrame:
