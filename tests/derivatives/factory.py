@@ -38,7 +38,7 @@ def decimals(**columns: list) -> pl.DataFrame:
     """A frame whose columns named in ``NUMERIC`` hold exact decimals written as text."""
     return pl.DataFrame({
         name: pl.Series(name, [None if v is None else D(v) for v in values], dtype=DECIMAL) if name in NUMERIC
-        else values
+        else (values if values else pl.Series(name, [], dtype=pl.String))
         for name, values in columns.items()
     })
 
