@@ -38,14 +38,14 @@ over the legs; everything around it (order, positions, closed quantities) is Pol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE
 
-SCALE = 10**18
+SCALE_DIGITS = 18
+SCALE = 10**SCALE_DIGITS
 KEY = ["venue", "account", "instrument"]
 
 
@@ -65,11 +65,17 @@ def round_half_even(numerator: int, denominator: int) -> int:
 
 
 def to_scaled(values: pl.Series) -> list[int | None]:
-    return [None if v is None else int(v.scaleb(18)) for v in values.cast(DECIMAL).to_list()]
+    """Exact decimals as Python integers scaled by 10^18: the Decimal's own integer."""
+    return values.cast(DECIMAL).to_physical().to_list()
 
 
 def from_scaled(values: list[int | None]) -> pl.Series:
-    return pl.Series([None if v is None else Decimal(v).scaleb(-18) for v in values], dtype=DECIMAL)
+    """Python integers scaled by 10^18 back to exact decimals, through their decimal text."""
+    ints = pl.DataFrame({"n": pl.Series(values, dtype=pl.Int128)})
+    digits = pl.col("n").abs().cast(pl.String).str.zfill(SCALE_DIGITS + 1)
+    text = pl.concat_str(pl.when(pl.col("n") < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+                         digits.str.head(-SCALE_DIGITS), pl.lit("."), digits.str.tail(SCALE_DIGITS))
+    return ints.select(text.str.to_decimal(scale=SCALE_DIGITS))[:, 0].cast(DECIMAL)
 
 
 def reaverage(before: int, entry: int, qty: int, price: int, harmonic: bool) -> int:
