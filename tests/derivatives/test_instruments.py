@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from utl.derivatives.instruments import (
-    MissingSpec, missing_specs, parse_symbol, parse_symbols, read_specs, require_specs, resolve_specs,
+    MissingSpec, missing_specs, parse_symbol, parse_symbols, read_specs, read_specs_file, require_specs, resolve_specs,
 )
 from tests.derivatives.factory import decimals
 
@@ -188,3 +188,13 @@ def test_every_instrument_held_without_a_spec_is_named_and_stops_the_date():
         require_specs(dt.date(2026, 12, 5), positions, _specs())
     assert "bybit/b SOL/USDT:USDT" in str(stopped.value) and "okx/m BTC/USD:BTC" in str(stopped.value)
     assert "instruments/2026-12-05" in str(stopped.value)
+
+
+def test_a_specs_file_of_a_landing_folder(tmp_path):
+    folder = tmp_path / "instruments"
+    folder.mkdir()
+    (folder / "2026-12-05.csv").write_text(CSV)
+    (folder / "2026-12-06.json").write_bytes(b"\xff[")
+    assert read_specs_file(folder / "2026-12-05.csv", tmp_path).specs.height == 5
+    bad = read_specs_file(folder / "2026-12-06.json", tmp_path)
+    assert bad.quarantine.select("file", "row", "column").rows() == [("instruments/2026-12-06.json", None, None)]

@@ -27,7 +27,9 @@ import polars as pl
 import pytest
 
 from utl.derivatives.schemas import POSITION_SNAPSHOT
-from utl.derivatives.snapshots import binance_symbol, bybit_symbol, deribit_symbol, okx_symbol, read_positions
+from utl.derivatives.snapshots import (
+    binance_symbol, bybit_symbol, deribit_symbol, okx_symbol, opening_positions, read_positions, read_positions_file,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FILE = "binance/mm/positions/2026-12-05.json"
@@ -66,9 +68,9 @@ def test_binance_hedge_mode_rows_are_netted():
     rows = read("binance_position_risk_hedge.json")
     assert rows.positions.height == 1
     btc = rows.positions.row(0, named=True)
-    # LONG 0.300 and SHORT -0.100 net to 0.2; their unrealized PnL adds (600 + 100); two
-    # averages make no entry price of the net.
-    assert (btc["qty"], btc["unrealized_pnl"], btc["entry_price"]) == (D("0.2"), D("700"), None)
+    # LONG 0.300 and SHORT -0.100 net to 0.2; their unrealized PnL adds (600 + 100); the
+    # short reduced the long, and reducing keeps the entry: the long's 64000.
+    assert (btc["qty"], btc["unrealized_pnl"], btc["entry_price"]) == (D("0.2"), D("700"), D(64000))
 
 
 def test_bybit_whole_reply_inverse():
@@ -84,7 +86,8 @@ def test_bybit_list_only_hedge_mode():
     rows = read("bybit_position_list_linear.json")
     (row,) = rows.positions.iter_rows(named=True)
     # Buy 2.5 and Sell 1 of ETHUSDT net to +1.5; SOLUSDT (size "0", side "") is flat.
-    assert (row["instrument"], row["qty"], row["unrealized_pnl"]) == ("ETH/USDT:USDT", D("1.5"), D("144.5"))
+    assert (row["instrument"], row["qty"], row["unrealized_pnl"], row["entry_price"]) == (
+        "ETH/USDT:USDT", D("1.5"), D("144.5"), D("3450.2"))
     assert rows.quarantine.height == 0
 
 
@@ -202,3 +205,17 @@ def test_venue_names_map_to_ccxt_symbols(mapper, name, symbol):
 def test_quantities_are_never_floats():
     rows = read("deribit_get_positions.json")
     assert all(rows.positions.schema[c] == pl.Decimal(38, 18) for c in ("qty", "entry_price", "delta"))
+
+
+def test_files_from_a_landing_folder_and_the_opening_state(tmp_path):
+    folder = tmp_path / "deribit" / "main" / "positions"
+    folder.mkdir(parents=True)
+    (folder / "2026-12-05.json").write_text((FIXTURES / "deribit_get_positions.json").read_text())
+    (folder / "2026-12-06.json").write_bytes(b"\xff\xfe[]")
+    rows = read_positions_file(folder / "2026-12-05.json", tmp_path, "deribit", "main")
+    assert rows.file == "deribit/main/positions/2026-12-05.json"
+    opening = opening_positions(rows.positions)
+    assert opening.filter(pl.col("instrument") == "BTC/USD:BTC").rows() == [("deribit", "main", "BTC/USD:BTC", D(50), D("7440.18"))]
+    bad = read_positions_file(folder / "2026-12-06.json", tmp_path, "deribit", "main")
+    assert bad.quarantine.select("file", "row").rows() == [("deribit/main/positions/2026-12-06.json", None)]
+    assert bad.quarantine["reason"][0].startswith("not UTF-8")

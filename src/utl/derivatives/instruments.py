@@ -25,6 +25,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -96,6 +97,16 @@ class SpecRows:
     file: str
     specs: pl.DataFrame
     quarantine: pl.DataFrame
+
+
+def read_specs_file(path: Path, landing: Path) -> SpecRows:
+    """``instruments/D.<json|csv>`` of a landing folder; not UTF-8: one entry naming it."""
+    rel = path.relative_to(landing).as_posix()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return SpecRows(rel, INSTRUMENT_SPECS.to_frame(), quarantine_file(rel, f"not UTF-8 text: {exc}"))
+    return read_specs(text, rel)
 
 
 def read_specs(text: str, file: str) -> SpecRows:

@@ -17,8 +17,9 @@ quantity, COIN-M contracts; Bybit linear base, inverse USD; OKX contracts; Derib
 futures, base for options. Numbers are read as their JSON text, never a float. A row whose
 size cannot be read is quarantined, never taken as zero; a row whose stated size is zero is
 flat and not listed (Binance lists every symbol). Hedge-mode long and short rows of one
-instrument are netted into one row; their entry price is then the venue's no longer (two
-averages do not make one) and is left null. Every venue name becomes the ccxt symbol.
+instrument are netted into one row: the larger side is the position and the smaller one a
+reduction of it, so the net keeps the larger side's entry price (reducing keeps the entry,
+as in :mod:`utl.derivatives.entry`). Every venue name becomes the ccxt symbol.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import polars as pl
 
 from utl.decimals import with_venue_decimals
 from utl.derivatives.instruments import parse_symbols
-from utl.derivatives.schemas import POSITION_SNAPSHOT
+from utl.derivatives.schemas import ENTRY_STATE, POSITION_SNAPSHOT
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 
 _MONTHS = {m.upper(): i for i, m in enumerate(calendar.month_abbr) if m}
@@ -252,6 +254,23 @@ def recognise(data: Any) -> tuple[str | None, list | None, str | None]:
     return None, None, None
 
 
+def read_positions_file(path: Path, landing: Path, venue: str, account: str) -> SnapshotRows:
+    """``<venue>/<account>/positions/D.json`` of a landing folder; a file that is not UTF-8
+    text is one quarantine entry naming it."""
+    rel = path.relative_to(landing).as_posix()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return SnapshotRows(rel, None, POSITION_SNAPSHOT.to_frame(), quarantine_file(rel, f"not UTF-8 text: {exc}"))
+    return read_positions(text, rel, venue, account)
+
+
+def opening_positions(snapshot: pl.DataFrame) -> pl.DataFrame:
+    """The ENTRY_STATE an account's earliest positions file opens: the stated quantities at
+    the stated entry prices (derivatives.md)."""
+    return snapshot.select("venue", "account", "instrument", "qty", "entry_price").cast(ENTRY_STATE)
+
+
 def read_positions(text: str, file: str, venue: str, account: str) -> SnapshotRows:
     """A positions file's text as :data:`POSITION_SNAPSHOT` rows, netted per instrument."""
     try:
@@ -317,8 +336,9 @@ def _positions(cells: pl.DataFrame, shape: _Shape, file: str, venue: str, accoun
         .agg(
             venue_symbol=pl.col("venue_symbol").first(),
             qty=pl.col("qty").sum(),
-            rows=pl.len(),
-            entry_price=pl.col("entry").first(),
+            # Netted hedge legs: the larger side is the position, the smaller one reduced it,
+            # and reducing keeps the entry (entry.py): the net's entry is the larger side's.
+            entry_price=pl.col("entry").sort_by(pl.col("qty").abs(), descending=True).first(),
             mark_price=pl.col("mark").first(),
             delta=pl.col("delta").sum(),
             delta_stated=pl.col("delta").is_not_null().all(),
@@ -332,8 +352,7 @@ def _positions(cells: pl.DataFrame, shape: _Shape, file: str, venue: str, accoun
     )
     positions = netted.filter(pl.col("qty") != 0).select(
         venue=pl.lit(venue), account=pl.lit(account), instrument="instrument", venue_symbol="venue_symbol", qty="qty",
-        # Two hedge legs have two averages, and no one entry price of the net.
-        entry_price=pl.when(pl.col("rows") == 1).then(pl.col("entry_price")),
+        entry_price="entry_price",
         mark_price="mark_price",
         delta=pl.when(pl.col("delta_stated")).then(pl.col("delta")),
         unrealized_pnl=pl.when(pl.col("upl_stated")).then(pl.col("unrealized_pnl")),
