@@ -198,3 +198,11 @@ def test_a_specs_file_of_a_landing_folder(tmp_path):
     assert read_specs_file(folder / "2026-12-05.csv", tmp_path).specs.height == 5
     bad = read_specs_file(folder / "2026-12-06.json", tmp_path)
     assert bad.quarantine.select("file", "row", "column").rows() == [("instruments/2026-12-06.json", None, None)]
+
+
+def test_a_ragged_csv_row_is_refused_alone():
+    text = CSV + ",SOL/USDT:USDT,swap,USDT,1\n,ADA/USDT:USDT,swap,USDT,1,,,,\n"
+    rows = read_specs(text, FILE)
+    assert rows.quarantine.select("row", "column", "raw").rows() == [(6, None, ",SOL/USDT:USDT,swap,USDT,1")]
+    assert "5 cells where the header has 9" in rows.quarantine["reason"][0]
+    assert "ADA/USDT:USDT" in rows.specs["symbol"].to_list()

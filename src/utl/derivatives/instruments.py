@@ -21,6 +21,7 @@ is used. An instrument with a position and no spec stops the date (:func:`requir
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
@@ -155,23 +156,27 @@ def read_ccxt_markets(text: str, file: str) -> SpecRows:
 
 
 def read_specs_csv(text: str, file: str) -> SpecRows:
-    """The contract's CSV; every cell read as text."""
-    try:
-        cells = pl.read_csv(io.StringIO(text), infer_schema=False, truncate_ragged_lines=False)
-    except Exception as exc:  # a ragged or broken file is one entry naming it
-        return SpecRows(file, INSTRUMENT_SPECS.to_frame(), quarantine_file(file, f"unreadable CSV: {exc}".splitlines()[0]))
-    header = [c.strip().lower() for c in cells.columns]
+    """The contract's CSV, every cell read as text; a row with more or fewer cells than the
+    header is refused alone, with its line as the raw text."""
+    lines = list(csv.reader(io.StringIO(text)))
+    header = [c.strip().lower() for c in lines[0]] if lines else []
     if header != CSV_HEADER:
         return SpecRows(file, INSTRUMENT_SPECS.to_frame(), quarantine_file(
-            file, f"unknown header: expected {','.join(CSV_HEADER)}", ",".join(cells.columns)))
-    cells = cells.rename(dict(zip(cells.columns, header))).with_columns(
-        pl.all().str.strip_chars().replace("", None),
-    ).with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    specs, bad = _checked_specs(cells, file, {}, expiry_format="%Y-%m-%d")
-    return SpecRows(file, specs, bad)
+            file, f"unknown header: expected {','.join(CSV_HEADER)}", ",".join(lines[0]) if lines else None))
+    rows, refused = [], []
+    for number, cells in enumerate(lines[1:], 1):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(CSV_HEADER):
+            refused.append(_refusal(file, number, None, f"{len(cells)} cells where the header has {len(CSV_HEADER)}",
+                                    ",".join(cells)))
+            continue
+        rows.append({name: (cell.strip() or None) for name, cell in zip(CSV_HEADER, cells)} | {"source_row": number})
+    specs, bad = _checked_specs(_text_frame(rows), file, {})
+    return SpecRows(file, specs, pl.concat([_refused(refused), bad]).sort("row"))
 
 
-def _checked_specs(cells: pl.DataFrame, file: str, names: dict[str, str], expiry_format: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _checked_specs(cells: pl.DataFrame, file: str, names: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Text cells to :data:`INSTRUMENT_SPECS`; a cell that is wrong refuses its row, named.
 
     What the file leaves empty comes from the symbol; what it states must agree with it.
@@ -181,10 +186,7 @@ def _checked_specs(cells: pl.DataFrame, file: str, names: dict[str, str], expiry
     parsed = parse_symbols(cells["symbol"].fill_null(""))
     cells = cells.with_columns(parsed.select(pl.all().name.prefix("sym_")))
     cells = with_venue_decimals(cells, contract_size_value="contract_size", strike_value="strike")
-    expiry = (
-        pl.col("expiry").str.strptime(pl.Date, expiry_format, strict=False) if expiry_format
-        else pl.col("expiry").str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-    )
+    expiry = pl.col("expiry").str.strptime(pl.Date, "%Y-%m-%d", strict=False)
     cells = cells.with_columns(
         type_value=pl.col("type").str.to_lowercase(),
         inverse_value=pl.col("inverse").str.to_uppercase().replace_strict(_BOOLEANS, default=None, return_dtype=pl.Boolean),
@@ -216,7 +218,7 @@ def _checked_specs(cells: pl.DataFrame, file: str, names: dict[str, str], expiry
         ("inverse", pl.col("inverse").is_null() & pl.col("sym_inverse").is_null() & pl.col("sym_problem").is_null(),
          pl.lit("the symbol settles in neither base nor quote: say whether it is inverse")),
         ("expiry", pl.col("expiry").is_not_null() & pl.col("expiry_value").is_null(),
-         pl.format('"{}" is not a date {}', pl.col("expiry"), pl.lit("YYYY-MM-DD" if expiry_format else "(epoch ms)"))),
+         pl.format('"{}" is not a date {}', pl.col("expiry"), pl.lit("(epoch milliseconds)" if names else "YYYY-MM-DD"))),
         ("expiry", pl.col("expiry_value").is_not_null() & pl.col("sym_expiry").is_not_null() & (pl.col("expiry_value") != pl.col("sym_expiry")),
          pl.format('{} but the symbol expires {}', pl.col("expiry_value"), pl.col("sym_expiry"))),
         ("strike", pl.col("strike_value__bad"), pl.format('"{}" is not an exact decimal', pl.col("strike"))),
