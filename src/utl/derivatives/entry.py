@@ -1,0 +1,167 @@
+"""Average entry of a derivative position, and the PnL a fill realizes against it.
+
+The problem
+-----------
+Per (venue, account, instrument), the instrument legs in order (``ts``, then input order)
+move one signed quantity. Its average entry price is what the venues show:
+
+- a leg that adds to the position (or meets it flat) re-averages: linear instruments weight
+  the *price* by quantity, inverse ones weight *1/price* (the harmonic mean), since an
+  inverse contract's value in its settle coin is ``size / price``;
+- a leg that reduces it keeps the average and realizes PnL on the quantity it closed:
+  linear ``closed · size · (exit − entry)``, inverse ``closed · size · (1/entry − 1/exit)``,
+  signed by the side closed, in the settle asset (kind ``realized_pnl_computed``);
+- a leg that goes through zero realizes on the whole position and restarts the average at
+  its own price for what is left (a flip).
+
+Options are priced in their premium (Deribit quotes BTC options in BTC): their average and
+PnL follow the linear rule on the premium, whatever coin they settle in.
+
+Worked example (linear, size 1): ``+1 @ 100``, ``+1 @ 200`` → entry 150; ``−1 @ 300``
+realizes 1 · (300 − 150) = 150 and keeps 150; ``+1 @ 300`` → (1·150 + 1·300)/2 = 225.
+Inverse, size 1 USD: ``+10000 @ 65000``, ``+10000 @ 70000`` → entry
+20000 / (10000/65000 + 10000/70000) = 67407.407407…; see the tests for more.
+
+Rounding
+--------
+Everything is exact integer arithmetic on values scaled by 10^18 (Python integers, which
+never overflow); each result is one exact rational rounded half-even to 18 places after the
+point, as the costing contract does for ``wac``: the average after each re-averaging (then
+carried, so the next one starts from the rounded average), and each leg's realized PnL
+(computed from the exact rational, then rounded once). A position is never rounded: it is
+the exact sum of its legs (Polars, vectorized).
+
+The walk is sequential (each average depends on the one before) and runs as plain Python
+over the legs; everything around it (order, positions, closed quantities) is Polars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from utl.decimals import DECIMAL
+from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE
+
+SCALE_DIGITS = 18
+SCALE = 10**SCALE_DIGITS
+KEY = ["venue", "account", "instrument"]
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    legs: pl.DataFrame  # ENTRY_LEGS, in the input's row order
+    positions: pl.DataFrame  # ENTRY_STATE: each (venue, account, instrument) at the end
+
+
+def round_half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` (denominator > 0) rounded half-even to an integer."""
+    q, r = divmod(numerator, denominator)  # floor division: 0 <= r < denominator
+    twice = 2 * r
+    if twice > denominator or (twice == denominator and q % 2 == 1):
+        q += 1
+    return q
+
+
+def to_scaled(values: pl.Series) -> list[int | None]:
+    """Exact decimals as Python integers scaled by 10^18: the Decimal's own integer."""
+    return values.cast(DECIMAL).to_physical().to_list()
+
+
+def from_scaled(values: list[int | None]) -> pl.Series:
+    """Python integers scaled by 10^18 back to exact decimals, through their decimal text."""
+    ints = pl.DataFrame({"n": pl.Series(values, dtype=pl.Int128)})
+    digits = pl.col("n").abs().cast(pl.String).str.zfill(SCALE_DIGITS + 1)
+    text = pl.concat_str(pl.when(pl.col("n") < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+                         digits.str.head(-SCALE_DIGITS), pl.lit("."), digits.str.tail(SCALE_DIGITS))
+    return ints.select(text.str.to_decimal(scale=SCALE_DIGITS))[:, 0].cast(DECIMAL)
+
+
+def reaverage(before: int, entry: int, qty: int, price: int, harmonic: bool) -> int:
+    """The average entry after adding ``qty`` at ``price`` to ``before`` at ``entry`` (all of
+    one sign, scaled by 10^18), rounded half-even to 18 places."""
+    b, q, after = abs(before), abs(qty), abs(before + qty)
+    if harmonic:  # after / (b/entry + q/price) = after·entry·price / (b·price + q·entry)
+        return round_half_even(after * entry * price, b * price + q * entry)
+    return round_half_even(b * entry + q * price, after)  # (b·entry + q·price) / after
+
+
+def realized(closed: int, long: bool, size: int, entry: int, exit_price: int, harmonic: bool) -> int:
+    """PnL of closing ``closed`` (> 0) of a long (or short) position entered at ``entry`` at
+    ``exit_price``, in the settle asset, scaled by 10^18 and rounded half-even once."""
+    sign = 1 if long else -1
+    if harmonic:  # closed·size·(1/entry − 1/exit) = closed·size·(exit − entry) / (entry·exit)
+        return round_half_even(sign * closed * size * (exit_price - entry), entry * exit_price)
+    return round_half_even(sign * closed * size * (exit_price - entry), SCALE * SCALE)
+
+
+def _walk(first: list[bool], before: list[int], qty: list[int], price: list[int], size: list[int],
+          harmonic: list[bool], opening_entry: list[int | None]) -> tuple[list, list, list]:
+    """Entry after each leg, quantity closed and PnL realized (all scaled), leg by leg."""
+    n = len(qty)
+    entries: list[int | None] = [None] * n
+    closed_out = [0] * n
+    pnl_out = [0] * n
+    entry: int | None = None
+    for i in range(n):
+        if first[i]:
+            entry = opening_entry[i]
+        b, q, p = before[i], qty[i], price[i]
+        after = b + q
+        if b == 0 or (b > 0) == (q > 0):
+            entry = p if b == 0 else reaverage(b, entry, q, p, harmonic[i])
+        else:
+            closed = min(abs(q), abs(b))
+            closed_out[i] = closed
+            pnl_out[i] = realized(closed, b > 0, size[i], entry, p, harmonic[i])
+            if after == 0:
+                entry = None
+            elif (after > 0) != (b > 0):
+                entry = p  # a flip: what is left opened at this leg's price
+        entries[i] = entry
+    return entries, closed_out, pnl_out
+
+
+def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> EntryResult:
+    """Walk ``legs`` (INSTRUMENT_LEGS plus each instrument's ``type``, ``inverse`` and
+    ``contract_size``, e.g. from :func:`utl.derivatives.instruments.resolve_specs`) from
+    ``opening`` (ENTRY_STATE: the carried position and entry, or the first snapshot's)."""
+    opening = ENTRY_STATE.to_frame() if opening is None else opening.select(ENTRY_STATE.names()).cast(ENTRY_STATE)
+    unknown = legs.filter(pl.col("contract_size").is_null() | pl.col("type").is_null())
+    if unknown.height:
+        names = ", ".join(sorted(set(f"{v}/{a} {i}" for v, a, i in unknown.select(KEY).iter_rows())))
+        raise ValueError(f"legs of instruments without a spec (contract size, type): {names}")
+    inconsistent = opening.filter((pl.col("qty") != 0) & pl.col("entry_price").is_null())
+    if inconsistent.height:
+        v, a, i = inconsistent.select(KEY).row(0)
+        raise ValueError(f"{v}/{a} {i}: an open position without an entry price cannot be carried")
+    ordered = (
+        legs.with_row_index("__row")
+        .join(opening.select(*KEY, pl.col("qty").alias("__open_qty"), pl.col("entry_price").alias("__open_entry")),
+              on=KEY, how="left")
+        .with_columns(pl.col("__open_qty").fill_null(pl.lit(0, DECIMAL)))
+        .sort([*KEY, "ts", "__row"])
+        .lazy()
+        .with_columns(position_after=pl.col("__open_qty") + pl.col("qty").cum_sum().over(KEY))
+        .with_columns(
+            __before=pl.col("position_after") - pl.col("qty"),
+            __first=pl.col("__row").cum_count().over(KEY) == 1,
+            __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"),
+        )
+        .collect()
+    )
+    entries, closed, pnl = _walk(
+        ordered["__first"].to_list(), to_scaled(ordered["__before"]), to_scaled(ordered["qty"]),
+        to_scaled(ordered["price"]), to_scaled(ordered["contract_size"]), ordered["__harmonic"].to_list(),
+        to_scaled(ordered["__open_entry"]),
+    )
+    walked = ordered.with_columns(
+        entry_price=from_scaled(entries), closed_qty=from_scaled(closed), realized_pnl_computed=from_scaled(pnl),
+    ).sort("__row")
+    out_legs = walked.select(ENTRY_LEGS.names()).cast(ENTRY_LEGS)
+    last = walked.sort([*KEY, "ts", "__row"]).group_by(KEY, maintain_order=True).last().select(
+        *KEY, qty="position_after", entry_price="entry_price")
+    untouched = opening.join(last, on=KEY, how="anti")
+    positions = pl.concat([last.cast(ENTRY_STATE), untouched]).sort(KEY)
+    return EntryResult(out_legs, positions)
