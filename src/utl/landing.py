@@ -80,6 +80,6 @@ def scan_landing(
             else:
                 misplaced.append((rel, "a balance snapshot is named YYYY-MM-DD.json or YYYY-MM-DD.csv"))
         else:
-            misplaced.append((rel, "not in marks/, transfers/, <venue>/<account>/trades/ or "
-                                   "<venue>/<account>/balances/"))
+            misplaced.append((rel, "not in marks/, <venue>/<account>/trades/ or <venue>/<account>/balances/ "
+                                   "(nor a transfers/*.csv)"))
     return LandingFiles(trades, balances, marks, misplaced, transfers)
