@@ -28,7 +28,6 @@ valued at the 03-04 mark and opened at 2024-03-05 00:00 UTC.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys

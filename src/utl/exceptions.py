@@ -25,7 +25,7 @@ import datetime as dt
 import polars as pl
 
 from utl.decimals import DECIMAL
-from utl.schemas import EXCEPTIONS, LEG_REFS, PENDING_TRANSFERS, TRANSFER_LEGS, UTC_TS
+from utl.schemas import EXCEPTIONS, UTC_TS
 from utl.settings import Settings
 
 KEY = ["venue", "account", "asset"]
@@ -58,7 +58,7 @@ def missing_acquisitions(day: dt.date, start: pl.DataFrame, end: pl.DataFrame, l
     """Spot positions below zero at the end of ``day`` in accounts that may not go short.
 
     ``start``/``end``: (venue, account, asset, qty) at the start and end of the day; ``legs``:
-    the day's legs; ``previous``: the day before's exceptions. A run that goes on keeps the
+    the day's legs; ``leg_refs``: LEG_REFS; ``previous``: the day before's exceptions. A run that goes on keeps the
     time and rows it began with; a new one starts at the leg after which the position first
     stood below zero (the day's start when it opened below zero)."""
     short = end.filter(pl.col("qty") < 0)
@@ -125,5 +125,4 @@ def provisional(pnl: pl.DataFrame, exceptions: pl.DataFrame, settings: Settings)
         provisional=pl.col("provisional") | pl.col("__hit").fill_null(False)).drop("__hit")
 
 
-__all__ = ["day_exceptions", "external_deposits", "in_transit", "missing_acquisitions", "provisional",
-           "PENDING_TRANSFERS", "TRANSFER_LEGS", "LEG_REFS"]
+__all__ = ["day_exceptions", "external_deposits", "in_transit", "missing_acquisitions", "provisional"]

@@ -208,7 +208,6 @@ EXCEPTIONS = pl.Schema(
     }
 )
 """utl.exceptions (ledger.md): one row per (business_date, venue, account, asset, kind)."""
-EXCEPTION_KINDS = ("in_transit", "missing_acquisition", "external_deposit")
 
 # A date's outputs.
 VALUED_POSITIONS = pl.Schema(

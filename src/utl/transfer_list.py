@@ -18,17 +18,12 @@ import polars as pl
 from utl.assets import canonical_asset
 from utl.decimals import venue_decimal
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
-from utl.schemas import LISTED_TRANSFERS, UTC_TS
+from utl.schemas import LISTED_TRANSFERS
 from utl.venues.base import Check, Source, one_line, read_csv_rows, split_refused
 
 COLUMNS = ("ts", "asset", "amount", "from_venue", "from_account", "to_venue", "to_account", "tx_hash")
 ASSET_CODE = r"^[A-Z0-9]{1,24}$"
 UTC_TEXT = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:?00)?$"
-
-
-def is_transfers_file(rel: str) -> bool:
-    parts = rel.split("/")
-    return len(parts) == 2 and parts[0] == "transfers" and parts[1].lower().endswith(".csv")
 
 
 def _utc(text: pl.Expr) -> pl.Expr:
@@ -83,4 +78,4 @@ def combine_listed(frames: list[pl.DataFrame]) -> pl.DataFrame:
             .unique(subset=content, keep="first", maintain_order=True))
 
 
-__all__ = ["COLUMNS", "UTC_TS", "combine_listed", "is_transfers_file", "read_transfers"]
+__all__ = ["COLUMNS", "combine_listed", "read_transfers"]
