@@ -78,7 +78,11 @@ def test_the_stated_network_fee_is_not_part_of_what_arrives():
     # The venue wrote -1.0 and a fee line of -0.0005: 1.0005 left, 1.0 should arrive.
     stated = [w("a", "1.0", "10:00", leg="w", fee="0.0005")]
     assert match(stated, [d("b", "1.0", "11:00", leg="d")])[0] == [("w", "d")]
-    assert match(stated, [d("b", "0.9995", "11:00", leg="d")])[0] == []
+    # A venue that wrote the gross on the withdrawal line: 1.0 - 0.0005 arrives.
+    assert match(stated, [d("b", "0.9995", "11:00", leg="d")])[0] == [("w", "d")]
+    assert match(stated, [d("b", "0.9990", "11:00", leg="d")])[0] == []
+    assert match(stated, [d("b", "0.9996", "11:00", leg="d")])[0] == []
+    assert match(stated, [d("b", "0.9996", "11:00", leg="d")], tolerance="0.0001")[0] == [("w", "d")]
 
 
 def test_the_deposit_must_follow_within_the_window():

@@ -8,7 +8,10 @@ deposit of account B != A, of the same asset, match when
 - the amounts agree: ``|d.amount - w.amount| <= tolerance``, where ``w.amount`` is what the
   withdrawal line moved and the network fee its venue states beside it (the ``<id>/fee``
   line) is not part of it; so the deposit is the withdrawal's gross (amount + fee) less the
-  stated fee, and with no stated fee the difference is what the tolerance allows;
+  stated fee, and with no stated fee the difference is what the tolerance allows. Where a
+  venue writes the gross on the withdrawal line itself, the deposit is that line less the
+  stated fee: ``|d.amount - (w.amount - w.fee)| <= tolerance`` matches too (what did not
+  arrive is then disposed of as the network fee, :mod:`utl.transfers`);
 - when both carry a transaction hash, the hashes are equal (equal hashes match whatever the
   amounts; different ones never match).
 
@@ -60,7 +63,11 @@ def candidate_pairs(withdrawals: pl.DataFrame, deposits: pl.DataFrame, window_ho
         pl.col("w_tx_hash") == pl.col("d_tx_hash"))
     other_hash = pl.col("w_tx_hash").is_not_null() & pl.col("d_tx_hash").is_not_null() & (
         pl.col("w_tx_hash") != pl.col("d_tx_hash"))
-    amounts_agree = (pl.col("d_amount") - pl.col("w_amount")).abs() <= pl.lit(tolerance, DECIMAL)
+    tol = pl.lit(tolerance, DECIMAL)
+    # A venue that writes the gross on the withdrawal line as well as a fee line: what arrives
+    # is that line less the fee (the contract's words, "deposit = |withdrawal| - stated fee").
+    amounts_agree = ((pl.col("d_amount") - pl.col("w_amount")).abs() <= tol) | (
+        (pl.col("w_fee") > 0) & ((pl.col("d_amount") - (pl.col("w_amount") - pl.col("w_fee"))).abs() <= tol))
     other_account = (pl.col("w_venue") != pl.col("d_venue")) | (pl.col("w_account") != pl.col("d_account"))
     to_listed = (pl.col("d_venue") == pl.col("w_to_venue")) & (pl.col("d_account") == pl.col("w_to_account"))
     allowed = (
