@@ -290,6 +290,18 @@ def test_the_run_summary_lists_the_exceptions(run):
     assert "ledger exceptions: 1 in_transit, 1 missing_acquisition" in done.stdout
 
 
+def test_the_report_lists_the_exceptions_beside_the_breaks(run, tmp_path):
+    landing, url, _, _ = run
+    out = tmp_path / "report.html"
+    done = utl("report", "--date", "2024-03-07", "--landing", str(landing), "--out", str(out), url=url)
+    assert done.returncode == 0, done.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "Ledger exceptions (2)" in html
+    # c's 4 SOL in transit, worth 4 x 130 = 520.00 at 03-07's mark, 2 days old.
+    section = html[html.index("Ledger exceptions (2)"):]
+    assert "in_transit" in section and "520.00" in section and "acme/c/trades/ledger.jsonl:1" in section
+
+
 def test_a_rerun_from_a_middle_date_gives_the_same_exceptions_and_pnl(run):
     landing, url, storage, _ = run
     before = exceptions(url), rows(url, "SELECT * FROM utl.pnl ORDER BY 1, 2, 3")
