@@ -24,6 +24,11 @@ from utl.schemas import LEG_REFS, LISTED_TRANSFERS, TRANSFER_LEGS
 ZERO = pl.lit(0, DECIMAL)
 
 
+def _plain(amount: pl.Expr) -> pl.Expr:
+    """A decimal as a person writes it: ``7``, not ``7.000000000000000000``."""
+    return amount.cast(pl.String).str.replace(r"(\.\d*?)0+$", "${1}").str.strip_chars_end(".")
+
+
 def _ref() -> pl.Expr:
     return pl.format("{}:{}", pl.col("source_file"), pl.col("source_row"))
 
@@ -91,9 +96,9 @@ def _apply_listing(moves: pl.DataFrame, listed: pl.DataFrame) -> tuple[pl.DataFr
         file="source_file", row="source_row", column=pl.lit(None, pl.String),
         reason=pl.format("lists a transfer of {} {} from {}/{} but no withdrawal of that account, asset and amount "
                          "(with or without its stated fee) is booked on {}; not matched",
-                         pl.col("amount"), pl.col("asset"), pl.col("from_venue"), pl.col("from_account"),
+                         _plain(pl.col("amount")), pl.col("asset"), pl.col("from_venue"), pl.col("from_account"),
                          pl.col("ts").dt.date()),
-        raw=pl.format("{},{},{},{}/{} -> {}/{}", pl.col("ts"), pl.col("asset"), pl.col("amount"), pl.col("from_venue"),
+        raw=pl.format("{},{},{},{}/{} -> {}/{}", pl.col("ts"), pl.col("asset"), _plain(pl.col("amount")), pl.col("from_venue"),
                       pl.col("from_account"), pl.col("to_venue"), pl.col("to_account")),
     ).cast(QUARANTINE_SCHEMA)
     return pl.concat([moves.filter(pl.col("kind") != "withdrawal"), listed_w]), orphans
