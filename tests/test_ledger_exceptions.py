@@ -302,6 +302,14 @@ def test_the_report_lists_the_exceptions_beside_the_breaks(run, tmp_path):
     assert "in_transit" in section and "520.00" in section and "acme/c/trades/ledger.jsonl:1" in section
 
 
+def test_the_exceptions_are_in_the_parquet_storage_for_duckdb(run):
+    from utl.analytics import connect
+
+    *_, storage, _ = run
+    counted = connect(storage).sql("SELECT kind, count(*) FROM exceptions GROUP BY kind ORDER BY kind").fetchall()
+    assert counted == [("external_deposit", 1), ("in_transit", 2), ("missing_acquisition", 3)]
+
+
 def test_a_rerun_from_a_middle_date_gives_the_same_exceptions_and_pnl(run):
     landing, url, storage, _ = run
     before = exceptions(url), rows(url, "SELECT * FROM utl.pnl ORDER BY 1, 2, 3")
