@@ -28,7 +28,8 @@ from utl.memory import DayRows, book_day
 from utl.storage import staged, write_partition
 from utl.store.days import write_checks, write_day, write_undated_quarantine
 
-STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
+STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
+                  "exceptions")
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 
 CHECKS = {
@@ -120,6 +121,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                   | {"legs": pl.DataFrame({"legs": [outputs.legs]})})
         yield dg.Output(tables, metadata={
             "legs": outputs.legs, "positions": outputs.positions.height, "breaks": outputs.breaks.height,
+            "exceptions": outputs.exceptions.height,
             "cleared": outputs.cleared.height, "seconds": round(time.perf_counter() - started, 3),
         })
         yield from _results(context, landing, postgres, {

@@ -45,12 +45,30 @@ import polars as pl
 
 from utl.costing import compute_costs
 from utl.marks import MissingMark, marks_for, require_marks
+from utl.matching import match_transfers
 from utl.pnl import day_pnl, price_legs
 from utl.positions import add_legs, value_positions, with_book
-from utl.schemas import LOTS_STATE, POSITIONS_STATE
+from utl.schemas import (
+    LOTS_STATE, PENDING_TRANSFERS, POSITIONS_STATE, TRANSFER_LEGS, TRANSFER_MATCHES, TRANSIT_LOTS,
+)
 from utl.settings import Settings
+from utl.transfers import Arrival, Withdrawal, move_lots
 
-__all__ = ["LedgerState", "DayResult", "MissingMark", "empty_ledger", "run_day"]
+__all__ = ["LedgerState", "DayResult", "MissingMark", "TransferBook", "empty_ledger", "run_day"]
+
+
+@dataclass(frozen=True)
+class TransferBook:
+    """Transfers between own accounts (:mod:`utl.transfers`): the date's deposits and
+    withdrawals, and the withdrawals still pending from earlier dates with their lots."""
+
+    legs: pl.DataFrame  # TRANSFER_LEGS of the date
+    pending: pl.DataFrame  # PENDING_TRANSFERS
+    transit: pl.DataFrame  # TRANSIT_LOTS
+
+    @classmethod
+    def empty(cls) -> TransferBook:
+        return cls(TRANSFER_LEGS.to_frame(), PENDING_TRANSFERS.to_frame(), TRANSIT_LOTS.to_frame())
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,9 @@ class DayResult:
     positions: pl.DataFrame  # VALUED_POSITIONS: per (venue, account, asset)
     pnl: pl.DataFrame  # PNL: per (book, asset)
     explain: pl.DataFrame  # PNL_EXPLAIN: per book
+    transfers: TransferBook | None = None  # at the end of the date: pending withdrawals and their lots
+    matches: pl.DataFrame | None = None  # TRANSFER_MATCHES of the date
+    external: pl.DataFrame | None = None  # TRANSFER_LEGS: the date's deposits that matched no withdrawal
 
 
 def empty_ledger(day: dt.date) -> LedgerState:
@@ -82,6 +103,7 @@ def run_day(
     marks: pl.DataFrame,
     settings: Settings,
     lap: Callable[[str], None] = lambda _: None,
+    transfers: TransferBook | None = None,
 ) -> DayResult:
     """Compute business date ``day``.
 
@@ -89,6 +111,7 @@ def run_day(
     accounts whose first business date is ``day`` (their opening snapshot). ``legs``: the
     day's legs (ts within the day) of accounts already open. ``marks``: all marks (the
     day's and the day before's are used). ``lap(step)`` is called after each step (timing).
+    ``transfers``: the date's deposits and withdrawals and what is pending (None: none at all).
     """
     reporting = settings.reporting_currency
     before = day - dt.timedelta(days=1)
@@ -125,17 +148,55 @@ def run_day(
         "book", "asset", "ts", trade_id=pl.format("{}/{}/{}", pl.col("venue"), pl.col("account"), pl.col("leg_id")),
         qty="qty", price="unit_price", is_carry=pl.lit(False),
     )
-    # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
-    costs = compute_costs(pl.concat([carried, today]), settings.costing_method, ids_unique=True)
-    lots = _carry_lots(costs.open_lots, settings.costing_method)
+    transfers = transfers or TransferBook.empty()
+    withdrawals = transfers.legs.filter(pl.col("kind") == "withdrawal")
+    matches, pending, external = match_transfers(
+        pl.concat([transfers.pending, withdrawals.select(PENDING_TRANSFERS.names()).cast(PENDING_TRANSFERS)]),
+        transfers.legs.filter(pl.col("kind") == "deposit"), settings.transfer_window_hours,
+        settings.transfer_tolerance)
+    moves = [w for w in withdrawals.iter_rows(named=True) if w["asset"] != reporting]
+    arrivals = [m for m in matches.iter_rows(named=True) if m["asset"] != reporting]
+    if moves or arrivals:
+        # Lots move: costing runs in segments around the transfers (utl.transfers).
+        mark_of = dict(marks_today.iter_rows())
+        moved = move_lots(
+            carried, today,
+            [Withdrawal(w["venue"], w["account"], w["leg_id"], settings.book_of(w["venue"], w["account"]), w["asset"],
+                        w["ts"], f"{w['venue']}/{w['account']}/{w['leg_id']}", w["amount"]) for w in moves],
+            [Arrival(m["to_venue"], m["to_account"], m["deposit_id"], settings.book_of(m["to_venue"], m["to_account"]),
+                     m["asset"], m["deposited_ts"], f"{m['to_venue']}/{m['to_account']}/{m['deposit_id']}",
+                     m["deposited"], (m["from_venue"], m["from_account"], m["withdrawal_id"]),
+                     settings.book_of(m["from_venue"], m["from_account"])) for m in arrivals],
+            transfers.transit, mark_of, settings.costing_method,
+        )
+        lots = _carry_lots(moved.lots, settings.costing_method)
+        realized = moved.realized
+        # The transfers' own legs are flows at the cost of the lots they move (moved.flows).
+        moving = pl.DataFrame(
+            [(w["venue"], w["account"], w["leg_id"]) for w in moves]
+            + [(m["to_venue"], m["to_account"], m["deposit_id"]) for m in arrivals],
+            schema={"venue": pl.String, "account": pl.String, "leg_id": pl.String}, orient="row")
+        flows = pl.concat([
+            priced.join(moving, on=["venue", "account", "leg_id"], how="anti").select("book", "asset", "kind", "value"),
+            moved.flows,
+        ])
+        transit = moved.transit
+    else:
+        # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
+        costs = compute_costs(pl.concat([carried, today]), settings.costing_method, ids_unique=True)
+        lots = _carry_lots(costs.open_lots, settings.costing_method)
+        realized, flows, transit = costs.realized, priced, transfers.transit
+    transit = transit.join(pending.select("venue", "account", "leg_id"), on=["venue", "account", "leg_id"], how="semi")
     lap("costing")
 
     end_positions = add_legs(start_positions, legs)
     positions = value_positions(end_positions, lots, marks_today, day, settings)
     lap("positions")
-    pnl, explain = day_pnl(day, start_positions, start_lots, priced, costs.realized, positions, marks_before, settings)
+    pnl, explain = day_pnl(day, start_positions, start_lots, flows, realized, positions, marks_before, settings)
     lap("pnl and explain")
-    return DayResult(LedgerState(day, end_positions, lots), positions, pnl, explain)
+    return DayResult(LedgerState(day, end_positions, lots), positions, pnl, explain,
+                     TransferBook(TRANSFER_LEGS.to_frame(), pending, transit), matches.cast(TRANSFER_MATCHES),
+                     external)
 
 
 def _carry_lots(open_lots: pl.DataFrame, method: str) -> pl.DataFrame:

@@ -12,7 +12,10 @@ What crosses midnight, and nothing else:
 - ``lots``: open lots per (book, asset) for unit cost;
 - ``accounts``: the accounts already open, with their first business date;
 - ``open_breaks``: each account's breaks on its last reconciled date (``first_seen`` ages
-  a break across the account's reconciled dates).
+  a break across the account's reconciled dates);
+- ``pending`` and ``transit``: withdrawals no deposit has matched yet, and the lots each took
+  out of its book (a withdrawal and its deposit may fall on different dates: ledger.md);
+- ``open_exceptions``: the date's ledger exceptions (``first_seen`` of the next date's).
 
 An account opens on the day after its earliest balance snapshot (eod.md): a date's inputs
 hold the day before's snapshots, and an account not yet open that has one there opens
@@ -23,17 +26,19 @@ it has none, which ingest reports): they book nothing.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
-from utl.daily import LedgerState, run_day
+from utl.daily import LedgerState, TransferBook, run_day
+from utl.exceptions import day_exceptions, external_deposits, in_transit, missing_acquisitions, provisional
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.marks import marks_for
 from utl.positions import positions_table
 from utl.recon import cleared, find_breaks
 from utl.schemas import (
-    ACCOUNTS_STATE, BALANCES_OUT, BREAKS, CLEARED, DAY_LEGS, LOTS_STATE, LOTS_TABLE, MARKS_OUT, POSITIONS_STATE,
+    ACCOUNTS_STATE, BALANCES_OUT, BREAKS, CLEARED, DAY_LEGS, EXCEPTIONS, LEG_REFS, LOTS_STATE, LOTS_TABLE, MARKS_OUT,
+    PENDING_TRANSFERS, POSITIONS_STATE, TRANSFER_LEGS, TRANSIT_LOTS,
 )
 from utl.settings import Settings
 
@@ -49,22 +54,26 @@ class DayState:
     lots: pl.DataFrame  # LOTS_STATE
     accounts: pl.DataFrame  # ACCOUNTS_STATE
     open_breaks: pl.DataFrame  # BREAKS
+    pending: pl.DataFrame = field(default_factory=PENDING_TRANSFERS.to_frame)  # withdrawals not matched yet
+    transit: pl.DataFrame = field(default_factory=TRANSIT_LOTS.to_frame)  # the lots they carry
+    open_exceptions: pl.DataFrame = field(default_factory=EXCEPTIONS.to_frame)  # the date's utl.exceptions rows
 
-    TABLES = ("positions", "lots", "accounts", "open_breaks")
+    TABLES = ("positions", "lots", "accounts", "open_breaks", "pending", "transit", "open_exceptions")
+    SCHEMAS = {"positions": POSITIONS_STATE, "lots": LOTS_STATE, "accounts": ACCOUNTS_STATE, "open_breaks": BREAKS,
+               "pending": PENDING_TRANSFERS, "transit": TRANSIT_LOTS, "open_exceptions": EXCEPTIONS}
 
     @classmethod
     def empty(cls, business_date: dt.date) -> DayState:
         """Before the first business date: nothing open, nothing held."""
-        return cls(business_date, POSITIONS_STATE.to_frame(), LOTS_STATE.to_frame(), ACCOUNTS_STATE.to_frame(),
-                   BREAKS.to_frame())
+        return cls(business_date, **{n: s.to_frame() for n, s in cls.SCHEMAS.items()})
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
 
     @classmethod
     def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame]) -> DayState:
-        schemas = {"positions": POSITIONS_STATE, "lots": LOTS_STATE, "accounts": ACCOUNTS_STATE, "open_breaks": BREAKS}
-        return cls(business_date, **{n: tables[n].select(s.names()).cast(s) for n, s in schemas.items()})
+        return cls(business_date, **{n: tables.get(n, s.to_frame()).select(s.names()).cast(s)
+                                     for n, s in cls.SCHEMAS.items()})
 
 
 @dataclass(frozen=True)
@@ -75,16 +84,19 @@ class DayInputs:
     snapshots: pl.DataFrame  # BALANCES_OUT of the day: reconciled against
     opening_snapshots: pl.DataFrame  # BALANCES_OUT of the day before: accounts opening today
     marks: pl.DataFrame  # MARKS_OUT of the day and the day before
+    transfers: pl.DataFrame = field(default_factory=TRANSFER_LEGS.to_frame)  # the day's deposits and withdrawals (utl.transfer_legs)
+    leg_refs: pl.DataFrame = field(default_factory=LEG_REFS.to_frame)  # where the day's disposals came from (file:row)
 
-    TABLES = ("legs", "snapshots", "opening_snapshots", "marks")
+    TABLES = ("legs", "snapshots", "opening_snapshots", "marks", "transfers", "leg_refs")
+    SCHEMAS = {"legs": DAY_LEGS, "snapshots": BALANCES_OUT, "opening_snapshots": BALANCES_OUT, "marks": MARKS_OUT,
+               "transfers": TRANSFER_LEGS, "leg_refs": LEG_REFS}
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
 
     @classmethod
     def from_tables(cls, tables: dict[str, pl.DataFrame]) -> DayInputs:
-        schemas = {"legs": DAY_LEGS, "snapshots": BALANCES_OUT, "opening_snapshots": BALANCES_OUT, "marks": MARKS_OUT}
-        return cls(**{n: tables[n].select(s.names()).cast(s) for n, s in schemas.items()})
+        return cls(**{n: tables.get(n, s.to_frame()).select(s.names()).cast(s) for n, s in cls.SCHEMAS.items()})
 
 
 @dataclass(frozen=True)
@@ -103,16 +115,18 @@ class DayOutputs:
     cleared: pl.DataFrame  # CLEARED: breaks of earlier dates this date cleared
     legs: int  # legs booked this date
     reconciled: pl.DataFrame  # (venue, account) reconciled this date
+    exceptions: pl.DataFrame = field(default_factory=EXCEPTIONS.to_frame)  # utl.exceptions (ledger.md)
 
     TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
-              "breaks", "cleared", "reconciled")
+              "breaks", "cleared", "reconciled", "exceptions")
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
 
     @classmethod
     def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame], legs: int) -> DayOutputs:
-        return cls(business_date=business_date, legs=legs, **{n: tables[n] for n in cls.TABLES})
+        return cls(business_date=business_date, legs=legs,
+                   **{n: tables[n] for n in cls.TABLES if n in tables or n != "exceptions"})
 
 
 def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) -> tuple[DayState, DayOutputs]:
@@ -130,11 +144,21 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     accounts = pl.concat([before.accounts, opened]).sort(ACCOUNT)
     legs = inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
 
+    movements = inputs.transfers.join(accounts, on=ACCOUNT, how="semi")
+    start = pl.concat([before.positions, opening.select("venue", "account", "asset", pl.col("total").alias("qty"))
+                       .cast(POSITIONS_STATE)])
     result = run_day(day, LedgerState(before.business_date, before.positions, before.lots),
                      opening.select("venue", "account", "asset", pl.col("total").alias("qty")), legs, inputs.marks,
-                     settings)
+                     settings, transfers=TransferBook(movements, before.pending, before.transit))
 
     marks = marks_for(inputs.marks, day, reporting)
+    pending = result.transfers.pending
+    exceptions = day_exceptions(day, [
+        in_transit(day, pending, settings.transfer_window_hours),
+        external_deposits(day, result.external),
+        missing_acquisitions(day, start, result.state.positions, legs, inputs.leg_refs, before.open_exceptions,
+                             settings),
+    ], marks, before.open_exceptions)
     snapshot = inputs.snapshots.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
     reconciled = snapshot.select(ACCOUNT).unique().sort(ACCOUNT)
     previous = before.open_breaks.join(reconciled, on=ACCOUNT, how="semi")
@@ -147,12 +171,13 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     # A venue-only row (ledger 0) without a mark is worth 0 in utl.positions; exposure
     # counts it as unpriced, never as a zero value.
     exposed = positions.with_columns(market_value=pl.when(pl.col("mark").is_not_null()).then(pl.col("market_value")))
-    after = DayState(day, result.state.positions, result.state.lots, accounts, open_breaks)
+    after = DayState(day, result.state.positions, result.state.lots, accounts, open_breaks, pending,
+                     result.transfers.transit, exceptions)
     outputs = DayOutputs(
         business_date=day,
         positions=positions,
         lots=result.state.lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE),
-        pnl=result.pnl,
+        pnl=provisional(result.pnl, exceptions, settings),
         pnl_explain=result.explain,
         exposure_asset=exposure_by_asset(exposed),
         exposure_venue=exposure_by_venue(exposed),
@@ -161,5 +186,6 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         cleared=gone,
         legs=legs.height,
         reconciled=reconciled,
+        exceptions=exceptions,
     )
     return after, outputs

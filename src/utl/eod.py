@@ -24,6 +24,7 @@ from utl.ingest import Ingested, ingest_landing
 from utl.legs import book_legs
 from utl.run import RunError
 from utl.schemas import DAY_LEGS, Legs, validate_rows
+from utl.transfer_legs import day_transfer_legs
 
 RUN_LEG_COLUMNS = DAY_LEGS.names()
 
@@ -35,6 +36,8 @@ class Prepared:
     openings: pl.DataFrame  # (venue, account, asset, qty, first_date): opening snapshots
     first_dates: pl.DataFrame  # (venue, account, first_date)
     quarantine: pl.DataFrame  # the ingest's, plus legs that cannot be booked
+    transfers: pl.DataFrame  # TRANSFER_LEGS of every date (utl.transfer_legs), by ts
+    leg_refs: pl.DataFrame  # LEG_REFS of every date's disposals, with business_date
 
 
 Progress = Callable[[str], None]
@@ -75,12 +78,17 @@ def prepare(landing: Path, progress: Progress = lambda _: None) -> Prepared:
     booked = legs.filter(pl.col("first_date").is_not_null() & (pl.col("business_date") >= pl.col("first_date")))
     progress(f"ledger: {booked.height} legs booked, {legs.height - booked.height - orphans.height} before opening "
              f"snapshots ({time.perf_counter() - started:.2f} s)")
-    quarantine = pl.concat([ingested.quarantine, refused_legs, orphan_rows.cast(QUARANTINE_SCHEMA)])
+    transfers, leg_refs, unlisted = day_transfer_legs(booked, ingested.transfers)
+    leg_refs = leg_refs.join(booked.select("venue", "account", "leg_id", "business_date"),
+                             on=["venue", "account", "leg_id"], how="left")
+    quarantine = pl.concat([ingested.quarantine, refused_legs, orphan_rows.cast(QUARANTINE_SCHEMA),
+                            unlisted.cast(QUARANTINE_SCHEMA)])
     # From here on the run needs only what a leg moves: keeping the fills, ledger lines and
     # every leg's provenance text for the whole run costs more memory than all the rest.
     booked = booked.select(RUN_LEG_COLUMNS)
     ingested = dataclasses.replace(ingested, fills=ingested.fills.clear(), movements=ingested.movements.clear())
-    return Prepared(ingested, booked, openings, firsts.select("venue", "account", "first_date"), quarantine)
+    return Prepared(ingested, booked, openings, firsts.select("venue", "account", "first_date"), quarantine,
+                    transfers, leg_refs)
 
 
 def business_dates(prepared: Prepared, through: dt.date) -> list[dt.date]:
@@ -102,6 +110,8 @@ def inputs_of(prepared: Prepared, day: dt.date) -> DayInputs:
         snapshots=balances.filter(pl.col("business_date") == day),
         opening_snapshots=balances.filter(pl.col("business_date") == before),
         marks=marks.filter(pl.col("business_date").is_in([before, day])),
+        transfers=prepared.transfers.filter(pl.col("ts").dt.date() == day),
+        leg_refs=prepared.leg_refs.filter(pl.col("business_date") == day).drop("business_date"),
     )
 
 

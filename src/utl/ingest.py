@@ -20,8 +20,10 @@ from utl.decimals import DECIMAL, venue_decimal
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
 from utl.schemas import (
-    BALANCES_OUT, FILES_OUT, FILLS_OUT, MARKS_OUT, MOVEMENTS_OUT, Balances, Fills, Marks, Movements, validate_rows,
+    BALANCES_OUT, FILES_OUT, FILLS_OUT, LISTED_TRANSFERS, MARKS_OUT, MOVEMENTS_OUT, Balances, Fills, Marks, Movements,
+    validate_rows,
 )
+from utl.transfer_list import combine_listed, read_transfers
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, one_line, split_refused
@@ -44,6 +46,7 @@ class Ingested:
     quarantine: pl.DataFrame
     files: pl.DataFrame
     ledger_accounts: set[tuple[str, str]] = field(default_factory=set)
+    transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # transfers/*.csv rows
 
 
 def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
@@ -55,6 +58,7 @@ def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
     read += [read_trades_file(source, formats, settings) for source in files.trades]
     read += [read_balances_file(day, source, formats, settings) for day, source in files.balances]
     read += [read_marks_file(day, path, landing, settings) for day, path in files.marks]
+    read += [read_transfers_file(path, landing, settings) for path in files.transfers]
     return combine(read, settings)
 
 
@@ -77,8 +81,9 @@ class FileRows:
     marks: pl.DataFrame  # MARKS_OUT
     quarantine: pl.DataFrame  # QUARANTINE
     rows: int  # rows the reader booked (before canonical checks)
+    transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # LISTED_TRANSFERS
 
-    TABLES = ("fills", "movements", "balances", "marks", "quarantine")
+    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "transfers")
 
 
 def _file_rows(rel: str, fmt: Format | None, kind: str | None, venue: str = "", account: str = "", *,
@@ -136,6 +141,15 @@ def read_marks_file(day: dt.date, path: Path, landing: Path, settings: Settings)
                       quarantine=[refused, invalid], marks=marks)
 
 
+def read_transfers_file(path: Path, landing: Path, settings: Settings) -> FileRows:
+    """A ``transfers/*.csv`` file: transfers between own accounts, listed (ledger.md)."""
+    rel = path.relative_to(landing).as_posix()
+    listed, refused = read_transfers(path, rel, settings.aliases)
+    return FileRows(rel, "transfers.csv", "transfers", "", "", FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(),
+                    BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(), refused.cast(QUARANTINE_SCHEMA),
+                    listed.height + refused.height, transfers=listed)
+
+
 def combine(files: list[FileRows], settings: Settings) -> Ingested:
     """Many files' rows as one set of canonical tables: each venue id booked once (a
     conflict quarantines every version), each account's snapshot of a day summed per asset
@@ -159,6 +173,7 @@ def combine(files: list[FileRows], settings: Settings) -> Ingested:
         quarantine=pl.concat([q.cast(QUARANTINE_SCHEMA) for q in quarantine]).sort("file", "row", nulls_last=False),
         files=pl.DataFrame(described, schema=FILES_OUT, orient="row"),
         ledger_accounts={(f.venue, f.account) for f in files if f.kind == "ledger"},
+        transfers=combine_listed([f.transfers for f in files if f.transfers.height]),
     )
 
 

@@ -5,6 +5,7 @@ LANDING/utl.toml
 LANDING/marks/YYYY-MM-DD.csv
 LANDING/<venue>/<account>/trades/<any name>
 LANDING/<venue>/<account>/balances/YYYY-MM-DD.<json|csv>
+LANDING/transfers/<any name>.csv          transfers between own accounts (ledger.md)
 ```
 A file in none of these places is reported, not guessed at.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from utl.venues.base import Source
@@ -28,6 +29,7 @@ class LandingFiles:
     balances: list[tuple[dt.date, Source]]
     marks: list[tuple[dt.date, Path]]
     misplaced: list[tuple[str, str]]  # (relative path, why it is not read)
+    transfers: list[Path] = field(default_factory=list)  # transfers/*.csv
 
 
 def _date_of(name: str) -> dt.date | None:
@@ -51,7 +53,7 @@ def scan_landing(
     timezones = dict(timezones or {})
     if not landing.is_dir():
         raise FileNotFoundError(f"no landing folder at {landing}")
-    trades, balances, marks, misplaced = [], [], [], []
+    trades, balances, marks, misplaced, transfers = [], [], [], [], []
     for path in sorted(p for p in landing.rglob("*") if p.is_file()):
         rel = path.relative_to(landing).as_posix()
         parts = rel.split("/")
@@ -63,6 +65,11 @@ def scan_landing(
                 marks.append((day, path))
             else:
                 misplaced.append((rel, "a marks file is named YYYY-MM-DD.csv"))
+        elif parts[0] == "transfers" and len(parts) == 2:
+            if parts[1].lower().endswith(".csv"):
+                transfers.append(path)
+            else:
+                misplaced.append((rel, "a transfers file is a CSV: transfers/<name>.csv"))
         elif len(parts) == 4 and parts[2] == "trades":
             zone = timezones.get(f"{parts[0]}/{parts[1]}")
             trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs, timezone=zone))
@@ -73,5 +80,6 @@ def scan_landing(
             else:
                 misplaced.append((rel, "a balance snapshot is named YYYY-MM-DD.json or YYYY-MM-DD.csv"))
         else:
-            misplaced.append((rel, "not in marks/, <venue>/<account>/trades/ or <venue>/<account>/balances/"))
-    return LandingFiles(trades, balances, marks, misplaced)
+            misplaced.append((rel, "not in marks/, <venue>/<account>/trades/ or <venue>/<account>/balances/ "
+                                   "(nor a transfers/*.csv)"))
+    return LandingFiles(trades, balances, marks, misplaced, transfers)

@@ -39,15 +39,16 @@ import polars as pl
 from utl.day import DayInputs
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.ingest import (
-    FileRows, combine, misplaced_file, read_balances_file, read_marks_file, read_trades_file,
+    FileRows, combine, misplaced_file, read_balances_file, read_marks_file, read_trades_file, read_transfers_file,
 )
 from utl.landing import scan_landing
 from utl.legs import book_legs
 from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs, validate_rows
+from utl.transfer_legs import day_transfer_legs
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 
-MEMORY_VERSION = "2"  # bump when what is stored per file changes: every file is read again
+MEMORY_VERSION = "3"  # bump when what is stored per file changes: every file is read again
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -78,7 +79,7 @@ def _frame_digest(frame: pl.DataFrame) -> bytes:
 def _touched(rows: FileRows) -> list[dt.date]:
     """The business dates a file's rows reach (a snapshot or marks file: also the day after)."""
     dates: list[dt.date] = []
-    for frame in (rows.fills, rows.movements):
+    for frame in (rows.fills, rows.movements, rows.transfers):
         if frame.height:
             dates += frame.select(pl.col("ts").dt.date().unique())["ts"].to_list()
     for frame in (rows.balances, rows.marks):
@@ -100,8 +101,9 @@ class DayRows:
     marks: pl.DataFrame  # MARKS_OUT of the date and the day before
     quarantine: pl.DataFrame  # DATED_QUARANTINE
     ledger_accounts: pl.DataFrame  # (venue, account) whose legs come from a ledger export
+    transfers: pl.DataFrame  # LISTED_TRANSFERS, ts within the date (transfers/*.csv)
 
-    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "ledger_accounts")
+    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "ledger_accounts", "transfers")
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
@@ -123,14 +125,18 @@ def book_day(rows: DayRows) -> tuple[DayInputs, pl.DataFrame]:
     day = rows.business_date
     ledger_accounts = set(rows.ledger_accounts.iter_rows())
     legs, refused = validate_rows(book_legs(rows.fills, rows.movements, ledger_accounts), Legs)
+    transfers, leg_refs, unlisted = day_transfer_legs(legs, rows.transfers)
     legs = legs.with_columns(business_date=pl.lit(day, pl.Date)).select(DAY_LEGS.names()).cast(DAY_LEGS)
     inputs = DayInputs(
         legs=legs,
         snapshots=rows.balances.filter(pl.col("business_date") == day),
         opening_snapshots=rows.balances.filter(pl.col("business_date") == day - ONE_DAY),
         marks=rows.marks,
+        transfers=transfers,
+        leg_refs=leg_refs,
     )
-    return inputs, pl.concat([rows.quarantine, dated(refused, day)]).sort("file", "row", nulls_last=False)
+    return inputs, pl.concat([rows.quarantine, dated(refused, day), dated(unlisted, day)]).sort(
+        "file", "row", nulls_last=False)
 
 
 class LandingMemory:
@@ -207,7 +213,9 @@ class LandingMemory:
                        + [(s.path, s.rel, lambda d=d, s=s: read_balances_file(d, s, formats, self.settings))
                           for d, s in files.balances]
                        + [(p, p.relative_to(self.landing).as_posix(),
-                           lambda d=d, p=p: read_marks_file(d, p, self.landing, self.settings)) for d, p in files.marks])
+                           lambda d=d, p=p: read_marks_file(d, p, self.landing, self.settings)) for d, p in files.marks]
+                       + [(p, p.relative_to(self.landing).as_posix(),
+                           lambda p=p: read_transfers_file(p, self.landing, self.settings)) for p in files.transfers])
             for path, rel, reader in entries:
                 stat = path.stat()
                 old = known.pop(rel, None)
@@ -262,7 +270,8 @@ class LandingMemory:
         partial.mkdir(parents=True)
         for name in FileRows.TABLES:
             frame = getattr(rows, name)
-            order = {"fills": "ts", "movements": "ts", "balances": "business_date", "marks": "business_date"}.get(name)
+            order = {"fills": "ts", "movements": "ts", "balances": "business_date", "marks": "business_date",
+                     "transfers": "ts"}.get(name)
             (frame.sort(order, maintain_order=True) if order else frame).write_parquet(partial / f"{name}.parquet")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
@@ -301,6 +310,7 @@ class LandingMemory:
                 "movements": self._scan(key, "movements", on_day) if kind == "ledger" else None,
                 "balances": self._scan(key, "balances", in_two_days) if kind == "balances" else None,
                 "marks": self._scan(key, "marks", in_two_days) if kind == "marks" else None,
+                "transfers": self._scan(key, "transfers", on_day) if kind == "transfers" else None,
             }
             # A snapshot's or marks file's own refusals belong to its date.
             own_day = kind in ("balances", "marks") and row["first_date"] == day
@@ -318,6 +328,7 @@ class LandingMemory:
             marks=combined.marks,
             quarantine=dated(combined.quarantine, day),
             ledger_accounts=pl.DataFrame(ledger, schema={"venue": pl.String, "account": pl.String}, orient="row"),
+            transfers=combined.transfers,
         )
 
     def fingerprint(self, day: dt.date, rows: DayRows | None = None) -> str:
@@ -378,6 +389,7 @@ class LandingMemory:
 
 
 def _empty(table: str) -> pl.DataFrame:
-    from utl.schemas import BALANCES_OUT, FILLS_OUT, MARKS_OUT, MOVEMENTS_OUT
+    from utl.schemas import BALANCES_OUT, FILLS_OUT, LISTED_TRANSFERS, MARKS_OUT, MOVEMENTS_OUT
 
-    return {"fills": FILLS_OUT, "movements": MOVEMENTS_OUT, "balances": BALANCES_OUT, "marks": MARKS_OUT}[table].to_frame()
+    return {"fills": FILLS_OUT, "movements": MOVEMENTS_OUT, "balances": BALANCES_OUT, "marks": MARKS_OUT,
+            "transfers": LISTED_TRANSFERS}[table].to_frame()

@@ -83,7 +83,8 @@ def day_pnl(day: dt.date, start_positions: pl.DataFrame, start_lots: pl.DataFram
         )
         # Per asset, a trade leg's value is not PnL (buying BTC is not a BTC gain): the
         # trade residual only appears in the book's explain, where a trade's legs net out.
-        .with_columns(total_pnl=pl.col("realized_pnl") + pl.col("unrealized_change") - pl.col("fees") + pl.col("income"))
+        .with_columns(total_pnl=pl.col("realized_pnl") + pl.col("unrealized_change") - pl.col("fees") + pl.col("income"),
+                      provisional=pl.lit(False))  # utl.day marks a book's asset held below zero
         .sort("book", "asset")
     )
     explain = (

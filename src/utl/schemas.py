@@ -166,6 +166,49 @@ LOTS_STATE = pl.Schema(
 )
 ACCOUNTS_STATE = pl.Schema({"venue": pl.String, "account": pl.String, "first_date": pl.Date})
 
+# Transfers between own accounts (ledger.md). The rows of ``transfers/*.csv``, read exactly:
+LISTED_TRANSFERS = pl.Schema(
+    {
+        "ts": UTC_TS, "asset": pl.String, "amount": DECIMAL, "from_venue": pl.String, "from_account": pl.String,
+        "to_venue": pl.String, "to_account": pl.String, "tx_hash": pl.String, "source_file": pl.String,
+        "source_row": pl.Int64,
+    }
+)
+# A date's deposits and withdrawals as the matching sees them: ``amount`` is the movement's
+# size (positive), ``fee`` the network fee its venue states beside it (the ``<id>/fee`` line;
+# 0 when none), ``to_venue``/``to_account`` where a transfers/ listing sends a withdrawal.
+TRANSFER_LEGS = pl.Schema(
+    {
+        "venue": pl.String, "account": pl.String, "asset": pl.String, "leg_id": pl.String, "ts": UTC_TS,
+        "kind": pl.String, "amount": DECIMAL, "fee": DECIMAL, "tx_hash": pl.String, "to_venue": pl.String,
+        "to_account": pl.String, "refs": pl.String,
+    }
+)
+LEG_REFS = pl.Schema({"venue": pl.String, "account": pl.String, "leg_id": pl.String, "refs": pl.String})
+"""Where a disposal leg of the date came from (``file:row``), for the exceptions' refs."""
+PENDING_TRANSFERS = pl.Schema({k: v for k, v in TRANSFER_LEGS.items() if k != "kind"})
+"""Withdrawals not matched yet: carried from date to date (utl.day.DayState)."""
+TRANSIT_LOTS = pl.Schema(
+    {"venue": pl.String, "account": pl.String, "leg_id": pl.String, "trade_id": pl.String, "opened_ts": UTC_TS,
+     "qty": DECIMAL, "entry_price": DECIMAL}
+)
+"""The lots a pending withdrawal took out of its book, in the order they left (positive qty)."""
+TRANSFER_MATCHES = pl.Schema(
+    {
+        "from_venue": pl.String, "from_account": pl.String, "withdrawal_id": pl.String, "to_venue": pl.String,
+        "to_account": pl.String, "deposit_id": pl.String, "asset": pl.String, "withdrawn": DECIMAL,
+        "fee": DECIMAL, "deposited": DECIMAL, "withdrawn_ts": UTC_TS, "deposited_ts": UTC_TS, "listed": pl.Boolean,
+    }
+)
+EXCEPTIONS = pl.Schema(
+    {
+        "business_date": pl.Date, "venue": pl.String, "account": pl.String, "asset": pl.String, "kind": pl.String,
+        "quantity": DECIMAL, "mark": DECIMAL, "value": DECIMAL, "first_seen": pl.Date, "first_ts": UTC_TS,
+        "age_days": pl.Int64, "refs": pl.String,
+    }
+)
+"""utl.exceptions (ledger.md): one row per (business_date, venue, account, asset, kind)."""
+
 # A date's outputs.
 VALUED_POSITIONS = pl.Schema(
     {
@@ -198,6 +241,7 @@ PNL = pl.Schema(
         "business_date": pl.Date, "book": pl.String, "asset": pl.String,
         **{c: DECIMAL for c in ("realized_pnl", "unrealized_pnl", "unrealized_change", "fees", "income", "trade_residual",
                                 "external_flows", "market_value_start", "market_value_end", "total_pnl")},
+        "provisional": pl.Boolean,  # an account of the book holds the asset below zero (missing_acquisition)
     }
 )
 """utl.pnl: per (book, asset), reporting currency."""

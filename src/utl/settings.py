@@ -33,6 +33,9 @@ class Settings:
     timezones: dict[str, str] = field(default_factory=dict)  # "venue/account" -> "UTC+8" ([timezones])
     schedule_start_date: dt.date | None = None  # [schedule] start_date: the first partition
     schedule_cron: str = "30 0 * * *"  # [schedule] cron (UTC): when the EOD schedule runs
+    transfer_window_hours: int = 24  # [transfers] window_hours: a deposit this long after a withdrawal still matches
+    transfer_tolerance: Decimal = Decimal(0)  # [transfers] amount_tolerance: absolute, in the asset's units
+    account_kinds: dict[str, str] = field(default_factory=dict)  # [accounts] "venue/account" -> margin | derivatives
 
     def book_of(self, venue: str, account: str) -> str:
         """The book an account's lots match in: its own (venue/account) unless grouped."""
@@ -41,6 +44,13 @@ class Settings:
             if key in members:
                 return book
         return key
+
+    def may_go_short(self, venue: str, account: str) -> bool:
+        """A margin or derivatives account ([accounts]) may hold a spot asset below zero knowingly."""
+        return self.account_kinds.get(f"{venue}/{account}") in ACCOUNT_KINDS
+
+
+ACCOUNT_KINDS = ("margin", "derivatives")
 
 
 class SettingsError(ValueError):
@@ -114,6 +124,26 @@ class _Schedule(_Section):
         return value
 
 
+class _Transfers(_Section):
+    window_hours: StrictInt = 24
+    amount_tolerance: object = "0"
+
+    @field_validator("window_hours")
+    @classmethod
+    def _hours(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"[transfers] window_hours = {value!r}: a whole number of hours, 0 or more")
+        return value
+
+    @field_validator("amount_tolerance")
+    @classmethod
+    def _tolerance(cls, value: object) -> Decimal:
+        number = _text_decimal(value, "[transfers] amount_tolerance", "0.0001")
+        if number < 0:
+            raise ValueError(f"[transfers] amount_tolerance = {value!r} is negative")
+        return number
+
+
 class _File(_Section):
     reporting_currency: StrictStr = "USD"
     costing_method: StrictStr = "fifo"
@@ -124,6 +154,18 @@ class _File(_Section):
     books: dict[str, list[StrictStr]] = {}
     timezones: dict[str, StrictStr] = {}  # "venue/account" -> "UTC+8": the zone of an export without one
     schedule: _Schedule = _Schedule()
+    transfers: _Transfers = _Transfers()
+    accounts: dict[str, StrictStr] = {}  # "venue/account" -> "margin" | "derivatives"
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, kind in value.items():
+            if key.count("/") != 1 or not all(key.split("/")):
+                raise ValueError(f'[accounts] "{key}": name an account as "venue/account"')
+            if kind.lower() not in ACCOUNT_KINDS:
+                raise ValueError(f'[accounts] "{key}" = "{kind}": one of {", ".join(ACCOUNT_KINDS)}')
+        return {key: kind.lower() for key, kind in value.items()}
 
     @field_validator("costing_method")
     @classmethod
@@ -206,6 +248,9 @@ def load_settings(landing: Path) -> Settings:
         timezones={k: v.strip() for k, v in model.timezones.items()},
         schedule_start_date=model.schedule.start_date,
         schedule_cron=model.schedule.cron,
+        transfer_window_hours=model.transfers.window_hours,
+        transfer_tolerance=model.transfers.amount_tolerance,
+        account_kinds=dict(model.accounts),
     )
 
 

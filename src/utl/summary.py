@@ -58,6 +58,7 @@ def format_summary(data: ReportData, report: ReportOutcome | None,
                      + ", ".join(u.name + (f" (last reconciled {u.last_reconciled.isoformat()}, "
                                            f"{(carried or {}).get(u.name, 0)} breaks carried)"
                                            if u.last_reconciled else " (never reconciled)") for u in unreconciled))
+    lines.extend(_exception_lines(data))
     not_booked = sorted({m.group(1) for q in data.quarantine if (m := _NOT_BOOKED.search(q.reason))})
     if not_booked:
         lines.append(f"not booked (no balance snapshot, so no opening state): {', '.join(not_booked)}")
@@ -68,6 +69,20 @@ def format_summary(data: ReportData, report: ReportOutcome | None,
         lines.append(report.line)
     lines.append(f"next: utl breaks --date {day} | utl quarantine --date {day} | utl report --date {day} --out report-{day}.html | utl ui")
     return "\n".join(lines)
+
+
+def _exception_lines(data: ReportData) -> list[str]:
+    """Ledger exceptions (utl.exceptions): a count per kind, then each with its value at mark."""
+    if not data.exceptions:
+        return ["ledger exceptions: none (no transfer in transit, no missing acquisition, no external deposit)"]
+    kinds = Counter(e.kind for e in data.exceptions)
+    lines = ["ledger exceptions: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))]
+    for e in data.exceptions:
+        value = f"{money(e.value)} {data.reporting_currency}" if e.value is not None else "unpriced"
+        age = f", {e.age_days} days old" if e.age_days is not None else ""
+        lines.append(f"  {e.kind:<20}{e.venue}/{e.account} {e.asset} {quantity(e.quantity)} ({value}), "
+                     f"since {e.first_seen.isoformat()}{age}")
+    return lines
 
 
 def _quarantine_lines(rows: list[QuarantineLine]) -> list[str]:

@@ -31,7 +31,8 @@ SAMPLE = ROOT / "data_samples" / "landing"
 EXPECTED = json.loads((ROOT / "data_samples" / "landing_expected.json").read_text())
 DATES = [dt.date.fromisoformat(d) for d in EXPECTED["business_dates"]]
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-DAY_TABLES = ("positions", "breaks", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
+DAY_TABLES = ("positions", "breaks", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
+              "exceptions")
 
 
 @pytest.fixture

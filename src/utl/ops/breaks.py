@@ -7,8 +7,12 @@ days, its status (``new``: first seen on D; ``ageing``: older; ``cleared``: brok
 account's previous reconciled date, not on D) and its value at mark; rows are sorted by
 absolute value at mark, largest first, unpriced last (unknown, not zero).
 
+Beside the balance breaks, a second section lists the date's ledger exceptions
+(``utl.exceptions``, ledger.md): withdrawals in transit, missing acquisitions, external
+deposits, each with its value at mark, age and source rows.
+
 The CSV (``--format csv``) is the contract's: :func:`utl.report.data.breaks_csv`, byte for
-byte, when no filter is given.
+byte, when no filter is given; it holds utl.breaks only.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from psycopg.rows import dict_row
 
 from utl.ops.coverage import Coverage, Unreconciled, coverage, reconciled_count, unreconciled_accounts
 from utl.ops.table import render_table
-from utl.report.data import breaks_csv, read_breaks
+from utl.report.data import ExceptionLine, breaks_csv, read_breaks, read_exceptions
 from utl.report.formatting import money, quantity
 
 
@@ -71,6 +75,7 @@ class BreaksAnswer:
     cleared: list[BreakRow] = field(default_factory=list)
     unreconciled: list[Unreconciled] = field(default_factory=list)
     reconciled: int = 0  # accounts reconciled on D
+    exceptions: list[ExceptionLine] = field(default_factory=list)  # utl.exceptions of D (ledger.md)
 
 
 def answer_breaks(conn: psycopg.Connection, day: dt.date, landing: Path | None,
@@ -87,7 +92,8 @@ def answer_breaks(conn: psycopg.Connection, day: dt.date, landing: Path | None,
 
     return BreaksAnswer(day, covered, filters, breaks=_by_value(keep(_open_breaks(conn, day, day, None))),
                         carried=_by_value(keep(carried)), cleared=_by_value(keep(_cleared(conn, day))),
-                        unreconciled=unreconciled, reconciled=reconciled_count(conn, day))
+                        unreconciled=unreconciled, reconciled=reconciled_count(conn, day),
+                        exceptions=[e for e in read_exceptions(conn, day) if filters.keeps(e.venue, e.account, e.asset)])
 
 
 def filtered_csv(conn: psycopg.Connection, day: dt.date, filters: Filters) -> str:
@@ -177,7 +183,26 @@ def format_breaks(answer: BreaksAnswer, landing: Path | None = None) -> str:
     if not rows:
         lines.append(f"no breaks on {day}{where}" + ("" if answer.unreconciled else
                                                       ": every account with positions reconciled, none broken"))
-        return "\n".join(lines)
-    lines.append(render_table(_HEADER, [_cells(b) for b in _by_value(rows)], right=_RIGHT))
+    else:
+        lines.append(render_table(_HEADER, [_cells(b) for b in _by_value(rows)], right=_RIGHT))
+    lines.append("")
+    lines.extend(format_exceptions(answer.exceptions, day, where))
     return "\n".join(lines)
+
+
+_EXCEPTION_HEADER = ("kind", "age", "venue", "account", "asset", "quantity", "value at mark", "first_seen", "since",
+                     "rows")
+
+
+def format_exceptions(rows: list[ExceptionLine], day: str, where: str = "") -> list[str]:
+    """The second section: the date's ledger exceptions (ledger.md), largest value first."""
+    if not rows:
+        return [f"ledger exceptions on {day}{where}: none (no transfer in transit, no missing acquisition, "
+                f"no external deposit)"]
+    counts = ", ".join(f"{sum(e.kind == k for e in rows)} {k}" for k in sorted({e.kind for e in rows}))
+    cells = [(e.kind, "" if e.age_days is None else str(e.age_days), e.venue, e.account, e.asset, quantity(e.quantity),
+              money(e.value), e.first_seen.isoformat(), e.first_ts.strftime("%Y-%m-%d %H:%M") if e.first_ts else "",
+              e.refs) for e in rows]
+    return [f"ledger exceptions on {day}{where}: {counts}",
+            render_table(_EXCEPTION_HEADER, cells, right=("age", "quantity", "value at mark"))]
 

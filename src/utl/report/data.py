@@ -8,7 +8,7 @@ Always from the tables, never from what a run still holds in memory, so that
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import polars as pl
@@ -99,6 +99,22 @@ class CheckLine:
 
 
 @dataclass(frozen=True)
+class ExceptionLine:
+    """A row of utl.exceptions (ledger.md): in_transit, missing_acquisition, external_deposit."""
+
+    venue: str
+    account: str
+    asset: str
+    kind: str
+    quantity: Decimal
+    value: Decimal | None  # at mark; null when unpriced, never zero
+    first_seen: dt.date
+    first_ts: dt.datetime | None
+    age_days: int | None  # days since first_ts
+    refs: str
+
+
+@dataclass(frozen=True)
 class ReportData:
     business_date: dt.date
     reporting_currency: str
@@ -111,6 +127,7 @@ class ReportData:
     cleared: list[ClearedLine]
     quarantine: list[QuarantineLine]
     failed_checks: list[CheckLine]
+    exceptions: list[ExceptionLine] = field(default_factory=list)  # beside the breaks: utl.exceptions
 
     @property
     def open_breaks(self) -> int:
@@ -142,6 +159,7 @@ def load_report_data(conn: psycopg.Connection, day: dt.date, settings: Settings,
         cleared=_cleared(conn, day),
         quarantine=_quarantine(conn, day),
         failed_checks=_failed_checks(conn, day),
+        exceptions=read_exceptions(conn, day),
     )
 
 
@@ -219,6 +237,14 @@ def _quarantine(conn: psycopg.Connection, day: dt.date) -> list[QuarantineLine]:
         ORDER BY file, "row" NULLS FIRST, "column" NULLS FIRST, reason
         """, {"day": day})
     return [QuarantineLine(**r) for r in rows]
+
+
+def read_exceptions(conn: psycopg.Connection, day: dt.date) -> list[ExceptionLine]:
+    """A date's ledger exceptions, largest value at mark first (unpriced last: unknown, not zero)."""
+    rows = _rows(conn, "SELECT venue, account, asset, kind, quantity, value, first_seen, first_ts, age_days, refs "
+                       "FROM utl.exceptions WHERE business_date = %(day)s", {"day": day})
+    lines = [ExceptionLine(**r) for r in rows]
+    return sorted(lines, key=lambda e: (e.value is None, -abs(e.value or 0), e.kind, e.venue, e.account, e.asset))
 
 
 def _failed_checks(conn: psycopg.Connection, day: dt.date) -> list[CheckLine]:

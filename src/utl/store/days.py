@@ -1,7 +1,8 @@
 """One business date into PostgreSQL, alone and atomically (the run is a fold over days).
 
 ``write_day`` replaces every row of one date (positions, breaks, the breaks it cleared,
-the accounts it reconciled, PnL, explain, exposure, that date's quarantine) and records the date in ``utl.day_runs``
+the accounts it reconciled, PnL, explain, exposure, that date's quarantine and ledger
+exceptions) and records the date in ``utl.day_runs``
 with the fingerprint of the inputs it was computed from, all in ONE transaction: a rerun
 of a date replaces it and never duplicates it; a crash leaves the previous version whole.
 """
@@ -38,6 +39,7 @@ def write_day(conn: psycopg.Connection, landing: Path, outputs: DayOutputs, quar
         reconciled = outputs.reconciled.select("venue", "account", business_date=pl.lit(day, pl.Date))
         written += replace_rows(conn, "utl.reconciled", reconciled, where=where)
         written += replace_rows(conn, "utl.quarantine", quarantine, where=where)
+        written += replace_rows(conn, "utl.exceptions", outputs.exceptions, where=where)  # ledger.md
         conn.execute(
             """
             INSERT INTO utl.day_runs (landing, business_date, fingerprint, run_id, dagster_run, legs)
