@@ -23,8 +23,11 @@ from utl.decimals import DECIMAL
 from utl.store import connect, migrate, open_database, read_frame, replace_rows
 
 
+LANDING = "/srv/utl/landing"
+
+
 def positions_frame(rows: int, business_date: dt.date) -> pl.DataFrame:
-    """10 columns as utl.positions has them; numbers with 18-digit fractions, as Polars writes them."""
+    """11 columns as utl.positions has them; numbers with 18-digit fractions, as Polars writes them."""
     i = pl.int_range(rows, eager=True)
 
     def number(seed: int, scale: int) -> pl.Series:
@@ -45,6 +48,7 @@ def positions_frame(rows: int, business_date: dt.date) -> pl.DataFrame:
             "cost_basis": number(15485863, 12),
             "unrealized_pnl": number(32452843, 12),
             "book": ("acct-" + (i % 40).cast(pl.String)),
+            "landing": pl.repeat(LANDING, rows, eager=True),  # every row names its landing (008_landing_keys)
         }
     ).with_columns(pl.col("qty", "mark", "market_value", "cost_basis", "unrealized_pnl").cast(DECIMAL))
 
@@ -58,10 +62,10 @@ def run(url: str, rows: int) -> None:
             migrate(conn)
             day = dt.date(2024, 5, 1)
             frame = positions_frame(rows, day)
-            replace_rows(conn, "utl.positions", frame.head(1000), where={"business_date": day})  # partition, warm-up
+            replace_rows(conn, "utl.positions", frame.head(1000), where={"landing": LANDING, "business_date": day})  # partition, warm-up
             for label in ("first write", "rewrite (deletes the previous rows)"):
                 started = time.perf_counter()
-                written = replace_rows(conn, "utl.positions", frame, where={"business_date": day})
+                written = replace_rows(conn, "utl.positions", frame, where={"landing": LANDING, "business_date": day})
                 seconds = time.perf_counter() - started
                 print(f"replace_rows {label}: {written:,} rows in {seconds:.2f} s = {written / seconds:,.0f} rows/s")
             started = time.perf_counter()

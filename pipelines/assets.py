@@ -26,7 +26,7 @@ from utl.ingest import why_no_mark
 from utl.marks import MissingMark
 from utl.memory import DayRows, book_day
 from utl.storage import staged, write_partition
-from utl.store.days import write_checks, write_day, write_undated_quarantine
+from utl.store.days import remove_days_before, write_checks, write_day, write_undated_quarantine
 
 STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
                   "exceptions")
@@ -50,7 +50,7 @@ def _results(context: dg.AssetExecutionContext, landing: LandingResource, postgr
              outcomes: dict[str, checks.Check]) -> list[dg.AssetCheckResult]:
     """The checks as Dagster shows them, and recorded in utl.check_results for the report."""
     with postgres.connect(landing.folder) as conn:
-        write_checks(conn, _day(context), [
+        write_checks(conn, landing.folder, _day(context), [
             (name, CHECKS[name][0], CHECKS[name][1].value.lower(), o.passed, o.description)
             for name, o in outcomes.items()
         ])
@@ -150,7 +150,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                     written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
                                         landing_rows["fingerprint"]["fingerprint"][0],
                                         run_id=int(run_id) if run_id else None, dagster_run=context.run.run_id)
-                    written += write_undated_quarantine(conn, landing.memory.undated_quarantine())
+                    written += write_undated_quarantine(conn, landing.folder, landing.memory.undated_quarantine())
+                    first = landing.memory.first_business_date()
+                    if first is not None:  # a UI or sensor run forgets uncovered dates as utl eod does
+                        remove_days_before(conn, landing.folder, first)
         seconds = time.perf_counter() - started
         return dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
                                               "storage": str(landing.storage)})

@@ -28,7 +28,7 @@ from utl.run import (
 )
 from utl.settings import load_settings
 from utl.store import Database, migrate, run_lock
-from utl.store.days import written_days
+from utl.store.days import remove_days_before, written_days
 
 Progress = Callable[[str], None]
 # The terminal gets our one line per failure (_failure); the UI keeps the full event log.
@@ -110,6 +110,10 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
     if first is None:
         raise RunError("no balance snapshot in the landing folder: no account has an opening state")
     dates = business_dates(first, through)
+    removed = remove_days_before(conn, landing, first)
+    if removed:
+        progress(f"removed {len(removed)} dates of this landing before its first business date {first.isoformat()} "
+                 f"(no run covers them now): {removed[0].isoformat()}..{removed[-1].isoformat()}")
     defs = build_definitions(landing)
     io = ParquetTablesIOManager(base_dir=str(landing_home(landing) / "dagster"))
     todo = dates_to_run(dates, memory.fingerprint, written_days(conn, landing),

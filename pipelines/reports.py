@@ -44,7 +44,8 @@ def build_report_sensor(job) -> dg.SensorDefinition:
         if day is None:
             return dg.SkipReason("the backfill still has dates to run")
         with postgres.connect(Path(landing.path)) as conn:
-            outcome = send_report(conn, day, landing.settings, smtp_from_env(), report_recipients(landing.settings))
+            outcome = send_report(conn, day, landing.settings, smtp_from_env(), report_recipients(landing.settings),
+                                  landing=landing.folder)
         context.log.info(outcome.line)
         if outcome.status == "failed":  # shown as a failed tick in the UI, never silent
             raise RuntimeError(outcome.line)

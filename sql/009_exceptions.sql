@@ -7,6 +7,7 @@
 -- margin or derivatives (quantity: the uncovered part). value = quantity * mark (null where
 -- the asset has no mark that day: unpriced, never zero). refs: the source rows, file:row;...
 CREATE TABLE utl.exceptions (
+    landing       text COLLATE "C" NOT NULL,  -- the landing folder's, as every per-date table (008)
     business_date date    NOT NULL,
     venue         text COLLATE "C" NOT NULL,
     account       text COLLATE "C" NOT NULL,
@@ -19,7 +20,7 @@ CREATE TABLE utl.exceptions (
     first_ts      timestamptz,       -- when the case began (oldest withdrawal, first deposit, the leg that went short)
     age_days      integer,           -- business_date - the date of first_ts
     refs          text    NOT NULL DEFAULT '',
-    PRIMARY KEY (business_date, venue, account, asset, kind),
+    PRIMARY KEY (landing, business_date, venue, account, asset, kind),
     CHECK (quantity > 0),
     CHECK (first_seen <= business_date)
 ) PARTITION BY RANGE (business_date);

@@ -133,8 +133,21 @@ def _landing_for(landing: Path | None, command: str) -> Path | None:
     return chosen
 
 
-_LANDING_HELP = ("The landing folder whose database to use [default: $UTL_LANDING, else the last one `utl eod` "
-                 "ran]; not needed with UTL_DATABASE_URL.")
+_LANDING_HELP = ("The landing folder to answer for [default: $UTL_LANDING, else the last one `utl eod` ran; with "
+                 "UTL_DATABASE_URL, the last one written into that database].")
+
+
+def _answering_for(chosen: Path | None, conn) -> Path | None:
+    """The landing a command answers for: the one chosen, else (a shared database,
+    UTL_DATABASE_URL) the one last written into it. Said on stderr: one database may hold
+    several landing folders' results, each apart (008_landing_keys)."""
+    from utl.store.days import last_written_landing
+
+    if chosen is None:
+        chosen = last_written_landing(conn)
+        if chosen is not None:
+            _say(f"landing: {chosen} (the last one written into this database; --landing picks another)")
+    return chosen
 
 
 @main.command()
@@ -191,9 +204,10 @@ def breaks(day, fmt: str, venue: str | None, account: str | None, asset: str | N
     with open_database(chosen) as database, database.connect() as conn:
         _say(f"database: {database.description}")
         migrate(conn)
+        chosen = _answering_for(chosen, conn)
         if fmt == "csv":
             # The contract's text, the one the report attaches (report.md); filters keep rows.
-            sys.stdout.write(filtered_csv(conn, day.date(), filters))
+            sys.stdout.write(filtered_csv(conn, day.date(), filters, chosen))
             return
         click.echo(format_breaks(answer_breaks(conn, day.date(), chosen, filters), chosen))
 
@@ -206,14 +220,15 @@ def breaks(day, fmt: str, venue: str | None, account: str | None, asset: str | N
 @click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
 def quarantine(day, file: str | None, fmt: str, landing: Path | None) -> None:
     """The refused input rows: file, row, column, reason and the raw row."""
-    from utl.ops.quarantine import format_quarantine, latest_landing, read_quarantine, with_raw_rows
+    from utl.ops.quarantine import format_quarantine, read_quarantine, with_raw_rows
     from utl.store import migrate, open_database
 
     chosen = _landing_for(landing, "quarantine")
     with open_database(chosen) as database, database.connect() as conn:
         _say(f"database: {database.description}")
         migrate(conn)
-        frame = with_raw_rows(read_quarantine(conn, day.date() if day else None, file), chosen or latest_landing(conn))
+        chosen = _answering_for(chosen, conn)
+        frame = with_raw_rows(read_quarantine(conn, chosen, day.date() if day else None, file), chosen)
     if fmt == "csv":
         sys.stdout.write(frame.write_csv(line_terminator="\n").rstrip("\n") + "\n")
     else:
@@ -226,6 +241,7 @@ def quarantine(day, file: str | None, fmt: str, landing: Path | None) -> None:
 @click.option("--landing", type=click.Path(path_type=Path), default=None, help=_LANDING_HELP)
 def runs(fmt: str, limit: int | None, landing: Path | None) -> None:
     """Every recorded run, newest first: dates, start and finish, status, counts."""
+    from utl.home import landing_key
     from utl.ops.runs import format_runs, read_runs
     from utl.store import migrate, open_database
 
@@ -233,7 +249,8 @@ def runs(fmt: str, limit: int | None, landing: Path | None) -> None:
     with open_database(chosen) as database, database.connect() as conn:
         _say(f"database: {database.description}")
         migrate(conn)
-        frame = read_runs(conn, str(chosen.resolve()) if landing else None, limit)
+        chosen = _answering_for(chosen, conn)
+        frame = read_runs(conn, landing_key(chosen) if chosen is not None else None, limit)
     if fmt == "csv":
         sys.stdout.write(frame.write_csv().rstrip("\n") + "\n")
     else:

@@ -74,6 +74,13 @@ def landing_id(landing: Path) -> str:
     return f"{slug}_{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
 
 
+def landing_key(landing: Path) -> str:
+    """How the database names a landing folder: its absolute path. ``utl.runs``,
+    ``utl.day_runs`` and every per-date result table (``landing``, 008_landing_keys) use it,
+    so two landing folders in one shared database keep their rows apart."""
+    return str(landing.resolve())
+
+
 def landing_home(landing: Path) -> Path:
     """``<UTL_HOME>/landings/<id>/``: that landing's Parquet outputs (``storage/``) and memory."""
     return utl_home() / "landings" / landing_id(landing)

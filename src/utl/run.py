@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psycopg
 
+from utl.home import landing_key
+
 
 class RunError(RuntimeError):
     """The run could not complete (no landing folder, nothing to run, a missing mark...)."""
@@ -54,7 +56,7 @@ def start_run(conn: psycopg.Connection, landing: Path, through: dt.date) -> int:
     row = conn.execute(
         "INSERT INTO utl.runs (started_at, landing, through_date, status) VALUES (now(), %(landing)s, %(through)s, 'running') "
         "RETURNING run_id",
-        {"landing": str(landing.resolve()), "through": through},
+        {"landing": landing_key(landing), "through": through},
     ).fetchone()
     return int(row[0])
 
@@ -93,9 +95,12 @@ def record_counts(conn: psycopg.Connection, run_id: int, summary: RunSummary, le
 
 
 def run_counts(conn: psycopg.Connection, landing: Path, through: dt.date) -> tuple[int, int]:
-    """(breaks open on ``through``, refused rows of dates through it or of no date)."""
-    breaks = conn.execute("SELECT count(*) FROM utl.breaks WHERE business_date = %s", (through,)).fetchone()[0]
+    """``landing``'s (breaks open on ``through``, refused rows of dates through it or of no date)."""
+    key = landing_key(landing)
+    breaks = conn.execute("SELECT count(*) FROM utl.breaks WHERE landing = %s AND business_date = %s",
+                          (key, through)).fetchone()[0]
     quarantined = conn.execute(
-        "SELECT count(*) FROM utl.quarantine WHERE business_date IS NULL OR business_date <= %s", (through,)
+        "SELECT count(*) FROM utl.quarantine WHERE landing = %s AND (business_date IS NULL OR business_date <= %s)",
+        (key, through),
     ).fetchone()[0]
     return int(breaks), int(quarantined)

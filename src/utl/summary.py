@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from pathlib import Path
 
 import psycopg
 
@@ -30,11 +31,11 @@ _BOOK_COLUMNS = ("positions", "realized", "unrealized", "fees", "total PnL", "ne
 
 
 def run_summary(conn: psycopg.Connection, business_date: dt.date, settings: Settings,
-                report: ReportOutcome | None = None, run_id: int | None = None) -> str:
-    """The summary of ``business_date`` as lines of text (no trailing newline)."""
-    unreconciled = unreconciled_accounts(conn, business_date)
-    return format_summary(load_report_data(conn, business_date, settings, run_id), report, unreconciled,
-                          carried_counts(conn, unreconciled))
+                report: ReportOutcome | None = None, run_id: int | None = None, *, landing: Path | None) -> str:
+    """The summary of ``landing``'s ``business_date`` as lines of text (no trailing newline)."""
+    unreconciled = unreconciled_accounts(conn, business_date, landing)
+    return format_summary(load_report_data(conn, business_date, settings, run_id, landing=landing), report,
+                          unreconciled, carried_counts(conn, unreconciled, landing))
 
 
 # The reason prepare/LandingMemory give the legs of an account that has no snapshot at all.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from utl.settings import Settings
 from utl.store import connect
 
 DAY = dt.date(2024, 3, 10)
+LANDING = Path("/data/landing")
+OTHER = "/data/other-landing"  # another landing folder's rows in the same database: never in this one's report
 
 # (account, asset, ledger, venue, mark, first_seen): diff = venue - ledger; value = diff * mark
 BREAKS = [
@@ -37,29 +40,41 @@ def seeded(migrated_database: str) -> str:
         for account, asset, ledger, venue, mark, first in BREAKS:
             diff = Decimal(venue) - Decimal(ledger)
             conn.execute(
-                "INSERT INTO utl.breaks VALUES (%s, 'binance', %s, %s, %s, %s, %s, 0, %s, 'qty_mismatch', %s, %s)",
+                "INSERT INTO utl.breaks VALUES (%s, 'binance', %s, %s, %s, %s, %s, 0, %s, 'qty_mismatch', %s, %s, %s)",
                 (DAY, account, asset, Decimal(ledger), Decimal(venue), diff, first,
-                 Decimal(mark) if mark else None, diff * Decimal(mark) if mark else None))
-        conn.execute("INSERT INTO utl.breaks VALUES ('2024-03-09', 'kraken', 'main', 'DOT', 1, 3, 2, 0, '2024-03-01', "
-                     "'qty_mismatch', 7, 14)")
-        conn.execute("INSERT INTO utl.cleared_breaks VALUES (%s, 'kraken', 'main', 'DOT', '2024-03-01')", (DAY,))
-        conn.execute("""INSERT INTO utl.quarantine (business_date, file, "row", "column", reason) VALUES
-                        (NULL, 'okx/main/trades/bills.csv', NULL, NULL, 'ragged file'),
-                        (%s, 'kraken/main/trades/t.csv', 7, 'vol', 'not a decimal: 1,5')""", (DAY,))
-        conn.execute("INSERT INTO utl.check_results (business_date, check_name, asset, severity, passed, description) "
-                     "VALUES (%s, 'explain_ties', 'pnl_explain', 'error', false, 'unexplained 0.01 in book x'), "
-                     "(%s, 'marks_present', 'marks', 'warn', true, NULL)", (DAY, DAY))
-        conn.execute("INSERT INTO utl.positions VALUES (%s, 'binance', 'a', 'BTC', 1.5, 50000, 75000, 70000, 5000, 'desk')",
-                     (DAY,))
-        conn.execute("INSERT INTO utl.pnl VALUES (%s, 'desk', 'BTC', 1234.5, 5000, 100, 12.345, 0, 0, 0, 0, 75000, 1322.155)",
-                     (DAY,))
-        conn.execute("INSERT INTO utl.exposure_book VALUES (%s, 'desk', 75000, 1234567.891, 75000, 0, 1, 1, false)", (DAY,))
+                 Decimal(mark) if mark else None, diff * Decimal(mark) if mark else None, str(LANDING)))
+        for landing in (str(LANDING), OTHER):
+            conn.execute("INSERT INTO utl.breaks VALUES ('2024-03-09', 'kraken', 'main', 'DOT', 1, 3, 2, 0, "
+                         "'2024-03-01', 'qty_mismatch', 7, 14, %s)", (landing,))
+        conn.execute("INSERT INTO utl.cleared_breaks VALUES (%s, 'kraken', 'main', 'DOT', '2024-03-01', %s)",
+                     (DAY, str(LANDING)))
+        # The other landing: the same key still open on DAY, a break of its own, its own refused row and check.
+        conn.execute("INSERT INTO utl.breaks VALUES (%s, 'kraken', 'main', 'DOT', 1, 4, 3, 0, '2024-03-01', "
+                     "'qty_mismatch', 7, 21, %s), (%s, 'binance', 'z', 'DOGE', 0, 9, 9, 0, %s, 'missing_in_ledger', "
+                     "1, 9, %s)", (DAY, OTHER, DAY, DAY, OTHER))
+        conn.execute("""INSERT INTO utl.quarantine (business_date, file, "row", "column", reason, landing) VALUES
+                        (NULL, 'okx/main/trades/bills.csv', NULL, NULL, 'ragged file', %(l)s),
+                        (%(day)s, 'kraken/main/trades/t.csv', 7, 'vol', 'not a decimal: 1,5', %(l)s),
+                        (NULL, 'other/file.csv', 1, NULL, 'of the other landing', %(o)s)""",
+                     {"day": DAY, "l": str(LANDING), "o": OTHER})
+        conn.execute("INSERT INTO utl.check_results (business_date, check_name, asset, severity, passed, description, "
+                     "landing) VALUES (%s, 'explain_ties', 'pnl_explain', 'error', false, 'unexplained 0.01 in book x', "
+                     "%s), (%s, 'marks_present', 'marks', 'warn', true, NULL, %s), "
+                     "(%s, 'no_breaks', 'day_state', 'warn', false, 'the other landing', %s)",
+                     (DAY, str(LANDING), DAY, str(LANDING), DAY, OTHER))
+        for landing, qty in ((str(LANDING), 1.5), (OTHER, 3)):
+            conn.execute("INSERT INTO utl.positions VALUES (%s, 'binance', 'a', 'BTC', %s, 50000, 75000, 70000, 5000, "
+                         "'desk', %s)", (DAY, qty, landing))
+            conn.execute("INSERT INTO utl.pnl VALUES (%s, 'desk', 'BTC', 1234.5, 5000, 100, 12.345, 0, 0, 0, 0, 75000, "
+                         "1322.155, %s)", (DAY, landing))
+        conn.execute("INSERT INTO utl.exposure_book VALUES (%s, 'desk', 75000, 1234567.891, 75000, 0, 1, 1, false, %s)",
+                     (DAY, str(LANDING)))
     return migrated_database
 
 
 def test_sections_order_and_escalation(seeded: str) -> None:
     with connect(seeded) as conn:
-        data = load_report_data(conn, DAY, Settings())
+        data = load_report_data(conn, DAY, Settings(), landing=LANDING)
     assert [(b.asset, b.age_days, b.escalated) for b in data.ageing_breaks] == \
         [("BTC", 5, True), ("ADA", 5, True), ("ETH", 1, True), ("XYZ", 1, False)]
     assert [(b.asset, b.escalated) for b in data.new_breaks] == [("SOL", False)]
@@ -68,14 +83,16 @@ def test_sections_order_and_escalation(seeded: str) -> None:
         [("kraken/main/trades/t.csv", 7, "vol"), ("okx/main/trades/bills.csv", None, None)]
     assert [c.check_name for c in data.failed_checks] == ["explain_ties"]
     assert report_subject(data) == "[ESCALATED] UTL breaks 2024-03-10: 5 open (1 new), 2 quarantined"
+    # The other landing's position and PnL in the same book are not added in.
+    assert [(b.book, b.positions, b.realized_pnl) for b in data.books] == [("desk", 1, Decimal("1234.5"))]
     calm = Settings(escalate_after_days=10, escalate_value=Decimal("1000000"))
     with connect(seeded) as conn:
-        assert report_subject(load_report_data(conn, DAY, calm)) == "UTL breaks 2024-03-10: 5 open (1 new), 2 quarantined"
+        assert report_subject(load_report_data(conn, DAY, calm, landing=LANDING)) == "UTL breaks 2024-03-10: 5 open (1 new), 2 quarantined"
 
 
 def test_both_parts_say_the_same_and_read_well(seeded: str) -> None:
     with connect(seeded) as conn:
-        data = load_report_data(conn, DAY, Settings())
+        data = load_report_data(conn, DAY, Settings(), landing=LANDING)
     text, html = render_text(data), render_html(data)
     for part in (text, html):
         # 12.345 and 1322.155 round half-even at two places: 12.34, 1,322.16.
@@ -99,10 +116,15 @@ def test_message_parts_and_the_outcome_on_the_run(seeded: str) -> None:
     inbox = Inbox()
     with connect(seeded) as conn, smtp_server(inbox) as port:
         run_id = conn.execute("SELECT run_id FROM utl.runs").fetchone()[0]
-        outcome = send_report(conn, DAY, Settings(), SmtpSettings("127.0.0.1", port), ["mo@example.com"], run_id=run_id)
-        expected_csv = breaks_csv(conn, DAY)
+        outcome = send_report(conn, DAY, Settings(), SmtpSettings("127.0.0.1", port), ["mo@example.com"], run_id=run_id,
+                              landing=LANDING)
+        expected_csv = breaks_csv(conn, DAY, LANDING)
         recorded = conn.execute("SELECT report_status, report_error, report_sent_at IS NOT NULL FROM utl.runs").fetchone()
     assert outcome.status == "sent" and recorded == ("sent", None, True)
+    # The table's columns but the landing, which only says whose rows they are; none of the other landing's.
+    assert expected_csv.splitlines()[0] == ("business_date,venue,account,asset,ledger_qty,venue_qty,diff,tolerance,"
+                                            "first_seen,kind,mark,diff_value")
+    assert len(expected_csv.splitlines()) == 1 + len(BREAKS) and "DOGE" not in expected_csv
     [got] = inbox.received
     message = got.message
     assert message.get_content_type() == "multipart/mixed"
@@ -116,7 +138,7 @@ def test_message_parts_and_the_outcome_on_the_run(seeded: str) -> None:
 
 def test_no_smtp_and_no_recipients_send_nothing_and_say_so(seeded: str) -> None:
     with connect(seeded) as conn:
-        assert send_report(conn, DAY, Settings(), None, ["mo@example.com"]).status == "no_smtp"
-        outcome = send_report(conn, DAY, Settings(), SmtpSettings("127.0.0.1", 1), [], run_id=1)
+        assert send_report(conn, DAY, Settings(), None, ["mo@example.com"], landing=LANDING).status == "no_smtp"
+        outcome = send_report(conn, DAY, Settings(), SmtpSettings("127.0.0.1", 1), [], run_id=1, landing=LANDING)
         assert outcome.status == "not_sent" and "no recipients" in outcome.line
         assert conn.execute("SELECT report_status FROM utl.runs").fetchone()[0] == "not_sent"

@@ -36,6 +36,7 @@ def positions(day: dt.date, assets: list[str], qtys: list[str], venue: str = "bi
             "asset": pl.Series(assets, dtype=pl.String),
             "qty": pl.Series(qtys, dtype=pl.String).str.to_decimal(scale=18),
             "mark": pl.Series(["65000.5"] * n, dtype=pl.String).str.to_decimal(scale=18),
+            "landing": pl.Series(["/srv/landing"] * n, dtype=pl.String),  # in every key since 008_landing_keys
         },
     ).with_columns(pl.col("qty", "mark").cast(DECIMAL))
 
@@ -163,7 +164,7 @@ def test_breaks_table_checks_the_contract(conn: psycopg.Connection) -> None:
     row = {
         "business_date": [D1], "venue": ["binance"], "account": ["mm-1"], "asset": ["BTC"],
         "ledger_qty": ["1.5"], "venue_qty": ["1.4"], "diff": ["-0.1"], "tolerance": ["0.00000001"],
-        "first_seen": [D1], "kind": ["qty_mismatch"],
+        "first_seen": [D1], "kind": ["qty_mismatch"], "landing": ["/srv/landing"],
     }
     numbers = ["ledger_qty", "venue_qty", "diff", "tolerance"]
     good = pl.DataFrame(row).with_columns(pl.col(numbers).str.to_decimal(scale=18))
@@ -177,7 +178,8 @@ def test_breaks_table_checks_the_contract(conn: psycopg.Connection) -> None:
 def test_text_survives_quotes_commas_newlines_and_empty_versus_null(conn: psycopg.Connection) -> None:
     texts = ['a,b', 'say "hi"', "two\nlines", "", None, " padded ", "\\N", "ünï"]
     frame = pl.DataFrame(
-        {"file": [f"f{i}" for i in range(len(texts))], "reason": ["r"] * len(texts), "raw": texts, "row": list(range(len(texts)))}
+        {"file": [f"f{i}" for i in range(len(texts))], "reason": ["r"] * len(texts), "raw": texts,
+         "row": list(range(len(texts))), "landing": ["/srv/landing"] * len(texts)}
     )
     replace_rows(conn, "utl.quarantine", frame, where={})
     assert conn.execute('SELECT raw FROM utl.quarantine ORDER BY "row"').fetchall() == [(t,) for t in texts]

@@ -47,6 +47,7 @@ def big_positions(rows: int, day: dt.date = BIG_DAY) -> pl.DataFrame:
         qty=i.cast(DECIMAL) + tick,
         mark=(i % 977).cast(DECIMAL) + tick,
         market_value=(i * 3).cast(DECIMAL) - tick,
+        landing=pl.lit("/srv/landing"),  # in every key since 008_landing_keys
     )
 
 

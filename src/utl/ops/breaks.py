@@ -12,7 +12,8 @@ Beside the balance breaks, a second section lists the date's ledger exceptions
 deposits, each with its value at mark, age and source rows.
 
 The CSV (``--format csv``) is the contract's: :func:`utl.report.data.breaks_csv`, byte for
-byte, when no filter is given; it holds utl.breaks only.
+byte, when no filter is given; it holds utl.breaks only. Every answer is one landing
+folder's (``landing``, 008_landing_keys), whatever other landing folders share the database.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from psycopg.rows import dict_row
 
 from utl.ops.coverage import Coverage, Unreconciled, coverage, reconciled_count, unreconciled_accounts
 from utl.ops.table import render_table
-from utl.report.data import ExceptionLine, breaks_csv, read_breaks, read_exceptions
+from utl.report.data import ExceptionLine, breaks_csv, key_of, read_breaks, read_exceptions
 from utl.report.formatting import money, quantity
 
 
@@ -83,24 +84,27 @@ def answer_breaks(conn: psycopg.Connection, day: dt.date, landing: Path | None,
     covered = coverage(conn, day, landing)
     if not covered.covered:
         return BreaksAnswer(day, covered, filters)
-    unreconciled = [u for u in unreconciled_accounts(conn, day)
+    key = key_of(landing)
+    unreconciled = [u for u in unreconciled_accounts(conn, day, landing)
                     if (filters.venue in (None, u.venue)) and (filters.account in (None, u.account))]
-    carried = [b for u in unreconciled if u.last_reconciled for b in _open_breaks(conn, day, u.last_reconciled, u)]
+    carried = [b for u in unreconciled if u.last_reconciled
+               for b in _open_breaks(conn, key, day, u.last_reconciled, u)]
 
     def keep(rows: list[BreakRow]) -> list[BreakRow]:
         return [b for b in rows if filters.keeps(b.venue, b.account, b.asset)]
 
-    return BreaksAnswer(day, covered, filters, breaks=_by_value(keep(_open_breaks(conn, day, day, None))),
-                        carried=_by_value(keep(carried)), cleared=_by_value(keep(_cleared(conn, day))),
-                        unreconciled=unreconciled, reconciled=reconciled_count(conn, day),
-                        exceptions=[e for e in read_exceptions(conn, day) if filters.keeps(e.venue, e.account, e.asset)])
+    return BreaksAnswer(day, covered, filters, breaks=_by_value(keep(_open_breaks(conn, key, day, day, None))),
+                        carried=_by_value(keep(carried)), cleared=_by_value(keep(_cleared(conn, key, day))),
+                        unreconciled=unreconciled, reconciled=reconciled_count(conn, day, landing),
+                        exceptions=[e for e in read_exceptions(conn, day, key)
+                                    if filters.keeps(e.venue, e.account, e.asset)])
 
 
-def filtered_csv(conn: psycopg.Connection, day: dt.date, filters: Filters) -> str:
-    """The contract's CSV of ``day``; with filters, the same text keeping the matching rows."""
+def filtered_csv(conn: psycopg.Connection, day: dt.date, filters: Filters, landing: Path | None) -> str:
+    """The contract's CSV of ``landing``'s ``day``; with filters, the same text keeping the matching rows."""
     if not filters:
-        return breaks_csv(conn, day)
-    frame = read_breaks(conn, day)
+        return breaks_csv(conn, day, landing)
+    frame = read_breaks(conn, day, landing)
     for column in ("venue", "account", "asset"):
         value = getattr(filters, column)
         if value is not None:
@@ -113,27 +117,31 @@ def _rows(conn: psycopg.Connection, query: str, params: dict) -> list[dict]:
         return cursor.execute(query, params).fetchall()
 
 
-def _open_breaks(conn: psycopg.Connection, day: dt.date, as_of: dt.date, account: Unreconciled | None) -> list[BreakRow]:
+def _open_breaks(conn: psycopg.Connection, landing: str | None, day: dt.date, as_of: dt.date,
+                 account: Unreconciled | None) -> list[BreakRow]:
     rows = _rows(conn, """
         SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, diff_value, first_seen FROM utl.breaks
-        WHERE business_date = %(as_of)s AND (%(venue)s::text IS NULL OR (venue = %(venue)s AND account = %(account)s))
-        """, {"as_of": as_of, "venue": account.venue if account else None, "account": account.account if account else None})
+        WHERE landing = %(landing)s AND business_date = %(as_of)s
+          AND (%(venue)s::text IS NULL OR (venue = %(venue)s AND account = %(account)s))
+        """, {"landing": landing, "as_of": as_of, "venue": account.venue if account else None,
+              "account": account.account if account else None})
     return [BreakRow("new" if r["first_seen"] == day else "ageing", (day - r["first_seen"]).days, as_of=as_of, **r)
             for r in rows]
 
 
-def _cleared(conn: psycopg.Connection, day: dt.date) -> list[BreakRow]:
+def _cleared(conn: psycopg.Connection, landing: str | None, day: dt.date) -> list[BreakRow]:
     # The cleared break's last row as a break: its last date before D with that first_seen.
     rows = _rows(conn, """
         SELECT c.venue, c.account, c.asset, c.first_seen, b.kind, b.ledger_qty, b.venue_qty, b.diff, b.diff_value,
                coalesce(b.business_date, c.first_seen) AS as_of
         FROM utl.cleared_breaks c
         LEFT JOIN LATERAL (SELECT * FROM utl.breaks x
-                           WHERE x.venue = c.venue AND x.account = c.account AND x.asset = c.asset
-                             AND x.first_seen = c.first_seen AND x.business_date < c.business_date
+                           WHERE x.landing = c.landing AND x.venue = c.venue AND x.account = c.account
+                             AND x.asset = c.asset AND x.first_seen = c.first_seen
+                             AND x.business_date < c.business_date
                            ORDER BY x.business_date DESC LIMIT 1) b ON true
-        WHERE c.business_date = %(day)s
-        """, {"day": day})
+        WHERE c.landing = %(landing)s AND c.business_date = %(day)s
+        """, {"landing": landing, "day": day})
     return [BreakRow("cleared", (day - r["first_seen"]).days, **r) for r in rows]
 
 
@@ -157,8 +165,9 @@ def format_breaks(answer: BreaksAnswer, landing: Path | None = None) -> str:
     where = f" ({answer.filters.describe()})" if answer.filters else ""
     cov = answer.coverage
     if not cov.covered:
-        held = (f"this database holds {cov.first.isoformat()} to {cov.last.isoformat()}" if cov.first
-                else "nothing has been run against this database yet")
+        of = f" of {landing}" if landing is not None else ""
+        held = (f"this database holds {cov.first.isoformat()} to {cov.last.isoformat()}{of}" if cov.first
+                else f"nothing{of} has been run against this database yet")
         rerun = f"utl eod --landing {landing or 'LANDING'} --date {day}"
         return f"no run covers {day}: {held}; `{rerun}` runs it"
     lines = []

@@ -3,6 +3,8 @@
 A row carries the business date it belongs to where that is known (a snapshot or marks
 file, a dated leg); a row of a trades export or a file no reader takes has none. ``--date D``
 lists D's rows and the undated ones, as the report does: an undated row may belong to D.
+The rows are one landing folder's (``landing``, 008_landing_keys), whatever other landing
+folders share the database.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import polars as pl
 import psycopg
 
 from utl.ops.table import render_table
+from utl.report.data import key_of
 from utl.report.formatting import MISSING
 from utl.store import read_frame
 
@@ -23,21 +26,17 @@ _HEADED = (".csv", ".tsv", ".txt")  # data row N is record N after a header line
 _LINES = (".jsonl", ".ndjson")  # data row N is line N
 
 
-def read_quarantine(conn: psycopg.Connection, day: dt.date | None = None, file: str | None = None) -> pl.DataFrame:
-    """Refused rows, by file and row; ``file`` is a path relative to the landing or a folder of it."""
+def read_quarantine(conn: psycopg.Connection, landing: Path | None, day: dt.date | None = None,
+                    file: str | None = None) -> pl.DataFrame:
+    """``landing``'s refused rows, by file and row; ``file`` is a path relative to the landing
+    or a folder of it."""
     return read_frame(conn, """
         SELECT business_date, file, "row", "column", reason, raw FROM utl.quarantine
-        WHERE (%(day)s::date IS NULL OR business_date = %(day)s OR business_date IS NULL)
+        WHERE landing = %(landing)s AND (%(day)s::date IS NULL OR business_date = %(day)s OR business_date IS NULL)
           AND (%(file)s::text IS NULL OR file = %(file)s OR starts_with(file, %(folder)s))
         ORDER BY file, "row" NULLS FIRST, "column" NULLS FIRST, reason
-        """, {"day": day, "file": file, "folder": (file.rstrip("/") + "/") if file else None})
-
-
-def latest_landing(conn: psycopg.Connection) -> Path | None:
-    """The landing folder of the latest run: where the refused files are, when no
-    ``--landing`` says (one database shared through UTL_DATABASE_URL)."""
-    row = conn.execute("SELECT landing FROM utl.runs WHERE landing IS NOT NULL ORDER BY run_id DESC LIMIT 1").fetchone()
-    return Path(row[0]) if row else None
+        """, {"landing": key_of(landing), "day": day, "file": file,
+              "folder": (file.rstrip("/") + "/") if file else None})
 
 
 def with_raw_rows(frame: pl.DataFrame, landing: Path | None) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import psycopg
@@ -45,34 +46,34 @@ class ReportOutcome:
         return f"report {day}: FAILED to send: {self.error}; resend with: utl report --date {day}"
 
 
-def report_html(conn: psycopg.Connection, business_date: dt.date, settings: Settings) -> str:
+def report_html(conn: psycopg.Connection, business_date: dt.date, settings: Settings, *, landing: Path | None) -> str:
     """The HTML part exactly as the email carries it (``utl report --out``)."""
-    return render_html(load_report_data(conn, business_date, settings))
+    return render_html(load_report_data(conn, business_date, settings, landing=landing))
 
 
 def send_report(conn: psycopg.Connection, business_date: dt.date, settings: Settings, smtp: SmtpSettings | None,
-                to: Sequence[str], run_id: int | None = None) -> ReportOutcome:
-    """Send the break report of ``business_date`` to ``to``, read from the tables ``conn`` sees.
+                to: Sequence[str], run_id: int | None = None, *, landing: Path | None) -> ReportOutcome:
+    """Send the break report of ``landing``'s ``business_date`` to ``to``, read from the tables ``conn`` sees.
 
     ``settings`` are the landing's (reporting currency, escalation); ``smtp`` None means
     ``UTL_SMTP_HOST`` is unset and nothing is sent. When ``run_id`` is given the outcome is
     recorded in ``utl.runs`` (``report_status``, ``report_error``, ``report_sent_at``).
     """
-    data = load_report_data(conn, business_date, settings, run_id)
-    outcome = _deliver(conn, data, smtp, tuple(to))
+    data = load_report_data(conn, business_date, settings, run_id, landing=landing)
+    outcome = _deliver(conn, data, smtp, tuple(to), landing)
     if run_id is not None:
         record_outcome(conn, run_id, outcome)
     return outcome
 
 
 def _deliver(conn: psycopg.Connection, data: ReportData, smtp: SmtpSettings | None,
-             to: tuple[str, ...]) -> ReportOutcome:
+             to: tuple[str, ...], landing: Path | None) -> ReportOutcome:
     subject = report_subject(data)
     if smtp is None:
         return ReportOutcome(data.business_date, "no_smtp", subject, to)
     if not to:
         return ReportOutcome(data.business_date, "not_sent", subject, to)
-    message = build_report_message(data, breaks_csv(conn, data.business_date), smtp.sender, to)
+    message = build_report_message(data, breaks_csv(conn, data.business_date, landing), smtp.sender, to)
     try:
         send_message(message, smtp)
     except SendError as exc:

@@ -34,9 +34,10 @@ def finish_run(database: Database, landing: Path, run_id: int, business_date: dt
             outcome = ReportOutcome(business_date, "failed", "", report_recipients(settings), str(exc))
             record_outcome(conn, run_id, outcome)
         else:
-            outcome = send_report(conn, business_date, settings, smtp, report_recipients(settings), run_id=run_id)
+            outcome = send_report(conn, business_date, settings, smtp, report_recipients(settings), run_id=run_id,
+                                  landing=landing)
         # The summary's own line says whether the report went out: said once (report.md).
-        show(run_summary(conn, business_date, settings, outcome, run_id))
+        show(run_summary(conn, business_date, settings, outcome, run_id, landing=landing))
     return outcome
 
 
