@@ -36,6 +36,7 @@ from utl.schemas import (
     ACCOUNTS_STATE, BALANCES_OUT, BREAKS, CLEARED, DAY_LEGS, LOTS_STATE, LOTS_TABLE, MARKS_OUT, POSITIONS_STATE,
 )
 from utl.settings import Settings
+from utl.snapshots import holdings
 
 ACCOUNT = ["venue", "account"]
 
@@ -131,8 +132,8 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     legs = inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
 
     result = run_day(day, LedgerState(before.business_date, before.positions, before.lots),
-                     opening.select("venue", "account", "asset", pl.col("total").alias("qty")), legs, inputs.marks,
-                     settings)
+                     holdings(opening).select("venue", "account", "asset", pl.col("total").alias("qty")), legs,
+                     inputs.marks, settings)
 
     marks = marks_for(inputs.marks, day, reporting)
     snapshot = inputs.snapshots.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")

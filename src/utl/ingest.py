@@ -23,6 +23,7 @@ from utl.schemas import (
     BALANCES_OUT, FILES_OUT, FILLS_OUT, MARKS_OUT, MOVEMENTS_OUT, Balances, Fills, Marks, Movements, validate_rows,
 )
 from utl.settings import Settings, load_settings
+from utl.snapshots import nothing_held
 from utl.venues import all_formats
 from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, one_line, split_refused
 
@@ -125,6 +126,9 @@ def read_balances_file(day: dt.date, source: Source, formats: list[Format], sett
     frame = parsed.frame.with_columns(business_date=pl.lit(day, pl.Date))
     balances, refused = _canonical_assets(frame, ["asset"], settings)
     balances, invalid = _checked(balances, BALANCES_OUT, Balances)
+    if parsed.frame.height == 0 and parsed.quarantine.height == 0:
+        # A snapshot listing nothing: the account holds nothing that day (utl.snapshots).
+        balances = nothing_held(day, source.venue, source.account, source.rel)
     return _file_rows(source.rel, fmt, "balances", source.venue, source.account, rows=parsed.frame.height,
                       quarantine=[*q, refused, invalid], balances=balances)
 

@@ -47,7 +47,7 @@ from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs,
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 
-MEMORY_VERSION = "2"  # bump when what is stored per file changes: every file is read again
+MEMORY_VERSION = "3"  # bump when what is stored per file changes: every file is read again
 
 ONE_DAY = dt.timedelta(days=1)
 

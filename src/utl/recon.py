@@ -20,6 +20,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.schemas import BREAKS, CLEARED
+from utl.snapshots import holdings
 
 KEY = ["venue", "account", "asset"]
 
@@ -39,8 +40,10 @@ def find_breaks(
     (asset, mark) of the day. ``previous``: each account's breaks on its previous
     reconciled date (BREAKS schema), for ``first_seen``.
     """
+    # An empty snapshot's marker row names its account (reconciled against zero), no asset.
     accounts = snapshot.select("venue", "account").unique()
     held = ledger.join(accounts, on=["venue", "account"], how="semi")
+    snapshot = holdings(snapshot)
     tolerances = pl.DataFrame(
         {"asset": list(tolerance), "tolerance": pl.Series([tolerance[a] for a in tolerance], dtype=DECIMAL)},
         schema={"asset": pl.String, "tolerance": DECIMAL},
