@@ -25,7 +25,7 @@ from utl.schemas import (
 from utl.settings import Settings, load_settings
 from utl.snapshots import nothing_held
 from utl.venues import all_formats
-from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, one_line, split_refused
+from utl.venues.base import Check, Format, Parsed, Source, head_text, one_line, split_refused, unknown_reason
 
 # Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
 # derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
@@ -181,8 +181,8 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
         return None, Parsed(nothing, quarantine_file(source.rel, "the file is empty"))
     claimed = [f for f in formats if _claims(f, head)]
     if not claimed:
-        line = first_line(head)[:120]
-        return None, Parsed(nothing, quarantine_file(source.rel, "unknown format: no reader recognises this file", line))
+        reason, seen = unknown_reason(head, formats)
+        return None, Parsed(nothing, quarantine_file(source.rel, reason, seen))
     if len(claimed) > 1:
         names = ", ".join(f.name for f in claimed)
         return None, Parsed(nothing, quarantine_file(source.rel, f"ambiguous format: recognised as {names}"))

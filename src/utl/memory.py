@@ -46,6 +46,7 @@ from utl.legs import book_legs
 from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs, validate_rows
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
+from utl.venues.base import UNKNOWN_FORMAT
 
 MEMORY_VERSION = "3"  # bump when what is stored per file changes: every file is read again
 
@@ -351,6 +352,14 @@ class LandingMemory:
                 parts.append(pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet"))
         parts.append(self._orphans())
         return dated(pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]), None)
+
+    def unknown_files(self) -> pl.DataFrame:
+        """The files no reader recognises (QUARANTINE rows, one per file): its reason names
+        the header seen and the nearest known layout."""
+        parts = [pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet")
+                 for row in self.catalog.filter(pl.col("format").is_null()).iter_rows(named=True)]
+        frame = pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]) if parts else empty_quarantine()
+        return frame.filter(pl.col("row").is_null() & pl.col("reason").str.starts_with(UNKNOWN_FORMAT)).sort("file")
 
     def _orphans(self) -> pl.DataFrame:
         """An account with trades but no balance snapshot has no opening state: one entry says

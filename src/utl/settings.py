@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, field_validator
 
 METHODS = ("fifo", "lifo", "hifo", "wac")
+UNKNOWN_FILES = ("quarantine", "fail")  # [strict] unknown_files
+PRECISION_TOLERANCES = ("zero", "half_unit")  # [precision] tolerance
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Settings:
     timezones: dict[str, str] = field(default_factory=dict)  # "venue/account" -> "UTC+8" ([timezones])
     schedule_start_date: dt.date | None = None  # [schedule] start_date: the first partition
     schedule_cron: str = "30 0 * * *"  # [schedule] cron (UTC): when the EOD schedule runs
+    unknown_files: str = "quarantine"  # [strict] unknown_files: "fail" stops a run on a file no reader takes
+    precision_tolerance: bool = False  # [precision] tolerance = "half_unit": the venue's places set the default
 
     def book_of(self, venue: str, account: str) -> str:
         """The book an account's lots match in: its own (venue/account) unless grouped."""
@@ -114,6 +118,28 @@ class _Schedule(_Section):
         return value
 
 
+class _Strict(_Section):
+    unknown_files: StrictStr = "quarantine"
+
+    @field_validator("unknown_files")
+    @classmethod
+    def _unknown(cls, value: str) -> str:
+        if value not in UNKNOWN_FILES:
+            raise ValueError(f"[strict] unknown_files {value!r} is not one of {', '.join(UNKNOWN_FILES)}")
+        return value
+
+
+class _Precision(_Section):
+    tolerance: StrictStr = "zero"
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, value: str) -> str:
+        if value not in PRECISION_TOLERANCES:
+            raise ValueError(f"[precision] tolerance {value!r} is not one of {', '.join(PRECISION_TOLERANCES)}")
+        return value
+
+
 class _File(_Section):
     reporting_currency: StrictStr = "USD"
     costing_method: StrictStr = "fifo"
@@ -124,6 +150,8 @@ class _File(_Section):
     books: dict[str, list[StrictStr]] = {}
     timezones: dict[str, StrictStr] = {}  # "venue/account" -> "UTC+8": the zone of an export without one
     schedule: _Schedule = _Schedule()
+    strict: _Strict = _Strict()
+    precision: _Precision = _Precision()
 
     @field_validator("costing_method")
     @classmethod
@@ -206,6 +234,8 @@ def load_settings(landing: Path) -> Settings:
         timezones={k: v.strip() for k, v in model.timezones.items()},
         schedule_start_date=model.schedule.start_date,
         schedule_cron=model.schedule.cron,
+        unknown_files=model.strict.unknown_files,
+        precision_tolerance=model.precision.tolerance == "half_unit",
     )
 
 

@@ -21,6 +21,7 @@ from utl.report.data import BreakLine, QuarantineLine, ReportData, load_report_d
 from utl.report.deliver import ReportOutcome
 from utl.report.formatting import money, quantity
 from utl.settings import Settings
+from utl.venues.base import UNKNOWN_FORMAT
 
 # (label, lowest age, highest age) in days since first seen; None: no upper end.
 AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
@@ -61,6 +62,7 @@ def format_summary(data: ReportData, report: ReportOutcome | None,
     not_booked = sorted({m.group(1) for q in data.quarantine if (m := _NOT_BOOKED.search(q.reason))})
     if not_booked:
         lines.append(f"not booked (no balance snapshot, so no opening state): {', '.join(not_booked)}")
+    lines.extend(unknown_layout_lines(data.quarantine))
     lines.extend(_quarantine_lines(data.quarantine))
     if data.failed_checks:
         lines.append(f"failed asset checks: {len(data.failed_checks)}")
@@ -68,6 +70,17 @@ def format_summary(data: ReportData, report: ReportOutcome | None,
         lines.append(report.line)
     lines.append(f"next: utl breaks --date {day} | utl quarantine --date {day} | utl report --date {day} --out report-{day}.html | utl ui")
     return "\n".join(lines)
+
+
+def unknown_layout_lines(rows: list[QuarantineLine]) -> list[str]:
+    """Files no reader recognises, each with the header seen and its nearest known layout."""
+    unknown = [q for q in rows if q.row is None and q.reason.startswith(UNKNOWN_FORMAT)]
+    if not unknown:
+        return []
+    lines = [f"unknown layouts: {len(unknown)} {'file' if len(unknown) == 1 else 'files'} no reader recognises "
+             f"(quarantined whole; [strict] unknown_files = \"fail\" stops the run instead):"]
+    lines += [f"  {q.file}: {q.reason.removeprefix(UNKNOWN_FORMAT).removeprefix('; ')}" for q in unknown]
+    return lines
 
 
 def _quarantine_lines(rows: list[QuarantineLine]) -> list[str]:

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 
 from utl.report.escalation import is_escalated
 from utl.settings import Settings
+from utl.venues.base import UNKNOWN_FORMAT
 from utl.store import read_frame
 
 _BREAKS = "SELECT * FROM utl.breaks WHERE business_date = %(day)s ORDER BY venue, account, asset"
@@ -111,6 +112,12 @@ class ReportData:
     cleared: list[ClearedLine]
     quarantine: list[QuarantineLine]
     failed_checks: list[CheckLine]
+
+    @property
+    def unknown_layouts(self) -> list[QuarantineLine]:
+        """Files no reader recognises (quarantined whole): their reason names the header
+        seen and the nearest known layout."""
+        return [q for q in self.quarantine if q.row is None and q.reason.startswith(UNKNOWN_FORMAT)]
 
     @property
     def open_breaks(self) -> int:

@@ -46,6 +46,7 @@ from utl.decimals import DECIMAL, with_venue_decimals
 from utl.errors import empty_quarantine
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
+    Layout,
     BOM,
     Check,
     Format,
@@ -510,20 +511,25 @@ def read_account(source: Source) -> Parsed:
 
 
 FORMATS = [
-    Format("binance.spot_trades", "fills", lambda head: binance_header(head, [SPOT_CURRENT, SPOT_PREVIOUS]), read_spot_trades),
-    Format("binance.spot_trades_legacy", "fills", lambda head: binance_header(head, [SPOT_LEGACY, SPOT_XLSX]), read_spot_trades_legacy),
+    Format("binance.spot_trades", "fills", lambda head: binance_header(head, [SPOT_CURRENT, SPOT_PREVIOUS]), read_spot_trades,
+           layouts=(Layout("current", SPOT_CURRENT), Layout("previous", SPOT_PREVIOUS))),
+    Format("binance.spot_trades_legacy", "fills", lambda head: binance_header(head, [SPOT_LEGACY, SPOT_XLSX]), read_spot_trades_legacy,
+           layouts=(Layout("legacy", SPOT_LEGACY), Layout("2017-18 xlsx", SPOT_XLSX))),
     Format(
         "binance.transactions",
         "ledger",
         lambda head: binance_header(head, [LEDGER_CURRENT, LEDGER_PREVIOUS, LEDGER_OLDEST]),
         read_transactions,
+        layouts=(Layout("current", LEDGER_CURRENT), Layout("previous", LEDGER_PREVIOUS), Layout("oldest", LEDGER_OLDEST)),
     ),
-    Format("binance.futures_trades", "fills", lambda head: binance_header(head, [FUTURES_CURRENT, FUTURES_OLDER]), read_futures_trades),
+    Format("binance.futures_trades", "fills", lambda head: binance_header(head, [FUTURES_CURRENT, FUTURES_OLDER]), read_futures_trades,
+           layouts=(Layout("current", FUTURES_CURRENT), Layout("older", FUTURES_OLDER))),
     Format(
         "binance.futures_transactions",
         "ledger",
         lambda head: binance_header(head, [FUTURES_TX_CURRENT, FUTURES_TX_OLDER]),
         read_futures_transactions,
+        layouts=(Layout("current", FUTURES_TX_CURRENT), Layout("older", FUTURES_TX_OLDER)),
     ),
     Format("binance.account", "balances", detect_account, read_account),
 ]

@@ -35,6 +35,7 @@ import polars as pl
 from utl.decimals import DECIMAL, MARKED_NUMBER, with_venue_decimals
 from utl.schemas import FILLS, MOVEMENTS
 from utl.venues.base import (
+    Layout,
     Check,
     Format,
     Parsed,
@@ -68,6 +69,10 @@ _REPORT_SPOT_FEES = (
     "Notes",
 )
 _ADDRESSES = ("Sender Address", "Recipient Address")
+# The oldest layout names the user's currency in the money columns; EUR is the one fixture.
+_REPORT_OLDEST_EUR = (
+    *_REPORT_START, "EUR Spot Price at Transaction", "EUR Subtotal", "EUR Total (inclusive of fees)", "EUR Fees", "Notes",
+)
 _PREAMBLE_LINES = 20  # the header follows a short preamble; never look further
 
 PRO_FILLS_HEADERS = (
@@ -511,7 +516,13 @@ def read_pro_account(source: Source) -> Parsed:
 
 
 FORMATS: list[Format] = [
-    Format("coinbase.transaction_report", "ledger", lambda head: _find_report(head) is not None, read_report),
-    Format("coinbase.pro_fills", "fills", lambda head: header_is(head, list(PRO_FILLS_HEADERS)), read_pro_fills),
-    Format("coinbase.pro_account", "ledger", lambda head: header_is(head, list(PRO_ACCOUNT_HEADERS)), read_pro_account),
+    Format("coinbase.transaction_report", "ledger", lambda head: _find_report(head) is not None, read_report,
+           layouts=(Layout("current", _REPORT_CURRENT), Layout("current with addresses", _REPORT_CURRENT + _ADDRESSES),
+                    Layout("spot price", _REPORT_SPOT), Layout("spot price, fees", _REPORT_SPOT_FEES),
+                    Layout("oldest (EUR)", _REPORT_OLDEST_EUR))),
+    Format("coinbase.pro_fills", "fills", lambda head: header_is(head, list(PRO_FILLS_HEADERS)), read_pro_fills,
+           layouts=(Layout("current", PRO_FILLS_HEADERS[0]), Layout("no portfolio", PRO_FILLS_HEADERS[1]))),
+    Format("coinbase.pro_account", "ledger", lambda head: header_is(head, list(PRO_ACCOUNT_HEADERS)), read_pro_account,
+           layouts=(Layout("current", PRO_ACCOUNT_HEADERS[0]), Layout("no portfolio", PRO_ACCOUNT_HEADERS[1]),
+                    Layout("capitalised", PRO_ACCOUNT_HEADERS[2]))),
 ]

@@ -34,6 +34,7 @@ import polars as pl
 from utl.decimals import DECIMAL, with_venue_decimals
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
+    Layout,
     BOM,
     Check,
     Format,
@@ -436,8 +437,14 @@ def read_balance_ex(source: Source) -> Parsed:
 
 
 FORMATS: list[Format] = [
-    Format("kraken.ledgers", "ledger", _is_ledgers, read_ledgers),
-    Format("kraken.trades", "fills", _is_trades, read_trades),
+    Format("kraken.ledgers", "ledger", _is_ledgers, read_ledgers,
+           layouts=(Layout("current", LEDGER_HEADERS[0]), Layout("wallet, no subclass", LEDGER_HEADERS[1]),
+                    Layout("wallet, amountusd", LEDGER_HEADERS[1] + ("amountusd",)),
+                    Layout("previous", LEDGER_HEADERS[2]), Layout("2017", LEDGER_2017))),
+    # The trades export does not say which asset a fee was charged in (kraken.md): assumed.
+    Format("kraken.trades", "fills", _is_trades, read_trades, fee_asset_stated=False,
+           layouts=(Layout("current", TRADES_HEADERS[0]), Layout("intermediate", TRADES_HEADERS[1]),
+                    Layout("previous", TRADES_HEADERS[2]))),
     Format("kraken.balance", "balances", lambda head: _reply_shape(head) == "Balance", read_balance),
     Format("kraken.balance_ex", "balances", lambda head: _reply_shape(head) == "BalanceEx", read_balance_ex),
 ]

@@ -22,6 +22,7 @@ import polars as pl
 from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
 from utl.venues.base import (
+    Layout,
     Check,
     Format,
     Parsed,
@@ -301,6 +302,8 @@ def read_funding(source: Source) -> Parsed:
 
 
 FORMATS = [
-    Format("okx.trading_account", "ledger", lambda head: _layout(head, TRADING_LAYOUTS) is not None, read_trading),
-    Format("okx.funding_account", "ledger", lambda head: _layout(head, FUNDING_LAYOUTS) is not None, read_funding),
+    Format("okx.trading_account", "ledger", lambda head: _layout(head, TRADING_LAYOUTS) is not None, read_trading,
+           layouts=tuple(Layout(v, h) for v, h in zip(("current", "with units", "previous"), TRADING_LAYOUTS))),
+    Format("okx.funding_account", "ledger", lambda head: _layout(head, FUNDING_LAYOUTS) is not None, read_funding,
+           layouts=tuple(Layout(v, h) for v, h in zip(("previous", "current", "unnamed column"), FUNDING_LAYOUTS))),
 ]
