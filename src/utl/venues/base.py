@@ -155,6 +155,32 @@ def unknown_reason(head: str, formats: Sequence[Format]) -> tuple[str, str]:
 UNKNOWN_FORMAT = "unknown format: no reader recognises this file"
 
 
+# ---------------------------------------------------------------------------------------------
+# Wallets: one venue account holds several (Binance Spot, Funding, USD-M Futures, Earn...)
+# ---------------------------------------------------------------------------------------------
+
+MAIN_WALLETS = ("", "spot")  # the account folder itself: where /api/v3/account's Spot balances are
+
+
+def wallet_slug(name: str) -> str:
+    """A wallet's name as a sub-account name: lower case, each run of other characters one
+    ``-`` (``USD-M Futures`` -> ``usd-m-futures``, ``Coin-M Futures`` -> ``coin-m-futures``)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
+
+
+def wallet_account(account: str, wallet: str) -> str:
+    """The sub-account ``<account>/<wallet>`` a wallet's rows and snapshots book to; the Spot
+    wallet (or none) is the account itself, so a Spot-only account keeps its folder's name."""
+    slug = wallet_slug(wallet)
+    return account if slug in MAIN_WALLETS else f"{account}/{slug}"
+
+
+def wallet_account_expr(account: str, wallet: pl.Expr) -> pl.Expr:
+    """:func:`wallet_account` over a column of wallet names."""
+    slug = wallet.fill_null("").str.strip_chars().str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-").str.strip_chars("-")
+    return pl.when(slug.is_in(list(MAIN_WALLETS))).then(pl.lit(account)).otherwise(pl.lit(account + "/") + slug)
+
+
 def head_text(path: Path, size: int = HEAD_BYTES) -> str:
     """The first bytes of a file as text, BOMs removed; raises UnicodeDecodeError if not UTF-8.
 

@@ -46,6 +46,7 @@ from utl.decimals import DECIMAL, with_venue_decimals
 from utl.errors import empty_quarantine
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
+    wallet_account_expr,
     Layout,
     BOM,
     Check,
@@ -340,7 +341,11 @@ def read_transactions(source: Source) -> Parsed:
         Check("Coin", pl.col("asset").is_null(), '"Coin" is missing'),
         *number_checks("Change", "qty"),
     ]
-    return finish(source, frame, checks, MOVEMENTS, refused)
+    parsed = finish(source, frame, checks, MOVEMENTS, refused)
+    # Each wallet is its own balance: its rows book to the sub-account <account>/<wallet>.
+    wallets = frame.select("source_row", __account=wallet_account_expr(source.account, pl.col("Account")))
+    booked = parsed.frame.join(wallets, on="source_row", how="left", maintain_order="left")
+    return Parsed(booked.with_columns(account=pl.col("__account")).drop("__account"), parsed.quarantine)
 
 
 # ---------------------------------------------------------------------------------------------
