@@ -107,6 +107,7 @@ def read_trades_file(source: Source, formats: list[Format], settings: Settings) 
         return _file_rows(source.rel, None, None, source.venue, source.account, quarantine=q)
     frame = parsed.frame.with_columns(format=pl.lit(fmt.name))
     if fmt.kind == "fills":
+        frame = frame.with_columns(fee_asset_assumed=pl.lit(not fmt.fee_asset_stated))
         fills, refused = _canonical_fills(frame, settings)
         fills, invalid = _checked(fills, FILLS_OUT, Fills)
         return _file_rows(source.rel, fmt, "fills", source.venue, source.account, rows=parsed.frame.height,

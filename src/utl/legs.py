@@ -32,8 +32,12 @@ def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:
     fee = spot.filter(pl.col("fee").is_not_null() & (pl.col("fee") != 0)).select(
         *common, leg_id=pl.col("trade_id") + "/fee", asset=pl.col("fee_asset"), qty=-pl.col("fee"),
         kind=pl.lit("fee"), price=pl.lit(None, DECIMAL), quote=pl.lit(None, pl.String),
+        # The export did not say the fee's asset: this leg's asset is the reader's assumption.
+        fee_asset_assumed=(pl.col("fee_asset_assumed").fill_null(False) if "fee_asset_assumed" in fills.columns
+                           else pl.lit(False)),
     )
-    return pl.concat([base, quote, fee], how="vertical_relaxed").with_columns(source=pl.lit("fills"))
+    legs = pl.concat([base, quote], how="vertical_relaxed").with_columns(fee_asset_assumed=pl.lit(False))
+    return pl.concat([legs, fee], how="vertical_relaxed").with_columns(source=pl.lit("fills"))
 
 
 def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
@@ -54,7 +58,7 @@ def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
             "venue", "account", pl.col("entry_id").alias("leg_id"), "ts", "asset", "qty", "kind",
             pl.col("ref_id").alias("trade_id"), "price", "quote", "source_file", "source_row",
         )
-        .with_columns(source=pl.lit("ledger"))
+        .with_columns(source=pl.lit("ledger"), fee_asset_assumed=pl.lit(False))
     )
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 
 import psycopg
 
+from utl.fee_assumed import ADVICE
 from utl.ops.coverage import Unreconciled, carried_counts, unreconciled_accounts
 from utl.report.data import BreakLine, QuarantineLine, ReportData, load_report_data
 from utl.report.deliver import ReportOutcome
@@ -31,11 +32,13 @@ _BOOK_COLUMNS = ("positions", "realized", "unrealized", "fees", "total PnL", "ne
 
 
 def run_summary(conn: psycopg.Connection, business_date: dt.date, settings: Settings,
-                report: ReportOutcome | None = None, run_id: int | None = None) -> str:
-    """The summary of ``business_date`` as lines of text (no trailing newline)."""
+                report: ReportOutcome | None = None, run_id: int | None = None,
+                fee_assumed: list[str] = ()) -> str:
+    """The summary of ``business_date`` as lines of text (no trailing newline).
+    ``fee_assumed``: accounts whose fees' asset is assumed (:mod:`utl.fee_assumed`)."""
     unreconciled = unreconciled_accounts(conn, business_date)
     return format_summary(load_report_data(conn, business_date, settings, run_id), report, unreconciled,
-                          carried_counts(conn, unreconciled))
+                          carried_counts(conn, unreconciled), fee_assumed)
 
 
 # The reason prepare/LandingMemory give the legs of an account that has no snapshot at all.
@@ -43,7 +46,8 @@ _NOT_BOOKED = re.compile(r"account (\S+) has no balance snapshot")
 
 
 def format_summary(data: ReportData, report: ReportOutcome | None,
-                   unreconciled: list[Unreconciled] = (), carried: dict[str, int] | None = None) -> str:
+                   unreconciled: list[Unreconciled] = (), carried: dict[str, int] | None = None,
+                   fee_assumed: list[str] = ()) -> str:
     day = data.business_date.isoformat()
     lines = [f"Summary of {day} (amounts in {data.reporting_currency}):", *_book_table(data), ""]
     lines.append(f"breaks: {data.open_breaks} open, {len(data.new_breaks)} new, {len(data.cleared)} cleared today"
@@ -62,6 +66,9 @@ def format_summary(data: ReportData, report: ReportOutcome | None,
     not_booked = sorted({m.group(1) for q in data.quarantine if (m := _NOT_BOOKED.search(q.reason))})
     if not_booked:
         lines.append(f"not booked (no balance snapshot, so no opening state): {', '.join(not_booked)}")
+    if fee_assumed:
+        lines.append(f"fee asset assumed (a trades export alone does not say which asset each fee was charged in; "
+                     f"{ADVICE}): {', '.join(fee_assumed)}")
     lines.extend(unknown_layout_lines(data.quarantine))
     lines.extend(_quarantine_lines(data.quarantine))
     if data.failed_checks:
