@@ -31,6 +31,7 @@ from utl.daily import LedgerState, run_day
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.marks import marks_for
 from utl.positions import positions_table
+from utl.precision import venue_tolerances
 from utl.recon import cleared, find_breaks
 from utl.schemas import (
     ACCOUNTS_STATE, BALANCES_OUT, BREAKS, CLEARED, DAY_LEGS, LOTS_STATE, LOTS_TABLE, MARKS_OUT, POSITIONS_STATE,
@@ -139,7 +140,8 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     snapshot = inputs.snapshots.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
     reconciled = snapshot.select(ACCOUNT).unique().sort(ACCOUNT)
     previous = before.open_breaks.join(reconciled, on=ACCOUNT, how="semi")
-    breaks = find_breaks(day, result.state.positions, snapshot, settings.tolerance, marks, previous)
+    breaks = find_breaks(day, result.state.positions, snapshot, settings.tolerance, marks, previous,
+                         venue_tolerances() if settings.precision_tolerance else None)
     gone = cleared(day, previous, breaks, reconciled).cast(CLEARED)
     open_breaks = pl.concat([before.open_breaks.join(reconciled, on=ACCOUNT, how="anti"), breaks]).sort(
         "venue", "account", "asset")

@@ -267,6 +267,10 @@ def read_spot_trades_legacy(source: Source) -> Parsed:
 # 2. Transaction History (ledger)
 # ---------------------------------------------------------------------------------------------
 
+# Binance keeps 8 places for every asset in its balances (/api/v3/account: "0.52000000",
+# "1200.00000000"; binance.md) and its Transaction History: see utl.precision.
+PLACES: dict[str, int] = {"*": 8}
+
 LEDGER_CURRENT = ("User ID", "Time", "Account", "Operation", "Coin", "Change", "Remark")
 LEDGER_PREVIOUS = ("User_ID", "UTC_Time", "Account", "Operation", "Coin", "Change", "Remark")
 LEDGER_OLDEST = ("UTC_Time", "Account", "Operation", "Coin", "Change", "Remark")

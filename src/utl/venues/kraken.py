@@ -74,6 +74,16 @@ TRADES_HEADERS: tuple[tuple[str, ...], ...] = (
     _TRADES_PREVIOUS,
 )
 
+# Places Kraken keeps per (canonical) asset in its ledgers and Balance replies (kraken.md's
+# examples: ZEUR "399.0400", USDT "0.00000000", XXBT "0.0100000000"); fiat 4, crypto 10.
+# The trades export carries more (cost and fee to 5-8 places): utl.precision turns these
+# into the default recon tolerance when [precision] tolerance = "half_unit".
+PLACES: dict[str, int] = {
+    **dict.fromkeys(("USD", "EUR", "GBP", "CAD", "AUD", "CHF"), 4),
+    **dict.fromkeys(("USDT", "USDC"), 8),
+    "*": 10,
+}
+
 LEDGER_2017 = ("txid", "refid", "time", "type", "aclass", "asset", "amount", "fee", "balance")
 LEDGER_REQUIRED = ("txid", "time", "type", "asset", "amount", "fee")
 LEDGER_KNOWN = tuple(dict.fromkeys(c for h in LEDGER_HEADERS for c in h)) + ("amountusd",)
