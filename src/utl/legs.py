@@ -69,6 +69,15 @@ def book_legs(fills: pl.DataFrame, movements: pl.DataFrame, ledger_accounts: set
     ledger_keys = pl.DataFrame(
         sorted(ledger_accounts), schema={"venue": pl.String, "account": pl.String}, orient="row"
     )
+    # A ledger that books each wallet to <account>/<wallet> (Binance's Account column) makes
+    # those sub-accounts ledger accounts too.
+    wallets = (
+        movements.select("venue", "account").unique()
+        .filter(pl.col("account").str.contains("/", literal=True))
+        .join(ledger_keys.rename({"account": "parent"}),
+              left_on=["venue", pl.col("account").str.split("/").list.first()], right_on=["venue", "parent"], how="semi")
+    )
+    ledger_keys = pl.concat([ledger_keys, wallets]).unique()
     from_fills = fill_legs(fills.join(ledger_keys, on=["venue", "account"], how="anti"))
     # Only fills of ledger accounts can add detail to ledger lines.
     from_ledger = ledger_legs(movements.join(ledger_keys, on=["venue", "account"], how="semi"),
