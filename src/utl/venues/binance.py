@@ -31,6 +31,12 @@ Layouts read beyond binance.md (issue 17, real exports as users keep them):
   (``BUY``/``SELL``, ``0.05BTC``); an unknown side word is refused, naming it.
 - Transaction History rows that end at ``Change``, leaving out the trailing empty ``Remark``
   cell, are complete rows: the remark is empty.
+- Transaction History's ``Account`` column names the wallet a row moves (``Spot``,
+  ``Funding``, ``USD-M Futures``, ``Coin-M Futures``, ``Earn``, ``Cross Margin``...): each
+  wallet has its own balance, so each row books to the sub-account ``<account>/<wallet>``
+  (:func:`utl.venues.base.wallet_account`; ``Spot`` is the account itself, as
+  ``/api/v3/account`` is the Spot wallet's balance). A wallet's snapshot is
+  ``balances/YYYY-MM-DD.<wallet>.<csv|json>`` (:mod:`utl.landing`).
 """
 
 from __future__ import annotations
