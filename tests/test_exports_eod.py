@@ -134,3 +134,37 @@ def test_kraken_fees_from_trades_alone_are_flagged_until_the_ledgers_come(tmp_pa
     put(landing, "kraken/tr/trades/ledgers.csv", KRAKEN_LEDGERS)
     memory.refresh()
     assert fee_asset_assumed_accounts(memory.catalog) == []
+
+
+def test_venue_precision_sets_the_default_tolerance_only_when_asked(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import pytest
+
+    from utl.eod import prepare, run_dates
+    from utl.settings import SettingsError, load_settings
+
+    landing = tmp_path / "landing"
+    for day in ("2024-03-04", "2024-03-05"):
+        put(landing, f"marks/{day}.csv", "asset,price\nBTC,65000\n")
+    put(landing, "kraken/tr/balances/2024-03-04.csv", "asset,total\nUSD,1000\n")
+    # The trades export keeps 5 places of cost; Kraken's balance keeps USD to 4.
+    put(landing, "kraken/tr/trades/trades.csv", KRAKEN_TRADES.replace("600.00000", "600.00004"))
+    put(landing, "kraken/tr/balances/2024-03-05.csv", "asset,total\nUSD,399.0400\nBTC,0.0100000000\n")
+
+    def breaks() -> list[tuple]:
+        [outputs] = list(run_dates(prepare(landing), dt.date(2024, 3, 5)))
+        return [(r["asset"], r["diff"], r["tolerance"]) for r in outputs.breaks.iter_rows(named=True)]
+
+    # 1000 - 600.00004 - 0.96 = 399.03996 in the ledger: 0.00004 off, a break at the default 0.
+    assert breaks() == [("USD", Decimal("0.00004"), Decimal("0"))]
+    put(landing, "utl.toml", '[precision]\ntolerance = "half_unit"\n')
+    assert breaks() == []  # within half a unit of Kraken's 4th place (0.00005)
+    put(landing, "utl.toml", '[precision]\ntolerance = "half_unit"\n[tolerance]\nUSD = "0.00001"\n')
+    assert breaks() == [("USD", Decimal("0.00004"), Decimal("0.00001"))]  # [tolerance] wins
+    put(landing, "utl.toml", '[precision]\ntolerance = "half"\n')
+    with pytest.raises(SettingsError, match=r"\[precision\] tolerance 'half' is not one of zero, half_unit"):
+        load_settings(landing)
+    put(landing, "utl.toml", '[strict]\nunknown_files = "stop"\n')
+    with pytest.raises(SettingsError, match=r"\[strict\] unknown_files 'stop' is not one of quarantine, fail"):
+        load_settings(landing)
