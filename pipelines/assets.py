@@ -25,6 +25,7 @@ from utl.day import DayInputs, DayOutputs, DayState, step
 from utl.ingest import why_no_mark
 from utl.marks import MissingMark
 from utl.memory import DayRows, book_day
+from utl.run import RunError, refuse_unknown_files
 from utl.storage import staged, write_partition
 from utl.store.days import remove_days_before, write_checks, write_day, write_undated_quarantine
 
@@ -73,6 +74,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         day = _day(context)
         memory = landing.memory
         refresh = memory.refresh()
+        try:
+            refuse_unknown_files(memory.unknown_files(), landing.settings.unknown_files)
+        except RunError as exc:
+            raise dg.Failure(f"{day}: landing_rows: {exc}") from exc
         first = memory.first_business_date()
         if first is None:
             raise dg.Failure(f"{day}: landing_rows: no balance snapshot in {landing.folder}: no account has an "

@@ -23,8 +23,8 @@ from pipelines.resources import EMBEDDED_URL_ENV
 from utl.home import landing_home, landing_id
 from utl.memory import LandingMemory
 from utl.run import (
-    RunError, RunSummary, business_dates, dates_to_run, finish_run, mark_interrupted, record_counts, run_counts,
-    start_run,
+    RunError, RunSummary, business_dates, dates_to_run, finish_run, mark_interrupted, record_counts, refuse_unknown_files,
+    run_counts, start_run,
 )
 from utl.settings import load_settings
 from utl.store import Database, migrate, run_lock
@@ -106,6 +106,7 @@ def _run(conn, run_id: int, landing: Path, through: dt.date, storage: Path, data
     progress(f"ingest: {files.height} files ({len(refresh.read)} read now, {len(refresh.removed)} removed), "
              f"{int(files['rows'].sum() or 0)} rows, {memory.undated_quarantine().height} quarantined without a date "
              f"({time.perf_counter() - started:.2f} s)")
+    refuse_unknown_files(memory.unknown_files(), settings.unknown_files)
     first = memory.first_business_date()
     if first is None:
         raise RunError("no balance snapshot in the landing folder: no account has an opening state")

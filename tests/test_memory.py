@@ -91,3 +91,27 @@ def test_a_changed_marks_file_makes_its_date_and_the_next_stale(landing: Path, t
     changed = [d for d in days if after.fingerprint(d) != before[d]]
     # 03-06 values with its own marks, 03-07 with the day before's.
     assert changed == [dt.date(2024, 3, 6), dt.date(2024, 3, 7)]
+
+
+def test_an_empty_snapshot_survives_the_memory_as_an_account_holding_nothing(landing: Path, tmp_path: Path) -> None:
+    # The sample's kraken/main snapshot of 2024-03-06 replaced by a header-only one.
+    snapshot = landing / "kraken" / "main" / "balances" / "2024-03-06.csv"
+    for old in snapshot.parent.glob("2024-03-06.*"):
+        old.unlink()
+    snapshot.write_text("asset,total\n")
+    memory = LandingMemory(landing, tmp_path / "memory")
+    memory.refresh()
+    day = dt.date(2024, 3, 6)
+    inputs, _ = book_day(memory.day_rows(day))
+    mine = inputs.snapshots.filter(pl.col("venue") == "kraken")
+    assert mine.select("account", "asset", "business_date").rows() == [("main", None, day)]
+    # Read again from the stored Parquet (a new memory object): the marker is still there.
+    again, _ = book_day(LandingMemory(landing, tmp_path / "memory").day_rows(day))
+    assert again.snapshots.filter(pl.col("venue") == "kraken").height == 1
+    # The day reconciles kraken/main against nothing: every position it holds is a break.
+    outputs = fold(memory, day)[day]
+    held = outputs.positions.filter((pl.col("venue") == "kraken") & (pl.col("qty") != 0))
+    broken = outputs.breaks.filter(pl.col("venue") == "kraken")
+    assert held.height > 0
+    assert sorted(broken["asset"]) == sorted(held["asset"])
+    assert set(broken["kind"]) == {"missing_at_venue"} and (broken["venue_qty"] == 0).all()

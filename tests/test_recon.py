@@ -181,3 +181,40 @@ def test_nothing_cleared_when_every_break_remains():
     gone = cleared(DAY, previous, today, pl.DataFrame({"venue": ["v"], "account": ["a"]}))
     assert gone.height == 0
     assert today["first_seen"].to_list() == [EARLIER]
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 17: a snapshot listing nothing; per-venue precision as the default tolerance
+# ---------------------------------------------------------------------------------------
+
+
+def test_an_empty_snapshot_reconciles_every_position_against_zero() -> None:
+    from utl.snapshots import nothing_held
+
+    marker = nothing_held(DAY, "kraken", "main", "kraken/main/balances/2024-03-06.csv").select(
+        "venue", "account", "asset", "total")
+    found = find_breaks(DAY, ledger(("kraken", "main", "BTC", "0.5"), ("kraken", "other", "ETH", "1")), marker, {},
+                        marks(BTC="60000"), NONE_BEFORE)
+    # Only the account with the (empty) snapshot is reconciled; its BTC is missing at the venue.
+    assert [(r["account"], r["asset"], r["venue_qty"], r["diff"], r["kind"]) for r in found.iter_rows(named=True)] == [
+        ("main", "BTC", D(0), D("-0.5"), "missing_at_venue")]
+
+
+def test_venue_places_set_the_default_tolerance_and_toml_wins() -> None:
+    from utl.precision import half_unit, venue_tolerances
+
+    assert half_unit(4) == D("0.00005") and half_unit(8) == D("0.000000005")
+    defaults = venue_tolerances({"kraken": {"EUR": 4, "*": 10}})
+    book = ledger(("kraken", "main", "EUR", "399.04004"), ("kraken", "main", "BTC", "0.01000000004"),
+                  ("kraken", "main", "ETH", "1.00006"), ("other", "x", "EUR", "1.00001"))
+    venue = snapshot(("kraken", "main", "EUR", "399.0400"), ("kraken", "main", "BTC", "0.0100000000"),
+                     ("kraken", "main", "ETH", "1.0000"), ("other", "x", "EUR", "1"))
+    found = by_asset(find_breaks(DAY, book, venue, {}, marks(), NONE_BEFORE, defaults))
+    # EUR: 0.00004 is within half a unit of the 4th place; BTC: 4e-11 within half of the 10th;
+    # ETH: 0.00006 exceeds the 10-place default; another venue keeps the default of 0.
+    assert set(found) == {"ETH", "EUR"} and found["EUR"]["venue"] == "other"
+    assert found["ETH"]["tolerance"] == D("0.00000000005")
+    # [tolerance] in utl.toml names EUR: it wins over the venue's 4 places.
+    strict = find_breaks(DAY, book, venue, {"EUR": D("0.000005")}, marks(), NONE_BEFORE, defaults)
+    assert sorted((r["venue"], r["asset"]) for r in strict.iter_rows(named=True)) == [
+        ("kraken", "ETH"), ("kraken", "EUR"), ("other", "EUR")]

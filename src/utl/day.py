@@ -35,12 +35,14 @@ from utl.exceptions import day_exceptions, external_deposits, in_transit, missin
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.marks import marks_for
 from utl.positions import positions_table
+from utl.precision import venue_tolerances
 from utl.recon import cleared, find_breaks
 from utl.schemas import (
     ACCOUNTS_STATE, BALANCES_OUT, BREAKS, CLEARED, DAY_LEGS, EXCEPTIONS, LEG_REFS, LOTS_STATE, LOTS_TABLE, MARKS_OUT,
     PENDING_TRANSFERS, POSITIONS_STATE, TRANSFER_LEGS, TRANSIT_LOTS,
 )
 from utl.settings import Settings
+from utl.snapshots import holdings
 
 ACCOUNT = ["venue", "account"]
 
@@ -145,11 +147,11 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     legs = inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
 
     movements = inputs.transfers.join(accounts, on=ACCOUNT, how="semi")
-    start = pl.concat([before.positions, opening.select("venue", "account", "asset", pl.col("total").alias("qty"))
+    start = pl.concat([before.positions, holdings(opening).select("venue", "account", "asset", pl.col("total").alias("qty"))
                        .cast(POSITIONS_STATE)])
     result = run_day(day, LedgerState(before.business_date, before.positions, before.lots),
-                     opening.select("venue", "account", "asset", pl.col("total").alias("qty")), legs, inputs.marks,
-                     settings, transfers=TransferBook(movements, before.pending, before.transit))
+                     holdings(opening).select("venue", "account", "asset", pl.col("total").alias("qty")), legs,
+                     inputs.marks, settings, transfers=TransferBook(movements, before.pending, before.transit))
 
     marks = marks_for(inputs.marks, day, reporting)
     pending = result.transfers.pending
@@ -162,7 +164,8 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     snapshot = inputs.snapshots.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
     reconciled = snapshot.select(ACCOUNT).unique().sort(ACCOUNT)
     previous = before.open_breaks.join(reconciled, on=ACCOUNT, how="semi")
-    breaks = find_breaks(day, result.state.positions, snapshot, settings.tolerance, marks, previous)
+    breaks = find_breaks(day, result.state.positions, snapshot, settings.tolerance, marks, previous,
+                         venue_tolerances() if settings.precision_tolerance else None)
     gone = cleared(day, previous, breaks, reconciled).cast(CLEARED)
     open_breaks = pl.concat([before.open_breaks.join(reconciled, on=ACCOUNT, how="anti"), breaks]).sort(
         "venue", "account", "asset")

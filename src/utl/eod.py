@@ -24,6 +24,7 @@ from utl.ingest import Ingested, ingest_landing
 from utl.legs import book_legs
 from utl.run import RunError
 from utl.schemas import DAY_LEGS, Legs, validate_rows
+from utl.snapshots import holdings
 from utl.transfer_legs import day_transfer_legs
 
 RUN_LEG_COLUMNS = DAY_LEGS.names()
@@ -59,7 +60,7 @@ def prepare(landing: Path, progress: Progress = lambda _: None) -> Prepared:
         ingested.balances.lazy().group_by("venue", "account").agg(pl.col("business_date").min().alias("opened"))
         .with_columns(first_date=pl.col("opened") + pl.duration(days=1)).collect()
     )
-    openings = ingested.balances.join(firsts, left_on=["venue", "account", "business_date"],
+    openings = holdings(ingested.balances).join(firsts, left_on=["venue", "account", "business_date"],
                                       right_on=["venue", "account", "opened"]).select(
         "venue", "account", "asset", pl.col("total").alias("qty"), "first_date"
     )

@@ -25,8 +25,9 @@ from utl.schemas import (
 )
 from utl.transfer_list import combine_listed, read_transfers
 from utl.settings import Settings, load_settings
+from utl.snapshots import nothing_held
 from utl.venues import all_formats
-from utl.venues.base import Check, Format, Parsed, Source, first_line, head_text, one_line, split_refused
+from utl.venues.base import Check, Format, Parsed, Source, head_text, one_line, split_refused, unknown_reason
 
 # Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
 # derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
@@ -111,6 +112,7 @@ def read_trades_file(source: Source, formats: list[Format], settings: Settings) 
         return _file_rows(source.rel, None, None, source.venue, source.account, quarantine=q)
     frame = parsed.frame.with_columns(format=pl.lit(fmt.name))
     if fmt.kind == "fills":
+        frame = frame.with_columns(fee_asset_assumed=pl.lit(not fmt.fee_asset_stated))
         fills, refused = _canonical_fills(frame, settings)
         fills, invalid = _checked(fills, FILLS_OUT, Fills)
         return _file_rows(source.rel, fmt, "fills", source.venue, source.account, rows=parsed.frame.height,
@@ -130,6 +132,9 @@ def read_balances_file(day: dt.date, source: Source, formats: list[Format], sett
     frame = parsed.frame.with_columns(business_date=pl.lit(day, pl.Date))
     balances, refused = _canonical_assets(frame, ["asset"], settings)
     balances, invalid = _checked(balances, BALANCES_OUT, Balances)
+    if parsed.frame.height == 0 and parsed.quarantine.height == 0:
+        # A snapshot listing nothing: the account holds nothing that day (utl.snapshots).
+        balances = nothing_held(day, source.venue, source.account, source.rel)
     return _file_rows(source.rel, fmt, "balances", source.venue, source.account, rows=parsed.frame.height,
                       quarantine=[*q, refused, invalid], balances=balances)
 
@@ -192,8 +197,8 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
         return None, Parsed(nothing, quarantine_file(source.rel, "the file is empty"))
     claimed = [f for f in formats if _claims(f, head)]
     if not claimed:
-        line = first_line(head)[:120]
-        return None, Parsed(nothing, quarantine_file(source.rel, "unknown format: no reader recognises this file", line))
+        reason, seen = unknown_reason(head, formats)
+        return None, Parsed(nothing, quarantine_file(source.rel, reason, seen))
     if len(claimed) > 1:
         names = ", ".join(f.name for f in claimed)
         return None, Parsed(nothing, quarantine_file(source.rel, f"ambiguous format: recognised as {names}"))

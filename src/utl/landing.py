@@ -5,8 +5,12 @@ LANDING/utl.toml
 LANDING/marks/YYYY-MM-DD.csv
 LANDING/<venue>/<account>/trades/<any name>
 LANDING/<venue>/<account>/balances/YYYY-MM-DD.<json|csv>
+LANDING/<venue>/<account>/balances/YYYY-MM-DD.<wallet>.<json|csv>   one wallet of the account
 LANDING/transfers/<any name>.csv          transfers between own accounts (ledger.md)
 ```
+A wallet's snapshot is the sub-account ``<account>/<wallet>`` (:func:`wallet_account`: the
+Spot wallet is the account itself), as a ledger's rows of that wallet are (Binance's
+``Account`` column).
 A file in none of these places is reported, not guessed at.
 """
 
@@ -18,9 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utl.venues.base import Source
+from utl.venues.base import Source, wallet_account
 
 _DATE_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(json|csv)$", re.IGNORECASE)
+# A snapshot of one wallet of the account: YYYY-MM-DD.<wallet>.<json|csv> (usd-m-futures, funding).
+_WALLET_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.([^.]+)\.(json|csv)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -74,11 +80,15 @@ def scan_landing(
             zone = timezones.get(f"{parts[0]}/{parts[1]}")
             trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs, timezone=zone))
         elif len(parts) == 4 and parts[2] == "balances":
-            day = _date_of(parts[3])
+            day, account = _date_of(parts[3]), parts[1]
+            wallet = _WALLET_FILE.match(parts[3])
+            if day is None and wallet is not None:
+                day, account = _date_of(f"{wallet.group(1)}.{wallet.group(3)}"), wallet_account(parts[1], wallet.group(2))
             if day:
-                balances.append((day, Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs)))
+                balances.append((day, Source(path=path, rel=rel, venue=parts[0], account=account, pairs=pairs)))
             else:
-                misplaced.append((rel, "a balance snapshot is named YYYY-MM-DD.json or YYYY-MM-DD.csv"))
+                misplaced.append((rel, "a balance snapshot is named YYYY-MM-DD.json or YYYY-MM-DD.csv "
+                                       "(one wallet's: YYYY-MM-DD.<wallet>.csv)"))
         else:
             misplaced.append((rel, "not in marks/, <venue>/<account>/trades/ or <venue>/<account>/balances/ "
                                    "(nor a transfers/*.csv)"))

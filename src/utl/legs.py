@@ -32,8 +32,12 @@ def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:
     fee = spot.filter(pl.col("fee").is_not_null() & (pl.col("fee") != 0)).select(
         *common, leg_id=pl.col("trade_id") + "/fee", asset=pl.col("fee_asset"), qty=-pl.col("fee"),
         kind=pl.lit("fee"), price=pl.lit(None, DECIMAL), quote=pl.lit(None, pl.String),
+        # The export did not say the fee's asset: this leg's asset is the reader's assumption.
+        fee_asset_assumed=(pl.col("fee_asset_assumed").fill_null(False) if "fee_asset_assumed" in fills.columns
+                           else pl.lit(False)),
     )
-    return pl.concat([base, quote, fee], how="vertical_relaxed").with_columns(source=pl.lit("fills"))
+    legs = pl.concat([base, quote], how="vertical_relaxed").with_columns(fee_asset_assumed=pl.lit(False))
+    return pl.concat([legs, fee], how="vertical_relaxed").with_columns(source=pl.lit("fills"))
 
 
 def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
@@ -54,7 +58,7 @@ def ledger_legs(movements: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
             "venue", "account", pl.col("entry_id").alias("leg_id"), "ts", "asset", "qty", "kind",
             pl.col("ref_id").alias("trade_id"), "price", "quote", "source_file", "source_row",
         )
-        .with_columns(source=pl.lit("ledger"))
+        .with_columns(source=pl.lit("ledger"), fee_asset_assumed=pl.lit(False))
     )
 
 
@@ -65,6 +69,15 @@ def book_legs(fills: pl.DataFrame, movements: pl.DataFrame, ledger_accounts: set
     ledger_keys = pl.DataFrame(
         sorted(ledger_accounts), schema={"venue": pl.String, "account": pl.String}, orient="row"
     )
+    # A ledger that books each wallet to <account>/<wallet> (Binance's Account column) makes
+    # those sub-accounts ledger accounts too.
+    wallets = (
+        movements.select("venue", "account").unique()
+        .filter(pl.col("account").str.contains("/", literal=True))
+        .join(ledger_keys.rename({"account": "parent"}),
+              left_on=["venue", pl.col("account").str.split("/").list.first()], right_on=["venue", "parent"], how="semi")
+    )
+    ledger_keys = pl.concat([ledger_keys, wallets]).unique()
     from_fills = fill_legs(fills.join(ledger_keys, on=["venue", "account"], how="anti"))
     # Only fills of ledger accounts can add detail to ledger lines.
     from_ledger = ledger_legs(movements.join(ledger_keys, on=["venue", "account"], how="semi"),

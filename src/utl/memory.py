@@ -47,6 +47,7 @@ from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs,
 from utl.transfer_legs import day_transfer_legs
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
+from utl.venues.base import UNKNOWN_FORMAT
 
 MEMORY_VERSION = "3"  # bump when what is stored per file changes: every file is read again
 
@@ -363,23 +364,42 @@ class LandingMemory:
         parts.append(self._orphans())
         return dated(pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]), None)
 
+    def unknown_files(self) -> pl.DataFrame:
+        """The files no reader recognises (QUARANTINE rows, one per file): its reason names
+        the header seen and the nearest known layout."""
+        parts = [pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet")
+                 for row in self.catalog.filter(pl.col("format").is_null()).iter_rows(named=True)]
+        frame = pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]) if parts else empty_quarantine()
+        return frame.filter(pl.col("row").is_null() & pl.col("reason").str.starts_with(UNKNOWN_FORMAT)).sort("file")
+
     def _orphans(self) -> pl.DataFrame:
         """An account with trades but no balance snapshot has no opening state: one entry says
-        its legs are not booked (its files are read for the count only; such accounts are rare)."""
-        snapshot_accounts = self.catalog.filter(pl.col("kind") == "balances").select("venue", "account").unique()
-        traded = self.catalog.filter(pl.col("kind").is_in(["fills", "ledger"]))
-        orphans = traded.join(snapshot_accounts, on=["venue", "account"], how="anti")
+        its legs are not booked (its files are read for the count only; such accounts are rare).
+        A ledger may book to wallets of its account (``<account>/<wallet>``): each is checked."""
+        snapshot_accounts = set(self.catalog.filter(pl.col("kind") == "balances").select("venue", "account").iter_rows())
+        traded = self.catalog.filter(pl.col("kind").is_in(["fills", "ledger"])).sort("file")
+        files_of: dict[tuple[str, str], list[dict]] = {}
+        for f in traded.iter_rows(named=True):
+            booked = {(f["venue"], f["account"])}
+            if f["kind"] == "ledger":
+                lines = pl.scan_parquet(self.root / "rows" / f["key"] / "movements.parquet")
+                booked |= set(lines.select("venue", "account").unique().collect().iter_rows())
+            for account in sorted(booked - snapshot_accounts):
+                files_of.setdefault(account, []).append(f)
         entries = []
         ledger_accounts = self._ledger_accounts(self.catalog)
-        for (venue, account), files in orphans.group_by("venue", "account", maintain_order=True):
+        for (venue, account), files in files_of.items():
             parts = [FileRows(f["file"], f["format"], f["kind"], venue, account, rows=0,
                               quarantine=empty_quarantine(),
                               **{n: (pl.read_parquet(self.root / "rows" / f["key"] / f"{n}.parquet")
                                      if n in ("fills", "movements") else _empty(n)) for n in FileRows.TABLES
                                  if n != "quarantine"})
-                     for f in files.sort("file").iter_rows(named=True)]
+                     for f in files]
             combined = combine(parts, self.settings)
             legs = book_legs(combined.fills, combined.movements, ledger_accounts)
+            legs = legs.filter((pl.col("venue") == venue) & (pl.col("account") == account))
+            if legs.height == 0 and any(f["account"] != account for f in files):
+                continue
             entries.append(quarantine_file(
                 parts[0].file,
                 f"account {venue}/{account} has no balance snapshot, so no opening state: "

@@ -20,6 +20,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.schemas import BREAKS, CLEARED
+from utl.snapshots import holdings
 
 KEY = ["venue", "account", "asset"]
 
@@ -31,16 +32,21 @@ def find_breaks(
     tolerance: dict[str, Decimal],
     marks: pl.DataFrame,
     previous: pl.DataFrame,
+    venue_tolerance: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Breaks of ``day``.
 
     ``ledger``: (venue, account, asset, qty) end-of-day ledger positions. ``snapshot``:
     (venue, account, asset, total) of the accounts with a snapshot that day. ``marks``:
     (asset, mark) of the day. ``previous``: each account's breaks on its previous
-    reconciled date (BREAKS schema), for ``first_seen``.
+    reconciled date (BREAKS schema), for ``first_seen``. ``venue_tolerance``: (venue, asset,
+    tolerance) defaults for the assets ``tolerance`` does not name (asset ``*``: any other
+    asset of the venue; :mod:`utl.precision`); without it the default is 0.
     """
+    # An empty snapshot's marker row names its account (reconciled against zero), no asset.
     accounts = snapshot.select("venue", "account").unique()
     held = ledger.join(accounts, on=["venue", "account"], how="semi")
+    snapshot = holdings(snapshot)
     tolerances = pl.DataFrame(
         {"asset": list(tolerance), "tolerance": pl.Series([tolerance[a] for a in tolerance], dtype=DECIMAL)},
         schema={"asset": pl.String, "tolerance": DECIMAL},
@@ -54,6 +60,7 @@ def find_breaks(
             venue_qty=pl.col("venue_qty").fill_null(pl.lit(0, DECIMAL)),
         )
         .join(tolerances, on="asset", how="left")
+        .pipe(_venue_defaults, venue_tolerance)
         .with_columns(tolerance=pl.col("tolerance").fill_null(pl.lit(0, DECIMAL)), diff=pl.col("venue_qty") - pl.col("ledger_qty"))
         .filter(pl.col("diff").abs() > pl.col("tolerance"))
     )
@@ -75,6 +82,21 @@ def find_breaks(
         )
         .cast(BREAKS)
         .sort(KEY)
+    )
+
+
+def _venue_defaults(compared: pl.DataFrame, venue_tolerance: pl.DataFrame | None) -> pl.DataFrame:
+    """``tolerance`` filled, where ``[tolerance]`` named none, from the venue's own asset,
+    then from its ``*`` row."""
+    if venue_tolerance is None or venue_tolerance.height == 0:
+        return compared
+    own = venue_tolerance.filter(pl.col("asset") != "*").rename({"tolerance": "__own"})
+    other = venue_tolerance.filter(pl.col("asset") == "*").select("venue", pl.col("tolerance").alias("__any"))
+    return (
+        compared.join(own, on=["venue", "asset"], how="left")
+        .join(other, on="venue", how="left")
+        .with_columns(tolerance=pl.coalesce("tolerance", "__own", "__any"))
+        .drop("__own", "__any")
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import psycopg
 
 from utl.home import landing_key
@@ -33,6 +34,16 @@ class RunSummary:
     breaks: int  # open on the last date
     quarantined: int  # refused rows of the landing through D
     storage: Path
+
+
+def refuse_unknown_files(unknown: pl.DataFrame, strict: str) -> None:
+    """``[strict] unknown_files = "fail"``: a file no reader recognises stops the run (one
+    line naming the first such file, its header and its nearest known layout)."""
+    if strict != "fail" or unknown.height == 0:
+        return
+    first = unknown.row(0, named=True)
+    more = f" (and {unknown.height - 1} more)" if unknown.height > 1 else ""
+    raise RunError(f'{first["file"]}{more}: {first["reason"]}; [strict] unknown_files = "fail" stops the run')
 
 
 def business_dates(first: dt.date, through: dt.date) -> list[dt.date]:

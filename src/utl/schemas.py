@@ -144,12 +144,13 @@ QUARANTINE = pl.Schema(
 DATED_QUARANTINE = pl.Schema({"business_date": pl.Date, **QUARANTINE})  # null date: the row's date is unknown
 
 # What ingest hands on: the canonical tables plus where each row came from.
-FILLS_OUT = pl.Schema({**FILLS, "format": pl.String, "derivative": pl.Boolean})
+# fee_asset_assumed: the export does not say which asset the fee was charged in (utl.fee_assumed).
+FILLS_OUT = pl.Schema({**FILLS, "format": pl.String, "derivative": pl.Boolean, "fee_asset_assumed": pl.Boolean})
 MOVEMENTS_OUT = pl.Schema({**MOVEMENTS, "format": pl.String})
 BALANCES_OUT = pl.Schema({"business_date": pl.Date, **BALANCES})
 MARKS_OUT = pl.Schema({"business_date": pl.Date, **MARKS, "source_file": pl.String, "source_row": pl.Int64})
 FILES_OUT = pl.Schema({"file": pl.String, "format": pl.String, "kind": pl.String, "rows": pl.Int64, "refused": pl.Int64})
-LEGS_OUT = pl.Schema({**LEGS, "source": pl.String})  # source: "fills" | "ledger"
+LEGS_OUT = pl.Schema({**LEGS, "source": pl.String, "fee_asset_assumed": pl.Boolean})  # source: "fills" | "ledger"
 DAY_LEGS = pl.Schema(
     {name: LEGS[name] for name in ("venue", "account", "leg_id", "ts", "asset", "qty", "kind", "trade_id", "price", "quote")}
     | {"business_date": pl.Date}

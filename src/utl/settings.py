@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, field_validator
 
 METHODS = ("fifo", "lifo", "hifo", "wac")
+UNKNOWN_FILES = ("quarantine", "fail")  # [strict] unknown_files
+PRECISION_TOLERANCES = ("zero", "half_unit")  # [precision] tolerance
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Settings:
     transfer_window_hours: int = 24  # [transfers] window_hours: a deposit this long after a withdrawal still matches
     transfer_tolerance: Decimal = Decimal(0)  # [transfers] amount_tolerance: absolute, in the asset's units
     account_kinds: dict[str, str] = field(default_factory=dict)  # [accounts] "venue/account" -> margin | derivatives
+    unknown_files: str = "quarantine"  # [strict] unknown_files: "fail" stops a run on a file no reader takes
+    precision_tolerance: bool = False  # [precision] tolerance = "half_unit": the venue's places set the default
 
     def book_of(self, venue: str, account: str) -> str:
         """The book an account's lots match in: its own (venue/account) unless grouped."""
@@ -144,6 +148,28 @@ class _Transfers(_Section):
         return number
 
 
+class _Strict(_Section):
+    unknown_files: StrictStr = "quarantine"
+
+    @field_validator("unknown_files")
+    @classmethod
+    def _unknown(cls, value: str) -> str:
+        if value not in UNKNOWN_FILES:
+            raise ValueError(f"[strict] unknown_files {value!r} is not one of {', '.join(UNKNOWN_FILES)}")
+        return value
+
+
+class _Precision(_Section):
+    tolerance: StrictStr = "zero"
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, value: str) -> str:
+        if value not in PRECISION_TOLERANCES:
+            raise ValueError(f"[precision] tolerance {value!r} is not one of {', '.join(PRECISION_TOLERANCES)}")
+        return value
+
+
 class _File(_Section):
     reporting_currency: StrictStr = "USD"
     costing_method: StrictStr = "fifo"
@@ -156,13 +182,15 @@ class _File(_Section):
     schedule: _Schedule = _Schedule()
     transfers: _Transfers = _Transfers()
     accounts: dict[str, StrictStr] = {}  # "venue/account" -> "margin" | "derivatives"
+    strict: _Strict = _Strict()
+    precision: _Precision = _Precision()
 
     @field_validator("accounts")
     @classmethod
     def _accounts(cls, value: dict[str, str]) -> dict[str, str]:
         for key, kind in value.items():
-            if key.count("/") != 1 or not all(key.split("/")):
-                raise ValueError(f'[accounts] "{key}": name an account as "venue/account"')
+            if "/" not in key or not all(key.split("/")):
+                raise ValueError(f'[accounts] "{key}": name an account as "venue/account" (a wallet: "venue/account/wallet")')
             if kind.lower() not in ACCOUNT_KINDS:
                 raise ValueError(f'[accounts] "{key}" = "{kind}": one of {", ".join(ACCOUNT_KINDS)}')
         return {key: kind.lower() for key, kind in value.items()}
@@ -251,6 +279,8 @@ def load_settings(landing: Path) -> Settings:
         transfer_window_hours=model.transfers.window_hours,
         transfer_tolerance=model.transfers.amount_tolerance,
         account_kinds=dict(model.accounts),
+        unknown_files=model.strict.unknown_files,
+        precision_tolerance=model.precision.tolerance == "half_unit",
     )
 
 

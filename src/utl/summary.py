@@ -17,11 +17,13 @@ from pathlib import Path
 
 import psycopg
 
+from utl.fee_assumed import ADVICE
 from utl.ops.coverage import Unreconciled, carried_counts, unreconciled_accounts
 from utl.report.data import BreakLine, QuarantineLine, ReportData, load_report_data
 from utl.report.deliver import ReportOutcome
 from utl.report.formatting import money, quantity
 from utl.settings import Settings
+from utl.venues.base import UNKNOWN_FORMAT
 
 # (label, lowest age, highest age) in days since first seen; None: no upper end.
 AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
@@ -31,11 +33,13 @@ _BOOK_COLUMNS = ("positions", "realized", "unrealized", "fees", "total PnL", "ne
 
 
 def run_summary(conn: psycopg.Connection, business_date: dt.date, settings: Settings,
-                report: ReportOutcome | None = None, run_id: int | None = None, *, landing: Path | None) -> str:
-    """The summary of ``landing``'s ``business_date`` as lines of text (no trailing newline)."""
+                report: ReportOutcome | None = None, run_id: int | None = None, *, landing: Path | None,
+                fee_assumed: list[str] = ()) -> str:
+    """The summary of ``landing``'s ``business_date`` as lines of text (no trailing newline).
+    ``fee_assumed``: accounts whose fees' asset is assumed (:mod:`utl.fee_assumed`)."""
     unreconciled = unreconciled_accounts(conn, business_date, landing)
     return format_summary(load_report_data(conn, business_date, settings, run_id, landing=landing), report,
-                          unreconciled, carried_counts(conn, unreconciled, landing))
+                          unreconciled, carried_counts(conn, unreconciled, landing), fee_assumed)
 
 
 # The reason prepare/LandingMemory give the legs of an account that has no snapshot at all.
@@ -43,7 +47,8 @@ _NOT_BOOKED = re.compile(r"account (\S+) has no balance snapshot")
 
 
 def format_summary(data: ReportData, report: ReportOutcome | None,
-                   unreconciled: list[Unreconciled] = (), carried: dict[str, int] | None = None) -> str:
+                   unreconciled: list[Unreconciled] = (), carried: dict[str, int] | None = None,
+                   fee_assumed: list[str] = ()) -> str:
     day = data.business_date.isoformat()
     lines = [f"Summary of {day} (amounts in {data.reporting_currency}):", *_book_table(data), ""]
     lines.append(f"breaks: {data.open_breaks} open, {len(data.new_breaks)} new, {len(data.cleared)} cleared today"
@@ -63,6 +68,10 @@ def format_summary(data: ReportData, report: ReportOutcome | None,
     not_booked = sorted({m.group(1) for q in data.quarantine if (m := _NOT_BOOKED.search(q.reason))})
     if not_booked:
         lines.append(f"not booked (no balance snapshot, so no opening state): {', '.join(not_booked)}")
+    if fee_assumed:
+        lines.append(f"fee asset assumed (a trades export alone does not say which asset each fee was charged in; "
+                     f"{ADVICE}): {', '.join(fee_assumed)}")
+    lines.extend(unknown_layout_lines(data.quarantine))
     lines.extend(_quarantine_lines(data.quarantine))
     if data.failed_checks:
         lines.append(f"failed asset checks: {len(data.failed_checks)}")
@@ -83,6 +92,17 @@ def _exception_lines(data: ReportData) -> list[str]:
         age = f", {e.age_days} days old" if e.age_days is not None else ""
         lines.append(f"  {e.kind:<20}{e.venue}/{e.account} {e.asset} {quantity(e.quantity)} ({value}), "
                      f"since {e.first_seen.isoformat()}{age}")
+    return lines
+
+
+def unknown_layout_lines(rows: list[QuarantineLine]) -> list[str]:
+    """Files no reader recognises, each with the header seen and its nearest known layout."""
+    unknown = [q for q in rows if q.row is None and q.reason.startswith(UNKNOWN_FORMAT)]
+    if not unknown:
+        return []
+    lines = [f"unknown layouts: {len(unknown)} {'file' if len(unknown) == 1 else 'files'} no reader recognises "
+             f"(quarantined whole; [strict] unknown_files = \"fail\" stops the run instead):"]
+    lines += [f"  {q.file}: {q.reason.removeprefix(UNKNOWN_FORMAT).removeprefix('; ')}" for q in unknown]
     return lines
 
 

@@ -44,7 +44,7 @@ def test_rows_go_to_the_landing_that_wrote_their_date_last(before_008: str) -> N
             INSERT INTO utl.breaks VALUES ('2024-03-06', 'kraken', 'main', 'ETH', 1, 2, 1, 0, '2024-03-06',
                                            'qty_mismatch', NULL, NULL)""")
         conn.execute("INSERT INTO utl.quarantine (business_date, file, reason) VALUES (NULL, 'x.csv', 'empty file')")
-        assert [m.version for m in migrate(conn)] == [8]
+        assert [m.version for m in migrate(conn)][0] == 8
 
         positions = conn.execute("SELECT business_date::text, landing FROM utl.positions ORDER BY 1").fetchall()
         # 03-09: no run recorded the date: the landing written last owns it.

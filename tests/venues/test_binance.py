@@ -513,3 +513,33 @@ def test_bad_cells_of_a_workbook_are_refused_by_row(tmp_path: Path) -> None:
         XLSX_HEADER, ["2018-01-07 20:42:29", "VENBTC", "HOLD", 0.0002915, 34, 0.009911, 0.034, "VEN"]])
     _, frame, quarantine = _read17(path)
     assert frame.height == 0 and quarantine["column"].to_list() == ["Type"]
+
+
+def test_each_wallet_of_the_transaction_history_books_to_its_sub_account(tmp_path: Path) -> None:
+    from utl.landing import scan_landing
+    from utl.venues import binance
+    from utl.venues.base import Source, wallet_account
+
+    path = tmp_path / "Binance-Transaction-History-202403051200(UTC+0).csv"
+    path.write_text("User ID,Time,Account,Operation,Coin,Change,Remark\n"
+                    "1,24-03-05 09:00:00,Spot,Deposit,USDT,10,\n"
+                    "1,24-03-05 09:00:00,USD-M Futures,Realized Profit and Loss,USDT,2.5,\n"
+                    "1,24-03-05 09:00:00,Coin-M Futures,Funding Fee,BTC,-0.0001,\n"
+                    "1,24-03-05 09:00:00,Funding,Deposit,USDT,7,\n"
+                    "1,24-03-05 09:00:00,Earn,Simple Earn Flexible Interest,USDT,0.01,\n")
+    parsed = binance.read_transactions(Source(path, "binance/mm/trades/x.csv", "binance", "mm"))
+    assert parsed.quarantine.is_empty()
+    assert parsed.frame.select("account", "asset", "qty").rows() == [
+        ("mm", "USDT", Decimal("10")), ("mm/usd-m-futures", "USDT", Decimal("2.5")),
+        ("mm/coin-m-futures", "BTC", Decimal("-0.0001")), ("mm/funding", "USDT", Decimal("7")),
+        ("mm/earn", "USDT", Decimal("0.01"))]
+    assert wallet_account("mm", " Cross  Margin ") == "mm/cross-margin" and wallet_account("mm", "SPOT") == "mm"
+    # A wallet's snapshot file names the same sub-account.
+    landing = tmp_path / "landing"
+    for name in ("2024-03-05.csv", "2024-03-05.usd-m-futures.csv", "2024-03-05.Funding.json", "2024-03-05.spot.csv"):
+        (landing / "binance/mm/balances").mkdir(parents=True, exist_ok=True)
+        (landing / "binance/mm/balances" / name).write_text("asset,total\n")
+    files = scan_landing(landing)
+    assert sorted((s.rel.rsplit("/", 1)[1], s.account) for _, s in files.balances) == [
+        ("2024-03-05.Funding.json", "mm/funding"), ("2024-03-05.csv", "mm"), ("2024-03-05.spot.csv", "mm"),
+        ("2024-03-05.usd-m-futures.csv", "mm/usd-m-futures")]

@@ -399,3 +399,83 @@ def test_the_pro_account_statement_with_a_capitalised_header_is_read() -> None:
     assert fmt.name == "coinbase.pro_account" and parsed.quarantine.height == 0
     assert [(r["kind"], r["asset"], r["qty"]) for r in parsed.frame.iter_rows(named=True)] == [
         ("trade", "BTC", Decimal("0.5")), ("trade", "USD", Decimal("-16500")), ("fee", "USD", Decimal("-82.5"))]
+
+
+# ---------------------------------------------------------------- issue 17: 2017 Transfers, 2018 report
+
+CB = Path(__file__).parent / "fixtures" / "coinbase"
+
+
+def _read(name: str) -> tuple[str, pl.DataFrame, pl.DataFrame]:
+    from utl.venues import all_formats
+
+    path = CB / name
+    [fmt] = [f for f in all_formats() if f.detect(head_text(path))]
+    parsed = fmt.read(Source(path, f"coinbase/retail/trades/{name}", "coinbase", "retail"))
+    assert parsed.frame.schema == MOVEMENTS
+    return fmt.name, parsed.frame, parsed.quarantine
+
+
+def _booked(frame: pl.DataFrame) -> list[tuple]:
+    return [(r["entry_id"], r["kind"], r["asset"], r["qty"]) for r in frame.iter_rows(named=True)]
+
+
+def test_2017_transfers_report_books_card_buys_as_acquisitions_at_their_cost() -> None:
+    name, frame, quarantine = _read("transfers_2017.csv")
+    assert name == "coinbase.transfers_2017" and quarantine.is_empty()
+    card, wallet, sell, deposit = ("5918a1b2c3d4e5f601234567", "5968a1b2c3d4e5f601234568", "59c7a1b2c3d4e5f601234569",
+                                   "59c8a1b2c3d4e5f60123456a")
+    assert _booked(frame) == [
+        # Paid by card: the 9.99 EUR arrives from outside and pays 9.00 + 0.99 fee.
+        (f"{card}/payment", "deposit", "EUR", Decimal("9.99")),
+        (card, "trade", "BTC", Decimal("0.00382377")),
+        (f"{card}/quote", "trade", "EUR", Decimal("-9.0")),
+        (f"{card}/fee", "fee", "EUR", Decimal("-0.99")),
+        # Paid from the EUR Wallet: no money from outside.
+        (wallet, "trade", "BTC", Decimal("0.01")),
+        (f"{wallet}/quote", "trade", "EUR", Decimal("-20.00")),
+        (f"{wallet}/fee", "fee", "EUR", Decimal("-0.30")),
+        # Sold to a bank: the 14.78 EUR net of the fee leaves.
+        (f"{sell}/payment", "withdrawal", "EUR", Decimal("-14.78")),
+        (sell, "trade", "BTC", Decimal("-0.005")),
+        (f"{sell}/quote", "trade", "EUR", Decimal("15.00")),
+        (f"{sell}/fee", "fee", "EUR", Decimal("-0.22")),
+        (deposit, "deposit", "EUR", Decimal("50.00")),
+    ]
+    # Times carry their own offset: 09:06:58 -0700 is 16:06:58 UTC.
+    assert frame["ts"][0] == datetime(2017, 5, 14, 16, 6, 58, tzinfo=timezone.utc)
+    assert frame.filter(pl.col("entry_id") == f"{card}/fee")["ref_id"].to_list() == [card]
+
+
+def test_2017_transfers_refuses_a_bad_time_and_an_unknown_type(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("Timestamp,Type,ETH,Subtotal,Fees,Total,Currency,Price Per Coin,Payment Method,ID,Share\n"
+                    "2017-05-14 09:06:58,Buy,1,300,3,303,USD,300,Visa,a1,0\n"
+                    "2017-05-14 09:06:58 -0700,Gift,1,300,3,303,USD,300,Visa,a2,0\n")
+    parsed = coinbase.read_transfers(Source(path, "coinbase/r/trades/t.csv", "coinbase", "r"))
+    assert parsed.frame.is_empty()
+    assert [(r["row"], r["column"]) for r in parsed.quarantine.iter_rows(named=True)] == [(1, "Timestamp"), (2, "Type")]
+
+
+def test_2018_report_reads_us_dates_and_the_native_currency() -> None:
+    name, frame, quarantine = _read("report_2018_eur.csv")
+    assert name == "coinbase.report_2018" and quarantine.is_empty()
+    booked = [(r["kind"], r["asset"], r["qty"], r["ts"].date().isoformat()) for r in frame.iter_rows(named=True)]
+    assert booked == [
+        ("trade", "BTC", Decimal("0.01"), "2018-01-15"),
+        ("trade", "EUR", Decimal("-118.49"), "2018-01-15"),  # the cash moved, fee included
+        ("trade", "ETH", Decimal("-0.5"), "2018-02-03"),
+        ("trade", "EUR", Decimal("370.10"), "2018-02-03"),
+        ("withdrawal", "BTC", Decimal("-0.002"), "2018-12-24"),  # 12/24: month first
+    ]
+    assert frame["entry_id"].n_unique() == frame.height
+
+
+def test_2018_report_refuses_a_day_first_date(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    header = ("Timestamp,Transaction Type,Asset,Quantity Transacted,SEK Spot Price at Transaction,"
+              "SEK quantity Transacted (Inclusive of Coinbase Fees),Address,Notes\n")
+    path.write_text(header + "24/12/2018,Buy,BTC,0.01,30000,301,,\n01/02/2018,Buy,BTC,0.01,30000,301,,\n")
+    parsed = coinbase.read_report_2018(Source(path, "coinbase/r/trades/r.csv", "coinbase", "r"))
+    assert parsed.quarantine["row"].to_list() == [1]
+    assert parsed.frame.filter(pl.col("asset") == "SEK")["qty"].to_list() == [Decimal("-301")]

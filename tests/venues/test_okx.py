@@ -282,3 +282,39 @@ def test_the_preamble_zone_wins_over_the_setting() -> None:
     path = OKX / "trading_current.csv"
     parsed = okx.FORMATS[0].read(Source(path, "okx/main/trades/t.csv", "okx", "main", timezone="UTC-5"))
     assert parsed.frame["ts"][0] == utc(2024, 3, 5, 9, 0, 0)
+
+
+# ---------------------------------------------------------------- OKEx 2020 trade history (issue 17)
+
+
+def test_okex_2020_is_detected_alone_and_books_each_row_with_its_fee() -> None:
+    head = head_text(OKX / "okex_2020.csv")
+    assert [f.name for f in MINE if f.detect(head)] == ["okx.okex_2020_trades"]
+    frame, quarantine = read("okex_2020.csv")
+    assert quarantine.is_empty()
+    booked = [(r["kind"], r["asset"], r["qty"], r["ts"]) for r in frame.iter_rows(named=True)]
+    # CST is UTC+8; direction from `type`, never from the written sign; the fee off the received row.
+    assert booked == [
+        ("trade", "BTC", Decimal("0.05"), utc(2020, 6, 5, 3, 13, 34)),
+        ("fee", "BTC", Decimal("-0.0001"), utc(2020, 6, 5, 3, 13, 34)),
+        ("trade", "USDT", Decimal("-485.5"), utc(2020, 6, 5, 3, 13, 34)),
+        ("trade", "BTC", Decimal("-0.02"), utc(2020, 6, 6, 1, 0)),
+        ("trade", "USDT", Decimal("195.2"), utc(2020, 6, 6, 1, 0)),
+        ("fee", "USDT", Decimal("-0.1952"), utc(2020, 6, 6, 1, 0)),
+    ]
+    # Each asset's movements end at the fixture's own running balance (from 0 BTC, 1000 USDT).
+    sums = frame.group_by("asset").agg(pl.col("qty").sum()).sort("asset").rows()
+    assert sums == [("BTC", Decimal("0.0299")), ("USDT", Decimal("709.5048") - 1000)]
+    assert frame["entry_id"].n_unique() == frame.height
+
+
+def test_okex_2020_bare_times_take_the_toml_zone_or_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "okex.csv"
+    path.write_text("time,type,size,balance,fee,currency\n2020-06-05 11:13:34,buy,1,1,0,BTC\n")
+    unzoned = okx.read_okex_2020(Source(path, "okx/main/trades/okex.csv", "okx", "main"))
+    assert unzoned.frame.is_empty()
+    assert unzoned.quarantine["reason"].to_list() == [
+        'time zone unknown: "2020-06-05 11:13:34" names none (2020-06-05 11:13:34 CST) and utl.toml '
+        '[timezones] has no "okx/main"']
+    zoned = okx.read_okex_2020(Source(path, "okx/main/trades/okex.csv", "okx", "main", timezone="UTC-5"))
+    assert zoned.quarantine.is_empty() and zoned.frame["ts"].to_list() == [utc(2020, 6, 5, 16, 13, 34)]

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from utl.home import landing_key
 from utl.report.escalation import is_escalated
 from utl.settings import Settings
+from utl.venues.base import UNKNOWN_FORMAT
 from utl.store import read_frame
 
 _BREAKS = ("SELECT * FROM utl.breaks WHERE landing = %(landing)s AND business_date = %(day)s "
@@ -140,6 +141,12 @@ class ReportData:
     quarantine: list[QuarantineLine]
     failed_checks: list[CheckLine]
     exceptions: list[ExceptionLine] = field(default_factory=list)  # beside the breaks: utl.exceptions
+
+    @property
+    def unknown_layouts(self) -> list[QuarantineLine]:
+        """Files no reader recognises (quarantined whole): their reason names the header
+        seen and the nearest known layout."""
+        return [q for q in self.quarantine if q.row is None and q.reason.startswith(UNKNOWN_FORMAT)]
 
     @property
     def open_breaks(self) -> int:

@@ -37,8 +37,18 @@ def finish_run(database: Database, landing: Path, run_id: int, business_date: dt
             outcome = send_report(conn, business_date, settings, smtp, report_recipients(settings), run_id=run_id,
                                   landing=landing)
         # The summary's own line says whether the report went out: said once (report.md).
-        show(run_summary(conn, business_date, settings, outcome, run_id, landing=landing))
+        show(run_summary(conn, business_date, settings, outcome, run_id, landing=landing,
+                         fee_assumed=_fee_assumed(landing, settings)))
     return outcome
+
+
+def _fee_assumed(landing: Path, settings: Settings) -> list[str]:
+    """Accounts whose fees' asset is assumed, from the landing memory the run just refreshed."""
+    from utl.fee_assumed import fee_asset_assumed_accounts
+    from utl.home import landing_home
+    from utl.memory import LandingMemory
+
+    return fee_asset_assumed_accounts(LandingMemory(landing, landing_home(landing) / "memory", settings).catalog)
 
 
 def alert_failed_eod(landing: Path, business_date: dt.date, error: str, say: Say) -> None:

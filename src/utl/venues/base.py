@@ -58,11 +58,127 @@ class Parsed:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """One version of a CSV export's header, as the venue published it.
+
+    A version is known by its *fingerprint*: a hash of its cells compared as
+    :func:`normal` compares them (case, blanks, quotes and BOMs ignored), so the same header
+    re-saved in another case has the same fingerprint. Every version has a fixture under
+    ``tests/venues/fixtures/<venue>/`` with that header (tests/venues/test_layouts.py).
+    """
+
+    version: str  # "2017", "current", ...
+    columns: tuple[str, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        return header_fingerprint(self.columns)
+
+
+@dataclass(frozen=True)
 class Format:
     name: str  # "binance.spot_trades"
     kind: Kind
     detect: Callable[[str], bool]  # given the head of the file as text (BOM stripped)
     read: Callable[[Source], Parsed]
+    # The header versions this format reads (CSV formats; JSON formats have none): what an
+    # unknown file is compared with to name its nearest known layout.
+    layouts: tuple[Layout, ...] = ()
+    # False where the export does not say which asset a fee was charged in and the reader
+    # assumes one (Kraken's trades export): its fills are flagged fee_asset_assumed.
+    fee_asset_stated: bool = True
+
+
+def header_fingerprint(cells: Sequence[str]) -> str:
+    """A header's fingerprint: 12 hex digits of the SHA-256 of its :func:`normal` cells."""
+    import hashlib
+
+    return hashlib.sha256("\x1f".join(normal(c) for c in cells).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """The known layout closest to a header no reader recognised."""
+
+    format: str
+    layout: Layout
+    seen: tuple[str, ...]  # the header cells seen in the file
+    missing: tuple[str, ...]  # the layout's columns the file lacks
+    extra: tuple[str, ...]  # the file's columns the layout does not have
+
+    def describe(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append("missing " + ", ".join(f'"{c}"' for c in self.missing))
+        if self.extra:
+            parts.append("extra " + ", ".join(f'"{c}"' for c in self.extra))
+        if not parts:
+            parts.append("the same columns in another order" if self.seen else "no columns")
+        return f"{self.format} ({self.layout.version}): {'; '.join(parts)}"
+
+
+_HEADER_LINES = 20  # a header may follow a short preamble (Coinbase, OKX, Bybit)
+
+
+def nearest_layout(head: str, formats: Sequence[Format]) -> Nearest | None:
+    """The known layout sharing the most columns with a header in the first lines of
+    ``head`` (by Jaccard similarity of :func:`normal` cells); None when none shares any."""
+    best: tuple[float, int, Nearest] | None = None
+    for number, line in enumerate(head.splitlines()[:_HEADER_LINES]):
+        if not line.strip():
+            continue
+        seen = tuple(header_cells(line))
+        have = {normal(c) for c in seen if c.strip()}
+        for fmt in formats:
+            for layout in fmt.layouts:
+                want = {normal(c) for c in layout.columns}
+                shared = len(have & want)
+                if not shared:
+                    continue
+                score = shared / len(have | want)
+                if best is None or score > best[0]:
+                    missing = tuple(c for c in layout.columns if normal(c) not in have)
+                    extra = tuple(c for c in seen if c.strip() and normal(c) not in want)
+                    best = (score, number, Nearest(fmt.name, layout, seen, missing, extra))
+    return best[2] if best else None
+
+
+def unknown_reason(head: str, formats: Sequence[Format]) -> tuple[str, str]:
+    """The one-line reason (and the header text shown) for a file no reader recognises."""
+    near = nearest_layout(head, formats)
+    seen = ",".join(near.seen) if near else first_line(head)
+    shown = seen if len(seen) <= 200 else seen[:197] + "..."
+    where = f"; nearest known layout: {near.describe()}" if near else "; no known layout shares a column with it"
+    return f'{UNKNOWN_FORMAT}; header seen: "{shown}"{where}', shown
+
+
+UNKNOWN_FORMAT = "unknown format: no reader recognises this file"
+
+
+# ---------------------------------------------------------------------------------------------
+# Wallets: one venue account holds several (Binance Spot, Funding, USD-M Futures, Earn...)
+# ---------------------------------------------------------------------------------------------
+
+MAIN_WALLETS = ("", "spot")  # the account folder itself: where /api/v3/account's Spot balances are
+
+
+def wallet_slug(name: str) -> str:
+    """A wallet's name as a sub-account name: lower case, each run of other characters one
+    ``-`` (``USD-M Futures`` -> ``usd-m-futures``, ``Coin-M Futures`` -> ``coin-m-futures``)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
+
+
+def wallet_account(account: str, wallet: str) -> str:
+    """The sub-account ``<account>/<wallet>`` a wallet's rows and snapshots book to; the Spot
+    wallet (or none) is the account itself, so a Spot-only account keeps its folder's name."""
+    slug = wallet_slug(wallet)
+    return account if slug in MAIN_WALLETS else f"{account}/{slug}"
+
+
+def wallet_account_expr(account: str, wallet: pl.Expr) -> pl.Expr:
+    """:func:`wallet_account` over a column of wallet names."""
+    slug = wallet.fill_null("").str.strip_chars().str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-").str.strip_chars("-")
+    return pl.when(slug.is_in(list(MAIN_WALLETS))).then(pl.lit(account)).otherwise(pl.lit(account + "/") + slug)
 
 
 def head_text(path: Path, size: int = HEAD_BYTES) -> str:

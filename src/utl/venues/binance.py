@@ -31,6 +31,12 @@ Layouts read beyond binance.md (issue 17, real exports as users keep them):
   (``BUY``/``SELL``, ``0.05BTC``); an unknown side word is refused, naming it.
 - Transaction History rows that end at ``Change``, leaving out the trailing empty ``Remark``
   cell, are complete rows: the remark is empty.
+- Transaction History's ``Account`` column names the wallet a row moves (``Spot``,
+  ``Funding``, ``USD-M Futures``, ``Coin-M Futures``, ``Earn``, ``Cross Margin``...): each
+  wallet has its own balance, so each row books to the sub-account ``<account>/<wallet>``
+  (:func:`utl.venues.base.wallet_account`; ``Spot`` is the account itself, as
+  ``/api/v3/account`` is the Spot wallet's balance). A wallet's snapshot is
+  ``balances/YYYY-MM-DD.<wallet>.<csv|json>`` (:mod:`utl.landing`).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from utl.decimals import DECIMAL, with_venue_decimals
 from utl.errors import empty_quarantine
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
+    wallet_account_expr,
+    Layout,
     BOM,
     Check,
     Format,
@@ -265,6 +273,10 @@ def read_spot_trades_legacy(source: Source) -> Parsed:
 # 2. Transaction History (ledger)
 # ---------------------------------------------------------------------------------------------
 
+# Binance keeps 8 places for every asset in its balances (/api/v3/account: "0.52000000",
+# "1200.00000000"; binance.md) and its Transaction History: see utl.precision.
+PLACES: dict[str, int] = {"*": 8}
+
 LEDGER_CURRENT = ("User ID", "Time", "Account", "Operation", "Coin", "Change", "Remark")
 LEDGER_PREVIOUS = ("User_ID", "UTC_Time", "Account", "Operation", "Coin", "Change", "Remark")
 LEDGER_OLDEST = ("UTC_Time", "Account", "Operation", "Coin", "Change", "Remark")
@@ -339,7 +351,11 @@ def read_transactions(source: Source) -> Parsed:
         Check("Coin", pl.col("asset").is_null(), '"Coin" is missing'),
         *number_checks("Change", "qty"),
     ]
-    return finish(source, frame, checks, MOVEMENTS, refused)
+    parsed = finish(source, frame, checks, MOVEMENTS, refused)
+    # Each wallet is its own balance: its rows book to the sub-account <account>/<wallet>.
+    wallets = frame.select("source_row", __account=wallet_account_expr(source.account, pl.col("Account")))
+    booked = parsed.frame.join(wallets, on="source_row", how="left", maintain_order="left")
+    return Parsed(booked.with_columns(account=pl.col("__account")).drop("__account"), parsed.quarantine)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,20 +526,25 @@ def read_account(source: Source) -> Parsed:
 
 
 FORMATS = [
-    Format("binance.spot_trades", "fills", lambda head: binance_header(head, [SPOT_CURRENT, SPOT_PREVIOUS]), read_spot_trades),
-    Format("binance.spot_trades_legacy", "fills", lambda head: binance_header(head, [SPOT_LEGACY, SPOT_XLSX]), read_spot_trades_legacy),
+    Format("binance.spot_trades", "fills", lambda head: binance_header(head, [SPOT_CURRENT, SPOT_PREVIOUS]), read_spot_trades,
+           layouts=(Layout("current", SPOT_CURRENT), Layout("previous", SPOT_PREVIOUS))),
+    Format("binance.spot_trades_legacy", "fills", lambda head: binance_header(head, [SPOT_LEGACY, SPOT_XLSX]), read_spot_trades_legacy,
+           layouts=(Layout("legacy", SPOT_LEGACY), Layout("2017-18 xlsx", SPOT_XLSX))),
     Format(
         "binance.transactions",
         "ledger",
         lambda head: binance_header(head, [LEDGER_CURRENT, LEDGER_PREVIOUS, LEDGER_OLDEST]),
         read_transactions,
+        layouts=(Layout("current", LEDGER_CURRENT), Layout("previous", LEDGER_PREVIOUS), Layout("oldest", LEDGER_OLDEST)),
     ),
-    Format("binance.futures_trades", "fills", lambda head: binance_header(head, [FUTURES_CURRENT, FUTURES_OLDER]), read_futures_trades),
+    Format("binance.futures_trades", "fills", lambda head: binance_header(head, [FUTURES_CURRENT, FUTURES_OLDER]), read_futures_trades,
+           layouts=(Layout("current", FUTURES_CURRENT), Layout("older", FUTURES_OLDER))),
     Format(
         "binance.futures_transactions",
         "ledger",
         lambda head: binance_header(head, [FUTURES_TX_CURRENT, FUTURES_TX_OLDER]),
         read_futures_transactions,
+        layouts=(Layout("current", FUTURES_TX_CURRENT), Layout("older", FUTURES_TX_OLDER)),
     ),
     Format("binance.account", "balances", detect_account, read_account),
 ]

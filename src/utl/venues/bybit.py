@@ -24,6 +24,7 @@ from utl.assets import split_symbol
 from utl.decimals import DECIMAL, with_venue_decimals
 from utl.schemas import FILLS, MOVEMENTS
 from utl.venues.base import (
+    Layout,
     Check,
     Format,
     Parsed,
@@ -291,6 +292,13 @@ SPOT_PREVIOUS = (
 )  # fmt: skip
 SPOT_LEADING = ((), ("Uid",), ("Filled Time (Local Time)",))
 SPOT_TIMESTAMPS = ("Timestamp (UTC)", "Timestamp (UTC+0)")
+# The published versions (each with a fixture); the reader also takes their other
+# combinations of leading column and timestamp name (SPOT_LAYOUTS).
+SPOT_VERSIONS = (
+    Layout("current", SPOT_CURRENT + ("Timestamp (UTC)",)),
+    Layout("previous with Uid", ("Uid",) + SPOT_PREVIOUS + ("Timestamp (UTC+0)",)),
+    Layout("pre-UTA", ("Filled Time (Local Time)",) + SPOT_PREVIOUS + ("Timestamp (UTC)",)),
+)
 SPOT_LAYOUTS = [lead + body + (ts,) for lead in SPOT_LEADING for body in (SPOT_CURRENT, SPOT_PREVIOUS) for ts in SPOT_TIMESTAMPS]
 
 
@@ -353,8 +361,12 @@ def read_spot_trades(source: Source) -> Parsed:
 
 
 FORMATS = [
-    Format("bybit.uta_asset_changes", "ledger", lambda head: _header_is(head, [UTA_WITH_UID, UTA_WITH_IDS]), read_uta),
-    Format("bybit.derivatives_legacy", "ledger", lambda head: _header_is(head, [DERIVATIVES_LEGACY]), read_derivatives_legacy),
-    Format("bybit.fund_asset_changes", "ledger", lambda head: _header_is(head, [FUND_CURRENT, FUND_OLDER]), read_fund),
-    Format("bybit.spot_trades", "fills", lambda head: _header_is(head, SPOT_LAYOUTS), read_spot_trades),
+    Format("bybit.uta_asset_changes", "ledger", lambda head: _header_is(head, [UTA_WITH_UID, UTA_WITH_IDS]), read_uta,
+           layouts=(Layout("with Uid", UTA_WITH_UID), Layout("with ids", UTA_WITH_IDS))),
+    Format("bybit.derivatives_legacy", "ledger", lambda head: _header_is(head, [DERIVATIVES_LEGACY]), read_derivatives_legacy,
+           layouts=(Layout("pre-UTA", DERIVATIVES_LEGACY),)),
+    Format("bybit.fund_asset_changes", "ledger", lambda head: _header_is(head, [FUND_CURRENT, FUND_OLDER]), read_fund,
+           layouts=(Layout("current", FUND_CURRENT), Layout("older", FUND_OLDER))),
+    Format("bybit.spot_trades", "fills", lambda head: _header_is(head, SPOT_LAYOUTS), read_spot_trades,
+           layouts=SPOT_VERSIONS),
 ]

@@ -23,6 +23,12 @@ The Coinbase Pro account statement is also read with the capitalised header some
 have, ``Portfolio,Type,Timestamp,Amount,Balance,Amount/Balance Unit,Transfer ID,Trade ID,Order
 ID`` (coinbase.md §3's columns, ``time`` named ``Timestamp``; issue 17).
 
+Two older layouts (issue 17), each documented in its reader: the 2017 "Transfers" report
+(:func:`read_transfers`: one file per asset wallet, the asset as the third column's name,
+times with their offset, card and bank payments booked as money from outside) and the 2018
+report (:func:`read_report_2018`: ``MM/DD/YYYY`` dates, the user's native currency in the
+money column, fee included in the cash moved).
+
 Entry ids: ``ID`` for the ``Asset`` movement, ``ID/quote`` (``ID/to`` for a convert) and
 ``ID/fee`` for the others; a trade's movements share ``ref_id = ID``. Files older than the
 ``ID`` column get a synthetic id from the raw row and its occurrence number.
@@ -35,6 +41,8 @@ import polars as pl
 from utl.decimals import DECIMAL, MARKED_NUMBER, with_venue_decimals
 from utl.schemas import FILLS, MOVEMENTS
 from utl.venues.base import (
+    normal,
+    Layout,
     Check,
     Format,
     Parsed,
@@ -68,6 +76,10 @@ _REPORT_SPOT_FEES = (
     "Notes",
 )
 _ADDRESSES = ("Sender Address", "Recipient Address")
+# The oldest layout names the user's currency in the money columns; EUR is the one fixture.
+_REPORT_OLDEST_EUR = (
+    *_REPORT_START, "EUR Spot Price at Transaction", "EUR Subtotal", "EUR Total (inclusive of fees)", "EUR Fees", "Notes",
+)
 _PREAMBLE_LINES = 20  # the header follows a short preamble; never look further
 
 PRO_FILLS_HEADERS = (
@@ -395,6 +407,201 @@ def read_report(source: Source) -> Parsed:
     return Parsed(_movements([own, counter, fees], source), _together(refused, quarantine))
 
 
+# ---------------------------------------------------------------- 2017 Transfers report
+
+TRANSFERS_AFTER_ASSET = ("Subtotal", "Fees", "Total", "Currency", "Price Per Coin", "Payment Method", "ID", "Share")
+_TRANSFERS_TIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}$"
+_ASSET_CODE = r"^[A-Z0-9]{2,10}$"
+# Type -> (kind of the asset's own movement, direction); Deposit/Withdrawal move the fiat.
+_TRANSFER_TYPES = {"Buy": ("trade", 1), "Sell": ("trade", -1), "Deposit": ("deposit", 1), "Withdrawal": ("withdrawal", -1)}
+
+
+def _transfers_header(cells: tuple[str, ...]) -> str | None:
+    """The asset a Transfers report header names in its third column, or None."""
+    import re
+
+    if len(cells) == 11 and cells[:2] == ("Timestamp", "Type") and cells[3:] == TRANSFERS_AFTER_ASSET:
+        return cells[2] if re.match(_ASSET_CODE, cells[2]) else None
+    return None
+
+
+def _find_transfers(head: str) -> tuple[int, str] | None:
+    """(lines before the header, the asset) of a 2017 Transfers report, found below its preamble."""
+    for number, line in enumerate(_lines(head)[:_PREAMBLE_LINES]):
+        asset = _transfers_header(tuple(header_cells(line)))
+        if asset is not None:
+            return number, asset
+    return None
+
+
+def read_transfers(source: Source) -> Parsed:
+    """The Coinbase "Transfers" report of 2017 (one file per asset wallet), a ledger.
+
+    Documented by BittyTax (``src/bittytax/conv/parsers/coinbase.py``, "Coinbase Transfers",
+    ``parse_coinbase_transfers``) and by a published sample in an importer's docs: a
+    preamble (``Transfers``, ``User,<email>,<id>``, a blank line), then
+    ``Timestamp,Type,<ASSET>,Subtotal,Fees,Total,Currency,Price Per Coin,Payment Method,ID,Share``
+    with rows like ``2017-05-14 09:06:58 -0700,Buy,0.00382377,9.0,0.99,9.99,EUR,...``. What
+    differs from the transaction report: the asset is the *name* of the third column (its
+    cells are the amounts), times carry their own UTC offset, the fiat side is ``Subtotal``
+    and ``Fees`` in ``Currency`` (``Total`` = Subtotal + Fees on a buy, − Fees on a sell), and
+    ``Payment Method`` says where the money came from or went.
+
+    - ``Buy``: ``+amount`` of the asset, ``-Subtotal`` and ``-Fees`` of ``Currency``; ``Sell``:
+      ``-amount``, ``+Subtotal``, ``-Fees``. Paid by a card or bank (a ``Payment Method`` that
+      is not a Coinbase ``… Wallet``), the money never sat in the account: it arrives as a
+      deposit of ``Total`` (a sell's proceeds leave as a withdrawal of ``Total``), so the
+      purchase is an acquisition at its cost and the fiat wallet nets to zero.
+    - ``Deposit``/``Withdrawal`` (fiat, BittyTax's reading): ``±Total`` of ``Currency`` and
+      ``-Fees``.
+    Ids: ``ID``, ``ID/quote``, ``ID/fee``, ``ID/payment``; a trade's lines share ``ref_id = ID``.
+    """
+    found = _find_transfers(head_text(source.path))
+    if found is None:
+        raise ValueError(f"{source.rel}: no Coinbase Transfers header in the first {_PREAMBLE_LINES} lines")
+    skip, asset = found
+    rows, refused = read_csv_rows(source, skip)
+    rows = rows.with_columns(
+        __id=_text("ID"), __type=_text("Type"), __currency=_text("Currency"),
+        __ts=_text("Timestamp").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%d %H:%M:%S %z", strict=False),
+        __wallet=_text("Payment Method").fill_null("").str.to_lowercase().str.contains("wallet"),
+    )
+    rows = _with_amounts(rows, {"amount": pl.col(asset), "subtotal": pl.col("Subtotal"), "fees": pl.col("Fees"),
+                                "total": pl.col("Total")})
+    tx_type = pl.col("__type")
+    is_trade = tx_type.is_in(["Buy", "Sell"])
+    checks = [
+        Check("ID", pl.col("__id").is_null(), '"ID" is missing'),
+        Check("Timestamp", pl.col("__ts").is_null() | ~_text("Timestamp").str.contains(_TRANSFERS_TIME)
+              | out_of_years(pl.col("__ts")),
+              pl.format('"Timestamp": "{}" is not a time like 2017-05-14 09:06:58 -0700 in 2000..2099', pl.col("Timestamp"))),
+        Check("Type", ~tx_type.is_in(list(_TRANSFER_TYPES)).fill_null(True),
+              pl.format('"Type": "{}" is not Buy, Sell, Deposit or Withdrawal', pl.col("Type"))),
+        Check("Currency", pl.col("__currency").is_null(), '"Currency" is missing'),
+        *_number_checks("amount", asset, when=is_trade),
+        *_number_checks("subtotal", "Subtotal", when=is_trade),
+        *_number_checks("fees", "Fees", required=False),
+        *_number_checks("total", "Total"),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+    zero = pl.lit(0).cast(DECIMAL)
+    buy = tx_type.is_in(["Buy", "Deposit"])
+    lines = passed.select(
+        "source_row", ts="__ts", entry_id="__id", currency="__currency", is_trade=is_trade, buy=buy,
+        external=~pl.col("__wallet"),
+        ref_id=pl.when(is_trade).then(pl.col("__id")),
+        description=pl.concat_str([tx_type, _text("Payment Method")], separator=": ", ignore_nulls=True),
+        kind=tx_type.replace_strict({t: k for t, (k, _) in _TRANSFER_TYPES.items()}, default="other"),
+        amount=pl.col("amount__value").abs(), subtotal=pl.col("subtotal__value").abs(),
+        fees=pl.col("fees__value").abs(), total=pl.col("total__value").abs(),
+    )
+    shared = ("source_row", "ts", "ref_id", "description")
+    trades = lines.filter("is_trade")
+    own = interleave([
+        trades.select(*shared, "entry_id", "kind", asset=pl.lit(asset),
+                      qty=pl.when("buy").then(pl.col("amount")).otherwise(-pl.col("amount"))),
+        lines.filter(~pl.col("is_trade")).select(*shared, "entry_id", "kind", asset="currency",
+                                                 qty=pl.when("buy").then(pl.col("total")).otherwise(-pl.col("total"))),
+    ])
+    quote = trades.select(*shared, entry_id=pl.col("entry_id") + "/quote", kind=pl.lit("trade"), asset="currency",
+                          qty=pl.when("buy").then(-pl.col("subtotal")).otherwise(pl.col("subtotal")))
+    fees = lines.filter(pl.col("fees").fill_null(zero) != zero).select(
+        *shared, entry_id=pl.col("entry_id") + "/fee", kind=pl.lit("fee"), asset="currency", qty=-pl.col("fees"))
+    payment = trades.filter("external").select(
+        *shared, entry_id=pl.col("entry_id") + "/payment", asset="currency",
+        kind=pl.when("buy").then(pl.lit("deposit")).otherwise(pl.lit("withdrawal")),
+        qty=pl.when("buy").then(pl.col("total")).otherwise(-pl.col("total")))
+    return Parsed(_movements([payment, own, quote, fees], source), _together(refused, quarantine))
+
+
+# ---------------------------------------------------------------- 2018 report (MM/DD/YYYY)
+
+_REPORT_2018_CASH = " quantity Transacted (Inclusive of Coinbase Fees)"
+
+
+def _report_2018(cells: tuple[str, ...]) -> str | None:
+    """The user's currency a 2018 report header names (``EUR Spot Price at Transaction``,
+    ``EUR quantity Transacted (Inclusive of Coinbase Fees)``), or None."""
+    spot = " Spot Price at Transaction"
+    if len(cells) != 8 or cells[:4] != _REPORT_START or tuple(c.casefold() for c in cells[6:]) != ("address", "notes"):
+        return None
+    ccy = cells[4].removesuffix(spot)
+    ok = cells[4].endswith(spot) and " " not in ccy and normal(cells[5]) == normal(ccy + _REPORT_2018_CASH)
+    return ccy if ok and ccy else None
+
+
+def _find_report_2018(head: str) -> tuple[int, str] | None:
+    for number, line in enumerate(_lines(head)[:_PREAMBLE_LINES]):
+        ccy = _report_2018(tuple(header_cells(line)))
+        if ccy is not None:
+            return number, ccy
+    return None
+
+
+_DATE_2018 = (
+    (r"^\d{1,2}/\d{1,2}/\d{4}$", "%m/%d/%Y"),
+    (r"^\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}$", "%m/%d/%Y %H:%M"),
+)
+
+
+def read_report_2018(source: Source) -> Parsed:
+    """The Coinbase transaction report as exported in 2018, a ledger.
+
+    Documented by github.com/fho/cryptotax's Coinbase importer (its header comment and
+    ``time.Parse("01/02/2006", ...)``): ``Timestamp,Transaction Type,Asset,Quantity
+    Transacted,EUR Spot Price at Transaction,EUR quantity Transacted (Inclusive of Coinbase
+    Fees),Address,Notes``. What differs from the other report versions: dates are
+    ``MM/DD/YYYY`` (no time: the row is booked at 00:00 UTC of that date; ``MM/DD/YYYY HH:MM``
+    is read too), the user's native currency (not USD) prefixes the money columns, and there
+    is one money column, the cash moved *including* the fee, with no separate fee or
+    subtotal (a fee derived from the rounded spot price would be a guess, so none is booked).
+
+    ``Buy``: ``+qty`` of ``Asset`` and ``-cash`` of the currency; ``Sell``: ``-qty`` and
+    ``+cash``; other types move ``Asset`` only, directed as in the current report. No ids:
+    the raw row and its occurrence number are the key.
+    """
+    found = _find_report_2018(head_text(source.path))
+    if found is None:
+        raise ValueError(f"{source.rel}: no 2018 Coinbase report header in the first {_PREAMBLE_LINES} lines")
+    skip, ccy = found
+    rows, refused = read_csv_rows(source, skip)
+    columns = [c for c in rows.columns if c != "source_row"]
+    rows = with_synthetic_id(rows, columns, "__id")
+    cash_column = columns[5]
+    rows = rows.with_columns(__type=_text("Transaction Type"), __ts=_time("Timestamp", _DATE_2018),
+                             __notes=pl.col("Notes").fill_null("").str.strip_chars())
+    rows = _with_amounts(rows, {"qty": pl.col("Quantity Transacted"), "cash": pl.col(cash_column)})
+    tx_type = pl.col("__type")
+    is_trade = tx_type.is_in(_RETAIL_TRADES)
+    checks = [
+        Check("Timestamp", pl.col("__ts").is_null() | out_of_years(pl.col("__ts")),
+              pl.format('"Timestamp": "{}" is not a date MM/DD/YYYY in 2000..2099', pl.col("Timestamp"))),
+        Check("Transaction Type", tx_type.is_null(), '"Transaction Type" is missing'),
+        Check("Asset", _text("Asset").is_null(), '"Asset" is missing'),
+        *_number_checks("qty", "Quantity Transacted"),
+        Check("Quantity Transacted", pl.col("qty__value") == pl.lit(0).cast(DECIMAL), '"Quantity Transacted" is zero'),
+        *_number_checks("cash", cash_column, when=is_trade),
+    ]
+    passed, quarantine = split_refused(rows, checks, source.rel)
+    size = pl.col("qty__value").abs()
+    direction = tx_type.replace_strict({t: d for t, (_, d) in _REPORT_TYPES.items()}, default=0, return_dtype=pl.Int8)
+    lines = passed.select(
+        "source_row", ts="__ts", entry_id="__id", ref_id=pl.when(is_trade).then(pl.col("__id")),
+        description=pl.when(pl.col("__notes") == "").then(tx_type)
+        .otherwise(pl.concat_str([tx_type, pl.col("__notes")], separator=": ")),
+        kind=tx_type.replace_strict({t: k for t, (k, _) in _REPORT_TYPES.items()}, default="other", return_dtype=pl.String),
+        asset=_text("Asset"), is_trade=is_trade, buy=tx_type == "Buy",
+        qty=pl.when(direction == 1).then(size).when(direction == -1).then(-size).otherwise(pl.col("qty__value")),
+        cash=pl.col("cash__value").abs(),
+    )
+    shared = ("source_row", "ts", "ref_id", "description")
+    own = lines.select(*shared, "entry_id", "kind", "asset", "qty")
+    counter = lines.filter("is_trade").select(
+        *shared, entry_id=pl.col("entry_id") + "/quote", kind=pl.lit("trade"), asset=pl.lit(ccy),
+        qty=pl.when("buy").then(-pl.col("cash")).otherwise(pl.col("cash")))
+    return Parsed(_movements([own, counter], source), _together(refused, quarantine))
+
+
 # ---------------------------------------------------------------- Coinbase Pro fills
 
 
@@ -511,7 +718,18 @@ def read_pro_account(source: Source) -> Parsed:
 
 
 FORMATS: list[Format] = [
-    Format("coinbase.transaction_report", "ledger", lambda head: _find_report(head) is not None, read_report),
-    Format("coinbase.pro_fills", "fills", lambda head: header_is(head, list(PRO_FILLS_HEADERS)), read_pro_fills),
-    Format("coinbase.pro_account", "ledger", lambda head: header_is(head, list(PRO_ACCOUNT_HEADERS)), read_pro_account),
+    Format("coinbase.transaction_report", "ledger", lambda head: _find_report(head) is not None, read_report,
+           layouts=(Layout("current", _REPORT_CURRENT), Layout("current with addresses", _REPORT_CURRENT + _ADDRESSES),
+                    Layout("spot price", _REPORT_SPOT), Layout("spot price, fees", _REPORT_SPOT_FEES),
+                    Layout("oldest (EUR)", _REPORT_OLDEST_EUR))),
+    Format("coinbase.pro_fills", "fills", lambda head: header_is(head, list(PRO_FILLS_HEADERS)), read_pro_fills,
+           layouts=(Layout("current", PRO_FILLS_HEADERS[0]), Layout("no portfolio", PRO_FILLS_HEADERS[1]))),
+    Format("coinbase.transfers_2017", "ledger", lambda head: _find_transfers(head) is not None, read_transfers,
+           layouts=(Layout("2017 (BTC wallet)", ("Timestamp", "Type", "BTC", *TRANSFERS_AFTER_ASSET)),)),
+    Format("coinbase.report_2018", "ledger", lambda head: _find_report_2018(head) is not None, read_report_2018,
+           layouts=(Layout("2018 (EUR)", (*_REPORT_START, "EUR Spot Price at Transaction",
+                                          "EUR quantity Transacted (Inclusive of Coinbase Fees)", "Address", "Notes")),)),
+    Format("coinbase.pro_account", "ledger", lambda head: header_is(head, list(PRO_ACCOUNT_HEADERS)), read_pro_account,
+           layouts=(Layout("current", PRO_ACCOUNT_HEADERS[0]), Layout("no portfolio", PRO_ACCOUNT_HEADERS[1]),
+                    Layout("capitalised", PRO_ACCOUNT_HEADERS[2]))),
 ]

@@ -23,6 +23,7 @@ import polars as pl
 from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
 from utl.venues.base import (
+    Layout,
     Check,
     Format,
     Parsed,
@@ -142,4 +143,5 @@ def read_transaction_log(source: Source) -> Parsed:
     return Parsed(to_schema(source, movements, MOVEMENTS), pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
-FORMATS = [Format("deribit.transaction_log", "ledger", is_transaction_log, read_transaction_log)]
+FORMATS = [Format("deribit.transaction_log", "ledger", is_transaction_log, read_transaction_log,
+                  layouts=tuple(Layout(v, h) for v, h in zip(("current", "previous", "older", "oldest"), HEADERS)))]

@@ -9,7 +9,7 @@ import polars as pl
 
 from utl.decimals import with_venue_decimals
 from utl.schemas import BALANCES
-from utl.venues.base import Check, Format, Parsed, Source, first_line, header_cells, read_csv_rows, split_refused
+from utl.venues.base import Check, Format, Layout, Parsed, Source, first_line, header_cells, read_csv_rows, split_refused
 
 HEADER = ["asset", "total"]
 
@@ -44,4 +44,5 @@ def read_balance_csv(source: Source) -> Parsed:
     return Parsed(balances, pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
-FORMATS = [Format("generic.balance_csv", "balances", is_balance_csv, read_balance_csv)]
+FORMATS = [Format("generic.balance_csv", "balances", is_balance_csv, read_balance_csv,
+                  layouts=(Layout("asset,total", tuple(HEADER)),))]

@@ -34,6 +34,7 @@ import polars as pl
 from utl.decimals import DECIMAL, with_venue_decimals
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
+    Layout,
     BOM,
     Check,
     Format,
@@ -72,6 +73,16 @@ TRADES_HEADERS: tuple[tuple[str, ...], ...] = (
     _TRADES_PREVIOUS + ("postxid", "posstatus", "cprice", "ccost", "cfee", "cvol", "cmargin", "net", "trades"),
     _TRADES_PREVIOUS,
 )
+
+# Places Kraken keeps per (canonical) asset in its ledgers and Balance replies (kraken.md's
+# examples: ZEUR "399.0400", USDT "0.00000000", XXBT "0.0100000000"); fiat 4, crypto 10.
+# The trades export carries more (cost and fee to 5-8 places): utl.precision turns these
+# into the default recon tolerance when [precision] tolerance = "half_unit".
+PLACES: dict[str, int] = {
+    **dict.fromkeys(("USD", "EUR", "GBP", "CAD", "AUD", "CHF"), 4),
+    **dict.fromkeys(("USDT", "USDC"), 8),
+    "*": 10,
+}
 
 LEDGER_2017 = ("txid", "refid", "time", "type", "aclass", "asset", "amount", "fee", "balance")
 LEDGER_REQUIRED = ("txid", "time", "type", "asset", "amount", "fee")
@@ -436,8 +447,14 @@ def read_balance_ex(source: Source) -> Parsed:
 
 
 FORMATS: list[Format] = [
-    Format("kraken.ledgers", "ledger", _is_ledgers, read_ledgers),
-    Format("kraken.trades", "fills", _is_trades, read_trades),
+    Format("kraken.ledgers", "ledger", _is_ledgers, read_ledgers,
+           layouts=(Layout("current", LEDGER_HEADERS[0]), Layout("wallet, no subclass", LEDGER_HEADERS[1]),
+                    Layout("wallet, amountusd", LEDGER_HEADERS[1] + ("amountusd",)),
+                    Layout("previous", LEDGER_HEADERS[2]), Layout("2017", LEDGER_2017))),
+    # The trades export does not say which asset a fee was charged in (kraken.md): assumed.
+    Format("kraken.trades", "fills", _is_trades, read_trades, fee_asset_stated=False,
+           layouts=(Layout("current", TRADES_HEADERS[0]), Layout("intermediate", TRADES_HEADERS[1]),
+                    Layout("previous", TRADES_HEADERS[2]))),
     Format("kraken.balance", "balances", lambda head: _reply_shape(head) == "Balance", read_balance),
     Format("kraken.balance_ex", "balances", lambda head: _reply_shape(head) == "BalanceEx", read_balance_ex),
 ]

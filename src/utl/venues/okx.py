@@ -11,6 +11,9 @@ Times are local to the zone the file's preamble names (`Time Zone:UTC+8`). A fil
 without its preamble line (a spreadsheet drops it; issue 17) starts at the header: its zone
 comes from utl.toml, `[timezones] "okx/<account>" = "UTC+8"` (Source.timezone); where
 neither states one, every row is refused, naming both places, rather than guessed.
+
+Before both, OKEx's 2020 trade history (:func:`read_okex_2020`): ``time,type,size,balance,
+fee,currency``, one row per asset of a fill, times in ``CST``; a ledger too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import polars as pl
 from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
 from utl.venues.base import (
+    header_is,
+    with_synthetic_id,
+    Layout,
     Check,
     Format,
     Parsed,
@@ -300,7 +306,72 @@ def read_funding(source: Source) -> Parsed:
     return Parsed(to_schema(source, movements, MOVEMENTS), quarantine)
 
 
+# ---------------------------------------------------------------- OKEx 2020 trade history
+
+OKEX_2020 = ("time", "type", "size", "balance", "fee", "currency")
+_CST = " CST"  # China Standard Time, UTC+8: how the 2020 export wrote its zone
+_CST_MINUTES = 8 * 60
+
+
+def read_okex_2020(source: Source) -> Parsed:
+    """The OKEx trade history of 2020, before the OKX rename (issue 17).
+
+    Documented by BittyTax's parser ``src/bittytax/conv/parsers/okx.py`` ("OKX Trades",
+    ``parse_okx_trades_v1``: header ``time,type,size,balance,fee,currency``, times in
+    ``CST``). What differs from its neighbours: no preamble and no ids; one row per asset
+    of a fill (rows come in pairs, the ``buy`` row for the asset received, the ``sell`` row
+    for the asset given), the asset in ``currency``, the balance after in ``balance``; the
+    fee sits on the received row, in its currency. Signs are not relied on (the parser takes
+    ``abs`` of both): the direction is the ``type``. A time ending `` CST`` is UTC+8; a bare
+    time takes ``[timezones]`` of utl.toml, else its row is refused, naming both places.
+
+    Each row books ``±|size|`` of ``currency`` (kind trade) and, where ``fee`` is not zero,
+    ``-|fee|`` of it (kind fee). The key is the row's content and its occurrence number.
+    """
+    rows, refused = read_csv_rows(source)
+    names = dict(zip(rows.columns[1:], OKEX_2020))
+    rows = rows.rename(names).with_columns(pl.col(list(OKEX_2020)).str.strip_chars())
+    rows = _with_numbers(rows, ["size", "fee"])
+    side = pl.col("type").str.to_lowercase()
+    cst = pl.col("time").str.ends_with(_CST)
+    bare = pl.col("time").str.strip_suffix(_CST)
+    offset = offset_of(source.timezone) if source.timezone is not None else None
+    key = f"{source.venue}/{source.account}"
+    in_cst = utc(bare, TIME_FORMAT, _CST_MINUTES)
+    ts = pl.when(cst).then(in_cst).otherwise(utc(bare, TIME_FORMAT, offset) if offset is not None else None)
+    rows = with_synthetic_id(rows.with_columns(ts=ts), list(OKEX_2020), "entry_id")
+    no_zone = (f'time zone unknown: "{{}}" names none (2020-06-05 11:13:34 CST) and utl.toml [timezones] '
+               f'has no "{key}"' if source.timezone is None else
+               f'time zone unknown: "{{}}" names none and utl.toml [timezones] "{key}" = "{source.timezone}" '
+               f'is not like "UTC+8"')
+    checks = [
+        Check("time", ~cst & pl.lit(offset is None), pl.format(no_zone, pl.col("time"))),
+        Check("time", (cst | pl.lit(offset is not None)) & pl.col("ts").is_null(),
+              pl.format('"{}" is not a time like 2020-06-05 11:13:34 CST', pl.col("time"))),
+        Check("time", out_of_years(pl.col("ts")), "time outside 2000..2100"),
+        Check("type", ~side.is_in(["buy", "sell"]), pl.format('"{}" is not buy or sell', pl.col("type"))),
+        _missing("currency", "currency", "missing asset"),
+        *_number_checks("size", "size", required=True),
+        *_number_checks("fee", "fee", required=False),
+    ]
+    ok, quarantine = split_refused(rows, checks, source.rel)
+    size = pl.col("size_value").abs()
+    ok = ok.with_columns(
+        ref_id=pl.lit(None, pl.String), asset="currency", description=pl.format("OKEx 2020 {}", pl.col("type")),
+        qty=pl.when(side == "buy").then(size).otherwise(-size), kind=pl.lit("trade"),
+    )
+    fees = ok.filter(pl.col("fee_value").fill_null(0) != 0).with_columns(
+        entry_id=pl.concat_str("entry_id", pl.lit("/fee")), kind=pl.lit("fee"), qty=-pl.col("fee_value").abs(),
+    )
+    movements = interleave([part.select(_PART).cast({"qty": MOVEMENTS["qty"]}) for part in (ok, fees)])
+    return Parsed(to_schema(source, movements, MOVEMENTS), pl.concat([refused, quarantine]).sort("row", maintain_order=True))
+
+
 FORMATS = [
-    Format("okx.trading_account", "ledger", lambda head: _layout(head, TRADING_LAYOUTS) is not None, read_trading),
-    Format("okx.funding_account", "ledger", lambda head: _layout(head, FUNDING_LAYOUTS) is not None, read_funding),
+    Format("okx.trading_account", "ledger", lambda head: _layout(head, TRADING_LAYOUTS) is not None, read_trading,
+           layouts=tuple(Layout(v, h) for v, h in zip(("current", "with units", "previous"), TRADING_LAYOUTS))),
+    Format("okx.funding_account", "ledger", lambda head: _layout(head, FUNDING_LAYOUTS) is not None, read_funding,
+           layouts=tuple(Layout(v, h) for v, h in zip(("previous", "current", "unnamed column"), FUNDING_LAYOUTS))),
+    Format("okx.okex_2020_trades", "ledger", lambda head: header_is(head, [OKEX_2020]), read_okex_2020,
+           layouts=(Layout("2020", OKEX_2020),)),
 ]
