@@ -3,7 +3,10 @@
     uv run python bench/store_write.py [--rows 1000000] [--url URL]
 
 Without --url it uses UTL_DATABASE_URL, else the embedded server. It works in a scratch
-database created on that server and dropped afterwards. Prints rows/s per step.
+database created on that server and dropped afterwards. Prints rows/s per step, for the
+way replace_rows writes a large day (a fresh day partition filled by binary COPY, then
+swapped in) and, for comparison, the ways it does not: the same with CSV (machines without
+a pgpq wheel), and DELETE then COPY through the primary key (binary and CSV).
 """
 
 from __future__ import annotations
@@ -19,8 +22,18 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+import utl.store.copy
+import utl.store.write
 from utl.decimals import DECIMAL
 from utl.store import connect, migrate, open_database, read_frame, replace_rows
+
+OPTIONS = {
+    # label: (rows from which a day is swapped in, the binary encoder or None for CSV)
+    "day partition swap, binary COPY (pgpq)": (utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq),
+    "day partition swap, CSV COPY": (utl.store.write.SWAP_MIN_ROWS, None),
+    "DELETE + binary COPY through the primary key": (10**18, utl.store.copy.pgpq),
+    "DELETE + CSV COPY through the primary key (before issue 16)": (10**18, None),
+}
 
 
 def positions_frame(rows: int, business_date: dt.date) -> pl.DataFrame:
@@ -58,12 +71,16 @@ def run(url: str, rows: int) -> None:
             migrate(conn)
             day = dt.date(2024, 5, 1)
             frame = positions_frame(rows, day)
-            replace_rows(conn, "utl.positions", frame.head(1000), where={"business_date": day})  # partition, warm-up
-            for label in ("first write", "rewrite (deletes the previous rows)"):
-                started = time.perf_counter()
-                written = replace_rows(conn, "utl.positions", frame, where={"business_date": day})
-                seconds = time.perf_counter() - started
-                print(f"replace_rows {label}: {written:,} rows in {seconds:.2f} s = {written / seconds:,.0f} rows/s")
+            for option, (swap_from, encoder) in OPTIONS.items():
+                utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq = swap_from, encoder
+                replace_rows(conn, "utl.positions", frame.head(1000), where={"business_date": day})  # partition, warm-up
+                for label in ("first write", "rewrite (replaces the previous rows)"):
+                    started = time.perf_counter()
+                    written = replace_rows(conn, "utl.positions", frame, where={"business_date": day})
+                    seconds = time.perf_counter() - started
+                    print(f"{option}: {label}: {written:,} rows in {seconds:.2f} s = {written / seconds:,.0f} rows/s",
+                          flush=True)
+            utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq = next(iter(OPTIONS.values()))
             started = time.perf_counter()
             back = read_frame(conn, "SELECT * FROM utl.positions WHERE business_date = %s", (day,))
             seconds = time.perf_counter() - started
