@@ -12,8 +12,9 @@ Two ways in, the same result (bench/store_write.py measures both):
   dropped, the new one attached, which builds its indexes in one sorted pass. Deleting a
   million rows and inserting a million with the same keys through the primary key instead
   costs three times as long: every new key lands beside a dead one that must be checked.
-  The swap holds an exclusive lock on the table until the caller's transaction commits:
-  readers of other dates wait for the commit rather than read under a half-written day.
+  Dropping the old day locks its month partition until the caller's transaction commits:
+  a reader of that month waits for the commit (other months are read as usual), where
+  DELETE would have let it read the previous rows meanwhile.
 - Anything else (small frames, tables without day partitions, months created before days
   existed): DELETE the slice, then COPY into the table.
 
