@@ -22,8 +22,8 @@ Numbers go in PostgreSQL's binary format from the Arrow buffers (``utl.store.cop
 ``Decimal`` digits to ``numeric`` digits, no float and no text in between. Float columns
 are refused: UTL has none, and one here would mean an exactness bug upstream.
 
-Rows are sent sorted by the primary key (byte order, as the COLLATE "C" key columns sort):
-a btree built or appended in key order needs no page splits in the middle.
+Rows are sent sorted by the primary key (byte order, as the COLLATE "C" key columns sort),
+a key range at a time while the previous one is stored (``utl.store.copy``).
 """
 
 from __future__ import annotations
@@ -76,26 +76,19 @@ def replace_rows(conn: psycopg.Connection, table: str, frame: pl.DataFrame, *, w
             raise TypeError(f"{table}: partition column {key} must be a Date column, not {frame.schema[key]}")
         ensure_day_partitions(conn, schema, name, frame.get_column(key).unique().drop_nulls().to_list())
     primary_key = [c for c in _primary_key(conn, schema, name) if c in frame.columns]
-    if primary_key:
-        frame = frame.sort([_byte_order(frame, c) for c in primary_key])
 
     target = sql.Identifier(schema, name)
     day = _swappable_day(conn, schema, name, key, frame, where)
     with conn.transaction():
         if day is not None:
-            return _swap_day(conn, schema, name, key, day, frame, where, column_types)  # type: ignore[arg-type]
+            return _swap_day(conn, schema, name, key, day, frame, where, column_types, primary_key)  # type: ignore[arg-type]
         if where:
             condition, params = _where_sql(where)
             conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(target, condition), params)
         else:
             # Transactional like DELETE; readers wait for the commit instead of seeing old rows.
             conn.execute(sql.SQL("TRUNCATE {}").format(target))
-        return copy_frame(conn, target, frame, column_types)
-
-
-def _byte_order(frame: pl.DataFrame, column: str) -> pl.Expr:
-    # Text sorts by its UTF-8 bytes either way; as Binary Polars sorts it about a third faster.
-    return pl.col(column).cast(pl.Binary) if frame.schema[column] == pl.String else pl.col(column)
+        return copy_frame(conn, target, frame, column_types, primary_key)
 
 
 def _swappable_day(conn: psycopg.Connection, schema: str, name: str, key: str | None, frame: pl.DataFrame,
@@ -112,7 +105,7 @@ def _swappable_day(conn: psycopg.Connection, schema: str, name: str, key: str | 
 
 
 def _swap_day(conn: psycopg.Connection, schema: str, name: str, key: str, day: dt.date, frame: pl.DataFrame,
-              where: Mapping[str, object], column_types: dict[str, str]) -> int:
+              where: Mapping[str, object], column_types: dict[str, str], primary_key: list[str]) -> int:
     """Build ``day``'s partition afresh (the rows outside the slice, then the frame), swap it in."""
     leaf = day_partition(name, day)
     fresh = f"{leaf}_new"
@@ -139,7 +132,7 @@ def _swap_day(conn: psycopg.Connection, schema: str, name: str, key: str, day: d
             ),
             params,
         )
-    written = copy_frame(conn, sql.Identifier(schema, fresh), frame, column_types)
+    written = copy_frame(conn, sql.Identifier(schema, fresh), frame, column_types, primary_key)
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, leaf)))
     conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(schema, fresh), sql.Identifier(leaf)))
     conn.execute(
