@@ -65,7 +65,7 @@ def venue_job(landing: Path, venues: int) -> tuple[dg.JobDefinition, dg.StaticPa
             "ingest_seconds": seconds,
         })
 
-    job = dg.define_asset_job("venue_days", selection=[venue_day], partitions_def=partitions)
+    job = dg.define_asset_job("venue_days", selection=[venue_day])  # partitioned as its asset is
     return dg.Definitions(assets=[venue_day], jobs=[job]).resolve_job_def("venue_days"), partitions
 
 
