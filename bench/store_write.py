@@ -3,7 +3,15 @@
     uv run python bench/store_write.py [--rows 1000000] [--url URL]
 
 Without --url it uses UTL_DATABASE_URL, else the embedded server. It works in a scratch
-database created on that server and dropped afterwards. Prints rows/s per step.
+database created on that server and dropped afterwards. Prints rows/s per step, for the
+way replace_rows writes a large day (a fresh day partition filled by binary COPY, then
+swapped in) and, for comparison, the ways it does not: the same with CSV (machines without
+a pgpq wheel), and DELETE then COPY through the primary key (binary and CSV).
+
+Beside the wall clock it prints the CPU seconds of this process and, when the server runs on
+this machine, of the server process serving the connection (parallel index build workers not
+counted): on a shared machine the wall clock also counts other jobs' time, the CPU seconds
+much less so.
 """
 
 from __future__ import annotations
@@ -13,14 +21,25 @@ import datetime as dt
 import os
 import time
 import uuid
+from pathlib import Path
 
 import polars as pl
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+import utl.store.copy
+import utl.store.write
 from utl.decimals import DECIMAL
 from utl.store import connect, migrate, open_database, read_frame, replace_rows
+
+OPTIONS = {
+    # label: (rows from which a day is swapped in, the binary encoder or None for CSV)
+    "day partition swap, binary COPY (pgpq)": (utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq),
+    "day partition swap, CSV COPY": (utl.store.write.SWAP_MIN_ROWS, None),
+    "DELETE + binary COPY through the primary key": (10**18, utl.store.copy.pgpq),
+    "DELETE + CSV COPY through the primary key (before issue 16)": (10**18, None),
+}
 
 
 LANDING = "/srv/utl/landing"
@@ -53,6 +72,15 @@ def positions_frame(rows: int, business_date: dt.date) -> pl.DataFrame:
     ).with_columns(pl.col("qty", "mark", "market_value", "cost_basis", "unrealized_pnl").cast(DECIMAL))
 
 
+def server_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of the server process ``pid``, when it runs on this machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(url: str, rows: int) -> None:
     name = f"utl_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as admin:
@@ -62,12 +90,22 @@ def run(url: str, rows: int) -> None:
             migrate(conn)
             day = dt.date(2024, 5, 1)
             frame = positions_frame(rows, day)
-            replace_rows(conn, "utl.positions", frame.head(1000), where={"landing": LANDING, "business_date": day})  # partition, warm-up
-            for label in ("first write", "rewrite (deletes the previous rows)"):
-                started = time.perf_counter()
-                written = replace_rows(conn, "utl.positions", frame, where={"landing": LANDING, "business_date": day})
-                seconds = time.perf_counter() - started
-                print(f"replace_rows {label}: {written:,} rows in {seconds:.2f} s = {written / seconds:,.0f} rows/s")
+            for number, (option, (swap_from, encoder)) in enumerate(OPTIONS.items()):
+                utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq = swap_from, encoder
+                day = dt.date(2024, 5, 1) + dt.timedelta(days=number)  # a first write is a first write
+                frame = frame.with_columns(business_date=pl.lit(day))
+                replace_rows(conn, "utl.positions", frame.head(1000), where={"landing": LANDING, "business_date": day})  # partition, warm-up
+                for label in ("first write", "rewrite (replaces the previous rows)"):
+                    server_before = server_cpu_seconds(conn.info.backend_pid)
+                    started, cpu_started = time.perf_counter(), time.process_time()
+                    written = replace_rows(conn, "utl.positions", frame, where={"landing": LANDING, "business_date": day})
+                    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+                    server_after = server_cpu_seconds(conn.info.backend_pid)
+                    server = "" if server_before is None or server_after is None else \
+                        f", server CPU {server_after - server_before:.2f} s"
+                    print(f"{option}: {label}: {written:,} rows in {seconds:.2f} s = {written / seconds:,.0f} rows/s"
+                          f" (client CPU {cpu:.2f} s{server}; load {os.getloadavg()[0]:.1f})", flush=True)
+            utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq = next(iter(OPTIONS.values()))
             started = time.perf_counter()
             back = read_frame(conn, "SELECT * FROM utl.positions WHERE business_date = %s", (day,))
             seconds = time.perf_counter() - started

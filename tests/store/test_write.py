@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import signal
 import time
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import polars as pl
 import psycopg
@@ -150,13 +150,17 @@ def test_inside_a_caller_transaction_it_rolls_back_with_it(conn: psycopg.Connect
     assert stored(conn) == before
 
 
-def test_months_get_their_own_partitions(conn: psycopg.Connection) -> None:
+def test_months_get_their_own_partitions_split_by_day(conn: psycopg.Connection) -> None:
     frame = pl.concat([positions(D1, ["BTC"], ["1"]), positions(JUNE, ["BTC"], ["2"])])
     replace_rows(conn, "utl.positions", frame, where={"business_date": [D1, JUNE]})
     placed = conn.execute(
-        "SELECT tableoid::regclass::text, business_date::text FROM utl.positions ORDER BY 2"
+        "SELECT p.tableoid::regclass::text, i.inhparent::regclass::text, business_date::text FROM utl.positions p"
+        " JOIN pg_inherits i ON i.inhrelid = p.tableoid ORDER BY 3"
     ).fetchall()
-    assert placed == [("utl.positions_2024_05", "2024-05-01"), ("utl.positions_2024_06", "2024-06-30")]
+    assert placed == [
+        ("utl.positions_2024_05_01", "utl.positions_2024_05", "2024-05-01"),
+        ("utl.positions_2024_06_30", "utl.positions_2024_06", "2024-06-30"),
+    ]
     assert conn.execute("SELECT count(*) FROM utl.positions_default").fetchone()[0] == 0
 
 
@@ -303,3 +307,142 @@ def wait_until_gone(conn: psycopg.Connection, query_start: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the killed writer's session is still open")
+
+
+# A day's rows from SWAP_MIN_ROWS on are written by building the day's partition afresh and
+# swapping it in; the tests below write that many so they take that path.
+
+NEAR_RANGE = [
+    "0", "-0.000000000000000001", "0.000000000000000001", "-1", "1.5",
+    "99999999999999999999.999999999999999999", "-99999999999999999999.999999999999999999",
+    "12345678901234567890.123456789012345678", "-0.100000000000000000", "42.000000000000000007",
+]
+
+
+def many_positions(day: dt.date, rows: int, venue: str = "binance") -> tuple[pl.DataFrame, list[str]]:
+    """``rows`` positions of one day; qty cycles through NEAR_RANGE and digits made from the row number."""
+    made = [f"{'-' if i % 2 else ''}{i}.{i * 7919 % 10**18:018d}" for i in range(rows - len(NEAR_RANGE))]
+    qtys = NEAR_RANGE + made
+    frame = positions(day, [f"A{i:07d}" for i in range(rows)], qtys, venue=venue)
+    return frame, qtys
+
+
+def exact_sum(texts: list[str]) -> Decimal:
+    with localcontext() as context:
+        context.prec = 80  # 38 digits and a carry: no rounding in the expected value
+        return sum((Decimal(t) for t in texts), Decimal(0))
+
+
+def exact_text(value: str) -> str:
+    """PostgreSQL's text of a numeric(…, 18): every one of the 18 decimals, derived from the source text."""
+    whole, _, fraction = value.partition(".")
+    return f"{whole}.{fraction.ljust(18, '0')}"
+
+
+@pytest.fixture(params=["binary", "csv"])
+def encoding(request, monkeypatch):
+    """Both ways a frame travels: pgpq's binary COPY, and CSV where pgpq has no wheel."""
+    if request.param == "csv":
+        import utl.store.copy as copy_module
+
+        monkeypatch.setattr(copy_module, "pgpq", None)
+    return request.param
+
+
+def test_a_large_day_round_trips_exactly_and_reruns_replace_it(conn: psycopg.Connection, encoding: str) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    rows = SWAP_MIN_ROWS + 5
+    replace_rows(conn, "utl.positions", positions(D2, ["BTC"], ["3"]), where={"business_date": D2})
+    old, _ = many_positions(D1, rows)
+    replace_rows(conn, "utl.positions", old, where={"business_date": D1})
+    frame, qtys = many_positions(D1, rows)
+    frame = frame.with_columns(asset=pl.col("asset") + "x")  # new keys: the old rows must go
+
+    for _ in range(2):
+        assert replace_rows(conn, "utl.positions", frame, where={"business_date": D1}) == rows
+
+    back = conn.execute(
+        "SELECT asset, qty::text, mark::text FROM utl.positions WHERE business_date = %s ORDER BY asset", (D1,)
+    ).fetchall()
+    assert back == [(f"A{i:07d}x", exact_text(q), "65000.500000000000000000") for i, q in enumerate(qtys)]
+    assert stored(conn, "business_date = '2024-05-02'") == [("2024-05-02", "binance", "BTC", "3.000000000000000000", "65000.500000000000000000")]
+    read = read_frame(conn, "SELECT * FROM utl.positions WHERE business_date = %s", (D1,))
+    assert read.select(frame.columns).sort("asset").equals(frame.sort("asset"))
+    # The swapped-in partition carries the table's primary key, like one PostgreSQL made.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with conn.transaction():
+            conn.execute("INSERT INTO utl.positions_2024_05_01 SELECT * FROM utl.positions_2024_05_01 LIMIT 1")
+
+
+def test_a_large_slice_of_a_day_keeps_the_day_s_other_rows(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    binance, _ = many_positions(D1, SWAP_MIN_ROWS, venue="binance")
+    kraken, _ = many_positions(D1, SWAP_MIN_ROWS, venue="kraken")
+    replace_rows(conn, "utl.positions", pl.concat([binance, kraken]), where={"business_date": D1})
+    binance_before = stored(conn, "venue = 'binance'")
+
+    okx_and_kraken = pl.concat([many_positions(D1, SWAP_MIN_ROWS, venue=v)[0] for v in ("kraken", "okx")])
+    replace_rows(conn, "utl.positions", okx_and_kraken.with_columns(qty=-pl.col("qty")),
+                 where={"business_date": D1, "venue": ["kraken", "okx"]})
+
+    assert stored(conn, "venue = 'binance'") == binance_before
+    counts = conn.execute("SELECT venue, count(*), sum(qty) FROM utl.positions GROUP BY 1 ORDER BY 1").fetchall()
+    total = exact_sum(many_positions(D1, SWAP_MIN_ROWS)[1])
+    assert counts == [("binance", SWAP_MIN_ROWS, total), ("kraken", SWAP_MIN_ROWS, total.copy_negate()), ("okx", SWAP_MIN_ROWS, total.copy_negate())]
+
+
+def test_a_large_write_that_fails_keeps_the_previous_day(conn: psycopg.Connection, encoding: str) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    previous, _ = many_positions(D1, SWAP_MIN_ROWS)
+    replace_rows(conn, "utl.positions", previous, where={"business_date": D1})
+    before = stored(conn)
+    frame, _ = many_positions(D1, SWAP_MIN_ROWS + 1)
+    duplicate_key = pl.concat([frame, frame.tail(1)])  # refused when the primary key is built
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        replace_rows(conn, "utl.positions", duplicate_key, where={"business_date": D1})
+    assert stored(conn) == before
+    tables = conn.execute("SELECT relname FROM pg_class WHERE relname LIKE 'positions_2024_05%' AND relkind IN ('r', 'p')"
+                          " ORDER BY 1").fetchall()
+    assert tables == [("positions_2024_05",), ("positions_2024_05_01",)]  # the half-built day is gone
+
+
+def test_a_large_day_of_breaks_keeps_the_contract_checks(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    rows = SWAP_MIN_ROWS
+    i = pl.int_range(rows, eager=True)
+    breaks = pl.DataFrame({
+        "business_date": pl.repeat(D1, rows, eager=True), "venue": pl.repeat("binance", rows, eager=True),
+        "account": pl.repeat("mm-1", rows, eager=True), "asset": "A" + i.cast(pl.String),
+        "ledger_qty": (i.cast(pl.String) + ".000000000000000001").str.to_decimal(scale=18),
+        "venue_qty": pl.repeat("0", rows, eager=True).str.to_decimal(scale=18),
+        "tolerance": pl.repeat("0", rows, eager=True).str.to_decimal(scale=18),
+        "first_seen": pl.repeat(D1, rows, eager=True), "kind": pl.repeat("qty_mismatch", rows, eager=True),
+    }).with_columns(pl.col("ledger_qty", "venue_qty", "tolerance").cast(DECIMAL)).with_columns(
+        diff=pl.col("venue_qty") - pl.col("ledger_qty"))
+    has_landing = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = 'utl'"
+                               " AND table_name = 'breaks' AND column_name = 'landing'").fetchone()
+    if has_landing:  # in every key since 008_landing_keys
+        breaks = breaks.with_columns(landing=pl.lit("/srv/landing"))
+    assert replace_rows(conn, "utl.breaks", breaks, where={"business_date": D1}) == rows
+    assert replace_rows(conn, "utl.breaks", breaks, where={"business_date": D1}) == rows
+    assert conn.execute("SELECT min(diff)::text, count(*) FROM utl.breaks").fetchone() == (f"-{rows - 1}.000000000000000001", rows)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        replace_rows(conn, "utl.breaks", breaks.with_columns(diff=-pl.col("diff")), where={"business_date": D1})
+    indexes = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'breaks_2024_05_01'").fetchone()[0]
+    assert indexes == 3  # the primary key, by age, by value: built when the new day was attached
+
+
+def test_a_month_from_before_day_partitions_is_still_written(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    conn.execute("CREATE TABLE utl.positions_2024_05 PARTITION OF utl.positions FOR VALUES FROM ('2024-05-01') TO ('2024-06-01')")
+    conn.commit()
+    for venue in ("binance", "kraken"):
+        frame, qtys = many_positions(D1, SWAP_MIN_ROWS, venue=venue)
+        replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
+    assert conn.execute("SELECT DISTINCT tableoid::regclass::text, venue FROM utl.positions").fetchall() == [("utl.positions_2024_05", "kraken")]
+    assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(qtys)

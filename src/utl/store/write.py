@@ -1,39 +1,56 @@
-"""Replace a slice of a table with a frame, atomically, at COPY speed.
+"""Replace a slice of a table with a frame, atomically, at binary COPY speed.
 
 A rerun of a date replaces what that date wrote and never duplicates it (contract), so a
 write is "delete the slice, COPY the frame in" in one transaction. A crash or a bad value
 anywhere before the commit leaves the previous rows whole: an aborted transaction changes
-nothing. The frame goes straight into the target by ``COPY FROM STDIN`` after the DELETE,
-not through a TEMP staging table: the atomicity is the same, and a second pass over the
-rows (staging, then ``INSERT ... SELECT``) cost as much again (bench/store_write.py).
+nothing.
 
-Numbers travel as text: Polars writes ``Decimal`` columns to CSV with every digit (no
-exponent, no rounding), and PostgreSQL parses that text into ``numeric`` exactly. Float
-columns are refused: UTL has none, and one here would mean an exactness bug upstream.
+Two ways in, the same result (bench/store_write.py measures both):
+- A large slice of one day of a date-partitioned table (``utl.positions``, ``utl.breaks``,
+  ``utl.pnl``: month partitions split by day, ``utl.store.partitions``) is built as a fresh
+  table with no index, filled by COPY, and swapped for the day's partition: the old one is
+  dropped, the new one attached, which builds its indexes in one sorted pass. Deleting a
+  million rows and inserting a million with the same keys through the primary key instead
+  costs three times as long: every new key lands beside a dead one that must be checked.
+  Dropping the old day locks its month partition until the caller's transaction commits:
+  a reader of that month waits for the commit (other months are read as usual), where
+  DELETE would have let it read the previous rows meanwhile.
+- Anything else (small frames, tables without day partitions, months created before days
+  existed): DELETE the slice, then COPY into the table.
 
-Speed: rows are sent sorted by the primary key, so index entries are appended to the
-btree instead of scattered over it; CSV for the next chunk is formatted while a psycopg
-worker thread sends the previous one; replacing a whole table is a TRUNCATE (no dead
-rows to check the new keys against, nothing left for VACUUM).
+Numbers go in PostgreSQL's binary format from the Arrow buffers (``utl.store.copy``):
+``Decimal`` digits to ``numeric`` digits, no float and no text in between. Float columns
+are refused: UTL has none, and one here would mean an exactness bug upstream.
+
+Rows are sent sorted by the primary key (byte order, as the COLLATE "C" key columns sort),
+a key range at a time while the previous one is stored (``utl.store.copy``).
 """
 
 from __future__ import annotations
 
-import io
+import datetime as dt
 from collections.abc import Mapping
 
 import polars as pl
 import psycopg
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
-from utl.store.partitions import ensure_month_partitions, range_partition_column
+from utl.store.copy import copy_frame, table_column_types
+from utl.store.partitions import (
+    PARTITION_LOCK_KEY,
+    day_partition,
+    ensure_day_partitions,
+    month_partition,
+    range_partition_column,
+    relation_kind,
+)
 from utl.store.read import read_frame  # the reading half lives in read.py; importable from here too
 
 __all__ = ["read_frame", "replace_rows"]
 
-CHUNK_ROWS = 100_000
-"""Rows per CSV chunk sent to COPY: big enough to amortize calls, small enough to stream."""
+SWAP_MIN_ROWS = 20_000
+"""From this many rows a day's partition is rebuilt and swapped in rather than deleted and
+re-inserted: below it the DDL (create, attach, drop) costs more than the index work it saves."""
 
 _REFUSED_DTYPES = (pl.Float32, pl.Float64, pl.Object, pl.List, pl.Array, pl.Struct, pl.Binary, pl.Duration)
 
@@ -49,40 +66,83 @@ def replace_rows(conn: psycopg.Connection, table: str, frame: pl.DataFrame, *, w
     defaults. Works inside the caller's transaction too (then as a savepoint).
     """
     schema, name = _split_table(table)
-    _check_frame(frame, _table_columns(conn, schema, name), where, table)
+    column_types = table_column_types(conn, schema, name)
+    if not column_types:
+        raise ValueError(f"table {schema}.{name} does not exist")
+    _check_frame(frame, set(column_types), where, table)
     key = range_partition_column(conn, schema, name)
     if key is not None and key in frame.columns and frame.height > 0:
         if frame.schema[key] != pl.Date:
             raise TypeError(f"{table}: partition column {key} must be a Date column, not {frame.schema[key]}")
-        ensure_month_partitions(conn, schema, name, frame.get_column(key).unique().drop_nulls().to_list())
+        ensure_day_partitions(conn, schema, name, frame.get_column(key).unique().drop_nulls().to_list())
     primary_key = [c for c in _primary_key(conn, schema, name) if c in frame.columns]
-    if primary_key:
-        frame = frame.sort(primary_key)  # byte order, as the COLLATE "C" key columns sort
 
     target = sql.Identifier(schema, name)
+    day = _swappable_day(conn, schema, name, key, frame, where)
     with conn.transaction():
+        if day is not None:
+            return _swap_day(conn, schema, name, key, day, frame, where, column_types, primary_key)  # type: ignore[arg-type]
         if where:
             condition, params = _where_sql(where)
             conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(target, condition), params)
         else:
             # Transactional like DELETE; readers wait for the commit instead of seeing old rows.
             conn.execute(sql.SQL("TRUNCATE {}").format(target))
-        return _copy_frame(conn, target, frame)
+        return copy_frame(conn, target, frame, column_types, primary_key)
 
 
-def _copy_frame(conn: psycopg.Connection, target: sql.Identifier, frame: pl.DataFrame) -> int:
-    if frame.height == 0:
-        return 0
-    columns = sql.SQL(", ").join(map(sql.Identifier, frame.columns))
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)
-    with conn.cursor() as cursor:
-        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-            for offset in range(0, frame.height, CHUNK_ROWS):
-                buffer = io.BytesIO()  # a fresh one: the writer thread may still hold the last
-                # CSV as COPY reads it: null is an empty field, an empty string is "".
-                frame.slice(offset, CHUNK_ROWS).write_csv(buffer, include_header=False)
-                copy.write(buffer.getbuffer())
-        return cursor.rowcount
+def _swappable_day(conn: psycopg.Connection, schema: str, name: str, key: str | None, frame: pl.DataFrame,
+                   where: Mapping[str, object]) -> dt.date | None:
+    """The day whose partition this write may rebuild and swap in, or None."""
+    if key is None or frame.height < SWAP_MIN_ROWS:
+        return None
+    day = where.get(key)
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        return None
+    if relation_kind(conn, schema, month_partition(name, day)) != "p":
+        return None  # a month from before day partitions
+    return day if relation_kind(conn, schema, day_partition(name, day)) == "r" else None
+
+
+def _swap_day(conn: psycopg.Connection, schema: str, name: str, key: str, day: dt.date, frame: pl.DataFrame,
+              where: Mapping[str, object], column_types: dict[str, str], primary_key: list[str]) -> int:
+    """Build ``day``'s partition afresh (the rows outside the slice, then the frame), swap it in."""
+    leaf = day_partition(name, day)
+    fresh = f"{leaf}_new"
+    bound = f"{leaf}_bound"
+    next_day = day + dt.timedelta(days=1)
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
+    # The CHECK proves every row is in the day's range, so ATTACH skips scanning for it.
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {fresh} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES,"
+            " CONSTRAINT {bound} CHECK ({key} >= {day} AND {key} < {next_day}))"
+        ).format(
+            fresh=sql.Identifier(schema, fresh), parent=sql.Identifier(schema, name), bound=sql.Identifier(bound),
+            key=sql.Identifier(key), day=sql.Literal(day), next_day=sql.Literal(next_day),
+        )
+    )
+    kept = {column: value for column, value in where.items() if column != key}
+    if kept:  # the day's rows of other slices (another venue, another landing) stay as they are
+        columns = sql.SQL(", ").join(map(sql.Identifier, column_types))
+        condition, params = _where_sql(kept)
+        conn.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE ({}) IS NOT TRUE").format(
+                sql.Identifier(schema, fresh), columns, columns, sql.Identifier(schema, leaf), condition
+            ),
+            params,
+        )
+    written = copy_frame(conn, sql.Identifier(schema, fresh), frame, column_types, primary_key)
+    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, leaf)))
+    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(schema, fresh), sql.Identifier(leaf)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(schema, month_partition(name, day)), sql.Identifier(schema, leaf),
+            sql.Literal(day), sql.Literal(next_day),
+        )
+    )
+    conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(schema, leaf), sql.Identifier(bound)))
+    return written
 
 
 def _primary_key(conn: psycopg.Connection, schema: str, name: str) -> list[str]:
@@ -107,22 +167,6 @@ def _split_table(table: str) -> tuple[str, str]:
     if not dot or not schema or not name or "." in name:
         raise ValueError(f"table {table!r}: expected schema.name")
     return schema, name
-
-
-def _table_columns(conn: psycopg.Connection, schema: str, name: str) -> set[str]:
-    rows = conn.execute(
-        """
-        SELECT a.attname
-        FROM pg_attribute a
-        JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
-        """,
-        (schema, name),
-    ).fetchall()
-    if not rows:
-        raise ValueError(f"table {schema}.{name} does not exist")
-    return {row[0] for row in rows}
 
 
 def _check_frame(frame: pl.DataFrame, table_columns: set[str], where: Mapping[str, object], table: str) -> None:

@@ -4,7 +4,9 @@ Trades and ledger entries come as JSON lines, a balance as one JSON document. A 
 told apart by its keys, never its name, and may sit under any venue folder. Python ccxt
 writes JSON numbers (floats); we read every number as its own text (``parse_float=str``)
 so ``3.1e-05`` or ``650.0000000000001`` reach :func:`venue_decimal` exactly as written.
-Lines are parsed one by one (a truncated line is refused alone, the rest still books);
+Lines are parsed one by one (a truncated line is refused alone, the rest still books):
+first by msgspec into raw values (:mod:`utl.venues.json_lines`), and the few lines that
+path leaves (an escape, a line to refuse, fees to add up) by ``json.loads`` as before;
 everything after parsing is vectorized.
 """
 
@@ -20,6 +22,7 @@ import polars as pl
 from utl.decimals import DECIMAL, with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
+from utl.venues.json_lines import text_columns
 from utl.venues.base import BOM, Check, Format, Parsed, Source, interleave, out_of_years, split_refused, to_schema, top_level_keys, utc, with_synthetic_id
 
 TRADE_KEYS = {"side", "amount", "symbol"}
@@ -79,15 +82,24 @@ def _text_of(source: Source) -> str:
         raise ValueError(f"{source.rel}: not UTF-8 text: {e}") from e
 
 
-def _json_lines(source: Source, wanted: set[str], what: str) -> tuple[list[tuple[int, str, dict]], list[dict]]:
-    """(line number, raw line, object) per record, and quarantine entries for lines refused."""
-    text = _text_of(source)
-    records, refused = [], []
+def _lines(source: Source) -> list[tuple[int, str]]:
+    """(line number, line) of the non-blank lines."""
     # Split on "\n" only: JSON strings may hold other line separators (U+2028).
-    for number, line in enumerate(text.split("\n"), 1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
+    lines = enumerate(_text_of(source).split("\n"), 1)
+    return [(number, line.rstrip("\r")) for number, line in lines if line.strip()]
+
+
+def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str]) -> tuple[pl.DataFrame, list[dict]]:
+    """The records' text columns (see :func:`_columns`), and quarantine entries for lines refused."""
+    fast, left = text_columns(_lines(source), fields, wanted)
+    records, refused = _json_lines(left, wanted, what)
+    return pl.concat([fast, _columns(records, fields)]).sort("source_row"), refused
+
+
+def _json_lines(lines: list[tuple[int, str]], wanted: set[str], what: str) -> tuple[list[tuple[int, str, dict]], list[dict]]:
+    """(line number, raw line, object) per record, and quarantine entries for lines refused."""
+    records, refused = [], []
+    for number, line in lines:
         try:
             record = loads(line)
         except ValueError as e:
@@ -225,8 +237,8 @@ def _integer_digits(value: str) -> pl.Expr:
 
 
 def read_trades(source: Source) -> Parsed:
-    records, refused = _json_lines(source, TRADE_KEYS, "trade")
-    frame = _columns(records, ["id", "order", "timestamp", "datetime", "symbol", "side", "takerOrMaker", "price", "amount", "cost"])
+    frame, refused = _read_lines(source, TRADE_KEYS, "trade", ["id", "order", "timestamp", "datetime", "symbol", "side",
+                                                                 "takerOrMaker", "price", "amount", "cost"])
     frame = _numbers(frame, ["price", "amount", "cost", "fee_cost"]).with_columns(
         side_word=pl.col("side").str.strip_chars().str.to_lowercase(),
         # BASE/QUOTE, then :SETTLE and -expiry/strike/type for derivatives.
@@ -311,8 +323,8 @@ def _ledger_kind(kind: pl.Expr, incoming: pl.Expr) -> pl.Expr:
 
 
 def read_ledger(source: Source) -> Parsed:
-    records, refused = _json_lines(source, LEDGER_KEYS, "ledger entry")
-    frame = _columns(records, ["id", "timestamp", "datetime", "direction", "referenceId", "type", "currency", "amount", "status"])
+    frame, refused = _read_lines(source, LEDGER_KEYS, "ledger entry", ["id", "timestamp", "datetime", "direction",
+                                                                        "referenceId", "type", "currency", "amount", "status"])
     frame = _numbers(frame, ["amount", "fee_cost"]).with_columns(direction_word=pl.col("direction").str.strip_chars().str.to_lowercase())
     frame, time_checks = _time(frame)
     checks = [
