@@ -27,7 +27,8 @@ import polars as pl
 
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
-from utl.lots import match_lots, price_matches, wac_exact, wac_kernel
+from utl.lots import group_totals_fit, match_lots, price_matches, realize_lots, realize_wac, wac_exact, wac_kernel
+from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64
 from utl.schemas import UTC_TS
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -61,6 +62,11 @@ def compute_costs(
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
     valid = validate_trades(frame, source=source, ids_unique=ids_unique)
     order, group = application_order(valid)
+    fast = _cost_in_words(valid, order, group, method)
+    if fast is not None:
+        return fast
+    # Past int64 at the data's scale (or past 128 bits in a product): the wide path below,
+    # Python integers in the kernels and Polars Decimal around them.
     ordered = pl.DataFrame(
         {
             _GROUP: group,
@@ -93,6 +99,67 @@ def compute_costs(
     back = np.empty_like(order)
     back[order] = np.arange(len(order))  # application order -> input order
     realized = valid.with_columns(per_trade.select("realized_pnl", "closed_qty", "position_after")[back])
+    return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
+
+
+def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, method: str) -> CostingResult | None:
+    """The whole costing on scaled integers, or None when a number does not fit.
+
+    Quantities and prices leave their Decimal columns as raw integers (Arrow words), become
+    ``int64`` at the fewest digits after the point that hold each column exactly, run
+    through the kernels in application order, and come back as Decimal words written at
+    each trade's input row: one conversion in, one out, no Decimal arithmetic in between.
+    Per (book, asset) ends come from the kernels too (no running sum over every row).
+    """
+    qty_words = decimal_words(valid["qty"])
+    price_words = decimal_words(valid["price"])
+    as_qty = to_int64(qty_words)
+    if as_qty is None:
+        return None
+    qty_scale, qty_in, _ = as_qty
+    qty = qty_in[order]
+    if not group_totals_fit(group, qty):
+        return None
+    n = len(order)
+    ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
+    n_groups = len(ends)
+    if method == "wac":
+        outcome = realize_wac(group, qty, price_words, order, qty_scale, n_groups)
+        if outcome is None:
+            return None
+        (pnl, closed, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
+        open_pool = end_pos != 0
+        lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
+                         _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
+    else:
+        as_price = to_int64(price_words)
+        if as_price is None or as_price[2] >= 2**62:  # room to subtract two prices
+            return None
+        price_scale, price_in, _ = as_price
+        price = price_in[order]
+        # HIFO compares entry prices; the scaled integers order exactly as the prices do.
+        rank = price if method == "hifo" else np.zeros(n, np.int64)
+        m_close, m_lot, m_qty, open_trade, open_qty = match_lots(group, qty, rank, method)
+        outcome = realize_lots(group, qty, price, (m_close, m_lot, m_qty), order, qty_scale, price_scale, n_groups)
+        if outcome is None:
+            return None
+        pnl, closed, position, end_pos, end_pnl = outcome
+        keep = np.argsort(open_trade, kind="stable")  # opening order
+        lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
+                         valid["price"].gather(order[open_trade[keep]]))
+    open_lots = _describe_lots(valid, order, lots, pooled=method == "wac")
+    averages = (
+        open_lots.select("book", "asset", pl.col("entry_price").alias("avg_price"))
+        if method == "wac"
+        else _exact_averages(open_lots)
+    )
+    totals = pl.DataFrame([int64_to_decimal(end_pos, qty_scale, "qty"), decimal_from_words(end_pnl, "realized_pnl")])
+    positions = _positions(valid, order[ends], totals, open_lots, averages)
+    realized = valid.with_columns(
+        decimal_from_words(pnl, "realized_pnl"),
+        decimal_from_words(closed, "closed_qty"),
+        decimal_from_words(position, "position_after"),
+    )
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
