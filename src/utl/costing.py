@@ -28,7 +28,8 @@ import polars as pl
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
 from utl.lots import group_totals_fit, match_lots, price_matches, realize_lots, realize_wac, wac_exact, wac_kernel
-from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64
+from utl.ordering import hashes_repeat, stable_argsort
+from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64, to_int64_at_nine
 from utl.schemas import UTC_TS
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -113,13 +114,10 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     """
     qty_words = decimal_words(valid["qty"])
     price_words = decimal_words(valid["price"])
-    as_qty = to_int64(qty_words)
+    as_qty = _quantities(qty_words, group, order)
     if as_qty is None:
         return None
-    qty_scale, qty_in, _ = as_qty
-    qty = qty_in[order]
-    if not group_totals_fit(group, qty):
-        return None
+    qty_scale, qty = as_qty
     n = len(order)
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
@@ -132,8 +130,8 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
                          _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
     else:
-        as_price = to_int64(price_words)
-        if as_price is None or as_price[2] >= 2**62:  # room to subtract two prices
+        as_price = _prices(price_words)
+        if as_price is None:
             return None
         price_scale, price_in, _ = as_price
         price = price_in[order]
@@ -163,6 +161,28 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
+def _quantities(words: np.ndarray, group: np.ndarray, order: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """Quantities as int64 in application order, at 9 digits after the point (one cheap
+    pass, and what venues write) or else at the fewest that hold them; None when no
+    scale keeps every (book, asset)'s total traded quantity within int64."""
+    for convert in (to_int64_at_nine, to_int64):
+        got = convert(words)
+        if got is not None:
+            qty = got[1][order]
+            if group_totals_fit(group, qty):
+                return got[0], qty
+    return None
+
+
+def _prices(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
+    """Prices as int64 (input order) with room to subtract two (below 2**62)."""
+    for convert in (to_int64_at_nine, to_int64):
+        got = convert(words)
+        if got is not None and got[2] < 2**62:
+            return got
+    return None
+
+
 def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The permutation that puts trades in the order they apply: by (book, asset), then
     ``ts``, then input order (a stable sort). Returns it with each trade's group code in
@@ -180,12 +200,11 @@ def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     groups = (int(codes["b"].max()) + 1) * n_assets
     codes = codes.with_columns(g=pl.col("b") * n_assets + pl.col("a"))
     if groups * span < INT64_MAX:
-        # One int64 key sorts far faster than three columns.
-        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min))
-        order = key.select(pl.arg_sort_by(key.columns[0], maintain_order=True)).to_series()
+        # One int64 key, radix-sorted: a few linear passes instead of a comparison sort.
+        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min)).to_series().to_numpy()
+        order = stable_argsort(key)
     else:
-        order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series()
-    order = order.cast(pl.Int64).to_numpy()
+        order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series().cast(pl.Int64).to_numpy()
     return order, codes["g"].to_numpy()[order]
 
 
@@ -273,9 +292,9 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> pl.DataFrame | Non
     checks find nothing wrong; None sends it through the row-by-row checks (which parse
     text and name every bad value). Only ever a shortcut: it accepts nothing they refuse.
 
-    Duplicate ids are ruled out by a 64-bit hash of (book, trade_id): as many distinct
-    hashes as rows proves every pair distinct; fewer (a real duplicate, or a collision)
-    leaves the verdict to the exact check.
+    Duplicate ids are ruled out on 64-bit hashes of (book, trade_id): no repeated hash
+    proves every pair distinct; a repeat (a real duplicate, or a collision) leaves the
+    verdict to the exact check.
     """
     schema = frame.schema
     decimal_given = all(isinstance(schema[c], pl.Decimal) and (schema[c].scale or 0) <= SCALE for c in ("qty", "price"))
@@ -287,10 +306,13 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> pl.DataFrame | Non
         pl.any_horizontal(pl.col(*REQUIRED).null_count() > 0).alias("nulls"),
         (pl.col("qty") == 0).any().alias("zero"),
         (pl.col("price") <= 0).any().alias("price"),
-        (pl.struct("book", "trade_id").hash().n_unique() if not ids_unique else pl.lit(frame.height, pl.UInt32)).alias("ids"),
     ).row(0, named=True)
-    if checks["nulls"] or checks["zero"] or checks["price"] or checks["ids"] != frame.height:
+    if checks["nulls"] or checks["zero"] or checks["price"]:
         return None
+    if not ids_unique:
+        hashes = frame.select(pl.col("book").hash(), pl.col("trade_id").hash())
+        if hashes_repeat(hashes["book"].to_numpy(), hashes["trade_id"].to_numpy()):
+            return None
     return frame.with_columns(
         pl.col("book", "asset", "trade_id").cast(pl.String), pl.col("qty", "price").cast(DECIMAL), ts.alias("ts")
     )

@@ -199,3 +199,55 @@ def mul64(a, b):
 def below_1e38(h, l):
     """Whether a magnitude fits Decimal(38, 18) (38 digits in all)."""
     return h < _E38_HI or (h == _E38_HI and l < _E38_LO)
+
+
+_FIVE9 = np.uint64(5**9)  # < 2**21: a remainder shifted by 32 bits still fits 64
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True)
+def _divmod_1e9(hi, lo):
+    """(hi, lo) // 10**9 and the remainder, by a constant divisor (compiled to multiplies)."""
+    low = lo & np.uint64(511)
+    sl = (lo >> np.uint64(9)) | (hi << np.uint64(55))
+    sh = hi >> np.uint64(9)
+    x = sh >> _S32
+    q3 = x // _FIVE9
+    r = x - q3 * _FIVE9
+    x = (r << _S32) | (sh & _M32)
+    q2 = x // _FIVE9
+    r = x - q2 * _FIVE9
+    x = (r << _S32) | (sl >> _S32)
+    q1 = x // _FIVE9
+    r = x - q1 * _FIVE9
+    x = (r << _S32) | (sl & _M32)
+    q0 = x // _FIVE9
+    r = x - q0 * _FIVE9
+    return (q3 << _S32) | q2, (q1 << _S32) | q0, (r << np.uint64(9)) | low
+
+
+@njit(cache=True)
+def _at_nine(words, out):
+    """Values at 9 digits after the point into ``out``: 0 done, 1 a value needs more
+    digits, 2 a value does not fit int64 there. Also returns the largest magnitude."""
+    largest = np.int64(0)
+    for i in range(words.shape[0]):
+        hi, lo, negative = magnitude(words[i, 1], words[i, 0])
+        qh, ql, r = _divmod_1e9(hi, lo)
+        if r != _ZERO:
+            return 1, largest
+        if qh != _ZERO or ql >= _HALF64:
+            return 2, largest
+        v = np.int64(ql)
+        if v > largest:
+            largest = v
+        out[i] = -v if negative else v
+    return 0, largest
+
+
+def to_int64_at_nine(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
+    """The values as ``int64`` at 9 digits after the point (the usual venue precision: one
+    cheap pass), or None when a value needs more digits or does not fit."""
+    out = np.empty(len(words), np.int64)
+    status, largest = _at_nine(words, out) if len(words) else (0, 0)
+    return (9, out, int(largest)) if status == 0 else None
