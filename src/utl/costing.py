@@ -27,7 +27,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
-from utl.lots import group_totals_fit, match_lots, price_matches, realize_lots, realize_wac, wac_exact, wac_kernel
+from utl.lots import group_totals_fit, match_and_realize, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
 from utl.ordering import hashes_repeat, stable_argsort
 from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64, to_int64_at_nine
 from utl.schemas import UTC_TS
@@ -136,12 +136,10 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         price_scale, price_in, _ = as_price
         price = price_in[order]
         # HIFO compares entry prices; the scaled integers order exactly as the prices do.
-        rank = price if method == "hifo" else np.zeros(n, np.int64)
-        m_close, m_lot, m_qty, open_trade, open_qty = match_lots(group, qty, rank, method)
-        outcome = realize_lots(group, qty, price, (m_close, m_lot, m_qty), order, qty_scale, price_scale, n_groups)
+        outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups)
         if outcome is None:
             return None
-        pnl, closed, position, end_pos, end_pnl = outcome
+        (pnl, closed, position, end_pos, end_pnl), (open_trade, open_qty) = outcome
         keep = np.argsort(open_trade, kind="stable")  # opening order
         lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
                          valid["price"].gather(order[open_trade[keep]]))

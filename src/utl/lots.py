@@ -601,100 +601,13 @@ def _net(ph, pl_, nh, nl):
 
 
 @njit(cache=True)
-def _realize_lots(group, qty, price, m_close, m_lot, m_qty, shift, up, order, pnl, closed, position, end_pos, end_pnl):
-    """Price every match and write per-trade results (input rows) and per-group ends.
-
-    Trades are in application order: ``group``, ``qty`` (int64 at the quantities' scale),
-    ``price`` (int64 at the prices' scale, below 2**62). A match realizes ``qty * (exit -
-    entry)`` for a long lot, ``qty * (entry - exit)`` for a short one, exact in 128 bits at
-    the two scales' sum, then rounded half-even to 18 places (``shift`` = that sum - 18).
-    ``order[i]`` is trade i's input row; ``pnl``, ``closed`` and ``position`` are (n, 2)
-    words; ``end_pos`` (int64) and ``end_pnl`` (words) one per group.
-    """
-    n = qty.shape[0]
-    k = m_close.shape[0]
-    mult = np.uint64(10) ** np.uint64(-shift if shift < 0 else 0)
-    j = 0
-    g = -1
-    pos = np.int64(0)
-    gph = _ZERO  # the group's gains and losses so far, as magnitudes
-    gpl = _ZERO
-    gnh = _ZERO
-    gnl = _ZERO
-    for i in range(n):
-        if i == 0 or group[i] != group[i - 1]:
-            if g >= 0:
-                fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
-                if not fits:
-                    return False
-                end_pos[g] = pos
-                _put(end_pnl, g, mh, ml, neg)
-            g += 1
-            pos = np.int64(0)
-            gph = _ZERO
-            gpl = _ZERO
-            gnh = _ZERO
-            gnl = _ZERO
-        ph = _ZERO
-        pl_ = _ZERO
-        nh = _ZERO
-        nl = _ZERO
-        done = np.int64(0)
-        while j < k and m_close[j] == i:
-            lot = m_lot[j]
-            q = m_qty[j]
-            done += q
-            d = price[i] - price[lot]
-            if qty[lot] < 0:
-                d = -d
-            gain = d >= 0
-            h, l = _mul64(np.uint64(q), np.uint64(d if gain else -d))
-            if shift < 0:
-                x2, h, l = _mul128_64(h, l, mult)
-                if x2 != _ZERO:
-                    return False
-            elif shift > 0:
-                ok, h, l = _round_shift(h, l, shift)
-                if not ok:
-                    return False
-            if gain:
-                ph, pl_, ovf = _add128(ph, pl_, h, l)
-            else:
-                nh, nl, ovf = _add128(nh, nl, h, l)
-            if ovf:
-                return False
-            j += 1
-        pos += qty[i]
-        row = order[i]
-        fits, mh, ml, neg = _net(ph, pl_, nh, nl)
-        if not fits:
-            return False
-        _put(pnl, row, mh, ml, neg)
-        _put_int(closed, row, done, up)
-        _put_int(position, row, pos, up)
-        gph, gpl, ovf = _add128(gph, gpl, ph, pl_)
-        if ovf:
-            return False
-        gnh, gnl, ovf = _add128(gnh, gnl, nh, nl)
-        if ovf:
-            return False
-    if g >= 0:
-        fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
-        if not fits:
-            return False
-        end_pos[g] = pos
-        _put(end_pnl, g, mh, ml, neg)
-    return True
-
-
-@njit(cache=True)
 def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, scale, up, order, pnl, closed_out, position, end_pnl):
     """WAC's per-trade results from :func:`_wac_kernel`'s ``closed`` and pool averages.
 
     A closing trade realizes ``closed * (price - avg)`` against a long pool (a sell) and
     ``closed * (avg - price)`` against a short one, the product exact (192 bits at the
     quantities' scale + 18) and rounded half-even to 18 places. Inputs in application
-    order, outputs at input rows (``order``), as in :func:`_realize_lots`.
+    order, outputs at input rows (``order``), as in :func:`_match_and_realize`.
     """
     n = qty.shape[0]
     d = np.uint64(10) ** np.uint64(scale)
@@ -802,19 +715,6 @@ def _split_prices(words, order, price_int, price_frac):
     return True
 
 
-def realize_lots(group, qty, price, matches, order, qty_scale: int, price_scale: int, n_groups: int):
-    """Per-trade ``(pnl, closed, position)`` words at input rows and per-group ``(end_pos,
-    end_pnl)``, or None when a number does not fit (see :func:`_realize_lots`)."""
-    m_close, m_lot, m_qty = matches
-    n = qty.shape[0]
-    pnl, closed, position = (np.zeros((n, 2), np.uint64) for _ in range(3))
-    end_pos = np.zeros(n_groups, np.int64)
-    end_pnl = np.zeros((n_groups, 2), np.uint64)
-    ok = _realize_lots(group, qty, price, m_close, m_lot, m_qty, qty_scale + price_scale - 18,
-                       np.uint64(10 ** (18 - qty_scale)), order, pnl, closed, position, end_pos, end_pnl)
-    return (pnl, closed, position, end_pos, end_pnl) if ok else None
-
-
 def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int):
     """WAC in int64/128-bit words: per-trade ``(pnl, closed, position)`` words at input rows,
     per group ``(end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)``; None when a
@@ -845,3 +745,194 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int):
 
 def group_totals_fit(group: np.ndarray, qty: np.ndarray) -> bool:
     return bool(_group_totals_fit(group, qty))
+
+
+@njit(cache=True)
+def _match_and_realize(group, qty, price, method, shift, up, order, pnl, closed, position, end_pos, end_pnl,
+                       open_trade, open_qty, lot_trade, lot_qty, heap):
+    """:func:`_match` with every match priced as it is made (no match list), per-trade
+    results written at input rows (``order``) and per-group ends. A match realizes ``qty *
+    (exit - entry)`` for a long lot, ``qty * (entry - exit)`` for a short one, exact in 128
+    bits at the quantities' and prices' scales summed, then rounded half-even to 18 places
+    (``shift`` = that sum - 18). ``price`` (int64 at its scale, below 2**62) is also the
+    HIFO rank. Returns ``(ok, n_open)``; ok is False when a number does not fit."""
+    n = qty.shape[0]
+    rank = price
+    mult = np.uint64(10) ** np.uint64(-shift if shift < 0 else 0)
+    n_open = 0
+    start = 0
+    g = 0
+    while start < n:
+        gph = _ZERO  # the group's gains and losses so far, as magnitudes
+        gpl = _ZERO
+        gnh = _ZERO
+        gnl = _ZERO
+        pos = np.int64(0)
+        end = start
+        while end < n and group[end] == group[start]:
+            end += 1
+        head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+        tail = 0
+        size = 0
+        lot_sign = 0
+        for i in range(start, end):
+            q = qty[i]
+            sign = 1 if q > 0 else -1
+            ph = _ZERO
+            pl_ = _ZERO
+            nh = _ZERO
+            nl = _ZERO
+            done = np.int64(0)
+            live = (tail - head) if method != HIFO else size
+            if live > 0 and sign != lot_sign:
+                remaining = -q if q < 0 else q
+                while remaining > 0 and live > 0:
+                    if method == FIFO:
+                        s = head
+                    elif method == LIFO:
+                        s = tail - 1
+                    else:
+                        s = heap[0]
+                    held = lot_qty[s] if lot_qty[s] > 0 else -lot_qty[s]
+                    take = held if held < remaining else remaining
+                    done += take
+                    d = price[i] - price[lot_trade[s]]
+                    if lot_sign < 0:
+                        d = -d
+                    gain = d >= 0
+                    h, l = _mul64(np.uint64(take), np.uint64(d if gain else -d))
+                    if shift < 0:
+                        x2, h, l = _mul128_64(h, l, mult)
+                        if x2 != _ZERO:
+                            return False, 0
+                    elif shift > 0:
+                        ok, h, l = _round_shift(h, l, shift)
+                        if not ok:
+                            return False, 0
+                    if gain:
+                        ph, pl_, ovf = _add128(ph, pl_, h, l)
+                    else:
+                        nh, nl, ovf = _add128(nh, nl, h, l)
+                    if ovf:
+                        return False, 0
+                    remaining -= take
+                    if take == held:
+                        if method == FIFO:
+                            head += 1
+                        elif method == LIFO:
+                            tail -= 1
+                        else:
+                            # Pop the heap's top: move the last slot up, sift it down.
+                            size -= 1
+                            heap[0] = heap[size]
+                            j = 0
+                            while True:
+                                best = j
+                                for child in (2 * j + 1, 2 * j + 2):
+                                    if child < size:
+                                        rc = rank[lot_trade[heap[child]]]
+                                        rb = rank[lot_trade[heap[best]]]
+                                        if rc != rb:
+                                            first = rc > rb if lot_sign > 0 else rc < rb
+                                        else:
+                                            first = heap[child] < heap[best]
+                                        if first:
+                                            best = child
+                                if best == j:
+                                    break
+                                heap[j], heap[best] = heap[best], heap[j]
+                                j = best
+                        live -= 1
+                    else:
+                        lot_qty[s] -= take * lot_sign
+                if remaining > 0:
+                    # The trade flips the position: its rest opens a lot of its own sign.
+                    lot_trade[0] = i
+                    lot_qty[0] = remaining * sign
+                    head = 0
+                    tail = 1
+                    lot_sign = sign
+                    if method == HIFO:
+                        heap[0] = 0
+                        size = 1
+            else:
+                if live == 0:
+                    head = 0
+                    tail = 0
+                lot_trade[tail] = i
+                lot_qty[tail] = q
+                lot_sign = sign
+                if method == HIFO:
+                    # Push the new slot and sift it up. Long: highest entry price first;
+                    # short: lowest; equal prices: the older (smaller) slot first.
+                    j = size
+                    heap[j] = tail
+                    size += 1
+                    while j > 0:
+                        parent = (j - 1) // 2
+                        rj = rank[lot_trade[heap[j]]]
+                        rp = rank[lot_trade[heap[parent]]]
+                        if rj != rp:
+                            first = rj > rp if lot_sign > 0 else rj < rp
+                        else:
+                            first = heap[j] < heap[parent]
+                        if not first:
+                            break
+                        heap[j], heap[parent] = heap[parent], heap[j]
+                        j = parent
+                tail += 1
+            pos += q
+            row = order[i]
+            fits, mh, ml, neg = _net(ph, pl_, nh, nl)
+            if not fits:
+                return False, 0
+            _put(pnl, row, mh, ml, neg)
+            _put_int(closed, row, done, up)
+            _put_int(position, row, pos, up)
+            gph, gpl, ovf = _add128(gph, gpl, ph, pl_)
+            if ovf:
+                return False, 0
+            gnh, gnl, ovf = _add128(gnh, gnl, nh, nl)
+            if ovf:
+                return False, 0
+        fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
+        if not fits:
+            return False, 0
+        end_pos[g] = pos
+        _put(end_pnl, g, mh, ml, neg)
+        g += 1
+        if method == HIFO:
+            for j in range(size):
+                open_trade[n_open] = lot_trade[heap[j]]
+                open_qty[n_open] = lot_qty[heap[j]]
+                n_open += 1
+        else:
+            for s in range(head, tail):
+                open_trade[n_open] = lot_trade[s]
+                open_qty[n_open] = lot_qty[s]
+                n_open += 1
+        start = end
+    return True, n_open
+
+
+def match_and_realize(group, qty, price, method: str, order, qty_scale: int, price_scale: int, n_groups: int):
+    """FIFO/LIFO/HIFO on int64 quantities and prices, priced as matched: per-trade
+    ``(pnl, closed, position)`` words at input rows, per group ``(end_pos, end_pnl)``, and
+    the open lots ``(open_trade, open_qty)`` (application-order index, int64 quantity),
+    grouped by (book, asset). None when a number does not fit."""
+    n = qty.shape[0]
+    pnl, closed, position = (np.zeros((n, 2), np.uint64) for _ in range(3))
+    end_pos = np.zeros(n_groups, np.int64)
+    end_pnl = np.zeros((n_groups, 2), np.uint64)
+    open_trade = np.empty(n, np.int64)
+    open_qty = np.empty(n, np.int64)
+    lot_trade = np.empty(n, np.int64)
+    lot_qty = np.empty(n, np.int64)
+    heap = np.empty(n, np.int64)
+    ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
+                                    np.uint64(10 ** (18 - qty_scale)), order, pnl, closed, position, end_pos, end_pnl,
+                                    open_trade, open_qty, lot_trade, lot_qty, heap)
+    if not ok:
+        return None
+    del lot_trade, lot_qty, heap
+    return (pnl, closed, position, end_pos, end_pnl), (open_trade[:n_open].copy(), open_qty[:n_open].copy())
