@@ -118,22 +118,26 @@ def run_day(
     # The day's legs, priced; costing over carried lots then the day's trades.
     priced = price_legs(with_book(legs, settings), marks_today, day)
     lap("price legs")
-    costed_legs = priced.filter((pl.col("asset") != reporting) & (pl.col("qty") != 0))
     carried = start_lots.select("book", "asset", pl.col("opened_ts").alias("ts"), "trade_id", "qty",
                                 pl.col("entry_price").alias("price"), is_carry=pl.lit(True))
-    today = costed_legs.select(
+    # Lazy: the filter gathers only the columns costing reads, not every column of the legs.
+    today = priced.lazy().filter((pl.col("asset") != reporting) & (pl.col("qty") != 0)).select(
         "book", "asset", "ts", trade_id=pl.format("{}/{}/{}", pl.col("venue"), pl.col("account"), pl.col("leg_id")),
         qty="qty", price="unit_price", is_carry=pl.lit(False),
     )
     # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
-    costs = compute_costs(pl.concat([carried, today]), settings.costing_method, ids_unique=True)
+    costs = compute_costs(pl.concat([carried.lazy(), today]).collect(), settings.costing_method, ids_unique=True)
+    del carried, today
     lots = _carry_lots(costs.open_lots, settings.costing_method)
+    # Only these columns of each costed trade are used from here on: let the rest go.
+    realized = costs.realized.select("book", "asset", "realized_pnl", "is_carry")
+    del costs
     lap("costing")
 
     end_positions = add_legs(start_positions, legs)
     positions = value_positions(end_positions, lots, marks_today, day, settings)
     lap("positions")
-    pnl, explain = day_pnl(day, start_positions, start_lots, priced, costs.realized, positions, marks_before, settings)
+    pnl, explain = day_pnl(day, start_positions, start_lots, priced, realized, positions, marks_before, settings)
     lap("pnl and explain")
     return DayResult(LedgerState(day, end_positions, lots), positions, pnl, explain)
 
