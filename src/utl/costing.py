@@ -143,14 +143,26 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         keep = np.argsort(open_trade, kind="stable")  # opening order
         lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
                          valid["price"].gather(order[open_trade[keep]]))
-    open_lots = _describe_lots(valid, order, lots, pooled=method == "wac")
+    # Lots and positions in (book, asset) order: only the groups' names are sorted, and the
+    # lots follow their group's rank (a radix sort on integers, not a sort on text).
+    names = pl.DataFrame({"book": valid["book"].gather(order[ends]), "asset": valid["asset"].gather(order[ends])})
+    by_name = names.with_row_index("__g").sort("book", "asset")["__g"].to_numpy()
+    rank = np.empty(n_groups, np.int64)
+    rank[by_name] = np.arange(n_groups)
+    lot_group = np.searchsorted(group[ends], group[lots.lot])  # each lot's group, 0..n_groups-1
+    keep = stable_argsort(rank[lot_group])
+    lots = _OpenLots(lots.lot[keep], lots.qty.gather(keep), lots.entry_price.gather(keep))
+    open_lots = _describe_lots(valid, order, lots, pooled=method == "wac", sort=False).with_columns(
+        __g=pl.Series(lot_group[keep], dtype=pl.Int64))
     averages = (
-        open_lots.select("book", "asset", pl.col("entry_price").alias("avg_price"))
+        open_lots.select("__g", pl.col("entry_price").alias("avg_price"))
         if method == "wac"
-        else _exact_averages(open_lots)
+        else _exact_averages(open_lots, keys=("__g",))
     )
     totals = pl.DataFrame([int64_to_decimal(end_pos, qty_scale, "qty"), decimal_from_words(end_pnl, "realized_pnl")])
-    positions = _positions(valid, order[ends], totals, open_lots, averages)
+    positions = _positions(valid, order[ends], totals.with_row_index("__g").cast({"__g": pl.Int64}), open_lots,
+                           averages, keys=("__g",))
+    open_lots = open_lots.drop("__g")
     realized = valid.with_columns(
         decimal_from_words(pnl, "realized_pnl"),
         decimal_from_words(closed, "closed_qty"),
@@ -385,9 +397,9 @@ class _OpenLots:
     entry_price: pl.Series
 
 
-def _describe_lots(valid: pl.DataFrame, order: np.ndarray, lots: _OpenLots, *, pooled: bool) -> pl.DataFrame:
+def _describe_lots(valid: pl.DataFrame, order: np.ndarray, lots: _OpenLots, *, pooled: bool, sort: bool = True) -> pl.DataFrame:
     rows = order[lots.lot]
-    return pl.DataFrame(
+    described = pl.DataFrame(
         {
             "book": valid["book"].gather(rows),
             "asset": valid["asset"].gather(rows),
@@ -396,18 +408,23 @@ def _describe_lots(valid: pl.DataFrame, order: np.ndarray, lots: _OpenLots, *, p
             "qty": lots.qty,
             "entry_price": lots.entry_price,
         }
-    ).sort("book", "asset", maintain_order=True)
+    )
+    return described.sort("book", "asset", maintain_order=True) if sort else described
 
 
-def _positions(valid: pl.DataFrame, rows: np.ndarray, totals: pl.DataFrame, open_lots: pl.DataFrame, averages: pl.DataFrame) -> pl.DataFrame:
-    """One row per (book, asset): end quantity, open cost, average, realized PnL."""
-    basis = open_lots.lazy().group_by("book", "asset").agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost_basis"))
+def _positions(valid: pl.DataFrame, rows: np.ndarray, totals: pl.DataFrame, open_lots: pl.DataFrame, averages: pl.DataFrame,
+               keys: tuple[str, ...] = ("book", "asset")) -> pl.DataFrame:
+    """One row per (book, asset): end quantity, open cost, average, realized PnL. ``keys``
+    name the columns that tell positions apart in ``totals``, ``open_lots`` and ``averages``
+    (an integer group number is quicker to group by than text)."""
+    keys = list(keys)
+    basis = open_lots.lazy().group_by(keys).agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost_basis"))
     return (
         pl.DataFrame({"book": valid["book"].gather(rows), "asset": valid["asset"].gather(rows)})
-        .with_columns(totals)
+        .with_columns(totals.drop([k for k in ("book", "asset") if k in totals.columns]))
         .lazy()
-        .join(basis, on=["book", "asset"], how="left")
-        .join(averages.lazy(), on=["book", "asset"], how="left")
+        .join(basis, on=keys, how="left")
+        .join(averages.lazy(), on=keys, how="left")
         .select(
             "book",
             "asset",
@@ -480,9 +497,9 @@ def _sum_per_trade(values: pl.Series, close: np.ndarray, n: int) -> pl.Series:
     return zeros.scatter(close[first], (running.gather(last) - before.gather(first)).cast(DECIMAL))
 
 
-def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
-    """``avg_price`` per open position, divided out of the unrounded lot products and
-    rounded half-even at 18 digits.
+def _exact_averages(open_lots: pl.DataFrame, keys: tuple[str, ...] = ("book", "asset")) -> pl.DataFrame:
+    """``avg_price`` per open position (told apart by ``keys``), divided out of the
+    unrounded lot products and rounded half-even at 18 digits.
 
     Where every lot's ``qty * entry_price`` fits 18 places (the usual case: venue quantities
     and prices rarely need more than 18 digits between them), the products are exact in
@@ -490,7 +507,8 @@ def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
     position holding a lot whose product needs more places sums in Python's decimal, for
     those positions only.
     """
-    schema = {"book": pl.String, "asset": pl.String, "avg_price": DECIMAL}
+    keys = list(keys)
+    schema = {**{k: open_lots.schema[k] for k in keys}, "avg_price": DECIMAL}
     if open_lots.height == 0:
         return pl.DataFrame(schema=schema)
     half = pl.Series([10 ** (SCALE - SCALE // 2)], dtype=pl.Int128)
@@ -503,26 +521,23 @@ def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
         )
     sums = (
         marked.lazy()
-        .group_by("book", "asset")
+        .group_by(keys)
         .agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost"), pl.col("qty").sum(), pl.col("exact").all())
         .collect()
     )
-    fast = sums.filter(pl.col("exact")).select("book", "asset", avg_price=pl.col("cost") / pl.col("qty"))
-    slow_keys = sums.filter(~pl.col("exact")).select("book", "asset")
+    fast = sums.filter(pl.col("exact")).select(*keys, avg_price=pl.col("cost") / pl.col("qty"))
+    slow_keys = sums.filter(~pl.col("exact")).select(keys)
     if slow_keys.height == 0:
         return fast.cast(schema)
-    totals: dict[tuple[str, str], list[Decimal]] = {}
-    slow_lots = marked.join(slow_keys, on=["book", "asset"], how="semi")
-    for book, asset, q, p in slow_lots.select("book", "asset", "qty", "entry_price").iter_rows():
-        acc = totals.setdefault((book, asset), [Decimal(0), Decimal(0)])
+    totals: dict[tuple, list[Decimal]] = {}
+    slow_lots = marked.join(slow_keys, on=keys, how="semi")
+    for *key, q, p in slow_lots.select(*keys, "qty", "entry_price").iter_rows():
+        acc = totals.setdefault(tuple(key), [Decimal(0), Decimal(0)])
         acc[0] = _WIDE.add(acc[0], _WIDE.multiply(q, p))
         acc[1] = _WIDE.add(acc[1], q)
     quantum = Decimal(1).scaleb(-SCALE)
     slow = pl.DataFrame(
-        [
-            (book, asset, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN))
-            for (book, asset), (cost, qty) in totals.items()
-        ],
+        [(*key, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN)) for key, (cost, qty) in totals.items()],
         schema=schema,
         orient="row",
     )
