@@ -86,9 +86,23 @@ def naive_fifo(rows: list[tuple]) -> Decimal:
     return total
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. ``VmHWM`` belongs to the process's own memory; ``ru_maxrss``
+    would carry the parent's peak over the fork and exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def one_method(path: str, method: str) -> None:
     """In a fresh process: read, import the engine, time the first and a second call."""
     trades = pl.read_parquet(path)
+    input_rss = peak_rss_mb()
     start = time.perf_counter()
     from utl.costing import compute_costs
 
@@ -99,8 +113,8 @@ def one_method(path: str, method: str) -> None:
         result = compute_costs(trades, method)
         times.append(time.perf_counter() - start)
         del result
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{method} {imported:.3f} {times[0]:.3f} {times[1]:.3f} {rss:.0f}")
+    rss = peak_rss_mb()
+    print(f"{method} {imported:.3f} {times[0]:.3f} {times[1]:.3f} {rss:.0f} {input_rss:.0f}")
 
 
 def main() -> None:
@@ -124,14 +138,14 @@ def main() -> None:
         if args.cold:
             env["NUMBA_CACHE_DIR"] = os.path.join(folder, "numba-cache")
         rates = {}
-        print("method   import   first call            second call   peak RSS (process)")
+        print("method   import   first call            second call          peak RSS (input read: RSS)")
         for method in ("fifo", "lifo", "hifo", "wac"):
             out = subprocess.run([sys.executable, __file__, "--one", path, method], env=env, check=True,
                                  capture_output=True, text=True).stdout.split()
-            imported, first, second, rss = float(out[1]), float(out[2]), float(out[3]), float(out[4])
+            imported, first, second, rss, input_rss = (float(v) for v in out[1:6])
             rates[method] = trades.height / first
             print(f"{method:5s} {imported:7.2f} s  {first:6.2f} s {rates[method] / 1e6:6.2f} M/s  "
-                  f"{second:6.2f} s {trades.height / second / 1e6:6.2f} M/s  {rss:6.0f} MB")
+                  f"{second:6.2f} s {trades.height / second / 1e6:6.2f} M/s  {rss:6.0f} MB ({input_rss:.0f} MB)")
     rows = trades.head(args.naive_slice).rows()
     start = time.perf_counter()
     naive_fifo(rows)

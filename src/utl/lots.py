@@ -715,6 +715,11 @@ def _split_prices(words, order, price_int, price_frac):
     return True
 
 
+def _result_words(n: int):
+    """Words for each trade's realized PnL, closed quantity and position after."""
+    return tuple(np.zeros((n, 2), np.uint64) for _ in range(3))
+
+
 def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int):
     """WAC in int64/128-bit words: per-trade ``(pnl, closed, position)`` words at input rows,
     per group ``(end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)``; None when a
@@ -735,7 +740,7 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int):
     if not _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, pool_start,
                        end_pos, end_avg_int, end_avg_frac, end_start):
         return None
-    pnl, closed_out, position = (np.zeros((n, 2), np.uint64) for _ in range(3))
+    pnl, closed_out, position = _result_words(n)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
                         np.uint64(10 ** (18 - qty_scale)), order, pnl, closed_out, position, end_pnl):
@@ -921,7 +926,7 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     the open lots ``(open_trade, open_qty)`` (application-order index, int64 quantity),
     grouped by (book, asset). None when a number does not fit."""
     n = qty.shape[0]
-    pnl, closed, position = (np.zeros((n, 2), np.uint64) for _ in range(3))
+    pnl, closed, position = _result_words(n)
     end_pos = np.zeros(n_groups, np.int64)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     open_trade = np.empty(n, np.int64)

@@ -52,7 +52,7 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
     if len(keys) == 0:
         return np.empty(0, np.int64)
     bits = int(keys.max()).bit_length()
-    return _radix_argsort(keys.astype(np.uint64), bits)
+    return _radix_argsort(np.ascontiguousarray(keys, dtype=np.int64).view(np.uint64), bits)
 
 
 @njit(cache=True)
