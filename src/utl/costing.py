@@ -140,9 +140,11 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         if outcome is None:
             return None
         (pnl, closed, position, end_pos, end_pnl), (open_trade, open_qty) = outcome
+        del price, price_in
         keep = np.argsort(open_trade, kind="stable")  # opening order
         lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
                          valid["price"].gather(order[open_trade[keep]]))
+    del qty, qty_words, price_words, outcome  # what is left to do reads none of them
     # Lots and positions in (book, asset) order: only the groups' names are sorted, and the
     # lots follow their group's rank (a radix sort on integers, not a sort on text).
     names = pl.DataFrame({"book": valid["book"].gather(order[ends]), "asset": valid["asset"].gather(order[ends])})
@@ -163,11 +165,13 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     positions = _positions(valid, order[ends], totals.with_row_index("__g").cast({"__g": pl.Int64}), open_lots,
                            averages, keys=("__g",))
     open_lots = open_lots.drop("__g")
-    realized = valid.with_columns(
-        decimal_from_words(pnl, "realized_pnl"),
-        decimal_from_words(closed, "closed_qty"),
-        decimal_from_words(position, "position_after"),
-    )
+    # One column at a time, each set of words let go once it is a Decimal column.
+    realized = valid.with_columns(decimal_from_words(pnl, "realized_pnl"))
+    del pnl
+    realized = realized.with_columns(decimal_from_words(closed, "closed_qty"))
+    del closed
+    realized = realized.with_columns(decimal_from_words(position, "position_after"))
+    del position
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
@@ -242,6 +246,8 @@ def _as_decimal(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, pl.Expr, str
 
 def _as_utc(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
     dtype = frame.schema["ts"]
+    if dtype == pl.Datetime("us", "UTC"):
+        return pl.col("ts"), pl.lit(False)  # already what the engine uses: no new column
     if isinstance(dtype, pl.Datetime):
         ts = pl.col("ts").cast(pl.Datetime("us", dtype.time_zone))
         ts = ts.dt.convert_time_zone("UTC") if dtype.time_zone else ts.dt.replace_time_zone("UTC")

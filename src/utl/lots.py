@@ -933,7 +933,7 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     open_qty = np.empty(n, np.int64)
     lot_trade = np.empty(n, np.int64)
     lot_qty = np.empty(n, np.int64)
-    heap = np.empty(n, np.int64)
+    heap = np.empty(n if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
     ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
                                     np.uint64(10 ** (18 - qty_scale)), order, pnl, closed, position, end_pos, end_pnl,
                                     open_trade, open_qty, lot_trade, lot_qty, heap)
