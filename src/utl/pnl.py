@@ -15,6 +15,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.lookup import rows_of
+from utl.scaled import multiply
 from utl.marks import require_marks
 from utl.positions import with_book
 from utl.schemas import PNL, PNL_EXPLAIN
@@ -39,10 +40,12 @@ def price_legs(legs: pl.DataFrame, marks: pl.DataFrame, day: dt.date) -> pl.Data
         pl.col("mark").is_null() | pl.col("quote_mark").is_null())
     require_marks(missing.filter(~pl.col("by_fill")), day, "a leg of this asset is valued at its mark")
     require_marks(missing.filter("by_fill").select(asset="quote", mark="quote_mark"), day, "it is the quote asset of a fill")
-    priced = priced.with_columns(
-        unit_price=pl.when(by_fill).then(pl.col("price") * pl.col("quote_mark")).otherwise(pl.col("mark"))
-    )
-    return priced.with_columns(value=pl.col("qty") * pl.col("unit_price"))
+    # Products of whole columns through utl.scaled.multiply: the same exact values as
+    # Polars' Decimal product, without its several-fold working memory on 10 M rows.
+    in_quote = multiply(priced["price"], priced["quote_mark"])
+    priced = priced.with_columns(unit_price=pl.when(by_fill).then(in_quote).otherwise(pl.col("mark")))
+    del in_quote
+    return priced.with_columns(value=multiply(priced["qty"], priced["unit_price"]))
 
 
 def day_pnl(day: dt.date, start_positions: pl.DataFrame, start_lots: pl.DataFrame, priced: pl.DataFrame,

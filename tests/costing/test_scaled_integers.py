@@ -132,3 +132,24 @@ def test_typed_input_with_a_bad_value_is_still_refused_by_row(column, value):
     ).with_columns(pl.col("qty", "price").str.to_decimal(scale=18))
     with pytest.raises(ValueError, match=f"{column}.*row 2|row 2.*{column}"):
         compute_costs(frame)
+
+
+def test_column_products_equal_decimal_products_rounded_half_even():
+    from decimal import ROUND_HALF_EVEN, Context
+
+    from utl.scaled import multiply
+
+    exact = Context(prec=100)
+    pairs = [("1.5", "2.25"), ("-0.000000001", "0.000000001"), ("99999999999.123456789", "-1000"),
+             ("4294967296.000000001", "4294967296.5"), (None, "1"), ("3", None),
+             # More than 9 places: Polars' own product, rounded half-even at 18 places.
+             ("0.000000000000000005", "0.5"), ("0.000000000000000015", "0.5")]
+    a = pl.Series("a", [D(x) if x else None for x, _ in pairs], dtype=DECIMAL)
+    b = pl.Series("b", [D(y) if y else None for _, y in pairs], dtype=DECIMAL)
+    expected = [exact.multiply(D(x), D(y)).quantize(D("1E-18"), rounding=ROUND_HALF_EVEN) if x and y else None
+                for x, y in pairs]
+    assert multiply(a, b).to_list() == expected
+    assert multiply(a.head(4), b.head(4)).to_list() == expected[:4]  # the compiled pass alone
+    # 1e11 x 1e10 = 1e21 passes Decimal(38, 18)'s 20 digits: an error, never a wrapped value.
+    with pytest.raises(pl.exceptions.ComputeError):
+        multiply(pl.Series([D("100000000000")], dtype=DECIMAL), pl.Series([D("10000000000")], dtype=DECIMAL))
