@@ -6,14 +6,15 @@ The outside face is ``../shared/contracts/costing.md``::
     result.realized, result.positions, result.open_lots
 
 How it works. Trades are validated (every bad value reported by row, column and
-``trade_id``), put in application order (book, asset, ts, input order), and their
-quantities turned into integers at the smallest scale that holds them all. The sequential
-part, deciding which lot each closing trade consumes, runs in a compiled kernel
-(:mod:`utl.lots`) that only moves quantities; every match is then priced here in Polars
-``Decimal(38, 18)``: closing ``q`` of a lot entered at ``p0`` with a trade at ``p1``
-realizes ``q * (p1 - p0)`` for a long lot and ``q * (p0 - p1)`` for a short one, each
-product rounded half-even at 18 digits (Polars' Decimal product). Quantities are never
-rounded: a book that ends flat holds exactly zero.
+``trade_id``; clean typed input passes a few whole-column checks instead), put in
+application order (book, asset, ts, input order) by one radix sort, and their quantities and
+prices read as scaled integers straight from the Decimal columns' words (:mod:`utl.scaled`).
+The compiled kernels (:mod:`utl.lots`) match lots and price every match exactly: closing
+``q`` of a lot entered at ``p0`` with a trade at ``p1`` realizes ``q * (p1 - p0)`` for a long
+lot and ``q * (p0 - p1)`` for a short one, each product rounded half-even at 18 digits; they
+write each trade's results as Decimal words at its input row. Quantities are never rounded:
+a book that ends flat holds exactly zero. When a number does not fit 64/128 bits the same
+matching runs on Python integers, with Polars ``Decimal`` pricing the matches (the wide path).
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ the least gain (highest entry price when long, lowest when short; ties to the ol
 three are one routine here: only the choice of the next lot differs.
 
 Matching only *moves quantities*: it adds, subtracts and compares. So the kernel works on
-quantities as scaled integers and emits ``(closing trade, lot, quantity)`` matches; Polars
-then prices every match exactly in ``Decimal`` (:mod:`utl.costing`). HIFO needs to compare
-prices, never to compute with them, so it gets each trade's price *rank*.
+quantities as scaled integers. :func:`match_and_realize` prices each match as it is made
+(128-bit products of scaled integers) and writes per-trade results as Decimal words; the
+older :func:`match_lots` emits ``(closing trade, lot, quantity)`` matches for the wide path,
+where Polars prices them in ``Decimal`` (:mod:`utl.costing`). HIFO needs to compare prices,
+never to compute with them, so it gets each trade's price *rank* (or the scaled price).
 
 Worked example (FIFO, quantities scaled by 10): trades ``t0 +10``, ``t1 +20``, ``t2 -15``.
 ``t2`` closes 10 of ``t0`` and 5 of ``t1``: matches ``(2, 0, 10)``, ``(2, 1, 5)``; the lot
