@@ -120,8 +120,11 @@ def run_day(
     lap("price legs")
     carried = start_lots.select("book", "asset", pl.col("opened_ts").alias("ts"), "trade_id", "qty",
                                 pl.col("entry_price").alias("price"), is_carry=pl.lit(True))
-    # Lazy: the filter gathers only the columns costing reads, not every column of the legs.
-    today = priced.lazy().filter((pl.col("asset") != reporting) & (pl.col("qty") != 0)).select(
+    # Lazy: a filter gathers only the columns costing reads, not every column of the legs;
+    # when it would keep every leg it is left out, and those columns are not copied at all.
+    costed = (pl.col("asset") != reporting) & (pl.col("qty") != 0)
+    every_leg = priced.select(costed.fill_null(False).all()).item()
+    today = (priced.lazy() if every_leg else priced.lazy().filter(costed)).select(
         "book", "asset", "ts", trade_id=pl.format("{}/{}/{}", pl.col("venue"), pl.col("account"), pl.col("leg_id")),
         qty="qty", price="unit_price", is_carry=pl.lit(False),
     )
