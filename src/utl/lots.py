@@ -658,9 +658,13 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
                     return False
                 h, l = x1, x0
             else:
-                ovf, h, l, r = _divmod192_64(x2, x1, x0, d)
-                if ovf:
-                    return False
+                # Divide by 10**scale in two 128-bit steps of a few native divisions (a
+                # long division bit by bit is several times slower).
+                th, tl, r = _divmod_pow10(x2, x1, scale)
+                if th != _ZERO:
+                    return False  # the quotient passes 128 bits
+                _, l, r = _divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
+                h = tl
                 twice = r << _ONE
                 if twice > d or (twice == d and (l & _ONE) == _ONE):
                     h, l, ovf = _add128(h, l, _ZERO, _ONE)
