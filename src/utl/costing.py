@@ -6,14 +6,15 @@ The outside face is ``../shared/contracts/costing.md``::
     result.realized, result.positions, result.open_lots
 
 How it works. Trades are validated (every bad value reported by row, column and
-``trade_id``), put in application order (book, asset, ts, input order), and their
-quantities turned into integers at the smallest scale that holds them all. The sequential
-part, deciding which lot each closing trade consumes, runs in a compiled kernel
-(:mod:`utl.lots`) that only moves quantities; every match is then priced here in Polars
-``Decimal(38, 18)``: closing ``q`` of a lot entered at ``p0`` with a trade at ``p1``
-realizes ``q * (p1 - p0)`` for a long lot and ``q * (p0 - p1)`` for a short one, each
-product rounded half-even at 18 digits (Polars' Decimal product). Quantities are never
-rounded: a book that ends flat holds exactly zero.
+``trade_id``; clean typed input passes a few whole-column checks instead), put in
+application order (book, asset, ts, input order) by one radix sort, and their quantities and
+prices read as scaled integers straight from the Decimal columns' words (:mod:`utl.scaled`).
+The compiled kernels (:mod:`utl.lots`) match lots and price every match exactly: closing
+``q`` of a lot entered at ``p0`` with a trade at ``p1`` realizes ``q * (p1 - p0)`` for a long
+lot and ``q * (p0 - p1)`` for a short one, each product rounded half-even at 18 digits; they
+write each trade's results as Decimal words at its input row. Quantities are never rounded:
+a book that ends flat holds exactly zero. When a number does not fit 64/128 bits the same
+matching runs on Python integers, with Polars ``Decimal`` pricing the matches (the wide path).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import polars as pl
 
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
-from utl.lots import match_lots, price_matches, wac_exact, wac_kernel
+from utl.lots import group_totals_fit, match_and_realize, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
+from utl.ordering import hashes_repeat, stable_argsort
+from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64, to_int64_at_nine
 from utl.schemas import UTC_TS
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -61,6 +64,11 @@ def compute_costs(
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
     valid = validate_trades(frame, source=source, ids_unique=ids_unique)
     order, group = application_order(valid)
+    fast = _cost_in_words(valid, order, group, method)
+    if fast is not None:
+        return fast
+    # Past int64 at the data's scale (or past 128 bits in a product): the wide path below,
+    # Python integers in the kernels and Polars Decimal around them.
     ordered = pl.DataFrame(
         {
             _GROUP: group,
@@ -96,6 +104,100 @@ def compute_costs(
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
+def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, method: str) -> CostingResult | None:
+    """The whole costing on scaled integers, or None when a number does not fit.
+
+    Quantities and prices leave their Decimal columns as raw integers (Arrow words), become
+    ``int64`` at the fewest digits after the point that hold each column exactly, run
+    through the kernels in application order, and come back as Decimal words written at
+    each trade's input row: one conversion in, one out, no Decimal arithmetic in between.
+    Per (book, asset) ends come from the kernels too (no running sum over every row).
+    """
+    qty_words = decimal_words(valid["qty"])
+    price_words = decimal_words(valid["price"])
+    as_qty = _quantities(qty_words, group, order)
+    if as_qty is None:
+        return None
+    qty_scale, qty = as_qty
+    n = len(order)
+    ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
+    n_groups = len(ends)
+    if method == "wac":
+        outcome = realize_wac(group, qty, price_words, order, qty_scale, n_groups)
+        if outcome is None:
+            return None
+        (pnl, closed, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
+        open_pool = end_pos != 0
+        lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
+                         _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
+    else:
+        as_price = _prices(price_words)
+        if as_price is None:
+            return None
+        price_scale, price_in, _ = as_price
+        price = price_in[order]
+        # HIFO compares entry prices; the scaled integers order exactly as the prices do.
+        outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups)
+        if outcome is None:
+            return None
+        (pnl, closed, position, end_pos, end_pnl), (open_trade, open_qty) = outcome
+        del price, price_in
+        keep = np.argsort(open_trade, kind="stable")  # opening order
+        lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
+                         valid["price"].gather(order[open_trade[keep]]))
+    del qty, qty_words, price_words, outcome  # what is left to do reads none of them
+    # Lots and positions in (book, asset) order: only the groups' names are sorted, and the
+    # lots follow their group's rank (a radix sort on integers, not a sort on text).
+    names = pl.DataFrame({"book": valid["book"].gather(order[ends]), "asset": valid["asset"].gather(order[ends])})
+    by_name = names.with_row_index("__g").sort("book", "asset")["__g"].to_numpy()
+    rank = np.empty(n_groups, np.int64)
+    rank[by_name] = np.arange(n_groups)
+    lot_group = np.searchsorted(group[ends], group[lots.lot])  # each lot's group, 0..n_groups-1
+    keep = stable_argsort(rank[lot_group])
+    lots = _OpenLots(lots.lot[keep], lots.qty.gather(keep), lots.entry_price.gather(keep))
+    open_lots = _describe_lots(valid, order, lots, pooled=method == "wac", sort=False).with_columns(
+        __g=pl.Series(lot_group[keep], dtype=pl.Int64))
+    averages = (
+        open_lots.select("__g", pl.col("entry_price").alias("avg_price"))
+        if method == "wac"
+        else _exact_averages(open_lots, keys=("__g",))
+    )
+    totals = pl.DataFrame([int64_to_decimal(end_pos, qty_scale, "qty"), decimal_from_words(end_pnl, "realized_pnl")])
+    positions = _positions(valid, order[ends], totals.with_row_index("__g").cast({"__g": pl.Int64}), open_lots,
+                           averages, keys=("__g",))
+    open_lots = open_lots.drop("__g")
+    # One column at a time, each set of words let go once it is a Decimal column.
+    realized = valid.with_columns(decimal_from_words(pnl, "realized_pnl"))
+    del pnl
+    realized = realized.with_columns(decimal_from_words(closed, "closed_qty"))
+    del closed
+    realized = realized.with_columns(decimal_from_words(position, "position_after"))
+    del position
+    return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
+
+
+def _quantities(words: np.ndarray, group: np.ndarray, order: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """Quantities as int64 in application order, at 9 digits after the point (one cheap
+    pass, and what venues write) or else at the fewest that hold them; None when no
+    scale keeps every (book, asset)'s total traded quantity within int64."""
+    for convert in (to_int64_at_nine, to_int64):
+        got = convert(words)
+        if got is not None:
+            qty = got[1][order]
+            if group_totals_fit(group, qty):
+                return got[0], qty
+    return None
+
+
+def _prices(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
+    """Prices as int64 (input order) with room to subtract two (below 2**62)."""
+    for convert in (to_int64_at_nine, to_int64):
+        got = convert(words)
+        if got is not None and got[2] < 2**62:
+            return got
+    return None
+
+
 def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The permutation that puts trades in the order they apply: by (book, asset), then
     ``ts``, then input order (a stable sort). Returns it with each trade's group code in
@@ -113,12 +215,11 @@ def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     groups = (int(codes["b"].max()) + 1) * n_assets
     codes = codes.with_columns(g=pl.col("b") * n_assets + pl.col("a"))
     if groups * span < INT64_MAX:
-        # One int64 key sorts far faster than three columns.
-        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min))
-        order = key.select(pl.arg_sort_by(key.columns[0], maintain_order=True)).to_series()
+        # One int64 key, radix-sorted: a few linear passes instead of a comparison sort.
+        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min)).to_series().to_numpy()
+        order = stable_argsort(key)
     else:
-        order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series()
-    order = order.cast(pl.Int64).to_numpy()
+        order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series().cast(pl.Int64).to_numpy()
     return order, codes["g"].to_numpy()[order]
 
 
@@ -146,6 +247,8 @@ def _as_decimal(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, pl.Expr, str
 
 def _as_utc(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
     dtype = frame.schema["ts"]
+    if dtype == pl.Datetime("us", "UTC"):
+        return pl.col("ts"), pl.lit(False)  # already what the engine uses: no new column
     if isinstance(dtype, pl.Datetime):
         ts = pl.col("ts").cast(pl.Datetime("us", dtype.time_zone))
         ts = ts.dt.convert_time_zone("UTC") if dtype.time_zone else ts.dt.replace_time_zone("UTC")
@@ -168,6 +271,9 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_uniqu
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise BadInput([RowError(source, None, c, "missing column") for c in missing])
+    clean = _clean_as_given(frame, ids_unique)
+    if clean is not None:
+        return clean
     qty, qty_bad, qty_reason = _as_decimal(frame, "qty")
     price, price_bad, price_reason = _as_decimal(frame, "price")
     ts, ts_bad = _as_utc(frame)
@@ -195,6 +301,37 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_uniqu
         raise BadInput(_row_errors(parsed, flags, problems, source))
     return parsed.with_columns(qty=pl.col("__qty"), price=pl.col("__price"), ts=pl.col("__ts")).drop(
         "__qty", "__price", "__ts"
+    )
+
+
+def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> pl.DataFrame | None:
+    """``frame`` normalised, when its columns already have exact types and a few whole-column
+    checks find nothing wrong; None sends it through the row-by-row checks (which parse
+    text and name every bad value). Only ever a shortcut: it accepts nothing they refuse.
+
+    Duplicate ids are ruled out on 64-bit hashes of (book, trade_id): no repeated hash
+    proves every pair distinct; a repeat (a real duplicate, or a collision) leaves the
+    verdict to the exact check.
+    """
+    schema = frame.schema
+    decimal_given = all(isinstance(schema[c], pl.Decimal) and (schema[c].scale or 0) <= SCALE for c in ("qty", "price"))
+    text_given = all(schema[c] in (pl.String, pl.Categorical) or isinstance(schema[c], pl.Enum) for c in ("book", "asset", "trade_id"))
+    if not (decimal_given and text_given and isinstance(schema["ts"], pl.Datetime)):
+        return None
+    ts, _ = _as_utc(frame)
+    checks = frame.select(
+        pl.any_horizontal(pl.col(*REQUIRED).null_count() > 0).alias("nulls"),
+        (pl.col("qty") == 0).any().alias("zero"),
+        (pl.col("price") <= 0).any().alias("price"),
+    ).row(0, named=True)
+    if checks["nulls"] or checks["zero"] or checks["price"]:
+        return None
+    if not ids_unique:
+        hashes = frame.select(pl.col("book").hash(), pl.col("trade_id").hash())
+        if hashes_repeat(hashes["book"].to_numpy(), hashes["trade_id"].to_numpy()):
+            return None
+    return frame.with_columns(
+        pl.col("book", "asset", "trade_id").cast(pl.String), pl.col("qty", "price").cast(DECIMAL), ts.alias("ts")
     )
 
 
@@ -267,9 +404,9 @@ class _OpenLots:
     entry_price: pl.Series
 
 
-def _describe_lots(valid: pl.DataFrame, order: np.ndarray, lots: _OpenLots, *, pooled: bool) -> pl.DataFrame:
+def _describe_lots(valid: pl.DataFrame, order: np.ndarray, lots: _OpenLots, *, pooled: bool, sort: bool = True) -> pl.DataFrame:
     rows = order[lots.lot]
-    return pl.DataFrame(
+    described = pl.DataFrame(
         {
             "book": valid["book"].gather(rows),
             "asset": valid["asset"].gather(rows),
@@ -278,18 +415,23 @@ def _describe_lots(valid: pl.DataFrame, order: np.ndarray, lots: _OpenLots, *, p
             "qty": lots.qty,
             "entry_price": lots.entry_price,
         }
-    ).sort("book", "asset", maintain_order=True)
+    )
+    return described.sort("book", "asset", maintain_order=True) if sort else described
 
 
-def _positions(valid: pl.DataFrame, rows: np.ndarray, totals: pl.DataFrame, open_lots: pl.DataFrame, averages: pl.DataFrame) -> pl.DataFrame:
-    """One row per (book, asset): end quantity, open cost, average, realized PnL."""
-    basis = open_lots.lazy().group_by("book", "asset").agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost_basis"))
+def _positions(valid: pl.DataFrame, rows: np.ndarray, totals: pl.DataFrame, open_lots: pl.DataFrame, averages: pl.DataFrame,
+               keys: tuple[str, ...] = ("book", "asset")) -> pl.DataFrame:
+    """One row per (book, asset): end quantity, open cost, average, realized PnL. ``keys``
+    name the columns that tell positions apart in ``totals``, ``open_lots`` and ``averages``
+    (an integer group number is quicker to group by than text)."""
+    keys = list(keys)
+    basis = open_lots.lazy().group_by(keys).agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost_basis"))
     return (
         pl.DataFrame({"book": valid["book"].gather(rows), "asset": valid["asset"].gather(rows)})
-        .with_columns(totals)
+        .with_columns(totals.drop([k for k in ("book", "asset") if k in totals.columns]))
         .lazy()
-        .join(basis, on=["book", "asset"], how="left")
-        .join(averages.lazy(), on=["book", "asset"], how="left")
+        .join(basis, on=keys, how="left")
+        .join(averages.lazy(), on=keys, how="left")
         .select(
             "book",
             "asset",
@@ -362,9 +504,9 @@ def _sum_per_trade(values: pl.Series, close: np.ndarray, n: int) -> pl.Series:
     return zeros.scatter(close[first], (running.gather(last) - before.gather(first)).cast(DECIMAL))
 
 
-def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
-    """``avg_price`` per open position, divided out of the unrounded lot products and
-    rounded half-even at 18 digits.
+def _exact_averages(open_lots: pl.DataFrame, keys: tuple[str, ...] = ("book", "asset")) -> pl.DataFrame:
+    """``avg_price`` per open position (told apart by ``keys``), divided out of the
+    unrounded lot products and rounded half-even at 18 digits.
 
     Where every lot's ``qty * entry_price`` fits 18 places (the usual case: venue quantities
     and prices rarely need more than 18 digits between them), the products are exact in
@@ -372,7 +514,8 @@ def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
     position holding a lot whose product needs more places sums in Python's decimal, for
     those positions only.
     """
-    schema = {"book": pl.String, "asset": pl.String, "avg_price": DECIMAL}
+    keys = list(keys)
+    schema = {**{k: open_lots.schema[k] for k in keys}, "avg_price": DECIMAL}
     if open_lots.height == 0:
         return pl.DataFrame(schema=schema)
     half = pl.Series([10 ** (SCALE - SCALE // 2)], dtype=pl.Int128)
@@ -385,26 +528,23 @@ def _exact_averages(open_lots: pl.DataFrame) -> pl.DataFrame:
         )
     sums = (
         marked.lazy()
-        .group_by("book", "asset")
+        .group_by(keys)
         .agg((pl.col("qty") * pl.col("entry_price")).sum().alias("cost"), pl.col("qty").sum(), pl.col("exact").all())
         .collect()
     )
-    fast = sums.filter(pl.col("exact")).select("book", "asset", avg_price=pl.col("cost") / pl.col("qty"))
-    slow_keys = sums.filter(~pl.col("exact")).select("book", "asset")
+    fast = sums.filter(pl.col("exact")).select(*keys, avg_price=pl.col("cost") / pl.col("qty"))
+    slow_keys = sums.filter(~pl.col("exact")).select(keys)
     if slow_keys.height == 0:
         return fast.cast(schema)
-    totals: dict[tuple[str, str], list[Decimal]] = {}
-    slow_lots = marked.join(slow_keys, on=["book", "asset"], how="semi")
-    for book, asset, q, p in slow_lots.select("book", "asset", "qty", "entry_price").iter_rows():
-        acc = totals.setdefault((book, asset), [Decimal(0), Decimal(0)])
+    totals: dict[tuple, list[Decimal]] = {}
+    slow_lots = marked.join(slow_keys, on=keys, how="semi")
+    for *key, q, p in slow_lots.select(*keys, "qty", "entry_price").iter_rows():
+        acc = totals.setdefault(tuple(key), [Decimal(0), Decimal(0)])
         acc[0] = _WIDE.add(acc[0], _WIDE.multiply(q, p))
         acc[1] = _WIDE.add(acc[1], q)
     quantum = Decimal(1).scaleb(-SCALE)
     slow = pl.DataFrame(
-        [
-            (book, asset, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN))
-            for (book, asset), (cost, qty) in totals.items()
-        ],
+        [(*key, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN)) for key, (cost, qty) in totals.items()],
         schema=schema,
         orient="row",
     )

@@ -141,10 +141,13 @@ def run_day(
     # The day's legs, priced; costing over carried lots then the day's trades.
     priced = price_legs(with_book(legs, settings), marks_today, day)
     lap("price legs")
-    costed_legs = priced.filter((pl.col("asset") != reporting) & (pl.col("qty") != 0))
     carried = start_lots.select("book", "asset", pl.col("opened_ts").alias("ts"), "trade_id", "qty",
                                 pl.col("entry_price").alias("price"), is_carry=pl.lit(True))
-    today = costed_legs.select(
+    # Lazy: a filter gathers only the columns costing reads, not every column of the legs;
+    # when it would keep every leg it is left out, and those columns are not copied at all.
+    costed = (pl.col("asset") != reporting) & (pl.col("qty") != 0)
+    every_leg = priced.select(costed.fill_null(False).all()).item()
+    today = (priced.lazy() if every_leg else priced.lazy().filter(costed)).select(
         "book", "asset", "ts", trade_id=pl.format("{}/{}/{}", pl.col("venue"), pl.col("account"), pl.col("leg_id")),
         qty="qty", price="unit_price", is_carry=pl.lit(False),
     )
@@ -160,7 +163,7 @@ def run_day(
         # Lots move: costing runs in segments around the transfers (utl.transfers).
         mark_of = dict(marks_today.iter_rows())
         moved = move_lots(
-            carried, today,
+            carried, today.collect(),
             [Withdrawal(w["venue"], w["account"], w["leg_id"], settings.book_of(w["venue"], w["account"]), w["asset"],
                         w["ts"], f"{w['venue']}/{w['account']}/{w['leg_id']}", w["amount"]) for w in moves],
             [Arrival(m["to_venue"], m["to_account"], m["deposit_id"], settings.book_of(m["to_venue"], m["to_account"]),
@@ -183,9 +186,13 @@ def run_day(
         transit = moved.transit
     else:
         # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
-        costs = compute_costs(pl.concat([carried, today]), settings.costing_method, ids_unique=True)
+        costs = compute_costs(pl.concat([carried.lazy(), today]).collect(), settings.costing_method, ids_unique=True)
+        del carried, today
         lots = _carry_lots(costs.open_lots, settings.costing_method)
-        realized, flows, transit = costs.realized, priced, transfers.transit
+        # Only these columns of each costed trade are used from here on: let the rest go.
+        realized = costs.realized.select("book", "asset", "realized_pnl", "is_carry")
+        del costs
+        flows, transit = priced, transfers.transit
     transit = transit.join(pending.select("venue", "account", "leg_id"), on=["venue", "account", "leg_id"], how="semi")
     lap("costing")
 

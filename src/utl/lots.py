@@ -10,9 +10,11 @@ the least gain (highest entry price when long, lowest when short; ties to the ol
 three are one routine here: only the choice of the next lot differs.
 
 Matching only *moves quantities*: it adds, subtracts and compares. So the kernel works on
-quantities as scaled integers and emits ``(closing trade, lot, quantity)`` matches; Polars
-then prices every match exactly in ``Decimal`` (:mod:`utl.costing`). HIFO needs to compare
-prices, never to compute with them, so it gets each trade's price *rank*.
+quantities as scaled integers. :func:`match_and_realize` prices each match as it is made
+(128-bit products of scaled integers) and writes per-trade results as Decimal words; the
+older :func:`match_lots` emits ``(closing trade, lot, quantity)`` matches for the wide path,
+where Polars prices them in ``Decimal`` (:mod:`utl.costing`). HIFO needs to compare prices,
+never to compute with them, so it gets each trade's price *rank* (or the scaled price).
 
 Worked example (FIFO, quantities scaled by 10): trades ``t0 +10``, ``t1 +20``, ``t2 -15``.
 ``t2`` closes 10 of ``t0`` and 5 of ``t1``: matches ``(2, 0, 10)``, ``(2, 1, 5)``; the lot
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from utl.scaled import below_1e38, signed_words
 
 FIFO, LIFO, HIFO = 0, 1, 2
 METHOD_CODES = {"fifo": FIFO, "lifo": LIFO, "hifo": HIFO}
@@ -562,3 +566,384 @@ def price_matches(m_close, m_lot, m_qty, price, lot_long, qty_scale: int, price_
     closed = np.zeros(n, np.int64)
     ok = _price_matches(m_close, m_lot, m_qty, price, lot_long, qty_scale + price_scale - 18, r_int, r_frac, closed)
     return (r_int, r_frac, closed) if ok else None
+
+
+# ---------------------------------------------------------------------------------------
+# Per-trade results straight to Decimal words: realized PnL, closed quantity, position
+# ---------------------------------------------------------------------------------------
+#
+# The kernels below write each trade's results as the raw 128-bit integers of a
+# Decimal(38, 18) (see :mod:`utl.scaled`), at the trade's *input* row, so that no Polars
+# Decimal arithmetic, running sum or reordering is needed afterwards. They check every
+# value against 38 digits and return False when one does not fit (the caller then takes
+# the exact wide path, which reports or handles it); nothing wraps.
+
+
+@njit(cache=True)
+def _put(out, row, h, l, negative):
+    out[row, 0], out[row, 1] = signed_words(h, l, negative)
+
+
+@njit(cache=True)
+def _put_int(out, row, v, up):
+    """An int64 at the quantities' scale, times ``up`` (10**(18 - scale)), as words."""
+    m = np.uint64(-v) if v < 0 else np.uint64(v)
+    h, l = _mul64(m, up)
+    _put(out, row, h, l, v < 0)
+
+
+@njit(cache=True)
+def _net(ph, pl_, nh, nl):
+    """gains - losses as (fits in 38 digits, magnitude high, low, negative)."""
+    if _ge128(ph, pl_, nh, nl):
+        mh, ml = _sub128(ph, pl_, nh, nl)
+        return below_1e38(mh, ml), mh, ml, False
+    mh, ml = _sub128(nh, nl, ph, pl_)
+    return below_1e38(mh, ml), mh, ml, True
+
+
+@njit(cache=True)
+def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, scale, up, order, pnl, closed_out, position, end_pnl):
+    """WAC's per-trade results from :func:`_wac_kernel`'s ``closed`` and pool averages.
+
+    A closing trade realizes ``closed * (price - avg)`` against a long pool (a sell) and
+    ``closed * (avg - price)`` against a short one, the product exact (192 bits at the
+    quantities' scale + 18) and rounded half-even to 18 places. Inputs in application
+    order, outputs at input rows (``order``), as in :func:`_match_and_realize`.
+    """
+    n = qty.shape[0]
+    d = np.uint64(10) ** np.uint64(scale)
+    g = -1
+    pos = np.int64(0)
+    gph = _ZERO
+    gpl = _ZERO
+    gnh = _ZERO
+    gnl = _ZERO
+    for i in range(n):
+        if i == 0 or group[i] != group[i - 1]:
+            if g >= 0:
+                fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
+                if not fits:
+                    return False
+                _put(end_pnl, g, mh, ml, neg)
+            g += 1
+            pos = np.int64(0)
+            gph = _ZERO
+            gpl = _ZERO
+            gnh = _ZERO
+            gnl = _ZERO
+        c = closed[i]
+        h = _ZERO
+        l = _ZERO
+        negative = False
+        if c > 0:
+            xh, xl = _mul64(np.uint64(price_int[i]), _E18)
+            xh, xl, ovf = _add128(xh, xl, _ZERO, np.uint64(price_frac[i]))
+            ah, al = _mul64(np.uint64(avg_int[i]), _E18)
+            ah, al, ovf2 = _add128(ah, al, _ZERO, np.uint64(avg_frac[i]))
+            if ovf or ovf2:
+                return False
+            above = _ge128(xh, xl, ah, al)  # price >= average
+            if above:
+                dh, dl = _sub128(xh, xl, ah, al)
+            else:
+                dh, dl = _sub128(ah, al, xh, xl)
+            # A sell (closing a long pool) gains when the price is above the average.
+            negative = above != (qty[i] < 0)
+            if dh == _ZERO and dl == _ZERO:
+                negative = False
+            x2, x1, x0 = _mul128_64(dh, dl, np.uint64(c))
+            if scale == 0:
+                if x2 != _ZERO:
+                    return False
+                h, l = x1, x0
+            else:
+                # Divide by 10**scale in two 128-bit steps of a few native divisions (a
+                # long division bit by bit is several times slower).
+                th, tl, r = _divmod_pow10(x2, x1, scale)
+                if th != _ZERO:
+                    return False  # the quotient passes 128 bits
+                _, l, r = _divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
+                h = tl
+                twice = r << _ONE
+                if twice > d or (twice == d and (l & _ONE) == _ONE):
+                    h, l, ovf = _add128(h, l, _ZERO, _ONE)
+                    if ovf:
+                        return False
+            if not below_1e38(h, l):
+                return False
+            if negative:
+                gnh, gnl, ovf = _add128(gnh, gnl, h, l)
+            else:
+                gph, gpl, ovf = _add128(gph, gpl, h, l)
+            if ovf:
+                return False
+        pos += qty[i]
+        row = order[i]
+        _put(pnl, row, h, l, negative)
+        _put_int(closed_out, row, c, up)
+        _put_int(position, row, pos, up)
+    if g >= 0:
+        fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
+        if not fits:
+            return False
+        _put(end_pnl, g, mh, ml, neg)
+    return True
+
+
+@njit(cache=True)
+def _group_totals_fit(group, qty):
+    """Whether every group's total traded quantity (sum of |qty|) fits int64: no lot or
+    position of a group can exceed it, so the int64 kernels cannot overflow."""
+    total = np.int64(0)
+    for i in range(qty.shape[0]):
+        if i > 0 and group[i] != group[i - 1]:
+            total = np.int64(0)
+        q = qty[i]
+        m = -q if q < 0 else q
+        if total > np.int64(9223372036854775807) - m:
+            return False
+        total += m
+    return True
+
+
+@njit(cache=True)
+def _split_prices(words, order, price_int, price_frac):
+    """Prices (words at 18 places, input order) as integer part and 18 fraction digits,
+    in application order; False when an integer part passes int64."""
+    for i in range(order.shape[0]):
+        row = order[i]
+        qh, ql, r = _divmod_pow10(words[row, 1], words[row, 0], 18)
+        if qh != _ZERO or ql >= _HALF64:
+            return False
+        price_int[i] = np.int64(ql)
+        price_frac[i] = np.int64(r)
+    return True
+
+
+def _result_words(n: int):
+    """Words for each trade's realized PnL, closed quantity and position after."""
+    return tuple(np.zeros((n, 2), np.uint64) for _ in range(3))
+
+
+def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int):
+    """WAC in int64/128-bit words: per-trade ``(pnl, closed, position)`` words at input rows,
+    per group ``(end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)``; None when a
+    number does not fit (the caller then takes the exact Python path)."""
+    n = qty.shape[0]
+    price_int = np.empty(n, np.int64)
+    price_frac = np.empty(n, np.int64)
+    if not _split_prices(price_words, order, price_int, price_frac):
+        return None
+    closed = np.zeros(n, np.int64)
+    avg_int = np.zeros(n, np.int64)
+    avg_frac = np.zeros(n, np.int64)
+    pool_start = np.empty(n, np.int64)
+    end_pos = np.zeros(n_groups, np.int64)
+    end_avg_int = np.zeros(n_groups, np.int64)
+    end_avg_frac = np.zeros(n_groups, np.int64)
+    end_start = np.empty(n_groups, np.int64)
+    if not _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, pool_start,
+                       end_pos, end_avg_int, end_avg_frac, end_start):
+        return None
+    pnl, closed_out, position = _result_words(n)
+    end_pnl = np.zeros((n_groups, 2), np.uint64)
+    if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
+                        np.uint64(10 ** (18 - qty_scale)), order, pnl, closed_out, position, end_pnl):
+        return None
+    return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
+
+
+def group_totals_fit(group: np.ndarray, qty: np.ndarray) -> bool:
+    return bool(_group_totals_fit(group, qty))
+
+
+@njit(cache=True)
+def _match_and_realize(group, qty, price, method, shift, up, order, pnl, closed, position, end_pos, end_pnl,
+                       open_trade, open_qty, lot_trade, lot_qty, heap):
+    """:func:`_match` with every match priced as it is made (no match list), per-trade
+    results written at input rows (``order``) and per-group ends. A match realizes ``qty *
+    (exit - entry)`` for a long lot, ``qty * (entry - exit)`` for a short one, exact in 128
+    bits at the quantities' and prices' scales summed, then rounded half-even to 18 places
+    (``shift`` = that sum - 18). ``price`` (int64 at its scale, below 2**62) is also the
+    HIFO rank. Returns ``(ok, n_open)``; ok is False when a number does not fit."""
+    n = qty.shape[0]
+    rank = price
+    mult = np.uint64(10) ** np.uint64(-shift if shift < 0 else 0)
+    n_open = 0
+    start = 0
+    g = 0
+    while start < n:
+        gph = _ZERO  # the group's gains and losses so far, as magnitudes
+        gpl = _ZERO
+        gnh = _ZERO
+        gnl = _ZERO
+        pos = np.int64(0)
+        end = start
+        while end < n and group[end] == group[start]:
+            end += 1
+        head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+        tail = 0
+        size = 0
+        lot_sign = 0
+        for i in range(start, end):
+            q = qty[i]
+            sign = 1 if q > 0 else -1
+            ph = _ZERO
+            pl_ = _ZERO
+            nh = _ZERO
+            nl = _ZERO
+            done = np.int64(0)
+            live = (tail - head) if method != HIFO else size
+            if live > 0 and sign != lot_sign:
+                remaining = -q if q < 0 else q
+                while remaining > 0 and live > 0:
+                    if method == FIFO:
+                        s = head
+                    elif method == LIFO:
+                        s = tail - 1
+                    else:
+                        s = heap[0]
+                    held = lot_qty[s] if lot_qty[s] > 0 else -lot_qty[s]
+                    take = held if held < remaining else remaining
+                    done += take
+                    d = price[i] - price[lot_trade[s]]
+                    if lot_sign < 0:
+                        d = -d
+                    gain = d >= 0
+                    h, l = _mul64(np.uint64(take), np.uint64(d if gain else -d))
+                    if shift < 0:
+                        x2, h, l = _mul128_64(h, l, mult)
+                        if x2 != _ZERO:
+                            return False, 0
+                    elif shift > 0:
+                        ok, h, l = _round_shift(h, l, shift)
+                        if not ok:
+                            return False, 0
+                    if gain:
+                        ph, pl_, ovf = _add128(ph, pl_, h, l)
+                    else:
+                        nh, nl, ovf = _add128(nh, nl, h, l)
+                    if ovf:
+                        return False, 0
+                    remaining -= take
+                    if take == held:
+                        if method == FIFO:
+                            head += 1
+                        elif method == LIFO:
+                            tail -= 1
+                        else:
+                            # Pop the heap's top: move the last slot up, sift it down.
+                            size -= 1
+                            heap[0] = heap[size]
+                            j = 0
+                            while True:
+                                best = j
+                                for child in (2 * j + 1, 2 * j + 2):
+                                    if child < size:
+                                        rc = rank[lot_trade[heap[child]]]
+                                        rb = rank[lot_trade[heap[best]]]
+                                        if rc != rb:
+                                            first = rc > rb if lot_sign > 0 else rc < rb
+                                        else:
+                                            first = heap[child] < heap[best]
+                                        if first:
+                                            best = child
+                                if best == j:
+                                    break
+                                heap[j], heap[best] = heap[best], heap[j]
+                                j = best
+                        live -= 1
+                    else:
+                        lot_qty[s] -= take * lot_sign
+                if remaining > 0:
+                    # The trade flips the position: its rest opens a lot of its own sign.
+                    lot_trade[0] = i
+                    lot_qty[0] = remaining * sign
+                    head = 0
+                    tail = 1
+                    lot_sign = sign
+                    if method == HIFO:
+                        heap[0] = 0
+                        size = 1
+            else:
+                if live == 0:
+                    head = 0
+                    tail = 0
+                lot_trade[tail] = i
+                lot_qty[tail] = q
+                lot_sign = sign
+                if method == HIFO:
+                    # Push the new slot and sift it up. Long: highest entry price first;
+                    # short: lowest; equal prices: the older (smaller) slot first.
+                    j = size
+                    heap[j] = tail
+                    size += 1
+                    while j > 0:
+                        parent = (j - 1) // 2
+                        rj = rank[lot_trade[heap[j]]]
+                        rp = rank[lot_trade[heap[parent]]]
+                        if rj != rp:
+                            first = rj > rp if lot_sign > 0 else rj < rp
+                        else:
+                            first = heap[j] < heap[parent]
+                        if not first:
+                            break
+                        heap[j], heap[parent] = heap[parent], heap[j]
+                        j = parent
+                tail += 1
+            pos += q
+            row = order[i]
+            fits, mh, ml, neg = _net(ph, pl_, nh, nl)
+            if not fits:
+                return False, 0
+            _put(pnl, row, mh, ml, neg)
+            _put_int(closed, row, done, up)
+            _put_int(position, row, pos, up)
+            gph, gpl, ovf = _add128(gph, gpl, ph, pl_)
+            if ovf:
+                return False, 0
+            gnh, gnl, ovf = _add128(gnh, gnl, nh, nl)
+            if ovf:
+                return False, 0
+        fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
+        if not fits:
+            return False, 0
+        end_pos[g] = pos
+        _put(end_pnl, g, mh, ml, neg)
+        g += 1
+        if method == HIFO:
+            for j in range(size):
+                open_trade[n_open] = lot_trade[heap[j]]
+                open_qty[n_open] = lot_qty[heap[j]]
+                n_open += 1
+        else:
+            for s in range(head, tail):
+                open_trade[n_open] = lot_trade[s]
+                open_qty[n_open] = lot_qty[s]
+                n_open += 1
+        start = end
+    return True, n_open
+
+
+def match_and_realize(group, qty, price, method: str, order, qty_scale: int, price_scale: int, n_groups: int):
+    """FIFO/LIFO/HIFO on int64 quantities and prices, priced as matched: per-trade
+    ``(pnl, closed, position)`` words at input rows, per group ``(end_pos, end_pnl)``, and
+    the open lots ``(open_trade, open_qty)`` (application-order index, int64 quantity),
+    grouped by (book, asset). None when a number does not fit."""
+    n = qty.shape[0]
+    pnl, closed, position = _result_words(n)
+    end_pos = np.zeros(n_groups, np.int64)
+    end_pnl = np.zeros((n_groups, 2), np.uint64)
+    open_trade = np.empty(n, np.int64)
+    open_qty = np.empty(n, np.int64)
+    lot_trade = np.empty(n, np.int64)
+    lot_qty = np.empty(n, np.int64)
+    heap = np.empty(n if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
+    ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
+                                    np.uint64(10 ** (18 - qty_scale)), order, pnl, closed, position, end_pos, end_pnl,
+                                    open_trade, open_qty, lot_trade, lot_qty, heap)
+    if not ok:
+        return None
+    del lot_trade, lot_qty, heap
+    return (pnl, closed, position, end_pos, end_pnl), (open_trade[:n_open].copy(), open_qty[:n_open].copy())

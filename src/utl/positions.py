@@ -11,6 +11,7 @@ import datetime as dt
 import polars as pl
 
 from utl.decimals import DECIMAL
+from utl.lookup import pair_rows
 from utl.marks import require_marks
 from utl.schemas import POSITIONS_STATE, POSITIONS_TABLE, VALUED_POSITIONS
 from utl.settings import Settings
@@ -19,11 +20,13 @@ ZERO = pl.lit(0, DECIMAL)
 
 
 def with_book(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
-    pairs = frame.select("venue", "account").unique()
-    books = pairs.with_columns(
-        book=pl.Series([settings.book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String)
-    )
-    return frame.join(books, on=["venue", "account"], how="left")
+    """``frame`` with its ``book`` column added last (its rows and columns as they were)."""
+    # One book per distinct (venue, account), then gathered by pair number: the frame's
+    # own columns are kept as they are, not copied by a join.
+    rows, pair = pair_rows(frame["venue"], frame["account"])
+    pairs = frame.select("venue", "account")[rows]
+    books = pl.Series("book", [settings.book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String)
+    return frame.with_columns(books.gather(pair))
 
 
 def add_legs(start: pl.DataFrame, legs: pl.DataFrame) -> pl.DataFrame:
