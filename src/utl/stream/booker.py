@@ -84,7 +84,7 @@ class Booker:
     def _begin(self, books: Books, start) -> tuple[Books, pl.DataFrame]:
         """Commit the starting state before the first message."""
         lots = start.lots
-        openings = lots.join(self._first_dates(start.starts), on=["book", "asset"], how="inner").select(
+        openings = lots.join(self._first_dates(start.starts), on="book", how="inner").select(
             "business_date", *lots.columns)
         books.lots, books.openings = lots, openings
         holdings = start.positions.with_columns(last_trade_ts=pl.lit(None, pl.Datetime("us", "UTC")),

@@ -56,9 +56,9 @@ def try_lock_shard(conn: psycopg.Connection, consumer: str) -> bool:
 
 def _stage(conn: psycopg.Connection) -> None:
     for name, target in _STAGING.items():
-        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
             sql.Identifier(f"s_{name}"), sql.SQL(target)))
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_live (LIKE utl.live_positions) ON COMMIT DELETE ROWS")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_live (LIKE utl.live_positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_keys (book text COLLATE \"C\", asset text COLLATE \"C\") "
                  "ON COMMIT DELETE ROWS")
 
