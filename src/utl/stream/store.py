@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 import polars as pl
 import psycopg
 from psycopg import sql
 
 from utl.schemas import LOTS_STATE
+from utl.storage import partition_path
 from utl.store.read import read_frame
 from utl.store.write import _copy_frame
 from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, TRADES, Books
@@ -168,4 +170,14 @@ def stream_day_state(conn: psycopg.Connection, day: dt.date) -> dict[str, pl.Dat
     """, {"day": day})
     pnl = read_frame(conn, "SELECT venue, account, asset, realized_pnl FROM utl.stream_day_pnl WHERE business_date = %(day)s",
                      {"day": day})
+    return {"positions": positions, "lots": lots, "pnl": pnl}
+
+
+def eod_day_state(conn: psycopg.Connection, storage: Path, day: dt.date) -> dict[str, pl.DataFrame]:
+    """The EOD run's state at the end of ``day``: utl.positions, its lots Parquet, utl.pnl."""
+    positions = read_frame(conn, "SELECT venue, account, asset, qty FROM utl.positions WHERE business_date = %(d)s",
+                           {"d": day})
+    path = partition_path(storage, "lots", day)
+    lots = pl.read_parquet(path) if path.exists() else LOTS_STATE.to_frame()
+    pnl = read_frame(conn, "SELECT book, asset, realized_pnl FROM utl.pnl WHERE business_date = %(d)s", {"d": day})
     return {"positions": positions, "lots": lots, "pnl": pnl}
