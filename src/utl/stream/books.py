@@ -104,8 +104,11 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     old = books.trades.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date")).drop("from_date")
     start = (books.openings.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date"))
              .filter(pl.col("business_date") == pl.col("business_date").min().over(KEY)).drop("from_date"))
+    # Keys with a recorded opening start from it (its marker row holds no lot).
+    start_keys = start.select(KEY).unique()
+    start = start.filter(pl.col("qty") != 0)
     # Keys never seen before start from their current lots (none, or starting lots).
-    no_opening = from_day.join(start.select(KEY).unique(), on=KEY, how="anti").select(KEY)
+    no_opening = from_day.join(start_keys, on=KEY, how="anti").select(KEY)
     replay_start = pl.concat([start.select(LOTS_STATE.names()), books.lots.join(no_opening, on=KEY, how="semi")])
     dropped_openings = books.openings.join(from_day, on=KEY).filter(
         pl.col("business_date") > pl.col("from_date")).select(*KEY, "business_date")
@@ -150,8 +153,13 @@ def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.Da
         day_keys = todays.select(KEY).unique()
         carried = current.join(day_keys, on=KEY, how="semi")
         have = openings.filter(pl.col("business_date") == day).select(KEY)
-        recorded.append(carried.join(have, on=KEY, how="anti").with_columns(business_date=pl.lit(day, pl.Date))
-                        .select(OPENINGS.names()).cast(OPENINGS))
+        # A key's opening of a date is recorded once, with a marker row (qty 0) so that an
+        # empty opening is known to be empty.
+        new_keys = day_keys.join(have, on=KEY, how="anti")
+        marker = new_keys.with_columns(trade_id=pl.lit(None, pl.String), opened_ts=pl.lit(start_day(day), UTC_TS),
+                                       qty=ZERO, entry_price=ZERO)
+        recorded.append(pl.concat([carried.join(new_keys, on=KEY, how="semi"), marker.select(LOTS_STATE.names()).cast(LOTS_STATE)])
+                        .with_columns(business_date=pl.lit(day, pl.Date)).select(OPENINGS.names()).cast(OPENINGS))
         run = pl.concat([
             carried.select(*KEY, pl.col("opened_ts").alias("ts"), "trade_id", "qty", pl.col("entry_price").alias("price"),
                            venue=pl.lit(None, pl.String), account=pl.lit(None, pl.String), is_carry=pl.lit(True)),

@@ -163,7 +163,7 @@ def stream_day_state(conn: psycopg.Connection, day: dt.date) -> dict[str, pl.Dat
             WHERE business_date > %(day)s GROUP BY book, asset
         )
         SELECT o.book, o.asset, o.trade_id, o.opened_ts, o.qty, o.entry_price
-        FROM utl.stream_lot_openings o JOIN nxt USING (book, asset, business_date)
+        FROM utl.stream_lot_openings o JOIN nxt USING (book, asset, business_date) WHERE o.qty <> 0
         UNION ALL
         SELECT l.book, l.asset, l.trade_id, l.opened_ts, l.qty, l.entry_price
         FROM utl.stream_lots l WHERE NOT EXISTS (SELECT 1 FROM nxt WHERE nxt.book = l.book AND nxt.asset = l.asset)
