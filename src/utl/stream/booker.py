@@ -213,7 +213,13 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
     conn = database.connect()
     try:
         migrate(conn)
-        if not try_lock_shard(conn, options.consumer):
+        # A booker killed a moment ago may still hold the lock until PostgreSQL notices its
+        # session is gone: wait a little before refusing.
+        for _ in range(50):
+            if try_lock_shard(conn, options.consumer):
+                break
+            await asyncio.sleep(0.2)
+        else:
             raise BookerError(f"another booker holds consumer {options.consumer!r} (one writer per shard of books)")
         booker = Booker(conn, settings, landing, options, say)
         stop = asyncio.Event()

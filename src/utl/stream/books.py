@@ -116,7 +116,7 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     dropped_pnl = (old.select("venue", "account", "asset", "business_date").unique())
 
     onward_start = books.lots.join(onward.select(KEY), on=KEY, how="semi")
-    to_cost = pl.concat([old, new]).sort("ts", "stream_seq")
+    to_cost = pl.concat([old, new]).sort("ts", "stream_seq", maintain_order=True)
     start_lots = pl.concat([replay_start, onward_start])
 
     lots_now, new_openings, realized = _cost_by_day(start_lots, to_cost, openings, books.method)
