@@ -62,3 +62,10 @@ def test_no_fee_and_empty_fees_book_no_fee_leg_and_the_subject_names_venue_and_a
     parsed = parse_batch([msg(1, bodies[0], "utl.fills.okx.desk1"), msg(2, bodies[1], "utl.fills.kraken.main")], Settings())
     assert sorted(parsed.legs["kind"].to_list()) == ["base", "base", "quote", "quote"]
     assert sorted(zip(parsed.fills["venue"], parsed.fills["account"])) == [("kraken", "main"), ("okx", "desk1")]
+
+
+def test_a_re_send_in_the_same_batch_keeps_its_own_legs_and_sequence():
+    body = '{"id": "1", "datetime": "2024-03-05T10:00:00Z", "symbol": "BTC/USD", "side": "buy", "amount": "1", "price": "5"}'
+    parsed = parse_batch([msg(1, body), msg(2, body, "utl.fills.okx.x"), msg(3, body)], Settings())
+    assert sorted(parsed.legs["stream_seq"].to_list()) == [1, 1, 2, 2, 3, 3]
+    assert parsed.fills["stream_seq"].to_list() == [1, 2, 3]

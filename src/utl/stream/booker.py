@@ -120,8 +120,7 @@ class Booker:
             fresh.append(ok)
             taken.add(key)
         fills = fills.filter(pl.Series(fresh, dtype=pl.Boolean)).drop("_key")
-        legs = parsed.legs.join(fills.select("venue", "account", "symbol_text", "payload_id"),
-                                on=["venue", "account", "symbol_text", "payload_id"], how="semi")
+        legs = parsed.legs.join(fills.select("stream_seq"), on="stream_seq", how="semi")
 
         starts, new_starts = self._starts_for(fills)
         states = starts.select("venue", "account", "state_date")

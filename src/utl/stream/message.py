@@ -134,5 +134,7 @@ def legs_of(fills: pl.DataFrame) -> pl.DataFrame:
     """The batch's legs of these fills, each with its fill's stream sequence and ledger key."""
     plain = fills.select(FILLS_OUT.names()).cast(FILLS_OUT)
     legs = book_legs(plain, MOVEMENTS_OUT.to_frame(), set())
-    keys = fills.select("venue", "account", "trade_id", "stream_seq", "symbol_text", "payload_id")
-    return legs.join(keys, on=["venue", "account", "trade_id"], how="left").select(KEYED_LEGS.names()).cast(KEYED_LEGS)
+    # A re-send in the same batch has its fill's trade id: each leg finds its own message by
+    # (venue, row of the venue's batch file).
+    keys = fills.select("venue", "source_row", "stream_seq", "symbol_text", "payload_id")
+    return legs.join(keys, on=["venue", "source_row"], how="left").select(KEYED_LEGS.names()).cast(KEYED_LEGS)
