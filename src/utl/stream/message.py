@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from utl.ingest import read_trades_file
+from utl.ingest import read_trades_file, trade_identity
 from utl.legs import book_legs
 from utl.schemas import FILLS_OUT, LEGS_OUT, MOVEMENTS_OUT
 from utl.settings import Settings
@@ -82,43 +82,48 @@ def _envelope(message: Message) -> tuple[dict | None, str | None, str]:
 def parse_batch(messages: list[Message], settings: Settings, scratch: Path | None = None) -> Parsed:
     """The fills, legs and refusals of a batch of messages (any venues and accounts)."""
     refused: list[dict] = []
-    by_venue: dict[str, list[tuple[Message, dict, str]]] = {}
+    items: list[tuple[Message, dict, str]] = []
     for message in messages:
         record, reason, raw = _envelope(message)
         if reason is not None:
             refused.append({"subject": message.subject, "stream_seq": message.seq, "reason": reason, "raw": raw})
             continue
-        venue, _ = venue_account(message.subject)
-        by_venue.setdefault(venue, []).append((message, record, raw))
+        items.append((message, record, raw))
 
     fills = []
-    with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        for venue, items in by_venue.items():
-            path = Path(folder) / f"{venue}.jsonl"
+    if items:
+        with tempfile.TemporaryDirectory(dir=scratch) as folder:
+            # The whole batch is one file for the reader (one pass, whatever the venues); the
+            # venue and account come from each message's subject afterwards.
+            path = Path(folder) / "batch.jsonl"
             # One line per message; numbers are text already (loads), so dumping them as
             # JSON strings changes no digit.
             path.write_text("\n".join(json.dumps(record, ensure_ascii=False) for _, record, _ in items) + "\n")
-            rows = _read(Source(path, f"stream:{venue}", venue, "-"), settings)
-            by_row = pl.DataFrame(
-                {"row": list(range(1, len(items) + 1)),
-                 "account": [venue_account(m.subject)[1] for m, _, _ in items],
-                 "stream_seq": [m.seq for m, _, _ in items],
-                 "subject": [m.subject for m, _, _ in items],
-                 "symbol_text": [r["symbol"] for _, r, _ in items],
-                 "payload_id": [r["id"] for _, r, _ in items],
-                 "raw_message": [raw for _, _, raw in items]},
-                schema={"row": pl.Int64, "account": pl.String, "stream_seq": pl.Int64, "subject": pl.String,
-                        "symbol_text": pl.String, "payload_id": pl.String, "raw_message": pl.String},
-            )
-            bad = rows.quarantine.join(by_row, on="row", how="inner")
-            for row in bad.iter_rows(named=True):
-                where = f'column "{row["column"]}": ' if row["column"] else ""
-                refused.append({"subject": row["subject"], "stream_seq": row["stream_seq"],
-                                "reason": f"{where}{row['reason']}", "raw": row["raw_message"]})
-            # A row refused by any check is not booked, even if another part of it passed.
-            good = rows.fills.join(bad.select("row").unique(), left_on="source_row", right_on="row", how="anti")
-            fills.append(good.drop("account").join(by_row, left_on="source_row", right_on="row", how="inner")
-                         .with_columns(source_file=pl.col("subject")))
+            rows = read_trades_file(Source(path, "stream", "-", "-"), TRADES, settings)
+        by_row = pl.DataFrame(
+            {"row": list(range(1, len(items) + 1)),
+             "venue": [venue_account(m.subject)[0] for m, _, _ in items],
+             "account": [venue_account(m.subject)[1] for m, _, _ in items],
+             "stream_seq": [m.seq for m, _, _ in items],
+             "subject": [m.subject for m, _, _ in items],
+             "symbol_text": [r["symbol"] for _, r, _ in items],
+             "payload_id": [r["id"] for _, r, _ in items],
+             "raw_message": [raw for _, _, raw in items]},
+            schema={"row": pl.Int64, "venue": pl.String, "account": pl.String, "stream_seq": pl.Int64,
+                    "subject": pl.String, "symbol_text": pl.String, "payload_id": pl.String, "raw_message": pl.String},
+        )
+        bad = rows.quarantine.join(by_row, on="row", how="inner")
+        for row in bad.iter_rows(named=True):
+            where = f'column "{row["column"]}": ' if row["column"] else ""
+            refused.append({"subject": row["subject"], "stream_seq": row["stream_seq"],
+                            "reason": f"{where}{row['reason']}", "raw": row["raw_message"]})
+        # A row refused by any check is not booked, even if another part of it passed.
+        good = rows.fills.join(bad.select("row").unique(), left_on="source_row", right_on="row", how="anti")
+        fills.append(
+            good.drop("venue", "account").join(by_row, left_on="source_row", right_on="row", how="inner")
+            # The venue's own trade identity (ingest.md), now that the venue is known.
+            .with_columns(trade_id=pl.col("payload_id")).with_columns(trade_id=trade_identity(), source_file=pl.col("subject"))
+        )
     fills = (pl.concat(fills, how="diagonal_relaxed") if fills else pl.DataFrame(schema=KEYED_FILLS))
     fills = fills.select(KEYED_FILLS.names()).cast(KEYED_FILLS).sort("stream_seq")
     legs = legs_of(fills)
@@ -126,15 +131,11 @@ def parse_batch(messages: list[Message], settings: Settings, scratch: Path | Non
     return Parsed(fills, legs, quarantine)
 
 
-def _read(source: Source, settings: Settings):
-    return read_trades_file(source, TRADES, settings)
-
-
 def legs_of(fills: pl.DataFrame) -> pl.DataFrame:
     """The batch's legs of these fills, each with its fill's stream sequence and ledger key."""
     plain = fills.select(FILLS_OUT.names()).cast(FILLS_OUT)
     legs = book_legs(plain, MOVEMENTS_OUT.to_frame(), set())
     # A re-send in the same batch has its fill's trade id: each leg finds its own message by
-    # (venue, row of the venue's batch file).
-    keys = fills.select("venue", "source_row", "stream_seq", "symbol_text", "payload_id")
-    return legs.join(keys, on=["venue", "source_row"], how="left").select(KEYED_LEGS.names()).cast(KEYED_LEGS)
+    # its row in the batch.
+    keys = fills.select("source_row", "stream_seq", "symbol_text", "payload_id")
+    return legs.join(keys, on="source_row", how="left").select(KEYED_LEGS.names()).cast(KEYED_LEGS)
