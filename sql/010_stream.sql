@@ -34,9 +34,11 @@ CREATE TABLE utl.stream_legs (
     unit_price    numeric,                    -- in the reporting currency, as costed; null: not costed
     counted       boolean NOT NULL,
     stream_seq    bigint NOT NULL,
-    PRIMARY KEY (venue, account, symbol, trade_id, leg_id)
+    -- A fill is one message: its legs are told apart by kind. Sequences grow, so the key
+    -- appends; the ledger key itself is utl.stream_fills's, and legs go in only with a fill
+    -- that went in there.
+    PRIMARY KEY (stream_seq, kind)
 );
-CREATE INDEX stream_legs_day ON utl.stream_legs (business_date, venue, account, asset);
 
 -- Where each (venue, account) started: the EOD date, the opening snapshot, or zero.
 CREATE TABLE utl.stream_start (

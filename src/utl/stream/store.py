@@ -46,6 +46,32 @@ _STAGING = {
 }
 
 
+_MOVES = [
+    # A fill whose ledger key is there already brings none of its legs.
+    """WITH fresh AS (INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills ON CONFLICT DO NOTHING
+                      RETURNING stream_seq)
+       INSERT INTO utl.stream_legs SELECT l.* FROM s_stream_legs l JOIN fresh USING (stream_seq)""",
+    """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING""",
+    """DELETE FROM utl.stream_lots l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset""",
+    """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots""",
+    """DELETE FROM utl.stream_lot_openings l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset""",
+    """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings""",
+    """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
+                ON CONFLICT (business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl""",
+    """INSERT INTO utl.live_positions (venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
+                                            last_trade_ts, stream_seq, updated_at)
+                SELECT venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, last_trade_ts, stream_seq, now()
+                FROM s_live
+                ON CONFLICT (venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
+                    cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
+                    realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
+                    stream_seq = EXCLUDED.stream_seq, updated_at = now()""",
+    """INSERT INTO utl.stream_quarantine (subject, stream_seq, reason, raw)
+                SELECT subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING""",
+]
+"""Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
+
+
 def shard_lock_key(consumer: str) -> int:
     """A bigint advisory-lock key for a consumer (one writer per shard of books)."""
     return int.from_bytes(hashlib.sha256(f"utl stream {consumer}".encode()).digest()[:8], "big", signed=True)
@@ -90,27 +116,8 @@ def commit_batch(conn: psycopg.Connection, consumer: str, last_seq: int, *, fill
         _copy(conn, "s_stream_day_pnl", day_pnl.select(DAY_PNL.names()))
         _copy(conn, "s_live", live.select(LIVE_ROWS.names()))
         _copy(conn, "s_stream_quarantine", quarantine.select("subject", "stream_seq", "reason", "raw"))
-        conn.execute("""
-            INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills ON CONFLICT DO NOTHING;
-            INSERT INTO utl.stream_legs SELECT * FROM s_stream_legs ON CONFLICT DO NOTHING;
-            INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING;
-            DELETE FROM utl.stream_lots l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset;
-            INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots;
-            DELETE FROM utl.stream_lot_openings l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset;
-            INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings;
-            INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
-                ON CONFLICT (business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl;
-            INSERT INTO utl.live_positions (venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
-                                            last_trade_ts, stream_seq, updated_at)
-                SELECT venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, last_trade_ts, stream_seq, now()
-                FROM s_live
-                ON CONFLICT (venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
-                    cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
-                    realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
-                    stream_seq = EXCLUDED.stream_seq, updated_at = now();
-            INSERT INTO utl.stream_quarantine (subject, stream_seq, reason, raw)
-                SELECT subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING;
-        """)
+        for statement in _MOVES:
+            conn.execute(statement)
         conn.execute("""
             INSERT INTO utl.stream_offset (consumer, last_seq, updated_at) VALUES (%s, %s, now())
             ON CONFLICT (consumer) DO UPDATE SET last_seq = GREATEST(utl.stream_offset.last_seq, EXCLUDED.last_seq),
