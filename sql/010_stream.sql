@@ -103,3 +103,17 @@ CREATE TABLE utl.stream_quarantine (
     raw         text,
     received_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Differences between the stream's end of a date and the EOD run's (the asset check
+-- stream_agrees): one row per (venue, account, asset, what differs).
+CREATE TABLE utl.stream_breaks (
+    business_date date NOT NULL,
+    subject      text NOT NULL DEFAULT 'stream',
+    venue        text COLLATE "C" NOT NULL,
+    account      text COLLATE "C" NOT NULL,
+    asset        text COLLATE "C" NOT NULL,
+    what         text NOT NULL,             -- qty | lots | realized_pnl
+    stream_value text,
+    eod_value    text,
+    PRIMARY KEY (business_date, venue, account, asset, what)
+);

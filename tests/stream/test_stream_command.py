@@ -132,6 +132,11 @@ def test_stream_agrees_with_the_eod_run_to_the_unit_and_one_missing_fill_is_foun
     with psycopg.connect(full) as conn:
         eod = eod_day_state(conn, storage, DAY)
         ours = _with_books(stream_day_state(conn, DAY), settings)
+        # The EOD run's own asset check (Dagster) found the same: no difference.
+        check = conn.execute("SELECT passed, description FROM utl.check_results WHERE check_name = 'stream_agrees' "
+                             "AND business_date = %s", (DAY,)).fetchone()
+        assert check is not None and check[0] is True, check
+        assert conn.execute("SELECT count(*) FROM utl.stream_breaks").fetchone()[0] == 0
     assert stream_breaks(DAY, ours, eod, settings, accounts).height == 0
     # The comparison is not vacuous: the stream booked these accounts' legs.
     assert ours["positions"].height > 0 and ours["lots"].height > 0
@@ -156,6 +161,20 @@ def test_stream_agrees_with_the_eod_run_to_the_unit_and_one_missing_fill_is_foun
     for row in found.filter(what="qty").iter_rows(named=True):
         assert Decimal(row["eod_value"]) - Decimal(row["stream_value"]) == moved[row["asset"]]
     assert set(found["subject"]) == {"stream"}
+
+    # The EOD run's asset check over that stream: the same differences, recorded as breaks.
+    done = subprocess.run([sys.executable, "-m", "utl.cli", "eod", "--landing", str(landing), "--date", str(DAY),
+                           "--storage", str(tmp_path / "storage2")],
+                          env=dict(env_for(missing, nats_url), DAGSTER_HOME=str(tmp_path / "dagster_home2")),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(missing) as conn:
+        check = conn.execute("SELECT passed FROM utl.check_results WHERE check_name = 'stream_agrees'").fetchone()
+        recorded = conn.execute("SELECT subject, venue, account, asset, what, stream_value, eod_value "
+                                "FROM utl.stream_breaks WHERE business_date = %s", (DAY,)).fetchall()
+    assert check == (False,)
+    assert sorted(recorded) == sorted(found.select("subject", "venue", "account", "asset", "what", "stream_value",
+                                                   "eod_value").rows())
 
 
 def _with_books(state: dict, settings) -> dict:
