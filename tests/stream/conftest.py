@@ -72,3 +72,11 @@ def new_database(request: pytest.FixtureRequest) -> Iterator:
 @pytest.fixture
 def pg_url(new_database) -> str:
     return new_database()
+
+
+@pytest.fixture(autouse=True)
+def no_booker_left() -> Iterator[None]:
+    yield
+    from tests.stream.helpers import stop_leftovers
+
+    stop_leftovers()

@@ -27,10 +27,14 @@ MARKS = {"BTC": "65000", "ETH": "3500", "USDT": "0.9998"}
 OPENING = {"BTC": "10", "ETH": "100", "USDT": "1000000", "USD": "1000000"}
 
 
+STARTED: list["Booker"] = []
+
+
 class Booker:
     """``utl stream`` in a subprocess; stdout and stderr are collected line by line."""
 
     def __init__(self, *args: str, env: dict[str, str]):
+        STARTED.append(self)
         self.process = subprocess.Popen([sys.executable, "-m", "utl.cli", "stream", *args], env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.out: list[str] = []
@@ -137,3 +141,16 @@ def publish(url: str, messages: list[tuple[str, str, bytes]]) -> int:
 
 def encoded(fills: list[tuple[str, str, dict]]) -> list[tuple[str, str, bytes]]:
     return [(s, h, json.dumps(t).encode()) for s, h, t in fills]
+
+
+def stop_leftovers() -> None:
+    """Stop bookers a failed test left running (TERM first: an embedded broker goes with it)."""
+    while STARTED:
+        booker = STARTED.pop()
+        if booker.process.poll() is None:
+            booker.process.terminate()
+            try:
+                booker.process.wait(30)
+            except subprocess.TimeoutExpired:
+                booker.process.kill()
+                booker.process.wait()
