@@ -74,12 +74,12 @@ def _wait_listening(port: int, process: subprocess.Popen, log: Path, patience: f
 
 
 @contextlib.contextmanager
-def embedded_broker(store: Path | None = None) -> Iterator[str]:
+def embedded_broker(store: Path | None = None, port: int | None = None) -> Iterator[str]:
     """A nats-server with JetStream storing under ``store`` (default ``<UTL_HOME>/nats``),
-    for the length of the block; yields its URL."""
+    on ``port`` (default: a free one), for the length of the block; yields its URL."""
     store = store or utl_home() / "nats"
     store.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = port or _free_port()
     log = store / "nats-server.log"
     args = [str(server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store),
             "-l", str(log), "--pid", str(store / "nats-server.pid")]
