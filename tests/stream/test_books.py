@@ -91,3 +91,22 @@ def test_a_flat_book_holds_exactly_zero_and_realizes_minus_the_sum_of_qty_times_
     expected = -sum(Decimal(q) * Decimal(p) for *_, q, p in rows)
     assert books.day_pnl["realized_pnl"].sum() == expected
     assert books.day_pnl.schema["realized_pnl"] == DECIMAL
+
+
+def test_a_late_fill_of_yesterday_replays_from_yesterdays_opening_through_today():
+    day2 = DAY + dt.timedelta(days=1)
+    rows = [("v/a", "BTC", 10, "a1", "2", "100"), ("v/a", "BTC", 20, "a2", "-1", "130"),   # day 1
+            ("v/a", "BTC", 86_400 + 10, "b1", "-0.5", "150"), ("v/a", "BTC", 86_400 + 20, "b2", "1", "90")]  # day 2
+    frame = trades_frame(rows).with_columns(business_date=pl.col("ts").dt.date())
+    # Arrival: day 2's fills, then day 1's second fill, then (late again) day 1's first.
+    arrived = pl.concat([frame[2:4], frame[1:2], frame[0:1]])
+    books = book_in_batches("fifo", arrived, [2, 1])
+    # By hand, FIFO: a1 opens 2 @ 100; a2 closes 1 of it: +30. b1 closes 0.5 of a1: +25;
+    # b2 opens 1 @ 90. Day 1 realizes 30, day 2 25; left: a1 0.5 @ 100, b2 1 @ 90.
+    by_day = dict(books.day_pnl.select("business_date", "realized_pnl").rows())
+    assert by_day == {DAY: Decimal(30), day2: Decimal(25)}
+    assert sorted(books.lots.select("trade_id", "qty", "entry_price").rows()) == [
+        ("a1", Decimal("0.5"), Decimal(100)), ("b2", Decimal(1), Decimal(90))]
+    # Day 2 opened with what day 1 left: a1 1 @ 100.
+    day2_open = books.openings.filter((pl.col("business_date") == day2) & (pl.col("qty") != 0))
+    assert day2_open.select("trade_id", "qty").rows() == [("a1", Decimal(1))]
