@@ -92,3 +92,21 @@ def test_kill_9_of_postgresql_mid_flow(nats_url, tmp_path):
         stop_servers_in(folder)
         import shutil
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_one_writer_per_shard_a_second_booker_on_the_same_consumer_is_refused(pg_url, tmp_path):
+    store = scratch_folder("nats-lock")
+    try:
+        with embedded_broker(store) as url:
+            env = env_for(pg_url, url)
+            first = Booker(env=env)
+            first.wait_ready()
+            second = Booker(env=env)
+            assert second.process.wait(120) == 1
+            assert any("another booker holds consumer 'utl-stream'" in line for line in second.err), second.err
+            assert "ready" not in second.out
+            assert first.process.poll() is None
+            assert first.stop(signal.SIGTERM) == 0
+    finally:
+        import shutil
+        shutil.rmtree(store, ignore_errors=True)
