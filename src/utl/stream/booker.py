@@ -110,16 +110,13 @@ class Booker:
         parsed = parse_batch(messages, self.settings)
         fills = parsed.fills
         # Exactly once on the payload's key: seen before, or twice in this batch.
-        fills = fills.with_columns(
-            _key=pl.concat_list("venue", "account", "symbol_text", "payload_id"),
-        )
-        keys = [tuple(k) for k in fills["_key"].to_list()]
+        keys = list(zip(*(fills[c].to_list() for c in ("venue", "account", "symbol_text", "payload_id"))))
         fresh, taken = [], set()
         for key in keys:
             ok = key not in self.seen and key not in taken
             fresh.append(ok)
             taken.add(key)
-        fills = fills.filter(pl.Series(fresh, dtype=pl.Boolean)).drop("_key")
+        fills = fills.filter(pl.Series(fresh, dtype=pl.Boolean))
         legs = parsed.legs.join(fills.select("stream_seq"), on="stream_seq", how="semi")
 
         starts, new_starts = self._starts_for(fills)

@@ -181,8 +181,11 @@ def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str)
     pairs = holdings.select("venue", "account").unique()
     booked = holdings.join(pairs.with_columns(book=pl.Series([book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String)),
                            on=["venue", "account"], how="left")
-    basis = books.lots.lazy().group_by(KEY).agg((pl.col("qty") * pl.col("entry_price")).sum().alias("book_cost")).collect()
-    realized = books.day_pnl.lazy().group_by(ACCOUNT_ASSET).agg(pl.col("realized_pnl").sum()).collect()
+    # Only the rows asked for: the whole state is far larger than a batch.
+    basis = (books.lots.lazy().join(booked.lazy().select(KEY).unique(), on=KEY, how="semi")
+             .group_by(KEY).agg((pl.col("qty") * pl.col("entry_price")).sum().alias("book_cost")).collect())
+    realized = (books.day_pnl.lazy().join(holdings.lazy().select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="semi")
+                .group_by(ACCOUNT_ASSET).agg(pl.col("realized_pnl").sum()).collect())
     rows = (booked.join(basis, on=KEY, how="left").join(realized, on=ACCOUNT_ASSET, how="left")
             .with_columns(cost_basis=pl.when(pl.col("asset") == reporting).then(pl.col("qty"))
                           .otherwise(pl.col("book_cost").fill_null(ZERO)),

@@ -82,13 +82,21 @@ def try_lock_shard(conn: psycopg.Connection, consumer: str) -> bool:
         return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (shard_lock_key(consumer),)).fetchone()[0])
 
 
+_STAGED: set[tuple[int, int]] = set()
+
+
 def _stage(conn: psycopg.Connection) -> None:
+    """The staging tables, once per session (they empty themselves at each commit)."""
+    session = (id(conn), conn.info.backend_pid)
+    if session in _STAGED:
+        return
     for name, target in _STAGING.items():
         conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
             sql.Identifier(f"s_{name}"), sql.SQL(target)))
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_live (LIKE utl.live_positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_keys (book text COLLATE \"C\", asset text COLLATE \"C\") "
                  "ON COMMIT DELETE ROWS")
+    _STAGED.add(session)
 
 
 def _copy(conn: psycopg.Connection, staging: str, frame: pl.DataFrame) -> None:
