@@ -33,7 +33,7 @@ from utl.stream.books import (
 )
 from utl.stream.broker import STREAM, SUBJECTS, ensure_stream
 from utl.stream.message import Message, parse_batch
-from utl.stream.start import marks_on, starting_state
+from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
     FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, load_books, try_lock_shard,
 )
@@ -57,6 +57,9 @@ class BookerOptions:
 
 
 class Booker:
+    """The live books of one consumer, loaded from what its last commit left (or from the
+    starting state), and the booking of one batch."""
+
     def __init__(self, conn, settings: Settings, landing: Path | None, options: BookerOptions,
                  say: Callable[[str], None] = print):
         self.conn, self.settings, self.landing, self.options, self.say = conn, settings, landing, options, say
@@ -68,7 +71,6 @@ class Booker:
             books, starts = self._begin(books, start)
             self.marks = start.marks
         else:
-            from utl.stream.start import landing_marks
             self.marks = landing_marks(landing, settings)
         self.books, self.starts, self.seen = books, starts, seen
         self.last_seq = last_sequence(conn, options.consumer)
@@ -81,7 +83,7 @@ class Booker:
             trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
         ).cast(TRADES)
 
-    def _begin(self, books: Books, start) -> tuple[Books, pl.DataFrame]:
+    def _begin(self, books: Books, start: Start) -> tuple[Books, pl.DataFrame]:
         """Commit the starting state before the first message."""
         lots = start.lots
         openings = lots.join(self._first_dates(start.starts), on="book", how="inner").select(
