@@ -56,6 +56,14 @@ class BookerOptions:
     storage: Path | None = None
 
 
+@dataclass(frozen=True)
+class Batch:
+    """A batch booked in memory, not yet committed."""
+
+    last_seq: int
+    rows: dict[str, pl.DataFrame]
+
+
 class Booker:
     """The live books of one consumer, loaded from what its last commit left (or from the
     starting state), and the booking of one batch."""
@@ -107,8 +115,17 @@ class Booker:
 
     def book(self, messages: list[Message]) -> list[dict]:
         """Book a batch and commit it; the changed positions to publish."""
+        return self.commit(self.prepare(messages))
+
+    def prepare(self, messages: list[Message]) -> Batch | None:
+        """Book a batch into the live books (memory only); what :meth:`commit` writes.
+
+        The next batch may be prepared while this one commits: memory runs ahead of the
+        database by at most one batch, and a failed commit ends the booker, whose successor
+        loads the books the last commit left.
+        """
         if not messages:
-            return []
+            return None
         parsed = parse_batch(messages, self.settings)
         fills = parsed.fills
         # Exactly once on the payload's key: seen before, or twice in this batch.
@@ -151,13 +168,19 @@ class Booker:
             "venue", "account", symbol="symbol_text", trade_id="payload_id", stream_seq="stream_seq", ts="ts",
             counted=pl.col("state_date").is_null() | (pl.col("ts").dt.date() > pl.col("state_date")),
         ).cast(FILLS_ROWS)
-        last = max(m.seq for m in messages)
-        commit_batch(self.conn, self.options.consumer, last, fills=fill_rows, legs=leg_rows, starts=new_starts,
-                     keys=changes.keys, lots=self.books.lots.join(changes.keys, on=["book", "asset"], how="semi"),
-                     openings=changes.openings, day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine)
         self.seen.update(taken)
-        self.last_seq = last
-        return live.to_dicts()
+        return Batch(max(m.seq for m in messages), dict(
+            fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys,
+            lots=self.books.lots.join(changes.keys, on=["book", "asset"], how="semi"), openings=changes.openings,
+            day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
+
+    def commit(self, batch: Batch | None) -> list[dict]:
+        """Write a prepared batch in one transaction; the changed positions to publish."""
+        if batch is None:
+            return []
+        commit_batch(self.conn, self.options.consumer, batch.last_seq, **batch.rows)
+        self.last_seq = batch.last_seq
+        return batch.rows["live"].to_dicts()
 
     def _starts_for(self, fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Starting states of the batch's accounts; accounts never seen start from zero."""
@@ -237,17 +260,37 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
             await js.subscribe(options.subjects, stream=options.stream, cb=arrived, ordered_consumer=True,
                                config=config, pending_msgs_limit=-1, pending_bytes_limit=-1)
             say("ready")
+            # Worker threads book and commit while the loop reads the next messages off the
+            # socket (Polars and psycopg release the GIL while they work); batch n+1 is
+            # prepared while batch n commits, and batches commit in order.
+            committing: asyncio.Future | None = None
+            consumed = booker.last_seq
             while not stop.is_set():
                 batch = await _take(queue, options.batch, options.wait_s, stop)
                 messages = [Message(m.subject, m.metadata.sequence.stream, m.data) for m in batch]
-                messages = [m for m in messages if m.seq > booker.last_seq]
-                for row in booker.book(messages):
-                    await nc.publish(f"{POSITIONS_PREFIX}.{row['venue']}.{row['account']}", position_message(row))
+                messages = [m for m in messages if m.seq > consumed]
+                if not messages:
+                    continue
+                consumed = max(m.seq for m in messages)
+                prepared = await asyncio.to_thread(booker.prepare, messages)
+                if committing is not None:
+                    await _publish_positions(nc, await committing)
+                committing = asyncio.ensure_future(asyncio.to_thread(booker.commit, prepared))
+                if queue.empty():  # nothing to prepare meanwhile: publish as soon as it commits
+                    await _publish_positions(nc, await committing)
+                    committing = None
+            if committing is not None:
+                await _publish_positions(nc, await committing)
         finally:
             await nc.close()
         return 0
     finally:
         conn.close()
+
+
+async def _publish_positions(nc, rows: list[dict]) -> None:
+    for row in rows:
+        await nc.publish(f"{POSITIONS_PREFIX}.{row['venue']}.{row['account']}", position_message(row))
 
 
 async def _take(queue: asyncio.Queue, most: int, wait_s: float, stop: asyncio.Event) -> list:
