@@ -29,7 +29,7 @@ from utl.positions import with_book
 from utl.settings import Settings
 from utl.store import Database, migrate
 from utl.stream.books import (
-    HOLDINGS, TRADES, Books, add_holdings, book_trades, position_rows, start_day,
+    HOLDINGS, TRADES, Books, add_holdings, book_trades, position_rows,
 )
 from utl.stream.broker import STREAM, SUBJECTS, ensure_stream
 from utl.stream.message import Message, parse_batch

@@ -25,7 +25,7 @@ from utl.schemas import LOTS_STATE
 from utl.storage import partition_path
 from utl.store.read import read_frame
 from utl.store.write import _copy_frame
-from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, TRADES, Books
+from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books
 
 FILLS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
                         "stream_seq": pl.Int64, "ts": pl.Datetime("us", "UTC"), "counted": pl.Boolean})
