@@ -29,7 +29,7 @@ from utl.positions import with_book
 from utl.settings import Settings
 from utl.store import Database, migrate
 from utl.stream.books import (
-    HOLDINGS, TRADES, Books, add_holdings, book_trades, position_rows,
+    HOLDINGS, LAST, TRADES, Books, add_holdings, book_trades, position_rows,
 )
 from utl.stream.broker import STREAM, SUBJECTS, ensure_stream
 from utl.stream.message import Message, parse_batch
@@ -74,6 +74,7 @@ class Booker:
         self.reporting = settings.reporting_currency
         books, starts, seen = load_books(conn, settings.costing_method)
         books.trades = self._as_trades(books.trades)
+        books.last = books.trades.group_by("book", "asset").agg(pl.col("ts").max().alias("last_ts")).cast(LAST)
         if starts.height == 0 and last_sequence(conn, options.consumer) == 0:
             start = starting_state(conn, landing, options.storage, settings)
             books, starts = self._begin(books, start)

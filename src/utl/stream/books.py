@@ -43,6 +43,7 @@ OPENINGS = pl.Schema({"business_date": pl.Date, **LOTS_STATE})
 """The lots of a key at the start of a date on which it has trades (and its starting lots)."""
 DAY_PNL = pl.Schema({"business_date": pl.Date, "venue": pl.String, "account": pl.String, "asset": pl.String,
                      "realized_pnl": DECIMAL})
+LAST = pl.Schema({"book": pl.String, "asset": pl.String, "last_ts": UTC_TS})
 HOLDINGS = pl.Schema({"venue": pl.String, "account": pl.String, "asset": pl.String, "qty": DECIMAL,
                       "last_trade_ts": UTC_TS, "stream_seq": pl.Int64})
 
@@ -58,6 +59,7 @@ class Books:
     lots: pl.DataFrame = field(default_factory=LOTS_STATE.to_frame)
     day_pnl: pl.DataFrame = field(default_factory=DAY_PNL.to_frame)
     holdings: pl.DataFrame = field(default_factory=HOLDINGS.to_frame)
+    last: pl.DataFrame = field(default_factory=lambda: LAST.to_frame())  # each key's latest trade time
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,7 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
         return Changes(pl.DataFrame(schema={"book": pl.String, "asset": pl.String}), OPENINGS.to_frame(),
                        DAY_PNL.to_frame(), HOLDINGS.to_frame())
     first_new = new.group_by(KEY).agg(pl.col("ts").min().alias("first_ts"))
-    last_old = books.trades.join(first_new.select(KEY), on=KEY, how="semi").group_by(KEY).agg(
-        pl.col("ts").max().alias("last_ts"))
+    last_old = books.last.join(first_new.select(KEY), on=KEY, how="semi")
     keys = first_new.join(last_old, on=KEY, how="left").with_columns(
         replay=(pl.lit(books.method == "wac") | (pl.col("first_ts") < pl.col("last_ts"))).fill_null(books.method == "wac"),
         from_date=pl.col("first_ts").dt.date(),
@@ -101,8 +102,11 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     # Replayed keys: their trades from the first new trade's date on, from that date's
     # opening lots (or the next date's: nothing happened to the key in between).
     from_day = replay.select(*KEY, "from_date")
-    old = books.trades.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date")).drop("from_date")
-    start = (books.openings.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date"))
+    # The usual batch replays nothing: no pass over every trade and opening kept.
+    history = books.trades if from_day.height else books.trades.clear()
+    kept_openings = books.openings if from_day.height else books.openings.clear()
+    old = history.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date")).drop("from_date")
+    start = (kept_openings.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date"))
              .filter(pl.col("business_date") == pl.col("business_date").min().over(KEY)).drop("from_date"))
     # Keys with a recorded opening start from it (its marker row holds no lot).
     start_keys = start.select(KEY).unique()
@@ -110,9 +114,10 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     # Keys never seen before start from their current lots (none, or starting lots).
     no_opening = from_day.join(start_keys, on=KEY, how="anti").select(KEY)
     replay_start = pl.concat([start.select(LOTS_STATE.names()), books.lots.join(no_opening, on=KEY, how="semi")])
-    dropped_openings = books.openings.join(from_day, on=KEY).filter(
+    dropped_openings = kept_openings.join(from_day, on=KEY).filter(
         pl.col("business_date") > pl.col("from_date")).select(*KEY, "business_date")
-    openings = books.openings.join(dropped_openings, on=[*KEY, "business_date"], how="anti")
+    openings = (books.openings.join(dropped_openings, on=[*KEY, "business_date"], how="anti")
+                if dropped_openings.height else books.openings)
     dropped_pnl = (old.select("venue", "account", "asset", "business_date").unique())
 
     onward_start = books.lots.join(onward.select(KEY), on=KEY, how="semi")
@@ -139,6 +144,9 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     books.lots = pl.concat([books.lots.join(changed_keys, on=KEY, how="anti"), lots_now])
     books.openings = openings
     books.trades = pl.concat([books.trades, new])
+    latest = pl.concat([last_old, new.group_by(KEY).agg(pl.col("ts").max().alias("last_ts"))]).group_by(KEY).agg(
+        pl.col("last_ts").max())
+    books.last = pl.concat([books.last.join(latest.select(KEY), on=KEY, how="anti"), latest.select(LAST.names())])
     return Changes(changed_keys, openings.join(changed_keys, on=KEY, how="semi"), changed_pnl, HOLDINGS.to_frame())
 
 
