@@ -58,7 +58,10 @@ def test_kill_9_mid_flow_and_re_sends_book_each_fill_once_as_the_batch_does(pg_u
         # header (only the ledger key on the payload can catch them).
         resent = [rng.choice(earlier) for _ in range(8)]
         resent = [(s, h if i % 2 else f"resend:{chunk}:{i}", d) for i, (s, h, d) in enumerate(resent)]
-        last_seq = max(last_seq, publish(nats_url, part + resent))
+        bad = [("utl.fills.okx.desk", f"bad:{chunk}:json", b"{not json"),
+               ("utl.fills.okx.desk", f"bad:{chunk}:cost", json.dumps(dict(json.loads(part[0][2]), id=f"bad{chunk}",
+                                                                        cost="1")).encode())] if chunk < 2 else []
+        last_seq = max(last_seq, publish(nats_url, part + resent + bad))
         sent += len(part) + len(resent)
         time.sleep(rng.uniform(0.05, 0.6))
         os.kill(booker.process.pid, signal.SIGKILL)
@@ -76,8 +79,13 @@ def test_kill_9_mid_flow_and_re_sends_book_each_fill_once_as_the_batch_does(pg_u
         assert conn.execute("SELECT count(*) FROM utl.stream_fills").fetchone()[0] == 2000
         assert conn.execute("SELECT count(*) FROM utl.stream_legs WHERE counted").fetchone()[0] == batch_legs.height
         stream_ids = {r[0] for r in conn.execute("SELECT venue || '/' || account || '/' || leg_id FROM utl.stream_legs")}
-        assert conn.execute("SELECT count(*) FROM utl.stream_quarantine").fetchone()[0] == 0
+        refused = conn.execute("SELECT subject, reason FROM utl.stream_quarantine ORDER BY stream_seq").fetchall()
+        assert conn.execute("SELECT count(*) FROM utl.stream_fills WHERE trade_id LIKE 'bad%'").fetchone()[0] == 0
     assert stream_ids == {f"{v}/{a}/{leg}" for v, a, leg in batch_legs.select("venue", "account", "leg_id").iter_rows()}
+    # Refused once each, kill -9 or not: two bad JSON, two costs off amount × price.
+    assert len(refused) == 4 and {s for s, _ in refused} == {"utl.fills.okx.desk"}
+    assert sum(r.startswith("invalid JSON") for _, r in refused) == 2
+    assert sum("is not amount × price" in r for _, r in refused) == 2
 
     live = live_positions(pg_url)
     batch = {(r["venue"], r["account"], r["asset"]): r for r in outputs.positions.iter_rows(named=True)}
