@@ -155,7 +155,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         yield dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
                                              "storage": str(landing.storage)})
         with postgres.connect(landing.folder) as conn:
-            agrees = check_stream(conn, landing.storage, day, landing.settings, landing_rows["ledger_accounts"])
+            agrees = check_stream(conn, landing.storage, day, landing.settings, landing_rows["ledger_accounts"],
+                                  landing.folder)
         yield from _results(context, landing, postgres, {"stream_agrees": agrees})
 
     return [landing_rows, ledger_legs, day_state, eod_tables]

@@ -138,7 +138,7 @@ def test_stream_agrees_with_the_eod_run_to_the_unit_and_one_missing_fill_is_foun
 
     accounts = fills.select("venue", "account").unique()
     with psycopg.connect(full) as conn:
-        eod = eod_day_state(conn, storage, DAY)
+        eod = eod_day_state(conn, storage, DAY, landing)
         ours = _with_books(stream_day_state(conn, DAY), settings)
         # The EOD run's own asset check (Dagster) found the same: no difference.
         check = conn.execute("SELECT passed, description FROM utl.check_results WHERE check_name = 'stream_agrees' "

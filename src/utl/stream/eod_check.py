@@ -32,7 +32,7 @@ def stream_state_with_books(conn: psycopg.Connection, day: dt.date, settings: Se
 
 
 def check_stream(conn: psycopg.Connection, storage: Path, day: dt.date, settings: Settings,
-                 ledger_accounts: pl.DataFrame) -> Check:
+                 ledger_accounts: pl.DataFrame, landing: Path | None = None) -> Check:
     starts = read_frame(conn, "SELECT venue, account, state_date FROM utl.stream_start")
     if starts.height == 0:
         replace_rows(conn, "utl.stream_breaks", BREAKS.to_frame(), where={"business_date": day})
@@ -40,7 +40,7 @@ def check_stream(conn: psycopg.Connection, storage: Path, day: dt.date, settings
     accounts = (starts.filter(pl.col("state_date").is_null() | (pl.col("state_date") < day))
                 .select("venue", "account").join(ledger_accounts.select("venue", "account"), on=["venue", "account"],
                                                  how="anti"))
-    found = stream_breaks(day, stream_state_with_books(conn, day, settings), eod_day_state(conn, storage, day),
+    found = stream_breaks(day, stream_state_with_books(conn, day, settings), eod_day_state(conn, storage, day, landing),
                           settings, accounts)
     replace_rows(conn, "utl.stream_breaks", found, where={"business_date": day})
     if found.height == 0:

@@ -26,9 +26,8 @@ from utl.positions import with_book
 from utl.schemas import LOTS_STATE, MARKS_OUT, POSITIONS_STATE
 from utl.settings import Settings
 from utl.storage import partition_path
-from utl.store.read import read_frame
 from utl.stream.books import start_day
-from utl.stream.store import START_ROWS
+from utl.stream.store import START_ROWS, eod_day_positions
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,7 @@ def starting_state(conn: psycopg.Connection, landing: Path | None, storage: Path
     eod_day = row[0] if row else None
     done: set[tuple[str, str]] = set()
     if eod_day is not None and storage is not None:
-        positions = read_frame(conn, "SELECT venue, account, asset, qty FROM utl.positions WHERE business_date = %(d)s",
-                               {"d": eod_day})
+        positions = eod_day_positions(conn, eod_day, landing)
         lots_path = partition_path(storage, "lots", eod_day)
         lots = pl.read_parquet(lots_path) if lots_path.exists() else LOTS_STATE.to_frame()
         if positions.height:

@@ -188,11 +188,29 @@ def stream_day_state(conn: psycopg.Connection, day: dt.date) -> dict[str, pl.Dat
     return {"positions": positions, "lots": lots, "pnl": pnl}
 
 
-def eod_day_state(conn: psycopg.Connection, storage: Path, day: dt.date) -> dict[str, pl.DataFrame]:
+def of_landing(conn: psycopg.Connection, table: str, landing: Path | None) -> tuple[str, dict]:
+    """A WHERE clause's landing part for ``utl.<table>``: where the table keeps each landing's
+    rows apart (a ``landing`` column, the folder's absolute path), only ``landing``'s."""
+    if landing is None:
+        return "", {}
+    found = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = 'utl' AND table_name = %s "
+                         "AND column_name = 'landing'", (table,)).fetchone()
+    return (" AND landing = %(landing)s", {"landing": str(landing.resolve())}) if found else ("", {})
+
+
+def eod_day_positions(conn: psycopg.Connection, day: dt.date, landing: Path | None) -> pl.DataFrame:
+    where, params = of_landing(conn, "positions", landing)
+    return read_frame(conn, "SELECT venue, account, asset, qty FROM utl.positions WHERE business_date = %(d)s" + where,
+                      {"d": day, **params})
+
+
+def eod_day_state(conn: psycopg.Connection, storage: Path, day: dt.date,
+                  landing: Path | None = None) -> dict[str, pl.DataFrame]:
     """The EOD run's state at the end of ``day``: utl.positions, its lots Parquet, utl.pnl."""
-    positions = read_frame(conn, "SELECT venue, account, asset, qty FROM utl.positions WHERE business_date = %(d)s",
-                           {"d": day})
+    positions = eod_day_positions(conn, day, landing)
     path = partition_path(storage, "lots", day)
     lots = pl.read_parquet(path) if path.exists() else LOTS_STATE.to_frame()
-    pnl = read_frame(conn, "SELECT book, asset, realized_pnl FROM utl.pnl WHERE business_date = %(d)s", {"d": day})
+    where, params = of_landing(conn, "pnl", landing)
+    pnl = read_frame(conn, "SELECT book, asset, realized_pnl FROM utl.pnl WHERE business_date = %(d)s" + where,
+                     {"d": day, **params})
     return {"positions": positions, "lots": lots, "pnl": pnl}
