@@ -28,6 +28,7 @@ from utl.memory import DayRows, book_day
 from utl.run import RunError, refuse_unknown_files
 from utl.storage import staged, write_partition
 from utl.store.days import remove_days_before, write_checks, write_day, write_undated_quarantine
+from utl.stream.eod_check import check_stream
 
 STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
                   "exceptions")
@@ -39,6 +40,7 @@ CHECKS = {
     "marks_cover_positions": ("day_state", ERROR, "Every non-zero position has the day's mark."),
     "no_breaks": ("day_state", WARN, "Warns when the date has breaks."),
     "no_quarantine": ("ledger_legs", WARN, "Warns when rows of the date were quarantined."),
+    "stream_agrees": ("eod_tables", WARN, "The stream's positions, open lots and realized PnL equal the EOD run's."),
 }
 
 
@@ -136,10 +138,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "no_breaks": checks.no_breaks(outputs.breaks),
         })
 
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="1")
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("eod_tables"))
     def eod_tables(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
                    landing_rows: dict, ledger_legs: dict,
-                   day_state: dict) -> dg.MaterializeResult:
+                   day_state: dict) -> Iterator:
         """The date's rows in PostgreSQL, in one transaction, and its Parquet outputs."""
         day = _day(context)
         started = time.perf_counter()
@@ -160,7 +162,11 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                     if first is not None:  # a UI or sensor run forgets uncovered dates as utl eod does
                         remove_days_before(conn, landing.folder, first)
         seconds = time.perf_counter() - started
-        return dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
-                                              "storage": str(landing.storage)})
+        yield dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
+                                             "storage": str(landing.storage)})
+        with postgres.connect(landing.folder) as conn:
+            agrees = check_stream(conn, landing.storage, day, landing.settings, landing_rows["ledger_accounts"],
+                                  landing.folder)
+        yield from _results(context, landing, postgres, {"stream_agrees": agrees})
 
     return [landing_rows, ledger_legs, day_state, eod_tables]

@@ -323,5 +323,14 @@ def db_migrate(landing: Path | None) -> None:
         click.echo(f"{database.description}: {len(applied)} migrations applied")
 
 
+def _add_stream_commands() -> None:
+    from utl.stream.cli import publish, stream
+
+    main.add_command(stream)
+    main.add_command(publish)
+
+
+_add_stream_commands()
+
 if __name__ == "__main__":
     main()

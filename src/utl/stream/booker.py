@@ -1,0 +1,316 @@
+"""``utl stream``: the booker (stream.md, "Commands" and "Guarantees").
+
+An ordered consumer of ``UTL_FILLS`` from the sequence after the last one committed; each
+batch of messages is read (:mod:`utl.stream.message`), checked against the ledger keys
+already seen (a re-sent fill books nothing, whatever its header), priced, costed
+(:mod:`utl.stream.books`) and committed with its last sequence in one transaction
+(:mod:`utl.stream.store`); then each changed position is published on core NATS
+``utl.positions.<venue>.<account>``. SIGINT or SIGTERM: the batch in hand is finished and
+committed, then the booker exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import polars as pl
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from utl.pnl import price_legs
+from utl.positions import with_book
+from utl.settings import Settings
+from utl.store import Database, migrate
+from utl.stream.books import (
+    HOLDINGS, LAST, TRADES, Books, add_holdings, book_trades, position_rows,
+)
+from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
+from utl.stream.message import Message, parse_batch
+from utl.stream.start import Start, landing_marks, marks_on, starting_state
+from utl.stream.store import (
+    FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, load_books, try_lock_shard,
+)
+
+POSITIONS_PREFIX = "utl.positions"
+
+
+class BookerError(RuntimeError):
+    """The booker cannot go on: one line saying why (nothing of the batch was committed)."""
+
+
+@dataclass(frozen=True)
+class BookerOptions:
+    nats_url: str
+    consumer: str = "utl-stream"
+    stream: str = STREAM
+    subjects: str = SUBJECTS
+    batch: int = 5000
+    wait_s: float = 0.002  # the longest a partial batch waits for more messages
+    storage: Path | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch booked in memory, not yet committed."""
+
+    last_seq: int
+    rows: dict[str, pl.DataFrame]
+
+
+class Booker:
+    """The live books of one consumer, loaded from what its last commit left (or from the
+    starting state), and the booking of one batch."""
+
+    def __init__(self, conn, settings: Settings, landing: Path | None, options: BookerOptions,
+                 say: Callable[[str], None] = print):
+        self.conn, self.settings, self.landing, self.options, self.say = conn, settings, landing, options, say
+        self.reporting = settings.reporting_currency
+        books, starts, seen = load_books(conn, settings.costing_method)
+        books.trades = self._as_trades(books.trades)
+        books.last = books.trades.group_by("book", "asset").agg(pl.col("ts").max().alias("last_ts")).cast(LAST)
+        if starts.height == 0 and last_sequence(conn, options.consumer) == 0:
+            start = starting_state(conn, landing, options.storage, settings)
+            books, starts = self._begin(books, start)
+            self.marks = start.marks
+        else:
+            self.marks = landing_marks(landing, settings)
+        self.books, self.starts, self.seen = books, starts, seen
+        self.last_seq = last_sequence(conn, options.consumer)
+
+    def _as_trades(self, stored: pl.DataFrame) -> pl.DataFrame:
+        if stored.height == 0:
+            return TRADES.to_frame()
+        return with_book(stored, self.settings).select(
+            "book", "asset", "venue", "account", "business_date", "ts", "stream_seq",
+            trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
+        ).cast(TRADES)
+
+    def _begin(self, books: Books, start: Start) -> tuple[Books, pl.DataFrame]:
+        """Commit the starting state before the first message."""
+        lots = start.lots
+        openings = lots.join(self._first_dates(start.starts), on="book", how="inner").select(
+            "business_date", *lots.columns)
+        books.lots, books.openings = lots, openings
+        holdings = start.positions.with_columns(last_trade_ts=pl.lit(None, pl.Datetime("us", "UTC")),
+                                                stream_seq=pl.lit(None, pl.Int64)).cast(HOLDINGS)
+        books.holdings = holdings
+        live = position_rows(books, holdings, self.settings.book_of, self.reporting)
+        commit_batch(self.conn, self.options.consumer, 0, fills=FILLS_ROWS.to_frame(), legs=LEGS_ROWS.to_frame(),
+                     starts=start.starts, keys=lots.select("book", "asset"), lots=lots, openings=openings,
+                     day_pnl=books.day_pnl, live=live.cast(LIVE_ROWS), quarantine=_no_quarantine())
+        return books, start.starts
+
+    def _first_dates(self, starts: pl.DataFrame) -> pl.DataFrame:
+        """Each starting book's first business date (the day after its state)."""
+        rows = [(self.settings.book_of(v, a), d + dt.timedelta(days=1)) for v, a, d, _ in starts.iter_rows() if d]
+        return _book_dates(rows)
+
+    # ---------------------------------------------------------------- one batch
+
+    def book(self, messages: list[Message]) -> list[dict]:
+        """Book a batch and commit it; the changed positions to publish."""
+        return self.commit(self.prepare(messages))
+
+    def prepare(self, messages: list[Message]) -> Batch | None:
+        """Book a batch into the live books (memory only); what :meth:`commit` writes.
+
+        The next batch may be prepared while this one commits: memory runs ahead of the
+        database by at most one batch, and a failed commit ends the booker, whose successor
+        loads the books the last commit left.
+        """
+        if not messages:
+            return None
+        parsed = parse_batch(messages, self.settings)
+        fills = parsed.fills
+        # Exactly once on the payload's key: seen before, or twice in this batch.
+        keys = list(zip(*(fills[c].to_list() for c in ("venue", "account", "symbol_text", "payload_id"))))
+        fresh, taken = [], set()
+        for key in keys:
+            ok = key not in self.seen and key not in taken
+            fresh.append(ok)
+            taken.add(key)
+        fills = fills.filter(pl.Series(fresh, dtype=pl.Boolean))
+        legs = parsed.legs.join(fills.select("stream_seq"), on="stream_seq", how="semi")
+
+        starts, new_starts = self._starts_for(fills)
+        states = starts.select("venue", "account", "state_date")
+        legs = legs.join(states, on=["venue", "account"], how="left").with_columns(
+            business_date=pl.col("ts").dt.date(),
+            counted=pl.col("state_date").is_null() | (pl.col("ts").dt.date() > pl.col("state_date")),
+        )
+        counted = legs.filter("counted")
+        priced = self._price(counted)
+        trades = priced.filter((pl.col("asset") != self.reporting) & (pl.col("qty") != 0)).select(
+            "book", "asset", "venue", "account", "business_date", "ts", "stream_seq",
+            trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
+        )
+        changes = book_trades(self.books, trades)
+        self.books.holdings, _ = add_holdings(self.books.holdings, counted.select("venue", "account", "asset", "qty", "ts",
+                                                                                  "stream_seq"))
+        touched = pl.concat([counted.select("venue", "account", "asset"),
+                             changes.day_pnl.select("venue", "account", "asset")]).unique()
+        live = position_rows(self.books, self.books.holdings.join(touched, on=["venue", "account", "asset"], how="semi"),
+                             self.settings.book_of, self.reporting).cast(LIVE_ROWS)
+        unit = priced.select("venue", "account", "leg_id", "unit_price")
+        leg_rows = legs.join(unit, on=["venue", "account", "leg_id"], how="left").select(
+            "venue", "account", symbol="symbol_text", trade_id="payload_id", leg_id="leg_id", kind="kind", asset="asset",
+            qty="qty", ts="ts", business_date="business_date", price="price",
+            unit_price=pl.when(pl.col("asset") != self.reporting).then(pl.col("unit_price")),
+            counted="counted", stream_seq="stream_seq",
+        ).cast(LEGS_ROWS)
+        fill_rows = fills.join(states, on=["venue", "account"], how="left").select(
+            "venue", "account", symbol="symbol_text", trade_id="payload_id", stream_seq="stream_seq", ts="ts",
+            counted=pl.col("state_date").is_null() | (pl.col("ts").dt.date() > pl.col("state_date")),
+        ).cast(FILLS_ROWS)
+        self.seen.update(taken)
+        return Batch(max(m.seq for m in messages), dict(
+            fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys,
+            lots=self.books.lots.join(changes.keys, on=["book", "asset"], how="semi"), openings=changes.openings,
+            day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
+
+    def commit(self, batch: Batch | None) -> list[dict]:
+        """Write a prepared batch in one transaction; the changed positions to publish."""
+        if batch is None:
+            return []
+        commit_batch(self.conn, self.options.consumer, batch.last_seq, **batch.rows)
+        self.last_seq = batch.last_seq
+        return batch.rows["live"].to_dicts()
+
+    def _starts_for(self, fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Starting states of the batch's accounts; accounts never seen start from zero."""
+        accounts = fills.select("venue", "account").unique()
+        new = accounts.join(self.starts, on=["venue", "account"], how="anti").with_columns(
+            state_date=pl.lit(None, pl.Date), source=pl.lit("zero")).cast(START_ROWS)
+        if new.height:
+            self.starts = pl.concat([self.starts, new])
+        return self.starts, new
+
+    def _price(self, legs: pl.DataFrame) -> pl.DataFrame:
+        """Each leg's unit price in the reporting currency, as the end-of-day run prices it."""
+        if legs.height == 0:
+            return legs.with_columns(book=pl.lit(None, pl.String), unit_price=pl.lit(None, pl.Decimal(38, 18)))
+        booked = with_book(legs, self.settings)
+        parts = []
+        for day in booked["business_date"].unique().sort().to_list():
+            todays = booked.filter(pl.col("business_date") == day)
+            costed = todays.filter(pl.col("asset") != self.reporting)
+            rest = todays.filter(pl.col("asset") == self.reporting).with_columns(unit_price=pl.lit(None, pl.Decimal(38, 18)))
+            priced = price_legs(costed, marks_on(self.marks, day, self.reporting), day) if costed.height else \
+                costed.with_columns(unit_price=pl.lit(None, pl.Decimal(38, 18)))
+            parts.append(priced.select(*rest.columns))
+            parts.append(rest)
+        return pl.concat(parts, how="vertical_relaxed")
+
+
+def _book_dates(rows: list[tuple[str, dt.date]]) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema={"book": pl.String, "business_date": pl.Date}, orient="row")
+    return frame.group_by("book").agg(pl.col("business_date").min())
+
+
+def _no_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema={"subject": pl.String, "stream_seq": pl.Int64, "reason": pl.String, "raw": pl.String})
+
+
+def position_message(row: dict) -> bytes:
+    """A changed position as JSON, numbers as exact decimal text."""
+    def text(v):
+        if v is None:
+            return None
+        if isinstance(v, (dt.datetime, dt.date)):
+            return v.isoformat()
+        return format(v, "f") if not isinstance(v, (str, int)) else v
+    return json.dumps({k: text(v) for k, v in row.items()}).encode()
+
+
+async def run(database: Database, settings: Settings, landing: Path | None, options: BookerOptions,
+              say: Callable[[str], None] = print) -> int:
+    """Consume until SIGINT/SIGTERM; 0 after the last batch committed."""
+    conn = database.connect()
+    try:
+        migrate(conn)
+        # A booker killed a moment ago may still hold the lock until PostgreSQL notices its
+        # session is gone: wait a little before refusing.
+        for _ in range(50):
+            if try_lock_shard(conn, options.consumer):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise BookerError(f"another booker holds consumer {options.consumer!r} (one writer per shard of books)")
+        booker = Booker(conn, settings, landing, options, say)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        nc = await nats.connect(servers(options.nats_url), max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, options.stream, options.subjects, warn=lambda w: say(f"warning: {w}"))
+            queue: asyncio.Queue = asyncio.Queue()
+
+            async def arrived(msg) -> None:
+                queue.put_nowait(msg)
+
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=booker.last_seq + 1)
+            await js.subscribe(options.subjects, stream=options.stream, cb=arrived, ordered_consumer=True,
+                               config=config, pending_msgs_limit=-1, pending_bytes_limit=-1)
+            say("ready")
+            # Worker threads book and commit while the loop reads the next messages off the
+            # socket (Polars and psycopg release the GIL while they work); batch n+1 is
+            # prepared while batch n commits, and batches commit in order.
+            committing: asyncio.Future | None = None
+            consumed = booker.last_seq
+            while not stop.is_set():
+                batch = await _take(queue, options.batch, options.wait_s, stop)
+                messages = [Message(m.subject, m.metadata.sequence.stream, m.data) for m in batch]
+                messages = [m for m in messages if m.seq > consumed]
+                if not messages:
+                    continue
+                consumed = max(m.seq for m in messages)
+                prepared = await asyncio.to_thread(booker.prepare, messages)
+                if committing is not None:
+                    await _publish_positions(nc, await committing)
+                committing = asyncio.ensure_future(asyncio.to_thread(booker.commit, prepared))
+                if queue.empty():  # nothing to prepare meanwhile: publish as soon as it commits
+                    await _publish_positions(nc, await committing)
+                    committing = None
+            if committing is not None:
+                await _publish_positions(nc, await committing)
+        finally:
+            await nc.close()
+        return 0
+    finally:
+        conn.close()
+
+
+async def _publish_positions(nc, rows: list[dict]) -> None:
+    for row in rows:
+        await nc.publish(f"{POSITIONS_PREFIX}.{row['venue']}.{row['account']}", position_message(row))
+
+
+async def _take(queue: asyncio.Queue, most: int, wait_s: float, stop: asyncio.Event) -> list:
+    """Up to ``most`` messages: waits for the first (or the stop), then at most ``wait_s`` more."""
+    batch = []
+    while not batch:
+        if stop.is_set():
+            return batch
+        try:
+            batch.append(await asyncio.wait_for(queue.get(), timeout=0.1))
+        except asyncio.TimeoutError:
+            continue
+    deadline = time.monotonic() + wait_s
+    while len(batch) < most:
+        try:
+            batch.append(queue.get_nowait())
+        except asyncio.QueueEmpty:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(left, 0.0005))
+    return batch

@@ -1,0 +1,209 @@
+"""Live books: open lots, positions and realized PnL carried fill by fill (stream.md, "Order").
+
+The costing is the end-of-day run's, call for call: a key (book, asset) is costed by
+:func:`utl.costing.compute_costs` over its carried lots followed by its trades, exactly as
+:func:`utl.daily.run_day` costs a date, and the lots it leaves are carried by the same rule
+(:func:`utl.daily._carry_lots`). What the stream adds is *when* it costs:
+
+- a batch whose trades of a key all come at or after the key's last booked trade continues
+  from the key's current lots (costing is a fold: carrying lots mid-day changes nothing
+  under FIFO, LIFO and HIFO, whose lots are exact);
+- a trade older than the key's last one (a late fill), and every trade under WAC (whose pool
+  average is rounded at each re-averaging, so where a pool is carried changes its last
+  digit), replays the key from the opening lots of the trade's day through its last day.
+
+So the lots and PnL of a day do not depend on the order fills arrived in, and equal what the
+end-of-day run computes from the same opening lots and the same trades. Trades apply in
+``ts`` order, then stream sequence (arrival), as the costing contract orders them.
+
+Everything here is pure: frames in, frames out; the booker persists what changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from utl.costing import compute_costs
+from utl.daily import _carry_lots
+from utl.decimals import DECIMAL
+from utl.schemas import LOTS_STATE, UTC_TS
+
+KEY = ["book", "asset"]
+ACCOUNT_ASSET = ["venue", "account", "asset"]
+ZERO = pl.lit(0, DECIMAL)
+
+TRADES = pl.Schema({"book": pl.String, "asset": pl.String, "venue": pl.String, "account": pl.String,
+                    "business_date": pl.Date, "ts": UTC_TS, "stream_seq": pl.Int64, "trade_id": pl.String,
+                    "qty": DECIMAL, "price": DECIMAL})
+"""A costing trade: one priced leg of an asset other than the reporting currency."""
+OPENINGS = pl.Schema({"business_date": pl.Date, **LOTS_STATE})
+"""The lots of a key at the start of a date on which it has trades (and its starting lots)."""
+DAY_PNL = pl.Schema({"business_date": pl.Date, "venue": pl.String, "account": pl.String, "asset": pl.String,
+                     "realized_pnl": DECIMAL})
+LAST = pl.Schema({"book": pl.String, "asset": pl.String, "last_ts": UTC_TS})
+HOLDINGS = pl.Schema({"venue": pl.String, "account": pl.String, "asset": pl.String, "qty": DECIMAL,
+                      "last_trade_ts": UTC_TS, "stream_seq": pl.Int64})
+
+
+@dataclass
+class Books:
+    """The live state. ``trades`` is every costing trade since the starting state (what a
+    replay needs); ``openings`` the lots each key started each of its dates with."""
+
+    method: str
+    trades: pl.DataFrame = field(default_factory=TRADES.to_frame)
+    openings: pl.DataFrame = field(default_factory=OPENINGS.to_frame)
+    lots: pl.DataFrame = field(default_factory=LOTS_STATE.to_frame)
+    day_pnl: pl.DataFrame = field(default_factory=DAY_PNL.to_frame)
+    holdings: pl.DataFrame = field(default_factory=HOLDINGS.to_frame)
+    last: pl.DataFrame = field(default_factory=lambda: LAST.to_frame())  # each key's latest trade time
+
+
+@dataclass(frozen=True)
+class Changes:
+    keys: pl.DataFrame  # (book, asset) whose lots changed
+    openings: pl.DataFrame  # OPENINGS rows of those keys, all dates (replace per key)
+    day_pnl: pl.DataFrame  # DAY_PNL rows changed
+    holdings: pl.DataFrame  # HOLDINGS rows changed (venue, account, asset)
+
+
+def add_holdings(holdings: pl.DataFrame, legs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Ledger quantities plus the batch's legs; (all holdings, the changed rows)."""
+    moved = (legs.lazy().group_by(ACCOUNT_ASSET)
+             .agg(pl.col("qty").sum(), pl.col("ts").max().alias("last_trade_ts"), pl.col("stream_seq").max())
+             .collect())
+    both = pl.concat([holdings.lazy(), moved.lazy().select(HOLDINGS.names()).cast(HOLDINGS)])
+    changed = (both.join(moved.lazy().select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="semi")
+               .group_by(ACCOUNT_ASSET)
+               .agg(pl.col("qty").sum(), pl.col("last_trade_ts").max(), pl.col("stream_seq").max())
+               .collect().select(HOLDINGS.names()).cast(HOLDINGS))
+    kept = holdings.join(moved.select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="anti")
+    return pl.concat([kept, changed]), changed
+
+
+def book_trades(books: Books, new: pl.DataFrame) -> Changes:
+    """Cost ``new`` trades (TRADES) into ``books`` (mutated); what changed."""
+    new = new.select(TRADES.names()).cast(TRADES)
+    if new.height == 0:
+        return Changes(pl.DataFrame(schema={"book": pl.String, "asset": pl.String}), OPENINGS.to_frame(),
+                       DAY_PNL.to_frame(), HOLDINGS.to_frame())
+    first_new = new.group_by(KEY).agg(pl.col("ts").min().alias("first_ts"))
+    last_old = books.last.join(first_new.select(KEY), on=KEY, how="semi")
+    keys = first_new.join(last_old, on=KEY, how="left").with_columns(
+        replay=(pl.lit(books.method == "wac") | (pl.col("first_ts") < pl.col("last_ts"))).fill_null(books.method == "wac"),
+        from_date=pl.col("first_ts").dt.date(),
+    )
+    replay = keys.filter("replay")
+    onward = keys.filter(~pl.col("replay"))
+
+    # Replayed keys: their trades from the first new trade's date on, from that date's
+    # opening lots (or the next date's: nothing happened to the key in between).
+    from_day = replay.select(*KEY, "from_date")
+    # The usual batch replays nothing: no pass over every trade and opening kept.
+    history = books.trades if from_day.height else books.trades.clear()
+    kept_openings = books.openings if from_day.height else books.openings.clear()
+    old = history.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date")).drop("from_date")
+    start = (kept_openings.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date"))
+             .filter(pl.col("business_date") == pl.col("business_date").min().over(KEY)).drop("from_date"))
+    # Keys with a recorded opening start from it (its marker row holds no lot).
+    start_keys = start.select(KEY).unique()
+    start = start.filter(pl.col("qty") != 0)
+    # Keys never seen before start from their current lots (none, or starting lots).
+    no_opening = from_day.join(start_keys, on=KEY, how="anti").select(KEY)
+    replay_start = pl.concat([start.select(LOTS_STATE.names()), books.lots.join(no_opening, on=KEY, how="semi")])
+    dropped_openings = kept_openings.join(from_day, on=KEY).filter(
+        pl.col("business_date") > pl.col("from_date")).select(*KEY, "business_date")
+    openings = (books.openings.join(dropped_openings, on=[*KEY, "business_date"], how="anti")
+                if dropped_openings.height else books.openings)
+    dropped_pnl = (old.select("venue", "account", "asset", "business_date").unique())
+
+    onward_start = books.lots.join(onward.select(KEY), on=KEY, how="semi")
+    to_cost = pl.concat([old, new]).sort("ts", "stream_seq", maintain_order=True)
+    start_lots = pl.concat([replay_start, onward_start])
+
+    lots_now, new_openings, realized = _cost_by_day(start_lots, to_cost, openings, books.method)
+    openings = pl.concat([openings, new_openings])
+
+    # Realized PnL per (account, asset, date): replayed dates are recomputed whole, the
+    # others add the new trades' PnL.
+    day_realized = realized.group_by("business_date", "venue", "account", "asset").agg(pl.col("realized_pnl").sum())
+    replayed_dates = pl.concat([dropped_pnl, realized.filter(pl.col("replayed")).select(dropped_pnl.columns)]).unique()
+    base = books.day_pnl.join(replayed_dates, on=["venue", "account", "asset", "business_date"], how="anti")
+    touched = day_realized.select("business_date", "venue", "account", "asset")
+    updated = (pl.concat([base.join(touched, on=touched.columns, how="semi").lazy(), day_realized.lazy().select(DAY_PNL.names())])
+               .group_by(touched.columns).agg(pl.col("realized_pnl").sum()).collect())
+    # A replayed date that now has no trade of an account keeps a zero row.
+    zeroed = replayed_dates.join(touched, on=touched.columns, how="anti").with_columns(realized_pnl=ZERO)
+    changed_pnl = pl.concat([updated.select(DAY_PNL.names()).cast(DAY_PNL), zeroed.select(DAY_PNL.names()).cast(DAY_PNL)])
+    books.day_pnl = pl.concat([base.join(changed_pnl, on=touched.columns, how="anti"), changed_pnl])
+
+    changed_keys = keys.select(KEY)
+    books.lots = pl.concat([books.lots.join(changed_keys, on=KEY, how="anti"), lots_now])
+    books.openings = openings
+    books.trades = pl.concat([books.trades, new])
+    latest = pl.concat([last_old, new.group_by(KEY).agg(pl.col("ts").max().alias("last_ts"))]).group_by(KEY).agg(
+        pl.col("last_ts").max())
+    books.last = pl.concat([books.last.join(latest.select(KEY), on=KEY, how="anti"), latest.select(LAST.names())])
+    return Changes(changed_keys, openings.join(changed_keys, on=KEY, how="semi"), changed_pnl, HOLDINGS.to_frame())
+
+
+def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.DataFrame,
+                 method: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Cost ``trades`` date by date from ``start_lots``: (lots at the end, openings recorded
+    for dates a key had none, realized per trade with ``replayed``)."""
+    current = start_lots
+    recorded, realized = [], []
+    for day in trades["business_date"].unique().sort().to_list():
+        todays = trades.filter(pl.col("business_date") == day)
+        day_keys = todays.select(KEY).unique()
+        carried = current.join(day_keys, on=KEY, how="semi")
+        have = openings.filter(pl.col("business_date") == day).select(KEY)
+        # A key's opening of a date is recorded once, with a marker row (qty 0) so that an
+        # empty opening is known to be empty.
+        new_keys = day_keys.join(have, on=KEY, how="anti")
+        marker = new_keys.with_columns(trade_id=pl.lit(None, pl.String), opened_ts=pl.lit(start_day(day), UTC_TS),
+                                       qty=ZERO, entry_price=ZERO)
+        recorded.append(pl.concat([carried.join(new_keys, on=KEY, how="semi"), marker.select(LOTS_STATE.names()).cast(LOTS_STATE)])
+                        .with_columns(business_date=pl.lit(day, pl.Date)).select(OPENINGS.names()).cast(OPENINGS))
+        run = pl.concat([
+            carried.select(*KEY, pl.col("opened_ts").alias("ts"), "trade_id", "qty", pl.col("entry_price").alias("price"),
+                           venue=pl.lit(None, pl.String), account=pl.lit(None, pl.String), is_carry=pl.lit(True)),
+            todays.select(*KEY, "ts", "trade_id", "qty", "price", "venue", "account", is_carry=pl.lit(False)),
+        ])
+        costs = compute_costs(run, method, ids_unique=True)
+        current = pl.concat([current.join(day_keys, on=KEY, how="anti"), _carry_lots(costs.open_lots, method)])
+        realized.append(costs.realized.filter(~pl.col("is_carry")).select(
+            "venue", "account", "asset", "realized_pnl", business_date=pl.lit(day, pl.Date)))
+    lots = current.join(trades.select(KEY).unique(), on=KEY, how="semi").select(LOTS_STATE.names()).cast(LOTS_STATE)
+    realized_frame = (pl.concat(realized) if realized else
+                      pl.DataFrame(schema={"venue": pl.String, "account": pl.String, "asset": pl.String,
+                                           "realized_pnl": DECIMAL, "business_date": pl.Date}))
+    return lots, pl.concat(recorded) if recorded else OPENINGS.to_frame(), realized_frame.with_columns(replayed=pl.lit(False))
+
+
+def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str) -> pl.DataFrame:
+    """``utl.live_positions`` rows for ``holdings`` (venue, account, asset, qty, ...)."""
+    pairs = holdings.select("venue", "account").unique()
+    booked = holdings.join(pairs.with_columns(book=pl.Series([book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String)),
+                           on=["venue", "account"], how="left")
+    # Only the rows asked for: the whole state is far larger than a batch.
+    basis = (books.lots.lazy().join(booked.lazy().select(KEY).unique(), on=KEY, how="semi")
+             .group_by(KEY).agg((pl.col("qty") * pl.col("entry_price")).sum().alias("book_cost")).collect())
+    realized = (books.day_pnl.lazy().join(holdings.lazy().select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="semi")
+                .group_by(ACCOUNT_ASSET).agg(pl.col("realized_pnl").sum()).collect())
+    rows = (booked.join(basis, on=KEY, how="left").join(realized, on=ACCOUNT_ASSET, how="left")
+            .with_columns(cost_basis=pl.when(pl.col("asset") == reporting).then(pl.col("qty"))
+                          .otherwise(pl.col("book_cost").fill_null(ZERO)),
+                          realized_pnl=pl.col("realized_pnl").fill_null(ZERO)))
+    return rows.select(
+        "venue", "account", "asset", "qty", "cost_basis",
+        avg_cost=pl.when(pl.col("qty") != 0).then(pl.col("cost_basis") / pl.col("qty")),
+        realized_pnl="realized_pnl", last_trade_ts="last_trade_ts", stream_seq="stream_seq",
+    )
+
+
+def start_day(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)

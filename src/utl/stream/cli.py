@@ -1,0 +1,73 @@
+"""``utl stream`` and ``utl publish`` (stream.md, "Commands"): read, call, report."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command("stream")
+@click.option("--landing", type=click.Path(path_type=Path), default=None,
+              help="The landing folder: its utl.toml (costing method, aliases, books), marks and opening snapshots.")
+@click.option("--consumer", default="utl-stream", show_default=True,
+              help="The consumer's name: its committed sequence, and the shard of books one booker writes.")
+@click.option("--batch", type=int, default=5000, show_default=True, help="Most messages booked in one transaction.")
+def stream(landing: Path | None, consumer: str, batch: int) -> None:
+    """Book fills from NATS JetStream UTL_FILLS into live positions, exactly once."""
+    from utl.home import landing_home
+    from utl.settings import Settings, load_settings
+    from utl.store import open_database
+    from utl.stream.booker import BookerError, BookerOptions, run
+    from utl.stream.broker import BrokerUnavailable, broker
+
+    if landing is not None and not landing.is_dir():
+        _err(f"utl stream: no landing folder at {landing}")
+        sys.exit(2)
+    settings = load_settings(landing) if landing is not None else Settings()
+    storage = landing_home(landing) / "storage" if landing is not None else None
+    try:
+        with broker() as url, open_database(landing) as database:
+            _err(f"broker: {url}; database: {database.description}")
+            options = BookerOptions(nats_url=url, consumer=consumer, batch=batch, storage=storage)
+
+            def say(line: str) -> None:
+                click.echo(line) if line == "ready" else _err(line)
+                sys.stdout.flush()
+
+            code = asyncio.run(run(database, settings, landing, options, say=say))
+    except (BookerError, BrokerUnavailable, ValueError) as exc:
+        _err(f"utl stream: {str(exc).splitlines()[0]}")
+        sys.exit(1)
+    sys.exit(code)
+
+
+@click.command("publish")
+@click.option("--landing", type=click.Path(path_type=Path), required=True)
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--rate", type=float, default=None, help="Fills per second [default: as fast as it can].")
+def publish(landing: Path, day, rate: float | None) -> None:
+    """Publish a date's fills from the landing folder's exports onto UTL_FILLS, in time order."""
+    from utl.stream.broker import BrokerUnavailable, broker
+    from utl.stream.publish import ccxt_trades, day_fills
+    from utl.stream.publish import publish as send
+
+    if not landing.is_dir():
+        _err(f"utl publish: no landing folder at {landing}")
+        sys.exit(2)
+    fills, ledger = day_fills(landing, day.date())
+    if ledger:
+        _err(f"not published: {', '.join(ledger)} (their legs come from a ledger export, not from fills)")
+    try:
+        with broker() as url:
+            sent = asyncio.run(send(url, ccxt_trades(fills), rate, say=_err))
+    except BrokerUnavailable as exc:
+        _err(f"utl publish: {exc}")
+        sys.exit(1)
+    click.echo(f"published {sent} fills of {day.date().isoformat()}")

@@ -1,0 +1,141 @@
+"""A batch of stream messages as the batch's own fills and legs (stream.md, "The broker").
+
+A message is one ccxt unified trade. It is read by the same reader the end-of-day run uses
+for a ccxt trades file (``utl.venues.ccxt`` through ``utl.ingest.read_trades_file``: numbers
+as their text, the stated cost checked at 1e-6 relative, asset codes through ``[aliases]``,
+the venue's trade identity), and its legs are booked by ``utl.legs``: so a message books
+exactly the legs the batch books for the same trade. What the stream adds is the envelope:
+the subject names venue and account, the message must be a JSON object with ``id``,
+``symbol``, ``side``, ``amount`` and ``price``, and whatever is refused goes to
+``utl.stream_quarantine`` with its subject and stream sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from utl.ingest import read_trades_file, trade_identity
+from utl.legs import book_legs
+from utl.schemas import FILLS_OUT, LEGS_OUT, MOVEMENTS_OUT
+from utl.settings import Settings
+from utl.venues.base import Source
+from utl.venues.ccxt import FORMATS, loads
+
+SUBJECT_PREFIX = "utl.fills."
+REQUIRED = ("id", "symbol", "side", "amount", "price")
+TRADES = [f for f in FORMATS if f.kind == "fills"]
+
+QUARANTINE = pl.Schema({"subject": pl.String, "stream_seq": pl.Int64, "reason": pl.String, "raw": pl.String})
+"""utl.stream_quarantine."""
+KEYED_FILLS = pl.Schema({"stream_seq": pl.Int64, "symbol_text": pl.String, "payload_id": pl.String, **FILLS_OUT})
+KEYED_LEGS = pl.Schema({"stream_seq": pl.Int64, "symbol_text": pl.String, "payload_id": pl.String, **LEGS_OUT})
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    seq: int  # the stream sequence
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Parsed:
+    fills: pl.DataFrame  # KEYED_FILLS: one row per message booked
+    legs: pl.DataFrame  # KEYED_LEGS
+    quarantine: pl.DataFrame  # QUARANTINE
+
+
+def venue_account(subject: str) -> tuple[str, str] | None:
+    """``utl.fills.<venue>.<account>`` -> (venue, account); None for any other shape."""
+    if not subject.startswith(SUBJECT_PREFIX):
+        return None
+    parts = subject[len(SUBJECT_PREFIX):].split(".")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return parts[0], parts[1]
+
+
+def _envelope(message: Message) -> tuple[dict | None, str | None, str]:
+    """(record, reason refused, raw text) of one message."""
+    raw = message.data.decode("utf-8", errors="replace")
+    if venue_account(message.subject) is None:
+        return None, f"subject {message.subject!r} is not utl.fills.<venue>.<account>", raw
+    try:
+        record = loads(message.data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"invalid JSON: {exc}", raw
+    if not isinstance(record, dict):
+        return None, "not a ccxt trade: the message is not a JSON object", raw
+    missing = [k for k in REQUIRED if record.get(k) is None or (isinstance(record[k], str) and not record[k].strip())]
+    if missing:
+        return None, f"not a ccxt trade: missing {', '.join(missing)}", raw
+    if not isinstance(record["id"], str) or not isinstance(record["symbol"], str):
+        return None, "not a ccxt trade: id and symbol must be text", raw
+    return record, None, raw
+
+
+def parse_batch(messages: list[Message], settings: Settings, scratch: Path | None = None) -> Parsed:
+    """The fills, legs and refusals of a batch of messages (any venues and accounts)."""
+    refused: list[dict] = []
+    items: list[tuple[Message, dict, str]] = []
+    for message in messages:
+        record, reason, raw = _envelope(message)
+        if reason is not None:
+            refused.append({"subject": message.subject, "stream_seq": message.seq, "reason": reason, "raw": raw})
+            continue
+        items.append((message, record, raw))
+
+    fills = []
+    if items:
+        with tempfile.TemporaryDirectory(dir=scratch) as folder:
+            # The whole batch is one file for the reader (one pass, whatever the venues); the
+            # venue and account come from each message's subject afterwards.
+            path = Path(folder) / "batch.jsonl"
+            # One line per message; numbers are text already (loads), so dumping them as
+            # JSON strings changes no digit.
+            path.write_text("\n".join(json.dumps(record, ensure_ascii=False) for _, record, _ in items) + "\n")
+            rows = read_trades_file(Source(path, "stream", "-", "-"), TRADES, settings)
+        by_row = pl.DataFrame(
+            {"row": list(range(1, len(items) + 1)),
+             "venue": [venue_account(m.subject)[0] for m, _, _ in items],
+             "account": [venue_account(m.subject)[1] for m, _, _ in items],
+             "stream_seq": [m.seq for m, _, _ in items],
+             "subject": [m.subject for m, _, _ in items],
+             "symbol_text": [r["symbol"] for _, r, _ in items],
+             "payload_id": [r["id"] for _, r, _ in items],
+             "raw_message": [raw for _, _, raw in items]},
+            schema={"row": pl.Int64, "venue": pl.String, "account": pl.String, "stream_seq": pl.Int64,
+                    "subject": pl.String, "symbol_text": pl.String, "payload_id": pl.String, "raw_message": pl.String},
+        )
+        bad = rows.quarantine.join(by_row, on="row", how="inner")
+        for row in bad.iter_rows(named=True):
+            where = f'column "{row["column"]}": ' if row["column"] else ""
+            refused.append({"subject": row["subject"], "stream_seq": row["stream_seq"],
+                            "reason": f"{where}{row['reason']}", "raw": row["raw_message"]})
+        # A row refused by any check is not booked, even if another part of it passed.
+        good = rows.fills.join(bad.select("row").unique(), left_on="source_row", right_on="row", how="anti")
+        fills.append(
+            good.drop("venue", "account").join(by_row, left_on="source_row", right_on="row", how="inner")
+            # The venue's own trade identity (ingest.md), now that the venue is known.
+            .with_columns(trade_id=pl.col("payload_id")).with_columns(trade_id=trade_identity(), source_file=pl.col("subject"))
+        )
+    fills = (pl.concat(fills, how="diagonal_relaxed") if fills else pl.DataFrame(schema=KEYED_FILLS))
+    fills = fills.select(KEYED_FILLS.names()).cast(KEYED_FILLS).sort("stream_seq")
+    legs = legs_of(fills)
+    quarantine = pl.DataFrame(refused, schema=QUARANTINE).sort("stream_seq")
+    return Parsed(fills, legs, quarantine)
+
+
+def legs_of(fills: pl.DataFrame) -> pl.DataFrame:
+    """The batch's legs of these fills, each with its fill's stream sequence and ledger key."""
+    plain = fills.select(FILLS_OUT.names()).cast(FILLS_OUT)
+    legs = book_legs(plain, MOVEMENTS_OUT.to_frame(), set())
+    # A re-send in the same batch has its fill's trade id: each leg finds its own message by
+    # its row in the batch.
+    keys = fills.select("source_row", "stream_seq", "symbol_text", "payload_id")
+    return legs.join(keys, on="source_row", how="left").select(KEYED_LEGS.names()).cast(KEYED_LEGS)

@@ -1,0 +1,216 @@
+"""The stream's rows in PostgreSQL: one transaction per batch, and the state read back.
+
+A batch's fills, legs, changed lots, lot openings, day PnL, live positions, refused
+messages and the last stream sequence commit together (stream.md, "Exactly once"): the
+frames are COPYed into temporary staging tables, then moved by set-based statements
+(insert-if-new for the ledger keys, delete-and-insert per key for lots, upserts for the
+rest). A crash before the commit leaves the previous batch's state whole, and the booker
+resumes after the sequence that state holds.
+
+One booker per shard of books: a session-level advisory lock keyed by the consumer name;
+PostgreSQL drops it when a killed booker's session ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from utl.schemas import LOTS_STATE
+from utl.storage import partition_path
+from utl.store.read import read_frame
+from utl.store.write import _copy_frame
+from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books
+
+FILLS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
+                        "stream_seq": pl.Int64, "ts": pl.Datetime("us", "UTC"), "counted": pl.Boolean})
+LEGS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
+                       "leg_id": pl.String, "kind": pl.String, "asset": pl.String, "qty": pl.Decimal(38, 18),
+                       "ts": pl.Datetime("us", "UTC"), "business_date": pl.Date, "price": pl.Decimal(38, 18),
+                       "unit_price": pl.Decimal(38, 18), "counted": pl.Boolean, "stream_seq": pl.Int64})
+START_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "state_date": pl.Date, "source": pl.String})
+LIVE_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "asset": pl.String, "qty": pl.Decimal(38, 18),
+                       "cost_basis": pl.Decimal(38, 18), "avg_cost": pl.Decimal(38, 18),
+                       "realized_pnl": pl.Decimal(38, 18), "last_trade_ts": pl.Datetime("us", "UTC"),
+                       "stream_seq": pl.Int64})
+
+_STAGING = {
+    "stream_fills": "utl.stream_fills", "stream_legs": "utl.stream_legs", "stream_start": "utl.stream_start",
+    "stream_lots": "utl.stream_lots", "stream_lot_openings": "utl.stream_lot_openings",
+    "stream_day_pnl": "utl.stream_day_pnl", "stream_quarantine": "utl.stream_quarantine",
+}
+
+
+_MOVES = [
+    # A fill whose ledger key is there already brings none of its legs.
+    """WITH fresh AS (INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills ON CONFLICT DO NOTHING
+                      RETURNING stream_seq)
+       INSERT INTO utl.stream_legs SELECT l.* FROM s_stream_legs l JOIN fresh USING (stream_seq)""",
+    """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING""",
+    """DELETE FROM utl.stream_lots l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset""",
+    """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots""",
+    """DELETE FROM utl.stream_lot_openings l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset""",
+    """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings""",
+    """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
+                ON CONFLICT (business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl""",
+    """INSERT INTO utl.live_positions (venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
+                                            last_trade_ts, stream_seq, updated_at)
+                SELECT venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, last_trade_ts, stream_seq, now()
+                FROM s_live
+                ON CONFLICT (venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
+                    cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
+                    realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
+                    stream_seq = EXCLUDED.stream_seq, updated_at = now()""",
+    """INSERT INTO utl.stream_quarantine (subject, stream_seq, reason, raw)
+                SELECT subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING""",
+]
+"""Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
+
+
+def shard_lock_key(consumer: str) -> int:
+    """A bigint advisory-lock key for a consumer (one writer per shard of books)."""
+    return int.from_bytes(hashlib.sha256(f"utl stream {consumer}".encode()).digest()[:8], "big", signed=True)
+
+
+def try_lock_shard(conn: psycopg.Connection, consumer: str) -> bool:
+    with conn.transaction():
+        return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (shard_lock_key(consumer),)).fetchone()[0])
+
+
+_STAGED: set[tuple[int, int]] = set()
+
+
+def _stage(conn: psycopg.Connection) -> None:
+    """The staging tables, once per session (they empty themselves at each commit)."""
+    session = (id(conn), conn.info.backend_pid)
+    if session in _STAGED:
+        return
+    for name, target in _STAGING.items():
+        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
+            sql.Identifier(f"s_{name}"), sql.SQL(target)))
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_live (LIKE utl.live_positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_keys (book text COLLATE \"C\", asset text COLLATE \"C\") "
+                 "ON COMMIT DELETE ROWS")
+    _STAGED.add(session)
+
+
+def _copy(conn: psycopg.Connection, staging: str, frame: pl.DataFrame) -> None:
+    if frame.height:
+        _copy_frame(conn, sql.Identifier(staging), frame)
+
+
+def last_sequence(conn: psycopg.Connection, consumer: str) -> int:
+    row = conn.execute("SELECT last_seq FROM utl.stream_offset WHERE consumer = %s", (consumer,)).fetchone()
+    return row[0] if row else 0
+
+
+def commit_batch(conn: psycopg.Connection, consumer: str, last_seq: int, *, fills: pl.DataFrame, legs: pl.DataFrame,
+                 starts: pl.DataFrame, keys: pl.DataFrame, lots: pl.DataFrame, openings: pl.DataFrame,
+                 day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+    """Everything one batch produced, and the sequence it consumed through, in ONE transaction."""
+    with conn.transaction():
+        _stage(conn)
+        _copy(conn, "s_stream_fills", fills.select(FILLS_ROWS.names()))
+        _copy(conn, "s_stream_legs", legs.select(LEGS_ROWS.names()))
+        _copy(conn, "s_stream_start", starts.select(START_ROWS.names()))
+        _copy(conn, "s_keys", keys.select("book", "asset").unique())
+        _copy(conn, "s_stream_lots", lots.select(LOTS_STATE.names()))
+        _copy(conn, "s_stream_lot_openings", openings.select(OPENINGS.names()))
+        _copy(conn, "s_stream_day_pnl", day_pnl.select(DAY_PNL.names()))
+        _copy(conn, "s_live", live.select(LIVE_ROWS.names()))
+        _copy(conn, "s_stream_quarantine", quarantine.select("subject", "stream_seq", "reason", "raw"))
+        for statement in _MOVES:
+            conn.execute(statement)
+        conn.execute("""
+            INSERT INTO utl.stream_offset (consumer, last_seq, updated_at) VALUES (%s, %s, now())
+            ON CONFLICT (consumer) DO UPDATE SET last_seq = GREATEST(utl.stream_offset.last_seq, EXCLUDED.last_seq),
+                updated_at = now()
+        """, (consumer, last_seq))
+
+
+def load_books(conn: psycopg.Connection, method: str) -> tuple[Books, pl.DataFrame, set[tuple[str, str, str, str]]]:
+    """(live books, starting states, ledger keys seen) as the last commit left them."""
+    books = Books(method)
+    books.trades = read_frame(conn, """
+        SELECT l.venue, l.account, l.asset, l.business_date, l.ts, l.stream_seq, l.leg_id, l.qty, l.unit_price
+        FROM utl.stream_legs l WHERE l.counted AND l.unit_price IS NOT NULL ORDER BY l.stream_seq, l.leg_id""")
+    books.openings = _cast(read_frame(conn, "SELECT * FROM utl.stream_lot_openings"), OPENINGS)
+    books.lots = _cast(read_frame(conn, "SELECT * FROM utl.stream_lots"), LOTS_STATE)
+    books.day_pnl = _cast(read_frame(conn, "SELECT * FROM utl.stream_day_pnl"), DAY_PNL)
+    books.holdings = _cast(read_frame(conn, "SELECT venue, account, asset, qty, last_trade_ts, stream_seq "
+                                             "FROM utl.live_positions"), HOLDINGS)
+    starts = _cast(read_frame(conn, "SELECT * FROM utl.stream_start"), START_ROWS)
+    seen = {tuple(r) for r in conn.execute("SELECT venue, account, symbol, trade_id FROM utl.stream_fills")}
+    return books, starts, seen
+
+
+def _cast(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    if frame.height == 0:
+        return schema.to_frame()
+    return frame.select(schema.names()).cast(schema)
+
+
+def stream_day_state(conn: psycopg.Connection, day: dt.date) -> dict[str, pl.DataFrame]:
+    """The stream's state at the end of ``day``: positions (from its start and legs), open
+    lots (the opening of each key's next traded date, else its lots now) and realized PnL."""
+    positions = read_frame(conn, """
+        WITH moved AS (
+            SELECT venue, account, asset, sum(qty) AS qty FROM utl.stream_legs
+            WHERE counted AND business_date <= %(day)s GROUP BY venue, account, asset
+        ), started AS (
+            SELECT p.venue, p.account, p.asset, p.qty - coalesce(m.qty, 0) AS qty
+            FROM utl.live_positions p
+            LEFT JOIN (SELECT venue, account, asset, sum(qty) AS qty FROM utl.stream_legs WHERE counted
+                       GROUP BY venue, account, asset) m USING (venue, account, asset)
+        )
+        SELECT venue, account, asset, sum(qty) AS qty FROM (
+            SELECT * FROM started UNION ALL SELECT * FROM moved) x
+        GROUP BY venue, account, asset
+    """, {"day": day})
+    lots = read_frame(conn, """
+        WITH nxt AS (
+            SELECT book, asset, min(business_date) AS business_date FROM utl.stream_lot_openings
+            WHERE business_date > %(day)s GROUP BY book, asset
+        )
+        SELECT o.book, o.asset, o.trade_id, o.opened_ts, o.qty, o.entry_price
+        FROM utl.stream_lot_openings o JOIN nxt USING (book, asset, business_date) WHERE o.qty <> 0
+        UNION ALL
+        SELECT l.book, l.asset, l.trade_id, l.opened_ts, l.qty, l.entry_price
+        FROM utl.stream_lots l WHERE NOT EXISTS (SELECT 1 FROM nxt WHERE nxt.book = l.book AND nxt.asset = l.asset)
+    """, {"day": day})
+    pnl = read_frame(conn, "SELECT venue, account, asset, realized_pnl FROM utl.stream_day_pnl WHERE business_date = %(day)s",
+                     {"day": day})
+    return {"positions": positions, "lots": lots, "pnl": pnl}
+
+
+def of_landing(conn: psycopg.Connection, table: str, landing: Path | None) -> tuple[str, dict]:
+    """A WHERE clause's landing part for ``utl.<table>``: where the table keeps each landing's
+    rows apart (a ``landing`` column, the folder's absolute path), only ``landing``'s."""
+    if landing is None:
+        return "", {}
+    found = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = 'utl' AND table_name = %s "
+                         "AND column_name = 'landing'", (table,)).fetchone()
+    return (" AND landing = %(landing)s", {"landing": str(landing.resolve())}) if found else ("", {})
+
+
+def eod_day_positions(conn: psycopg.Connection, day: dt.date, landing: Path | None) -> pl.DataFrame:
+    where, params = of_landing(conn, "positions", landing)
+    return read_frame(conn, "SELECT venue, account, asset, qty FROM utl.positions WHERE business_date = %(d)s" + where,
+                      {"d": day, **params})
+
+
+def eod_day_state(conn: psycopg.Connection, storage: Path, day: dt.date,
+                  landing: Path | None = None) -> dict[str, pl.DataFrame]:
+    """The EOD run's state at the end of ``day``: utl.positions, its lots Parquet, utl.pnl."""
+    positions = eod_day_positions(conn, day, landing)
+    path = partition_path(storage, "lots", day)
+    lots = pl.read_parquet(path) if path.exists() else LOTS_STATE.to_frame()
+    where, params = of_landing(conn, "pnl", landing)
+    pnl = read_frame(conn, "SELECT book, asset, realized_pnl FROM utl.pnl WHERE business_date = %(d)s" + where,
+                     {"d": day, **params})
+    return {"positions": positions, "lots": lots, "pnl": pnl}

@@ -1,0 +1,112 @@
+"""Live books: the result does not depend on arrival order or batch boundaries, and equals one
+end-of-day pass of the costing engine over the same opening lots and trades."""
+
+import datetime as dt
+import random
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from utl.costing import compute_costs
+from utl.decimals import DECIMAL
+from utl.stream.books import TRADES, Books, book_trades
+
+DAY = dt.date(2024, 3, 5)
+T0 = dt.datetime(2024, 3, 5, tzinfo=dt.timezone.utc)
+
+
+def trades_frame(rows) -> pl.DataFrame:
+    """rows: (book, asset, second of the day, trade_id, qty, price)."""
+    return pl.DataFrame(
+        [{"book": b, "asset": a, "venue": b.split("/")[0], "account": b.split("/")[1], "business_date": DAY,
+          "ts": T0 + dt.timedelta(seconds=s), "stream_seq": i + 1, "trade_id": t, "qty": Decimal(q), "price": Decimal(p)}
+         for i, (b, a, s, t, q, p) in enumerate(rows)],
+        schema=TRADES,
+    )
+
+
+def book_in_batches(method: str, frame: pl.DataFrame, sizes: list[int]) -> Books:
+    books = Books(method)
+    at = 0
+    for size in sizes:
+        book_trades(books, frame.slice(at, size))
+        at += size
+    book_trades(books, frame.slice(at))
+    return books
+
+
+def test_the_worked_example_arriving_backwards_books_as_in_order():
+    # costing.md: t1 +1 @ 100, t2 +2 @ 110, t3 -1.5 @ 120 under FIFO realizes 1×20 + 0.5×10 = 25, leaves t2 1.5 @ 110.
+    rows = [("v/a", "BTC", 3, "t3", "-1.5", "120"), ("v/a", "BTC", 2, "t2", "2", "110"), ("v/a", "BTC", 1, "t1", "1", "100")]
+    books = book_in_batches("fifo", trades_frame(rows), [1, 1])
+    assert books.day_pnl["realized_pnl"].to_list() == [Decimal(25)]
+    lots = books.lots.select("trade_id", "qty", "entry_price").rows()
+    assert lots == [("t2", Decimal("1.5"), Decimal(110))]
+    # The key was replayed from the day's opening (empty): recorded once, as a marker holding no lot.
+    assert books.openings.select("business_date", "qty").rows() == [(DAY, Decimal(0))]
+
+
+def random_day(seed: int, n: int = 300) -> list:
+    rng = random.Random(seed)
+    rows, held = [], {}
+    for i in range(n):
+        key = (rng.choice(["x/a", "x/b"]), rng.choice(["BTC", "ETH", "SOL"]))
+        q = Decimal(rng.randint(1, 500)) / 100
+        side = 1 if held.get(key, 0) <= 0 or rng.random() < 0.5 else -1
+        held[key] = held.get(key, 0) + side * q
+        rows.append((key[0], key[1], i, f"f{i}", str(side * q), str(Decimal(rng.randint(9000, 11000)) / 100)))
+    return rows
+
+
+@pytest.mark.parametrize("method", ["fifo", "lifo", "hifo", "wac"])
+def test_shuffled_fills_give_the_same_lots_and_realized_pnl_as_one_pass(method):
+    rows = random_day(7)
+    in_order = trades_frame(rows)
+    shuffled_rows = rows[:]
+    random.Random(11).shuffle(shuffled_rows)
+    shuffled = trades_frame(shuffled_rows)
+
+    one_pass = compute_costs(in_order.select("book", "asset", "ts", "trade_id", "qty", "price", "venue", "account"), method)
+    expected_pnl = (one_pass.realized.group_by("venue", "account", "asset").agg(pl.col("realized_pnl").sum())
+                    .sort("venue", "account", "asset"))
+    expected_lots = one_pass.open_lots.select("book", "asset", "qty", "entry_price").sort("book", "asset", "qty", "entry_price")
+
+    for frame, sizes in [(in_order, [1, 7, 50, 100]), (shuffled, [3, 40, 1, 90]), (shuffled, [299])]:
+        books = book_in_batches(method, frame, sizes)
+        got_pnl = (books.day_pnl.group_by("venue", "account", "asset").agg(pl.col("realized_pnl").sum())
+                   .sort("venue", "account", "asset"))
+        assert got_pnl.rows() == expected_pnl.select(got_pnl.columns).rows()
+        got_lots = books.lots.select("book", "asset", "qty", "entry_price").sort("book", "asset", "qty", "entry_price")
+        assert got_lots.rows() == expected_lots.rows()
+        if method != "wac":
+            assert sorted(books.lots["trade_id"].to_list()) == sorted(one_pass.open_lots["trade_id"].to_list())
+
+
+def test_a_flat_book_holds_exactly_zero_and_realizes_minus_the_sum_of_qty_times_price():
+    rows = [("v/a", "ETH", 1, "b1", "0.1", "3000.01"), ("v/a", "ETH", 2, "b2", "0.2", "2999.99"),
+            ("v/a", "ETH", 3, "s1", "-0.3", "3100")]
+    books = book_in_batches("fifo", trades_frame(rows[::-1]), [1, 1])
+    assert books.lots.height == 0
+    expected = -sum(Decimal(q) * Decimal(p) for *_, q, p in rows)
+    assert books.day_pnl["realized_pnl"].sum() == expected
+    assert books.day_pnl.schema["realized_pnl"] == DECIMAL
+
+
+def test_a_late_fill_of_yesterday_replays_from_yesterdays_opening_through_today():
+    day2 = DAY + dt.timedelta(days=1)
+    rows = [("v/a", "BTC", 10, "a1", "2", "100"), ("v/a", "BTC", 20, "a2", "-1", "130"),   # day 1
+            ("v/a", "BTC", 86_400 + 10, "b1", "-0.5", "150"), ("v/a", "BTC", 86_400 + 20, "b2", "1", "90")]  # day 2
+    frame = trades_frame(rows).with_columns(business_date=pl.col("ts").dt.date())
+    # Arrival: day 2's fills, then day 1's second fill, then (late again) day 1's first.
+    arrived = pl.concat([frame[2:4], frame[1:2], frame[0:1]])
+    books = book_in_batches("fifo", arrived, [2, 1])
+    # By hand, FIFO: a1 opens 2 @ 100; a2 closes 1 of it: +30. b1 closes 0.5 of a1: +25;
+    # b2 opens 1 @ 90. Day 1 realizes 30, day 2 25; left: a1 0.5 @ 100, b2 1 @ 90.
+    by_day = dict(books.day_pnl.select("business_date", "realized_pnl").rows())
+    assert by_day == {DAY: Decimal(30), day2: Decimal(25)}
+    assert sorted(books.lots.select("trade_id", "qty", "entry_price").rows()) == [
+        ("a1", Decimal("0.5"), Decimal(100)), ("b2", Decimal(1), Decimal(90))]
+    # Day 2 opened with what day 1 left: a1 1 @ 100.
+    day2_open = books.openings.filter((pl.col("business_date") == day2) & (pl.col("qty") != 0))
+    assert day2_open.select("trade_id", "qty").rows() == [("a1", Decimal(1))]
