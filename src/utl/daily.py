@@ -172,7 +172,7 @@ def run_day(
                      settings.book_of(m["from_venue"], m["from_account"])) for m in arrivals],
             transfers.transit, mark_of, settings.costing_method,
         )
-        lots = _carry_lots(moved.lots, settings.costing_method)
+        lots = carry_lots(moved.lots, settings.costing_method)
         realized = moved.realized
         # The transfers' own legs are flows at the cost of the lots they move (moved.flows).
         moving = pl.DataFrame(
@@ -188,7 +188,7 @@ def run_day(
         # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
         costs = compute_costs(pl.concat([carried.lazy(), today]).collect(), settings.costing_method, ids_unique=True)
         del carried, today
-        lots = _carry_lots(costs.open_lots, settings.costing_method)
+        lots = carry_lots(costs.open_lots, settings.costing_method)
         # Only these columns of each costed trade are used from here on: let the rest go.
         realized = costs.realized.select("book", "asset", "realized_pnl", "is_carry")
         del costs
@@ -206,7 +206,7 @@ def run_day(
                      external)
 
 
-def _carry_lots(open_lots: pl.DataFrame, method: str) -> pl.DataFrame:
+def carry_lots(open_lots: pl.DataFrame, method: str) -> pl.DataFrame:
     """Open lots as tomorrow's carried trades; a WAC pool gets a stable id of its own."""
     if method == "wac":
         open_lots = open_lots.with_columns(

@@ -103,13 +103,14 @@ def _binary_dtype(dtype: pl.DataType, kind: str) -> pl.DataType | None:
 
 
 def copy_frame(conn: psycopg.Connection, target: sql.Composable, frame: pl.DataFrame,
-               column_types: dict[str, str], order: Sequence[str] = ()) -> int:
+               column_types: dict[str, str] | None, order: Sequence[str] = ()) -> int:
     """COPY ``frame`` into ``target`` in ``order`` (binary where every column has an exact
-    binary form); return the rows."""
+    binary form; CSV when ``column_types`` is None, as for a staging table whose types
+    are not looked up); return the rows."""
     if frame.height == 0:
         return 0
     columns = sql.SQL(", ").join(map(sql.Identifier, frame.columns))
-    casts = binary_columns(frame, column_types)
+    casts = None if column_types is None else binary_columns(frame, column_types)
     fmt = sql.SQL("csv" if casts is None else "binary")
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(target, columns, fmt)
     ranges = _sorted_in_background(frame if casts is None else frame.select(casts), order)

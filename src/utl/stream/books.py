@@ -3,7 +3,7 @@
 The costing is the end-of-day run's, call for call: a key (book, asset) is costed by
 :func:`utl.costing.compute_costs` over its carried lots followed by its trades, exactly as
 :func:`utl.daily.run_day` costs a date, and the lots it leaves are carried by the same rule
-(:func:`utl.daily._carry_lots`). What the stream adds is *when* it costs:
+(:func:`utl.daily.carry_lots`). What the stream adds is *when* it costs:
 
 - a batch whose trades of a key all come at or after the key's last booked trade continues
   from the key's current lots (costing is a fold: carrying lots mid-day changes nothing
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from utl.costing import compute_costs
-from utl.daily import _carry_lots
+from utl.daily import carry_lots
 from utl.decimals import DECIMAL
 from utl.schemas import LOTS_STATE, UTC_TS
 
@@ -174,7 +174,7 @@ def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.Da
             todays.select(*KEY, "ts", "trade_id", "qty", "price", "venue", "account", is_carry=pl.lit(False)),
         ])
         costs = compute_costs(run, method, ids_unique=True)
-        current = pl.concat([current.join(day_keys, on=KEY, how="anti"), _carry_lots(costs.open_lots, method)])
+        current = pl.concat([current.join(day_keys, on=KEY, how="anti"), carry_lots(costs.open_lots, method)])
         realized.append(costs.realized.filter(~pl.col("is_carry")).select(
             "venue", "account", "asset", "realized_pnl", business_date=pl.lit(day, pl.Date)))
     lots = current.join(trades.select(KEY).unique(), on=KEY, how="semi").select(LOTS_STATE.names()).cast(LOTS_STATE)

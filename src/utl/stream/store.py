@@ -24,7 +24,7 @@ from psycopg import sql
 from utl.schemas import LOTS_STATE
 from utl.storage import partition_path
 from utl.store.read import read_frame
-from utl.store.write import _copy_frame
+from utl.store.copy import copy_frame
 from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books
 
 FILLS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
@@ -101,7 +101,7 @@ def _stage(conn: psycopg.Connection) -> None:
 
 def _copy(conn: psycopg.Connection, staging: str, frame: pl.DataFrame) -> None:
     if frame.height:
-        _copy_frame(conn, sql.Identifier(staging), frame)
+        copy_frame(conn, sql.Identifier(staging), frame, None)
 
 
 def last_sequence(conn: psycopg.Connection, consumer: str) -> int:
