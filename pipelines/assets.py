@@ -92,7 +92,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "files_read_now": len(refresh.read), "first_business_date": first.isoformat(),
         })
 
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("ledger_legs"))
+    # code_version 2: the leg refs carry fee_asset_assumed (a partition stored before lacks it).
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="2", check_specs=_specs("ledger_legs"))
     def ledger_legs(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
                     landing_rows: dict) -> Iterator:
         """The date's legs, one source per account (eod.md, "Opening state and booking")."""
@@ -103,7 +104,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(quarantine)})
 
     @dg.asset(
-        partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("day_state"),
+        partitions_def=partitions, group_name="eod", code_version="2", check_specs=_specs("day_state"),  # 2: fee_asset_assumed
         ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
                                     dagster_type=Optional[dict])},
     )

@@ -168,3 +168,62 @@ def test_venue_precision_sets_the_default_tolerance_only_when_asked(tmp_path: Pa
     put(landing, "utl.toml", '[strict]\nunknown_files = "stop"\n')
     with pytest.raises(SettingsError, match=r"\[strict\] unknown_files 'stop' is not one of quarantine, fail"):
         load_settings(landing)
+
+
+# A second Kraken trade on 03-06: sell 0.005 BTC @ 70,000 for 350 USD, fee 0.56 (charged in
+# the quote, as the trades export assumes), and the ledgers export lines of both trades.
+KRAKEN_SECOND_TRADE = (
+    '"TAAAAA-AAAAA-AAAAA2","OAAAAA-AAAAA-AAAAA2","XXBTZUSD","2024-03-06 10:00:00.0000","sell","limit",70000.0,'
+    '350.00000,0.56000,0.00500000,0.00000,"",""\n'
+)
+KRAKEN_SECOND_LEDGERS = (
+    '"LAAAAA-AAAAA-AAAAA3","TAAAAA-AAAAA-AAAAA2","2024-03-06 10:00:00","trade","","currency","ZUSD",350.0000,0.5600,'
+    '748.4800\n'
+    '"LAAAAA-AAAAA-AAAAA4","TAAAAA-AAAAA-AAAAA2","2024-03-06 10:00:00","trade","","currency","XXBT",-0.0050000000,0,'
+    '0.0050000000\n'
+)
+
+
+def test_kraken_fees_from_trades_alone_are_ledger_exceptions_until_the_ledgers_come(database: str,
+                                                                                    tmp_path: Path) -> None:
+    landing = small_landing(tmp_path)
+    put(landing, "marks/2024-03-06.csv", "asset,price\nBTC,70000\nUSDT,1\n")
+    put(landing, "kraken/tr/trades/trades.csv", KRAKEN_TRADES + KRAKEN_SECOND_TRADE)
+    home = tmp_path / "home"
+
+    def eod() -> subprocess.CompletedProcess:
+        done = utl("eod", "--landing", str(landing), "--date", "2024-03-06", url=database, home=home)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def assumed() -> list[tuple]:
+        with psycopg.connect(database) as conn:
+            return conn.execute(
+                "SELECT business_date::text, venue, account, asset, quantity, mark, value, first_seen::text, refs "
+                "FROM utl.exceptions WHERE kind = 'fee_asset_assumed' ORDER BY business_date").fetchall()
+
+    done = eod()
+    trades = "kraken/tr/trades/trades.csv"
+    # One row a date, in the asset the export assumed (USD, the quote, the reporting currency
+    # at 1): the fee of the date's trade; the run of dates starts on 03-05.
+    assert assumed() == [
+        ("2024-03-05", "kraken", "tr", "USD", Decimal("0.96"), Decimal("1"), Decimal("0.96"), "2024-03-05",
+         f"{trades}:1"),
+        ("2024-03-06", "kraken", "tr", "USD", Decimal("0.56"), Decimal("1"), Decimal("0.56"), "2024-03-05",
+         f"{trades}:2"),
+    ]
+    assert "1 fee_asset_assumed" in done.stdout
+    shown = utl("breaks", "--date", "2024-03-06", "--landing", str(landing), url=database, home=home)
+    assert shown.returncode == 0, shown.stderr
+    section = shown.stdout[shown.stdout.index("ledger exceptions on 2024-03-06"):]
+    assert section.splitlines()[0] == "ledger exceptions on 2024-03-06: 1 fee_asset_assumed"
+    [row] = [line.split() for line in section.splitlines() if line.split()[:1] == ["fee_asset_assumed"]]
+    assert (row[2], row[3], row[4], row[-1]) == ("kraken", "tr", "USD", f"{trades}:2")
+
+    # With the ledgers export beside it the account's legs come from that export: the fees'
+    # asset is stated, and the rerun dates have no such row left.
+    put(landing, "kraken/tr/trades/ledgers.csv", KRAKEN_LEDGERS + KRAKEN_SECOND_LEDGERS)
+    eod()
+    assert assumed() == []
+    shown = utl("breaks", "--date", "2024-03-06", "--landing", str(landing), url=database, home=home)
+    assert "fee_asset_assumed" not in shown.stdout

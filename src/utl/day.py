@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from utl.daily import LedgerState, TransferBook, run_day
-from utl.exceptions import day_exceptions, external_deposits, in_transit, missing_acquisitions, provisional
+from utl.exceptions import (
+    day_exceptions, external_deposits, fee_assets_assumed, in_transit, missing_acquisitions, provisional,
+)
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.marks import marks_for
 from utl.positions import positions_table
@@ -87,7 +89,8 @@ class DayInputs:
     opening_snapshots: pl.DataFrame  # BALANCES_OUT of the day before: accounts opening today
     marks: pl.DataFrame  # MARKS_OUT of the day and the day before
     transfers: pl.DataFrame = field(default_factory=TRANSFER_LEGS.to_frame)  # the day's deposits and withdrawals (utl.transfer_legs)
-    leg_refs: pl.DataFrame = field(default_factory=LEG_REFS.to_frame)  # where the day's disposals came from (file:row)
+    # where the day's disposals came from (file:row), and which are fees of an assumed asset
+    leg_refs: pl.DataFrame = field(default_factory=LEG_REFS.to_frame)
 
     TABLES = ("legs", "snapshots", "opening_snapshots", "marks", "transfers", "leg_refs")
     SCHEMAS = {"legs": DAY_LEGS, "snapshots": BALANCES_OUT, "opening_snapshots": BALANCES_OUT, "marks": MARKS_OUT,
@@ -160,6 +163,7 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         external_deposits(day, result.external),
         missing_acquisitions(day, start, result.state.positions, legs, inputs.leg_refs, before.open_exceptions,
                              settings),
+        fee_assets_assumed(day, legs, inputs.leg_refs),
     ], marks, before.open_exceptions)
     snapshot = inputs.snapshots.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
     reconciled = snapshot.select(ACCOUNT).unique().sort(ACCOUNT)

@@ -9,7 +9,10 @@ One row per (business_date, venue, account, asset, kind) while the case stands:
   mark as an acquisition); quantity is the deposit;
 - ``missing_acquisition``: a spot position below zero at the end of the date, in an account
   not declared ``margin`` or ``derivatives`` in ``[accounts]``: something was disposed of
-  that no file shows being acquired; quantity is the uncovered part.
+  that no file shows being acquired; quantity is the uncovered part;
+- ``fee_asset_assumed``: the date's fees whose asset the export does not state (Kraken's
+  trades export without its ledgers export, utl.fee_assumed): they may sit in the wrong
+  asset; quantity is the fees charged in the asset assumed.
 
 ``value`` is quantity x the day's mark (null where the asset has none: unpriced, never
 zero). ``first_seen`` is the first date of the unbroken run of dates with the row (carried
@@ -37,10 +40,12 @@ def _end_of(day: dt.date) -> dt.datetime:
 
 def _rows(day: dt.date, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """Per (venue, account, asset): quantity summed, first_ts the earliest, refs joined."""
+    # Lazy: an eager Decimal sum in group_by can wrap silently on overflow (decimals.py).
     return (
-        frame.sort("ts", "venue", "account").group_by(KEY, maintain_order=True)
+        frame.lazy().sort("ts", "venue", "account", maintain_order=True).group_by(KEY, maintain_order=True)
         .agg(pl.col("quantity").sum(), pl.col("ts").min().alias("first_ts"), pl.col("refs").str.join(";"))
         .with_columns(kind=pl.lit(kind))
+        .collect()
     )
 
 
@@ -91,6 +96,18 @@ def missing_acquisitions(day: dt.date, start: pl.DataFrame, end: pl.DataFrame, l
     return _rows(day, "missing_acquisition", found)
 
 
+def fee_assets_assumed(day: dt.date, legs: pl.DataFrame, leg_refs: pl.DataFrame) -> pl.DataFrame:
+    """The day's fee legs whose asset their export does not state, per (venue, account, asset).
+
+    ``legs``: the day's booked legs (DAY_LEGS); ``leg_refs``: LEG_REFS, which carry the flag.
+    Quantity is the fees charged (positive); refs the fee rows. An account booked from its
+    ledgers export has no such leg: the row is gone on the dates that export covers."""
+    flagged = leg_refs.filter(pl.col("fee_asset_assumed")).select("venue", "account", "leg_id", "refs")
+    fees = legs.filter((pl.col("kind") == "fee") & (pl.col("qty") < 0)).join(
+        flagged, on=["venue", "account", "leg_id"], how="inner")
+    return _rows(day, "fee_asset_assumed", fees.sort("ts", "leg_id").select(*KEY, "ts", "refs", quantity=-pl.col("qty")))
+
+
 def day_exceptions(day: dt.date, found: list[pl.DataFrame], marks: pl.DataFrame,
                    previous: pl.DataFrame) -> pl.DataFrame:
     """The date's rows of utl.exceptions from the cases found, valued and aged."""
@@ -125,4 +142,5 @@ def provisional(pnl: pl.DataFrame, exceptions: pl.DataFrame, settings: Settings)
         provisional=pl.col("provisional") | pl.col("__hit").fill_null(False)).drop("__hit")
 
 
-__all__ = ["day_exceptions", "external_deposits", "in_transit", "missing_acquisitions", "provisional"]
+__all__ = ["day_exceptions", "external_deposits", "fee_assets_assumed", "in_transit", "missing_acquisitions",
+           "provisional"]

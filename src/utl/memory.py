@@ -49,7 +49,10 @@ from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 from utl.venues.base import UNKNOWN_FORMAT
 
-MEMORY_VERSION = "3"  # bump when what is stored per file changes: every file is read again
+# Bump when what is stored per file changes (every file is read again), or when a date's
+# outputs from the same inputs change: every date's fingerprint changes, so every date is
+# written again. 4: fee_asset_assumed rows in utl.exceptions.
+MEMORY_VERSION = "4"
 
 ONE_DAY = dt.timedelta(days=1)
 

@@ -185,8 +185,11 @@ TRANSFER_LEGS = pl.Schema(
         "to_account": pl.String, "refs": pl.String,
     }
 )
-LEG_REFS = pl.Schema({"venue": pl.String, "account": pl.String, "leg_id": pl.String, "refs": pl.String})
-"""Where a disposal leg of the date came from (``file:row``), for the exceptions' refs."""
+LEG_REFS = pl.Schema(
+    {"venue": pl.String, "account": pl.String, "leg_id": pl.String, "refs": pl.String, "fee_asset_assumed": pl.Boolean}
+)
+"""Where a disposal leg of the date came from (``file:row``), for the exceptions' refs, and
+whether it is a fee whose asset its export does not state (utl.fee_assumed)."""
 PENDING_TRANSFERS = pl.Schema({k: v for k, v in TRANSFER_LEGS.items() if k != "kind"})
 """Withdrawals not matched yet: carried from date to date (utl.day.DayState)."""
 TRANSIT_LOTS = pl.Schema(

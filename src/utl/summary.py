@@ -84,7 +84,8 @@ def format_summary(data: ReportData, report: ReportOutcome | None,
 def _exception_lines(data: ReportData) -> list[str]:
     """Ledger exceptions (utl.exceptions): a count per kind, then each with its value at mark."""
     if not data.exceptions:
-        return ["ledger exceptions: none (no transfer in transit, no missing acquisition, no external deposit)"]
+        return ["ledger exceptions: none (no transfer in transit, no missing acquisition, no external deposit, "
+                "no fee of an assumed asset)"]
     kinds = Counter(e.kind for e in data.exceptions)
     lines = ["ledger exceptions: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))]
     for e in data.exceptions:

@@ -52,7 +52,9 @@ def day_transfer_legs(legs: pl.DataFrame, listed: pl.DataFrame) -> tuple[pl.Data
         .then(pl.format("{};{}", _ref(), pl.col("fee_ref"))).otherwise(_ref()),
     ).cast(TRANSFER_LEGS)
     moves, refused = _apply_listing(moves, listed.select(LISTED_TRANSFERS.names()).cast(LISTED_TRANSFERS))
-    refs = legs.filter(pl.col("qty") < 0).select("venue", "account", "leg_id", refs=_ref()).cast(LEG_REFS)
+    refs = legs.filter(pl.col("qty") < 0).select(
+        "venue", "account", "leg_id", refs=_ref(), fee_asset_assumed=pl.col("fee_asset_assumed").fill_null(False),
+    ).cast(LEG_REFS)
     return moves.sort("ts", "venue", "account", "leg_id"), refs, refused
 
 

@@ -9,7 +9,7 @@ absolute value at mark, largest first, unpriced last (unknown, not zero).
 
 Beside the balance breaks, a second section lists the date's ledger exceptions
 (``utl.exceptions``, ledger.md): withdrawals in transit, missing acquisitions, external
-deposits, each with its value at mark, age and source rows.
+deposits, fees of an assumed asset, each with its value at mark, age and source rows.
 
 The CSV (``--format csv``) is the contract's: :func:`utl.report.data.breaks_csv`, byte for
 byte, when no filter is given; it holds utl.breaks only. Every answer is one landing
@@ -207,7 +207,7 @@ def format_exceptions(rows: list[ExceptionLine], day: str, where: str = "") -> l
     """The second section: the date's ledger exceptions (ledger.md), largest value first."""
     if not rows:
         return [f"ledger exceptions on {day}{where}: none (no transfer in transit, no missing acquisition, "
-                f"no external deposit)"]
+                f"no external deposit, no fee of an assumed asset)"]
     counts = ", ".join(f"{sum(e.kind == k for e in rows)} {k}" for k in sorted({e.kind for e in rows}))
     cells = [(e.kind, "" if e.age_days is None else str(e.age_days), e.venue, e.account, e.asset, quantity(e.quantity),
               money(e.value), e.first_seen.isoformat(), e.first_ts.strftime("%Y-%m-%d %H:%M") if e.first_ts else "",

@@ -4,6 +4,10 @@ Money in the reporting currency with two places and thousands separators, quanti
 the asset's own places (:mod:`utl.report.formatting`), a subtotal per book and a firm total.
 ``trade_residual`` (what a trade's legs leave at their marks, 002_pnl) stands beside the PnL,
 so each book's lines add up to its explain. The CSV keeps every decimal exact.
+
+A line whose PnL rests on a disposal of something no file shows acquired (``provisional`` in
+utl.pnl, ledger.md ``missing_acquisition``) is marked ``*`` beside its asset, and so is every
+total it is part of; a footnote says what the mark means. The CSV ends with ``provisional``.
 """
 
 from __future__ import annotations
@@ -20,16 +24,20 @@ EXPLAIN_COLUMNS = ("market_value_start", "market_value_end", "external_flows", "
                    "unrealized_change", "fees", "income", "trade_residual", "unexplained")
 _PNL_HEADER = ("realized", "unrealized", "unr. change", "fees", "income", "total PnL", "trade residual", "book PnL")
 _PNL_ORDER = ("realized_pnl", "unrealized_pnl", "unrealized_change", "fees", "income", "total_pnl", "trade_residual")
+PROVISIONAL_MARK = "*"
+PROVISIONAL_NOTE = (f"{PROVISIONAL_MARK} provisional: a disposal of something no file shows acquired "
+                    "(missing_acquisition; see utl breaks)")
 _EXPLAIN_HEADER = ("value start", "value end", "external flows", "total PnL", "realized", "unr. change", "fees",
                    "income", "trade residual", "unexplained")
 
 
 def pnl_lines(pnl: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFrame:
-    """The date's PnL per (book, asset) with the book's ledger quantity of the asset."""
+    """The date's PnL per (book, asset) with the book's ledger quantity of the asset; the
+    ``provisional`` flag last, so the columns before it stay where they were."""
     qty = (positions.with_columns(book=pl.coalesce("book", pl.format("{}/{}", "venue", "account")))
            .group_by("book", "asset").agg(pl.col("qty").sum()))
     return (pnl.join(qty, on=["book", "asset"], how="left")
-            .select("business_date", "book", "asset", "qty", *PNL_COLUMNS).sort("book", "asset"))
+            .select("business_date", "book", "asset", "qty", *PNL_COLUMNS, "provisional").sort("book", "asset"))
 
 
 def explain_lines(explain: pl.DataFrame) -> pl.DataFrame:
@@ -47,15 +55,27 @@ def _total_cells(frame: pl.DataFrame) -> tuple[str, ...]:
     return (*(money(t[c]) for c in _PNL_ORDER), money(t["total_pnl"] + t["trade_residual"]))
 
 
+def _marked(text: str, provisional: bool) -> str:
+    return text + PROVISIONAL_MARK if provisional else text
+
+
+def _any_provisional(frame: pl.DataFrame) -> bool:
+    return bool(frame["provisional"].any())
+
+
 def format_pnl(day: dt.date, currency: str, lines: pl.DataFrame, explain: pl.DataFrame) -> str:
     rows = []
     for (book,), group in lines.group_by("book", maintain_order=True):
         for r in group.iter_rows(named=True):
-            rows.append((book, r["asset"], quantity(r["qty"]), *(money(r[c]) for c in _PNL_ORDER), ""))
-        rows.append((book, "book total", "", *_total_cells(group)))
-    rows.append(("firm", "total", "", *_total_cells(lines)))
+            rows.append((book, _marked(r["asset"], r["provisional"]), quantity(r["qty"]),
+                         *(money(r[c]) for c in _PNL_ORDER), ""))
+        rows.append((book, _marked("book total", _any_provisional(group)), "", *_total_cells(group)))
+    rows.append(("firm", _marked("total", _any_provisional(lines)), "", *_total_cells(lines)))
     out = [f"PnL on {day.isoformat()} in {currency}, per book and asset:",
-           render_table(("book", "asset", "qty", *_PNL_HEADER), rows, right=("qty", *_PNL_HEADER)), "",
+           render_table(("book", "asset", "qty", *_PNL_HEADER), rows, right=("qty", *_PNL_HEADER))]
+    if _any_provisional(lines):
+        out.append("  " + PROVISIONAL_NOTE)
+    out += ["",
            "Explain per book: total PnL = value end - value start - external flows "
            "= realized + unr. change - fees + income + trade residual + unexplained:"]
     explained = [(r["book"], *(money(r[c]) for c in EXPLAIN_COLUMNS)) for r in explain.iter_rows(named=True)]

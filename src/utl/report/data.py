@@ -113,7 +113,7 @@ class CheckLine:
 
 @dataclass(frozen=True)
 class ExceptionLine:
-    """A row of utl.exceptions (ledger.md): in_transit, missing_acquisition, external_deposit."""
+    """A row of utl.exceptions (ledger.md): in_transit, missing_acquisition, external_deposit, fee_asset_assumed."""
 
     venue: str
     account: str
