@@ -139,7 +139,7 @@ def test_stream_agrees_with_the_eod_run_to_the_unit_and_one_missing_fill_is_foun
     accounts = fills.select("venue", "account").unique()
     with psycopg.connect(full) as conn:
         eod = eod_day_state(conn, storage, DAY, landing)
-        ours = _with_books(stream_day_state(conn, DAY), settings)
+        ours = _with_books(stream_day_state(conn, DAY, landing), settings)
         # The EOD run's own asset check (Dagster) found the same: no difference.
         check = conn.execute("SELECT passed, description FROM utl.check_results WHERE check_name = 'stream_agrees' "
                              "AND business_date = %s", (DAY,)).fetchone()
@@ -155,7 +155,7 @@ def test_stream_agrees_with_the_eod_run_to_the_unit_and_one_missing_fill_is_foun
     asyncio.run(_delete_stream(nats_url))  # a new stream: the broker would drop the same ids as re-sends
     _stream_sample(missing, nats_url, landing, [m for m in messages if m is not gone])
     with psycopg.connect(missing) as conn:
-        ours = _with_books(stream_day_state(conn, DAY), settings)
+        ours = _with_books(stream_day_state(conn, DAY, landing), settings)
     found = stream_breaks(DAY, ours, eod, settings, accounts)
     trade = json.loads(gone[2])
     venue, account = gone[0].split(".")[2:]
@@ -191,8 +191,11 @@ def _with_books(state: dict, settings) -> dict:
     return dict(state, pnl=pnl.with_columns(book=pl.Series(books, dtype=pl.String)))
 
 
-def test_embedded_broker_and_database_by_default_publish_positions_and_stop_on_sigint(tmp_path):
-    env = env_for(None, None)
+def test_embedded_broker_and_database_by_default_publish_positions_and_stop_on_sigint(scratch_dir):
+    # Nothing set, on a fresh machine: no landing either (other tests' `utl eod` ran with the
+    # session's UTL_HOME, which would make their landing the last one run).
+    env = {k: v for k, v in env_for(None, None).items() if k != "UTL_LANDING"}
+    env["UTL_HOME"] = str(scratch_dir)
     booker = Booker(env=env)
     booker.wait_ready()
     url = re.search(r"broker: (nats://127\.0\.0\.1:\d+)", "\n".join(booker.err)).group(1)

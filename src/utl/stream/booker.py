@@ -5,8 +5,16 @@ batch of messages is read (:mod:`utl.stream.message`), checked against the ledge
 already seen (a re-sent fill books nothing, whatever its header), priced, costed
 (:mod:`utl.stream.books`) and committed with its last sequence in one transaction
 (:mod:`utl.stream.store`); then each changed position is published on core NATS
-``utl.positions.<venue>.<account>``. SIGINT or SIGTERM: the batch in hand is finished and
-committed, then the booker exits 0.
+``utl.positions.<venue>.<account>`` (the JSON names its ``landing``). SIGINT or SIGTERM: the
+batch in hand is finished and committed, then the booker exits 0.
+
+One landing folder per booker (``utl stream --landing L``): it books into L's slice of the
+stream's tables only (``landing``, 011_stream_landing), from L's starting state, with L's
+``utl.toml``. Each landing's booker is its own consumer of the whole ``UTL_FILLS`` stream
+(every subject: a subject names a venue and account, not a landing, and an account the
+landing folder does not hold yet starts from zero as the contract says), with its own
+committed sequence (``utl.stream_offset`` per (landing, consumer)) and its own advisory lock:
+two landings sharing one database and one broker each book every fill once, apart.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
 from utl.stream.message import Message, parse_batch
 from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
-    FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, load_books, try_lock_shard,
+    FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, load_books, stream_key,
+    try_lock_shard,
 )
 
 POSITIONS_PREFIX = "utl.positions"
@@ -72,17 +81,18 @@ class Booker:
                  say: Callable[[str], None] = print):
         self.conn, self.settings, self.landing, self.options, self.say = conn, settings, landing, options, say
         self.reporting = settings.reporting_currency
-        books, starts, seen = load_books(conn, settings.costing_method)
+        self.key = stream_key(landing)
+        books, starts, seen = load_books(conn, self.key, settings.costing_method)
         books.trades = self._as_trades(books.trades)
         books.last = books.trades.group_by("book", "asset").agg(pl.col("ts").max().alias("last_ts")).cast(LAST)
-        if starts.height == 0 and last_sequence(conn, options.consumer) == 0:
+        if starts.height == 0 and last_sequence(conn, self.key, options.consumer) == 0:
             start = starting_state(conn, landing, options.storage, settings)
             books, starts = self._begin(books, start)
             self.marks = start.marks
         else:
             self.marks = landing_marks(landing, settings)
         self.books, self.starts, self.seen = books, starts, seen
-        self.last_seq = last_sequence(conn, options.consumer)
+        self.last_seq = last_sequence(conn, self.key, options.consumer)
 
     def _as_trades(self, stored: pl.DataFrame) -> pl.DataFrame:
         if stored.height == 0:
@@ -102,7 +112,7 @@ class Booker:
                                                 stream_seq=pl.lit(None, pl.Int64)).cast(HOLDINGS)
         books.holdings = holdings
         live = position_rows(books, holdings, self.settings.book_of, self.reporting)
-        commit_batch(self.conn, self.options.consumer, 0, fills=FILLS_ROWS.to_frame(), legs=LEGS_ROWS.to_frame(),
+        commit_batch(self.conn, self.key, self.options.consumer, 0, fills=FILLS_ROWS.to_frame(), legs=LEGS_ROWS.to_frame(),
                      starts=start.starts, keys=lots.select("book", "asset"), lots=lots, openings=openings,
                      day_pnl=books.day_pnl, live=live.cast(LIVE_ROWS), quarantine=_no_quarantine())
         return books, start.starts
@@ -179,9 +189,9 @@ class Booker:
         """Write a prepared batch in one transaction; the changed positions to publish."""
         if batch is None:
             return []
-        commit_batch(self.conn, self.options.consumer, batch.last_seq, **batch.rows)
+        commit_batch(self.conn, self.key, self.options.consumer, batch.last_seq, **batch.rows)
         self.last_seq = batch.last_seq
-        return batch.rows["live"].to_dicts()
+        return [dict(row, landing=self.key) for row in batch.rows["live"].to_dicts()]
 
     def _starts_for(self, fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Starting states of the batch's accounts; accounts never seen start from zero."""
@@ -237,12 +247,14 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         migrate(conn)
         # A booker killed a moment ago may still hold the lock until PostgreSQL notices its
         # session is gone: wait a little before refusing.
+        key = stream_key(landing)
         for _ in range(50):
-            if try_lock_shard(conn, options.consumer):
+            if try_lock_shard(conn, key, options.consumer):
                 break
             await asyncio.sleep(0.2)
         else:
-            raise BookerError(f"another booker holds consumer {options.consumer!r} (one writer per shard of books)")
+            raise BookerError(f"another booker holds consumer {options.consumer!r} of landing {key or '(none)'} "
+                              f"(one writer per shard of books)")
         booker = Booker(conn, settings, landing, options, say)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

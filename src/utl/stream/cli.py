@@ -13,28 +13,58 @@ def _err(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _stream_landing(option: Path | None) -> Path | None:
+    """The landing folder a booker books for, as the other commands choose it: ``--landing``,
+    else ``UTL_LANDING``, else (the embedded database) the last one ``utl eod`` ran; with
+    ``UTL_DATABASE_URL`` the last one written into that database is found once it is open.
+    None: a booker without a landing (its rows are landing ``''``, starting from zero)."""
+    import os
+
+    from utl.home import last_landing
+    from utl.store import database_url
+
+    chosen = option or (Path(os.environ["UTL_LANDING"]) if os.environ.get("UTL_LANDING", "").strip() else None)
+    return chosen or (None if database_url() else last_landing())
+
+
+def _require_folder(landing: Path | None) -> None:
+    if landing is not None and not landing.is_dir():
+        _err(f"utl stream: no landing folder at {landing}")
+        sys.exit(2)
+
+
 @click.command("stream")
 @click.option("--landing", type=click.Path(path_type=Path), default=None,
-              help="The landing folder: its utl.toml (costing method, aliases, books), marks and opening snapshots.")
+              help="The landing folder to book for: its utl.toml (costing method, aliases, books), marks, opening "
+                   "snapshots, and its own slice of the stream's tables [default: $UTL_LANDING, else the last one "
+                   "`utl eod` ran; with UTL_DATABASE_URL, the last one written into that database].")
 @click.option("--consumer", default="utl-stream", show_default=True,
-              help="The consumer's name: its committed sequence, and the shard of books one booker writes.")
+              help="The consumer's name within the landing: its committed sequence, and the shard of books one "
+                   "booker writes.")
 @click.option("--batch", type=int, default=5000, show_default=True, help="Most messages booked in one transaction.")
 def stream(landing: Path | None, consumer: str, batch: int) -> None:
     """Book fills from NATS JetStream UTL_FILLS into live positions, exactly once."""
     from utl.home import landing_home
     from utl.settings import Settings, load_settings
-    from utl.store import open_database
+    from utl.store import database_url, migrate, open_database
+    from utl.store.days import last_written_landing
     from utl.stream.booker import BookerError, BookerOptions, run
     from utl.stream.broker import BrokerUnavailable, broker
 
-    if landing is not None and not landing.is_dir():
-        _err(f"utl stream: no landing folder at {landing}")
-        sys.exit(2)
-    settings = load_settings(landing) if landing is not None else Settings()
-    storage = landing_home(landing) / "storage" if landing is not None else None
+    landing = _stream_landing(landing)
+    _require_folder(landing)
     try:
         with broker() as url, open_database(landing) as database:
             _err(f"broker: {url}; database: {database.description}")
+            if landing is None and database_url():
+                with database.connect() as conn:
+                    migrate(conn)
+                    landing = last_written_landing(conn)
+                if landing is not None:
+                    _err(f"landing: {landing} (the last one written into this database; --landing picks another)")
+                    _require_folder(landing)
+            settings = load_settings(landing) if landing is not None else Settings()
+            storage = landing_home(landing) / "storage" if landing is not None else None
             options = BookerOptions(nats_url=url, consumer=consumer, batch=batch, storage=storage)
 
             def say(line: str) -> None:

@@ -7,8 +7,13 @@ frames are COPYed into temporary staging tables, then moved by set-based stateme
 rest). A crash before the commit leaves the previous batch's state whole, and the booker
 resumes after the sequence that state holds.
 
-One booker per shard of books: a session-level advisory lock keyed by the consumer name;
-PostgreSQL drops it when a killed booker's session ends.
+Every row carries the landing folder whose booker wrote it (``landing``, 011_stream_landing,
+named as 008_landing_keys names it: :func:`utl.home.landing_key`, ``''`` for a booker run
+without one), first in its key: two landing folders booking into one shared database keep
+their own fills, lots, live positions, committed sequence and agreement breaks.
+
+One booker per shard of books of a landing: a session-level advisory lock keyed by the
+landing and the consumer name; PostgreSQL drops it when a killed booker's session ends.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from psycopg import sql
 from utl.schemas import LOTS_STATE
 from utl.storage import partition_path
 from utl.store.read import read_frame
-from utl.store.copy import copy_frame
+from utl.home import landing_key
+from utl.store.copy import copy_frame, table_column_types
 from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books
 
 FILLS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
@@ -52,34 +58,45 @@ _MOVES = [
                       RETURNING stream_seq)
        INSERT INTO utl.stream_legs SELECT l.* FROM s_stream_legs l JOIN fresh USING (stream_seq)""",
     """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING""",
-    """DELETE FROM utl.stream_lots l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset""",
+    """DELETE FROM utl.stream_lots l USING s_keys k
+                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset""",
     """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots""",
-    """DELETE FROM utl.stream_lot_openings l USING s_keys k WHERE l.book = k.book AND l.asset = k.asset""",
+    """DELETE FROM utl.stream_lot_openings l USING s_keys k
+                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset""",
     """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings""",
     """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
-                ON CONFLICT (business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl""",
-    """INSERT INTO utl.live_positions (venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
+                ON CONFLICT (landing, business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl""",
+    """INSERT INTO utl.live_positions (landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
                                             last_trade_ts, stream_seq, updated_at)
-                SELECT venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, last_trade_ts, stream_seq, now()
+                SELECT landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, last_trade_ts,
+                       stream_seq, now()
                 FROM s_live
-                ON CONFLICT (venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
+                ON CONFLICT (landing, venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
                     cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
                     realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
                     stream_seq = EXCLUDED.stream_seq, updated_at = now()""",
-    """INSERT INTO utl.stream_quarantine (subject, stream_seq, reason, raw)
-                SELECT subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING""",
+    """INSERT INTO utl.stream_quarantine (landing, subject, stream_seq, reason, raw)
+                SELECT landing, subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING""",
 ]
 """Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
 
 
-def shard_lock_key(consumer: str) -> int:
-    """A bigint advisory-lock key for a consumer (one writer per shard of books)."""
-    return int.from_bytes(hashlib.sha256(f"utl stream {consumer}".encode()).digest()[:8], "big", signed=True)
+def stream_key(landing: Path | None) -> str:
+    """How the stream's tables name a landing folder: as every per-date table does
+    (:func:`utl.home.landing_key`), and ``''`` for a booker run without one."""
+    return landing_key(landing) if landing is not None else ""
 
 
-def try_lock_shard(conn: psycopg.Connection, consumer: str) -> bool:
+def shard_lock_key(key: str, consumer: str) -> int:
+    """A bigint advisory-lock key for a landing's consumer (one writer per shard of books)."""
+    # The landing's path first, then a NUL no path holds: no two (landing, consumer) pairs collide.
+    name = f"utl stream {key}\0{consumer}" if key else f"utl stream {consumer}"
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def try_lock_shard(conn: psycopg.Connection, key: str, consumer: str) -> bool:
     with conn.transaction():
-        return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (shard_lock_key(consumer),)).fetchone()[0])
+        return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (shard_lock_key(key, consumer),)).fetchone()[0])
 
 
 _STAGED: set[tuple[int, int]] = set()
@@ -99,53 +116,72 @@ def _stage(conn: psycopg.Connection) -> None:
     _STAGED.add(session)
 
 
-def _copy(conn: psycopg.Connection, staging: str, frame: pl.DataFrame) -> None:
-    if frame.height:
-        copy_frame(conn, sql.Identifier(staging), frame, None)
+_TYPES: dict[tuple[int, int, str], dict[str, str]] = {}
 
 
-def last_sequence(conn: psycopg.Connection, consumer: str) -> int:
-    row = conn.execute("SELECT last_seq FROM utl.stream_offset WHERE consumer = %s", (consumer,)).fetchone()
+def _copy(conn: psycopg.Connection, staging: str, target: str, frame: pl.DataFrame, key: str | None = None) -> None:
+    """COPY ``frame`` (with ``landing`` = ``key`` unless None) into a staging table shaped as ``utl.<target>``."""
+    if not frame.height:
+        return
+    if key is not None:
+        frame = frame.with_columns(landing=pl.lit(key, pl.String))
+    session = (id(conn), conn.info.backend_pid, target)
+    if session not in _TYPES:
+        _TYPES[session] = table_column_types(conn, "utl", target)
+    copy_frame(conn, sql.Identifier(staging), frame, _TYPES[session])
+
+
+def last_sequence(conn: psycopg.Connection, key: str, consumer: str) -> int:
+    row = conn.execute("SELECT last_seq FROM utl.stream_offset WHERE landing = %s AND consumer = %s",
+                       (key, consumer)).fetchone()
     return row[0] if row else 0
 
 
-def commit_batch(conn: psycopg.Connection, consumer: str, last_seq: int, *, fills: pl.DataFrame, legs: pl.DataFrame,
-                 starts: pl.DataFrame, keys: pl.DataFrame, lots: pl.DataFrame, openings: pl.DataFrame,
-                 day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame) -> None:
-    """Everything one batch produced, and the sequence it consumed through, in ONE transaction."""
+def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: int, *, fills: pl.DataFrame,
+                 legs: pl.DataFrame, starts: pl.DataFrame, keys: pl.DataFrame, lots: pl.DataFrame,
+                 openings: pl.DataFrame, day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+    """Everything one batch of landing ``key``'s booker produced, and the sequence it consumed
+    through, in ONE transaction."""
     with conn.transaction():
         _stage(conn)
-        _copy(conn, "s_stream_fills", fills.select(FILLS_ROWS.names()))
-        _copy(conn, "s_stream_legs", legs.select(LEGS_ROWS.names()))
-        _copy(conn, "s_stream_start", starts.select(START_ROWS.names()))
-        _copy(conn, "s_keys", keys.select("book", "asset").unique())
-        _copy(conn, "s_stream_lots", lots.select(LOTS_STATE.names()))
-        _copy(conn, "s_stream_lot_openings", openings.select(OPENINGS.names()))
-        _copy(conn, "s_stream_day_pnl", day_pnl.select(DAY_PNL.names()))
-        _copy(conn, "s_live", live.select(LIVE_ROWS.names()))
-        _copy(conn, "s_stream_quarantine", quarantine.select("subject", "stream_seq", "reason", "raw"))
+        _copy(conn, "s_stream_fills", "stream_fills", fills.select(FILLS_ROWS.names()), key)
+        _copy(conn, "s_stream_legs", "stream_legs", legs.select(LEGS_ROWS.names()), key)
+        _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key)
+        _copy(conn, "s_keys", "stream_lots", keys.select("book", "asset").unique())
+        _copy(conn, "s_stream_lots", "stream_lots", lots.select(LOTS_STATE.names()), key)
+        _copy(conn, "s_stream_lot_openings", "stream_lot_openings", openings.select(OPENINGS.names()), key)
+        _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key)
+        _copy(conn, "s_live", "live_positions", live.select(LIVE_ROWS.names()), key)
+        _copy(conn, "s_stream_quarantine", "stream_quarantine",
+              quarantine.select("subject", "stream_seq", "reason", "raw"), key)
         for statement in _MOVES:
-            conn.execute(statement)
+            conn.execute(statement, {"landing": key} if "%(landing)s" in statement else None)
         conn.execute("""
-            INSERT INTO utl.stream_offset (consumer, last_seq, updated_at) VALUES (%s, %s, now())
-            ON CONFLICT (consumer) DO UPDATE SET last_seq = GREATEST(utl.stream_offset.last_seq, EXCLUDED.last_seq),
-                updated_at = now()
-        """, (consumer, last_seq))
+            INSERT INTO utl.stream_offset (landing, consumer, last_seq, updated_at) VALUES (%s, %s, %s, now())
+            ON CONFLICT (landing, consumer) DO UPDATE
+                SET last_seq = GREATEST(utl.stream_offset.last_seq, EXCLUDED.last_seq), updated_at = now()
+        """, (key, consumer, last_seq))
 
 
-def load_books(conn: psycopg.Connection, method: str) -> tuple[Books, pl.DataFrame, set[tuple[str, str, str, str]]]:
-    """(live books, starting states, ledger keys seen) as the last commit left them."""
+def load_books(conn: psycopg.Connection, key: str,
+               method: str) -> tuple[Books, pl.DataFrame, set[tuple[str, str, str, str]]]:
+    """(live books, starting states, ledger keys seen) of landing ``key`` as its last commit left them."""
+    mine = {"landing": key}
     books = Books(method)
     books.trades = read_frame(conn, """
         SELECT l.venue, l.account, l.asset, l.business_date, l.ts, l.stream_seq, l.leg_id, l.qty, l.unit_price
-        FROM utl.stream_legs l WHERE l.counted AND l.unit_price IS NOT NULL ORDER BY l.stream_seq, l.leg_id""")
-    books.openings = _cast(read_frame(conn, "SELECT * FROM utl.stream_lot_openings"), OPENINGS)
-    books.lots = _cast(read_frame(conn, "SELECT * FROM utl.stream_lots"), LOTS_STATE)
-    books.day_pnl = _cast(read_frame(conn, "SELECT * FROM utl.stream_day_pnl"), DAY_PNL)
+        FROM utl.stream_legs l WHERE l.landing = %(landing)s AND l.counted AND l.unit_price IS NOT NULL
+        ORDER BY l.stream_seq, l.leg_id""", mine)
+    books.openings = _cast(read_frame(conn, "SELECT * FROM utl.stream_lot_openings WHERE landing = %(landing)s",
+                                      mine), OPENINGS)
+    books.lots = _cast(read_frame(conn, "SELECT * FROM utl.stream_lots WHERE landing = %(landing)s", mine), LOTS_STATE)
+    books.day_pnl = _cast(read_frame(conn, "SELECT * FROM utl.stream_day_pnl WHERE landing = %(landing)s", mine),
+                          DAY_PNL)
     books.holdings = _cast(read_frame(conn, "SELECT venue, account, asset, qty, last_trade_ts, stream_seq "
-                                             "FROM utl.live_positions"), HOLDINGS)
-    starts = _cast(read_frame(conn, "SELECT * FROM utl.stream_start"), START_ROWS)
-    seen = {tuple(r) for r in conn.execute("SELECT venue, account, symbol, trade_id FROM utl.stream_fills")}
+                                            "FROM utl.live_positions WHERE landing = %(landing)s", mine), HOLDINGS)
+    starts = _cast(read_frame(conn, "SELECT * FROM utl.stream_start WHERE landing = %(landing)s", mine), START_ROWS)
+    seen = {tuple(r) for r in conn.execute("SELECT venue, account, symbol, trade_id FROM utl.stream_fills "
+                                           "WHERE landing = %(landing)s", mine)}
     return books, starts, seen
 
 
@@ -155,36 +191,43 @@ def _cast(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return frame.select(schema.names()).cast(schema)
 
 
-def stream_day_state(conn: psycopg.Connection, day: dt.date) -> dict[str, pl.DataFrame]:
-    """The stream's state at the end of ``day``: positions (from its start and legs), open
-    lots (the opening of each key's next traded date, else its lots now) and realized PnL."""
+def stream_day_state(conn: psycopg.Connection, day: dt.date, landing: Path | None) -> dict[str, pl.DataFrame]:
+    """``landing``'s stream state at the end of ``day``: positions (from its start and legs),
+    open lots (the opening of each key's next traded date, else its lots now) and realized PnL."""
+    mine = {"day": day, "landing": stream_key(landing)}
     positions = read_frame(conn, """
-        WITH moved AS (
-            SELECT venue, account, asset, sum(qty) AS qty FROM utl.stream_legs
-            WHERE counted AND business_date <= %(day)s GROUP BY venue, account, asset
+        WITH legs AS (
+            SELECT * FROM utl.stream_legs WHERE landing = %(landing)s AND counted
+        ), moved AS (
+            SELECT venue, account, asset, sum(qty) AS qty FROM legs
+            WHERE business_date <= %(day)s GROUP BY venue, account, asset
         ), started AS (
             SELECT p.venue, p.account, p.asset, p.qty - coalesce(m.qty, 0) AS qty
             FROM utl.live_positions p
-            LEFT JOIN (SELECT venue, account, asset, sum(qty) AS qty FROM utl.stream_legs WHERE counted
+            LEFT JOIN (SELECT venue, account, asset, sum(qty) AS qty FROM legs
                        GROUP BY venue, account, asset) m USING (venue, account, asset)
+            WHERE p.landing = %(landing)s
         )
         SELECT venue, account, asset, sum(qty) AS qty FROM (
             SELECT * FROM started UNION ALL SELECT * FROM moved) x
         GROUP BY venue, account, asset
-    """, {"day": day})
+    """, mine)
     lots = read_frame(conn, """
-        WITH nxt AS (
-            SELECT book, asset, min(business_date) AS business_date FROM utl.stream_lot_openings
+        WITH openings AS (
+            SELECT * FROM utl.stream_lot_openings WHERE landing = %(landing)s
+        ), nxt AS (
+            SELECT book, asset, min(business_date) AS business_date FROM openings
             WHERE business_date > %(day)s GROUP BY book, asset
         )
         SELECT o.book, o.asset, o.trade_id, o.opened_ts, o.qty, o.entry_price
-        FROM utl.stream_lot_openings o JOIN nxt USING (book, asset, business_date) WHERE o.qty <> 0
+        FROM openings o JOIN nxt USING (book, asset, business_date) WHERE o.qty <> 0
         UNION ALL
         SELECT l.book, l.asset, l.trade_id, l.opened_ts, l.qty, l.entry_price
-        FROM utl.stream_lots l WHERE NOT EXISTS (SELECT 1 FROM nxt WHERE nxt.book = l.book AND nxt.asset = l.asset)
-    """, {"day": day})
-    pnl = read_frame(conn, "SELECT venue, account, asset, realized_pnl FROM utl.stream_day_pnl WHERE business_date = %(day)s",
-                     {"day": day})
+        FROM utl.stream_lots l WHERE l.landing = %(landing)s
+            AND NOT EXISTS (SELECT 1 FROM nxt WHERE nxt.book = l.book AND nxt.asset = l.asset)
+    """, mine)
+    pnl = read_frame(conn, "SELECT venue, account, asset, realized_pnl FROM utl.stream_day_pnl "
+                           "WHERE landing = %(landing)s AND business_date = %(day)s", mine)
     return {"positions": positions, "lots": lots, "pnl": pnl}
 
 
