@@ -59,7 +59,8 @@ def materialize(landing: Path, day: dt.date) -> dg.ExecuteInProcessResult:
 def table(url: str, name: str, day: dt.date) -> pl.DataFrame:
     with psycopg.connect(url) as conn:
         frame = read_frame(conn, f"SELECT * FROM utl.{name} WHERE business_date = %s", (day,))
-    return frame.drop("business_date").sort(frame.columns[1:4])
+    rows = frame.drop("business_date", "landing", strict=False)  # one landing, one date here
+    return rows.sort(rows.columns[:3])
 
 
 def rows(url: str, query: str) -> list[tuple]:

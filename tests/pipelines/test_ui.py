@@ -39,7 +39,7 @@ EXPECTED = json.loads((ROOT / "data_samples" / "landing_expected.json").read_tex
 DATES = EXPECTED["business_dates"]  # 2024-03-05 .. 2024-03-07
 ASSETS = ["landing_rows", "ledger_legs", "day_state", "eod_tables"]
 CHECKS = {"day_state": {"legs_sum_to_positions", "explain_ties", "marks_cover_positions", "no_breaks"},
-          "ledger_legs": {"no_quarantine"}}
+          "ledger_legs": {"no_quarantine"}, "eod_tables": {"stream_agrees"}}
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 LAUNCH = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
