@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from utl.scaled import below_1e38, signed_words
+from utl.scaled import below_1e38, divmod_pow10, signed_words
 
 FIFO, LIFO, HIFO = 0, 1, 2
 METHOD_CODES = {"fifo": FIFO, "lifo": LIFO, "hifo": HIFO}
@@ -285,41 +285,6 @@ def _divmod192_64(x2, x1, x0, d):
     return q2 != _ZERO, q1, q0, r
 
 
-_M21 = np.uint64((1 << 21) - 1)
-
-
-@njit(cache=True)
-def _divmod_pow10(h, l, k):
-    """(h, l) // 10**k and the remainder, for 0 <= k <= 18, in a few native divisions.
-
-    10**k = 2**k * 5**k: shift out the k low bits, then divide by 5**k (< 2**42) in base
-    2**21, where a remainder times 2**21 plus a digit still fits 64 bits.
-    """
-    if k == 0:
-        return h, l, _ZERO
-    uk = np.uint64(k)
-    low = l & ((_ONE << uk) - _ONE)
-    sl = (l >> uk) | (h << (np.uint64(64) - uk))
-    sh = h >> uk
-    five = np.uint64(5) ** uk
-    qh = _ZERO
-    ql = _ZERO
-    r = _ZERO
-    for p in (126, 105, 84, 63, 42, 21, 0):
-        if p >= 64:
-            digit = (sh >> np.uint64(p - 64)) & _M21
-        elif p + 21 <= 64:
-            digit = (sl >> np.uint64(p)) & _M21
-        else:
-            digit = ((sl >> np.uint64(p)) | (sh << np.uint64(64 - p))) & _M21
-        cur = (r << np.uint64(21)) | digit
-        qd = cur // five
-        r = cur - qd * five
-        qh = (qh << np.uint64(21)) | (ql >> np.uint64(43))
-        ql = (ql << np.uint64(21)) | qd
-    return qh, ql, (r << uk) | low
-
-
 _E18 = np.uint64(10**18)
 _HALF64 = np.uint64(2**63)
 
@@ -327,7 +292,7 @@ _HALF64 = np.uint64(2**63)
 @njit(cache=True)
 def _split18(ah, al):
     """A 128-bit value at 18 digits as (fits, integer part, fraction digits)."""
-    qh, ql, r = _divmod_pow10(ah, al, 18)
+    qh, ql, r = divmod_pow10(ah, al, 18)
     return qh == _ZERO and ql < _HALF64, np.int64(ql), np.int64(r)
 
 
@@ -491,7 +456,7 @@ def _round_shift(h, l, shift):
     """(h, l) / 10**shift rounded half-even (shift > 0), or * 10**-shift; (ok, h, l)."""
     if shift > 0:
         d = np.uint64(10) ** np.uint64(shift)
-        qh, ql, r = _divmod_pow10(h, l, shift)
+        qh, ql, r = divmod_pow10(h, l, shift)
         twice = r << _ONE
         if twice > d or (twice == d and (ql & _ONE) == _ONE):
             qh, ql, ovf = _add128(qh, ql, _ZERO, _ONE)
@@ -660,10 +625,10 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
             else:
                 # Divide by 10**scale in two 128-bit steps of a few native divisions (a
                 # long division bit by bit is several times slower).
-                th, tl, r = _divmod_pow10(x2, x1, scale)
+                th, tl, r = divmod_pow10(x2, x1, scale)
                 if th != _ZERO:
                     return False  # the quotient passes 128 bits
-                _, l, r = _divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
+                _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
                 h = tl
                 twice = r << _ONE
                 if twice > d or (twice == d and (l & _ONE) == _ONE):
@@ -713,7 +678,7 @@ def _split_prices(words, order, price_int, price_frac):
     in application order; False when an integer part passes int64."""
     for i in range(order.shape[0]):
         row = order[i]
-        qh, ql, r = _divmod_pow10(words[row, 1], words[row, 0], 18)
+        qh, ql, r = divmod_pow10(words[row, 1], words[row, 0], 18)
         if qh != _ZERO or ql >= _HALF64:
             return False
         price_int[i] = np.int64(ql)

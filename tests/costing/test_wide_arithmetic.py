@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utl.lots import _divmod128_64, _divmod192_64, _divmod_pow10, _mul128_64, _mul64
+from utl.lots import _divmod128_64, _divmod192_64, _mul128_64, _mul64
+from utl.scaled import divmod_pow10 as _divmod_pow10
 
 U64 = st.integers(0, 2**64 - 1)
 U128 = st.integers(0, 2**128 - 1)
