@@ -35,7 +35,8 @@ KRAKEN_LEDGERS = """"txid","refid","time","type","subtype","aclass","asset","amo
 "LAAAAA-AAAAA-AAAAA1","TAAAAA-AAAAA-AAAAA1","2024-03-05 09:00:00","trade","","currency","ZUSD",-600.0000,0.9600,399.0400
 "LAAAAA-AAAAA-AAAAA2","TAAAAA-AAAAA-AAAAA1","2024-03-05 09:00:00","trade","","currency","XXBT",0.0100000000,0,0.0100000000
 """
-MYSTERY = "Time,Pair,Side,Price,Executed,Amount,Fee,Rebate\n2024-03-05 09:00:00,BTCUSDT,BUY,1,1,1,0,0\n"
+# A Spot Trade History without Executed (a column the reader needs) and with one of its own.
+MYSTERY = "Time,Pair,Side,Price,Amount,Fee,Rebate\n2024-03-05 09:00:00,BTCUSDT,BUY,1,1,0,0\n"
 
 
 def put(landing: Path, rel: str, text: str) -> None:
@@ -94,9 +95,10 @@ def test_wallets_empty_snapshots_and_unknown_layouts_through_eod(database: str, 
     # The run summary lists the unknown file with its header and nearest layout, and the
     # Kraken account booked from its trades export alone.
     out = done.stdout
-    assert "unknown layouts: 1 file no reader recognises" in out
-    assert ('binance/mm/trades/mystery.csv: header seen: "Time,Pair,Side,Price,Executed,Amount,Fee,Rebate"; '
-            'nearest known layout: binance.spot_trades (current): extra "Rebate"') in out
+    assert "unknown layouts: 1 file no single reader takes" in out
+    assert ('binance/mm/trades/mystery.csv: header seen: "Time,Pair,Side,Price,Amount,Fee,Rebate"; '
+            'nearest known layout: binance.spot_trades (current): missing "Executed"; extra "Rebate"; '
+            'binance.spot_trades needs "Executed"') in out
     assert "load the ledgers export for exact fees): kraken/tr" in out
     report = utl("report", "--date", "2024-03-05", "--landing", str(landing), "--out", str(tmp_path / "r.html"),
                  url=database, home=tmp_path / "home")

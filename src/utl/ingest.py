@@ -10,7 +10,7 @@ quarantine and none is booked, since choosing one would be a silent guess.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -27,7 +27,9 @@ from utl.transfer_list import combine_listed, read_transfers
 from utl.settings import Settings, load_settings
 from utl.snapshots import nothing_held
 from utl.venues import all_formats
-from utl.venues.base import Check, Format, Parsed, Source, head_text, one_line, split_refused, unknown_reason
+from utl.venues.base import (
+    Check, Format, Parsed, Source, ambiguous_reason, head_text, one_line, split_refused, unknown_reason,
+)
 
 # Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
 # derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
@@ -200,14 +202,15 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
         reason, seen = unknown_reason(head, formats)
         return None, Parsed(nothing, quarantine_file(source.rel, reason, seen))
     if len(claimed) > 1:
-        names = ", ".join(f.name for f in claimed)
-        return None, Parsed(nothing, quarantine_file(source.rel, f"ambiguous format: recognised as {names}"))
+        # Two readers whose declared columns both fit: reading it either way is a guess.
+        reason, seen = ambiguous_reason(head, claimed)
+        return None, Parsed(nothing, quarantine_file(source.rel, reason, seen))
     fmt = claimed[0]
     if fmt.kind not in expect:
         where = "trades/" if "fills" in expect else "balances/"
         return None, Parsed(nothing, quarantine_file(source.rel, f"a {fmt.kind} file ({fmt.name}) does not belong in {where}"))
     try:
-        parsed = fmt.read(source)
+        parsed = fmt.read(replace(source, header=fmt.declaration(head)))
     except Exception as exc:  # any reader failure refuses the file, named, and the run goes on
         return None, Parsed(nothing, quarantine_file(source.rel, f"{fmt.name}: unreadable: {one_line(exc)}"))
     return fmt, parsed
@@ -215,7 +218,7 @@ def read_source(source: Source, formats: list[Format], expect: tuple[str, ...]) 
 
 def _claims(fmt: Format, head: str) -> bool:
     try:
-        return bool(fmt.detect(head))
+        return fmt.claims(head)
     except Exception:  # a detector that chokes on foreign content simply does not claim it
         return False
 

@@ -47,7 +47,7 @@ from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs,
 from utl.transfer_legs import day_transfer_legs
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
-from utl.venues.base import UNKNOWN_FORMAT
+from utl.venues.base import LAYOUT_REFUSALS
 
 # Bump when what is stored per file changes (every file is read again), or when a date's
 # outputs from the same inputs change: every date's fingerprint changes, so every date is
@@ -368,12 +368,13 @@ class LandingMemory:
         return dated(pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]), None)
 
     def unknown_files(self) -> pl.DataFrame:
-        """The files no reader recognises (QUARANTINE rows, one per file): its reason names
-        the header seen and the nearest known layout."""
+        """The files no single reader takes (QUARANTINE rows, one per file): none recognises
+        it (the reason names the header seen and the nearest known layout) or two claim it."""
         parts = [pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet")
                  for row in self.catalog.filter(pl.col("format").is_null()).iter_rows(named=True)]
         frame = pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]) if parts else empty_quarantine()
-        return frame.filter(pl.col("row").is_null() & pl.col("reason").str.starts_with(UNKNOWN_FORMAT)).sort("file")
+        refused = pl.any_horizontal([pl.col("reason").str.starts_with(r) for r in LAYOUT_REFUSALS])
+        return frame.filter(pl.col("row").is_null() & refused).sort("file")
 
     def _orphans(self) -> pl.DataFrame:
         """An account with trades but no balance snapshot has no opening state: one entry says

@@ -37,8 +37,8 @@ class RunSummary:
 
 
 def refuse_unknown_files(unknown: pl.DataFrame, strict: str) -> None:
-    """``[strict] unknown_files = "fail"``: a file no reader recognises stops the run (one
-    line naming the first such file, its header and its nearest known layout)."""
+    """``[strict] unknown_files = "fail"``: a file no single reader takes (none recognises it,
+    or two claim it) stops the run (one line naming the first such file and why)."""
     if strict != "fail" or unknown.height == 0:
         return
     first = unknown.row(0, named=True)

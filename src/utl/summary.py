@@ -23,7 +23,7 @@ from utl.report.data import BreakLine, QuarantineLine, ReportData, load_report_d
 from utl.report.deliver import ReportOutcome
 from utl.report.formatting import money, quantity
 from utl.settings import Settings
-from utl.venues.base import UNKNOWN_FORMAT
+from utl.venues.base import UNKNOWN_FORMAT, is_layout_refusal
 
 # (label, lowest age, highest age) in days since first seen; None: no upper end.
 AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
@@ -97,11 +97,12 @@ def _exception_lines(data: ReportData) -> list[str]:
 
 
 def unknown_layout_lines(rows: list[QuarantineLine]) -> list[str]:
-    """Files no reader recognises, each with the header seen and its nearest known layout."""
-    unknown = [q for q in rows if q.row is None and q.reason.startswith(UNKNOWN_FORMAT)]
+    """Files no single reader takes: each with the header seen and its nearest known layout,
+    or with the readers that both claim it."""
+    unknown = [q for q in rows if q.row is None and is_layout_refusal(q.reason)]
     if not unknown:
         return []
-    lines = [f"unknown layouts: {len(unknown)} {'file' if len(unknown) == 1 else 'files'} no reader recognises "
+    lines = [f"unknown layouts: {len(unknown)} {'file' if len(unknown) == 1 else 'files'} no single reader takes "
              f"(quarantined whole; [strict] unknown_files = \"fail\" stops the run instead):"]
     lines += [f"  {q.file}: {q.reason.removeprefix(UNKNOWN_FORMAT).removeprefix('; ')}" for q in unknown]
     return lines

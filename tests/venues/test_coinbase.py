@@ -128,10 +128,14 @@ def test_near_miss_headers_are_not_detected() -> None:
     heads = [
         REPORT_CURRENT.replace(",Notes", ""),
         REPORT_OLDEST.replace("GBP Fees", "EUR Fees"),  # the prefixes must agree
-        PRO_FILLS + ",extra",
+        PRO_FILLS.replace(",price,", ","),  # a column the reader needs is left out
         "\n" * 25 + REPORT_CURRENT,  # a header this far down is not below a preamble
     ]
     assert not any(f.detect(h + "\n") for h in heads for f in coinbase.FORMATS)
+
+
+def test_a_column_the_pro_fills_reader_does_not_read_is_ignored() -> None:
+    assert [f.name for f in coinbase.FORMATS if f.detect(PRO_FILLS + ",extra\n")] == ["coinbase.pro_fills"]
 
 
 # ---------------------------------------------------------------- transaction report

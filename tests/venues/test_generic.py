@@ -36,9 +36,23 @@ def test_other_files_are_not_a_balance_csv(path: Path) -> None:
     assert not generic.is_balance_csv(head_text(path))
 
 
-@pytest.mark.parametrize("head", ["asset,total,free\nBTC,1,1\n", "asset,price\nBTC,1\n", "total,asset\n", "asset;total;free\n"])
-def test_only_the_exact_header_is_a_balance_csv(head: str) -> None:
+@pytest.mark.parametrize("head", ["asset,price\nBTC,1\n", "total\n", "asset\n", "asset;free\n"])
+def test_a_header_without_asset_and_total_is_not_a_balance_csv(head: str) -> None:
     assert not generic.is_balance_csv(head)
+
+
+@pytest.mark.parametrize("head", ["asset,total,free\nBTC,1,1\n", "total,asset\n", "asset;total;free\n"])
+def test_a_header_holding_asset_and_total_is_a_balance_csv(head: str) -> None:
+    assert generic.is_balance_csv(head)
+
+
+def test_columns_in_another_order_and_extra_ones_read_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "2024-03-05.csv"
+    path.write_text("free,total,asset\n1,2.5,BTC\n")
+    (fmt,) = [f for f in MINE if f.detect(head_text(path))]
+    parsed = fmt.read(Source(path, "x/a/balances/2024-03-05.csv", "x", "a", header=fmt.declaration(head_text(path))))
+    # total is 2.5, not the free 1 in the first column: columns are taken by name.
+    assert parsed.frame.select("asset", "total").rows() == [("BTC", Decimal("2.5"))]
 
 
 def test_a_balance_csv_resaved_by_excel_with_semicolons_is_read(tmp_path: Path) -> None:

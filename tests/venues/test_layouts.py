@@ -68,14 +68,16 @@ def test_nearest_layout_looks_below_a_preamble() -> None:
 
 def test_an_unknown_file_is_quarantined_with_its_header_and_nearest_layout(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
-    path.write_text("Time,Pair,Side,Price,Executed,Amount,Fee,Rebate\n2024-03-05 09:00:00,BTCUSDT,BUY,1,1,1,0,0\n")
+    # A Spot Trade History whose user left out Executed (and added a column of their own).
+    path.write_text("Time,Pair,Side,Price,Amount,Fee,Rebate\n2024-03-05 09:00:00,BTCUSDT,BUY,1,1,0,0\n")
     fmt, parsed = read_source(Source(path, "binance/a/trades/x.csv", "binance", "a"), FORMATS, ("fills", "ledger"))
     assert fmt is None
     [row] = parsed.quarantine.to_dicts()
-    assert row["row"] is None and row["raw"] == "Time,Pair,Side,Price,Executed,Amount,Fee,Rebate"
+    assert row["row"] is None and row["raw"] == "Time,Pair,Side,Price,Amount,Fee,Rebate"
     assert row["reason"] == ('unknown format: no reader recognises this file; header seen: '
-                             '"Time,Pair,Side,Price,Executed,Amount,Fee,Rebate"; nearest known layout: '
-                             'binance.spot_trades (current): extra "Rebate"')
+                             '"Time,Pair,Side,Price,Amount,Fee,Rebate"; nearest known layout: '
+                             'binance.spot_trades (current): missing "Executed"; extra "Rebate"; '
+                             'binance.spot_trades needs "Executed"')
 
 
 def test_two_readers_claiming_one_file_is_an_error_naming_both(tmp_path: Path) -> None:
@@ -85,4 +87,5 @@ def test_two_readers_claiming_one_file_is_an_error_naming_both(tmp_path: Path) -
     path.write_text("x,y\n1,2\n")
     fmt, parsed = read_source(Source(path, "v/a/trades/f.csv", "v", "a"), [first, second], ("fills",))
     assert fmt is None
-    assert parsed.quarantine["reason"].to_list() == ["ambiguous format: recognised as a.one, b.two"]
+    assert parsed.quarantine["reason"].to_list() == [
+        'ambiguous format: more than one reader claims this file (a.one and b.two); header seen: "x,y"']

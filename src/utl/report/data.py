@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from utl.home import landing_key
 from utl.report.escalation import is_escalated
 from utl.settings import Settings
-from utl.venues.base import UNKNOWN_FORMAT
+from utl.venues.base import is_layout_refusal
 from utl.store import read_frame
 
 _BREAKS = ("SELECT * FROM utl.breaks WHERE landing = %(landing)s AND business_date = %(day)s "
@@ -144,9 +144,9 @@ class ReportData:
 
     @property
     def unknown_layouts(self) -> list[QuarantineLine]:
-        """Files no reader recognises (quarantined whole): their reason names the header
-        seen and the nearest known layout."""
-        return [q for q in self.quarantine if q.row is None and q.reason.startswith(UNKNOWN_FORMAT)]
+        """Files no single reader takes, quarantined whole: none recognises it (the reason
+        names the header seen and the nearest known layout) or two claim it (it names both)."""
+        return [q for q in self.quarantine if q.row is None and is_layout_refusal(q.reason)]
 
     @property
     def open_breaks(self) -> int:

@@ -47,6 +47,9 @@ class Source:
     pairs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     # utl.toml [timezones] "venue/account": the zone of an export that does not state its own.
     timezone: str | None = None
+    # The columns the file was claimed by (set by ingest): read_csv_rows names its columns
+    # as declared and leaves out the ones the format does not read.
+    header: Columns | None = None
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,105 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class Columns:
+    """The columns a CSV format reads: how a reader is chosen (see :meth:`Format.claims`).
+
+    A header (cells compared by :func:`normal`, through ``localized``) is claimed when it
+    holds every ``required`` column; a tuple among them is alternatives, any one of which
+    will do (``("Time", "Date(UTC)")``). ``optional`` columns are read when present and read
+    as empty when absent; ``needs_with`` lists columns that, when present, bring others the
+    reader then needs (Binance futures: a ``Trade ID`` comes with ``Maker`` and ``Order ID``).
+    Any other column is ignored. ``exact``: the reader maps cells by position (OKX repeats
+    ``Unit``, Deribit checks its whole header), so the header must be ``required`` exactly.
+    ``preamble``: how many lines may come before the header (Bybit's ``UID:`` line).
+    """
+
+    required: tuple[str | tuple[str, ...], ...]
+    optional: tuple[str, ...] = ()
+    needs_with: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    localized: Mapping[str, str] = field(default_factory=dict)  # user's interface language -> column
+    preamble: int = 0
+    exact: bool = False
+
+    def names(self) -> tuple[str, ...]:
+        """Every declared column, in its canonical spelling."""
+        out: list[str] = []
+        for entry in self.required:
+            out.extend((entry,) if isinstance(entry, str) else entry)
+        out.extend(self.optional)
+        for extra in self.needs_with.values():
+            out.extend(extra)
+        return tuple(dict.fromkeys(out))
+
+    def cells(self, header: Sequence[str]) -> list[str]:
+        """Header cells as matched: :func:`normal`, a localized name as its English column."""
+        local = {normal(k): normal(v) for k, v in self.localized.items()}
+        return [local.get(normal(c), normal(c)) for c in header]
+
+    def missing(self, header: Sequence[str]) -> tuple[str, ...]:
+        """The required columns ``header`` lacks (alternatives written ``"a" or "b"``)."""
+        have = set(self.cells(header))
+        out = []
+        for entry in self.required:
+            options = (entry,) if isinstance(entry, str) else entry
+            if not any(normal(o) in have for o in options):
+                out.append(" or ".join(f'"{o}"' for o in options))
+        for column, extra in self.needs_with.items():
+            if normal(column) in have:
+                out.extend(f'"{e}"' for e in extra if normal(e) not in have)
+        return tuple(out)
+
+    def holds(self, header: Sequence[str]) -> bool:
+        cells = self.cells(header)
+        if self.exact:
+            return cells == [normal(c) for c in self.required if isinstance(c, str)]
+        declared = [c for c in cells if c in {normal(n) for n in self.names()}]
+        # A declared column written twice: which cell is the value cannot be told.
+        return not self.missing(header) and len(set(declared)) == len(declared)
+
+
+def header_at(head: str, declarations: Sequence[Columns]) -> tuple[int, Columns] | None:
+    """(line, declaration) of the first header line in ``head`` that one of ``declarations``
+    holds, looking as far below the top as the declaration allows; None when none does."""
+    lines = head.splitlines()
+    for columns in declarations:
+        for number in range(min(columns.preamble + 1, len(lines))):
+            cells = header_cells(lines[number])
+            while cells and cells[-1] == "":  # some writers end every line with a comma
+                cells.pop()
+            if cells and columns.holds(cells):
+                return number, columns
+    return None
+
+
+def conform(frame: pl.DataFrame, columns: Columns) -> pl.DataFrame:
+    """Rows of a claimed file with the declared columns only, named as declared (case,
+    blanks, BOMs and the user's language aside); other columns are left out."""
+    if columns.exact:
+        # Matched whole, cell by cell: each cell takes its declared spelling, except where
+        # that spelling repeats (OKX's two ``Unit``), which the reader maps by position.
+        declared = [c for c in columns.required if isinstance(c, str)]
+        names = [c for c in frame.columns if c != "source_row"]
+        repeated = {d for d in declared if declared.count(d) > 1}
+        rename = {c: d for c, d in zip(names, declared) if d and c != d and d not in repeated and d not in names}
+        return frame.rename(rename) if rename else frame
+    canonical = {normal(n): n for n in columns.names()}
+    canonical.update({normal(k): v for k, v in columns.localized.items()})
+    keep: dict[str, str] = {}
+    for c in frame.columns:
+        name = canonical.get(normal(c))
+        if c == "source_row" or (name is not None and name not in keep.values()):
+            keep[c] = "source_row" if c == "source_row" else name
+    return frame.select(list(keep)).rename({k: v for k, v in keep.items() if k != v})
+
+
+@dataclass(frozen=True)
 class Format:
     name: str  # "binance.spot_trades"
     kind: Kind
-    detect: Callable[[str], bool]  # given the head of the file as text (BOM stripped)
+    # JSON formats: given the head of the file as text (BOM stripped), whether it is theirs.
+    # CSV formats declare ``columns`` instead and leave this None.
+    detect: Callable[[str], bool] | None
     read: Callable[[Source], Parsed]
     # The header versions this format reads (CSV formats; JSON formats have none): what an
     # unknown file is compared with to name its nearest known layout.
@@ -87,6 +185,28 @@ class Format:
     # False where the export does not say which asset a fee was charged in and the reader
     # assumes one (Kraken's trades export): its fills are flagged fee_asset_assumed.
     fee_asset_stated: bool = True
+    # CSV formats: the columns each header version needs (usually one declaration).
+    columns: tuple[Columns, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.detect is None:  # a CSV format: detect is its columns' claim
+            if not self.columns:
+                raise ValueError(f"format {self.name}: neither columns nor a detect function")
+            object.__setattr__(self, "detect", self.claims)
+
+    def declaration(self, head: str) -> Columns | None:
+        """The declaration this file's header holds, None when the file is not this format's."""
+        if self.columns:
+            found = header_at(head, self.columns)
+            return found[1] if found else None
+        return None
+
+    def claims(self, head: str) -> bool:
+        """Whether the file is this format's: its header holds the declared columns (CSV),
+        or its content has the format's shape (JSON)."""
+        if self.columns:
+            return self.declaration(head) is not None
+        return bool(self.detect(head))
 
 
 def header_fingerprint(cells: Sequence[str]) -> str:
@@ -121,38 +241,76 @@ _HEADER_LINES = 20  # a header may follow a short preamble (Coinbase, OKX, Bybit
 
 
 def nearest_layout(head: str, formats: Sequence[Format]) -> Nearest | None:
-    """The known layout sharing the most columns with a header in the first lines of
-    ``head`` (by Jaccard similarity of :func:`normal` cells); None when none shares any."""
-    best: tuple[float, int, Nearest] | None = None
+    """The known layout nearest a header in the first lines of ``head``; None when no
+    layout shares a column with it.
+
+    Nearest is first the format missing the smallest share of what it needs (its required
+    columns, or a whole layout for formats matched by role), so that an export whose user
+    left out one needed column is compared with its own format; then the layout sharing the
+    most columns (Jaccard similarity of :func:`normal` cells, localized headers translated).
+    """
+    best: tuple[tuple[float, float], int, Nearest] | None = None
     for number, line in enumerate(head.splitlines()[:_HEADER_LINES]):
         if not line.strip():
             continue
         seen = tuple(header_cells(line))
-        have = {normal(c) for c in seen if c.strip()}
         for fmt in formats:
+            localized = {normal(k): normal(v) for c in fmt.columns for k, v in c.localized.items()}
+            have = {localized.get(normal(c), normal(c)) for c in seen if c.strip()}
+            needs = [len(c.missing(seen)) / max(len(c.required), 1) for c in fmt.columns]
             for layout in fmt.layouts:
                 want = {normal(c) for c in layout.columns}
                 shared = len(have & want)
                 if not shared:
                     continue
-                score = shared / len(have | want)
+                lacking = min(needs) if needs else len(want - have) / len(want)
+                score = (-lacking, shared / len(have | want))
                 if best is None or score > best[0]:
                     missing = tuple(c for c in layout.columns if normal(c) not in have)
-                    extra = tuple(c for c in seen if c.strip() and normal(c) not in want)
+                    extra = tuple(c for c in seen if c.strip() and localized.get(normal(c), normal(c)) not in want)
                     best = (score, number, Nearest(fmt.name, layout, seen, missing, extra))
     return best[2] if best else None
 
 
 def unknown_reason(head: str, formats: Sequence[Format]) -> tuple[str, str]:
-    """The one-line reason (and the header text shown) for a file no reader recognises."""
+    """The one-line reason (and the header text shown) for a file no reader recognises.
+
+    When the nearest layout's format declares its columns, the reason also names the ones
+    it needs that the file lacks: an export whose user left out a needed column.
+    """
     near = nearest_layout(head, formats)
     seen = ",".join(near.seen) if near else first_line(head)
     shown = seen if len(seen) <= 200 else seen[:197] + "..."
     where = f"; nearest known layout: {near.describe()}" if near else "; no known layout shares a column with it"
+    if near is not None:
+        fmt = next(f for f in formats if f.name == near.format)
+        lacks = min((c.missing(near.seen) for c in fmt.columns), key=len, default=())
+        if lacks:
+            where += f"; {fmt.name} needs {', '.join(lacks)}"
     return f'{UNKNOWN_FORMAT}; header seen: "{shown}"{where}', shown
 
 
+def ambiguous_reason(head: str, claimed: Sequence[Format]) -> tuple[str, str]:
+    """The one-line reason (and the header shown) for a file two or more formats claim: it
+    is read by none, since either reading would be a guess."""
+    found = next((header_at(head, f.columns) for f in claimed if f.columns), None)
+    line = head.splitlines()[found[0]] if found else first_line(head)
+    shown = ",".join(header_cells(line))
+    shown = shown if len(shown) <= 200 else shown[:197] + "..."
+    names = [f.name for f in claimed]
+    both = " and ".join(names) if len(names) == 2 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f'{AMBIGUOUS_FORMAT} ({both}); header seen: "{shown}"', shown
+
+
 UNKNOWN_FORMAT = "unknown format: no reader recognises this file"
+AMBIGUOUS_FORMAT = "ambiguous format: more than one reader claims this file"
+# Reasons of a file refused whole for its layout: listed in the run summary and the report,
+# and what [strict] unknown_files = "fail" stops on.
+LAYOUT_REFUSALS = (UNKNOWN_FORMAT, AMBIGUOUS_FORMAT)
+
+
+def is_layout_refusal(reason: str) -> bool:
+    return reason.startswith(LAYOUT_REFUSALS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +538,15 @@ def read_csv_rows(
     How cells are counted without a second pass over the text: a marker cell is appended to
     every line, so in a row of the header's width it lands in the column after the last; a
     short row puts it earlier and a long row pushes a cell of its own there.
+
+    A file ingest claimed for a format (``source.header``) comes back with the declared
+    columns only, named as declared (:func:`conform`): readers never see extra columns.
     """
+    frame, refused = _read_csv_rows(source, skip_lines, optional_last)
+    return (conform(frame, source.header) if source.header is not None else frame), refused
+
+
+def _read_csv_rows(source: Source, skip_lines: int, optional_last: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     data = source.path.read_bytes()
     if data.startswith(XLSX_MAGIC):
         data = xlsx_as_csv(data)

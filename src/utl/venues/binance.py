@@ -53,6 +53,7 @@ from utl.errors import empty_quarantine
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
     wallet_account_expr,
+    Columns,
     Layout,
     BOM,
     Check,
@@ -161,13 +162,6 @@ LOCALIZED: dict[str, str] = {
     "Částka": "Amount",
     "Poplatek": "Fee",
 }
-_LOCALIZED = {normal(k): normal(v) for k, v in LOCALIZED.items()}
-
-
-def binance_header(head: str, layouts: list[tuple[str, ...]]) -> bool:
-    """The header is one of ``layouts``, case-blind, its cells in English or in :data:`LOCALIZED`."""
-    cells = tuple(_LOCALIZED.get(normal(c), normal(c)) for c in header_cells(first_line(head)))
-    return any(cells == tuple(normal(c) for c in layout) for layout in layouts)
 
 
 def _rows(source: Source, *, optional_last: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -525,26 +519,36 @@ def read_account(source: Source) -> Parsed:
     return finish(source, frame, checks, BALANCES, empty_quarantine(), total=pl.col("free") + pl.col("locked"))
 
 
+# The columns each reader needs (how a file is claimed: utl.venues.base.Columns). Time is
+# either the local "Time" (zone in the file name) or a UTC column.
+SPOT_COLUMNS = Columns(required=(("Time", "Date(UTC)"), "Pair", "Side", "Price", "Executed", "Amount", "Fee"),
+                       localized=LOCALIZED)
+SPOT_LEGACY_COLUMNS = Columns(
+    required=(("Date(UTC)", "Date"), "Market", "Type", "Price", "Amount", "Total", "Fee", "Fee Coin"), localized=LOCALIZED,
+)
+# Remark is part of a row's content key, so it is needed even when empty.
+LEDGER_COLUMNS = Columns(required=(("Time", "UTC_Time"), "Account", "Operation", "Coin", "Change", "Remark"),
+                         optional=("User ID", "User_ID"), localized=LOCALIZED)
+# Without Trade ID a fill is keyed by its content, Realized Profit included.
+FUTURES_COLUMNS = Columns(
+    required=(("Time", "Date(UTC)"), "Symbol", "Side", "Price", "Quantity", "Amount", "Fee", "Realized Profit"),
+    optional=("Uid", "Buyer", "Trade ID"),
+    needs_with={"Trade ID": ("Maker", "Order ID")},
+    localized=LOCALIZED,
+)
+FUTURES_TX_COLUMNS = Columns(required=(("Time", "Date(UTC)"), "Type", "Amount", "Asset", "Symbol", "Transaction ID"),
+                             localized=LOCALIZED)
+
 FORMATS = [
-    Format("binance.spot_trades", "fills", lambda head: binance_header(head, [SPOT_CURRENT, SPOT_PREVIOUS]), read_spot_trades,
+    Format("binance.spot_trades", "fills", None, read_spot_trades, columns=(SPOT_COLUMNS,),
            layouts=(Layout("current", SPOT_CURRENT), Layout("previous", SPOT_PREVIOUS))),
-    Format("binance.spot_trades_legacy", "fills", lambda head: binance_header(head, [SPOT_LEGACY, SPOT_XLSX]), read_spot_trades_legacy,
+    Format("binance.spot_trades_legacy", "fills", None, read_spot_trades_legacy, columns=(SPOT_LEGACY_COLUMNS,),
            layouts=(Layout("legacy", SPOT_LEGACY), Layout("2017-18 xlsx", SPOT_XLSX))),
-    Format(
-        "binance.transactions",
-        "ledger",
-        lambda head: binance_header(head, [LEDGER_CURRENT, LEDGER_PREVIOUS, LEDGER_OLDEST]),
-        read_transactions,
-        layouts=(Layout("current", LEDGER_CURRENT), Layout("previous", LEDGER_PREVIOUS), Layout("oldest", LEDGER_OLDEST)),
-    ),
-    Format("binance.futures_trades", "fills", lambda head: binance_header(head, [FUTURES_CURRENT, FUTURES_OLDER]), read_futures_trades,
+    Format("binance.transactions", "ledger", None, read_transactions, columns=(LEDGER_COLUMNS,),
+           layouts=(Layout("current", LEDGER_CURRENT), Layout("previous", LEDGER_PREVIOUS), Layout("oldest", LEDGER_OLDEST))),
+    Format("binance.futures_trades", "fills", None, read_futures_trades, columns=(FUTURES_COLUMNS,),
            layouts=(Layout("current", FUTURES_CURRENT), Layout("older", FUTURES_OLDER))),
-    Format(
-        "binance.futures_transactions",
-        "ledger",
-        lambda head: binance_header(head, [FUTURES_TX_CURRENT, FUTURES_TX_OLDER]),
-        read_futures_transactions,
-        layouts=(Layout("current", FUTURES_TX_CURRENT), Layout("older", FUTURES_TX_OLDER)),
-    ),
+    Format("binance.futures_transactions", "ledger", None, read_futures_transactions, columns=(FUTURES_TX_COLUMNS,),
+           layouts=(Layout("current", FUTURES_TX_CURRENT), Layout("older", FUTURES_TX_OLDER))),
     Format("binance.account", "balances", detect_account, read_account),
 ]

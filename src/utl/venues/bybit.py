@@ -26,13 +26,13 @@ from utl.schemas import FILLS, MOVEMENTS
 from utl.venues.base import (
     Layout,
     Check,
+    Columns,
     Format,
     Parsed,
     Source,
     finish,
     first_line,
     head_text,
-    header_is,
     interleave,
     number_checks,
     per_distinct,
@@ -59,10 +59,6 @@ _MINUTES = r"^\d{2}:\d{2} \d{4}-\d{2}-\d{2}$"
 def preamble_lines(head: str) -> int:
     """1 when the file opens with Bybit's ``UID: <uid>,Company Name: ,Country:`` line."""
     return 1 if first_line(head).startswith("UID:") else 0
-
-
-def _header_is(head: str, layouts: list[tuple[str, ...]]) -> bool:
-    return header_is(head, layouts, preamble_lines(head))
 
 
 def _rows(source: Source) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -360,13 +356,29 @@ def read_spot_trades(source: Source) -> Parsed:
     return finish(source, frame, checks, FILLS, refused, qty=signed(pl.col("qty"), pl.col("side")))
 
 
+# The columns each reader needs (utl.venues.base.Columns); all may follow the UID: line.
+# The UTA log is told from the pre-UTA one by Action (UTA) and Fee Rate + Trade ID (pre-UTA),
+# which also flip the fee and funding signs: a file with both is claimed by both, and refused.
+_LOG_PARTS = ("Currency", "Type", "Funding", "Fee Paid", "Cash Flow", "Change")
+_LOG_OPTIONAL = ("Contract", "Direction", "Quantity", "Position", "Filled Price", "Wallet Balance")
+UTA_COLUMNS = Columns(required=(*_LOG_PARTS, ("Time(UTC)", "Time"), "Action"),
+                      optional=("Uid", *_LOG_OPTIONAL, "OrderId", "TradeId"), preamble=1)
+LEGACY_COLUMNS = Columns(required=("Time", *_LOG_PARTS, "Fee Rate", "Trade ID"),
+                         optional=(*_LOG_OPTIONAL, "Order ID"), preamble=1)
+# Account Balance is part of a row's content key.
+FUND_COLUMNS = Columns(required=FUND_OLDER, optional=("Uid",), preamble=1)
+# The reader requires every column of the previous layout (SPOT_PREVIOUS); the current
+# layout's fee is ExecFeeV2 in feeCoin.
+SPOT_COLUMNS = Columns(required=(*SPOT_PREVIOUS, SPOT_TIMESTAMPS), optional=("Uid", "Filled Time (Local Time)", "ExecFeeV2"),
+                       needs_with={"ExecFeeV2": ("feeCoin",)}, preamble=1)
+
 FORMATS = [
-    Format("bybit.uta_asset_changes", "ledger", lambda head: _header_is(head, [UTA_WITH_UID, UTA_WITH_IDS]), read_uta,
+    Format("bybit.uta_asset_changes", "ledger", None, read_uta, columns=(UTA_COLUMNS,),
            layouts=(Layout("with Uid", UTA_WITH_UID), Layout("with ids", UTA_WITH_IDS))),
-    Format("bybit.derivatives_legacy", "ledger", lambda head: _header_is(head, [DERIVATIVES_LEGACY]), read_derivatives_legacy,
+    Format("bybit.derivatives_legacy", "ledger", None, read_derivatives_legacy, columns=(LEGACY_COLUMNS,),
            layouts=(Layout("pre-UTA", DERIVATIVES_LEGACY),)),
-    Format("bybit.fund_asset_changes", "ledger", lambda head: _header_is(head, [FUND_CURRENT, FUND_OLDER]), read_fund,
+    Format("bybit.fund_asset_changes", "ledger", None, read_fund, columns=(FUND_COLUMNS,),
            layouts=(Layout("current", FUND_CURRENT), Layout("older", FUND_OLDER))),
-    Format("bybit.spot_trades", "fills", lambda head: _header_is(head, SPOT_LAYOUTS), read_spot_trades,
+    Format("bybit.spot_trades", "fills", None, read_spot_trades, columns=(SPOT_COLUMNS,),
            layouts=SPOT_VERSIONS),
 ]

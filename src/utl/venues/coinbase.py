@@ -44,12 +44,12 @@ from utl.venues.base import (
     normal,
     Layout,
     Check,
+    Columns,
     Format,
     Parsed,
     Source,
     head_text,
     header_cells,
-    header_is,
     interleave,
     rename_columns,
     out_of_years,
@@ -717,19 +717,33 @@ def read_pro_account(source: Source) -> Parsed:
     return Parsed(_movements([movements], source), _together(refused, quarantine))
 
 
+# How the Pro exports are claimed (utl.venues.base.Columns). The transaction reports and
+# the 2017 Transfers report name columns after the user's currency or the wallet's asset
+# (``EUR Subtotal``, ``BTC``): their own matchers find those headers by role.
+PRO_FILLS_COLUMNS = Columns(
+    required=("trade id", "product", "side", "created at", "size", "size unit", "price", "fee", "price/fee/total unit"),
+    optional=("portfolio", "total"),
+)
+# No balance: the rows are still told apart by content and occurrence.
+PRO_ACCOUNT_COLUMNS = Columns(
+    required=("type", "time", "amount", "amount/balance unit", "transfer id", "trade id", "order id"),
+    optional=("portfolio", "balance"),
+    localized={"Timestamp": "time"},
+)
+
 FORMATS: list[Format] = [
     Format("coinbase.transaction_report", "ledger", lambda head: _find_report(head) is not None, read_report,
            layouts=(Layout("current", _REPORT_CURRENT), Layout("current with addresses", _REPORT_CURRENT + _ADDRESSES),
                     Layout("spot price", _REPORT_SPOT), Layout("spot price, fees", _REPORT_SPOT_FEES),
                     Layout("oldest (EUR)", _REPORT_OLDEST_EUR))),
-    Format("coinbase.pro_fills", "fills", lambda head: header_is(head, list(PRO_FILLS_HEADERS)), read_pro_fills,
+    Format("coinbase.pro_fills", "fills", None, read_pro_fills, columns=(PRO_FILLS_COLUMNS,),
            layouts=(Layout("current", PRO_FILLS_HEADERS[0]), Layout("no portfolio", PRO_FILLS_HEADERS[1]))),
     Format("coinbase.transfers_2017", "ledger", lambda head: _find_transfers(head) is not None, read_transfers,
            layouts=(Layout("2017 (BTC wallet)", ("Timestamp", "Type", "BTC", *TRANSFERS_AFTER_ASSET)),)),
     Format("coinbase.report_2018", "ledger", lambda head: _find_report_2018(head) is not None, read_report_2018,
            layouts=(Layout("2018 (EUR)", (*_REPORT_START, "EUR Spot Price at Transaction",
                                           "EUR quantity Transacted (Inclusive of Coinbase Fees)", "Address", "Notes")),)),
-    Format("coinbase.pro_account", "ledger", lambda head: header_is(head, list(PRO_ACCOUNT_HEADERS)), read_pro_account,
+    Format("coinbase.pro_account", "ledger", None, read_pro_account, columns=(PRO_ACCOUNT_COLUMNS,),
            layouts=(Layout("current", PRO_ACCOUNT_HEADERS[0]), Layout("no portfolio", PRO_ACCOUNT_HEADERS[1]),
                     Layout("capitalised", PRO_ACCOUNT_HEADERS[2]))),
 ]

@@ -25,6 +25,7 @@ from utl.schemas import MOVEMENTS
 from utl.venues.base import (
     Layout,
     Check,
+    Columns,
     Format,
     Parsed,
     Source,
@@ -57,7 +58,7 @@ def currency_from_name(name: str) -> str | None:
 
 
 def is_transaction_log(head: str) -> bool:
-    return tuple(header_cells(first_line(head))) in HEADERS
+    return FORMATS[0].claims(head)
 
 
 def _kind(kind: pl.Expr, instrument: pl.Expr) -> pl.Expr:
@@ -143,5 +144,9 @@ def read_transaction_log(source: Source) -> Parsed:
     return Parsed(to_schema(source, movements, MOVEMENTS), pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
-FORMATS = [Format("deribit.transaction_log", "ledger", is_transaction_log, read_transaction_log,
+# How a file is claimed (utl.venues.base.Columns): the reader checks its whole header, so
+# each version is matched whole (case, blanks and BOMs aside).
+COLUMNS = tuple(Columns(required=h, exact=True) for h in HEADERS)
+
+FORMATS = [Format("deribit.transaction_log", "ledger", None, read_transaction_log, columns=COLUMNS,
                   layouts=tuple(Layout(v, h) for v, h in zip(("current", "previous", "older", "oldest"), HEADERS)))]

@@ -9,20 +9,25 @@ import polars as pl
 
 from utl.decimals import with_venue_decimals
 from utl.schemas import BALANCES
-from utl.venues.base import Check, Format, Layout, Parsed, Source, first_line, header_cells, read_csv_rows, split_refused
+from utl.venues.base import Check, Columns, Format, Layout, Parsed, Source, read_csv_rows, rename_columns, split_refused
 
 HEADER = ["asset", "total"]
 
 
+# How a file is claimed (utl.venues.base.Columns): it holds both columns; others are ignored.
+COLUMNS = Columns(required=tuple(HEADER))
+
+
 def is_balance_csv(head: str) -> bool:
-    return [c.lower() for c in header_cells(first_line(head))] == HEADER
+    return FORMATS[0].claims(head)
 
 
 def read_balance_csv(source: Source) -> Parsed:
     frame, refused = read_csv_rows(source)
-    if frame.width != 3:
+    frame = rename_columns(frame, HEADER)  # by name: the columns may come in any order
+    if not set(HEADER) <= set(frame.columns):
         raise ValueError(f"{source.rel}: expected the columns asset,total")
-    frame = frame.rename(dict(zip(frame.columns[1:], HEADER))).with_columns(pl.col(HEADER).str.strip_chars())
+    frame = frame.with_columns(pl.col(HEADER).str.strip_chars())
     frame = with_venue_decimals(frame, total_value="total").rename({"total_value__bad": "total_bad"})
     frame = frame.with_columns(listed=pl.len().over("asset"))
     checks = [
@@ -44,5 +49,5 @@ def read_balance_csv(source: Source) -> Parsed:
     return Parsed(balances, pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
-FORMATS = [Format("generic.balance_csv", "balances", is_balance_csv, read_balance_csv,
+FORMATS = [Format("generic.balance_csv", "balances", None, read_balance_csv, columns=(COLUMNS,),
                   layouts=(Layout("asset,total", tuple(HEADER)),))]

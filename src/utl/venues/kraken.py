@@ -36,12 +36,12 @@ from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
     Layout,
     BOM,
+    Columns,
     Check,
     Format,
     Parsed,
     Source,
     header_cells,
-    header_holds,
     interleave,
     normal,
     rename_columns,
@@ -89,6 +89,10 @@ LEDGER_REQUIRED = ("txid", "time", "type", "asset", "amount", "fee")
 LEDGER_KNOWN = tuple(dict.fromkeys(c for h in LEDGER_HEADERS for c in h)) + ("amountusd",)
 TRADES_REQUIRED = ("txid", "pair", "time", "type", "price", "vol")
 TRADES_KNOWN = tuple(dict.fromkeys(c for h in TRADES_HEADERS for c in h))
+# How a file is claimed (utl.venues.base.Columns): the required columns; the others of the
+# layouts read when present (the user may leave them out of an export).
+LEDGER_COLUMNS = Columns(required=LEDGER_REQUIRED, optional=tuple(c for c in LEDGER_KNOWN if c not in LEDGER_REQUIRED))
+TRADES_COLUMNS = Columns(required=TRADES_REQUIRED, optional=tuple(c for c in TRADES_KNOWN if c not in TRADES_REQUIRED))
 
 # Ledger `type` -> movement kind. `settled` pays back a margin loan in another asset, so it
 # is one side of an exchange; `margin` rows carry a closed margin position's result.
@@ -126,25 +130,6 @@ _QUOTES = ("PYUSD", "USDC", "USDT", "AED", "AUD", "CAD", "CHF", "DAI", "DOT", "E
 PAIR_OVERRIDES: dict[str, tuple[str, str]] = {}
 
 _TIME_SHAPE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$"
-
-
-# ---------------------------------------------------------------- detection
-
-
-def _header(head: str) -> tuple[str, ...]:
-    cells = header_cells(head.split("\n", 1)[0].rstrip("\r"))
-    # Some exports end every line with a comma: an empty last header cell.
-    while cells and cells[-1] == "":
-        cells.pop()
-    return tuple(cells)
-
-
-def _is_ledgers(head: str) -> bool:
-    return header_holds(_header(head), LEDGER_REQUIRED, LEDGER_KNOWN)
-
-
-def _is_trades(head: str) -> bool:
-    return header_holds(_header(head), TRADES_REQUIRED, TRADES_KNOWN)
 
 
 def _columns(rows: pl.DataFrame, known: tuple[str, ...], required: tuple[str, ...], source: Source) -> pl.DataFrame:
@@ -447,12 +432,11 @@ def read_balance_ex(source: Source) -> Parsed:
 
 
 FORMATS: list[Format] = [
-    Format("kraken.ledgers", "ledger", _is_ledgers, read_ledgers,
+    Format("kraken.ledgers", "ledger", None, read_ledgers, columns=(LEDGER_COLUMNS,),
            layouts=(Layout("current", LEDGER_HEADERS[0]), Layout("wallet, no subclass", LEDGER_HEADERS[1]),
                     Layout("wallet, amountusd", LEDGER_HEADERS[1] + ("amountusd",)),
                     Layout("previous", LEDGER_HEADERS[2]), Layout("2017", LEDGER_2017))),
-    # The trades export does not say which asset a fee was charged in (kraken.md): assumed.
-    Format("kraken.trades", "fills", _is_trades, read_trades, fee_asset_stated=False,
+    Format("kraken.trades", "fills", None, read_trades, fee_asset_stated=False, columns=(TRADES_COLUMNS,),
            layouts=(Layout("current", TRADES_HEADERS[0]), Layout("intermediate", TRADES_HEADERS[1]),
                     Layout("previous", TRADES_HEADERS[2]))),
     Format("kraken.balance", "balances", lambda head: _reply_shape(head) == "Balance", read_balance),

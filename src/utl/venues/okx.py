@@ -25,7 +25,7 @@ import polars as pl
 from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
 from utl.venues.base import (
-    header_is,
+    Columns,
     with_synthetic_id,
     Layout,
     Check,
@@ -367,11 +367,18 @@ def read_okex_2020(source: Source) -> Parsed:
     return Parsed(to_schema(source, movements, MOVEMENTS), pl.concat([refused, quarantine]).sort("row", maintain_order=True))
 
 
+# How a file is claimed (utl.venues.base.Columns): OKX readers map cells by position (the
+# previous trading layout has two ``Unit`` columns, a funding layout an unnamed one), so each
+# layout is matched whole, below an optional ``UID:`` / ``Time Zone:`` line.
+TRADING_COLUMNS = tuple(Columns(required=h, exact=True, preamble=1) for h in TRADING_LAYOUTS)
+FUNDING_COLUMNS = tuple(Columns(required=h, exact=True, preamble=1) for h in FUNDING_LAYOUTS)
+OKEX_2020_COLUMNS = Columns(required=OKEX_2020, exact=True)
+
 FORMATS = [
-    Format("okx.trading_account", "ledger", lambda head: _layout(head, TRADING_LAYOUTS) is not None, read_trading,
+    Format("okx.trading_account", "ledger", None, read_trading, columns=TRADING_COLUMNS,
            layouts=tuple(Layout(v, h) for v, h in zip(("current", "with units", "previous"), TRADING_LAYOUTS))),
-    Format("okx.funding_account", "ledger", lambda head: _layout(head, FUNDING_LAYOUTS) is not None, read_funding,
+    Format("okx.funding_account", "ledger", None, read_funding, columns=FUNDING_COLUMNS,
            layouts=tuple(Layout(v, h) for v, h in zip(("previous", "current", "unnamed column"), FUNDING_LAYOUTS))),
-    Format("okx.okex_2020_trades", "ledger", lambda head: header_is(head, [OKEX_2020]), read_okex_2020,
+    Format("okx.okex_2020_trades", "ledger", None, read_okex_2020, columns=(OKEX_2020_COLUMNS,),
            layouts=(Layout("2020", OKEX_2020),)),
 ]
