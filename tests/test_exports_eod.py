@@ -229,3 +229,59 @@ def test_kraken_fees_from_trades_alone_are_ledger_exceptions_until_the_ledgers_c
     assert assumed() == []
     shown = utl("breaks", "--date", "2024-03-06", "--landing", str(landing), url=database, home=home)
     assert "fee_asset_assumed" not in shown.stdout
+
+
+# Issue 17, readers chosen by their columns, through `utl eod`: a Kraken ledgers export with
+# a user-chosen subset of its columns in another order plus one of the user's own, a Czech
+# Binance Spot Trade History with an extra column, and a file two readers claim.
+KRAKEN_CHOSEN_COLUMNS = """"time","txid","type","asset","amount","fee","my note"
+"2024-03-05 09:00:00","LAAAAA-AAAAA-AAAAA1","trade","ZUSD",-600.0000,0.9600,"dca"
+"2024-03-05 09:00:00","LAAAAA-AAAAA-AAAAA2","trade","XXBT",0.0100000000,0,"dca"
+"""
+BINANCE_CZECH_NOTED = "\ufeffČas,Pár,Strana,Cena,Provedeno,Částka,Poplatek,Poznámka\n" \
+    "24-03-05 10:15:02,BTCUSDT,BUY,65000,0.02BTC,1300USDT,0.00002BTC,nákup\n"
+# The UTA log (Action) and the pre-UTA one (Fee Rate, Trade ID) write fees with opposite signs.
+BYBIT_BOTH = ("Time,Currency,Contract,Type,Direction,Quantity,Position,Filled Price,Funding,Fee Paid,Cash Flow,"
+              "Change,Wallet Balance,Action,Fee Rate,Trade ID\n"
+              "2024-03-05 10:00:00,USDT,ETHUSDT,TRADE,SELL,0.5,0,3500,0,-0.9625,25,24.0375,373.8625,CLOSE,0.00055,T1\n")
+
+
+def chosen_columns_landing(root: Path) -> Path:
+    landing = root / "landing"
+    for day in ("2024-03-04", "2024-03-05"):
+        put(landing, f"marks/{day}.csv", "asset,price\nBTC,65000\nUSDT,1\nUSD,1\n")
+    put(landing, "kraken/sub/balances/2024-03-04.csv", "asset,total\nUSD,1000\n")
+    put(landing, "kraken/sub/trades/ledgers.csv", KRAKEN_CHOSEN_COLUMNS)
+    put(landing, "binance/cz/balances/2024-03-04.csv", "asset,total\nUSDT,2000\n")
+    put(landing, "binance/cz/trades/Binance-Spot-Trade-History-202403051200(UTC+1).csv", BINANCE_CZECH_NOTED)
+    put(landing, "bybit/u/balances/2024-03-04.csv", "asset,total\nUSDT,349.825\n")
+    put(landing, "bybit/u/trades/both.csv", BYBIT_BOTH)
+    return landing
+
+
+def test_readers_chosen_by_their_columns_through_eod(database: str, tmp_path: Path) -> None:
+    landing = chosen_columns_landing(tmp_path)
+    done = utl("eod", "--landing", str(landing), "--date", "2024-03-05", url=database, home=tmp_path / "home")
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(database) as conn:
+        positions = {(v, a, s): q for v, a, s, q in conn.execute(
+            "SELECT venue, account, asset, qty FROM utl.positions WHERE business_date = '2024-03-05'")}
+    # Kraken: 1000 - 600 - 0.96 fee = 399.04 USD and 0.01 BTC; the user's "my note" ignored.
+    assert positions[("kraken", "sub", "USD")] == Decimal("399.04")
+    assert positions[("kraken", "sub", "BTC")] == Decimal("0.01")
+    # Binance (Czech header, UTC+1 from the file name): 0.02 - 0.00002 fee = 0.01998 BTC,
+    # 2000 - 1300 = 700 USDT; the Poznámka column ignored.
+    assert positions[("binance", "cz", "BTC")] == Decimal("0.01998")
+    assert positions[("binance", "cz", "USDT")] == Decimal("700")
+    # The file both Bybit logs claim books nothing: the opening 349.825 USDT stands.
+    assert positions[("bybit", "u", "USDT")] == Decimal("349.825")
+    out = done.stdout
+    assert "unknown layouts: 1 file no single reader takes" in out
+    assert ("bybit/u/trades/both.csv: ambiguous format: more than one reader claims this file "
+            "(bybit.uta_asset_changes and bybit.derivatives_legacy)") in out
+
+    put(landing, "utl.toml", '[strict]\nunknown_files = "fail"\n')
+    strict = utl("eod", "--landing", str(landing), "--date", "2024-03-05", url=database, home=tmp_path / "home2")
+    assert strict.returncode == 1
+    [line] = [x for x in strict.stderr.splitlines() if x.startswith("utl eod:")]
+    assert line.startswith("utl eod: could not complete: bybit/u/trades/both.csv: ambiguous format")

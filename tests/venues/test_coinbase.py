@@ -483,3 +483,25 @@ def test_2018_report_refuses_a_day_first_date(tmp_path: Path) -> None:
     parsed = coinbase.read_report_2018(Source(path, "coinbase/r/trades/r.csv", "coinbase", "r"))
     assert parsed.quarantine["row"].to_list() == [1]
     assert parsed.frame.filter(pl.col("asset") == "SEK")["qty"].to_list() == [Decimal("-301")]
+
+
+@pytest.mark.parametrize("name", ["report_current.csv", "report_spot_fees.csv", "report_oldest_eur.csv",
+                                  "transfers_2017.csv", "report_2018_eur.csv"])
+def test_report_headers_in_another_case_read_the_same(name: str, tmp_path: Path) -> None:
+    # Issue 17: header matching ignores case and surrounding blanks, for the reports found by
+    # role too (their columns may be named after the user's currency or the wallet's asset).
+    from utl.ingest import read_source
+    from utl.venues import all_formats
+
+    original = COINBASE / name
+    lines = original.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.lower().startswith(("timestamp", "id,")))
+    lines[at] = ",".join(f" {c.upper()} " for c in lines[at].rstrip("\n").split(",")) + "\n"
+    shouted = tmp_path / "shouted" / name
+    shouted.parent.mkdir()
+    shouted.write_text("".join(lines))
+    formats = all_formats()
+    first, plain = read_source(Source(original, name, "coinbase", "a"), formats, ("ledger", "fills"))
+    second, loud = read_source(Source(shouted, name, "coinbase", "a"), formats, ("ledger", "fills"))
+    assert first is not None and second is not None and first.name == second.name
+    assert loud.frame.height > 0 and loud.frame.equals(plain.frame)

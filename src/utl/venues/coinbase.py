@@ -153,19 +153,29 @@ def _report_layout(cells: tuple[str, ...]) -> dict[str, str] | None:
     ``currency`` is a column name, except in the oldest layout where the user's currency is
     only a prefix of the money columns (``EUR Subtotal``): there it is ``=EUR``.
     """
-    if cells[-2:] == _ADDRESSES:
-        cells = cells[:-2]
+    key = _normal(cells)
+    if key[-2:] == _normal(_ADDRESSES):
+        cells, key = cells[:-2], key[:-2]
     roles = ("ts", "type", "asset", "qty", "currency", "price", "subtotal", "total", "fees", "notes")
-    if cells == _REPORT_CURRENT:
-        return {"id": "ID", **dict(zip(roles, cells[1:]))}
-    if cells in (_REPORT_SPOT, _REPORT_SPOT_FEES):
-        return dict(zip(roles, cells))
-    spot_price = " Spot Price at Transaction"
-    if len(cells) == 9 and cells[:4] == _REPORT_START and cells[8] == "Notes" and cells[4].endswith(spot_price):
-        ccy = cells[4].removesuffix(spot_price)
-        if ccy and " " not in ccy and cells[5:8] == (f"{ccy} Subtotal", f"{ccy} Total (inclusive of fees)", f"{ccy} Fees"):
-            return dict(zip(roles, (*cells[:4], f"={ccy}", *cells[4:])))
+    # Fixed layouts: roles name the columns as Coinbase spells them (the reader renames the
+    # file's columns so, case and blanks aside).
+    if key == _normal(_REPORT_CURRENT):
+        return {"id": "ID", **dict(zip(roles, _REPORT_CURRENT[1:]))}
+    for layout in (_REPORT_SPOT, _REPORT_SPOT_FEES):
+        if key == _normal(layout):
+            return dict(zip(roles, layout))
+    spot_price = " spot price at transaction"
+    if len(cells) == 9 and key[:4] == _normal(_REPORT_START) and key[8] == "notes" and key[4].endswith(spot_price):
+        ccy = cells[4].strip()[: -len(spot_price)]
+        low = ccy.casefold()
+        if ccy and " " not in ccy and key[5:8] == (f"{low} subtotal", f"{low} total (inclusive of fees)", f"{low} fees"):
+            # Named after the user's currency: the columns as the file writes them.
+            return dict(zip(roles, (*_REPORT_START, f"={ccy.upper()}", *cells[4:8], "Notes")))
     return None
+
+
+def _normal(cells: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(normal(c) for c in cells)
 
 
 def _find_report(head: str) -> tuple[int, dict[str, str]] | None:
@@ -276,6 +286,7 @@ def read_report(source: Source) -> Parsed:
         raise ValueError(f"{source.rel}: no Coinbase transaction report header in the first {_PREAMBLE_LINES} lines")
     skip, col = found
     rows, refused = read_csv_rows(source, skip)
+    rows = rename_columns(rows, [c for c in col.values() if not c.startswith("=")])
     raw_columns = [c for c in rows.columns if c != "source_row"]
     rows = rows.with_columns(__id=pl.col(col["id"]).str.strip_chars()) if "id" in col else with_synthetic_id(rows, raw_columns, "__id")
     literal_currency = col["currency"].startswith("=")
@@ -420,7 +431,8 @@ def _transfers_header(cells: tuple[str, ...]) -> str | None:
     """The asset a Transfers report header names in its third column, or None."""
     import re
 
-    if len(cells) == 11 and cells[:2] == ("Timestamp", "Type") and cells[3:] == TRANSFERS_AFTER_ASSET:
+    key = _normal(cells)
+    if len(cells) == 11 and key[:2] == ("timestamp", "type") and key[3:] == _normal(TRANSFERS_AFTER_ASSET):
         return cells[2] if re.match(_ASSET_CODE, cells[2]) else None
     return None
 
@@ -461,6 +473,7 @@ def read_transfers(source: Source) -> Parsed:
         raise ValueError(f"{source.rel}: no Coinbase Transfers header in the first {_PREAMBLE_LINES} lines")
     skip, asset = found
     rows, refused = read_csv_rows(source, skip)
+    rows = rename_columns(rows, ["Timestamp", "Type", *TRANSFERS_AFTER_ASSET])
     rows = rows.with_columns(
         __id=_text("ID"), __type=_text("Type"), __currency=_text("Currency"),
         __ts=_text("Timestamp").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%d %H:%M:%S %z", strict=False),
@@ -523,10 +536,10 @@ def _report_2018(cells: tuple[str, ...]) -> str | None:
     """The user's currency a 2018 report header names (``EUR Spot Price at Transaction``,
     ``EUR quantity Transacted (Inclusive of Coinbase Fees)``), or None."""
     spot = " Spot Price at Transaction"
-    if len(cells) != 8 or cells[:4] != _REPORT_START or tuple(c.casefold() for c in cells[6:]) != ("address", "notes"):
+    if len(cells) != 8 or _normal(cells[:4]) != _normal(_REPORT_START) or _normal(cells[6:]) != ("address", "notes"):
         return None
-    ccy = cells[4].removesuffix(spot)
-    ok = cells[4].endswith(spot) and " " not in ccy and normal(cells[5]) == normal(ccy + _REPORT_2018_CASH)
+    ccy = cells[4].strip()[: -len(spot)]
+    ok = normal(cells[4]).endswith(normal(spot)) and " " not in ccy and normal(cells[5]) == normal(ccy + _REPORT_2018_CASH)
     return ccy if ok and ccy else None
 
 
@@ -565,6 +578,7 @@ def read_report_2018(source: Source) -> Parsed:
         raise ValueError(f"{source.rel}: no 2018 Coinbase report header in the first {_PREAMBLE_LINES} lines")
     skip, ccy = found
     rows, refused = read_csv_rows(source, skip)
+    rows = rename_columns(rows, [*_REPORT_START, "Address", "Notes"])
     columns = [c for c in rows.columns if c != "source_row"]
     rows = with_synthetic_id(rows, columns, "__id")
     cash_column = columns[5]

@@ -17,10 +17,12 @@ Layouts read beyond kraken.md (issue 17):
   its content and occurrence number. Only in the layouts with ``subtype`` does an empty
   ``txid`` mean pending or failed.
 - Exports where the user picked a subset of columns (Kraken's export dialog allows it): a
-  header is claimed when every column is a known one of the layout and the columns a reader
-  needs are there (Ledgers: ``txid,time,type,asset,amount,fee``; Trades:
-  ``txid,pair,time,type,price,vol``). What is left out reads as empty: no ``refid`` links no
-  rows, no ``cost`` takes ``vol × price``, no Trades ``fee`` books no fee (the Ledgers have it).
+  header is claimed when the columns a reader needs are there (:data:`LEDGER_COLUMNS`:
+  ``txid,time,type,asset,amount,fee``; :data:`TRADES_COLUMNS`: ``txid,pair,time,type,price,vol``);
+  other columns are ignored (:class:`utl.venues.base.Columns`). What is left out reads as
+  empty: no ``refid`` links no rows, no ``cost`` takes ``vol × price``, no Trades ``fee`` books
+  no fee (the Ledgers have it). The 2017 layout is told by its exact header, so a subset of it
+  reads as the later layouts do (an empty ``txid`` is then a not-final entry).
 """
 
 from __future__ import annotations
