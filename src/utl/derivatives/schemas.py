@@ -98,6 +98,7 @@ DERIVATIVE_CASH = pl.Schema(
         "asset": pl.String,  # the settle asset, canonical
         "qty": DECIMAL,  # signed: + in, - out
         "source_file": pl.String, "source_row": pl.Int64,
+        "price": DECIMAL,  # added by deriv-readers: the settlement/delivery price the row states (Deribit Price)
     }
 )
 """The settle-asset ledger rows of derivatives, by instrument (they are ALSO movements)."""
