@@ -157,7 +157,7 @@ def _ledger_derivatives(parsed: Parsed, settings: Settings) -> dict[str, pl.Data
 def read_positions_landing_file(day: dt.date, source: Source, landing: Path) -> FileRows:
     """``<venue>/<account>/positions/D.json``: the venue's open derivative positions at end of D."""
     read = read_positions_file(source.path, landing, source.venue, source.account)
-    positions = read.positions.select(business_date=pl.lit(day, pl.Date), *POSITION_SNAPSHOT.names()).cast(DATED_POSITION_SNAPSHOT)
+    positions = read.positions.select(pl.lit(day, pl.Date).alias("business_date"), *POSITION_SNAPSHOT.names()).cast(DATED_POSITION_SNAPSHOT)
     return FileRows(source.rel, f"positions.{read.shape}" if read.shape else None, "positions", source.venue, source.account,
                     FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(), BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(),
                     read.quarantine.cast(QUARANTINE_SCHEMA), read.positions.height, positions=positions)
@@ -166,7 +166,7 @@ def read_positions_landing_file(day: dt.date, source: Source, landing: Path) -> 
 def read_specs_landing_file(day: dt.date, path: Path, landing: Path) -> FileRows:
     """``instruments/D.<json|csv>``: instrument specs (contract size, inverse, expiry...)."""
     read = read_specs_file(path, landing)
-    specs = read.specs.select(business_date=pl.lit(day, pl.Date), *INSTRUMENT_SPECS.names()).cast(DATED_INSTRUMENT_SPECS)
+    specs = read.specs.select(pl.lit(day, pl.Date).alias("business_date"), *INSTRUMENT_SPECS.names()).cast(DATED_INSTRUMENT_SPECS)
     return FileRows(read.file, "instruments", "instruments", "", "", FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(),
                     BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(), read.quarantine.cast(QUARANTINE_SCHEMA),
                     read.specs.height, specs=specs)
