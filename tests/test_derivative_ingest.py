@@ -312,3 +312,37 @@ def test_marks_keep_instrument_symbols_as_written(tmp_path):
         ("BTC", D("65000")), ("BTC/USDT:USDT", D("65010.5")), ("BTC/USD:BTC-241227-60000-C", D("0.051"))]
     # A malformed symbol is still refused as an unknown asset code.
     assert ingested.quarantine.select("row", "column", "raw").rows() == [(4, "asset", "BTC/USDT:")]
+
+
+# --------------------------------------------------------------------------- the incremental memory (utl.memory)
+
+
+def test_memory_cuts_the_derivative_frames_to_each_date(tmp_path):
+    from utl.memory import LandingMemory
+
+    landing = tmp_path / "landing"
+    put(landing, "deribit/main/trades/transaction_log-4242-BTC-2024.csv", DERIBIT_LOG)
+    put(landing, "deribit/main/positions/2024-03-05.json",
+        '{"jsonrpc": "2.0", "result": [{"instrument_name": "BTC-PERPETUAL", "size": 10000, "kind": "future", '
+        '"direction": "buy", "average_price": 65000, "mark_price": 65010}]}')
+    put(landing, "instruments/2024-03-04.csv",
+        "venue,symbol,type,settle,contract_size,inverse,expiry,strike,option_type\nderibit,BTC/USD:BTC,swap,BTC,1,true,,,\n")
+    put(landing, "instruments/2024-03-06.csv",
+        "venue,symbol,type,settle,contract_size,inverse,expiry,strike,option_type\nderibit,BTC/USD:BTC,swap,BTC,1,true,,,\n"
+        ",BTC/USD:BTC-241227-60000-C,option,BTC,1,true,,,\n")
+    memory = LandingMemory(landing, tmp_path / "memory")
+    memory.refresh()
+    assert memory.unknown_files().height == 0
+    day5, day6 = memory.day_rows(dt.date(2024, 3, 5)), memory.day_rows(dt.date(2024, 3, 6))
+    # 03-05: the perpetual's buy (row 2) and its fee; 03-06: the option sale, the settlement.
+    assert day5.derivative_fills["leg_id"].to_list() == ["BTC:90002"]
+    assert day6.derivative_fills["leg_id"].to_list() == ["BTC:90004"]
+    assert sorted(day5.derivative_cash["entry_id"].to_list()) == ["BTC:90002/fee"]
+    assert "BTC:90003" in day6.derivative_cash["entry_id"].to_list()
+    # Positions of the date and the day before (the opening): 03-05's file reaches both.
+    assert day5.positions.select("business_date", "instrument", "qty").rows() == [
+        (dt.date(2024, 3, 5), "BTC/USD:BTC", D("10000"))]
+    assert day6.positions["business_date"].to_list() == [dt.date(2024, 3, 5)]
+    # Specs in force: the latest instruments/ file on or before the date.
+    assert day5.specs["business_date"].unique().to_list() == [dt.date(2024, 3, 4)]
+    assert day6.specs.sort("symbol")["symbol"].to_list() == ["BTC/USD:BTC", "BTC/USD:BTC-241227-60000-C"]

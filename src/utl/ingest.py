@@ -96,13 +96,15 @@ class FileRows:
     quarantine: pl.DataFrame  # QUARANTINE
     rows: int  # rows the reader booked (before canonical checks)
     transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # LISTED_TRANSFERS
-    # Derivatives (issue #14), canonical asset codes; not yet kept by utl.memory (not in TABLES).
+    # Derivatives (issue #14), canonical asset codes. derivative_fills: a ledger export's only
+    # (a fills export's come from its fills in combine).
     derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)  # ledger exports' fills
     derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)
     positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
     specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
 
-    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "transfers")
+    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "transfers",
+              "derivative_fills", "derivative_cash", "positions", "specs")
 
 
 def _file_rows(rel: str, fmt: Format | None, kind: str | None, venue: str = "", account: str = "", *,

@@ -22,10 +22,6 @@ from utl.decimals import DECIMAL
 from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
 from utl.venues.base import Check, Source, split_refused
 
-# The reader-side columns of a derivative fill; ingest maps ``fee_asset`` to its canonical code.
-_FILL_COLUMNS = [n for n in DERIVATIVE_FILLS.names() if n not in ("venue", "account", "source_file")]
-
-
 def venue_instruments(names: pl.Series, to_ccxt: Callable[[str], str | None]) -> pl.Series:
     """Each venue name's ccxt symbol (null: not a derivative), mapped once per distinct name."""
     distinct = names.drop_nulls().unique().to_list()
@@ -53,7 +49,7 @@ def derivative_fills(source: Source, frame: pl.DataFrame, checks: list[Check], /
     gives each of instrument, ts, leg_id, qty (signed), price, fee, fee_asset, source."""
     passed, refused = split_refused(frame, checks, source.rel)
     fills = passed.select(
-        venue=pl.lit(source.venue), account=pl.col("account") if "account" in passed.columns else pl.lit(source.account),
+        venue=pl.lit(source.venue), account=pl.lit(source.account),
         **columns, source_file=pl.lit(source.rel), source_row=pl.col("source_row"),
     )
     return fills.select(DERIVATIVE_FILLS.names()).cast(DERIVATIVE_FILLS), refused
@@ -77,10 +73,3 @@ def derivative_cash(movements: pl.DataFrame, instruments: pl.DataFrame, kinds: p
         .cast(DERIVATIVE_CASH)
     )
 
-
-def empty_fills() -> pl.DataFrame:
-    return DERIVATIVE_FILLS.to_frame()
-
-
-def empty_cash() -> pl.DataFrame:
-    return DERIVATIVE_CASH.to_frame()
