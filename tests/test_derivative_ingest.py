@@ -265,9 +265,14 @@ def test_ccxt_settle_symbols_take_amount_as_contracts(tmp_path):
         line.format(i="d1", s="BTC/USD:BTC", side="sell", p="65000.0", a="10000", c="0.15384615", f="0.0000077", fc="BTC"))
     put(tmp_path, "okx/api/trades/t.jsonl",
         line.format(i="o1", s="BTC/USDT:USDT-261225", side="buy", p="66000.5", a="2", c="1320.01", f="0.66", fc="USDT")
-        + line.format(i="o2", s="BTC/USDT", side="buy", p="65000.0", a="0.01", c="650.0", f="0.65", fc="USDT"))
+        + line.format(i="o2", s="BTC/USDT", side="buy", p="65000.0", a="0.01", c="650.0", f="0.65", fc="USDT")
+        + line.format(i="o3", s="BTC/USDT:USDT-2612", side="buy", p="66000.5", a="1", c="660.0", f="0.33", fc="USDT"))
     ingested = ingest_landing(tmp_path)
-    assert ingested.quarantine.height == 0
+    # A settle symbol that is no ccxt instrument (a 4-digit expiry) cannot book: refused, and
+    # out of fills, never a leg of some guessed instrument.
+    assert ingested.quarantine.select("file", "row", "column", "raw").rows() == [
+        ("okx/api/trades/t.jsonl", 3, "symbol", "BTC/USDT:USDT-2612")]
+    assert sorted(ingested.fills["trade_id"].to_list()) == ["d1", "o1", "o2"]
     assert ingested.derivative_fills.sort("instrument").select("instrument", "qty", "price", "fee", "source").rows() == [
         ("BTC/USD:BTC", D("-10000"), D("65000"), D("0.0000077"), "fills"),
         ("BTC/USDT:USDT-261225", D("2"), D("66000.5"), D("0.66"), "fills"),
@@ -346,3 +351,15 @@ def test_memory_cuts_the_derivative_frames_to_each_date(tmp_path):
     # Specs in force: the latest instruments/ file on or before the date.
     assert day5.specs["business_date"].unique().to_list() == [dt.date(2024, 3, 4)]
     assert day6.specs.sort("symbol")["symbol"].to_list() == ["BTC/USD:BTC", "BTC/USD:BTC-241227-60000-C"]
+
+
+def test_a_binance_futures_symbol_naming_no_contract_is_refused(tmp_path):
+    # binance.md §3, older header (UTC). BTCEUR is no USDⓈ-M or COIN-M contract name.
+    put(tmp_path, "binance/fut/trades/futures.csv",
+        "Date(UTC),Symbol,Side,Price,Quantity,Amount,Fee,Realized Profit\n"
+        "2024-03-05 10:00:00,BTCUSDT,BUY,65000,0.002,130,0.052 USDT,0\n"
+        "2024-03-05 10:01:00,BTCEUR,BUY,60000,0.002,120,0.048 EUR,0\n")
+    ingested = ingest_landing(tmp_path)
+    assert ingested.derivative_fills.select("instrument", "qty").rows() == [("BTC/USDT:USDT", D("0.002"))]
+    assert refused(ingested) == [("binance/fut/trades/futures.csv", 2, "Symbol", "BTCEUR")]
+    assert ingested.fills.height == 1

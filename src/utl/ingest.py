@@ -262,13 +262,17 @@ def fill_derivatives(fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, p
     instrument = (
         pl.when(pl.col("format") == "binance.futures_trades")
         .then(pl.col("symbol").replace_strict(named, default=None, return_dtype=pl.String))
-        .otherwise(pl.col("symbol").str.strip_chars())
+        .otherwise(pl.when(pl.col("symbol").str.strip_chars().str.contains(DERIVATIVE_SYMBOL)).then(pl.col("symbol").str.strip_chars()))
     )
-    derivative = derivative.with_columns(__instrument=instrument)
+    derivative = derivative.with_columns(
+        __instrument=instrument,
+        __column=pl.when(pl.col("format") == "binance.futures_trades").then(pl.lit("Symbol")).otherwise(pl.lit("symbol")),
+    )
     unnamed = derivative.filter(pl.col("__instrument").is_null())
     refused = unnamed.select(
-        file=pl.col("source_file"), row=pl.col("source_row"), column=pl.lit("Symbol"),
-        reason=pl.format('"Symbol": "{}" names no derivative instrument', pl.col("symbol")), raw=pl.col("symbol"),
+        # The export's own key: Binance's column "Symbol", ccxt's "symbol".
+        file=pl.col("source_file"), row=pl.col("source_row"), column=pl.col("__column"),
+        reason=pl.format('"{}": "{}" names no derivative instrument', pl.col("__column"), pl.col("symbol")), raw=pl.col("symbol"),
     )
     legs = derivative.filter(pl.col("__instrument").is_not_null()).select(
         "venue", "account", instrument="__instrument", ts="ts", leg_id="trade_id", qty="qty", price="price",
