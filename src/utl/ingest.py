@@ -35,8 +35,9 @@ from utl.venues import all_formats
 from utl.venues.base import Check, Format, Parsed, Source, head_text, one_line, split_refused, unknown_reason
 
 # Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
-# derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
-# are outside the contract; their cash flows come from ledgers).
+# derivatives: kept in ``fills``, each also an instrument leg in ``derivative_fills``; they
+# book no base or quote legs (derivatives.md: a fill moves no cash), only their fee where
+# the account's cash does not come from a ledger (utl.legs).
 DERIVATIVE_FORMATS = frozenset({"binance.futures_trades"})
 ASSET_CODE = r"^[A-Z0-9]{1,24}$"
 # A ccxt derivative symbol: BTC/USDT:USDT, BTC/USDT:USDT-261225, BTC/USD:BTC-261225-100000-C.
