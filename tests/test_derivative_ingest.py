@@ -363,3 +363,31 @@ def test_a_binance_futures_symbol_naming_no_contract_is_refused(tmp_path):
     assert ingested.derivative_fills.select("instrument", "qty").rows() == [("BTC/USDT:USDT", D("0.002"))]
     assert refused(ingested) == [("binance/fut/trades/futures.csv", 2, "Symbol", "BTCEUR")]
     assert ingested.fills.height == 1
+
+
+# --------------------------------------------------------------------------- each reader alone (utl.venues.*)
+
+
+def test_each_ledger_reader_hands_on_its_derivative_frames(tmp_path):
+    """The readers themselves return DERIVATIVE_FILLS / DERIVATIVE_CASH beside their
+    movements (asset codes as written; ingest makes them canonical)."""
+    from utl.venues.binance import read_futures_transactions
+    from utl.venues.bybit import read_uta
+
+    uta = put(tmp_path, "uta.csv", BYBIT_UTA)
+    parsed = read_uta(Source(path=uta, rel="bybit/uta/trades/uta.csv", venue="bybit", account="uta"))
+    assert parsed.derivative_fills.schema == DERIVATIVE_FILLS
+    assert parsed.derivative_fills.select("venue", "account", "source_file", "source_row").rows() == [
+        ("bybit", "uta", "bybit/uta/trades/uta.csv", 1), ("bybit", "uta", "bybit/uta/trades/uta.csv", 5)]
+    # Row 6 (size "1e") is refused as a fill; its fee -0.5 is still a movement.
+    assert parsed.quarantine.select("row", "column").rows() == [(6, "Quantity")]
+    assert parsed.frame.filter(pl.col("source_row") == 6)["qty"].to_list() == [D("-0.5")]
+
+    futures = put(tmp_path, "Futures-Transaction-History(UTC+0).csv",
+                  "Time,Type,Amount,Asset,Symbol,Transaction ID\n"
+                  "24-03-06 00:00:00,FUNDING_FEE,0.1,USDT,ETHUSDT_261225,9001\n"
+                  "24-03-06 00:00:00,FUNDING_FEE,0.2,BTC,BTCUSD_PERP,9002\n")
+    parsed = read_futures_transactions(Source(path=futures, rel="f.csv", venue="binance", account="f"))
+    assert parsed.derivative_fills is None  # this export has no fills
+    assert parsed.derivative_cash.select("instrument", "kind", "asset", "qty").rows() == [
+        ("ETH/USDT:USDT-261225", "funding", "USDT", D("0.1")), ("BTC/USD:BTC", "funding", "BTC", D("0.2"))]
