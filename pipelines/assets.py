@@ -70,7 +70,8 @@ def _split(tables: dict[str, pl.DataFrame], prefix: str) -> dict[str, pl.DataFra
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="1")
+    # code_version 2: the rows carry the derivative frames (a partition stored before lacks them).
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="2")
     def landing_rows(context: dg.AssetExecutionContext, landing: LandingResource) -> dg.Output:
         """The date's canonical rows (fills, ledger lines, snapshots, marks, refusals)."""
         day = _day(context)

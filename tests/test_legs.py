@@ -253,7 +253,7 @@ def test_ccxt_fills_add_their_price_to_ccxt_ledger_lines(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# Derivatives: kept in fills, no legs
+# Derivatives: kept in fills; in fills-only accounts only their fee books
 # ---------------------------------------------------------------------------------------
 
 
@@ -262,7 +262,9 @@ def test_derivative_formats_name_real_formats():
     assert DERIVATIVE_FORMATS <= names
 
 
-def test_derivative_fills_stay_in_fills_and_book_no_legs(tmp_path):
+def test_derivative_fills_stay_in_fills_and_book_only_their_fee(tmp_path):
+    """Fills-only accounts: a derivative fill's instrument leg moves no cash (it is in
+    ``derivative_fills``); its fee is a spot leg in the fee asset (derivatives.md, Booking)."""
     put(tmp_path, "bybit/api/trades/t.jsonl", "".join([
         ccxt_trade("500001", "2024-03-05T10:00:00.000Z", "BTC/USDT:USDT", "sell", "0.01", "65100.0", "651.0", "0.2604", "USDT"),
         ccxt_trade("11", "2024-03-05T12:04:00.000Z", "BTC/USD:BTC-240628-60000-C", "buy", "1", "0.085", "0.085", "0.0003", "BTC"),
@@ -281,15 +283,24 @@ def test_derivative_fills_stay_in_fills_and_book_no_legs(tmp_path):
         ("bybit", "11", True),
         ("bybit", "12", False),
     ]
+    # Spot ETH/USDT books base, quote and fee; each derivative fill only -fee (the fixture's
+    # Fee column: 0.2604 USDT, 0.0325USDT, 0.0001 BNB; the ccxt lines' fee.cost).
     assert legs.select("venue", "account", "leg_id", "asset", "qty").sort("leg_id").rows() == [
+        ("bybit", "api", "11/fee", "BTC", D("-0.0003")),
         ("bybit", "api", "12/base", "ETH", D("0.1")),
         ("bybit", "api", "12/fee", "USDT", D("-0.35")),
         ("bybit", "api", "12/quote", "USDT", D("-350")),
+        ("bybit", "api", "500001/fee", "USDT", D("-0.2604")),
+        ("binance", "futures", "BTC/USDT-deriv:500001/fee", "USDT", D("-0.2604")),
+        ("binance", "futures", "BTC/USDT-deriv:500002/fee", "USDT", D("-0.0325")),
+        ("binance", "futures", "ETH/USDT-deriv:500002/fee", "BNB", D("-0.0001")),
     ]
+    assert legs.filter(pl.col("kind") == "fee")["source"].unique().to_list() == ["fills"]
 
 
 def test_derivative_cash_flows_in_a_ledger_still_book(tmp_path):
-    """Futures fills book nothing, the account's ledger lines (fee, PnL, funding) do."""
+    """In a ledger account futures fills book nothing, not even their fee: the ledger's
+    lines (fee, PnL, funding) do, so the fee 0.2604 is booked once, from COMMISSION."""
     copy_fixture(tmp_path, "binance/futures_trades_older.csv", "binance/futures/trades/futures-trades.csv")
     copy_fixture(tmp_path, "binance/futures_transactions_older.csv", "binance/futures/trades/futures-transactions.csv")
     ingested, legs = booked(tmp_path)

@@ -17,6 +17,11 @@ import polars as pl
 
 from utl.assets import canonical_asset
 from utl.decimals import DECIMAL, venue_decimal
+from utl.derivatives.instruments import read_specs_file
+from utl.derivatives.schemas import (
+    DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS, INSTRUMENT_SPECS, POSITION_SNAPSHOT,
+)
+from utl.derivatives.snapshots import binance_symbol, read_positions_file
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
 from utl.schemas import (
@@ -32,10 +37,13 @@ from utl.venues.base import (
 )
 
 # Fills of these formats, and ccxt symbols with a settle currency (BTC/USDT:USDT), are
-# derivatives: kept in ``fills`` but booked as no spot legs (eod.md: derivative positions
-# are outside the contract; their cash flows come from ledgers).
+# derivatives: kept in ``fills``, each also an instrument leg in ``derivative_fills``; they
+# book no base or quote legs (derivatives.md: a fill moves no cash), only their fee where
+# the account's cash does not come from a ledger (utl.legs).
 DERIVATIVE_FORMATS = frozenset({"binance.futures_trades"})
 ASSET_CODE = r"^[A-Z0-9]{1,24}$"
+# A ccxt derivative symbol: BTC/USDT:USDT, BTC/USDT:USDT-261225, BTC/USD:BTC-261225-100000-C.
+DERIVATIVE_SYMBOL = r"^[A-Z0-9]{1,24}/[A-Z0-9]{1,24}:[A-Z0-9]{1,24}(-\d{6}(-\d+(\.\d+)?-[CP])?)?$"
 
 
 
@@ -50,6 +58,10 @@ class Ingested:
     files: pl.DataFrame
     ledger_accounts: set[tuple[str, str]] = field(default_factory=set)
     transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # transfers/*.csv rows
+    derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)
+    derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)
+    positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
+    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
 
 
 def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
@@ -62,6 +74,8 @@ def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:
     read += [read_balances_file(day, source, formats, settings) for day, source in files.balances]
     read += [read_marks_file(day, path, landing, settings) for day, path in files.marks]
     read += [read_transfers_file(path, landing, settings) for path in files.transfers]
+    read += [read_positions_landing_file(day, source, landing) for day, source in files.positions]
+    read += [read_specs_landing_file(day, path, landing) for day, path in files.instruments]
     return combine(read, settings)
 
 
@@ -85,8 +99,15 @@ class FileRows:
     quarantine: pl.DataFrame  # QUARANTINE
     rows: int  # rows the reader booked (before canonical checks)
     transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # LISTED_TRANSFERS
+    # Derivatives (issue #14), canonical asset codes. derivative_fills: a ledger export's only
+    # (a fills export's come from its fills in combine).
+    derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)  # ledger exports' fills
+    derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)
+    positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
+    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
 
-    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "transfers")
+    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "transfers",
+              "derivative_fills", "derivative_cash", "positions", "specs")
 
 
 def _file_rows(rel: str, fmt: Format | None, kind: str | None, venue: str = "", account: str = "", *,
@@ -94,7 +115,8 @@ def _file_rows(rel: str, fmt: Format | None, kind: str | None, venue: str = "", 
     empty = {"fills": FILLS_OUT, "movements": MOVEMENTS_OUT, "balances": BALANCES_OUT, "marks": MARKS_OUT}
     frames = {name: tables.get(name, schema.to_frame()) for name, schema in empty.items()}
     q = pl.concat([f.cast(QUARANTINE_SCHEMA) for f in quarantine]) if quarantine else empty_quarantine()
-    return FileRows(rel, fmt.name if fmt else None, kind, venue, account, quarantine=q, rows=rows, **frames)
+    derivatives = {name: tables[name] for name in ("derivative_fills", "derivative_cash", "positions", "specs") if name in tables}
+    return FileRows(rel, fmt.name if fmt else None, kind, venue, account, quarantine=q, rows=rows, **frames, **derivatives)
 
 
 def misplaced_file(rel: str, why: str) -> FileRows:
@@ -122,7 +144,37 @@ def read_trades_file(source: Source, formats: list[Format], settings: Settings) 
     movements, refused = _canonical_assets(frame, ["asset"], settings)
     movements, invalid = _checked(movements, MOVEMENTS_OUT, Movements)
     return _file_rows(source.rel, fmt, "ledger", source.venue, source.account, rows=parsed.frame.height,
-                      quarantine=[*q, refused, invalid], movements=movements)
+                      quarantine=[*q, refused, invalid], movements=movements, **_ledger_derivatives(parsed, settings))
+
+
+def _ledger_derivatives(parsed: Parsed, settings: Settings) -> dict[str, pl.DataFrame]:
+    """A ledger export's derivative fills and cash, their asset codes canonical. A code that
+    is no asset was already refused with the row's movement (:func:`combine` keeps only the
+    rows whose movements stand)."""
+    out = {}
+    for name, schema, column in (("derivative_fills", DERIVATIVE_FILLS, "fee_asset"), ("derivative_cash", DERIVATIVE_CASH, "asset")):
+        frame = getattr(parsed, name)
+        if frame is not None and frame.height:
+            out[name] = frame.with_columns(canonical_asset(pl.col(column), settings.aliases).alias(column)).cast(schema)
+    return out
+
+
+def read_positions_landing_file(day: dt.date, source: Source, landing: Path) -> FileRows:
+    """``<venue>/<account>/positions/D.json``: the venue's open derivative positions at end of D."""
+    read = read_positions_file(source.path, landing, source.venue, source.account)
+    positions = read.positions.select(pl.lit(day, pl.Date).alias("business_date"), *POSITION_SNAPSHOT.names()).cast(DATED_POSITION_SNAPSHOT)
+    return FileRows(source.rel, f"positions.{read.shape}" if read.shape else None, "positions", source.venue, source.account,
+                    FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(), BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(),
+                    read.quarantine.cast(QUARANTINE_SCHEMA), read.positions.height, positions=positions)
+
+
+def read_specs_landing_file(day: dt.date, path: Path, landing: Path) -> FileRows:
+    """``instruments/D.<json|csv>``: instrument specs (contract size, inverse, expiry...)."""
+    read = read_specs_file(path, landing)
+    specs = read.specs.select(pl.lit(day, pl.Date).alias("business_date"), *INSTRUMENT_SPECS.names()).cast(DATED_INSTRUMENT_SPECS)
+    return FileRows(read.file, "instruments", "instruments", "", "", FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(),
+                    BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(), read.quarantine.cast(QUARANTINE_SCHEMA),
+                    read.specs.height, specs=specs)
 
 
 def read_balances_file(day: dt.date, source: Source, formats: list[Format], settings: Settings) -> FileRows:
@@ -170,6 +222,13 @@ def combine(files: list[FileRows], settings: Settings) -> Ingested:
     quarantine.append(q)
     balances, q = _combine_balances(_concat([f.balances for f in files if f.balances.height], BALANCES_OUT.to_frame()))
     quarantine.append(q)
+    fills, from_fills, q = fill_derivatives(fills)
+    quarantine.append(q)
+    # A ledger row's derivative parts stand where its movements do (overlapping exports keep
+    # the first copy; a conflicting entry id books none of its versions).
+    standing = movements.select("source_file", "source_row").unique()
+    from_ledger = _concat([f.derivative_fills for f in files if f.derivative_fills.height], DERIVATIVE_FILLS.to_frame())
+    cash = _concat([f.derivative_cash for f in files if f.derivative_cash.height], DERIVATIVE_CASH.to_frame())
     described = [(f.file, f.format, f.kind, f.rows, f.quarantine.height) for f in files if f.kind != "marks"]
     return Ingested(
         settings=settings,
@@ -181,7 +240,50 @@ def combine(files: list[FileRows], settings: Settings) -> Ingested:
         files=pl.DataFrame(described, schema=FILES_OUT, orient="row"),
         ledger_accounts={(f.venue, f.account) for f in files if f.kind == "ledger"},
         transfers=combine_listed([f.transfers for f in files if f.transfers.height]),
+        derivative_fills=pl.concat([from_fills, from_ledger.join(standing, on=["source_file", "source_row"], how="semi")]),
+        derivative_cash=cash.join(standing, on=["source_file", "source_row"], how="semi").join(
+            movements.select("venue", "account", "entry_id"), on=["venue", "account", "entry_id"], how="semi"),
+        positions=_concat([f.positions for f in files if f.positions.height], DATED_POSITION_SNAPSHOT.to_frame()),
+        specs=_concat([f.specs for f in files if f.specs.height], DATED_INSTRUMENT_SPECS.to_frame()),
     )
+
+
+def fill_derivatives(fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The instrument legs of the derivative fills of trades exports (Binance USDⓈ-M/COIN-M
+    trades, ccxt trades with a ``:settle`` symbol): ``qty`` as the export signs it, already
+    in the position unit (Binance ``Quantity``: USDⓈ-M base, COIN-M contracts; ccxt
+    ``amount``: contracts, which on Deribit are USD for futures, matching a size-1 spec).
+
+    Returns (fills without those whose symbol names no derivative, the legs, quarantine):
+    a derivative fill without an instrument cannot book and is refused, never kept silently.
+    """
+    derivative = fills.filter(pl.col("derivative"))
+    if derivative.height == 0:
+        return fills, DERIVATIVE_FILLS.to_frame(), empty_quarantine()
+    binance = derivative.filter(pl.col("format") == "binance.futures_trades")["symbol"].unique().to_list()
+    named = {name: binance_symbol(name.strip().upper()) for name in binance}
+    instrument = (
+        pl.when(pl.col("format") == "binance.futures_trades")
+        .then(pl.col("symbol").replace_strict(named, default=None, return_dtype=pl.String))
+        .otherwise(pl.when(pl.col("symbol").str.strip_chars().str.contains(DERIVATIVE_SYMBOL)).then(pl.col("symbol").str.strip_chars()))
+    )
+    derivative = derivative.with_columns(
+        __instrument=instrument,
+        __column=pl.when(pl.col("format") == "binance.futures_trades").then(pl.lit("Symbol")).otherwise(pl.lit("symbol")),
+    )
+    unnamed = derivative.filter(pl.col("__instrument").is_null())
+    refused = unnamed.select(
+        # The export's own key: Binance's column "Symbol", ccxt's "symbol".
+        file=pl.col("source_file"), row=pl.col("source_row"), column=pl.col("__column"),
+        reason=pl.format('"{}": "{}" names no derivative instrument', pl.col("__column"), pl.col("symbol")), raw=pl.col("symbol"),
+    )
+    legs = derivative.filter(pl.col("__instrument").is_not_null()).select(
+        "venue", "account", instrument="__instrument", ts="ts", leg_id="trade_id", qty="qty", price="price",
+        fee="fee", fee_asset="fee_asset", source=pl.lit("fills"), source_file="source_file", source_row="source_row",
+    ).cast(DERIVATIVE_FILLS)
+    if unnamed.height:
+        fills = fills.join(unnamed.select("source_file", "source_row"), on=["source_file", "source_row"], how="anti")
+    return fills, legs, refused.cast(QUARANTINE_SCHEMA)
 
 
 def _concat(frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
@@ -380,14 +482,18 @@ def read_marks(day: dt.date, path: Path, landing: Path, aliases: dict[str, str] 
     if not {"asset", "price"} <= set(frame.columns):
         return MARKS_OUT.to_frame(), quarantine_file(rel, "a marks file needs the columns asset,price")
     value, bad = venue_decimal(pl.col("price"))
+    # An instrument's mark (derivatives.md) keeps its ccxt symbol as written: it is no asset code.
+    instrument = pl.col("asset").str.strip_chars().str.contains(DERIVATIVE_SYMBOL).fill_null(False)
     frame = frame.with_columns(
-        __written=pl.col("asset"), asset=canonical_asset(pl.col("asset"), aliases), __price=value, __bad=bad,
+        __written=pl.col("asset"),
+        asset=pl.when(instrument).then(pl.col("asset").str.strip_chars()).otherwise(canonical_asset(pl.col("asset"), aliases)),
+        __instrument=instrument, __price=value, __bad=bad,
     ).with_columns(__n=pl.len().over("asset"))
     ok, refused = split_refused(
         frame,
         [
-            Check("asset", pl.col("asset").is_null() | ~pl.col("asset").str.contains(ASSET_CODE), "unknown asset code",
-                  pl.col("__written")),
+            Check("asset", ~pl.col("__instrument") & (pl.col("asset").is_null() | ~pl.col("asset").str.contains(ASSET_CODE)),
+                  "unknown asset code", pl.col("__written")),
             Check("price", pl.col("__bad"), "is not a decimal number"),
             Check("price", pl.col("__price").is_null() & ~pl.col("__bad"), "is missing"),
             Check("price", pl.col("__price") <= 0, "is not positive"),

@@ -7,6 +7,8 @@ LANDING/<venue>/<account>/trades/<any name>
 LANDING/<venue>/<account>/balances/YYYY-MM-DD.<json|csv>
 LANDING/<venue>/<account>/balances/YYYY-MM-DD.<wallet>.<json|csv>   one wallet of the account
 LANDING/transfers/<any name>.csv          transfers between own accounts (ledger.md)
+LANDING/instruments/YYYY-MM-DD.<json|csv>                 derivative specs (derivatives.md)
+LANDING/<venue>/<account>/positions/YYYY-MM-DD.json       open derivative positions at end of D
 ```
 A wallet's snapshot is the sub-account ``<account>/<wallet>`` (:func:`wallet_account`: the
 Spot wallet is the account itself), as a ledger's rows of that wallet are (Binance's
@@ -36,6 +38,8 @@ class LandingFiles:
     marks: list[tuple[dt.date, Path]]
     misplaced: list[tuple[str, str]]  # (relative path, why it is not read)
     transfers: list[Path] = field(default_factory=list)  # transfers/*.csv
+    positions: list[tuple[dt.date, Source]] = field(default_factory=list)  # <venue>/<account>/positions/D.json
+    instruments: list[tuple[dt.date, Path]] = field(default_factory=list)  # instruments/D.<json|csv>
 
 
 def _date_of(name: str) -> dt.date | None:
@@ -59,7 +63,7 @@ def scan_landing(
     timezones = dict(timezones or {})
     if not landing.is_dir():
         raise FileNotFoundError(f"no landing folder at {landing}")
-    trades, balances, marks, misplaced, transfers = [], [], [], [], []
+    trades, balances, marks, misplaced, transfers, positions, instruments = [], [], [], [], [], [], []
     for path in sorted(p for p in landing.rglob("*") if p.is_file()):
         rel = path.relative_to(landing).as_posix()
         parts = rel.split("/")
@@ -76,6 +80,18 @@ def scan_landing(
                 transfers.append(path)
             else:
                 misplaced.append((rel, "a transfers file is a CSV: transfers/<name>.csv"))
+        elif parts[0] == "instruments" and len(parts) == 2:
+            day = _date_of(parts[1])
+            if day:
+                instruments.append((day, path))
+            else:
+                misplaced.append((rel, "an instruments file is named YYYY-MM-DD.json or YYYY-MM-DD.csv"))
+        elif len(parts) == 4 and parts[2] == "positions":
+            day = _date_of(parts[3])
+            if day and parts[3].lower().endswith(".json"):
+                positions.append((day, Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs)))
+            else:
+                misplaced.append((rel, "a positions file is named YYYY-MM-DD.json"))
         elif len(parts) == 4 and parts[2] == "trades":
             zone = timezones.get(f"{parts[0]}/{parts[1]}")
             trades.append(Source(path=path, rel=rel, venue=parts[0], account=parts[1], pairs=pairs, timezone=zone))
@@ -90,6 +106,6 @@ def scan_landing(
                 misplaced.append((rel, "a balance snapshot is named YYYY-MM-DD.json or YYYY-MM-DD.csv "
                                        "(one wallet's: YYYY-MM-DD.<wallet>.csv)"))
         else:
-            misplaced.append((rel, "not in marks/, <venue>/<account>/trades/ or <venue>/<account>/balances/ "
-                                   "(nor a transfers/*.csv)"))
-    return LandingFiles(trades, balances, marks, misplaced, transfers)
+            misplaced.append((rel, "not in marks/, <venue>/<account>/trades/, <venue>/<account>/balances/, "
+                                   "<venue>/<account>/positions/ or instruments/ (nor a transfers/*.csv)"))
+    return LandingFiles(trades, balances, marks, misplaced, transfers, positions, instruments)

@@ -17,7 +17,12 @@ from utl.schemas import LEGS_OUT
 
 
 def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:
-    """Base, quote and fee legs of spot fills (derivative fills book none)."""
+    """Base, quote and fee legs of spot fills; a derivative fill books only its fee here
+    (derivatives.md: its instrument leg moves no cash and lives in the derivative ledger).
+
+    Called for accounts whose cash comes from fills; a ledger account's fees are its
+    ledger's lines (:func:`book_legs`), so its derivative fills book nothing here.
+    """
     spot = fills.filter(~pl.col("derivative"))
     common = [pl.col("venue"), pl.col("account"), pl.col("ts"), pl.col("trade_id"), pl.col("source_file"), pl.col("source_row")]
     base = spot.select(
@@ -29,7 +34,7 @@ def fill_legs(fills: pl.DataFrame) -> pl.DataFrame:
         qty=pl.when(pl.col("qty") > 0).then(-pl.col("quote_qty")).otherwise(pl.col("quote_qty")),
         kind=pl.lit("quote"), price=pl.lit(None, DECIMAL), quote=pl.lit(None, pl.String),
     )
-    fee = spot.filter(pl.col("fee").is_not_null() & (pl.col("fee") != 0)).select(
+    fee = fills.filter(pl.col("fee").is_not_null() & (pl.col("fee") != 0)).select(
         *common, leg_id=pl.col("trade_id") + "/fee", asset=pl.col("fee_asset"), qty=-pl.col("fee"),
         kind=pl.lit("fee"), price=pl.lit(None, DECIMAL), quote=pl.lit(None, pl.String),
         # The export did not say the fee's asset: this leg's asset is the reader's assumption.

@@ -15,7 +15,8 @@ with is stale, and so is every date after it, since each date starts from the on
 Layout of the memory folder::
 
     catalog.parquet          one row per landing file read: size, mtime, sha256, dates touched
-    rows/<key>/<table>.parquet   its canonical rows (fills, movements, balances, marks, quarantine)
+    rows/<key>/<table>.parquet   its canonical rows (fills, movements, balances, marks, quarantine,
+                             derivative_fills, derivative_cash, positions, specs)
     fingerprints.parquet     business_date -> fingerprint, for the dates computed so far
     settings.sha256          what the rows were made with (utl.toml, memory version)
 
@@ -31,15 +32,17 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from utl.day import DayInputs
+from utl.derivatives.schemas import DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.ingest import (
-    FileRows, combine, misplaced_file, read_balances_file, read_marks_file, read_trades_file, read_transfers_file,
+    FileRows, combine, misplaced_file, read_balances_file, read_marks_file, read_positions_landing_file,
+    read_specs_landing_file, read_trades_file, read_transfers_file,
 )
 from utl.landing import scan_landing
 from utl.legs import book_legs
@@ -51,8 +54,8 @@ from utl.venues.base import LAYOUT_REFUSALS
 
 # Bump when what is stored per file changes (every file is read again), or when a date's
 # outputs from the same inputs change: every date's fingerprint changes, so every date is
-# written again. 4: fee_asset_assumed rows in utl.exceptions.
-MEMORY_VERSION = "4"
+# written again. 4: fee_asset_assumed rows in utl.exceptions. 5: derivative frames per file.
+MEMORY_VERSION = "5"
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -83,10 +86,12 @@ def _frame_digest(frame: pl.DataFrame) -> bytes:
 def _touched(rows: FileRows) -> list[dt.date]:
     """The business dates a file's rows reach (a snapshot or marks file: also the day after)."""
     dates: list[dt.date] = []
-    for frame in (rows.fills, rows.movements, rows.transfers):
+    for frame in (rows.fills, rows.movements, rows.transfers, rows.derivative_fills, rows.derivative_cash):
         if frame.height:
             dates += frame.select(pl.col("ts").dt.date().unique())["ts"].to_list()
-    for frame in (rows.balances, rows.marks):
+    if rows.kind == "instruments":  # in force from its date on: the dates after it follow as stale
+        dates += rows.specs["business_date"].unique().to_list() or [d for d in [_file_date(rows.file)] if d]
+    for frame in (rows.balances, rows.marks, rows.positions):
         if frame.height:
             days = frame["business_date"].unique().to_list()
             dates += days + [d + ONE_DAY for d in days]
@@ -106,8 +111,14 @@ class DayRows:
     quarantine: pl.DataFrame  # DATED_QUARANTINE
     ledger_accounts: pl.DataFrame  # (venue, account) whose legs come from a ledger export
     transfers: pl.DataFrame  # LISTED_TRANSFERS, ts within the date (transfers/*.csv)
+    # Derivatives (utl.ingest.Ingested's frames, cut to the date):
+    derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)  # ts within the date
+    derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)  # ts within the date
+    positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)  # the date and the day before
+    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)  # the latest instruments/ file on or before
 
-    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "ledger_accounts", "transfers")
+    TABLES = ("fills", "movements", "balances", "marks", "quarantine", "ledger_accounts", "transfers",
+              "derivative_fills", "derivative_cash", "positions", "specs")
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
@@ -219,7 +230,11 @@ class LandingMemory:
                        + [(p, p.relative_to(self.landing).as_posix(),
                            lambda d=d, p=p: read_marks_file(d, p, self.landing, self.settings)) for d, p in files.marks]
                        + [(p, p.relative_to(self.landing).as_posix(),
-                           lambda p=p: read_transfers_file(p, self.landing, self.settings)) for p in files.transfers])
+                           lambda p=p: read_transfers_file(p, self.landing, self.settings)) for p in files.transfers]
+                       + [(s.path, s.rel, lambda d=d, s=s: read_positions_landing_file(d, s, self.landing))
+                          for d, s in files.positions]
+                       + [(p, p.relative_to(self.landing).as_posix(),
+                           lambda d=d, p=p: read_specs_landing_file(d, p, self.landing)) for d, p in files.instruments])
             for path, rel, reader in entries:
                 stat = path.stat()
                 old = known.pop(rel, None)
@@ -275,7 +290,8 @@ class LandingMemory:
         for name in FileRows.TABLES:
             frame = getattr(rows, name)
             order = {"fills": "ts", "movements": "ts", "balances": "business_date", "marks": "business_date",
-                     "transfers": "ts"}.get(name)
+                     "transfers": "ts", "derivative_fills": "ts", "derivative_cash": "ts",
+                     "positions": "business_date", "specs": "business_date"}.get(name)
             (frame.sort(order, maintain_order=True) if order else frame).write_parquet(partial / f"{name}.parquet")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
@@ -315,13 +331,17 @@ class LandingMemory:
                 "balances": self._scan(key, "balances", in_two_days) if kind == "balances" else None,
                 "marks": self._scan(key, "marks", in_two_days) if kind == "marks" else None,
                 "transfers": self._scan(key, "transfers", on_day) if kind == "transfers" else None,
+                "derivative_fills": self._scan(key, "derivative_fills", on_day) if kind == "ledger" else None,
+                "derivative_cash": self._scan(key, "derivative_cash", on_day) if kind == "ledger" else None,
+                "positions": self._scan(key, "positions", in_two_days) if kind == "positions" else None,
             }
-            # A snapshot's or marks file's own refusals belong to its date.
-            own_day = kind in ("balances", "marks") and row["first_date"] == day
+            # A snapshot's, marks or positions file's own refusals belong to its date.
+            own_day = kind in ("balances", "marks", "positions", "instruments") and row["first_date"] == day
             quarantine = pl.read_parquet(self.root / "rows" / key / "quarantine.parquet") if own_day else empty_quarantine()
             parts.append(FileRows(row["file"], row["format"], kind, row["venue"], row["account"],
                                   quarantine=quarantine, rows=0,
                                   **{n: f if f is not None else _empty(n) for n, f in tables.items()}))
+        parts += self._specs_in_force(day)
         combined = combine(parts, self.settings)
         ledger = sorted(self._ledger_accounts(self.catalog))
         return DayRows(
@@ -333,7 +353,22 @@ class LandingMemory:
             quarantine=dated(combined.quarantine, day),
             ledger_accounts=pl.DataFrame(ledger, schema={"venue": pl.String, "account": pl.String}, orient="row"),
             transfers=combined.transfers,
+            derivative_fills=combined.derivative_fills,
+            derivative_cash=combined.derivative_cash,
+            positions=combined.positions,
+            specs=combined.specs,
         )
+
+    def _specs_in_force(self, day: dt.date) -> list[FileRows]:
+        """The specs of the latest ``instruments/`` file dated on or before ``day`` (specs
+        rarely change: a file holds until the next one)."""
+        files = self.catalog.filter((pl.col("kind") == "instruments") & (pl.col("first_date") <= day))
+        if files.height == 0:
+            return []
+        row = files.sort("first_date", "file").row(-1, named=True)
+        specs = pl.read_parquet(self.root / "rows" / row["key"] / "specs.parquet")
+        return [FileRows(row["file"], row["format"], "instruments", "", "", quarantine=empty_quarantine(), rows=0,
+                         specs=specs, **{n: _empty(n) for n in ("fills", "movements", "balances", "marks")})]
 
     def fingerprint(self, day: dt.date, rows: DayRows | None = None) -> str:
         """The fingerprint of ``day``'s inputs (computed once per change, then remembered).
@@ -362,7 +397,7 @@ class LandingMemory:
         files, files no reader takes, rows of trade exports, accounts with no snapshot."""
         parts = [self._undated]
         for row in self.catalog.filter(pl.col("refused") > 0).iter_rows(named=True):
-            if row["kind"] not in ("balances", "marks") or row["first_date"] is None:
+            if row["kind"] not in ("balances", "marks", "positions", "instruments") or row["first_date"] is None:
                 parts.append(pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet"))
         parts.append(self._orphans())
         return dated(pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]), None)
@@ -416,4 +451,12 @@ def _empty(table: str) -> pl.DataFrame:
     from utl.schemas import BALANCES_OUT, FILLS_OUT, LISTED_TRANSFERS, MARKS_OUT, MOVEMENTS_OUT
 
     return {"fills": FILLS_OUT, "movements": MOVEMENTS_OUT, "balances": BALANCES_OUT, "marks": MARKS_OUT,
-            "transfers": LISTED_TRANSFERS}[table].to_frame()
+            "transfers": LISTED_TRANSFERS, "derivative_fills": DERIVATIVE_FILLS, "derivative_cash": DERIVATIVE_CASH,
+            "positions": DATED_POSITION_SNAPSHOT, "specs": DATED_INSTRUMENT_SPECS}[table].to_frame()
+
+
+def _file_date(rel: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(rel.rsplit("/", 1)[-1][:10])
+    except ValueError:
+        return None

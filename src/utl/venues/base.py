@@ -58,6 +58,10 @@ class Parsed:
 
     frame: pl.DataFrame
     quarantine: pl.DataFrame
+    # The export's derivative rows (utl.venues.contracts): DERIVATIVE_FILLS and DERIVATIVE_CASH,
+    # asset codes as written; None where the export has none.
+    derivative_fills: pl.DataFrame | None = None
+    derivative_cash: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,9 @@ import polars as pl
 from utl.assets import split_symbol
 from utl.decimals import DECIMAL, with_venue_decimals
 from utl.errors import empty_quarantine
+from utl.derivatives.snapshots import binance_symbol
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
+from utl.venues.contracts import derivative_cash, venue_instruments
 from utl.venues.base import (
     wallet_account_expr,
     Columns,
@@ -349,7 +351,13 @@ def read_transactions(source: Source) -> Parsed:
     # Each wallet is its own balance: its rows book to the sub-account <account>/<wallet>.
     wallets = frame.select("source_row", __account=wallet_account_expr(source.account, pl.col("Account")))
     booked = parsed.frame.join(wallets, on="source_row", how="left", maintain_order="left")
-    return Parsed(booked.with_columns(account=pl.col("__account")).drop("__account"), parsed.quarantine)
+    booked = booked.with_columns(account=pl.col("__account")).drop("__account")
+    # Realized PnL, funding and fees of a futures wallet are derivative cash; this export
+    # does not name the contract (the Futures Transaction History does).
+    futures = frame.filter(pl.col("Account").str.to_lowercase().str.contains("futures")).select(
+        "source_row", instrument=pl.lit(None, pl.String))
+    kinds = pl.when((pl.col("qty") != 0) & pl.col("kind").is_in(["realized_pnl", "funding", "fee"])).then(pl.col("kind"))
+    return Parsed(booked, parsed.quarantine, derivative_cash=derivative_cash(booked, futures, kinds))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,7 +464,12 @@ def read_futures_transactions(source: Source) -> Parsed:
         Check("Transaction ID", pl.col("entry_id").is_null() & pl.col("asset").is_not_null(), '"Transaction ID" is missing'),
         *number_checks("Amount", "qty"),
     ]
-    return finish(source, frame, checks, MOVEMENTS, refused)
+    parsed = finish(source, frame, checks, MOVEMENTS, refused)
+    symbol = pl.col("Symbol").str.strip_chars()
+    named = frame.with_columns(__symbol=pl.when(symbol != "").then(symbol))
+    named = named.select("source_row", instrument=venue_instruments(named["__symbol"], binance_symbol))
+    kinds = pl.when((pl.col("qty") != 0) & pl.col("kind").is_in(["realized_pnl", "funding", "fee"])).then(pl.col("kind"))
+    return Parsed(parsed.frame, parsed.quarantine, derivative_cash=derivative_cash(parsed.frame, named, kinds))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ import polars as pl
 
 from utl.assets import split_symbol
 from utl.decimals import DECIMAL, with_venue_decimals
+from utl.derivatives.snapshots import bybit_symbol
 from utl.schemas import FILLS, MOVEMENTS
+from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     Layout,
     Check,
@@ -202,6 +204,7 @@ def _read_asset_log(source: Source) -> Parsed:
 
     # A row whose parts are all zero still appears once, as its cash flow.
     keep_cash = (pl.col("cash") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))
+    rows = passed
     passed = passed.select("source_row", "entry_id", "ref_id", "ts", "kind", "asset", "description", "cash", "fee_part", "funding_part")
     movements = interleave(
         [
@@ -214,8 +217,61 @@ def _read_asset_log(source: Source) -> Parsed:
             ),
         ]
     )
-    everything = pl.concat([refused, quarantine, unbalanced]).sort("row", maintain_order=True)
-    return Parsed(to_schema(source, movements, MOVEMENTS), everything)
+    movements = to_schema(source, movements, MOVEMENTS)
+    fills, cash, bad_fills = _derivatives(source, rows, movements, legacy)
+    everything = pl.concat([refused, quarantine, unbalanced, bad_fills]).sort("row", maintain_order=True)
+    return Parsed(movements, everything, derivative_fills=fills, derivative_cash=cash)
+
+
+_LEGACY_BUY = ("buy", "open long", "close short")
+_LEGACY_SELL = ("sell", "open short", "close long")
+
+
+def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, legacy: bool
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The derivative rows of an asset log: each fill (UTA ``TRADE`` with ``Action``
+    ``OPEN``/``CLOSE``; pre-UTA ``trade``/``liquidation``) is an instrument leg of
+    ``Quantity`` (unsigned: linear base, inverse USD) signed by ``Direction``, at ``Filled
+    Price``, its fee ``Fee Paid`` in ``Currency``; the row's cash parts (realized PnL, fee,
+    funding, settlement, delivery) are attributed to the instrument of ``Contract``.
+
+    A fill whose size or price cannot be read is refused as a fill; its cash, read exactly,
+    stays booked (the wallet's Change is true), so the position shows as a break.
+    """
+    kind = pl.col("Type").str.strip_chars().str.to_lowercase()
+    if legacy:
+        fill_row = kind.is_in(["trade", "liquidation"])
+        derivative_row = fill_row | kind.is_in(["funding"])
+    else:
+        action = pl.col("Action").str.strip_chars().str.to_uppercase()
+        fill_row = (kind == "trade") & action.is_in(["OPEN", "CLOSE"])
+        derivative_row = fill_row | kind.is_in(["settlement", "delivery"]) | kind.str.contains("liquidation")
+    rows = rows.filter(derivative_row & present(pl.col("Contract")).is_not_null())
+    rows = rows.with_columns(__contract=present(pl.col("Contract")))
+    rows = rows.with_columns(__instrument=venue_instruments(rows["__contract"], bybit_symbol))
+    direction = pl.col("Direction").str.strip_chars().str.to_lowercase()
+    trades = with_venue_decimals(rows.filter(fill_row), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
+    checks = fill_checks(instrument="__instrument", qty="__qty", price="__price",
+                         names={"instrument": "Contract", "qty": "Quantity", "price": "Filled Price"})
+    checks.append(Check("Direction", ~direction.is_in([*_LEGACY_BUY, *_LEGACY_SELL]).fill_null(True),
+                        pl.format('"Direction": "{}" is neither a buy nor a sell', pl.col("Direction"))))
+    fills, bad = derivative_fills(
+        source, trades, checks,
+        instrument=pl.col("__instrument"), ts=pl.col("ts"), leg_id=pl.col("entry_id"),
+        qty=pl.when(direction.is_in(_LEGACY_SELL)).then(-pl.col("__qty")).otherwise(pl.col("__qty")),
+        price=pl.col("__price"), fee=-pl.col("fee_part"), fee_asset=pl.col("asset"), source=pl.lit("ledger"),
+    )
+    named = rows.filter(pl.col("__instrument").is_not_null()).select(
+        "source_row", instrument="__instrument", __type=kind, __option=pl.col("__instrument").str.contains(r"-[CP]$"),
+    )
+    kinds = (
+        pl.when(pl.col("qty") == 0).then(None)
+        .when(pl.col("kind").is_in(["fee", "funding"])).then(pl.col("kind"))
+        .when(pl.col("__type").is_in(["settlement", "delivery"])).then(pl.col("__type"))
+        .when(pl.col("__option")).then(pl.lit("premium"))
+        .otherwise(pl.lit("realized_pnl"))
+    )
+    return fills, derivative_cash(movements, named, kinds), bad
 
 
 read_uta = _read_asset_log

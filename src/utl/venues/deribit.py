@@ -11,7 +11,8 @@ still sum to `Change` exactly:
 
 The currency is not a column: Deribit writes it only in the file name
 (``transaction_log-<uid>-<CURRENCY>-….csv``); a file whose name lost it has every row
-refused rather than guessed. Positions themselves are out of scope; only cash is booked.
+refused rather than guessed. Trade rows of futures, perpetuals and options are also instrument
+legs, and the cash of every row naming an instrument is attributed to it (:func:`_derivatives`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import re
 import polars as pl
 
 from utl.decimals import with_venue_decimals
+from utl.derivatives.snapshots import deribit_symbol
 from utl.schemas import MOVEMENTS
+from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     Layout,
     Check,
@@ -141,7 +144,57 @@ def read_transaction_log(source: Source) -> Parsed:
             entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), qty="fee_part"),
     ]
     movements = interleave([p.select(part).cast({"qty": MOVEMENTS["qty"]}) for p in parts]).with_columns(asset=pl.lit(currency, pl.String))
-    return Parsed(to_schema(source, movements, MOVEMENTS), pl.concat([refused, quarantine]).sort("row", maintain_order=True))
+    movements = to_schema(source, movements, MOVEMENTS)
+    fills, cash, bad_fills = _derivatives(source, ok, movements, currency)
+    everything = pl.concat([refused, quarantine, bad_fills]).sort("row", maintain_order=True)
+    return Parsed(movements, everything, derivative_fills=fills, derivative_cash=cash)
+
+
+def _derivatives(source: Source, ok: pl.DataFrame, movements: pl.DataFrame, currency: str | None
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Instrument legs of the trade rows of futures, perpetuals and options, and the cash of
+    every row naming one (derivatives.md: Deribit futures in USD, options in base).
+
+    Size: ``Amount`` (``Size`` in the oldest layout) is in the position unit; the previous
+    layouts give only ``Base Amount``, which is the unit of options but not of futures (USD),
+    so a future's fill there is refused rather than converted at the price.
+    """
+    ok = ok.with_columns(__instrument=venue_instruments(ok["instrument"], deribit_symbol))
+    size_column = next((c for c in ("Amount", "Size") if c in ok.columns), "Base Amount")
+    fee_column = "Fee Charged" if "Fee Charged" in ok.columns else "Fee Paid"
+    option = pl.col("__instrument").str.contains(r"-[CP]$")
+    trades = with_venue_decimals(
+        ok.filter((pl.col("type").str.to_lowercase() == "trade") & pl.col("__instrument").is_not_null()),
+        __qty=pl.col(size_column), __price=pl.col("price"), __fee=pl.col(fee_column),
+    ).with_columns(Instrument=pl.col("instrument"), Price=pl.col("price"), Side=pl.col("side"))  # quarantine names the venue's columns
+    checks = fill_checks(instrument="__instrument", qty="__qty", price="__price",
+                         names={"instrument": "Instrument", "qty": size_column, "price": "Price"})
+    checks += [
+        Check(size_column, pl.lit(size_column == "Base Amount") & ~option,
+              f'"{size_column}" is in the base coin; a future\'s position is in USD ("Amount"), which this layout lacks'),
+        Check(fee_column, pl.col("__fee__bad"), pl.format('"{}": "{}" is not an exact decimal', pl.lit(fee_column), pl.col(fee_column))),
+        Check("Side", ~pl.col("side").str.contains(r"(?i)\b(buy|sell)\b"), pl.format('"Side": "{}" says neither buy nor sell', pl.col("side"))),
+    ]
+    sell = pl.col("side").str.to_lowercase().str.contains(r"\bsell\b")
+    fills, bad = derivative_fills(
+        source, trades, checks,
+        instrument=pl.col("__instrument"), ts=pl.col("ts"), leg_id=pl.col("row_key"),
+        qty=pl.when(sell).then(-pl.col("__qty")).otherwise(pl.col("__qty")), price=pl.col("__price"),
+        fee=pl.col("__fee"), fee_asset=pl.lit(currency, pl.String), source=pl.lit("ledger"),
+    )
+    # Each cash part of a row naming an instrument, by what it is: a future's trade realizes
+    # PnL, an option's trade pays or receives its premium; settlement and delivery as named.
+    rows = with_venue_decimals(ok.filter(pl.col("__instrument").is_not_null()), __price=pl.col("price")).select(
+        "source_row", instrument="__instrument", __type=pl.col("type").str.to_lowercase(), __option=option,
+        price=pl.when(pl.col("type").str.to_lowercase().is_in(["settlement", "delivery"])).then(pl.col("__price")),
+    )
+    kinds = (
+        pl.when(pl.col("qty") == 0).then(None)
+        .when(pl.col("kind").is_in(["fee", "funding"])).then(pl.col("kind"))
+        .when(pl.col("__type") == "trade").then(pl.when(pl.col("__option")).then(pl.lit("premium")).otherwise(pl.lit("realized_pnl")))
+        .when(pl.col("__type").is_in(["settlement", "delivery"])).then(pl.col("__type"))
+    )
+    return fills, derivative_cash(movements, rows, kinds), bad
 
 
 # How a file is claimed (utl.venues.base.Columns): the reader checks its whole header, so

@@ -24,6 +24,8 @@ import polars as pl
 
 from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
+from utl.derivatives.snapshots import okx_symbol
+from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     Columns,
     with_synthetic_id,
@@ -218,7 +220,8 @@ def _trading_kind(action: pl.Expr, trade_type: pl.Expr) -> pl.Expr:
 
 
 def read_trading(source: Source) -> Parsed:
-    used = {"id", "order_id", "time", "trade_type", "symbol", "action", "filled_price", "fee", "fee_unit", "balance_change", "balance_unit"}
+    used = {"id", "order_id", "time", "trade_type", "symbol", "action", "amount", "filled_price", "fee", "fee_unit", "balance_change",
+            "balance_unit"}
     frame, header, offset = _read_layout(source, TRADING_LAYOUTS, used)
     display = dict(zip(TRADING_LAYOUTS[header], header))
     if "fee_unit" not in frame.columns:
@@ -261,7 +264,51 @@ def read_trading(source: Source) -> Parsed:
         "source_row", "ref_id", "ts", "description", entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_asset", qty="fee",
     )
     movements = interleave([part.select(_PART).cast({"qty": MOVEMENTS["qty"]}) for part in (main, fees)])
-    return Parsed(to_schema(source, movements, MOVEMENTS), quarantine)
+    movements = to_schema(source, movements, MOVEMENTS)
+    fills, cash, bad_fills = _derivatives(source, ok, movements, display)
+    return Parsed(movements, pl.concat([quarantine, bad_fills]).sort("row", maintain_order=True),
+                  derivative_fills=fills, derivative_cash=cash)
+
+
+_BUYS = ("open long", "close short")
+_SELLS = ("open short", "close long")
+
+
+def _derivatives(source: Source, ok: pl.DataFrame, movements: pl.DataFrame, display: dict[str, str]
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Rows of swaps, futures and options (``BTC-USDT-SWAP``, ``BTC-USD-261225``,
+    ``BTC-USD-261225-100000-C``): a fill (``Action`` open/close long/short) is an instrument
+    leg of ``Amount`` contracts (derivatives.md: OKX positions count contracts; the contract
+    value ``ctVal`` comes from the specs file, the export does not state it), + for open long
+    and close short; its fee is −``Fee`` in ``Fee Unit``. Every cash part of such a row is
+    attributed to its instrument."""
+    ok = ok.with_columns(__instrument=venue_instruments(ok["symbol"], okx_symbol))
+    action = pl.col("action").str.to_lowercase()
+    fill_row = pl.col("__instrument").is_not_null() & action.is_in([*_BUYS, *_SELLS])
+    trades = with_venue_decimals(ok.filter(fill_row), __qty=pl.col("amount"), __price=pl.col("filled_price"))
+    columns = {"instrument": display.get("symbol", "Symbol"), "qty": display.get("amount", "Amount"),
+               "price": display.get("filled_price", "Filled Price")}
+    trades = trades.with_columns(pl.col(name).alias(columns[key]) for key, name in
+                                 (("instrument", "symbol"), ("qty", "amount"), ("price", "filled_price")))
+    checks = fill_checks(instrument="__instrument", qty="__qty", price="__price", names=columns)
+    fills, bad = derivative_fills(
+        source, trades, checks,
+        instrument=pl.col("__instrument"), ts=pl.col("ts"), leg_id=pl.col("row_key"),
+        qty=pl.when(action.is_in(_SELLS)).then(-pl.col("__qty")).otherwise(pl.col("__qty")),
+        price=pl.col("__price"), fee=-pl.col("fee"), fee_asset=pl.col("fee_asset"), source=pl.lit("ledger"),
+    )
+    named = ok.filter(pl.col("__instrument").is_not_null()).select(
+        "source_row", instrument="__instrument", __action=action, __option=pl.col("__instrument").str.contains(r"-[CP]$"),
+    )
+    kinds = (
+        pl.when(pl.col("qty") == 0).then(None)
+        .when(pl.col("kind").is_in(["fee", "funding"])).then(pl.col("kind"))
+        .when(pl.col("__action").str.contains("deliver")).then(pl.lit("delivery"))
+        .when(pl.col("__action").str.contains("settle")).then(pl.lit("settlement"))
+        .when(pl.col("__option")).then(pl.lit("premium"))
+        .otherwise(pl.lit("realized_pnl"))
+    )
+    return fills, derivative_cash(movements, named, kinds), bad
 
 
 # ---------------------------------------------------------------- Funding account history

@@ -1,0 +1,75 @@
+"""The derivative rows of venue exports: instrument legs and settle-asset cash (issue #14).
+
+A reader that meets futures, perpetual or option rows hands on, beside its canonical
+frame, :data:`~utl.derivatives.schemas.DERIVATIVE_FILLS` (one instrument leg per fill, its
+quantity signed in the contract's position unit, ``../shared/contracts/derivatives.md``) and
+:data:`~utl.derivatives.schemas.DERIVATIVE_CASH` (the realized PnL, funding, fees,
+settlement, delivery and premium its ledger states, by instrument). The cash rows are
+the reader's ordinary movements too: they only say which instrument each belongs to.
+
+Venue names become ccxt symbols with the one mapping of :mod:`utl.derivatives.snapshots`,
+worked out once per distinct name. A fill whose instrument, size or price cannot be read
+is quarantined (file, 1-based row, the venue's column, reason, raw text), never zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from utl.decimals import DECIMAL
+from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
+from utl.venues.base import Check, Source, split_refused
+
+def venue_instruments(names: pl.Series, to_ccxt: Callable[[str], str | None]) -> pl.Series:
+    """Each venue name's ccxt symbol (null: not a derivative), mapped once per distinct name."""
+    distinct = names.drop_nulls().unique().to_list()
+    table = {name: to_ccxt(name.strip()) for name in distinct}
+    return names.replace_strict(table, default=None, return_dtype=pl.String)
+
+
+def fill_checks(*, instrument: str, qty: str, price: str, names: dict[str, str]) -> list[Check]:
+    """The checks of a derivative fill: ``names`` maps ``instrument``/``qty``/``price`` to the
+    venue's own column names, which quarantine rows name."""
+    checks = [Check(names["instrument"], pl.col(instrument).is_null(),
+                    pl.format('"{}": "{}" names no derivative instrument', pl.lit(names["instrument"]),
+                              pl.col(names["instrument"])))]
+    for value, column in ((qty, names["qty"]), (price, names["price"])):
+        checks += [
+            Check(column, pl.col(f"{value}__bad"), pl.format('"{}": "{}" is not an exact decimal', pl.lit(column), pl.col(column))),
+            Check(column, pl.col(value).is_null() & ~pl.col(f"{value}__bad"), f'"{column}" is missing'),
+            Check(column, pl.col(value) <= 0, pl.format('"{}": "{}" is not positive', pl.lit(column), pl.col(column))),
+        ]
+    return checks
+
+
+def derivative_fills(source: Source, frame: pl.DataFrame, checks: list[Check], /, **columns: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``frame`` that pass ``checks`` as :data:`DERIVATIVE_FILLS`; ``columns``
+    gives each of instrument, ts, leg_id, qty (signed), price, fee, fee_asset, source."""
+    passed, refused = split_refused(frame, checks, source.rel)
+    fills = passed.select(
+        venue=pl.lit(source.venue), account=pl.lit(source.account),
+        **columns, source_file=pl.lit(source.rel), source_row=pl.col("source_row"),
+    )
+    return fills.select(DERIVATIVE_FILLS.names()).cast(DERIVATIVE_FILLS), refused
+
+
+def derivative_cash(movements: pl.DataFrame, instruments: pl.DataFrame, kinds: pl.Expr) -> pl.DataFrame:
+    """Movements (canonical frame, before asset mapping) that are derivative cash, as
+    :data:`DERIVATIVE_CASH`: ``instruments`` gives each ``source_row`` its ``instrument``
+    (null: the row names none) and whatever columns ``kinds`` reads; ``kinds`` is the
+    cash kind of a movement, null for one that is not derivative cash."""
+    joined = movements.join(instruments, on="source_row", how="inner", maintain_order="left").with_columns(
+        __cash_kind=kinds
+    )
+    return (
+        joined.filter(pl.col("__cash_kind").is_not_null())
+        .with_columns(kind=pl.col("__cash_kind"))
+        # The stated price belongs to a settlement or delivery, not to its fee or funding part.
+        .with_columns(price=pl.when(pl.col("kind").is_in(["settlement", "delivery"])).then(pl.col("price"))
+                      if "price" in instruments.columns else pl.lit(None, DECIMAL))
+        .select(DERIVATIVE_CASH.names())
+        .cast(DERIVATIVE_CASH)
+    )
+
