@@ -17,6 +17,7 @@ import polars as pl
 
 from utl.assets import canonical_asset
 from utl.decimals import DECIMAL, venue_decimal
+from utl.derivatives.schemas import DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
 from utl.schemas import (
@@ -48,6 +49,10 @@ class Ingested:
     files: pl.DataFrame
     ledger_accounts: set[tuple[str, str]] = field(default_factory=set)
     transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # transfers/*.csv rows
+    derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)
+    derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)
+    positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
+    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
 
 
 def ingest_landing(landing: Path, settings: Settings | None = None) -> Ingested:

@@ -60,6 +60,9 @@ POSITION_SNAPSHOT = pl.Schema(
 )
 """``<venue>/<account>/positions/D.json``: the venue's open derivative positions."""
 
+DATED_POSITION_SNAPSHOT = pl.Schema({"business_date": pl.Date, **POSITION_SNAPSHOT})
+DATED_INSTRUMENT_SPECS = pl.Schema({"business_date": pl.Date, **INSTRUMENT_SPECS})
+
 INSTRUMENT_LEGS = pl.Schema(
     {
         "venue": pl.String,
@@ -72,6 +75,32 @@ INSTRUMENT_LEGS = pl.Schema(
     }
 )
 """What the average entry reads: the instrument legs of derivative fills, in any order."""
+
+DERIVATIVE_FILLS = pl.Schema(
+    {
+        **INSTRUMENT_LEGS,  # venue, account, instrument (ccxt symbol), ts, leg_id, qty (signed, position unit), price
+        "fee": DECIMAL,  # + charged, - rebated; null when none stated
+        "fee_asset": pl.String,
+        "source": pl.String,  # "fills" (a trades export) | "ledger" (a ledger export's trade row)
+        "source_file": pl.String,
+        "source_row": pl.Int64,
+    }
+)
+"""Every derivative fill of the landing: one instrument leg each (contract: Booking)."""
+
+DERIVATIVE_CASH_KINDS = ("realized_pnl", "funding", "fee", "settlement", "delivery", "premium")
+DERIVATIVE_CASH = pl.Schema(
+    {
+        "venue": pl.String, "account": pl.String,
+        "instrument": pl.String,  # ccxt symbol; null when the ledger row does not name one
+        "ts": UTC_TS, "entry_id": pl.String,
+        "kind": pl.String,  # DERIVATIVE_CASH_KINDS
+        "asset": pl.String,  # the settle asset, canonical
+        "qty": DECIMAL,  # signed: + in, - out
+        "source_file": pl.String, "source_row": pl.Int64,
+    }
+)
+"""The settle-asset ledger rows of derivatives, by instrument (they are ALSO movements)."""
 
 ENTRY_STATE = pl.Schema(
     {
