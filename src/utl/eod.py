@@ -113,7 +113,32 @@ def inputs_of(prepared: Prepared, day: dt.date) -> DayInputs:
         marks=marks.filter(pl.col("business_date").is_in([before, day])),
         transfers=prepared.transfers.filter(pl.col("ts").dt.date() == day),
         leg_refs=prepared.leg_refs.filter(pl.col("business_date") == day).drop("business_date"),
+        **derivative_inputs(prepared.ingested, day),
     )
+
+
+def derivative_inputs(ingested: Ingested, day: dt.date) -> dict[str, pl.DataFrame]:
+    """The derivative fields of one date's :class:`DayInputs`, cut from the whole landing."""
+    before = day - dt.timedelta(days=1)
+    positions = ingested.positions
+    return {
+        "derivative_fills": ingested.derivative_fills.filter(pl.col("ts").dt.date() == day),
+        "derivative_cash": ingested.derivative_cash.filter(pl.col("ts").dt.date() == day),
+        "positions": positions.filter(pl.col("business_date") == day),
+        "opening_positions": positions.filter(pl.col("business_date") == before),
+        "specs": specs_in_force(ingested.specs, day),
+        "ledger_accounts": pl.DataFrame(sorted(ingested.ledger_accounts), schema=["venue", "account"], orient="row")
+        if ingested.ledger_accounts else pl.DataFrame(schema={"venue": pl.String, "account": pl.String}),
+    }
+
+
+def specs_in_force(specs: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """The specs of the latest ``instruments/`` file on or before ``day``: specs rarely change,
+    so a landing need not write one every day."""
+    known = specs.filter(pl.col("business_date") <= day)
+    if known.height == 0:
+        return known
+    return known.filter(pl.col("business_date") == known["business_date"].max())
 
 
 def run_dates(prepared: Prepared, through: dt.date, progress: Progress = lambda _: None) -> Iterator[DayOutputs]:

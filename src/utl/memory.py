@@ -51,10 +51,12 @@ from utl.venues.base import UNKNOWN_FORMAT
 
 # Bump when what is stored per file changes (every file is read again), or when a date's
 # outputs from the same inputs change: every date's fingerprint changes, so every date is
-# written again. 4: fee_asset_assumed rows in utl.exceptions.
-MEMORY_VERSION = "4"
+# written again. 4: fee_asset_assumed rows in utl.exceptions. 5: derivatives in the day state
+# and outputs, breaks with a subject (utl.derivative_positions, 012_derivatives).
+MEMORY_VERSION = "5"
 
 ONE_DAY = dt.timedelta(days=1)
+DERIVATIVE_INPUTS = ("derivative_fills", "derivative_cash", "positions", "opening_positions", "specs")
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,9 @@ def book_day(rows: DayRows) -> tuple[DayInputs, pl.DataFrame]:
         marks=rows.marks,
         transfers=transfers,
         leg_refs=leg_refs,
+        # The derivative rows of the date (DERIV-INTERFACE §3), when the date's rows carry them.
+        **{name: frame for name in DERIVATIVE_INPUTS if (frame := getattr(rows, name, None)) is not None},
+        ledger_accounts=rows.ledger_accounts,
     )
     return inputs, pl.concat([rows.quarantine, dated(refused, day), dated(unlisted, day)]).sort(
         "file", "row", nulls_last=False)
