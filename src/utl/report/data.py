@@ -35,9 +35,11 @@ def key_of(landing: Path | None) -> str | None:
 
 def read_breaks(conn: psycopg.Connection, day: dt.date, landing: Path | None) -> pl.DataFrame:
     """``landing``'s ``utl.breaks`` rows of a date, numbers exact (what ``utl breaks`` shows):
-    every column but ``landing``, which only says whose rows they are. So the CSV's header
-    is the same whether one landing or several share the database (eod.md)."""
-    return read_frame(conn, _BREAKS, {"day": day, "landing": key_of(landing)}).drop("landing")
+    every column but ``landing``, which only says whose rows they are, and ``subject``
+    (012_derivatives), so the CSV's header is the contract's byte for byte (eod.md) whether
+    one landing or several share the database and whether or not it holds derivatives. A
+    position break is the row whose ``asset`` is an instrument (a ccxt symbol, ``:settle``)."""
+    return read_frame(conn, _BREAKS, {"day": day, "landing": key_of(landing)}).drop("landing", "subject", strict=False)
 
 
 def breaks_csv(conn: psycopg.Connection, day: dt.date, landing: Path | None) -> str:
