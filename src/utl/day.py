@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from utl.daily import LedgerState, TransferBook, run_day
-from utl.derivatives.day import book_derivatives, is_instrument
+from utl.derivatives.day import book_derivatives, delta_exposure, is_instrument
 from utl.derivatives.schemas import (
     CLEARED_BREAKS, DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS,
     DERIVATIVE_POSITIONS, ENTRY_STATE, POSITION_BREAKS,
@@ -47,11 +47,11 @@ from utl.exceptions import (
 )
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.marks import marks_for
-from utl.positions import positions_table
+from utl.positions import positions_table, with_book
 from utl.precision import venue_tolerances
 from utl.recon import cleared, find_breaks
 from utl.schemas import (
-    ACCOUNTS_STATE, BALANCES_OUT, BREAKS, DAY_LEGS, EXCEPTIONS, LEG_REFS, LOTS_STATE, LOTS_TABLE, MARKS_OUT,
+    ACCOUNTS_STATE, BALANCES_OUT, BREAKS, DAY_LEGS, EXCEPTIONS, EXPOSURE_INPUT, LEG_REFS, LOTS_STATE, LOTS_TABLE, MARKS_OUT,
     PENDING_TRANSFERS, POSITIONS_STATE, TRANSFER_LEGS, TRANSIT_LOTS,
 )
 from utl.settings import Settings
@@ -242,6 +242,11 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     # A venue-only row (ledger 0) without a mark is worth 0 in utl.positions; exposure
     # counts it as unpriced, never as a zero value.
     exposed = positions.with_columns(market_value=pl.when(pl.col("mark").is_not_null()).then(pl.col("market_value")))
+    # Derivatives count in exposure as their delta in the base asset (net and gross).
+    deltas = delta_exposure(derivative.table, inputs.specs, marks)
+    if deltas.height:
+        exposed = pl.concat([exposed.select(EXPOSURE_INPUT.names()),
+                             with_book(deltas, settings).select(EXPOSURE_INPUT.names()).cast(EXPOSURE_INPUT)])
     after = DayState(day, result.state.positions, result.state.lots, accounts, open_breaks, pending,
                      result.transfers.transit, exceptions, derivative.positions, derivative.references,
                      derivative.accounts)

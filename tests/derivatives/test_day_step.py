@@ -93,6 +93,16 @@ def test_the_flipped_short_opens_at_the_flip_price() -> None:
     got = row(out.derivative_positions, instrument=LINEAR)
     assert (got["qty"], got["entry_price"], got["unrealized_pnl"], got["delta"]) == (D(-2), D(120), D(-20), D(-2))
     assert got["realized_pnl"] == D(20)
+    # Exposure adds the delta to spot: BTC spot +1 (60000) and delta -2 (-120000): net qty -1,
+    # net -60000, gross 180000. The book also holds USDT 1000 + 20 = 1020: net
+    # 1020 + 60000 − 120000 = −58980, gross 1020 + 60000 + 120000 = 181020.
+    btc = row(out.exposure_asset, asset="BTC")
+    assert (btc["net_qty"], btc["net_value"], btc["gross_value"], btc["positions"]) == (
+        D(-1), D(-60000), D(180000), 2)
+    book = row(out.exposure_book, book="binance/fut")
+    assert (book["net_value"], book["gross_value"]) == (D(-58980), D(181020))
+    venue = row(out.exposure_venue, venue="binance")
+    assert (venue["net_value"], venue["gross_value"]) == (D(-58980), D(181020))
 
 
 def test_ledger_account_books_no_computed_pnl_and_attributes_its_cash() -> None:
@@ -287,6 +297,7 @@ def test_a_landing_without_derivatives_has_only_balance_breaks_and_no_table() ->
     assert out.breaks.select("asset", "subject", "diff").to_dicts() == [
         {"asset": "USDT", "subject": "balance", "diff": D(-1)}]
     assert out.derivative_positions.height == 0 and out.derivative_legs.height == 0
+    assert row(out.exposure_asset, asset="BTC")["positions"] == 1
 
 
 def test_two_dates_step_by_step_through_stored_state_equal_one_run_over_both(tmp_path) -> None:

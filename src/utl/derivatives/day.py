@@ -239,3 +239,18 @@ def day_flows(cash: pl.DataFrame, effects: pl.DataFrame, own_fills: pl.DataFrame
         .group_by(KEY).agg(pl.col("realized_pnl", "funding", "fees").sum())
         .cast(DAY_FLOWS)
     )
+
+
+def delta_exposure(table: pl.DataFrame, specs: pl.DataFrame, asset_marks: pl.DataFrame) -> pl.DataFrame:
+    """Exposure rows (EXPOSURE_INPUT less ``book``) of the derivatives: each open position as
+    its delta in the base asset, at the base asset's mark (``delta_usd``), so exposure by
+    asset, venue and book adds it to the spot quantity (derivatives.md). A position without a
+    delta (an option whose file states none) is left out: its delta is unknown, never zero;
+    ``utl.derivative_positions`` shows it with a null delta."""
+    held = table.filter(pl.col("delta").is_not_null() & (pl.col("qty") != 0))
+    based = resolve_specs(held.select(*KEY, "business_date", "delta", "delta_usd"), specs)
+    return based.join(asset_marks.select(pl.col("asset").alias("base"), "mark"), on="base", how="left").select(
+        "business_date", "venue", "account", asset="base", qty="delta",
+        mark=pl.when(pl.col("delta_usd").is_not_null()).then(pl.col("mark")),
+        market_value="delta_usd",
+    )
