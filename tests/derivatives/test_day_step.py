@@ -340,3 +340,24 @@ def test_two_dates_step_by_step_through_stored_state_equal_one_run_over_both(tmp
     assert (got["qty"], got["entry_price"], got["realized_pnl"], got["unrealized_pnl"], got["funding"]) == (
         D(-1), D(95), D(0), D(5), D(-1))
     assert row(second.derivative_positions, instrument=INVERSE)["qty"] == D(100)
+
+
+def test_utl_pnl_shows_derivatives_in_a_section_of_their_own() -> None:
+    # The linear example: +3 @ 150, mark 250, realized 150, fees 0.3: unrealized 300 USDT = 300.00 USD.
+    from utl.ops.pnl import derivative_lines, explain_lines, format_pnl, pnl_lines
+
+    _, out = first_day(derivative_fills=fills(D1, "+2 @ 100", "+2 @ 200", "-1 @ 300", fee="0.1"),
+                       marks_today=instrument_marks(D1, **{LINEAR: "250"}))
+    lines, explained = pnl_lines(out.pnl, out.positions), explain_lines(out.pnl_explain)
+    without = format_pnl(D1, "USD", lines, explained)
+    text = format_pnl(D1, "USD", lines, explained, derivative_lines(out.derivative_positions, Settings()))
+    assert text.startswith(without) and "Derivatives" not in without
+    section = text[len(without):]
+    [line] = [t for t in section.splitlines() if LINEAR in t]
+    assert line.split() == ["binance/fut", LINEAR, "3", "150", "250", "300", "300.00", "150", "0", "0.3", "USDT"]
+    assert [t.split()[-1] for t in section.splitlines() if "book total" in t] == ["300.00"]
+    # A landing without derivatives prints what it printed before.
+    _, plain = first_day()
+    empty = derivative_lines(plain.derivative_positions, Settings())
+    assert format_pnl(D1, "USD", pnl_lines(plain.pnl, plain.positions), explain_lines(plain.pnl_explain), empty) == \
+        format_pnl(D1, "USD", pnl_lines(plain.pnl, plain.positions), explain_lines(plain.pnl_explain))
