@@ -15,7 +15,8 @@ from tests.derivatives.daybook import (
     D1, D2, D3, LINEAR, OPTION, day_inputs, fills, first_day, instrument_marks, positions,
 )
 from utl.day import step
-from utl.report.data import breaks_csv
+from utl.report.data import breaks_csv, load_report_data
+from utl.report.render import render_html, render_text
 from utl.settings import Settings
 from utl.store import connect, migrate
 from utl.store.days import read_derivative_positions, write_day
@@ -81,6 +82,15 @@ def test_a_date_with_derivatives_round_trips_and_a_rerun_replaces_it(migrated_da
         assert text.splitlines()[1].startswith(f"2026-12-02,binance,fut,{LINEAR},3")
         # Instruments are never in utl.positions.
         assert conn.execute("SELECT count(*) FROM utl.positions WHERE asset LIKE '%:%'").fetchone() == (0,)
+        # The break report: the position break says so, and a derivatives section lists D1's
+        # position (+3 @ 100, file 2, mark 100: unrealized 0 USDT = 0.00 USD, delta 3).
+        data = load_report_data(conn, D1, Settings(), landing=LANDING)
+        text = render_text(data)
+        assert f"binance/fut {LINEAR} (position) qty_mismatch: ledger 3, venue 2, diff -1" in text
+        assert "DERIVATIVES (1)" in text
+        assert (f"binance/fut {LINEAR}: qty 3 (venue 2), entry 100 (venue 100), mark 100; unrealized 0 USDT = 0.00 USD"
+                in text)
+        assert f"{LINEAR} (position)" in render_html(data) and "Derivatives (1)" in render_html(data)
 
 
 def test_an_expiry_without_delivery_is_a_break_the_database_accepts(migrated_database: str) -> None:

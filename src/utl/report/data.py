@@ -84,6 +84,7 @@ class BreakLine:
     first_seen: dt.date
     age_days: int  # business_date - first_seen; 0 for a new break
     escalated: bool
+    subject: str = "balance"  # position: an instrument's quantity against the positions file (012_derivatives)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,28 @@ class ExceptionLine:
 
 
 @dataclass(frozen=True)
+class DerivativeLine:
+    """A row of utl.derivative_positions (derivatives.md), with its book."""
+
+    book: str
+    venue: str
+    account: str
+    instrument: str
+    settle_asset: str
+    qty: Decimal
+    venue_qty: Decimal | None  # null: no positions file that day
+    entry_price: Decimal | None
+    venue_entry_price: Decimal | None
+    mark: Decimal | None
+    unrealized_pnl: Decimal | None  # settle asset
+    unrealized_pnl_usd: Decimal | None  # reporting currency; null when unpriced
+    realized_pnl: Decimal
+    funding: Decimal
+    fees: Decimal
+    delta: Decimal | None
+
+
+@dataclass(frozen=True)
 class ReportData:
     business_date: dt.date
     reporting_currency: str
@@ -143,6 +166,7 @@ class ReportData:
     quarantine: list[QuarantineLine]
     failed_checks: list[CheckLine]
     exceptions: list[ExceptionLine] = field(default_factory=list)  # beside the breaks: utl.exceptions
+    derivatives: list[DerivativeLine] = field(default_factory=list)  # utl.derivative_positions, by book
 
     @property
     def unknown_layouts(self) -> list[QuarantineLine]:
@@ -182,6 +206,7 @@ def load_report_data(conn: psycopg.Connection, day: dt.date, settings: Settings,
         quarantine=_quarantine(conn, day, key),
         failed_checks=_failed_checks(conn, day, key),
         exceptions=read_exceptions(conn, day, key),
+        derivatives=_derivatives(conn, day, settings, key),
     )
 
 
@@ -229,8 +254,8 @@ def _books(conn: psycopg.Connection, day: dt.date, landing: str | None) -> list[
 
 
 def _breaks(conn: psycopg.Connection, day: dt.date, settings: Settings, landing: str | None) -> list[BreakLine]:
-    rows = _rows(conn, "SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, mark, diff_value, first_seen "
-                       "FROM utl.breaks WHERE landing = %(landing)s AND business_date = %(day)s",
+    rows = _rows(conn, "SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, mark, diff_value, first_seen, "
+                       "subject FROM utl.breaks WHERE landing = %(landing)s AND business_date = %(day)s",
                  {"day": day, "landing": landing})
     lines = []
     for r in rows:
@@ -238,6 +263,16 @@ def _breaks(conn: psycopg.Connection, day: dt.date, settings: Settings, landing:
         escalated = is_escalated(age, r["diff_value"], settings.escalate_after_days, settings.escalate_value)
         lines.append(BreakLine(**r, age_days=age, escalated=escalated))
     return lines
+
+
+def _derivatives(conn: psycopg.Connection, day: dt.date, settings: Settings, landing: str | None) -> list[DerivativeLine]:
+    rows = _rows(conn, """
+        SELECT venue, account, instrument, settle_asset, qty, venue_qty, entry_price, venue_entry_price, mark,
+               unrealized_pnl, unrealized_pnl_usd, realized_pnl, funding, fees, delta
+        FROM utl.derivative_positions WHERE landing = %(landing)s AND business_date = %(day)s
+        """, {"day": day, "landing": landing})
+    lines = [DerivativeLine(book=settings.book_of(r["venue"], r["account"]), **r) for r in rows]
+    return sorted(lines, key=lambda d: (d.book, d.venue, d.account, d.instrument))
 
 
 def _cleared(conn: psycopg.Connection, day: dt.date, landing: str | None) -> list[ClearedLine]:
