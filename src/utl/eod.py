@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from utl.day import DayInputs, DayOutputs, DayState, step
+from utl.derivatives.instruments import specs_in_force
 from utl.errors import QUARANTINE_SCHEMA
 from utl.ingest import Ingested, ingest_landing
 from utl.legs import book_legs
@@ -130,15 +131,6 @@ def derivative_inputs(ingested: Ingested, day: dt.date) -> dict[str, pl.DataFram
         "ledger_accounts": pl.DataFrame(sorted(ingested.ledger_accounts), schema=["venue", "account"], orient="row")
         if ingested.ledger_accounts else pl.DataFrame(schema={"venue": pl.String, "account": pl.String}),
     }
-
-
-def specs_in_force(specs: pl.DataFrame, day: dt.date) -> pl.DataFrame:
-    """The specs of the latest ``instruments/`` file on or before ``day``: specs rarely change,
-    so a landing need not write one every day."""
-    known = specs.filter(pl.col("business_date") <= day)
-    if known.height == 0:
-        return known
-    return known.filter(pl.col("business_date") == known["business_date"].max())
 
 
 def run_dates(prepared: Prepared, through: dt.date, progress: Progress = lambda _: None) -> Iterator[DayOutputs]:

@@ -37,6 +37,7 @@ from pathlib import Path
 import polars as pl
 
 from utl.day import DayInputs
+from utl.derivatives.instruments import specs_in_force
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.ingest import (
     FileRows, combine, misplaced_file, read_balances_file, read_marks_file, read_trades_file, read_transfers_file,
@@ -56,7 +57,6 @@ from utl.venues.base import UNKNOWN_FORMAT
 MEMORY_VERSION = "5"
 
 ONE_DAY = dt.timedelta(days=1)
-DERIVATIVE_INPUTS = ("derivative_fills", "derivative_cash", "positions", "opening_positions", "specs")
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,29 @@ def book_day(rows: DayRows) -> tuple[DayInputs, pl.DataFrame]:
         marks=rows.marks,
         transfers=transfers,
         leg_refs=leg_refs,
-        # The derivative rows of the date (DERIV-INTERFACE §3), when the date's rows carry them.
-        **{name: frame for name in DERIVATIVE_INPUTS if (frame := getattr(rows, name, None)) is not None},
         ledger_accounts=rows.ledger_accounts,
+        **derivative_inputs(rows),
     )
     return inputs, pl.concat([rows.quarantine, dated(refused, day), dated(unlisted, day)]).sort(
         "file", "row", nulls_last=False)
+
+
+def derivative_inputs(rows: DayRows) -> dict[str, pl.DataFrame]:
+    """The derivative fields of the date's :class:`DayInputs` (DERIV-INTERFACE §3) from the
+    date's rows, where they carry them: ``derivative_fills`` and ``derivative_cash`` (ts within
+    the date), ``positions`` (the files of the date and the day before, as ``balances``) and
+    ``specs`` (every instruments/ file up to the date: the latest is in force)."""
+    day = rows.business_date
+    found: dict[str, pl.DataFrame] = {}
+    for name in ("derivative_fills", "derivative_cash"):
+        if (frame := getattr(rows, name, None)) is not None:
+            found[name] = frame.filter(pl.col("ts").dt.date() == day)
+    if (positions := getattr(rows, "positions", None)) is not None:
+        found["positions"] = positions.filter(pl.col("business_date") == day)
+        found["opening_positions"] = positions.filter(pl.col("business_date") == day - ONE_DAY)
+    if (specs := getattr(rows, "specs", None)) is not None:
+        found["specs"] = specs_in_force(specs, day)
+    return found
 
 
 class LandingMemory:

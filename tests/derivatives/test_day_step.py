@@ -154,7 +154,7 @@ def test_funding_at_midnight_belongs_to_the_day_that_starts_then() -> None:
 
 
 def test_specs_in_force_are_the_latest_file_on_or_before_the_day() -> None:
-    from utl.eod import specs_in_force
+    from utl.derivatives.instruments import specs_in_force
 
     later = SPECS.head(1).with_columns(business_date=pl.lit(D2), contract_size=pl.lit(D(10)).cast(SPECS["contract_size"].dtype))
     both = pl.concat([SPECS, later])
@@ -361,3 +361,26 @@ def test_utl_pnl_shows_derivatives_in_a_section_of_their_own() -> None:
     empty = derivative_lines(plain.derivative_positions, Settings())
     assert format_pnl(D1, "USD", pnl_lines(plain.pnl, plain.positions), explain_lines(plain.pnl_explain), empty) == \
         format_pnl(D1, "USD", pnl_lines(plain.pnl, plain.positions), explain_lines(plain.pnl_explain))
+
+
+def test_the_memory_cuts_a_dates_derivative_inputs_as_the_whole_run_does() -> None:
+    # utl.memory.derivative_inputs: from rows that carry derivative tables (the date's rows
+    # once the readers fill them), the day's fills and cash by ts, the positions files of
+    # the day and the day before, and the specs in force; rows without them give nothing.
+    from types import SimpleNamespace
+
+    from utl.memory import derivative_inputs
+
+    midnight = dt.datetime(2026, 12, 3, 0, tzinfo=dt.timezone.utc)
+    rows = SimpleNamespace(
+        business_date=D2, derivative_fills=pl.concat([fills(D1, "+1 @ 1"), fills(D2, "+2 @ 1")]),
+        derivative_cash=cash((midnight, "funding", LINEAR, "USDT", "-1"),
+                             (midnight - dt.timedelta(microseconds=1), "funding", LINEAR, "USDT", "-9")),
+        positions=pl.concat([positions(D1, (LINEAR, "1", "1", None)), positions(D2, (LINEAR, "3", "1", None))]),
+        specs=SPECS)
+    got = derivative_inputs(rows)
+    assert got["derivative_fills"]["qty"].to_list() == [D(2)]
+    assert got["derivative_cash"]["qty"].to_list() == [D(-1)]
+    assert got["positions"]["qty"].to_list() == [D(3)] and got["opening_positions"]["qty"].to_list() == [D(1)]
+    assert got["specs"].height == SPECS.height
+    assert derivative_inputs(SimpleNamespace(business_date=D2)) == {}
