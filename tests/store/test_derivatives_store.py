@@ -15,6 +15,7 @@ from tests.derivatives.daybook import (
     D1, D2, D3, LINEAR, OPTION, day_inputs, fills, first_day, instrument_marks, positions,
 )
 from utl.day import step
+from utl.ops.breaks import answer_breaks, format_breaks
 from utl.report.data import breaks_csv, load_report_data
 from utl.report.render import render_html, render_text
 from utl.settings import Settings
@@ -91,6 +92,11 @@ def test_a_date_with_derivatives_round_trips_and_a_rerun_replaces_it(migrated_da
         assert (f"binance/fut {LINEAR}: qty 3 (venue 2), entry 100 (venue 100), mark 100; unrealized 0 USDT = 0.00 USD"
                 in text)
         assert f"{LINEAR} (position)" in render_html(data) and "Derivatives (1)" in render_html(data)
+        # utl breaks: the table says which break is a position's; D2 lists it as cleared.
+        table = format_breaks(answer_breaks(conn, D1, LANDING), LANDING)
+        assert f"{LINEAR} (position)" in table and "1 open (1 new, 0 ageing)" in table
+        cleared = [b for b in answer_breaks(conn, D2, LANDING).cleared]
+        assert [(b.asset, b.subject, b.diff) for b in cleared] == [(LINEAR, "position", D(-1))]
 
 
 def test_an_expiry_without_delivery_is_a_break_the_database_accepts(migrated_database: str) -> None:
