@@ -384,3 +384,16 @@ def test_the_memory_cuts_a_dates_derivative_inputs_as_the_whole_run_does() -> No
     assert got["positions"]["qty"].to_list() == [D(3)] and got["opening_positions"]["qty"].to_list() == [D(1)]
     assert got["specs"].height == SPECS.height
     assert derivative_inputs(SimpleNamespace(business_date=D2)) == {}
+
+
+def test_a_state_stored_before_breaks_had_a_subject_reads_as_balance_breaks() -> None:
+    # A day_state partition written before 012 has open_breaks without subject and no
+    # derivative tables: its breaks are balance breaks, its derivatives empty.
+    from utl.schemas import BREAKS
+
+    old = pl.DataFrame([{"business_date": D1, "venue": "binance", "account": "fut", "asset": "USDT",
+                         "ledger_qty": D(1), "venue_qty": D(2), "diff": D(1), "tolerance": D(0), "first_seen": D1,
+                         "kind": "qty_mismatch"}], schema=BREAKS)
+    state = DayState.from_tables(D1, {"open_breaks": old})
+    assert state.open_breaks["subject"].to_list() == ["balance"]
+    assert state.derivatives.height == 0 and state.derivative_accounts.height == 0
