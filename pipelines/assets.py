@@ -31,7 +31,7 @@ from utl.store.days import remove_days_before, write_checks, write_day, write_un
 from utl.stream.eod_check import check_stream
 
 STORAGE_TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
-                  "exceptions")
+                  "exceptions", "derivative_positions")
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 
 CHECKS = {
@@ -105,7 +105,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(quarantine)})
 
     @dg.asset(
-        partitions_def=partitions, group_name="eod", code_version="2", check_specs=_specs("day_state"),  # 2: fee_asset_assumed
+        # 2: fee_asset_assumed; 3: derivative state (positions, references, accounts), breaks with a subject
+        partitions_def=partitions, group_name="eod", code_version="3", check_specs=_specs("day_state"),
         ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
                                     dagster_type=Optional[dict])},
     )
@@ -134,7 +135,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "cleared": outputs.cleared.height, "seconds": round(time.perf_counter() - started, 3),
         })
         yield from _results(context, landing, postgres, {
-            "legs_sum_to_positions": checks.legs_sum_to_positions(before, inputs, after),
+            "legs_sum_to_positions": checks.legs_sum_to_positions(before, inputs, after, outputs.derivative_legs),
             "explain_ties": checks.explain_ties(outputs.pnl_explain),
             "marks_cover_positions": checks.marks_cover_positions(outputs.positions),
             "no_breaks": checks.no_breaks(outputs.breaks),

@@ -29,7 +29,8 @@ import polars as pl
 from utl.decimals import DECIMAL
 from utl.schemas import EXPOSURE_BY_ASSET, PNL_BY_BOOK
 
-TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book", "exceptions")
+TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book", "exceptions",
+          "derivative_positions")
 
 TOP_EXPOSURES = EXPOSURE_BY_ASSET
 

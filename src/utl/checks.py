@@ -32,12 +32,15 @@ class Check:
         return {"failures": "; ".join(str(f) for f in self.failures[:10])} if self.failures else {}
 
 
-def legs_sum_to_positions(before: DayState, inputs: DayInputs, after: DayState) -> Check:
-    """Each ledger position = the day before's + the day's legs (+ an opening snapshot)."""
+def legs_sum_to_positions(before: DayState, inputs: DayInputs, after: DayState,
+                          computed: pl.DataFrame | None = None) -> Check:
+    """Each ledger position = the day before's + the day's legs (+ an opening snapshot).
+    ``computed``: the legs the step booked besides the inputs' (realized_pnl_computed)."""
     opened = after.accounts.join(before.accounts, on=["venue", "account"], how="anti")
     openings = inputs.opening_snapshots.join(opened, on=["venue", "account"], how="semi").select(
         *KEY, qty=pl.col("total"))
-    legs = inputs.legs.join(after.accounts, on=["venue", "account"], how="semi").select(*KEY, "qty")
+    day_legs = inputs.legs if computed is None else pl.concat([inputs.legs, computed.select(inputs.legs.columns)])
+    legs = day_legs.join(after.accounts, on=["venue", "account"], how="semi").select(*KEY, "qty")
     expected = (
         pl.concat([before.positions.select(*KEY, "qty"), openings.cast({"qty": DECIMAL}), legs.cast({"qty": DECIMAL})])
         .lazy().group_by(KEY).agg(pl.col("qty").sum()).collect().filter(pl.col("qty") != 0)

@@ -265,7 +265,7 @@ def runs(fmt: str, limit: int | None, landing: Path | None) -> None:
 def pnl(landing: Path, day, fmt: str, explain: bool) -> None:
     """Print a date's PnL per book and asset, and its explain (no database needed)."""
     from utl.eod import RunError, prepare, run_dates
-    from utl.ops.pnl import explain_lines, format_pnl, pnl_lines
+    from utl.ops.pnl import derivative_lines, explain_lines, format_pnl, pnl_lines
 
     try:
         prepared = prepare(landing, _say)
@@ -279,7 +279,9 @@ def pnl(landing: Path, day, fmt: str, explain: bool) -> None:
     if fmt == "csv":
         sys.stdout.write((explained if explain else lines).write_csv())
     else:
-        click.echo(format_pnl(day.date(), prepared.ingested.settings.reporting_currency, lines, explained))
+        settings = prepared.ingested.settings
+        click.echo(format_pnl(day.date(), settings.reporting_currency, lines, explained,
+                              derivative_lines(last.derivative_positions, settings)))
 
 
 @main.command()

@@ -15,7 +15,13 @@ What crosses midnight, and nothing else:
   a break across the account's reconciled dates);
 - ``pending`` and ``transit``: withdrawals no deposit has matched yet, and the lots each took
   out of its book (a withdrawal and its deposit may fall on different dates: ledger.md);
-- ``open_exceptions``: the date's ledger exceptions (``first_seen`` of the next date's).
+- ``open_exceptions``: the date's ledger exceptions (``first_seen`` of the next date's);
+- ``derivatives``, ``derivative_references`` and ``derivative_accounts``: the open derivative
+  positions with their average entry, the session reference of those a venue settles daily,
+  and the accounts whose derivative positions are open (:mod:`utl.derivatives.day`).
+
+Breaks carry a ``subject``: ``balance`` (a snapshot's asset) or ``position`` (a positions
+file's instrument); each ages and clears against its own kind of file.
 
 An account opens on the day after its earliest balance snapshot (eod.md): a date's inputs
 hold the day before's snapshots, and an account not yet open that has one there opens
@@ -31,22 +37,28 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from utl.daily import LedgerState, TransferBook, run_day
+from utl.derivatives.day import book_derivatives, delta_exposure, is_instrument
+from utl.derivatives.schemas import (
+    CLEARED_BREAKS, DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS,
+    DERIVATIVE_POSITIONS, ENTRY_STATE, POSITION_BREAKS,
+)
 from utl.exceptions import (
     day_exceptions, external_deposits, fee_assets_assumed, in_transit, missing_acquisitions, provisional,
 )
 from utl.exposure import exposure_by_asset, exposure_by_book, exposure_by_venue
 from utl.marks import marks_for
-from utl.positions import positions_table
+from utl.positions import positions_table, with_book
 from utl.precision import venue_tolerances
 from utl.recon import cleared, find_breaks
 from utl.schemas import (
-    ACCOUNTS_STATE, BALANCES_OUT, BREAKS, CLEARED, DAY_LEGS, EXCEPTIONS, LEG_REFS, LOTS_STATE, LOTS_TABLE, MARKS_OUT,
+    ACCOUNTS_STATE, BALANCES_OUT, BREAKS, DAY_LEGS, EXCEPTIONS, EXPOSURE_INPUT, LEG_REFS, LOTS_STATE, LOTS_TABLE, MARKS_OUT,
     PENDING_TRANSFERS, POSITIONS_STATE, TRANSFER_LEGS, TRANSIT_LOTS,
 )
 from utl.settings import Settings
 from utl.snapshots import holdings
 
 ACCOUNT = ["venue", "account"]
+ACCOUNTS = pl.Schema({"venue": pl.String, "account": pl.String})
 
 
 @dataclass(frozen=True)
@@ -57,14 +69,20 @@ class DayState:
     positions: pl.DataFrame  # POSITIONS_STATE
     lots: pl.DataFrame  # LOTS_STATE
     accounts: pl.DataFrame  # ACCOUNTS_STATE
-    open_breaks: pl.DataFrame  # BREAKS
+    open_breaks: pl.DataFrame  # POSITION_BREAKS: BREAKS with subject
     pending: pl.DataFrame = field(default_factory=PENDING_TRANSFERS.to_frame)  # withdrawals not matched yet
     transit: pl.DataFrame = field(default_factory=TRANSIT_LOTS.to_frame)  # the lots they carry
     open_exceptions: pl.DataFrame = field(default_factory=EXCEPTIONS.to_frame)  # the date's utl.exceptions rows
+    derivatives: pl.DataFrame = field(default_factory=ENTRY_STATE.to_frame)  # open derivative positions, average entry
+    derivative_references: pl.DataFrame = field(default_factory=ENTRY_STATE.to_frame)  # session references
+    derivative_accounts: pl.DataFrame = field(default_factory=ACCOUNTS_STATE.to_frame)  # derivative positions open
 
-    TABLES = ("positions", "lots", "accounts", "open_breaks", "pending", "transit", "open_exceptions")
-    SCHEMAS = {"positions": POSITIONS_STATE, "lots": LOTS_STATE, "accounts": ACCOUNTS_STATE, "open_breaks": BREAKS,
-               "pending": PENDING_TRANSFERS, "transit": TRANSIT_LOTS, "open_exceptions": EXCEPTIONS}
+    TABLES = ("positions", "lots", "accounts", "open_breaks", "pending", "transit", "open_exceptions", "derivatives",
+              "derivative_references", "derivative_accounts")
+    SCHEMAS = {"positions": POSITIONS_STATE, "lots": LOTS_STATE, "accounts": ACCOUNTS_STATE,
+               "open_breaks": POSITION_BREAKS, "pending": PENDING_TRANSFERS, "transit": TRANSIT_LOTS,
+               "open_exceptions": EXCEPTIONS, "derivatives": ENTRY_STATE, "derivative_references": ENTRY_STATE,
+               "derivative_accounts": ACCOUNTS_STATE}
 
     @classmethod
     def empty(cls, business_date: dt.date) -> DayState:
@@ -76,6 +94,10 @@ class DayState:
 
     @classmethod
     def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame]) -> DayState:
+        tables = dict(tables)
+        breaks = tables.get("open_breaks")
+        if breaks is not None and "subject" not in breaks.columns:  # a state stored before breaks had a subject
+            tables["open_breaks"] = breaks.with_columns(subject=pl.lit("balance"))
         return cls(business_date, **{n: tables.get(n, s.to_frame()).select(s.names()).cast(s)
                                      for n, s in cls.SCHEMAS.items()})
 
@@ -91,10 +113,24 @@ class DayInputs:
     transfers: pl.DataFrame = field(default_factory=TRANSFER_LEGS.to_frame)  # the day's deposits and withdrawals (utl.transfer_legs)
     # where the day's disposals came from (file:row), and which are fees of an assumed asset
     leg_refs: pl.DataFrame = field(default_factory=LEG_REFS.to_frame)
+    # Derivatives (DERIV-INTERFACE §3): the day's fills and settle-asset cash rows (by ts), the
+    # day's positions files and the day before's (accounts opening today), the specs in force
+    # (the latest instruments/ file on or before the day), and the accounts whose cash comes
+    # from a ledger export (their realized PnL is the ledger's, never computed).
+    derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)
+    derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)
+    positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
+    opening_positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
+    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
+    ledger_accounts: pl.DataFrame = field(default_factory=ACCOUNTS.to_frame)
 
-    TABLES = ("legs", "snapshots", "opening_snapshots", "marks", "transfers", "leg_refs")
+    TABLES = ("legs", "snapshots", "opening_snapshots", "marks", "transfers", "leg_refs", "derivative_fills",
+              "derivative_cash", "positions", "opening_positions", "specs", "ledger_accounts")
     SCHEMAS = {"legs": DAY_LEGS, "snapshots": BALANCES_OUT, "opening_snapshots": BALANCES_OUT, "marks": MARKS_OUT,
-               "transfers": TRANSFER_LEGS, "leg_refs": LEG_REFS}
+               "transfers": TRANSFER_LEGS, "leg_refs": LEG_REFS, "derivative_fills": DERIVATIVE_FILLS,
+               "derivative_cash": DERIVATIVE_CASH, "positions": DATED_POSITION_SNAPSHOT,
+               "opening_positions": DATED_POSITION_SNAPSHOT, "specs": DATED_INSTRUMENT_SPECS,
+               "ledger_accounts": ACCOUNTS}
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
@@ -116,14 +152,17 @@ class DayOutputs:
     exposure_asset: pl.DataFrame
     exposure_venue: pl.DataFrame
     exposure_book: pl.DataFrame
-    breaks: pl.DataFrame  # BREAKS: utl.breaks
-    cleared: pl.DataFrame  # CLEARED: breaks of earlier dates this date cleared
+    breaks: pl.DataFrame  # POSITION_BREAKS: utl.breaks, subject balance | position
+    cleared: pl.DataFrame  # CLEARED_BREAKS: breaks of earlier dates this date cleared
     legs: int  # legs booked this date
     reconciled: pl.DataFrame  # (venue, account) reconciled this date
     exceptions: pl.DataFrame = field(default_factory=EXCEPTIONS.to_frame)  # utl.exceptions (ledger.md)
+    derivative_positions: pl.DataFrame = field(default_factory=DERIVATIVE_POSITIONS.to_frame)
+    derivative_legs: pl.DataFrame = field(default_factory=DAY_LEGS.to_frame)  # realized_pnl_computed, booked too
 
     TABLES = ("positions", "lots", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
-              "breaks", "cleared", "reconciled", "exceptions")
+              "breaks", "cleared", "reconciled", "exceptions", "derivative_positions", "derivative_legs")
+    OPTIONAL = ("exceptions", "derivative_positions", "derivative_legs")  # absent from partitions stored before
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
@@ -131,7 +170,7 @@ class DayOutputs:
     @classmethod
     def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame], legs: int) -> DayOutputs:
         return cls(business_date=business_date, legs=legs,
-                   **{n: tables[n] for n in cls.TABLES if n in tables or n != "exceptions"})
+                   **{n: tables[n] for n in cls.TABLES if n in tables or n not in cls.OPTIONAL})
 
 
 def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) -> tuple[DayState, DayOutputs]:
@@ -147,7 +186,18 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     opening = inputs.opening_snapshots.join(before.accounts, on=ACCOUNT, how="anti")
     opened = opening.select(ACCOUNT).unique().with_columns(first_date=pl.lit(day, pl.Date)).cast(ACCOUNTS_STATE)
     accounts = pl.concat([before.accounts, opened]).sort(ACCOUNT)
-    legs = inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
+    marks = marks_for(inputs.marks, day, reporting)
+
+    # Derivatives first: a fills-only account's computed realized PnL is a spot leg of the day.
+    derivative = book_derivatives(
+        day, before.derivatives, before.derivative_references, before.derivative_accounts, accounts,
+        inputs.derivative_fills, inputs.derivative_cash, inputs.positions, inputs.opening_positions, inputs.specs,
+        inputs.marks, marks.filter(~is_instrument(pl.col("asset"))), inputs.ledger_accounts, settings.tolerance,
+        before.open_breaks.filter(pl.col("subject") == "position"),
+    )
+    computed = derivative.computed_legs.join(accounts, on=ACCOUNT, how="semi")
+    legs = pl.concat([inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi"),
+                      computed])
 
     movements = inputs.transfers.join(accounts, on=ACCOUNT, how="semi")
     start = pl.concat([before.positions, holdings(opening).select("venue", "account", "asset", pl.col("total").alias("qty"))
@@ -156,7 +206,6 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
                      holdings(opening).select("venue", "account", "asset", pl.col("total").alias("qty")), legs,
                      inputs.marks, settings, transfers=TransferBook(movements, before.pending, before.transit))
 
-    marks = marks_for(inputs.marks, day, reporting)
     pending = result.transfers.pending
     exceptions = day_exceptions(day, [
         in_transit(day, pending, settings.transfer_window_hours),
@@ -167,19 +216,40 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     ], marks, before.open_exceptions)
     snapshot = inputs.snapshots.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi")
     reconciled = snapshot.select(ACCOUNT).unique().sort(ACCOUNT)
-    previous = before.open_breaks.join(reconciled, on=ACCOUNT, how="semi")
-    breaks = find_breaks(day, result.state.positions, snapshot, settings.tolerance, marks, previous,
-                         venue_tolerances() if settings.precision_tolerance else None)
-    gone = cleared(day, previous, breaks, reconciled).cast(CLEARED)
-    open_breaks = pl.concat([before.open_breaks.join(reconciled, on=ACCOUNT, how="anti"), breaks]).sort(
-        "venue", "account", "asset")
+    balance_before = before.open_breaks.filter(pl.col("subject") == "balance")
+    previous = balance_before.join(reconciled, on=ACCOUNT, how="semi")
+    balance_breaks = find_breaks(day, result.state.positions, snapshot, settings.tolerance, marks,
+                                 previous.select(BREAKS.names()),
+                                 venue_tolerances() if settings.precision_tolerance else None)
+    # Position breaks age and clear against the positions files, as balance breaks do
+    # against the snapshots: an account without a file that day carries its breaks.
+    position_before = before.open_breaks.filter(pl.col("subject") == "position")
+    position_previous = position_before.join(derivative.reported, on=ACCOUNT, how="semi")
+    gone = pl.concat([
+        cleared(day, previous, balance_breaks, reconciled).with_columns(subject=pl.lit("balance")).cast(CLEARED_BREAKS),
+        cleared(day, position_previous, derivative.breaks, derivative.reported)
+        .with_columns(subject=pl.lit("position")).cast(CLEARED_BREAKS),
+    ])
+    breaks = pl.concat([balance_breaks.with_columns(subject=pl.lit("balance")).cast(POSITION_BREAKS),
+                        derivative.breaks]).sort("venue", "account", "asset")
+    open_breaks = pl.concat([
+        balance_before.join(reconciled, on=ACCOUNT, how="anti"),
+        position_before.join(derivative.reported, on=ACCOUNT, how="anti"),
+        breaks,
+    ]).sort("venue", "account", "asset")
 
     positions = positions_table(day, result.positions, snapshot, marks, settings)
     # A venue-only row (ledger 0) without a mark is worth 0 in utl.positions; exposure
     # counts it as unpriced, never as a zero value.
     exposed = positions.with_columns(market_value=pl.when(pl.col("mark").is_not_null()).then(pl.col("market_value")))
+    # Derivatives count in exposure as their delta in the base asset (net and gross).
+    deltas = delta_exposure(derivative.table, inputs.specs, marks)
+    if deltas.height:
+        exposed = pl.concat([exposed.select(EXPOSURE_INPUT.names()),
+                             with_book(deltas, settings).select(EXPOSURE_INPUT.names()).cast(EXPOSURE_INPUT)])
     after = DayState(day, result.state.positions, result.state.lots, accounts, open_breaks, pending,
-                     result.transfers.transit, exceptions)
+                     result.transfers.transit, exceptions, derivative.positions, derivative.references,
+                     derivative.accounts)
     outputs = DayOutputs(
         business_date=day,
         positions=positions,
@@ -194,5 +264,7 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         legs=legs.height,
         reconciled=reconciled,
         exceptions=exceptions,
+        derivative_positions=derivative.table,
+        derivative_legs=computed,
     )
     return after, outputs

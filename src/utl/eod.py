@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from utl.day import DayInputs, DayOutputs, DayState, step
+from utl.derivatives.instruments import specs_in_force
 from utl.errors import QUARANTINE_SCHEMA
 from utl.ingest import Ingested, ingest_landing
 from utl.legs import book_legs
@@ -113,7 +114,23 @@ def inputs_of(prepared: Prepared, day: dt.date) -> DayInputs:
         marks=marks.filter(pl.col("business_date").is_in([before, day])),
         transfers=prepared.transfers.filter(pl.col("ts").dt.date() == day),
         leg_refs=prepared.leg_refs.filter(pl.col("business_date") == day).drop("business_date"),
+        **derivative_inputs(prepared.ingested, day),
     )
+
+
+def derivative_inputs(ingested: Ingested, day: dt.date) -> dict[str, pl.DataFrame]:
+    """The derivative fields of one date's :class:`DayInputs`, cut from the whole landing."""
+    before = day - dt.timedelta(days=1)
+    positions = ingested.positions
+    return {
+        "derivative_fills": ingested.derivative_fills.filter(pl.col("ts").dt.date() == day),
+        "derivative_cash": ingested.derivative_cash.filter(pl.col("ts").dt.date() == day),
+        "positions": positions.filter(pl.col("business_date") == day),
+        "opening_positions": positions.filter(pl.col("business_date") == before),
+        "specs": specs_in_force(ingested.specs, day),
+        "ledger_accounts": pl.DataFrame(sorted(ingested.ledger_accounts), schema=["venue", "account"], orient="row")
+        if ingested.ledger_accounts else pl.DataFrame(schema={"venue": pl.String, "account": pl.String}),
+    }
 
 
 def run_dates(prepared: Prepared, through: dt.date, progress: Progress = lambda _: None) -> Iterator[DayOutputs]:

@@ -38,6 +38,7 @@ from pathlib import Path
 import polars as pl
 
 from utl.day import DayInputs
+from utl.derivatives.instruments import specs_in_force
 from utl.derivatives.schemas import DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS
 from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.ingest import (
@@ -54,7 +55,8 @@ from utl.venues.base import LAYOUT_REFUSALS
 
 # Bump when what is stored per file changes (every file is read again), or when a date's
 # outputs from the same inputs change: every date's fingerprint changes, so every date is
-# written again. 4: fee_asset_assumed rows in utl.exceptions. 5: derivative frames per file.
+# written again. 4: fee_asset_assumed rows in utl.exceptions. 5: derivative frames per file,
+# derivatives in the day state and outputs, breaks with a subject (012_derivatives).
 MEMORY_VERSION = "5"
 
 ONE_DAY = dt.timedelta(days=1)
@@ -149,9 +151,26 @@ def book_day(rows: DayRows) -> tuple[DayInputs, pl.DataFrame]:
         marks=rows.marks,
         transfers=transfers,
         leg_refs=leg_refs,
+        ledger_accounts=rows.ledger_accounts,
+        **derivative_inputs(rows),
     )
     return inputs, pl.concat([rows.quarantine, dated(refused, day), dated(unlisted, day)]).sort(
         "file", "row", nulls_last=False)
+
+
+def derivative_inputs(rows: DayRows) -> dict[str, pl.DataFrame]:
+    """The derivative fields of the date's :class:`DayInputs` (DERIV-INTERFACE §3) from the
+    date's rows: ``derivative_fills`` and ``derivative_cash`` (ts within
+    the date), ``positions`` (the files of the date and the day before, as ``balances``) and
+    ``specs`` (every instruments/ file up to the date: the latest is in force)."""
+    day = rows.business_date
+    return {
+        "derivative_fills": rows.derivative_fills.filter(pl.col("ts").dt.date() == day),
+        "derivative_cash": rows.derivative_cash.filter(pl.col("ts").dt.date() == day),
+        "positions": rows.positions.filter(pl.col("business_date") == day),
+        "opening_positions": rows.positions.filter(pl.col("business_date") == day - ONE_DAY),
+        "specs": specs_in_force(rows.specs, day),
+    }
 
 
 class LandingMemory:

@@ -23,7 +23,8 @@ from utl.settings import Settings
 
 ZERO = pl.lit(0, DECIMAL)
 EXTERNAL_KINDS = ("deposit", "withdrawal", "transfer")
-INCOME_KINDS = ("funding", "interest", "rebate", "realized_pnl", "other")
+# realized_pnl_computed: a fills-only account's derivative PnL against the average entry (derivatives.md)
+INCOME_KINDS = ("funding", "interest", "rebate", "realized_pnl", "realized_pnl_computed", "other")
 FEE_KINDS = ("fee",)
 
 

@@ -279,6 +279,15 @@ def resolve_specs(wanted: pl.DataFrame, specs: pl.DataFrame) -> pl.DataFrame:
     ).drop([f"own_{c}" for c in columns] + [f"all_{c}" for c in columns] + ["own_found", "all_found"])
 
 
+def specs_in_force(specs: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """The specs of the latest ``instruments/`` file on or before ``day`` (``specs``:
+    DATED_INSTRUMENT_SPECS): specs rarely change, so a landing need not write one every day."""
+    known = specs.filter(pl.col("business_date") <= day)
+    if known.height == 0:
+        return known
+    return known.filter(pl.col("business_date") == known["business_date"].max())
+
+
 class MissingSpec(ValueError):
     """Instruments with a position and no spec: the date stops, naming each."""
 

@@ -7,6 +7,9 @@ days, its status (``new``: first seen on D; ``ageing``: older; ``cleared``: brok
 account's previous reconciled date, not on D) and its value at mark; rows are sorted by
 absolute value at mark, largest first, unpriced last (unknown, not zero).
 
+A position break (012_derivatives: an instrument against its positions file) shows
+``(position)`` beside its symbol.
+
 Beside the balance breaks, a second section lists the date's ledger exceptions
 (``utl.exceptions``, ledger.md): withdrawals in transit, missing acquisitions, external
 deposits, fees of an assumed asset, each with its value at mark, age and source rows.
@@ -64,6 +67,7 @@ class BreakRow:
     diff_value: Decimal | None  # at mark; None when unpriced, never zero
     first_seen: dt.date
     as_of: dt.date  # the date of the row: D, the last reconciled date (carried) or the last broken one (cleared)
+    subject: str = "balance"  # position: an instrument against its positions file (012_derivatives)
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ def _rows(conn: psycopg.Connection, query: str, params: dict) -> list[dict]:
 def _open_breaks(conn: psycopg.Connection, landing: str | None, day: dt.date, as_of: dt.date,
                  account: Unreconciled | None) -> list[BreakRow]:
     rows = _rows(conn, """
-        SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, diff_value, first_seen FROM utl.breaks
+        SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, diff_value, first_seen, subject FROM utl.breaks
         WHERE landing = %(landing)s AND business_date = %(as_of)s
           AND (%(venue)s::text IS NULL OR (venue = %(venue)s AND account = %(account)s))
         """, {"landing": landing, "as_of": as_of, "venue": account.venue if account else None,
@@ -132,7 +136,7 @@ def _open_breaks(conn: psycopg.Connection, landing: str | None, day: dt.date, as
 def _cleared(conn: psycopg.Connection, landing: str | None, day: dt.date) -> list[BreakRow]:
     # The cleared break's last row as a break: its last date before D with that first_seen.
     rows = _rows(conn, """
-        SELECT c.venue, c.account, c.asset, c.first_seen, b.kind, b.ledger_qty, b.venue_qty, b.diff, b.diff_value,
+        SELECT c.venue, c.account, c.asset, c.first_seen, c.subject, b.kind, b.ledger_qty, b.venue_qty, b.diff, b.diff_value,
                coalesce(b.business_date, c.first_seen) AS as_of
         FROM utl.cleared_breaks c
         LEFT JOIN LATERAL (SELECT * FROM utl.breaks x
@@ -155,7 +159,8 @@ _RIGHT = ("age", "diff", "value at mark", "ledger_qty", "venue_qty")
 
 
 def _cells(b: BreakRow) -> tuple[str, ...]:
-    return (b.status, str(b.age_days), b.venue, b.account, b.asset, quantity(b.diff), money(b.diff_value),
+    asset = f"{b.asset} (position)" if b.subject == "position" else b.asset
+    return (b.status, str(b.age_days), b.venue, b.account, asset, quantity(b.diff), money(b.diff_value),
             quantity(b.ledger_qty), quantity(b.venue_qty), b.first_seen.isoformat(), b.as_of.isoformat())
 
 

@@ -5,6 +5,13 @@ the asset's own places (:mod:`utl.report.formatting`), a subtotal per book and a
 ``trade_residual`` (what a trade's legs leave at their marks, 002_pnl) stands beside the PnL,
 so each book's lines add up to its explain. The CSV keeps every decimal exact.
 
+Derivatives (derivatives.md) follow in a section of their own, per book and instrument:
+quantity, average entry, mark, unrealized PnL in the settle asset and in the reporting
+currency, and the day's realized PnL, funding and fees in the settle asset (a ledger's cash
+rows, or the realized PnL computed for a fills-only account). Their cash already books in the
+settle asset's lines above (income and fees); the section adds what only the instrument
+shows: its unrealized PnL. Without derivatives the output is what it was. The CSV is unchanged.
+
 A line whose PnL rests on a disposal of something no file shows acquired (``provisional`` in
 utl.pnl, ledger.md ``missing_acquisition``) is marked ``*`` beside its asset, and so is every
 total it is part of; a footnote says what the mark means. The CSV ends with ``provisional``.
@@ -63,7 +70,38 @@ def _any_provisional(frame: pl.DataFrame) -> bool:
     return bool(frame["provisional"].any())
 
 
-def format_pnl(day: dt.date, currency: str, lines: pl.DataFrame, explain: pl.DataFrame) -> str:
+_DERIVATIVE_HEADER = ("qty", "entry", "mark", "unrealized", "unrealized USD", "realized", "funding", "fees", "settle")
+
+
+def derivative_lines(derivatives: pl.DataFrame, settings) -> pl.DataFrame:
+    """``utl.derivative_positions`` rows with their book, sorted by book and instrument."""
+    from utl.positions import with_book
+
+    if derivatives.height == 0:
+        return derivatives.with_columns(book=pl.lit(None, pl.String))
+    return with_book(derivatives, settings).sort("book", "instrument")
+
+
+def format_derivatives(currency: str, lines: pl.DataFrame) -> list[str]:
+    """The derivatives section: a line per (book, instrument) and the book's unrealized total
+    in the reporting currency (null when an instrument of the book has none: unpriced)."""
+    if lines.height == 0:
+        return []
+    rows = []
+    for (book,), group in lines.group_by("book", maintain_order=True):
+        for r in group.iter_rows(named=True):
+            rows.append((book, r["instrument"], quantity(r["qty"]), quantity(r["entry_price"]), quantity(r["mark"]),
+                         quantity(r["unrealized_pnl"]), money(r["unrealized_pnl_usd"]), quantity(r["realized_pnl"]),
+                         quantity(r["funding"]), quantity(r["fees"]), r["settle_asset"]))
+        usd = group.filter(pl.col("qty") != 0)["unrealized_pnl_usd"]
+        total = usd.sum() if usd.null_count() == 0 else None
+        rows.append((book, "book total", "", "", "", "", money(total), "", "", "", ""))
+    return ["", f"Derivatives: per book and instrument (settle asset; unrealized also in {currency}):",
+            render_table(("book", "instrument", *_DERIVATIVE_HEADER), rows, right=_DERIVATIVE_HEADER[:-1])]
+
+
+def format_pnl(day: dt.date, currency: str, lines: pl.DataFrame, explain: pl.DataFrame,
+               derivatives: pl.DataFrame | None = None) -> str:
     rows = []
     for (book,), group in lines.group_by("book", maintain_order=True):
         for r in group.iter_rows(named=True):
@@ -81,4 +119,6 @@ def format_pnl(day: dt.date, currency: str, lines: pl.DataFrame, explain: pl.Dat
     explained = [(r["book"], *(money(r[c]) for c in EXPLAIN_COLUMNS)) for r in explain.iter_rows(named=True)]
     explained.append(("firm total", *(money(v) for v in _totals(explain, EXPLAIN_COLUMNS).values())))
     out.append(render_table(("book", *_EXPLAIN_HEADER), explained, right=_EXPLAIN_HEADER))
+    if derivatives is not None:
+        out += format_derivatives(currency, derivatives)
     return "\n".join(out)

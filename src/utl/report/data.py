@@ -35,9 +35,11 @@ def key_of(landing: Path | None) -> str | None:
 
 def read_breaks(conn: psycopg.Connection, day: dt.date, landing: Path | None) -> pl.DataFrame:
     """``landing``'s ``utl.breaks`` rows of a date, numbers exact (what ``utl breaks`` shows):
-    every column but ``landing``, which only says whose rows they are. So the CSV's header
-    is the same whether one landing or several share the database (eod.md)."""
-    return read_frame(conn, _BREAKS, {"day": day, "landing": key_of(landing)}).drop("landing")
+    every column but ``landing``, which only says whose rows they are, and ``subject``
+    (012_derivatives), so the CSV's header is the contract's byte for byte (eod.md) whether
+    one landing or several share the database and whether or not it holds derivatives. A
+    position break is the row whose ``asset`` is an instrument (a ccxt symbol, ``:settle``)."""
+    return read_frame(conn, _BREAKS, {"day": day, "landing": key_of(landing)}).drop("landing", "subject", strict=False)
 
 
 def breaks_csv(conn: psycopg.Connection, day: dt.date, landing: Path | None) -> str:
@@ -82,6 +84,7 @@ class BreakLine:
     first_seen: dt.date
     age_days: int  # business_date - first_seen; 0 for a new break
     escalated: bool
+    subject: str = "balance"  # position: an instrument's quantity against the positions file (012_derivatives)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,28 @@ class ExceptionLine:
 
 
 @dataclass(frozen=True)
+class DerivativeLine:
+    """A row of utl.derivative_positions (derivatives.md), with its book."""
+
+    book: str
+    venue: str
+    account: str
+    instrument: str
+    settle_asset: str
+    qty: Decimal
+    venue_qty: Decimal | None  # null: no positions file that day
+    entry_price: Decimal | None
+    venue_entry_price: Decimal | None
+    mark: Decimal | None
+    unrealized_pnl: Decimal | None  # settle asset
+    unrealized_pnl_usd: Decimal | None  # reporting currency; null when unpriced
+    realized_pnl: Decimal
+    funding: Decimal
+    fees: Decimal
+    delta: Decimal | None
+
+
+@dataclass(frozen=True)
 class ReportData:
     business_date: dt.date
     reporting_currency: str
@@ -141,6 +166,7 @@ class ReportData:
     quarantine: list[QuarantineLine]
     failed_checks: list[CheckLine]
     exceptions: list[ExceptionLine] = field(default_factory=list)  # beside the breaks: utl.exceptions
+    derivatives: list[DerivativeLine] = field(default_factory=list)  # utl.derivative_positions, by book
 
     @property
     def unknown_layouts(self) -> list[QuarantineLine]:
@@ -180,6 +206,7 @@ def load_report_data(conn: psycopg.Connection, day: dt.date, settings: Settings,
         quarantine=_quarantine(conn, day, key),
         failed_checks=_failed_checks(conn, day, key),
         exceptions=read_exceptions(conn, day, key),
+        derivatives=_derivatives(conn, day, settings, key),
     )
 
 
@@ -227,8 +254,8 @@ def _books(conn: psycopg.Connection, day: dt.date, landing: str | None) -> list[
 
 
 def _breaks(conn: psycopg.Connection, day: dt.date, settings: Settings, landing: str | None) -> list[BreakLine]:
-    rows = _rows(conn, "SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, mark, diff_value, first_seen "
-                       "FROM utl.breaks WHERE landing = %(landing)s AND business_date = %(day)s",
+    rows = _rows(conn, "SELECT venue, account, asset, kind, ledger_qty, venue_qty, diff, mark, diff_value, first_seen, "
+                       "subject FROM utl.breaks WHERE landing = %(landing)s AND business_date = %(day)s",
                  {"day": day, "landing": landing})
     lines = []
     for r in rows:
@@ -236,6 +263,16 @@ def _breaks(conn: psycopg.Connection, day: dt.date, settings: Settings, landing:
         escalated = is_escalated(age, r["diff_value"], settings.escalate_after_days, settings.escalate_value)
         lines.append(BreakLine(**r, age_days=age, escalated=escalated))
     return lines
+
+
+def _derivatives(conn: psycopg.Connection, day: dt.date, settings: Settings, landing: str | None) -> list[DerivativeLine]:
+    rows = _rows(conn, """
+        SELECT venue, account, instrument, settle_asset, qty, venue_qty, entry_price, venue_entry_price, mark,
+               unrealized_pnl, unrealized_pnl_usd, realized_pnl, funding, fees, delta
+        FROM utl.derivative_positions WHERE landing = %(landing)s AND business_date = %(day)s
+        """, {"day": day, "landing": landing})
+    lines = [DerivativeLine(book=settings.book_of(r["venue"], r["account"]), **r) for r in rows]
+    return sorted(lines, key=lambda d: (d.book, d.venue, d.account, d.instrument))
 
 
 def _cleared(conn: psycopg.Connection, day: dt.date, landing: str | None) -> list[ClearedLine]:

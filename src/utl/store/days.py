@@ -1,7 +1,7 @@
 """One business date into PostgreSQL, alone and atomically (the run is a fold over days).
 
-``write_day`` replaces every row of one date of one landing folder (positions, breaks, the
-breaks it cleared, the accounts it reconciled, PnL, explain, exposure, that date's
+``write_day`` replaces every row of one date of one landing folder (positions, derivative
+positions, breaks, the breaks it cleared, the accounts it reconciled, PnL, explain, exposure, that date's
 quarantine and ledger exceptions) and records the date in ``utl.day_runs`` with the
 fingerprint of the inputs it was computed from, all in ONE transaction: a rerun of a date
 replaces it and never duplicates it; a crash leaves the previous version whole.
@@ -28,7 +28,8 @@ from utl.store.write import replace_rows
 if TYPE_CHECKING:  # only named in annotations: readers of the tables need not load the day's engine
     from utl.day import DayOutputs
 
-DAY_TABLES = ("positions", "breaks", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book")
+DAY_TABLES = ("positions", "breaks", "pnl", "pnl_explain", "exposure_asset", "exposure_venue", "exposure_book",
+              "derivative_positions")
 LANDING_TABLES = (*DAY_TABLES, "cleared_breaks", "reconciled", "quarantine", "exceptions", "check_results")
 """Every table whose rows belong to one landing folder's date (``landing`` in their key)."""
 
@@ -51,6 +52,7 @@ def write_day(conn: psycopg.Connection, landing: Path, outputs: DayOutputs, quar
         for name in DAY_TABLES:
             written += replace_rows(conn, f"utl.{name}", _keyed(getattr(outputs, name), key), where=where)
         cleared = outputs.cleared.select("venue", "account", "asset", "first_seen",
+                                         *(["subject"] if "subject" in outputs.cleared.columns else []),
                                          business_date=pl.col("cleared_on"))
         written += replace_rows(conn, "utl.cleared_breaks", _keyed(cleared, key), where=where)
         reconciled = outputs.reconciled.select("venue", "account", business_date=pl.lit(day, pl.Date))
@@ -69,6 +71,19 @@ def write_day(conn: psycopg.Connection, landing: Path, outputs: DayOutputs, quar
              "dagster_run": dagster_run, "legs": outputs.legs},
         )
     return written
+
+
+def read_derivative_positions(conn: psycopg.Connection, landing: Path, day: dt.date) -> pl.DataFrame:
+    """``landing``'s ``utl.derivative_positions`` rows of ``day`` (DERIVATIVE_POSITIONS), exact."""
+    from utl.derivatives.schemas import DERIVATIVE_POSITIONS
+    from utl.store.read import read_frame
+
+    columns = sql.SQL(", ").join(map(sql.Identifier, DERIVATIVE_POSITIONS.names()))
+    query = sql.SQL("SELECT {} FROM utl.derivative_positions WHERE landing = %(landing)s AND business_date = %(day)s "
+                    "ORDER BY venue, account, instrument").format(columns)
+    frame = read_frame(conn, query, {"landing": landing_key(landing), "day": day})
+    return frame.select(DERIVATIVE_POSITIONS.names()).cast(DERIVATIVE_POSITIONS) if frame.height \
+        else DERIVATIVE_POSITIONS.to_frame()
 
 
 def write_undated_quarantine(conn: psycopg.Connection, landing: Path, quarantine: pl.DataFrame) -> int:
