@@ -163,6 +163,14 @@ def read_positions_landing_file(day: dt.date, source: Source, landing: Path) -> 
     """``<venue>/<account>/positions/D.json``: the venue's open derivative positions at end of D."""
     read = read_positions_file(source.path, landing, source.venue, source.account)
     positions = read.positions.select(pl.lit(day, pl.Date).alias("business_date"), *POSITION_SNAPSHOT.names()).cast(DATED_POSITION_SNAPSHOT)
+    if read.shape and positions.is_empty():
+        # A file read whole that lists nothing says the account is flat: one marker row (no
+        # instrument, qty 0) carries "reported" to the day step, as nothing_held does for balances.
+        positions = pl.DataFrame({"business_date": [day], "venue": [source.venue], "account": [source.account],
+                                  "qty": [0], "source_file": [source.rel]}).with_columns(
+            [pl.lit(None).alias(c) for c in DATED_POSITION_SNAPSHOT.names()
+             if c not in ("business_date", "venue", "account", "qty", "source_file")]
+        ).select(DATED_POSITION_SNAPSHOT.names()).cast(DATED_POSITION_SNAPSHOT)
     return FileRows(source.rel, f"positions.{read.shape}" if read.shape else None, "positions", source.venue, source.account,
                     FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(), BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(),
                     read.quarantine.cast(QUARANTINE_SCHEMA), read.positions.height, positions=positions)

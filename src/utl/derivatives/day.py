@@ -122,11 +122,17 @@ def book_derivatives(
         *KEY, "qty", entry_price=pl.coalesce("settlement_price", "entry_price"))
     start_refs = pl.concat([carried_references.cast(ENTRY_STATE), opening_refs.cast(ENTRY_STATE)])
 
-    # 2. The day's legs: one source per account.
+    # 2. The day's legs: one source per account. A ledger's trade rows win over a trades
+    # export of the same account; a ledger without trade rows (Binance's Transaction History
+    # states only cash) leaves the instrument legs to the account's trades export.
     flagged = fills.join(ledger_accounts.with_columns(__ledger=pl.lit(True)), on=ACCOUNT, how="left").with_columns(
         __ledger=pl.col("__ledger").fill_null(False))
+    ledger_trades = fills.filter(pl.col("source") == "ledger").select(ACCOUNT).unique().with_columns(
+        __ledger_trades=pl.lit(True))
+    flagged = flagged.join(ledger_trades, on=ACCOUNT, how="left").with_columns(
+        __ledger_trades=pl.col("__ledger_trades").fill_null(False))
     legs = (
-        flagged.filter(pl.col("__ledger") == (pl.col("source") == "ledger"))
+        flagged.filter(pl.col("__ledger_trades") == (pl.col("source") == "ledger"))
         .join(accounts, on=ACCOUNT, how="semi")
         .filter(pl.col("ts").dt.date() == day)
     )
@@ -146,9 +152,10 @@ def book_derivatives(
     marks_today = instrument_marks(marks, day)
     open_now = resolve_specs(walked.positions.filter(pl.col("qty") != 0), specs)
     deliveries = (
-        cash.filter(pl.col("kind") == "delivery").join(
-            marks_today.rename({"mark": "price"}), on="instrument", how="inner")
-        .select(*KEY, "ts", "price").cast(DELIVERIES)
+        # The delivery row's own price; the day's mark where the row states none.
+        cash.filter(pl.col("kind") == "delivery")
+        .join(marks_today.rename({"mark": "__mark"}), on="instrument", how="left")
+        .select(*KEY, "ts", price=pl.coalesce("price", "__mark")).cast(DELIVERIES)
     )
     expiry_legs, expiry_breaks = expire_positions(day, open_now, deliveries, marks_today)
     if expiry_legs.height:
