@@ -186,6 +186,53 @@ def test_okx_flip_in_two_bills_and_contract_size() -> None:
     assert D(row("2024-03-06", "okx", "trading", "BTC/USDT:USDT")["entry_price"]) == D(66650)
 
 
+def test_utl_building_blocks_agree_with_the_generator_model() -> None:
+    """utl.derivatives.entry.average_entry and valuation.value_positions (on main, not yet
+    wired) over the sample's own instrument legs give the expected entry, unrealized PnL and
+    delta of every row: two independent computations of one contract."""
+    import polars as pl
+
+    from utl.decimals import DECIMAL
+    from utl.derivatives.entry import average_entry
+    from utl.derivatives.schemas import INSTRUMENT_LEGS
+    from utl.derivatives.valuation import value_positions
+
+    books = ML.derivative_books(ML.Landing())
+    checked = 0
+    for day in DATES:
+        end = ML.end_of(date.fromisoformat(day))
+        for book in books:
+            for spec in sorted({f.spec for f in book.fills}, key=lambda s: s.symbol):
+                legs = [leg for leg in ML.instrument_legs(book, spec) if leg[0] < end]
+                frame = pl.DataFrame(
+                    [{"venue": spec.venue, "account": book.acct.account, "instrument": spec.symbol, "ts": ts,
+                      "leg_id": f"{i}", "qty": q, "price": p, "type": spec.type, "inverse": spec.inverse,
+                      "contract_size": spec.size} for i, (ts, q, p, _) in enumerate(legs)],
+                    schema={**INSTRUMENT_LEGS, "type": pl.String, "inverse": pl.Boolean, "contract_size": DECIMAL})
+                expected = [r for r in EXPECTED["derivative_positions"][day]
+                            if (r["venue"], r["account"], r["instrument"]) == (spec.venue, book.acct.account, spec.symbol)]
+                if not legs or not expected or D(expected[0]["qty"]) == 0:
+                    continue
+                (want,) = expected
+                (held,) = average_entry(frame).positions.iter_rows(named=True)
+                assert (held["qty"], held["entry_price"]) == (D(want["qty"]), D(want["entry_price"])), (day, spec.symbol)
+                positions = pl.DataFrame([{
+                    "venue": spec.venue, "account": book.acct.account, "instrument": spec.symbol, "qty": held["qty"],
+                    "entry_price": held["entry_price"], "type": spec.type, "inverse": spec.inverse,
+                    "contract_size": spec.size, "base": spec.base, "settle": spec.settle, "mark": D(want["mark"]),
+                    "reference_price": D(want["reference_price"]),
+                    "snapshot_delta": D(want["delta"]) if spec.type == "option" else None,
+                }], schema_overrides={c: DECIMAL for c in ("qty", "entry_price", "contract_size", "mark", "reference_price",
+                                                           "snapshot_delta")})
+                marks = pl.DataFrame({"asset": ["BTC", "USDT"], "mark": [ML.MARKS[date.fromisoformat(day)][a] for a in ("BTC", "USDT")]},
+                                     schema={"asset": pl.String, "mark": DECIMAL})
+                (valued,) = value_positions(positions, marks).iter_rows(named=True)
+                for column in ("unrealized_pnl", "unrealized_pnl_usd", "delta", "delta_usd"):
+                    assert valued[column] == D(want[column]), (day, spec.symbol, column, valued[column], want[column])
+                checked += 1
+    assert checked == len([r for d in DATES for r in EXPECTED["derivative_positions"][d]])
+
+
 # ---------------------------------------------------------------- utl eod on the sample landing
 
 COLUMNS = ("type", "settle_asset", "qty", "venue_qty", "contract_size", "entry_price", "venue_entry_price", "mark",
