@@ -1,7 +1,12 @@
 """End-of-day benchmark: one day of fills over 4 venues, 50 accounts, 500 assets, end to end.
 
-    uv run python bench/eod.py [--fills 10000000] [--keep DIR | --landing DIR] [--url URL]
-                               [--store-rows 1000000] [--rss-limit-gb 14] [--profile]
+    uv run python bench/eod.py [--fills 10000000] [--derivative-share 0.3] [--keep DIR | --landing DIR]
+                               [--url URL] [--store-rows 1000000] [--rss-limit-gb 14] [--profile]
+
+``--derivative-share`` (issue 14: 0.3) puts that share of the fills on 200 derivative
+instruments (:mod:`eod_derivatives`: Binance USDⓈ-M and Deribit, linear and inverse
+perpetuals and dated futures, their positions replies, specs and instrument marks); 0 gives
+the spot-only landing of the figures measured before it.
 
 ``--keep DIR`` writes DIR/landing and DIR/expected.json; ``--landing DIR/landing`` reruns it
 without generating again. To measure a fixed commit while the work tree changes:
