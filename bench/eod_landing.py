@@ -322,9 +322,12 @@ def plant_differences(closing: pl.DataFrame, rng: np.random.Generator) -> tuple[
     return snapshot.drop("i", "delta", "drop"), breaks
 
 
-def generate(landing: Path, fills: int, seed: int = SEED) -> dict:
+def generate(landing: Path, fills: int, seed: int = SEED, derivative_share: float = 0.0) -> dict:
     """Write the landing folder; return (and write next to it, as ``expected.json``) what
-    the run must find."""
+    the run must find. ``derivative_share`` of the fills go to 200 derivative instruments
+    (:mod:`eod_derivatives`); the rest are the spot fills as before (share 0: the same folder)."""
+    derivative_fills = round(fills * derivative_share)
+    spot_fills = fills - derivative_fills
     rng = np.random.default_rng(seed)
     landing.mkdir(parents=True, exist_ok=True)
     (landing / "utl.toml").write_text('reporting_currency = "USD"\ncosting_method = "fifo"\n')
@@ -337,7 +340,7 @@ def generate(landing: Path, fills: int, seed: int = SEED) -> dict:
     written = 0
     for number, venue in enumerate(VENUES):
         names = account_names(venue)
-        n = fills - written if number == len(VENUES) - 1 else fills * venue.accounts // total_accounts
+        n = spot_fills - written if number == len(VENUES) - 1 else spot_fills * venue.accounts // total_accounts
         written += n
         f = FEES[venue.name](day_fills(n, venue.accounts, prices4, rng))
         venue.write(landing / venue.name, names, f)
@@ -354,14 +357,22 @@ def generate(landing: Path, fills: int, seed: int = SEED) -> dict:
     for venue in VENUES:
         part = snapshot.filter(pl.col("venue") == venue.name)
         write_snapshots(landing, venue.name, account_names(venue), part, BUSINESS_DATE, "total8")
+    position_breaks = []
+    if derivative_fills:
+        from eod_derivatives import BINANCE_ACCOUNTS, DERIBIT_ACCOUNTS, write_derivatives
+
+        position_breaks = write_derivatives(landing, derivative_fills, prices4, closing_prices4, rng, OPENING, BUSINESS_DATE)
+        total_accounts += BINANCE_ACCOUNTS + DERIBIT_ACCOUNTS
     expected = {
         "business_date": BUSINESS_DATE.isoformat(),
         "fills": fills,
+        "derivative_fills": derivative_fills,
         "accounts": total_accounts,
         "assets": ASSETS,
+        # Balance breaks, then the derivative position breaks (asset = the ccxt symbol).
         "breaks": breaks.sort("venue", "account_name", "asset").select(
             "venue", account="account_name", asset="asset", diff=signed(pl.col("diff8"), 8)
-        ).to_dicts(),
+        ).to_dicts() + position_breaks,
     }
     (landing.parent / "expected.json").write_text(json.dumps(expected, indent=1))
     return expected

@@ -736,7 +736,8 @@ def test_sample_landing_quarantines_exactly_the_planted_row():
     rel = "binance/mm-spot-1/trades/Binance-Spot-Trade-History-202403080800(UTC+8)_cd34.csv"
     assert ingested.quarantine.select("file", "row", "column", "raw").rows() == [(rel, 14, "Executed", "0.5x0000000ETH")]
     assert ingested.fills.select("venue", "account", "trade_id").is_duplicated().sum() == 0
-    assert ingested.ledger_accounts == {("coinbase", "retail"), ("kraken", "main"), ("okx", "main")}
+    assert ingested.ledger_accounts == {("coinbase", "retail"), ("kraken", "main"), ("okx", "main"),
+                                        ("binance", "futures"), ("deribit", "main"), ("okx", "trading")}
     codes = set(ingested.fills["base"]) | set(ingested.fills["quote"]) | set(ingested.movements["asset"]) | set(ingested.balances["asset"])
     assert not codes & {"XXBT", "XETH", "ZUSD", "XBT"}
 

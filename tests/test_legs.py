@@ -340,4 +340,6 @@ def test_leg_ids_are_unique_in_the_sample_landing():
     assert sources == {
         "binance/mm-spot-1": "fills", "binance/mm-spot-2": "fills", "bybit/api": "fills",
         "coinbase/retail": "ledger", "kraken/main": "ledger", "okx/main": "ledger",
+        # The derivative accounts' settle-asset cash comes from their ledgers (derivatives.md).
+        "binance/futures": "ledger", "deribit/main": "ledger", "okx/trading": "ledger",
     }
