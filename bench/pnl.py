@@ -56,7 +56,7 @@ def generate(n: int, assets: int, books: int, seed: int = 11):
             "quote": pl.Series(np.where(base, "USD", None)),
             "source_row": pl.int_range(n, eager=True),
         }
-    ).with_columns(source_file=pl.lit("bench.csv"), source=pl.lit("fills")).with_columns(price=pl.when(pl.col("kind") == "base").then(pl.col("price")))
+    ).with_columns(source_file=pl.lit("bench.csv"), source=pl.lit("fills"), fee_asset_assumed=pl.lit(False)).with_columns(price=pl.when(pl.col("kind") == "base").then(pl.col("price")))
     legs = legs.select(LEGS_OUT.names()).cast(LEGS_OUT)
     marks = pl.concat(
         [
