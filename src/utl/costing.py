@@ -212,17 +212,20 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     each trade's input row: one conversion in, one out, no Decimal arithmetic in between.
     Per (book, asset) ends come from the kernels too (no running sum over every row).
     """
-    qty_words = decimal_words(valid["qty"])
-    price_words = decimal_words(valid["price"])
-    as_qty = _quantities(qty_words, group, order)
+    # Each column's words are let go as soon as its integers are made (the kernels'
+    # working memory comes at the peak).
+    as_qty = _quantities(decimal_words(valid["qty"]), group, order)
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
+    del as_qty
+    price_words = decimal_words(valid["price"])
     n = len(order)
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
     if method == "wac":
         outcome = realize_wac(group, qty, price_words, order, qty_scale, n_groups)
+        del price_words
         if outcome is None:
             return None
         (pnl, closed, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
@@ -233,18 +236,20 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         as_price = _prices(price_words)
         if as_price is None:
             return None
+        del price_words
         price_scale, price_in, _ = as_price
         price = price_in[order]
+        del price_in, as_price
         # HIFO compares entry prices; the scaled integers order exactly as the prices do.
         outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups)
         if outcome is None:
             return None
         (pnl, closed, position, end_pos, end_pnl), (open_trade, open_qty) = outcome
-        del price, price_in
+        del price
         keep = np.argsort(open_trade, kind="stable")  # opening order
         lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
                          valid["price"].gather(order[open_trade[keep]]))
-    del qty, qty_words, price_words, outcome  # what is left to do reads none of them
+    del qty, outcome  # what is left to do reads none of them
     # Lots and positions in (book, asset) order: only the groups' names are sorted, and the
     # lots follow their group's rank (a radix sort on integers, not a sort on text).
     names = pl.DataFrame({"book": valid["book"].gather(order[ends]), "asset": valid["asset"].gather(order[ends])})
