@@ -108,13 +108,16 @@ def one_method(path: str, method: str) -> None:
 
     imported = time.perf_counter() - start
     times = []
+    cpu = []
     for _ in range(2):
         start = time.perf_counter()
+        began = time.process_time()
         result = compute_costs(trades, method)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - began)
         del result
     rss = peak_rss_mb()
-    print(f"{method} {imported:.3f} {times[0]:.3f} {times[1]:.3f} {rss:.0f} {input_rss:.0f}")
+    print(f"{method} {imported:.3f} {times[0]:.3f} {times[1]:.3f} {rss:.0f} {input_rss:.0f} {cpu[0]:.3f} {cpu[1]:.3f}")
 
 
 def main() -> None:
@@ -138,14 +141,16 @@ def main() -> None:
         if args.cold:
             env["NUMBA_CACHE_DIR"] = os.path.join(folder, "numba-cache")
         rates = {}
-        print("method   import   first call            second call          peak RSS (input read: RSS)")
+        print("method   import   first call            second call          peak RSS (input read: RSS)  "
+              "CPU s, first / second call (all threads)")
         for method in ("fifo", "lifo", "hifo", "wac"):
             out = subprocess.run([sys.executable, __file__, "--one", path, method], env=env, check=True,
                                  capture_output=True, text=True).stdout.split()
-            imported, first, second, rss, input_rss = (float(v) for v in out[1:6])
+            imported, first, second, rss, input_rss, first_cpu, second_cpu = (float(v) for v in out[1:8])
             rates[method] = trades.height / first
             print(f"{method:5s} {imported:7.2f} s  {first:6.2f} s {rates[method] / 1e6:6.2f} M/s  "
-                  f"{second:6.2f} s {trades.height / second / 1e6:6.2f} M/s  {rss:6.0f} MB ({input_rss:.0f} MB)")
+                  f"{second:6.2f} s {trades.height / second / 1e6:6.2f} M/s  {rss:6.0f} MB ({input_rss:.0f} MB)  "
+                  f"CPU {first_cpu:.2f} / {second_cpu:.2f} s")
     rows = trades.head(args.naive_slice).rows()
     start = time.perf_counter()
     naive_fifo(rows)

@@ -490,6 +490,8 @@ def wac_drift_bound(whole, day: dt.date, book: str, assets: int) -> D:
     trade; realized PnL (``closed x (price - average)``) and the start and end cost of
     each pool are products with an 18-place average, each rounded by at most 0.5e-18.
     """
+    if whole is None:  # nothing was costed (only the reporting currency held): nothing drifts
+        return D(0)
     trades = whole.realized.filter((pl.col("day") == day) & (pl.col("book") == book))
     drift = sum((abs(p) + 1 for p in trades["position_after"]), D(0))
     return UNIT / 2 * drift + UNIT * assets

@@ -104,6 +104,112 @@ def compute_costs(
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
+@dataclass(frozen=True)
+class GroupCosts:
+    """What a business date needs from costing (:func:`cost_groups`): no per-trade columns."""
+
+    realized: pl.DataFrame  # book, asset, realized_pnl: each (book, asset) with a counted trade, summed over those
+    open_lots: pl.DataFrame  # book, asset, row (input row of the opening trade), opened_ts, qty, entry_price
+
+
+GROUP_TRADES = pl.Schema({"book": pl.String, "asset": pl.String, "ts": UTC_TS, "qty": DECIMAL, "price": DECIMAL})
+
+
+def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: int = 0) -> GroupCosts | None:
+    """The daily run's costing: the same matching and the same exact figures as
+    :func:`compute_costs`, but only per (book, asset) realized PnL and the open lots, which
+    name their opening trade by input ``row`` instead of a ``trade_id``.
+
+    On 10 M legs the per-trade results (three Decimal columns), the ``trade_id`` text of every
+    leg and the positions' averages are most of the costing's memory and a good part of its
+    time, and a date uses none of them: it sums realized PnL per (book, asset) and carries
+    the open lots. ``trades`` has :data:`GROUP_TRADES`' columns and types; realized PnL sums
+    only rows from ``counted_from`` on (the carried lots come first). A (book, asset) is in
+    ``realized`` when it has such a row, as a group-by of those rows would give.
+
+    Returns None, with nothing done, when a value is missing, a quantity is zero, a price is
+    not above zero, or a number does not fit 64 bits: the caller then runs
+    :func:`compute_costs`, which names every bad value or takes the wide path.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
+    if trades.schema != GROUP_TRADES:
+        return None
+    checks = trades.select(
+        pl.any_horizontal(pl.all().null_count() > 0).alias("nulls"),
+        (pl.col("qty") == 0).any().alias("zero"),
+        (pl.col("price") <= 0).any().alias("price"),
+    ).row(0, named=True)
+    if checks["nulls"] or checks["zero"] or checks["price"]:
+        return None
+    order, group = application_order(trades)
+    n = len(order)
+    as_qty = _quantities(decimal_words(trades["qty"]), group, order)
+    if as_qty is None:
+        return None
+    qty_scale, qty = as_qty
+    ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
+    n_groups = len(ends)
+    if method == "wac":
+        outcome = realize_wac(group, qty, decimal_words(trades["price"]), order, qty_scale, n_groups,
+                              counted_from, per_trade=False)
+        if outcome is None:
+            return None
+        _, (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
+        open_pool = end_pos != 0
+        lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
+                         _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
+    else:
+        as_price = _prices(decimal_words(trades["price"]))
+        if as_price is None:
+            return None
+        price_scale, price_in, _ = as_price
+        price = price_in[order]
+        del price_in
+        outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups,
+                                    counted_from, per_trade=False)
+        del price
+        if outcome is None:
+            return None
+        (_, _, _, end_pos, end_pnl), (open_trade, open_qty) = outcome
+        keep = np.argsort(open_trade, kind="stable")  # opening order
+        lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
+                         _gather(trades["price"], order[open_trade[keep]]))
+    del qty, outcome
+    # Lots in (book, asset) order, each group's in opening order, as compute_costs gives them.
+    names = pl.DataFrame({"book": trades["book"].gather(order[ends]), "asset": trades["asset"].gather(order[ends])})
+    by_name = names.with_row_index("__g").sort("book", "asset")["__g"].to_numpy()
+    rank = np.empty(n_groups, np.int64)
+    rank[by_name] = np.arange(n_groups)
+    lot_group = np.searchsorted(group[ends], group[lots.lot])
+    keep = stable_argsort(rank[lot_group])
+    rows = order[lots.lot[keep]]
+    open_lots = pl.DataFrame(
+        {
+            "book": _gather(trades["book"], rows),
+            "asset": _gather(trades["asset"], rows),
+            "row": pl.Series(rows, dtype=pl.Int64),
+            "opened_ts": _gather(trades["ts"], rows),
+            "qty": lots.qty.gather(keep),
+            "entry_price": lots.entry_price.gather(keep),
+        }
+    )
+    # A group is counted when it holds more rows than carried ones (the carried are few:
+    # they are found by position, not by a pass over every group).
+    carried_at = np.flatnonzero(order < counted_from)
+    carried_per_group = np.bincount(np.searchsorted(ends, carried_at), minlength=n_groups)
+    counted = (np.diff(np.r_[-1, ends]) > carried_per_group)
+    realized = names.with_columns(decimal_from_words(end_pnl, "realized_pnl")).filter(pl.Series(counted))
+    return GroupCosts(realized=realized, open_lots=open_lots)
+
+
+def _gather(column: pl.Series, rows: np.ndarray) -> pl.Series:
+    """``column.gather(rows)`` for millions of rows: from a column collected in many chunks
+    a gather costs several times more than one made whole first (one column at a time, so
+    only one copy is held at once)."""
+    return column.rechunk().gather(rows) if column.n_chunks() > 1 and len(rows) > 100_000 else column.gather(rows)
+
+
 def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, method: str) -> CostingResult | None:
     """The whole costing on scaled integers, or None when a number does not fit.
 
@@ -113,17 +219,20 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     each trade's input row: one conversion in, one out, no Decimal arithmetic in between.
     Per (book, asset) ends come from the kernels too (no running sum over every row).
     """
-    qty_words = decimal_words(valid["qty"])
-    price_words = decimal_words(valid["price"])
-    as_qty = _quantities(qty_words, group, order)
+    # Each column's words are let go as soon as its integers are made (the kernels'
+    # working memory comes at the peak).
+    as_qty = _quantities(decimal_words(valid["qty"]), group, order)
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
+    del as_qty
+    price_words = decimal_words(valid["price"])
     n = len(order)
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
     if method == "wac":
         outcome = realize_wac(group, qty, price_words, order, qty_scale, n_groups)
+        del price_words
         if outcome is None:
             return None
         (pnl, closed, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
@@ -134,18 +243,20 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         as_price = _prices(price_words)
         if as_price is None:
             return None
+        del price_words
         price_scale, price_in, _ = as_price
         price = price_in[order]
+        del price_in, as_price
         # HIFO compares entry prices; the scaled integers order exactly as the prices do.
         outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups)
         if outcome is None:
             return None
         (pnl, closed, position, end_pos, end_pnl), (open_trade, open_qty) = outcome
-        del price, price_in
+        del price
         keep = np.argsort(open_trade, kind="stable")  # opening order
         lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
                          valid["price"].gather(order[open_trade[keep]]))
-    del qty, qty_words, price_words, outcome  # what is left to do reads none of them
+    del qty, outcome  # what is left to do reads none of them
     # Lots and positions in (book, asset) order: only the groups' names are sorted, and the
     # lots follow their group's rank (a radix sort on integers, not a sort on text).
     names = pl.DataFrame({"book": valid["book"].gather(order[ends]), "asset": valid["asset"].gather(order[ends])})
@@ -202,9 +313,11 @@ def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The permutation that puts trades in the order they apply: by (book, asset), then
     ``ts``, then input order (a stable sort). Returns it with each trade's group code in
     that order; codes are equal exactly within a (book, asset)."""
+    # Codes stay 32-bit until the one key is made, and each column is let go as soon as it
+    # is used: on 10 M trades the sort's own buffers come at the peak.
     codes = valid.select(
-        pl.col("book").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("b"),
-        pl.col("asset").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("a"),
+        pl.col("book").cast(pl.Categorical).to_physical().alias("b"),
+        pl.col("asset").cast(pl.Categorical).to_physical().alias("a"),
         pl.col("ts").dt.epoch("us").alias("t"),
     )
     if codes.height == 0:
@@ -213,14 +326,18 @@ def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     t_min, t_max = int(codes["t"].min()), int(codes["t"].max())
     span = t_max - t_min + 1
     groups = (int(codes["b"].max()) + 1) * n_assets
-    codes = codes.with_columns(g=pl.col("b") * n_assets + pl.col("a"))
+    codes = codes.select(g=pl.col("b").cast(pl.Int64) * n_assets + pl.col("a").cast(pl.Int64), t="t")
     if groups * span < INT64_MAX:
         # One int64 key, radix-sorted: a few linear passes instead of a comparison sort.
-        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min)).to_series().to_numpy()
-        order = stable_argsort(key)
+        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min)).to_series()
+        group = codes["g"]
+        del codes
+        order = stable_argsort(key.to_numpy())
+        del key
     else:
         order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series().cast(pl.Int64).to_numpy()
-    return order, codes["g"].to_numpy()[order]
+        group = codes["g"]
+    return order, group.to_numpy()[order]
 
 
 # ---------------------------------------------------------------------------------------

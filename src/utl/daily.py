@@ -41,9 +41,10 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
-from utl.costing import compute_costs
+from utl.costing import GROUP_TRADES, compute_costs, cost_groups
 from utl.marks import MissingMark, marks_for, require_marks
 from utl.matching import match_transfers
 from utl.pnl import day_pnl, price_legs
@@ -185,13 +186,15 @@ def run_day(
         ])
         transit = moved.transit
     else:
-        # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
-        costs = compute_costs(pl.concat([carried.lazy(), today]).collect(), settings.costing_method, ids_unique=True)
+        lots_and_realized = _cost_day(carried, priced, None if every_leg else costed, settings.costing_method)
+        if lots_and_realized is None:
+            # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
+            costs = compute_costs(pl.concat([carried.lazy(), today]).collect(), settings.costing_method, ids_unique=True)
+            lots_and_realized = (carry_lots(costs.open_lots, settings.costing_method),
+                                 costs.realized.select("book", "asset", "realized_pnl", "is_carry"))
+            del costs
         del carried, today
-        lots = carry_lots(costs.open_lots, settings.costing_method)
-        # Only these columns of each costed trade are used from here on: let the rest go.
-        realized = costs.realized.select("book", "asset", "realized_pnl", "is_carry")
-        del costs
+        lots, realized = lots_and_realized
         flows, transit = priced, transfers.transit
     transit = transit.join(pending.select("venue", "account", "leg_id"), on=["venue", "account", "leg_id"], how="semi")
     lap("costing")
@@ -204,6 +207,40 @@ def run_day(
     return DayResult(LedgerState(day, end_positions, lots), positions, pnl, explain,
                      TransferBook(TRANSFER_LEGS.to_frame(), pending, transit), matches.cast(TRANSFER_MATCHES),
                      external)
+
+
+def _cost_day(carried: pl.DataFrame, priced: pl.DataFrame, costed: pl.Expr | None,
+              method: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """(tomorrow's lots, realized PnL per (book, asset) of the day's trades) by
+    :func:`utl.costing.cost_groups`, or None when it declines (the caller then runs
+    ``compute_costs``, which names what is wrong). Only the open lots get a ``trade_id``:
+    on a day of 10 M legs, formatting one for every leg cost more than the matching."""
+    today_rows = None if costed is None else priced.select(pl.arg_where(costed.fill_null(False))).to_series()
+    today = priced.lazy() if today_rows is None else priced.lazy().filter(costed)
+    trades = pl.concat([
+        carried.lazy().select(GROUP_TRADES.names()),
+        today.select("book", "asset", "ts", "qty", price="unit_price"),
+    ]).cast(GROUP_TRADES).collect()
+    n_carried = carried.height
+    costs = cost_groups(trades, method, counted_from=n_carried)  # type: ignore[arg-type]
+    del trades
+    if costs is None:
+        return None
+    lots = costs.open_lots
+    if method != "wac":  # a pool gets its own id in carry_lots
+        row = lots["row"]
+        from_carry = (row < n_carried).to_numpy()
+        at = row.filter(pl.Series(~from_carry)) - n_carried
+        legs_at = at if today_rows is None else today_rows.gather(at)
+        today_ids = priced.select("venue", "account", "leg_id")[legs_at].select(
+            pl.format("{}/{}/{}", "venue", "account", "leg_id")).to_series()
+        trade_id = (pl.Series("trade_id", [None] * lots.height, dtype=pl.String)
+                    .scatter(np.flatnonzero(from_carry), carried["trade_id"].gather(row.filter(pl.Series(from_carry))))
+                    .scatter(np.flatnonzero(~from_carry), today_ids))
+        lots = lots.with_columns(trade_id)
+    else:
+        lots = lots.with_columns(trade_id=pl.lit(None, pl.String))
+    return carry_lots(lots, method), costs.realized.with_columns(is_carry=pl.lit(False))
 
 
 def carry_lots(open_lots: pl.DataFrame, method: str) -> pl.DataFrame:

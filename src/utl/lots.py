@@ -568,13 +568,15 @@ def _net(ph, pl_, nh, nl):
 
 
 @njit(cache=True)
-def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, scale, up, order, pnl, closed_out, position, end_pnl):
+def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, scale, up, order, pnl, closed_out, position, end_pnl,
+                 counted_from, per_trade):
     """WAC's per-trade results from :func:`_wac_kernel`'s ``closed`` and pool averages.
 
     A closing trade realizes ``closed * (price - avg)`` against a long pool (a sell) and
     ``closed * (avg - price)`` against a short one, the product exact (192 bits at the
     quantities' scale + 18) and rounded half-even to 18 places. Inputs in application
-    order, outputs at input rows (``order``), as in :func:`_match_and_realize`.
+    order, outputs at input rows (``order``), as in :func:`_match_and_realize`; ``counted_from``
+    and ``per_trade`` as there.
     """
     n = qty.shape[0]
     d = np.uint64(10) ** np.uint64(scale)
@@ -637,17 +639,19 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
                         return False
             if not below_1e38(h, l):
                 return False
-            if negative:
-                gnh, gnl, ovf = _add128(gnh, gnl, h, l)
-            else:
-                gph, gpl, ovf = _add128(gph, gpl, h, l)
-            if ovf:
-                return False
+            if order[i] >= counted_from:
+                if negative:
+                    gnh, gnl, ovf = _add128(gnh, gnl, h, l)
+                else:
+                    gph, gpl, ovf = _add128(gph, gpl, h, l)
+                if ovf:
+                    return False
         pos += qty[i]
-        row = order[i]
-        _put(pnl, row, h, l, negative)
-        _put_int(closed_out, row, c, up)
-        _put_int(position, row, pos, up)
+        if per_trade:
+            row = order[i]
+            _put(pnl, row, h, l, negative)
+            _put_int(closed_out, row, c, up)
+            _put_int(position, row, pos, up)
     if g >= 0:
         fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
         if not fits:
@@ -691,10 +695,12 @@ def _result_words(n: int):
     return tuple(np.zeros((n, 2), np.uint64) for _ in range(3))
 
 
-def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int):
+def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, counted_from: int = 0,
+                per_trade: bool = True):
     """WAC in int64/128-bit words: per-trade ``(pnl, closed, position)`` words at input rows,
     per group ``(end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)``; None when a
-    number does not fit (the caller then takes the exact Python path)."""
+    number does not fit (the caller then takes the exact Python path). ``counted_from`` and
+    ``per_trade`` as in :func:`match_and_realize`."""
     n = qty.shape[0]
     price_int = np.empty(n, np.int64)
     price_frac = np.empty(n, np.int64)
@@ -711,10 +717,11 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int):
     if not _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, pool_start,
                        end_pos, end_avg_int, end_avg_frac, end_start):
         return None
-    pnl, closed_out, position = _result_words(n)
+    pnl, closed_out, position = _result_words(n if per_trade else 0)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
-                        np.uint64(10 ** (18 - qty_scale)), order, pnl, closed_out, position, end_pnl):
+                        np.uint64(10 ** (18 - qty_scale)), order, pnl, closed_out, position, end_pnl,
+                        np.int64(counted_from), per_trade):
         return None
     return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
 
@@ -724,14 +731,17 @@ def group_totals_fit(group: np.ndarray, qty: np.ndarray) -> bool:
 
 
 @njit(cache=True)
-def _match_and_realize(group, qty, price, method, shift, up, order, pnl, closed, position, end_pos, end_pnl,
-                       open_trade, open_qty, lot_trade, lot_qty, heap):
+def _match_and_realize(group, qty, price, method, shift, up, order, counted_from, per_trade, pnl, closed, position,
+                       end_pos, end_pnl, open_trade, open_qty, lot_trade, lot_qty, heap):
     """:func:`_match` with every match priced as it is made (no match list), per-trade
     results written at input rows (``order``) and per-group ends. A match realizes ``qty *
     (exit - entry)`` for a long lot, ``qty * (entry - exit)`` for a short one, exact in 128
     bits at the quantities' and prices' scales summed, then rounded half-even to 18 places
     (``shift`` = that sum - 18). ``price`` (int64 at its scale, below 2**62) is also the
-    HIFO rank. Returns ``(ok, n_open)``; ok is False when a number does not fit."""
+    HIFO rank. Per-group PnL sums only trades whose input row is at least ``counted_from``
+    (the daily run's carried lots come first and are not the day's PnL); with ``per_trade``
+    false no per-trade result is written (the arrays may be empty). Returns ``(ok,
+    n_open)``; ok is False when a number does not fit."""
     n = qty.shape[0]
     rank = price
     mult = np.uint64(10) ** np.uint64(-shift if shift < 0 else 0)
@@ -862,15 +872,17 @@ def _match_and_realize(group, qty, price, method, shift, up, order, pnl, closed,
             fits, mh, ml, neg = _net(ph, pl_, nh, nl)
             if not fits:
                 return False, 0
-            _put(pnl, row, mh, ml, neg)
-            _put_int(closed, row, done, up)
-            _put_int(position, row, pos, up)
-            gph, gpl, ovf = _add128(gph, gpl, ph, pl_)
-            if ovf:
-                return False, 0
-            gnh, gnl, ovf = _add128(gnh, gnl, nh, nl)
-            if ovf:
-                return False, 0
+            if per_trade:
+                _put(pnl, row, mh, ml, neg)
+                _put_int(closed, row, done, up)
+                _put_int(position, row, pos, up)
+            if row >= counted_from:
+                gph, gpl, ovf = _add128(gph, gpl, ph, pl_)
+                if ovf:
+                    return False, 0
+                gnh, gnl, ovf = _add128(gnh, gnl, nh, nl)
+                if ovf:
+                    return False, 0
         fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
         if not fits:
             return False, 0
@@ -891,13 +903,15 @@ def _match_and_realize(group, qty, price, method, shift, up, order, pnl, closed,
     return True, n_open
 
 
-def match_and_realize(group, qty, price, method: str, order, qty_scale: int, price_scale: int, n_groups: int):
+def match_and_realize(group, qty, price, method: str, order, qty_scale: int, price_scale: int, n_groups: int,
+                      counted_from: int = 0, per_trade: bool = True):
     """FIFO/LIFO/HIFO on int64 quantities and prices, priced as matched: per-trade
-    ``(pnl, closed, position)`` words at input rows, per group ``(end_pos, end_pnl)``, and
-    the open lots ``(open_trade, open_qty)`` (application-order index, int64 quantity),
-    grouped by (book, asset). None when a number does not fit."""
+    ``(pnl, closed, position)`` words at input rows (empty unless ``per_trade``), per group
+    ``(end_pos, end_pnl)`` (``end_pnl`` over input rows from ``counted_from`` on), and the
+    open lots ``(open_trade, open_qty)`` (application-order index, int64 quantity), grouped
+    by (book, asset). None when a number does not fit."""
     n = qty.shape[0]
-    pnl, closed, position = _result_words(n)
+    pnl, closed, position = _result_words(n if per_trade else 0)
     end_pos = np.zeros(n_groups, np.int64)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     open_trade = np.empty(n, np.int64)
@@ -906,7 +920,8 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     lot_qty = np.empty(n, np.int64)
     heap = np.empty(n if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
     ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
-                                    np.uint64(10 ** (18 - qty_scale)), order, pnl, closed, position, end_pos, end_pnl,
+                                    np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
+                                    pnl, closed, position, end_pos, end_pnl,
                                     open_trade, open_qty, lot_trade, lot_qty, heap)
     if not ok:
         return None

@@ -32,21 +32,21 @@ def price_legs(legs: pl.DataFrame, marks: pl.DataFrame, day: dt.date) -> pl.Data
     """Each leg's unit price and value in the reporting currency (see the module doc)."""
     # Each leg gets its mark's row number (utl.lookup): the legs' own columns are kept as
     # they are rather than copied by a join.
-    priced = legs.with_columns(
-        marks["mark"].gather(rows_of(legs["asset"], marks["asset"])).alias("mark"),
-        marks["mark"].gather(rows_of(legs["quote"], marks["asset"])).alias("quote_mark"),
-    )
+    # The marks are only a step to the unit price: they are not kept as columns of the legs.
+    mark = marks["mark"].gather(rows_of(legs["asset"], marks["asset"])).alias("mark")
+    quote_mark = marks["mark"].gather(rows_of(legs["quote"], marks["asset"])).alias("quote_mark")
     by_fill = pl.col("price").is_not_null() & pl.col("quote").is_not_null()
-    missing = priced.select("asset", "quote", "mark", "quote_mark", by_fill.alias("by_fill")).filter(
+    missing = legs.select("asset", "quote", mark, quote_mark, by_fill.alias("by_fill")).filter(
         pl.col("mark").is_null() | pl.col("quote_mark").is_null())
     require_marks(missing.filter(~pl.col("by_fill")), day, "a leg of this asset is valued at its mark")
     require_marks(missing.filter("by_fill").select(asset="quote", mark="quote_mark"), day, "it is the quote asset of a fill")
     # Products of whole columns through utl.scaled.multiply: the same exact values as
     # Polars' Decimal product, without its several-fold working memory on 10 M rows.
-    in_quote = multiply(priced["price"], priced["quote_mark"])
-    priced = priced.with_columns(unit_price=pl.when(by_fill).then(in_quote).otherwise(pl.col("mark")))
-    del in_quote
-    return priced.with_columns(value=multiply(priced["qty"], priced["unit_price"]))
+    in_quote = multiply(legs["price"], quote_mark)
+    del quote_mark
+    unit_price = legs.select(pl.when(by_fill).then(in_quote).otherwise(mark).alias("unit_price")).to_series()
+    del in_quote, mark
+    return legs.with_columns(unit_price, multiply(legs["qty"], unit_price).alias("value"))
 
 
 def day_pnl(day: dt.date, start_positions: pl.DataFrame, start_lots: pl.DataFrame, priced: pl.DataFrame,
@@ -69,7 +69,9 @@ def day_pnl(day: dt.date, start_positions: pl.DataFrame, start_lots: pl.DataFram
         pl.col("qty").sum(),
     ).collect().with_columns(unrealized=pl.when(pl.col("asset") == reporting).then(ZERO).otherwise(pl.col("mv_end") - pl.col("cost_basis")))
     kind = pl.col("kind")
-    flows = priced.lazy().group_by("book", "asset").agg(
+    # Summed per kind first (a few hundred thousand rows at most), then split by kind: the
+    # kind tests run on the small frame, not on every leg.
+    flows = priced.lazy().group_by("book", "asset", "kind").agg(pl.col("value").sum()).group_by("book", "asset").agg(
         pl.col("value").filter(kind.is_in(EXTERNAL_KINDS)).sum().alias("external_flows"),
         (-pl.col("value").filter(kind.is_in(FEE_KINDS))).sum().alias("fees"),
         pl.col("value").filter(kind.is_in(INCOME_KINDS)).sum().alias("income"),

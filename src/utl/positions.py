@@ -31,10 +31,11 @@ def with_book(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
 
 def add_legs(start: pl.DataFrame, legs: pl.DataFrame) -> pl.DataFrame:
     """End-of-day ledger quantities: ``start`` plus the legs, flat positions dropped."""
+    # The legs are summed first, reading only their four columns (a concat would copy them).
+    moved = legs.lazy().select(POSITIONS_STATE.names()).group_by("venue", "account", "asset").agg(pl.col("qty").sum())
     return (
-        pl.concat([start.select(POSITIONS_STATE.names()).cast(POSITIONS_STATE),
-                   legs.select(POSITIONS_STATE.names()).cast(POSITIONS_STATE)])
-        .lazy().group_by("venue", "account", "asset").agg(pl.col("qty").sum()).collect()
+        pl.concat([start.lazy().select(POSITIONS_STATE.names()).cast(POSITIONS_STATE), moved.cast(POSITIONS_STATE)])
+        .group_by("venue", "account", "asset").agg(pl.col("qty").sum()).collect()
         .filter(pl.col("qty") != 0)
         .sort("venue", "account", "asset")
     )
