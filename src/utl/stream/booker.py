@@ -62,7 +62,7 @@ class BookerOptions:
     consumer: str = "utl-stream"
     stream: str = STREAM
     subjects: str = SUBJECTS
-    batch: int = 5000
+    batch: int = 20000  # a backlog amortizes each batch's fixed cost; caught up, batches are small
     wait_s: float = 0.002  # the longest a partial batch waits for more messages
     storage: Path | None = None
     shard: Shard = Shard()

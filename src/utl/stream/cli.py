@@ -39,9 +39,11 @@ def _require_folder(landing: Path | None) -> None:
                    "snapshots, and its own slice of the stream's tables [default: $UTL_LANDING, else the last one "
                    "`utl eod` ran; with UTL_DATABASE_URL, the last one written into that database].")
 @click.option("--consumer", default="utl-stream", show_default=True,
-              help="The consumer's name within the landing: its committed sequence, and the shard of books one "
-                   "booker writes.")
-@click.option("--batch", type=int, default=5000, show_default=True, help="Most messages booked in one transaction.")
+              help="The consumer's name within the landing: its committed sequence and its lock (with --shard, one "
+                   "per shard).")
+@click.option("--batch", type=int, default=20000, show_default=True,
+              help="Most messages booked in one transaction: a backlog goes in batches this large; once caught up, a "
+                   "batch is what arrived while the last one was booked.")
 @click.option("--shard", "shard_spec", default="1/1", show_default=True,
               help="I/N: book only the books in shard I of N (by a hash of the book's name), as the only writer of "
                    "them; run one booker per shard, side by side. N stays what a consumer first committed with.")
