@@ -15,6 +15,10 @@ stream's tables only (``landing``, 011_stream_landing), from L's starting state,
 landing folder does not hold yet starts from zero as the contract says), with its own
 committed sequence (``utl.stream_offset`` per (landing, consumer)) and its own advisory lock:
 two landings sharing one database and one broker each book every fill once, apart.
+
+With ``--shard I/N`` (:mod:`utl.stream.shard`) a booker keeps, loads and writes only the books
+of its shard, under the consumer name ``NAME[I/N]`` and that name's lock; the other shards'
+messages only move its committed sequence on.
 """
 
 from __future__ import annotations
