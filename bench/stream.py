@@ -1,7 +1,7 @@
 """Stream benchmark: publish→commit latency, throughput, backlog drain and peak RSS of `utl stream`.
 
     uv run python bench/stream.py [--seconds 10] [--rates 5000,50000] [--backlog 20000]
-                                  [--nats URL] [--url POSTGRES_URL] [--batch 5000]
+                                  [--nats URL] [--url POSTGRES_URL] [--batch 20000]
 
 Loopback, 120 venue subjects, 1,000 books (accounts) × 200 assets: each fill is a ccxt trade
 ``A<i>/USD`` on ``utl.fills.v<venue>.b<book>``, quoted in the reporting currency so no mark is
@@ -233,7 +233,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rates", default="5000,50000")
     parser.add_argument("--backlog", type=int, default=20000)
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=20000)
     parser.add_argument("--nats", default=os.environ.get("UTL_NATS_URL"))
     parser.add_argument("--url", default=os.environ.get("UTL_DATABASE_URL"))
     args = parser.parse_args()

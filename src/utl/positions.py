@@ -55,8 +55,22 @@ def value_positions(end_positions: pl.DataFrame, lots: pl.DataFrame, marks: pl.D
     valued = with_book(end_positions, settings).join(marks, on="asset", how="left")
     require_marks(valued, day, "it has a non-zero position")
     basis = lots.lazy().group_by("book", "asset").agg((pl.col("qty") * pl.col("entry_price")).sum().alias("book_cost")).collect()
-    shared = (
-        valued.join(basis, on=["book", "asset"], how="left")
+    shared = share_book_cost(valued, basis, reporting)
+    return shared.select(
+        "venue", "account", "book", "asset", "qty", "mark",
+        market_value=pl.col("qty") * pl.col("mark"),
+        cost_basis="cost_basis",
+    ).with_columns(
+        unrealized_pnl=pl.col("market_value") - pl.col("cost_basis"),
+    ).sort("venue", "account", "asset").select(VALUED_POSITIONS.names()).cast(VALUED_POSITIONS)
+
+
+def share_book_cost(positions: pl.DataFrame, basis: pl.DataFrame, reporting: str) -> pl.DataFrame:
+    """``positions`` (``book``, ``venue``, ``account``, ``asset``, ``qty``: every account of
+    each (book, asset) present) with ``cost_basis``: the book's ``book_cost`` (``basis``) shared
+    out as :func:`value_positions` says; the reporting currency's cost basis is its quantity."""
+    return (
+        positions.join(basis, on=["book", "asset"], how="left")
         .with_columns(
             book_cost=pl.col("book_cost").fill_null(ZERO),
             book_qty=pl.col("qty").sum().over("book", "asset"),
@@ -76,14 +90,8 @@ def value_positions(end_positions: pl.DataFrame, lots: pl.DataFrame, marks: pl.D
             .when(pl.col("taker")).then(pl.col("book_cost") - pl.col("others"))
             .otherwise(pl.col("share"))
         )
+        .drop("book_cost", "book_qty", "taker", "share", "others")
     )
-    return shared.select(
-        "venue", "account", "book", "asset", "qty", "mark",
-        market_value=pl.col("qty") * pl.col("mark"),
-        cost_basis="cost_basis",
-    ).with_columns(
-        unrealized_pnl=pl.col("market_value") - pl.col("cost_basis"),
-    ).sort("venue", "account", "asset").select(VALUED_POSITIONS.names()).cast(VALUED_POSITIONS)
 
 
 def positions_table(day: dt.date, valued: pl.DataFrame, snapshot: pl.DataFrame, marks: pl.DataFrame,

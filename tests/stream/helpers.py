@@ -68,15 +68,16 @@ def env_for(pg_url: str | None, nats_url: str | None) -> dict[str, str]:
     return env
 
 
-def wait_offset(pg_url: str, seq: int, patience: float = 120, landing: Path | None = None) -> None:
+def wait_offset(pg_url: str, seq: int, patience: float = 120, landing: Path | None = None,
+                consumer: str = "utl-stream") -> None:
     """Until the booker (of ``landing``, else of the only landing booking) committed ``seq``."""
     deadline = time.monotonic() + patience
     mine = "" if landing is None else " AND landing = %s"
     while True:
         try:
             with psycopg.connect(pg_url) as conn:
-                row = conn.execute("SELECT last_seq FROM utl.stream_offset WHERE consumer = 'utl-stream'" + mine,
-                                   () if landing is None else (str(landing.resolve()),)).fetchone()
+                row = conn.execute("SELECT last_seq FROM utl.stream_offset WHERE consumer = %s" + mine,
+                                   (consumer,) if landing is None else (consumer, str(landing.resolve()))).fetchone()
             if row and row[0] >= seq:
                 return
         except psycopg.errors.UndefinedTable:

@@ -110,3 +110,32 @@ def test_a_late_fill_of_yesterday_replays_from_yesterdays_opening_through_today(
     # Day 2 opened with what day 1 left: a1 1 @ 100.
     day2_open = books.openings.filter((pl.col("business_date") == day2) & (pl.col("qty") != 0))
     assert day2_open.select("trade_id", "qty").rows() == [("a1", Decimal(1))]
+
+
+def test_a_grouped_book_shares_its_cost_basis_over_its_accounts_as_the_eod_run_does():
+    from utl.stream.books import add_holdings, position_rows
+
+    # [books] desk = ["v/a", "v/b"]: one FIFO book of two accounts.
+    book_of = lambda venue, account: "desk"  # noqa: E731
+    rows = [("v/a", "BTC", 1, "a1", "1", "100"), ("v/b", "BTC", 2, "b1", "3", "200")]
+    trades = trades_frame(rows).with_columns(book=pl.lit("desk"))
+    books = Books("fifo")
+    book_trades(books, trades)
+    legs = trades.select("venue", "account", asset="asset", qty="qty", ts="ts", stream_seq="stream_seq")
+    books.holdings, _ = add_holdings(books.holdings, legs)
+    live = {r["account"]: r for r in position_rows(books, books.holdings, book_of, "USD").iter_rows(named=True)}
+    # Book lots 1 @ 100 + 3 @ 200 = 700 over 4 BTC: a holds 1/4 of it, 175; b (the largest) the rest, 525.
+    assert (live["a"]["cost_basis"], live["b"]["cost_basis"]) == (Decimal(175), Decimal(525))
+    assert live["b"]["avg_cost"] == Decimal(175)
+
+    # a sells its 1 BTC at 150: book FIFO closes the 1 @ 100 lot (a realizes 50), the book keeps 3 @ 200.
+    sell = trades_frame([("v/a", "BTC", 3, "a2", "-1", "150")]).with_columns(book=pl.lit("desk"), stream_seq=pl.lit(3, pl.Int64))
+    book_trades(books, sell)
+    moved = sell.select("venue", "account", "asset", "qty", "ts", "stream_seq")
+    books.holdings, changed = add_holdings(books.holdings, moved)
+    # Asked only for a's row, b's comes too: its share moved although it did not trade.
+    live = {r["account"]: r for r in position_rows(books, changed, book_of, "USD").iter_rows(named=True)}
+    assert set(live) == {"a", "b"}
+    assert (live["a"]["qty"], live["a"]["cost_basis"], live["a"]["avg_cost"]) == (Decimal(0), Decimal(0), None)
+    assert (live["b"]["qty"], live["b"]["cost_basis"]) == (Decimal(3), Decimal(600))
+    assert live["a"]["realized_pnl"] == Decimal(50) and live["b"]["realized_pnl"] == Decimal(0)

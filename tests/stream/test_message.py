@@ -69,3 +69,28 @@ def test_a_re_send_in_the_same_batch_keeps_its_own_legs_and_sequence():
     parsed = parse_batch([msg(1, body), msg(2, body, "utl.fills.okx.x"), msg(3, body)], Settings())
     assert sorted(parsed.legs["stream_seq"].to_list()) == [1, 1, 2, 2, 3, 3]
     assert parsed.fills["stream_seq"].to_list() == [1, 2, 3]
+
+
+def test_a_message_read_at_a_glance_books_as_one_read_in_full():
+    # The same trade twice: plain, and with a line break and an escape (\u0035 is "5"), which
+    # the quick envelope leaves to json.loads; the legs must not differ by a digit.
+    plain = ('{"id": "q1", "timestamp": 1709632800000, "symbol": "ETH/BTC", "side": "sell", "amount": 0.10000000000000001, '
+             '"price": "0.0525", "fee": {"cost": 3.1e-05, "currency": "BTC"}}')
+    escaped = plain.replace('"0.0525"', '"0.052\\u0035"').replace(', "side"', ',\n "side"')
+    parsed = parse_batch([msg(1, plain), msg(2, escaped, "utl.fills.okx.x")], Settings())
+    assert parsed.quarantine.height == 0
+    rows = lambda seq: sorted((r["kind"], r["asset"], r["qty"]) for r in parsed.legs.iter_rows(named=True)
+                              if r["stream_seq"] == seq)
+    # amount 0.10000000000000001 exactly; quote 0.10000000000000001 × 0.0525 = 0.005250000000000000525,
+    # rounded to 18 places 0.005250000000000001; fee 0.000031 BTC.
+    assert rows(1) == rows(2) == sorted([("base", "ETH", Decimal("-0.10000000000000001")),
+                                         ("quote", "BTC", Decimal("0.005250000000000001")),
+                                         ("fee", "BTC", Decimal("-0.000031"))])
+
+
+def test_blank_ids_are_refused_and_numeric_ids_read_as_their_text_as_before():
+    body = '{"id": %s, "datetime": "2024-03-05T10:00:00Z", "symbol": "BTC/USD", "side": "buy", "amount": "1", "price": "5"}'
+    parsed = parse_batch([msg(1, body % '"  "'), msg(2, body % "12"), msg(3, body % '"\\u00a0"')], Settings())
+    q = {r["stream_seq"]: r["reason"] for r in parsed.quarantine.iter_rows(named=True)}
+    assert q == {1: "not a ccxt trade: missing id", 3: "not a ccxt trade: missing id"}
+    assert parsed.fills["payload_id"].to_list() == ["12"]

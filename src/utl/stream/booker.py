@@ -15,6 +15,10 @@ stream's tables only (``landing``, 011_stream_landing), from L's starting state,
 landing folder does not hold yet starts from zero as the contract says), with its own
 committed sequence (``utl.stream_offset`` per (landing, consumer)) and its own advisory lock:
 two landings sharing one database and one broker each book every fill once, apart.
+
+With ``--shard I/N`` (:mod:`utl.stream.shard`) a booker keeps, loads and writes only the books
+of its shard, under the consumer name ``NAME[I/N]`` and that name's lock; the other shards'
+messages only move its committed sequence on.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from utl.pnl import price_legs
 from utl.positions import with_book
 from utl.settings import Settings
 from utl.store import Database, migrate
+from utl.schemas import LOTS_STATE
 from utl.stream.books import (
-    HOLDINGS, LAST, TRADES, Books, add_holdings, book_trades, position_rows,
+    DAY_PNL, HOLDINGS, LAST, OPENINGS, TRADES, Books, add_holdings, book_trades, position_rows,
 )
 from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
-from utl.stream.message import Message, parse_batch
+from utl.stream.message import Message, parse_batch, venue_account
+from utl.stream.shard import Shard, owned, shard_count_of
 from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
     FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, load_books, stream_key,
@@ -60,9 +66,15 @@ class BookerOptions:
     consumer: str = "utl-stream"
     stream: str = STREAM
     subjects: str = SUBJECTS
-    batch: int = 5000
+    batch: int = 20000  # a backlog amortizes each batch's fixed cost; caught up, batches are small
     wait_s: float = 0.002  # the longest a partial batch waits for more messages
     storage: Path | None = None
+    shard: Shard = Shard()
+
+    @property
+    def name(self) -> str:
+        """The consumer name the sequence commits and the lock is taken under (one per shard)."""
+        return self.shard.consumer(self.consumer)
 
 
 @dataclass(frozen=True)
@@ -83,16 +95,23 @@ class Booker:
         self.reporting = settings.reporting_currency
         self.key = stream_key(landing)
         books, starts, seen = load_books(conn, self.key, settings.costing_method)
-        books.trades = self._as_trades(books.trades)
+        self.shard = options.shard
+        self._owner: dict[str, bool] = {}
+        if not self.shard.whole:  # the landing's other shards' rows are theirs
+            for name in ("openings", "lots", "day_pnl", "holdings"):
+                setattr(books, name, owned(getattr(books, name), self.shard, settings.book_of))
+            starts = owned(starts, self.shard, settings.book_of)
+            seen = {k for k in seen if self.shard.owns(settings.book_of(k[0], k[1]))}
+        books.trades = owned(self._as_trades(books.trades), self.shard, settings.book_of)
         books.last = books.trades.group_by("book", "asset").agg(pl.col("ts").max().alias("last_ts")).cast(LAST)
-        if starts.height == 0 and last_sequence(conn, self.key, options.consumer) == 0:
+        if starts.height == 0 and last_sequence(conn, self.key, options.name) == 0:
             start = starting_state(conn, landing, options.storage, settings)
             books, starts = self._begin(books, start)
             self.marks = start.marks
         else:
             self.marks = landing_marks(landing, settings)
         self.books, self.starts, self.seen = books, starts, seen
-        self.last_seq = last_sequence(conn, self.key, options.consumer)
+        self.last_seq = last_sequence(conn, self.key, options.name)
 
     def _as_trades(self, stored: pl.DataFrame) -> pl.DataFrame:
         if stored.height == 0:
@@ -104,6 +123,9 @@ class Booker:
 
     def _begin(self, books: Books, start: Start) -> tuple[Books, pl.DataFrame]:
         """Commit the starting state before the first message."""
+        start = Start(owned(start.starts, self.shard, self.settings.book_of),
+                      owned(start.positions, self.shard, self.settings.book_of),
+                      owned(start.lots, self.shard, self.settings.book_of), start.marks)
         lots = start.lots
         openings = lots.join(self._first_dates(start.starts), on="book", how="inner").select(
             "business_date", *lots.columns)
@@ -112,7 +134,7 @@ class Booker:
                                                 stream_seq=pl.lit(None, pl.Int64)).cast(HOLDINGS)
         books.holdings = holdings
         live = position_rows(books, holdings, self.settings.book_of, self.reporting)
-        commit_batch(self.conn, self.key, self.options.consumer, 0, fills=FILLS_ROWS.to_frame(), legs=LEGS_ROWS.to_frame(),
+        commit_batch(self.conn, self.key, self.options.name, 0, fills=FILLS_ROWS.to_frame(), legs=LEGS_ROWS.to_frame(),
                      starts=start.starts, keys=lots.select("book", "asset"), lots=lots, openings=openings,
                      day_pnl=books.day_pnl, live=live.cast(LIVE_ROWS), quarantine=_no_quarantine())
         return books, start.starts
@@ -128,7 +150,23 @@ class Booker:
         """Book a batch and commit it; the changed positions to publish."""
         return self.commit(self.prepare(messages))
 
-    def prepare(self, messages: list[Message]) -> Batch | None:
+    def mine(self, messages: list[Message]) -> list[Message]:
+        """The messages of this booker's shard (a subject that names no account: shard 1's,
+        which quarantines it)."""
+        if self.shard.whole:
+            return messages
+        kept = []
+        for message in messages:
+            owner = self._owner.get(message.subject)
+            if owner is None:
+                pair = venue_account(message.subject)
+                owner = self._owner[message.subject] = (
+                    self.shard.owns(self.settings.book_of(*pair)) if pair else self.shard.index == 1)
+            if owner:
+                kept.append(message)
+        return kept
+
+    def prepare(self, messages: list[Message], through: int | None = None) -> Batch | None:
         """Book a batch into the live books (memory only); what :meth:`commit` writes.
 
         The next batch may be prepared while this one commits: memory runs ahead of the
@@ -136,7 +174,8 @@ class Booker:
         loads the books the last commit left.
         """
         if not messages:
-            return None
+            # Another shard's messages only: the sequence moves on all the same.
+            return None if through is None else Batch(through, _no_rows())
         parsed = parse_batch(messages, self.settings)
         fills = parsed.fills
         # Exactly once on the payload's key: seen before, or twice in this batch.
@@ -180,7 +219,7 @@ class Booker:
             counted=pl.col("state_date").is_null() | (pl.col("ts").dt.date() > pl.col("state_date")),
         ).cast(FILLS_ROWS)
         self.seen.update(taken)
-        return Batch(max(m.seq for m in messages), dict(
+        return Batch(max([m.seq for m in messages] + [through or 0]), dict(
             fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys,
             lots=self.books.lots.join(changes.keys, on=["book", "asset"], how="semi"), openings=changes.openings,
             day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
@@ -189,7 +228,7 @@ class Booker:
         """Write a prepared batch in one transaction; the changed positions to publish."""
         if batch is None:
             return []
-        commit_batch(self.conn, self.key, self.options.consumer, batch.last_seq, **batch.rows)
+        commit_batch(self.conn, self.key, self.options.name, batch.last_seq, **batch.rows)
         self.last_seq = batch.last_seq
         return [dict(row, landing=self.key) for row in batch.rows["live"].to_dicts()]
 
@@ -224,6 +263,13 @@ def _book_dates(rows: list[tuple[str, dt.date]]) -> pl.DataFrame:
     return frame.group_by("book").agg(pl.col("business_date").min())
 
 
+def _no_rows() -> dict[str, pl.DataFrame]:
+    return dict(fills=FILLS_ROWS.to_frame(), legs=LEGS_ROWS.to_frame(), starts=START_ROWS.to_frame(),
+                keys=pl.DataFrame(schema={"book": pl.String, "asset": pl.String}), lots=LOTS_STATE.to_frame(),
+                openings=OPENINGS.to_frame(), day_pnl=DAY_PNL.to_frame(), live=LIVE_ROWS.to_frame(),
+                quarantine=_no_quarantine())
+
+
 def _no_quarantine() -> pl.DataFrame:
     return pl.DataFrame(schema={"subject": pl.String, "stream_seq": pl.Int64, "reason": pl.String, "raw": pl.String})
 
@@ -249,12 +295,13 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         # session is gone: wait a little before refusing.
         key = stream_key(landing)
         for _ in range(50):
-            if try_lock_shard(conn, key, options.consumer):
+            if try_lock_shard(conn, key, options.name):
                 break
             await asyncio.sleep(0.2)
         else:
-            raise BookerError(f"another booker holds consumer {options.consumer!r} of landing {key or '(none)'} "
+            raise BookerError(f"another booker holds consumer {options.name!r} of landing {key or '(none)'} "
                               f"(one writer per shard of books)")
+        _same_shard_count(conn, key, options)
         booker = Booker(conn, settings, landing, options, say)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -285,7 +332,7 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
                 if not messages:
                     continue
                 consumed = max(m.seq for m in messages)
-                prepared = await asyncio.to_thread(booker.prepare, messages)
+                prepared = await asyncio.to_thread(booker.prepare, booker.mine(messages), consumed)
                 if committing is not None:
                     await _publish_positions(nc, await committing)
                 committing = asyncio.ensure_future(asyncio.to_thread(booker.commit, prepared))
@@ -299,6 +346,17 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         return 0
     finally:
         conn.close()
+
+
+def _same_shard_count(conn, key: str, options: BookerOptions) -> None:
+    """Books move between shards when their count changes: a landing's consumer keeps the
+    count it first committed with (another count would book some fills twice and others never)."""
+    rows = conn.execute("SELECT consumer, last_seq FROM utl.stream_offset WHERE landing = %s", (key,)).fetchall()
+    counts = {n for name, seq in rows if seq > 0 and (n := shard_count_of(name, options.consumer)) is not None}
+    if counts - {options.shard.count}:
+        raise BookerError(f"consumer {options.consumer!r} of landing {key or '(none)'} has committed with "
+                          f"{', '.join(map(str, sorted(counts)))} shard(s), not {options.shard.count}: run it with that "
+                          f"count, or under another --consumer name (which starts from the stream's first message)")
 
 
 async def _publish_positions(nc, rows: list[dict]) -> None:

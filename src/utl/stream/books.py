@@ -28,6 +28,7 @@ import polars as pl
 
 from utl.costing import compute_costs
 from utl.daily import carry_lots
+from utl.positions import share_book_cost
 from utl.decimals import DECIMAL
 from utl.schemas import LOTS_STATE, UTC_TS
 
@@ -185,19 +186,28 @@ def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.Da
 
 
 def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str) -> pl.DataFrame:
-    """``utl.live_positions`` rows for ``holdings`` (venue, account, asset, qty, ...)."""
-    pairs = holdings.select("venue", "account").unique()
-    booked = holdings.join(pairs.with_columns(book=pl.Series([book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String)),
-                           on=["venue", "account"], how="left")
-    # Only the rows asked for: the whole state is far larger than a batch.
-    basis = (books.lots.lazy().join(booked.lazy().select(KEY).unique(), on=KEY, how="semi")
+    """``utl.live_positions`` rows for ``holdings`` (venue, account, asset, qty, ...), and for
+    every other account of the same (book, asset): where ``[books]`` groups accounts, the
+    book's cost basis is shared out over its accounts as the end-of-day run shares it
+    (:func:`utl.positions.share_book_cost`), so one account's fill moves the others' share."""
+    def with_books(frame: pl.DataFrame) -> pl.DataFrame:
+        pairs = frame.select("venue", "account").unique()
+        books_of = pairs.with_columns(book=pl.Series([book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String))
+        return frame.join(books_of, on=["venue", "account"], how="left")
+
+    asked = with_books(holdings)
+    keys = asked.select(KEY).unique()
+    # Only the rows asked for and their book-mates: the whole state is far larger than a batch.
+    mates = (with_books(books.holdings.join(asked.select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="anti")
+                        .join(keys.select("asset").unique(), on="asset", how="semi"))
+             .join(keys, on=KEY, how="semi"))
+    booked = pl.concat([asked, mates.select(asked.columns)])
+    basis = (books.lots.lazy().join(keys.lazy(), on=KEY, how="semi")
              .group_by(KEY).agg((pl.col("qty") * pl.col("entry_price")).sum().alias("book_cost")).collect())
-    realized = (books.day_pnl.lazy().join(holdings.lazy().select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="semi")
+    realized = (books.day_pnl.lazy().join(booked.lazy().select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="semi")
                 .group_by(ACCOUNT_ASSET).agg(pl.col("realized_pnl").sum()).collect())
-    rows = (booked.join(basis, on=KEY, how="left").join(realized, on=ACCOUNT_ASSET, how="left")
-            .with_columns(cost_basis=pl.when(pl.col("asset") == reporting).then(pl.col("qty"))
-                          .otherwise(pl.col("book_cost").fill_null(ZERO)),
-                          realized_pnl=pl.col("realized_pnl").fill_null(ZERO)))
+    rows = (share_book_cost(booked, basis, reporting).join(realized, on=ACCOUNT_ASSET, how="left")
+            .with_columns(realized_pnl=pl.col("realized_pnl").fill_null(ZERO)))
     return rows.select(
         "venue", "account", "asset", "qty", "cost_basis",
         avg_cost=pl.when(pl.col("qty") != 0).then(pl.col("cost_basis") / pl.col("qty")),

@@ -39,10 +39,15 @@ def _require_folder(landing: Path | None) -> None:
                    "snapshots, and its own slice of the stream's tables [default: $UTL_LANDING, else the last one "
                    "`utl eod` ran; with UTL_DATABASE_URL, the last one written into that database].")
 @click.option("--consumer", default="utl-stream", show_default=True,
-              help="The consumer's name within the landing: its committed sequence, and the shard of books one "
-                   "booker writes.")
-@click.option("--batch", type=int, default=5000, show_default=True, help="Most messages booked in one transaction.")
-def stream(landing: Path | None, consumer: str, batch: int) -> None:
+              help="The consumer's name within the landing: its committed sequence and its lock (with --shard, one "
+                   "per shard).")
+@click.option("--batch", type=int, default=20000, show_default=True,
+              help="Most messages booked in one transaction: a backlog goes in batches this large; once caught up, a "
+                   "batch is what arrived while the last one was booked.")
+@click.option("--shard", "shard_spec", default="1/1", show_default=True,
+              help="I/N: book only the books in shard I of N (by a hash of the book's name), as the only writer of "
+                   "them; run one booker per shard, side by side. N stays what a consumer first committed with.")
+def stream(landing: Path | None, consumer: str, batch: int, shard_spec: str) -> None:
     """Book fills from NATS JetStream UTL_FILLS into live positions, exactly once."""
     from utl.home import landing_home
     from utl.settings import Settings, load_settings
@@ -50,7 +55,13 @@ def stream(landing: Path | None, consumer: str, batch: int) -> None:
     from utl.store.days import last_written_landing
     from utl.stream.booker import BookerError, BookerOptions, run
     from utl.stream.broker import BrokerUnavailable, broker
+    from utl.stream.shard import Shard
 
+    try:
+        shard = Shard.parse(shard_spec)
+    except ValueError as exc:
+        _err(f"utl stream: {exc}")
+        sys.exit(2)
     landing = _stream_landing(landing)
     _require_folder(landing)
     try:
@@ -65,7 +76,7 @@ def stream(landing: Path | None, consumer: str, batch: int) -> None:
                     _require_folder(landing)
             settings = load_settings(landing) if landing is not None else Settings()
             storage = landing_home(landing) / "storage" if landing is not None else None
-            options = BookerOptions(nats_url=url, consumer=consumer, batch=batch, storage=storage)
+            options = BookerOptions(nats_url=url, consumer=consumer, batch=batch, storage=storage, shard=shard)
 
             def say(line: str) -> None:
                 click.echo(line) if line == "ready" else _err(line)

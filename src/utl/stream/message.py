@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import polars as pl
 
 from utl.ingest import read_trades_file, trade_identity
@@ -60,6 +61,45 @@ def venue_account(subject: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+class _Envelope(msgspec.Struct):
+    """The keys the envelope requires, each as its own JSON bytes (never parsed as a number)."""
+
+    id: msgspec.Raw = msgspec.Raw(b"")
+    symbol: msgspec.Raw = msgspec.Raw(b"")
+    side: msgspec.Raw = msgspec.Raw(b"")
+    amount: msgspec.Raw = msgspec.Raw(b"")
+    price: msgspec.Raw = msgspec.Raw(b"")
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def _plain(message: Message) -> tuple[str, str, str] | None:
+    """(the message as one line of text, symbol, id) when it plainly passes the envelope:
+    a JSON object (msgspec, in C) whose id and symbol are non-blank text and whose side,
+    amount and price are there. None: :func:`_envelope` reads it as before and says why
+    (whatever this path cannot judge at a glance, an escape or a line break, goes there too)."""
+    data = message.data
+    if b"\\" in data or b"\n" in data or b"\r" in data:
+        return None
+    try:
+        record = _ENVELOPE.decode(data)
+        text = data.decode("utf-8")
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return None
+    for raw in (record.side, record.amount, record.price):
+        value = bytes(raw)
+        if value in (b"", b"null") or (value[:1] == b'"' and not value[1:-1].decode("utf-8").strip()):
+            return None
+    key, symbol = bytes(record.id), bytes(record.symbol)
+    if key[:1] != b'"' or symbol[:1] != b'"':
+        return None
+    key_text, symbol_text = key[1:-1].decode("utf-8"), symbol[1:-1].decode("utf-8")
+    if not key_text.strip() or not symbol_text.strip():
+        return None
+    return text, symbol_text, key_text
+
+
 def _envelope(message: Message) -> tuple[dict | None, str | None, str]:
     """(record, reason refused, raw text) of one message."""
     raw = message.data.decode("utf-8", errors="replace")
@@ -82,13 +122,21 @@ def _envelope(message: Message) -> tuple[dict | None, str | None, str]:
 def parse_batch(messages: list[Message], settings: Settings, scratch: Path | None = None) -> Parsed:
     """The fills, legs and refusals of a batch of messages (any venues and accounts)."""
     refused: list[dict] = []
-    items: list[tuple[Message, dict, str]] = []
+    # (message, line for the reader, symbol, id, raw text) of each message that goes on.
+    items: list[tuple[Message, str, str, str, str]] = []
     for message in messages:
+        pair = venue_account(message.subject)
+        plain = _plain(message) if pair is not None else None
+        if plain is not None:
+            text, symbol, key = plain
+            items.append((message, text, symbol, key, text))
+            continue
         record, reason, raw = _envelope(message)
         if reason is not None:
             refused.append({"subject": message.subject, "stream_seq": message.seq, "reason": reason, "raw": raw})
             continue
-        items.append((message, record, raw))
+        # Numbers are text already (loads), so dumping them as JSON strings changes no digit.
+        items.append((message, json.dumps(record, ensure_ascii=False), record["symbol"], record["id"], raw))
 
     fills = []
     if items:
@@ -96,21 +144,20 @@ def parse_batch(messages: list[Message], settings: Settings, scratch: Path | Non
             # The whole batch is one file for the reader (one pass, whatever the venues); the
             # venue and account come from each message's subject afterwards.
             path = Path(folder) / "batch.jsonl"
-            # One line per message; numbers are text already (loads), so dumping them as
-            # JSON strings changes no digit.
-            path.write_text("\n".join(json.dumps(record, ensure_ascii=False) for _, record, _ in items) + "\n")
+            path.write_text("\n".join(line for _, line, _, _, _ in items) + "\n")
             rows = read_trades_file(Source(path, "stream", "-", "-"), TRADES, settings)
+        subjects = pl.Series([m.subject for m, _, _, _, _ in items], dtype=pl.String)
         by_row = pl.DataFrame(
-            {"row": list(range(1, len(items) + 1)),
-             "venue": [venue_account(m.subject)[0] for m, _, _ in items],
-             "account": [venue_account(m.subject)[1] for m, _, _ in items],
-             "stream_seq": [m.seq for m, _, _ in items],
-             "subject": [m.subject for m, _, _ in items],
-             "symbol_text": [r["symbol"] for _, r, _ in items],
-             "payload_id": [r["id"] for _, r, _ in items],
-             "raw_message": [raw for _, _, raw in items]},
-            schema={"row": pl.Int64, "venue": pl.String, "account": pl.String, "stream_seq": pl.Int64,
-                    "subject": pl.String, "symbol_text": pl.String, "payload_id": pl.String, "raw_message": pl.String},
+            {"row": pl.int_range(1, len(items) + 1, eager=True, dtype=pl.Int64),
+             "stream_seq": pl.Series([m.seq for m, _, _, _, _ in items], dtype=pl.Int64),
+             "subject": subjects,
+             "symbol_text": pl.Series([symbol for _, _, symbol, _, _ in items], dtype=pl.String),
+             "payload_id": pl.Series([key for _, _, _, key, _ in items], dtype=pl.String),
+             "raw_message": pl.Series([raw for _, _, _, _, raw in items], dtype=pl.String)},
+        ).with_columns(
+            # utl.fills.<venue>.<account>, checked above.
+            venue=pl.col("subject").str.split(".").list.get(2),
+            account=pl.col("subject").str.split(".").list.get(3),
         )
         bad = rows.quarantine.join(by_row, on="row", how="inner")
         for row in bad.iter_rows(named=True):

@@ -20,7 +20,8 @@ import polars as pl
 import psycopg
 
 from utl.decimals import DECIMAL
-from utl.ingest import ingest_landing
+from utl.ingest import Ingested, combine, read_balances_file, read_marks_file
+from utl.landing import scan_landing
 from utl.marks import marks_for, require_marks
 from utl.positions import with_book
 from utl.schemas import LOTS_STATE, MARKS_OUT, POSITIONS_STATE
@@ -28,6 +29,7 @@ from utl.settings import Settings
 from utl.storage import partition_path
 from utl.stream.books import start_day
 from utl.stream.store import START_ROWS, eod_day_positions
+from utl.venues import all_formats
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,22 @@ class Start:
     marks: pl.DataFrame  # MARKS_OUT (all the landing's)
 
 
+def _marks_and_balances(landing: Path, settings: Settings, balances: bool = True) -> Ingested:
+    """The landing's marks (and balance files), read as the end-of-day ingest reads them; its
+    fills are the stream's business, and reading a large day's exports at every start would
+    hold a restarted booker back for seconds."""
+    files = scan_landing(landing, settings.pairs, settings.timezones)
+    read = [read_marks_file(day, path, landing, settings) for day, path in files.marks]
+    if balances:
+        formats = all_formats()
+        read += [read_balances_file(day, source, formats, settings) for day, source in files.balances]
+    return combine(read, settings)
+
+
 def landing_marks(landing: Path | None, settings: Settings) -> pl.DataFrame:
     if landing is None:
         return MARKS_OUT.to_frame()
-    return ingest_landing(landing, settings).marks
+    return _marks_and_balances(landing, settings, balances=False).marks
 
 
 def marks_on(marks: pl.DataFrame, day: dt.date, reporting: str) -> pl.DataFrame:
@@ -55,7 +69,7 @@ def starting_state(conn: psycopg.Connection, landing: Path | None, storage: Path
     if landing is None:
         empty = START_ROWS.to_frame()
         return Start(empty, POSITIONS_STATE.to_frame(), LOTS_STATE.to_frame(), MARKS_OUT.to_frame())
-    ingested = ingest_landing(landing, settings)
+    ingested = _marks_and_balances(landing, settings)
     parts_positions, parts_lots, starts = [], [], []
     row = conn.execute("SELECT max(business_date) FROM utl.day_runs WHERE landing = %s",
                        (str(landing.resolve()),)).fetchone()
