@@ -383,7 +383,6 @@ def test_the_memory_cuts_a_dates_derivative_inputs_as_the_whole_run_does() -> No
     assert got["derivative_cash"]["qty"].to_list() == [D(-1)]
     assert got["positions"]["qty"].to_list() == [D(3)] and got["opening_positions"]["qty"].to_list() == [D(1)]
     assert got["specs"].height == SPECS.height
-    assert derivative_inputs(SimpleNamespace(business_date=D2)) == {}
 
 
 def test_a_state_stored_before_breaks_had_a_subject_reads_as_balance_breaks() -> None:

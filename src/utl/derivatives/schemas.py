@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from utl.decimals import DECIMAL
-from utl.schemas import BREAKS, UTC_TS
+from utl.schemas import BREAKS, CLEARED, UTC_TS
 
 INSTRUMENT_TYPES = ("swap", "future", "option")
 OPTION_TYPES = ("call", "put")
@@ -146,6 +146,9 @@ EXPIRY_LEGS = pl.Schema({**INSTRUMENT_LEGS, "kind": pl.String})  # delivery | ex
 
 POSITION_BREAKS = pl.Schema({**BREAKS, "subject": pl.String})  # position | balance
 """utl.breaks with the contract's new ``subject`` column; ``asset`` holds the symbol."""
+
+CLEARED_BREAKS = pl.Schema({**CLEARED, "subject": pl.String})  # position | balance
+"""utl.cleared_breaks with ``subject``: a position break clears as a balance break does."""
 
 DERIVATIVE_POSITIONS = pl.Schema(
     {
