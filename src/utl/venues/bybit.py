@@ -238,6 +238,10 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
     A fill whose size or price cannot be read is refused as a fill; its cash, read exactly,
     stays booked (the wallet's Change is true), so the position shows as a break.
     """
+    # A user may export the log without the trade columns (they are optional for its cash):
+    # then a fill's instrument, size or price is missing and the fill is refused below.
+    absent = [c for c in ("Contract", "Direction", "Quantity", "Filled Price") if c not in rows.columns]
+    rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in absent])
     kind = pl.col("Type").str.strip_chars().str.to_lowercase()
     if legacy:
         fill_row = kind.is_in(["trade", "liquidation"])
@@ -246,7 +250,8 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
         action = pl.col("Action").str.strip_chars().str.to_uppercase()
         fill_row = (kind == "trade") & action.is_in(["OPEN", "CLOSE"])
         derivative_row = fill_row | kind.is_in(["settlement", "delivery"]) | kind.str.contains("liquidation")
-    rows = rows.filter(derivative_row & present(pl.col("Contract")).is_not_null())
+    # Rows naming no contract are spot; a fill row without one is refused (its cash still books).
+    rows = rows.filter(derivative_row & (present(pl.col("Contract")).is_not_null() | fill_row))
     rows = rows.with_columns(__contract=present(pl.col("Contract")))
     rows = rows.with_columns(__instrument=venue_instruments(rows["__contract"], bybit_symbol))
     direction = pl.col("Direction").str.strip_chars().str.to_lowercase()

@@ -32,9 +32,10 @@ def venue_instruments(names: pl.Series, to_ccxt: Callable[[str], str | None]) ->
 def fill_checks(*, instrument: str, qty: str, price: str, names: dict[str, str]) -> list[Check]:
     """The checks of a derivative fill: ``names`` maps ``instrument``/``qty``/``price`` to the
     venue's own column names, which quarantine rows name."""
-    checks = [Check(names["instrument"], pl.col(instrument).is_null(),
-                    pl.format('"{}": "{}" names no derivative instrument', pl.lit(names["instrument"]),
-                              pl.col(names["instrument"])))]
+    named = names["instrument"]
+    checks = [Check(named, pl.col(instrument).is_null(),
+                    pl.when(pl.col(named).is_null()).then(pl.lit(f'"{named}" is missing'))
+                    .otherwise(pl.format('"{}": "{}" names no derivative instrument', pl.lit(named), pl.col(named))))]
     for value, column in ((qty, names["qty"]), (price, names["price"])):
         checks += [
             Check(column, pl.col(f"{value}__bad"), pl.format('"{}": "{}" is not an exact decimal', pl.lit(column), pl.col(column))),
