@@ -131,7 +131,7 @@ def test_two_landings_in_one_database_keep_their_own_results(database: str, land
     out, err = ok("breaks", "--date", "2024-03-06", "--format", "csv", url=database)
     assert out.splitlines()[1:] == [] and f"landing: {b.resolve()}" in err
     table, _ = ok("breaks", "--date", "2024-03-07", "--landing", str(a), url=database)
-    assert "2 open (0 new, 2 ageing)" in table
+    assert "3 open (1 new, 2 ageing)" in table  # + the sample's position break, new on 03-07
 
     assert positions_of(database, a, DATES[-1]) == expected_positions(DATES[-1])
     assert positions_of(database, b, DATES[-1]) == expected_positions(DATES[-1], B_BTC_MARK)
@@ -144,16 +144,19 @@ def test_two_landings_in_one_database_keep_their_own_results(database: str, land
     # mm-spot-2's run from 03-06 in A, from 03-07 in B.
     cleared = [("api", "BTC", "2024-03-05", "2024-03-05", "2024-03-06"),
                ("api", "USDT", "2024-03-05", "2024-03-05", "2024-03-06")]
-    assert history_of(database, a) == cleared + [("mm-spot-2", "ETH", "2024-03-06", "2024-03-07", None),
-                                                 ("mm-spot-2", "USDT", "2024-03-06", "2024-03-07", None)]
-    assert history_of(database, b) == cleared + [("mm-spot-2", "ETH", "2024-03-07", "2024-03-07", None),
-                                                 ("mm-spot-2", "USDT", "2024-03-07", "2024-03-07", None)]
+    # The sample's position break (binance/futures) opens on 03-07 in both.
+    position = [("futures", "BTC/USDT:USDT", "2024-03-07", "2024-03-07", None)]
+    assert history_of(database, a) == cleared + position + [("mm-spot-2", "ETH", "2024-03-06", "2024-03-07", None),
+                                                            ("mm-spot-2", "USDT", "2024-03-06", "2024-03-07", None)]
+    assert history_of(database, b) == cleared + position + [("mm-spot-2", "ETH", "2024-03-07", "2024-03-07", None),
+                                                            ("mm-spot-2", "USDT", "2024-03-07", "2024-03-07", None)]
 
-    # Each landing's runs, and each run's counts of its own landing (2 breaks open on 03-07 each).
+    # Each landing's runs, and each run's counts of its own landing (3 breaks open on 03-07 each:
+    # two balance breaks and the sample's position break).
     for landing in (a, b):
         out, _ = ok("runs", "--format", "csv", "--landing", str(landing), url=database)
         runs = list(csv.DictReader(io.StringIO(out)))
-        assert [(r["landing"], r["status"], r["breaks"]) for r in runs] == [(str(landing.resolve()), "completed", "2")]
+        assert [(r["landing"], r["status"], r["breaks"]) for r in runs] == [(str(landing.resolve()), "completed", "3")]
 
     # A runs again from changed inputs (a new ETH mark on the first date: every date is
     # stale), then without its earliest snapshots: 03-05 is no longer covered for A, and
@@ -196,4 +199,4 @@ def test_embedded_default_keeps_a_database_per_landing(scratch_dir: Path, landin
     report = scratch_dir / "report.html"
     ok("report", "--date", "2024-03-07", "--out", str(report), url=None, home=scratch_dir)
     html = report.read_text(encoding="utf-8")
-    assert str(b.resolve()) in html and "2 open breaks (2 new, 0 ageing)" in html
+    assert str(b.resolve()) in html and "3 open breaks (3 new, 0 ageing)" in html

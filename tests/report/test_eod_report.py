@@ -63,7 +63,8 @@ def test_a_run_sends_the_report(database: str, tmp_path: Path) -> None:
     [got] = inbox.received  # one report for the last date, not one per date
     assert got.rcpt_tos == ["middle-office@example.com"] and got.mail_from == "utl@desk.example"
     message = got.message
-    assert message["Subject"] == "UTL breaks 2024-03-07: 2 open (0 new), 1 quarantined"
+    # Two balance breaks carried from 03-06 and the planted position break new on 03-07.
+    assert message["Subject"] == "UTL breaks 2024-03-07: 3 open (1 new), 1 quarantined"
     assert message.get_content_type() == "multipart/mixed"
     alternative, attachment = message.get_payload()
     assert [p.get_content_type() for p in alternative.get_payload()] == ["text/plain", "text/html"]
@@ -99,7 +100,7 @@ def test_escalation_flags_the_right_rows_and_the_subject(database: str, tmp_path
         assert eod(landing, database, tmp_path / "s", **smtp_env(port), UTL_REPORT_TO="a@x.com,b@x.com").returncode == 0
     [got] = inbox.received
     assert got.rcpt_tos == ["a@x.com", "b@x.com"]  # UTL_REPORT_TO wins over [report] to
-    assert got.message["Subject"] == "[ESCALATED] UTL breaks 2024-03-07: 2 open (0 new), 1 quarantined"
+    assert got.message["Subject"] == "[ESCALATED] UTL breaks 2024-03-07: 3 open (1 new), 1 quarantined"
     text, html = (p.get_content() for p in got.message.get_payload()[0].get_payload())
     flagged = [line for line in text.splitlines() if line.strip().startswith("[ESCALATED]")]
     assert len(flagged) == 1 and " ETH " in flagged[0]
@@ -133,7 +134,7 @@ def test_a_refused_report_keeps_the_run_exits_3_and_utl_report_sends_it(database
         resent = utl("report", "--date", LAST, "--landing", str(LANDING), url=database, **smtp_env(port))
     assert resent.returncode == 0, resent.stderr
     [got] = inbox.received
-    assert got.message["Subject"] == "UTL breaks 2024-03-07: 2 open (0 new), 1 quarantined"
+    assert got.message["Subject"] == "UTL breaks 2024-03-07: 3 open (1 new), 1 quarantined"
     # `utl report` records on the latest run through that date.
     assert report_columns(database)[-1] == ("completed", "sent", None)
     assert [r[1] for r in report_columns(database)] == ["failed", "failed", "sent"]
