@@ -77,7 +77,7 @@ def test_a_run_sends_the_report(database: str, tmp_path: Path) -> None:
                Decimal(r["diff"]), Decimal(r["tolerance"]), r["first_seen"], r["kind"],
                Decimal(r["mark"]) if r["mark"] else None, Decimal(r["diff_value"]) if r["diff_value"] else None)
               for r in rows]
-    assert parsed == open_breaks(database, LAST) and len(parsed) == 2
+    assert parsed == open_breaks(database, LAST) and len(parsed) == 3  # two balance, one position
     assert report_columns(database) == [("completed", "sent", None)]
     # The run summary a person reads.
     out = done.stdout
@@ -105,7 +105,9 @@ def test_escalation_flags_the_right_rows_and_the_subject(database: str, tmp_path
     flagged = [line for line in text.splitlines() if line.strip().startswith("[ESCALATED]")]
     assert len(flagged) == 1 and " ETH " in flagged[0]
     html_rows = [row for row in html.split("<tr") if "qty_mismatch" in row]
-    assert [("ESCALATED" in row, ">ETH<" in row) for row in html_rows] == [(True, True), (False, False)]
+    # Rows in the breaks table's order: the position break (binance/futures) first, unvalued,
+    # so never escalated; then ETH (escalated) and USDT.
+    assert [("ESCALATED" in row, ">ETH<" in row) for row in html_rows] == [(False, False), (True, True), (False, False)]
 
 
 def test_a_refused_report_keeps_the_run_exits_3_and_utl_report_sends_it(database: str, tmp_path: Path) -> None:
