@@ -86,7 +86,8 @@ def test_breaks_name_accounts_not_reconciled_and_carry_their_breaks(ran):
 def test_breaks_show_status_age_and_sort_by_value_at_mark(ran):
     url, _ = ran
     out = run("breaks", "--date", "2024-03-06", url=url)
-    assert out.splitlines()[0] == "breaks on 2024-03-06: 2 open (2 new, 0 ageing), 2 cleared; 6 accounts reconciled"
+    # Six spot accounts and the sample's three derivative accounts (binance/futures, okx/trading, deribit/main).
+    assert out.splitlines()[0] == "breaks on 2024-03-06: 2 open (2 new, 0 ageing), 2 cleared; 9 accounts reconciled"
     # The balance breaks' section ends at the first blank line (the ledger exceptions follow).
     table = [line.split() for line in out.split("\n\n")[0].splitlines()[2:]]
     # By absolute value at mark, largest first: the two cleared bybit breaks, then ETH, then USDT.
@@ -141,13 +142,14 @@ def test_runs_lists_each_run_with_its_counts(ran):
     assert "completed  2024-03-05..2024-03-07 (3 of 3 run)" in out
     (row,) = list(csv.DictReader(io.StringIO(run("runs", "--format", "csv", url=url))))
     assert (row["status"], row["first_run_date"], row["through_date"], row["dates_run"], row["breaks"],
-            row["quarantined"]) == ("completed", "2024-03-05", LAST, "3", "0", "2")
+            row["quarantined"]) == ("completed", "2024-03-05", LAST, "3", "1", "2")  # the position break of 03-07
     assert int(row["legs"]) > 0 and row["finished_at"] >= row["started_at"]
 
 
 def test_eod_summary_names_unreconciled_and_unbooked_accounts_and_quarantined_files(ran):
     _, out = ran
-    assert "breaks: 0 open, 0 new, 0 cleared today" in out
+    # The sample's planted position break (binance/futures, new on 03-07) is the only one counted.
+    assert "breaks: 1 open, 1 new, 0 cleared today" in out
     assert (f"not reconciled on {LAST} (no snapshot; their breaks are carried, not counted above): "
             "binance/mm-spot-2 (last reconciled 2024-03-06, 2 breaks carried)") in out
     assert "not booked (no balance snapshot, so no opening state): okx/orphan" in out
@@ -164,7 +166,10 @@ def test_pnl_reads_as_money_with_totals_and_residuals_and_csv_is_exact():
     assert all(len(line) < 250 for line in lines)
     # Per book, total PnL + trade residual is the explain's total.
     books = {line.split()[0]: line.split()[-1] for line in lines if "book total" in line}
-    explain = {line.split()[0]: line.split()[4] for line in lines[lines.index("") + 3:] if not line.startswith("  firm")}
+    # The explain section runs from the first blank line to the next (the Derivatives section follows).
+    start = lines.index("") + 3
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    explain = {line.split()[0]: line.split()[4] for line in lines[start:end] if not line.startswith("  firm")}
     assert books == explain and books["coinbase/retail"] == "453.06"
     assert "  coinbase/retail    USD                183,318.5" in out
     exact = list(csv.DictReader(io.StringIO(run("pnl", "--landing", str(LANDING), "--date", LAST, "--format", "csv",
