@@ -165,7 +165,7 @@ def test_pnl_reads_as_money_with_totals_and_residuals_and_csv_is_exact():
     assert "coinbase/retail    book total" in out and lines[lines.index("") - 1].split()[:2] == ["firm", "total"]
     assert all(len(line) < 250 for line in lines)
     # Per book, total PnL + trade residual is the explain's total.
-    books = {line.split()[0]: line.split()[-1] for line in lines if "book total" in line}
+    books = {line.split()[0]: line.split()[-1] for line in lines[:lines.index("")] if "book total" in line}
     # The explain section runs from the first blank line to the next (the Derivatives section follows).
     start = lines.index("") + 3
     end = lines.index("", start) if "" in lines[start:] else len(lines)
