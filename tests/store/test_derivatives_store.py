@@ -3,7 +3,6 @@ embedded PostgreSQL and TEST_DATABASE_URL's)."""
 
 from __future__ import annotations
 
-import shutil
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from utl.report.render import render_html, render_text
 from utl.settings import Settings
 from utl.store import connect, migrate
 from utl.store.days import read_derivative_positions, write_day
-from utl.store.migrate import read_migrations, sql_dir
+from tests.migrations import migrated_through
 
 LANDING = Path("/landings/deriv")
 BREAKS_HEADER = "business_date,venue,account,asset,ledger_qty,venue_qty,diff,tolerance,first_seen,kind,mark,diff_value"
@@ -30,13 +29,7 @@ BREAKS_HEADER = "business_date,venue,account,asset,ledger_qty,venue_qty,diff,tol
 @pytest.fixture
 def before_012(database: str, tmp_path: Path) -> str:
     """``database`` migrated through 011, as a database of the last release is."""
-    folder = tmp_path / "sql"
-    folder.mkdir()
-    for migration in read_migrations(sql_dir()):
-        if migration.version < 12:
-            shutil.copy(migration.path, folder)
-    with connect(database) as conn:
-        assert [m.version for m in migrate(conn, folder)][-1] == 11
+    migrated_through(database, tmp_path / "sql", 11)
     return database
 
 

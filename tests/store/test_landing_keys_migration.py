@@ -4,26 +4,19 @@ loses that date, so its next run writes it again."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from utl.store import connect, migrate
-from utl.store.migrate import read_migrations, sql_dir
+from tests.migrations import migrated_through
 
 
 @pytest.fixture
 def before_008(database: str, tmp_path: Path) -> str:
     """``database`` migrated through 007, as a database of the last release is."""
-    folder = tmp_path / "sql"
-    folder.mkdir()
-    for migration in read_migrations(sql_dir()):
-        if migration.version < 8:
-            shutil.copy(migration.path, folder)
-    with connect(database) as conn:
-        assert [m.version for m in migrate(conn, folder)][-1] == 7
+    migrated_through(database, tmp_path / "sql", 7)
     return database
 
 

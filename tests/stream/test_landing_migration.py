@@ -4,26 +4,20 @@ end-of-day date it started from), else to the landing last written, as 008 does.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from utl.store import connect, migrate
-from utl.store.migrate import read_migrations, sql_dir
+from tests.migrations import migrated_through
 
 
 @pytest.fixture
 def before_011(database: str, tmp_path: Path) -> str:
     """``database`` migrated through 010, as a database of the last release is."""
-    folder = tmp_path / "sql"
-    folder.mkdir()
-    for migration in read_migrations(sql_dir()):
-        if migration.version < 11:
-            shutil.copy(migration.path, folder)
+    migrated_through(database, tmp_path / "sql", 10)
     with connect(database) as conn:
-        assert [m.version for m in migrate(conn, folder)][-1] == 10
         # /a wrote through 03-04, then /b wrote 03-05 (the last written).
         conn.execute("""
             INSERT INTO utl.day_runs (landing, business_date, fingerprint, legs, written_at) VALUES
