@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from pipelines.io_manager import Tables
 from pipelines.partitions import previous_day
 from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
@@ -65,8 +66,8 @@ def _day(context: dg.AssetExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)
 
 
-def _split(tables: dict[str, pl.DataFrame], prefix: str) -> dict[str, pl.DataFrame]:
-    return {name[len(prefix):]: frame for name, frame in tables.items() if name.startswith(prefix)}
+def _split(tables: Tables, prefix: str) -> dict[str, pl.DataFrame]:
+    return tables.with_prefix(prefix)
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -96,7 +97,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     # code_version 2: the leg refs carry fee_asset_assumed (a partition stored before lacks it).
     @dg.asset(partitions_def=partitions, group_name="eod", code_version="2", check_specs=_specs("ledger_legs"))
     def ledger_legs(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
-                    landing_rows: dict) -> Iterator:
+                    landing_rows: Tables) -> Iterator:
         """The date's legs, one source per account (eod.md, "Opening state and booking")."""
         rows = DayRows.from_tables(_day(context), landing_rows)
         inputs, quarantine = book_day(rows)
@@ -108,10 +109,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         # 2: fee_asset_assumed; 3: derivative state (positions, references, accounts), breaks with a subject
         partitions_def=partitions, group_name="eod", code_version="3", check_specs=_specs("day_state"),
         ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
-                                    dagster_type=Optional[dict])},
+                                    dagster_type=Optional[Tables])},
     )
     def day_state(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
-                  ledger_legs: dict, previous: Optional[dict]) -> Iterator:
+                  ledger_legs: Tables, previous: Optional[Tables]) -> Iterator:
         """The date from the day before's state: positions, lots, PnL, exposure, breaks."""
         day = _day(context)
         started = time.perf_counter()
@@ -143,8 +144,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
     @dg.asset(partitions_def=partitions, group_name="eod", code_version="1", check_specs=_specs("eod_tables"))
     def eod_tables(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
-                   landing_rows: dict, ledger_legs: dict,
-                   day_state: dict) -> Iterator:
+                   landing_rows: Tables, ledger_legs: Tables, day_state: Tables) -> Iterator:
         """The date's rows in PostgreSQL, in one transaction, and its Parquet outputs."""
         day = _day(context)
         started = time.perf_counter()

@@ -26,7 +26,7 @@ from utl.errors import QUARANTINE_SCHEMA, empty_quarantine, quarantine_file
 from utl.landing import LandingFiles, scan_landing
 from utl.schemas import (
     BALANCES_OUT, FILES_OUT, FILLS_OUT, LISTED_TRANSFERS, MARKS_OUT, MOVEMENTS_OUT, Balances, Fills, Marks, Movements,
-    validate_rows,
+    keys_distinct, validate_rows,
 )
 from utl.transfer_list import combine_listed, read_transfers
 from utl.settings import Settings, load_settings
@@ -444,7 +444,7 @@ def dedupe(frame: pl.DataFrame, key: list[str], what: str, content: list[str]) -
     """Book each key once. Rows repeating a key with the same ``content`` (overlapping
     exports) collapse to the first seen; a key seen with different content is a conflict:
     all its rows are quarantined, naming where the other versions are."""
-    if frame.height == 0:
+    if frame.height == 0 or keys_distinct(frame, key):  # the usual day: no id repeats at all
         return frame, empty_quarantine()
     distinct = frame.unique(subset=key + content, keep="first", maintain_order=True)
     versions = distinct.group_by(key).len().filter(pl.col("len") > 1).select(key)

@@ -13,6 +13,8 @@ row and column; a frame of the wrong shape is a programming error and raises.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Annotated, Optional
 
 import pandera.polars as pa
@@ -317,12 +319,32 @@ PNL_BY_BOOK = pl.Schema(
 )
 
 
+def keys_distinct(frame: pl.DataFrame, key: list[str]) -> bool:
+    """True when no two rows share ``key``, proved cheaply: distinct hashes mean distinct keys.
+    False means "maybe not" (a repeat, or two keys whose hashes collide): check the slow way."""
+    if frame.height < 2:
+        return True
+    return frame.select(key).hash_rows(seed=11).n_unique() == frame.height
+
+
+@functools.cache
+def _without_unique(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
+    # pandera's uniqueness check costs more than the rest of a large frame's checks together;
+    # it runs only where keys_distinct cannot prove the keys distinct.
+    schema = copy.deepcopy(model.to_schema())  # to_schema() is pandera's own cached object
+    schema.unique = None
+    return schema
+
+
 def validate_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Check ``frame`` against ``model``: (rows that pass, quarantine rows for those that
     do not, naming file, row, column and the failed check). Raises when the frame's shape
     (columns, dtypes) is wrong: that is a bug, not bad input."""
     try:
-        model.validate(frame, lazy=True)
+        schema = model.to_schema()
+        if schema.unique and keys_distinct(frame, list(schema.unique)):
+            schema = _without_unique(model)
+        schema.validate(frame, lazy=True)
         return frame, QUARANTINE.to_frame()
     except pa.errors.SchemaErrors as exc:
         failures = exc.failure_cases

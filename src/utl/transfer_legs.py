@@ -36,13 +36,15 @@ def _ref() -> pl.Expr:
 def day_transfer_legs(legs: pl.DataFrame, listed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(TRANSFER_LEGS, LEG_REFS of the date's disposals, quarantine rows of listings naming
     no withdrawal). ``legs``: the date's legs with ``source_file``/``source_row`` (LEGS_OUT)."""
-    fees = legs.filter((pl.col("kind") == "fee") & (pl.col("qty") < 0)).select(
+    moving = ((pl.col("kind") == "withdrawal") & (pl.col("qty") < 0)) | ((pl.col("kind") == "deposit") & (pl.col("qty") > 0))
+    # Only a fee line named after a move can join one: the trades' own fee legs (a third of a
+    # day's legs) are left out before the string work below.
+    fee_ids = legs.filter(moving).select(pl.col("leg_id") + "/fee").to_series()
+    fees = legs.filter((pl.col("kind") == "fee") & (pl.col("qty") < 0) & pl.col("leg_id").is_in(fee_ids.implode())).select(
         "venue", "account", "asset", fee_of=pl.col("leg_id").str.strip_suffix("/fee"), fee=-pl.col("qty"),
         fee_ref=_ref(),
     ).unique(subset=["venue", "account", "asset", "fee_of"], keep="first", maintain_order=True)
-    moves = legs.filter(
-        ((pl.col("kind") == "withdrawal") & (pl.col("qty") < 0)) | ((pl.col("kind") == "deposit") & (pl.col("qty") > 0))
-    ).join(fees, left_on=["venue", "account", "asset", "leg_id"], right_on=["venue", "account", "asset", "fee_of"],
+    moves = legs.filter(moving).join(fees, left_on=["venue", "account", "asset", "leg_id"], right_on=["venue", "account", "asset", "fee_of"],
            how="left")
     moves = moves.select(
         "venue", "account", "asset", "leg_id", "ts", "kind", amount=pl.col("qty").abs(),
