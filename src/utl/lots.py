@@ -970,8 +970,11 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end = start
         while end < n and group[end] == group[start]:
             end += 1
-        head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
-        tail = 0
+        # A group's lots take slots from its first trade's index on (a group never holds
+        # more lots than trades), so the open lots can be packed into the front of the same
+        # arrays at the end: no separate output arrays of every trade's length.
+        head = start  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+        tail = start
         size = 0
         lot_sign = 0
         for i in range(start, end):
@@ -1046,18 +1049,18 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
                         lot_qty[s] -= take * lot_sign
                 if remaining > 0:
                     # The trade flips the position: its rest opens a lot of its own sign.
-                    lot_trade[0] = i
-                    lot_qty[0] = remaining * sign
-                    head = 0
-                    tail = 1
+                    lot_trade[start] = i
+                    lot_qty[start] = remaining * sign
+                    head = start
+                    tail = start + 1
                     lot_sign = sign
                     if method == HIFO:
-                        heap[0] = 0
+                        heap[0] = start
                         size = 1
             else:
                 if live == 0:
-                    head = 0
-                    tail = 0
+                    head = start
+                    tail = start
                 lot_trade[tail] = i
                 lot_qty[tail] = q
                 lot_sign = sign
@@ -1102,10 +1105,13 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end_pos[g] = pos
         _put(end_pnl, g, mh, ml, neg)
         g += 1
+        # Packed in slot (= opening) order: n_open <= start <= every live slot, so each
+        # copy moves a lot down to a slot no later live lot still needs.
         if method == HIFO:
+            live_slots = np.sort(heap[:size])
             for j in range(size):
-                open_trade[n_open] = lot_trade[heap[j]]
-                open_qty[n_open] = lot_qty[heap[j]]
+                open_trade[n_open] = lot_trade[live_slots[j]]
+                open_qty[n_open] = lot_qty[live_slots[j]]
                 n_open += 1
         else:
             for s in range(head, tail):
@@ -1127,16 +1133,15 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     pnl, closed, position = _result_words(n if per_trade else 0)
     end_pos = np.zeros(n_groups, np.int64)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
-    open_trade = np.empty(n, np.int64)
-    open_qty = np.empty(n, np.int64)
     lot_trade = np.empty(n, np.int64)
     lot_qty = np.empty(n, np.int64)
     heap = np.empty(n if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
     ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
                                     np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
                                     pnl, closed, position, end_pos, end_pnl,
-                                    open_trade, open_qty, lot_trade, lot_qty, heap)
+                                    lot_trade, lot_qty, lot_trade, lot_qty, heap)
     if not ok:
         return None
-    del lot_trade, lot_qty, heap
-    return (pnl, closed, position, end_pos, end_pnl), (open_trade[:n_open].copy(), open_qty[:n_open].copy())
+    del heap
+    # The open lots were packed into the front of the slots.
+    return (pnl, closed, position, end_pos, end_pnl), (lot_trade[:n_open].copy(), lot_qty[:n_open].copy())
