@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from utl.scaled import below_1e38, divmod_pow10, signed_words
+from utl.scaled import below_1e38, divmod_pow10, signed_words, to_int64, to_int64_at_nine
 
 FIFO, LIFO, HIFO = 0, 1, 2
 METHOD_CODES = {"fifo": FIFO, "lifo": LIFO, "hifo": HIFO}
@@ -255,17 +255,55 @@ def _mul128_64(h, l, m):
     return b1 + carry, mid, a0
 
 
+_B32 = np.uint64(1 << 32)
+
+
 @njit(cache=True)
 def _div_step(r, lo, d):
-    """(r * 2**64 + lo) // d and its remainder, for r < d < 2**63 (binary long division)."""
-    q = _ZERO
-    for bit in range(63, -1, -1):
-        r = (r << _ONE) | ((lo >> np.uint64(bit)) & _ONE)
-        q = q << _ONE
-        if r >= d:
-            r -= d
-            q = q | _ONE
-    return q, r
+    """(r * 2**64 + lo) // d and its remainder, for r < d < 2**63.
+
+    Two native divisions of 32-bit digits after normalising ``d`` (Hacker's Delight,
+    ``divlu``; Knuth's algorithm D for a two-digit quotient): each estimate is at most two
+    too large and is corrected before it is used, so the result is exact.
+    """
+    s = np.uint64(0)  # leading zeros of d: shifting them out makes its top bit 1
+    if d <= np.uint64(0x00000000FFFFFFFF):
+        s += np.uint64(32)
+    if (d << s) <= np.uint64(0x0000FFFFFFFFFFFF):
+        s += np.uint64(16)
+    if (d << s) <= np.uint64(0x00FFFFFFFFFFFFFF):
+        s += np.uint64(8)
+    if (d << s) <= np.uint64(0x0FFFFFFFFFFFFFFF):
+        s += np.uint64(4)
+    if (d << s) <= np.uint64(0x3FFFFFFFFFFFFFFF):
+        s += np.uint64(2)
+    if (d << s) <= np.uint64(0x7FFFFFFFFFFFFFFF):
+        s += _ONE
+    v = d << s
+    vn1 = v >> _S32
+    vn0 = v & _M32
+    # s >= 1 (d < 2**63), so the shift by 64 - s is defined.
+    un32 = (r << s) | (lo >> (np.uint64(64) - s))
+    un10 = lo << s
+    un1 = un10 >> _S32
+    un0 = un10 & _M32
+    q1 = un32 // vn1
+    rhat = un32 - q1 * vn1
+    while q1 >= _B32 or q1 * vn0 > ((rhat << _S32) | un1):
+        q1 -= _ONE
+        rhat += vn1
+        if rhat >= _B32:
+            break
+    un21 = (un32 << _S32) + un1 - q1 * v
+    q0 = un21 // vn1
+    rhat = un21 - q0 * vn1
+    while q0 >= _B32 or q0 * vn0 > ((rhat << _S32) | un0):
+        q0 -= _ONE
+        rhat += vn1
+        if rhat >= _B32:
+            break
+    rem = ((un21 << _S32) + un0 - q0 * v) >> s
+    return (q1 << _S32) | q0, rem
 
 
 @njit(cache=True)
@@ -690,6 +728,153 @@ def _split_prices(words, order, price_int, price_frac):
     return True
 
 
+@njit(cache=True)
+def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trade, pnl, closed_out, position,
+               end_pos, end_avg_int, end_avg_frac, end_start, end_pnl):
+    """:func:`_wac_kernel` and :func:`_realize_wac` in one pass, on prices given as int64 at
+    their own scale (``p_up`` = 10**(18 - that scale), each below 2**62): the same pool
+    average (an integer at 18 digits after the point, re-averaged with half-even rounding),
+    each closing trade realized against it as it is met (``closed * (price - avg)`` for a
+    sell, ``closed * (avg - price)`` for a buy, exact, rounded half-even to 18 places),
+    per-trade words at input rows, per-group ends. No per-trade scratch arrays. Returns
+    False when a number does not fit (the caller then takes the two-pass or the exact path).
+    """
+    n = qty.shape[0]
+    d = np.uint64(10) ** np.uint64(scale)
+    g = -1
+    pos = np.int64(0)
+    ah = _ZERO  # the pool's average as a 128-bit integer at 18 digits after the point
+    al = _ZERO
+    start_i = -1
+    gph = _ZERO  # the group's gains and losses so far, as magnitudes
+    gpl = _ZERO
+    gnh = _ZERO
+    gnl = _ZERO
+    for i in range(n):
+        if i == 0 or group[i] != group[i - 1]:
+            if g >= 0:
+                fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
+                if not fits:
+                    return False
+                end_pos[g] = pos
+                end_start[g] = start_i
+                fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
+                if not fits:
+                    return False
+                _put(end_pnl, g, mh, ml, neg)
+            g += 1
+            pos = np.int64(0)
+            ah = _ZERO
+            al = _ZERO
+            start_i = -1
+            gph = _ZERO
+            gpl = _ZERO
+            gnh = _ZERO
+            gnl = _ZERO
+        q = qty[i]
+        ph, pl = _mul64(np.uint64(price[i]), p_up)
+        c = np.int64(0)
+        h = _ZERO
+        l = _ZERO
+        negative = False
+        if pos == 0 or (pos > 0) == (q > 0):
+            if pos == 0:
+                ah, al = ph, pl
+                start_i = i
+            else:
+                # avg' = avg + (price - avg) * q / (pos + q), rounded half-even on avg'.
+                bq = np.uint64(q if q > 0 else -q)
+                bp = np.uint64(pos if pos > 0 else -pos)
+                after = bq + bp
+                rising = _ge128(ph, pl, ah, al)
+                if rising:
+                    dh, dl = _sub128(ph, pl, ah, al)
+                else:
+                    dh, dl = _sub128(ah, al, ph, pl)
+                # q / (pos + q) <= 1, so the quotient never exceeds |price - avg|.
+                n2, n1, n0 = _mul128_64(dh, dl, bq)
+                ovf, sh, sl, rem = _divmod192_64(n2, n1, n0, after)
+                if ovf:
+                    return False
+                twice = rem << _ONE
+                if rising:
+                    ah, al, ovf = _add128(ah, al, sh, sl)
+                else:
+                    ah, al = _sub128(ah, al, sh, sl)
+                if ovf:
+                    return False
+                # Round the new average half-even: past half always moves away from avg.
+                if twice > after or (twice == after and (al & _ONE) == _ONE):
+                    if rising:
+                        ah, al, ovf = _add128(ah, al, _ZERO, _ONE)
+                    else:
+                        ah, al = _sub128(ah, al, _ZERO, _ONE)
+            pos += q
+        else:
+            held = pos if pos > 0 else -pos
+            size = q if q > 0 else -q
+            c = size if size <= held else held
+            above = _ge128(ph, pl, ah, al)  # price >= average
+            if above:
+                dh, dl = _sub128(ph, pl, ah, al)
+            else:
+                dh, dl = _sub128(ah, al, ph, pl)
+            # A sell (closing a long pool) gains when the price is above the average.
+            negative = above != (q < 0)
+            if dh == _ZERO and dl == _ZERO:
+                negative = False
+            x2, x1, x0 = _mul128_64(dh, dl, np.uint64(c))
+            if scale == 0:
+                if x2 != _ZERO:
+                    return False
+                h, l = x1, x0
+            else:
+                th, tl, r = divmod_pow10(x2, x1, scale)
+                if th != _ZERO:
+                    return False  # the quotient passes 128 bits
+                _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
+                h = tl
+                twice = r << _ONE
+                if twice > d or (twice == d and (l & _ONE) == _ONE):
+                    h, l, ovf = _add128(h, l, _ZERO, _ONE)
+                    if ovf:
+                        return False
+            if not below_1e38(h, l):
+                return False
+            if order[i] >= counted_from:
+                if negative:
+                    gnh, gnl, ovf = _add128(gnh, gnl, h, l)
+                else:
+                    gph, gpl, ovf = _add128(gph, gpl, h, l)
+                if ovf:
+                    return False
+            pos += q
+            if size <= held:
+                if pos == 0:
+                    ah = _ZERO
+                    al = _ZERO
+                    start_i = -1
+            else:  # a flip: the rest opens a new pool at this trade's price
+                ah, al = ph, pl
+                start_i = i
+        if per_trade:
+            row = order[i]
+            _put(pnl, row, h, l, negative)
+            _put_int(closed_out, row, c, up)
+            _put_int(position, row, pos, up)
+    if g >= 0:
+        fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
+        if not fits:
+            return False
+        end_pos[g] = pos
+        end_start[g] = start_i
+        fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
+        if not fits:
+            return False
+        _put(end_pnl, g, mh, ml, neg)
+    return True
+
+
 def _result_words(n: int):
     """Words for each trade's realized PnL, closed quantity and position after."""
     return tuple(np.zeros((n, 2), np.uint64) for _ in range(3))
@@ -702,6 +887,24 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
     number does not fit (the caller then takes the exact Python path). ``counted_from`` and
     ``per_trade`` as in :func:`match_and_realize`."""
     n = qty.shape[0]
+    as_price = int64_prices(price_words)
+    if as_price is not None:
+        price_scale, price_in = as_price
+        price = price_in[order]
+        del price_in
+        pnl, closed_out, position = _result_words(n if per_trade else 0)
+        end_pos = np.zeros(n_groups, np.int64)
+        end_avg_int = np.zeros(n_groups, np.int64)
+        end_avg_frac = np.zeros(n_groups, np.int64)
+        end_start = np.empty(n_groups, np.int64)
+        end_pnl = np.zeros((n_groups, 2), np.uint64)
+        if _wac_words(group, qty, price, np.uint64(10 ** (18 - price_scale)), qty_scale,
+                      np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
+                      pnl, closed_out, position, end_pos, end_avg_int, end_avg_frac, end_start, end_pnl):
+            return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
+        del pnl, closed_out, position, price
+    # Prices past int64 at their scale (or a number the one pass could not hold): two passes
+    # on prices split at the point.
     price_int = np.empty(n, np.int64)
     price_frac = np.empty(n, np.int64)
     if not _split_prices(price_words, order, price_int, price_frac):
@@ -724,6 +927,16 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
                         np.int64(counted_from), per_trade):
         return None
     return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
+
+
+def int64_prices(words: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """Prices (words, input order) as int64 at 9 digits after the point, or else at the
+    fewest that hold them, each below 2**62 (room to subtract two); None when none fits."""
+    for convert in (to_int64_at_nine, to_int64):
+        got = convert(words)
+        if got is not None and got[2] < 2**62:
+            return got[0], got[1]
+    return None
 
 
 def group_totals_fit(group: np.ndarray, qty: np.ndarray) -> bool:
@@ -757,8 +970,11 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end = start
         while end < n and group[end] == group[start]:
             end += 1
-        head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
-        tail = 0
+        # A group's lots take slots from its first trade's index on (a group never holds
+        # more lots than trades), so the open lots can be packed into the front of the same
+        # arrays at the end: no separate output arrays of every trade's length.
+        head = start  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+        tail = start
         size = 0
         lot_sign = 0
         for i in range(start, end):
@@ -833,18 +1049,18 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
                         lot_qty[s] -= take * lot_sign
                 if remaining > 0:
                     # The trade flips the position: its rest opens a lot of its own sign.
-                    lot_trade[0] = i
-                    lot_qty[0] = remaining * sign
-                    head = 0
-                    tail = 1
+                    lot_trade[start] = i
+                    lot_qty[start] = remaining * sign
+                    head = start
+                    tail = start + 1
                     lot_sign = sign
                     if method == HIFO:
-                        heap[0] = 0
+                        heap[0] = start
                         size = 1
             else:
                 if live == 0:
-                    head = 0
-                    tail = 0
+                    head = start
+                    tail = start
                 lot_trade[tail] = i
                 lot_qty[tail] = q
                 lot_sign = sign
@@ -889,10 +1105,13 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end_pos[g] = pos
         _put(end_pnl, g, mh, ml, neg)
         g += 1
+        # Packed in slot (= opening) order: n_open <= start <= every live slot, so each
+        # copy moves a lot down to a slot no later live lot still needs.
         if method == HIFO:
+            live_slots = np.sort(heap[:size])
             for j in range(size):
-                open_trade[n_open] = lot_trade[heap[j]]
-                open_qty[n_open] = lot_qty[heap[j]]
+                open_trade[n_open] = lot_trade[live_slots[j]]
+                open_qty[n_open] = lot_qty[live_slots[j]]
                 n_open += 1
         else:
             for s in range(head, tail):
@@ -914,16 +1133,15 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     pnl, closed, position = _result_words(n if per_trade else 0)
     end_pos = np.zeros(n_groups, np.int64)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
-    open_trade = np.empty(n, np.int64)
-    open_qty = np.empty(n, np.int64)
     lot_trade = np.empty(n, np.int64)
     lot_qty = np.empty(n, np.int64)
     heap = np.empty(n if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
     ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
                                     np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
                                     pnl, closed, position, end_pos, end_pnl,
-                                    open_trade, open_qty, lot_trade, lot_qty, heap)
+                                    lot_trade, lot_qty, lot_trade, lot_qty, heap)
     if not ok:
         return None
-    del lot_trade, lot_qty, heap
-    return (pnl, closed, position, end_pos, end_pnl), (open_trade[:n_open].copy(), open_qty[:n_open].copy())
+    del heap
+    # The open lots were packed into the front of the slots.
+    return (pnl, closed, position, end_pos, end_pnl), (lot_trade[:n_open].copy(), lot_qty[:n_open].copy())

@@ -2,7 +2,7 @@
 
 Trades apply by (book, asset), then ``ts``, then input order. With the (book, asset) group
 code and the time packed into one unsigned 64-bit key, a stable least-significant-digit
-radix sort (16 bits a pass, passes over constant digits skipped) gives that order in a few
+radix sort (digits of equal width, at most 16 bits a pass, passes over constant digits skipped) gives that order in a few
 linear passes, where a comparison sort of 2 M keys costs several times more.
 
 Id uniqueness is first decided on 64-bit hashes: if no two rows share a hash, no two share
@@ -14,35 +14,35 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_DIGIT = np.uint64(0xFFFF)
-
-
 @njit(cache=True)
 def _radix_argsort(keys, bits):
     n = keys.shape[0]
+    passes = (bits + 15) // 16
+    # Digits of equal width (at most 16 bits): 50 bits sort in 4 passes of 13 bits, whose
+    # 8,192 counters and write heads stay in the cache better than 65,536 would.
+    width = (bits + passes - 1) // passes if passes else 1
+    mask = np.uint64((1 << width) - 1)
     idx = np.arange(n)
     cur = keys.copy()
     idx_tmp = np.empty(n, np.int64)
     cur_tmp = np.empty(n, np.uint64)
-    counts = np.zeros(65537, np.int64)
-    shift = 0
-    while shift < bits:
-        s = np.uint64(shift)
+    counts = np.zeros((1 << width) + 1, np.int64)
+    for p in range(passes):
+        s = np.uint64(p * width)
         counts[:] = 0
         for i in range(n):
-            counts[((cur[i] >> s) & _DIGIT) + np.uint64(1)] += 1
+            counts[((cur[i] >> s) & mask) + np.uint64(1)] += 1
         if counts.max() < n:  # every key has the same digit here: nothing to move
-            for d in range(65536):
+            for d in range(1 << width):
                 counts[d + 1] += counts[d]
             for i in range(n):
-                d = (cur[i] >> s) & _DIGIT
-                p = counts[d]
-                counts[d] = p + 1
-                idx_tmp[p] = idx[i]
-                cur_tmp[p] = cur[i]
+                d = (cur[i] >> s) & mask
+                at = counts[d]
+                counts[d] = at + 1
+                idx_tmp[at] = idx[i]
+                cur_tmp[at] = cur[i]
             idx, idx_tmp = idx_tmp, idx
             cur, cur_tmp = cur_tmp, cur
-        shift += 16
     return idx
 
 

@@ -1,0 +1,131 @@
+"""The second pass of issue 16's fast paths, each against what it replaced or the reference:
+the radix sort's digit widths, the 128/64 division by native 32-bit digits, and WAC's one
+pass over prices at their own scale (with the two-pass path kept for prices at or past
+2**62 at their scale, and the wide path past int64)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from utl import costing
+from utl.costing import compute_costs
+from utl.lots import _divmod128_64, int64_prices, _realize_wac, _split_prices, _wac_kernel, realize_wac
+from utl.ordering import stable_argsort
+from utl.scaled import decimal_words, to_int64
+
+from .factory import trades
+from .reference import reference_costs
+from .test_scaled_integers import rows_of, taken_path
+
+
+@pytest.mark.parametrize("bits", [0, 1, 2, 13, 16, 17, 31, 32, 33, 50, 51, 63])
+def test_radix_order_is_the_stable_order_at_every_width(bits):
+    rng = np.random.default_rng(bits)
+    high = 2**bits if bits else 1
+    keys = rng.integers(0, high, 20_000, dtype=np.int64) if bits < 63 else rng.integers(0, 2**63 - 1, 20_000, dtype=np.int64)
+    keys[::7] = keys[0]  # many equal keys: their input order must be kept
+    assert np.array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize(
+    ("v", "d"),
+    [
+        (2**128 - 1, 1), (2**128 - 1, 2**63 - 1), (2**128 - 1, 2**32), (2**128 - 1, 2**32 - 1), (2**128 - 1, 2**32 + 1),
+        (2**64, 3), (2**64 - 1, 2**63 - 1), (0, 7), (2**127 + 1, 2**62 + 1), (10**38 - 1, 10**18), (2**96, 2**33 - 1),
+    ],
+)
+def test_division_at_the_edges_of_its_digits(v, d):
+    qh, ql, r = _divmod128_64(np.uint64(v >> 64), np.uint64(v & (2**64 - 1)), np.uint64(d))
+    assert ((int(qh) << 64) | int(ql), int(r)) == divmod(v, d)
+
+
+def _two_pass(group, qty, price_words, order, qty_scale, n_groups):
+    """WAC as it ran before the one-pass kernel: prices split at the point, then realized."""
+    n = len(qty)
+    price_int = np.empty(n, np.int64)
+    price_frac = np.empty(n, np.int64)
+    assert _split_prices(price_words, order, price_int, price_frac)
+    closed, avg_int, avg_frac = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    ends = [np.zeros(n_groups, np.int64) for _ in range(4)]
+    if not _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, np.empty(n, np.int64), *ends):
+        return None
+    words = [np.zeros((n, 2), np.uint64) for _ in range(3)]
+    end_pnl = np.zeros((n_groups, 2), np.uint64)
+    if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
+                        np.uint64(10 ** (18 - qty_scale)), order, *words, end_pnl, np.int64(0), True):
+        return None
+    return words, ends, end_pnl
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_wac_one_pass_equals_the_two_passes(data):
+    n = data.draw(st.integers(1, 60))
+    n_groups = data.draw(st.integers(1, 4))
+    group = np.sort(np.array(data.draw(st.lists(st.integers(0, n_groups - 1), min_size=n, max_size=n)), np.int64))
+    _, group = np.unique(group, return_inverse=True)
+    n_groups = int(group.max()) + 1
+    magnitude = st.integers(1, data.draw(st.sampled_from([10, 10**6, 10**12])))
+    qty = np.array([data.draw(magnitude) * data.draw(st.sampled_from([-1, 1])) for _ in range(n)], np.int64)
+    qty_scale = data.draw(st.integers(0, 9))
+    price_places = data.draw(st.integers(0, 18))
+    prices = [D(data.draw(st.integers(1, 10**15))).scaleb(-price_places) for _ in range(n)]
+    order = np.array(data.draw(st.permutations(range(n))), np.int64)
+    # Prices given in input order; the kernels read them at order[i].
+    in_input_order = [None] * n
+    for i, row in enumerate(order):
+        in_input_order[row] = prices[i]
+    words_in = decimal_words(pl.Series(in_input_order, dtype=pl.Decimal(38, 18)))
+    assert to_int64(words_in) is not None  # the one-pass path is the one taken
+    got = realize_wac(group, qty, words_in, order, qty_scale, n_groups)
+    before = _two_pass(group, qty, words_in, order, qty_scale, n_groups)
+    # A number past 128 bits or 38 digits: both decline alike (the caller takes the wide path).
+    assert (got is None) == (before is None)
+    if got is None:
+        return
+    words, (end_pos, end_int, end_frac, end_start), end_pnl = before
+    (pnl, closed, position), (g_pos, g_int, g_frac, g_start, g_pnl) = got
+    for a, b in ((pnl, words[0]), (closed, words[1]), (position, words[2]), (g_pos, end_pos), (g_int, end_int),
+                 (g_frac, end_frac), (g_start, end_start), (g_pnl, end_pnl)):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["fifo", "lifo", "hifo", "wac"])
+@pytest.mark.parametrize(
+    ("lines", "path"),
+    [
+        # 2**62 - 1 at scale 0: the last price the one-pass kernels take.
+        (("e1 +1.5 @ 4611686018427387903", "e2 -0.5 @ 4611686018427387902", "e3 +1 @ 4611686018427387900"), "words"),
+        # 2**62 at scale 0: no room to subtract two prices in int64; WAC takes its two-pass
+        # path (integer part and 18 fraction digits), the lot methods price in Decimal.
+        (("e1 +1.5 @ 4611686018427387904", "e2 -0.5 @ 4611686018427387906", "e3 +1 @ 4611686018427387905.5"), None),
+        # 2**63 - 1 and past: past int64 at any scale, the wide path for every method.
+        (("e1 +1 @ 9223372036854775807", "e2 -0.5 @ 9223372036854775808", "e3 -1 @ 9223372036854775806"), "wide"),
+    ],
+)
+def test_prices_at_the_int64_edge_take_the_wide_enough_path_exactly(lines, path, method):
+    frame = trades(*lines)
+    if path is not None:
+        assert taken_path(frame, method) == path
+    elif method == "wac":
+        assert taken_path(frame, method) == "words"
+    result = compute_costs(frame, method)
+    per_trade, positions, open_lots = reference_costs(rows_of(frame), method)
+    assert result.realized.select("realized_pnl", "closed_qty", "position_after").rows() == per_trade
+    assert {(r[0], r[1]): r[2:] for r in result.positions.rows()} == positions
+    assert result.open_lots.select("book", "asset", "trade_id", "qty", "entry_price").rows() == open_lots
+
+
+def test_wac_two_pass_path_is_the_one_taken_for_prices_at_2_62():
+    frame = trades("e1 +1.5 @ 4611686018427387904", "e2 +0.5 @ 4611686018427387906.25", "e3 -1 @ 4611686018427387905")
+    valid = costing.validate_trades(frame)
+    order, group = costing.application_order(valid)
+    words = decimal_words(valid["price"])
+    assert int64_prices(words) is None  # the one-pass kernel declines these prices
+    assert costing._cost_in_words(valid, order, group, "wac") is not None  # the two passes take them
