@@ -341,7 +341,7 @@ def _claims(fmt: Format, head: str) -> bool:
 def _canonical_assets(frame: pl.DataFrame, columns: list[str], settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Map venue codes to canonical ones; a code that cannot be an asset is refused."""
     mapped = frame.with_columns(
-        [canonical_asset(pl.col(c), settings.aliases).alias(c) for c in columns]
+        [_canonical_codes(frame[c], settings.aliases).alias(c) for c in columns]
         + [pl.col(c).alias(f"__raw_{c}") for c in columns]
     )
     checks = [
@@ -352,6 +352,14 @@ def _canonical_assets(frame: pl.DataFrame, columns: list[str], settings: Setting
         return mapped.drop([f"__raw_{c}" for c in columns]), empty_quarantine()
     ok, refused = _split_by_file(mapped, checks)
     return ok.drop([f"__raw_{c}" for c in columns]), refused
+
+
+def _canonical_codes(codes: pl.Series, aliases: dict[str, str]) -> pl.Series:
+    """``canonical_asset`` of a long column, worked out once per distinct code (a file of a
+    million fills names a few hundred assets) and looked up for each row."""
+    distinct = codes.unique().drop_nulls()
+    canonical = pl.select(canonical_asset(pl.lit(distinct), aliases)).to_series()
+    return codes.replace_strict(distinct, canonical, default=None, return_dtype=pl.String)
 
 
 def _split_by_file(frame: pl.DataFrame, checks: list[Check]) -> tuple[pl.DataFrame, pl.DataFrame]:
