@@ -446,3 +446,43 @@ def test_a_month_from_before_day_partitions_is_still_written(conn: psycopg.Conne
         replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
     assert conn.execute("SELECT DISTINCT tableoid::regclass::text, venue FROM utl.positions").fetchall() == [("utl.positions_2024_05", "kraken")]
     assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(qtys)
+
+
+def test_a_swapped_day_is_written_frozen_and_its_key_sorted_in_memory(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    frame, _ = many_positions(D1, SWAP_MIN_ROWS)
+    replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
+    sorts: list[str] = []
+    conn.add_notice_handler(lambda notice: sorts.append(notice.message_primary or ""))
+    with conn.transaction():
+        # 1 MB (the least PostgreSQL takes) cannot hold 20,000 keys: the write asks for what it needs.
+        conn.execute("SET LOCAL maintenance_work_mem = '1MB'")
+        conn.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        conn.execute("SET LOCAL trace_sort = on")
+        conn.execute("SET LOCAL client_min_messages = log")
+        replace_rows(conn, "utl.positions", frame.with_columns(qty=-pl.col("qty")), where={"business_date": D1})
+        settings_after = conn.execute(
+            "SELECT current_setting('maintenance_work_mem'), current_setting('max_parallel_maintenance_workers')").fetchone()
+    assert settings_after == ("1MB", "2")  # the caller's transaction keeps its own settings
+    ended = [message for message in sorts if " sort of worker" in message and " ended" in message]
+    assert ended and all(message.startswith("internal sort of worker -1") for message in ended), ended
+    # COPY FREEZE: every page all-visible as soon as the day is attached (PostgreSQL counts them
+    # when it builds the day's index), so the first reads dirty no page.
+    pages, visible = conn.execute("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'positions_2024_05_01'").fetchone()
+    assert pages > 0 and visible == pages
+    assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(many_positions(D1, SWAP_MIN_ROWS)[1]).copy_negate()
+
+
+def test_a_swap_beside_an_open_cursor_is_written_unfrozen(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    frame, qtys = many_positions(D1, SWAP_MIN_ROWS)
+    replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
+    with conn.transaction():
+        with conn.cursor(name="reader") as reader:  # a server-side cursor: COPY FREEZE would refuse
+            reader.execute("SELECT 1 FROM generate_series(1, 10)")
+            assert reader.fetchone() == (1,)
+            assert replace_rows(conn, "utl.positions", frame, where={"business_date": D1}) == SWAP_MIN_ROWS
+    assert conn.execute("SELECT relallvisible FROM pg_class WHERE relname = 'positions_2024_05_01'").fetchone() == (0,)
+    assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(qtys)
