@@ -486,3 +486,26 @@ def test_a_swap_beside_an_open_cursor_is_written_unfrozen(conn: psycopg.Connecti
             assert replace_rows(conn, "utl.positions", frame, where={"business_date": D1}) == SWAP_MIN_ROWS
     assert conn.execute("SELECT relallvisible FROM pg_class WHERE relname = 'positions_2024_05_01'").fetchone() == (0,)
     assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(qtys)
+
+
+def test_a_swapped_day_keeps_the_table_s_column_defaults(conn: psycopg.Connection) -> None:
+    """The slice's values travel as the new day's column defaults during its COPY; after it the
+    day has the table's own defaults again, and every row the slice's values."""
+    from utl.store.write import SWAP_MIN_ROWS
+
+    conn.execute("CREATE TABLE utl.defaults_probe (business_date date NOT NULL, landing text NOT NULL DEFAULT 'nowhere',"
+                 " venue text, qty numeric NOT NULL, PRIMARY KEY (landing, business_date, venue)) PARTITION BY RANGE (business_date)")
+    conn.commit()
+    frame = many_positions(D1, SWAP_MIN_ROWS)[0].select("business_date", "landing", venue="asset", qty="qty")
+    for _ in range(2):
+        assert replace_rows(conn, "utl.defaults_probe", frame, where={"landing": "/srv/landing", "business_date": D1}) == SWAP_MIN_ROWS
+
+    def defaults(table: str) -> list[tuple]:
+        return conn.execute("SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
+                            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                            " WHERE a.attrelid = %s::regclass AND a.attnum > 0 ORDER BY a.attnum", (table,)).fetchall()
+
+    assert defaults("utl.defaults_probe_2024_05_01") == defaults("utl.defaults_probe") == [
+        ("business_date", None), ("landing", "'nowhere'::text"), ("venue", None), ("qty", None)]
+    assert conn.execute("SELECT landing, business_date, count(*) FROM utl.defaults_probe GROUP BY 1, 2").fetchall() == [
+        ("/srv/landing", D1, SWAP_MIN_ROWS)]

@@ -142,8 +142,22 @@ def _swap_day(conn: psycopg.Connection, schema: str, name: str, key: str, day: d
             ),
             params,
         ).rowcount
+    # The slice's own values (the date, the landing) go in as the new table's defaults, not row by row.
+    constants = {c: v for c, v in where.items() if _is_text_or_date(v, column_types[c])}
+    if constants:
+        _set_defaults(conn, schema, fresh, {c: sql.Literal(v) for c, v in constants.items()})
     # FREEZE: the table is new in this subtransaction; an open cursor would make COPY refuse it.
-    written = copy_frame(conn, sql.Identifier(schema, fresh), frame, column_types, primary_key, freeze=no_cursors)
+    written = copy_frame(conn, sql.Identifier(schema, fresh), frame.drop(list(constants)), column_types,
+                         [c for c in primary_key if c not in constants], freeze=no_cursors)
+    if constants:  # back to the table's own defaults
+        parent_defaults = dict(conn.execute(
+            "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
+            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = %s::regclass AND a.attname = ANY(%s)",
+            (f"{schema}.{name}", list(constants)),
+        ).fetchall())
+        _set_defaults(conn, schema, fresh, {c: None if parent_defaults.get(c) is None else sql.SQL(parent_defaults[c])
+                                            for c in constants})
     # The indexes are built when the day is attached: by this process alone, its sort in memory.
     sort_kb = max(work_mem_kb, min(_index_sort_kb(frame, primary_key, written + kept_rows), INDEX_SORT_MAX_KB))
     _set_local(conn, f"{sort_kb}kB", "0")
@@ -158,6 +172,22 @@ def _swap_day(conn: psycopg.Connection, schema: str, name: str, key: str, day: d
     conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(schema, leaf), sql.Identifier(bound)))
     _set_local(conn, *settings)  # the caller's transaction goes on with its own settings
     return written
+
+
+def _is_text_or_date(value: object, kind: str) -> bool:
+    if isinstance(value, str):
+        return kind in ("text", "character varying")
+    return type(value) is dt.date and kind == "date"
+
+
+def _set_defaults(conn: psycopg.Connection, schema: str, table: str, defaults: Mapping[str, sql.Composable | None]) -> None:
+    """Set (or drop, for None) the defaults of ``table``'s columns."""
+    actions = [
+        sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(sql.Identifier(column)) if default is None
+        else sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(sql.Identifier(column), default)
+        for column, default in defaults.items()
+    ]
+    conn.execute(sql.SQL("ALTER TABLE {} {}").format(sql.Identifier(schema, table), sql.SQL(", ").join(actions)))
 
 
 def _set_local(conn: psycopg.Connection, maintenance_work_mem: str, parallel_workers: str) -> None:
