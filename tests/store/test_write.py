@@ -467,10 +467,12 @@ def test_a_swapped_day_is_written_frozen_and_its_key_sorted_in_memory(conn: psyc
     assert settings_after == ("1MB", "2")  # the caller's transaction keeps its own settings
     ended = [message for message in sorts if " sort of worker" in message and " ended" in message]
     assert ended and all(message.startswith("internal sort of worker -1") for message in ended), ended
-    # COPY FREEZE: every page all-visible as soon as the day is attached (PostgreSQL counts them
-    # when it builds the day's index), so the first reads dirty no page.
+    # COPY FREEZE: the pages all-visible as soon as the day is attached (PostgreSQL counts them
+    # when it builds the day's index), so the first reads dirty none of them. It marks the pages
+    # it starts empty: all of them on PostgreSQL 15, 87% on 18, where a batch of rows may begin
+    # on the page the last one ended on. Without FREEZE none is (the next test).
     pages, visible = conn.execute("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'positions_2024_05_01'").fetchone()
-    assert pages > 0 and visible == pages
+    assert pages > 0 and visible >= 0.8 * pages
     assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(many_positions(D1, SWAP_MIN_ROWS)[1]).copy_negate()
 
 
