@@ -511,3 +511,18 @@ def test_a_swapped_day_keeps_the_table_s_column_defaults(conn: psycopg.Connectio
         ("business_date", None), ("landing", "'nowhere'::text"), ("venue", None), ("qty", None)]
     assert conn.execute("SELECT landing, business_date, count(*) FROM utl.defaults_probe GROUP BY 1, 2").fetchall() == [
         ("/srv/landing", D1, SWAP_MIN_ROWS)]
+
+
+def test_a_large_day_of_one_landing_keeps_the_other_landing_s_rows(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    frame, qtys = many_positions(D1, SWAP_MIN_ROWS)
+    first = frame.with_columns(landing=pl.lit("/srv/a"))
+    second = frame.with_columns(landing=pl.lit("/srv/b"), qty=-pl.col("qty"))
+    replace_rows(conn, "utl.positions", first, where={"landing": "/srv/a", "business_date": D1})  # the day held none
+    replace_rows(conn, "utl.positions", first, where={"landing": "/srv/a", "business_date": D1})  # the day held only /srv/a
+    replace_rows(conn, "utl.positions", second, where={"landing": "/srv/b", "business_date": D1})  # /srv/a's rows stay
+    replace_rows(conn, "utl.positions", first, where={"landing": "/srv/a", "business_date": D1})  # /srv/b's rows stay
+    total = exact_sum(qtys)
+    assert conn.execute("SELECT landing, count(*), sum(qty) FROM utl.positions GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("/srv/a", SWAP_MIN_ROWS, total), ("/srv/b", SWAP_MIN_ROWS, total.copy_negate())]

@@ -146,7 +146,8 @@ def _swap_day(conn: psycopg.Connection, schema: str, name: str, key: str, day: d
     )
     kept = {column: value for column, value in where.items() if column != key}
     kept_rows = 0
-    if kept:  # the day's rows of other slices (another venue, another landing) stay as they are
+    if kept and not _only_in_slice(conn, schema, leaf, kept):
+        # the day's rows of other slices (another venue, another landing) stay as they are
         columns = sql.SQL(", ").join(map(sql.Identifier, column_types))
         condition, params = _where_sql(kept)
         kept_rows = conn.execute(
@@ -185,6 +186,23 @@ def _swap_day(conn: psycopg.Connection, schema: str, name: str, key: str, day: d
     conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(schema, leaf), sql.Identifier(bound)))
     _set_local(conn, *settings)  # the caller's transaction goes on with its own settings
     return written
+
+
+def _only_in_slice(conn: psycopg.Connection, schema: str, table: str, kept: Mapping[str, object]) -> bool:
+    """Whether every row of ``table`` has the one column of ``kept`` equal to its value: then no
+    row of another slice is to be carried over, and the scan of the whole day for them is saved
+    (0.2-0.3 s of server CPU per million rows). Its minimum and maximum are read from the
+    primary key, whose leading column it is for the tables written by landing."""
+    if len(kept) != 1:
+        return False
+    [(column, value)] = kept.items()
+    if value is None or _is_many(value):
+        return False
+    return conn.execute(
+        sql.SQL("SELECT coalesce(min({c}) = %s AND max({c}) = %s, true) AND NOT EXISTS (SELECT FROM {t} WHERE {c} IS NULL)"
+                " FROM {t}").format(c=sql.Identifier(column), t=sql.Identifier(schema, table)),
+        (value, value),
+    ).fetchone()[0]  # type: ignore[index]
 
 
 def _is_text_or_date(value: object, kind: str) -> bool:
