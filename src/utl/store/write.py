@@ -14,10 +14,12 @@ Two ways in, the same result (bench/store_write.py measures both):
   so they are not sent and parsed on every row; its rows are written frozen (``COPY ...
   FREEZE``: the table is new in the transaction, so no other transaction can have seen it
   empty), its pages all-visible from the commit on (those COPY starts empty: all of them on
-  PostgreSQL 15, 87% on 18), so neither the first reads nor a later VACUUM rewrite them; its key is sorted by the serving process alone, in memory (the write
-  raises ``maintenance_work_mem`` for it, up to INDEX_SORT_MAX_KB, and turns parallel
-  workers off: on two cores they cost 0.5 s more CPU per million rows, their sorted runs
-  always going through temporary files, for no shorter wall time). Deleting a
+  PostgreSQL 15, 87% on 18), so neither the first reads nor a later VACUUM rewrite them; its
+  key is sorted by the serving process alone, in memory (the write raises
+  ``maintenance_work_mem`` for it, up to INDEX_SORT_MAX_KB, and turns parallel workers off:
+  on two cores they cost 0.5 s more CPU per million rows, their sorted runs always going
+  through temporary files, for no shorter wall time). When the day holds only the slice's
+  landing (its key's minimum and maximum say so), no scan looks for other slices' rows. Deleting a
   million rows and inserting a million with the same keys through the primary key instead
   costs three times as long: every new key lands beside a dead one that must be checked.
   Dropping the old day locks its month partition until the caller's transaction commits:
