@@ -47,3 +47,25 @@ def test_the_worker_s_error_reaches_the_writer() -> None:
     frame = frame_of(["a", "b"], 10)
     with pytest.raises(pl.exceptions.ColumnNotFoundError):
         list(_sorted_in_background(frame, ["no_such_column"]))
+
+
+def test_keys_with_one_value_are_not_sorted_and_leading_keys_split_into_ranges() -> None:
+    n = 3_000
+    frame = pl.DataFrame({
+        "landing": ["/srv/landing"] * n,
+        "business_date": [dt.date(2024, 5, 1)] * n,
+        "venue": pl.Series([["okx", "Binance", "é-venue"][i % 3] for i in range(n)], dtype=pl.Enum(["okx", "é-venue", "Binance"])),
+        "account": [["mm-2", "mm-10", "Z"][(i // 3) % 3] + ("" if i % 5 else "ß") for i in range(n)],
+        "asset": [f"A{(i * 7919) % n}" for i in range(n)],
+    })
+    order = ["landing", "business_date", "venue", "account", "asset"]
+    parts = list(sorted_ranges(frame, order))
+    assert len(parts) == 3 * 6  # venue × account: one range each, sorted by asset alone
+    expected = byte_sorted(frame.with_columns(pl.col("venue").cast(pl.String)), order)
+    assert pl.concat(parts).with_columns(pl.col("venue").cast(pl.String)).rows() == expected  # Enum sorted as its text
+
+
+def test_a_frame_whose_keys_have_one_value_is_one_range_as_it_came() -> None:
+    frame = frame_of(["only"], 5).with_columns(asset=pl.lit("A"))
+    parts = list(sorted_ranges(frame, ["business_date", "venue", "asset"]))
+    assert len(parts) == 1 and parts[0].equals(frame)

@@ -446,3 +446,83 @@ def test_a_month_from_before_day_partitions_is_still_written(conn: psycopg.Conne
         replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
     assert conn.execute("SELECT DISTINCT tableoid::regclass::text, venue FROM utl.positions").fetchall() == [("utl.positions_2024_05", "kraken")]
     assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(qtys)
+
+
+def test_a_swapped_day_is_written_frozen_and_its_key_sorted_in_memory(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    frame, _ = many_positions(D1, SWAP_MIN_ROWS)
+    replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
+    sorts: list[str] = []
+    conn.add_notice_handler(lambda notice: sorts.append(notice.message_primary or ""))
+    with conn.transaction():
+        # 1 MB (the least PostgreSQL takes) cannot hold 20,000 keys: the write asks for what it needs.
+        conn.execute("SET LOCAL maintenance_work_mem = '1MB'")
+        conn.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        conn.execute("SET LOCAL trace_sort = on")
+        conn.execute("SET LOCAL client_min_messages = log")
+        replace_rows(conn, "utl.positions", frame.with_columns(qty=-pl.col("qty")), where={"business_date": D1})
+        settings_after = conn.execute(
+            "SELECT current_setting('maintenance_work_mem'), current_setting('max_parallel_maintenance_workers')").fetchone()
+    assert settings_after == ("1MB", "2")  # the caller's transaction keeps its own settings
+    ended = [message for message in sorts if " sort of worker" in message and " ended" in message]
+    assert ended and all(message.startswith("internal sort of worker -1") for message in ended), ended
+    # COPY FREEZE: the pages all-visible as soon as the day is attached (PostgreSQL counts them
+    # when it builds the day's index), so the first reads dirty none of them. It marks the pages
+    # it starts empty: all of them on PostgreSQL 15, 87% on 18, where a batch of rows may begin
+    # on the page the last one ended on. Without FREEZE none is (the next test).
+    pages, visible = conn.execute("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'positions_2024_05_01'").fetchone()
+    assert pages > 0 and visible >= 0.8 * pages
+    assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(many_positions(D1, SWAP_MIN_ROWS)[1]).copy_negate()
+
+
+def test_a_swap_beside_an_open_cursor_is_written_unfrozen(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    frame, qtys = many_positions(D1, SWAP_MIN_ROWS)
+    replace_rows(conn, "utl.positions", frame, where={"business_date": D1})
+    with conn.transaction():
+        with conn.cursor(name="reader") as reader:  # a server-side cursor: COPY FREEZE would refuse
+            reader.execute("SELECT 1 FROM generate_series(1, 10)")
+            assert reader.fetchone() == (1,)
+            assert replace_rows(conn, "utl.positions", frame, where={"business_date": D1}) == SWAP_MIN_ROWS
+    assert conn.execute("SELECT relallvisible FROM pg_class WHERE relname = 'positions_2024_05_01'").fetchone() == (0,)
+    assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(qtys)
+
+
+def test_a_swapped_day_keeps_the_table_s_column_defaults(conn: psycopg.Connection) -> None:
+    """The slice's values travel as the new day's column defaults during its COPY; after it the
+    day has the table's own defaults again, and every row the slice's values."""
+    from utl.store.write import SWAP_MIN_ROWS
+
+    conn.execute("CREATE TABLE utl.defaults_probe (business_date date NOT NULL, landing text NOT NULL DEFAULT 'nowhere',"
+                 " venue text, qty numeric NOT NULL, PRIMARY KEY (landing, business_date, venue)) PARTITION BY RANGE (business_date)")
+    conn.commit()
+    frame = many_positions(D1, SWAP_MIN_ROWS)[0].select("business_date", "landing", venue="asset", qty="qty")
+    for _ in range(2):
+        assert replace_rows(conn, "utl.defaults_probe", frame, where={"landing": "/srv/landing", "business_date": D1}) == SWAP_MIN_ROWS
+
+    def defaults(table: str) -> list[tuple]:
+        return conn.execute("SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
+                            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                            " WHERE a.attrelid = %s::regclass AND a.attnum > 0 ORDER BY a.attnum", (table,)).fetchall()
+
+    assert defaults("utl.defaults_probe_2024_05_01") == defaults("utl.defaults_probe") == [
+        ("business_date", None), ("landing", "'nowhere'::text"), ("venue", None), ("qty", None)]
+    assert conn.execute("SELECT landing, business_date, count(*) FROM utl.defaults_probe GROUP BY 1, 2").fetchall() == [
+        ("/srv/landing", D1, SWAP_MIN_ROWS)]
+
+
+def test_a_large_day_of_one_landing_keeps_the_other_landing_s_rows(conn: psycopg.Connection) -> None:
+    from utl.store.write import SWAP_MIN_ROWS
+
+    frame, qtys = many_positions(D1, SWAP_MIN_ROWS)
+    first = frame.with_columns(landing=pl.lit("/srv/a"))
+    second = frame.with_columns(landing=pl.lit("/srv/b"), qty=-pl.col("qty"))
+    replace_rows(conn, "utl.positions", first, where={"landing": "/srv/a", "business_date": D1})  # the day held none
+    replace_rows(conn, "utl.positions", first, where={"landing": "/srv/a", "business_date": D1})  # the day held only /srv/a
+    replace_rows(conn, "utl.positions", second, where={"landing": "/srv/b", "business_date": D1})  # /srv/a's rows stay
+    replace_rows(conn, "utl.positions", first, where={"landing": "/srv/a", "business_date": D1})  # /srv/b's rows stay
+    total = exact_sum(qtys)
+    assert conn.execute("SELECT landing, count(*), sum(qty) FROM utl.positions GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("/srv/a", SWAP_MIN_ROWS, total), ("/srv/b", SWAP_MIN_ROWS, total.copy_negate())]
