@@ -46,27 +46,29 @@ LIVE_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "asset": pl.Str
                        "stream_seq": pl.Int64})
 
 _STAGING = {
-    "stream_fills": "utl.stream_fills", "stream_legs": "utl.stream_legs", "stream_start": "utl.stream_start",
+    "stream_fills": "utl.stream_fills", "stream_start": "utl.stream_start",
     "stream_lots": "utl.stream_lots", "stream_lot_openings": "utl.stream_lot_openings",
     "stream_day_pnl": "utl.stream_day_pnl", "stream_quarantine": "utl.stream_quarantine",
 }
 
 
+# In key order: the primary key's index is walked once, not hit at random row by row.
+_FILLS_IN = """INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills
+               ORDER BY landing, venue, account, symbol, trade_id ON CONFLICT DO NOTHING RETURNING stream_seq"""
+"""A fill whose ledger key is there already brings none of its legs (:func:`_fills_and_legs`)."""
+
 _MOVES = [
-    # A fill whose ledger key is there already brings none of its legs.
-    """WITH fresh AS (INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills ON CONFLICT DO NOTHING
-                      RETURNING stream_seq)
-       INSERT INTO utl.stream_legs SELECT l.* FROM s_stream_legs l JOIN fresh USING (stream_seq)""",
-    """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING""",
-    """DELETE FROM utl.stream_lots l USING s_keys k
-                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset""",
-    """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots""",
-    """DELETE FROM utl.stream_lot_openings l USING s_keys k
-                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset""",
-    """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings""",
-    """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
-                ON CONFLICT (landing, business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl""",
-    """INSERT INTO utl.live_positions (landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
+    # (the staging tables a statement reads: it runs only when one of them has rows, statement)
+    (("s_stream_start",), """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING"""),
+    (("s_keys",), """DELETE FROM utl.stream_lots l USING s_keys k
+                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset"""),
+    (("s_stream_lots",), """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots"""),
+    (("s_keys",), """DELETE FROM utl.stream_lot_openings l USING s_keys k
+                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset"""),
+    (("s_stream_lot_openings",), """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings"""),
+    (("s_stream_day_pnl",), """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
+                ON CONFLICT (landing, business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl"""),
+    (("s_live",), """INSERT INTO utl.live_positions (landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
                                             last_trade_ts, stream_seq, updated_at)
                 SELECT landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, last_trade_ts,
                        stream_seq, now()
@@ -74,9 +76,9 @@ _MOVES = [
                 ON CONFLICT (landing, venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
                     cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
                     realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
-                    stream_seq = EXCLUDED.stream_seq, updated_at = now()""",
-    """INSERT INTO utl.stream_quarantine (landing, subject, stream_seq, reason, raw)
-                SELECT landing, subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING""",
+                    stream_seq = EXCLUDED.stream_seq, updated_at = now()"""),
+    (("s_stream_quarantine",), """INSERT INTO utl.stream_quarantine (landing, subject, stream_seq, reason, raw)
+                SELECT landing, subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING"""),
 ]
 """Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
 
@@ -119,16 +121,34 @@ def _stage(conn: psycopg.Connection) -> None:
 _TYPES: dict[tuple[int, int, str], dict[str, str]] = {}
 
 
-def _copy(conn: psycopg.Connection, staging: str, target: str, frame: pl.DataFrame, key: str | None = None) -> None:
-    """COPY ``frame`` (with ``landing`` = ``key`` unless None) into a staging table shaped as ``utl.<target>``."""
+def _copy(conn: psycopg.Connection, staging: str | None, target: str, frame: pl.DataFrame,
+          key: str | None = None) -> int:
+    """COPY ``frame`` (with ``landing`` = ``key`` unless None) into a staging table shaped as
+    ``utl.<target>`` (``staging`` None: into ``utl.<target>`` itself); the rows."""
     if not frame.height:
-        return
+        return 0
     if key is not None:
         frame = frame.with_columns(landing=pl.lit(key, pl.String))
     session = (id(conn), conn.info.backend_pid, target)
     if session not in _TYPES:
         _TYPES[session] = table_column_types(conn, "utl", target)
-    copy_frame(conn, sql.Identifier(staging), frame, _TYPES[session])
+    into = sql.Identifier(staging) if staging is not None else sql.Identifier("utl", target)
+    copy_frame(conn, into, frame, _TYPES[session])
+    return frame.height
+
+
+def _fills_and_legs(conn: psycopg.Connection, key: str, fills: pl.DataFrame, legs: pl.DataFrame) -> None:
+    """The batch's ledger keys insert-if-new; the legs of the fills that went in are COPYed
+    straight into ``utl.stream_legs`` (no staging pass, no join in the database): all of them
+    when every key was new, as the booker's own check makes it, else only those whose fill's
+    sequence the insert returned."""
+    if not _copy(conn, "s_stream_fills", "stream_fills", fills, key):
+        return
+    cursor = conn.execute(_FILLS_IN)
+    if cursor.rowcount != fills.height:
+        fresh = pl.Series("stream_seq", [row[0] for row in cursor.fetchall()], dtype=pl.Int64)
+        legs = legs.filter(pl.col("stream_seq").is_in(fresh))
+    _copy(conn, None, "stream_legs", legs, key)
 
 
 def last_sequence(conn: psycopg.Connection, key: str, consumer: str) -> int:
@@ -144,18 +164,22 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
     through, in ONE transaction."""
     with conn.transaction():
         _stage(conn)
-        _copy(conn, "s_stream_fills", "stream_fills", fills.select(FILLS_ROWS.names()), key)
-        _copy(conn, "s_stream_legs", "stream_legs", legs.select(LEGS_ROWS.names()), key)
-        _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key)
-        _copy(conn, "s_keys", "stream_lots", keys.select("book", "asset").unique())
-        _copy(conn, "s_stream_lots", "stream_lots", lots.select(LOTS_STATE.names()), key)
-        _copy(conn, "s_stream_lot_openings", "stream_lot_openings", openings.select(OPENINGS.names()), key)
-        _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key)
-        _copy(conn, "s_live", "live_positions", live.select(LIVE_ROWS.names()), key)
-        _copy(conn, "s_stream_quarantine", "stream_quarantine",
-              quarantine.select("subject", "stream_seq", "reason", "raw"), key)
-        for statement in _MOVES:
-            conn.execute(statement, {"landing": key} if "%(landing)s" in statement else None)
+        _fills_and_legs(conn, key, fills.select(FILLS_ROWS.names()), legs.select(LEGS_ROWS.names()))
+        staged = {
+            "s_stream_start": _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key),
+            "s_keys": _copy(conn, "s_keys", "stream_lots", keys.select("book", "asset").unique()),
+            "s_stream_lots": _copy(conn, "s_stream_lots", "stream_lots", lots.select(LOTS_STATE.names()), key),
+            "s_stream_lot_openings": _copy(conn, "s_stream_lot_openings", "stream_lot_openings",
+                                           openings.select(OPENINGS.names()), key),
+            "s_stream_day_pnl": _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key),
+            "s_live": _copy(conn, "s_live", "live_positions", live.select(LIVE_ROWS.names()), key),
+            "s_stream_quarantine": _copy(conn, "s_stream_quarantine", "stream_quarantine",
+                                         quarantine.select("subject", "stream_seq", "reason", "raw"), key),
+        }
+        # A statement over empty staging tables changes nothing: a small batch skips its round trip.
+        for reads, statement in _MOVES:
+            if any(staged[name] for name in reads):
+                conn.execute(statement, {"landing": key} if "%(landing)s" in statement else None)
         conn.execute("""
             INSERT INTO utl.stream_offset (landing, consumer, last_seq, updated_at) VALUES (%s, %s, %s, now())
             ON CONFLICT (landing, consumer) DO UPDATE
