@@ -311,10 +311,13 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         try:
             js = nc.jetstream()
             await ensure_stream(js, options.stream, options.subjects, warn=lambda w: say(f"warning: {w}"))
-            queue: asyncio.Queue = asyncio.Queue()
+            # Bounded: while two batches wait, the callback waits, nats-py delivers no further
+            # message and so answers no flow control, and the server holds the rest of a
+            # backlog (a million messages held in Python objects were most of the booker's memory).
+            queue: asyncio.Queue = asyncio.Queue(maxsize=2 * max(options.batch, 1000))
 
             async def arrived(msg) -> None:
-                queue.put_nowait(msg)
+                await queue.put(msg)
 
             config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=booker.last_seq + 1)
             await js.subscribe(options.subjects, stream=options.stream, cb=arrived, ordered_consumer=True,
@@ -327,7 +330,7 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
             consumed = booker.last_seq
             while not stop.is_set():
                 batch = await _take(queue, options.batch, options.wait_s, stop)
-                messages = [Message(m.subject, m.metadata.sequence.stream, m.data) for m in batch]
+                messages = [Message(m.subject, _stream_seq(m), m.data) for m in batch]
                 messages = [m for m in messages if m.seq > consumed]
                 if not messages:
                     continue
@@ -357,6 +360,18 @@ def _same_shard_count(conn, key: str, options: BookerOptions) -> None:
         raise BookerError(f"consumer {options.consumer!r} of landing {key or '(none)'} has committed with "
                           f"{', '.join(map(str, sorted(counts)))} shard(s), not {options.shard.count}: run it with that "
                           f"count, or under another --consumer name (which starts from the stream's first message)")
+
+
+def _stream_seq(msg) -> int:
+    """The stream sequence of a JetStream message: from its v1 reply subject
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>`` read
+    directly (no metadata object per message), else as nats-py reads any other form."""
+    reply = msg.reply
+    if reply and reply.startswith("$JS.ACK."):
+        tokens = reply.split(".")
+        if len(tokens) == 9:
+            return int(tokens[5])
+    return msg.metadata.sequence.stream
 
 
 async def _publish_positions(nc, rows: list[dict]) -> None:
