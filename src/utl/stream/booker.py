@@ -200,7 +200,9 @@ class Booker:
             "book", "asset", "venue", "account", "business_date", "ts", "stream_seq",
             trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
         )
+        lots_before = self.books.lots
         changes = book_trades(self.books, trades)
+        lots = _lots_written(lots_before, self.books.lots, changes.keys)
         self.books.holdings, _ = add_holdings(self.books.holdings, counted.select("venue", "account", "asset", "qty", "ts",
                                                                                   "stream_seq"))
         touched = pl.concat([counted.select("venue", "account", "asset"),
@@ -220,8 +222,7 @@ class Booker:
         ).cast(FILLS_ROWS)
         self.seen.update(taken)
         return Batch(max([m.seq for m in messages] + [through or 0]), dict(
-            fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys,
-            lots=self.books.lots.join(changes.keys, on=["book", "asset"], how="semi"), openings=changes.openings,
+            fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys, **lots, openings=changes.openings,
             day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
 
     def commit(self, batch: Batch | None) -> list[dict]:
@@ -256,6 +257,26 @@ class Booker:
             parts.append(priced.select(*rest.columns))
             parts.append(rest)
         return pl.concat(parts, how="vertical_relaxed")
+
+
+def _lots_written(before: pl.DataFrame, after: pl.DataFrame, keys: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """What :func:`commit_batch` writes of the changed keys' lots: the difference (``lots_gone``
+    and the new ``lots``; a FIFO or LIFO batch closes and opens a few lots of each key it
+    touches and leaves the rest as they were), or, where a row is not told apart from every
+    other by its opening trade, all of them (``lots``, replacing the keys' rows)."""
+    key = ["book", "asset"]
+    if keys.height == 0:
+        return {"lots": after.clear()}
+    old = before.join(keys, on=key, how="semi")
+    new = after.join(keys, on=key, how="semi")
+    ident = [*key, "trade_id"]
+    distinct = all(frame.get_column("trade_id").null_count() == 0 and not frame.select(ident).is_duplicated().any()
+                   for frame in (old, new))
+    if not distinct:
+        return {"lots": new}
+    whole = LOTS_STATE.names()
+    return {"lots": new.join(old, on=whole, how="anti", nulls_equal=True),
+            "lots_gone": old.join(new, on=whole, how="anti", nulls_equal=True)}
 
 
 def _book_dates(rows: list[tuple[str, dt.date]]) -> pl.DataFrame:

@@ -60,7 +60,7 @@ _FILLS_IN = """INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills
 _MOVES = [
     # (the staging tables a statement reads: it runs only when one of them has rows, statement)
     (("s_stream_start",), """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING"""),
-    (("s_keys",), """DELETE FROM utl.stream_lots l USING s_keys k
+    (("s_lot_keys",), """DELETE FROM utl.stream_lots l USING s_lot_keys k
                 WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset"""),
     (("s_stream_lots",), """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots"""),
     (("s_keys",), """DELETE FROM utl.stream_lot_openings l USING s_keys k
@@ -80,6 +80,11 @@ _MOVES = [
     (("s_stream_quarantine",), """INSERT INTO utl.stream_quarantine (landing, subject, stream_seq, reason, raw)
                 SELECT landing, subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING"""),
 ]
+_LOTS_GONE = """DELETE FROM utl.stream_lots l USING s_lots_gone g
+                WHERE l.landing = %(landing)s AND l.book = g.book AND l.asset = g.asset AND l.trade_id = g.trade_id
+                  AND l.opened_ts = g.opened_ts AND l.qty = g.qty AND l.entry_price = g.entry_price"""
+"""A batch's lots written as a difference: the rows that went (each one row, by all its columns)."""
+
 """Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
 
 
@@ -115,6 +120,9 @@ def _stage(conn: psycopg.Connection) -> None:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_live (LIKE utl.live_positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_keys (book text COLLATE \"C\", asset text COLLATE \"C\") "
                  "ON COMMIT DELETE ROWS")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_lot_keys (book text COLLATE \"C\", asset text COLLATE \"C\") "
+                 "ON COMMIT DELETE ROWS")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_lots_gone (LIKE utl.stream_lots INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     _STAGED.add(session)
 
 
@@ -151,6 +159,15 @@ def _fills_and_legs(conn: psycopg.Connection, key: str, fills: pl.DataFrame, leg
     _copy(conn, None, "stream_legs", legs, key)
 
 
+def _lots_difference(conn: psycopg.Connection, key: str, gone: pl.DataFrame, added: pl.DataFrame) -> None:
+    if _copy(conn, "s_lots_gone", "stream_lots", gone, key):
+        deleted = conn.execute(_LOTS_GONE, {"landing": key}).rowcount
+        if deleted != gone.height:
+            raise RuntimeError(f"utl.stream_lots of landing {key or '(none)'}: {deleted} of the {gone.height} lots the "
+                               f"batch closed are there; the database is not the state this booker holds")
+    _copy(conn, None, "stream_lots", added, key)
+
+
 def last_sequence(conn: psycopg.Connection, key: str, consumer: str) -> int:
     row = conn.execute("SELECT last_seq FROM utl.stream_offset WHERE landing = %s AND consumer = %s",
                        (key, consumer)).fetchone()
@@ -159,16 +176,28 @@ def last_sequence(conn: psycopg.Connection, key: str, consumer: str) -> int:
 
 def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: int, *, fills: pl.DataFrame,
                  legs: pl.DataFrame, starts: pl.DataFrame, keys: pl.DataFrame, lots: pl.DataFrame,
-                 openings: pl.DataFrame, day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+                 openings: pl.DataFrame, day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame,
+                 lots_gone: pl.DataFrame | None = None) -> None:
     """Everything one batch of landing ``key``'s booker produced, and the sequence it consumed
-    through, in ONE transaction."""
+    through, in ONE transaction.
+
+    ``keys``: the (book, asset) whose lots and openings changed. Their openings are replaced
+    whole. Their lots too (``lots`` = all of them) unless ``lots_gone`` is given: then the
+    lots are a difference, the rows ``lots_gone`` deleted (each must be there: else the
+    database is not the state the booker holds, and nothing commits) and ``lots`` added."""
     with conn.transaction():
         _stage(conn)
         _fills_and_legs(conn, key, fills.select(FILLS_ROWS.names()), legs.select(LEGS_ROWS.names()))
         staged = {
             "s_stream_start": _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key),
             "s_keys": _copy(conn, "s_keys", "stream_lots", keys.select("book", "asset").unique()),
-            "s_stream_lots": _copy(conn, "s_stream_lots", "stream_lots", lots.select(LOTS_STATE.names()), key),
+        }
+        if lots_gone is None:
+            staged["s_lot_keys"] = _copy(conn, "s_lot_keys", "stream_lots", keys.select("book", "asset").unique())
+            staged["s_stream_lots"] = _copy(conn, "s_stream_lots", "stream_lots", lots.select(LOTS_STATE.names()), key)
+        else:
+            _lots_difference(conn, key, lots_gone.select(LOTS_STATE.names()), lots.select(LOTS_STATE.names()))
+        staged |= {
             "s_stream_lot_openings": _copy(conn, "s_stream_lot_openings", "stream_lot_openings",
                                            openings.select(OPENINGS.names()), key),
             "s_stream_day_pnl": _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key),
@@ -178,7 +207,7 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
         }
         # A statement over empty staging tables changes nothing: a small batch skips its round trip.
         for reads, statement in _MOVES:
-            if any(staged[name] for name in reads):
+            if any(staged.get(name) for name in reads):
                 conn.execute(statement, {"landing": key} if "%(landing)s" in statement else None)
         conn.execute("""
             INSERT INTO utl.stream_offset (landing, consumer, last_seq, updated_at) VALUES (%s, %s, %s, now())
