@@ -1,7 +1,7 @@
 """Stream benchmark: publish→commit latency, throughput, backlog drain and peak RSS of `utl stream`.
 
     uv run python bench/stream.py [--seconds 10] [--rates 5000,50000] [--backlog 20000]
-                                  [--nats URL] [--url POSTGRES_URL] [--batch 20000]
+                                  [--nats URL] [--url POSTGRES_URL] [--batch 20000] [--stages N]
 
 Loopback, 120 venue subjects, 1,000 books (accounts) × 200 assets: each fill is a ccxt trade
 ``A<i>/USD`` on ``utl.fills.v<venue>.b<book>``, quoted in the reporting currency so no mark is
@@ -13,6 +13,12 @@ last fill in the row, so a fill's commit time is the first position message with
 at or above its own (batches commit in sequence order). Then the backlog: ``--backlog``
 fills published with no booker running, then a booker started; the drain time runs from its
 ``ready`` to the commit of the last sequence. Peak RSS is the booker's (psutil, sampled).
+
+``--stages N`` books N fills in this process instead (no broker: the booker's ``prepare`` and
+``commit`` called directly, in batches of ``--batch``, into a scratch database) and prints
+where the time of a batch goes, wall and CPU (CPU counts every thread of this process, so
+Polars' threads too; PostgreSQL's own CPU is in the wall of the statements): message
+decoding and reading, pricing, costing, positions, and each COPY and statement of the commit.
 
 The broker is ``--nats``, else ``UTL_NATS_URL``, else an embedded one; the database server is
 ``--url``, else ``UTL_DATABASE_URL`` (scratch databases are created on it and dropped).
@@ -228,6 +234,74 @@ async def backlog_run(nats_url: str, pg: str, n: int, batch: int) -> None:
           f"({n / drain:,.0f} fills/s); booker peak RSS {booker.peak_rss / 2**20:,.0f} MiB")
 
 
+def stages(pg: str, n: int, batch: int) -> None:
+    """Book ``n`` bench fills in this process, ``batch`` at a time; time each stage."""
+    import collections
+    import functools
+
+    import utl.stream.booker as booker_module
+    import utl.stream.books as books_module
+    import utl.stream.store as store_module
+    from utl.settings import Settings
+    from utl.store import connect, migrate
+    from utl.stream.booker import Booker as InProcess, BookerOptions, position_message
+    from utl.stream.message import Message
+
+    wall: dict[str, float] = collections.defaultdict(float)
+    cpu: dict[str, float] = collections.defaultdict(float)
+
+    def timed(owner, name: str, label: str) -> None:
+        inner = getattr(owner, name, None)
+        if inner is None:  # another version of the booker (a before/after comparison)
+            return
+
+        @functools.wraps(inner)
+        def outer(*args, **kwargs):
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                wall[label] += time.perf_counter() - w
+                cpu[label] += time.process_time() - c
+        setattr(owner, name, outer)
+
+    timed(booker_module, "parse_batch", "read messages (parse_batch)")
+    timed(booker_module.Booker, "_price", "price legs (price_legs)")
+    timed(booker_module, "book_trades", "cost trades (book_trades)")
+    timed(books_module, "compute_costs", "  of which compute_costs")
+    timed(booker_module, "position_rows", "live position rows")
+    timed(booker_module.Booker, "prepare", "prepare (all of the above and the rest)")
+    timed(store_module, "_copy", "  COPY (all tables)")
+    timed(store_module, "_fills_and_legs", "  ledger keys insert-if-new + legs COPY")
+    timed(booker_module, "commit_batch", "commit (one transaction)")
+    conn = connect(pg)
+    migrate(conn)
+    in_process = InProcess(conn, Settings(), None, BookerOptions(nats_url="-"))
+    # A first small batch loads what the first booking loads (numba's cache, Polars' plans): not timed.
+    warm = [Message(subject, i + 1, data) for i, (subject, data) in enumerate(fill(n + i, 0.0) for i in range(200))]
+    in_process.commit(in_process.prepare(warm, warm[-1].seq))
+    wall.clear()
+    cpu.clear()
+    messages = [Message(subject, 201 + i, data) for i, (subject, data) in enumerate(fill(i, 0.0) for i in range(n))]
+    batches = 0
+    w0, c0 = time.perf_counter(), time.process_time()
+    for k in range(0, n, batch):
+        part = messages[k:k + batch]
+        rows = in_process.commit(in_process.prepare(part, part[-1].seq))
+        w = time.perf_counter()
+        for row in rows:
+            position_message(dict(row, landing=""))
+        wall["position messages (JSON)"] += time.perf_counter() - w
+        batches += 1
+    total = time.perf_counter() - w0
+    conn.close()
+    print(f"stages: {n:,} fills in {batches} batches of {batch:,}, booked in {total:.2f} s ({n / total:,.0f} fills/s, "
+          f"CPU {time.process_time() - c0:.2f} s), load average {os.getloadavg()[0]:.1f}")
+    print(f"  {'ms/batch':>9} {'µs/fill':>8} {'CPU µs/fill':>12}  stage")
+    for label in sorted(wall, key=lambda k: -wall[k]):
+        print(f"  {1000 * wall[label] / batches:9.1f} {1e6 * wall[label] / n:8.1f} {1e6 * cpu.get(label, 0) / n:12.1f}  {label}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -236,10 +310,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20000)
     parser.add_argument("--nats", default=os.environ.get("UTL_NATS_URL"))
     parser.add_argument("--url", default=os.environ.get("UTL_DATABASE_URL"))
+    parser.add_argument("--stages", type=int, default=0,
+                        help="book this many fills in this process (no broker) and print where each batch's time goes")
     args = parser.parse_args()
     if not args.url:
         raise SystemExit("give --url or UTL_DATABASE_URL: a PostgreSQL server where scratch databases can be made")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with other work)")
+    if args.stages:
+        with scratch_database(args.url) as pg:
+            stages(pg, args.stages, args.batch)
+        return
     with contextlib.ExitStack() as stack:
         url = args.nats or stack.enter_context(embedded_broker())
         for rate in [float(r) for r in args.rates.split(",") if r]:

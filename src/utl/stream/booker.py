@@ -200,7 +200,9 @@ class Booker:
             "book", "asset", "venue", "account", "business_date", "ts", "stream_seq",
             trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
         )
+        lots_before = self.books.lots
         changes = book_trades(self.books, trades)
+        lots = _lots_written(lots_before, self.books.lots, changes.keys)
         self.books.holdings, _ = add_holdings(self.books.holdings, counted.select("venue", "account", "asset", "qty", "ts",
                                                                                   "stream_seq"))
         touched = pl.concat([counted.select("venue", "account", "asset"),
@@ -220,8 +222,7 @@ class Booker:
         ).cast(FILLS_ROWS)
         self.seen.update(taken)
         return Batch(max([m.seq for m in messages] + [through or 0]), dict(
-            fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys,
-            lots=self.books.lots.join(changes.keys, on=["book", "asset"], how="semi"), openings=changes.openings,
+            fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys, **lots, openings=changes.openings,
             day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
 
     def commit(self, batch: Batch | None) -> list[dict]:
@@ -256,6 +257,26 @@ class Booker:
             parts.append(priced.select(*rest.columns))
             parts.append(rest)
         return pl.concat(parts, how="vertical_relaxed")
+
+
+def _lots_written(before: pl.DataFrame, after: pl.DataFrame, keys: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """What :func:`commit_batch` writes of the changed keys' lots: the difference (``lots_gone``
+    and the new ``lots``; a FIFO or LIFO batch closes and opens a few lots of each key it
+    touches and leaves the rest as they were), or, where a row is not told apart from every
+    other by its opening trade, all of them (``lots``, replacing the keys' rows)."""
+    key = ["book", "asset"]
+    if keys.height == 0:
+        return {"lots": after.clear()}
+    old = before.join(keys, on=key, how="semi")
+    new = after.join(keys, on=key, how="semi")
+    ident = [*key, "trade_id"]
+    distinct = all(frame.get_column("trade_id").null_count() == 0 and not frame.select(ident).is_duplicated().any()
+                   for frame in (old, new))
+    if not distinct:
+        return {"lots": new}
+    whole = LOTS_STATE.names()
+    return {"lots": new.join(old, on=whole, how="anti", nulls_equal=True),
+            "lots_gone": old.join(new, on=whole, how="anti", nulls_equal=True)}
 
 
 def _book_dates(rows: list[tuple[str, dt.date]]) -> pl.DataFrame:
@@ -311,10 +332,13 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         try:
             js = nc.jetstream()
             await ensure_stream(js, options.stream, options.subjects, warn=lambda w: say(f"warning: {w}"))
-            queue: asyncio.Queue = asyncio.Queue()
+            # Bounded: while two batches wait, the callback waits, nats-py delivers no further
+            # message and so answers no flow control, and the server holds the rest of a
+            # backlog (a million messages held in Python objects were most of the booker's memory).
+            queue: asyncio.Queue = asyncio.Queue(maxsize=2 * max(options.batch, 1000))
 
             async def arrived(msg) -> None:
-                queue.put_nowait(msg)
+                await queue.put(msg)
 
             config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=booker.last_seq + 1)
             await js.subscribe(options.subjects, stream=options.stream, cb=arrived, ordered_consumer=True,
@@ -327,7 +351,7 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
             consumed = booker.last_seq
             while not stop.is_set():
                 batch = await _take(queue, options.batch, options.wait_s, stop)
-                messages = [Message(m.subject, m.metadata.sequence.stream, m.data) for m in batch]
+                messages = [Message(m.subject, _stream_seq(m), m.data) for m in batch]
                 messages = [m for m in messages if m.seq > consumed]
                 if not messages:
                     continue
@@ -357,6 +381,18 @@ def _same_shard_count(conn, key: str, options: BookerOptions) -> None:
         raise BookerError(f"consumer {options.consumer!r} of landing {key or '(none)'} has committed with "
                           f"{', '.join(map(str, sorted(counts)))} shard(s), not {options.shard.count}: run it with that "
                           f"count, or under another --consumer name (which starts from the stream's first message)")
+
+
+def _stream_seq(msg) -> int:
+    """The stream sequence of a JetStream message: from its v1 reply subject
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>`` read
+    directly (no metadata object per message), else as nats-py reads any other form."""
+    reply = msg.reply
+    if reply and reply.startswith("$JS.ACK."):
+        tokens = reply.split(".")
+        if len(tokens) == 9:
+            return int(tokens[5])
+    return msg.metadata.sequence.stream
 
 
 async def _publish_positions(nc, rows: list[dict]) -> None:

@@ -46,27 +46,29 @@ LIVE_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "asset": pl.Str
                        "stream_seq": pl.Int64})
 
 _STAGING = {
-    "stream_fills": "utl.stream_fills", "stream_legs": "utl.stream_legs", "stream_start": "utl.stream_start",
+    "stream_fills": "utl.stream_fills", "stream_start": "utl.stream_start",
     "stream_lots": "utl.stream_lots", "stream_lot_openings": "utl.stream_lot_openings",
     "stream_day_pnl": "utl.stream_day_pnl", "stream_quarantine": "utl.stream_quarantine",
 }
 
 
+# In key order: the primary key's index is walked once, not hit at random row by row.
+_FILLS_IN = """INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills
+               ORDER BY landing, venue, account, symbol, trade_id ON CONFLICT DO NOTHING RETURNING stream_seq"""
+"""A fill whose ledger key is there already brings none of its legs (:func:`_fills_and_legs`)."""
+
 _MOVES = [
-    # A fill whose ledger key is there already brings none of its legs.
-    """WITH fresh AS (INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills ON CONFLICT DO NOTHING
-                      RETURNING stream_seq)
-       INSERT INTO utl.stream_legs SELECT l.* FROM s_stream_legs l JOIN fresh USING (stream_seq)""",
-    """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING""",
-    """DELETE FROM utl.stream_lots l USING s_keys k
-                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset""",
-    """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots""",
-    """DELETE FROM utl.stream_lot_openings l USING s_keys k
-                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset""",
-    """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings""",
-    """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
-                ON CONFLICT (landing, business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl""",
-    """INSERT INTO utl.live_positions (landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
+    # (the staging tables a statement reads: it runs only when one of them has rows, statement)
+    (("s_stream_start",), """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING"""),
+    (("s_lot_keys",), """DELETE FROM utl.stream_lots l USING s_lot_keys k
+                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset"""),
+    (("s_stream_lots",), """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots"""),
+    (("s_keys",), """DELETE FROM utl.stream_lot_openings l USING s_keys k
+                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset"""),
+    (("s_stream_lot_openings",), """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings"""),
+    (("s_stream_day_pnl",), """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
+                ON CONFLICT (landing, business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl"""),
+    (("s_live",), """INSERT INTO utl.live_positions (landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl,
                                             last_trade_ts, stream_seq, updated_at)
                 SELECT landing, venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, last_trade_ts,
                        stream_seq, now()
@@ -74,10 +76,15 @@ _MOVES = [
                 ON CONFLICT (landing, venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
                     cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
                     realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
-                    stream_seq = EXCLUDED.stream_seq, updated_at = now()""",
-    """INSERT INTO utl.stream_quarantine (landing, subject, stream_seq, reason, raw)
-                SELECT landing, subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING""",
+                    stream_seq = EXCLUDED.stream_seq, updated_at = now()"""),
+    (("s_stream_quarantine",), """INSERT INTO utl.stream_quarantine (landing, subject, stream_seq, reason, raw)
+                SELECT landing, subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING"""),
 ]
+_LOTS_GONE = """DELETE FROM utl.stream_lots l USING s_lots_gone g
+                WHERE l.landing = %(landing)s AND l.book = g.book AND l.asset = g.asset AND l.trade_id = g.trade_id
+                  AND l.opened_ts = g.opened_ts AND l.qty = g.qty AND l.entry_price = g.entry_price"""
+"""A batch's lots written as a difference: the rows that went (each one row, by all its columns)."""
+
 """Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
 
 
@@ -113,22 +120,52 @@ def _stage(conn: psycopg.Connection) -> None:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_live (LIKE utl.live_positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_keys (book text COLLATE \"C\", asset text COLLATE \"C\") "
                  "ON COMMIT DELETE ROWS")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_lot_keys (book text COLLATE \"C\", asset text COLLATE \"C\") "
+                 "ON COMMIT DELETE ROWS")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS s_lots_gone (LIKE utl.stream_lots INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     _STAGED.add(session)
 
 
 _TYPES: dict[tuple[int, int, str], dict[str, str]] = {}
 
 
-def _copy(conn: psycopg.Connection, staging: str, target: str, frame: pl.DataFrame, key: str | None = None) -> None:
-    """COPY ``frame`` (with ``landing`` = ``key`` unless None) into a staging table shaped as ``utl.<target>``."""
+def _copy(conn: psycopg.Connection, staging: str | None, target: str, frame: pl.DataFrame,
+          key: str | None = None) -> int:
+    """COPY ``frame`` (with ``landing`` = ``key`` unless None) into a staging table shaped as
+    ``utl.<target>`` (``staging`` None: into ``utl.<target>`` itself); the rows."""
     if not frame.height:
-        return
+        return 0
     if key is not None:
         frame = frame.with_columns(landing=pl.lit(key, pl.String))
     session = (id(conn), conn.info.backend_pid, target)
     if session not in _TYPES:
         _TYPES[session] = table_column_types(conn, "utl", target)
-    copy_frame(conn, sql.Identifier(staging), frame, _TYPES[session])
+    into = sql.Identifier(staging) if staging is not None else sql.Identifier("utl", target)
+    copy_frame(conn, into, frame, _TYPES[session])
+    return frame.height
+
+
+def _fills_and_legs(conn: psycopg.Connection, key: str, fills: pl.DataFrame, legs: pl.DataFrame) -> None:
+    """The batch's ledger keys insert-if-new; the legs of the fills that went in are COPYed
+    straight into ``utl.stream_legs`` (no staging pass, no join in the database): all of them
+    when every key was new, as the booker's own check makes it, else only those whose fill's
+    sequence the insert returned."""
+    if not _copy(conn, "s_stream_fills", "stream_fills", fills, key):
+        return
+    cursor = conn.execute(_FILLS_IN)
+    if cursor.rowcount != fills.height:
+        fresh = pl.Series("stream_seq", [row[0] for row in cursor.fetchall()], dtype=pl.Int64)
+        legs = legs.filter(pl.col("stream_seq").is_in(fresh))
+    _copy(conn, None, "stream_legs", legs, key)
+
+
+def _lots_difference(conn: psycopg.Connection, key: str, gone: pl.DataFrame, added: pl.DataFrame) -> None:
+    if _copy(conn, "s_lots_gone", "stream_lots", gone, key):
+        deleted = conn.execute(_LOTS_GONE, {"landing": key}).rowcount
+        if deleted != gone.height:
+            raise RuntimeError(f"utl.stream_lots of landing {key or '(none)'}: {deleted} of the {gone.height} lots the "
+                               f"batch closed are there; the database is not the state this booker holds")
+    _copy(conn, None, "stream_lots", added, key)
 
 
 def last_sequence(conn: psycopg.Connection, key: str, consumer: str) -> int:
@@ -139,23 +176,39 @@ def last_sequence(conn: psycopg.Connection, key: str, consumer: str) -> int:
 
 def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: int, *, fills: pl.DataFrame,
                  legs: pl.DataFrame, starts: pl.DataFrame, keys: pl.DataFrame, lots: pl.DataFrame,
-                 openings: pl.DataFrame, day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+                 openings: pl.DataFrame, day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame,
+                 lots_gone: pl.DataFrame | None = None) -> None:
     """Everything one batch of landing ``key``'s booker produced, and the sequence it consumed
-    through, in ONE transaction."""
+    through, in ONE transaction.
+
+    ``keys``: the (book, asset) whose lots and openings changed. Their openings are replaced
+    whole. Their lots too (``lots`` = all of them) unless ``lots_gone`` is given: then the
+    lots are a difference, the rows ``lots_gone`` deleted (each must be there: else the
+    database is not the state the booker holds, and nothing commits) and ``lots`` added."""
     with conn.transaction():
         _stage(conn)
-        _copy(conn, "s_stream_fills", "stream_fills", fills.select(FILLS_ROWS.names()), key)
-        _copy(conn, "s_stream_legs", "stream_legs", legs.select(LEGS_ROWS.names()), key)
-        _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key)
-        _copy(conn, "s_keys", "stream_lots", keys.select("book", "asset").unique())
-        _copy(conn, "s_stream_lots", "stream_lots", lots.select(LOTS_STATE.names()), key)
-        _copy(conn, "s_stream_lot_openings", "stream_lot_openings", openings.select(OPENINGS.names()), key)
-        _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key)
-        _copy(conn, "s_live", "live_positions", live.select(LIVE_ROWS.names()), key)
-        _copy(conn, "s_stream_quarantine", "stream_quarantine",
-              quarantine.select("subject", "stream_seq", "reason", "raw"), key)
-        for statement in _MOVES:
-            conn.execute(statement, {"landing": key} if "%(landing)s" in statement else None)
+        _fills_and_legs(conn, key, fills.select(FILLS_ROWS.names()), legs.select(LEGS_ROWS.names()))
+        staged = {
+            "s_stream_start": _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key),
+            "s_keys": _copy(conn, "s_keys", "stream_lots", keys.select("book", "asset").unique()),
+        }
+        if lots_gone is None:
+            staged["s_lot_keys"] = _copy(conn, "s_lot_keys", "stream_lots", keys.select("book", "asset").unique())
+            staged["s_stream_lots"] = _copy(conn, "s_stream_lots", "stream_lots", lots.select(LOTS_STATE.names()), key)
+        else:
+            _lots_difference(conn, key, lots_gone.select(LOTS_STATE.names()), lots.select(LOTS_STATE.names()))
+        staged |= {
+            "s_stream_lot_openings": _copy(conn, "s_stream_lot_openings", "stream_lot_openings",
+                                           openings.select(OPENINGS.names()), key),
+            "s_stream_day_pnl": _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key),
+            "s_live": _copy(conn, "s_live", "live_positions", live.select(LIVE_ROWS.names()), key),
+            "s_stream_quarantine": _copy(conn, "s_stream_quarantine", "stream_quarantine",
+                                         quarantine.select("subject", "stream_seq", "reason", "raw"), key),
+        }
+        # A statement over empty staging tables changes nothing: a small batch skips its round trip.
+        for reads, statement in _MOVES:
+            if any(staged.get(name) for name in reads):
+                conn.execute(statement, {"landing": key} if "%(landing)s" in statement else None)
         conn.execute("""
             INSERT INTO utl.stream_offset (landing, consumer, last_seq, updated_at) VALUES (%s, %s, %s, now())
             ON CONFLICT (landing, consumer) DO UPDATE
