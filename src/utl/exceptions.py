@@ -103,8 +103,8 @@ def fee_assets_assumed(day: dt.date, legs: pl.DataFrame, leg_refs: pl.DataFrame)
     Quantity is the fees charged (positive); refs the fee rows. An account booked from its
     ledgers export has no such leg: the row is gone on the dates that export covers."""
     flagged = leg_refs.filter(pl.col("fee_asset_assumed")).select("venue", "account", "leg_id", "refs")
-    # The flagged legs are few: the day's legs are cut to their ids before any other work.
-    fees = legs.filter(pl.col("leg_id").is_in(flagged["leg_id"].implode()) & (pl.col("kind") == "fee")
+    # The flagged legs are few (most days none): the day's legs are cut to their ids first.
+    fees = (legs.clear() if flagged.height == 0 else legs).filter(pl.col("leg_id").is_in(flagged["leg_id"].implode()) & (pl.col("kind") == "fee")
                        & (pl.col("qty") < 0)).join(
         flagged, on=["venue", "account", "leg_id"], how="inner")
     return _rows(day, "fee_asset_assumed", fees.sort("ts", "leg_id").select(*KEY, "ts", "refs", quantity=-pl.col("qty")))
