@@ -119,7 +119,7 @@ def scalar(b, i, end, true, false, null):
     return -1, _OTHER
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def value(b, i, end, depth, stack, true, false, null):
     """Any JSON value at ``b[i]`` (``depth`` containers already open): the index after it, or -1."""
     c = b[i]
@@ -223,7 +223,7 @@ def same(b, s, e, keys, k0, k1):
     return True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def fee_entry(b, i, end, depth, stack, true, false, null, keys, koff, cost_key, currency_key, out):
     """A fee object at ``b[i]``: the index after it, or -1 (or -2: read it elsewhere).
     ``out`` receives (cost start, cost end, cost kind, currency start, currency end, kind)."""
@@ -295,9 +295,10 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
     line_start = np.zeros(nlines, dtype=np.int64)
     line_end = np.zeros(nlines, dtype=np.int64)
     width = nfields + 2
-    vs = np.zeros((nlines, width), dtype=np.int64)
-    ve = np.zeros((nlines, width), dtype=np.int64)
-    kind = np.zeros((nlines, width), dtype=np.int8)
+    # One row per field: each field's column is contiguous.
+    vs = np.zeros((width, nlines), dtype=np.int64)
+    ve = np.zeros((width, nlines), dtype=np.int64)
+    kind = np.zeros((width, nlines), dtype=np.int8)
     stack = np.zeros(MAX_DEPTH + 1, dtype=np.uint8)
     fee = np.zeros(6, dtype=np.int64)
     seen = np.zeros(nfields + 2, dtype=np.bool_)
@@ -356,7 +357,12 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
                         which = k
                         break
                 at = i
-                i = value(b, i, end, 1, stack, true, false, null)
+                c = b[at]
+                if c == 123 or c == 91:
+                    i = value(b, i, end, 1, stack, true, false, null)
+                    got = _OTHER
+                else:  # a scalar: read once, its kind with it
+                    i, got = scalar(b, i, end, true, false, null)
                 if i < 0:
                     ok = False
                     break
@@ -365,29 +371,24 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
                         ok = False
                         break
                     seen[which] = True
-                    c = b[at]
                     if which == fee_key:
                         if c == 123:
                             fee_s = at
-                        elif c != 110:
+                        elif got != _NULL:
                             ok = False
                             break
                     elif which == fees_key:
                         if c == 91:
                             fees_s = at
-                        elif c != 110:
+                        elif got != _NULL:
                             ok = False
                             break
-                    elif c == 34:
-                        _, escaped = string(b, at, end)
-                        if escaped:
-                            ok = False
-                            break
-                        vs[line, which], ve[line, which], kind[line, which] = at + 1, i - 1, _STRING
-                    elif c == 110:
-                        kind[line, which] = _NULL
-                    elif c == 45 or (48 <= c <= 57):
-                        vs[line, which], ve[line, which], kind[line, which] = at, i, _NUMBER
+                    elif got == _STRING:
+                        vs[which, line], ve[which, line], kind[which, line] = at + 1, i - 1, _STRING
+                    elif got == _NULL:
+                        kind[which, line] = _NULL
+                    elif got == _NUMBER:
+                        vs[which, line], ve[which, line], kind[which, line] = at, i, _NUMBER
                     else:
                         ok = False
                         break
@@ -430,8 +431,8 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
                     entries += 1
                     if fee[2] == _STRING or fee[2] == _NUMBER:
                         charged += 1
-                        vs[line, nfields], ve[line, nfields], kind[line, nfields] = fee[0], fee[1], fee[2]
-                        vs[line, nfields + 1], ve[line, nfields + 1], kind[line, nfields + 1] = fee[3], fee[4], fee[5]
+                        vs[nfields, line], ve[nfields, line], kind[nfields, line] = fee[0], fee[1], fee[2]
+                        vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = fee[3], fee[4], fee[5]
                     j = ws(b, j, end)
                     if b[j] == 44:
                         j = ws(b, j + 1, end)
@@ -443,13 +444,13 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
                 ok = False
             elif fee[2] == _STRING or fee[2] == _NUMBER:
                 charged += 1
-                vs[line, nfields], ve[line, nfields], kind[line, nfields] = fee[0], fee[1], fee[2]
-                vs[line, nfields + 1], ve[line, nfields + 1], kind[line, nfields + 1] = fee[3], fee[4], fee[5]
+                vs[nfields, line], ve[nfields, line], kind[nfields, line] = fee[0], fee[1], fee[2]
+                vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = fee[3], fee[4], fee[5]
         if not ok or charged > 1:
             continue
         if charged == 0:
-            kind[line, nfields] = _ABSENT
-            kind[line, nfields + 1] = _ABSENT
+            kind[nfields, line] = _ABSENT
+            kind[nfields + 1, line] = _ABSENT
         status[line] = _READ
     return status, line_start, line_end, vs, ve, kind
 

@@ -76,13 +76,15 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     back_rows = np.flatnonzero(status == _BACK)
     back = [(int(r) + 1, data[line_start[r] : line_end[r]].decode("utf-8")) for r in back_rows]
     read = np.flatnonzero(status == _READ)
+    # Usually every line but a last empty one is read: then the kernel's columns are sliced, not gathered.
+    rows = slice(0, len(read)) if len(read) == 0 or read[-1] == len(read) - 1 else read
+    vs, ve, kind = vs[:, rows], ve[:, rows], kind[:, rows]
+    line_start, line_end = line_start[rows], line_end[rows]
     columns = {"source_row": pl.Series("source_row", read + 1, dtype=pl.Int64)}
-    starts, ends, kinds = vs[read], ve[read], kind[read]
-    del vs, ve, kind
-    text = {}
-    for k, name in enumerate([*fields, "fee_cost", "fee_currency"]):
-        present = kinds[:, k] >= _STRING
-        text[name] = _text_column(name, buffer, np.ascontiguousarray(starts[:, k]), np.ascontiguousarray(ends[:, k]), present)
-    raw_take = np.ones(len(read), dtype=np.bool_) if raw_when_null is None else ~(kinds[:, list(fields).index(raw_when_null)] >= _STRING)
-    columns["raw"] = _text_column("raw", buffer, line_start[read], line_end[read], raw_take)
-    return pl.DataFrame({**columns, **text}), back
+    names = [*fields, "fee_cost", "fee_currency"]
+    present = kind >= _STRING
+    raw_take = np.ones(len(read), dtype=np.bool_) if raw_when_null is None else ~present[list(fields).index(raw_when_null)]
+    columns["raw"] = _text_column("raw", buffer, line_start, line_end, raw_take)
+    for k, name in enumerate(names):
+        columns[name] = _text_column(name, buffer, vs[k], ve[k], present[k])
+    return pl.DataFrame(columns), back
