@@ -90,7 +90,10 @@ def test_nesting_up_to_the_limit_is_read() -> None:
 _scalars = st.one_of(
     st.sampled_from(["null", "true", "false", "0", "-0", "1.5", "1e5", "-2.5E-3", "01", "1.", ".5", "NaN", "-", '"', '""', '"a"',
                      '"\\u00e9"', '"\\n"', '"\\q"', '"ä"', '"x\ty"', "[]", "{}", "[1,]", '{"a":1}', '{"cost": 1}',
-                     '{"cost": "2", "currency": "X"}', '{"cost": null}', '[{"cost": 1}]', '[{"cost": 1}, {"cost": 2}]', '[null]']),
+                     '{"cost": "2", "currency": "X"}', '{"cost": null}', '[{"cost": 1}]', '[{"cost": 1}, {"cost": 2}]', '[null]',
+                     '{"cost": 1, "cost": 2}', '{"currency": true, "cost": 1}', '{"cost": {"a": 1}}', '{"cost": "\\u0031"}',
+                     '[{"cost": "1", "currency": null}, {"cost": null}]', '{"cost": 1e5, "currency": "X", "rate": [1, {"b": null}]}',
+                     '{"curr": "X", "costs": 1, "cost": -0.5}']),
     st.decimals(allow_nan=False, allow_infinity=False).map(str),
     st.text(alphabet='ab"\\ {}[],:0-.eE\x01', max_size=6).map(json.dumps),
 )

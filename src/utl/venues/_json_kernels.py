@@ -86,23 +86,17 @@ def number(b, i, end):
 
 
 @njit(cache=True, inline="always")
-def literal(b, i, end, word):
-    n = len(word)
-    if i + n > end:
+def literal(b, i, end, c1, c2, c3, c4):
+    """``b[i]`` starts ``null``, ``true`` or ``false`` (its first letter already seen; ``c4``
+    0 for four letters): the index after it, or -1."""
+    n = 4 if c4 == 0 else 5
+    if i + n > end or b[i + 1] != c1 or b[i + 2] != c2 or b[i + 3] != c3 or (c4 != 0 and b[i + 4] != c4):
         return -1
-    for k in range(n):
-        if b[i + k] != word[k]:
-            return -1
     return i + n
 
 
-TRUE = np.frombuffer(b"true", dtype=np.uint8)
-FALSE = np.frombuffer(b"false", dtype=np.uint8)
-NULL = np.frombuffer(b"null", dtype=np.uint8)
-
-
 @njit(cache=True, inline="always")
-def scalar(b, i, end, true, false, null):
+def scalar(b, i, end):
     """A value that is not a container at ``b[i]``: (index after it, kind), or (-1, _)."""
     c = b[i]
     if c == 34:
@@ -111,38 +105,39 @@ def scalar(b, i, end, true, false, null):
     if c == 45 or (48 <= c <= 57):
         return number(b, i, end), _NUMBER
     if c == 110:
-        return literal(b, i, end, null), _NULL
+        return literal(b, i, end, 117, 108, 108, 0), _NULL  # null
     if c == 116:
-        return literal(b, i, end, true), _OTHER
+        return literal(b, i, end, 114, 117, 101, 0), _OTHER  # true
     if c == 102:
-        return literal(b, i, end, false), _OTHER
+        return literal(b, i, end, 97, 108, 115, 101), _OTHER  # false
     return -1, _OTHER
 
 
 @njit(cache=True)
-def value(b, i, end, depth, stack, true, false, null):
+def value(b, i, end, depth):
     """Any JSON value at ``b[i]`` (``depth`` containers already open): the index after it, or -1."""
     c = b[i]
     if c != 123 and c != 91:
-        j, _ = scalar(b, i, end, true, false, null)
+        j, _ = scalar(b, i, end)
         return j
-    top = 0
+    top = 0  # containers open in this value
+    objects = 0  # one bit per open container, the innermost lowest: 1 for an object, 0 for an array
     while True:
         # b[i] opens a container.
         if depth + top + 1 > MAX_DEPTH:
             return -1
-        stack[top] = b[i]
+        objects = (objects << 1) | (1 if b[i] == 123 else 0)
         top += 1
         i = ws(b, i + 1, end)
         if i >= end:
             return -1
-        closer = 125 if stack[top - 1] == 123 else 93
+        closer = 125 if (objects & 1) == 1 else 93
         if b[i] == closer:  # empty container
             i += 1
         else:
             opened = False
             while True:
-                if stack[top - 1] == 123:  # a member: key, colon
+                if (objects & 1) == 1:  # a member: key, colon
                     if b[i] != 34:
                         return -1
                     i, _ = string(b, i, end)
@@ -157,7 +152,7 @@ def value(b, i, end, depth, stack, true, false, null):
                 if b[i] == 123 or b[i] == 91:
                     opened = True
                     break
-                i, _ = scalar(b, i, end, true, false, null)
+                i, _ = scalar(b, i, end)
                 if i < 0:
                     return -1
                 i = ws(b, i, end)
@@ -176,19 +171,20 @@ def value(b, i, end, depth, stack, true, false, null):
                 continue  # descend: b[i] opens the next container
         # A container closed at i; climb while its parent closes too.
         top -= 1
+        objects >>= 1
         while True:
             if top == 0:
                 return i
             i = ws(b, i, end)
             if i >= end:
                 return -1
-            closer = 125 if stack[top - 1] == 123 else 93
+            closer = 125 if (objects & 1) == 1 else 93
             if b[i] == 44:
                 i = ws(b, i + 1, end)
                 if i >= end:
                     return -1
                 # The next element of the parent: go on reading it.
-                if stack[top - 1] == 123:
+                if (objects & 1) == 1:
                     if b[i] != 34:
                         return -1
                     i, _ = string(b, i, end)
@@ -202,13 +198,14 @@ def value(b, i, end, depth, stack, true, false, null):
                         return -1
                 if b[i] == 123 or b[i] == 91:
                     break  # descend
-                i, _ = scalar(b, i, end, true, false, null)
+                i, _ = scalar(b, i, end)
                 if i < 0:
                     return -1
                 continue  # the same parent: next separator or its end
             if b[i] == closer:
                 i += 1
                 top -= 1
+                objects >>= 1
                 continue
             return -1
 
@@ -224,71 +221,69 @@ def same(b, s, e, keys, k0, k1):
 
 
 @njit(cache=True)
-def fee_entry(b, i, end, depth, stack, true, false, null, keys, koff, cost_key, currency_key, out):
-    """A fee object at ``b[i]``: the index after it, or -1 (or -2: read it elsewhere).
-    ``out`` receives (cost start, cost end, cost kind, currency start, currency end, kind)."""
-    for k in range(6):
-        out[k] = 0
+def fee_entry(b, i, end, depth):
+    """A fee object at ``b[i]``: (index after it, cost start, end, kind, currency start, end,
+    kind); the index is -1 when the object is not JSON, -2 when it must be read elsewhere."""
+    cs = ce = ck = us = ue = uk = 0
     i = ws(b, i + 1, end)
     if i >= end:
-        return -1
+        return -1, cs, ce, ck, us, ue, uk
     if b[i] == 125:
-        return i + 1
+        return i + 1, cs, ce, ck, us, ue, uk
     while True:
         if b[i] != 34:
-            return -1
+            return -1, cs, ce, ck, us, ue, uk
         ks = i + 1
         i, escaped = string(b, i, end)
         if i < 0:
-            return -1
+            return -1, cs, ce, ck, us, ue, uk
         if escaped:
-            return -2
+            return -2, cs, ce, ck, us, ue, uk
         ke = i - 1
         i = ws(b, i, end)
         if i >= end or b[i] != 58:
-            return -1
+            return -1, cs, ce, ck, us, ue, uk
         i = ws(b, i + 1, end)
         if i >= end:
-            return -1
-        slot = -1
-        if same(b, ks, ke, keys, koff[cost_key], koff[cost_key + 1]):
-            slot = 0
-        elif same(b, ks, ke, keys, koff[currency_key], koff[currency_key + 1]):
-            slot = 3
-        vs = i
-        i = value(b, i, end, depth + 1, stack, true, false, null)
+            return -1, cs, ce, ck, us, ue, uk
+        # "cost" or "currency"
+        is_cost = ke - ks == 4 and b[ks] == 99 and b[ks + 1] == 111 and b[ks + 2] == 115 and b[ks + 3] == 116
+        is_currency = (ke - ks == 8 and b[ks] == 99 and b[ks + 1] == 117 and b[ks + 2] == 114 and b[ks + 3] == 114
+                       and b[ks + 4] == 101 and b[ks + 5] == 110 and b[ks + 6] == 99 and b[ks + 7] == 121)
+        at = i
+        c = b[at]
+        if c == 123 or c == 91:
+            i = value(b, i, end, depth + 1)
+            got = _OTHER
+        else:
+            i, got = scalar(b, i, end)
         if i < 0:
-            return -1
-        if slot >= 0:
-            if out[slot + 2] != _ABSENT:
-                return -2  # the key twice
-            c = b[vs]
-            if c == 34:
-                _, escaped = string(b, vs, end)
-                if escaped:
-                    return -2
-                out[slot], out[slot + 1], out[slot + 2] = vs + 1, i - 1, _STRING
-            elif c == 110:
-                out[slot + 2] = _NULL
-            elif c == 45 or (48 <= c <= 57):
-                out[slot], out[slot + 1], out[slot + 2] = vs, i, _NUMBER
+            return -1, cs, ce, ck, us, ue, uk
+        if is_cost or is_currency:
+            if (ck if is_cost else uk) != _ABSENT or got == _OTHER:
+                return -2, cs, ce, ck, us, ue, uk  # the key twice, or not plain text
+            s0, s1 = (at + 1, i - 1) if got == _STRING else (at, i)
+            if got == _NULL:
+                s0, s1 = 0, 0
+            if is_cost:
+                cs, ce, ck = s0, s1, got
             else:
-                return -2
+                us, ue, uk = s0, s1, got
         i = ws(b, i, end)
         if i >= end:
-            return -1
+            return -1, cs, ce, ck, us, ue, uk
         if b[i] == 44:
             i = ws(b, i + 1, end)
             if i >= end:
-                return -1
+                return -1, cs, ce, ck, us, ue, uk
             continue
         if b[i] == 125:
-            return i + 1
-        return -1
+            return i + 1, cs, ce, ck, us, ue, uk
+        return -1, cs, ce, ck, us, ue, uk
 
 
 @njit(cache=True)
-def scan(b, nlines, keys, koff, nfields, required, true, false, null):
+def scan(b, nlines, keys, koff, nfields, required):
     """Per line: status, start, end (``\\r`` stripped), and per wanted field
     (``nfields`` text fields, then fee cost and currency) value start, end and kind."""
     status = np.full(nlines, _BACK, dtype=np.int8)
@@ -299,10 +294,8 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
     vs = np.zeros((width, nlines), dtype=np.int64)
     ve = np.zeros((width, nlines), dtype=np.int64)
     kind = np.zeros((width, nlines), dtype=np.int8)
-    stack = np.zeros(MAX_DEPTH + 1, dtype=np.uint8)
-    fee = np.zeros(6, dtype=np.int64)
     seen = np.zeros(nfields + 2, dtype=np.bool_)
-    fee_key, fees_key, cost_key, currency_key = nfields, nfields + 1, nfields + 2, nfields + 3
+    fee_key, fees_key = nfields, nfields + 1
     nkeys = nfields + 2
     n = len(b)
     pos = 0
@@ -359,10 +352,10 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
                 at = i
                 c = b[at]
                 if c == 123 or c == 91:
-                    i = value(b, i, end, 1, stack, true, false, null)
+                    i = value(b, i, end, 1)
                     got = _OTHER
                 else:  # a scalar: read once, its kind with it
-                    i, got = scalar(b, i, end, true, false, null)
+                    i, got = scalar(b, i, end)
                 if i < 0:
                     ok = False
                     break
@@ -424,28 +417,28 @@ def scan(b, nlines, keys, koff, nfields, required, true, false, null):
                     if b[j] != 123:
                         ok = False  # an entry that is not an object
                         break
-                    j = fee_entry(b, j, end, 2, stack, true, false, null, keys, koff, cost_key, currency_key, fee)
+                    j, f0, f1, f2, f3, f4, f5 = fee_entry(b, j, end, 2)
                     if j < 0:
                         ok = False
                         break
                     entries += 1
-                    if fee[2] == _STRING or fee[2] == _NUMBER:
+                    if f2 == _STRING or f2 == _NUMBER:
                         charged += 1
-                        vs[nfields, line], ve[nfields, line], kind[nfields, line] = fee[0], fee[1], fee[2]
-                        vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = fee[3], fee[4], fee[5]
+                        vs[nfields, line], ve[nfields, line], kind[nfields, line] = f0, f1, f2
+                        vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = f3, f4, f5
                     j = ws(b, j, end)
                     if b[j] == 44:
                         j = ws(b, j + 1, end)
                         continue
                     break
         if ok and entries == 0 and fee_s >= 0:
-            j = fee_entry(b, fee_s, end, 1, stack, true, false, null, keys, koff, cost_key, currency_key, fee)
+            j, f0, f1, f2, f3, f4, f5 = fee_entry(b, fee_s, end, 1)
             if j < 0:
                 ok = False
-            elif fee[2] == _STRING or fee[2] == _NUMBER:
+            elif f2 == _STRING or f2 == _NUMBER:
                 charged += 1
-                vs[nfields, line], ve[nfields, line], kind[nfields, line] = fee[0], fee[1], fee[2]
-                vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = fee[3], fee[4], fee[5]
+                vs[nfields, line], ve[nfields, line], kind[nfields, line] = f0, f1, f2
+                vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = f3, f4, f5
         if not ok or charged > 1:
             continue
         if charged == 0:

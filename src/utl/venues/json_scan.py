@@ -40,12 +40,12 @@ def _compile():
     """The kernels, loaded on first use (numba's on-disk cache spares later processes the compiling)."""
     from utl.venues import _json_kernels as k
 
-    return k.scan, k.gather, k.TRUE, k.FALSE, k.NULL
+    return k.scan, k.gather
 
 
 def _text_column(name: str, buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, present: np.ndarray) -> pl.Series:
     """A Utf8 column of slices of ``buffer`` (valid UTF-8 cut at ASCII delimiters), null where not ``present``."""
-    _, gather, *_ = _compile()
+    _, gather = _compile()
     data, offsets = gather(buffer, starts, ends, present)
     validity = pa.py_buffer(np.packbits(present, bitorder="little"))
     nulls = int(len(present) - np.count_nonzero(present))
@@ -63,16 +63,16 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     ``fields`` as text, and ``fee_cost``, ``fee_currency``. Blank lines are skipped; the
     lines handed back are ``(line number, line)``, in file order.
     """
-    scan, _, true, false, null = _compile()
+    scan, _ = _compile()
     buffer = np.frombuffer(data, dtype=np.uint8)
-    names = [*fields, "fee", "fees", "cost", "currency"]
+    names = [*fields, "fee", "fees"]
     encoded = [n.encode() for n in names]
     keys = np.frombuffer(b"".join(encoded), dtype=np.uint8) if any(encoded) else np.zeros(0, np.uint8)
     koff = np.zeros(len(names) + 1, dtype=np.int64)
     koff[1:] = np.cumsum([len(k) for k in encoded])
     wanted = np.array([f in required for f in fields], dtype=np.bool_)
     nlines = data.count(b"\n") + 1
-    status, line_start, line_end, vs, ve, kind = scan(buffer, nlines, keys, koff, len(fields), wanted, true, false, null)
+    status, line_start, line_end, vs, ve, kind = scan(buffer, nlines, keys, koff, len(fields), wanted)
     back_rows = np.flatnonzero(status == _BACK)
     back = [(int(r) + 1, data[line_start[r] : line_end[r]].decode("utf-8")) for r in back_rows]
     read = np.flatnonzero(status == _READ)
