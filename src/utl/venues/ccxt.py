@@ -4,10 +4,11 @@ Trades and ledger entries come as JSON lines, a balance as one JSON document. A 
 told apart by its keys, never its name, and may sit under any venue folder. Python ccxt
 writes JSON numbers (floats); we read every number as its own text (``parse_float=str``)
 so ``3.1e-05`` or ``650.0000000000001`` reach :func:`venue_decimal` exactly as written.
-Lines are parsed one by one (a truncated line is refused alone, the rest still books):
-first by msgspec into raw values (:mod:`utl.venues.json_lines`), and the few lines that
-path leaves (an escape, a line to refuse, fees to add up) by ``json.loads`` as before;
-everything after parsing is vectorized.
+Each line stands alone (a truncated line is refused alone, the rest still books). The
+file is first read in one compiled pass over its bytes (:mod:`utl.venues.json_scan`); the
+few lines that pass hands back (an escape, a line to refuse, fees to add up) go to msgspec
+(:mod:`utl.venues.json_lines`) and then to ``json.loads`` as before, with the same columns
+from each path; everything after parsing is vectorized.
 """
 
 from __future__ import annotations
