@@ -4,10 +4,11 @@ Trades and ledger entries come as JSON lines, a balance as one JSON document. A 
 told apart by its keys, never its name, and may sit under any venue folder. Python ccxt
 writes JSON numbers (floats); we read every number as its own text (``parse_float=str``)
 so ``3.1e-05`` or ``650.0000000000001`` reach :func:`venue_decimal` exactly as written.
-Lines are parsed one by one (a truncated line is refused alone, the rest still books):
-first by msgspec into raw values (:mod:`utl.venues.json_lines`), and the few lines that
-path leaves (an escape, a line to refuse, fees to add up) by ``json.loads`` as before;
-everything after parsing is vectorized.
+Each line stands alone (a truncated line is refused alone, the rest still books). The
+file is first read in one compiled pass over its bytes (:mod:`utl.venues.json_scan`); the
+few lines that pass hands back (an escape, a line to refuse, fees to add up) go to msgspec
+(:mod:`utl.venues.json_lines`) and then to ``json.loads`` as before, with the same columns
+from each path; everything after parsing is vectorized.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 
 import polars as pl
 
-from utl.decimals import DECIMAL, with_venue_decimals
+from utl.decimals import DECIMAL, MAX_INTEGER_DIGITS, with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.json_lines import text_columns
+from utl.venues.json_scan import scan_lines
 from utl.venues.base import BOM, Check, Format, Parsed, Source, interleave, out_of_years, split_refused, to_schema, top_level_keys, utc, with_synthetic_id
 
 TRADE_KEYS = {"side", "amount", "symbol"}
@@ -82,18 +84,45 @@ def _text_of(source: Source) -> str:
         raise ValueError(f"{source.rel}: not UTF-8 text: {e}") from e
 
 
-def _lines(source: Source) -> list[tuple[int, str]]:
-    """(line number, line) of the non-blank lines."""
-    # Split on "\n" only: JSON strings may hold other line separators (U+2028).
-    lines = enumerate(_text_of(source).split("\n"), 1)
-    return [(number, line.rstrip("\r")) for number, line in lines if line.strip()]
+def _bytes_of(source: Source) -> bytes:
+    """The file's UTF-8 bytes, BOM removed; a file that is not UTF-8 fails whole."""
+    data = source.path.read_bytes()
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{source.rel}: not UTF-8 text: {e}") from e
+    return data.removeprefix(BOM.encode())
 
 
 def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str]) -> tuple[pl.DataFrame, list[dict]]:
-    """The records' text columns (see :func:`_columns`), and quarantine entries for lines refused."""
-    fast, left = text_columns(_lines(source), fields, wanted)
+    """The records' text columns (see :func:`_columns`), and quarantine entries for lines refused.
+
+    Three paths, each taking what the one before handed back: the compiled scan
+    (:mod:`utl.venues.json_scan`), msgspec (:mod:`utl.venues.json_lines`), ``json.loads``. They
+    give the same columns; ``raw`` (the line) is only needed, and only sure to be there,
+    where ``id`` is null. Lines are split on "\n" only: JSON strings may hold other line
+    separators (U+2028); a line is blank when ``str.strip`` leaves nothing.
+    """
+    fast, back = scan_lines(_bytes_of(source), fields, wanted, raw_when_null="id")
+    fast = fast.with_columns(fee_problem=pl.lit(None, pl.String), fees_raw=pl.lit(None, pl.String))
+    if not back:
+        return fast, []
+    middle, left = text_columns([(n, line) for n, line in back if line.strip()], fields, wanted)
     records, refused = _json_lines(left, wanted, what)
-    return pl.concat([fast, _columns(records, fields)]).sort("source_row"), refused
+    return pl.concat([fast, middle, _columns(records, fields)]).sort("source_row"), refused
+
+
+def _line_ids(frame: pl.DataFrame) -> pl.DataFrame:
+    """``raw_id``: for rows without an ``id``, the line and its occurrence number among identical
+    lines (:func:`with_synthetic_id`); null where the row has an id. Identical lines have the
+    same id, so counting among the id-less rows alone counts every copy."""
+    no_id = frame["id"].is_null()
+    ids = pl.Series("raw_id", [None] * frame.height, dtype=pl.String)
+    if no_id.any():
+        rows = no_id.arg_true()
+        ids = ids.scatter(rows, with_synthetic_id(frame.select("raw").gather(rows), ["raw"], "raw_id")["raw_id"])
+    return frame.with_columns(ids)
 
 
 def _json_lines(lines: list[tuple[int, str]], wanted: set[str], what: str) -> tuple[list[tuple[int, str, dict]], list[dict]]:
@@ -158,7 +187,8 @@ def _time(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Check]]:
     """``ts`` from ``timestamp`` (ms since epoch), else from ``datetime`` (ISO 8601 UTC)."""
     is_ms = pl.col("timestamp").str.contains(r"^\d{1,15}$")
     from_ms = pl.from_epoch(pl.when(is_ms).then(pl.col("timestamp")).otherwise(None).cast(pl.Int64), time_unit="ms")
-    from_iso = utc(pl.col("datetime"), ISO_FORMAT)
+    # The ISO text is parsed only when some row lacks a timestamp (it alone would use it).
+    from_iso = utc(pl.col("datetime"), ISO_FORMAT) if frame["timestamp"].null_count() else pl.lit(None, pl.Datetime("us", "UTC"))
     frame = frame.with_columns(
         ts=pl.when(pl.col("timestamp").is_not_null()).then(from_ms.dt.replace_time_zone("UTC")).otherwise(from_iso)
     )
@@ -212,10 +242,18 @@ def _columns(records: list[tuple[int, str, dict]], fields: list[str]) -> pl.Data
 # ---------------------------------------------------------------- trades -> FILLS
 
 
+def _with_product(frame: pl.DataFrame) -> pl.DataFrame:
+    """``__fits``: amount × price fits Decimal(38,18) (the sum of their integer digits is at
+    most 20); ``__product``: amount × price, exact to 18 places, where it fits (else null)."""
+    # Both under 10^10 (at most 10 digits each) fits: usually every row, then no digit is counted.
+    small = frame.select(((pl.col("amount_value").abs() < _POWERS[10]) & (pl.col("price_value").abs() < _POWERS[10])).fill_null(True).all()).item()
+    fits = pl.lit(True) if small else _integer_digits("amount_value") + _integer_digits("price_value") <= 20
+    return frame.with_columns(__fits=fits).with_columns(
+        __product=pl.when(pl.col("__fits")).then(pl.col("amount_value") * pl.col("price_value")))
+
+
 def _product() -> pl.Expr:
-    """amount × price, exact to 18 places, where it fits (else null)."""
-    fits = _integer_digits("amount_value") + _integer_digits("price_value") <= 20
-    return pl.when(fits).then(pl.col("amount_value") * pl.col("price_value"))
+    return pl.col("__product")
 
 
 def _cost_disagrees() -> pl.Expr:
@@ -228,12 +266,14 @@ def _cost_disagrees() -> pl.Expr:
     return (spot & pl.col("cost_value").is_not_null() & product.is_not_null() & off).fill_null(False)
 
 
+_POWERS = [pl.lit(Decimal(10**k), DECIMAL) for k in range(MAX_INTEGER_DIGITS)]
+
+
 def _integer_digits(value: str) -> pl.Expr:
-    """Digits before the point; a product of a and b has at most the sum of theirs."""
-    return (
-        pl.col(value).abs().cast(pl.String).str.extract(r"^(\d+)", 1)
-        .str.strip_chars_start("0").str.len_chars().fill_null(0).cast(pl.Int64)
-    )
+    """Digits before the point (0 below 1, and for null); a product of a and b has at most the
+    sum of theirs. Counted by comparing with 1, 10, 100, ...: no text."""
+    magnitude = pl.col(value).abs()
+    return pl.sum_horizontal([(magnitude >= power).cast(pl.Int64) for power in _POWERS]).fill_null(0)
 
 
 def read_trades(source: Source) -> Parsed:
@@ -245,7 +285,7 @@ def read_trades(source: Source) -> Parsed:
         base=pl.col("symbol").str.extract(r"^([^/:]+)/", 1),
         quote=pl.col("symbol").str.extract(r"^[^/:]+/([^/:]+)", 1),
     )
-    frame, time_checks = _time(frame)
+    frame, time_checks = _time(_with_product(frame))
     checks = [
         _missing("symbol"),
         Check("symbol", pl.col("symbol").is_not_null() & (pl.col("base").is_null() | pl.col("quote").is_null()),
@@ -259,7 +299,7 @@ def read_trades(source: Source) -> Parsed:
         Check("price", pl.col("price_value") <= 0, "price must be positive"),
         _not_decimal("cost"),
         Check("cost", pl.col("cost_value") < 0, "cost must not be negative"),
-        Check("cost", pl.col("cost_value").is_null() & (_integer_digits("amount_value") + _integer_digits("price_value") > 20),
+        Check("cost", pl.col("cost_value").is_null() & ~pl.col("__fits"),
               "no cost, and amount × price is too large to compute", raw=pl.concat_str("amount", pl.lit(" × "), "price")),
         # A stated cost is checked, not trusted (a real pull stated 1.364985341e-9 for 0.0001
         # BTC at 73,260.86). Spot only: a derivative's amount counts contracts, and the trade
@@ -275,7 +315,7 @@ def read_trades(source: Source) -> Parsed:
     # ccxt pull and in the venue's export is one identity; ingest qualifies it by pair where
     # the venue numbers trades per symbol. A trade without an id is keyed by its line and
     # occurrence, as for id-less exports.
-    ok = with_synthetic_id(ok, ["raw"], "raw_id")
+    ok = _line_ids(ok)
     trade_id = pl.coalesce("id", "raw_id")
     fills = ok.select(
         venue=pl.lit(source.venue),
@@ -341,7 +381,7 @@ def read_ledger(source: Source) -> Parsed:
         *time_checks,
     ]
     ok, quarantine = split_refused(frame, checks, source.rel)
-    ok = with_synthetic_id(ok, ["raw"], "raw_id").with_columns(
+    ok = _line_ids(ok).with_columns(
         row_key=pl.coalesce("id", "raw_id"),
         amount_qty=pl.when(pl.col("direction_word") == "in").then(pl.col("amount_value")).otherwise(-pl.col("amount_value")),
     )

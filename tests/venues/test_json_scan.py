@@ -1,0 +1,123 @@
+"""The compiled JSON-lines scan: a line it reads gives what ``json.loads`` and ccxt's rules give,
+and every line it is not sure of is handed back (property test against ``json.loads``)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from utl.venues.ccxt import _fee, _text, loads
+from utl.venues.json_scan import MAX_DEPTH, scan_lines
+
+FIELDS = ["id", "price", "side"]
+
+
+def reference(line: str) -> tuple | None:
+    """What the line-by-line reader gives, or None where it refuses the line or adds fees up."""
+    try:
+        record = loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or "side" not in record:
+        return None
+    cost, currency, problem = _fee(record)
+    if problem is not None:
+        return None
+    return (*(_text(record.get(f)) for f in FIELDS), cost, currency)
+
+
+def scanned(lines: list[str]) -> tuple[dict[int, tuple], dict[int, str]]:
+    frame, back = scan_lines("\n".join(lines).encode(), FIELDS, {"side"})
+    rows = {r[0]: r[2:] for r in frame.rows()}
+    return rows, dict(back)
+
+
+def test_values_are_the_text_json_loads_keeps() -> None:
+    lines = [
+        '{"id": "t1", "price": 0.1000000000000000055, "side": "buy", "fee": {"cost": 123456789.123456789, "currency": "BNB"}}',
+        '{"side":"sell","price":-0,"id":"x","fees":[{"cost":null,"currency":"A"},{"currency":"B","cost":"3.1e-05"}]}',
+        '{"id": null, "price": 1E+2, "side": "ünï", "info": {"price": 5, "side": "no", "a": [[{"b": "\\"}]"}]]}}\r',
+        "  ",
+        '{"side": "buy", "fees": [], "fee": {"cost": 0.5, "rate": {"x": [1, 2]}}}',
+    ]
+    rows, back = scanned(lines)
+    assert back == {}
+    assert rows == {
+        1: ("t1", "0.1000000000000000055", "buy", "123456789.123456789", "BNB"),
+        2: ("x", "-0", "sell", "3.1e-05", "B"),
+        3: (None, "1E+2", "ünï", None, None),
+        5: (None, None, "buy", "0.5", None),
+    }
+    for number, values in rows.items():
+        assert values == reference(lines[number - 1].rstrip("\r"))
+
+
+def test_lines_it_is_not_sure_of_are_handed_back() -> None:
+    lines = [
+        '{"id": "a\\u00e9", "price": 1, "side": "buy"}',  # an escape in a wanted value
+        '{"id": "x", "price": 1, "side": "buy"',  # cut short
+        '{"id": "x", "price": 1}',  # no side
+        '{"id": "x", "price": true, "side": "buy"}',
+        '{"id": "x", "price": NaN, "side": "buy"}',
+        '{"id": "x", "price": 01, "side": "buy"}',
+        '{"id": "x", "price": 1., "side": "buy"}',
+        '{"id": "x", "price": 1, "side": "buy",}',
+        '{"id": "x", "id": "y", "price": 1, "side": "buy"}',
+        '{"\\u0069d": "x", "side": "buy"}',
+        '{"side": "buy", "fees": [{"cost": 1, "currency": "A"}, {"cost": 2, "currency": "A"}]}',
+        '{"side": "buy", "fees": [null]}',
+        '{"side": "buy", "fee": 0.5}',
+        '["side", "x"]',
+        '{"side": "buy"} x',
+        '{"side": "b\tuy"}',
+        '{"side": "buy", "info": "\\x"}',
+        '\x0c',
+        '{"side": "buy", "info": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}",
+    ]
+    rows, back = scanned(lines)
+    assert rows == {}
+    assert back == {n: line for n, line in enumerate(lines, 1)}
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    line = '{"side": "buy", "info": ' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}"
+    rows, back = scanned([line])
+    assert back == {} and rows == {1: (None, None, "buy", None, None)}
+
+
+_scalars = st.one_of(
+    st.sampled_from(["null", "true", "false", "0", "-0", "1.5", "1e5", "-2.5E-3", "01", "1.", ".5", "NaN", "-", '"', '""', '"a"',
+                     '"\\u00e9"', '"\\n"', '"\\q"', '"ä"', '"x\ty"', "[]", "{}", "[1,]", '{"a":1}', '{"cost": 1}',
+                     '{"cost": "2", "currency": "X"}', '{"cost": null}', '[{"cost": 1}]', '[{"cost": 1}, {"cost": 2}]', '[null]',
+                     '{"cost": 1, "cost": 2}', '{"currency": true, "cost": 1}', '{"cost": {"a": 1}}', '{"cost": "\\u0031"}',
+                     '[{"cost": "1", "currency": null}, {"cost": null}]', '{"cost": 1e5, "currency": "X", "rate": [1, {"b": null}]}',
+                     '{"curr": "X", "costs": 1, "cost": -0.5}']),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.text(alphabet='ab"\\ {}[],:0-.eE\x01', max_size=6).map(json.dumps),
+)
+_keys = st.sampled_from(["id", "price", "side", "fee", "fees", "cost", "currency", "info", "x", "\\u0069d"])
+
+
+@st.composite
+def _lines(draw) -> str:
+    members = draw(st.lists(st.tuples(_keys, _scalars), max_size=6))
+    text = "{" + ", ".join(f'"{k}": {v}' for k, v in members) + "}"
+    if draw(st.booleans()):  # a random cut or splice
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(["", ",", "}", "{", '"', " ", "]", "\r", "\\"])) + text[at + draw(st.integers(0, 2)):]
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_lines(), min_size=1, max_size=8))
+def test_a_line_read_here_reads_as_json_loads_reads_it(lines: list[str]) -> None:
+    rows, back = scanned(lines)
+    for number, line in enumerate(lines, 1):
+        expected = reference(line.rstrip("\r"))
+        if number in rows:
+            assert expected is not None, line
+            assert rows[number] == expected, line
+        elif line.strip():
+            assert back[number] == line.rstrip("\r")
