@@ -22,6 +22,16 @@ CCXT = FIXTURES / "ccxt"
 MINE = [*okx.FORMATS, *deribit.FORMATS, *ccxt.FORMATS, *generic.FORMATS]
 
 
+@pytest.fixture(scope="module", autouse=True, params=["msgspec", "compiled scan"])
+def reading_path(request):
+    """Every test here runs on both ways a file is read: msgspec (files under
+    ccxt.SCAN_FROM_BYTES, as these fixtures are) and the compiled scan (large pulls)."""
+    kept = ccxt.SCAN_FROM_BYTES
+    ccxt.SCAN_FROM_BYTES = kept if request.param == "msgspec" else 0
+    yield request.param
+    ccxt.SCAN_FROM_BYTES = kept
+
+
 def source(path: Path, venue: str = "binance") -> Source:
     return Source(path, f"{venue}/mm-1/trades/{path.name}", venue, "mm-1")
 
