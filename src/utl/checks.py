@@ -39,11 +39,13 @@ def legs_sum_to_positions(before: DayState, inputs: DayInputs, after: DayState,
     opened = after.accounts.join(before.accounts, on=["venue", "account"], how="anti")
     openings = inputs.opening_snapshots.join(opened, on=["venue", "account"], how="semi").select(
         *KEY, qty=pl.col("total"))
-    day_legs = inputs.legs if computed is None else pl.concat([inputs.legs, computed.select(inputs.legs.columns)])
-    legs = day_legs.join(after.accounts, on=["venue", "account"], how="semi").select(*KEY, "qty")
+    # Lazy, reading the legs' four columns only: a day's legs are the largest frame of the run.
+    day_legs = [f.lazy().select(*KEY, pl.col("qty").cast(DECIMAL)) for f in [inputs.legs, computed] if f is not None]
+    legs = pl.concat(day_legs).join(after.accounts.lazy(), on=["venue", "account"], how="semi")
     expected = (
-        pl.concat([before.positions.select(*KEY, "qty"), openings.cast({"qty": DECIMAL}), legs.cast({"qty": DECIMAL})])
-        .lazy().group_by(KEY).agg(pl.col("qty").sum()).collect().filter(pl.col("qty") != 0)
+        pl.concat([before.positions.lazy().select(*KEY, pl.col("qty").cast(DECIMAL)),
+                   openings.lazy().select(*KEY, pl.col("qty").cast(DECIMAL)), legs])
+        .group_by(KEY).agg(pl.col("qty").sum()).collect().filter(pl.col("qty") != 0)
     )
     compared = expected.join(after.positions, on=KEY, how="full", coalesce=True, suffix="_carried").filter(
         pl.col("qty").fill_null(0) != pl.col("qty_carried").fill_null(0))
