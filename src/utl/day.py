@@ -38,6 +38,7 @@ import polars as pl
 
 from utl.daily import LedgerState, TransferBook, run_day
 from utl.derivatives.day import book_derivatives, delta_exposure, is_instrument
+from utl.derivatives.pnl import instrument_pnl, with_derivatives
 from utl.derivatives.schemas import (
     CLEARED_BREAKS, DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS,
     DERIVATIVE_POSITIONS, ENTRY_STATE, POSITION_BREAKS,
@@ -194,6 +195,7 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         inputs.derivative_fills, inputs.derivative_cash, inputs.positions, inputs.opening_positions, inputs.specs,
         inputs.marks, marks.filter(~is_instrument(pl.col("asset"))), inputs.ledger_accounts, settings.tolerance,
         before.open_breaks.filter(pl.col("subject") == "position"),
+        marks_for(inputs.marks, before.business_date, reporting).filter(~is_instrument(pl.col("asset"))),
     )
     computed = derivative.computed_legs.join(accounts, on=ACCOUNT, how="semi")
     legs = pl.concat([inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi"),
@@ -247,6 +249,12 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     if deltas.height:
         exposed = pl.concat([exposed.select(EXPOSURE_INPUT.names()),
                              with_book(deltas, settings).select(EXPOSURE_INPUT.names()).cast(EXPOSURE_INPUT)])
+    # Derivative lines in utl.pnl: each (book, instrument)'s value and unrealized PnL.
+    pnl, explain = with_derivatives(
+        provisional(result.pnl, exceptions, settings), result.explain,
+        instrument_pnl(day, derivative.values_start, derivative.values_end,
+                       with_book(pl.concat([derivative.values_start, derivative.values_end]).select(ACCOUNT).unique(),
+                                 settings)))
     after = DayState(day, result.state.positions, result.state.lots, accounts, open_breaks, pending,
                      result.transfers.transit, exceptions, derivative.positions, derivative.references,
                      derivative.accounts)
@@ -254,8 +262,8 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         business_date=day,
         positions=positions,
         lots=result.state.lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE),
-        pnl=provisional(result.pnl, exceptions, settings),
-        pnl_explain=result.explain,
+        pnl=pnl,
+        pnl_explain=explain,
         exposure_asset=exposure_by_asset(exposed),
         exposure_venue=exposure_by_venue(exposed),
         exposure_book=exposure_by_book(exposed),

@@ -26,13 +26,14 @@ instrument for ``utl.derivative_positions`` (``DAY_FLOWS``).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.derivatives.entry import KEY, average_entry
 from utl.derivatives.instruments import MissingSpec, missing_specs, resolve_specs
+from utl.derivatives.pnl import VALUES, position_values
 from utl.derivatives.recon import derivative_positions, find_position_breaks
 from utl.derivatives.schemas import (
     DAY_FLOWS, DELIVERIES, ENTRY_STATE, INSTRUMENT_LEGS, POSITION_BREAKS, POSITION_SNAPSHOT,
@@ -54,6 +55,8 @@ class DerivativeDay:
     table: pl.DataFrame  # DERIVATIVE_POSITIONS: utl.derivative_positions
     breaks: pl.DataFrame  # POSITION_BREAKS of the day (position and expiry_without_delivery)
     reported: pl.DataFrame  # (venue, account) with a positions file on the day
+    values_start: pl.DataFrame = field(default_factory=VALUES.to_frame)  # VALUES carried in, at the day before's marks
+    values_end: pl.DataFrame = field(default_factory=VALUES.to_frame)  # VALUES at end of day, at the day's marks
 
 
 def is_instrument(asset: pl.Expr) -> pl.Expr:
@@ -90,6 +93,7 @@ def book_derivatives(
     ledger_accounts: pl.DataFrame,
     tolerance: dict,
     previous_breaks: pl.DataFrame,
+    asset_marks_before: pl.DataFrame | None = None,
 ) -> DerivativeDay:
     """The derivative positions, PnL legs and breaks of ``day``.
 
@@ -102,7 +106,9 @@ def book_derivatives(
     ``marks``: MARKS_OUT (instrument rows of the day are the instruments' marks);
     ``asset_marks``: (asset, mark) of the day in the reporting currency; ``ledger_accounts``:
     (venue, account) whose cash comes from a ledger export; ``previous_breaks``: each
-    account's position breaks on its previous reconciled date.
+    account's position breaks on its previous reconciled date. ``asset_marks_before``:
+    (asset, mark) of the day before; given, the positions carried in are valued at the day
+    before's marks (``values_start``, for ``utl.pnl``: :mod:`utl.derivatives.pnl`).
     """
     ledger_accounts = ledger_accounts.select(ACCOUNT).unique()
     # 1. Accounts that open today: from the day before's positions file, else with the spot account.
@@ -192,6 +198,11 @@ def book_derivatives(
                                  previous_breaks.join(reported, on=ACCOUNT, how="semi"))
     # An expiry without delivery is the break of its key that day (the venue lists it no more).
     breaks = pl.concat([expiry_breaks, found.join(expiry_breaks, on=["venue", "account", "asset"], how="anti")])
+    values_start, values_end = VALUES.to_frame(), VALUES.to_frame()
+    if asset_marks_before is not None:
+        values_end = position_values(table, asset_marks, day, ledger_accounts)
+        values_start = start_values(day, start, start_refs, opening_positions, specs, marks, asset_marks_before,
+                                    ledger_accounts)
     return DerivativeDay(
         positions=end.select(ENTRY_STATE.names()).cast(ENTRY_STATE).sort(KEY),
         references=references.join(end, on=KEY, how="semi").cast(ENTRY_STATE).sort(KEY),
@@ -200,7 +211,28 @@ def book_derivatives(
         table=table,
         breaks=breaks.cast(POSITION_BREAKS).sort("venue", "account", "asset"),
         reported=reported,
+        values_start=values_start,
+        values_end=values_end,
     )
+
+
+def start_values(day: dt.date, start: pl.DataFrame, start_refs: pl.DataFrame, opening_positions: pl.DataFrame,
+                 specs: pl.DataFrame, marks: pl.DataFrame, asset_marks_before: pl.DataFrame,
+                 ledger_accounts: pl.DataFrame) -> pl.DataFrame:
+    """:data:`VALUES` of the positions the day starts from (carried, or opened from the day
+    before's file), valued as the day before valued them: its ``marks/D.csv`` instrument rows,
+    else its positions file's ``markPrice``, its settle asset marks, and the session reference
+    carried. The same function as the day before's end, on the same numbers: equal to them."""
+    held = start.filter(pl.col("qty") != 0)
+    if held.height == 0:
+        return VALUES.to_frame()
+    before = day - dt.timedelta(days=1)
+    own = snapshot_rows(opening_positions).join(held.select(KEY), on=KEY, how="semi")
+    table = derivative_positions(
+        before, held, own.select(POSITION_SNAPSHOT.names()).cast(POSITION_SNAPSHOT), own.select(ACCOUNT).clear(),
+        specs, instrument_marks(marks, before), asset_marks_before, DAY_FLOWS.to_frame(), start_refs,
+    )
+    return position_values(table, asset_marks_before, before, ledger_accounts)
 
 
 def session_references(day: dt.date, legs: pl.DataFrame, start: pl.DataFrame, start_refs: pl.DataFrame,
