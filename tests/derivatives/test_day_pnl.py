@@ -149,3 +149,55 @@ def test_an_open_position_whose_settle_asset_has_no_mark_stops_the_date() -> Non
 def test_a_book_without_derivatives_has_the_pnl_it_had() -> None:
     _, out = first_day()
     assert set(out.pnl["asset"]) <= {"USDT", "BTC"}
+
+
+def _deribit_day_two(**kwargs):
+    """The Deribit account of test_day_step's settlement test: +10000 @ 65000 (1 USD a
+    contract, inverse, ledger account) on D1; returns D2's state and outputs."""
+    from tests.derivatives.daybook import SPECS
+    from utl.day import DayState
+    deribit = SPECS.head(0).vstack(pl.DataFrame([{**SPECS.row(1, named=True), "venue": "deribit",
+                                                  "contract_size": D(1)}], schema=SPECS.schema))
+    specs = pl.concat([SPECS, deribit])
+    ledger = pl.DataFrame({"venue": ["deribit"], "account": ["fut"]})
+
+    def on(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(venue=pl.lit("deribit"))
+
+    inputs = day_inputs(D1, derivative_fills=on(fills(D1, "+10000 @ 65000", instrument=INVERSE, source="ledger")),
+                        marks_today=instrument_marks(D1, **{INVERSE: "65000"}), specs=specs,
+                        opening=on(balances(D0, BTC="1")))
+    state, _ = step(D1, DayState.empty(D0), dataclasses.replace(inputs, ledger_accounts=ledger), Settings())
+    inputs = day_inputs(D2, marks_before=instrument_marks(D1, **{INVERSE: "65000"}),
+                        marks_today=instrument_marks(D2, **{INVERSE: "66000"}), specs=specs,
+                        **{k: on(v) for k, v in kwargs.items()})
+    return step(D2, state, dataclasses.replace(inputs, ledger_accounts=ledger), Settings())
+
+
+def test_the_session_reference_is_the_ledgers_settlement_price() -> None:
+    # D2's ledger states the 08:00 settlement: Price 65500, Change 10000·(1/65000 − 1/65500)
+    # = 0.001174398… BTC (realized, ledger's own figure here 0.00117). No positions file:
+    # unrealized runs from 65500 at mark 66000: 10000·(1/65500 − 1/66000)
+    # = 10000·500/(65500·66000) = 0.001156553… BTC; the entry stays 65000.
+    from tests.derivatives.daybook import cash
+    settlement = cash((dt.datetime(2026, 12, 3, 8, tzinfo=dt.timezone.utc), "settlement", INVERSE, "BTC", "0.00117"))
+    after, out = _deribit_day_two(derivative_cash=settlement.with_columns(price=pl.lit(D(65500)).cast(settlement["price"].dtype)))
+    got = row(out.derivative_positions, instrument=INVERSE)
+    assert got["entry_price"] == D(65000) and got["venue_qty"] is None
+    assert got["unrealized_pnl"] == (D(10000) * 500 / (D(65500) * 66000)).quantize(D("1e-18"))
+    assert row(after.derivative_references, instrument=INVERSE)["entry_price"] == D(65500)
+
+
+def test_the_ledgers_settlement_wins_over_the_positions_files() -> None:
+    # The file says 65400, the ledger's row 65500: the ledger's (the cash it booked) is the reference.
+    from tests.derivatives.daybook import cash, positions
+    settlement = cash((dt.datetime(2026, 12, 3, 8, tzinfo=dt.timezone.utc), "settlement", INVERSE, "BTC", "0.00117"))
+    after, _ = _deribit_day_two(
+        derivative_cash=settlement.with_columns(price=pl.lit(D(65500)).cast(settlement["price"].dtype)),
+        positions_today=positions(D2, (INVERSE, "10000", "65000", "66000"), settlement={INVERSE: D(65400)}))
+    assert row(after.derivative_references, instrument=INVERSE)["entry_price"] == D(65500)
+    # Without the ledger's price, the file's.
+    after, _ = _deribit_day_two(
+        derivative_cash=settlement,
+        positions_today=positions(D2, (INVERSE, "10000", "65000", "66000"), settlement={INVERSE: D(65400)}))
+    assert row(after.derivative_references, instrument=INVERSE)["entry_price"] == D(65400)

@@ -188,7 +188,7 @@ def book_derivatives(
     )
 
     # 5. Session references, the day's cash per instrument, valuation and reconciliation.
-    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end)
+    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end, cash)
     flows = day_flows(cash, effects, fills.join(ledger_accounts, on=ACCOUNT, how="anti").filter(
         pl.col("ts").dt.date() == day), specs)
     reported = positions.join(accounts, on=ACCOUNT, how="semi").select(ACCOUNT).unique().sort(ACCOUNT)
@@ -236,18 +236,29 @@ def start_values(day: dt.date, start: pl.DataFrame, start_refs: pl.DataFrame, op
 
 
 def session_references(day: dt.date, legs: pl.DataFrame, start: pl.DataFrame, start_refs: pl.DataFrame,
-                       snapshot: pl.DataFrame, specs: pl.DataFrame, end: pl.DataFrame) -> pl.DataFrame:
+                       snapshot: pl.DataFrame, specs: pl.DataFrame, end: pl.DataFrame,
+                       cash: pl.DataFrame | None = None) -> pl.DataFrame:
     """The session reference (ENTRY_STATE) of each open position whose venue settles session
-    PnL into cash: from today's settlement (the snapshot's ``settlement_price``, stamped at the
-    session's 08:00 UTC) the position then at that price re-averaged by the legs after it;
-    without a settlement today, the carried reference re-averaged by the day's legs."""
+    PnL into cash: from today's settlement the position then at that price re-averaged by the
+    legs after it; without a settlement today, the carried reference re-averaged by the day's
+    legs. Today's settlement is the ledger's ``settlement`` row (``cash``: DERIVATIVE_CASH,
+    its own stamp and ``price``, Deribit's ``Price``) where the export states one, else the
+    positions file's ``settlement_price`` stamped at the session's 08:00 UTC."""
     settled = resolve_specs(end.select(KEY), specs).filter(
         session_settled(pl.col("venue"), pl.col("type"), pl.col("settle"))).select(KEY)
     if settled.height == 0:
         return ENTRY_STATE.to_frame()
     session = dt.datetime.combine(day, dt.time(DELIVERY_HOUR), tzinfo=dt.timezone.utc)
-    settlements = snapshot.join(settled, on=KEY, how="semi").filter(pl.col("settlement_price").is_not_null()).select(
+    # A settlement row's parts (funding, the session PnL) each carry the row's price.
+    ledger = (
+        cash.filter(pl.col("instrument").is_not_null() & pl.col("price").is_not_null()
+                      & (pl.col("kind") != "delivery"))
+        .join(settled, on=KEY, how="semi").select(*KEY, "ts", "price").unique(maintain_order=True)
+    ) if cash is not None else None
+    from_file = snapshot.join(settled, on=KEY, how="semi").filter(pl.col("settlement_price").is_not_null()).select(
         *KEY, ts=pl.lit(session, UTC_TS), price="settlement_price")
+    settlements = from_file if ledger is None else pl.concat([
+        ledger.cast({"ts": UTC_TS}), from_file.join(ledger, on=KEY, how="anti")])
     own_legs = legs.join(settled, on=KEY, how="semi")
     today = session_entry(own_legs, start, settlements) if settlements.height else ENTRY_STATE.to_frame()
     rest = settled.join(today, on=KEY, how="anti")
