@@ -124,14 +124,16 @@ class DayInputs:
     opening_positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
     specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
     ledger_accounts: pl.DataFrame = field(default_factory=ACCOUNTS.to_frame)
+    # the accounts whose ledger states derivative trades: their instrument legs come from it
+    ledger_trade_accounts: pl.DataFrame = field(default_factory=ACCOUNTS.to_frame)
 
     TABLES = ("legs", "snapshots", "opening_snapshots", "marks", "transfers", "leg_refs", "derivative_fills",
-              "derivative_cash", "positions", "opening_positions", "specs", "ledger_accounts")
+              "derivative_cash", "positions", "opening_positions", "specs", "ledger_accounts", "ledger_trade_accounts")
     SCHEMAS = {"legs": DAY_LEGS, "snapshots": BALANCES_OUT, "opening_snapshots": BALANCES_OUT, "marks": MARKS_OUT,
                "transfers": TRANSFER_LEGS, "leg_refs": LEG_REFS, "derivative_fills": DERIVATIVE_FILLS,
                "derivative_cash": DERIVATIVE_CASH, "positions": DATED_POSITION_SNAPSHOT,
                "opening_positions": DATED_POSITION_SNAPSHOT, "specs": DATED_INSTRUMENT_SPECS,
-               "ledger_accounts": ACCOUNTS}
+               "ledger_accounts": ACCOUNTS, "ledger_trade_accounts": ACCOUNTS}
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
@@ -196,6 +198,7 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         inputs.marks, marks.filter(~is_instrument(pl.col("asset"))), inputs.ledger_accounts, settings.tolerance,
         before.open_breaks.filter(pl.col("subject") == "position"),
         marks_for(inputs.marks, before.business_date, reporting).filter(~is_instrument(pl.col("asset"))),
+        inputs.ledger_trade_accounts,
     )
     computed = derivative.computed_legs.join(accounts, on=ACCOUNT, how="semi")
     legs = pl.concat([inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi"),

@@ -377,8 +377,9 @@ def test_the_memory_cuts_a_dates_derivative_inputs_as_the_whole_run_does() -> No
         derivative_cash=cash((midnight, "funding", LINEAR, "USDT", "-1"),
                              (midnight - dt.timedelta(microseconds=1), "funding", LINEAR, "USDT", "-9")),
         positions=pl.concat([positions(D1, (LINEAR, "1", "1", None)), positions(D2, (LINEAR, "3", "1", None))]),
-        specs=SPECS)
+        specs=SPECS, ledger_trade_accounts=pl.DataFrame({"venue": ["deribit"], "account": ["main"]}))
     got = derivative_inputs(rows)
+    assert got["ledger_trade_accounts"].rows() == [("deribit", "main")]  # every date's, not cut
     assert got["derivative_fills"]["qty"].to_list() == [D(2)]
     assert got["derivative_cash"]["qty"].to_list() == [D(-1)]
     assert got["positions"]["qty"].to_list() == [D(3)] and got["opening_positions"]["qty"].to_list() == [D(1)]

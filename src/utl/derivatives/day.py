@@ -94,6 +94,7 @@ def book_derivatives(
     tolerance: dict,
     previous_breaks: pl.DataFrame,
     asset_marks_before: pl.DataFrame | None = None,
+    ledger_trade_accounts: pl.DataFrame | None = None,
 ) -> DerivativeDay:
     """The derivative positions, PnL legs and breaks of ``day``.
 
@@ -109,6 +110,9 @@ def book_derivatives(
     account's position breaks on its previous reconciled date. ``asset_marks_before``:
     (asset, mark) of the day before; given, the positions carried in are valued at the day
     before's marks (``values_start``, for ``utl.pnl``: :mod:`utl.derivatives.pnl`).
+    ``ledger_trade_accounts``: (venue, account) whose ledger export states derivative trades
+    (:data:`utl.venues.contracts.LEDGER_TRADE_FORMATS`): their legs are the ledger's trade rows
+    on every date, a trades export's never.
     """
     ledger_accounts = ledger_accounts.select(ACCOUNT).unique()
     # 1. Accounts that open today: from the day before's positions file, else with the spot account.
@@ -128,13 +132,17 @@ def book_derivatives(
         *KEY, "qty", entry_price=pl.coalesce("settlement_price", "entry_price"))
     start_refs = pl.concat([carried_references.cast(ENTRY_STATE), opening_refs.cast(ENTRY_STATE)])
 
-    # 2. The day's legs: one source per account. A ledger's trade rows win over a trades
-    # export of the same account; a ledger without trade rows (Binance's Transaction History
-    # states only cash) leaves the instrument legs to the account's trades export.
+    # 2. The day's legs: one source per account, the same on every date. An account whose
+    # ledger states derivative trades takes them from it (a trades export of the same account
+    # only repeats them); a ledger without trade rows (Binance's Transaction History states
+    # only cash) leaves the instrument legs to the account's trades export. An account with a
+    # ledger trade row today is one of the first kind whatever the list says.
     flagged = fills.join(ledger_accounts.with_columns(__ledger=pl.lit(True)), on=ACCOUNT, how="left").with_columns(
         __ledger=pl.col("__ledger").fill_null(False))
-    ledger_trades = fills.filter(pl.col("source") == "ledger").select(ACCOUNT).unique().with_columns(
-        __ledger_trades=pl.lit(True))
+    ledger_trades = pl.concat([
+        fills.filter(pl.col("source") == "ledger").select(ACCOUNT),
+        *([] if ledger_trade_accounts is None else [ledger_trade_accounts.select(ACCOUNT)]),
+    ]).unique().with_columns(__ledger_trades=pl.lit(True))
     flagged = flagged.join(ledger_trades, on=ACCOUNT, how="left").with_columns(
         __ledger_trades=pl.col("__ledger_trades").fill_null(False))
     legs = (

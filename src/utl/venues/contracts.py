@@ -22,6 +22,22 @@ from utl.decimals import DECIMAL
 from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
 from utl.venues.base import Check, Source, split_refused
 
+# Ledger exports that state an account's derivative trades as rows of their own (their
+# readers hand on DERIVATIVE_FILLS with source "ledger"). An account holding one takes its
+# instrument legs from its ledger on every date; an account whose ledger is of another
+# format (Binance's Transaction History, Futures Transaction History: cash only) takes them
+# from its trades exports (derivatives.md: one source per account).
+LEDGER_TRADE_FORMATS = frozenset({
+    "bybit.uta_asset_changes", "bybit.derivatives_legacy", "okx.trading_account", "deribit.transaction_log",
+})
+
+
+def ledger_trade_accounts(files: pl.DataFrame) -> pl.DataFrame:
+    """(venue, account) of the ``files`` (columns ``venue``, ``account``, ``format``) whose
+    ledger states derivative trades (:data:`LEDGER_TRADE_FORMATS`), sorted, once each."""
+    return (files.filter(pl.col("format").is_in(list(LEDGER_TRADE_FORMATS))).select("venue", "account")
+            .unique().sort("venue", "account"))
+
 def venue_instruments(names: pl.Series, to_ccxt: Callable[[str], str | None]) -> pl.Series:
     """Each venue name's ccxt symbol (null: not a derivative), mapped once per distinct name."""
     distinct = names.drop_nulls().unique().to_list()
