@@ -248,7 +248,7 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     # counts it as unpriced, never as a zero value.
     exposed = positions.with_columns(market_value=pl.when(pl.col("mark").is_not_null()).then(pl.col("market_value")))
     # Derivatives count in exposure as their delta in the base asset (net and gross).
-    deltas = delta_exposure(derivative.table, inputs.specs, marks)
+    deltas = delta_exposure(derivative.table, derivative.specs, marks)
     if deltas.height:
         exposed = pl.concat([exposed.select(EXPOSURE_INPUT.names()),
                              with_book(deltas, settings).select(EXPOSURE_INPUT.names()).cast(EXPOSURE_INPUT)])

@@ -281,8 +281,13 @@ def test_deribit_session_reference_from_the_settlement() -> None:
 
 
 def test_an_instrument_without_a_spec_stops_the_date_naming_it() -> None:
-    with pytest.raises(MissingSpec, match=r"binance/fut ETH/USDT:USDT"):
-        first_day(derivative_fills=fills(D1, "+1 @ 3000", instrument="ETH/USDT:USDT"))
+    # No instruments/ row, and the exports cannot state one: OKX's size is per instrument
+    # (ctVal, which its export does not state); a quanto's symbol cannot say inverse.
+    okx = fills(D1, "+1 @ 3000", instrument="ETH/USDT:USDT").with_columns(venue=pl.lit("okx"))
+    with pytest.raises(MissingSpec, match=r"okx/fut ETH/USDT:USDT"):
+        first_day(derivative_fills=okx, opening=balances(D0, USDT="1000").with_columns(venue=pl.lit("okx")))
+    with pytest.raises(MissingSpec, match=r"binance/fut ETH/USD:BTC"):
+        first_day(derivative_fills=fills(D1, "+1 @ 3000", instrument="ETH/USD:BTC"))
 
 
 def test_an_open_position_without_a_mark_stops_the_date_naming_it() -> None:

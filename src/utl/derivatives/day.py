@@ -32,11 +32,11 @@ import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.derivatives.entry import KEY, average_entry
-from utl.derivatives.instruments import MissingSpec, missing_specs, resolve_specs
+from utl.derivatives.instruments import MissingSpec, missing_specs, resolve_specs, stated_specs
 from utl.derivatives.pnl import VALUES, position_values
 from utl.derivatives.recon import derivative_positions, find_position_breaks
 from utl.derivatives.schemas import (
-    DAY_FLOWS, DELIVERIES, ENTRY_STATE, INSTRUMENT_LEGS, POSITION_BREAKS, POSITION_SNAPSHOT,
+    DATED_INSTRUMENT_SPECS, DAY_FLOWS, DELIVERIES, ENTRY_STATE, INSTRUMENT_LEGS, POSITION_BREAKS, POSITION_SNAPSHOT,
 )
 from utl.derivatives.valuation import DELIVERY_HOUR, expire_positions, session_entry, session_settled
 from utl.schemas import ACCOUNTS_STATE, DAY_LEGS, UTC_TS
@@ -55,6 +55,7 @@ class DerivativeDay:
     table: pl.DataFrame  # DERIVATIVE_POSITIONS: utl.derivative_positions
     breaks: pl.DataFrame  # POSITION_BREAKS of the day (position and expiry_without_delivery)
     reported: pl.DataFrame  # (venue, account) with a positions file on the day
+    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)  # in force, with those the exports state
     values_start: pl.DataFrame = field(default_factory=VALUES.to_frame)  # VALUES carried in, at the day before's marks
     values_end: pl.DataFrame = field(default_factory=VALUES.to_frame)  # VALUES at end of day, at the day's marks
 
@@ -156,6 +157,17 @@ def book_derivatives(
         legs.select(*KEY, "qty"),
         day_snapshot.join(accounts, on=ACCOUNT, how="semi").select(*KEY, "qty"),
     ])
+    # An instrument the instruments/ file in force lacks takes the spec its exports state
+    # (its symbol, a positions row's contract size, the venue's position unit), if they do.
+    met = pl.concat([
+        start.filter(pl.col("qty") != 0).select("venue", "instrument", source_file=pl.lit(None, pl.String),
+                                                source_row=pl.lit(None, pl.Int64)),
+        legs.select("venue", "instrument", "source_file", "source_row"),
+        day_snapshot.join(accounts, on=ACCOUNT, how="semi").select("venue", "instrument", "source_file", "source_row"),
+    ])
+    sizes = pl.concat([snapshot_rows(p).select("venue", "instrument", "contract_size", "source_file", "source_row")
+                       for p in (positions, opening_positions)])
+    specs = pl.concat([specs, stated_specs(day, met, specs, sizes)])
     missing = missing_specs(wanted, specs)
     if missing:
         raise MissingSpec(day, missing)
@@ -219,6 +231,7 @@ def book_derivatives(
         table=table,
         breaks=breaks.cast(POSITION_BREAKS).sort("venue", "account", "asset"),
         reported=reported,
+        specs=specs,
         values_start=values_start,
         values_end=values_end,
     )
