@@ -78,3 +78,18 @@ def test_an_unreadable_wallet_balance_is_quarantined_never_zero(tmp_path):
     ingested = ingest_landing(tmp_path)
     assert ingested.quarantine.sort("row").select("row", "column").rows() == [(1, "walletBalance"), (2, "walletBalance")]
     assert balances(ingested) == [("binance", "fut", "USDC", D(7))]
+
+
+def test_the_wallet_reconciles_the_settle_asset_and_funding_absent_from_fills_shows_as_a_break():
+    # A fills-only account: +2 @ 100, -1 @ 250 realizes 1·(250 − 100) = 150 USDT, computed
+    # (a USDT leg): the ledger holds 1000 + 150 = 1150 USDT. The venue's wallet (its futures
+    # account reply, walletBalance) says 1148.5: the funding of −1.5 no fill states. Balance
+    # break on USDT: diff = 1148.5 − 1150 = −1.5; the position itself agrees (no position break).
+    from tests.derivatives.daybook import D1, LINEAR, balances as wallet, fills, first_day, instrument_marks
+
+    _, out = first_day(derivative_fills=fills(D1, "+2 @ 100", "-1 @ 250"),
+                       marks_today=instrument_marks(D1, **{LINEAR: "250"}),
+                       snapshot=wallet(D1, USDT="1148.5", BTC="1"))
+    [brk] = out.breaks.to_dicts()
+    assert (brk["asset"], brk["subject"], brk["ledger_qty"], brk["venue_qty"], brk["diff"]) == (
+        "USDT", "balance", D(1150), D("1148.5"), D("-1.5"))
