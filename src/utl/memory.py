@@ -58,7 +58,9 @@ from utl.venues.contracts import ledger_trade_accounts
 # outputs from the same inputs change: every date's fingerprint changes, so every date is
 # written again. 4: fee_asset_assumed rows in utl.exceptions. 5: derivative frames per file,
 # derivatives in the day state and outputs, breaks with a subject (012_derivatives).
-MEMORY_VERSION = "5"
+# 6: derivative lines in utl.pnl; futures wallet replies read as balances (files once
+# unknown are read again); one legs source per account; specs the exports state.
+MEMORY_VERSION = "6"
 
 ONE_DAY = dt.timedelta(days=1)
 ACCOUNT_COLUMNS = {"venue": pl.String, "account": pl.String}
