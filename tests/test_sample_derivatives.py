@@ -263,6 +263,10 @@ def test_eod_on_the_sample_gives_the_expected_derivative_positions_and_position_
             "FROM utl.breaks WHERE subject = 'position' ORDER BY 1, 2, 3, 4").fetchall()
         subjects = conn.execute("SELECT DISTINCT subject FROM utl.breaks ORDER BY 1").fetchall()
         quarantine = conn.execute('SELECT file, "row", "column" FROM utl.quarantine').fetchall()
+        pnl = conn.execute(
+            "SELECT business_date::text, book, asset, unrealized_pnl, market_value_start, market_value_end, total_pnl "
+            "FROM utl.pnl WHERE asset LIKE '%:%' ORDER BY 1, 2, 3").fetchall()
+        unexplained = conn.execute("SELECT max(abs(unexplained)) FROM utl.pnl_explain").fetchone()[0]
         settle = conn.execute(
             "SELECT business_date::text, venue, account, asset, qty FROM utl.positions "
             "WHERE (venue, account) IN (('binance', 'futures'), ('okx', 'trading'), ('deribit', 'main')) ORDER BY 1, 2, 3, 4"
@@ -279,6 +283,18 @@ def test_eod_on_the_sample_gives_the_expected_derivative_positions_and_position_
     assert subjects == [("balance",), ("position",)]
     # Every positions, specs and marks file is read: only the planted spot row is quarantined.
     assert quarantine == [(q["file"], q["row"], q["column"]) for q in EXPECTED["quarantine"]]
+    # utl.pnl has a line per (book, instrument): its unrealized PnL is the table's in USD
+    # (the sample's books are their accounts), each line starts from the day before's end
+    # value, and every book's explain still ties.
+    held = {(r["business_date"], f'{r["venue"]}/{r["account"]}', r["instrument"]): D(r["unrealized_pnl_usd"])
+            for day in DATES for r in EXPECTED["derivative_positions"][day] if D(r["qty"]) != 0}
+    lines = {(d, b, a): (u, s, e, t) for d, b, a, u, s, e, t in pnl}
+    assert held and {k: lines[k][0] for k in held} == held
+    assert all(u == 0 for k, (u, *_) in lines.items() if k not in held)
+    for (d, b, a), (_, start, _, _) in lines.items():
+        if d != DATES[0]:
+            assert start == lines.get((DATES[DATES.index(d) - 1], b, a), (0, 0, 0, 0))[2], (d, b, a)
+    assert unexplained is not None and unexplained <= D("1e-9")
     # The settle assets book the ledgers' cash (instruments never appear in utl.positions).
     assert [tuple(r) for r in settle] == sorted(
         (day, p["venue"], p["account"], p["asset"], D(p["qty"])) for day in DATES for p in EXPECTED["positions"][day]

@@ -38,6 +38,7 @@ import polars as pl
 
 from utl.daily import LedgerState, TransferBook, run_day
 from utl.derivatives.day import book_derivatives, delta_exposure, is_instrument
+from utl.derivatives.pnl import instrument_pnl, with_derivatives
 from utl.derivatives.schemas import (
     CLEARED_BREAKS, DATED_INSTRUMENT_SPECS, DATED_POSITION_SNAPSHOT, DERIVATIVE_CASH, DERIVATIVE_FILLS,
     DERIVATIVE_POSITIONS, ENTRY_STATE, POSITION_BREAKS,
@@ -123,14 +124,16 @@ class DayInputs:
     opening_positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
     specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
     ledger_accounts: pl.DataFrame = field(default_factory=ACCOUNTS.to_frame)
+    # the accounts whose ledger states derivative trades: their instrument legs come from it
+    ledger_trade_accounts: pl.DataFrame = field(default_factory=ACCOUNTS.to_frame)
 
     TABLES = ("legs", "snapshots", "opening_snapshots", "marks", "transfers", "leg_refs", "derivative_fills",
-              "derivative_cash", "positions", "opening_positions", "specs", "ledger_accounts")
+              "derivative_cash", "positions", "opening_positions", "specs", "ledger_accounts", "ledger_trade_accounts")
     SCHEMAS = {"legs": DAY_LEGS, "snapshots": BALANCES_OUT, "opening_snapshots": BALANCES_OUT, "marks": MARKS_OUT,
                "transfers": TRANSFER_LEGS, "leg_refs": LEG_REFS, "derivative_fills": DERIVATIVE_FILLS,
                "derivative_cash": DERIVATIVE_CASH, "positions": DATED_POSITION_SNAPSHOT,
                "opening_positions": DATED_POSITION_SNAPSHOT, "specs": DATED_INSTRUMENT_SPECS,
-               "ledger_accounts": ACCOUNTS}
+               "ledger_accounts": ACCOUNTS, "ledger_trade_accounts": ACCOUNTS}
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
@@ -194,6 +197,8 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         inputs.derivative_fills, inputs.derivative_cash, inputs.positions, inputs.opening_positions, inputs.specs,
         inputs.marks, marks.filter(~is_instrument(pl.col("asset"))), inputs.ledger_accounts, settings.tolerance,
         before.open_breaks.filter(pl.col("subject") == "position"),
+        marks_for(inputs.marks, before.business_date, reporting).filter(~is_instrument(pl.col("asset"))),
+        inputs.ledger_trade_accounts,
     )
     computed = derivative.computed_legs.join(accounts, on=ACCOUNT, how="semi")
     legs = pl.concat([inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi"),
@@ -243,10 +248,16 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     # counts it as unpriced, never as a zero value.
     exposed = positions.with_columns(market_value=pl.when(pl.col("mark").is_not_null()).then(pl.col("market_value")))
     # Derivatives count in exposure as their delta in the base asset (net and gross).
-    deltas = delta_exposure(derivative.table, inputs.specs, marks)
+    deltas = delta_exposure(derivative.table, derivative.specs, marks)
     if deltas.height:
         exposed = pl.concat([exposed.select(EXPOSURE_INPUT.names()),
                              with_book(deltas, settings).select(EXPOSURE_INPUT.names()).cast(EXPOSURE_INPUT)])
+    # Derivative lines in utl.pnl: each (book, instrument)'s value and unrealized PnL.
+    pnl, explain = with_derivatives(
+        provisional(result.pnl, exceptions, settings), result.explain,
+        instrument_pnl(day, derivative.values_start, derivative.values_end,
+                       with_book(pl.concat([derivative.values_start, derivative.values_end]).select(ACCOUNT).unique(),
+                                 settings)))
     after = DayState(day, result.state.positions, result.state.lots, accounts, open_breaks, pending,
                      result.transfers.transit, exceptions, derivative.positions, derivative.references,
                      derivative.accounts)
@@ -254,8 +265,8 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         business_date=day,
         positions=positions,
         lots=result.state.lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE),
-        pnl=provisional(result.pnl, exceptions, settings),
-        pnl_explain=result.explain,
+        pnl=pnl,
+        pnl_explain=explain,
         exposure_asset=exposure_by_asset(exposed),
         exposure_venue=exposure_by_venue(exposed),
         exposure_book=exposure_by_book(exposed),

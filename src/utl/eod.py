@@ -130,6 +130,9 @@ def derivative_inputs(ingested: Ingested, day: dt.date) -> dict[str, pl.DataFram
         "specs": specs_in_force(ingested.specs, day),
         "ledger_accounts": pl.DataFrame(sorted(ingested.ledger_accounts), schema=["venue", "account"], orient="row")
         if ingested.ledger_accounts else pl.DataFrame(schema={"venue": pl.String, "account": pl.String}),
+        "ledger_trade_accounts": pl.DataFrame(sorted(ingested.ledger_trade_accounts), schema=["venue", "account"],
+                                              orient="row")
+        if ingested.ledger_trade_accounts else pl.DataFrame(schema={"venue": pl.String, "account": pl.String}),
     }
 
 

@@ -29,6 +29,7 @@ from utl.schemas import (
     keys_distinct, validate_rows,
 )
 from utl.transfer_list import combine_listed, read_transfers
+from utl.venues.contracts import LEDGER_TRADE_FORMATS
 from utl.settings import Settings, load_settings
 from utl.snapshots import nothing_held
 from utl.venues import all_formats
@@ -57,6 +58,8 @@ class Ingested:
     quarantine: pl.DataFrame
     files: pl.DataFrame
     ledger_accounts: set[tuple[str, str]] = field(default_factory=set)
+    # (venue, account) whose ledger states derivative trades (utl.venues.contracts.LEDGER_TRADE_FORMATS)
+    ledger_trade_accounts: set[tuple[str, str]] = field(default_factory=set)
     transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # transfers/*.csv rows
     derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)
     derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)
@@ -247,6 +250,7 @@ def combine(files: list[FileRows], settings: Settings) -> Ingested:
         quarantine=pl.concat([q.cast(QUARANTINE_SCHEMA) for q in quarantine]).sort("file", "row", nulls_last=False),
         files=pl.DataFrame(described, schema=FILES_OUT, orient="row"),
         ledger_accounts={(f.venue, f.account) for f in files if f.kind == "ledger"},
+        ledger_trade_accounts={(f.venue, f.account) for f in files if f.format in LEDGER_TRADE_FORMATS},
         transfers=combine_listed([f.transfers for f in files if f.transfers.height]),
         derivative_fills=pl.concat([from_fills, from_ledger.join(standing, on=["source_file", "source_row"], how="semi")]),
         derivative_cash=cash.join(standing, on=["source_file", "source_row"], how="semi").join(

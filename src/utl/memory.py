@@ -53,14 +53,18 @@ from utl.transfer_legs import day_transfer_legs
 from utl.settings import Settings, load_settings
 from utl.venues import all_formats
 from utl.venues.base import LAYOUT_REFUSALS
+from utl.venues.contracts import ledger_trade_accounts
 
 # Bump when what is stored per file changes (every file is read again), or when a date's
 # outputs from the same inputs change: every date's fingerprint changes, so every date is
 # written again. 4: fee_asset_assumed rows in utl.exceptions. 5: derivative frames per file,
 # derivatives in the day state and outputs, breaks with a subject (012_derivatives).
-MEMORY_VERSION = "5"
+# 6: derivative lines in utl.pnl; futures wallet replies read as balances (files once
+# unknown are read again); one legs source per account; specs the exports state.
+MEMORY_VERSION = "6"
 
 ONE_DAY = dt.timedelta(days=1)
+ACCOUNT_COLUMNS = {"venue": pl.String, "account": pl.String}
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,9 @@ class DayRows:
     quarantine: pl.DataFrame  # DATED_QUARANTINE
     ledger_accounts: pl.DataFrame  # (venue, account) whose legs come from a ledger export
     transfers: pl.DataFrame  # LISTED_TRANSFERS, ts within the date (transfers/*.csv)
+    # (venue, account) whose ledger states derivative trades (utl.venues.contracts): their
+    # instrument legs come from it on every date
+    ledger_trade_accounts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ACCOUNT_COLUMNS))
     # Derivatives (utl.ingest.Ingested's frames, cut to the date):
     derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)  # ts within the date
     derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)  # ts within the date
@@ -121,14 +128,16 @@ class DayRows:
     specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)  # the latest instruments/ file on or before
 
     TABLES = ("fills", "movements", "balances", "marks", "quarantine", "ledger_accounts", "transfers",
-              "derivative_fills", "derivative_cash", "positions", "specs")
+              "derivative_fills", "derivative_cash", "positions", "specs", "ledger_trade_accounts")
+    OPTIONAL = ("ledger_trade_accounts",)  # absent from rows stored before
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in self.TABLES}
 
     @classmethod
     def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame]) -> DayRows:
-        return cls(business_date=business_date, **{name: tables[name] for name in cls.TABLES})
+        return cls(business_date=business_date,
+                   **{name: tables[name] for name in cls.TABLES if name in tables or name not in cls.OPTIONAL})
 
 
 def dated(quarantine: pl.DataFrame, day: dt.date | None) -> pl.DataFrame:
@@ -171,6 +180,7 @@ def derivative_inputs(rows: DayRows) -> dict[str, pl.DataFrame]:
         "positions": rows.positions.filter(pl.col("business_date") == day),
         "opening_positions": rows.positions.filter(pl.col("business_date") == day - ONE_DAY),
         "specs": specs_in_force(rows.specs, day),
+        "ledger_trade_accounts": rows.ledger_trade_accounts,
     }
 
 
@@ -286,11 +296,11 @@ class LandingMemory:
                 if old["first_date"] is not None:
                     touched.append(old["first_date"])
             catalog = pl.DataFrame(rows, schema=CATALOG, orient="row") if rows else CATALOG.to_frame()
-            ledger_before = self._ledger_accounts(self.catalog)
+            ledger_before = self._ledger_accounts(self.catalog), self._ledger_trade_accounts(self.catalog)
             self._catalog = catalog
             self._write("catalog.parquet", catalog)
             fingerprints = self.fingerprints
-            if self._ledger_accounts(catalog) != ledger_before:
+            if (self._ledger_accounts(catalog), self._ledger_trade_accounts(catalog)) != ledger_before:
                 # An account's legs come from its ledger once it has one: every date may move.
                 fingerprints = FINGERPRINTS.to_frame()
                 touched += [d for d in catalog["first_date"].drop_nulls().to_list()]
@@ -322,6 +332,10 @@ class LandingMemory:
     def _ledger_accounts(catalog: pl.DataFrame) -> set[tuple[str, str]]:
         ledger = catalog.filter(pl.col("kind") == "ledger").select("venue", "account").unique()
         return set(ledger.iter_rows())
+
+    @staticmethod
+    def _ledger_trade_accounts(catalog: pl.DataFrame) -> set[tuple[str, str]]:
+        return set(ledger_trade_accounts(catalog).iter_rows())
 
     # -- reading a date --------------------------------------------------------------
 
@@ -379,6 +393,7 @@ class LandingMemory:
             derivative_cash=combined.derivative_cash,
             positions=combined.positions,
             specs=combined.specs,
+            ledger_trade_accounts=ledger_trade_accounts(self.catalog),
         )
 
     def _specs_in_force(self, day: dt.date) -> list[FileRows]:

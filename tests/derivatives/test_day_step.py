@@ -281,8 +281,13 @@ def test_deribit_session_reference_from_the_settlement() -> None:
 
 
 def test_an_instrument_without_a_spec_stops_the_date_naming_it() -> None:
-    with pytest.raises(MissingSpec, match=r"binance/fut ETH/USDT:USDT"):
-        first_day(derivative_fills=fills(D1, "+1 @ 3000", instrument="ETH/USDT:USDT"))
+    # No instruments/ row, and the exports cannot state one: OKX's size is per instrument
+    # (ctVal, which its export does not state); a quanto's symbol cannot say inverse.
+    okx = fills(D1, "+1 @ 3000", instrument="ETH/USDT:USDT").with_columns(venue=pl.lit("okx"))
+    with pytest.raises(MissingSpec, match=r"okx/fut ETH/USDT:USDT"):
+        first_day(derivative_fills=okx, opening=balances(D0, USDT="1000").with_columns(venue=pl.lit("okx")))
+    with pytest.raises(MissingSpec, match=r"binance/fut ETH/USD:BTC"):
+        first_day(derivative_fills=fills(D1, "+1 @ 3000", instrument="ETH/USD:BTC"))
 
 
 def test_an_open_position_without_a_mark_stops_the_date_naming_it() -> None:
@@ -377,8 +382,9 @@ def test_the_memory_cuts_a_dates_derivative_inputs_as_the_whole_run_does() -> No
         derivative_cash=cash((midnight, "funding", LINEAR, "USDT", "-1"),
                              (midnight - dt.timedelta(microseconds=1), "funding", LINEAR, "USDT", "-9")),
         positions=pl.concat([positions(D1, (LINEAR, "1", "1", None)), positions(D2, (LINEAR, "3", "1", None))]),
-        specs=SPECS)
+        specs=SPECS, ledger_trade_accounts=pl.DataFrame({"venue": ["deribit"], "account": ["main"]}))
     got = derivative_inputs(rows)
+    assert got["ledger_trade_accounts"].rows() == [("deribit", "main")]  # every date's, not cut
     assert got["derivative_fills"]["qty"].to_list() == [D(2)]
     assert got["derivative_cash"]["qty"].to_list() == [D(-1)]
     assert got["positions"]["qty"].to_list() == [D(3)] and got["opening_positions"]["qty"].to_list() == [D(1)]

@@ -26,16 +26,17 @@ instrument for ``utl.derivative_positions`` (``DAY_FLOWS``).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.derivatives.entry import KEY, average_entry
-from utl.derivatives.instruments import MissingSpec, missing_specs, resolve_specs
+from utl.derivatives.instruments import MissingSpec, missing_specs, resolve_specs, stated_specs
+from utl.derivatives.pnl import VALUES, position_values
 from utl.derivatives.recon import derivative_positions, find_position_breaks
 from utl.derivatives.schemas import (
-    DAY_FLOWS, DELIVERIES, ENTRY_STATE, INSTRUMENT_LEGS, POSITION_BREAKS, POSITION_SNAPSHOT,
+    DATED_INSTRUMENT_SPECS, DAY_FLOWS, DELIVERIES, ENTRY_STATE, INSTRUMENT_LEGS, POSITION_BREAKS, POSITION_SNAPSHOT,
 )
 from utl.derivatives.valuation import DELIVERY_HOUR, expire_positions, session_entry, session_settled
 from utl.schemas import ACCOUNTS_STATE, DAY_LEGS, UTC_TS
@@ -54,6 +55,9 @@ class DerivativeDay:
     table: pl.DataFrame  # DERIVATIVE_POSITIONS: utl.derivative_positions
     breaks: pl.DataFrame  # POSITION_BREAKS of the day (position and expiry_without_delivery)
     reported: pl.DataFrame  # (venue, account) with a positions file on the day
+    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)  # in force, with those the exports state
+    values_start: pl.DataFrame = field(default_factory=VALUES.to_frame)  # VALUES carried in, at the day before's marks
+    values_end: pl.DataFrame = field(default_factory=VALUES.to_frame)  # VALUES at end of day, at the day's marks
 
 
 def is_instrument(asset: pl.Expr) -> pl.Expr:
@@ -90,6 +94,8 @@ def book_derivatives(
     ledger_accounts: pl.DataFrame,
     tolerance: dict,
     previous_breaks: pl.DataFrame,
+    asset_marks_before: pl.DataFrame | None = None,
+    ledger_trade_accounts: pl.DataFrame | None = None,
 ) -> DerivativeDay:
     """The derivative positions, PnL legs and breaks of ``day``.
 
@@ -102,7 +108,12 @@ def book_derivatives(
     ``marks``: MARKS_OUT (instrument rows of the day are the instruments' marks);
     ``asset_marks``: (asset, mark) of the day in the reporting currency; ``ledger_accounts``:
     (venue, account) whose cash comes from a ledger export; ``previous_breaks``: each
-    account's position breaks on its previous reconciled date.
+    account's position breaks on its previous reconciled date. ``asset_marks_before``:
+    (asset, mark) of the day before; given, the positions carried in are valued at the day
+    before's marks (``values_start``, for ``utl.pnl``: :mod:`utl.derivatives.pnl`).
+    ``ledger_trade_accounts``: (venue, account) whose ledger export states derivative trades
+    (:data:`utl.venues.contracts.LEDGER_TRADE_FORMATS`): their legs are the ledger's trade rows
+    on every date, a trades export's never.
     """
     ledger_accounts = ledger_accounts.select(ACCOUNT).unique()
     # 1. Accounts that open today: from the day before's positions file, else with the spot account.
@@ -122,13 +133,17 @@ def book_derivatives(
         *KEY, "qty", entry_price=pl.coalesce("settlement_price", "entry_price"))
     start_refs = pl.concat([carried_references.cast(ENTRY_STATE), opening_refs.cast(ENTRY_STATE)])
 
-    # 2. The day's legs: one source per account. A ledger's trade rows win over a trades
-    # export of the same account; a ledger without trade rows (Binance's Transaction History
-    # states only cash) leaves the instrument legs to the account's trades export.
+    # 2. The day's legs: one source per account, the same on every date. An account whose
+    # ledger states derivative trades takes them from it (a trades export of the same account
+    # only repeats them); a ledger without trade rows (Binance's Transaction History states
+    # only cash) leaves the instrument legs to the account's trades export. An account with a
+    # ledger trade row today is one of the first kind whatever the list says.
     flagged = fills.join(ledger_accounts.with_columns(__ledger=pl.lit(True)), on=ACCOUNT, how="left").with_columns(
         __ledger=pl.col("__ledger").fill_null(False))
-    ledger_trades = fills.filter(pl.col("source") == "ledger").select(ACCOUNT).unique().with_columns(
-        __ledger_trades=pl.lit(True))
+    ledger_trades = pl.concat([
+        fills.filter(pl.col("source") == "ledger").select(ACCOUNT),
+        *([] if ledger_trade_accounts is None else [ledger_trade_accounts.select(ACCOUNT)]),
+    ]).unique().with_columns(__ledger_trades=pl.lit(True))
     flagged = flagged.join(ledger_trades, on=ACCOUNT, how="left").with_columns(
         __ledger_trades=pl.col("__ledger_trades").fill_null(False))
     legs = (
@@ -142,6 +157,17 @@ def book_derivatives(
         legs.select(*KEY, "qty"),
         day_snapshot.join(accounts, on=ACCOUNT, how="semi").select(*KEY, "qty"),
     ])
+    # An instrument the instruments/ file in force lacks takes the spec its exports state
+    # (its symbol, a positions row's contract size, the venue's position unit), if they do.
+    met = pl.concat([
+        start.filter(pl.col("qty") != 0).select("venue", "instrument", source_file=pl.lit(None, pl.String),
+                                                source_row=pl.lit(None, pl.Int64)),
+        legs.select("venue", "instrument", "source_file", "source_row"),
+        day_snapshot.join(accounts, on=ACCOUNT, how="semi").select("venue", "instrument", "source_file", "source_row"),
+    ])
+    sizes = pl.concat([snapshot_rows(p).select("venue", "instrument", "contract_size", "source_file", "source_row")
+                       for p in (positions, opening_positions)])
+    specs = pl.concat([specs, stated_specs(day, met, specs, sizes)])
     missing = missing_specs(wanted, specs)
     if missing:
         raise MissingSpec(day, missing)
@@ -182,7 +208,7 @@ def book_derivatives(
     )
 
     # 5. Session references, the day's cash per instrument, valuation and reconciliation.
-    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end)
+    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end, cash)
     flows = day_flows(cash, effects, fills.join(ledger_accounts, on=ACCOUNT, how="anti").filter(
         pl.col("ts").dt.date() == day), specs)
     reported = positions.join(accounts, on=ACCOUNT, how="semi").select(ACCOUNT).unique().sort(ACCOUNT)
@@ -192,6 +218,11 @@ def book_derivatives(
                                  previous_breaks.join(reported, on=ACCOUNT, how="semi"))
     # An expiry without delivery is the break of its key that day (the venue lists it no more).
     breaks = pl.concat([expiry_breaks, found.join(expiry_breaks, on=["venue", "account", "asset"], how="anti")])
+    values_start, values_end = VALUES.to_frame(), VALUES.to_frame()
+    if asset_marks_before is not None:
+        values_end = position_values(table, asset_marks, day, ledger_accounts)
+        values_start = start_values(day, start, start_refs, opening_positions, specs, marks, asset_marks_before,
+                                    ledger_accounts)
     return DerivativeDay(
         positions=end.select(ENTRY_STATE.names()).cast(ENTRY_STATE).sort(KEY),
         references=references.join(end, on=KEY, how="semi").cast(ENTRY_STATE).sort(KEY),
@@ -200,22 +231,55 @@ def book_derivatives(
         table=table,
         breaks=breaks.cast(POSITION_BREAKS).sort("venue", "account", "asset"),
         reported=reported,
+        specs=specs,
+        values_start=values_start,
+        values_end=values_end,
     )
 
 
+def start_values(day: dt.date, start: pl.DataFrame, start_refs: pl.DataFrame, opening_positions: pl.DataFrame,
+                 specs: pl.DataFrame, marks: pl.DataFrame, asset_marks_before: pl.DataFrame,
+                 ledger_accounts: pl.DataFrame) -> pl.DataFrame:
+    """:data:`VALUES` of the positions the day starts from (carried, or opened from the day
+    before's file), valued as the day before valued them: its ``marks/D.csv`` instrument rows,
+    else its positions file's ``markPrice``, its settle asset marks, and the session reference
+    carried. The same function as the day before's end, on the same numbers: equal to them."""
+    held = start.filter(pl.col("qty") != 0)
+    if held.height == 0:
+        return VALUES.to_frame()
+    before = day - dt.timedelta(days=1)
+    own = snapshot_rows(opening_positions).join(held.select(KEY), on=KEY, how="semi")
+    table = derivative_positions(
+        before, held, own.select(POSITION_SNAPSHOT.names()).cast(POSITION_SNAPSHOT), own.select(ACCOUNT).clear(),
+        specs, instrument_marks(marks, before), asset_marks_before, DAY_FLOWS.to_frame(), start_refs,
+    )
+    return position_values(table, asset_marks_before, before, ledger_accounts)
+
+
 def session_references(day: dt.date, legs: pl.DataFrame, start: pl.DataFrame, start_refs: pl.DataFrame,
-                       snapshot: pl.DataFrame, specs: pl.DataFrame, end: pl.DataFrame) -> pl.DataFrame:
+                       snapshot: pl.DataFrame, specs: pl.DataFrame, end: pl.DataFrame,
+                       cash: pl.DataFrame | None = None) -> pl.DataFrame:
     """The session reference (ENTRY_STATE) of each open position whose venue settles session
-    PnL into cash: from today's settlement (the snapshot's ``settlement_price``, stamped at the
-    session's 08:00 UTC) the position then at that price re-averaged by the legs after it;
-    without a settlement today, the carried reference re-averaged by the day's legs."""
+    PnL into cash: from today's settlement the position then at that price re-averaged by the
+    legs after it; without a settlement today, the carried reference re-averaged by the day's
+    legs. Today's settlement is the ledger's ``settlement`` row (``cash``: DERIVATIVE_CASH,
+    its own stamp and ``price``, Deribit's ``Price``) where the export states one, else the
+    positions file's ``settlement_price`` stamped at the session's 08:00 UTC."""
     settled = resolve_specs(end.select(KEY), specs).filter(
         session_settled(pl.col("venue"), pl.col("type"), pl.col("settle"))).select(KEY)
     if settled.height == 0:
         return ENTRY_STATE.to_frame()
     session = dt.datetime.combine(day, dt.time(DELIVERY_HOUR), tzinfo=dt.timezone.utc)
-    settlements = snapshot.join(settled, on=KEY, how="semi").filter(pl.col("settlement_price").is_not_null()).select(
+    # A settlement row's parts (funding, the session PnL) each carry the row's price.
+    ledger = (
+        cash.filter(pl.col("instrument").is_not_null() & pl.col("price").is_not_null()
+                      & (pl.col("kind") != "delivery"))
+        .join(settled, on=KEY, how="semi").select(*KEY, "ts", "price").unique(maintain_order=True)
+    ) if cash is not None else None
+    from_file = snapshot.join(settled, on=KEY, how="semi").filter(pl.col("settlement_price").is_not_null()).select(
         *KEY, ts=pl.lit(session, UTC_TS), price="settlement_price")
+    settlements = from_file if ledger is None else pl.concat([
+        ledger.cast({"ts": UTC_TS}), from_file.join(ledger, on=KEY, how="anti")])
     own_legs = legs.join(settled, on=KEY, how="semi")
     today = session_entry(own_legs, start, settlements) if settlements.height else ENTRY_STATE.to_frame()
     rest = settled.join(today, on=KEY, how="anti")

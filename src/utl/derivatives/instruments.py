@@ -288,6 +288,78 @@ def specs_in_force(specs: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     return known.filter(pl.col("business_date") == known["business_date"].max())
 
 
+# The contract's table of position units (derivatives.md): where a venue's quantity is in a
+# unit that fixes the contract size, the export's own rows state it. Venue folders are
+# matched by name, case aside. OKX's size is per instrument (``ctVal``): no default.
+UNIT_NOTE = "the venue's position unit (derivatives.md)"
+
+
+def venue_unit_size(venue: pl.Expr, type_: pl.Expr, inverse: pl.Expr, base: pl.Expr) -> pl.Expr:
+    """The contract size the venue's position unit fixes, as text, or null: Binance USDⓈ-M
+    1 (base quantity), COIN-M 100 USD for BTC and 10 USD for other coins (contracts); Bybit
+    linear 1 (base) and inverse 1 (USD); Deribit futures 1 (USD, or coin for USDC ones) and
+    options 1 (base)."""
+    name, contract = venue.str.to_lowercase(), type_.is_in(["swap", "future"])
+    return (
+        pl.when((name == "binance") & contract & ~inverse).then(pl.lit("1"))
+        .when((name == "binance") & contract & inverse).then(pl.when(base == "BTC").then(pl.lit("100")).otherwise(pl.lit("10")))
+        .when((name == "bybit") & contract).then(pl.lit("1"))
+        .when(name == "deribit").then(pl.lit("1"))
+    )
+
+
+def stated_specs(day: dt.date, wanted: pl.DataFrame, specs: pl.DataFrame, stated: pl.DataFrame) -> pl.DataFrame:
+    """Specs (DATED_INSTRUMENT_SPECS, ``business_date`` = ``day``, the venue's own rows) of the
+    instruments ``wanted`` (``venue``, ``instrument``, ``source_file``, ``source_row``: where
+    each was met) that ``specs`` (the ``instruments/`` file in force) lacks, from what the
+    exports state: the symbol's settle asset, type, expiry, strike and option type, and the
+    contract size a positions row states (``stated``: ``venue``, ``instrument``,
+    ``contract_size``, ``source_file``, ``source_row``; ccxt's ``contractSize``, never on
+    Deribit, whose ccxt markets count 10 USD where its positions count 1), else the venue's
+    position unit (:func:`venue_unit_size`). Rows stating different sizes for one instrument
+    state none. A quanto (its symbol cannot say inverse) or an unparsable symbol gets none:
+    it stays missing, and the date stops naming it."""
+    pairs = wanted.select("venue", "instrument").unique()
+    lacking = resolve_specs(pairs, specs).filter(~pl.col("has_spec")).select("venue", "instrument")
+    if lacking.height == 0:
+        return specs.clear()
+    parsed = parse_symbols(lacking["instrument"]).rename({"symbol": "instrument"}).unique("instrument")
+    where = (wanted.join(lacking, on=["venue", "instrument"], how="semi")
+             .sort("venue", "instrument", "source_file", "source_row", nulls_last=True)
+             .unique(["venue", "instrument"], keep="first", maintain_order=True)
+             .select("venue", "instrument", "source_file", "source_row"))
+    rows = (stated.filter(pl.col("contract_size").is_not_null() & (pl.col("contract_size") > 0)
+                          & (pl.col("venue").str.to_lowercase() != "deribit"))
+            .join(lacking, on=["venue", "instrument"], how="semi"))
+    one_size = (rows.group_by("venue", "instrument").agg(
+        pl.col("contract_size").n_unique().alias("__sizes"), pl.col("contract_size").first().alias("__row_size"),
+        pl.col("source_file").sort_by("source_file", "source_row").first().alias("__row_file"),
+        pl.col("source_row").sort_by("source_file", "source_row").first().alias("__row_row"))
+        .filter(pl.col("__sizes") == 1).drop("__sizes"))
+    frame = (
+        lacking.join(parsed, on="instrument", how="left")
+        .filter(pl.col("problem").is_null() & pl.col("inverse").is_not_null())
+        .join(where, on=["venue", "instrument"], how="left")
+        .join(one_size, on=["venue", "instrument"], how="left")
+    )
+    frame = with_venue_decimals(frame.with_columns(
+        __unit=venue_unit_size(pl.col("venue"), pl.col("type"), pl.col("inverse"), pl.col("base"))), __unit_size="__unit")
+    return (
+        frame.filter(pl.col("__row_size").is_not_null() | pl.col("__unit_size").is_not_null())
+        .select(
+            business_date=pl.lit(day, pl.Date), venue="venue", symbol="instrument", base="base", quote="quote",
+            settle="settle", type="type", inverse="inverse", expiry="expiry", strike="strike",
+            option_type="option_type", contract_size=pl.coalesce("__row_size", "__unit_size"),
+            source_file=pl.when(pl.col("__row_size").is_not_null()).then(pl.col("__row_file"))
+            .otherwise(pl.col("source_file")),
+            source_row=pl.when(pl.col("__row_size").is_not_null()).then(pl.col("__row_row"))
+            .otherwise(pl.col("source_row")),
+        )
+        .select(specs.columns).cast(specs.schema)
+        .sort("venue", "symbol")
+    )
+
+
 class MissingSpec(ValueError):
     """Instruments with a position and no spec: the date stops, naming each."""
 

@@ -552,6 +552,32 @@ FUTURES_COLUMNS = Columns(
 FUTURES_TX_COLUMNS = Columns(required=(("Time", "Date(UTC)"), "Type", "Amount", "Asset", "Symbol", "Transaction ID"),
                              localized=LOCALIZED)
 
+
+# ---------------------------------------------------------------------------------------------
+# 4b. Futures wallet: GET /fapi/v2/account (USDⓈ-M) and /dapi/v1/account (COIN-M)
+# ---------------------------------------------------------------------------------------------
+
+
+def detect_futures_account(head: str) -> bool:
+    """A top-level ``assets`` list whose entries state ``walletBalance`` (the futures account
+    reply; a ccxt ``fetch_balance`` nesting it under ``info`` does not pass)."""
+    keys, _ = top_level_keys(head)
+    if "assets" not in keys or {"info", "free", "used", "total", "balances"} & set(keys):
+        return False
+    listing = head[head.find('"assets"'):]
+    return bool(re.match(r'"assets"\s*:\s*\[', listing)) and '"walletBalance"' in listing
+
+
+def read_futures_account(source: Source) -> Parsed:
+    """The futures wallet per asset: ``walletBalance``, which excludes unrealized PnL
+    (derivatives.md: the settle asset's wallet is reconciled, positions apart)."""
+    from utl.venues.contracts import wallet_balances
+
+    reply = json.loads(source.path.read_bytes().decode("utf-8").replace(BOM, ""), parse_float=str, parse_int=str)
+    if not isinstance(reply, dict) or not isinstance(reply.get("assets"), list):
+        raise ValueError('not a Binance futures account reply: no top-level "assets" list')
+    return wallet_balances(source, reply["assets"], "asset", "walletBalance")
+
 FORMATS = [
     Format("binance.spot_trades", "fills", None, read_spot_trades, columns=(SPOT_COLUMNS,),
            layouts=(Layout("current", SPOT_CURRENT), Layout("previous", SPOT_PREVIOUS))),
@@ -564,4 +590,5 @@ FORMATS = [
     Format("binance.futures_transactions", "ledger", None, read_futures_transactions, columns=(FUTURES_TX_COLUMNS,),
            layouts=(Layout("current", FUTURES_TX_CURRENT), Layout("older", FUTURES_TX_OLDER))),
     Format("binance.account", "balances", detect_account, read_account),
+    Format("binance.futures_account", "balances", detect_futures_account, read_futures_account),
 ]

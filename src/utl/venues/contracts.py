@@ -22,6 +22,22 @@ from utl.decimals import DECIMAL
 from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
 from utl.venues.base import Check, Source, split_refused
 
+# Ledger exports that state an account's derivative trades as rows of their own (their
+# readers hand on DERIVATIVE_FILLS with source "ledger"). An account holding one takes its
+# instrument legs from its ledger on every date; an account whose ledger is of another
+# format (Binance's Transaction History, Futures Transaction History: cash only) takes them
+# from its trades exports (derivatives.md: one source per account).
+LEDGER_TRADE_FORMATS = frozenset({
+    "bybit.uta_asset_changes", "bybit.derivatives_legacy", "okx.trading_account", "deribit.transaction_log",
+})
+
+
+def ledger_trade_accounts(files: pl.DataFrame) -> pl.DataFrame:
+    """(venue, account) of the ``files`` (columns ``venue``, ``account``, ``format``) whose
+    ledger states derivative trades (:data:`LEDGER_TRADE_FORMATS`), sorted, once each."""
+    return (files.filter(pl.col("format").is_in(list(LEDGER_TRADE_FORMATS))).select("venue", "account")
+            .unique().sort("venue", "account"))
+
 def venue_instruments(names: pl.Series, to_ccxt: Callable[[str], str | None]) -> pl.Series:
     """Each venue name's ccxt symbol (null: not a derivative), mapped once per distinct name."""
     distinct = names.drop_nulls().unique().to_list()
@@ -74,3 +90,56 @@ def derivative_cash(movements: pl.DataFrame, instruments: pl.DataFrame, kinds: p
         .cast(DERIVATIVE_CASH)
     )
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The settle asset's wallet: a futures account reply as ``balances/D.json`` (derivatives.md,
+# "Reconciliation": the wallet balance, which excludes unrealized PnL).
+# ---------------------------------------------------------------------------------------------
+
+
+def wallet_balances(source: Source, entries: list[object], asset_key: str, total_key: str) -> Parsed:
+    """One balance per entry of a futures account reply: ``asset_key`` (Binance ``asset``,
+    Deribit ``currency``) holds ``total_key`` (Binance ``walletBalance``, Deribit ``balance``).
+    ``entries`` come from JSON read with numbers as their text (``parse_float=str``): a value
+    that is missing, not a number or not an exact decimal is quarantined naming the key and
+    the entry's 1-based place, never taken as zero."""
+    import json
+
+    from utl.decimals import with_venue_decimals
+    from utl.schemas import BALANCES
+    from utl.venues.base import Parsed
+
+    def text(entry: object, key: str) -> str | None:
+        value = entry.get(key) if isinstance(entry, dict) else None
+        return None if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    frame = pl.DataFrame(
+        {
+            "source_row": list(range(1, len(entries) + 1)),
+            "entry": [json.dumps(e) for e in entries],
+            "is_object": [isinstance(e, dict) for e in entries],
+            "asset": [(text(e, asset_key) or "").strip() for e in entries],
+            "total_text": [text(e, total_key) for e in entries],
+            "is_text": [isinstance(e, dict) and isinstance(e.get(total_key), str) for e in entries],
+        },
+        schema={"source_row": pl.Int64, "entry": pl.String, "is_object": pl.Boolean, "asset": pl.String,
+                "total_text": pl.String, "is_text": pl.Boolean},
+    )
+    frame = with_venue_decimals(frame, total=pl.col("total_text"))
+    checks = [
+        Check(None, ~pl.col("is_object"), "the entry is not an object", raw=pl.col("entry")),
+        Check(asset_key, pl.col("is_object") & (pl.col("asset") == ""), f'"{asset_key}" is missing',
+              raw=pl.col("entry")),
+        Check(total_key, pl.col("is_object") & pl.col("total_text").is_null(),
+              pl.format(f'{{}}: "{total_key}" is missing', pl.col("asset")), raw=pl.col("entry")),
+        Check(total_key, pl.col("total_text").is_not_null() & (pl.col("total__bad") | ~pl.col("is_text")),
+              pl.format(f'{{}}: "{total_key}": {{}} is not an exact decimal', pl.col("asset"), pl.col("total_text")),
+              raw=pl.col("total_text")),
+    ]
+    passed, quarantine = split_refused(frame, checks, source.rel)
+    rows = passed.select(
+        venue=pl.lit(source.venue), account=pl.lit(source.account), asset="asset", total="total",
+        source_file=pl.lit(source.rel), source_row="source_row",
+    ).cast(BALANCES)
+    return Parsed(rows, quarantine)

@@ -41,6 +41,7 @@ from utl.venues.base import (
     split_refused,
     text_or_null,
     to_schema,
+    top_level_keys,
     utc,
 )
 
@@ -201,5 +202,35 @@ def _derivatives(source: Source, ok: pl.DataFrame, movements: pl.DataFrame, curr
 # each version is matched whole (case, blanks and BOMs aside).
 COLUMNS = tuple(Columns(required=h, exact=True) for h in HEADERS)
 
-FORMATS = [Format("deribit.transaction_log", "ledger", None, read_transaction_log, columns=COLUMNS,
+# The settle asset's wallet: private/get_account_summary (one currency) or
+# get_account_summaries (``summaries``), the whole JSON-RPC reply or its ``result``.
+_SUMMARY_KEYS = {"currency", "balance"}
+
+
+def _summary_shape(head: str) -> bool:
+    keys, _ = top_level_keys(head)
+    if "jsonrpc" in keys or "result" in keys:
+        inner = head[head.find('"result"'):] if '"result"' in head else ""
+        return bool(re.match(r'"result"\s*:\s*\{', inner)) and (
+            '"summaries"' in inner or all(f'"{k}"' in inner for k in ("currency", "balance", "equity")))
+    return "summaries" in keys or (_SUMMARY_KEYS <= set(keys) and "equity" in keys)
+
+
+def read_account_summary(source: Source) -> Parsed:
+    """The wallet per currency: ``balance`` (cash, excluding unrealized PnL; derivatives.md)."""
+    import json
+
+    from utl.venues.contracts import wallet_balances
+
+    text = source.path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    reply = json.loads(text, parse_float=str, parse_int=str)  # a balance never passes through a float
+    result = reply.get("result", reply) if isinstance(reply, dict) else None
+    if not isinstance(result, dict):
+        raise ValueError('not a Deribit account summary: no "result" object')
+    entries = result["summaries"] if isinstance(result.get("summaries"), list) else [result]
+    return wallet_balances(source, entries, "currency", "balance")
+
+
+FORMATS = [Format("deribit.account_summary", "balances", _summary_shape, read_account_summary),
+           Format("deribit.transaction_log", "ledger", None, read_transaction_log, columns=COLUMNS,
                   layouts=tuple(Layout(v, h) for v, h in zip(("current", "previous", "older", "oldest"), HEADERS)))]
