@@ -71,8 +71,9 @@ def _split(tables: Tables, prefix: str) -> dict[str, pl.DataFrame]:
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    # code_version 2: the rows carry the derivative frames (a partition stored before lacks them).
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="2")
+    # code_version 2: the rows carry the derivative frames (a partition stored before lacks them);
+    # 3: and the accounts whose ledger states their derivative trades.
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="3")
     def landing_rows(context: dg.AssetExecutionContext, landing: LandingResource) -> dg.Output:
         """The date's canonical rows (fills, ledger lines, snapshots, marks, refusals)."""
         day = _day(context)
@@ -94,8 +95,9 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             "files_read_now": len(refresh.read), "first_business_date": first.isoformat(),
         })
 
-    # code_version 2: the leg refs carry fee_asset_assumed (a partition stored before lacks it).
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="2", check_specs=_specs("ledger_legs"))
+    # code_version 2: the leg refs carry fee_asset_assumed (a partition stored before lacks it);
+    # 3: and the accounts whose ledger states their derivative trades.
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="3", check_specs=_specs("ledger_legs"))
     def ledger_legs(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
                     landing_rows: Tables) -> Iterator:
         """The date's legs, one source per account (eod.md, "Opening state and booking")."""
@@ -106,8 +108,9 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(quarantine)})
 
     @dg.asset(
-        # 2: fee_asset_assumed; 3: derivative state (positions, references, accounts), breaks with a subject
-        partitions_def=partitions, group_name="eod", code_version="3", check_specs=_specs("day_state"),
+        # 2: fee_asset_assumed; 3: derivative state (positions, references, accounts), breaks with a subject;
+        # 4: utl.pnl lines per (book, instrument)
+        partitions_def=partitions, group_name="eod", code_version="4", check_specs=_specs("day_state"),
         ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
                                     dagster_type=Optional[Tables])},
     )

@@ -38,6 +38,9 @@ class Tables(Mapping[str, pl.DataFrame]):
             raise KeyError(name)
         return pl.read_parquet(self.folder / f"{name}.parquet")
 
+    def __contains__(self, name: object) -> bool:  # Mapping's own would read the table to answer
+        return name in self._names
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 

@@ -29,6 +29,7 @@ def test_an_output_is_stored_exactly_and_let_go_and_an_input_reads_only_what_is_
     assert loaded["state.positions"].equals(legs)  # Decimal(38,18) exact both ways
     assert list(loaded.with_prefix("state.")) == ["positions"]
     (loaded.folder / "out.legs.parquet").unlink()  # only the tables asked for are read
+    assert "out.legs" in loaded and "missing" not in loaded
     assert loaded.with_prefix("state.")["positions"].height == 2
     with pytest.raises(KeyError):
         loaded["missing"]

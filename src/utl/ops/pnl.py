@@ -9,8 +9,11 @@ Derivatives (derivatives.md) follow in a section of their own, per book and inst
 quantity, average entry, mark, unrealized PnL in the settle asset and in the reporting
 currency, and the day's realized PnL, funding and fees in the settle asset (a ledger's cash
 rows, or the realized PnL computed for a fills-only account). Their cash already books in the
-settle asset's lines above (income and fees); the section adds what only the instrument
-shows: its unrealized PnL. Without derivatives the output is what it was. The CSV is unchanged.
+settle asset's lines above (income and fees), and each open instrument has a line of its own
+there too (utl.pnl: asset = the ccxt symbol, its value the unrealized PnL, or an option's
+premium value where a ledger booked the premium), so the book's lines still add up to its
+explain; the section shows the instrument's own figures beside them. Without derivatives the
+output is what it was. The CSV is unchanged.
 
 A line whose PnL rests on a disposal of something no file shows acquired (``provisional`` in
 utl.pnl, ledger.md ``missing_acquisition``) is marked ``*`` beside its asset, and so is every
