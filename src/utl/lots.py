@@ -328,6 +328,40 @@ _HALF64 = np.uint64(2**63)
 
 
 @njit(cache=True)
+def _reaverage(ah, al, ph, pl, q, pos):
+    """The pool's average after adding ``q`` at price ``ph:pl`` to ``pos`` held at ``ah:al``
+    (128-bit words at 18 places): ``avg + (price - avg) * q / (pos + q)``, rounded half-even
+    on the new average. Returns (fits, high, low)."""
+    bq = np.uint64(q if q > 0 else -q)
+    bp = np.uint64(pos if pos > 0 else -pos)
+    after = bq + bp
+    rising = _ge128(ph, pl, ah, al)
+    if rising:
+        dh, dl = _sub128(ph, pl, ah, al)
+    else:
+        dh, dl = _sub128(ah, al, ph, pl)
+    # q / (pos + q) <= 1, so the quotient never exceeds |price - avg|.
+    n2, n1, n0 = _mul128_64(dh, dl, bq)
+    ovf, sh, sl, rem = _divmod192_64(n2, n1, n0, after)
+    if ovf:
+        return False, ah, al
+    twice = rem << _ONE
+    if rising:
+        ah, al, ovf = _add128(ah, al, sh, sl)
+    else:
+        ah, al = _sub128(ah, al, sh, sl)
+    if ovf:
+        return False, ah, al
+    # Past half always moves away from the old average.
+    if twice > after or (twice == after and (al & _ONE) == _ONE):
+        if rising:
+            ah, al, ovf = _add128(ah, al, _ZERO, _ONE)
+        else:
+            ah, al = _sub128(ah, al, _ZERO, _ONE)
+    return True, ah, al
+
+
+@njit(cache=True)
 def _split18(ah, al):
     """A 128-bit value at 18 digits as (fits, integer part, fraction digits)."""
     qh, ql, r = divmod_pow10(ah, al, 18)
@@ -373,33 +407,9 @@ def _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, po
                 ah, al = ph, pl
                 start_i = i
             else:
-                # avg' = avg + (price - avg) * q / (pos + q), rounded half-even on avg'.
-                bq = np.uint64(q if q > 0 else -q)
-                bp = np.uint64(pos if pos > 0 else -pos)
-                after = bq + bp
-                up = _ge128(ph, pl, ah, al)
-                if up:
-                    dh, dl = _sub128(ph, pl, ah, al)
-                else:
-                    dh, dl = _sub128(ah, al, ph, pl)
-                # q / (pos + q) <= 1, so the quotient never exceeds |price - avg|.
-                n2, n1, n0 = _mul128_64(dh, dl, bq)
-                ovf, sh, sl, rem = _divmod192_64(n2, n1, n0, after)
-                if ovf:
+                fits, ah, al = _reaverage(ah, al, ph, pl, q, pos)
+                if not fits:
                     return False
-                twice = rem << _ONE
-                if up:
-                    ah, al, ovf = _add128(ah, al, sh, sl)
-                else:
-                    ah, al = _sub128(ah, al, sh, sl)
-                if ovf:
-                    return False
-                # Round the new average half-even: past half always moves away from avg.
-                if twice > after or (twice == after and (al & _ONE) == _ONE):
-                    if up:
-                        ah, al, ovf = _add128(ah, al, _ZERO, _ONE)
-                    else:
-                        ah, al = _sub128(ah, al, _ZERO, _ONE)
             pos += q
         else:
             # Only a closing trade needs the average it realizes against.
@@ -782,33 +792,9 @@ def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trad
                 ah, al = ph, pl
                 start_i = i
             else:
-                # avg' = avg + (price - avg) * q / (pos + q), rounded half-even on avg'.
-                bq = np.uint64(q if q > 0 else -q)
-                bp = np.uint64(pos if pos > 0 else -pos)
-                after = bq + bp
-                rising = _ge128(ph, pl, ah, al)
-                if rising:
-                    dh, dl = _sub128(ph, pl, ah, al)
-                else:
-                    dh, dl = _sub128(ah, al, ph, pl)
-                # q / (pos + q) <= 1, so the quotient never exceeds |price - avg|.
-                n2, n1, n0 = _mul128_64(dh, dl, bq)
-                ovf, sh, sl, rem = _divmod192_64(n2, n1, n0, after)
-                if ovf:
+                fits, ah, al = _reaverage(ah, al, ph, pl, q, pos)
+                if not fits:
                     return False
-                twice = rem << _ONE
-                if rising:
-                    ah, al, ovf = _add128(ah, al, sh, sl)
-                else:
-                    ah, al = _sub128(ah, al, sh, sl)
-                if ovf:
-                    return False
-                # Round the new average half-even: past half always moves away from avg.
-                if twice > after or (twice == after and (al & _ONE) == _ONE):
-                    if rising:
-                        ah, al, ovf = _add128(ah, al, _ZERO, _ONE)
-                    else:
-                        ah, al = _sub128(ah, al, _ZERO, _ONE)
             pos += q
         else:
             held = pos if pos > 0 else -pos
