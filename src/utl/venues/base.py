@@ -18,6 +18,7 @@ types) are worked out once per key (:func:`per_distinct`).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Mapping
@@ -479,8 +480,11 @@ def header_cells(line: str) -> list[str]:
     return [c.strip().strip('"').strip() for c in line.split(separator_of(line))]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normal(cell: str) -> str:
     """A header cell as matched: case, surrounding blanks, quotes and BOMs ignored."""
+    # Cached: every format's declaration is matched against every file's header (a landing of
+    # 150 files asked ~440,000 times for a few hundred distinct cells).
     return cell.replace(BOM, "").strip().strip('"').strip().casefold()
 
 
