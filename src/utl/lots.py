@@ -328,6 +328,41 @@ _HALF64 = np.uint64(2**63)
 
 
 @njit(cache=True)
+def _realized_against(ph, pl, ah, al, c, q, scale, d):
+    """What closing ``c`` units of a pool held at average ``ah:al`` with a trade of sign ``q``
+    at price ``ph:pl`` realizes: ``c * |price - avg|`` at the quantities' scale (``d`` =
+    10**scale), rounded half-even, and whether it is a loss. Returns (fits, high, low,
+    negative); it does not fit past 128 bits or 38 digits."""
+    above = _ge128(ph, pl, ah, al)  # price >= average
+    if above:
+        dh, dl = _sub128(ph, pl, ah, al)
+    else:
+        dh, dl = _sub128(ah, al, ph, pl)
+    # A sell (closing a long pool) gains when the price is above the average.
+    negative = above != (q < 0)
+    if dh == _ZERO and dl == _ZERO:
+        negative = False
+    x2, x1, x0 = _mul128_64(dh, dl, np.uint64(c))
+    if scale == 0:
+        if x2 != _ZERO:
+            return False, _ZERO, _ZERO, negative
+        return below_1e38(x1, x0), x1, x0, negative
+    # Divide by 10**scale in two 128-bit steps of a few native divisions (a long division
+    # bit by bit is several times slower).
+    th, tl, r = divmod_pow10(x2, x1, scale)
+    if th != _ZERO:
+        return False, _ZERO, _ZERO, negative  # the quotient passes 128 bits
+    _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
+    h = tl
+    twice = r << _ONE
+    if twice > d or (twice == d and (l & _ONE) == _ONE):
+        h, l, ovf = _add128(h, l, _ZERO, _ONE)
+        if ovf:
+            return False, h, l, negative
+    return below_1e38(h, l), h, l, negative
+
+
+@njit(cache=True)
 def _reaverage(ah, al, ph, pl, q, pos):
     """The pool's average after adding ``q`` at price ``ph:pl`` to ``pos`` held at ``ah:al``
     (128-bit words at 18 places): ``avg + (price - avg) * q / (pos + q)``, rounded half-even
@@ -658,34 +693,8 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
             ah, al, ovf2 = _add128(ah, al, _ZERO, np.uint64(avg_frac[i]))
             if ovf or ovf2:
                 return False
-            above = _ge128(xh, xl, ah, al)  # price >= average
-            if above:
-                dh, dl = _sub128(xh, xl, ah, al)
-            else:
-                dh, dl = _sub128(ah, al, xh, xl)
-            # A sell (closing a long pool) gains when the price is above the average.
-            negative = above != (qty[i] < 0)
-            if dh == _ZERO and dl == _ZERO:
-                negative = False
-            x2, x1, x0 = _mul128_64(dh, dl, np.uint64(c))
-            if scale == 0:
-                if x2 != _ZERO:
-                    return False
-                h, l = x1, x0
-            else:
-                # Divide by 10**scale in two 128-bit steps of a few native divisions (a
-                # long division bit by bit is several times slower).
-                th, tl, r = divmod_pow10(x2, x1, scale)
-                if th != _ZERO:
-                    return False  # the quotient passes 128 bits
-                _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
-                h = tl
-                twice = r << _ONE
-                if twice > d or (twice == d and (l & _ONE) == _ONE):
-                    h, l, ovf = _add128(h, l, _ZERO, _ONE)
-                    if ovf:
-                        return False
-            if not below_1e38(h, l):
+            fits, h, l, negative = _realized_against(xh, xl, ah, al, c, qty[i], scale, d)
+            if not fits:
                 return False
             if order[i] >= counted_from:
                 if negative:
@@ -800,32 +809,8 @@ def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trad
             held = pos if pos > 0 else -pos
             size = q if q > 0 else -q
             c = size if size <= held else held
-            above = _ge128(ph, pl, ah, al)  # price >= average
-            if above:
-                dh, dl = _sub128(ph, pl, ah, al)
-            else:
-                dh, dl = _sub128(ah, al, ph, pl)
-            # A sell (closing a long pool) gains when the price is above the average.
-            negative = above != (q < 0)
-            if dh == _ZERO and dl == _ZERO:
-                negative = False
-            x2, x1, x0 = _mul128_64(dh, dl, np.uint64(c))
-            if scale == 0:
-                if x2 != _ZERO:
-                    return False
-                h, l = x1, x0
-            else:
-                th, tl, r = divmod_pow10(x2, x1, scale)
-                if th != _ZERO:
-                    return False  # the quotient passes 128 bits
-                _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
-                h = tl
-                twice = r << _ONE
-                if twice > d or (twice == d and (l & _ONE) == _ONE):
-                    h, l, ovf = _add128(h, l, _ZERO, _ONE)
-                    if ovf:
-                        return False
-            if not below_1e38(h, l):
+            fits, h, l, negative = _realized_against(ph, pl, ah, al, c, q, scale, d)
+            if not fits:
                 return False
             if order[i] >= counted_from:
                 if negative:
