@@ -328,6 +328,28 @@ _HALF64 = np.uint64(2**63)
 
 
 @njit(cache=True)
+def _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
+    """Group ``g``'s end state (average, position, where its pool started); False when the
+    average does not fit its two words."""
+    fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
+    if not fits:
+        return False
+    end_pos[g] = pos
+    end_start[g] = start_i
+    return True
+
+
+@njit(cache=True)
+def _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
+    """Group ``g``'s realized PnL, its gains less its losses; False when it does not fit."""
+    fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
+    if not fits:
+        return False
+    _put(end_pnl, g, mh, ml, neg)
+    return True
+
+
+@njit(cache=True)
 def _realized_against(ph, pl, ah, al, c, q, scale, d):
     """What closing ``c`` units of a pool held at average ``ah:al`` with a trade of sign ``q``
     at price ``ph:pl`` realizes: ``c * |price - avg|`` at the quantities' scale (``d`` =
@@ -421,11 +443,8 @@ def _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, po
     start_i = -1
     for i in range(n):
         if i > 0 and group[i] != group[i - 1]:
-            fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
-            if not fits:
+            if not _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
                 return False
-            end_pos[g] = pos
-            end_start[g] = start_i
             g += 1
             pos = np.int64(0)
             ah = _ZERO
@@ -467,11 +486,8 @@ def _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, po
                 start_i = i
         pool_start[i] = start_i
     if n > 0:
-        fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
-        if not fits:
+        if not _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
             return False
-        end_pos[g] = pos
-        end_start[g] = start_i
     return True
 
 
@@ -672,10 +688,8 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
     for i in range(n):
         if i == 0 or group[i] != group[i - 1]:
             if g >= 0:
-                fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
-                if not fits:
+                if not _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
                     return False
-                _put(end_pnl, g, mh, ml, neg)
             g += 1
             pos = np.int64(0)
             gph = _ZERO
@@ -710,10 +724,8 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
             _put_int(closed_out, row, c, up)
             _put_int(position, row, pos, up)
     if g >= 0:
-        fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
-        if not fits:
+        if not _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
             return False
-        _put(end_pnl, g, mh, ml, neg)
     return True
 
 
@@ -772,15 +784,10 @@ def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trad
     for i in range(n):
         if i == 0 or group[i] != group[i - 1]:
             if g >= 0:
-                fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
-                if not fits:
+                if not _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
                     return False
-                end_pos[g] = pos
-                end_start[g] = start_i
-                fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
-                if not fits:
+                if not _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
                     return False
-                _put(end_pnl, g, mh, ml, neg)
             g += 1
             pos = np.int64(0)
             ah = _ZERO
@@ -834,15 +841,10 @@ def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trad
             _put_int(closed_out, row, c, up)
             _put_int(position, row, pos, up)
     if g >= 0:
-        fits, end_avg_int[g], end_avg_frac[g] = _split18(ah, al)
-        if not fits:
+        if not _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
             return False
-        end_pos[g] = pos
-        end_start[g] = start_i
-        fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
-        if not fits:
+        if not _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
             return False
-        _put(end_pnl, g, mh, ml, neg)
     return True
 
 
