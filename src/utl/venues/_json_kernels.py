@@ -113,6 +113,22 @@ def scalar(b, i, end):
     return -1, _OTHER
 
 
+@njit(cache=True, inline="always")
+def member_value(b, i, end):
+    """Past an object member's key and colon, at the start of its value (blanks skipped);
+    -1 when ``b[i]`` does not start ``"key":`` or the line ends first."""
+    if b[i] != 34:
+        return -1
+    i, _ = string(b, i, end)
+    if i < 0:
+        return -1
+    i = ws(b, i, end)
+    if i >= end or b[i] != 58:
+        return -1
+    i = ws(b, i + 1, end)
+    return -1 if i >= end else i
+
+
 @njit(cache=True)
 def value(b, i, end, depth):
     """Any JSON value at ``b[i]`` (``depth`` containers already open): the index after it, or -1."""
@@ -138,16 +154,8 @@ def value(b, i, end, depth):
             opened = False
             while True:
                 if (objects & 1) == 1:  # a member: key, colon
-                    if b[i] != 34:
-                        return -1
-                    i, _ = string(b, i, end)
+                    i = member_value(b, i, end)
                     if i < 0:
-                        return -1
-                    i = ws(b, i, end)
-                    if i >= end or b[i] != 58:
-                        return -1
-                    i = ws(b, i + 1, end)
-                    if i >= end:
                         return -1
                 if b[i] == 123 or b[i] == 91:
                     opened = True
@@ -185,16 +193,8 @@ def value(b, i, end, depth):
                     return -1
                 # The next element of the parent: go on reading it.
                 if (objects & 1) == 1:
-                    if b[i] != 34:
-                        return -1
-                    i, _ = string(b, i, end)
+                    i = member_value(b, i, end)
                     if i < 0:
-                        return -1
-                    i = ws(b, i, end)
-                    if i >= end or b[i] != 58:
-                        return -1
-                    i = ws(b, i + 1, end)
-                    if i >= end:
                         return -1
                 if b[i] == 123 or b[i] == 91:
                     break  # descend
