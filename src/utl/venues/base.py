@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -472,6 +473,13 @@ def one_line(exc: BaseException) -> str:
     """An error as one plain line: stored reasons and messages are one sentence."""
     text = str(exc).strip()
     return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
+
+
+def entry_text(entry: object, key: str) -> str | None:
+    """A JSON reply entry's value at ``key`` as text: a string as it is, a number (read with
+    ``parse_float=str``) or anything else as its JSON, None when absent or not an object."""
+    value = entry.get(key) if isinstance(entry, dict) else None
+    return None if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
 def header_cells(line: str) -> list[str]:

@@ -54,6 +54,7 @@ from utl.derivatives.snapshots import binance_symbol
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.contracts import derivative_cash, venue_instruments
 from utl.venues.base import (
+    entry_text,
     wallet_account_expr,
     Columns,
     Layout,
@@ -500,18 +501,14 @@ def read_account(source: Source) -> Parsed:
         raise ValueError('not a Binance account reply: no top-level "balances" list')
     entries = reply["balances"]
 
-    def text(entry: object, key: str) -> str | None:
-        value = entry.get(key) if isinstance(entry, dict) else None
-        return None if value is None else value if isinstance(value, str) else json.dumps(value)
-
     frame = pl.DataFrame(
         {
             "source_row": list(range(1, len(entries) + 1)),
             "entry": [json.dumps(e) for e in entries],
             "is_object": [isinstance(e, dict) for e in entries],
-            "asset_text": [text(e, "asset") for e in entries],
-            "free_text": [text(e, "free") for e in entries],
-            "locked_text": [text(e, "locked") for e in entries],
+            "asset_text": [entry_text(e, "asset") for e in entries],
+            "free_text": [entry_text(e, "free") for e in entries],
+            "locked_text": [entry_text(e, "locked") for e in entries],
         },
         schema={"source_row": pl.Int64, "entry": pl.String, "is_object": pl.Boolean, "asset_text": pl.String, "free_text": pl.String, "locked_text": pl.String},
     )

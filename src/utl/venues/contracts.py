@@ -20,7 +20,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
-from utl.venues.base import Check, Source, split_refused
+from utl.venues.base import Check, Source, entry_text, split_refused
 
 # Ledger exports that state an account's derivative trades as rows of their own (their
 # readers hand on DERIVATIVE_FILLS with source "ledger"). An account holding one takes its
@@ -110,17 +110,13 @@ def wallet_balances(source: Source, entries: list[object], asset_key: str, total
     from utl.schemas import BALANCES
     from utl.venues.base import Parsed
 
-    def text(entry: object, key: str) -> str | None:
-        value = entry.get(key) if isinstance(entry, dict) else None
-        return None if value is None else value if isinstance(value, str) else json.dumps(value)
-
     frame = pl.DataFrame(
         {
             "source_row": list(range(1, len(entries) + 1)),
             "entry": [json.dumps(e) for e in entries],
             "is_object": [isinstance(e, dict) for e in entries],
-            "asset": [(text(e, asset_key) or "").strip() for e in entries],
-            "total_text": [text(e, total_key) for e in entries],
+            "asset": [(entry_text(e, asset_key) or "").strip() for e in entries],
+            "total_text": [entry_text(e, total_key) for e in entries],
             "is_text": [isinstance(e, dict) and isinstance(e.get(total_key), str) for e in entries],
         },
         schema={"source_row": pl.Int64, "entry": pl.String, "is_object": pl.Boolean, "asset": pl.String,
