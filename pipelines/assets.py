@@ -13,19 +13,21 @@
 import datetime as dt
 from typing import Optional
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
-from pipelines.io_manager import Tables
+from pipelines.io_manager import PartsWriter, Tables, spill_folder
 from pipelines.partitions import previous_day
 from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
-from utl.day import DayInputs, DayOutputs, DayState, step
+from utl.day import SHARED_INPUTS, DayInputs, DayOutputs, DayState, carried_accounts, match_day, step_shards, transfer_links
 from utl.ingest import why_no_mark
 from utl.marks import MissingMark
-from utl.memory import DayRows, book_day
+from utl.memory import SHARD_ROWS, SHARED_ROWS, DayDigest, book_day, shard_day_rows
+from utl.shards import ACCOUNT_SCHEMA, of_accounts, plan_shards, shard_accounts, shard_rows
 from utl.run import RunError, refuse_unknown_files
 from utl.storage import staged, write_partition
 from utl.store.days import remove_days_before, write_checks, write_day, write_undated_quarantine
@@ -73,9 +75,12 @@ def _split(tables: Tables, prefix: str) -> dict[str, pl.DataFrame]:
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     # code_version 2: the rows carry the derivative frames (a partition stored before lacks them);
     # 3: and the accounts whose ledger states their derivative trades.
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="3")
+    # code_version 2: the rows carry the derivative frames (a partition stored before lacks them);
+    # 3: and the accounts whose ledger states their derivative trades; 4: in shards of accounts.
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="4")
     def landing_rows(context: dg.AssetExecutionContext, landing: LandingResource) -> dg.Output:
-        """The date's canonical rows (fills, ledger lines, snapshots, marks, refusals)."""
+        """The date's canonical rows (fills, ledger lines, snapshots, marks, refusals), read
+        and stored a shard of accounts at a time (``shards``: the plan)."""
         day = _day(context)
         memory = landing.memory
         refresh = memory.refresh()
@@ -87,59 +92,106 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         if first is None:
             raise dg.Failure(f"{day}: landing_rows: no balance snapshot in {landing.folder}: no account has an "
                              f"opening state")
-        rows = memory.day_rows(day)
-        fingerprint = pl.DataFrame({"fingerprint": [memory.fingerprint(day, rows)]})
-        return dg.Output({**rows.tables(), "fingerprint": fingerprint}, metadata={
-            "fills": rows.fills.height, "ledger_lines": rows.movements.height,
-            "snapshot_rows": rows.balances.height, "marks": rows.marks.height,
+        plan = memory.day_plan(day, shard_rows())
+        writer, digest, counts = PartsWriter(spill_folder(landing.home / "dagster")), DayDigest(), Counter()
+        for shard, accounts in enumerate(shard_accounts(plan) or [None]):
+            rows = memory.day_rows(day, accounts, shared=shard == 0)
+            digest.add(rows)
+            counts.update({"fills": rows.fills.height, "ledger_lines": rows.movements.height,
+                           "snapshot_rows": rows.balances.height, "marks": rows.marks.height})
+            writer.add(rows.tables())
+            del rows
+        fingerprint = pl.DataFrame({"fingerprint": [memory.fingerprint(day, digest)]})
+        return dg.Output({**writer.output(), "shards": plan, "fingerprint": fingerprint}, metadata={
+            **counts, "shards": max(1, plan["shard"].n_unique()),
             "files_read_now": len(refresh.read), "first_business_date": first.isoformat(),
         })
 
     # code_version 2: the leg refs carry fee_asset_assumed (a partition stored before lacks it);
-    # 3: and the accounts whose ledger states their derivative trades.
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="3", check_specs=_specs("ledger_legs"))
+    # 3: and the accounts whose ledger states their derivative trades; 4: in shards of accounts.
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="4", check_specs=_specs("ledger_legs"))
     def ledger_legs(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
                     landing_rows: Tables) -> Iterator:
-        """The date's legs, one source per account (eod.md, "Opening state and booking")."""
-        rows = DayRows.from_tables(_day(context), landing_rows)
-        inputs, quarantine = book_day(rows)
-        yield dg.Output({**inputs.tables(), "quarantine": quarantine},
-                        metadata={"legs": inputs.legs.height, "quarantined": quarantine.height})
-        yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(quarantine)})
+        """The date's legs, one source per account (eod.md, "Opening state and booking"),
+        booked a shard of accounts at a time (landing_rows' plan)."""
+        day = _day(context)
+        plan = landing_rows["shards"]
+        shared = {name: landing_rows[name] for name in SHARED_ROWS}
+        writer, legs, quarantine = PartsWriter(spill_folder(landing.home / "dagster")), 0, []
+        for shard in range(landing_rows.parts("fills")):
+            rows = shard_day_rows(day, {name: landing_rows.part(name, shard) for name in SHARD_ROWS}, shared, plan,
+                                  shard)
+            inputs, refused = book_day(rows)
+            del rows
+            tables = inputs.tables()
+            if shard:  # the shared tables are stored once, with shard 0
+                tables.update({name: tables[name].clear() for name in SHARED_INPUTS})
+            writer.add({**tables, "quarantine": refused})
+            legs += inputs.legs.height
+            quarantine.append(refused)
+            del inputs, tables
+        refused = pl.concat(quarantine).sort("file", "row", nulls_last=False)
+        yield dg.Output({**writer.output(), "shards": plan}, metadata={"legs": legs, "quarantined": refused.height})
+        yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(refused)})
 
     @dg.asset(
         # 2: fee_asset_assumed; 3: derivative state (positions, references, accounts), breaks with a subject;
-        # 4: utl.pnl lines per (book, instrument)
-        partitions_def=partitions, group_name="eod", code_version="4", check_specs=_specs("day_state"),
+        # 4: utl.pnl lines per (book, instrument); 5: in shards of accounts
+        partitions_def=partitions, group_name="eod", code_version="5", check_specs=_specs("day_state"),
         ins={"previous": dg.AssetIn("day_state", partition_mapping=previous_day(),
                                     dagster_type=Optional[Tables])},
     )
     def day_state(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
                   ledger_legs: Tables, previous: Optional[Tables]) -> Iterator:
-        """The date from the day before's state: positions, lots, PnL, exposure, breaks."""
+        """The date from the day before's state: positions, lots, PnL, exposure, breaks;
+        booked a shard of accounts at a time (accounts a transfer joins share one)."""
         day = _day(context)
         started = time.perf_counter()
-        inputs = DayInputs.from_tables(ledger_legs)
+        settings = landing.settings
         yesterday = day - dt.timedelta(days=1)
         before = (DayState.from_tables(yesterday, _split(previous, "state.")) if previous is not None
                   else DayState.empty(yesterday))
+        shared = {name: ledger_legs[name] for name in SHARED_INPUTS}
+        matched = match_day(day, before, ledger_legs["transfers"], ledger_legs["opening_snapshots"], settings)
+        stored = ledger_legs["shards"]
+        plan = plan_shards(pl.concat([stored.select("venue", "account", "rows"),
+                                      carried_accounts(before).with_columns(rows=pl.lit(0, pl.Int64))]),
+                           transfer_links(matched), settings, shard_rows())
+        differences: list[pl.DataFrame] = []
+        legs_read = [0]
+
+        def shards() -> Iterator[tuple[pl.DataFrame, DayInputs]]:
+            for accounts in shard_accounts(plan) or [pl.DataFrame(schema=ACCOUNT_SCHEMA)]:
+                parts = sorted(stored.join(accounts, on=["venue", "account"], how="semi")["shard"].unique().to_list())
+                own = {name: of_accounts(ledger_legs.scan(name, parts), accounts).collect()
+                       for name in DayInputs.TABLES if name not in SHARED_INPUTS and name in ledger_legs and parts}
+                legs_read[0] += own["legs"].height if "legs" in own else 0
+                yield accounts, DayInputs.from_tables({**own, **shared})
+
+        def check(before: DayState, inputs: DayInputs, after: DayState, outputs: DayOutputs) -> None:
+            differences.append(checks.position_differences(before, inputs, after, outputs.derivative_legs))
+
         try:
-            after, outputs = step(day, before, inputs, landing.settings)
+            after, outputs = step_shards(day, before, shards(), matched, settings, check)
         except MissingMark as exc:  # names the asset and the marks file, and why it has no price
             detail = why_no_mark(landing.folder, exc.asset, exc.day, landing.settings.aliases)
             raise dg.Failure(description=f"{day}: day_state: {exc.because(detail) if detail else exc}") from exc
         except ValueError as exc:
             raise dg.Failure(description=f"{day}: day_state: {exc}") from exc
+        stored_legs = ledger_legs.scan("legs").select(pl.len()).collect().item()
+        if legs_read[0] != stored_legs:  # a leg of an account the plan left out would be lost
+            raise dg.Failure(description=f"{day}: day_state: the shards read {legs_read[0]} of the date's "
+                                         f"{stored_legs} legs")
         tables = ({f"state.{n}": f for n, f in after.tables().items()}
                   | {f"out.{n}": f for n, f in outputs.tables().items()}
                   | {"legs": pl.DataFrame({"legs": [outputs.legs]})})
         yield dg.Output(tables, metadata={
             "legs": outputs.legs, "positions": outputs.positions.height, "breaks": outputs.breaks.height,
-            "exceptions": outputs.exceptions.height,
+            "exceptions": outputs.exceptions.height, "shards": max(1, plan["shard"].n_unique()),
             "cleared": outputs.cleared.height, "seconds": round(time.perf_counter() - started, 3),
         })
         yield from _results(context, landing, postgres, {
-            "legs_sum_to_positions": checks.legs_sum_to_positions(before, inputs, after, outputs.derivative_legs),
+            "legs_sum_to_positions": checks.legs_sum_check(pl.concat(differences)),
             "explain_ties": checks.explain_ties(outputs.pnl_explain),
             "marks_cover_positions": checks.marks_cover_positions(outputs.positions),
             "no_breaks": checks.no_breaks(outputs.breaks),

@@ -11,32 +11,105 @@ for (``eod_tables`` asks for three small tables of ``landing_rows`` and ``ledger
 their fills and legs). An output dict is emptied once written: ``execute_in_process`` (what
 ``utl eod`` runs) keeps every step's output value for its result until the run ends, and
 those values would otherwise be every table of the date at once.
+
+A date too large to hold at once is booked a shard of accounts at a time (:mod:`utl.shards`):
+the asset writes each shard's tables as they come (:class:`PartsWriter`) and hands over
+:class:`Parts`; the table is then a folder ``<table>/part-NNNNN.parquet``, one file per shard,
+moved into place (not copied). A reader gets the whole table from ``tables[name]`` as before,
+or one shard's rows from :meth:`Tables.part`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 
-class Tables(Mapping[str, pl.DataFrame]):
-    """A stored partition's tables by name, each read from its Parquet file when asked for
-    (and not kept: ask once and hold the frame)."""
+PART = "part-{:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A table an asset wrote as part files, one per shard, in shard order."""
+
+    files: tuple[Path, ...]
+
+
+class PartsWriter:
+    """Writes an asset's tables a shard at a time into ``folder`` (a spill folder on the
+    storage's own disk), so that the asset never holds the date's rows at once."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self._names = sorted(path.stem for path in folder.glob("*.parquet"))
+        self._files: dict[str, list[Path]] = {}
 
-    def __getitem__(self, name: str) -> pl.DataFrame:
+    def add(self, tables: Mapping[str, pl.DataFrame]) -> None:
+        """One shard's tables (every shard must give the same names)."""
+        for name, frame in tables.items():
+            files = self._files.setdefault(name, [])
+            path = self.folder / name / PART.format(len(files))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(path, compression="lz4")
+            files.append(path)
+
+    def output(self) -> dict[str, Parts]:
+        return {name: Parts(tuple(files)) for name, files in self._files.items()}
+
+
+def spill_folder(base: Path) -> Path:
+    """A new spill folder under ``base``; those a crashed run left over a day ago are removed."""
+    root = base / ".spill"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > 86_400:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    folder = root / uuid.uuid4().hex
+    folder.mkdir()
+    return folder
+
+
+class Tables(Mapping[str, pl.DataFrame]):
+    """A stored partition's tables by name, each read from its Parquet file (or its part
+    files) when asked for (and not kept: ask once and hold the frame)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._names = sorted([path.stem for path in folder.glob("*.parquet")]
+                             + [path.name for path in folder.iterdir() if path.is_dir()])
+
+    def _files(self, name: str) -> list[Path]:
         if name not in self._names:
             raise KeyError(name)
-        return pl.read_parquet(self.folder / f"{name}.parquet")
+        single = self.folder / f"{name}.parquet"
+        return [single] if single.is_file() else sorted((self.folder / name).glob("part-*.parquet"))
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        files = self._files(name)
+        return pl.read_parquet(files[0]) if len(files) == 1 else pl.concat([pl.read_parquet(f) for f in files])
+
+    def parts(self, name: str) -> int:
+        """How many shards ``name`` was written in (1 for a table written whole)."""
+        return len(self._files(name))
+
+    def part(self, name: str, shard: int) -> pl.DataFrame:
+        """Shard ``shard``'s rows of ``name``; a table written whole is its shard 0."""
+        return pl.read_parquet(self._files(name)[shard])
+
+    def scan(self, name: str, shards: list[int] | None = None) -> pl.LazyFrame:
+        """``name`` (or only those shards of it) as a LazyFrame."""
+        files = self._files(name)
+        return pl.scan_parquet(files if shards is None else [files[k] for k in shards])
 
     def __contains__(self, name: object) -> bool:  # Mapping's own would read the table to answer
         return name in self._names
@@ -58,13 +131,22 @@ class ParquetTablesIOManager(dg.ConfigurableIOManager):
     def _folder(self, asset_key: dg.AssetKey, partition: str) -> Path:
         return Path(self.base_dir, *asset_key.path, partition)
 
-    def handle_output(self, context: dg.OutputContext, obj: dict[str, pl.DataFrame]) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: dict[str, pl.DataFrame | Parts]) -> None:
         folder = self._folder(context.asset_key, context.partition_key)
         partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
         partial.mkdir(parents=True)
+        spills = set()
         for name, frame in obj.items():
-            # lz4: a date's legs are written once and read by the next step; zstd takes ~1.7x the CPU
-            frame.write_parquet(partial / f"{name}.parquet", compression="lz4")
+            if isinstance(frame, Parts):
+                (partial / name).mkdir()
+                for shard, path in enumerate(frame.files):
+                    shutil.move(path, partial / name / PART.format(shard))  # a rename on one disk
+                    spills.add(path.parent.parent)
+            else:
+                # lz4: a date's legs are written once and read by the next step; zstd takes ~1.7x the CPU
+                frame.write_parquet(partial / f"{name}.parquet", compression="lz4")
+        for spill in spills:
+            shutil.rmtree(spill, ignore_errors=True)
         old = folder.with_name(f".{folder.name}.old.{uuid.uuid4().hex[:8]}")
         if folder.exists():
             os.replace(folder, old)

@@ -36,6 +36,19 @@ def legs_sum_to_positions(before: DayState, inputs: DayInputs, after: DayState,
                           computed: pl.DataFrame | None = None) -> Check:
     """Each ledger position = the day before's + the day's legs (+ an opening snapshot).
     ``computed``: the legs the step booked besides the inputs' (realized_pnl_computed)."""
+    return legs_sum_check(position_differences(before, inputs, after, computed))
+
+
+def legs_sum_check(differences: pl.DataFrame) -> Check:
+    """:func:`legs_sum_to_positions` from the differences of a date's shards, concatenated."""
+    failures = differences.sort(KEY).head(10).to_dicts()
+    return Check(differences.height == 0,
+                 f"{differences.height} positions differ from the day before plus the day's legs", failures)
+
+
+def position_differences(before: DayState, inputs: DayInputs, after: DayState,
+                         computed: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The positions that are not the day before's plus the day's legs (none: it holds)."""
     opened = after.accounts.join(before.accounts, on=["venue", "account"], how="anti")
     openings = inputs.opening_snapshots.join(opened, on=["venue", "account"], how="semi").select(
         *KEY, qty=pl.col("total"))
@@ -47,11 +60,8 @@ def legs_sum_to_positions(before: DayState, inputs: DayInputs, after: DayState,
                    openings.lazy().select(*KEY, pl.col("qty").cast(DECIMAL)), legs])
         .group_by(KEY).agg(pl.col("qty").sum()).collect().filter(pl.col("qty") != 0)
     )
-    compared = expected.join(after.positions, on=KEY, how="full", coalesce=True, suffix="_carried").filter(
+    return expected.join(after.positions, on=KEY, how="full", coalesce=True, suffix="_carried").filter(
         pl.col("qty").fill_null(0) != pl.col("qty_carried").fill_null(0))
-    failures = compared.sort(KEY).head(10).to_dicts()
-    return Check(compared.height == 0,
-                 f"{compared.height} positions differ from the day before plus the day's legs", failures)
 
 
 def explain_ties(explain: pl.DataFrame) -> Check:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -105,6 +106,7 @@ def run_day(
     settings: Settings,
     lap: Callable[[str], None] = lambda _: None,
     transfers: TransferBook | None = None,
+    matched: Matched | None = None,
 ) -> DayResult:
     """Compute business date ``day``.
 
@@ -113,6 +115,8 @@ def run_day(
     day's legs (ts within the day) of accounts already open. ``marks``: all marks (the
     day's and the day before's are used). ``lap(step)`` is called after each step (timing).
     ``transfers``: the date's deposits and withdrawals and what is pending (None: none at all).
+    ``matched``: :func:`match_day_transfers` of them when the caller has it (a shard of the
+    date gets its rows of the whole date's matching; None: matched here).
     """
     reporting = settings.reporting_currency
     before = day - dt.timedelta(days=1)
@@ -154,10 +158,7 @@ def run_day(
     )
     transfers = transfers or TransferBook.empty()
     withdrawals = transfers.legs.filter(pl.col("kind") == "withdrawal")
-    matches, pending, external = match_transfers(
-        pl.concat([transfers.pending, withdrawals.select(PENDING_TRANSFERS.names()).cast(PENDING_TRANSFERS)]),
-        transfers.legs.filter(pl.col("kind") == "deposit"), settings.transfer_window_hours,
-        settings.transfer_tolerance)
+    matches, pending, external = matched or match_day_transfers(transfers, settings)
     moves = [w for w in withdrawals.iter_rows(named=True) if w["asset"] != reporting]
     arrivals = [m for m in matches.iter_rows(named=True) if m["asset"] != reporting]
     if moves or arrivals:
@@ -207,6 +208,33 @@ def run_day(
     return DayResult(LedgerState(day, end_positions, lots), positions, pnl, explain,
                      TransferBook(TRANSFER_LEGS.to_frame(), pending, transit), matches.cast(TRANSFER_MATCHES),
                      external)
+
+
+class Matched(NamedTuple):
+    """A date's transfer matching (:func:`utl.matching.match_transfers`)."""
+
+    matches: pl.DataFrame  # TRANSFER_MATCHES
+    pending: pl.DataFrame  # PENDING_TRANSFERS: withdrawals no deposit has matched yet
+    external: pl.DataFrame  # TRANSFER_LEGS: deposits that matched no withdrawal
+
+    def of_accounts(self, accounts: pl.DataFrame) -> Matched:
+        """The rows of ``accounts``: a match by its withdrawal's account (its deposit's is
+        in the same shard, :mod:`utl.shards`), a pending withdrawal or external deposit by its own."""
+        return Matched(
+            self.matches.join(accounts.rename({"venue": "from_venue", "account": "from_account"}),
+                              on=["from_venue", "from_account"], how="semi"),
+            self.pending.join(accounts, on=["venue", "account"], how="semi"),
+            self.external.join(accounts, on=["venue", "account"], how="semi"),
+        )
+
+
+def match_day_transfers(transfers: TransferBook, settings: Settings) -> Matched:
+    """The date's withdrawals (and those pending from earlier dates) matched to its deposits."""
+    withdrawals = transfers.legs.filter(pl.col("kind") == "withdrawal")
+    return Matched(*match_transfers(
+        pl.concat([transfers.pending, withdrawals.select(PENDING_TRANSFERS.names()).cast(PENDING_TRANSFERS)]),
+        transfers.legs.filter(pl.col("kind") == "deposit"), settings.transfer_window_hours,
+        settings.transfer_tolerance))
 
 
 def _cost_day(carried: pl.DataFrame, priced: pl.DataFrame, costed: pl.Expr | None,

@@ -32,11 +32,12 @@ it has none, which ingest reports): they book nothing.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from utl.daily import LedgerState, TransferBook, run_day
+from utl.daily import LedgerState, Matched, TransferBook, match_day_transfers, run_day
 from utl.derivatives.day import book_derivatives, delta_exposure, is_instrument
 from utl.derivatives.pnl import instrument_pnl, with_derivatives
 from utl.derivatives.schemas import (
@@ -143,6 +144,10 @@ class DayInputs:
         return cls(**{n: tables.get(n, s.to_frame()).select(s.names()).cast(s) for n, s in cls.SCHEMAS.items()})
 
 
+# DayInputs shared by every shard of a date (stored with shard 0); the rest are an account's own.
+SHARED_INPUTS = ("marks", "specs", "ledger_accounts", "ledger_trade_accounts")
+
+
 @dataclass(frozen=True)
 class DayOutputs:
     """What a date writes: the PostgreSQL rows and Parquet partitions of ``business_date``."""
@@ -182,13 +187,113 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
     Raises :class:`utl.marks.MissingMark` when a position, a leg or an opening balance needs
     a mark the inputs do not have: a date never completes with a guessed value.
     """
+    after, outputs, exposed = _step(day, before, inputs, settings, None)
+    return after, _with_exposure(outputs, exposed)
+
+
+def open_accounts(day: dt.date, before: DayState, opening_snapshots: pl.DataFrame) -> pl.DataFrame:
+    """ACCOUNTS_STATE: the accounts open on ``day``: those open before and those whose
+    snapshot of the day before opens them today."""
+    opening = opening_snapshots.join(before.accounts, on=ACCOUNT, how="anti")
+    opened = opening.select(ACCOUNT).unique().with_columns(first_date=pl.lit(day, pl.Date)).cast(ACCOUNTS_STATE)
+    return pl.concat([before.accounts, opened]).sort(ACCOUNT)
+
+
+def match_day(day: dt.date, before: DayState, transfers: pl.DataFrame, opening_snapshots: pl.DataFrame,
+              settings: Settings) -> Matched:
+    """The whole date's transfer matching, as :func:`step` would do it: a shard of the date
+    takes its rows of it (:func:`step_shards`)."""
+    movements = transfers.join(open_accounts(day, before, opening_snapshots), on=ACCOUNT, how="semi")
+    return match_day_transfers(TransferBook(movements, before.pending, before.transit), settings)
+
+
+def transfer_links(matched: Matched) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The pairs of accounts a matched transfer joins: they share a shard (lots move between them)."""
+    pairs = matched.matches.select("from_venue", "from_account", "to_venue", "to_account").unique()
+    return [((a, b), (c, d)) for a, b, c, d in pairs.iter_rows()]
+
+
+def carried_accounts(before: DayState) -> pl.DataFrame:
+    """(venue, account) of every account a row of ``before`` belongs to (lots: by their books'
+    accounts, which these include: a lot is only open where a position is)."""
+    frames = [frame.select(ACCOUNT) for frame in before.tables().values() if "account" in frame.columns]
+    return pl.concat(frames).unique().sort(ACCOUNT) if frames else ACCOUNTS.to_frame()
+
+
+def shard_state(before: DayState, accounts: pl.DataFrame, settings: Settings) -> DayState:
+    """``before``'s rows of ``accounts`` (a shard): lots by the books of those accounts."""
+    books = pl.DataFrame({"book": sorted({settings.book_of(v, a) for v, a in accounts.iter_rows()})},
+                         schema={"book": pl.String})
+    tables = {name: (frame.join(books, on="book", how="semi") if name == "lots"
+                     else frame.join(accounts, on=ACCOUNT, how="semi"))
+              for name, frame in before.tables().items()}
+    return DayState(before.business_date, **tables)
+
+
+def step_shards(day: dt.date, before: DayState, shards: Iterable[tuple[pl.DataFrame, DayInputs]],
+                matched: Matched, settings: Settings,
+                on_shard: Callable[[DayState, DayInputs, DayState, DayOutputs], None] = lambda *_: None,
+                ) -> tuple[DayState, DayOutputs]:
+    """:func:`step` of a date booked a shard of accounts at a time (:mod:`utl.shards`): each
+    of ``shards`` is (its accounts, its inputs: their rows, and the shared marks, specs and
+    account lists), loaded when its turn comes. ``matched``: :func:`match_day` of the whole
+    date; every pair of accounts it links must be in one shard. The result equals
+    :func:`step` of the whole date, row for row (the order of rows aside).
+    ``on_shard(before, inputs, after, outputs)`` sees each shard's own (checks per shard)."""
+    afters: list[DayState] = []
+    parts: list[DayOutputs] = []
+    exposed: list[pl.DataFrame] = []
+    covered = dict.fromkeys(DayState.TABLES, 0)
+    for accounts, inputs in shards:
+        mine = shard_state(before, accounts, settings)
+        for name in DayState.TABLES:
+            covered[name] += getattr(mine, name).height
+        after, outputs, shown = _step(day, mine, inputs, settings, matched.of_accounts(accounts))
+        on_shard(mine, inputs, after, outputs)
+        afters.append(after)
+        parts.append(outputs)
+        exposed.append(shown)
+        del inputs, mine
+    if not afters:
+        raise ValueError(f"{day.isoformat()}: no shard to book (the plan has no account and no shared shard)")
+    # Every row carried in is booked in exactly one shard: a plan that missed an account (or
+    # a book) would otherwise drop its lots and positions without a word.
+    for name, rows in covered.items():
+        if rows != getattr(before, name).height:
+            raise ValueError(f"{day.isoformat()}: the shards cover {rows} of the {getattr(before, name).height} "
+                             f"{name} rows carried in from {before.business_date.isoformat()}")
+    sorts = {"accounts": ACCOUNT, "open_breaks": ["venue", "account", "asset"]}
+    after = DayState(day, **{name: _sorted(pl.concat([getattr(a, name) for a in afters]), sorts.get(name))
+                             for name in DayState.TABLES})
+    merged = {name: _sorted(pl.concat([getattr(o, name) for o in parts]), _OUTPUT_SORTS.get(name))
+              for name in DayOutputs.TABLES if not name.startswith("exposure_")}
+    outputs = DayOutputs(business_date=day, legs=sum(o.legs for o in parts), **merged,
+                         **{name: pl.DataFrame() for name in ("exposure_asset", "exposure_venue", "exposure_book")})
+    return after, _with_exposure(outputs, pl.concat(exposed))
+
+
+_OUTPUT_SORTS = {"breaks": ["venue", "account", "asset"], "reconciled": ACCOUNT}
+
+
+def _sorted(frame: pl.DataFrame, by: list[str] | None) -> pl.DataFrame:
+    return frame.sort(by) if by else frame
+
+
+def _with_exposure(outputs: DayOutputs, exposed: pl.DataFrame) -> DayOutputs:
+    return replace(outputs, exposure_asset=exposure_by_asset(exposed), exposure_venue=exposure_by_venue(exposed),
+                   exposure_book=exposure_by_book(exposed))
+
+
+def _step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings,
+          matched: Matched | None) -> tuple[DayState, DayOutputs, pl.DataFrame]:
+    """:func:`step` without exposure (a shard's would be part of the date's): the state, the
+    outputs and the rows exposure is computed from."""
     if before.business_date != day - dt.timedelta(days=1):
         raise ValueError(f"{day.isoformat()}: the state carried in is of {before.business_date.isoformat()}, "
                          f"not of the day before")
     reporting = settings.reporting_currency
     opening = inputs.opening_snapshots.join(before.accounts, on=ACCOUNT, how="anti")
-    opened = opening.select(ACCOUNT).unique().with_columns(first_date=pl.lit(day, pl.Date)).cast(ACCOUNTS_STATE)
-    accounts = pl.concat([before.accounts, opened]).sort(ACCOUNT)
+    accounts = open_accounts(day, before, inputs.opening_snapshots)
     marks = marks_for(inputs.marks, day, reporting)
 
     # Derivatives first: a fills-only account's computed realized PnL is a spot leg of the day.
@@ -209,7 +314,8 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
                        .cast(POSITIONS_STATE)])
     result = run_day(day, LedgerState(before.business_date, before.positions, before.lots),
                      holdings(opening).select("venue", "account", "asset", pl.col("total").alias("qty")), legs,
-                     inputs.marks, settings, transfers=TransferBook(movements, before.pending, before.transit))
+                     inputs.marks, settings, transfers=TransferBook(movements, before.pending, before.transit),
+                     matched=matched)
 
     pending = result.transfers.pending
     exceptions = day_exceptions(day, [
@@ -267,9 +373,9 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         lots=result.state.lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE),
         pnl=pnl,
         pnl_explain=explain,
-        exposure_asset=exposure_by_asset(exposed),
-        exposure_venue=exposure_by_venue(exposed),
-        exposure_book=exposure_by_book(exposed),
+        exposure_asset=pl.DataFrame(),  # the date's, from every shard's exposed rows (_with_exposure)
+        exposure_venue=pl.DataFrame(),
+        exposure_book=pl.DataFrame(),
         breaks=breaks,
         cleared=gone,
         legs=legs.height,
@@ -278,4 +384,4 @@ def step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings) 
         derivative_positions=derivative.table,
         derivative_legs=computed,
     )
-    return after, outputs
+    return after, outputs, exposed.select(EXPOSURE_INPUT.names()).cast(EXPOSURE_INPUT)

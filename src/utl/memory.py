@@ -51,6 +51,7 @@ from utl.legs import book_legs
 from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs, validate_rows
 from utl.transfer_legs import day_transfer_legs
 from utl.settings import Settings, load_settings
+from utl.shards import plan_shards, shard_accounts, shard_rows
 from utl.venues import all_formats
 from utl.venues.base import LAYOUT_REFUSALS
 from utl.venues.contracts import ledger_trade_accounts
@@ -64,6 +65,9 @@ from utl.venues.contracts import ledger_trade_accounts
 MEMORY_VERSION = "6"
 
 ONE_DAY = dt.timedelta(days=1)
+# The kinds of file that belong to one (venue, account); marks, listed transfers and
+# instruments belong to none (shared by every shard of a date).
+ACCOUNT_KINDS = ("fills", "ledger", "balances", "positions")
 ACCOUNT_COLUMNS = {"venue": pl.String, "account": pl.String}
 
 
@@ -84,10 +88,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _frame_digest(frame: pl.DataFrame) -> bytes:
-    """Order-free digest of a frame's rows (and columns)."""
-    hashed = frame.hash_rows(seed=7).sort() if frame.height else pl.Series([], dtype=pl.UInt64)
-    return hashlib.sha256(",".join(frame.columns).encode() + hashed.to_numpy().tobytes()).digest()
+class DayDigest:
+    """A date's rows digested a shard at a time: per table, the sorted hashes of every
+    shard's rows, so the digest is the whole date's whatever the shards (order-free)."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, list[str]] = {}
+        self._hashes: dict[str, list[pl.Series]] = {}
+
+    def add(self, rows: DayRows) -> DayDigest:
+        for name, frame in rows.tables().items():
+            self._columns.setdefault(name, frame.columns)
+            if frame.height:
+                self._hashes.setdefault(name, []).append(frame.hash_rows(seed=7))
+        return self
+
+    def value(self, settings_hash: str) -> str:
+        digest = hashlib.sha256(settings_hash.encode())
+        for name, columns in self._columns.items():
+            parts = self._hashes.get(name, [])
+            hashed = pl.concat(parts).sort() if parts else pl.Series([], dtype=pl.UInt64)
+            digest.update(name.encode() + hashlib.sha256(",".join(columns).encode() + hashed.to_numpy().tobytes()).digest())
+        return digest.hexdigest()
 
 
 def _touched(rows: FileRows) -> list[dt.date]:
@@ -138,6 +160,24 @@ class DayRows:
     def from_tables(cls, business_date: dt.date, tables: dict[str, pl.DataFrame]) -> DayRows:
         return cls(business_date=business_date,
                    **{name: tables[name] for name in cls.TABLES if name in tables or name not in cls.OPTIONAL})
+
+
+# A shard's DayRows: the tables of its own accounts' files; the shared ones (files of no
+# account, and the landing's account lists) are stored with shard 0 only.
+SHARD_ROWS = ("fills", "movements", "balances", "quarantine", "derivative_fills", "derivative_cash", "positions")
+SHARED_ROWS = ("marks", "transfers", "specs", "ledger_accounts", "ledger_trade_accounts")
+
+
+def shard_day_rows(day: dt.date, own: dict[str, pl.DataFrame], shared: dict[str, pl.DataFrame],
+                   plan: pl.DataFrame, shard: int) -> DayRows:
+    """Shard ``shard`` of ``plan``'s DayRows for booking: its ``own`` tables (SHARD_ROWS),
+    the ``shared`` ones whole, but of the listed transfers only those from its accounts
+    (shard 0 also takes those from accounts of no shard: they name no withdrawal here)."""
+    listed = shared["transfers"]
+    from_plan = listed.join(plan.select(from_venue="venue", from_account="account", shard="shard"),
+                            on=["from_venue", "from_account"], how="left")
+    mine = from_plan.filter((pl.col("shard") == shard) | (pl.col("shard").is_null() & (shard == 0))).drop("shard")
+    return DayRows.from_tables(day, {**shared, **own, "transfers": mine})
 
 
 def dated(quarantine: pl.DataFrame, day: dt.date | None) -> pl.DataFrame:
@@ -353,13 +393,35 @@ class LandingMemory:
     def _scan(self, key: str, table: str, predicate: pl.Expr) -> pl.DataFrame:
         return pl.scan_parquet(self.root / "rows" / key / f"{table}.parquet").filter(predicate).collect()
 
-    def day_rows(self, day: dt.date) -> DayRows:
-        """The canonical rows of ``day`` from every file that reaches it, deduplicated."""
+    def day_plan(self, day: dt.date, max_rows: int) -> pl.DataFrame:
+        """``day``'s accounts in shards (:func:`utl.shards.plan_shards`, PLAN), weighed by
+        the rows their files hold per day they span. Shards of this plan may be read and
+        booked one at a time: a fill, its legs and its dedupe stay within its account."""
+        files = self._files_reaching(day - ONE_DAY, day).filter(pl.col("kind").is_in(ACCOUNT_KINDS))
+        days = (pl.col("last_date") - pl.col("first_date")).dt.total_days() + 1
+        weights = files.select("venue", "account", rows=(pl.col("rows") // pl.max_horizontal(days, 1)).cast(pl.Int64))
+        return plan_shards(weights, [], self.settings, max_rows)
+
+    def day_rows(self, day: dt.date, accounts: pl.DataFrame | None = None, shared: bool = True) -> DayRows:
+        """The canonical rows of ``day`` from every file that reaches it, deduplicated.
+
+        ``accounts`` (venue, account): only the files of those accounts (one shard of
+        :meth:`day_plan`); ``shared``: whether the files of no account (marks, listed
+        transfers, instruments) and the landing's account lists are included. The union of
+        every shard's rows, one of them with ``shared``, is the date's rows."""
         before = day - ONE_DAY
         on_day = pl.col("ts").dt.date() == day
         in_two_days = pl.col("business_date").is_in([before, day])
         parts: list[FileRows] = []
-        for row in self._files_reaching(before, day).iter_rows(named=True):
+        files = self._files_reaching(before, day)
+        if accounts is not None:
+            own = pl.col("kind").is_in(ACCOUNT_KINDS)
+            files = pl.concat([files.filter(own).join(accounts, on=["venue", "account"], how="semi"),
+                               files.filter(~own)]) if shared else \
+                files.filter(own).join(accounts, on=["venue", "account"], how="semi")
+        elif not shared:
+            files = files.filter(pl.col("kind").is_in(ACCOUNT_KINDS))
+        for row in files.iter_rows(named=True):
             key, kind = row["key"], row["kind"]
             tables = {
                 "fills": self._scan(key, "fills", on_day) if kind == "fills" else None,
@@ -377,9 +439,10 @@ class LandingMemory:
             parts.append(FileRows(row["file"], row["format"], kind, row["venue"], row["account"],
                                   quarantine=quarantine, rows=0,
                                   **{n: f if f is not None else _empty(n) for n, f in tables.items()}))
-        parts += self._specs_in_force(day)
+        if shared:
+            parts += self._specs_in_force(day)
         combined = combine(parts, self.settings)
-        ledger = sorted(self._ledger_accounts(self.catalog))
+        ledger = sorted(self._ledger_accounts(self.catalog)) if shared else []
         return DayRows(
             business_date=day,
             fills=combined.fills,
@@ -393,7 +456,8 @@ class LandingMemory:
             derivative_cash=combined.derivative_cash,
             positions=combined.positions,
             specs=combined.specs,
-            ledger_trade_accounts=ledger_trade_accounts(self.catalog),
+            ledger_trade_accounts=ledger_trade_accounts(self.catalog) if shared
+            else pl.DataFrame(schema=ACCOUNT_COLUMNS),
         )
 
     def _specs_in_force(self, day: dt.date) -> list[FileRows]:
@@ -407,17 +471,20 @@ class LandingMemory:
         return [FileRows(row["file"], row["format"], "instruments", "", "", quarantine=empty_quarantine(), rows=0,
                          specs=specs, **{n: _empty(n) for n in ("fills", "movements", "balances", "marks")})]
 
-    def fingerprint(self, day: dt.date, rows: DayRows | None = None) -> str:
+    def fingerprint(self, day: dt.date, rows: DayRows | DayDigest | None = None) -> str:
         """The fingerprint of ``day``'s inputs (computed once per change, then remembered).
-        ``rows``: ``day_rows(day)`` when the caller has them already (not read again)."""
+        ``rows``: ``day_rows(day)``, or the :class:`DayDigest` of its shards, when the caller
+        has them already (not read again); else read a shard at a time."""
         known = self.fingerprints.filter(pl.col("business_date") == day)
         if known.height:
             return known["fingerprint"][0]
-        rows = rows if rows is not None and rows.business_date == day else self.day_rows(day)
-        digest = hashlib.sha256(self._settings_hash().encode())
-        for name, frame in rows.tables().items():
-            digest.update(name.encode() + _frame_digest(frame))
-        value = digest.hexdigest()
+        if isinstance(rows, DayRows) and rows.business_date == day:
+            rows = DayDigest().add(rows)
+        if not isinstance(rows, DayDigest):
+            rows = DayDigest()
+            for shard, accounts in enumerate(shard_accounts(self.day_plan(day, shard_rows())) or [None]):
+                rows.add(self.day_rows(day, accounts, shared=shard == 0))
+        value = rows.value(self._settings_hash())
         self.remember_fingerprints({day: value})
         return value
 

@@ -1,0 +1,106 @@
+"""A date's accounts in shards, so that a run holds one shard's rows at a time.
+
+A day's work is local to a group of accounts: a fill, its legs and their dedupe belong to
+one (venue, account); lots match within a book (an account's own, or a ``[books]`` group);
+lots move between books only through a matched transfer. A shard is a set of whole groups
+of accounts so linked, and the shards of a date are independent: booking them one after
+the other gives the same rows as booking the date at once, while the largest frame the run
+holds is one shard's.
+
+Groups are packed in (venue, account) order into shards of at most ``max_rows`` rows
+(fills, ledger lines and derivative rows, from the landing's catalog); a group larger than
+that is a shard of its own, whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import polars as pl
+
+from utl.settings import Settings
+
+# One shard's fills take about 1.3 KB each at the day step's peak: a million keeps a shard
+# near 1.5 GB. UTL_SHARD_ROWS changes it (tests set it small to book many shards).
+DEFAULT_SHARD_ROWS = 1_000_000
+ACCOUNT = ["venue", "account"]
+ACCOUNT_SCHEMA = pl.Schema({"venue": pl.String, "account": pl.String})
+PLAN = pl.Schema({"venue": pl.String, "account": pl.String, "rows": pl.Int64, "shard": pl.Int32})
+
+
+def shard_rows() -> int:
+    value = os.environ.get("UTL_SHARD_ROWS", "")
+    try:
+        rows = int(value) if value else DEFAULT_SHARD_ROWS
+    except ValueError:
+        raise ValueError(f"UTL_SHARD_ROWS must be a whole number of rows, not {value!r}") from None
+    if rows < 1:
+        raise ValueError(f"UTL_SHARD_ROWS must be at least 1, not {rows}")
+    return rows
+
+
+def plan_shards(weights: pl.DataFrame, links: Iterable[tuple[tuple[str, str], tuple[str, str]]],
+                settings: Settings, max_rows: int) -> pl.DataFrame:
+    """PLAN: each (venue, account) of ``weights`` (venue, account, rows) with its shard.
+
+    ``links``: pairs of accounts that must share a shard (a matched transfer); accounts of
+    one ``[books]`` group always do. Shard numbers start at 0 and follow (venue, account)
+    order of each shard's first account.
+    """
+    rows = (weights.group_by(ACCOUNT).agg(pl.col("rows").sum()).sort(ACCOUNT) if weights.height
+            else PLAN.to_frame().drop("shard"))
+    accounts: list[tuple[str, str]] = [(v, a) for v, a in rows.select(ACCOUNT).iter_rows()]
+    size = dict(zip(accounts, rows["rows"].to_list(), strict=True))
+    parent = {a: a for a in accounts}
+
+    def root(a: tuple[str, str]) -> tuple[str, str]:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def join(a: tuple[str, str], b: tuple[str, str]) -> None:
+        if a in parent and b in parent:
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+
+    by_book: dict[str, tuple[str, str]] = {}
+    for account in accounts:
+        book = settings.book_of(*account)
+        if book in by_book:
+            join(by_book[book], account)
+        else:
+            by_book[book] = account
+    for a, b in links:
+        join(a, b)
+
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for account in accounts:  # sorted: each group listed from its first account
+        groups.setdefault(root(account), []).append(account)
+    shard_of: dict[tuple[str, str], int] = {}
+    shard, filled = 0, 0
+    for members in groups.values():
+        weight = sum(size[m] for m in members)
+        if filled and filled + weight > max_rows:
+            shard, filled = shard + 1, 0
+        for member in members:
+            shard_of[member] = shard
+        filled += weight
+    return rows.with_columns(
+        shard=pl.Series([shard_of[a] for a in accounts], dtype=pl.Int32)
+    ).select(PLAN.names()).cast(PLAN)
+
+
+def shard_accounts(plan: pl.DataFrame) -> list[pl.DataFrame]:
+    """The accounts (venue, account) of each shard of ``plan``, in shard order."""
+    if plan.height == 0:
+        return []
+    return [part.select(ACCOUNT) for part in plan.sort("shard", *ACCOUNT).partition_by("shard", maintain_order=True)]
+
+
+def of_accounts(frame: pl.DataFrame | pl.LazyFrame, accounts: pl.DataFrame) -> pl.DataFrame | pl.LazyFrame:
+    """The rows of ``frame`` whose (venue, account) is one of ``accounts``."""
+    other = accounts.lazy() if isinstance(frame, pl.LazyFrame) else accounts
+    return frame.join(other, on=ACCOUNT, how="semi")
