@@ -116,9 +116,20 @@ def utl(*args: str, url: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "utl.cli", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def run(server_url: str, tmp_path_factory: pytest.TempPathFactory):
-    """The planted landing run through 03-07 into a fresh database: (landing, url, storage)."""
+@pytest.fixture(scope="module", params=[None, "1"], ids=["whole", "one account a shard"])
+def run(request: pytest.FixtureRequest, server_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """The planted landing run through 03-07 into a fresh database: (landing, url, storage),
+    each date booked whole, and again with each account a shard of its own (UTL_SHARD_ROWS=1:
+    the accounts a transfer joins share one, utl.shards) — every test holds for both."""
+    with pytest.MonkeyPatch.context() as env:
+        if request.param:
+            env.setenv("UTL_SHARD_ROWS", request.param)
+        else:
+            env.delenv("UTL_SHARD_ROWS", raising=False)
+        yield from _run(server_url, tmp_path_factory)
+
+
+def _run(server_url: str, tmp_path_factory: pytest.TempPathFactory):
     landing = tmp_path_factory.mktemp("ledger") / "landing"
     plant(landing)
     name = f"utl_test_{uuid.uuid4().hex[:12]}"
