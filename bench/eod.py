@@ -65,28 +65,62 @@ _SECONDS = re.compile(r"\(([\d.]+) s")
 
 
 def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) -> None:
-    """Runs in a fresh process: ``run_eod`` with every progress line and run_day step timed,
-    each with the process's peak RSS so far. Lines are also printed as they come, so a run
-    stopped by the parent's RSS limit still shows how far it got."""
+    """Runs in a fresh process: ``run_eod`` with every progress line timed, and the calls the
+    assets make a shard at a time (reading a shard's stored rows, booking its legs, its day
+    step and the day step's own laps) summed per kind, each with the process's CPU seconds
+    and its peak RSS so far. Lines are also printed as they come, so a run stopped by the
+    parent's RSS limit still shows how far it got."""
+    import pipelines.assets
+    import utl.daily
     import utl.day
     from pipelines.eod import run_eod
+    from utl.memory import LandingMemory
     from utl.store import Database
 
     lines: list[tuple[float, str, int, float]] = []
-    laps: list[tuple[float, str, int, float]] = []
-    real_run_day = utl.day.run_day
+    spent: dict[str, list[float]] = {}  # kind -> [calls, seconds, CPU seconds, peak RSS]
+
+    def count(kind: str, seconds: float, cpu: float) -> None:
+        entry = spent.setdefault(kind, [0, 0.0, 0.0, 0])
+        entry[0] += 1
+        entry[1] += seconds
+        entry[2] += cpu
+        entry[3] = max(entry[3], peak_rss_bytes())
+
+    def timed(kind: str, call):
+        def wrapper(*args, **kwargs):
+            t, c = time.perf_counter(), time.process_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                count(kind, time.perf_counter() - t, time.process_time() - c)
+        return wrapper
 
     def on_progress(line: str) -> None:
         lines.append((time.perf_counter(), line, peak_rss_bytes(), time.process_time()))
         print(f"  | {time.perf_counter() - started:7.2f} s  peak {peak_rss_bytes() / 2**20:7,.0f} MB  {line}", flush=True)
 
-    def timed_run_day(*args, **kwargs):
-        # run_eod has no lap hook; run_day's own one records when each step ends.
-        laps.append((time.perf_counter(), "begin", peak_rss_bytes(), time.process_time()))
-        return real_run_day(*args, **kwargs, lap=lambda step: laps.append(
-            (time.perf_counter(), step, peak_rss_bytes(), time.process_time())))
+    real_run_day = utl.daily.run_day
 
-    utl.day.run_day = timed_run_day
+    def lapped_run_day(*args, **kwargs):
+        last = [time.perf_counter(), time.process_time()]
+
+        def lap(step: str) -> None:
+            t, c = time.perf_counter(), time.process_time()
+            count(f"  day step: {step}", t - last[0], c - last[1])
+            last[:] = [t, c]
+        return real_run_day(*args, **kwargs, lap=lap)
+
+    # step: the day step of code from before shards (to measure it beside); what is missing is skipped.
+    patches = [(LandingMemory, "day_rows"), (pipelines.assets, "book_day"), (pipelines.assets, "step_shards"),
+               (pipelines.assets, "step"), (utl.day, "book_derivatives"), (utl.day, "run_day"),
+               (pipelines.assets, "write_day")]
+    kinds = {"day_rows": "landing_rows: read a shard's rows", "book_day": "ledger_legs: book a shard's legs",
+             "step_shards": "day_state: the day step (every shard)", "step": "day_state: the day step (whole)", "book_derivatives": "  day step: derivatives",
+             "run_day": "  day step: run_day", "write_day": "eod_tables: PostgreSQL write"}
+    saved = [(owner, name, getattr(owner, name)) for owner, name in patches if hasattr(owner, name)]
+    for owner, name, call in saved:
+        setattr(owner, name, timed(kinds[name], lapped_run_day if name == "run_day" else call))
     try:
         rss_before = peak_rss_bytes()
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -112,14 +146,15 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
             ).fetchall()
             positions = conn.execute("SELECT count(*) FROM utl.positions WHERE business_date = %s", (BUSINESS_DATE,)).fetchone()[0]
         out.put({
-            "started": started, "cpu_started": cpu_started, "total": total, "cpu": cpu, "lines": lines, "laps": laps, "rss_before": rss_before,
-            "rss_peak": peak_rss_bytes(), "breaks": breaks, "positions": positions,
+            "started": started, "cpu_started": cpu_started, "total": total, "cpu": cpu, "lines": lines, "spent": spent,
+            "rss_before": rss_before, "rss_peak": peak_rss_bytes(), "breaks": breaks, "positions": positions,
             "quarantined": summary.quarantined, "profile": profile_text,
         })  # fmt: skip
     except Exception as exc:  # reported by the parent, which then fails
         out.put({"error": f"{type(exc).__name__}: {exc}", "lines": lines})
     finally:
-        utl.day.run_day = real_run_day
+        for owner, name, call in saved:
+            setattr(owner, name, call)
 
 
 def measure(landing: Path, storage: Path, url: str, profile: bool, rss_limit: int) -> dict:
@@ -154,33 +189,22 @@ def measure(landing: Path, storage: Path, url: str, profile: bool, rss_limit: in
 
 
 def stages(result: dict) -> list[tuple[str, float, float, int]]:
-    """(stage, seconds, CPU seconds, peak RSS at its end), from the progress lines and the
-    gaps between them. Parquet files and exposures are written between the day's line and
-    PostgreSQL's. CPU seconds (all threads) say how much work a stage is whatever else the
-    machine runs; on 2 cores, wall seconds near CPU seconds mean one core's worth of work."""
-    lines, laps = result["lines"], result["laps"]
-    key = lambda line: line.split(":")[0]  # noqa: E731
-    at = {key(line): (t, rss, cpu) for t, line, rss, cpu in lines}
-    day = BUSINESS_DATE.isoformat()
+    """(stage, seconds, CPU seconds, peak RSS so far): ingest from the run's own line, then
+    the shard work summed over shards (calls in brackets), then what is left of the run
+    (Dagster, the assets' Parquet, the fingerprint, exposure, checks). CPU seconds (all
+    threads) say how much work a stage is whatever else the machine runs."""
+    lines, spent = result["lines"], result["spent"]
+    at = {line.split(":")[0]: (t, rss, cpu) for t, line, rss, cpu in lines}
     t0, cpu0 = result["started"], result["cpu_started"]
-    out = [
-        # From the run's start: connecting, migrating and the lock take a few ms.
-        ("ingest (read + parse + dedupe)", at["ingest"][0] - t0, at["ingest"][2] - cpu0, at["ingest"][1]),
-        ("ledger (legs)", at["ledger"][0] - at["ingest"][0], at["ledger"][2] - at["ingest"][2], at["ledger"][1]),
-    ]
-    previous_t, previous_cpu = at["ledger"][0], at["ledger"][2]
-    for t, step, rss, cpu in laps:
-        if step != "begin":
-            out.append((f"  day: {step}", t - previous_t, cpu - previous_cpu, rss))
-        previous_t, previous_cpu = t, cpu
-    t_day, rss_day, cpu_day = at[day]
-    out.append(("  day: recon + positions table", t_day - previous_t, cpu_day - previous_cpu, rss_day))
-    out.append(("day total (costing, PnL, recon)", t_day - at["ledger"][0], cpu_day - at["ledger"][2], rss_day))
-    pg_seconds = float(_SECONDS.search(next(line for _, line, _, _ in lines if line.startswith("postgres:"))).group(1))
-    t_pg, rss_pg, cpu_pg = at["postgres"]
-    out.append(("Parquet + exposures", t_pg - pg_seconds - t_day, float("nan"), rss_pg))
-    out.append(("PostgreSQL write (one transaction)", pg_seconds, float("nan"), rss_pg))
-    out.append(("run log, commit", result["total"] - (t_pg - t0), float("nan"), result["rss_peak"]))
+    out = [("ingest (read + parse + dedupe)", at["ingest"][0] - t0, at["ingest"][2] - cpu0, at["ingest"][1])]
+    measured_seconds, measured_cpu = out[0][1], out[0][2]
+    for kind, (calls, seconds, cpu, rss) in spent.items():
+        if not kind.startswith("  "):
+            measured_seconds += seconds
+            measured_cpu += cpu
+        out.append((f"{kind} [{calls}]", seconds, cpu, rss))
+    out.append(("the rest (Dagster, Parquet, checks)", result["total"] - measured_seconds,
+                result["cpu"] - measured_cpu, result["rss_peak"]))
     return out
 
 
@@ -213,13 +237,13 @@ def load() -> str:
 
 def report(result: dict, expected: dict) -> bool:
     fills = expected["fills"]
-    print(f"{'stage':<38}{'seconds':>9}{'CPU s':>8}{'peak RSS MB':>13}")
+    print(f"{'stage [calls]':<46}{'seconds':>9}{'CPU s':>8}{'peak RSS MB':>13}")
     for name, seconds, cpu, rss in stages(result):
-        print(f"{name:<38}{seconds:>9.2f}{cpu:>8.2f}{rss / 2**20:>13,.0f}".replace("nan", "   "))
+        print(f"{name:<46}{seconds:>9.2f}{cpu:>8.2f}{rss / 2**20:>13,.0f}".replace("nan", "   "))
     total, peak = result["total"], result["rss_peak"]
-    print(f"{'total (run_eod, end to end)':<38}{total:>9.2f}   ({fills / total:,.0f} fills/s, CPU {result['cpu']:.1f} s)")
+    print(f"{'total (run_eod, end to end)':<46}{total:>9.2f}   ({fills / total:,.0f} fills/s, CPU {result['cpu']:.1f} s)")
     rows = postgres_rows(result)
-    pg_seconds = {name: seconds for name, seconds, _, _ in stages(result)}["PostgreSQL write (one transaction)"]
+    pg_seconds = float(_SECONDS.search(next(line for _, line, _, _ in result["lines"] if line.startswith("postgres:"))).group(1))
     print(f"PostgreSQL: {rows:,} rows in {pg_seconds:.2f} s = {rows / pg_seconds:,.0f} rows/s "
           f"({result['positions']:,} positions rows)")
     print(f"peak RSS (VmHWM of the run's process): {peak / 2**20:,.0f} MB (at start {result['rss_before'] / 2**20:,.0f} MB)")
