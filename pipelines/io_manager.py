@@ -34,6 +34,10 @@ import polars as pl
 
 
 PART = "part-{:05d}.parquet"
+# A date's rows and legs are written once and read back by the next step, whole: neither
+# compression nor column statistics pay for themselves. 4.8 M legs: 1.6 CPU s to write and
+# 0.5 to read, 517 MB, where lz4 with statistics took 2.7 and 0.95 s for 286 MB.
+PARQUET = {"compression": "uncompressed", "statistics": False}
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class PartsWriter:
             files = self._files.setdefault(name, [])
             path = self.folder / name / PART.format(len(files))
             path.parent.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(path, compression="lz4")
+            frame.write_parquet(path, **PARQUET)
             files.append(path)
 
     def output(self) -> dict[str, Parts]:
@@ -143,8 +147,7 @@ class ParquetTablesIOManager(dg.ConfigurableIOManager):
                     shutil.move(path, partial / name / PART.format(shard))  # a rename on one disk
                     spills.add(path.parent.parent)
             else:
-                # lz4: a date's legs are written once and read by the next step; zstd takes ~1.7x the CPU
-                frame.write_parquet(partial / f"{name}.parquet", compression="lz4")
+                frame.write_parquet(partial / f"{name}.parquet", **PARQUET)
         for spill in spills:
             shutil.rmtree(spill, ignore_errors=True)
         old = folder.with_name(f".{folder.name}.old.{uuid.uuid4().hex[:8]}")
