@@ -47,3 +47,36 @@ def test_a_rerun_replaces_the_partition_whole_and_a_missing_one_is_named(tmp_pat
     assert io.has("day_state", "2024-03-05") and not io.has("day_state", str(dt.date(2024, 3, 6)))
     with pytest.raises(dg.Failure, match="2024-03-06 is not materialized"):
         io.load_input(dg.build_input_context(asset_key=KEY, partition_key="2024-03-06"))
+
+
+def test_a_table_written_a_shard_at_a_time_is_moved_in_and_read_whole_or_by_shard(tmp_path):
+    import os
+    import time
+
+    from pipelines.io_manager import PartsWriter, spill_folder
+
+    io = ParquetTablesIOManager(base_dir=str(tmp_path))
+    stale = tmp_path / ".spill" / "left-by-a-crash"
+    stale.mkdir(parents=True)
+    os.utime(stale, (time.time() - 2 * 86_400,) * 2)
+    fresh = tmp_path / ".spill" / "another-run-now"
+    fresh.mkdir()
+    spill = spill_folder(tmp_path)
+    assert not stale.exists() and fresh.exists()  # a day-old spill is a crash's; a fresh one a run's
+    writer = PartsWriter(spill)
+    shards = [pl.DataFrame({"account": ["a", "a"], "qty": [Decimal("1.5"), Decimal("-2")]},
+                           schema={"account": pl.String, "qty": pl.Decimal(38, 18)}),
+              pl.DataFrame({"account": ["b"], "qty": [Decimal("0.000000000000000001")]},
+                           schema={"account": pl.String, "qty": pl.Decimal(38, 18)})]
+    for shard in shards:
+        writer.add({"legs": shard, "marks": shard.head(0)})
+    io.handle_output(dg.build_output_context(asset_key=KEY, partition_key="2024-03-05"),
+                     {**writer.output(), "plan": pl.DataFrame({"shards": [2]})})
+    assert not spill.exists()  # the parts were moved into the partition, the spill folder removed
+    loaded = io.load_input(dg.build_input_context(asset_key=KEY, partition_key="2024-03-05"))
+    assert sorted(loaded) == ["legs", "marks", "plan"]
+    assert loaded.parts("legs") == 2 and loaded.parts("plan") == 1
+    assert loaded["legs"].equals(pl.concat(shards))
+    assert loaded.part("legs", 1).equals(shards[1]) and loaded.part("plan", 0)["shards"].to_list() == [2]
+    assert loaded.scan("legs", [1]).collect().equals(shards[1])
+    assert loaded["marks"].height == 0 and loaded["marks"].schema == shards[0].schema
