@@ -27,7 +27,7 @@ from utl.day import SHARED_INPUTS, DayInputs, DayOutputs, DayState, carried_acco
 from utl.ingest import why_no_mark
 from utl.marks import MissingMark
 from utl.memory import SHARD_ROWS, SHARED_ROWS, DayDigest, book_day, shard_day_rows
-from utl.shards import ACCOUNT_SCHEMA, of_accounts, plan_shards, shard_accounts, shard_rows
+from utl.shards import ACCOUNT_SCHEMA, PLAN, booked_accounts, of_accounts, plan_shards, shard_accounts, shard_rows
 from utl.run import RunError, refuse_unknown_files
 from utl.storage import staged, write_partition
 from utl.store.days import remove_days_before, write_checks, write_day, write_undated_quarantine
@@ -115,15 +115,19 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         """The date's legs, one source per account (eod.md, "Opening state and booking"),
         booked a shard of accounts at a time (landing_rows' plan)."""
         day = _day(context)
-        plan = landing_rows["shards"]
+        # landing_rows stored before shards has no plan: its one part is shard 0, whole.
+        plan = landing_rows["shards"] if "shards" in landing_rows else PLAN.to_frame()
         shared = {name: landing_rows[name] for name in SHARED_ROWS}
-        writer, legs, quarantine = PartsWriter(spill_folder(landing.home / "dagster")), 0, []
+        writer, legs, quarantine, booked = PartsWriter(spill_folder(landing.home / "dagster")), 0, [], []
         for shard in range(landing_rows.parts("fills")):
             rows = shard_day_rows(day, {name: landing_rows.part(name, shard) for name in SHARD_ROWS}, shared, plan,
                                   shard)
             inputs, refused = book_day(rows)
             del rows
             tables = inputs.tables()
+            # The plan day_state reads by: the accounts this shard's stored rows are of, with
+            # their legs (so no stored row is of an account it does not know).
+            booked.append(booked_accounts({n: f for n, f in tables.items() if n not in SHARED_INPUTS}, shard))
             if shard:  # the shared tables are stored once, with shard 0
                 tables.update({name: tables[name].clear() for name in SHARED_INPUTS})
             writer.add({**tables, "quarantine": refused})
@@ -131,7 +135,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             quarantine.append(refused)
             del inputs, tables
         refused = pl.concat(quarantine).sort("file", "row", nulls_last=False)
-        yield dg.Output({**writer.output(), "shards": plan}, metadata={"legs": legs, "quarantined": refused.height})
+        yield dg.Output({**writer.output(), "shards": pl.concat(booked)},
+                        metadata={"legs": legs, "quarantined": refused.height, "shards": len(booked)})
         yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(refused)})
 
     @dg.asset(

@@ -176,3 +176,13 @@ def test_a_plan_that_leaves_out_an_account_carrying_rows_fails_rather_than_drop_
     missing_one = accounts.slice(1)  # the first account carried in is in no shard
     with pytest.raises(ValueError, match="the shards cover .* positions rows carried in"):
         step_shards(following, before, [(missing_one, split_inputs(inputs, missing_one))], matched, settings)
+
+
+def test_a_stored_shards_plan_names_every_account_it_holds_a_row_of_weighed_by_legs():
+    from utl.shards import booked_accounts
+
+    legs = pl.DataFrame({"venue": ["v", "v", "w"], "account": ["a", "a", "b"], "qty": [1, 2, 3]})
+    snapshots = pl.DataFrame({"venue": ["v", "x"], "account": ["a", "only-a-snapshot"], "total": [1, 1]})
+    marks = pl.DataFrame({"asset": ["BTC"]})  # no account: not part of the plan
+    plan = booked_accounts({"legs": legs, "snapshots": snapshots, "marks": marks}, 3)
+    assert plan.rows() == [("v", "a", 2, 3), ("w", "b", 1, 3), ("x", "only-a-snapshot", 0, 3)]

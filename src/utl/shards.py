@@ -104,3 +104,15 @@ def of_accounts(frame: pl.DataFrame | pl.LazyFrame, accounts: pl.DataFrame) -> p
     """The rows of ``frame`` whose (venue, account) is one of ``accounts``."""
     other = accounts.lazy() if isinstance(frame, pl.LazyFrame) else accounts
     return frame.join(other, on=ACCOUNT, how="semi")
+
+
+def booked_accounts(tables: dict[str, pl.DataFrame], shard: int) -> pl.DataFrame:
+    """PLAN of one stored shard: every (venue, account) its tables hold a row of, weighed by
+    its legs (0 for an account with snapshots or positions only)."""
+    mine = [frame.select(ACCOUNT) for frame in tables.values() if "account" in frame.columns and "venue" in frame.columns]
+    accounts = pl.concat(mine).unique() if mine else ACCOUNT_SCHEMA.to_frame()
+    legs = tables["legs"].group_by(ACCOUNT).agg(rows=pl.len().cast(pl.Int64)) if "legs" in tables else None
+    rows = (accounts.join(legs, on=ACCOUNT, how="left") if legs is not None
+            else accounts.with_columns(rows=pl.lit(None, pl.Int64)))
+    return rows.with_columns(pl.col("rows").fill_null(0), shard=pl.lit(shard, pl.Int32)).sort(ACCOUNT).select(
+        PLAN.names()).cast(PLAN)
