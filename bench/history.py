@@ -109,8 +109,10 @@ def carried_lots(utl_home: Path, day: dt.date) -> int:
     """Open lots in the state the date started from (the day before's day_state)."""
     import polars as pl
 
-    found = list(utl_home.glob(f"landings/*/dagster/day_state/{(day - dt.timedelta(days=1)).isoformat()}/state.lots.parquet"))
-    return pl.scan_parquet(found[0]).select(pl.len()).collect().item() if found else 0
+    folder = f"landings/*/dagster/day_state/{(day - dt.timedelta(days=1)).isoformat()}"
+    # state.lots.parquet, or a folder of part files (one per shard) when booked in shards
+    found = list(utl_home.glob(f"{folder}/state.lots.parquet")) + list(utl_home.glob(f"{folder}/state.lots/*.parquet"))
+    return pl.scan_parquet(found).select(pl.len()).collect().item() if found else 0
 
 
 def one(n: int, args, url: str | None) -> dict:

@@ -29,6 +29,7 @@ from utl.marks import MissingMark
 from utl.memory import SHARD_ROWS, SHARED_ROWS, DayDigest, book_day, shard_day_rows
 from utl.shards import ACCOUNT_SCHEMA, PLAN, booked_accounts, of_accounts, plan_shards, shard_accounts, shard_rows
 from utl.run import RunError, refuse_unknown_files
+from utl.schemas import LOTS_TABLE
 from utl.storage import staged, write_partition
 from utl.store.days import remove_days_before, write_checks, write_day, write_undated_quarantine
 from utl.stream.eod_check import check_stream
@@ -176,8 +177,17 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         def check(before: DayState, inputs: DayInputs, after: DayState, outputs: DayOutputs) -> None:
             differences.append(checks.position_differences(before, inputs, after, outputs.derivative_legs))
 
+        lots = PartsWriter(spill_folder(landing.home / "dagster"))
+
+        lots_held = [0]
+
+        def store_lots(shard_lots: pl.DataFrame) -> None:
+            lots_held[0] += shard_lots.height
+            lots.add({"state.lots": shard_lots,
+                      "out.lots": shard_lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE)})
+
         try:
-            after, outputs = step_shards(day, before, shards(), matched, settings, check)
+            after, outputs = step_shards(day, before, shards(), matched, settings, check, store_lots)
         except MissingMark as exc:  # names the asset and the marks file, and why it has no price
             detail = why_no_mark(landing.folder, exc.asset, exc.day, landing.settings.aliases)
             raise dg.Failure(description=f"{day}: day_state: {exc.because(detail) if detail else exc}") from exc
@@ -189,9 +199,11 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                                          f"{stored_legs} legs")
         tables = ({f"state.{n}": f for n, f in after.tables().items()}
                   | {f"out.{n}": f for n, f in outputs.tables().items()}
+                  | lots.output()  # the lots, a part per shard, in place of the empty frames
                   | {"legs": pl.DataFrame({"legs": [outputs.legs]})})
         yield dg.Output(tables, metadata={
             "legs": outputs.legs, "positions": outputs.positions.height, "breaks": outputs.breaks.height,
+            "open_lots": lots_held[0],
             "exceptions": outputs.exceptions.height, "shards": max(1, plan["shard"].n_unique()),
             "cleared": outputs.cleared.height, "seconds": round(time.perf_counter() - started, 3),
         })

@@ -186,3 +186,21 @@ def test_a_stored_shards_plan_names_every_account_it_holds_a_row_of_weighed_by_l
     marks = pl.DataFrame({"asset": ["BTC"]})  # no account: not part of the plan
     plan = booked_accounts({"legs": legs, "snapshots": snapshots, "marks": marks}, 3)
     assert plan.rows() == [("v", "a", 2, 3), ("w", "b", 1, 3), ("x", "only-a-snapshot", 0, 3)]
+
+
+def test_a_caller_that_stores_each_shards_lots_gets_them_all_and_the_result_holds_none(tmp_path):
+    memory, settings = sample(tmp_path)
+    day = memory.first_business_date()
+    before = DayState.empty(day - dt.timedelta(days=1))
+    inputs, _ = book_day(memory.day_rows(day))
+    whole_after, whole_out = step(day, before, inputs, settings)
+    matched = match_day(day, before, inputs.transfers, inputs.opening_snapshots, settings)
+    plan = plan_shards(inputs.legs.select("venue", "account").unique().with_columns(rows=pl.lit(1, pl.Int64)),
+                       transfer_links(matched), settings, 1)
+    stored: list[pl.DataFrame] = []
+    after, out = step_shards(day, before, ((a, split_inputs(inputs, a)) for a in shard_accounts(plan)), matched,
+                             settings, lots_to=stored.append)
+    assert len(stored) == plan["shard"].n_unique() > 1
+    same(pl.concat(stored), whole_after.lots, "the lots stored a shard at a time")
+    assert whole_after.lots.height > 0 and after.lots.height == 0 and out.lots.height == 0
+    same(out.positions, whole_out.positions, "positions")

@@ -233,13 +233,17 @@ def shard_state(before: DayState, accounts: pl.DataFrame, settings: Settings) ->
 def step_shards(day: dt.date, before: DayState, shards: Iterable[tuple[pl.DataFrame, DayInputs]],
                 matched: Matched, settings: Settings,
                 on_shard: Callable[[DayState, DayInputs, DayState, DayOutputs], None] = lambda *_: None,
+                lots_to: Callable[[pl.DataFrame], None] | None = None,
                 ) -> tuple[DayState, DayOutputs]:
     """:func:`step` of a date booked a shard of accounts at a time (:mod:`utl.shards`): each
     of ``shards`` is (its accounts, its inputs: their rows, and the shared marks, specs and
     account lists), loaded when its turn comes. ``matched``: :func:`match_day` of the whole
     date; every pair of accounts it links must be in one shard. The result equals
     :func:`step` of the whole date, row for row (the order of rows aside).
-    ``on_shard(before, inputs, after, outputs)`` sees each shard's own (checks per shard)."""
+    ``on_shard(before, inputs, after, outputs)`` sees each shard's own (checks per shard).
+    ``lots_to``: when given, each shard's open lots (LOTS_STATE) go there as they come and
+    the result's lots are empty: a day's open lots can be millions of rows, and a caller
+    that stores them a shard at a time need not hold them all."""
     afters: list[DayState] = []
     parts: list[DayOutputs] = []
     exposed: list[pl.DataFrame] = []
@@ -250,6 +254,9 @@ def step_shards(day: dt.date, before: DayState, shards: Iterable[tuple[pl.DataFr
             covered[name] += getattr(mine, name).height
         after, outputs, shown = _step(day, mine, inputs, settings, matched.of_accounts(accounts))
         on_shard(mine, inputs, after, outputs)
+        if lots_to is not None:
+            lots_to(after.lots)
+            after, outputs = replace(after, lots=after.lots.clear()), replace(outputs, lots=outputs.lots.clear())
         afters.append(after)
         parts.append(outputs)
         exposed.append(shown)
