@@ -33,7 +33,6 @@ machine is shared.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import multiprocessing as mp
 import os

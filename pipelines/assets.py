@@ -23,11 +23,12 @@ from pipelines.io_manager import PartsWriter, Tables, spill_folder
 from pipelines.partitions import previous_day
 from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
-from utl.day import SHARED_INPUTS, DayInputs, DayOutputs, DayState, carried_accounts, match_day, step_shards, transfer_links
+from utl.day import SHARED_INPUTS, DayOutputs, DayState
 from utl.ingest import why_no_mark
 from utl.marks import MissingMark
 from utl.memory import SHARD_ROWS, SHARED_ROWS, DayDigest, book_day, shard_day_rows
-from utl.shards import ACCOUNT_SCHEMA, PLAN, booked_accounts, of_accounts, plan_shards, shard_accounts, shard_rows
+from utl.shards import PLAN, booked_accounts, shard_accounts, shard_rows
+from utl.stored_day import book_stored_day
 from utl.run import RunError, refuse_unknown_files
 from utl.schemas import LOTS_TABLE
 from utl.storage import staged, write_partition
@@ -157,46 +158,21 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         yesterday = day - dt.timedelta(days=1)
         before = (DayState.from_tables(yesterday, _split(previous, "state.")) if previous is not None
                   else DayState.empty(yesterday))
-        shared = {name: ledger_legs[name] for name in SHARED_INPUTS}
-        matched = match_day(day, before, ledger_legs["transfers"], ledger_legs["opening_snapshots"], settings)
-        stored = ledger_legs["shards"]
-        plan = plan_shards(pl.concat([stored.select("venue", "account", "rows"),
-                                      carried_accounts(before).with_columns(rows=pl.lit(0, pl.Int64))]),
-                           transfer_links(matched), settings, shard_rows())
-        differences: list[pl.DataFrame] = []
-        legs_read = [0]
+        lots, lots_held = PartsWriter(spill_folder(landing.home / "dagster")), [0]
 
-        def shards() -> Iterator[tuple[pl.DataFrame, DayInputs]]:
-            for accounts in shard_accounts(plan) or [pl.DataFrame(schema=ACCOUNT_SCHEMA)]:
-                parts = sorted(stored.join(accounts, on=["venue", "account"], how="semi")["shard"].unique().to_list())
-                own = {name: of_accounts(ledger_legs.scan(name, parts), accounts).collect()
-                       for name in DayInputs.TABLES if name not in SHARED_INPUTS and name in ledger_legs and parts}
-                legs_read[0] += own["legs"].height if "legs" in own else 0
-                yield accounts, DayInputs.from_tables({**own, **shared})
-
-        def check(before: DayState, inputs: DayInputs, after: DayState, outputs: DayOutputs) -> None:
-            differences.append(checks.position_differences(before, inputs, after, outputs.derivative_legs))
-
-        lots = PartsWriter(spill_folder(landing.home / "dagster"))
-
-        lots_held = [0]
-
-        def store_lots(shard_lots: pl.DataFrame) -> None:
+        def store_lots(shard_lots: pl.DataFrame) -> None:  # a shard's open lots, stored as they come
             lots_held[0] += shard_lots.height
             lots.add({"state.lots": shard_lots,
                       "out.lots": shard_lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE)})
 
         try:
-            after, outputs = step_shards(day, before, shards(), matched, settings, check, store_lots)
+            booked = book_stored_day(day, before, ledger_legs, settings, shard_rows(), store_lots)
         except MissingMark as exc:  # names the asset and the marks file, and why it has no price
             detail = why_no_mark(landing.folder, exc.asset, exc.day, landing.settings.aliases)
             raise dg.Failure(description=f"{day}: day_state: {exc.because(detail) if detail else exc}") from exc
         except ValueError as exc:
             raise dg.Failure(description=f"{day}: day_state: {exc}") from exc
-        stored_legs = ledger_legs.scan("legs").select(pl.len()).collect().item()
-        if legs_read[0] != stored_legs:  # a leg of an account the plan left out would be lost
-            raise dg.Failure(description=f"{day}: day_state: the shards read {legs_read[0]} of the date's "
-                                         f"{stored_legs} legs")
+        after, outputs = booked.after, booked.outputs
         tables = ({f"state.{n}": f for n, f in after.tables().items()}
                   | {f"out.{n}": f for n, f in outputs.tables().items()}
                   | lots.output()  # the lots, a part per shard, in place of the empty frames
@@ -204,11 +180,11 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         yield dg.Output(tables, metadata={
             "legs": outputs.legs, "positions": outputs.positions.height, "breaks": outputs.breaks.height,
             "open_lots": lots_held[0],
-            "exceptions": outputs.exceptions.height, "shards": max(1, plan["shard"].n_unique()),
+            "exceptions": outputs.exceptions.height, "shards": booked.shards,
             "cleared": outputs.cleared.height, "seconds": round(time.perf_counter() - started, 3),
         })
         yield from _results(context, landing, postgres, {
-            "legs_sum_to_positions": checks.legs_sum_check(pl.concat(differences)),
+            "legs_sum_to_positions": checks.legs_sum_check(booked.differences),
             "explain_ties": checks.explain_ties(outputs.pnl_explain),
             "marks_cover_positions": checks.marks_cover_positions(outputs.positions),
             "no_breaks": checks.no_breaks(outputs.breaks),
