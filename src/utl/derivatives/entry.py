@@ -32,17 +32,23 @@ carried, so the next one starts from the rounded average), and each leg's realiz
 the exact sum of its legs (Polars, vectorized).
 
 The walk is sequential (each average depends on the one before) and runs as plain Python
-over the legs; everything around it (order, positions, closed quantities) is Polars.
+over the legs, group by group, with the arithmetic inlined (:func:`_walk_groups`; the
+harmonic re-averaging needs products of three 128-bit numbers, past what a compiled
+fixed-width kernel holds, so Python's exact integers do it). Around it, Polars orders the
+legs once and only the columns the walk reads are turned into integers; the results go
+back to decimals through their raw 128-bit words (:func:`from_scaled`), never through text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from utl.decimals import DECIMAL
-from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE
+from utl.decimals import DECIMAL, PRECISION
+from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE, INSTRUMENT_LEGS
 
 SCALE_DIGITS = 18
 SCALE = 10**SCALE_DIGITS
@@ -69,8 +75,30 @@ def to_scaled(values: pl.Series) -> list[int | None]:
     return values.cast(DECIMAL).to_physical().to_list()
 
 
+_ARROW_DECIMAL = pa.decimal128(PRECISION, SCALE_DIGITS)
+_LIMIT = 10**PRECISION  # the first magnitude past Decimal(38, 18)
+
+
 def from_scaled(values: list[int | None]) -> pl.Series:
-    """Python integers scaled by 10^18 back to exact decimals, through their decimal text."""
+    """Python integers scaled by 10^18 back to exact decimals: each integer is the Decimal's
+    own 128-bit word (little-endian two's complement, as Arrow stores ``decimal128``)."""
+    n = len(values)
+    if n == 0:
+        return pl.Series([], dtype=DECIMAL)
+    present = [v is not None for v in values]
+    nulls = n - sum(present)
+    ints = values if nulls == 0 else [0 if v is None else v for v in values]
+    if max(ints) >= _LIMIT or min(ints) <= -_LIMIT:
+        raise OverflowError("a value passes Decimal(38, 18)")
+    data = pa.py_buffer(b"".join([v.to_bytes(16, "little", signed=True) for v in ints]))
+    validity = pa.py_buffer(np.packbits(np.array(present, dtype=bool), bitorder="little")) if nulls else None
+    array = pa.Array.from_buffers(_ARROW_DECIMAL, n, [validity, data], null_count=nulls)
+    return pl.Series("", array, dtype=DECIMAL)
+
+
+def from_scaled_text(values: list[int | None]) -> pl.Series:
+    """:func:`from_scaled` through each value's decimal text (the former path, kept as the
+    tests' reference)."""
     ints = pl.DataFrame({"n": pl.Series(values, dtype=pl.Int128)})
     digits = pl.col("n").abs().cast(pl.String).str.zfill(SCALE_DIGITS + 1)
     text = pl.concat_str(pl.when(pl.col("n") < 0).then(pl.lit("-")).otherwise(pl.lit("")),
@@ -123,6 +151,62 @@ def _walk(first: list[bool], before: list[int], qty: list[int], price: list[int]
     return entries, closed_out, pnl_out
 
 
+_SCALE2 = SCALE * SCALE
+
+
+def _walk_groups(starts: list[int], qty: list[int], price: list[int], size: list[int], harmonic: list[bool],
+                 open_qty: list[int], open_entry: list[int | None]) -> tuple[list, list, list, list]:
+    """:func:`_walk` over legs ordered by group: group ``g`` is legs ``starts[g]`` up to the
+    next start, opening at ``open_qty[g]`` and ``open_entry[g]``. The same rules and the same
+    roundings as :func:`reaverage`, :func:`realized` and :func:`round_half_even`, inlined
+    (a call per leg is most of the cost). Returns (position after, entry after, closed,
+    realized PnL) per leg, all scaled."""
+    n = len(qty)
+    after_out = [0] * n
+    entries: list[int | None] = [None] * n
+    closed_out = [0] * n
+    pnl_out = [0] * n
+    bounds = [*starts, n]
+    for g in range(len(starts)):
+        b = open_qty[g]
+        entry = open_entry[g]
+        for i in range(bounds[g], bounds[g + 1]):
+            q = qty[i]
+            p = price[i]
+            after = b + q
+            if b == 0:
+                entry = p
+            elif (b > 0) == (q > 0):  # adds: re-average, rounded half-even
+                if harmonic[i]:  # |after|·entry·price / (|b|·price + |q|·entry)
+                    num = (after if after > 0 else -after) * entry * p
+                    den = (b if b > 0 else -b) * p + (q if q > 0 else -q) * entry
+                else:  # (|b|·entry + |q|·price) / |after|
+                    num = (b if b > 0 else -b) * entry + (q if q > 0 else -q) * p
+                    den = after if after > 0 else -after
+                e, r = divmod(num, den)
+                if 2 * r > den or (2 * r == den and e & 1):
+                    e += 1
+                entry = e
+            else:  # reduces (or flips): realizes on what it closes
+                aq, ab = (q if q > 0 else -q), (b if b > 0 else -b)
+                closed = aq if aq < ab else ab
+                closed_out[i] = closed
+                num = closed * size[i] * (p - entry if b > 0 else entry - p)
+                den = entry * p if harmonic[i] else _SCALE2
+                v, r = divmod(num, den)
+                if 2 * r > den or (2 * r == den and v & 1):
+                    v += 1
+                pnl_out[i] = v
+                if after == 0:
+                    entry = None
+                elif (after > 0) != (b > 0):
+                    entry = p  # a flip: what is left opened at this leg's price
+            entries[i] = entry
+            after_out[i] = after
+            b = after
+    return after_out, entries, closed_out, pnl_out
+
+
 def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> EntryResult:
     """Walk ``legs`` (INSTRUMENT_LEGS plus each instrument's ``type``, ``inverse`` and
     ``contract_size``, e.g. from :func:`utl.derivatives.instruments.resolve_specs`) from
@@ -136,32 +220,35 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
     if inconsistent.height:
         v, a, i = inconsistent.select(KEY).row(0)
         raise ValueError(f"{v}/{a} {i}: an open position without an entry price cannot be carried")
+    # Only what the walk reads, ordered once: by key, then time, then input order.
     ordered = (
-        legs.with_row_index("__row")
-        .join(opening.select(*KEY, pl.col("qty").alias("__open_qty"), pl.col("entry_price").alias("__open_entry")),
-              on=KEY, how="left")
-        .with_columns(pl.col("__open_qty").fill_null(pl.lit(0, DECIMAL)))
+        legs.lazy()
+        .select(*KEY, "ts", "qty", "price", "contract_size",
+                __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"))
+        .with_row_index("__row")
         .sort([*KEY, "ts", "__row"])
-        .lazy()
-        .with_columns(position_after=pl.col("__open_qty") + pl.col("qty").cum_sum().over(KEY))
-        .with_columns(
-            __before=pl.col("position_after") - pl.col("qty"),
-            __first=pl.col("__row").cum_count().over(KEY) == 1,
-            __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"),
-        )
+        .with_columns(__first=pl.any_horizontal(
+            pl.int_range(pl.len()) == 0, *[pl.col(k).ne_missing(pl.col(k).shift(1)) for k in KEY]))
         .collect()
     )
-    entries, closed, pnl = _walk(
-        ordered["__first"].to_list(), to_scaled(ordered["__before"]), to_scaled(ordered["qty"]),
-        to_scaled(ordered["price"]), to_scaled(ordered["contract_size"]), ordered["__harmonic"].to_list(),
-        to_scaled(ordered["__open_entry"]),
-    )
-    walked = ordered.with_columns(
-        entry_price=from_scaled(entries), closed_qty=from_scaled(closed), realized_pnl_computed=from_scaled(pnl),
-    ).sort("__row")
-    out_legs = walked.select(ENTRY_LEGS.names()).cast(ENTRY_LEGS)
-    last = walked.sort([*KEY, "ts", "__row"]).group_by(KEY, maintain_order=True).last().select(
-        *KEY, qty="position_after", entry_price="entry_price")
+    first = ordered["__first"].to_numpy()
+    starts = np.flatnonzero(first)
+    groups = ordered.select(KEY).gather(starts).join(
+        opening, on=KEY, how="left", maintain_order="left").with_columns(pl.col("qty").fill_null(pl.lit(0, DECIMAL)))
+    after, entries, closed, pnl = _walk_groups(
+        starts.tolist(), to_scaled(ordered["qty"]), to_scaled(ordered["price"]), to_scaled(ordered["contract_size"]),
+        ordered["__harmonic"].to_list(), to_scaled(groups["qty"]), to_scaled(groups["entry_price"]))
+    # Back to the input's row order: row r of the input is leg back[r] of the walk.
+    back = np.empty(len(first), dtype=np.int64)
+    back[ordered["__row"].to_numpy()] = np.arange(len(first), dtype=np.int64)
+    effects = pl.DataFrame({
+        "position_after": from_scaled(after), "entry_price": from_scaled(entries),
+        "closed_qty": from_scaled(closed), "realized_pnl_computed": from_scaled(pnl),
+    }).select(pl.all().gather(back))
+    out_legs = pl.concat([legs.select(INSTRUMENT_LEGS.names()), effects], how="horizontal").cast(ENTRY_LEGS)
+    ends = np.append(starts[1:], len(first)) - 1 if len(first) else starts
+    last = ordered.select(KEY).gather(ends).with_columns(
+        qty=from_scaled([after[i] for i in ends.tolist()]), entry_price=from_scaled([entries[i] for i in ends.tolist()]))
     untouched = opening.join(last, on=KEY, how="anti")
     positions = pl.concat([last.cast(ENTRY_STATE), untouched]).sort(KEY)
     return EntryResult(out_legs, positions)
