@@ -36,7 +36,7 @@ over the legs, group by group, with the arithmetic inlined (:func:`_walk_groups`
 harmonic re-averaging needs products of three 128-bit numbers, past what a compiled
 fixed-width kernel holds, so Python's exact integers do it). Around it, Polars orders the
 legs once and only the columns the walk reads are turned into integers; the results go
-back to decimals through their raw 128-bit words (:func:`from_scaled`), never through text.
+back to decimals as their raw 128-bit integers (:func:`from_scaled`), never through text.
 """
 
 from __future__ import annotations
@@ -76,23 +76,17 @@ def to_scaled(values: pl.Series) -> list[int | None]:
 
 
 _ARROW_DECIMAL = pa.decimal128(PRECISION, SCALE_DIGITS)
-_LIMIT = 10**PRECISION  # the first magnitude past Decimal(38, 18)
 
 
 def from_scaled(values: list[int | None]) -> pl.Series:
-    """Python integers scaled by 10^18 back to exact decimals: each integer is the Decimal's
-    own 128-bit word (little-endian two's complement, as Arrow stores ``decimal128``)."""
-    n = len(values)
-    if n == 0:
-        return pl.Series([], dtype=DECIMAL)
-    present = [v is not None for v in values]
-    nulls = n - sum(present)
-    ints = values if nulls == 0 else [0 if v is None else v for v in values]
-    if max(ints) >= _LIMIT or min(ints) <= -_LIMIT:
-        raise OverflowError("a value passes Decimal(38, 18)")
-    data = pa.py_buffer(b"".join([v.to_bytes(16, "little", signed=True) for v in ints]))
-    validity = pa.py_buffer(np.packbits(np.array(present, dtype=bool), bitorder="little")) if nulls else None
-    array = pa.Array.from_buffers(_ARROW_DECIMAL, n, [validity, data], null_count=nulls)
+    """Python integers scaled by 10^18 back to exact decimals, as the Decimal's own 128-bit
+    integers: Polars builds them as ``Int128``, checks each fits 38 digits (``Decimal(38,
+    0)``, which raises otherwise), and the same Arrow buffer is read at scale 18."""
+    whole = pl.Series(values, dtype=pl.Int128).cast(pl.Decimal(PRECISION, 0)).to_arrow()
+    if isinstance(whole, pa.ChunkedArray):
+        whole = whole.combine_chunks()
+    array = pa.Array.from_buffers(_ARROW_DECIMAL, len(whole), whole.buffers(), null_count=whole.null_count,
+                                  offset=whole.offset)
     return pl.Series("", array, dtype=DECIMAL)
 
 
