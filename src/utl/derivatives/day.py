@@ -208,7 +208,8 @@ def book_derivatives(
     )
 
     # 5. Session references, the day's cash per instrument, valuation and reconciliation.
-    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end, cash)
+    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end, cash,
+                                    walked=walked.positions)
     flows = day_flows(cash, effects, fills.join(ledger_accounts, on=ACCOUNT, how="anti").filter(
         pl.col("ts").dt.date() == day), specs)
     reported = positions.join(accounts, on=ACCOUNT, how="semi").select(ACCOUNT).unique().sort(ACCOUNT)
@@ -258,13 +259,18 @@ def start_values(day: dt.date, start: pl.DataFrame, start_refs: pl.DataFrame, op
 
 def session_references(day: dt.date, legs: pl.DataFrame, start: pl.DataFrame, start_refs: pl.DataFrame,
                        snapshot: pl.DataFrame, specs: pl.DataFrame, end: pl.DataFrame,
-                       cash: pl.DataFrame | None = None) -> pl.DataFrame:
+                       cash: pl.DataFrame | None = None, walked: pl.DataFrame | None = None) -> pl.DataFrame:
     """The session reference (ENTRY_STATE) of each open position whose venue settles session
     PnL into cash: from today's settlement the position then at that price re-averaged by the
     legs after it; without a settlement today, the carried reference re-averaged by the day's
     legs. Today's settlement is the ledger's ``settlement`` row (``cash``: DERIVATIVE_CASH,
     its own stamp and ``price``, Deribit's ``Price``) where the export states one, else the
-    positions file's ``settlement_price`` stamped at the session's 08:00 UTC."""
+    positions file's ``settlement_price`` stamped at the session's 08:00 UTC.
+
+    ``walked``: optionally, ``average_entry(legs, start).positions``, already computed by the
+    caller. A position whose carried reference is its carried entry (the same single row, or
+    neither carried) walks the same legs from the same state: its reference is that walk's
+    result, taken from ``walked`` instead of walked again."""
     settled = resolve_specs(end.select(KEY), specs).filter(
         session_settled(pl.col("venue"), pl.col("type"), pl.col("settle"))).select(KEY)
     if settled.height == 0:
@@ -288,8 +294,23 @@ def session_references(day: dt.date, legs: pl.DataFrame, start: pl.DataFrame, st
         start_refs.join(rest, on=KEY, how="semi"),
         start.join(rest, on=KEY, how="semi").join(start_refs, on=KEY, how="anti"),
     ])
-    walked = average_entry(own_legs.join(rest, on=KEY, how="semi"), carried).positions
-    return pl.concat([today.cast(ENTRY_STATE), walked.cast(ENTRY_STATE)]).filter(pl.col("qty") != 0)
+    if walked is None:
+        moved = average_entry(own_legs.join(rest, on=KEY, how="semi"), carried).positions
+    else:
+        refs = carried.select(ENTRY_STATE.names()).cast(ENTRY_STATE)
+        entries = start.join(rest, on=KEY, how="semi").select(ENTRY_STATE.names()).cast(ENTRY_STATE)
+        once = [f.group_by(KEY).len().filter(pl.col("len") == 1).select(KEY) for f in (refs, entries)]
+        same = pl.concat([
+            refs.join(entries, on=ENTRY_STATE.names(), how="semi", nulls_equal=True)
+            .join(once[0], on=KEY, how="semi").join(once[1], on=KEY, how="semi").select(KEY),
+            rest.join(refs, on=KEY, how="anti").join(entries, on=KEY, how="anti"),
+        ])
+        again = rest.join(same, on=KEY, how="anti")
+        moved = pl.concat([
+            walked.select(ENTRY_STATE.names()).cast(ENTRY_STATE).join(same, on=KEY, how="semi"),
+            average_entry(own_legs.join(again, on=KEY, how="semi"), refs.join(again, on=KEY, how="semi")).positions,
+        ]).sort(KEY)
+    return pl.concat([today.cast(ENTRY_STATE), moved.cast(ENTRY_STATE)]).filter(pl.col("qty") != 0)
 
 
 def day_flows(cash: pl.DataFrame, effects: pl.DataFrame, own_fills: pl.DataFrame, specs: pl.DataFrame) -> pl.DataFrame:
