@@ -138,18 +138,19 @@ def book_derivatives(
     # only repeats them); a ledger without trade rows (Binance's Transaction History states
     # only cash) leaves the instrument legs to the account's trades export. An account with a
     # ledger trade row today is one of the first kind whatever the list says.
-    flagged = fills.join(ledger_accounts.with_columns(__ledger=pl.lit(True)), on=ACCOUNT, how="left").with_columns(
-        __ledger=pl.col("__ledger").fill_null(False))
     ledger_trades = pl.concat([
         fills.filter(pl.col("source") == "ledger").select(ACCOUNT),
         *([] if ledger_trade_accounts is None else [ledger_trade_accounts.select(ACCOUNT)]),
     ]).unique().with_columns(__ledger_trades=pl.lit(True))
-    flagged = flagged.join(ledger_trades, on=ACCOUNT, how="left").with_columns(
-        __ledger_trades=pl.col("__ledger_trades").fill_null(False))
+    # One lazy query, in the fills' order, keeping only the columns read below.
     legs = (
-        flagged.filter(pl.col("__ledger_trades") == (pl.col("source") == "ledger"))
-        .join(accounts, on=ACCOUNT, how="semi")
+        fills.lazy()
+        .join(ledger_trades.lazy(), on=ACCOUNT, how="left", maintain_order="left")
+        .filter(pl.col("__ledger_trades").fill_null(False) == (pl.col("source") == "ledger"))
+        .join(accounts.lazy(), on=ACCOUNT, how="semi", maintain_order="left")
         .filter(pl.col("ts").dt.date() == day)
+        .select(*INSTRUMENT_LEGS.names(), "source_file", "source_row")
+        .collect()
     )
     day_snapshot = snapshot_rows(positions).select(POSITION_SNAPSHOT.names()).cast(POSITION_SNAPSHOT)
     wanted = pl.concat([
@@ -171,7 +172,8 @@ def book_derivatives(
     missing = missing_specs(wanted, specs)
     if missing:
         raise MissingSpec(day, missing)
-    with_specs = resolve_specs(legs.select(*INSTRUMENT_LEGS.names(), "__ledger"), specs)
+    with_specs = resolve_specs(legs.select(INSTRUMENT_LEGS.names()), specs).select(
+        *INSTRUMENT_LEGS.names(), "type", "inverse", "contract_size")
     walked = average_entry(with_specs, start)
 
     # 3. Expiry: what is still open in an instrument expired by today closes.
@@ -210,8 +212,8 @@ def book_derivatives(
     # 5. Session references, the day's cash per instrument, valuation and reconciliation.
     references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end, cash,
                                     walked=walked.positions)
-    flows = day_flows(cash, effects, fills.join(ledger_accounts, on=ACCOUNT, how="anti").filter(
-        pl.col("ts").dt.date() == day), specs)
+    flows = day_flows(cash, effects, fills.lazy().join(ledger_accounts.lazy(), on=ACCOUNT, how="anti").filter(
+        pl.col("ts").dt.date() == day).select(*KEY, "fee").collect(), specs)
     reported = positions.join(accounts, on=ACCOUNT, how="semi").select(ACCOUNT).unique().sort(ACCOUNT)
     own_snapshot = day_snapshot.join(accounts, on=ACCOUNT, how="semi")
     table = derivative_positions(day, end, own_snapshot, reported, specs, marks_today, asset_marks, flows, references)
