@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from utl.decimals import DECIMAL
+from utl.derivatives import entry
 from utl.derivatives.day import session_references
 from utl.derivatives.entry import (
     KEY, EntryResult, _walk, average_entry, from_scaled, from_scaled_text, to_scaled,
@@ -118,10 +119,16 @@ openings = st.lists(st.tuples(st.integers(0, len(INSTRUMENTS) - 1), st.sampled_f
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(leg, max_size=60), openings)
-def test_average_entry_equals_the_former_walk(raw, opened):
+@given(st.lists(leg, max_size=60), openings, st.sampled_from([1, 2, 7, entry.WALK_CHUNK]))
+def test_average_entry_equals_the_former_walk(raw, opened, chunk):
+    # ``chunk``: the walk's chunk of legs, small enough here to split the legs into many.
     frame, opening = build(raw, opened)
-    got, want = average_entry(frame, opening), reference_average_entry(frame, opening)
+    saved, entry.WALK_CHUNK = entry.WALK_CHUNK, chunk
+    try:
+        got = average_entry(frame, opening)
+    finally:
+        entry.WALK_CHUNK = saved
+    want = reference_average_entry(frame, opening)
     assert got.legs.schema == want.legs.schema and got.legs.equals(want.legs)
     assert got.positions.schema == want.positions.schema and got.positions.equals(want.positions)
 

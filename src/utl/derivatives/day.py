@@ -142,38 +142,53 @@ def book_derivatives(
         fills.filter(pl.col("source") == "ledger").select(ACCOUNT),
         *([] if ledger_trade_accounts is None else [ledger_trade_accounts.select(ACCOUNT)]),
     ]).unique().with_columns(__ledger_trades=pl.lit(True))
-    # One lazy query, in the fills' order, keeping only the columns read below.
-    legs = (
+    # The day's legs as one lazy query, in the fills' order: what is read of them (the keys
+    # traded, where they were met, the legs with their specs) is each collected on its own,
+    # with only its columns.
+    day_fills = (
         fills.lazy()
         .join(ledger_trades.lazy(), on=ACCOUNT, how="left", maintain_order="left")
         .filter(pl.col("__ledger_trades").fill_null(False) == (pl.col("source") == "ledger"))
         .join(accounts.lazy(), on=ACCOUNT, how="semi", maintain_order="left")
         .filter(pl.col("ts").dt.date() == day)
-        .select(*INSTRUMENT_LEGS.names(), "source_file", "source_row")
-        .collect()
     )
+    traded, pairs = pl.collect_all([
+        day_fills.filter(pl.col("qty") != 0).select(*KEY, "qty").unique(KEY, keep="first"),
+        day_fills.select("venue", "instrument").unique(),
+    ])
     day_snapshot = snapshot_rows(positions).select(POSITION_SNAPSHOT.names()).cast(POSITION_SNAPSHOT)
+    # Each instrument held or traded needs a spec (missing_specs reads each key once).
     wanted = pl.concat([
         start.filter(pl.col("qty") != 0).select(*KEY, "qty"),
-        legs.select(*KEY, "qty"),
+        traded,
         day_snapshot.join(accounts, on=ACCOUNT, how="semi").select(*KEY, "qty"),
     ])
     # An instrument the instruments/ file in force lacks takes the spec its exports state
-    # (its symbol, a positions row's contract size, the venue's position unit), if they do.
-    met = pl.concat([
-        start.filter(pl.col("qty") != 0).select("venue", "instrument", source_file=pl.lit(None, pl.String),
-                                                source_row=pl.lit(None, pl.Int64)),
-        legs.select("venue", "instrument", "source_file", "source_row"),
-        day_snapshot.join(accounts, on=ACCOUNT, how="semi").select("venue", "instrument", "source_file", "source_row"),
-    ])
-    sizes = pl.concat([snapshot_rows(p).select("venue", "instrument", "contract_size", "source_file", "source_row")
-                       for p in (positions, opening_positions)])
-    specs = pl.concat([specs, stated_specs(day, met, specs, sizes)])
+    # (its symbol, a positions row's contract size, the venue's position unit), if they do;
+    # where every instrument met has a spec, there is nothing to state.
+    met_pairs = pl.concat([f.select("venue", "instrument") for f in (
+        start.filter(pl.col("qty") != 0), pairs, day_snapshot.join(accounts, on=ACCOUNT, how="semi"))]).unique()
+    if resolve_specs(met_pairs, specs).filter(~pl.col("has_spec")).height:
+        met = pl.concat([
+            start.filter(pl.col("qty") != 0).select("venue", "instrument", source_file=pl.lit(None, pl.String),
+                                                    source_row=pl.lit(None, pl.Int64)),
+            day_fills.select("venue", "instrument", "source_file", "source_row").collect(),
+            day_snapshot.join(accounts, on=ACCOUNT, how="semi").select("venue", "instrument", "source_file",
+                                                                        "source_row"),
+        ])
+        sizes = pl.concat([snapshot_rows(p).select("venue", "instrument", "contract_size", "source_file", "source_row")
+                           for p in (positions, opening_positions)])
+        specs = pl.concat([specs, stated_specs(day, met, specs, sizes)])
     missing = missing_specs(wanted, specs)
     if missing:
         raise MissingSpec(day, missing)
-    with_specs = resolve_specs(legs.select(INSTRUMENT_LEGS.names()), specs).select(
-        *INSTRUMENT_LEGS.names(), "type", "inverse", "contract_size")
+    # Specs resolved once per (venue, instrument), joined onto the legs.
+    with_specs = (
+        day_fills.select(INSTRUMENT_LEGS.names())
+        .join(resolve_specs(pairs, specs).select("venue", "instrument", "type", "inverse", "contract_size").lazy(),
+              on=["venue", "instrument"], how="left", maintain_order="left")
+        .collect()
+    )
     walked = average_entry(with_specs, start)
 
     # 3. Expiry: what is still open in an instrument expired by today closes.

@@ -146,6 +146,7 @@ def _walk(first: list[bool], before: list[int], qty: list[int], price: list[int]
 
 
 _SCALE2 = SCALE * SCALE
+WALK_CHUNK = 1 << 17  # legs a chunk of the walk holds as Python integers (whole groups: more for a larger one)
 
 
 def _walk_groups(starts: list[int], qty: list[int], price: list[int], size: list[int], harmonic: list[bool],
@@ -214,35 +215,56 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
     if inconsistent.height:
         v, a, i = inconsistent.select(KEY).row(0)
         raise ValueError(f"{v}/{a} {i}: an open position without an entry price cannot be carried")
-    # Only what the walk reads, ordered once: by key, then time, then input order.
-    ordered = (
+    # Only what the walk reads, ordered once: by key (a dense rank of it: the strings are not
+    # carried through the sort), then time, then input order.
+    base = (
         legs.lazy()
         .select(*KEY, "ts", "qty", "price", "contract_size",
                 __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"))
         .with_row_index("__row")
-        .sort([*KEY, "ts", "__row"])
-        .with_columns(__first=pl.any_horizontal(
-            pl.int_range(pl.len()) == 0, *[pl.col(k).ne_missing(pl.col(k).shift(1)) for k in KEY]))
-        .collect()
+        .with_columns(__group=pl.struct(KEY).rank("dense"))
     )
-    first = ordered["__first"].to_numpy()
-    starts = np.flatnonzero(first)
-    groups = ordered.select(KEY).gather(starts).join(
-        opening, on=KEY, how="left", maintain_order="left").with_columns(pl.col("qty").fill_null(pl.lit(0, DECIMAL)))
-    after, entries, closed, pnl = _walk_groups(
-        starts.tolist(), to_scaled(ordered["qty"]), to_scaled(ordered["price"]), to_scaled(ordered["contract_size"]),
-        ordered["__harmonic"].to_list(), to_scaled(groups["qty"]), to_scaled(groups["entry_price"]))
+    ordered, keys = pl.collect_all([
+        base.select("__group", "ts", "__row", "qty", "price", "contract_size", "__harmonic")
+        .sort(["__group", "ts", "__row"]),
+        base.select(*KEY, "__group").unique("__group").sort("__group").select(KEY),
+    ])
+    n = ordered.height
+    rank = ordered["__group"].to_numpy().astype(np.int64)
+    starts = np.flatnonzero(np.diff(rank, prepend=-1))  # group g (keys row g) is legs starts[g] ..
+    bounds = np.append(starts, n)
+    groups = keys.join(opening, on=KEY, how="left", maintain_order="left").with_columns(
+        pl.col("qty").fill_null(pl.lit(0, DECIMAL)))
+    open_qty, open_entry = to_scaled(groups["qty"]), to_scaled(groups["entry_price"])
+    # The walk in chunks of whole groups of about WALK_CHUNK legs: only a chunk's legs are
+    # ever Python integers at once.
+    pieces: dict[str, list[pl.Series]] = {c: [] for c in ("position_after", "entry_price", "closed_qty",
+                                                          "realized_pnl_computed")}
+    end_qty: list[int] = []
+    end_entry: list[int | None] = []
+    g0 = 0
+    while g0 < len(starts):
+        lo = int(bounds[g0])
+        g1 = max(g0 + 1, int(np.searchsorted(bounds, lo + WALK_CHUNK, side="right")) - 1)
+        hi = int(bounds[g1])
+        part = ordered.slice(lo, hi - lo)
+        walked = _walk_groups(
+            (starts[g0:g1] - lo).tolist(), to_scaled(part["qty"]), to_scaled(part["price"]),
+            to_scaled(part["contract_size"]), part["__harmonic"].to_list(), open_qty[g0:g1], open_entry[g0:g1])
+        for name, values in zip(pieces, walked):
+            pieces[name].append(from_scaled(values))
+        after, entries = walked[0], walked[1]
+        for i in (bounds[g0 + 1:g1 + 1] - 1 - lo).tolist():
+            end_qty.append(after[i])
+            end_entry.append(entries[i])
+        g0 = g1
     # Back to the input's row order: row r of the input is leg back[r] of the walk.
-    back = np.empty(len(first), dtype=np.int64)
-    back[ordered["__row"].to_numpy()] = np.arange(len(first), dtype=np.int64)
-    effects = pl.DataFrame({
-        "position_after": from_scaled(after), "entry_price": from_scaled(entries),
-        "closed_qty": from_scaled(closed), "realized_pnl_computed": from_scaled(pnl),
-    }).select(pl.all().gather(back))
+    back = np.empty(n, dtype=np.int64)
+    back[ordered["__row"].to_numpy()] = np.arange(n, dtype=np.int64)
+    effects = pl.DataFrame({name: pl.concat(series) if series else pl.Series([], dtype=DECIMAL)
+                            for name, series in pieces.items()}).select(pl.all().gather(back))
     out_legs = pl.concat([legs.select(INSTRUMENT_LEGS.names()), effects], how="horizontal").cast(ENTRY_LEGS)
-    ends = np.append(starts[1:], len(first)) - 1 if len(first) else starts
-    last = ordered.select(KEY).gather(ends).with_columns(
-        qty=from_scaled([after[i] for i in ends.tolist()]), entry_price=from_scaled([entries[i] for i in ends.tolist()]))
+    last = keys.with_columns(qty=from_scaled(end_qty), entry_price=from_scaled(end_entry))
     untouched = opening.join(last, on=KEY, how="anti")
     positions = pl.concat([last.cast(ENTRY_STATE), untouched]).sort(KEY)
     return EntryResult(out_legs, positions)
