@@ -123,14 +123,36 @@ openings = st.lists(st.tuples(st.integers(0, len(INSTRUMENTS) - 1), st.sampled_f
 def test_average_entry_equals_the_former_walk(raw, opened, chunk):
     # ``chunk``: the walk's chunk of legs, small enough here to split the legs into many.
     frame, opening = build(raw, opened)
-    saved, entry.WALK_CHUNK = entry.WALK_CHUNK, chunk
-    try:
-        got = average_entry(frame, opening)
-    finally:
-        entry.WALK_CHUNK = saved
     want = reference_average_entry(frame, opening)
-    assert got.legs.schema == want.legs.schema and got.legs.equals(want.legs)
-    assert got.positions.schema == want.positions.schema and got.positions.equals(want.positions)
+    for got in both_paths(frame, opening, chunk):
+        assert got.legs.schema == want.legs.schema and got.legs.equals(want.legs)
+        assert got.positions.schema == want.positions.schema and got.positions.equals(want.positions)
+
+
+def both_paths(frame: pl.DataFrame, opening: pl.DataFrame | None = None, chunk: int | None = None) -> list[EntryResult]:
+    """``average_entry`` with the compiled walk of linear instruments, then with every leg in
+    the Python walk (in chunks of ``chunk`` legs)."""
+    saved = entry.WALK_CHUNK, entry._linear_walk
+    entry.WALK_CHUNK = chunk or saved[0]
+    try:
+        fast = average_entry(frame, opening)
+        entry._linear_walk = lambda *args: None
+        slow = average_entry(frame, opening)
+    finally:
+        entry.WALK_CHUNK, entry._linear_walk = saved
+    return [fast, slow]
+
+
+def test_linear_instruments_take_the_compiled_walk(monkeypatch):
+    taken = []
+    original = entry._linear_walk
+    monkeypatch.setattr(entry, "_linear_walk", lambda *a: taken.append(original(*a)) or taken[-1])
+    frame, opening = build([(0, "a", ("qty", 10**8), 10**6, 0), (3, "a", ("qty", -5), 10**6, 1),
+                            (0, "a", ("flip", 1), 2 * 10**6, 2), (1, "a", ("qty", 7), 10**6, 3)], [(0, "b", 3, 5)])
+    got = average_entry(frame, opening)
+    assert len(taken) == 1 and taken[0] is not None  # BTC/USDT:USDT and the future compiled, BTC/USD:BTC not
+    want = reference_average_entry(frame, opening)
+    assert got.legs.equals(want.legs) and got.positions.equals(want.positions)
 
 
 def test_average_entry_of_no_legs_keeps_the_opening():
@@ -153,10 +175,28 @@ def test_ties_round_half_even_in_both_paths():
          "ts": T0 + dt.timedelta(seconds=n), "leg_id": f"L{n}", "qty": D(q), "price": D(p), "type": "swap",
          "inverse": False, "contract_size": D(1) if k == "L" else D("0.5")} for n, (k, q, p) in enumerate(rows)],
         schema=SPEC_SCHEMA)
-    got, want = average_entry(frame), reference_average_entry(frame)
-    assert got.legs.equals(want.legs) and got.positions.equals(want.positions)
-    assert got.legs["entry_price"].to_list()[:4] == [D(u), D("2e-18"), D("2e-18"), D("2e-18")]
-    assert got.legs["realized_pnl_computed"].to_list() == [0, 0, 0, D(u), 0, 0, 0, D("-2e-18")]
+    want = reference_average_entry(frame)
+    for got in both_paths(frame):
+        assert got.legs.equals(want.legs) and got.positions.equals(want.positions)
+        assert got.legs["entry_price"].to_list()[:4] == [D(u), D("2e-18"), D("2e-18"), D("2e-18")]
+        assert got.legs["realized_pnl_computed"].to_list() == [0, 0, 0, D(u), 0, 0, 0, D("-2e-18")]
+
+
+def test_ties_of_realized_pnl_round_half_even_compiled():
+    # Scales that the compiled walk takes (quantity 1 place, size 1 place): short 0.1 @ 10 of
+    # size 0.5, bought back at 10 + 1e-17: −0.1·0.5·1e-17 = −0.5e-18 -> −0 (even); again at
+    # 10 + 3e-17: −1.5e-18 -> −2e-18; long 0.3 @ 10, sold at 10 + 1e-17: 0.3·0.5·1e-17 =
+    # 1.5e-18 -> 2e-18.
+    rows = [("-0.1", "10"), ("0.1", "10.00000000000000001"), ("-0.1", "10"), ("0.1", "10.00000000000000003"),
+            ("0.3", "10"), ("-0.3", "10.00000000000000001")]
+    frame = pl.DataFrame([
+        {"venue": "v", "account": "a", "instrument": "S/USDT:USDT", "ts": T0 + dt.timedelta(seconds=n),
+         "leg_id": f"L{n}", "qty": D(q), "price": D(p), "type": "swap", "inverse": False, "contract_size": D("0.5")}
+        for n, (q, p) in enumerate(rows)], schema=SPEC_SCHEMA)
+    want = reference_average_entry(frame)
+    assert want.legs["realized_pnl_computed"].to_list() == [0, 0, 0, D("-2e-18"), 0, D("2e-18")]
+    for got in both_paths(frame):
+        assert got.legs.equals(want.legs) and got.positions.equals(want.positions)
 
 
 scaled = st.one_of(st.none(), st.integers(-(10**38 - 1), 10**38 - 1), st.integers(-10**20, 10**20))

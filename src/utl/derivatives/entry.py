@@ -25,18 +25,23 @@ Inverse, size 1 USD: ``+10000 @ 65000``, ``+10000 @ 70000`` → entry
 Rounding
 --------
 Everything is exact integer arithmetic on values scaled by 10^18 (Python integers, which
-never overflow); each result is one exact rational rounded half-even to 18 places after the
+never overflow, or range-checked 128-bit words); each result is one exact rational rounded half-even to 18 places after the
 point, as the costing contract does for ``wac``: the average after each re-averaging (then
 carried, so the next one starts from the rounded average), and each leg's realized PnL
 (computed from the exact rational, then rounded once). A position is never rounded: it is
 the exact sum of its legs (Polars, vectorized).
 
-The walk is sequential (each average depends on the one before) and runs as plain Python
-over the legs, group by group, with the arithmetic inlined (:func:`_walk_groups`; the
-harmonic re-averaging needs products of three 128-bit numbers, past what a compiled
-fixed-width kernel holds, so Python's exact integers do it). Around it, Polars orders the
-legs once and only the columns the walk reads are turned into integers; the results go
-back to decimals as their raw 128-bit integers (:func:`from_scaled`), never through text.
+The walk is sequential (each average depends on the one before). Polars orders the legs
+once (by a dense rank of the key, then time, then input order). Linear instruments (and
+options) then walk in one compiled pass (:func:`_walk_linear`, numba, ``cache=True``):
+quantities as ``int64`` at their own scale, prices and averages as 128-bit words, with the
+costing kernels' exact arithmetic (:mod:`utl.lots`); a value out of its range sends the whole
+walk to Python. Inverse instruments walk in Python's exact integers (:func:`_walk_groups`,
+the same rules inlined: the harmonic re-average multiplies three 128-bit numbers), in chunks
+of whole groups so only a chunk's legs are ever Python integers. Results go back to decimals
+as their raw 128-bit integers, never through text. :func:`_walk` (one leg at a time, with
+:func:`reaverage` and :func:`realized`) is the rule as first written; the tests hold the
+fast paths equal to it.
 """
 
 from __future__ import annotations
@@ -46,9 +51,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from numba import njit
 
 from utl.decimals import DECIMAL, PRECISION
 from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE, INSTRUMENT_LEGS
+from utl.lots import _add128, _divmod192_64, _ge128, _mul64, _mul128_64, _reaverage, _sub128
+from utl.scaled import below_1e38, decimal_from_words, decimal_words, int64_to_decimal, signed_words, to_int64
 
 SCALE_DIGITS = 18
 SCALE = 10**SCALE_DIGITS
@@ -202,6 +210,148 @@ def _walk_groups(starts: list[int], qty: list[int], price: list[int], size: list
     return after_out, entries, closed_out, pnl_out
 
 
+
+# ---------------------------------------------------------------------------------------
+# Linear instruments compiled: quantities as int64 at their own scale, prices and averages
+# as 128-bit words at 18 places (the costing kernels' arithmetic, utl.lots). A linear
+# re-average is homogeneous in the quantities, so their scale cancels; realized PnL divides
+# by 10^(quantity scale + size scale) instead of 10^36. Anything out of range (a price or
+# entry not positive, a quantity past 2^62, a product past 128 bits) returns False and the
+# whole walk takes the exact Python path. Inverse instruments always do (their re-average
+# multiplies three 128-bit numbers).
+# ---------------------------------------------------------------------------------------
+
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+_HALF64 = np.uint64(2**63)
+_LIMIT62 = 1 << 62
+
+
+@njit(cache=True)
+def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_valid, pow10,
+                 out_after, out_entry, out_valid, out_closed, out_pnl):
+    """The walk of the legs of groups ``linear[g]`` (legs ordered by group, ``first`` marking
+    each group's first leg); ``qty``/``open_qty``/``out_after``/``out_closed`` int64 at one
+    scale, ``size`` int64 at another, ``pow10`` = 10^(both scales); words are (low, high)."""
+    g = -1
+    b = np.int64(0)
+    eh = _ZERO
+    el = _ZERO
+    has = False
+    for i in range(qty.shape[0]):
+        if first[i]:
+            g += 1
+            b = open_qty[g]
+            has = open_valid[g]
+            el = open_entry[g, 0]
+            eh = open_entry[g, 1]
+            if linear[g] and has and (eh >= _HALF64 or (eh == _ZERO and el == _ZERO)):
+                return False
+        if not linear[g]:
+            continue
+        q = qty[i]
+        pl_ = price[i, 0]
+        ph = price[i, 1]
+        if ph >= _HALF64 or (ph == _ZERO and pl_ == _ZERO):
+            return False
+        if q >= _LIMIT62 or q <= -_LIMIT62 or b >= _LIMIT62 or b <= -_LIMIT62:
+            return False
+        after = b + q
+        if b == 0:
+            eh = ph
+            el = pl_
+            has = True
+        elif (b > 0) == (q > 0):
+            fits, eh, el = _reaverage(eh, el, ph, pl_, q, b)
+            if not fits:
+                return False
+        else:
+            aq = -q if q < 0 else q
+            ab = -b if b < 0 else b
+            closed = aq if aq < ab else ab
+            out_closed[i] = closed
+            s = size[i]
+            if s < 0:
+                return False
+            mh, ml = _mul64(np.uint64(closed), np.uint64(s))
+            if mh != _ZERO:
+                return False
+            rising = _ge128(ph, pl_, eh, el)
+            if rising:
+                dh, dl = _sub128(ph, pl_, eh, el)
+            else:
+                dh, dl = _sub128(eh, el, ph, pl_)
+            n2, n1, n0 = _mul128_64(dh, dl, ml)
+            ovf, vh, vl, rem = _divmod192_64(n2, n1, n0, pow10)
+            if ovf:
+                return False
+            twice = rem << _ONE
+            if twice > pow10 or (twice == pow10 and (vl & _ONE) == _ONE):
+                vh, vl, ovf = _add128(vh, vl, _ZERO, _ONE)
+                if ovf:
+                    return False
+            if not below_1e38(vh, vl):
+                return False
+            # A long gains when the price rose, a short when it fell.
+            out_pnl[i, 0], out_pnl[i, 1] = signed_words(vh, vl, rising != (b > 0))
+            if after == 0:
+                has = False
+            elif (after > 0) != (b > 0):
+                eh = ph
+                el = pl_
+                has = True
+        out_after[i] = after
+        out_valid[i] = has
+        if has:
+            out_entry[i, 0] = el
+            out_entry[i, 1] = eh
+        b = after
+    return True
+
+
+def _linear_walk(ordered: pl.DataFrame, groups: pl.DataFrame, first: np.ndarray, linear: np.ndarray):
+    """The compiled walk of the linear groups' legs: (position after, entry, entry present,
+    closed, realized PnL) as 128-bit words over every leg (other groups' rows left zero), or
+    None when the exact Python path must do them."""
+    legs_linear = linear[np.cumsum(first) - 1]
+    if not legs_linear.any():
+        return None
+    if any(ordered[c].filter(pl.Series(legs_linear)).null_count() for c in ("qty", "price", "contract_size")):
+        return None
+    qty_words, open_words = decimal_words(ordered["qty"]), decimal_words(groups["qty"])
+    quantities = to_int64(np.concatenate([qty_words[legs_linear], open_words[linear]]))
+    sizes = to_int64(decimal_words(ordered["contract_size"])[legs_linear])
+    if quantities is None or sizes is None or quantities[0] + sizes[0] > 18:
+        return None
+    n, k = len(first), int(legs_linear.sum())
+    qty = np.zeros(n, np.int64)
+    qty[legs_linear] = quantities[1][:k]
+    open_qty = np.zeros(len(linear), np.int64)
+    open_qty[linear] = quantities[1][k:]
+    size = np.zeros(n, np.int64)
+    size[legs_linear] = sizes[1]
+    open_valid = groups["entry_price"].is_not_null().to_numpy()
+    open_entry = decimal_words(groups["entry_price"]).copy()
+    open_entry[~open_valid] = 0
+    after, closed = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    entry, pnl = np.zeros((n, 2), np.uint64), np.zeros((n, 2), np.uint64)
+    valid = np.zeros(n, np.bool_)
+    ok = _walk_linear(first, linear, qty, decimal_words(ordered["price"]), size, open_qty, open_entry, open_valid,
+                      np.uint64(10 ** (quantities[0] + sizes[0])), after, entry, valid, closed, pnl)
+    if not ok:
+        return None
+    scale = quantities[0]
+    return (decimal_words(int64_to_decimal(after, scale)), entry, valid,
+            decimal_words(int64_to_decimal(closed, scale)), pnl)
+
+
+def _words_series(words: np.ndarray, valid: np.ndarray | None = None) -> pl.Series:
+    """Decimals from (low, high) words, null where ``valid`` is False."""
+    series = decimal_from_words(words)
+    return series if valid is None or valid.all() else pl.select(
+        pl.when(pl.Series(valid)).then(series))[:, 0].cast(DECIMAL).rename("")
+
+
 def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> EntryResult:
     """Walk ``legs`` (INSTRUMENT_LEGS plus each instrument's ``type``, ``inverse`` and
     ``contract_size``, e.g. from :func:`utl.derivatives.instruments.resolve_specs`) from
@@ -235,36 +385,47 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
     bounds = np.append(starts, n)
     groups = keys.join(opening, on=KEY, how="left", maintain_order="left").with_columns(
         pl.col("qty").fill_null(pl.lit(0, DECIMAL)))
+    first = np.zeros(n, np.bool_)
+    first[starts] = True
+    harmonic = ordered["__harmonic"].to_numpy()
+    linear = np.bincount(np.cumsum(first)[harmonic] - 1, minlength=len(starts)) == 0 if n else np.zeros(0, np.bool_)
+    fast = _linear_walk(ordered, groups, first, linear) if n else None
+    words = (tuple(np.array(w) for w in fast[:2] + fast[3:]) if fast is not None
+             else tuple(np.zeros((n, 2), np.uint64) for _ in range(4)))
+    valid = fast[2] if fast is not None else np.zeros(n, np.bool_)
+    done = linear if fast is not None else np.zeros(len(starts), np.bool_)
+    # The rest in chunks of whole groups of about WALK_CHUNK legs, exact in Python: only a
+    # chunk's legs are ever Python integers at once.
     open_qty, open_entry = to_scaled(groups["qty"]), to_scaled(groups["entry_price"])
-    # The walk in chunks of whole groups of about WALK_CHUNK legs: only a chunk's legs are
-    # ever Python integers at once.
-    pieces: dict[str, list[pl.Series]] = {c: [] for c in ("position_after", "entry_price", "closed_qty",
-                                                          "realized_pnl_computed")}
-    end_qty: list[int] = []
-    end_entry: list[int | None] = []
-    g0 = 0
-    while g0 < len(starts):
-        lo = int(bounds[g0])
-        g1 = max(g0 + 1, int(np.searchsorted(bounds, lo + WALK_CHUNK, side="right")) - 1)
-        hi = int(bounds[g1])
+    todo = np.flatnonzero(~done)
+    c = 0
+    while c < len(todo):
+        g0 = int(todo[c])
+        c1 = c + 1  # consecutive groups to do, up to about WALK_CHUNK legs
+        while c1 < len(todo) and todo[c1] == todo[c1 - 1] + 1 and bounds[todo[c1] + 1] - bounds[g0] <= WALK_CHUNK:
+            c1 += 1
+        g1 = int(todo[c1 - 1]) + 1
+        lo, hi = int(bounds[g0]), int(bounds[g1])
         part = ordered.slice(lo, hi - lo)
         walked = _walk_groups(
             (starts[g0:g1] - lo).tolist(), to_scaled(part["qty"]), to_scaled(part["price"]),
             to_scaled(part["contract_size"]), part["__harmonic"].to_list(), open_qty[g0:g1], open_entry[g0:g1])
-        for name, values in zip(pieces, walked):
-            pieces[name].append(from_scaled(values))
-        after, entries = walked[0], walked[1]
-        for i in (bounds[g0 + 1:g1 + 1] - 1 - lo).tolist():
-            end_qty.append(after[i])
-            end_entry.append(entries[i])
-        g0 = g1
+        for out, values in zip(words, walked):
+            out[lo:hi] = decimal_words(from_scaled(values))
+        valid[lo:hi] = [e is not None for e in walked[1]]
+        c = c1
+    words[1][~valid] = 0
+    effects = pl.DataFrame({
+        "position_after": _words_series(words[0]), "entry_price": _words_series(words[1], valid),
+        "closed_qty": _words_series(words[2]), "realized_pnl_computed": _words_series(words[3]),
+    })
+    ends = bounds[1:] - 1
+    last = keys.with_columns(qty=effects["position_after"].gather(ends), entry_price=effects["entry_price"].gather(ends))
     # Back to the input's row order: row r of the input is leg back[r] of the walk.
     back = np.empty(n, dtype=np.int64)
     back[ordered["__row"].to_numpy()] = np.arange(n, dtype=np.int64)
-    effects = pl.DataFrame({name: pl.concat(series) if series else pl.Series([], dtype=DECIMAL)
-                            for name, series in pieces.items()}).select(pl.all().gather(back))
+    effects = effects.select(pl.all().gather(back))
     out_legs = pl.concat([legs.select(INSTRUMENT_LEGS.names()), effects], how="horizontal").cast(ENTRY_LEGS)
-    last = keys.with_columns(qty=from_scaled(end_qty), entry_price=from_scaled(end_entry))
     untouched = opening.join(last, on=KEY, how="anti")
     positions = pl.concat([last.cast(ENTRY_STATE), untouched]).sort(KEY)
     return EntryResult(out_legs, positions)
