@@ -12,7 +12,7 @@ and CPU seconds, the RSS before the call and the peak (VmHWM) after it.
 ``--save DIR`` writes every table of the result as Parquet; ``--compare DIR`` checks the
 result equals one saved before (e.g. by the code of ``main``: run it with
 ``PYTHONPATH=/tmp/before/src``), table by table, row by row. ``--profile`` prints the top of
-a cProfile of one call.
+a cProfile of one call; ``--step`` times the whole :func:`utl.day.step` instead (no compare).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path)
     parser.add_argument("--compare", type=Path)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--step", action="store_true", help="time the whole utl.day.step instead")
     args = parser.parse_args()
 
     from utl.derivatives.day import book_derivatives
@@ -113,6 +114,19 @@ def main() -> None:
         book_derivatives(*call)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+        return
+    if args.step:
+        from utl.day import step
+
+        for run in range(args.repeat):
+            start_rss = rss_mb()
+            reset_peak()
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            step(args.date, before, inputs, settings)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            peak = rss_mb("VmHWM")
+            print(f"run {run + 1}: utl.day.step {wall:.2f} s wall, {cpu:.2f} s CPU; RSS {start_rss:,.0f} MB before, "
+                  f"peak {peak:,.0f} MB (+{peak - start_rss:,.0f} MB); load average {os.getloadavg()}")
         return
     result = None
     for run in range(args.repeat):
