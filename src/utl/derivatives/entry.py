@@ -25,10 +25,10 @@ Inverse, size 1 USD: ``+10000 @ 65000``, ``+10000 @ 70000`` → entry
 Rounding
 --------
 Everything is exact integer arithmetic on values scaled by 10^18 (Python integers, which
-never overflow, or range-checked 128-bit words); each result is one exact rational rounded half-even to 18 places after the
-point, as the costing contract does for ``wac``: the average after each re-averaging (then
-carried, so the next one starts from the rounded average), and each leg's realized PnL
-(computed from the exact rational, then rounded once). A position is never rounded: it is
+never overflow, or range-checked 128-bit words); each result is one exact rational rounded
+half-even to 18 places after the point, as the costing contract does for ``wac``: the
+average after each re-averaging (then carried, so the next one starts from the rounded
+average), and each leg's realized PnL (computed from the exact rational, then rounded once). A position is never rounded: it is
 the exact sum of its legs (Polars, vectorized).
 
 The walk is sequential (each average depends on the one before). Polars orders the legs
@@ -420,7 +420,8 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
         "closed_qty": _words_series(words[2]), "realized_pnl_computed": _words_series(words[3]),
     })
     ends = bounds[1:] - 1
-    last = keys.with_columns(qty=effects["position_after"].gather(ends), entry_price=effects["entry_price"].gather(ends))
+    last = keys.with_columns(qty=effects["position_after"].gather(ends),
+                             entry_price=effects["entry_price"].gather(ends))
     # Back to the input's row order: row r of the input is leg back[r] of the walk.
     back = np.empty(n, dtype=np.int64)
     back[ordered["__row"].to_numpy()] = np.arange(n, dtype=np.int64)
