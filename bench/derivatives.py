@@ -71,7 +71,7 @@ def main() -> None:
 
     legs = generate(args.legs, args.instruments)
     walk_time = 0.0
-    original = entry._walk
+    original = entry._walk_groups
 
     def timed_walk(*a):
         nonlocal walk_time
@@ -80,11 +80,11 @@ def main() -> None:
         walk_time += time.perf_counter() - t
         return out
 
-    entry._walk = timed_walk
+    entry._walk_groups = timed_walk
     t0 = time.perf_counter()
     result = average_entry(legs)
     elapsed = time.perf_counter() - t0
-    entry._walk = original
+    entry._walk_groups = original
     flat = result.positions.filter(pl.col("qty") == 0).height
     print(f"average_entry: {args.legs:,} legs on {args.instruments} instruments in {elapsed:.2f} s "
           f"= {args.legs / elapsed:,.0f} legs/s (walk {walk_time / elapsed:.0%} of it); "

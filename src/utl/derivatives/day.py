@@ -138,40 +138,57 @@ def book_derivatives(
     # only repeats them); a ledger without trade rows (Binance's Transaction History states
     # only cash) leaves the instrument legs to the account's trades export. An account with a
     # ledger trade row today is one of the first kind whatever the list says.
-    flagged = fills.join(ledger_accounts.with_columns(__ledger=pl.lit(True)), on=ACCOUNT, how="left").with_columns(
-        __ledger=pl.col("__ledger").fill_null(False))
     ledger_trades = pl.concat([
         fills.filter(pl.col("source") == "ledger").select(ACCOUNT),
         *([] if ledger_trade_accounts is None else [ledger_trade_accounts.select(ACCOUNT)]),
     ]).unique().with_columns(__ledger_trades=pl.lit(True))
-    flagged = flagged.join(ledger_trades, on=ACCOUNT, how="left").with_columns(
-        __ledger_trades=pl.col("__ledger_trades").fill_null(False))
-    legs = (
-        flagged.filter(pl.col("__ledger_trades") == (pl.col("source") == "ledger"))
-        .join(accounts, on=ACCOUNT, how="semi")
+    # The day's legs as one lazy query, in the fills' order: what is read of them (the keys
+    # traded, where they were met, the legs with their specs) is each collected on its own,
+    # with only its columns.
+    day_fills = (
+        fills.lazy()
+        .join(ledger_trades.lazy(), on=ACCOUNT, how="left", maintain_order="left")
+        .filter(pl.col("__ledger_trades").fill_null(False) == (pl.col("source") == "ledger"))
+        .join(accounts.lazy(), on=ACCOUNT, how="semi", maintain_order="left")
         .filter(pl.col("ts").dt.date() == day)
     )
+    traded, pairs = pl.collect_all([
+        day_fills.filter(pl.col("qty") != 0).select(*KEY, "qty").unique(KEY, keep="first"),
+        day_fills.select("venue", "instrument").unique(),
+    ])
     day_snapshot = snapshot_rows(positions).select(POSITION_SNAPSHOT.names()).cast(POSITION_SNAPSHOT)
+    # Each instrument held or traded needs a spec (missing_specs reads each key once).
     wanted = pl.concat([
         start.filter(pl.col("qty") != 0).select(*KEY, "qty"),
-        legs.select(*KEY, "qty"),
+        traded,
         day_snapshot.join(accounts, on=ACCOUNT, how="semi").select(*KEY, "qty"),
     ])
     # An instrument the instruments/ file in force lacks takes the spec its exports state
-    # (its symbol, a positions row's contract size, the venue's position unit), if they do.
-    met = pl.concat([
-        start.filter(pl.col("qty") != 0).select("venue", "instrument", source_file=pl.lit(None, pl.String),
-                                                source_row=pl.lit(None, pl.Int64)),
-        legs.select("venue", "instrument", "source_file", "source_row"),
-        day_snapshot.join(accounts, on=ACCOUNT, how="semi").select("venue", "instrument", "source_file", "source_row"),
-    ])
-    sizes = pl.concat([snapshot_rows(p).select("venue", "instrument", "contract_size", "source_file", "source_row")
-                       for p in (positions, opening_positions)])
-    specs = pl.concat([specs, stated_specs(day, met, specs, sizes)])
+    # (its symbol, a positions row's contract size, the venue's position unit), if they do;
+    # where every instrument met has a spec, there is nothing to state.
+    met_pairs = pl.concat([f.select("venue", "instrument") for f in (
+        start.filter(pl.col("qty") != 0), pairs, day_snapshot.join(accounts, on=ACCOUNT, how="semi"))]).unique()
+    if resolve_specs(met_pairs, specs).filter(~pl.col("has_spec")).height:
+        met = pl.concat([
+            start.filter(pl.col("qty") != 0).select("venue", "instrument", source_file=pl.lit(None, pl.String),
+                                                    source_row=pl.lit(None, pl.Int64)),
+            day_fills.select("venue", "instrument", "source_file", "source_row").collect(),
+            day_snapshot.join(accounts, on=ACCOUNT, how="semi").select("venue", "instrument", "source_file",
+                                                                        "source_row"),
+        ])
+        sizes = pl.concat([snapshot_rows(p).select("venue", "instrument", "contract_size", "source_file", "source_row")
+                           for p in (positions, opening_positions)])
+        specs = pl.concat([specs, stated_specs(day, met, specs, sizes)])
     missing = missing_specs(wanted, specs)
     if missing:
         raise MissingSpec(day, missing)
-    with_specs = resolve_specs(legs.select(*INSTRUMENT_LEGS.names(), "__ledger"), specs)
+    # Specs resolved once per (venue, instrument), joined onto the legs.
+    with_specs = (
+        day_fills.select(INSTRUMENT_LEGS.names())
+        .join(resolve_specs(pairs, specs).select("venue", "instrument", "type", "inverse", "contract_size").lazy(),
+              on=["venue", "instrument"], how="left", maintain_order="left")
+        .collect()
+    )
     walked = average_entry(with_specs, start)
 
     # 3. Expiry: what is still open in an instrument expired by today closes.
@@ -208,9 +225,10 @@ def book_derivatives(
     )
 
     # 5. Session references, the day's cash per instrument, valuation and reconciliation.
-    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end, cash)
-    flows = day_flows(cash, effects, fills.join(ledger_accounts, on=ACCOUNT, how="anti").filter(
-        pl.col("ts").dt.date() == day), specs)
+    references = session_references(day, with_specs, start, start_refs, day_snapshot, specs, end, cash,
+                                    walked=walked.positions)
+    flows = day_flows(cash, effects, fills.lazy().join(ledger_accounts.lazy(), on=ACCOUNT, how="anti").filter(
+        pl.col("ts").dt.date() == day).select(*KEY, "fee").collect(), specs)
     reported = positions.join(accounts, on=ACCOUNT, how="semi").select(ACCOUNT).unique().sort(ACCOUNT)
     own_snapshot = day_snapshot.join(accounts, on=ACCOUNT, how="semi")
     table = derivative_positions(day, end, own_snapshot, reported, specs, marks_today, asset_marks, flows, references)
@@ -258,13 +276,18 @@ def start_values(day: dt.date, start: pl.DataFrame, start_refs: pl.DataFrame, op
 
 def session_references(day: dt.date, legs: pl.DataFrame, start: pl.DataFrame, start_refs: pl.DataFrame,
                        snapshot: pl.DataFrame, specs: pl.DataFrame, end: pl.DataFrame,
-                       cash: pl.DataFrame | None = None) -> pl.DataFrame:
+                       cash: pl.DataFrame | None = None, walked: pl.DataFrame | None = None) -> pl.DataFrame:
     """The session reference (ENTRY_STATE) of each open position whose venue settles session
     PnL into cash: from today's settlement the position then at that price re-averaged by the
     legs after it; without a settlement today, the carried reference re-averaged by the day's
     legs. Today's settlement is the ledger's ``settlement`` row (``cash``: DERIVATIVE_CASH,
     its own stamp and ``price``, Deribit's ``Price``) where the export states one, else the
-    positions file's ``settlement_price`` stamped at the session's 08:00 UTC."""
+    positions file's ``settlement_price`` stamped at the session's 08:00 UTC.
+
+    ``walked``: optionally, ``average_entry(legs, start).positions``, already computed by the
+    caller. A position whose carried reference is its carried entry (the same single row, or
+    neither carried) walks the same legs from the same state: its reference is that walk's
+    result, taken from ``walked`` instead of walked again."""
     settled = resolve_specs(end.select(KEY), specs).filter(
         session_settled(pl.col("venue"), pl.col("type"), pl.col("settle"))).select(KEY)
     if settled.height == 0:
@@ -288,8 +311,23 @@ def session_references(day: dt.date, legs: pl.DataFrame, start: pl.DataFrame, st
         start_refs.join(rest, on=KEY, how="semi"),
         start.join(rest, on=KEY, how="semi").join(start_refs, on=KEY, how="anti"),
     ])
-    walked = average_entry(own_legs.join(rest, on=KEY, how="semi"), carried).positions
-    return pl.concat([today.cast(ENTRY_STATE), walked.cast(ENTRY_STATE)]).filter(pl.col("qty") != 0)
+    if walked is None:
+        moved = average_entry(own_legs.join(rest, on=KEY, how="semi"), carried).positions
+    else:
+        refs = carried.select(ENTRY_STATE.names()).cast(ENTRY_STATE)
+        entries = start.join(rest, on=KEY, how="semi").select(ENTRY_STATE.names()).cast(ENTRY_STATE)
+        once = [f.group_by(KEY).len().filter(pl.col("len") == 1).select(KEY) for f in (refs, entries)]
+        same = pl.concat([
+            refs.join(entries, on=ENTRY_STATE.names(), how="semi", nulls_equal=True)
+            .join(once[0], on=KEY, how="semi").join(once[1], on=KEY, how="semi").select(KEY),
+            rest.join(refs, on=KEY, how="anti").join(entries, on=KEY, how="anti"),
+        ])
+        again = rest.join(same, on=KEY, how="anti")
+        moved = pl.concat([
+            walked.select(ENTRY_STATE.names()).cast(ENTRY_STATE).join(same, on=KEY, how="semi"),
+            average_entry(own_legs.join(again, on=KEY, how="semi"), refs.join(again, on=KEY, how="semi")).positions,
+        ]).sort(KEY)
+    return pl.concat([today.cast(ENTRY_STATE), moved.cast(ENTRY_STATE)]).filter(pl.col("qty") != 0)
 
 
 def day_flows(cash: pl.DataFrame, effects: pl.DataFrame, own_fills: pl.DataFrame, specs: pl.DataFrame) -> pl.DataFrame:

@@ -25,24 +25,38 @@ Inverse, size 1 USD: ``+10000 @ 65000``, ``+10000 @ 70000`` → entry
 Rounding
 --------
 Everything is exact integer arithmetic on values scaled by 10^18 (Python integers, which
-never overflow); each result is one exact rational rounded half-even to 18 places after the
-point, as the costing contract does for ``wac``: the average after each re-averaging (then
-carried, so the next one starts from the rounded average), and each leg's realized PnL
-(computed from the exact rational, then rounded once). A position is never rounded: it is
+never overflow, or range-checked 128-bit words); each result is one exact rational rounded
+half-even to 18 places after the point, as the costing contract does for ``wac``: the
+average after each re-averaging (then carried, so the next one starts from the rounded
+average), and each leg's realized PnL (computed from the exact rational, then rounded once). A position is never rounded: it is
 the exact sum of its legs (Polars, vectorized).
 
-The walk is sequential (each average depends on the one before) and runs as plain Python
-over the legs; everything around it (order, positions, closed quantities) is Polars.
+The walk is sequential (each average depends on the one before). Polars orders the legs
+once (by a dense rank of the key, then time, then input order). Linear instruments (and
+options) then walk in one compiled pass (:func:`_walk_linear`, numba, ``cache=True``):
+quantities as ``int64`` at their own scale, prices and averages as 128-bit words, with the
+costing kernels' exact arithmetic (:mod:`utl.lots`); a value out of its range sends the whole
+walk to Python. Inverse instruments walk in Python's exact integers (:func:`_walk_groups`,
+the same rules inlined: the harmonic re-average multiplies three 128-bit numbers), in chunks
+of whole groups so only a chunk's legs are ever Python integers. Results go back to decimals
+as their raw 128-bit integers, never through text. :func:`_walk` (one leg at a time, with
+:func:`reaverage` and :func:`realized`) is the rule as first written; the tests hold the
+fast paths equal to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+from numba import njit
 
-from utl.decimals import DECIMAL
-from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE
+from utl.decimals import DECIMAL, PRECISION
+from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE, INSTRUMENT_LEGS
+from utl.lots import _add128, _divmod192_64, _ge128, _mul64, _mul128_64, _reaverage, _sub128
+from utl.scaled import below_1e38, decimal_from_words, decimal_words, int64_to_decimal, signed_words, to_int64
 
 SCALE_DIGITS = 18
 SCALE = 10**SCALE_DIGITS
@@ -69,8 +83,24 @@ def to_scaled(values: pl.Series) -> list[int | None]:
     return values.cast(DECIMAL).to_physical().to_list()
 
 
+_ARROW_DECIMAL = pa.decimal128(PRECISION, SCALE_DIGITS)
+
+
 def from_scaled(values: list[int | None]) -> pl.Series:
-    """Python integers scaled by 10^18 back to exact decimals, through their decimal text."""
+    """Python integers scaled by 10^18 back to exact decimals, as the Decimal's own 128-bit
+    integers: Polars builds them as ``Int128``, checks each fits 38 digits (``Decimal(38,
+    0)``, which raises otherwise), and the same Arrow buffer is read at scale 18."""
+    whole = pl.Series(values, dtype=pl.Int128).cast(pl.Decimal(PRECISION, 0)).to_arrow()
+    if isinstance(whole, pa.ChunkedArray):
+        whole = whole.combine_chunks()
+    array = pa.Array.from_buffers(_ARROW_DECIMAL, len(whole), whole.buffers(), null_count=whole.null_count,
+                                  offset=whole.offset)
+    return pl.Series("", array, dtype=DECIMAL)
+
+
+def from_scaled_text(values: list[int | None]) -> pl.Series:
+    """:func:`from_scaled` through each value's decimal text (the former path, kept as the
+    tests' reference)."""
     ints = pl.DataFrame({"n": pl.Series(values, dtype=pl.Int128)})
     digits = pl.col("n").abs().cast(pl.String).str.zfill(SCALE_DIGITS + 1)
     text = pl.concat_str(pl.when(pl.col("n") < 0).then(pl.lit("-")).otherwise(pl.lit("")),
@@ -123,6 +153,205 @@ def _walk(first: list[bool], before: list[int], qty: list[int], price: list[int]
     return entries, closed_out, pnl_out
 
 
+_SCALE2 = SCALE * SCALE
+WALK_CHUNK = 1 << 17  # legs a chunk of the walk holds as Python integers (whole groups: more for a larger one)
+
+
+def _walk_groups(starts: list[int], qty: list[int], price: list[int], size: list[int], harmonic: list[bool],
+                 open_qty: list[int], open_entry: list[int | None]) -> tuple[list, list, list, list]:
+    """:func:`_walk` over legs ordered by group: group ``g`` is legs ``starts[g]`` up to the
+    next start, opening at ``open_qty[g]`` and ``open_entry[g]``. The same rules and the same
+    roundings as :func:`reaverage`, :func:`realized` and :func:`round_half_even`, inlined
+    (a call per leg is most of the cost). Returns (position after, entry after, closed,
+    realized PnL) per leg, all scaled."""
+    n = len(qty)
+    after_out = [0] * n
+    entries: list[int | None] = [None] * n
+    closed_out = [0] * n
+    pnl_out = [0] * n
+    bounds = [*starts, n]
+    for g in range(len(starts)):
+        b = open_qty[g]
+        entry = open_entry[g]
+        for i in range(bounds[g], bounds[g + 1]):
+            q = qty[i]
+            p = price[i]
+            after = b + q
+            if b == 0:
+                entry = p
+            elif (b > 0) == (q > 0):  # adds: re-average, rounded half-even
+                if harmonic[i]:  # |after|·entry·price / (|b|·price + |q|·entry)
+                    num = (after if after > 0 else -after) * entry * p
+                    den = (b if b > 0 else -b) * p + (q if q > 0 else -q) * entry
+                else:  # (|b|·entry + |q|·price) / |after|
+                    num = (b if b > 0 else -b) * entry + (q if q > 0 else -q) * p
+                    den = after if after > 0 else -after
+                e, r = divmod(num, den)
+                if 2 * r > den or (2 * r == den and e & 1):
+                    e += 1
+                entry = e
+            else:  # reduces (or flips): realizes on what it closes
+                aq, ab = (q if q > 0 else -q), (b if b > 0 else -b)
+                closed = aq if aq < ab else ab
+                closed_out[i] = closed
+                num = closed * size[i] * (p - entry if b > 0 else entry - p)
+                den = entry * p if harmonic[i] else _SCALE2
+                v, r = divmod(num, den)
+                if 2 * r > den or (2 * r == den and v & 1):
+                    v += 1
+                pnl_out[i] = v
+                if after == 0:
+                    entry = None
+                elif (after > 0) != (b > 0):
+                    entry = p  # a flip: what is left opened at this leg's price
+            entries[i] = entry
+            after_out[i] = after
+            b = after
+    return after_out, entries, closed_out, pnl_out
+
+
+
+# ---------------------------------------------------------------------------------------
+# Linear instruments compiled: quantities as int64 at their own scale, prices and averages
+# as 128-bit words at 18 places (the costing kernels' arithmetic, utl.lots). A linear
+# re-average is homogeneous in the quantities, so their scale cancels; realized PnL divides
+# by 10^(quantity scale + size scale) instead of 10^36. Anything out of range (a price or
+# entry not positive, a quantity past 2^62, a product past 128 bits) returns False and the
+# whole walk takes the exact Python path. Inverse instruments always do (their re-average
+# multiplies three 128-bit numbers).
+# ---------------------------------------------------------------------------------------
+
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+_HALF64 = np.uint64(2**63)
+_LIMIT62 = 1 << 62
+
+
+@njit(cache=True)
+def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_valid, pow10,
+                 out_after, out_entry, out_valid, out_closed, out_pnl):
+    """The walk of the legs of groups ``linear[g]`` (legs ordered by group, ``first`` marking
+    each group's first leg); ``qty``/``open_qty``/``out_after``/``out_closed`` int64 at one
+    scale, ``size`` int64 at another, ``pow10`` = 10^(both scales); words are (low, high)."""
+    g = -1
+    b = np.int64(0)
+    eh = _ZERO
+    el = _ZERO
+    has = False
+    for i in range(qty.shape[0]):
+        if first[i]:
+            g += 1
+            b = open_qty[g]
+            has = open_valid[g]
+            el = open_entry[g, 0]
+            eh = open_entry[g, 1]
+            if linear[g] and has and (eh >= _HALF64 or (eh == _ZERO and el == _ZERO)):
+                return False
+        if not linear[g]:
+            continue
+        q = qty[i]
+        pl_ = price[i, 0]
+        ph = price[i, 1]
+        if ph >= _HALF64 or (ph == _ZERO and pl_ == _ZERO):
+            return False
+        if q >= _LIMIT62 or q <= -_LIMIT62 or b >= _LIMIT62 or b <= -_LIMIT62:
+            return False
+        after = b + q
+        if b == 0:
+            eh = ph
+            el = pl_
+            has = True
+        elif (b > 0) == (q > 0):
+            fits, eh, el = _reaverage(eh, el, ph, pl_, q, b)
+            if not fits:
+                return False
+        else:
+            aq = -q if q < 0 else q
+            ab = -b if b < 0 else b
+            closed = aq if aq < ab else ab
+            out_closed[i] = closed
+            s = size[i]
+            if s < 0:
+                return False
+            mh, ml = _mul64(np.uint64(closed), np.uint64(s))
+            if mh != _ZERO:
+                return False
+            rising = _ge128(ph, pl_, eh, el)
+            if rising:
+                dh, dl = _sub128(ph, pl_, eh, el)
+            else:
+                dh, dl = _sub128(eh, el, ph, pl_)
+            n2, n1, n0 = _mul128_64(dh, dl, ml)
+            ovf, vh, vl, rem = _divmod192_64(n2, n1, n0, pow10)
+            if ovf:
+                return False
+            twice = rem << _ONE
+            if twice > pow10 or (twice == pow10 and (vl & _ONE) == _ONE):
+                vh, vl, ovf = _add128(vh, vl, _ZERO, _ONE)
+                if ovf:
+                    return False
+            if not below_1e38(vh, vl):
+                return False
+            # A long gains when the price rose, a short when it fell.
+            out_pnl[i, 0], out_pnl[i, 1] = signed_words(vh, vl, rising != (b > 0))
+            if after == 0:
+                has = False
+            elif (after > 0) != (b > 0):
+                eh = ph
+                el = pl_
+                has = True
+        out_after[i] = after
+        out_valid[i] = has
+        if has:
+            out_entry[i, 0] = el
+            out_entry[i, 1] = eh
+        b = after
+    return True
+
+
+def _linear_walk(ordered: pl.DataFrame, groups: pl.DataFrame, first: np.ndarray, linear: np.ndarray):
+    """The compiled walk of the linear groups' legs: (position after, entry, entry present,
+    closed, realized PnL) as 128-bit words over every leg (other groups' rows left zero), or
+    None when the exact Python path must do them."""
+    legs_linear = linear[np.cumsum(first) - 1]
+    if not legs_linear.any():
+        return None
+    if any(ordered[c].filter(pl.Series(legs_linear)).null_count() for c in ("qty", "price", "contract_size")):
+        return None
+    qty_words, open_words = decimal_words(ordered["qty"]), decimal_words(groups["qty"])
+    quantities = to_int64(np.concatenate([qty_words[legs_linear], open_words[linear]]))
+    sizes = to_int64(decimal_words(ordered["contract_size"])[legs_linear])
+    if quantities is None or sizes is None or quantities[0] + sizes[0] > 18:
+        return None
+    n, k = len(first), int(legs_linear.sum())
+    qty = np.zeros(n, np.int64)
+    qty[legs_linear] = quantities[1][:k]
+    open_qty = np.zeros(len(linear), np.int64)
+    open_qty[linear] = quantities[1][k:]
+    size = np.zeros(n, np.int64)
+    size[legs_linear] = sizes[1]
+    open_valid = groups["entry_price"].is_not_null().to_numpy()
+    open_entry = decimal_words(groups["entry_price"]).copy()
+    open_entry[~open_valid] = 0
+    after, closed = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    entry, pnl = np.zeros((n, 2), np.uint64), np.zeros((n, 2), np.uint64)
+    valid = np.zeros(n, np.bool_)
+    ok = _walk_linear(first, linear, qty, decimal_words(ordered["price"]), size, open_qty, open_entry, open_valid,
+                      np.uint64(10 ** (quantities[0] + sizes[0])), after, entry, valid, closed, pnl)
+    if not ok:
+        return None
+    scale = quantities[0]
+    return (decimal_words(int64_to_decimal(after, scale)), entry, valid,
+            decimal_words(int64_to_decimal(closed, scale)), pnl)
+
+
+def _words_series(words: np.ndarray, valid: np.ndarray | None = None) -> pl.Series:
+    """Decimals from (low, high) words, null where ``valid`` is False."""
+    series = decimal_from_words(words)
+    return series if valid is None or valid.all() else pl.select(
+        pl.when(pl.Series(valid)).then(series))[:, 0].cast(DECIMAL).rename("")
+
+
 def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> EntryResult:
     """Walk ``legs`` (INSTRUMENT_LEGS plus each instrument's ``type``, ``inverse`` and
     ``contract_size``, e.g. from :func:`utl.derivatives.instruments.resolve_specs`) from
@@ -136,32 +365,68 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
     if inconsistent.height:
         v, a, i = inconsistent.select(KEY).row(0)
         raise ValueError(f"{v}/{a} {i}: an open position without an entry price cannot be carried")
-    ordered = (
-        legs.with_row_index("__row")
-        .join(opening.select(*KEY, pl.col("qty").alias("__open_qty"), pl.col("entry_price").alias("__open_entry")),
-              on=KEY, how="left")
-        .with_columns(pl.col("__open_qty").fill_null(pl.lit(0, DECIMAL)))
-        .sort([*KEY, "ts", "__row"])
-        .lazy()
-        .with_columns(position_after=pl.col("__open_qty") + pl.col("qty").cum_sum().over(KEY))
-        .with_columns(
-            __before=pl.col("position_after") - pl.col("qty"),
-            __first=pl.col("__row").cum_count().over(KEY) == 1,
-            __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"),
-        )
-        .collect()
+    # Only what the walk reads, ordered once: by key (a dense rank of it: the strings are not
+    # carried through the sort), then time, then input order.
+    base = (
+        legs.lazy()
+        .select(*KEY, "ts", "qty", "price", "contract_size",
+                __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"))
+        .with_row_index("__row")
+        .with_columns(__group=pl.struct(KEY).rank("dense"))
     )
-    entries, closed, pnl = _walk(
-        ordered["__first"].to_list(), to_scaled(ordered["__before"]), to_scaled(ordered["qty"]),
-        to_scaled(ordered["price"]), to_scaled(ordered["contract_size"]), ordered["__harmonic"].to_list(),
-        to_scaled(ordered["__open_entry"]),
-    )
-    walked = ordered.with_columns(
-        entry_price=from_scaled(entries), closed_qty=from_scaled(closed), realized_pnl_computed=from_scaled(pnl),
-    ).sort("__row")
-    out_legs = walked.select(ENTRY_LEGS.names()).cast(ENTRY_LEGS)
-    last = walked.sort([*KEY, "ts", "__row"]).group_by(KEY, maintain_order=True).last().select(
-        *KEY, qty="position_after", entry_price="entry_price")
+    ordered, keys = pl.collect_all([
+        base.select("__group", "ts", "__row", "qty", "price", "contract_size", "__harmonic")
+        .sort(["__group", "ts", "__row"]),
+        base.select(*KEY, "__group").unique("__group").sort("__group").select(KEY),
+    ])
+    n = ordered.height
+    rank = ordered["__group"].to_numpy().astype(np.int64)
+    starts = np.flatnonzero(np.diff(rank, prepend=-1))  # group g (keys row g) is legs starts[g] ..
+    bounds = np.append(starts, n)
+    groups = keys.join(opening, on=KEY, how="left", maintain_order="left").with_columns(
+        pl.col("qty").fill_null(pl.lit(0, DECIMAL)))
+    first = np.zeros(n, np.bool_)
+    first[starts] = True
+    harmonic = ordered["__harmonic"].to_numpy()
+    linear = np.bincount(np.cumsum(first)[harmonic] - 1, minlength=len(starts)) == 0 if n else np.zeros(0, np.bool_)
+    fast = _linear_walk(ordered, groups, first, linear) if n else None
+    words = (tuple(np.array(w) for w in fast[:2] + fast[3:]) if fast is not None
+             else tuple(np.zeros((n, 2), np.uint64) for _ in range(4)))
+    valid = fast[2] if fast is not None else np.zeros(n, np.bool_)
+    done = linear if fast is not None else np.zeros(len(starts), np.bool_)
+    # The rest in chunks of whole groups of about WALK_CHUNK legs, exact in Python: only a
+    # chunk's legs are ever Python integers at once.
+    open_qty, open_entry = to_scaled(groups["qty"]), to_scaled(groups["entry_price"])
+    todo = np.flatnonzero(~done)
+    c = 0
+    while c < len(todo):
+        g0 = int(todo[c])
+        c1 = c + 1  # consecutive groups to do, up to about WALK_CHUNK legs
+        while c1 < len(todo) and todo[c1] == todo[c1 - 1] + 1 and bounds[todo[c1] + 1] - bounds[g0] <= WALK_CHUNK:
+            c1 += 1
+        g1 = int(todo[c1 - 1]) + 1
+        lo, hi = int(bounds[g0]), int(bounds[g1])
+        part = ordered.slice(lo, hi - lo)
+        walked = _walk_groups(
+            (starts[g0:g1] - lo).tolist(), to_scaled(part["qty"]), to_scaled(part["price"]),
+            to_scaled(part["contract_size"]), part["__harmonic"].to_list(), open_qty[g0:g1], open_entry[g0:g1])
+        for out, values in zip(words, walked):
+            out[lo:hi] = decimal_words(from_scaled(values))
+        valid[lo:hi] = [e is not None for e in walked[1]]
+        c = c1
+    words[1][~valid] = 0
+    effects = pl.DataFrame({
+        "position_after": _words_series(words[0]), "entry_price": _words_series(words[1], valid),
+        "closed_qty": _words_series(words[2]), "realized_pnl_computed": _words_series(words[3]),
+    })
+    ends = bounds[1:] - 1
+    last = keys.with_columns(qty=effects["position_after"].gather(ends),
+                             entry_price=effects["entry_price"].gather(ends))
+    # Back to the input's row order: row r of the input is leg back[r] of the walk.
+    back = np.empty(n, dtype=np.int64)
+    back[ordered["__row"].to_numpy()] = np.arange(n, dtype=np.int64)
+    effects = effects.select(pl.all().gather(back))
+    out_legs = pl.concat([legs.select(INSTRUMENT_LEGS.names()), effects], how="horizontal").cast(ENTRY_LEGS)
     untouched = opening.join(last, on=KEY, how="anti")
     positions = pl.concat([last.cast(ENTRY_STATE), untouched]).sort(KEY)
     return EntryResult(out_legs, positions)
