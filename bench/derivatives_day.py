@@ -44,15 +44,16 @@ def reset_peak() -> None:
 
 
 def load(folder: Path, day: dt.date) -> tuple:
+    from pipelines.io_manager import Tables
     from utl.day import DayInputs, DayState
 
-    tables = {p.stem: pl.read_parquet(p) for p in sorted((folder / "ledger_legs" / day.isoformat()).glob("*.parquet"))}
-    inputs = DayInputs.from_tables(tables)
+    # Tables: a table stored whole or as a part file per shard reads the same
+    stored = Tables(folder / "ledger_legs" / day.isoformat())
+    inputs = DayInputs.from_tables({name: stored[name] for name in stored})
     yesterday = day - dt.timedelta(days=1)
     previous = folder / "day_state" / yesterday.isoformat()
     if previous.is_dir():
-        state = {p.stem.removeprefix("state."): pl.read_parquet(p) for p in previous.glob("state.*.parquet")}
-        before = DayState.from_tables(yesterday, state)
+        before = DayState.from_tables(yesterday, Tables(previous).with_prefix("state."))
     else:
         before = DayState.empty(yesterday)
     return inputs, before
