@@ -104,6 +104,9 @@ class Columns:
     localized: Mapping[str, str] = field(default_factory=dict)  # user's interface language -> column
     preamble: int = 0
     exact: bool = False
+    # holds() per header already asked: every format is asked about every file's header,
+    # and a landing's files share a few headers.
+    _held: dict[tuple[str, ...], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def names(self) -> tuple[str, ...]:
         """Every declared column, in its canonical spelling."""
@@ -134,6 +137,15 @@ class Columns:
         return tuple(out)
 
     def holds(self, header: Sequence[str]) -> bool:
+        key = tuple(header)
+        held = self._held.get(key)
+        if held is None:
+            if len(self._held) >= 4096:
+                self._held.clear()
+            held = self._held[key] = self._holds(key)
+        return held
+
+    def _holds(self, header: Sequence[str]) -> bool:
         cells = self.cells(header)
         if self.exact:
             return cells == [normal(c) for c in self.required if isinstance(c, str)]
@@ -145,15 +157,28 @@ class Columns:
 def header_at(head: str, declarations: Sequence[Columns]) -> tuple[int, Columns] | None:
     """(line, declaration) of the first header line in ``head`` that one of ``declarations``
     holds, looking as far below the top as the declaration allows; None when none does."""
-    lines = head.splitlines()
+    lines = _lines(head)
     for columns in declarations:
         for number in range(min(columns.preamble + 1, len(lines))):
-            cells = header_cells(lines[number])
-            while cells and cells[-1] == "":  # some writers end every line with a comma
-                cells.pop()
+            cells = _header_line(lines[number])
             if cells and columns.holds(cells):
                 return number, columns
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _lines(head: str) -> tuple[str, ...]:
+    """``head.splitlines()``, once per file head (every format looks at the same head)."""
+    return tuple(head.splitlines())
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_line(line: str) -> tuple[str, ...]:
+    """:func:`header_cells` of a line, without the empty cells some writers end it with."""
+    cells = header_cells(line)
+    while cells and cells[-1] == "":  # some writers end every line with a comma
+        cells.pop()
+    return tuple(cells)
 
 
 def conform(frame: pl.DataFrame, columns: Columns) -> pl.DataFrame:
