@@ -157,12 +157,20 @@ def _cells(line: str) -> tuple[str, ...]:
     return tuple(header_cells(line))
 
 
+# How many cells a transaction report header can have: each layout's, or the oldest's (9),
+# each with or without the two address columns.
+_REPORT_WIDTHS = frozenset(width + extra for width in (len(_REPORT_CURRENT), len(_REPORT_SPOT), len(_REPORT_SPOT_FEES), 9)
+                           for extra in (0, len(_ADDRESSES)))
+
+
 def _report_layout(cells: tuple[str, ...]) -> dict[str, str] | None:
     """Column names of a transaction report header by role, or None if it is not one.
 
     ``currency`` is a column name, except in the oldest layout where the user's currency is
     only a prefix of the money columns (``EUR Subtotal``): there it is ``=EUR``.
     """
+    if len(cells) not in _REPORT_WIDTHS:  # as wide as no layout (a data row, mostly): none matches
+        return None
     key = _normal(cells)
     if key[-2:] == _normal(_ADDRESSES):
         cells, key = cells[:-2], key[:-2]
@@ -442,8 +450,10 @@ def _transfers_header(cells: tuple[str, ...]) -> str | None:
     """The asset a Transfers report header names in its third column, or None."""
     import re
 
+    if len(cells) != 11:
+        return None
     key = _normal(cells)
-    if len(cells) == 11 and key[:2] == ("timestamp", "type") and key[3:] == _normal(TRANSFERS_AFTER_ASSET):
+    if key[:2] == ("timestamp", "type") and key[3:] == _normal(TRANSFERS_AFTER_ASSET):
         return cells[2] if re.match(_ASSET_CODE, cells[2]) else None
     return None
 
