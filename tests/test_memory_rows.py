@@ -70,3 +70,16 @@ def test_an_empty_table_of_another_schema_is_still_stored(tmp_path: Path) -> Non
     memory._store_rows("k", rows_of(FILLS_OUT.to_frame(), movements=odd))
     assert [p.name for p in (tmp_path / "memory" / "rows" / "k").iterdir()] == ["movements.parquet"]
     assert memory._read_rows("k", "movements").schema == odd.schema
+
+
+def test_a_table_s_schema_is_told_exactly() -> None:
+    from utl.memory import _of_table_schema
+
+    fills = FILLS_OUT.to_frame()
+    assert _of_table_schema(fills, "fills") and not _of_table_schema(fills, "movements")
+    assert _of_table_schema(empty_quarantine(), "quarantine")
+    for changed in (fills.with_columns(pl.col("qty").cast(pl.Decimal(38, 10))),
+                    fills.with_columns(pl.col("ts").dt.replace_time_zone(None)),
+                    fills.with_columns(pl.col("source_row").cast(pl.Int32)),
+                    fills.select(list(reversed(fills.columns))), fills.drop("format")):
+        assert changed.schema != fills.schema and not _of_table_schema(changed, "fills")
