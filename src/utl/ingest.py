@@ -170,7 +170,8 @@ def _ledger_derivatives(parsed: Parsed, settings: Settings) -> dict[str, pl.Data
     for name, schema, column in (("derivative_fills", DERIVATIVE_FILLS, "fee_asset"), ("derivative_cash", DERIVATIVE_CASH, "asset")):
         frame = getattr(parsed, name)
         if frame is not None and frame.height:
-            out[name] = frame.with_columns(canonical_asset(pl.col(column), settings.aliases).alias(column)).cast(schema)
+            # Once per distinct code (a ledger names a handful), as _canonical_assets does.
+            out[name] = frame.with_columns(_canonical_codes(frame[column], settings.aliases).alias(column)).cast(schema)
     return out
 
 

@@ -1,0 +1,31 @@
+"""A ledger export's derivative fills and cash take canonical asset codes, worked out once
+per distinct code: the same codes canonical_asset gives row by row, nulls kept null."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from utl.assets import canonical_asset
+from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
+from utl.ingest import _ledger_derivatives
+from utl.settings import Settings
+from utl.venues.base import Parsed
+
+CODES = ["xbt", " XXBT ", None, "DOT28.S", "eth.s", "ZZZ", "xbt", "Zusd", ""]
+
+
+def test_ledger_derivative_codes_are_canonical_per_distinct_code() -> None:
+    settings = Settings(aliases={"ZZZ": "ZED"})
+    n = len(CODES)
+    fills = pl.DataFrame({"fee_asset": CODES, "source_row": list(range(1, n + 1))}).with_columns(
+        [pl.lit(None, t).alias(c) for c, t in DERIVATIVE_FILLS.items() if c not in ("fee_asset", "source_row")]
+    ).select(DERIVATIVE_FILLS.names()).cast(DERIVATIVE_FILLS)
+    cash = pl.DataFrame({"asset": CODES, "source_row": list(range(1, n + 1))}).with_columns(
+        [pl.lit(None, t).alias(c) for c, t in DERIVATIVE_CASH.items() if c not in ("asset", "source_row")]
+    ).select(DERIVATIVE_CASH.names()).cast(DERIVATIVE_CASH)
+    out = _ledger_derivatives(Parsed(pl.DataFrame(), pl.DataFrame(), derivative_fills=fills, derivative_cash=cash), settings)
+    want = pl.select(canonical_asset(pl.Series(CODES, dtype=pl.String), settings.aliases)).to_series().to_list()
+    assert want[:3] == ["BTC", "BTC", None] and want[5] == "ZED"
+    assert out["derivative_fills"]["fee_asset"].to_list() == want
+    assert out["derivative_cash"]["asset"].to_list() == want
+    assert out["derivative_fills"].schema == DERIVATIVE_FILLS and out["derivative_cash"].schema == DERIVATIVE_CASH
