@@ -897,11 +897,13 @@ def number_checks(column: str, name: str, *, required: bool = True, sign: str | 
 
 _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# The same literals a comparison with the datetimes makes, made once (~0.25 ms each).
+_EARLIEST_LIT, _LATEST_LIT = pl.lit(_EARLIEST), pl.lit(_LATEST)
 
 
 def out_of_years(ts: pl.Expr) -> pl.Expr:
     """The time falls outside 2000..2099: a typo'd year, not a trade (null stays null)."""
-    return (ts < _EARLIEST) | (ts >= _LATEST)
+    return (ts < _EARLIEST_LIT) | (ts >= _LATEST_LIT)
 
 
 def time_checks(column: str, shape: str) -> list[Check]:
@@ -1041,7 +1043,8 @@ def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes
 
 def _shaped_times(cells: pl.Series, shapes: tuple[tuple[str, str], ...], offset_minutes: int) -> pl.Series:
     text = cells.cast(pl.String).str.strip_chars()
-    naive = pl.Series(cells.name, [None] * len(text), dtype=pl.Datetime("us"))
+    # All null to start with (pl.repeat: a list of a million Nones costs ~30 ms to convert).
+    naive = pl.repeat(None, len(text), dtype=pl.Datetime("us"), eager=True).alias(cells.name)
     left = text.is_not_null().arg_true()
     for pattern, fmt in shapes:
         if left.len() == 0:
