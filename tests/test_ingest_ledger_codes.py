@@ -29,3 +29,15 @@ def test_ledger_derivative_codes_are_canonical_per_distinct_code() -> None:
     assert out["derivative_fills"]["fee_asset"].to_list() == want
     assert out["derivative_cash"]["asset"].to_list() == want
     assert out["derivative_fills"].schema == DERIVATIVE_FILLS and out["derivative_cash"].schema == DERIVATIVE_CASH
+
+
+def test_a_column_of_canonical_codes_comes_back_as_it_is() -> None:
+    from utl.ingest import _canonical_codes
+
+    column = pl.Series("base", ["BTC", None, "USDT", "BTC"], dtype=pl.String)
+    out = _canonical_codes(column, {})
+    assert out.name == "base" and out.dtype == pl.String and out.to_list() == ["BTC", None, "USDT", "BTC"]
+    # one code that maps is enough to look every row up
+    mixed = pl.Series("base", ["BTC", "XXBT", None], dtype=pl.String)
+    assert _canonical_codes(mixed, {}).to_list() == ["BTC", "BTC", None]
+    assert _canonical_codes(column, {"USDT": "USD"}).to_list() == ["BTC", None, "USD", "BTC"]

@@ -376,6 +376,8 @@ def _canonical_codes(codes: pl.Series, aliases: dict[str, str]) -> pl.Series:
     million fills names a few hundred assets) and looked up for each row."""
     distinct = codes.unique().drop_nulls()
     canonical = pl.select(canonical_asset(pl.lit(distinct), aliases)).to_series()
+    if codes.dtype == pl.String and canonical.to_list() == distinct.to_list():
+        return codes  # every code is canonical already (a null stays null): nothing to look up
     return codes.replace_strict(distinct, canonical, default=None, return_dtype=pl.String)
 
 
