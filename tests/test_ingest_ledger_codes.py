@@ -41,3 +41,13 @@ def test_a_column_of_canonical_codes_comes_back_as_it_is() -> None:
     mixed = pl.Series("base", ["BTC", "XXBT", None], dtype=pl.String)
     assert _canonical_codes(mixed, {}).to_list() == ["BTC", "BTC", None]
     assert _canonical_codes(column, {"USDT": "USD"}).to_list() == ["BTC", None, "USD", "BTC"]
+
+
+def test_codes_worked_out_before_follow_the_aliases_asked_with() -> None:
+    from utl.ingest import _canonical_codes
+
+    column = pl.Series("asset", ["foo", "XBT", None], dtype=pl.String)
+    assert _canonical_codes(column, {}).to_list() == ["FOO", "BTC", None]
+    assert _canonical_codes(column, {"FOO": "BAR"}).to_list() == ["BAR", "BTC", None]
+    assert _canonical_codes(column, {}).to_list() == ["FOO", "BTC", None]
+    assert _canonical_codes(column, {"FOO": "BAR", "XBT": "XBT"}).to_list() == ["BAR", "XBT", None]

@@ -375,10 +375,23 @@ def _canonical_codes(codes: pl.Series, aliases: dict[str, str]) -> pl.Series:
     """``canonical_asset`` of a long column, worked out once per distinct code (a file of a
     million fills names a few hundred assets) and looked up for each row."""
     distinct = codes.unique().drop_nulls()
-    canonical = pl.select(canonical_asset(pl.lit(distinct), aliases)).to_series()
-    if codes.dtype == pl.String and canonical.to_list() == distinct.to_list():
+    written = distinct.to_list()
+    # canonical_asset works code by code, so each code's canonical one is worked out once per
+    # process and settings (a landing's files name the same few hundred codes).
+    known = _CANONICAL.setdefault(tuple(sorted(aliases.items())), {})
+    new = [code for code in written if code not in known]
+    if new:
+        if len(known) > 100_000:
+            known.clear()
+        fresh = pl.select(canonical_asset(pl.lit(pl.Series(new, dtype=distinct.dtype)), aliases)).to_series()
+        known.update(zip(new, fresh.to_list()))
+    canonical = [known[code] for code in written]
+    if codes.dtype == pl.String and canonical == written:
         return codes  # every code is canonical already (a null stays null): nothing to look up
-    return codes.replace_strict(distinct, canonical, default=None, return_dtype=pl.String)
+    return codes.replace_strict(distinct, pl.Series(canonical, dtype=pl.String), default=None, return_dtype=pl.String)
+
+
+_CANONICAL: dict[tuple[tuple[str, str], ...], dict[str, str | None]] = {}
 
 
 def _split_by_file(frame: pl.DataFrame, checks: list[Check]) -> tuple[pl.DataFrame, pl.DataFrame]:
