@@ -51,3 +51,17 @@ def test_codes_worked_out_before_follow_the_aliases_asked_with() -> None:
     assert _canonical_codes(column, {"FOO": "BAR"}).to_list() == ["BAR", "BTC", None]
     assert _canonical_codes(column, {}).to_list() == ["FOO", "BTC", None]
     assert _canonical_codes(column, {"FOO": "BAR", "XBT": "XBT"}).to_list() == ["BAR", "XBT", None]
+
+
+def test_canonical_assets_refuse_only_codes_that_cannot_be_assets() -> None:
+    from utl.ingest import _canonical_assets
+    from utl.schemas import QUARANTINE
+
+    frame = pl.DataFrame({"asset": ["xbt", "ETH", None], "source_file": ["f"] * 3, "source_row": [1, 2, 3]})
+    ok, refused = _canonical_assets(frame, ["asset"], Settings())
+    assert ok.equals(frame.with_columns(asset=pl.Series(["BTC", "ETH", None]))) and refused.height == 0
+    assert refused.schema == QUARANTINE
+    bad = pl.concat([frame, pl.DataFrame({"asset": ["no such!"], "source_file": ["g"], "source_row": [9]})])
+    ok, refused = _canonical_assets(bad, ["asset"], Settings())
+    assert ok["source_row"].to_list() == [1, 2, 3]
+    assert refused.rows() == [("g", 9, "asset", "unknown asset code", "no such!")]

@@ -396,6 +396,8 @@ _CANONICAL: dict[tuple[tuple[str, str], ...], dict[str, str | None]] = {}
 
 def _split_by_file(frame: pl.DataFrame, checks: list[Check]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``split_refused`` over rows from many files: quarantine names each row's own file."""
+    if checks and not frame.select(pl.any_horizontal([c.bad.fill_null(False) for c in checks]).any()).item():
+        return frame, empty_frame(QUARANTINE_SCHEMA)  # the usual file: no row refused, nothing to gather
     flagged = frame.with_columns([c.bad.fill_null(False).alias(f"__bad{i}") for i, c in enumerate(checks)])
     parts = [
         flagged.filter(pl.col(f"__bad{i}")).select(
