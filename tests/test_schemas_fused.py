@@ -139,3 +139,14 @@ def test_a_schema_with_a_custom_check_is_left_to_pandera():
     assert not _surely_valid(frame, Custom.to_schema())
     ok, refused = validate_rows(frame, Custom)
     assert ok["x"].to_list() == [2, 4] and refused.select("column", "raw").rows() == [("x", "3")]
+
+
+def test_pandera_s_narwhals_backend_gets_no_fused_check(monkeypatch):
+    import pandera.config
+
+    good = fills(fill())
+    assert _surely_valid(good, Fills.to_schema())
+    config = pandera.config.get_config_context()
+    config.use_narwhals_backend = True
+    monkeypatch.setattr(pandera.config, "get_config_context", lambda *a, **k: config)
+    assert not _surely_valid(good, Fills.to_schema())
