@@ -101,23 +101,35 @@ class FileRows:
     marks: pl.DataFrame  # MARKS_OUT
     quarantine: pl.DataFrame  # QUARANTINE
     rows: int  # rows the reader booked (before canonical checks)
-    transfers: pl.DataFrame = field(default_factory=LISTED_TRANSFERS.to_frame)  # LISTED_TRANSFERS
+    transfers: pl.DataFrame = field(default_factory=lambda: empty_frame(LISTED_TRANSFERS))  # LISTED_TRANSFERS
     # Derivatives (issue #14), canonical asset codes. derivative_fills: a ledger export's only
     # (a fills export's come from its fills in combine).
-    derivative_fills: pl.DataFrame = field(default_factory=DERIVATIVE_FILLS.to_frame)  # ledger exports' fills
-    derivative_cash: pl.DataFrame = field(default_factory=DERIVATIVE_CASH.to_frame)
-    positions: pl.DataFrame = field(default_factory=DATED_POSITION_SNAPSHOT.to_frame)
-    specs: pl.DataFrame = field(default_factory=DATED_INSTRUMENT_SPECS.to_frame)
+    derivative_fills: pl.DataFrame = field(default_factory=lambda: empty_frame(DERIVATIVE_FILLS))  # ledger exports' fills
+    derivative_cash: pl.DataFrame = field(default_factory=lambda: empty_frame(DERIVATIVE_CASH))
+    positions: pl.DataFrame = field(default_factory=lambda: empty_frame(DATED_POSITION_SNAPSHOT))
+    specs: pl.DataFrame = field(default_factory=lambda: empty_frame(DATED_INSTRUMENT_SPECS))
 
     TABLES = ("fills", "movements", "balances", "marks", "quarantine", "transfers",
               "derivative_fills", "derivative_cash", "positions", "specs")
 
 
+_EMPTY: dict[int, tuple[pl.Schema, pl.DataFrame]] = {}
+
+
+def empty_frame(schema: pl.Schema) -> pl.DataFrame:
+    """An empty frame of ``schema``, made once per schema (``to_frame`` costs ~0.3 ms, and
+    each file read asks for about ten) and handed out as a copy."""
+    known = _EMPTY.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = _EMPTY[id(schema)] = (schema, schema.to_frame())
+    return known[1].clone()
+
+
 def _file_rows(rel: str, fmt: Format | None, kind: str | None, venue: str = "", account: str = "", *,
                rows: int = 0, quarantine: list[pl.DataFrame] = (), **tables: pl.DataFrame) -> FileRows:
     empty = {"fills": FILLS_OUT, "movements": MOVEMENTS_OUT, "balances": BALANCES_OUT, "marks": MARKS_OUT}
-    frames = {name: tables.get(name, schema.to_frame()) for name, schema in empty.items()}
-    q = pl.concat([f.cast(QUARANTINE_SCHEMA) for f in quarantine]) if quarantine else empty_quarantine()
+    frames = {name: tables[name] if name in tables else empty_frame(schema) for name, schema in empty.items()}
+    q = pl.concat([f.cast(QUARANTINE_SCHEMA) for f in quarantine]) if quarantine else empty_frame(QUARANTINE_SCHEMA)
     derivatives = {name: tables[name] for name in ("derivative_fills", "derivative_cash", "positions", "specs") if name in tables}
     return FileRows(rel, fmt.name if fmt else None, kind, venue, account, quarantine=q, rows=rows, **frames, **derivatives)
 
@@ -158,7 +170,8 @@ def _ledger_derivatives(parsed: Parsed, settings: Settings) -> dict[str, pl.Data
     for name, schema, column in (("derivative_fills", DERIVATIVE_FILLS, "fee_asset"), ("derivative_cash", DERIVATIVE_CASH, "asset")):
         frame = getattr(parsed, name)
         if frame is not None and frame.height:
-            out[name] = frame.with_columns(canonical_asset(pl.col(column), settings.aliases).alias(column)).cast(schema)
+            # Once per distinct code (a ledger names a handful), as _canonical_assets does.
+            out[name] = frame.with_columns(_canonical_codes(frame[column], settings.aliases).alias(column)).cast(schema)
     return out
 
 
@@ -175,7 +188,7 @@ def read_positions_landing_file(day: dt.date, source: Source, landing: Path) -> 
              if c not in ("business_date", "venue", "account", "qty", "source_file")]
         ).select(DATED_POSITION_SNAPSHOT.names()).cast(DATED_POSITION_SNAPSHOT)
     return FileRows(source.rel, f"positions.{read.shape}" if read.shape else None, "positions", source.venue, source.account,
-                    FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(), BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(),
+                    empty_frame(FILLS_OUT), empty_frame(MOVEMENTS_OUT), empty_frame(BALANCES_OUT), empty_frame(MARKS_OUT),
                     read.quarantine.cast(QUARANTINE_SCHEMA), read.positions.height, positions=positions)
 
 
@@ -183,8 +196,8 @@ def read_specs_landing_file(day: dt.date, path: Path, landing: Path) -> FileRows
     """``instruments/D.<json|csv>``: instrument specs (contract size, inverse, expiry...)."""
     read = read_specs_file(path, landing)
     specs = read.specs.select(pl.lit(day, pl.Date).alias("business_date"), *INSTRUMENT_SPECS.names()).cast(DATED_INSTRUMENT_SPECS)
-    return FileRows(read.file, "instruments", "instruments", "", "", FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(),
-                    BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(), read.quarantine.cast(QUARANTINE_SCHEMA),
+    return FileRows(read.file, "instruments", "instruments", "", "", empty_frame(FILLS_OUT), empty_frame(MOVEMENTS_OUT),
+                    empty_frame(BALANCES_OUT), empty_frame(MARKS_OUT), read.quarantine.cast(QUARANTINE_SCHEMA),
                     read.specs.height, specs=specs)
 
 
@@ -215,8 +228,8 @@ def read_transfers_file(path: Path, landing: Path, settings: Settings) -> FileRo
     """A ``transfers/*.csv`` file: transfers between own accounts, listed (ledger.md)."""
     rel = path.relative_to(landing).as_posix()
     listed, refused = read_transfers(path, rel, settings.aliases)
-    return FileRows(rel, "transfers.csv", "transfers", "", "", FILLS_OUT.to_frame(), MOVEMENTS_OUT.to_frame(),
-                    BALANCES_OUT.to_frame(), MARKS_OUT.to_frame(), refused.cast(QUARANTINE_SCHEMA),
+    return FileRows(rel, "transfers.csv", "transfers", "", "", empty_frame(FILLS_OUT), empty_frame(MOVEMENTS_OUT),
+                    empty_frame(BALANCES_OUT), empty_frame(MARKS_OUT), refused.cast(QUARANTINE_SCHEMA),
                     listed.height + refused.height, transfers=listed)
 
 
@@ -362,12 +375,29 @@ def _canonical_codes(codes: pl.Series, aliases: dict[str, str]) -> pl.Series:
     """``canonical_asset`` of a long column, worked out once per distinct code (a file of a
     million fills names a few hundred assets) and looked up for each row."""
     distinct = codes.unique().drop_nulls()
-    canonical = pl.select(canonical_asset(pl.lit(distinct), aliases)).to_series()
-    return codes.replace_strict(distinct, canonical, default=None, return_dtype=pl.String)
+    written = distinct.to_list()
+    # canonical_asset works code by code, so each code's canonical one is worked out once per
+    # process and settings (a landing's files name the same few hundred codes).
+    known = _CANONICAL.setdefault(tuple(sorted(aliases.items())), {})
+    new = [code for code in written if code not in known]
+    if new:
+        if len(known) > 100_000:
+            known.clear()
+        fresh = pl.select(canonical_asset(pl.lit(pl.Series(new, dtype=distinct.dtype)), aliases)).to_series()
+        known.update(zip(new, fresh.to_list()))
+    canonical = [known[code] for code in written]
+    if codes.dtype == pl.String and canonical == written:
+        return codes  # every code is canonical already (a null stays null): nothing to look up
+    return codes.replace_strict(distinct, pl.Series(canonical, dtype=pl.String), default=None, return_dtype=pl.String)
+
+
+_CANONICAL: dict[tuple[tuple[str, str], ...], dict[str, str | None]] = {}
 
 
 def _split_by_file(frame: pl.DataFrame, checks: list[Check]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``split_refused`` over rows from many files: quarantine names each row's own file."""
+    if checks and not frame.select(pl.any_horizontal([c.bad.fill_null(False) for c in checks]).any()).item():
+        return frame, empty_frame(QUARANTINE_SCHEMA)  # the usual file: no row refused, nothing to gather
     flagged = frame.with_columns([c.bad.fill_null(False).alias(f"__bad{i}") for i, c in enumerate(checks)])
     parts = [
         flagged.filter(pl.col(f"__bad{i}")).select(

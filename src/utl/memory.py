@@ -16,7 +16,8 @@ Layout of the memory folder::
 
     catalog.parquet          one row per landing file read: size, mtime, sha256, dates touched
     rows/<key>/<table>.parquet   its canonical rows (fills, movements, balances, marks, quarantine,
-                             derivative_fills, derivative_cash, positions, specs)
+                             derivative_fills, derivative_cash, positions, specs); no file
+                             for a table the file leaves empty
     fingerprints.parquet     business_date -> fingerprint, for the dates computed so far
     settings.sha256          what the rows were made with (utl.toml, memory version)
 
@@ -62,7 +63,8 @@ from utl.venues.contracts import ledger_trade_accounts
 # derivatives in the day state and outputs, breaks with a subject (012_derivatives).
 # 6: derivative lines in utl.pnl; futures wallet replies read as balances (files once
 # unknown are read again); one legs source per account; specs the exports state.
-MEMORY_VERSION = "6"
+# 7: an empty table of a file writes no rows/<key>/<table>.parquet.
+MEMORY_VERSION = "7"
 
 ONE_DAY = dt.timedelta(days=1)
 # The kinds of file that belong to one (venue, account); marks, listed transfers and
@@ -353,18 +355,21 @@ class LandingMemory:
             return Refresh(read=read, removed=removed, stale_from=stale_from)
 
     def _store_rows(self, key: str, rows: FileRows) -> None:
+        """Each non-empty table of the file as ``rows/<key>/<table>.parquet``, sorted by its
+        date; an empty table of its schema writes no file (:meth:`_read_rows` gives it back)."""
         folder = self.root / "rows" / key
         partial = folder.with_name(f".{key}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         for name in FileRows.TABLES:
             frame = getattr(rows, name)
-            order = {"fills": "ts", "movements": "ts", "balances": "business_date", "marks": "business_date",
-                     "transfers": "ts", "derivative_fills": "ts", "derivative_cash": "ts",
-                     "positions": "business_date", "specs": "business_date"}.get(name)
+            if frame.height == 0 and _of_table_schema(frame, name):
+                continue  # most files fill one or two of the tables
+            order = ROW_ORDER.get(name)
+            if order and not frame[order].is_sorted():  # a reader's rows are mostly in time order already
+                frame = frame.sort(order, maintain_order=True)
             # lz4: read back every run, so encoding time counts more than size (zstd takes ~1.7x the CPU)
-            (frame.sort(order, maintain_order=True) if order else frame).write_parquet(
-                partial / f"{name}.parquet", compression="lz4")
+            frame.write_parquet(partial / f"{name}.parquet", compression="lz4")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
 
@@ -391,7 +396,15 @@ class LandingMemory:
         )
 
     def _scan(self, key: str, table: str, predicate: pl.Expr) -> pl.DataFrame:
-        return pl.scan_parquet(self.root / "rows" / key / f"{table}.parquet").filter(predicate).collect()
+        path = self.root / "rows" / key / f"{table}.parquet"
+        if not path.exists():  # an empty table writes no file (_store_rows)
+            return _empty_table(table)
+        return pl.scan_parquet(path).filter(predicate).collect()
+
+    def _read_rows(self, key: str, table: str) -> pl.DataFrame:
+        """A stored file's whole ``table`` (FileRows.TABLES); empty when it wrote none."""
+        path = self.root / "rows" / key / f"{table}.parquet"
+        return pl.read_parquet(path) if path.exists() else _empty_table(table)
 
     def day_plan(self, day: dt.date, max_rows: int) -> pl.DataFrame:
         """``day``'s accounts in shards (:func:`utl.shards.plan_shards`, PLAN), weighed by
@@ -435,7 +448,7 @@ class LandingMemory:
             }
             # A snapshot's, marks or positions file's own refusals belong to its date.
             own_day = kind in ("balances", "marks", "positions", "instruments") and row["first_date"] == day
-            quarantine = pl.read_parquet(self.root / "rows" / key / "quarantine.parquet") if own_day else empty_quarantine()
+            quarantine = self._read_rows(key, "quarantine") if own_day else empty_quarantine()
             parts.append(FileRows(row["file"], row["format"], kind, row["venue"], row["account"],
                                   quarantine=quarantine, rows=0,
                                   **{n: f if f is not None else _empty(n) for n, f in tables.items()}))
@@ -467,7 +480,7 @@ class LandingMemory:
         if files.height == 0:
             return []
         row = files.sort("first_date", "file").row(-1, named=True)
-        specs = pl.read_parquet(self.root / "rows" / row["key"] / "specs.parquet")
+        specs = self._read_rows(row["key"], "specs")
         return [FileRows(row["file"], row["format"], "instruments", "", "", quarantine=empty_quarantine(), rows=0,
                          specs=specs, **{n: _empty(n) for n in ("fills", "movements", "balances", "marks")})]
 
@@ -502,14 +515,14 @@ class LandingMemory:
         parts = [self._undated]
         for row in self.catalog.filter(pl.col("refused") > 0).iter_rows(named=True):
             if row["kind"] not in ("balances", "marks", "positions", "instruments") or row["first_date"] is None:
-                parts.append(pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet"))
+                parts.append(self._read_rows(row["key"], "quarantine"))
         parts.append(self._orphans())
         return dated(pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]), None)
 
     def unknown_files(self) -> pl.DataFrame:
         """The files no single reader takes (QUARANTINE rows, one per file): none recognises
         it (the reason names the header seen and the nearest known layout) or two claim it."""
-        parts = [pl.read_parquet(self.root / "rows" / row["key"] / "quarantine.parquet")
+        parts = [self._read_rows(row["key"], "quarantine")
                  for row in self.catalog.filter(pl.col("format").is_null()).iter_rows(named=True)]
         frame = pl.concat([p.cast(QUARANTINE_SCHEMA) for p in parts]) if parts else empty_quarantine()
         refused = pl.any_horizontal([pl.col("reason").str.starts_with(r) for r in LAYOUT_REFUSALS])
@@ -525,7 +538,8 @@ class LandingMemory:
         for f in traded.iter_rows(named=True):
             booked = {(f["venue"], f["account"])}
             if f["kind"] == "ledger":
-                lines = pl.scan_parquet(self.root / "rows" / f["key"] / "movements.parquet")
+                path = self.root / "rows" / f["key"] / "movements.parquet"
+                lines = pl.scan_parquet(path) if path.exists() else _empty("movements").lazy()
                 booked |= set(lines.select("venue", "account").unique().collect().iter_rows())
             for account in sorted(booked - snapshot_accounts):
                 files_of.setdefault(account, []).append(f)
@@ -534,7 +548,7 @@ class LandingMemory:
         for (venue, account), files in files_of.items():
             parts = [FileRows(f["file"], f["format"], f["kind"], venue, account, rows=0,
                               quarantine=empty_quarantine(),
-                              **{n: (pl.read_parquet(self.root / "rows" / f["key"] / f"{n}.parquet")
+                              **{n: (self._read_rows(f["key"], n)
                                      if n in ("fills", "movements") else _empty(n)) for n in FileRows.TABLES
                                  if n != "quarantine"})
                      for f in files]
@@ -549,6 +563,33 @@ class LandingMemory:
                 f"its {legs.height} legs are not booked",
             ))
         return pl.concat(entries) if entries else empty_quarantine()
+
+
+# The column each stored table is sorted by (a date's rows are cut from it).
+ROW_ORDER = {"fills": "ts", "movements": "ts", "balances": "business_date", "marks": "business_date",
+             "transfers": "ts", "derivative_fills": "ts", "derivative_cash": "ts",
+             "positions": "business_date", "specs": "business_date"}
+
+
+def _empty_schema(table: str) -> pl.Schema:
+    """The schema of a FileRows table (``quarantine`` too)."""
+    return QUARANTINE_SCHEMA if table == "quarantine" else _empty_frame(table).schema
+
+
+@functools.cache
+def _table_layout(table: str) -> tuple[list[str], list[pl.DataType]]:
+    schema = _empty_schema(table)
+    return list(schema.names()), list(schema.dtypes())
+
+
+def _of_table_schema(frame: pl.DataFrame, table: str) -> bool:
+    """``frame.schema == _empty_schema(table)``, ~5x cheaper (no Schema is built)."""
+    names, dtypes = _table_layout(table)
+    return frame.columns == names and frame.dtypes == dtypes
+
+
+def _empty_table(table: str) -> pl.DataFrame:
+    return empty_quarantine() if table == "quarantine" else _empty(table)
 
 
 def _empty(table: str) -> pl.DataFrame:

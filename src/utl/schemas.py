@@ -336,18 +336,146 @@ def _without_unique(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
     return schema
 
 
+# The builtin checks whose whole work is one ``lazyframe.select(<expression>)`` over the
+# column (pandera.backends.polars.builtin_checks): :func:`_fast_checks` fuses them.
+_FUSABLE_CHECKS = frozenset({
+    "equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to", "less_than",
+    "less_than_or_equal_to", "in_range", "isin", "notin", "str_matches", "str_contains", "str_startswith",
+    "str_endswith",
+})
+
+
+class _Selecting:
+    """Stands for the LazyFrame a builtin check selects from: gives back its expression."""
+
+    def select(self, *exprs: pl.Expr) -> pl.Expr:
+        if len(exprs) != 1 or not isinstance(exprs[0], pl.Expr):
+            raise TypeError("not a single expression")
+        return exprs[0]
+
+
+def _builtin_name(check) -> str | None:
+    """The builtin check function ``check`` runs (None: a custom check)."""
+    name = getattr(check._check_fn, "__name__", None)
+    return name if name is not None and check.is_builtin_check(name) else None
+
+
+def _passes(check, column: str) -> pl.Expr:
+    """True when ``check`` passes on every row of ``column``: pandera's own check expression,
+    with its null rule (``ignore_na``: a null result passes; else it fails)."""
+    import pandera.backends.polars.builtin_checks  # noqa: F401  (registers the polars check functions)
+    from pandera.api.polars.types import PolarsData
+
+    # As pandera's Check.__call__: the builtin function by its own name, from the registry
+    # (where the polars implementation is registered beside the generic one).
+    function = check.get_builtin_check_fn(_builtin_name(check))
+    result = function(PolarsData(_Selecting(), column), **check._check_kwargs)
+    if not isinstance(result, pl.Expr):
+        raise TypeError(f"check {check.name} is not one expression")
+    result = (result | result.is_null()) if check.ignore_na else result.fill_null(False)
+    return result.all()
+
+
+_FAST_CHECKS: dict[int, tuple[pa.DataFrameSchema, tuple | None]] = {}
+
+
+def _fast_checks(schema: pa.DataFrameSchema) -> tuple[tuple[str, object, bool, bool, tuple[pl.Expr, ...]], ...] | None:
+    """:func:`_column_checks` of ``schema``, worked out once per schema object (the models'
+    schemas are pandera's cached objects and :func:`_without_unique`'s)."""
+    known = _FAST_CHECKS.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = _FAST_CHECKS[id(schema)] = (schema, _column_checks(schema))
+    return known[1]
+
+
+def _column_checks(schema: pa.DataFrameSchema) -> tuple[tuple[str, object, bool, bool, tuple[pl.Expr, ...]], ...] | None:
+    """The schema's column checks as expressions for :func:`_surely_valid`: per column
+    (name, pandera dtype, required, nullable, the checks' "all rows pass" expressions).
+    None when the schema asks for anything else (frame-level checks, coercion, strict or
+    ordered columns, parsers, defaults, regex or unique columns, element-wise or custom
+    checks): pandera alone validates those."""
+    if (schema.checks or schema.coerce or schema.strict or schema.ordered or schema.parsers
+            or getattr(schema, "add_missing_columns", False) or schema.drop_invalid_rows):
+        return None
+    columns = []
+    for name, column in schema.columns.items():
+        if (column.regex or column.coerce or column.unique or column.parsers or column.default is not None
+                or column.drop_invalid_rows or column.dtype is None or column.name != name):
+            return None
+        exprs = []
+        for check in column.checks:
+            if _builtin_name(check) not in _FUSABLE_CHECKS or check.element_wise or check.groupby is not None:
+                return None
+            try:
+                exprs.append(_passes(check, name))
+            except Exception:  # a check that is not one expression: pandera runs it
+                return None
+        columns.append((name, column.dtype, column.required, column.nullable, tuple(exprs)))
+    return tuple(columns)
+
+
+def _surely_valid(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> bool:
+    """True only when pandera would find nothing wrong with ``frame`` (every value check of
+    the schema over every row, in one select); False means "maybe not": pandera decides.
+    The same column presence, dtype (pandera's own comparison), nullability and value
+    checks as pandera's, so a True never hides a row pandera would refuse."""
+    from pandera.config import get_config_context
+
+    columns = _fast_checks(schema)
+    if columns is None or get_config_context().use_narwhals_backend:  # then pandera runs other check code
+        return False
+    exprs = []
+    for name, dtype, required, nullable, checks in columns:
+        if name not in frame.schema:
+            if required:
+                return False
+            continue
+        written = frame.schema[name]
+        if dtype.check(written) is not True:  # pandera's own dtype comparison
+            return False
+        if not nullable:
+            present = pl.col(name).is_not_null()
+            if written in (pl.Float32, pl.Float64):  # pandera counts NaN as null
+                present = present & pl.col(name).is_not_nan()
+            exprs.append(present.all())
+        exprs += checks
+    if not exprs or frame.height == 0:
+        return True
+    try:
+        return frame.select(pl.all_horizontal(exprs)).item() is True
+    except Exception:  # a check pandera would report as an error: pandera reports it
+        return False
+
+
 def validate_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Check ``frame`` against ``model``: (rows that pass, quarantine rows for those that
     do not, naming file, row, column and the failed check). Raises when the frame's shape
-    (columns, dtypes) is wrong: that is a bug, not bad input."""
+    (columns, dtypes) is wrong: that is a bug, not bad input.
+
+    pandera is the validator of record. A frame that passes every check of the model in one
+    fused select (:func:`_surely_valid`: the usual case, and much cheaper on a small frame
+    than pandera's check-by-check run) is returned as pandera would return it; any other
+    frame is validated by pandera, whose failure cases make the quarantine."""
+    return _validate(frame, model, fused=True)
+
+
+def _validate(frame: pl.DataFrame, model: type[pa.DataFrameModel], fused: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`validate_rows`; ``fused=False``: by pandera alone (tests compare the two)."""
     try:
         schema = model.to_schema()
         if schema.unique and keys_distinct(frame, list(schema.unique)):
             schema = _without_unique(model)
+        if fused and not schema.unique and _surely_valid(frame, schema):
+            return frame, QUARANTINE.to_frame()
         schema.validate(frame, lazy=True)
         return frame, QUARANTINE.to_frame()
     except pa.errors.SchemaErrors as exc:
         failures = exc.failure_cases
+    return _refused(frame, model, failures)
+
+
+def _refused(frame: pl.DataFrame, model: type[pa.DataFrameModel], failures: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(passing rows, quarantine) from pandera's failure cases."""
     rows = failures.filter(pl.col("index").is_not_null())
     if rows.height < failures.height:
         raise ValueError(f"{model.__name__}: frame does not have the model's shape:\n{failures}")
@@ -363,5 +491,3 @@ def validate_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel]) -> tuple[
     )
     passing = numbered.join(bad.select("index").unique(), left_on="__index", right_on="index", how="anti").drop("__index")
     return passing, refused.cast(QUARANTINE)
-
-

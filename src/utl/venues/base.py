@@ -104,6 +104,9 @@ class Columns:
     localized: Mapping[str, str] = field(default_factory=dict)  # user's interface language -> column
     preamble: int = 0
     exact: bool = False
+    # holds() per header already asked: every format is asked about every file's header,
+    # and a landing's files share a few headers.
+    _held: dict[tuple[str, ...], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def names(self) -> tuple[str, ...]:
         """Every declared column, in its canonical spelling."""
@@ -134,6 +137,15 @@ class Columns:
         return tuple(out)
 
     def holds(self, header: Sequence[str]) -> bool:
+        key = tuple(header)
+        held = self._held.get(key)
+        if held is None:
+            if len(self._held) >= 4096:
+                self._held.clear()
+            held = self._held[key] = self._holds(key)
+        return held
+
+    def _holds(self, header: Sequence[str]) -> bool:
         cells = self.cells(header)
         if self.exact:
             return cells == [normal(c) for c in self.required if isinstance(c, str)]
@@ -145,15 +157,28 @@ class Columns:
 def header_at(head: str, declarations: Sequence[Columns]) -> tuple[int, Columns] | None:
     """(line, declaration) of the first header line in ``head`` that one of ``declarations``
     holds, looking as far below the top as the declaration allows; None when none does."""
-    lines = head.splitlines()
+    lines = _lines(head)
     for columns in declarations:
         for number in range(min(columns.preamble + 1, len(lines))):
-            cells = header_cells(lines[number])
-            while cells and cells[-1] == "":  # some writers end every line with a comma
-                cells.pop()
+            cells = _header_line(lines[number])
             if cells and columns.holds(cells):
                 return number, columns
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _lines(head: str) -> tuple[str, ...]:
+    """``head.splitlines()``, once per file head (every format looks at the same head)."""
+    return tuple(head.splitlines())
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_line(line: str) -> tuple[str, ...]:
+    """:func:`header_cells` of a line, without the empty cells some writers end it with."""
+    cells = header_cells(line)
+    while cells and cells[-1] == "":  # some writers end every line with a comma
+        cells.pop()
+    return tuple(cells)
 
 
 def conform(frame: pl.DataFrame, columns: Columns) -> pl.DataFrame:
@@ -645,7 +670,7 @@ def _read_rows(source: Source, data: bytes, skip_lines: int,
     odd = frame.select((pl.col(end) != _END).arg_true()).to_series()
     frame = frame.drop(end).with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
     if odd.len() == 0:
-        return frame, empty_quarantine()
+        return frame, _no_refusals()
     suspects = frame.select(columns).gather(odd)
     # A blank line reads as one cell of blanks followed by the marker.
     second = pl.lit(_END) if len(columns) == 1 else pl.col(columns[1])
@@ -758,6 +783,17 @@ class Check:
     raw: pl.Expr | None = None  # defaults to the column's text
 
 
+@functools.cache
+def _empty_quarantine() -> pl.DataFrame:
+    return empty_quarantine()
+
+
+def _no_refusals() -> pl.DataFrame:
+    """``empty_quarantine()``, made once (a frame from a schema costs ~0.3 ms; most reads
+    refuse nothing) and handed out as a copy."""
+    return _empty_quarantine().clone()
+
+
 def split_refused(frame: pl.DataFrame, checks: list[Check], file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply the checks; returns (rows that passed every check, one quarantine row per failure).
 
@@ -765,11 +801,11 @@ def split_refused(frame: pl.DataFrame, checks: list[Check], file: str) -> tuple[
     raw texts are computed for the refused rows only.
     """
     if not checks:
-        return frame, empty_quarantine()
+        return frame, _no_refusals()
     flags = frame.select([c.bad.fill_null(False).alias(f"__bad{i}") for i, c in enumerate(checks)])
     any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
     if not any_bad.any():
-        return frame, empty_quarantine()
+        return frame, _no_refusals()
     flagged = frame.filter(any_bad).hstack(flags.filter(any_bad))
     refused_parts = []
     for i, c in enumerate(checks):
@@ -872,11 +908,13 @@ def number_checks(column: str, name: str, *, required: bool = True, sign: str | 
 
 _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# The same literals a comparison with the datetimes makes, made once (~0.25 ms each).
+_EARLIEST_LIT, _LATEST_LIT = pl.lit(_EARLIEST), pl.lit(_LATEST)
 
 
 def out_of_years(ts: pl.Expr) -> pl.Expr:
     """The time falls outside 2000..2099: a typo'd year, not a trade (null stays null)."""
-    return (ts < _EARLIEST) | (ts >= _LATEST)
+    return (ts < _EARLIEST_LIT) | (ts >= _LATEST_LIT)
 
 
 def time_checks(column: str, shape: str) -> list[Check]:
@@ -1016,7 +1054,8 @@ def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes
 
 def _shaped_times(cells: pl.Series, shapes: tuple[tuple[str, str], ...], offset_minutes: int) -> pl.Series:
     text = cells.cast(pl.String).str.strip_chars()
-    naive = pl.Series(cells.name, [None] * len(text), dtype=pl.Datetime("us"))
+    # All null to start with (pl.repeat: a list of a million Nones costs ~30 ms to convert).
+    naive = pl.repeat(None, len(text), dtype=pl.Datetime("us"), eager=True).alias(cells.name)
     left = text.is_not_null().arg_true()
     for pattern, fmt in shapes:
         if left.len() == 0:

@@ -36,6 +36,8 @@ Entry ids: ``ID`` for the ``Asset`` movement, ``ID/quote`` (``ID/to`` for a conv
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 
 from utl.decimals import DECIMAL, MARKED_NUMBER, with_venue_decimals
@@ -143,8 +145,22 @@ _PRO_TIME = _REPORT_TIME[1:]
 # ---------------------------------------------------------------- detection
 
 
-def _lines(head: str) -> list[str]:
-    return [line.rstrip("\r") for line in head.split("\n")]
+@functools.lru_cache(maxsize=16)
+def _lines(head: str) -> tuple[str, ...]:
+    # Once per file head: each of the three report detectors looks at the same lines.
+    return tuple(line.rstrip("\r") for line in head.split("\n"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cells(line: str) -> tuple[str, ...]:
+    """``header_cells`` of a line, once per line for the three report detectors."""
+    return tuple(header_cells(line))
+
+
+# How many cells a transaction report header can have: each layout's, or the oldest's (9),
+# each with or without the two address columns.
+_REPORT_WIDTHS = frozenset(width + extra for width in (len(_REPORT_CURRENT), len(_REPORT_SPOT), len(_REPORT_SPOT_FEES), 9)
+                           for extra in (0, len(_ADDRESSES)))
 
 
 def _report_layout(cells: tuple[str, ...]) -> dict[str, str] | None:
@@ -153,6 +169,8 @@ def _report_layout(cells: tuple[str, ...]) -> dict[str, str] | None:
     ``currency`` is a column name, except in the oldest layout where the user's currency is
     only a prefix of the money columns (``EUR Subtotal``): there it is ``=EUR``.
     """
+    if len(cells) not in _REPORT_WIDTHS:  # as wide as no layout (a data row, mostly): none matches
+        return None
     key = _normal(cells)
     if key[-2:] == _normal(_ADDRESSES):
         cells, key = cells[:-2], key[:-2]
@@ -174,6 +192,7 @@ def _report_layout(cells: tuple[str, ...]) -> dict[str, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _normal(cells: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(normal(c) for c in cells)
 
@@ -181,7 +200,7 @@ def _normal(cells: tuple[str, ...]) -> tuple[str, ...]:
 def _find_report(head: str) -> tuple[int, dict[str, str]] | None:
     """(lines before the header, layout) of a transaction report, found below its preamble."""
     for number, line in enumerate(_lines(head)[:_PREAMBLE_LINES]):
-        layout = _report_layout(tuple(header_cells(line)))
+        layout = _report_layout(_cells(line))
         if layout is not None:
             return number, layout
     return None
@@ -431,8 +450,10 @@ def _transfers_header(cells: tuple[str, ...]) -> str | None:
     """The asset a Transfers report header names in its third column, or None."""
     import re
 
+    if len(cells) != 11:
+        return None
     key = _normal(cells)
-    if len(cells) == 11 and key[:2] == ("timestamp", "type") and key[3:] == _normal(TRANSFERS_AFTER_ASSET):
+    if key[:2] == ("timestamp", "type") and key[3:] == _normal(TRANSFERS_AFTER_ASSET):
         return cells[2] if re.match(_ASSET_CODE, cells[2]) else None
     return None
 
@@ -440,7 +461,7 @@ def _transfers_header(cells: tuple[str, ...]) -> str | None:
 def _find_transfers(head: str) -> tuple[int, str] | None:
     """(lines before the header, the asset) of a 2017 Transfers report, found below its preamble."""
     for number, line in enumerate(_lines(head)[:_PREAMBLE_LINES]):
-        asset = _transfers_header(tuple(header_cells(line)))
+        asset = _transfers_header(_cells(line))
         if asset is not None:
             return number, asset
     return None
@@ -545,7 +566,7 @@ def _report_2018(cells: tuple[str, ...]) -> str | None:
 
 def _find_report_2018(head: str) -> tuple[int, str] | None:
     for number, line in enumerate(_lines(head)[:_PREAMBLE_LINES]):
-        ccy = _report_2018(tuple(header_cells(line)))
+        ccy = _report_2018(_cells(line))
         if ccy is not None:
             return number, ccy
     return None
