@@ -72,6 +72,10 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
     import pipelines.assets
     import utl.daily
     import utl.day
+    try:
+        import utl.stored_day
+    except ImportError:  # code from before shards
+        utl.stored_day = None
     from pipelines.eod import run_eod
     from utl.memory import LandingMemory
     from utl.store import Database
@@ -111,13 +115,13 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
         return real_run_day(*args, **kwargs, lap=lap)
 
     # step: the day step of code from before shards (to measure it beside); what is missing is skipped.
-    patches = [(LandingMemory, "day_rows"), (pipelines.assets, "book_day"), (pipelines.assets, "step_shards"),
+    patches = [(LandingMemory, "day_rows"), (pipelines.assets, "book_day"), (utl.stored_day, "step_shards"),
                (pipelines.assets, "step"), (utl.day, "book_derivatives"), (utl.day, "run_day"),
                (pipelines.assets, "write_day")]
     kinds = {"day_rows": "landing_rows: read a shard's rows", "book_day": "ledger_legs: book a shard's legs",
              "step_shards": "day_state: the day step (every shard)", "step": "day_state: the day step (whole)", "book_derivatives": "  day step: derivatives",
              "run_day": "  day step: run_day", "write_day": "eod_tables: PostgreSQL write"}
-    saved = [(owner, name, getattr(owner, name)) for owner, name in patches if hasattr(owner, name)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name in patches if owner and hasattr(owner, name)]
     for owner, name, call in saved:
         setattr(owner, name, timed(kinds[name], lapped_run_day if name == "run_day" else call))
     try:
