@@ -54,9 +54,14 @@ def book_stored_day(day: dt.date, before: DayState, stored: StoredTables, settin
     shared = {name: stored[name] for name in SHARED_INPUTS}
     matched = match_day(day, before, stored["transfers"], stored["opening_snapshots"], settings)
     parts_of = stored["shards"]  # PLAN: the accounts each stored part holds
+    # A stored part stays whole in one shard (its accounts linked), so each part file is read
+    # once: a shard is whole parts, joined by transfers, and the accounts only carried in.
+    together = [(a, b) for part in parts_of.sort("shard", "venue", "account").partition_by("shard")
+                for a, b in zip(part.select("venue", "account").iter_rows(),
+                                part.select("venue", "account").slice(1).iter_rows(), strict=False)]
     plan = plan_shards(pl.concat([parts_of.select("venue", "account", "rows"),
                                   carried_accounts(before).with_columns(rows=pl.lit(0, pl.Int64))]),
-                       transfer_links(matched), settings, max_rows)
+                       transfer_links(matched) + together, settings, max_rows)
     differences: list[pl.DataFrame] = []
     legs_read = 0
 
