@@ -53,8 +53,11 @@ def position_differences(before: DayState, inputs: DayInputs, after: DayState,
     openings = inputs.opening_snapshots.join(opened, on=["venue", "account"], how="semi").select(
         *KEY, qty=pl.col("total"))
     # Lazy, reading the legs' four columns only: a day's legs are the largest frame of the run.
+    # Summed per position before the open accounts are picked: the join then takes positions
+    # (thousands), not legs (millions), and a position's key holds its account.
     day_legs = [f.lazy().select(*KEY, pl.col("qty").cast(DECIMAL)) for f in [inputs.legs, computed] if f is not None]
-    legs = pl.concat(day_legs).join(after.accounts.lazy(), on=["venue", "account"], how="semi")
+    legs = (pl.concat(day_legs).group_by(KEY).agg(pl.col("qty").sum())
+            .join(after.accounts.lazy(), on=["venue", "account"], how="semi"))
     expected = (
         pl.concat([before.positions.lazy().select(*KEY, pl.col("qty").cast(DECIMAL)),
                    openings.lazy().select(*KEY, pl.col("qty").cast(DECIMAL)), legs])

@@ -57,6 +57,7 @@ from utl.schemas import (
     PENDING_TRANSFERS, POSITIONS_STATE, TRANSFER_LEGS, TRANSIT_LOTS,
 )
 from utl.settings import Settings
+from utl.shards import of_accounts
 from utl.snapshots import holdings
 
 ACCOUNT = ["venue", "account"]
@@ -313,8 +314,9 @@ def _step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings,
         inputs.ledger_trade_accounts,
     )
     computed = derivative.computed_legs.join(accounts, on=ACCOUNT, how="semi")
-    legs = pl.concat([inputs.legs.filter(pl.col("business_date") == day).join(accounts, on=ACCOUNT, how="semi"),
-                      computed])
+    on_day = inputs.legs.select((pl.col("business_date") == day).all()).item() is not False
+    legs = pl.concat([of_accounts(inputs.legs if on_day else inputs.legs.filter(pl.col("business_date") == day),
+                                  accounts.select(ACCOUNT)), computed])
 
     movements = inputs.transfers.join(accounts, on=ACCOUNT, how="semi")
     start = pl.concat([before.positions, holdings(opening).select("venue", "account", "asset", pl.col("total").alias("qty"))

@@ -100,18 +100,29 @@ def shard_accounts(plan: pl.DataFrame) -> list[pl.DataFrame]:
     return [part.select(ACCOUNT) for part in plan.sort("shard", *ACCOUNT).partition_by("shard", maintain_order=True)]
 
 
-def of_accounts(frame: pl.DataFrame | pl.LazyFrame, accounts: pl.DataFrame) -> pl.DataFrame | pl.LazyFrame:
-    """The rows of ``frame`` whose (venue, account) is one of ``accounts``."""
-    other = accounts.lazy() if isinstance(frame, pl.LazyFrame) else accounts
-    return frame.join(other, on=ACCOUNT, how="semi")
+def of_accounts(frame: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``frame`` whose (venue, account) is one of ``accounts``: ``frame`` itself,
+    not a copy, when every row's is (finding that out is a pass over two columns, where the
+    join would copy every column of millions of legs)."""
+    if frame.height == 0 or outside(frame, accounts).height == 0:
+        return frame
+    return frame.join(accounts, on=ACCOUNT, how="semi")
+
+
+def outside(frame: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
+    """The (venue, account) pairs ``frame`` has rows of that are not among ``accounts``."""
+    present = frame.lazy().select(ACCOUNT).unique().collect()
+    return present.join(accounts.select(ACCOUNT), on=ACCOUNT, how="anti")
 
 
 def booked_accounts(tables: dict[str, pl.DataFrame], shard: int) -> pl.DataFrame:
     """PLAN of one stored shard: every (venue, account) its tables hold a row of, weighed by
     its legs (0 for an account with snapshots or positions only)."""
-    mine = [frame.select(ACCOUNT) for frame in tables.values() if "account" in frame.columns and "venue" in frame.columns]
+    mine = [frame.lazy().select(ACCOUNT).unique().collect() for frame in tables.values()
+            if "account" in frame.columns and "venue" in frame.columns]
     accounts = pl.concat(mine).unique() if mine else ACCOUNT_SCHEMA.to_frame()
-    legs = tables["legs"].group_by(ACCOUNT).agg(rows=pl.len().cast(pl.Int64)) if "legs" in tables else None
+    legs = (tables["legs"].lazy().group_by(ACCOUNT).agg(rows=pl.len().cast(pl.Int64)).collect()
+            if "legs" in tables else None)
     rows = (accounts.join(legs, on=ACCOUNT, how="left") if legs is not None
             else accounts.with_columns(rows=pl.lit(None, pl.Int64)))
     return rows.with_columns(pl.col("rows").fill_null(0), shard=pl.lit(shard, pl.Int32)).sort(ACCOUNT).select(

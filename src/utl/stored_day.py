@@ -69,7 +69,7 @@ def book_stored_day(day: dt.date, before: DayState, stored: StoredTables, settin
         nonlocal legs_read
         for accounts in shard_accounts(plan) or [ACCOUNT_SCHEMA.to_frame()]:
             parts = sorted(parts_of.join(accounts, on=["venue", "account"], how="semi")["shard"].unique().to_list())
-            own = {name: of_accounts(stored.scan(name, parts), accounts).collect()
+            own = {name: of_accounts(stored.scan(name, parts).collect(), accounts)
                    for name in DayInputs.TABLES if name not in SHARED_INPUTS and name in stored and parts}
             legs_read += own["legs"].height if "legs" in own else 0
             yield accounts, DayInputs.from_tables({**own, **shared})
