@@ -30,6 +30,7 @@ import polars as pl
 from utl.decimals import DECIMAL
 from utl.schemas import EXCEPTIONS, UTC_TS
 from utl.settings import Settings
+from utl.transfer_legs import source_ref
 
 KEY = ["venue", "account", "asset"]
 
@@ -82,7 +83,9 @@ def missing_acquisitions(day: dt.date, start: pl.DataFrame, end: pl.DataFrame, l
         .with_columns(after=pl.col("start_qty").fill_null(pl.lit(0, DECIMAL)) + pl.col("qty").cum_sum().over(KEY))
         .filter(pl.col("after") < 0)
         .group_by(KEY).agg(pl.col("ts").first().alias("cross_ts"), pl.col("leg_id").first())
-        .join(leg_refs.select("venue", "account", "leg_id", "refs"), on=["venue", "account", "leg_id"], how="left")
+        .join(leg_refs.select("venue", "account", "leg_id", "source_file", "source_row"),
+              on=["venue", "account", "leg_id"], how="left")
+        .select(*KEY, "cross_ts", refs=source_ref())
     )
     opened = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
     found = (
@@ -102,7 +105,7 @@ def fee_assets_assumed(day: dt.date, legs: pl.DataFrame, leg_refs: pl.DataFrame)
     ``legs``: the day's booked legs (DAY_LEGS); ``leg_refs``: LEG_REFS, which carry the flag.
     Quantity is the fees charged (positive); refs the fee rows. An account booked from its
     ledgers export has no such leg: the row is gone on the dates that export covers."""
-    flagged = leg_refs.filter(pl.col("fee_asset_assumed")).select("venue", "account", "leg_id", "refs")
+    flagged = leg_refs.filter(pl.col("fee_asset_assumed")).select("venue", "account", "leg_id", refs=source_ref())  # few
     # The flagged legs are few (most days none): the day's legs are cut to their ids first.
     fees = (legs.clear() if flagged.height == 0 else legs).filter(pl.col("leg_id").is_in(flagged["leg_id"].implode()) & (pl.col("kind") == "fee")
                        & (pl.col("qty") < 0)).join(

@@ -188,10 +188,12 @@ TRANSFER_LEGS = pl.Schema(
     }
 )
 LEG_REFS = pl.Schema(
-    {"venue": pl.String, "account": pl.String, "leg_id": pl.String, "refs": pl.String, "fee_asset_assumed": pl.Boolean}
+    {"venue": pl.String, "account": pl.String, "leg_id": pl.String, "source_file": pl.String,
+     "source_row": pl.Int64, "fee_asset_assumed": pl.Boolean}
 )
-"""Where a disposal leg of the date came from (``file:row``), for the exceptions' refs, and
-whether it is a fee whose asset its export does not state (utl.fee_assumed)."""
+"""Where a disposal leg of the date came from (file and row: the few an exception names are
+written ``file:row``, not the millions of a day), and whether it is a fee whose asset its
+export does not state (utl.fee_assumed)."""
 PENDING_TRANSFERS = pl.Schema({k: v for k, v in TRANSFER_LEGS.items() if k != "kind"})
 """Withdrawals not matched yet: carried from date to date (utl.day.DayState)."""
 TRANSIT_LOTS = pl.Schema(

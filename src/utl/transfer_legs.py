@@ -29,7 +29,8 @@ def _plain(amount: pl.Expr) -> pl.Expr:
     return amount.cast(pl.String).str.replace(r"(\.\d*?)0+$", "${1}").str.strip_chars_end(".")
 
 
-def _ref() -> pl.Expr:
+def source_ref() -> pl.Expr:
+    """Where a row came from, as a person reads it: ``file:row``."""
     return pl.format("{}:{}", pl.col("source_file"), pl.col("source_row"))
 
 
@@ -42,7 +43,7 @@ def day_transfer_legs(legs: pl.DataFrame, listed: pl.DataFrame) -> tuple[pl.Data
     fee_ids = legs.filter(moving).select(pl.col("leg_id") + "/fee").to_series()
     fees = legs.filter((pl.col("kind") == "fee") & (pl.col("qty") < 0) & pl.col("leg_id").is_in(fee_ids.implode())).select(
         "venue", "account", "asset", fee_of=pl.col("leg_id").str.strip_suffix("/fee"), fee=-pl.col("qty"),
-        fee_ref=_ref(),
+        fee_ref=source_ref(),
     ).unique(subset=["venue", "account", "asset", "fee_of"], keep="first", maintain_order=True)
     moves = legs.filter(moving).join(fees, left_on=["venue", "account", "asset", "leg_id"], right_on=["venue", "account", "asset", "fee_of"],
            how="left")
@@ -51,11 +52,12 @@ def day_transfer_legs(legs: pl.DataFrame, listed: pl.DataFrame) -> tuple[pl.Data
         fee=pl.when(pl.col("kind") == "withdrawal").then(pl.col("fee").fill_null(ZERO)).otherwise(ZERO),
         tx_hash=pl.lit(None, pl.String), to_venue=pl.lit(None, pl.String), to_account=pl.lit(None, pl.String),
         refs=pl.when((pl.col("kind") == "withdrawal") & pl.col("fee_ref").is_not_null())
-        .then(pl.format("{};{}", _ref(), pl.col("fee_ref"))).otherwise(_ref()),
+        .then(pl.format("{};{}", source_ref(), pl.col("fee_ref"))).otherwise(source_ref()),
     ).cast(TRANSFER_LEGS)
     moves, refused = _apply_listing(moves, listed.select(LISTED_TRANSFERS.names()).cast(LISTED_TRANSFERS))
     refs = legs.filter(pl.col("qty") < 0).select(
-        "venue", "account", "leg_id", refs=_ref(), fee_asset_assumed=pl.col("fee_asset_assumed").fill_null(False),
+        "venue", "account", "leg_id", "source_file", "source_row",
+        fee_asset_assumed=pl.col("fee_asset_assumed").fill_null(False),
     ).cast(LEG_REFS)
     return moves.sort("ts", "venue", "account", "leg_id"), refs, refused
 
