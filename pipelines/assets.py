@@ -70,8 +70,8 @@ def _day(context: dg.AssetExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)
 
 
-def _split(tables: Tables, prefix: str) -> dict[str, pl.DataFrame]:
-    return tables.with_prefix(prefix)
+def _split(tables: Tables, prefix: str, but: str | None = None) -> dict[str, pl.DataFrame]:
+    return tables.with_prefix(prefix, but)
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -156,8 +156,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         started = time.perf_counter()
         settings = landing.settings
         yesterday = day - dt.timedelta(days=1)
-        before = (DayState.from_tables(yesterday, _split(previous, "state.")) if previous is not None
-                  else DayState.empty(yesterday))
+        # The day before's lots (millions on a big day) are read a shard at a time, not held.
+        before = (DayState.from_tables(yesterday, _split(previous, "state.", but="state.lots"))
+                  if previous is not None else DayState.empty(yesterday))
+        carried_lots = previous.scan("state.lots") if previous is not None and "state.lots" in previous else None
         lots, lots_held = PartsWriter(spill_folder(landing.home / "dagster")), [0]
 
         def store_lots(shard_lots: pl.DataFrame) -> None:  # a shard's open lots, stored as they come
@@ -166,7 +168,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                       "out.lots": shard_lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE)})
 
         try:
-            booked = book_stored_day(day, before, ledger_legs, settings, shard_rows(), store_lots)
+            booked = book_stored_day(day, before, ledger_legs, settings, shard_rows(), store_lots, carried_lots)
         except MissingMark as exc:  # names the asset and the marks file, and why it has no price
             detail = why_no_mark(landing.folder, exc.asset, exc.day, landing.settings.aliases)
             raise dg.Failure(description=f"{day}: day_state: {exc.because(detail) if detail else exc}") from exc

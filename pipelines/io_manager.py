@@ -124,9 +124,10 @@ class Tables(Mapping[str, pl.DataFrame]):
     def __len__(self) -> int:
         return len(self._names)
 
-    def with_prefix(self, prefix: str) -> dict[str, pl.DataFrame]:
-        """The tables whose names start with ``prefix``, by the rest of their names (only those are read)."""
-        return {name[len(prefix):]: self[name] for name in self._names if name.startswith(prefix)}
+    def with_prefix(self, prefix: str, but: str | None = None) -> dict[str, pl.DataFrame]:
+        """The tables whose names start with ``prefix``, by the rest of their names (only those
+        are read; ``but`` not)."""
+        return {name[len(prefix):]: self[name] for name in self._names if name.startswith(prefix) and name != but}
 
 
 class ParquetTablesIOManager(dg.ConfigurableIOManager):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -204,3 +205,30 @@ def test_a_caller_that_stores_each_shards_lots_gets_them_all_and_the_result_hold
     same(pl.concat(stored), whole_after.lots, "the lots stored a shard at a time")
     assert whole_after.lots.height > 0 and after.lots.height == 0 and out.lots.height == 0
     same(out.positions, whole_out.positions, "positions")
+
+
+def test_the_day_befores_lots_read_a_shard_at_a_time_give_the_same_date(tmp_path):
+    memory, settings = sample(tmp_path)
+    first = memory.first_business_date()
+    inputs, _ = book_day(memory.day_rows(first))
+    before, _ = step(first, DayState.empty(first - dt.timedelta(days=1)), inputs, settings)
+    assert before.lots.height > 0
+    before.lots.write_parquet(tmp_path / "lots.parquet")
+    day = first + dt.timedelta(days=1)
+    inputs, _ = book_day(memory.day_rows(day))
+    whole_after, whole_out = step(day, before, inputs, settings)
+    matched = match_day(day, before, inputs.transfers, inputs.opening_snapshots, settings)
+    plan = plan_shards(carried_accounts(before).with_columns(rows=pl.lit(1, pl.Int64)), transfer_links(matched),
+                       settings, 1)
+    without_lots = replace(before, lots=before.lots.clear())
+    shards = ((a, split_inputs(inputs, a)) for a in shard_accounts(plan))
+    after, out = step_shards(day, without_lots, shards, matched, settings,
+                             carried_lots=pl.scan_parquet(tmp_path / "lots.parquet"))
+    for name in DayState.TABLES:
+        same(getattr(after, name), getattr(whole_after, name), f"state {name}")
+    same(out.pnl, whole_out.pnl, "pnl")
+    # a plan that leaves out a book's accounts leaves its carried lots unread: refused
+    missing = plan.filter(pl.col("shard") != plan["shard"].max())
+    with pytest.raises(ValueError, match="rows carried in"):
+        step_shards(day, without_lots, ((a, split_inputs(inputs, a)) for a in shard_accounts(missing)), matched,
+                    settings, carried_lots=pl.scan_parquet(tmp_path / "lots.parquet"))

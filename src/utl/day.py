@@ -221,13 +221,18 @@ def carried_accounts(before: DayState) -> pl.DataFrame:
     return pl.concat(frames).unique().sort(ACCOUNT) if frames else ACCOUNTS.to_frame()
 
 
-def shard_state(before: DayState, accounts: pl.DataFrame, settings: Settings) -> DayState:
-    """``before``'s rows of ``accounts`` (a shard): lots by the books of those accounts."""
+def shard_state(before: DayState, accounts: pl.DataFrame, settings: Settings,
+                carried_lots: pl.LazyFrame | None = None) -> DayState:
+    """``before``'s rows of ``accounts`` (a shard): lots by the books of those accounts, from
+    ``carried_lots`` when given (the day before's lots, read a shard at a time)."""
     books = pl.DataFrame({"book": sorted({settings.book_of(v, a) for v, a in accounts.iter_rows()})},
                          schema={"book": pl.String})
     tables = {name: (frame.join(books, on="book", how="semi") if name == "lots"
                      else frame.join(accounts, on=ACCOUNT, how="semi"))
               for name, frame in before.tables().items()}
+    if carried_lots is not None:
+        tables["lots"] = (carried_lots.join(books.lazy(), on="book", how="semi").select(LOTS_STATE.names())
+                          .collect().cast(LOTS_STATE))
     return DayState(before.business_date, **tables)
 
 
@@ -235,6 +240,7 @@ def step_shards(day: dt.date, before: DayState, shards: Iterable[tuple[pl.DataFr
                 matched: Matched, settings: Settings,
                 on_shard: Callable[[DayState, DayInputs, DayState, DayOutputs], None] = lambda *_: None,
                 lots_to: Callable[[pl.DataFrame], None] | None = None,
+                carried_lots: pl.LazyFrame | None = None,
                 ) -> tuple[DayState, DayOutputs]:
     """:func:`step` of a date booked a shard of accounts at a time (:mod:`utl.shards`): each
     of ``shards`` is (its accounts, its inputs: their rows, and the shared marks, specs and
@@ -244,13 +250,16 @@ def step_shards(day: dt.date, before: DayState, shards: Iterable[tuple[pl.DataFr
     ``on_shard(before, inputs, after, outputs)`` sees each shard's own (checks per shard).
     ``lots_to``: when given, each shard's open lots (LOTS_STATE) go there as they come and
     the result's lots are empty: a day's open lots can be millions of rows, and a caller
-    that stores them a shard at a time need not hold them all."""
+    that stores them a shard at a time need not hold them all. ``carried_lots``: likewise the
+    day before's lots, read for each shard from this (``before.lots`` is then empty)."""
+    if carried_lots is not None and before.lots.height:
+        raise ValueError("the day before's lots are either in the state carried in or read a shard at a time")
     afters: list[DayState] = []
     parts: list[DayOutputs] = []
     exposed: list[pl.DataFrame] = []
     covered = dict.fromkeys(DayState.TABLES, 0)
     for accounts, inputs in shards:
-        mine = shard_state(before, accounts, settings)
+        mine = shard_state(before, accounts, settings, carried_lots)
         for name in DayState.TABLES:
             covered[name] += getattr(mine, name).height
         after, outputs, shown = _step(day, mine, inputs, settings, matched.of_accounts(accounts))
@@ -266,9 +275,12 @@ def step_shards(day: dt.date, before: DayState, shards: Iterable[tuple[pl.DataFr
         raise ValueError(f"{day.isoformat()}: no shard to book (the plan has no account and no shared shard)")
     # Every row carried in is booked in exactly one shard: a plan that missed an account (or
     # a book) would otherwise drop its lots and positions without a word.
+    carried = {name: getattr(before, name).height for name in DayState.TABLES}
+    if carried_lots is not None:
+        carried["lots"] = carried_lots.select(pl.len()).collect().item()
     for name, rows in covered.items():
-        if rows != getattr(before, name).height:
-            raise ValueError(f"{day.isoformat()}: the shards cover {rows} of the {getattr(before, name).height} "
+        if rows != carried[name]:
+            raise ValueError(f"{day.isoformat()}: the shards cover {rows} of the {carried[name]} "
                              f"{name} rows carried in from {before.business_date.isoformat()}")
     sorts = {"accounts": ACCOUNT, "open_breaks": ["venue", "account", "asset"]}
     after = DayState(day, **{name: _sorted(pl.concat([getattr(a, name) for a in afters]), sorts.get(name))

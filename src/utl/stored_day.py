@@ -46,11 +46,12 @@ class StoredDay:
 
 
 def book_stored_day(day: dt.date, before: DayState, stored: StoredTables, settings: Settings, max_rows: int,
-                    lots_to: Callable[[pl.DataFrame], None] | None = None) -> StoredDay:
+                    lots_to: Callable[[pl.DataFrame], None] | None = None,
+                    carried_lots: pl.LazyFrame | None = None) -> StoredDay:
     """``day`` from ``before`` and the date's stored inputs (``ledger_legs``' tables), in
     shards of at most ``max_rows`` rows. Raises ValueError when the shards would leave a
-    stored leg or a carried row unbooked (never silently dropped); ``lots_to`` as in
-    :func:`utl.day.step_shards`."""
+    stored leg or a carried row unbooked (never silently dropped); ``lots_to`` and
+    ``carried_lots`` as in :func:`utl.day.step_shards`."""
     shared = {name: stored[name] for name in SHARED_INPUTS}
     matched = match_day(day, before, stored["transfers"], stored["opening_snapshots"], settings)
     parts_of = stored["shards"]  # PLAN: the accounts each stored part holds
@@ -77,7 +78,7 @@ def book_stored_day(day: dt.date, before: DayState, stored: StoredTables, settin
     def check(before: DayState, inputs: DayInputs, after: DayState, outputs: DayOutputs) -> None:
         differences.append(checks.position_differences(before, inputs, after, outputs.derivative_legs))
 
-    after, outputs = step_shards(day, before, shards(), matched, settings, check, lots_to)
+    after, outputs = step_shards(day, before, shards(), matched, settings, check, lots_to, carried_lots)
     stored_legs = stored.scan("legs").select(pl.len()).collect().item()
     if legs_read != stored_legs:  # a leg of an account the plan left out would be lost
         raise ValueError(f"{day.isoformat()}: the shards read {legs_read} of the date's {stored_legs} legs")
