@@ -61,24 +61,9 @@ def load(folder: Path, day: dt.date) -> tuple:
 
 def arguments(day: dt.date, before, inputs, settings) -> tuple:
     """What :func:`utl.day.step` passes to ``book_derivatives``."""
-    from utl.day import ACCOUNT
-    from utl.derivatives.day import is_instrument
-    from utl.marks import marks_for
-    from utl.schemas import ACCOUNTS_STATE
+    from utl.day import derivative_arguments, open_accounts
 
-    reporting = settings.reporting_currency
-    opening = inputs.opening_snapshots.join(before.accounts, on=ACCOUNT, how="anti")
-    opened = opening.select(ACCOUNT).unique().with_columns(first_date=pl.lit(day, pl.Date)).cast(ACCOUNTS_STATE)
-    accounts = pl.concat([before.accounts, opened]).sort(ACCOUNT)
-    marks = marks_for(inputs.marks, day, reporting)
-    return (
-        day, before.derivatives, before.derivative_references, before.derivative_accounts, accounts,
-        inputs.derivative_fills, inputs.derivative_cash, inputs.positions, inputs.opening_positions, inputs.specs,
-        inputs.marks, marks.filter(~is_instrument(pl.col("asset"))), inputs.ledger_accounts, settings.tolerance,
-        before.open_breaks.filter(pl.col("subject") == "position"),
-        marks_for(inputs.marks, before.business_date, reporting).filter(~is_instrument(pl.col("asset"))),
-        inputs.ledger_trade_accounts,
-    )
+    return derivative_arguments(day, before, inputs, open_accounts(day, before, inputs.opening_snapshots), settings)
 
 
 FIELDS = ("positions", "references", "accounts", "computed_legs", "table", "breaks", "reported", "specs",

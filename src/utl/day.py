@@ -304,6 +304,21 @@ def _with_exposure(outputs: DayOutputs, exposed: pl.DataFrame) -> DayOutputs:
                    exposure_book=exposure_by_book(exposed))
 
 
+def derivative_arguments(day: dt.date, before: DayState, inputs: DayInputs, accounts: pl.DataFrame,
+                         settings: Settings) -> tuple:
+    """What the step passes :func:`utl.derivatives.day.book_derivatives` (``accounts``: those
+    open on ``day``, :func:`open_accounts`)."""
+    reporting = settings.reporting_currency
+    spot = ~is_instrument(pl.col("asset"))
+    return (
+        day, before.derivatives, before.derivative_references, before.derivative_accounts, accounts,
+        inputs.derivative_fills, inputs.derivative_cash, inputs.positions, inputs.opening_positions, inputs.specs,
+        inputs.marks, marks_for(inputs.marks, day, reporting).filter(spot), inputs.ledger_accounts, settings.tolerance,
+        before.open_breaks.filter(pl.col("subject") == "position"),
+        marks_for(inputs.marks, before.business_date, reporting).filter(spot), inputs.ledger_trade_accounts,
+    )
+
+
 def _step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings,
           matched: Matched | None) -> tuple[DayState, DayOutputs, pl.DataFrame]:
     """:func:`step` without exposure (a shard's would be part of the date's): the state, the
@@ -317,14 +332,7 @@ def _step(day: dt.date, before: DayState, inputs: DayInputs, settings: Settings,
     marks = marks_for(inputs.marks, day, reporting)
 
     # Derivatives first: a fills-only account's computed realized PnL is a spot leg of the day.
-    derivative = book_derivatives(
-        day, before.derivatives, before.derivative_references, before.derivative_accounts, accounts,
-        inputs.derivative_fills, inputs.derivative_cash, inputs.positions, inputs.opening_positions, inputs.specs,
-        inputs.marks, marks.filter(~is_instrument(pl.col("asset"))), inputs.ledger_accounts, settings.tolerance,
-        before.open_breaks.filter(pl.col("subject") == "position"),
-        marks_for(inputs.marks, before.business_date, reporting).filter(~is_instrument(pl.col("asset"))),
-        inputs.ledger_trade_accounts,
-    )
+    derivative = book_derivatives(*derivative_arguments(day, before, inputs, accounts, settings))
     computed = derivative.computed_legs.join(accounts, on=ACCOUNT, how="semi")
     on_day = inputs.legs.select((pl.col("business_date") == day).all()).item() is not False
     legs = pl.concat([of_accounts(inputs.legs if on_day else inputs.legs.filter(pl.col("business_date") == day),

@@ -384,6 +384,20 @@ def _realized_against(ph, pl, ah, al, c, q, scale, d):
     return below_1e38(h, l), h, l, negative
 
 
+@njit(cache=True, inline="always")
+def _spread_times(xh, xl, yh, yl, m, d):
+    """``|x - y| * m / d`` of 128-bit words ``x``, ``y`` and 64-bit ``m``, ``d``: (fits,
+    x >= y, quotient high, low, remainder), the rounding left to the caller."""
+    above = _ge128(xh, xl, yh, yl)
+    if above:
+        dh, dl = _sub128(xh, xl, yh, yl)
+    else:
+        dh, dl = _sub128(yh, yl, xh, xl)
+    n2, n1, n0 = _mul128_64(dh, dl, m)
+    ovf, qh, ql, rem = _divmod192_64(n2, n1, n0, d)
+    return not ovf, above, qh, ql, rem
+
+
 @njit(cache=True)
 def _reaverage(ah, al, ph, pl, q, pos):
     """The pool's average after adding ``q`` at price ``ph:pl`` to ``pos`` held at ``ah:al``
@@ -392,15 +406,9 @@ def _reaverage(ah, al, ph, pl, q, pos):
     bq = np.uint64(q if q > 0 else -q)
     bp = np.uint64(pos if pos > 0 else -pos)
     after = bq + bp
-    rising = _ge128(ph, pl, ah, al)
-    if rising:
-        dh, dl = _sub128(ph, pl, ah, al)
-    else:
-        dh, dl = _sub128(ah, al, ph, pl)
     # q / (pos + q) <= 1, so the quotient never exceeds |price - avg|.
-    n2, n1, n0 = _mul128_64(dh, dl, bq)
-    ovf, sh, sl, rem = _divmod192_64(n2, n1, n0, after)
-    if ovf:
+    fits, rising, sh, sl, rem = _spread_times(ph, pl, ah, al, bq, after)
+    if not fits:
         return False, ah, al
     twice = rem << _ONE
     if rising:

@@ -55,7 +55,7 @@ from numba import njit
 
 from utl.decimals import DECIMAL, PRECISION
 from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE, INSTRUMENT_LEGS
-from utl.lots import _add128, _divmod192_64, _ge128, _mul64, _mul128_64, _reaverage, _sub128
+from utl.lots import _add128, _mul64, _reaverage, _spread_times
 from utl.scaled import below_1e38, decimal_from_words, decimal_words, int64_to_decimal, signed_words, to_int64
 
 SCALE_DIGITS = 18
@@ -276,14 +276,8 @@ def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_val
             mh, ml = _mul64(np.uint64(closed), np.uint64(s))
             if mh != _ZERO:
                 return False
-            rising = _ge128(ph, pl_, eh, el)
-            if rising:
-                dh, dl = _sub128(ph, pl_, eh, el)
-            else:
-                dh, dl = _sub128(eh, el, ph, pl_)
-            n2, n1, n0 = _mul128_64(dh, dl, ml)
-            ovf, vh, vl, rem = _divmod192_64(n2, n1, n0, pow10)
-            if ovf:
+            fits, rising, vh, vl, rem = _spread_times(ph, pl_, eh, el, ml, pow10)
+            if not fits:
                 return False
             twice = rem << _ONE
             if twice > pow10 or (twice == pow10 and (vl & _ONE) == _ONE):
