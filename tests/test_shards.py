@@ -232,3 +232,37 @@ def test_the_day_befores_lots_read_a_shard_at_a_time_give_the_same_date(tmp_path
     with pytest.raises(ValueError, match="rows carried in"):
         step_shards(day, without_lots, ((a, split_inputs(inputs, a)) for a in shard_accounts(missing)), matched,
                     settings, carried_lots=pl.scan_parquet(tmp_path / "lots.parquet"))
+
+
+class Stored(dict):
+    """Stored tables as a dict (each whole, one part): what utl.stored_day reads."""
+
+    def scan(self, name: str, shards: list[int] | None = None) -> pl.LazyFrame:
+        assert shards in (None, [0])
+        return self[name].lazy()
+
+
+@pytest.mark.parametrize("with_plan", [True, False], ids=["stored with its plan", "stored before shards"])
+def test_a_date_booked_from_its_stored_tables_equals_the_step(tmp_path, with_plan):
+    from utl.shards import booked_accounts
+    from utl.stored_day import book_stored_day
+
+    memory, settings = sample(tmp_path)
+    day = memory.first_business_date()
+    before = DayState.empty(day - dt.timedelta(days=1))
+    inputs, _ = book_day(memory.day_rows(day))
+    whole_after, whole_out = step(day, before, inputs, settings)
+    stored = Stored(inputs.tables())
+    if with_plan:
+        stored["shards"] = booked_accounts({n: f for n, f in inputs.tables().items() if n not in SHARED_INPUTS}, 0)
+    booked = book_stored_day(day, before, stored, settings, 1)
+    assert booked.shards == 1  # one stored part: one shard, read once
+    for name in DayState.TABLES:
+        same(getattr(booked.after, name), getattr(whole_after, name), f"state {name}")
+    same(booked.outputs.pnl, whole_out.pnl, "pnl")
+    assert booked.differences.height == 0
+    # a leg of an account no part names would go unbooked: refused
+    stored["legs"] = pl.concat([inputs.legs, inputs.legs.head(1).with_columns(account=pl.lit("nobody"))])
+    if with_plan:
+        with pytest.raises(ValueError, match=r"the shards read \d+ of the date's \d+ legs"):
+            book_stored_day(day, before, stored, settings, 1)

@@ -22,7 +22,7 @@ from utl.day import (
     SHARED_INPUTS, DayInputs, DayOutputs, DayState, carried_accounts, match_day, step_shards, transfer_links,
 )
 from utl.settings import Settings
-from utl.shards import ACCOUNT_SCHEMA, of_accounts, plan_shards, shard_accounts
+from utl.shards import ACCOUNT_SCHEMA, booked_accounts, of_accounts, plan_shards, shard_accounts
 
 
 class StoredTables(Protocol):
@@ -54,7 +54,9 @@ def book_stored_day(day: dt.date, before: DayState, stored: StoredTables, settin
     ``carried_lots`` as in :func:`utl.day.step_shards`."""
     shared = {name: stored[name] for name in SHARED_INPUTS}
     matched = match_day(day, before, stored["transfers"], stored["opening_snapshots"], settings)
-    parts_of = stored["shards"]  # PLAN: the accounts each stored part holds
+    own_tables = [name for name in DayInputs.TABLES if name not in SHARED_INPUTS and name in stored]
+    # PLAN: the accounts each stored part holds; inputs stored before shards are one part.
+    parts_of = stored["shards"] if "shards" in stored else booked_accounts({n: stored[n] for n in own_tables}, 0)
     # A stored part stays whole in one shard (its accounts linked), so each part file is read
     # once: a shard is whole parts, joined by transfers, and the accounts only carried in.
     together = [(a, b) for part in parts_of.sort("shard", "venue", "account").partition_by("shard")
@@ -70,8 +72,7 @@ def book_stored_day(day: dt.date, before: DayState, stored: StoredTables, settin
         nonlocal legs_read
         for accounts in shard_accounts(plan) or [ACCOUNT_SCHEMA.to_frame()]:
             parts = sorted(parts_of.join(accounts, on=["venue", "account"], how="semi")["shard"].unique().to_list())
-            own = {name: of_accounts(stored.scan(name, parts).collect(), accounts)
-                   for name in DayInputs.TABLES if name not in SHARED_INPUTS and name in stored and parts}
+            own = {name: of_accounts(stored.scan(name, parts).collect(), accounts) for name in own_tables if parts}
             legs_read += own["legs"].height if "legs" in own else 0
             yield accounts, DayInputs.from_tables({**own, **shared})
 
