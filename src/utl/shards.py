@@ -7,9 +7,10 @@ of accounts so linked, and the shards of a date are independent: booking them on
 the other gives the same rows as booking the date at once, while the largest frame the run
 holds is one shard's.
 
-Groups are packed in (venue, account) order into shards of at most ``max_rows`` rows
-(fills, ledger lines and derivative rows, from the landing's catalog); a group larger than
-that is a shard of its own, whole.
+Groups are packed in (venue, account) order into shards of at most ``max_rows`` rows (what
+the caller weighs: the landing's rows per account when reading and booking legs, the legs
+per account for the day step, whose shards are whole stored parts); a group larger than that
+is a shard of its own, whole.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import polars as pl
 
 from utl.settings import Settings
 
-# One shard's fills take about 1.3 KB each at the day step's peak: a million keeps a shard
-# near 1.5 GB. UTL_SHARD_ROWS changes it (tests set it small to book many shards).
+# At a million rows a shard the 10 M-fill benchmark day peaks at 3.3 GB (README,
+# "Performance"); smaller shards hold less at a few percent more time. UTL_SHARD_ROWS
+# changes it (tests set it to 1 to book each account alone).
 DEFAULT_SHARD_ROWS = 1_000_000
 ACCOUNT = ["venue", "account"]
 ACCOUNT_SCHEMA = pl.Schema({"venue": pl.String, "account": pl.String})
