@@ -23,7 +23,7 @@ import polars as pl
 from utl.settings import Settings
 
 # At a million rows a shard the 10 M-fill benchmark day peaks at 3.3 GB (README,
-# "Performance"); smaller shards hold less at a few percent more time. UTL_SHARD_ROWS
+# "Performance"); smaller shards hold less (more of them run one after another). UTL_SHARD_ROWS
 # changes it (tests set it to 1 to book each account alone).
 DEFAULT_SHARD_ROWS = 1_000_000
 ACCOUNT = ["venue", "account"]
