@@ -130,3 +130,15 @@ def row(frame: pl.DataFrame, **where: object) -> dict:
     found = frame.filter(*[pl.col(k) == v for k, v in where.items()])
     assert found.height == 1, found
     return found.row(0, named=True)
+
+
+def expired_option_day():
+    """D3's outputs after +1 OPTION call @ 0.05 on D1, marked 0.08 (D1), 0.09 (D2) and 0.1 on
+    D3, its expiry, with no delivery (fills only)."""
+    state, _ = first_day(derivative_fills=fills(D1, "+1 @ 0.05", instrument=OPTION),
+                         marks_today=instrument_marks(D1, **{OPTION: "0.08"}))
+    state, _ = step(D2, state, day_inputs(D2, marks_before=instrument_marks(D1, **{OPTION: "0.08"}),
+                                          marks_today=instrument_marks(D2, **{OPTION: "0.09"})), Settings())
+    _, out = step(D3, state, day_inputs(D3, marks_before=instrument_marks(D2, **{OPTION: "0.09"}),
+                                        marks_today=instrument_marks(D3, **{OPTION: "0.1"})), Settings())
+    return out

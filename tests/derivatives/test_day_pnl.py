@@ -14,7 +14,8 @@ import polars as pl
 import pytest
 
 from tests.derivatives.daybook import (
-    D0, D1, D2, D3, INVERSE, LINEAR, OPTION, VENUE, ACCOUNT, balances, day_inputs, fills, first_day,
+    expired_option_day,
+    D0, D1, D2, INVERSE, LINEAR, OPTION, VENUE, ACCOUNT, balances, day_inputs, fills, first_day,
     instrument_marks, marks, row,
 )
 from utl.checks import explain_ties
@@ -112,12 +113,7 @@ def test_an_expired_option_leaves_its_value_to_the_cash_it_realized() -> None:
     # D3 (expiry, no delivery): it closes at D3's mark 0.1, realizing 0.05 BTC = 3000 USD
     # (income on the BTC line); the instrument's line goes from 2400 to 0 (change −2400): the
     # book makes 600 = 1·(0.1 − 0.09) BTC at 60000.
-    state, _ = first_day(derivative_fills=fills(D1, "+1 @ 0.05", instrument=OPTION),
-                         marks_today=instrument_marks(D1, **{OPTION: "0.08"}))
-    state, _ = step(D2, state, day_inputs(D2, marks_before=instrument_marks(D1, **{OPTION: "0.08"}),
-                                          marks_today=instrument_marks(D2, **{OPTION: "0.09"})), Settings())
-    _, out = step(D3, state, day_inputs(D3, marks_before=instrument_marks(D2, **{OPTION: "0.09"}),
-                                        marks_today=instrument_marks(D3, **{OPTION: "0.1"})), Settings())
+    out = expired_option_day()
     got = line(out, OPTION)
     assert (got["market_value_start"], got["market_value_end"], got["unrealized_change"]) == (D(2400), D(0), D(-2400))
     assert line(out, "BTC")["income"] == D(3000)

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from tests.derivatives.daybook import (
-    D1, D2, D3, LINEAR, OPTION, day_inputs, fills, first_day, instrument_marks, positions,
+    expired_option_day,
+    D1, D2, LINEAR, OPTION, day_inputs, fills, first_day, instrument_marks, positions,
 )
 from utl.day import step
 from utl.ops.breaks import answer_breaks, format_breaks
@@ -93,12 +94,7 @@ def test_a_date_with_derivatives_round_trips_and_a_rerun_replaces_it(migrated_da
 
 
 def test_an_expiry_without_delivery_is_a_break_the_database_accepts(migrated_database: str) -> None:
-    state, _ = first_day(derivative_fills=fills(D1, "+1 @ 0.05", instrument=OPTION),
-                         marks_today=instrument_marks(D1, **{OPTION: "0.08"}))
-    state, _ = step(D2, state, day_inputs(D2, marks_before=instrument_marks(D1, **{OPTION: "0.08"}),
-                                          marks_today=instrument_marks(D2, **{OPTION: "0.09"})), Settings())
-    _, out = step(D3, state, day_inputs(D3, marks_before=instrument_marks(D2, **{OPTION: "0.09"}),
-                                        marks_today=instrument_marks(D3, **{OPTION: "0.1"})), Settings())
+    out = expired_option_day()
     with connect(migrated_database) as conn:
         write_day(conn, LANDING, out, pl.DataFrame(schema={"business_date": pl.Date}), "fp")
         assert conn.execute("SELECT asset, kind, subject, ledger_qty, venue_qty FROM utl.breaks").fetchall() == [
