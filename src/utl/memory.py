@@ -427,13 +427,11 @@ class LandingMemory:
         in_two_days = pl.col("business_date").is_in([before, day])
         parts: list[FileRows] = []
         files = self._files_reaching(before, day)
-        if accounts is not None:
+        if accounts is not None or not shared:
             own = pl.col("kind").is_in(ACCOUNT_KINDS)
-            files = pl.concat([files.filter(own).join(accounts, on=["venue", "account"], how="semi"),
-                               files.filter(~own)]) if shared else \
+            mine = files.filter(own) if accounts is None else \
                 files.filter(own).join(accounts, on=["venue", "account"], how="semi")
-        elif not shared:
-            files = files.filter(pl.col("kind").is_in(ACCOUNT_KINDS))
+            files = pl.concat([mine, files.filter(~own)]) if shared else mine
         for row in files.iter_rows(named=True):
             key, kind = row["key"], row["kind"]
             tables = {
