@@ -83,3 +83,60 @@ def test_a_table_s_schema_is_told_exactly() -> None:
                     fills.with_columns(pl.col("source_row").cast(pl.Int32)),
                     fills.select(list(reversed(fills.columns))), fills.drop("format")):
         assert changed.schema != fills.schema and not _of_table_schema(changed, "fills")
+
+
+def _stored(memory: LandingMemory) -> dict[tuple[str, str], pl.DataFrame]:
+    return {(row["file"], name): memory._read_rows(row["key"], name)
+            for row in memory.catalog.iter_rows(named=True) for name in FileRows.TABLES}
+
+
+def test_files_read_on_several_threads_store_what_one_thread_stores(tmp_path: Path, monkeypatch) -> None:
+    landing = tmp_path / "landing"
+    shutil.copytree(SAMPLE, landing)
+    results = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("UTL_INGEST_THREADS", threads)
+        memory = LandingMemory(landing, tmp_path / f"memory{threads}")
+        refresh = memory.refresh()
+        results[threads] = refresh, memory.catalog, _stored(memory)
+    (one, catalog1, stored1), (three, catalog3, stored3) = results["1"], results["3"]
+    assert one == three and len(one.read) == catalog1.height > 3
+    assert catalog1.equals(catalog3)  # same rows in the same order: keys, dates, counts
+    assert stored1.keys() == stored3.keys()
+    for key, frame in stored1.items():
+        assert frame.equals(stored3[key]), key
+
+
+def test_a_reader_that_fails_on_a_thread_fails_the_refresh_and_stores_no_catalog(tmp_path: Path, monkeypatch) -> None:
+    import utl.memory
+
+    landing = tmp_path / "landing"
+    shutil.copytree(SAMPLE, landing)
+    real = utl.memory.read_trades_file
+    calls = []
+
+    def read(source, formats, settings):
+        calls.append(source.rel)
+        if len(calls) == 2:
+            raise OSError(f"disk gone under {source.rel}")
+        return real(source, formats, settings)
+
+    monkeypatch.setattr(utl.memory, "read_trades_file", read)
+    monkeypatch.setenv("UTL_INGEST_THREADS", "2")
+    memory = LandingMemory(landing, tmp_path / "memory")
+    import pytest
+    with pytest.raises(OSError, match="disk gone"):
+        memory.refresh()
+    assert not (tmp_path / "memory" / "catalog.parquet").exists()
+
+
+def test_the_thread_count_is_told_plainly(monkeypatch) -> None:
+    import pytest
+    from utl.memory import ingest_threads
+
+    monkeypatch.setenv("UTL_INGEST_THREADS", "3")
+    assert ingest_threads() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("UTL_INGEST_THREADS", bad)
+        with pytest.raises(ValueError, match="UTL_INGEST_THREADS"):
+            ingest_threads()

@@ -26,6 +26,8 @@ Dedupe across files works within a date: the same venue id on two dates is two f
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import datetime as dt
 import fcntl
@@ -67,6 +69,21 @@ from utl.venues.contracts import ledger_trade_accounts
 MEMORY_VERSION = "7"
 
 ONE_DAY = dt.timedelta(days=1)
+
+
+def ingest_threads() -> int:
+    """How many landing files a refresh reads at once: ``UTL_INGEST_THREADS``, else the
+    machine's cores (at most 4: past that the disk and the GIL take the gain)."""
+    value = os.environ.get("UTL_INGEST_THREADS", "").strip()
+    if value:
+        try:
+            threads = int(value)
+        except ValueError:
+            raise ValueError(f"UTL_INGEST_THREADS must be a whole number of threads, not {value!r}") from None
+        if threads < 1:
+            raise ValueError(f"UTL_INGEST_THREADS must be at least 1, not {threads}")
+        return threads
+    return max(1, min(os.cpu_count() or 1, 4))
 # The kinds of file that belong to one (venue, account); marks, listed transfers and
 # instruments belong to none (shared by every shard of a date).
 ACCOUNT_KINDS = ("fills", "ledger", "balances", "positions")
@@ -307,6 +324,7 @@ class LandingMemory:
                           for d, s in files.positions]
                        + [(p, p.relative_to(self.landing).as_posix(),
                            lambda d=d, p=p: read_specs_landing_file(d, p, self.landing)) for d, p in files.instruments])
+            pending = []
             for path, rel, reader in entries:
                 stat = path.stat()
                 old = known.pop(rel, None)
@@ -317,13 +335,12 @@ class LandingMemory:
                 if old is not None and old["sha256"] == sha:
                     rows.append({**old, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
                     continue
-                file_rows = reader()
-                dates = _touched(file_rows)
+                key = hashlib.sha256(f"{rel}\0{sha}".encode()).hexdigest()[:32]
+                pending.append((rel, stat, sha, key, old, reader))
+            for (rel, stat, sha, key, old, _), (file_rows, dates) in zip(pending, self._read_all(pending)):
                 if old is not None and old["first_date"] is not None:
                     touched += [old["first_date"]]
                 touched += dates
-                key = hashlib.sha256(f"{rel}\0{sha}".encode()).hexdigest()[:32]
-                self._store_rows(key, file_rows)
                 read.append(rel)
                 rows.append({
                     "file": rel, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha, "key": key,
@@ -353,6 +370,35 @@ class LandingMemory:
             self._write("fingerprints.parquet", fingerprints)
             settings_file.write_text(settings_hash)
             return Refresh(read=read, removed=removed, stale_from=stale_from)
+
+    def _read_all(self, pending: list) -> Iterator[tuple[FileRows, list[dt.date]]]:
+        """Read and store each pending file, giving back its rows (tables dropped once stored)
+        and the dates they touch, in the order given.
+
+        Files are independent, and most of a read is Polars work that releases the GIL, so
+        up to ``UTL_INGEST_THREADS`` (default: the machine's cores, at most 4) are read at
+        once; a file's rows are stored by the thread that read them, so only a bounded
+        number of files' frames is ever held."""
+        def one(item) -> tuple[FileRows, list[dt.date]]:
+            _, _, _, key, _, reader = item
+            file_rows = reader()
+            dates = _touched(file_rows)
+            self._store_rows(key, file_rows)
+            return file_rows, dates
+
+        threads = ingest_threads()
+        if threads <= 1 or len(pending) <= 1:
+            yield from map(one, pending)
+            return
+        with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="utl-ingest") as pool:
+            # A bounded window keeps memory to a few files however many are pending.
+            window: collections.deque = collections.deque()
+            for item in pending:
+                window.append(pool.submit(one, item))
+                if len(window) >= 2 * threads:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
 
     def _store_rows(self, key: str, rows: FileRows) -> None:
         """Each non-empty table of the file as ``rows/<key>/<table>.parquet``, sorted by its
