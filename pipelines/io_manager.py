@@ -21,6 +21,7 @@ or one shard's rows from :meth:`Tables.part`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import time
@@ -49,23 +50,47 @@ class Parts:
 
 class PartsWriter:
     """Writes an asset's tables a shard at a time into ``folder`` (a spill folder on the
-    storage's own disk), so that the asset never holds the date's rows at once."""
+    storage's own disk), so that the asset never holds the date's rows at once.
+
+    A shard's files are written on a thread of their own while the asset books the next
+    shard (Polars writes without the GIL): the disk and the booking overlap, at the cost of
+    holding one written shard more. A write that fails raises from the next ``add`` or from
+    ``output``."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self._files: dict[str, list[Path]] = {}
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="utl-parts")
+        self._pending: concurrent.futures.Future | None = None
 
     def add(self, tables: Mapping[str, pl.DataFrame]) -> None:
         """One shard's tables (every shard must give the same names)."""
+        self._wait()
+        paths = []
         for name, frame in tables.items():
             files = self._files.setdefault(name, [])
             path = self.folder / name / PART.format(len(files))
             path.parent.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(path, **PARQUET)
             files.append(path)
+            paths.append((frame, path))
+        self._pending = self._writer.submit(_write_parts, paths)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def output(self) -> dict[str, Parts]:
+        try:
+            self._wait()
+        finally:
+            self._writer.shutdown(wait=True)
         return {name: Parts(tuple(files)) for name, files in self._files.items()}
+
+
+def _write_parts(paths: list[tuple[pl.DataFrame, Path]]) -> None:
+    for frame, path in paths:
+        frame.write_parquet(path, **PARQUET)
 
 
 def spill_folder(base: Path) -> Path:

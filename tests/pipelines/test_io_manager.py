@@ -80,3 +80,28 @@ def test_a_table_written_a_shard_at_a_time_is_moved_in_and_read_whole_or_by_shar
     assert loaded.part("legs", 1).equals(shards[1]) and loaded.part("plan", 0)["shards"].to_list() == [2]
     assert loaded.scan("legs", [1]).collect().equals(shards[1])
     assert loaded["marks"].height == 0 and loaded["marks"].schema == shards[0].schema
+
+
+def test_a_shard_whose_write_fails_fails_the_asset_at_its_next_step(tmp_path):
+    """Parts are written on a thread while the next shard is booked: a failed write must not
+    pass unnoticed, whether the asset adds another shard or asks for its output."""
+    import pytest
+
+    from pipelines.io_manager import PartsWriter
+
+    good = pl.DataFrame({"qty": [Decimal("1.25")]}, schema={"qty": pl.Decimal(38, 18)})
+    for ends_with in ("add", "output"):
+        spill = tmp_path / ends_with
+        spill.mkdir()
+        writer = PartsWriter(spill)
+        writer.add({"legs": good})
+        from pipelines.io_manager import PART
+        (spill / "marks" / PART.format(0)).mkdir(parents=True)  # a folder where the part file must go
+        writer.add({"marks": good})
+        with pytest.raises(OSError):
+            writer.add({"legs": good}) if ends_with == "add" else writer.output()
+    writer = PartsWriter(tmp_path / "ordered")
+    for n in range(5):
+        writer.add({"legs": good.with_columns(qty=pl.lit(Decimal(n)).cast(pl.Decimal(38, 18)))})
+    parts = writer.output()["legs"].files
+    assert [pl.read_parquet(p)["qty"].to_list() for p in parts] == [[Decimal(n)] for n in range(5)]
