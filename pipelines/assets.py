@@ -30,7 +30,7 @@ from utl.memory import SHARD_ROWS, SHARED_ROWS, DayDigest, book_day, shard_day_r
 from utl.shards import PLAN, booked_accounts, shard_accounts, shard_rows
 from utl.stored_day import book_stored_day
 from utl.run import RunError, refuse_unknown_files
-from utl.schemas import LOTS_TABLE
+from utl.schemas import LOTS_STATE, LOTS_TABLE
 from utl.storage import staged, write_partition
 from utl.store.days import remove_days_before, write_checks, write_day, write_undated_quarantine
 from utl.stream.eod_check import check_stream
@@ -164,8 +164,8 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
         def store_lots(shard_lots: pl.DataFrame) -> None:  # a shard's open lots, stored as they come
             lots_held[0] += shard_lots.height
-            lots.add({"state.lots": shard_lots,
-                      "out.lots": shard_lots.with_columns(business_date=pl.lit(day, pl.Date)).cast(LOTS_TABLE)})
+            # Stored once: the date's lots output is these rows of this date (eod_tables).
+            lots.add({"state.lots": shard_lots})
 
         try:
             booked = book_stored_day(day, before, ledger_legs, settings, shard_rows(), store_lots, carried_lots)
@@ -176,7 +176,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             raise dg.Failure(description=f"{day}: day_state: {exc}") from exc
         after, outputs = booked.after, booked.outputs
         tables = ({f"state.{n}": f for n, f in after.tables().items()}
-                  | {f"out.{n}": f for n, f in outputs.tables().items()}
+                  | {f"out.{n}": f for n, f in outputs.tables().items() if n != "lots"}
                   | lots.output()  # the lots, a part per shard, in place of the empty frames
                   | {"legs": pl.DataFrame({"legs": [outputs.legs]})})
         yield dg.Output(tables, metadata={
@@ -198,13 +198,16 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         """The date's rows in PostgreSQL, in one transaction, and its Parquet outputs."""
         day = _day(context)
         started = time.perf_counter()
-        outputs = DayOutputs.from_tables(day, _split(day_state, "out."), legs=day_state["legs"]["legs"][0])
+        # The lots output is the date's carried lots (a partition stored before holds both).
+        outputs = DayOutputs.from_tables(day, {**_split(day_state, "out.", but="out.lots"), "lots": LOTS_TABLE.to_frame()},
+                                         legs=day_state["legs"]["legs"][0])
         run_id = context.run.tags.get("utl/run_id")
         # Parquet is staged and moved in only after PostgreSQL committed: a failed date
         # leaves neither half of its outputs.
         with staged(landing.storage, day) as staging:
             for name in STORAGE_TABLES:
-                write_partition(staging, name, day, getattr(outputs, name))
+                write_partition(staging, name, day, day_state.scan("state.lots").cast(LOTS_STATE) if name == "lots"
+                                else getattr(outputs, name))
             with postgres.connect(landing.folder) as conn:
                 with conn.transaction():
                     written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],

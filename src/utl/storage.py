@@ -23,12 +23,18 @@ def partition_path(storage: Path, table: str, day: dt.date) -> Path:
     return storage / table / f"business_date={day.isoformat()}" / "part.parquet"
 
 
-def write_partition(storage: Path, table: str, day: dt.date, frame: pl.DataFrame) -> Path:
+def write_partition(storage: Path, table: str, day: dt.date, frame: pl.DataFrame | pl.LazyFrame) -> Path:
+    """``frame`` as ``table``'s file of ``day``; a LazyFrame is streamed to the file (the
+    day's open lots, millions of rows, are never held whole)."""
     path = partition_path(storage, table, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(".part.parquet.partial")
     # The date lives in the path; a second copy inside the file would clash with it.
-    frame.drop("business_date", strict=False).write_parquet(partial)
+    if isinstance(frame, pl.LazyFrame):
+        columns = [c for c in frame.collect_schema().names() if c != "business_date"]
+        frame.select(columns).sink_parquet(partial)
+    else:
+        frame.drop("business_date", strict=False).write_parquet(partial)
     os.replace(partial, path)
     return path
 
