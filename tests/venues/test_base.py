@@ -314,6 +314,20 @@ def test_per_distinct_equals_computing_every_row() -> None:
     assert per_distinct(frame, "pair", base=expr).equals(frame.with_columns(base=expr))
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["BTCUSDT", "ETHBTC", "", " x ", None]), st.sampled_from(["BUY", "sell", None])), max_size=40))
+def test_per_distinct_is_every_row_computed(rows: list[tuple[str | None, str | None]]) -> None:
+    """The coded lookup gives each row what the expressions give computed on every row,
+    nulls and empty text as keys of their own."""
+    frame = pl.DataFrame({"pair": [p for p, _ in rows], "side": [s for _, s in rows], "n": list(range(len(rows)))},
+                         schema={"pair": pl.String, "side": pl.String, "n": pl.Int64})
+    exprs = {"base": pl.col("pair").str.slice(0, 3), "word": pl.concat_str([pl.col("side").str.to_lowercase(), pl.col("pair")], separator="/"),
+             "missing": pl.col("pair").is_null()}
+    assert per_distinct(frame, ["pair", "side"], **exprs).equals(frame.with_columns(**exprs))
+    side = pl.col("side").str.to_lowercase().replace_strict({"buy": "buy", "sell": "sell"}, default=None)
+    assert per_distinct(frame, "side", word=side).equals(frame.with_columns(word=side))
+
+
 def test_split_refused_keeps_passing_rows_and_explains_each_refusal() -> None:
     frame = pl.DataFrame({"source_row": [1, 2, 3], "qty": ["1", "x", ""]})
     checks = [
