@@ -1139,7 +1139,8 @@ def _strptime(text: pl.Series, fmt: str) -> pl.Series:
     """
     whole, _, suffix = fmt.partition("%.f")
     if whole not in _WHOLE_SECONDS or "%" in suffix:
-        return text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+        # No cache: export times are nearly all distinct, and caching hashes every cell first.
+        return text.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
     t = pl.col("t")
     tail = t.str.slice(len("2024-03-05 09:15:02"))
     places = (tail.str.len_chars().cast(pl.Int64) - len(suffix) - 1).clip(0, 6)
@@ -1157,5 +1158,5 @@ def _strptime(text: pl.Series, fmt: str) -> pl.Series:
 
 def utc(expr: pl.Expr, fmt: str, offset_minutes: int = 0) -> pl.Expr:
     """Parse naive local-time text in ``fmt`` into UTC, shifting by a fixed offset."""
-    naive = expr.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False)
+    naive = expr.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
     return (naive - pl.duration(minutes=offset_minutes)).dt.replace_time_zone("UTC")
