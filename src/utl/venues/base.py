@@ -913,6 +913,26 @@ def _key_codes(frame: pl.DataFrame, keys: list[str]) -> pl.Series | None:
     return combined
 
 
+def rows_of(left_rows: pl.DataFrame, right_rows: pl.DataFrame) -> pl.DataFrame:
+    """``left_rows.join(right_rows, on="source_row", how="inner", maintain_order="left")``.
+
+    Where ``right_rows`` has one row per source row, in file order (as readers build it),
+    each left row is found by a binary search of the sorted keys and gathered, instead
+    of a hash join (~0.5 s for two million rows). Any other shape takes the join.
+    """
+    right = right_rows["source_row"]
+    left = left_rows["source_row"]
+    shared = set(left_rows.columns) & set(right_rows.columns) - {"source_row"}
+    if right.len() == 0 or shared or right.null_count() or left.null_count():
+        return left_rows.join(right_rows, on="source_row", how="inner", maintain_order="left")
+    keys, wanted = right.to_numpy(), left.to_numpy()
+    if not (keys[1:] > keys[:-1]).all():  # not unique and sorted
+        return left_rows.join(right_rows, on="source_row", how="inner", maintain_order="left")
+    at = np.searchsorted(keys, wanted).clip(max=len(keys) - 1)
+    hit = keys[at] == wanted
+    return left_rows.filter(pl.Series(hit)).hstack(right_rows.drop("source_row").gather(at[hit]))
+
+
 def to_schema(source: Source, frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     """``frame`` as the canonical ``schema``: ``venue``, ``account`` and ``source_file`` from
     the source, the schema's columns in its order and types."""

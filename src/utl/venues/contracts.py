@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
-from utl.venues.base import Check, Source, entry_text, split_refused
+from utl.venues.base import Check, Source, entry_text, rows_of, split_refused
 
 # Ledger exports that state an account's derivative trades as rows of their own (their
 # readers hand on DERIVATIVE_FILLS with source "ledger"). An account holding one takes its
@@ -73,32 +72,12 @@ def derivative_fills(source: Source, frame: pl.DataFrame, checks: list[Check], /
     return fills.select(DERIVATIVE_FILLS.names()).cast(DERIVATIVE_FILLS), refused
 
 
-def _rows_of(movements: pl.DataFrame, instruments: pl.DataFrame) -> pl.DataFrame:
-    """``movements.join(instruments, on="source_row", how="inner", maintain_order="left")``.
-
-    Readers hand ``instruments`` one row per source row, in file order: then each movement's
-    row is found by a binary search of the sorted keys and gathered, instead of a hash join
-    (~0.5 s for two million movements). Any other shape takes the join.
-    """
-    right = instruments["source_row"]
-    left = movements["source_row"]
-    shared = set(movements.columns) & set(instruments.columns) - {"source_row"}
-    if right.len() == 0 or shared or right.null_count() or left.null_count():
-        return movements.join(instruments, on="source_row", how="inner", maintain_order="left")
-    keys, wanted = right.to_numpy(), left.to_numpy()
-    if not (keys[1:] > keys[:-1]).all():  # not unique and sorted
-        return movements.join(instruments, on="source_row", how="inner", maintain_order="left")
-    at = np.searchsorted(keys, wanted).clip(max=len(keys) - 1)
-    hit = keys[at] == wanted
-    return movements.filter(pl.Series(hit)).hstack(instruments.drop("source_row").gather(at[hit]))
-
-
 def derivative_cash(movements: pl.DataFrame, instruments: pl.DataFrame, kinds: pl.Expr) -> pl.DataFrame:
     """Movements (canonical frame, before asset mapping) that are derivative cash, as
     :data:`DERIVATIVE_CASH`: ``instruments`` gives each ``source_row`` its ``instrument``
     (null: the row names none) and whatever columns ``kinds`` reads; ``kinds`` is the
     cash kind of a movement, null for one that is not derivative cash."""
-    joined = _rows_of(movements, instruments).with_columns(__cash_kind=kinds)
+    joined = rows_of(movements, instruments).with_columns(__cash_kind=kinds)
     return (
         joined.filter(pl.col("__cash_kind").is_not_null())
         .with_columns(kind=pl.col("__cash_kind"))

@@ -1,4 +1,4 @@
-"""utl.venues.contracts: the movement-to-instrument lookup against the join it replaces."""
+"""utl.venues.base.rows_of (derivative cash's movement-to-instrument lookup) against the join it replaces."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utl.venues.contracts import _rows_of
+from utl.venues.base import rows_of
 
 row_lists = st.lists(st.integers(1, 30), max_size=30)
 
@@ -24,6 +24,6 @@ def test_rows_of_is_the_inner_join_in_movement_order(movements: list[int], instr
     right = pl.DataFrame({"source_row": instruments, "instrument": [f"i{r}" for r in instruments], "n": list(range(len(instruments)))},
                          schema={"source_row": pl.Int64, "instrument": pl.String, "n": pl.Int64})
     expected = left.join(right, on="source_row", how="inner", maintain_order="left")
-    got = _rows_of(left, right)
+    got = rows_of(left, right)
     assert got.schema == expected.schema
     assert got.rows() == expected.rows()
