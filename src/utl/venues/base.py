@@ -897,7 +897,11 @@ def per_distinct(frame: pl.DataFrame, keys: str | list[str], **columns: pl.Expr)
 def _key_codes(frame: pl.DataFrame, keys: list[str]) -> pl.Series | None:
     """One integer per row, equal exactly where the rows' ``keys`` (text, null equal to null)
     are: each key's categorical code, null as one more code, the codes combined positionally.
-    None when a key is not text, the frame is empty, or the combination would not fit."""
+    None when a key is not text, the frame is empty, or the combination would not fit.
+
+    The codes come from Polars' global categories, which keep each distinct text for the
+    life of the process: fine for the keys readers pass (sides, types, pairs, coins,
+    instruments: a venue's vocabulary), not for ids or free text."""
     if frame.height == 0 or any(frame.schema[k] != pl.String for k in keys):
         return None
     parts = frame.select(pl.col(k).cast(pl.Categorical).to_physical().cast(pl.Int64) for k in keys)
