@@ -125,6 +125,37 @@ def test_rows_and_refusals_match_pythons_csv_reader(tmp_path_factory: pytest.Tem
     assert refused["row"].to_list() == expected_refused
 
 
+plain_lines = st.lists(st.lists(st.sampled_from(["", "1", "x", " s ", "\u00e9", "-0.5"]), min_size=1, max_size=5), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=plain_lines, blank=st.sampled_from(["", "   ", "\t"]), blank_every=st.integers(2, 5),
+       bom=st.booleans(), crlf=st.booleans(), last_newline=st.booleans())
+def test_unquoted_files_read_as_pythons_csv_reader_reads_them(
+    tmp_path_factory: pytest.TempPathFactory, body: list[list[str]], blank: str, blank_every: int,
+    bom: bool, crlf: bool, last_newline: bool,
+) -> None:
+    """Files without a quote or a carriage return are read without counting their lines (the
+    fast path): the same rows and refusals as Python's csv module, with a leading BOM, blank
+    and whitespace-only lines, CRLF line ends (which take the counting path) or none at the end."""
+    lines = ["h1,h2,h3"]
+    for i, cells in enumerate(body, 1):
+        lines.append(",".join(cells))
+        if i % blank_every == 0:
+            lines.append(blank)
+    end = "\r\n" if crlf else "\n"
+    text = end.join(lines) + (end if last_newline else "")
+    path = write(tmp_path_factory.mktemp("csv"), ("\ufeff" if bom else "") + text)
+    rows, refused = read_csv_rows(source(path))
+    records = list(csv.reader(io.StringIO(text.replace("\r\n", "\n"))))[1:]
+    expected_rows = [(n, *cells) for n, cells in enumerate(records, 1) if len(cells) == 3]
+    # A line of blanks alone is no row; any other width but the header's is refused.
+    expected_refused = [n for n, cells in enumerate(records, 1)
+                        if len(cells) != 3 and not (len(cells) <= 1 and "".join(cells).strip() == "")]
+    assert rows.rows() == expected_rows
+    assert refused["row"].to_list() == expected_refused
+
+
 CSV_FIXTURES = [
     "binance/Binance-Spot-Trade-History-202403051200(UTC+8)_ab12.csv",
     "binance/Binance-Transaction-History-202403061200(UTC+8)_ef56.csv",
@@ -265,10 +296,36 @@ def test_interleave_puts_a_rows_parts_together_in_file_order() -> None:
     assert interleave([own, fee])["what"].to_list() == ["own1", "own2", "fee2", "fee3", "own4", "fee4"]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 40), max_size=40).map(lambda r: sorted(set(r))), min_size=1, max_size=4))
+def test_interleave_is_the_sort_by_row_then_part(rows_per_part: list[list[int]]) -> None:
+    """The argsort-and-gather interleave gives what sorting every part's rows by (row, part) gives."""
+    parts = [pl.DataFrame({"source_row": rows, "what": [f"p{i}r{r}" for r in rows]}, schema={"source_row": pl.Int64, "what": pl.String})
+             for i, rows in enumerate(rows_per_part)]
+    expected = sorted(((r, i, w) for i, p in enumerate(parts) for r, w in p.iter_rows()), key=lambda t: (t[0], t[1]))
+    got = interleave(parts)
+    assert got.columns == ["source_row", "what"] and got.schema == parts[0].schema
+    assert got.rows() == [(r, w) for r, _, w in expected]
+
+
 def test_per_distinct_equals_computing_every_row() -> None:
     frame = pl.DataFrame({"pair": ["BTCUSDT", "ETHBTC", None, "BTCUSDT"], "n": [1, 2, 3, 4]})
     expr = pl.col("pair").str.slice(0, 3)
     assert per_distinct(frame, "pair", base=expr).equals(frame.with_columns(base=expr))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["BTCUSDT", "ETHBTC", "", " x ", None]), st.sampled_from(["BUY", "sell", None])), max_size=40))
+def test_per_distinct_is_every_row_computed(rows: list[tuple[str | None, str | None]]) -> None:
+    """The coded lookup gives each row what the expressions give computed on every row,
+    nulls and empty text as keys of their own."""
+    frame = pl.DataFrame({"pair": [p for p, _ in rows], "side": [s for _, s in rows], "n": list(range(len(rows)))},
+                         schema={"pair": pl.String, "side": pl.String, "n": pl.Int64})
+    exprs = {"base": pl.col("pair").str.slice(0, 3), "word": pl.concat_str([pl.col("side").str.to_lowercase(), pl.col("pair")], separator="/"),
+             "missing": pl.col("pair").is_null()}
+    assert per_distinct(frame, ["pair", "side"], **exprs).equals(frame.with_columns(**exprs))
+    side = pl.col("side").str.to_lowercase().replace_strict({"buy": "buy", "sell": "sell"}, default=None)
+    assert per_distinct(frame, "side", word=side).equals(frame.with_columns(word=side))
 
 
 def test_split_refused_keeps_passing_rows_and_explains_each_refusal() -> None:

@@ -72,6 +72,7 @@ from utl.venues.base import (
     number_checks,
     per_distinct,
     read_csv_rows,
+    rows_of,
     require_columns,
     shaped_time,
     side_checks,
@@ -350,8 +351,11 @@ def read_transactions(source: Source) -> Parsed:
     ]
     parsed = finish(source, frame, checks, MOVEMENTS, refused)
     # Each wallet is its own balance: its rows book to the sub-account <account>/<wallet>.
-    wallets = frame.select("source_row", __account=wallet_account_expr(source.account, pl.col("Account")))
-    booked = parsed.frame.join(wallets, on="source_row", how="left", maintain_order="left")
+    # A file names a few wallets: each one's account is worked out once; every booked row is
+    # a row of ``frame``, so the lookup by row finds it (as the left join did).
+    wallets = per_distinct(frame.select("source_row", "Account"), "Account",
+                           __account=wallet_account_expr(source.account, pl.col("Account"))).drop("Account")
+    booked = rows_of(parsed.frame, wallets)
     booked = booked.with_columns(account=pl.col("__account")).drop("__account")
     # Realized PnL, funding and fees of a futures wallet are derivative cash; this export
     # does not name the contract (the Futures Transaction History does).

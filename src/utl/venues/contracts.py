@@ -20,7 +20,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL
 from utl.derivatives.schemas import DERIVATIVE_CASH, DERIVATIVE_FILLS
-from utl.venues.base import Check, Source, entry_text, split_refused
+from utl.venues.base import Check, Source, entry_text, rows_of, split_refused
 
 # Ledger exports that state an account's derivative trades as rows of their own (their
 # readers hand on DERIVATIVE_FILLS with source "ledger"). An account holding one takes its
@@ -77,9 +77,7 @@ def derivative_cash(movements: pl.DataFrame, instruments: pl.DataFrame, kinds: p
     :data:`DERIVATIVE_CASH`: ``instruments`` gives each ``source_row`` its ``instrument``
     (null: the row names none) and whatever columns ``kinds`` reads; ``kinds`` is the
     cash kind of a movement, null for one that is not derivative cash."""
-    joined = movements.join(instruments, on="source_row", how="inner", maintain_order="left").with_columns(
-        __cash_kind=kinds
-    )
+    joined = rows_of(movements, instruments).with_columns(__cash_kind=kinds)
     return (
         joined.filter(pl.col("__cash_kind").is_not_null())
         .with_columns(kind=pl.col("__cash_kind"))
