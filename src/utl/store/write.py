@@ -43,6 +43,7 @@ told is written, after its Parquet files were moved in and its run recorded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import threading
@@ -235,7 +236,9 @@ def _swap_day_split(conn: psycopg.Connection, schema: str, name: str, key: str, 
     definitions = _half_table_columns(conn, schema, name, constants)
     if definitions is None:
         return None
-    columns, restore = definitions
+    columns, restore, indexes = definitions
+    if not conn.execute("SELECT current_user = session_user").fetchone()[0]:  # type: ignore[index]
+        return None  # SET ROLE: a second session would own its half as another role, which ATTACH refuses
     try:
         helper = psycopg.connect(conn.info.dsn, password=conn.info.password or None, autocommit=True,
                                  application_name="utl-half", connect_timeout=10)
@@ -260,16 +263,20 @@ def _swap_day_split(conn: psycopg.Connection, schema: str, name: str, key: str, 
         def build_lower() -> None:
             try:
                 with helper.transaction():
-                    _fill_half(helper, schema, lower, columns, restore, bound, half_check[lower], halves[lower], constants,
-                               column_types, order, primary_key, work_mem_kb, freeze=True)
+                    _fill_half(helper, schema, lower, columns, restore, indexes, bound, half_check[lower], halves[lower],
+                               constants, column_types, order, primary_key, work_mem_kb, freeze=True)
             except BaseException as error:  # raised by the caller
                 failure.append(error)
 
         worker = threading.Thread(target=build_lower, name="utl-lower-half", daemon=True)
         worker.start()
         try:
-            written = _fill_half(conn, schema, upper, columns, restore, bound, half_check[upper], halves[upper], constants,
-                                 column_types, order, primary_key, work_mem_kb, freeze=freeze)
+            written = _fill_half(conn, schema, upper, columns, restore, indexes, bound, half_check[upper], halves[upper],
+                                 constants, column_types, order, primary_key, work_mem_kb, freeze=freeze)
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                helper.cancel_safe()  # the write has failed: the lower half need not be finished
+            raise
         finally:
             worker.join()
         if failure:
@@ -303,11 +310,12 @@ def _swap_day_split(conn: psycopg.Connection, schema: str, name: str, key: str, 
 
 
 def _fill_half(conn: psycopg.Connection, schema: str, table: str, columns: sql.Composable,
-               restore: Mapping[str, sql.Composable | None], bound: sql.Composable, half_check: sql.Composable,
+               restore: Mapping[str, sql.Composable | None], indexes: list[tuple[bool, str]], bound: sql.Composable,
+               half_check: sql.Composable,
                frame: pl.DataFrame, constants: Mapping[str, object], column_types: dict[str, str], order: list[str],
                primary_key: list[str], work_mem_kb: int, *, freeze: bool) -> int:
     """Create ``table`` (the day table's columns and CHECKs, the day's and the half's range), COPY
-    the half in, build its primary key."""
+    the half in, build its primary key and the table's other indexes."""
     target = sql.Identifier(schema, table)
     conn.execute(sql.SQL("CREATE TABLE {} ({}, {}, {})").format(target, columns, bound, half_check))
     written = copy_frame(conn, target, frame.drop(list(constants)), column_types, order, freeze=freeze)
@@ -319,6 +327,8 @@ def _fill_half(conn: psycopg.Connection, schema: str, table: str, columns: sql.C
     conn.execute(sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
         index, target, sql.SQL(", ").join(map(sql.Identifier, primary_key))))
     conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(target, index, index))
+    for unique, using in indexes:
+        conn.execute(sql.SQL("CREATE {}INDEX ON {} USING {}").format(sql.SQL("UNIQUE " if unique else ""), target, sql.SQL(using)))
     return written
 
 
@@ -352,9 +362,10 @@ def _split_point(conn: psycopg.Connection, schema: str, name: str, frame: pl.Dat
 
 
 def _half_table_columns(conn: psycopg.Connection, schema: str, name: str, constants: Mapping[str, object]
-                        ) -> tuple[sql.Composable, dict[str, sql.Composable | None]] | None:
+                        ) -> tuple[sql.Composable, dict[str, sql.Composable | None], list[tuple[bool, str]]] | None:
     """The column and CHECK definitions of a half of a day of ``schema.name``, with the slice's
-    values as defaults (as ``_swap_day`` does), and the defaults to restore after its COPY; None
+    values as defaults (as ``_swap_day`` does), the defaults to restore after its COPY, and the
+    table's indexes other than the primary key (unique or not, ``USING`` and what follows); None
     for a table with generated or identity columns or an unvalidated CHECK. Read from the
     catalog, not by ``LIKE``: the second connection must not wait on a lock the caller's
     transaction may hold on the table (a new month's partition locks it until the commit)."""
@@ -388,7 +399,11 @@ def _half_table_columns(conn: psycopg.Connection, schema: str, name: str, consta
         ]))
     parts += [sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(conname), sql.SQL(definition)) for conname, definition in checks]
     defaults = {row[0]: row[4] for row in rows}
-    return sql.SQL(", ").join(parts), {c: None if defaults[c] is None else sql.SQL(defaults[c]) for c in constants}
+    indexes = [(unique, definition.split(" USING ", 1)[1]) for unique, definition in conn.execute(
+        "SELECT indisunique, pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass AND NOT indisprimary"
+        " ORDER BY indexrelid", (f"{schema}.{name}",)).fetchall()]
+    return (sql.SQL(", ").join(parts), {c: None if defaults[c] is None else sql.SQL(defaults[c]) for c in constants},
+            indexes)
 
 
 def _drop_failed_halves(conn: psycopg.Connection, schema: str, leaf: str) -> None:
