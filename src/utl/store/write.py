@@ -25,6 +25,13 @@ Two ways in, the same result (bench/store_write.py measures both):
   Dropping the old day locks its month partition until the caller's transaction commits:
   a reader of that month waits for the commit (other months are read as usual), where
   DELETE would have let it read the previous rows meanwhile.
+  From SPLIT_MIN_ROWS rows (and no other slice's rows to carry over) the new day is built in
+  two halves at once, split by range of its last key column at the median: a second
+  connection fills and indexes the lower half and commits it unattached, this one the upper
+  half, and the caller's transaction attaches both under the new day (partitioned in two)
+  before it swaps it in, so the previous day stays whole until that commit. One server
+  process per half: on two cores the server's parse, store and index build, which the
+  client's encoding otherwise waits on, run side by side (``_swap_day_split``).
 - Anything else (small frames, tables without day partitions, months created before days
   existed): DELETE the slice, then COPY into the table.
 
@@ -253,26 +260,28 @@ def _swap_day_split(conn: psycopg.Connection, schema: str, name: str, key: str, 
     below = pl.col(column).cast(pl.String) < value if isinstance(value, str) else pl.col(column) < value
     # Each half's CHECK on the split column proves its range, so attaching it scans nothing.
     ranges = {lower: sql.SQL("<"), upper: sql.SQL(">=")}
-    halves = {lower: frame.filter(below), upper: frame.filter(~below)}
+    halves = {lower: below, upper: ~below}  # each filtered by the thread that writes it
     half_check = {half: sql.SQL("CONSTRAINT {} CHECK ({} {} {})").format(
         sql.Identifier(f"{leaf}_half"), sql.Identifier(column), ranges[half], sql.Literal(value)) for half in halves}
     fresh = sql.Identifier(schema, f"{leaf}_new")
     try:
         failure: list[BaseException] = []
+        lower_rows: list[int] = []
 
         def build_lower() -> None:
             try:
                 with helper.transaction():
-                    _fill_half(helper, schema, lower, columns, restore, indexes, bound, half_check[lower], halves[lower],
-                               constants, column_types, order, primary_key, work_mem_kb, freeze=True)
+                    lower_rows.append(_fill_half(
+                        helper, schema, lower, columns, restore, indexes, bound, half_check[lower], frame,
+                        halves[lower], constants, column_types, order, primary_key, work_mem_kb, freeze=True))
             except BaseException as error:  # raised by the caller
                 failure.append(error)
 
         worker = threading.Thread(target=build_lower, name="utl-lower-half", daemon=True)
         worker.start()
         try:
-            written = _fill_half(conn, schema, upper, columns, restore, indexes, bound, half_check[upper], halves[upper],
-                                 constants, column_types, order, primary_key, work_mem_kb, freeze=freeze)
+            written = _fill_half(conn, schema, upper, columns, restore, indexes, bound, half_check[upper], frame,
+                                 halves[upper], constants, column_types, order, primary_key, work_mem_kb, freeze=freeze)
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 helper.cancel_safe()  # the write has failed: the lower half need not be finished
@@ -281,7 +290,7 @@ def _swap_day_split(conn: psycopg.Connection, schema: str, name: str, key: str, 
             worker.join()
         if failure:
             raise failure[0]
-        written += halves[lower].height
+        written += lower_rows[0]
         conn.execute(
             sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL EXCLUDING INDEXES, {}) PARTITION BY RANGE ({})").format(
                 fresh, sql.Identifier(schema, name), bound, sql.Identifier(column)))
@@ -312,11 +321,12 @@ def _swap_day_split(conn: psycopg.Connection, schema: str, name: str, key: str, 
 def _fill_half(conn: psycopg.Connection, schema: str, table: str, columns: sql.Composable,
                restore: Mapping[str, sql.Composable | None], indexes: list[tuple[bool, str]], bound: sql.Composable,
                half_check: sql.Composable,
-               frame: pl.DataFrame, constants: Mapping[str, object], column_types: dict[str, str], order: list[str],
+               frame: pl.DataFrame, half: pl.Expr, constants: Mapping[str, object], column_types: dict[str, str], order: list[str],
                primary_key: list[str], work_mem_kb: int, *, freeze: bool) -> int:
     """Create ``table`` (the day table's columns and CHECKs, the day's and the half's range), COPY
     the half in, build its primary key and the table's other indexes."""
     target = sql.Identifier(schema, table)
+    frame = frame.filter(half)
     conn.execute(sql.SQL("CREATE TABLE {} ({}, {}, {})").format(target, columns, bound, half_check))
     written = copy_frame(conn, target, frame.drop(list(constants)), column_types, order, freeze=freeze)
     if restore:  # back to the table's own defaults
