@@ -13,8 +13,10 @@ this machine, of the server processes serving the write (the connection's, and t
 connection's that builds half of a large day, ``utl.store.write._swap_day_split``, from its
 start to its close): on a shared machine the wall
 clock also counts other jobs' time, the CPU seconds much less so. Since issue 16 the swap
-builds the day's key in that process alone; before, parallel index build workers did part of
+builds the day's key in that process alone (a day of SPLIT_MIN_ROWS rows or more: each half's
+key in the process that stored it); before, parallel index build workers did part of
 it (0.5-0.6 s of CPU per million rows, from ``trace_sort``), which this figure did not count.
+``--swap-only`` runs the first of the ways alone (the one replace_rows takes).
 """
 
 from __future__ import annotations
