@@ -9,10 +9,14 @@ swapped in) and, for comparison, the ways it does not: the same with CSV (machin
 a pgpq wheel), and DELETE then COPY through the primary key (binary and CSV).
 
 Beside the wall clock it prints the CPU seconds of this process and, when the server runs on
-this machine, of the server process serving the connection: on a shared machine the wall
+this machine, of the server processes serving the write (the connection's, and the second
+connection's that builds half of a large day, ``utl.store.write._swap_day_split``, from its
+start to its close): on a shared machine the wall
 clock also counts other jobs' time, the CPU seconds much less so. Since issue 16 the swap
-builds the day's key in that process alone; before, parallel index build workers did part of
+builds the day's key in that process alone (a day of SPLIT_MIN_ROWS rows or more: each half's
+key in the process that stored it); before, parallel index build workers did part of
 it (0.5-0.6 s of CPU per million rows, from ``trace_sort``), which this figure did not count.
+``--swap-only`` runs the first of the ways alone (the one replace_rows takes).
 """
 
 from __future__ import annotations
@@ -82,7 +86,28 @@ def server_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(url: str, rows: int) -> None:
+HELPER_CPU = [0.0]
+"""Server CPU seconds of the second connections a write opened and closed (counted at their close)."""
+
+
+def _counting_connect(*args, **kwargs):
+    conn = _connect(*args, **kwargs)
+    if kwargs.get("application_name") == "utl-half":
+        pid, close = conn.info.backend_pid, conn.close
+
+        def counted_close() -> None:
+            seconds = server_cpu_seconds(pid)  # the whole life of that server process, its start included
+            HELPER_CPU[0] += seconds or 0.0
+            close()
+
+        conn.close = counted_close  # type: ignore[method-assign]
+    return conn
+
+
+_connect, psycopg.connect = psycopg.connect, _counting_connect
+
+
+def run(url: str, rows: int, options: dict) -> None:
     name = f"utl_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -91,19 +116,21 @@ def run(url: str, rows: int) -> None:
             migrate(conn)
             day = dt.date(2024, 5, 1)
             frame = positions_frame(rows, day)
-            for number, (option, (swap_from, encoder)) in enumerate(OPTIONS.items()):
+            for number, (option, (swap_from, encoder)) in enumerate(options.items()):
                 utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq = swap_from, encoder
                 day = dt.date(2024, 5, 1) + dt.timedelta(days=number)  # a first write is a first write
                 frame = frame.with_columns(business_date=pl.lit(day))
                 replace_rows(conn, "utl.positions", frame.head(1000), where={"landing": LANDING, "business_date": day})  # partition, warm-up
                 for label in ("first write", "rewrite (replaces the previous rows)"):
-                    server_before = server_cpu_seconds(conn.info.backend_pid)
+                    server_before, helper_before = server_cpu_seconds(conn.info.backend_pid), HELPER_CPU[0]
                     started, cpu_started = time.perf_counter(), time.process_time()
                     written = replace_rows(conn, "utl.positions", frame, where={"landing": LANDING, "business_date": day})
                     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
                     server_after = server_cpu_seconds(conn.info.backend_pid)
+                    helper = HELPER_CPU[0] - helper_before
                     server = "" if server_before is None or server_after is None else \
-                        f", server CPU {server_after - server_before:.2f} s"
+                        f", server CPU {server_after - server_before + helper:.2f} s" + \
+                        (f" = {server_after - server_before:.2f} + second connection {helper:.2f}" if helper else "")
                     print(f"{option}: {label}: {written:,} rows in {seconds:.2f} s = {written / seconds:,.0f} rows/s"
                           f" (client CPU {cpu:.2f} s{server}; load {os.getloadavg()[0]:.1f})", flush=True)
             utl.store.write.SWAP_MIN_ROWS, utl.store.copy.pgpq = next(iter(OPTIONS.values()))
@@ -121,13 +148,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--url", default=os.environ.get("UTL_DATABASE_URL"))
+    parser.add_argument("--swap-only", action="store_true", help="only the way replace_rows writes a large day")
     args = parser.parse_args()
+    options = dict(list(OPTIONS.items())[:1]) if args.swap_only else OPTIONS
+    print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; utl.store from {Path(utl.store.write.__file__).parent}")
     if args.url:
-        run(args.url, args.rows)
+        run(args.url, args.rows, options)
     else:
         with open_database() as database:
             print(database.description)
-            run(database.url, args.rows)
+            run(database.url, args.rows, options)
 
 
 if __name__ == "__main__":

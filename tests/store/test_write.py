@@ -277,6 +277,9 @@ def test_killed_writer_leaves_previous_rows_and_rerun_completes(migrated_databas
             "SELECT business_date, count(*) FROM utl.positions GROUP BY 1 ORDER BY 1"
         ).fetchall()
         assert counts == [(D1, 1), (workers.BIG_DAY, rows)]
+        # a lower half the killed writer had committed (when killed after it) is dropped by the rerun
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname ~ '^positions_2024_05_02_[0-9a-f]{8}_[12]$'"
+                            ).fetchone() == (0,)
 
 
 def wait_for_copy(conn: psycopg.Connection, child) -> int:
@@ -526,3 +529,146 @@ def test_a_large_day_of_one_landing_keeps_the_other_landing_s_rows(conn: psycopg
     total = exact_sum(qtys)
     assert conn.execute("SELECT landing, count(*), sum(qty) FROM utl.positions GROUP BY 1 ORDER BY 1").fetchall() == [
         ("/srv/a", SWAP_MIN_ROWS, total), ("/srv/b", SWAP_MIN_ROWS, total.copy_negate())]
+
+
+# From SPLIT_MIN_ROWS on (and nothing of another slice to carry over) a swapped day is built in
+# two halves at once, the lower one on a second connection; the tests below lower it to reach that path.
+
+@pytest.fixture
+def split(monkeypatch):
+    """Days from SWAP_MIN_ROWS rows built in two halves."""
+    import utl.store.write as write_module
+
+    monkeypatch.setattr(write_module, "SPLIT_MIN_ROWS", write_module.SWAP_MIN_ROWS)
+    return write_module.SWAP_MIN_ROWS
+
+
+def day_tables(conn: psycopg.Connection, day: str = "2024_05_01") -> list[tuple]:
+    """The tables named after ``day`` (name, kind, whether attached), and unattached halves."""
+    return conn.execute(
+        "SELECT relname, relkind::text, relispartition FROM pg_class WHERE relname LIKE %s AND relkind IN ('r', 'p')"
+        " ORDER BY 1", (f"positions_{day}%",)).fetchall()
+
+
+def test_a_day_in_two_halves_round_trips_exactly_and_reruns_replace_it(conn: psycopg.Connection, split: int,
+                                                                       encoding: str) -> None:
+    rows = split + 7
+    replace_rows(conn, "utl.positions", positions(D2, ["BTC"], ["3"]), where={"business_date": D2})
+    old, _ = many_positions(D1, rows)
+    replace_rows(conn, "utl.positions", old, where={"landing": "/srv/landing", "business_date": D1})
+    frame, qtys = many_positions(D1, rows)
+    frame = frame.with_columns(asset=pl.col("asset") + "x")  # new keys: the old rows must go
+    for _ in range(2):
+        assert replace_rows(conn, "utl.positions", frame, where={"landing": "/srv/landing", "business_date": D1}) == rows
+
+    back = conn.execute("SELECT asset, qty::text, mark::text FROM utl.positions WHERE business_date = %s ORDER BY asset",
+                        (D1,)).fetchall()
+    assert back == [(f"A{i:07d}x", exact_text(q), "65000.500000000000000000") for i, q in enumerate(qtys)]
+    assert stored(conn, "business_date = '2024-05-02'") == [
+        ("2024-05-02", "binance", "BTC", "3.000000000000000000", "65000.500000000000000000")]
+    read = read_frame(conn, "SELECT * FROM utl.positions WHERE business_date = %s", (D1,))
+    assert read.select(frame.columns).sort("asset").equals(frame.sort("asset"))
+    # The day is two halves split by asset near the middle, each with the primary key, nothing else left.
+    assert day_tables(conn) == [("positions_2024_05_01", "p", True), ("positions_2024_05_01_1", "r", True),
+                                ("positions_2024_05_01_2", "r", True)]
+    halves = conn.execute("SELECT count(*) FROM utl.positions_2024_05_01_1").fetchone()[0]
+    assert 0.25 * rows <= halves <= 0.75 * rows
+    for half in ("positions_2024_05_01_1", "positions_2024_05_01_2"):
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            with conn.transaction():
+                conn.execute(f"INSERT INTO utl.{half} SELECT * FROM utl.{half} LIMIT 1")
+        # both written frozen: the second connection's table is new in its transaction too (the pages
+        # COPY starts empty: all on PostgreSQL 15, 73% of a half this small on 18; none unfrozen)
+        pages, visible = conn.execute("SELECT relpages, relallvisible FROM pg_class WHERE relname = %s", (half,)).fetchone()
+        assert pages > 0 and visible >= 0.6 * pages
+    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conname LIKE 'positions_2024_05_01_%'"
+                        " AND contype = 'c'").fetchone() == (0,)  # the day's and the halves' CHECKs are gone
+    with pytest.raises(psycopg.errors.UniqueViolation):  # through the table, a key of either half
+        with conn.transaction():
+            conn.execute("INSERT INTO utl.positions SELECT * FROM utl.positions WHERE business_date = %s"
+                         " ORDER BY asset DESC LIMIT 1", (D1,))
+
+
+def test_a_day_in_two_halves_takes_small_writes_and_other_landings(conn: psycopg.Connection, split: int) -> None:
+    frame, qtys = many_positions(D1, split)
+    mine = {"landing": "/srv/landing", "business_date": D1}
+    replace_rows(conn, "utl.positions", frame, where=mine)
+    other = frame.with_columns(landing=pl.lit("/srv/other"), qty=-pl.col("qty"))
+    # the day holds another landing's rows: it is rebuilt whole in one table, the halves' rows carried over
+    replace_rows(conn, "utl.positions", other, where={"landing": "/srv/other", "business_date": D1})
+    total = exact_sum(qtys)
+    sums = "SELECT landing, count(*), sum(qty) FROM utl.positions GROUP BY 1 ORDER BY 1"
+    assert conn.execute(sums).fetchall() == [("/srv/landing", split, total), ("/srv/other", split, total.copy_negate())]
+    assert day_tables(conn) == [("positions_2024_05_01", "r", True)]
+    replace_rows(conn, "utl.positions", other.head(3), where={"landing": "/srv/other", "business_date": D1})  # DELETE + COPY
+    replace_rows(conn, "utl.positions", frame, where=mine)
+    head = exact_sum(qtys[:3]).copy_negate()
+    assert conn.execute(sums).fetchall() == [("/srv/landing", split, total), ("/srv/other", 3, head)]
+    # a small write into a day built in halves goes to the half its keys belong to
+    replace_rows(conn, "utl.positions", positions(D1, ["A0000000", "ZZZ"], ["1", "2"]).with_columns(landing=pl.lit("/srv/x")),
+                 where={"landing": "/srv/x", "business_date": D1})
+    assert conn.execute("SELECT tableoid::regclass::text, asset FROM utl.positions WHERE landing = '/srv/x' ORDER BY 2"
+                        ).fetchall() == [("utl.positions_2024_05_01", "A0000000"), ("utl.positions_2024_05_01", "ZZZ")]
+
+
+def test_a_day_in_two_halves_that_fails_keeps_the_previous_day(conn: psycopg.Connection, split: int) -> None:
+    previous, _ = many_positions(D1, split)
+    replace_rows(conn, "utl.positions", previous, where={"business_date": D1})
+    before, tables = stored(conn), day_tables(conn)
+    frame, _ = many_positions(D1, split + 1)
+    # A key twice in the lower half (the second connection's, whose table is never committed), then
+    # in the upper half (this connection's: the lower half was committed by then and must be dropped).
+    for twice in (frame.head(1), frame.tail(1)):
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            replace_rows(conn, "utl.positions", pl.concat([frame, twice]), where={"business_date": D1})
+        assert stored(conn) == before
+        assert day_tables(conn) == tables
+
+
+def test_a_day_in_two_halves_rolled_back_by_the_caller_keeps_the_previous_day(conn: psycopg.Connection,
+                                                                              split: int) -> None:
+    previous, qtys = many_positions(D1, split)
+    replace_rows(conn, "utl.positions", previous, where={"business_date": D1})
+    before, tables = stored(conn), day_tables(conn)
+
+    class Abandoned(Exception):
+        pass
+
+    with pytest.raises(Abandoned):
+        with conn.transaction():
+            replace_rows(conn, "utl.positions", previous.with_columns(qty=-pl.col("qty")), where={"business_date": D1})
+            raise Abandoned  # after the write, before the commit
+    assert stored(conn) == before
+    leftovers = [t for t in day_tables(conn) if t not in tables]
+    assert len(leftovers) == 1 and not leftovers[0][2]  # the lower half committed on its own connection, unattached
+    assert replace_rows(conn, "utl.positions", previous, where={"business_date": D1}) == split  # the rerun
+    assert stored(conn) == before
+    assert day_tables(conn) == tables  # and the leftover is gone
+    assert conn.execute("SELECT sum(qty) FROM utl.positions").fetchone()[0] == exact_sum(qtys)
+
+
+def test_a_day_of_breaks_in_two_halves_keeps_the_contract_checks(conn: psycopg.Connection, split: int) -> None:
+    rows = split
+    i = pl.int_range(rows, eager=True)
+    breaks = pl.DataFrame({
+        "business_date": pl.repeat(D1, rows, eager=True), "venue": pl.repeat("binance", rows, eager=True),
+        "account": pl.repeat("mm-1", rows, eager=True), "asset": "A" + i.cast(pl.String).str.zfill(6),
+        "ledger_qty": (i.cast(pl.String) + ".000000000000000001").str.to_decimal(scale=18),
+        "venue_qty": pl.repeat("0", rows, eager=True).str.to_decimal(scale=18),
+        "tolerance": pl.repeat("0", rows, eager=True).str.to_decimal(scale=18),
+        "first_seen": pl.repeat(D1, rows, eager=True), "kind": pl.repeat("qty_mismatch", rows, eager=True),
+        "landing": pl.repeat("/srv/landing", rows, eager=True),
+    }).with_columns(pl.col("ledger_qty", "venue_qty", "tolerance").cast(DECIMAL)).with_columns(
+        diff=pl.col("venue_qty") - pl.col("ledger_qty"))
+    where = {"landing": "/srv/landing", "business_date": D1}
+    for _ in range(2):
+        assert replace_rows(conn, "utl.breaks", breaks, where=where) == rows
+    assert conn.execute("SELECT min(diff)::text, count(*) FROM utl.breaks").fetchone() == (f"-{rows - 1}.000000000000000001", rows)
+    for wrong in (breaks.head(1), breaks.tail(1)):  # a broken contract in the lower half, then in the upper
+        bad = pl.concat([breaks.filter(pl.col("asset") != wrong["asset"][0]), wrong.with_columns(diff=-pl.col("diff"))])
+        with pytest.raises(psycopg.errors.CheckViolation):
+            replace_rows(conn, "utl.breaks", bad, where=where)
+    assert conn.execute("SELECT min(diff)::text, count(*) FROM utl.breaks").fetchone() == (f"-{rows - 1}.000000000000000001", rows)
+    indexes = conn.execute("SELECT tablename, count(*) FROM pg_indexes WHERE tablename LIKE 'breaks_2024_05_01%'"
+                           " GROUP BY 1 ORDER BY 1").fetchall()
+    assert indexes == [("breaks_2024_05_01", 3), ("breaks_2024_05_01_1", 3), ("breaks_2024_05_01_2", 3)]
