@@ -28,8 +28,8 @@ def reference(line: str) -> tuple | None:
     return (*(_text(record.get(f)) for f in FIELDS), cost, currency)
 
 
-def scanned(lines: list[str]) -> tuple[dict[int, tuple], dict[int, str]]:
-    frame, back = scan_lines("\n".join(lines).encode(), FIELDS, {"side"})
+def scanned(lines: list[str], parts: int = 1) -> tuple[dict[int, tuple], dict[int, str]]:
+    frame, back = scan_lines("\n".join(lines).encode(), FIELDS, {"side"}, parts=parts)
     rows = {r[0]: r[2:] for r in frame.rows()}
     return rows, dict(back)
 
@@ -111,9 +111,9 @@ def _lines(draw) -> str:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(_lines(), min_size=1, max_size=8))
-def test_a_line_read_here_reads_as_json_loads_reads_it(lines: list[str]) -> None:
-    rows, back = scanned(lines)
+@given(st.lists(_lines(), min_size=1, max_size=8), st.integers(1, 4))
+def test_a_line_read_here_reads_as_json_loads_reads_it(lines: list[str], parts: int) -> None:
+    rows, back = scanned(lines, parts)
     for number, line in enumerate(lines, 1):
         expected = reference(line.rstrip("\r"))
         if number in rows:
@@ -121,3 +121,23 @@ def test_a_line_read_here_reads_as_json_loads_reads_it(lines: list[str]) -> None
             assert rows[number] == expected, line
         elif line.strip():
             assert back[number] == line.rstrip("\r")
+
+
+def test_a_file_read_in_parts_reads_as_in_one() -> None:
+    """Each thread reads a run of whole lines; the rows, their numbers and the lines handed
+    back do not depend on where the runs start (blank lines, a last line without ``\\n``)."""
+    lines = []
+    for k in range(300):
+        lines += [
+            f'{{"id": "{"x" * (k % 20)}", "price": {k}.5{"5" * (k % 15)}, "side": "sëll", "fees": [{{"cost": {k}e-3, "currency": "C{k}"}}]}}',
+            "" if k % 7 else " \r",
+            '{"id": "cut", "price": 1, "side": "buy"' if k % 11 == 0 else '{"side": "buy", "id": null}\r',
+        ]
+    whole = scanned(lines)
+    assert len(whole[0]) == 300 + 300 - 28 and len(whole[1]) == 28
+    for parts in (2, 3, 7, 64):
+        assert scanned(lines, parts) == whole
+    text = "\n".join(lines)
+    frame, _ = scan_lines(text.encode(), FIELDS, {"side"}, raw_when_null="id", parts=5)
+    assert frame.filter(frame["id"].is_null())["raw"].to_list() == [line.rstrip("\r") for line in lines if "null" in line]
+    assert frame.filter(frame["id"].is_not_null())["raw"].null_count() == frame["id"].is_not_null().sum()

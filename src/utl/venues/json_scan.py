@@ -23,7 +23,9 @@ and ``fee_currency``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -36,25 +38,53 @@ _READ, _BLANK, _BACK = 0, 1, 2
 _ABSENT, _NULL, _STRING, _NUMBER, _OTHER = 0, 1, 2, 3, 4
 
 
-def _compile():
+def _kernels():
     """The kernels, loaded on first use (numba's on-disk cache spares later processes the compiling)."""
-    from utl.venues import _json_kernels as k
+    from utl.venues import _json_kernels
 
-    return k.scan, k.gather
+    return _json_kernels
 
 
-def _text_column(name: str, buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, present: np.ndarray) -> pl.Series:
-    """A Utf8 column of slices of ``buffer`` (valid UTF-8 cut at ASCII delimiters), null where not ``present``."""
-    _, gather = _compile()
-    data, offsets = gather(buffer, starts, ends, present)
+def _text_column(name: str, views: np.ndarray, present: np.ndarray, buffers: list[pa.Buffer]) -> pl.Series:
+    """A String column from Arrow string views into ``buffers`` (the file's bytes, valid UTF-8
+    cut at ASCII delimiters), null where not ``present``: no value is copied."""
     validity = pa.py_buffer(np.packbits(present, bitorder="little"))
     nulls = int(len(present) - np.count_nonzero(present))
-    array = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data), validity, nulls)
+    array = pa.Array.from_buffers(pa.string_view(), len(present), [validity, pa.py_buffer(np.ascontiguousarray(views)), *buffers], nulls)
     return pl.from_arrow(array).alias(name)
 
 
+def _cuts(data: bytes, parts: int) -> list[int]:
+    """Where up to ``parts`` runs of whole lines of about equal size start, and the end."""
+    cuts = [0]
+    for k in range(1, parts):
+        cut = data.find(b"\n", max(cuts[-1], len(data) * k // parts))
+        if cut < 0:
+            break
+        cuts.append(cut + 1)
+    return [*cuts, len(data)]
+
+
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _key_table(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's key lookup: the first key of each (length, first byte), and the next key
+    of the same length and first byte after each."""
+    table = np.full(64 * 256, -1, dtype=np.int32)
+    chain = np.full(len(encoded), -1, dtype=np.int32)
+    for k in reversed(range(len(encoded))):
+        slot = min(len(encoded[k]), 63) * 256 + (encoded[k][0] if encoded[k] else 0)
+        chain[k], table[slot] = table[slot], k
+    return table, chain
+
+
 def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_null: str | None = None,
-               ) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+               parts: int | None = None) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
     """(frame, lines handed back) for the UTF-8 text ``data`` (BOM removed), split on ``\\n``.
 
     The frame holds the lines read here, in file order: ``source_row`` (the 1-based line
@@ -62,8 +92,11 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     null when that is given, as ids built from the line need it there alone), each of
     ``fields`` as text, and ``fee_cost``, ``fee_currency``. Blank lines are skipped; the
     lines handed back are ``(line number, line)``, in file order.
+
+    The file is read in ``parts`` runs of lines at once, one thread each (by default one per
+    CPU, for files of 8 MB or more); the columns are Arrow string views into ``data``.
     """
-    scan, _ = _compile()
+    kernels = _kernels()
     buffer = np.frombuffer(data, dtype=np.uint8)
     names = [*fields, "fee", "fees"]
     encoded = [n.encode() for n in names]
@@ -71,20 +104,48 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     koff = np.zeros(len(names) + 1, dtype=np.int64)
     koff[1:] = np.cumsum([len(k) for k in encoded])
     wanted = np.array([f in required for f in fields], dtype=np.bool_)
-    nlines = data.count(b"\n") + 1
-    status, line_start, line_end, vs, ve, kind = scan(buffer, nlines, keys, koff, len(fields), wanted)
+    table, chain = _key_table(encoded)
+    cuts = _cuts(data, parts or (_threads() if len(data) >= 8 << 20 else 1))
+    spans = list(zip(cuts, cuts[1:]))
+    with ThreadPoolExecutor(len(spans)) as pool:  # the kernels let go of the GIL
+        each = list(pool.map(lambda span: kernels.newlines(buffer, *span), spans))
+        nlines = sum(each) + 1
+        frame, back = _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null)
+    return frame, back
+
+
+def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null):
+    width = len(fields) + 2
+    status = np.full(nlines, _BACK, dtype=np.int8)
+    line_start = np.zeros(nlines, dtype=np.int64)
+    line_end = np.zeros(nlines, dtype=np.int64)
+    line32 = np.zeros((nlines, 4), dtype=np.int32)
+    views32 = np.zeros((width, nlines, 4), dtype=np.int32)
+    kind = np.zeros((width, nlines), dtype=np.int8)
+    line8, views8 = line32.view(np.uint8), views32.view(np.uint8)
+
+    firsts = np.cumsum([0, *each[:-1]])
+    runs = [(pos, int(line0), lines) for pos, line0, lines in zip(cuts, firsts, [*each[:-1], each[-1] + 1])]
+
+    def run(part: tuple[int, int, int]) -> None:
+        pos, line0, lines = part
+        kernels.scan(buffer, pos, line0, lines, keys, koff, table, chain, len(fields), wanted, status, line_start, line_end,
+                     line32, line8, views32, views8, kind)
+
+    list(pool.map(run, runs))
     back_rows = np.flatnonzero(status == _BACK)
     back = [(int(r) + 1, data[line_start[r] : line_end[r]].decode("utf-8")) for r in back_rows]
     read = np.flatnonzero(status == _READ)
     # Usually every line but a last empty one is read: then the kernel's columns are sliced, not gathered.
     rows = slice(0, len(read)) if len(read) == 0 or read[-1] == len(read) - 1 else read
-    vs, ve, kind = vs[:, rows], ve[:, rows], kind[:, rows]
-    line_start, line_end = line_start[rows], line_end[rows]
+    views32, kind, line32 = views32[:, rows], kind[:, rows], line32[rows]
+    step = kernels.STEP
+    buffers = [pa.py_buffer(data)[at : at + 2 * step] for at in range(0, max(len(data), 1), step)]
     columns = {"source_row": pl.Series("source_row", read + 1, dtype=pl.Int64)}
     names = [*fields, "fee_cost", "fee_currency"]
     present = kind >= _STRING
     raw_take = np.ones(len(read), dtype=np.bool_) if raw_when_null is None else ~present[list(fields).index(raw_when_null)]
-    columns["raw"] = _text_column("raw", buffer, line_start, line_end, raw_take)
-    for k, name in enumerate(names):
-        columns[name] = _text_column(name, buffer, vs[k], ve[k], present[k])
+    columns["raw"] = _text_column("raw", line32, raw_take, buffers)
+    for j, name in enumerate(names):
+        columns[name] = _text_column(name, views32[j], present[j], buffers)
     return pl.DataFrame(columns), back
