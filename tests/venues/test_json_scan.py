@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from utl.decimals import DECIMAL, parse_venue_numbers
 from utl.venues.ccxt import _fee, _text, loads
 from utl.venues.json_scan import MAX_DEPTH, scan_lines
 
@@ -141,3 +143,32 @@ def test_a_file_read_in_parts_reads_as_in_one() -> None:
     frame, _ = scan_lines(text.encode(), FIELDS, {"side"}, raw_when_null="id", parts=5)
     assert frame.filter(frame["id"].is_null())["raw"].to_list() == [line.rstrip("\r") for line in lines if "null" in line]
     assert frame.filter(frame["id"].is_not_null())["raw"].null_count() == frame["id"].is_not_null().sum()
+
+
+_number_texts = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False, places=18).map(lambda d: f"{d:f}"),
+    st.integers(-(10**21), 10**21).map(str),
+    st.from_regex(r"-?[0-9]{1,20}(\.[0-9]{1,20})?", fullmatch=True),
+    st.sampled_from(["0", "-0", "-0.0", "0.000000000000000001", "-0.000000000000000001", "999999999999999999.999999999999999999",
+                     "-999999999999999999.999999999999999999", "1000000000000000000", "007.50", "1.", ".5", "1e5", "3.1e-05", "",
+                     "+1", " 1", "1,000", "--", "1.0000000000000000001"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_number_texts, st.booleans()), min_size=1, max_size=12), st.integers(1, 3))
+def test_decimals_read_by_the_scan_are_what_the_text_reads_as(numbers: list[tuple[str, bool]], parts: int) -> None:
+    """A value the scan reads from its digits equals Polars' reading of its text (the reader's
+    rules, :func:`utl.decimals.parse_venue_numbers`); the scan leaves the rest to that reading."""
+    lines = [f'{{"side": "x", "price": {json.dumps(text) if quoted else text or "null"}}}' for text, quoted in numbers]
+    frame, back = scan_lines("\n".join(lines).encode(), FIELDS, {"side"}, parts=parts, decimals=["price"])
+    read = frame.filter(pl.col("price__value").is_not_null())
+    values, bad = parse_venue_numbers(read["price"])
+    assert bad.sum() == 0
+    assert read["price__value"].to_list() == values.to_list()
+    plain = read["price"].str.contains(r"^-?[0-9]{1,18}(\.[0-9]{1,18})?$")
+    assert plain.all()
+    unread = frame.filter(pl.col("price__value").is_null() & pl.col("price").str.contains(r"^-?[0-9]{1,18}(\.[0-9]{1,18})?$"))
+    assert unread.height == 0
+    assert frame["price__value"].dtype == DECIMAL

@@ -4,7 +4,7 @@ first use, as loading numba takes a second."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 MAX_DEPTH = 64
 # A long value's view points into data buffer k: the file's bytes from k * STEP, 2 * STEP of them
@@ -434,15 +434,53 @@ def record(b, i, n, line, keys, koff, table, chain, nfields, required, seen, vs,
     return i
 
 
+@njit(cache=True, inline="always")
+def plain_decimal(b, s, e):
+    """``b[s:e]`` as ``-?D+(.D+)?`` with at most 18 digits before the point and 18 after:
+    (True, integer part, fraction in units of 1e-18), both signed; else (False, 0, 0), for
+    Polars' reading of the text (exponents, more digits, anything else)."""
+    i = s
+    negative = i < e and b[i] == 45
+    if negative:
+        i += 1
+    whole = 0
+    digits = 0
+    while i < e and 48 <= b[i] <= 57:
+        whole = whole * 10 + (b[i] - 48)
+        digits += 1
+        i += 1
+    if digits == 0 or digits > 18:
+        return False, 0, 0
+    fraction = 0
+    places = 0
+    if i < e and b[i] == 46:
+        i += 1
+        while i < e and 48 <= b[i] <= 57:
+            fraction = fraction * 10 + (b[i] - 48)
+            places += 1
+            i += 1
+        if places == 0 or places > 18:
+            return False, 0, 0
+    if i != e:
+        return False, 0, 0
+    for _ in range(18 - places):
+        fraction *= 10
+    if negative:
+        return True, -whole, -fraction
+    return True, whole, fraction
+
+
 @njit(cache=True, nogil=True)
 def scan(b, pos, line0, nlines, keys, koff, table, chain, nfields, required, status, line_start, line_end, line32, line8,
-         views32, views8, kind):
+         views32, views8, kind, slots, whole, fraction, exact):
     """Lines ``line0`` to ``line0 + nlines`` of ``b``, the first starting at byte ``pos``: per
     line its status, start, end and view (``\\r`` stripped), and per wanted field (``nfields``
     text fields, then fee cost and currency) the value's view and kind; written into the
     arrays given (the caller's, zeroed, ``status`` filled with _BACK), so that parts of a file
     can be read at once by several threads. Lines of :data:`STEP` bytes or more are handed
-    back. Each line is read in one pass: blanks never include ``\\n``, so a line's value ends
+    back. Fields with a slot (``slots[k] >= 0``) are numbers: where the text is a plain
+    decimal (:func:`plain_decimal`), ``exact[slot, line]`` is set and ``whole``,
+    ``fraction`` hold its value. Each line is read in one pass: blanks never include ``\\n``, so a line's value ends
     at its ``\\n`` or is refused there; only a line handed back is walked again to find its end."""
     nkeys = nfields + 2
     seen = np.zeros(nkeys, dtype=np.bool_)
@@ -476,13 +514,36 @@ def scan(b, pos, line0, nlines, keys, koff, table, chain, nfields, required, sta
         for k in range(nkeys):
             if kind[k, line] == _STRING or kind[k, line] == _NUMBER:
                 view(b, views32[k], views8[k], line, vs[k], ve[k])
+                slot = slots[k]
+                if slot >= 0:
+                    ok, w, f = plain_decimal(b, vs[k], ve[k])
+                    if ok:
+                        exact[slot, line], whole[slot, line], fraction[slot, line] = True, w, f
         status[line] = _READ
 
 
+_NL = np.uint64(0x0A0A0A0A0A0A0A0A)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_ONES = np.uint64(0x0101010101010101)
+_S7, _S56 = np.uint64(7), np.uint64(56)
+
+
 @njit(cache=True, nogil=True)
-def newlines(b, lo, hi):
-    """How many ``\\n`` bytes ``b[lo:hi]`` holds."""
+def newlines(b, words, lo, hi):
+    """How many ``\\n`` bytes ``b[lo:hi]`` holds; ``words`` is ``b`` as uint64, 8 bytes at a
+    time: a byte of ``x ^ 0x0A..`` is zero where ``x`` has a newline, and the bit trick sets
+    the high bit of each non-zero byte (no carry crosses bytes)."""
     count = 0
-    for i in range(lo, hi):
+    first, last = min((lo + 7) // 8, hi // 8), hi // 8
+    for i in range(lo, min(first * 8, hi)):
+        count += b[i] == 10
+    nonzero = uint64(0)
+    for k in range(first, last):
+        t = words[k] ^ _NL
+        y = (((t & _LOW7) + _LOW7) | t) & _HIGH
+        nonzero += ((y >> _S7) * _ONES) >> _S56
+    count += 8 * (last - first) - nonzero
+    for i in range(max(last * 8, lo), hi):
         count += b[i] == 10
     return count

@@ -24,7 +24,7 @@ from utl.decimals import DECIMAL, MAX_INTEGER_DIGITS, with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.json_lines import text_columns
-from utl.venues.json_scan import scan_lines
+from utl.venues.json_scan import scan_lines, warm_up
 from utl.venues.base import BOM, Check, Format, Parsed, Source, interleave, out_of_years, split_refused, to_schema, top_level_keys, utc, with_synthetic_id
 
 TRADE_KEYS = {"side", "amount", "symbol"}
@@ -99,18 +99,22 @@ def _bytes_of(source: Source) -> bytes:
     return data.removeprefix(BOM.encode())
 
 
-def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str]) -> tuple[pl.DataFrame, list[dict]]:
+def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str], numbers: list[str],
+                ) -> tuple[pl.DataFrame, list[dict]]:
     """The records' text columns (see :func:`_columns`), and quarantine entries for lines refused.
 
     Three paths, each taking what the one before handed back: the compiled scan
     (:mod:`utl.venues.json_scan`), msgspec (:mod:`utl.venues.json_lines`), ``json.loads``. They
     give the same columns; ``raw`` (the line) is only needed, and only sure to be there,
-    where ``id`` is null. Lines are split on "\n" only: JSON strings may hold other line
+    where ``id`` is null. The scan also reads ``numbers`` written as plain decimals
+    (``<name>__value``, see :func:`_numbers`). Lines are split on "\n" only: JSON strings may hold other line
     separators (U+2028); a line is blank when ``str.strip`` leaves nothing.
     """
+    if source.path.stat().st_size >= SCAN_FROM_BYTES:
+        warm_up()  # numba loads while the file is read
     data = _bytes_of(source)
     if len(data) >= SCAN_FROM_BYTES:
-        fast, back = scan_lines(data, fields, wanted, raw_when_null="id")
+        fast, back = scan_lines(data, fields, wanted, raw_when_null="id", decimals=numbers)
         fast = fast.with_columns(fee_problem=pl.lit(None, pl.String), fees_raw=pl.lit(None, pl.String))
         if not back:
             return fast, []
@@ -120,7 +124,7 @@ def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str]) 
         parts = []
     middle, left = text_columns([(n, line) for n, line in back if line.strip()], fields, wanted)
     records, refused = _json_lines(left, wanted, what)
-    return pl.concat([*parts, middle, _columns(records, fields)]).sort("source_row"), refused
+    return pl.concat([*parts, middle, _columns(records, fields)], how="diagonal").sort("source_row"), refused
 
 
 def _line_ids(frame: pl.DataFrame) -> pl.DataFrame:
@@ -214,9 +218,13 @@ def _time(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Check]]:
 
 
 def _numbers(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Adds ``<name>_value`` (exact) and ``<name>_bad`` for number columns."""
-    frame = with_venue_decimals(frame, {f"{name}_value": name for name in names})
-    return frame.rename({f"{name}_value__bad": f"{name}_bad" for name in names})
+    """Adds ``<name>_value`` (exact) and ``<name>_bad`` for number columns. Where the scan
+    read the value already (``<name>__value``, a plain decimal), the text is not read again."""
+    done = {name: f"{name}__value" for name in names if f"{name}__value" in frame.columns}
+    texts = {f"{name}_value": pl.when(pl.col(done[name]).is_null()).then(pl.col(name)) if name in done else pl.col(name) for name in names}
+    frame = with_venue_decimals(frame, texts)
+    frame = frame.with_columns(pl.coalesce(column, f"{name}_value").alias(f"{name}_value") for name, column in done.items())
+    return frame.drop(done.values()).rename({f"{name}_value__bad": f"{name}_bad" for name in names})
 
 
 def _not_decimal(name: str, column: str | None = None) -> Check:
@@ -287,9 +295,10 @@ def _integer_digits(value: str) -> pl.Expr:
 
 
 def read_trades(source: Source) -> Parsed:
+    numbers = ["price", "amount", "cost", "fee_cost"]
     frame, refused = _read_lines(source, TRADE_KEYS, "trade", ["id", "order", "timestamp", "datetime", "symbol", "side",
-                                                                 "takerOrMaker", "price", "amount", "cost"])
-    frame = _numbers(frame, ["price", "amount", "cost", "fee_cost"]).with_columns(
+                                                                 "takerOrMaker", "price", "amount", "cost"], numbers)
+    frame = _numbers(frame, numbers).with_columns(
         side_word=pl.col("side").str.strip_chars().str.to_lowercase(),
         # BASE/QUOTE, then :SETTLE and -expiry/strike/type for derivatives.
         base=pl.col("symbol").str.extract(r"^([^/:]+)/", 1),
@@ -374,7 +383,8 @@ def _ledger_kind(kind: pl.Expr, incoming: pl.Expr) -> pl.Expr:
 
 def read_ledger(source: Source) -> Parsed:
     frame, refused = _read_lines(source, LEDGER_KEYS, "ledger entry", ["id", "timestamp", "datetime", "direction",
-                                                                        "referenceId", "type", "currency", "amount", "status"])
+                                                                        "referenceId", "type", "currency", "amount", "status"],
+                                 ["amount", "fee_cost"])
     frame = _numbers(frame, ["amount", "fee_cost"]).with_columns(direction_word=pl.col("direction").str.strip_chars().str.to_lowercase())
     frame, time_checks = _time(frame)
     checks = [

@@ -24,12 +24,15 @@ and ``fee_currency``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+
+from utl.decimals import DECIMAL
 
 MAX_DEPTH = 64  # as utl.venues._json_kernels: deeper lines are handed back
 
@@ -43,6 +46,14 @@ def _kernels():
     from utl.venues import _json_kernels
 
     return _json_kernels
+
+
+def warm_up() -> threading.Thread:
+    """Loads the kernels (numba: ~0.5 s of CPU, a new process pays it on its first scan) in a
+    thread, so that a caller can read the file meanwhile; a scan started before it ends waits."""
+    thread = threading.Thread(target=scan_lines, args=(b'{"a": 1}', ["a"], set()), daemon=True)
+    thread.start()
+    return thread
 
 
 def _text_column(name: str, views: np.ndarray, present: np.ndarray, buffers: list[pa.Buffer]) -> pl.Series:
@@ -84,7 +95,7 @@ def _key_table(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_null: str | None = None,
-               parts: int | None = None) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+               parts: int | None = None, decimals: Sequence[str] = ()) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
     """(frame, lines handed back) for the UTF-8 text ``data`` (BOM removed), split on ``\\n``.
 
     The frame holds the lines read here, in file order: ``source_row`` (the 1-based line
@@ -92,6 +103,11 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     null when that is given, as ids built from the line need it there alone), each of
     ``fields`` as text, and ``fee_cost``, ``fee_currency``. Blank lines are skipped; the
     lines handed back are ``(line number, line)``, in file order.
+
+    For each of ``decimals`` (names among ``fields``, ``fee_cost``), ``<name>__value`` is
+    the value as ``Decimal(38, 18)`` where the text is a plain decimal that fits (``-?D+(.D+)?``,
+    at most 18 digits each side of the point), read from its digits as integers; null
+    elsewhere, for the caller's own reading of the text.
 
     The file is read in ``parts`` runs of lines at once, one thread each (by default one per
     CPU, for files of 8 MB or more); the columns are Arrow string views into ``data``.
@@ -108,13 +124,15 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     cuts = _cuts(data, parts or (_threads() if len(data) >= 8 << 20 else 1))
     spans = list(zip(cuts, cuts[1:]))
     with ThreadPoolExecutor(len(spans)) as pool:  # the kernels let go of the GIL
-        each = list(pool.map(lambda span: kernels.newlines(buffer, *span), spans))
+        words = np.frombuffer(data, dtype=np.uint64, count=len(data) // 8)
+        each = [int(n) for n in pool.map(lambda span: kernels.newlines(buffer, words, *span), spans)]
         nlines = sum(each) + 1
-        frame, back = _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null)
+        frame, back = _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null,
+                            list(decimals))
     return frame, back
 
 
-def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null):
+def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null, decimals):
     width = len(fields) + 2
     status = np.full(nlines, _BACK, dtype=np.int8)
     line_start = np.zeros(nlines, dtype=np.int64)
@@ -123,6 +141,13 @@ def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, t
     views32 = np.zeros((width, nlines, 4), dtype=np.int32)
     kind = np.zeros((width, nlines), dtype=np.int8)
     line8, views8 = line32.view(np.uint8), views32.view(np.uint8)
+    names = [*fields, "fee_cost", "fee_currency"]
+    slots = np.full(width, -1, dtype=np.int64)
+    for slot, name in enumerate(decimals):
+        slots[names.index(name)] = slot
+    whole = np.zeros((len(decimals), nlines), dtype=np.int64)
+    fraction = np.zeros((len(decimals), nlines), dtype=np.int64)
+    exact = np.zeros((len(decimals), nlines), dtype=np.bool_)
 
     firsts = np.cumsum([0, *each[:-1]])
     runs = [(pos, int(line0), lines) for pos, line0, lines in zip(cuts, firsts, [*each[:-1], each[-1] + 1])]
@@ -130,7 +155,7 @@ def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, t
     def run(part: tuple[int, int, int]) -> None:
         pos, line0, lines = part
         kernels.scan(buffer, pos, line0, lines, keys, koff, table, chain, len(fields), wanted, status, line_start, line_end,
-                     line32, line8, views32, views8, kind)
+                     line32, line8, views32, views8, kind, slots, whole, fraction, exact)
 
     list(pool.map(run, runs))
     back_rows = np.flatnonzero(status == _BACK)
@@ -139,13 +164,28 @@ def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, t
     # Usually every line but a last empty one is read: then the kernel's columns are sliced, not gathered.
     rows = slice(0, len(read)) if len(read) == 0 or read[-1] == len(read) - 1 else read
     views32, kind, line32 = views32[:, rows], kind[:, rows], line32[rows]
+    whole, fraction, exact = whole[:, rows], fraction[:, rows], exact[:, rows]
     step = kernels.STEP
     buffers = [pa.py_buffer(data)[at : at + 2 * step] for at in range(0, max(len(data), 1), step)]
     columns = {"source_row": pl.Series("source_row", read + 1, dtype=pl.Int64)}
-    names = [*fields, "fee_cost", "fee_currency"]
     present = kind >= _STRING
     raw_take = np.ones(len(read), dtype=np.bool_) if raw_when_null is None else ~present[list(fields).index(raw_when_null)]
     columns["raw"] = _text_column("raw", line32, raw_take, buffers)
     for j, name in enumerate(names):
         columns[name] = _text_column(name, views32[j], present[j], buffers)
+    for slot, name in enumerate(decimals):
+        columns[f"{name}__value"] = _decimal_column(f"{name}__value", whole[slot], fraction[slot], exact[slot])
     return pl.DataFrame(columns), back
+
+
+def _decimal_column(name: str, whole: np.ndarray, fraction: np.ndarray, exact: np.ndarray) -> pl.Series:
+    """``whole + fraction * 1e-18`` as ``Decimal(38, 18)``, null where not ``exact``: the whole
+    part cast (exactly) by Polars, the fraction as Arrow decimal128 units (its 128 bits: the
+    int64, then its sign)."""
+    units = np.empty((len(fraction), 2), dtype=np.int64)
+    units[:, 0] = fraction
+    units[:, 1] = fraction >> 63
+    validity = pa.py_buffer(np.packbits(exact, bitorder="little"))
+    nulls = int(len(exact) - np.count_nonzero(exact))
+    part = pl.from_arrow(pa.Array.from_buffers(pa.decimal128(38, 18), len(exact), [validity, pa.py_buffer(units)], nulls))
+    return (pl.Series(whole).cast(DECIMAL) + part).alias(name)
