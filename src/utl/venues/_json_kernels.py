@@ -434,6 +434,9 @@ def record(b, i, n, line, keys, koff, table, chain, nfields, required, seen, vs,
     return i
 
 
+_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
+
+
 @njit(cache=True, inline="always")
 def plain_decimal(b, s, e):
     """``b[s:e]`` as ``-?D+(.D+)?`` with at most 18 digits before the point and 18 after:
@@ -463,8 +466,7 @@ def plain_decimal(b, s, e):
             return False, 0, 0
     if i != e:
         return False, 0, 0
-    for _ in range(18 - places):
-        fraction *= 10
+    fraction *= _POW10[18 - places]
     if negative:
         return True, -whole, -fraction
     return True, whole, fraction

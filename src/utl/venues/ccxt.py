@@ -24,7 +24,7 @@ from utl.decimals import DECIMAL, MAX_INTEGER_DIGITS, with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.json_lines import text_columns
-from utl.venues.json_scan import scan_lines, warm_up
+from utl.venues.json_scan import owned, scan_lines, warm_up
 from utl.venues.base import BOM, Check, Format, Parsed, Source, interleave, out_of_years, split_refused, to_schema, top_level_keys, utc, with_synthetic_id
 
 TRADE_KEYS = {"side", "amount", "symbol"}
@@ -358,7 +358,7 @@ def read_trades(source: Source) -> Parsed:
         source_file=pl.lit(source.rel),
         source_row="source_row",
     ).cast(FILLS)
-    return Parsed(fills, pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True))
+    return Parsed(owned(fills), owned(pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True)))
 
 
 # ---------------------------------------------------------------- ledger -> MOVEMENTS
@@ -413,7 +413,7 @@ def read_ledger(source: Source) -> Parsed:
     fees = ok.filter(pl.col("fee_cost_value").fill_null(0) != 0).with_columns(
         entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_currency", qty=-pl.col("fee_cost_value"))
     movements = to_schema(source, interleave([p.select(part).cast({"qty": MOVEMENTS["qty"]}) for p in (main, fees)]), MOVEMENTS)
-    return Parsed(movements, pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True))
+    return Parsed(owned(movements), owned(pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True)))
 
 
 # ---------------------------------------------------------------- balance -> BALANCES

@@ -65,6 +65,15 @@ def _text_column(name: str, views: np.ndarray, present: np.ndarray, buffers: lis
     return pl.from_arrow(array).alias(name)
 
 
+def owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its text columns copied into buffers of their own. The scan's columns are
+    views into the file's bytes, and Polars keeps views (and so the whole file) through most
+    operations, even to keep one row: a reader's outputs are copied before they are returned."""
+    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    # Exported as large_string (Polars' default compat level): a copy, offsets and bytes.
+    return frame.with_columns(pl.from_arrow(frame[name].to_arrow().cast(pa.large_string())).alias(name) for name in texts)
+
+
 def _cuts(data: bytes, parts: int) -> list[int]:
     """Where up to ``parts`` runs of whole lines of about equal size start, and the end."""
     cuts = [0]
