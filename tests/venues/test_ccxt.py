@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import tempfile
+import tracemalloc
 from datetime import datetime, timezone
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -352,7 +354,15 @@ def test_what_a_reader_returns_holds_no_view_into_the_file() -> None:
         for name, text, read in [("t.jsonl", lines, ccxt.read_trades), ("l.jsonl", entries, ccxt.read_ledger)]:
             path = Path(tmp) / name
             path.write_text("\n".join(text) + "\n")
-            parsed = read(source(path))
+            read(source(path))  # caches filled on a first read are not what is held
+            tracemalloc.start()  # the file's bytes are a Python object: traced while alive
+            try:
+                parsed = read(source(path))
+                gc.collect()
+                held, _ = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
             assert parsed.frame.height == 200
+            assert held < path.stat().st_size / 2
             for frame in (parsed.frame, parsed.quarantine):
                 assert _text_buffer_bytes(frame) < path.stat().st_size / 10

@@ -4,11 +4,13 @@ Trades and ledger entries come as JSON lines, a balance as one JSON document. A 
 told apart by its keys, never its name, and may sit under any venue folder. Python ccxt
 writes JSON numbers (floats); we read every number as its own text (``parse_float=str``)
 so ``3.1e-05`` or ``650.0000000000001`` reach :func:`venue_decimal` exactly as written.
-Each line stands alone (a truncated line is refused alone, the rest still books). The
-file is first read in one compiled pass over its bytes (:mod:`utl.venues.json_scan`); the
+Each line stands alone (a truncated line is refused alone, the rest still books). A large
+file is first read in one compiled pass over its bytes (:mod:`utl.venues.json_scan`, one
+thread per CPU), which also reads numbers written as plain decimals from their digits; the
 few lines that pass hands back (an escape, a line to refuse, fees to add up) go to msgspec
 (:mod:`utl.venues.json_lines`) and then to ``json.loads`` as before, with the same columns
-from each path; everything after parsing is vectorized.
+from each path; everything after parsing is vectorized. The scan's text columns are views
+into the file's bytes: what a reader returns is copied out of them (:func:`owned`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ TRADE_KEYS = {"side", "amount", "symbol"}
 LEDGER_KEYS = {"direction", "referenceId"}
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 # The compiled scan pays for itself on large pulls only: compiling its kernels takes ~33 s of
-# CPU once per checkout and importing numba ~1.5 s per process, while msgspec reads a line in
-# ~13 us. Smaller files (the sample landing, a day's pull of a quiet account) skip it.
+# CPU once per checkout and loading numba ~0.5 s per process (while the file is read), while
+# msgspec reads a line in ~13 us. Smaller files (the sample landing, a day's pull of a quiet
+# account) skip it.
 SCAN_FROM_BYTES = 16 << 20
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 

@@ -4,7 +4,9 @@ A ccxt pull is a file of JSON objects, one per line; a reader needs a dozen top-
 of each as text, numbers exactly as written (never a float). :func:`scan_lines` walks the
 bytes once (numba), checking every line against the JSON grammar as ``json.loads`` applies it
 and noting where each wanted top-level value starts and ends; the values then become Polars
-text columns without a Python object per cell.
+text columns without a Python object per cell or a copy: Arrow string views into the file's
+bytes (:func:`owned` copies what a reader keeps). Runs of whole lines are read by one thread
+each (the kernels release the GIL).
 
 A line is read here only when the result is sure to be what ``json.loads(line,
 parse_float=str, parse_int=str)`` followed by the reader's own rules gives. Everything else is
@@ -66,12 +68,27 @@ def _text_column(name: str, views: np.ndarray, present: np.ndarray, buffers: lis
 
 
 def owned(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its text columns copied into buffers of their own. The scan's columns are
-    views into the file's bytes, and Polars keeps views (and so the whole file) through most
-    operations, even to keep one row: a reader's outputs are copied before they are returned."""
-    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    # Exported as large_string (Polars' default compat level): a copy, offsets and bytes.
-    return frame.with_columns(pl.from_arrow(frame[name].to_arrow().cast(pa.large_string())).alias(name) for name in texts)
+    """``frame`` with no text column holding a view into a file's bytes. The scan's columns are
+    views into them, and Polars keeps the views (and so the whole file) through most
+    operations, even to keep one row: a reader's outputs pass here before they are returned."""
+    return frame.with_columns(_owned(frame[name]) for name, dtype in frame.schema.items() if dtype == pl.String)
+
+
+def _owned(column: pl.Series) -> pl.Series:
+    array = column.to_arrow(compat_level=pl.CompatLevel.newest())  # the views as they are: no copy
+    if not pa.types.is_string_view(array.type):
+        return column
+    held = sum(b.size for b in array.buffers()[2:] if b is not None)
+    if held == 0:
+        return column
+    if (column.str.len_bytes().max() or 0) <= 12:
+        # Every value sits in its view (Arrow inlines up to 12 bytes): the views copied (the
+        # exported ones belong to the array that holds the file), the data buffers dropped.
+        validity, views = (None if b is None else pa.py_buffer(np.frombuffer(b, dtype=np.uint8).copy()) for b in array.buffers()[:2])
+        return pl.from_arrow(pa.Array.from_buffers(array.type, len(array), [validity, views], array.null_count, array.offset)).alias(column.name)
+    if held <= 2 * (column.str.len_bytes().sum() or 0):
+        return column  # its own buffers (made by an operation, not the file)
+    return pl.from_arrow(array.cast(pa.large_string())).alias(column.name)  # copied: offsets and bytes
 
 
 def _cuts(data: bytes, parts: int) -> list[int]:
