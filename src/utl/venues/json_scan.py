@@ -159,6 +159,7 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
 
 
 def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null, decimals):
+    """:func:`scan_lines` once the lines are counted (``each``: how many ``\\n`` from each cut)."""
     width = len(fields) + 2
     status = np.full(nlines, _BACK, dtype=np.int8)
     line_start = np.zeros(nlines, dtype=np.int64)
