@@ -135,8 +135,9 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     at most 18 digits each side of the point), read from its digits as integers; null
     elsewhere, for the caller's own reading of the text.
 
-    The file is read in ``parts`` runs of lines at once, one thread each (by default one per
-    CPU, for files of 8 MB or more); the columns are Arrow string views into ``data``.
+    The file is read in ``parts`` runs of lines, one thread each (by default four runs a
+    CPU and one thread per CPU, for files of 8 MB or more; one run below); the columns are
+    Arrow string views into ``data``.
     """
     kernels = _kernels()
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -147,9 +148,11 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     koff[1:] = np.cumsum([len(k) for k in encoded])
     wanted = np.array([f in required for f in fields], dtype=np.bool_)
     table, chain = _key_table(encoded)
-    cuts = _cuts(data, parts or (_threads() if len(data) >= 8 << 20 else 1))
+    threads = _threads() if len(data) >= 8 << 20 else 1
+    # Four runs a thread: a thread the machine holds back leaves its runs to the others.
+    cuts = _cuts(data, parts or (4 * threads if threads > 1 else 1))
     spans = list(zip(cuts, cuts[1:]))
-    with ThreadPoolExecutor(len(spans)) as pool:  # the kernels let go of the GIL
+    with ThreadPoolExecutor(len(spans) if parts else min(len(spans), threads)) as pool:  # the kernels let go of the GIL
         words = np.frombuffer(data, dtype=np.uint64, count=len(data) // 8)
         each = [int(n) for n in pool.map(lambda span: kernels.newlines(buffer, words, *span), spans)]
         nlines = sum(each) + 1
