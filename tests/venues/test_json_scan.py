@@ -172,3 +172,17 @@ def test_decimals_read_by_the_scan_are_what_the_text_reads_as(numbers: list[tupl
     unread = frame.filter(pl.col("price__value").is_null() & pl.col("price").str.contains(r"^-?[0-9]{1,18}(\.[0-9]{1,18})?$"))
     assert unread.height == 0
     assert frame["price__value"].dtype == DECIMAL
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(-10, 10**17).map(str), st.from_regex(r"[0-9]{0,17}(\.[0-9])?", fullmatch=True),
+                          st.sampled_from(["", "1e3", "-0", "٣", "0000000000000001", "1709630102123", " 1"])),
+                min_size=1, max_size=10), st.booleans(), st.integers(1, 3))
+def test_a_count_read_by_the_scan_is_the_digits_the_reader_takes(texts: list[str], quoted: bool, parts: int) -> None:
+    """``<count>__int``: the ms since 1970 where the text is 1 to 15 digits (as the reader's
+    ``^\\d{1,15}$``, in ASCII), null where it is anything else."""
+    lines = [f'{{"side": "x", "id": {json.dumps(t) if quoted else t or "null"}}}' for t in texts]
+    frame, _ = scan_lines("\n".join(lines).encode(), FIELDS, {"side"}, parts=parts, count="id")
+    for text, value in zip(frame["id"], frame["id__int"]):
+        plain = text is not None and text.isascii() and text.isdigit() and 1 <= len(text) <= 15
+        assert value == (int(text) if plain else None), text

@@ -474,7 +474,7 @@ def plain_decimal(b, s, e):
 
 @njit(cache=True, nogil=True)
 def scan(b, pos, line0, nlines, keys, koff, table, chain, nfields, required, status, line_start, line_end, line32, line8,
-         views32, views8, kind, slots, whole, fraction, exact):
+         views32, views8, kind, slots, whole, fraction, exact, count_field, counted, count):
     """Lines ``line0`` to ``line0 + nlines`` of ``b``, the first starting at byte ``pos``: per
     line its status, start, end and view (``\\r`` stripped), and per wanted field (``nfields``
     text fields, then fee cost and currency) the value's view and kind; written into the
@@ -482,7 +482,8 @@ def scan(b, pos, line0, nlines, keys, koff, table, chain, nfields, required, sta
     can be read at once by several threads. Lines of :data:`STEP` bytes or more are handed
     back. Fields with a slot (``slots[k] >= 0``) are numbers: where the text is a plain
     decimal (:func:`plain_decimal`), ``exact[slot, line]`` is set and ``whole``,
-    ``fraction`` hold its value. Each line is read in one pass: blanks never include ``\\n``, so a line's value ends
+    ``fraction`` hold its value. Where field ``count_field`` is 1 to 15 ASCII digits (a
+    time in ms), ``counted[line]`` is set and ``count[line]`` holds it. Each line is read in one pass: blanks never include ``\\n``, so a line's value ends
     at its ``\\n`` or is refused there; only a line handed back is walked again to find its end."""
     nkeys = nfields + 2
     seen = np.zeros(nkeys, dtype=np.bool_)
@@ -521,6 +522,16 @@ def scan(b, pos, line0, nlines, keys, koff, table, chain, nfields, required, sta
                     ok, w, f = plain_decimal(b, vs[k], ve[k])
                     if ok:
                         exact[slot, line], whole[slot, line], fraction[slot, line] = True, w, f
+                if k == count_field and 1 <= ve[k] - vs[k] <= 15:
+                    value = 0
+                    digits = True
+                    for i in range(vs[k], ve[k]):
+                        if not 48 <= b[i] <= 57:
+                            digits = False
+                            break
+                        value = value * 10 + (b[i] - 48)
+                    if digits:
+                        counted[line], count[line] = True, value
         status[line] = _READ
 
 

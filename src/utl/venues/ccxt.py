@@ -117,7 +117,7 @@ def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str], 
         warm_up()  # numba loads while the file is read
     data = _bytes_of(source)
     if len(data) >= SCAN_FROM_BYTES:
-        fast, back = scan_lines(data, fields, wanted, raw_when_null="id", decimals=numbers)
+        fast, back = scan_lines(data, fields, wanted, raw_when_null="id", decimals=numbers, count="timestamp")
         fast = fast.with_columns(fee_problem=pl.lit(None, pl.String), fees_raw=pl.lit(None, pl.String))
         if not back:
             return fast, []
@@ -201,9 +201,14 @@ def _fee(record: dict) -> tuple[str | None, str | None, str | None]:
 
 
 def _time(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Check]]:
-    """``ts`` from ``timestamp`` (ms since epoch), else from ``datetime`` (ISO 8601 UTC)."""
-    is_ms = pl.col("timestamp").str.contains(r"^\d{1,15}$")
-    from_ms = pl.from_epoch(pl.when(is_ms).then(pl.col("timestamp")).otherwise(None).cast(pl.Int64), time_unit="ms")
+    """``ts`` from ``timestamp`` (ms since epoch), else from ``datetime`` (ISO 8601 UTC). Where
+    the scan read the ms already (``timestamp__int``: 1 to 15 ASCII digits), the text is not."""
+    counted = pl.col("timestamp__int") if "timestamp__int" in frame.columns else pl.lit(None, pl.Int64)
+    left = pl.when(counted.is_null()).then(pl.col("timestamp"))  # the text, where the scan did not read it
+    left_ms = left.str.contains(r"^\d{1,15}$")
+    is_ms = counted.is_not_null() | left_ms.fill_null(False)
+    ms = pl.coalesce(counted, pl.when(left_ms).then(left).cast(pl.Int64))
+    from_ms = pl.from_epoch(ms, time_unit="ms")
     # The ISO text is parsed only when some row lacks a timestamp (it alone would use it).
     from_iso = utc(pl.col("datetime"), ISO_FORMAT) if frame["timestamp"].null_count() else pl.lit(None, pl.Datetime("us", "UTC"))
     frame = frame.with_columns(

@@ -121,7 +121,8 @@ def _key_table(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_null: str | None = None,
-               parts: int | None = None, decimals: Sequence[str] = ()) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+               parts: int | None = None, decimals: Sequence[str] = (), count: str | None = None,
+               ) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
     """(frame, lines handed back) for the UTF-8 text ``data`` (BOM removed), split on ``\\n``.
 
     The frame holds the lines read here, in file order: ``source_row`` (the 1-based line
@@ -133,7 +134,8 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
     For each of ``decimals`` (names among ``fields``, ``fee_cost``), ``<name>__value`` is
     the value as ``Decimal(38, 18)`` where the text is a plain decimal that fits (``-?D+(.D+)?``,
     at most 18 digits each side of the point), read from its digits as integers; null
-    elsewhere, for the caller's own reading of the text.
+    elsewhere, for the caller's own reading of the text. ``<count>__int`` (when ``count``
+    names a field) is its value as Int64 where the text is 1 to 15 ASCII digits, else null.
 
     The file is read in ``parts`` runs of lines, one thread each (by default four runs a
     CPU and one thread per CPU, for files of 8 MB or more; one run below); the columns are
@@ -157,11 +159,11 @@ def scan_lines(data: bytes, fields: Sequence[str], required: set[str], raw_when_
         each = [int(n) for n in pool.map(lambda span: kernels.newlines(buffer, words, *span), spans)]
         nlines = sum(each) + 1
         frame, back = _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null,
-                            list(decimals))
+                            list(decimals), count)
     return frame, back
 
 
-def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null, decimals):
+def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, table, chain, wanted, raw_when_null, decimals, count):
     """:func:`scan_lines` once the lines are counted (``each``: how many ``\\n`` from each cut)."""
     width = len(fields) + 2
     status = np.full(nlines, _BACK, dtype=np.int8)
@@ -178,6 +180,9 @@ def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, t
     whole = np.zeros((len(decimals), nlines), dtype=np.int64)
     fraction = np.zeros((len(decimals), nlines), dtype=np.int64)
     exact = np.zeros((len(decimals), nlines), dtype=np.bool_)
+    count_field = -1 if count is None else list(fields).index(count)
+    counted = np.zeros(nlines if count is not None else 0, dtype=np.bool_)
+    counts = np.zeros(nlines if count is not None else 0, dtype=np.int64)
 
     firsts = np.cumsum([0, *each[:-1]])
     runs = [(pos, int(line0), lines) for pos, line0, lines in zip(cuts, firsts, [*each[:-1], each[-1] + 1])]
@@ -185,7 +190,7 @@ def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, t
     def run(part: tuple[int, int, int]) -> None:
         pos, line0, lines = part
         kernels.scan(buffer, pos, line0, lines, keys, koff, table, chain, len(fields), wanted, status, line_start, line_end,
-                     line32, line8, views32, views8, kind, slots, whole, fraction, exact)
+                     line32, line8, views32, views8, kind, slots, whole, fraction, exact, count_field, counted, counts)
 
     list(pool.map(run, runs))
     back_rows = np.flatnonzero(status == _BACK)
@@ -195,6 +200,8 @@ def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, t
     rows = slice(0, len(read)) if len(read) == 0 or read[-1] == len(read) - 1 else read
     views32, kind, line32 = views32[:, rows], kind[:, rows], line32[rows]
     whole, fraction, exact = whole[:, rows], fraction[:, rows], exact[:, rows]
+    if count is not None:
+        counted, counts = counted[rows], counts[rows]
     step = kernels.STEP
     buffers = [pa.py_buffer(data)[at : at + 2 * step] for at in range(0, max(len(data), 1), step)]
     columns = {"source_row": pl.Series("source_row", read + 1, dtype=pl.Int64)}
@@ -205,6 +212,8 @@ def _scan(kernels, pool, buffer, data, cuts, each, nlines, fields, keys, koff, t
         columns[name] = _text_column(name, views32[j], present[j], buffers)
     for slot, name in enumerate(decimals):
         columns[f"{name}__value"] = _decimal_column(f"{name}__value", whole[slot], fraction[slot], exact[slot])
+    if count is not None:
+        columns[f"{count}__int"] = pl.Series(f"{count}__int", counts).scatter(np.flatnonzero(~counted), None)
     return pl.DataFrame(columns), back
 
 
