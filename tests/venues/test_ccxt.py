@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import tempfile
+import tracemalloc
 from datetime import datetime, timezone
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -328,3 +330,39 @@ def test_a_stated_cost_that_is_not_amount_times_price_is_refused(tmp_path: Path)
     refused = parsed.quarantine.row(0, named=True)
     assert (refused["row"], refused["column"], refused["raw"]) == (1, "cost", "1.364985341e-9")
     assert "7.326086" in refused["reason"] and "1.364985341e-9" in refused["reason"]
+
+
+def _text_buffer_bytes(frame: pl.DataFrame) -> int:
+    """Bytes of the data buffers behind the frame's text columns (Arrow string views)."""
+    total = 0
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String:
+            array = frame[name].to_arrow(compat_level=pl.CompatLevel.newest())  # the views as they are
+            total += sum(b.size for b in array.buffers()[2:] if b is not None)
+    return total
+
+
+def test_what_a_reader_returns_holds_no_view_into_the_file() -> None:
+    """The scan's text columns point into the file's bytes; one row kept with them would keep
+    the whole file in memory, so the frames returned own their text."""
+    padding = "x" * 5000
+    good = '{"id": "t%d", "order": "o-000000000000%d", "symbol": "BTC/USDT", "side": "buy", "price": 1.5, "amount": 2, "timestamp": 1709630102123, "info": {"pad": "%s"}}'
+    bad = '{"id": "b%d", "symbol": "BTCUSDT", "side": "buy", "price": 1, "amount": 1, "timestamp": 1709630102123, "info": {"pad": "%s"}}'
+    lines = [good % (k, k, padding) for k in range(200)] + [bad % (k, padding) for k in range(3)]
+    entries = ['{"id": "e%d", "direction": "in", "referenceId": "r-00000000000%d", "currency": "USDT", "amount": 1, "status": "ok", "timestamp": 1709630102123, "type": "trade", "info": {"pad": "%s"}}' % (k, k, padding) for k in range(200)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text, read in [("t.jsonl", lines, ccxt.read_trades), ("l.jsonl", entries, ccxt.read_ledger)]:
+            path = Path(tmp) / name
+            path.write_text("\n".join(text) + "\n")
+            read(source(path))  # caches filled on a first read are not what is held
+            tracemalloc.start()  # the file's bytes are a Python object: traced while alive
+            try:
+                parsed = read(source(path))
+                gc.collect()
+                held, _ = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert parsed.frame.height == 200
+            assert held < path.stat().st_size / 2
+            for frame in (parsed.frame, parsed.quarantine):
+                assert _text_buffer_bytes(frame) < path.stat().st_size / 10

@@ -4,9 +4,13 @@ first use, as loading numba takes a second."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 MAX_DEPTH = 64
+# A long value's view points into data buffer k: the file's bytes from k * STEP, 2 * STEP of them
+# (Arrow's offsets are int32); lines of STEP bytes or more are handed back.
+STEP_BITS = 30
+STEP = 1 << STEP_BITS
 
 # Line status.
 _READ, _BLANK, _BACK = 0, 1, 2
@@ -16,7 +20,8 @@ _ABSENT, _NULL, _STRING, _NUMBER, _OTHER = 0, 1, 2, 3, 4
 
 @njit(cache=True, inline="always")
 def ws(b, i, end):
-    while i < end and (b[i] == 32 or b[i] == 9 or b[i] == 13 or b[i] == 10):
+    """Past JSON's blanks but ``\\n``: lines are split on it, so it ends a line's value."""
+    while i < end and (b[i] == 32 or b[i] == 9 or b[i] == 13):
         i += 1
     return i
 
@@ -282,188 +287,276 @@ def fee_entry(b, i, end, depth):
         return -1, cs, ce, ck, us, ue, uk
 
 
+@njit(cache=True, inline="always")
+def view(b, out32, out8, row, s, e):
+    """The Arrow string view of ``b[s:e]`` into row ``row`` of ``out32`` (int32, 4 a row; zeroed)
+    and ``out8`` (the same memory as bytes, 16 a row): the length, then the bytes themselves
+    when at most 12, else the first 4, the data buffer (:data:`STEP`) and the offset in it."""
+    n = e - s
+    out32[row, 0] = n
+    if n <= 12:
+        for k in range(n):
+            out8[row, 4 + k] = b[s + k]
+    else:
+        for k in range(4):
+            out8[row, 4 + k] = b[s + k]
+        block = s >> STEP_BITS
+        out32[row, 2] = block
+        out32[row, 3] = s - (block << STEP_BITS)
+
+
+@njit(cache=True, inline="always")
+def key_index(b, ks, ke, keys, koff, table, chain):
+    """Which wanted key ``b[ks:ke]`` is (-1 for none): candidates by length and first byte."""
+    length = ke - ks
+    k = table[min(length, 63) * 256 + (b[ks] if length > 0 else 0)]
+    while k >= 0:
+        if same(b, ks, ke, keys, koff[k], koff[k + 1]):
+            return k
+        k = chain[k]
+    return -1
+
+
 @njit(cache=True)
-def scan(b, nlines, keys, koff, nfields, required):
-    """Per line: status, start, end (``\\r`` stripped), and per wanted field
-    (``nfields`` text fields, then fee cost and currency) value start, end and kind."""
-    status = np.full(nlines, _BACK, dtype=np.int8)
-    line_start = np.zeros(nlines, dtype=np.int64)
-    line_end = np.zeros(nlines, dtype=np.int64)
-    width = nfields + 2
-    # One row per field: each field's column is contiguous.
-    vs = np.zeros((width, nlines), dtype=np.int64)
-    ve = np.zeros((width, nlines), dtype=np.int64)
-    kind = np.zeros((width, nlines), dtype=np.int8)
-    seen = np.zeros(nfields + 2, dtype=np.bool_)
+def record(b, i, n, line, keys, koff, table, chain, nfields, required, seen, vs, ve, kind):
+    """The object at ``b[i]`` (``{``), a line's one value: the index after it and the blanks
+    after it (the line's ``\\n``, or ``n``), or -1 when the line is handed back. Notes each
+    wanted value's start, end (``vs``, ``ve``) and kind (``kind[:, line]``)."""
+    seen[:] = False
     fee_key, fees_key = nfields, nfields + 1
+    fee_s = -1  # where the `fee` value starts (an object), -1 when null or absent
+    fees_s = -1  # where the `fees` value starts (an array)
+    i = ws(b, i + 1, n)
+    if i >= n:
+        return -1
+    if b[i] == 125:
+        i += 1
+    else:
+        while True:
+            if b[i] != 34:
+                return -1
+            ks = i + 1
+            i, escaped = string(b, i, n)
+            if i < 0 or escaped:
+                return -1
+            ke = i - 1
+            i = ws(b, i, n)
+            if i >= n or b[i] != 58:
+                return -1
+            i = ws(b, i + 1, n)
+            if i >= n:
+                return -1
+            which = key_index(b, ks, ke, keys, koff, table, chain)
+            at = i
+            c = b[at]
+            if c == 123 or c == 91:
+                i = value(b, i, n, 1)
+                got = _OTHER
+            else:  # a scalar: read once, its kind with it
+                i, got = scalar(b, i, n)
+            if i < 0:
+                return -1
+            if which >= 0:
+                if seen[which]:
+                    return -1
+                seen[which] = True
+                if which == fee_key:
+                    if c == 123:
+                        fee_s = at
+                    elif got != _NULL:
+                        return -1
+                elif which == fees_key:
+                    if c == 91:
+                        fees_s = at
+                    elif got != _NULL:
+                        return -1
+                elif got == _STRING:
+                    vs[which], ve[which], kind[which, line] = at + 1, i - 1, _STRING
+                elif got == _NULL:
+                    kind[which, line] = _NULL
+                elif got == _NUMBER:
+                    vs[which], ve[which], kind[which, line] = at, i, _NUMBER
+                else:
+                    return -1
+            i = ws(b, i, n)
+            if i >= n:
+                return -1
+            if b[i] == 44:
+                i = ws(b, i + 1, n)
+                if i >= n:
+                    return -1
+                continue
+            if b[i] == 125:
+                i += 1
+                break
+            return -1
+    i = ws(b, i, n)
+    if i < n and b[i] != 10:
+        return -1
+    for k in range(nfields):
+        if required[k] and not seen[k]:
+            return -1
+    # The fee: `fees` entries when non-empty, else `fee`; at most one with a cost.
+    charged = 0
+    entries = 0
+    if fees_s >= 0:
+        j = ws(b, fees_s + 1, n)
+        if b[j] != 93:
+            while True:
+                if b[j] != 123:
+                    return -1  # an entry that is not an object
+                j, f0, f1, f2, f3, f4, f5 = fee_entry(b, j, n, 2)
+                if j < 0:
+                    return -1
+                entries += 1
+                if f2 == _STRING or f2 == _NUMBER:
+                    charged += 1
+                    vs[nfields], ve[nfields], kind[nfields, line] = f0, f1, f2
+                    vs[nfields + 1], ve[nfields + 1], kind[nfields + 1, line] = f3, f4, f5
+                j = ws(b, j, n)
+                if b[j] == 44:
+                    j = ws(b, j + 1, n)
+                    continue
+                break
+    if entries == 0 and fee_s >= 0:
+        j, f0, f1, f2, f3, f4, f5 = fee_entry(b, fee_s, n, 1)
+        if j < 0:
+            return -1
+        if f2 == _STRING or f2 == _NUMBER:
+            charged += 1
+            vs[nfields], ve[nfields], kind[nfields, line] = f0, f1, f2
+            vs[nfields + 1], ve[nfields + 1], kind[nfields + 1, line] = f3, f4, f5
+    if charged > 1:
+        return -1
+    if charged == 0:
+        kind[nfields, line] = _ABSENT
+        kind[nfields + 1, line] = _ABSENT
+    return i
+
+
+_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
+
+
+@njit(cache=True, inline="always")
+def plain_decimal(b, s, e):
+    """``b[s:e]`` as ``-?D+(.D+)?`` with at most 18 digits before the point and 18 after:
+    (True, integer part, fraction in units of 1e-18), both signed; else (False, 0, 0), for
+    Polars' reading of the text (exponents, more digits, anything else)."""
+    i = s
+    negative = i < e and b[i] == 45
+    if negative:
+        i += 1
+    whole = 0
+    digits = 0
+    while i < e and 48 <= b[i] <= 57:
+        whole = whole * 10 + (b[i] - 48)
+        digits += 1
+        i += 1
+    if digits == 0 or digits > 18:
+        return False, 0, 0
+    fraction = 0
+    places = 0
+    if i < e and b[i] == 46:
+        i += 1
+        while i < e and 48 <= b[i] <= 57:
+            fraction = fraction * 10 + (b[i] - 48)
+            places += 1
+            i += 1
+        if places == 0 or places > 18:
+            return False, 0, 0
+    if i != e:
+        return False, 0, 0
+    fraction *= _POW10[18 - places]
+    if negative:
+        return True, -whole, -fraction
+    return True, whole, fraction
+
+
+@njit(cache=True, nogil=True)
+def scan(b, pos, line0, nlines, keys, koff, table, chain, nfields, required, status, line_start, line_end, line32, line8,
+         views32, views8, kind, slots, whole, fraction, exact, count_field, counted, count):
+    """Lines ``line0`` to ``line0 + nlines`` of ``b``, the first starting at byte ``pos``: per
+    line its status, start, end and view (``\\r`` stripped), and per wanted field (``nfields``
+    text fields, then fee cost and currency) the value's view and kind; written into the
+    arrays given (the caller's, zeroed, ``status`` filled with _BACK), so that parts of a file
+    can be read at once by several threads. Lines of :data:`STEP` bytes or more are handed
+    back. Fields with a slot (``slots[k] >= 0``) are numbers: where the text is a plain
+    decimal (:func:`plain_decimal`), ``exact[slot, line]`` is set and ``whole``,
+    ``fraction`` hold its value. Where field ``count_field`` is 1 to 15 ASCII digits (a
+    time in ms), ``counted[line]`` is set and ``count[line]`` holds it. Each line is read in one pass: blanks never include ``\\n``, so a line's value ends
+    at its ``\\n`` or is refused there; only a line handed back is walked again to find its end."""
     nkeys = nfields + 2
+    seen = np.zeros(nkeys, dtype=np.bool_)
+    vs = np.zeros(nkeys, dtype=np.int64)
+    ve = np.zeros(nkeys, dtype=np.int64)
     n = len(b)
-    pos = 0
-    for line in range(nlines):
-        e = pos
+    for line in range(line0, line0 + nlines):
+        start = pos
+        i = ws(b, start, n)
+        blank = i >= n or b[i] == 10
+        j = -1
+        if not blank and b[i] == 123:
+            j = record(b, i, n, line, keys, koff, table, chain, nfields, required, seen, vs, ve, kind)
+        e = j if j >= 0 else i
         while e < n and b[e] != 10:
             e += 1
         end = e
-        while end > pos and b[end - 1] == 13:
+        while end > start and b[end - 1] == 13:
             end -= 1
-        line_start[line] = pos
-        line_end[line] = end
-        start = pos
         pos = e + 1
-        i = ws(b, start, end)
-        if i >= end:
+        line_start[line] = start
+        line_end[line] = end
+        if end - start >= STEP:
+            continue
+        view(b, line32, line8, line, start, end)
+        if blank:
             status[line] = _BLANK
             continue
-        if b[i] != 123:
+        if j < 0:
             continue
-        i = ws(b, i + 1, end)
-        if i >= end:
-            continue
-        seen[:] = False
-        fee_s = -1  # where the `fee` value starts (an object), -1 when null or absent
-        fees_s = -1  # where the `fees` value starts (an array)
-        ok = True
-        if b[i] == 125:
-            i += 1
-        else:
-            while True:
-                if b[i] != 34:
-                    ok = False
-                    break
-                ks = i + 1
-                i, escaped = string(b, i, end)
-                if i < 0 or escaped:
-                    ok = False
-                    break
-                ke = i - 1
-                i = ws(b, i, end)
-                if i >= end or b[i] != 58:
-                    ok = False
-                    break
-                i = ws(b, i + 1, end)
-                if i >= end:
-                    ok = False
-                    break
-                which = -1
-                for k in range(nkeys):
-                    if same(b, ks, ke, keys, koff[k], koff[k + 1]):
-                        which = k
-                        break
-                at = i
-                c = b[at]
-                if c == 123 or c == 91:
-                    i = value(b, i, end, 1)
-                    got = _OTHER
-                else:  # a scalar: read once, its kind with it
-                    i, got = scalar(b, i, end)
-                if i < 0:
-                    ok = False
-                    break
-                if which >= 0:
-                    if seen[which]:
-                        ok = False
-                        break
-                    seen[which] = True
-                    if which == fee_key:
-                        if c == 123:
-                            fee_s = at
-                        elif got != _NULL:
-                            ok = False
+        for k in range(nkeys):
+            if kind[k, line] == _STRING or kind[k, line] == _NUMBER:
+                view(b, views32[k], views8[k], line, vs[k], ve[k])
+                slot = slots[k]
+                if slot >= 0:
+                    ok, w, f = plain_decimal(b, vs[k], ve[k])
+                    if ok:
+                        exact[slot, line], whole[slot, line], fraction[slot, line] = True, w, f
+                if k == count_field and 1 <= ve[k] - vs[k] <= 15:
+                    value = 0
+                    digits = True
+                    for i in range(vs[k], ve[k]):
+                        if not 48 <= b[i] <= 57:
+                            digits = False
                             break
-                    elif which == fees_key:
-                        if c == 91:
-                            fees_s = at
-                        elif got != _NULL:
-                            ok = False
-                            break
-                    elif got == _STRING:
-                        vs[which, line], ve[which, line], kind[which, line] = at + 1, i - 1, _STRING
-                    elif got == _NULL:
-                        kind[which, line] = _NULL
-                    elif got == _NUMBER:
-                        vs[which, line], ve[which, line], kind[which, line] = at, i, _NUMBER
-                    else:
-                        ok = False
-                        break
-                i = ws(b, i, end)
-                if i >= end:
-                    ok = False
-                    break
-                if b[i] == 44:
-                    i = ws(b, i + 1, end)
-                    if i >= end:
-                        ok = False
-                        break
-                    continue
-                if b[i] == 125:
-                    i += 1
-                    break
-                ok = False
-                break
-        if not ok or ws(b, i, end) != end:
-            continue
-        for k in range(nfields):
-            if required[k] and not seen[k]:
-                ok = False
-        if not ok:
-            continue
-        # The fee: `fees` entries when non-empty, else `fee`; at most one with a cost.
-        charged = 0
-        entries = 0
-        if fees_s >= 0:
-            j = ws(b, fees_s + 1, end)
-            if b[j] != 93:
-                while True:
-                    if b[j] != 123:
-                        ok = False  # an entry that is not an object
-                        break
-                    j, f0, f1, f2, f3, f4, f5 = fee_entry(b, j, end, 2)
-                    if j < 0:
-                        ok = False
-                        break
-                    entries += 1
-                    if f2 == _STRING or f2 == _NUMBER:
-                        charged += 1
-                        vs[nfields, line], ve[nfields, line], kind[nfields, line] = f0, f1, f2
-                        vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = f3, f4, f5
-                    j = ws(b, j, end)
-                    if b[j] == 44:
-                        j = ws(b, j + 1, end)
-                        continue
-                    break
-        if ok and entries == 0 and fee_s >= 0:
-            j, f0, f1, f2, f3, f4, f5 = fee_entry(b, fee_s, end, 1)
-            if j < 0:
-                ok = False
-            elif f2 == _STRING or f2 == _NUMBER:
-                charged += 1
-                vs[nfields, line], ve[nfields, line], kind[nfields, line] = f0, f1, f2
-                vs[nfields + 1, line], ve[nfields + 1, line], kind[nfields + 1, line] = f3, f4, f5
-        if not ok or charged > 1:
-            continue
-        if charged == 0:
-            kind[nfields, line] = _ABSENT
-            kind[nfields + 1, line] = _ABSENT
+                        value = value * 10 + (b[i] - 48)
+                    if digits:
+                        counted[line], count[line] = True, value
         status[line] = _READ
-    return status, line_start, line_end, vs, ve, kind
 
 
-@njit(cache=True)
-def gather(b, starts, ends, take):
-    """The bytes of ``b[starts[k]:ends[k]]`` for rows where ``take``, back to back, and
-    Arrow offsets (rows not taken are empty)."""
-    n = len(starts)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    total = 0
-    for k in range(n):
-        if take[k]:
-            total += ends[k] - starts[k]
-        offsets[k + 1] = total
-    data = np.empty(total, dtype=np.uint8)
-    at = 0
-    for k in range(n):
-        if take[k]:
-            for p in range(starts[k], ends[k]):
-                data[at] = b[p]
-                at += 1
-    return data, offsets
+_NL = np.uint64(0x0A0A0A0A0A0A0A0A)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_ONES = np.uint64(0x0101010101010101)
+_S7, _S56 = np.uint64(7), np.uint64(56)
+
+
+@njit(cache=True, nogil=True)
+def newlines(b, words, lo, hi):
+    """How many ``\\n`` bytes ``b[lo:hi]`` holds; ``words`` is ``b`` as uint64, 8 bytes at a
+    time: a byte of ``x ^ 0x0A..`` is zero where ``x`` has a newline, and the bit trick sets
+    the high bit of each non-zero byte (no carry crosses bytes)."""
+    count = 0
+    first, last = min((lo + 7) // 8, hi // 8), hi // 8
+    for i in range(lo, min(first * 8, hi)):
+        count += b[i] == 10
+    nonzero = uint64(0)
+    for k in range(first, last):
+        t = words[k] ^ _NL
+        y = (((t & _LOW7) + _LOW7) | t) & _HIGH
+        nonzero += ((y >> _S7) * _ONES) >> _S56
+    count += 8 * (last - first) - nonzero
+    for i in range(max(last * 8, lo), hi):
+        count += b[i] == 10
+    return count

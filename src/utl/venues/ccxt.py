@@ -4,11 +4,13 @@ Trades and ledger entries come as JSON lines, a balance as one JSON document. A 
 told apart by its keys, never its name, and may sit under any venue folder. Python ccxt
 writes JSON numbers (floats); we read every number as its own text (``parse_float=str``)
 so ``3.1e-05`` or ``650.0000000000001`` reach :func:`venue_decimal` exactly as written.
-Each line stands alone (a truncated line is refused alone, the rest still books). The
-file is first read in one compiled pass over its bytes (:mod:`utl.venues.json_scan`); the
+Each line stands alone (a truncated line is refused alone, the rest still books). A large
+file is first read in one compiled pass over its bytes (:mod:`utl.venues.json_scan`, one
+thread per CPU), which also reads numbers written as plain decimals from their digits; the
 few lines that pass hands back (an escape, a line to refuse, fees to add up) go to msgspec
 (:mod:`utl.venues.json_lines`) and then to ``json.loads`` as before, with the same columns
-from each path; everything after parsing is vectorized.
+from each path; everything after parsing is vectorized. The scan's text columns are views
+into the file's bytes: what a reader returns is copied out of them (:func:`owned`).
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ from utl.decimals import DECIMAL, MAX_INTEGER_DIGITS, with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.json_lines import text_columns
-from utl.venues.json_scan import scan_lines
+from utl.venues.json_scan import owned, scan_lines, warm_up
 from utl.venues.base import BOM, Check, Format, Parsed, Source, interleave, out_of_years, split_refused, to_schema, top_level_keys, utc, with_synthetic_id
 
 TRADE_KEYS = {"side", "amount", "symbol"}
 LEDGER_KEYS = {"direction", "referenceId"}
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 # The compiled scan pays for itself on large pulls only: compiling its kernels takes ~33 s of
-# CPU once per checkout and importing numba ~1.5 s per process, while msgspec reads a line in
-# ~13 us. Smaller files (the sample landing, a day's pull of a quiet account) skip it.
+# CPU once per checkout and loading numba ~0.5 s per process (while the file is read), while
+# msgspec reads a line in ~13 us. Smaller files (the sample landing, a day's pull of a quiet
+# account) skip it.
 SCAN_FROM_BYTES = 16 << 20
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -99,18 +102,22 @@ def _bytes_of(source: Source) -> bytes:
     return data.removeprefix(BOM.encode())
 
 
-def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str]) -> tuple[pl.DataFrame, list[dict]]:
+def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str], numbers: list[str],
+                ) -> tuple[pl.DataFrame, list[dict]]:
     """The records' text columns (see :func:`_columns`), and quarantine entries for lines refused.
 
     Three paths, each taking what the one before handed back: the compiled scan
     (:mod:`utl.venues.json_scan`), msgspec (:mod:`utl.venues.json_lines`), ``json.loads``. They
     give the same columns; ``raw`` (the line) is only needed, and only sure to be there,
-    where ``id`` is null. Lines are split on "\n" only: JSON strings may hold other line
+    where ``id`` is null. The scan also reads ``numbers`` written as plain decimals
+    (``<name>__value``, see :func:`_numbers`). Lines are split on "\n" only: JSON strings may hold other line
     separators (U+2028); a line is blank when ``str.strip`` leaves nothing.
     """
+    if source.path.stat().st_size >= SCAN_FROM_BYTES:
+        warm_up()  # numba loads while the file is read
     data = _bytes_of(source)
     if len(data) >= SCAN_FROM_BYTES:
-        fast, back = scan_lines(data, fields, wanted, raw_when_null="id")
+        fast, back = scan_lines(data, fields, wanted, raw_when_null="id", decimals=numbers, count="timestamp")
         fast = fast.with_columns(fee_problem=pl.lit(None, pl.String), fees_raw=pl.lit(None, pl.String))
         if not back:
             return fast, []
@@ -120,7 +127,7 @@ def _read_lines(source: Source, wanted: set[str], what: str, fields: list[str]) 
         parts = []
     middle, left = text_columns([(n, line) for n, line in back if line.strip()], fields, wanted)
     records, refused = _json_lines(left, wanted, what)
-    return pl.concat([*parts, middle, _columns(records, fields)]).sort("source_row"), refused
+    return pl.concat([*parts, middle, _columns(records, fields)], how="diagonal").sort("source_row"), refused
 
 
 def _line_ids(frame: pl.DataFrame) -> pl.DataFrame:
@@ -194,9 +201,14 @@ def _fee(record: dict) -> tuple[str | None, str | None, str | None]:
 
 
 def _time(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Check]]:
-    """``ts`` from ``timestamp`` (ms since epoch), else from ``datetime`` (ISO 8601 UTC)."""
-    is_ms = pl.col("timestamp").str.contains(r"^\d{1,15}$")
-    from_ms = pl.from_epoch(pl.when(is_ms).then(pl.col("timestamp")).otherwise(None).cast(pl.Int64), time_unit="ms")
+    """``ts`` from ``timestamp`` (ms since epoch), else from ``datetime`` (ISO 8601 UTC). Where
+    the scan read the ms already (``timestamp__int``: 1 to 15 ASCII digits), the text is not."""
+    counted = pl.col("timestamp__int") if "timestamp__int" in frame.columns else pl.lit(None, pl.Int64)
+    left = pl.when(counted.is_null()).then(pl.col("timestamp"))  # the text, where the scan did not read it
+    left_ms = left.str.contains(r"^\d{1,15}$")
+    is_ms = counted.is_not_null() | left_ms.fill_null(False)
+    ms = pl.coalesce(counted, pl.when(left_ms).then(left).cast(pl.Int64))
+    from_ms = pl.from_epoch(ms, time_unit="ms")
     # The ISO text is parsed only when some row lacks a timestamp (it alone would use it).
     from_iso = utc(pl.col("datetime"), ISO_FORMAT) if frame["timestamp"].null_count() else pl.lit(None, pl.Datetime("us", "UTC"))
     frame = frame.with_columns(
@@ -214,9 +226,13 @@ def _time(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Check]]:
 
 
 def _numbers(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Adds ``<name>_value`` (exact) and ``<name>_bad`` for number columns."""
-    frame = with_venue_decimals(frame, {f"{name}_value": name for name in names})
-    return frame.rename({f"{name}_value__bad": f"{name}_bad" for name in names})
+    """Adds ``<name>_value`` (exact) and ``<name>_bad`` for number columns. Where the scan
+    read the value already (``<name>__value``, a plain decimal), the text is not read again."""
+    done = {name: f"{name}__value" for name in names if f"{name}__value" in frame.columns}
+    texts = {f"{name}_value": pl.when(pl.col(done[name]).is_null()).then(pl.col(name)) if name in done else pl.col(name) for name in names}
+    frame = with_venue_decimals(frame, texts)
+    frame = frame.with_columns(pl.coalesce(column, f"{name}_value").alias(f"{name}_value") for name, column in done.items())
+    return frame.drop(done.values()).rename({f"{name}_value__bad": f"{name}_bad" for name in names})
 
 
 def _not_decimal(name: str, column: str | None = None) -> Check:
@@ -287,9 +303,10 @@ def _integer_digits(value: str) -> pl.Expr:
 
 
 def read_trades(source: Source) -> Parsed:
+    numbers = ["price", "amount", "cost", "fee_cost"]
     frame, refused = _read_lines(source, TRADE_KEYS, "trade", ["id", "order", "timestamp", "datetime", "symbol", "side",
-                                                                 "takerOrMaker", "price", "amount", "cost"])
-    frame = _numbers(frame, ["price", "amount", "cost", "fee_cost"]).with_columns(
+                                                                 "takerOrMaker", "price", "amount", "cost"], numbers)
+    frame = _numbers(frame, numbers).with_columns(
         side_word=pl.col("side").str.strip_chars().str.to_lowercase(),
         # BASE/QUOTE, then :SETTLE and -expiry/strike/type for derivatives.
         base=pl.col("symbol").str.extract(r"^([^/:]+)/", 1),
@@ -349,7 +366,7 @@ def read_trades(source: Source) -> Parsed:
         source_file=pl.lit(source.rel),
         source_row="source_row",
     ).cast(FILLS)
-    return Parsed(fills, pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True))
+    return Parsed(owned(fills), owned(pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True)))
 
 
 # ---------------------------------------------------------------- ledger -> MOVEMENTS
@@ -374,7 +391,8 @@ def _ledger_kind(kind: pl.Expr, incoming: pl.Expr) -> pl.Expr:
 
 def read_ledger(source: Source) -> Parsed:
     frame, refused = _read_lines(source, LEDGER_KEYS, "ledger entry", ["id", "timestamp", "datetime", "direction",
-                                                                        "referenceId", "type", "currency", "amount", "status"])
+                                                                        "referenceId", "type", "currency", "amount", "status"],
+                                 ["amount", "fee_cost"])
     frame = _numbers(frame, ["amount", "fee_cost"]).with_columns(direction_word=pl.col("direction").str.strip_chars().str.to_lowercase())
     frame, time_checks = _time(frame)
     checks = [
@@ -403,7 +421,7 @@ def read_ledger(source: Source) -> Parsed:
     fees = ok.filter(pl.col("fee_cost_value").fill_null(0) != 0).with_columns(
         entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), asset="fee_currency", qty=-pl.col("fee_cost_value"))
     movements = to_schema(source, interleave([p.select(part).cast({"qty": MOVEMENTS["qty"]}) for p in (main, fees)]), MOVEMENTS)
-    return Parsed(movements, pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True))
+    return Parsed(owned(movements), owned(pl.concat([_refused_frame(refused, source.rel), quarantine]).sort("row", maintain_order=True)))
 
 
 # ---------------------------------------------------------------- balance -> BALANCES
