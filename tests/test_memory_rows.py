@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from utl.errors import empty_quarantine, quarantine_file
 from utl.ingest import FileRows
@@ -90,9 +91,15 @@ def _stored(memory: LandingMemory) -> dict[tuple[str, str], pl.DataFrame]:
             for row in memory.catalog.iter_rows(named=True) for name in FileRows.TABLES}
 
 
-def test_files_read_on_several_threads_store_what_one_thread_stores(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("alone", ["none", "the larger half"])
+def test_files_read_on_several_threads_store_what_one_thread_stores(tmp_path: Path, monkeypatch, alone: str) -> None:
+    import utl.memory
+
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE, landing)
+    if alone != "none":  # files past the median size are read with nothing else in flight
+        sizes = sorted(p.stat().st_size for p in landing.rglob("*") if p.is_file())
+        monkeypatch.setattr(utl.memory, "ALONE_BYTES", sizes[len(sizes) // 2])
     results = {}
     for threads in ("1", "3"):
         monkeypatch.setenv("UTL_INGEST_THREADS", threads)

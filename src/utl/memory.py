@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import functools
@@ -69,6 +70,10 @@ from utl.venues.contracts import ledger_trade_accounts
 MEMORY_VERSION = "7"
 
 ONE_DAY = dt.timedelta(days=1)
+
+
+ALONE_BYTES = 256 * 1024 * 1024
+"""A landing file this large is read with no other file in flight (see LandingMemory._read_all)."""
 
 
 def ingest_threads() -> int:
@@ -372,28 +377,35 @@ class LandingMemory:
             return Refresh(read=read, removed=removed, stale_from=stale_from)
 
     def _read_all(self, pending: list) -> Iterator[tuple[FileRows, list[dt.date]]]:
-        """Read and store each pending file, giving back its rows (tables dropped once stored)
-        and the dates they touch, in the order given.
+        """Read and store each pending file, giving back its catalog facts (its rows' tables
+        emptied once stored) and the dates they touch, in the order given.
 
         Files are independent, and most of a read is Polars work that releases the GIL, so
         up to ``UTL_INGEST_THREADS`` (default: the machine's cores, at most 4) are read at
-        once; a file's rows are stored by the thread that read them, so only a bounded
-        number of files' frames is ever held."""
+        once, each stored by the thread that read it. A reader can take several times its
+        file's size in memory, so a file of ``ALONE_BYTES`` or more is read alone, after the
+        others in flight."""
         def one(item) -> tuple[FileRows, list[dt.date]]:
             _, _, _, key, _, reader = item
             file_rows = reader()
             dates = _touched(file_rows)
             self._store_rows(key, file_rows)
-            return file_rows, dates
+            # Only the catalog's facts are kept past here: the frames are let go.
+            return dataclasses.replace(file_rows, **{name: getattr(file_rows, name).clear() for name in FileRows.TABLES
+                                                     if name != "quarantine"}), dates
 
         threads = ingest_threads()
         if threads <= 1 or len(pending) <= 1:
             yield from map(one, pending)
             return
         with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="utl-ingest") as pool:
-            # A bounded window keeps memory to a few files however many are pending.
             window: collections.deque = collections.deque()
             for item in pending:
+                if item[1].st_size >= ALONE_BYTES:
+                    while window:
+                        yield window.popleft().result()
+                    yield one(item)
+                    continue
                 window.append(pool.submit(one, item))
                 if len(window) >= 2 * threads:
                     yield window.popleft().result()
