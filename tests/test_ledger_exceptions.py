@@ -333,3 +333,40 @@ def test_a_rerun_from_a_middle_date_gives_the_same_exceptions_and_pnl(run):
     assert done.returncode == 0, done.stderr
     assert "(2 run now)" in done.stdout
     assert (exceptions(url), rows(url, "SELECT * FROM utl.pnl ORDER BY 1, 2, 3")) == before
+
+
+def test_exceptions_read_leg_refs_the_same_whole_or_as_a_scan_of_stored_parts(tmp_path):
+    """The stored day hands the refs over as a LazyFrame (a scan of the part files): the
+    exceptions that name a leg's file and row must be the same as from the frame."""
+    from utl.exceptions import fee_assets_assumed, missing_acquisitions
+    from utl.schemas import DAY_LEGS, LEG_REFS
+    from utl.settings import Settings
+
+    day = dt.date(2024, 3, 5)
+    at = dt.datetime(2024, 3, 5, 9, tzinfo=dt.timezone.utc)
+    legs = pl.DataFrame([
+        ("v", "a", "t1/base", at, "BTC", D("-2"), "base", "t1", None, None, day),
+        ("v", "a", "t1/fee", at, "BNB", D("-0.1"), "fee", "t1", None, None, day),
+        ("v", "a", "t2/base", at + dt.timedelta(hours=1), "BTC", D("-1"), "base", "t2", None, None, day),
+        ("v", "b", "t3/fee", at, "BNB", D("-0.2"), "fee", "t3", None, None, day),
+    ], schema=DAY_LEGS, orient="row")
+    refs = pl.DataFrame([("v", "a", "t1/base", "fills.csv", 2, False), ("v", "a", "t1/fee", "fills.csv", 2, True),
+                         ("v", "a", "t2/base", "fills.csv", 3, False), ("v", "b", "t3/fee", "b.csv", 7, True)],
+                        schema=LEG_REFS, orient="row")
+    stored = tmp_path / "leg_refs"
+    stored.mkdir()
+    refs.head(2).write_parquet(stored / "part-00000.parquet")
+    refs.tail(2).write_parquet(stored / "part-00001.parquet")
+    scanned = pl.scan_parquet(sorted(stored.glob("*.parquet")))
+    start = pl.DataFrame([("v", "a", "BTC", D("1"))], schema={"venue": pl.String, "account": pl.String,
+                                                               "asset": pl.String, "qty": pl.Decimal(38, 18)}, orient="row")
+    end = start.with_columns(qty=pl.lit(D("-2")).cast(pl.Decimal(38, 18)))
+    previous = pl.DataFrame(schema={"venue": pl.String, "account": pl.String, "asset": pl.String, "kind": pl.String,
+                                    "first_ts": pl.Datetime("us", "UTC"), "refs": pl.String})
+    for found in (lambda r: fee_assets_assumed(day, legs, r),
+                  lambda r: missing_acquisitions(day, start, end, legs, r, previous, Settings())):
+        whole, lazy = found(refs), found(scanned)
+        assert whole.height > 0
+        assert whole.equals(lazy)
+    assert sorted(fee_assets_assumed(day, legs, scanned)["refs"].to_list()) == ["b.csv:7", "fills.csv:2"]
+    assert missing_acquisitions(day, start, end, legs, scanned, previous, Settings())["refs"].to_list() == ["fills.csv:2"]

@@ -114,8 +114,9 @@ class DayInputs:
     opening_snapshots: pl.DataFrame  # BALANCES_OUT of the day before: accounts opening today
     marks: pl.DataFrame  # MARKS_OUT of the day and the day before
     transfers: pl.DataFrame = field(default_factory=TRANSFER_LEGS.to_frame)  # the day's deposits and withdrawals (utl.transfer_legs)
-    # where the day's disposals came from (file:row), and which are fees of an assumed asset
-    leg_refs: pl.DataFrame = field(default_factory=LEG_REFS.to_frame)
+    # where the day's disposals came from (file:row), and which are fees of an assumed asset;
+    # a LazyFrame from stored shards: one row per leg, of which an exception names a few
+    leg_refs: pl.DataFrame | pl.LazyFrame = field(default_factory=LEG_REFS.to_frame)
     # Derivatives (DERIV-INTERFACE §3): the day's fills and settle-asset cash rows (by ts), the
     # day's positions files and the day before's (accounts opening today), the specs in force
     # (the latest instruments/ file on or before the day), and the accounts whose cash comes

@@ -60,7 +60,7 @@ def external_deposits(day: dt.date, unmatched: pl.DataFrame) -> pl.DataFrame:
 
 
 def missing_acquisitions(day: dt.date, start: pl.DataFrame, end: pl.DataFrame, legs: pl.DataFrame,
-                         leg_refs: pl.DataFrame, previous: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+                         leg_refs: pl.DataFrame | pl.LazyFrame, previous: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """Spot positions below zero at the end of ``day`` in accounts that may not go short.
 
     ``start``/``end``: (venue, account, asset, qty) at the start and end of the day; ``legs``:
@@ -83,10 +83,11 @@ def missing_acquisitions(day: dt.date, start: pl.DataFrame, end: pl.DataFrame, l
         .with_columns(after=pl.col("start_qty").fill_null(pl.lit(0, DECIMAL)) + pl.col("qty").cum_sum().over(KEY))
         .filter(pl.col("after") < 0)
         .group_by(KEY).agg(pl.col("ts").first().alias("cross_ts"), pl.col("leg_id").first())
-        .join(leg_refs.select("venue", "account", "leg_id", "source_file", "source_row"),
-              on=["venue", "account", "leg_id"], how="left")
-        .select(*KEY, "cross_ts", refs=source_ref())
     )
+    refs = (leg_refs.lazy().filter(pl.col("leg_id").is_in(running["leg_id"].implode()))  # a few of millions
+            .select("venue", "account", "leg_id", "source_file", "source_row").collect())
+    running = (running.join(refs, on=["venue", "account", "leg_id"], how="left")
+               .select(*KEY, "cross_ts", refs=source_ref()))
     opened = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
     found = (
         short.join(before, on=KEY, how="left").join(running, on=KEY, how="left")
@@ -99,13 +100,14 @@ def missing_acquisitions(day: dt.date, start: pl.DataFrame, end: pl.DataFrame, l
     return _rows(day, "missing_acquisition", found)
 
 
-def fee_assets_assumed(day: dt.date, legs: pl.DataFrame, leg_refs: pl.DataFrame) -> pl.DataFrame:
+def fee_assets_assumed(day: dt.date, legs: pl.DataFrame, leg_refs: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """The day's fee legs whose asset their export does not state, per (venue, account, asset).
 
     ``legs``: the day's booked legs (DAY_LEGS); ``leg_refs``: LEG_REFS, which carry the flag.
     Quantity is the fees charged (positive); refs the fee rows. An account booked from its
     ledgers export has no such leg: the row is gone on the dates that export covers."""
-    flagged = leg_refs.filter(pl.col("fee_asset_assumed")).select("venue", "account", "leg_id", refs=source_ref())  # few
+    flagged = (leg_refs.lazy().filter(pl.col("fee_asset_assumed"))  # few
+               .select("venue", "account", "leg_id", refs=source_ref()).collect())
     # The flagged legs are few (most days none): the day's legs are cut to their ids first.
     fees = (legs.clear() if flagged.height == 0 else legs).filter(pl.col("leg_id").is_in(flagged["leg_id"].implode()) & (pl.col("kind") == "fee")
                        & (pl.col("qty") < 0)).join(
