@@ -119,6 +119,24 @@ def scalar(b, i, end):
 
 
 @njit(cache=True, inline="always")
+def after_value(b, i, end, closer):
+    """After a value in an object or array: (-1, 0) when the text is not JSON, else the index
+    of what comes next and 0 when a comma says another member follows, or 1 when ``closer``
+    closed the container (the index then just past it)."""
+    i = ws(b, i, end)
+    if i >= end:
+        return -1, 0
+    if b[i] == 44:
+        i = ws(b, i + 1, end)
+        if i >= end:
+            return -1, 0
+        return i, 0
+    if b[i] == closer:
+        return i + 1, 1
+    return -1, 0
+
+
+@njit(cache=True, inline="always")
 def member_value(b, i, end):
     """Past an object member's key and colon, at the start of its value (blanks skipped);
     -1 when ``b[i]`` does not start ``"key":`` or the line ends first."""
@@ -168,18 +186,11 @@ def value(b, i, end, depth):
                 i, _ = scalar(b, i, end)
                 if i < 0:
                     return -1
-                i = ws(b, i, end)
-                if i >= end:
+                i, closed = after_value(b, i, end, closer)
+                if i < 0:
                     return -1
-                if b[i] == 44:
-                    i = ws(b, i + 1, end)
-                    if i >= end:
-                        return -1
-                    continue
-                if b[i] == closer:
-                    i += 1
+                if closed:
                     break
-                return -1
             if opened:
                 continue  # descend: b[i] opens the next container
         # A container closed at i; climb while its parent closes too.
@@ -378,18 +389,11 @@ def record(b, i, n, line, keys, koff, table, chain, nfields, required, seen, vs,
                     vs[which], ve[which], kind[which, line] = at, i, _NUMBER
                 else:
                     return -1
-            i = ws(b, i, n)
-            if i >= n:
+            i, closed = after_value(b, i, n, 125)
+            if i < 0:
                 return -1
-            if b[i] == 44:
-                i = ws(b, i + 1, n)
-                if i >= n:
-                    return -1
-                continue
-            if b[i] == 125:
-                i += 1
+            if closed:
                 break
-            return -1
     i = ws(b, i, n)
     if i < n and b[i] != 10:
         return -1
@@ -438,6 +442,19 @@ _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
+def digit_run(b, i, e):
+    """The ASCII digits from ``i`` (before ``e``): where they end, their value (wrapping past
+    18 digits: the caller refuses those by the count) and how many there are."""
+    value = 0
+    count = 0
+    while i < e and 48 <= b[i] <= 57:
+        value = value * 10 + (b[i] - 48)
+        count += 1
+        i += 1
+    return i, value, count
+
+
+@njit(cache=True, inline="always")
 def plain_decimal(b, s, e):
     """``b[s:e]`` as ``-?D+(.D+)?`` with at most 18 digits before the point and 18 after:
     (True, integer part, fraction in units of 1e-18), both signed; else (False, 0, 0), for
@@ -446,22 +463,13 @@ def plain_decimal(b, s, e):
     negative = i < e and b[i] == 45
     if negative:
         i += 1
-    whole = 0
-    digits = 0
-    while i < e and 48 <= b[i] <= 57:
-        whole = whole * 10 + (b[i] - 48)
-        digits += 1
-        i += 1
+    i, whole, digits = digit_run(b, i, e)
     if digits == 0 or digits > 18:
         return False, 0, 0
     fraction = 0
     places = 0
     if i < e and b[i] == 46:
-        i += 1
-        while i < e and 48 <= b[i] <= 57:
-            fraction = fraction * 10 + (b[i] - 48)
-            places += 1
-            i += 1
+        i, fraction, places = digit_run(b, i + 1, e)
         if places == 0 or places > 18:
             return False, 0, 0
     if i != e:
