@@ -85,6 +85,49 @@ def test_the_shard_size_comes_from_the_environment_and_a_bad_one_is_refused(monk
         shard_rows()
 
 
+def test_shards_booked_at_once_come_back_in_the_plans_order_holding_few(monkeypatch):
+    import random
+    import threading
+    import time
+
+    from utl.shards import in_order, shard_threads
+
+    monkeypatch.setenv("UTL_SHARD_THREADS", "3")
+    assert shard_threads() == 3
+    monkeypatch.setenv("UTL_SHARD_THREADS", "0")
+    with pytest.raises(ValueError, match="UTL_SHARD_THREADS must be at least 1"):
+        shard_threads()
+    for threads in (1, 2, 4):
+        alive, most, lock = [0], [0], threading.Lock()
+
+        def items():
+            for n in range(12):
+                with lock:
+                    alive[0] += 1
+                    most[0] = max(most[0], alive[0])
+                yield (n,)
+
+        def work(n):
+            time.sleep(random.random() / 200)  # later shards often finish first
+            return n * n
+
+        got = []
+        for value in in_order(work, items(), threads):
+            got.append(value)
+            with lock:
+                alive[0] -= 1
+        assert got == [n * n for n in range(12)]
+        assert most[0] <= threads + 1  # the shards under way, and the one being read
+
+    def failing(n):
+        if n == 3:
+            raise ValueError("shard 3 has a leg of no account")
+        return n
+
+    with pytest.raises(ValueError, match="shard 3"):
+        list(in_order(failing, ((n,) for n in range(8)), 2))
+
+
 # ---------------------------------------------------------------- the sample landing, whole and in shards
 
 
@@ -134,9 +177,11 @@ def same(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
     assert_frame_equal(a, b, check_row_order=False), what
 
 
+@pytest.mark.parametrize("threads", ["1", "3"], ids=["one shard at a time", "three shards at once"])
 @pytest.mark.parametrize("books", ["", '[books]\nspot-desk = ["binance/mm-spot-1", "binance/mm-spot-2", "kraken/main"]\n'],
                          ids=["own books", "a book of three accounts"])
-def test_every_date_booked_in_shards_equals_the_date_booked_whole(tmp_path, books):
+def test_every_date_booked_in_shards_equals_the_date_booked_whole(tmp_path, monkeypatch, books, threads):
+    monkeypatch.setenv("UTL_SHARD_THREADS", threads)
     memory, settings = sample(tmp_path, books)
     first = memory.first_business_date()
     last = max(memory.catalog["last_date"].drop_nulls())

@@ -57,7 +57,7 @@ from utl.schemas import (
     PENDING_TRANSFERS, POSITIONS_STATE, TRANSFER_LEGS, TRANSIT_LOTS,
 )
 from utl.settings import Settings
-from utl.shards import of_accounts
+from utl.shards import in_order, of_accounts, shard_threads
 from utl.snapshots import holdings
 
 ACCOUNT = ["venue", "account"]
@@ -259,11 +259,17 @@ def step_shards(day: dt.date, before: DayState, shards: Iterable[tuple[pl.DataFr
     parts: list[DayOutputs] = []
     exposed: list[pl.DataFrame] = []
     covered = dict.fromkeys(DayState.TABLES, 0)
-    for accounts, inputs in shards:
+
+    def book(accounts: pl.DataFrame, inputs: DayInputs) -> tuple[DayState, DayInputs, DayState, DayOutputs, pl.DataFrame]:
         mine = shard_state(before, accounts, settings, carried_lots)
+        return mine, inputs, *_step(day, mine, inputs, settings, matched.of_accounts(accounts))
+
+    # Shards are independent: a few are booked at once (Polars and the costing kernels run
+    # outside the GIL), and each one's results are taken in the plan's order, so the stored
+    # parts and every output are the same whatever the number of threads.
+    for mine, inputs, after, outputs, shown in in_order(book, shards, shard_threads()):
         for name in DayState.TABLES:
             covered[name] += getattr(mine, name).height
-        after, outputs, shown = _step(day, mine, inputs, settings, matched.of_accounts(accounts))
         on_shard(mine, inputs, after, outputs)
         if lots_to is not None:
             lots_to(after.lots)

@@ -206,7 +206,7 @@ _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mul64(a, b):
     """Full 128-bit product of two uint64."""
     a_lo = a & _M32
@@ -223,7 +223,7 @@ def _mul64(a, b):
     return hi, lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add128(ah, al, bh, bl):
     lo = al + bl
     carry = _ONE if lo < al else _ZERO
@@ -232,7 +232,7 @@ def _add128(ah, al, bh, bl):
     return hi, lo, overflow
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sub128(ah, al, bh, bl):
     """a - b for a >= b."""
     lo = al - bl
@@ -240,12 +240,12 @@ def _sub128(ah, al, bh, bl):
     return ah - bh - borrow, lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ge128(ah, al, bh, bl):
     return ah > bh or (ah == bh and al >= bl)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mul128_64(h, l, m):
     """(h, l) * m as three 64-bit limbs, high first: never overflows."""
     a1, a0 = _mul64(l, m)
@@ -258,7 +258,7 @@ def _mul128_64(h, l, m):
 _B32 = np.uint64(1 << 32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _div_step(r, lo, d):
     """(r * 2**64 + lo) // d and its remainder, for r < d < 2**63.
 
@@ -306,7 +306,7 @@ def _div_step(r, lo, d):
     return (q1 << _S32) | q0, rem
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _divmod128_64(h, l, d):
     """(h, l) // d and (h, l) % d for 0 < d < 2**63."""
     qh = h // d
@@ -314,7 +314,7 @@ def _divmod128_64(h, l, d):
     return qh, ql, r
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _divmod192_64(x2, x1, x0, d):
     """(x2, x1, x0) // d as (overflow, hi, lo) of a 128-bit quotient, and the remainder."""
     q2 = x2 // d
@@ -327,7 +327,7 @@ _E18 = np.uint64(10**18)
 _HALF64 = np.uint64(2**63)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
     """Group ``g``'s end state (average, position, where its pool started); False when the
     average does not fit its two words."""
@@ -339,7 +339,7 @@ def _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_s
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
     """Group ``g``'s realized PnL, its gains less its losses; False when it does not fit."""
     fits, mh, ml, neg = _net(gph, gpl, gnh, gnl)
@@ -349,7 +349,7 @@ def _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _realized_against(ph, pl, ah, al, c, q, scale, d):
     """What closing ``c`` units of a pool held at average ``ah:al`` with a trade of sign ``q``
     at price ``ph:pl`` realizes: ``c * |price - avg|`` at the quantities' scale (``d`` =
@@ -398,7 +398,7 @@ def _spread_times(xh, xl, yh, yl, m, d):
     return not ovf, above, qh, ql, rem
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reaverage(ah, al, ph, pl, q, pos):
     """The pool's average after adding ``q`` at price ``ph:pl`` to ``pos`` held at ``ah:al``
     (128-bit words at 18 places): ``avg + (price - avg) * q / (pos + q)``, rounded half-even
@@ -426,14 +426,14 @@ def _reaverage(ah, al, ph, pl, q, pos):
     return True, ah, al
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _split18(ah, al):
     """A 128-bit value at 18 digits as (fits, integer part, fraction digits)."""
     qh, ql, r = divmod_pow10(ah, al, 18)
     return qh == _ZERO and ql < _HALF64, np.int64(ql), np.int64(r)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, pool_start, end_pos, end_avg_int, end_avg_frac, end_start):
     """Weighted-average cost over scaled quantities and prices split at the point.
 
@@ -558,7 +558,7 @@ wac_kernel = _wac_kernel
 # ---------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _round_shift(h, l, shift):
     """(h, l) / 10**shift rounded half-even (shift > 0), or * 10**-shift; (ok, h, l)."""
     if shift > 0:
@@ -576,7 +576,7 @@ def _round_shift(h, l, shift):
     return True, h, l
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _price_matches(m_close, m_lot, m_qty, price, lot_long, shift, r_int, r_frac, closed):
     """Realized PnL and closed quantity per closing trade.
 
@@ -651,12 +651,12 @@ def price_matches(m_close, m_lot, m_qty, price, lot_long, qty_scale: int, price_
 # the exact wide path, which reports or handles it); nothing wraps.
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _put(out, row, h, l, negative):
     out[row, 0], out[row, 1] = signed_words(h, l, negative)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _put_int(out, row, v, up):
     """An int64 at the quantities' scale, times ``up`` (10**(18 - scale)), as words."""
     m = np.uint64(-v) if v < 0 else np.uint64(v)
@@ -664,7 +664,7 @@ def _put_int(out, row, v, up):
     _put(out, row, h, l, v < 0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _net(ph, pl_, nh, nl):
     """gains - losses as (fits in 38 digits, magnitude high, low, negative)."""
     if _ge128(ph, pl_, nh, nl):
@@ -674,7 +674,7 @@ def _net(ph, pl_, nh, nl):
     return below_1e38(mh, ml), mh, ml, True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, scale, up, order, pnl, closed_out, position, end_pnl,
                  counted_from, per_trade):
     """WAC's per-trade results from :func:`_wac_kernel`'s ``closed`` and pool averages.
@@ -737,7 +737,7 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _group_totals_fit(group, qty):
     """Whether every group's total traded quantity (sum of |qty|) fits int64: no lot or
     position of a group can exceed it, so the int64 kernels cannot overflow."""
@@ -753,7 +753,7 @@ def _group_totals_fit(group, qty):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _split_prices(words, order, price_int, price_frac):
     """Prices (words at 18 places, input order) as integer part and 18 fraction digits,
     in application order; False when an integer part passes int64."""
@@ -767,7 +767,7 @@ def _split_prices(words, order, price_int, price_frac):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trade, pnl, closed_out, position,
                end_pos, end_avg_int, end_avg_frac, end_start, end_pnl):
     """:func:`_wac_kernel` and :func:`_realize_wac` in one pass, on prices given as int64 at
@@ -924,7 +924,7 @@ def group_totals_fit(group: np.ndarray, qty: np.ndarray) -> bool:
     return bool(_group_totals_fit(group, qty))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _match_and_realize(group, qty, price, method, shift, up, order, counted_from, per_trade, pnl, closed, position,
                        end_pos, end_pnl, open_trade, open_qty, lot_trade, lot_qty, heap):
     """:func:`_match` with every match priced as it is made (no match list), per-trade

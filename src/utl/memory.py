@@ -55,7 +55,7 @@ from utl.legs import book_legs
 from utl.schemas import CATALOG, DAY_LEGS, DATED_QUARANTINE, FINGERPRINTS, Legs, validate_rows
 from utl.transfer_legs import day_transfer_legs
 from utl.settings import Settings, load_settings
-from utl.shards import plan_shards, shard_accounts, shard_rows
+from utl.shards import plan_shards, shard_accounts, shard_rows, whole_number_setting
 from utl.venues import all_formats
 from utl.venues.base import LAYOUT_REFUSALS
 from utl.venues.contracts import ledger_trade_accounts
@@ -79,16 +79,9 @@ ALONE_BYTES = 256 * 1024 * 1024
 def ingest_threads() -> int:
     """How many landing files a refresh reads at once: ``UTL_INGEST_THREADS``, else the
     machine's cores (at most 4: past that the disk and the GIL take the gain)."""
-    value = os.environ.get("UTL_INGEST_THREADS", "").strip()
-    if value:
-        try:
-            threads = int(value)
-        except ValueError:
-            raise ValueError(f"UTL_INGEST_THREADS must be a whole number of threads, not {value!r}") from None
-        if threads < 1:
-            raise ValueError(f"UTL_INGEST_THREADS must be at least 1, not {threads}")
-        return threads
-    return max(1, min(os.cpu_count() or 1, 4))
+    return whole_number_setting("UTL_INGEST_THREADS", max(1, min(os.cpu_count() or 1, 4)))
+
+
 # The kinds of file that belong to one (venue, account); marks, listed transfers and
 # instruments belong to none (shared by every shard of a date).
 ACCOUNT_KINDS = ("fills", "ledger", "balances", "positions")

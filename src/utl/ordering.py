@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _radix_argsort(keys, bits):
     n = keys.shape[0]
     passes = (bits + 15) // 16
@@ -55,7 +55,7 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
     return _radix_argsort(np.ascontiguousarray(keys, dtype=np.int64).view(np.uint64), bits)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _any_repeated(first, second):
     n = first.shape[0]
     size = 1

@@ -54,7 +54,7 @@ def decimal_from_words(words: np.ndarray, name: str = "") -> pl.Series:
 # ---------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def magnitude(hi, lo):
     """|x| of a two's-complement 128-bit value, and whether it was negative."""
     if hi >= _HALF64:
@@ -64,7 +64,7 @@ def magnitude(hi, lo):
     return hi, lo, False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def signed_words(hi, lo, negative):
     """(low, high) words of the two's complement of a magnitude (negated when asked)."""
     if negative and (hi != _ZERO or lo != _ZERO):
@@ -73,7 +73,7 @@ def signed_words(hi, lo, negative):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def divmod_pow10(h, l, k):
     """(h, l) // 10**k and the remainder, for 0 <= k <= 18, in a few native divisions.
 
@@ -105,7 +105,7 @@ def divmod_pow10(h, l, k):
     return qh, ql, (r << uk) | low
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scale_of(words):
     """Fewest digits after the point that every value needs (0..18)."""
     zeros = 18  # trailing decimal zeros every value has at scale 18
@@ -123,7 +123,7 @@ def _scale_of(words):
     return 18 - zeros
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _to_int64(words, scale, out):
     """Values at ``scale`` into ``out``; the largest magnitude, or -1 when one does not fit."""
     k = 18 - scale
@@ -150,7 +150,7 @@ def to_int64(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
     return None if largest < 0 else (scale, out, largest)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _int64_words(values, up, out):
     """``values`` times ``up`` (a power of ten) as 128-bit words; False if a product passes 38 digits."""
     for i in range(values.shape[0]):
@@ -178,7 +178,7 @@ _E38_HI = np.uint64(10**38 >> 64)
 _E38_LO = np.uint64(10**38 & (2**64 - 1))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mul64(a, b):
     """Full 128-bit product of two uint64."""
     a_lo = a & _M32
@@ -195,7 +195,7 @@ def mul64(a, b):
     return hi, lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def below_1e38(h, l):
     """Whether a magnitude fits Decimal(38, 18) (38 digits in all)."""
     return h < _E38_HI or (h == _E38_HI and l < _E38_LO)
@@ -205,7 +205,7 @@ _FIVE9 = np.uint64(5**9)  # < 2**21: a remainder shifted by 32 bits still fits 6
 _M32 = np.uint64(0xFFFFFFFF)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _divmod_1e9(hi, lo):
     """(hi, lo) // 10**9 and the remainder, by a constant divisor (compiled to multiplies)."""
     low = lo & np.uint64(511)
@@ -226,7 +226,7 @@ def _divmod_1e9(hi, lo):
     return (q3 << _S32) | q2, (q1 << _S32) | q0, (r << np.uint64(9)) | low
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _at_nine(words, out):
     """Values at 9 digits after the point into ``out``: 0 done, 1 a value needs more
     digits, 2 a value does not fit int64 there. Also returns the largest magnitude."""
@@ -253,7 +253,7 @@ def to_int64_at_nine(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
     return (9, out, int(largest)) if status == 0 else None
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _products(a, b, out):
     """``a * b`` as words, where both have at most 9 digits after the point (their product
     then needs at most 18: exact, nothing to round); False where one has more or a

@@ -15,12 +15,17 @@ is a shard of its own, whole.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import polars as pl
 
 from utl.settings import Settings
+
+T = TypeVar("T")
 
 # At a million rows a shard the 10 M-fill benchmark day peaks at 3.3 GB (README,
 # "Performance"); smaller shards hold less (more of them run one after another). UTL_SHARD_ROWS
@@ -31,15 +36,28 @@ ACCOUNT_SCHEMA = pl.Schema({"venue": pl.String, "account": pl.String})
 PLAN = pl.Schema({"venue": pl.String, "account": pl.String, "rows": pl.Int64, "shard": pl.Int32})
 
 
-def shard_rows() -> int:
-    value = os.environ.get("UTL_SHARD_ROWS", "")
+def whole_number_setting(name: str, default: int) -> int:
+    """The environment variable ``name`` as a whole number of at least 1 (``default`` when
+    unset or blank); anything else stops the run with a message that names it."""
+    value = os.environ.get(name, "").strip()
     try:
-        rows = int(value) if value else DEFAULT_SHARD_ROWS
+        number = int(value) if value else default
     except ValueError:
-        raise ValueError(f"UTL_SHARD_ROWS must be a whole number of rows, not {value!r}") from None
-    if rows < 1:
-        raise ValueError(f"UTL_SHARD_ROWS must be at least 1, not {rows}")
-    return rows
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, not {number}")
+    return number
+
+
+def shard_rows() -> int:
+    """``UTL_SHARD_ROWS``: at most this many rows in a shard (a larger group is a shard alone)."""
+    return whole_number_setting("UTL_SHARD_ROWS", DEFAULT_SHARD_ROWS)
+
+
+def shard_threads() -> int:
+    """``UTL_SHARD_THREADS``: how many shards of a date's day step are booked at once (default
+    2, or 1 on a one-core machine): each holds its own rows, so memory grows with it."""
+    return whole_number_setting("UTL_SHARD_THREADS", min(2, os.cpu_count() or 1))
 
 
 def plan_shards(weights: pl.DataFrame, links: Iterable[tuple[tuple[str, str], tuple[str, str]]],
@@ -129,3 +147,24 @@ def booked_accounts(tables: dict[str, pl.DataFrame], shard: int) -> pl.DataFrame
             else accounts.with_columns(rows=pl.lit(None, pl.Int64)))
     return rows.with_columns(pl.col("rows").fill_null(0), shard=pl.lit(shard, pl.Int32)).sort(ACCOUNT).select(
         PLAN.names()).cast(PLAN)
+
+
+def in_order(work: Callable[..., T], items: Iterable[tuple], threads: int) -> Iterator[T]:
+    """``work(*item)`` of each of ``items``, given back in their order, with up to ``threads``
+    of them running at once. ``items`` is advanced on the caller's thread (it may read the
+    next shard from disk while the others run), and the oldest result is given back as soon
+    as ``threads`` are under way, so at most ``threads`` items are held besides the one being
+    read. An item whose work raises stops the iteration with its error, once those in
+    flight end."""
+    if threads <= 1:
+        for item in items:
+            yield work(*item)
+        return
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="utl-shard") as pool:
+        window: collections.deque[concurrent.futures.Future] = collections.deque()
+        for item in items:
+            window.append(pool.submit(work, *item))
+            if len(window) >= threads:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()

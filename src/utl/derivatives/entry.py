@@ -227,7 +227,7 @@ _HALF64 = np.uint64(2**63)
 _LIMIT62 = 1 << 62
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_valid, pow10,
                  out_after, out_entry, out_valid, out_closed, out_pnl):
     """The walk of the legs of groups ``linear[g]`` (legs ordered by group, ``first`` marking
