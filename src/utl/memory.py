@@ -329,13 +329,11 @@ class LandingMemory:
                 if old is not None and (old["size"], old["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
                     rows.append(old)
                     continue
-                sha = _sha256(path)
-                if old is not None and old["sha256"] == sha:
+                pending.append((path, rel, stat, old, reader))
+            for (path, rel, stat, old, _), (sha, key, file_rows, dates) in zip(pending, self._read_all(pending)):
+                if file_rows is None:  # touched or saved again, the same content: nothing to read
                     rows.append({**old, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
                     continue
-                key = hashlib.sha256(f"{rel}\0{sha}".encode()).hexdigest()[:32]
-                pending.append((rel, stat, sha, key, old, reader))
-            for (rel, stat, sha, key, old, _), (file_rows, dates) in zip(pending, self._read_all(pending)):
                 if old is not None and old["first_date"] is not None:
                     touched += [old["first_date"]]
                 touched += dates
@@ -369,23 +367,28 @@ class LandingMemory:
             settings_file.write_text(settings_hash)
             return Refresh(read=read, removed=removed, stale_from=stale_from)
 
-    def _read_all(self, pending: list) -> Iterator[tuple[FileRows, list[dt.date]]]:
-        """Read and store each pending file, giving back its catalog facts (its rows' tables
-        emptied once stored) and the dates they touch, in the order given.
+    def _read_all(self, pending: list) -> Iterator[tuple[str, str, FileRows | None, list[dt.date]]]:
+        """Hash each pending file (new, or its size or time changed) and read and store it if
+        its content is new, giving back its SHA-256, its key, its catalog facts (None when the
+        content is the one known: nothing read; else its rows' tables emptied once stored) and
+        the dates they touch, in the order given.
 
-        Files are independent, and most of a read is Polars work that releases the GIL, so
-        up to ``UTL_INGEST_THREADS`` (default: the machine's cores, at most 4) are read at
-        once, each stored by the thread that read it. A reader can take several times its
-        file's size in memory, so a file of ``ALONE_BYTES`` or more is read alone, after the
-        others in flight."""
-        def one(item) -> tuple[FileRows, list[dt.date]]:
-            _, _, _, key, _, reader = item
+        Files are independent, and most of a hash or a read runs outside the GIL, so up to
+        ``UTL_INGEST_THREADS`` (default: the machine's cores, at most 4) are done at once, each
+        stored by the thread that read it. A reader can take several times its file's size in
+        memory, so a file of ``ALONE_BYTES`` or more is read alone, after the others in flight."""
+        def one(item) -> tuple[str, str, FileRows | None, list[dt.date]]:
+            path, rel, _, old, reader = item
+            sha = _sha256(path)
+            key = hashlib.sha256(f"{rel}\0{sha}".encode()).hexdigest()[:32]
+            if old is not None and old["sha256"] == sha:
+                return sha, key, None, []
             file_rows = reader()
             dates = _touched(file_rows)
             self._store_rows(key, file_rows)
             # Only the catalog's facts are kept past here: the frames are let go.
-            return dataclasses.replace(file_rows, **{name: getattr(file_rows, name).clear() for name in FileRows.TABLES
-                                                     if name != "quarantine"}), dates
+            return sha, key, dataclasses.replace(file_rows, **{name: getattr(file_rows, name).clear()
+                                                               for name in FileRows.TABLES if name != "quarantine"}), dates
 
         threads = ingest_threads()
         if threads <= 1 or len(pending) <= 1:
@@ -394,7 +397,7 @@ class LandingMemory:
         with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="utl-ingest") as pool:
             window: collections.deque = collections.deque()
             for item in pending:
-                if item[1].st_size >= ALONE_BYTES:
+                if item[2].st_size >= ALONE_BYTES:
                     while window:
                         yield window.popleft().result()
                     yield one(item)
