@@ -74,29 +74,28 @@ def test_no_accounts_no_shards():
     assert shards_of(plan_shards(weights(), [], Settings(), 10)) == []
 
 
-def test_the_shard_size_comes_from_the_environment_and_a_bad_one_is_refused(monkeypatch):
-    monkeypatch.setenv("UTL_SHARD_ROWS", "250")
-    assert shard_rows() == 250
-    monkeypatch.setenv("UTL_SHARD_ROWS", "many")
-    with pytest.raises(ValueError, match="UTL_SHARD_ROWS must be a whole number"):
-        shard_rows()
-    monkeypatch.setenv("UTL_SHARD_ROWS", "0")
-    with pytest.raises(ValueError, match="at least 1"):
-        shard_rows()
+@pytest.mark.parametrize("name", ["UTL_SHARD_ROWS", "UTL_SHARD_THREADS"])
+def test_the_shard_size_and_threads_come_from_the_environment_and_a_bad_one_is_refused(monkeypatch, name):
+    from utl.shards import shard_threads
+
+    read = {"UTL_SHARD_ROWS": shard_rows, "UTL_SHARD_THREADS": shard_threads}[name]
+    monkeypatch.setenv(name, "250")
+    assert read() == 250
+    monkeypatch.setenv(name, "many")
+    with pytest.raises(ValueError, match=f"{name} must be a whole number"):
+        read()
+    monkeypatch.setenv(name, "0")
+    with pytest.raises(ValueError, match=f"{name} must be at least 1"):
+        read()
 
 
-def test_shards_booked_at_once_come_back_in_the_plans_order_holding_few(monkeypatch):
+def test_shards_booked_at_once_come_back_in_the_plans_order_holding_few():
     import random
     import threading
     import time
 
-    from utl.shards import in_order, shard_threads
+    from utl.shards import in_order
 
-    monkeypatch.setenv("UTL_SHARD_THREADS", "3")
-    assert shard_threads() == 3
-    monkeypatch.setenv("UTL_SHARD_THREADS", "0")
-    with pytest.raises(ValueError, match="UTL_SHARD_THREADS must be at least 1"):
-        shard_threads()
     for threads in (1, 2, 4):
         alive, most, lock = [0], [0], threading.Lock()
 
