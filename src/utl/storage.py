@@ -30,11 +30,8 @@ def write_partition(storage: Path, table: str, day: dt.date, frame: pl.DataFrame
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(".part.parquet.partial")
     # The date lives in the path; a second copy inside the file would clash with it.
-    if isinstance(frame, pl.LazyFrame):
-        columns = [c for c in frame.collect_schema().names() if c != "business_date"]
-        frame.select(columns).sink_parquet(partial)
-    else:
-        frame.drop("business_date", strict=False).write_parquet(partial)
+    frame = frame.drop("business_date", strict=False)
+    frame.sink_parquet(partial) if isinstance(frame, pl.LazyFrame) else frame.write_parquet(partial)
     os.replace(partial, path)
     return path
 

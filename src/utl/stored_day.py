@@ -76,12 +76,11 @@ def book_stored_day(day: dt.date, before: DayState, stored: StoredTables, settin
         nonlocal legs_read
         for accounts in shard_accounts(plan) or [ACCOUNT_SCHEMA.to_frame()]:
             parts = sorted(parts_of.join(accounts, on=["venue", "account"], how="semi")["shard"].unique().to_list())
-            own = {name: of_accounts(stored.scan(name, parts).collect(), accounts)
-                   for name in own_tables if parts and name not in LAZY_INPUTS}
             # A disposal's source is looked up for the few legs an exception names: the refs
             # (one per leg) are scanned for those, never read whole.
-            own |= {name: stored.scan(name, parts).join(accounts.lazy(), on=["venue", "account"], how="semi")
-                    for name in own_tables if parts and name in LAZY_INPUTS}
+            own = {name: (stored.scan(name, parts).join(accounts.lazy(), on=["venue", "account"], how="semi")
+                          if name in LAZY_INPUTS else of_accounts(stored.scan(name, parts).collect(), accounts))
+                   for name in own_tables if parts}
             legs_read += own["legs"].height if "legs" in own else 0
             yield accounts, DayInputs.from_tables({**own, **shared})
 
