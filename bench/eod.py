@@ -118,7 +118,7 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
     patches = [(LandingMemory, "day_rows"), (pipelines.assets, "book_day"), (utl.stored_day, "step_shards"),
                (pipelines.assets, "step"), (utl.day, "book_derivatives"), (utl.day, "run_day"),
                (pipelines.assets, "write_day")]
-    kinds = {"day_rows": "landing_rows: read a shard's rows", "book_day": "ledger_legs: book a shard's legs",
+    kinds = {"day_rows": "ledger_legs: read a shard's rows", "book_day": "ledger_legs: book a shard's legs",
              "step_shards": "day_state: the day step (every shard)", "step": "day_state: the day step (whole)", "book_derivatives": "  day step: derivatives",
              "run_day": "  day step: run_day", "write_day": "eod_tables: PostgreSQL write"}
     saved = [(owner, name, getattr(owner, name)) for owner, name in patches if owner and hasattr(owner, name)]

@@ -2,8 +2,10 @@
 
     landing_rows -> ledger_legs -> day_state (and the day before's day_state) -> eod_tables
 
-- ``landing_rows``: the date's canonical rows from the landing memory (each file read once).
-- ``ledger_legs``: the date's legs, one source per account, and the date's refused rows.
+- ``landing_rows``: the landing read into UTL's memory (each file parsed once), and the date's
+  plan: its accounts in shards and the stored files its rows come from.
+- ``ledger_legs``: the date's rows read from those a shard at a time, booked into legs (one
+  source per account), and the date's refused rows and fingerprint.
 - ``day_state``: :func:`utl.day.step` from the day before's state: positions, lots, PnL and
   explain, exposure, breaks; it depends on its own previous partition, so dates run in order.
 - ``eod_tables``: the date's rows in PostgreSQL (one transaction) and its Parquet outputs.
@@ -76,13 +78,14 @@ def _split(tables: Tables, prefix: str, but: str | None = None) -> dict[str, pl.
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     # code_version 2: the rows carry the derivative frames (a partition stored before lacks them);
-    # 3: and the accounts whose ledger states their derivative trades.
-    # code_version 2: the rows carry the derivative frames (a partition stored before lacks them);
-    # 3: and the accounts whose ledger states their derivative trades; 4: in shards of accounts.
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="4")
+    # 3: and the accounts whose ledger states their derivative trades; 4: in shards of accounts;
+    # 5: the plan and the date's sources, the rows read where they are booked (ledger_legs).
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="5")
     def landing_rows(context: dg.AssetExecutionContext, landing: LandingResource) -> dg.Output:
-        """The date's canonical rows (fills, ledger lines, snapshots, marks, refusals), read
-        and stored a shard of accounts at a time (``shards``: the plan)."""
+        """The landing read into UTL's memory (new and changed files parsed now), and the
+        date's plan: its accounts in shards (``shards``) and the stored files its rows come
+        from (``sources``: file, content key). ``ledger_legs`` reads the rows a shard at a
+        time from these, so a date's rows are read once and never copied."""
         day = _day(context)
         memory = landing.memory
         refresh = memory.refresh()
@@ -95,35 +98,49 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             raise dg.Failure(f"{day}: landing_rows: no balance snapshot in {landing.folder}: no account has an "
                              f"opening state")
         plan = memory.day_plan(day, shard_rows())
-        writer, digest, counts = PartsWriter(spill_folder(landing.home / "dagster")), DayDigest(), Counter()
-        for shard, accounts in enumerate(shard_accounts(plan) or [None]):
-            rows = memory.day_rows(day, accounts, shared=shard == 0)
-            digest.add(rows)
-            counts.update({"fills": rows.fills.height, "ledger_lines": rows.movements.height,
-                           "snapshot_rows": rows.balances.height, "marks": rows.marks.height})
-            writer.add(rows.tables())
-            del rows
-        fingerprint = pl.DataFrame({"fingerprint": [memory.fingerprint(day, digest)]})
-        return dg.Output({**writer.output(), "shards": plan, "fingerprint": fingerprint}, metadata={
-            **counts, "shards": max(1, plan["shard"].n_unique()),
+        sources = memory.day_sources(day)
+        return dg.Output({"shards": plan, "sources": sources}, metadata={
+            "files": sources.height, "shards": max(1, plan["shard"].n_unique()),
             "files_read_now": len(refresh.read), "first_business_date": first.isoformat(),
         })
 
     # code_version 2: the leg refs carry fee_asset_assumed (a partition stored before lacks it);
-    # 3: and the accounts whose ledger states their derivative trades; 4: in shards of accounts.
-    @dg.asset(partitions_def=partitions, group_name="eod", code_version="4", check_specs=_specs("ledger_legs"))
+    # 3: and the accounts whose ledger states their derivative trades; 4: in shards of accounts;
+    # 5: the rows read here from landing_rows' sources, with the date's fingerprint.
+    @dg.asset(partitions_def=partitions, group_name="eod", code_version="5", check_specs=_specs("ledger_legs"))
     def ledger_legs(context: dg.AssetExecutionContext, landing: LandingResource, postgres: PostgresResource,
                     landing_rows: Tables) -> Iterator:
         """The date's legs, one source per account (eod.md, "Opening state and booking"),
-        booked a shard of accounts at a time (landing_rows' plan)."""
+        booked a shard of accounts at a time (landing_rows' plan) from the rows of its files."""
         day = _day(context)
+        memory = landing.memory
         # landing_rows stored before shards has no plan: its one part is shard 0, whole.
         plan = landing_rows["shards"] if "shards" in landing_rows else PLAN.to_frame()
-        shared = {name: landing_rows[name] for name in SHARED_ROWS}
+        if "sources" in landing_rows:
+            # The rows are read now: they must be the ones landing_rows planned (a landing file
+            # changed and read since would give other rows).
+            if not memory.day_sources(day).equals(landing_rows["sources"]):
+                raise dg.Failure(f"{day}: ledger_legs: the landing changed after landing_rows of {day} was "
+                                 f"materialized: materialize landing_rows of {day} again, then what follows it")
+            stored = None
+        else:  # stored by an earlier version, rows and all (read as they were stored)
+            stored = landing_rows
         writer, legs, quarantine, booked = PartsWriter(spill_folder(landing.home / "dagster")), 0, [], []
-        for shard in range(landing_rows.parts("fills")):
-            rows = shard_day_rows(day, {name: landing_rows.part(name, shard) for name in SHARD_ROWS}, shared, plan,
-                                  shard)
+        digest, counts, shared = DayDigest(), Counter(), None
+        for shard, accounts in enumerate(shard_accounts(plan) or [None]):
+            if stored is None:
+                read = memory.day_rows(day, accounts, shared=shard == 0)
+                digest.add(read)
+                counts.update({"fills": read.fills.height, "ledger_lines": read.movements.height,
+                               "snapshot_rows": read.balances.height, "marks": read.marks.height})
+                own = {name: getattr(read, name) for name in SHARD_ROWS}
+                shared = shared or {name: getattr(read, name) for name in SHARED_ROWS}  # shard 0 reads them
+                del read
+            else:
+                own = {name: stored.part(name, shard) for name in SHARD_ROWS}
+                shared = shared or {name: stored[name] for name in SHARED_ROWS}
+            rows = shard_day_rows(day, own, shared, plan, shard)
+            del own
             inputs, refused = book_day(rows)
             del rows
             tables = inputs.tables()
@@ -137,8 +154,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             quarantine.append(refused)
             del inputs, tables
         refused = pl.concat(quarantine).sort("file", "row", nulls_last=False)
-        yield dg.Output({**writer.output(), "shards": pl.concat(booked)},
-                        metadata={"legs": legs, "quarantined": refused.height, "shards": len(booked)})
+        fingerprint = memory.fingerprint(day, digest) if stored is None else stored["fingerprint"]["fingerprint"][0]
+        yield dg.Output({**writer.output(), "shards": pl.concat(booked),
+                         "fingerprint": pl.DataFrame({"fingerprint": [fingerprint]})},
+                        metadata={**counts, "legs": legs, "quarantined": refused.height, "shards": len(booked)})
         yield from _results(context, landing, postgres, {"no_quarantine": checks.no_quarantine(refused)})
 
     @dg.asset(
@@ -210,8 +229,10 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                                 else getattr(outputs, name))
             with postgres.connect(landing.folder) as conn:
                 with conn.transaction():
+                    # The fingerprint of the rows booked (stored with landing_rows by an earlier version).
+                    fingerprint = (ledger_legs if "fingerprint" in ledger_legs else landing_rows)["fingerprint"]
                     written = write_day(conn, landing.folder, outputs, ledger_legs["quarantine"],
-                                        landing_rows["fingerprint"]["fingerprint"][0],
+                                        fingerprint["fingerprint"][0],
                                         run_id=int(run_id) if run_id else None, dagster_run=context.run.run_id)
                     written += write_undated_quarantine(conn, landing.folder, landing.memory.undated_quarantine())
                     first = landing.memory.first_business_date()
@@ -221,7 +242,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         yield dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
                                              "storage": str(landing.storage)})
         with postgres.connect(landing.folder) as conn:
-            agrees = check_stream(conn, landing.storage, day, landing.settings, landing_rows["ledger_accounts"],
+            agrees = check_stream(conn, landing.storage, day, landing.settings, ledger_legs["ledger_accounts"],
                                   landing.folder)
         yield from _results(context, landing, postgres, {"stream_agrees": agrees})
 

@@ -460,6 +460,17 @@ class LandingMemory:
         path = self.root / "rows" / key / f"{table}.parquet"
         return pl.read_parquet(path) if path.exists() else _empty_table(table)
 
+    def day_sources(self, day: dt.date) -> pl.DataFrame:
+        """(file, key) of every stored file :meth:`day_rows` of ``day`` reads (those reaching
+        it or the day before, the instruments file in force) and of the ledger exports the
+        landing's account lists come from: a date's rows are a function of these alone, so
+        equal sources mean equal rows."""
+        specs = (self.catalog.filter((pl.col("kind") == "instruments") & (pl.col("first_date") <= day))
+                 .sort("first_date", "file").tail(1))
+        ledgers = self.catalog.filter(pl.col("kind") == "ledger")
+        return (pl.concat([self._files_reaching(day - ONE_DAY, day), specs, ledgers]).select("file", "key")
+                .unique().sort("file", "key"))
+
     def day_plan(self, day: dt.date, max_rows: int) -> pl.DataFrame:
         """``day``'s accounts in shards (:func:`utl.shards.plan_shards`, PLAN), weighed by
         the rows their files hold per day they span. Shards of this plan may be read and
