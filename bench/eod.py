@@ -76,6 +76,11 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
         import utl.stored_day
     except ImportError:  # code from before shards
         utl.stored_day = None
+    try:
+        import utl.booking
+        booking = utl.booking
+    except ImportError:  # code from before ledger_legs read the rows
+        booking = None
     from pipelines.eod import run_eod
     from utl.memory import LandingMemory
     from utl.store import Database
@@ -115,7 +120,7 @@ def run_one(landing: str, storage: str, url: str, profile: bool, out: mp.Queue) 
         return real_run_day(*args, **kwargs, lap=lap)
 
     # step: the day step of code from before shards (to measure it beside); what is missing is skipped.
-    patches = [(LandingMemory, "day_rows"), (pipelines.assets, "book_day"), (utl.stored_day, "step_shards"),
+    patches = [(LandingMemory, "day_rows"), (booking or pipelines.assets, "book_day"), (utl.stored_day, "step_shards"),
                (pipelines.assets, "step"), (utl.day, "book_derivatives"), (utl.day, "run_day"),
                (pipelines.assets, "write_day")]
     kinds = {"day_rows": "ledger_legs: read a shard's rows", "book_day": "ledger_legs: book a shard's legs",

@@ -25,11 +25,12 @@ from pipelines.io_manager import PartsWriter, Tables, spill_folder
 from pipelines.partitions import previous_day
 from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
+from utl.booking import BookedShard, book_shards
 from utl.day import SHARED_INPUTS, DayOutputs, DayState
 from utl.ingest import why_no_mark
 from utl.marks import MissingMark
 from utl.memory import SHARD_ROWS, SHARED_ROWS, DayDigest, book_day, shard_day_rows
-from utl.shards import PLAN, booked_accounts, shard_accounts, shard_rows
+from utl.shards import PLAN, booked_accounts, shard_rows, shard_threads
 from utl.stored_day import book_stored_day
 from utl.run import RunError, refuse_unknown_files
 from utl.schemas import LOTS_STATE, LOTS_TABLE
@@ -74,6 +75,15 @@ def _day(context: dg.AssetExecutionContext) -> dt.date:
 
 def _split(tables: Tables, prefix: str, but: str | None = None) -> dict[str, pl.DataFrame]:
     return tables.with_prefix(prefix, but)
+
+
+def _stored_shards(stored: Tables, day: dt.date, plan: pl.DataFrame) -> Iterator[BookedShard]:
+    """The shards of a landing_rows stored by an earlier version (every shard's rows, a part
+    file each), booked as they were stored."""
+    shared = {name: stored[name] for name in SHARED_ROWS}
+    for shard in range(stored.parts("fills")):
+        rows = shard_day_rows(day, {name: stored.part(name, shard) for name in SHARD_ROWS}, shared, plan, shard)
+        yield BookedShard(shard, *book_day(rows), DayDigest(), Counter())
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -122,39 +132,27 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             if not memory.day_sources(day).equals(landing_rows["sources"]):
                 raise dg.Failure(f"{day}: ledger_legs: the landing changed after landing_rows of {day} was "
                                  f"materialized: materialize landing_rows of {day} again, then what follows it")
-            stored = None
-        else:  # stored by an earlier version, rows and all (read as they were stored)
-            stored = landing_rows
+            shards = book_shards(memory, day, plan, shard_threads())
+        else:  # stored by an earlier version, rows and all: booked as they were stored
+            shards = _stored_shards(landing_rows, day, plan)
         writer, legs, quarantine, booked = PartsWriter(spill_folder(landing.home / "dagster")), 0, [], []
-        digest, counts, shared = DayDigest(), Counter(), None
-        for shard, accounts in enumerate(shard_accounts(plan) or [None]):
-            if stored is None:
-                read = memory.day_rows(day, accounts, shared=shard == 0)
-                digest.add(read)
-                counts.update({"fills": read.fills.height, "ledger_lines": read.movements.height,
-                               "snapshot_rows": read.balances.height, "marks": read.marks.height})
-                own = {name: getattr(read, name) for name in SHARD_ROWS}
-                shared = shared or {name: getattr(read, name) for name in SHARED_ROWS}  # shard 0 reads them
-                del read
-            else:
-                own = {name: stored.part(name, shard) for name in SHARD_ROWS}
-                shared = shared or {name: stored[name] for name in SHARED_ROWS}
-            rows = shard_day_rows(day, own, shared, plan, shard)
-            del own
-            inputs, refused = book_day(rows)
-            del rows
-            tables = inputs.tables()
+        digest, counts = DayDigest(), Counter()
+        for shard in shards:
+            digest.extend(shard.digest)
+            counts.update(shard.counts)
+            tables = shard.inputs.tables()
             # The plan day_state reads by: the accounts this shard's stored rows are of, with
             # their legs (so no stored row is of an account it does not know).
-            booked.append(booked_accounts({n: f for n, f in tables.items() if n not in SHARED_INPUTS}, shard))
-            if shard:  # the shared tables are stored once, with shard 0
+            booked.append(booked_accounts({n: f for n, f in tables.items() if n not in SHARED_INPUTS}, shard.shard))
+            if shard.shard:  # the shared tables are stored once, with shard 0
                 tables.update({name: tables[name].clear() for name in SHARED_INPUTS})
-            writer.add({**tables, "quarantine": refused})
-            legs += inputs.legs.height
-            quarantine.append(refused)
-            del inputs, tables
+            writer.add({**tables, "quarantine": shard.refused})
+            legs += shard.inputs.legs.height
+            quarantine.append(shard.refused)
+            del shard, tables
         refused = pl.concat(quarantine).sort("file", "row", nulls_last=False)
-        fingerprint = memory.fingerprint(day, digest) if stored is None else stored["fingerprint"]["fingerprint"][0]
+        fingerprint = (memory.fingerprint(day, digest) if "sources" in landing_rows
+                       else landing_rows["fingerprint"]["fingerprint"][0])
         yield dg.Output({**writer.output(), "shards": pl.concat(booked),
                          "fingerprint": pl.DataFrame({"fingerprint": [fingerprint]})},
                         metadata={**counts, "legs": legs, "quarantined": refused.height, "shards": len(booked)})

@@ -120,6 +120,13 @@ class DayDigest:
                 self._hashes.setdefault(name, []).append(frame.hash_rows(seed=7))
         return self
 
+    def extend(self, other: DayDigest) -> DayDigest:
+        """Add the rows ``other`` digested (another shard's, digested on its own thread)."""
+        for name, columns in other._columns.items():
+            self._columns.setdefault(name, columns)
+            self._hashes.setdefault(name, []).extend(other._hashes.get(name, []))
+        return self
+
     def value(self, settings_hash: str) -> str:
         digest = hashlib.sha256(settings_hash.encode())
         for name, columns in self._columns.items():

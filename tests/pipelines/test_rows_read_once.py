@@ -120,3 +120,21 @@ def test_a_landing_rows_stored_by_an_earlier_version_books_its_stored_rows(landi
     legs = stored(landing, "ledger_legs")
     assert legs["fingerprint"]["fingerprint"][0] == "stored-by-an-earlier-version"
     assert legs["legs"].height == book_day(memory(landing).day_rows(DAY))[0].legs.height - 3
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_shards_read_and_booked_on_threads_give_the_date_booked_whole(landing, monkeypatch, threads):
+    """One account a shard, booked one or three at a time: the same legs, refusals and
+    fingerprint as the date read and booked whole."""
+    monkeypatch.setenv("UTL_SHARD_ROWS", "1")
+    monkeypatch.setenv("UTL_SHARD_THREADS", threads)
+    result = materialize(landing, "landing_rows", "ledger_legs")
+    assert result.success
+    assert metadata(result, "ledger_legs")["shards"] > 5
+    whole = memory(landing).day_rows(DAY)
+    inputs, refused = book_day(whole)
+    legs = stored(landing, "ledger_legs")
+    key = ["venue", "account", "leg_id"]
+    assert legs["legs"].sort(key).equals(inputs.legs.sort(key))
+    assert legs["quarantine"].sort("file", "row").equals(refused.sort("file", "row"))
+    assert legs["fingerprint"]["fingerprint"][0] == DayDigest().add(whole).value(memory(landing)._settings_hash())
