@@ -17,6 +17,7 @@ from typing import Optional
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import polars as pl
@@ -221,10 +222,13 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         run_id = context.run.tags.get("utl/run_id")
         # Parquet is staged and moved in only after PostgreSQL committed: a failed date
         # leaves neither half of its outputs.
-        with staged(landing.storage, day) as staging:
+        with staged(landing.storage, day) as staging, ThreadPoolExecutor(1, thread_name_prefix="utl-lots") as pool:
+            # The open lots (millions) are streamed to their file while the rest is written,
+            # and waited for before the date commits.
+            lots = pool.submit(write_partition, staging, "lots", day, day_state.scan("state.lots").cast(LOTS_STATE))
             for name in STORAGE_TABLES:
-                write_partition(staging, name, day, day_state.scan("state.lots").cast(LOTS_STATE) if name == "lots"
-                                else getattr(outputs, name))
+                if name != "lots":
+                    write_partition(staging, name, day, getattr(outputs, name))
             with postgres.connect(landing.folder) as conn:
                 with conn.transaction():
                     # The fingerprint of the rows booked (stored with landing_rows by an earlier version).
@@ -236,6 +240,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                     first = landing.memory.first_business_date()
                     if first is not None:  # a UI or sensor run forgets uncovered dates as utl eod does
                         remove_days_before(conn, landing.folder, first)
+                    lots.result()  # a lots file that failed fails the date: neither half lands
         seconds = time.perf_counter() - started
         yield dg.MaterializeResult(metadata={"rows_written": written, "seconds": round(seconds, 3),
                                              "storage": str(landing.storage)})
