@@ -46,6 +46,7 @@ from utl.stream.books import (
 )
 from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
 from utl.stream.message import Message, parse_batch, venue_account
+from utl.stream.pull import PullReader, Unsupported, supported
 from utl.stream.shard import Shard, owned, shard_count_of
 from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
@@ -329,20 +330,11 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         nc = await nats.connect(servers(options.nats_url), max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        source = None
         try:
             js = nc.jetstream()
             await ensure_stream(js, options.stream, options.subjects, warn=lambda w: say(f"warning: {w}"))
-            # Bounded: while two batches wait, the callback waits, nats-py delivers no further
-            # message and so answers no flow control, and the server holds the rest of a
-            # backlog (a million messages held in Python objects were most of the booker's memory).
-            queue: asyncio.Queue = asyncio.Queue(maxsize=2 * max(options.batch, 1000))
-
-            async def arrived(msg) -> None:
-                await queue.put(msg)
-
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=booker.last_seq + 1)
-            await js.subscribe(options.subjects, stream=options.stream, cb=arrived, ordered_consumer=True,
-                               config=config, pending_msgs_limit=-1, pending_bytes_limit=-1)
+            source = await _open_source(nc, js, booker.last_seq + 1, options, say)
             say("ready")
             # Worker threads book and commit while the loop reads the next messages off the
             # socket (Polars and psycopg release the GIL while they work); batch n+1 is
@@ -350,8 +342,7 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
             committing: asyncio.Future | None = None
             consumed = booker.last_seq
             while not stop.is_set():
-                batch = await _take(queue, options.batch, options.wait_s, stop)
-                messages = [Message(m.subject, _stream_seq(m), m.data) for m in batch]
+                messages = await source.take(options.batch, options.wait_s, stop)
                 messages = [m for m in messages if m.seq > consumed]
                 if not messages:
                     continue
@@ -360,12 +351,14 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
                 if committing is not None:
                     await _publish_positions(nc, await committing)
                 committing = asyncio.ensure_future(asyncio.to_thread(booker.commit, prepared))
-                if queue.empty():  # nothing to prepare meanwhile: publish as soon as it commits
+                if source.empty():  # nothing to prepare meanwhile: publish as soon as it commits
                     await _publish_positions(nc, await committing)
                     committing = None
             if committing is not None:
                 await _publish_positions(nc, await committing)
         finally:
+            if source is not None:
+                await source.close()
             await nc.close()
         return 0
     finally:
@@ -398,6 +391,51 @@ def _stream_seq(msg) -> int:
 async def _publish_positions(nc, rows: list[dict]) -> None:
     for row in rows:
         await nc.publish(f"{POSITIONS_PREFIX}.{row['venue']}.{row['account']}", position_message(row))
+
+
+async def _open_source(nc, js, start_seq: int, options: BookerOptions, say: Callable[[str], None]):
+    """What the booker reads the stream through: its own pull consumer read in bulk
+    (:mod:`utl.stream.pull`), or, where that reader cannot serve the server (TLS), nats-py's
+    ordered push consumer."""
+    urls = servers(options.nats_url)
+    if all(supported(url) for url in urls):
+        reader = PullReader(urls, options.stream, options.subjects, start_seq, options.batch, say)
+        try:
+            await reader.open()
+            return reader
+        except Unsupported:
+            await reader.close()
+    source = _PushSource(options.batch)
+    await source.subscribe(js, start_seq, options)
+    return source
+
+
+class _PushSource:
+    """nats-py's ordered push consumer, its messages queued for the booker."""
+
+    def __init__(self, batch: int):
+        # Bounded: while two batches wait, the callback waits, nats-py delivers no further
+        # message and so answers no flow control, and the server holds the rest of a
+        # backlog (a million messages held in Python objects were most of the booker's memory).
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=2 * max(batch, 1000))
+
+    async def subscribe(self, js, start_seq: int, options: BookerOptions) -> None:
+        async def arrived(msg) -> None:
+            await self.queue.put(msg)
+
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq)
+        await js.subscribe(options.subjects, stream=options.stream, cb=arrived, ordered_consumer=True,
+                           config=config, pending_msgs_limit=-1, pending_bytes_limit=-1)
+
+    async def take(self, most: int, wait_s: float, stop: asyncio.Event) -> list[Message]:
+        batch = await _take(self.queue, most, wait_s, stop)
+        return [Message(m.subject, _stream_seq(m), m.data) for m in batch]
+
+    def empty(self) -> bool:
+        return self.queue.empty()
+
+    async def close(self) -> None:
+        """The subscription ends with the connection."""
 
 
 async def _take(queue: asyncio.Queue, most: int, wait_s: float, stop: asyncio.Event) -> list:
