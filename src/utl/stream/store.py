@@ -169,7 +169,7 @@ def _fills_and_legs(conn: psycopg.Connection, key: str, fills: pl.DataFrame, leg
         cursor = conn.execute(_FILLS_IN)
         if cursor.rowcount != fills.height:
             fresh = pl.Series("stream_seq", [row[0] for row in cursor.fetchall()], dtype=pl.Int64)
-            legs = legs.filter(pl.col("stream_seq").is_in(fresh))
+            legs = legs.join(fresh.to_frame(), on="stream_seq", how="semi")
     _copy(conn, None, "stream_legs", legs, key)
 
 
