@@ -30,7 +30,7 @@ from utl.schemas import LOTS_STATE
 from utl.storage import partition_path
 from utl.store.read import read_frame
 from utl.home import landing_key
-from utl.store.copy import copy_frame, table_column_types
+from utl.store.copy import binary_columns, copy_frame, pgpq, table_column_types
 from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books
 
 FILLS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
@@ -132,7 +132,13 @@ _TYPES: dict[tuple[int, int, str], dict[str, str]] = {}
 def _copy(conn: psycopg.Connection, staging: str | None, target: str, frame: pl.DataFrame,
           key: str | None = None, order: tuple[str, ...] = ()) -> int:
     """COPY ``frame`` (with ``landing`` = ``key`` unless None) into a staging table shaped as
-    ``utl.<target>`` (``staging`` None: into ``utl.<target>`` itself), rows in ``order``; the rows."""
+    ``utl.<target>`` (``staging`` None: into ``utl.<target>`` itself), rows in ``order``; the rows.
+
+    A batch's frames are small (a few thousand rows, tens of thousands under a backlog): they
+    are encoded and sent in this thread, in one piece (:func:`utl.store.copy.copy_frame`'s
+    sorting and sending threads, made for a day's millions of rows, cost a few milliseconds
+    of hand-over per COPY, and a batch makes up to nine). Where a column has no exact binary
+    form, or pgpq is not installed, ``copy_frame`` sends CSV as before."""
     if not frame.height:
         return 0
     if key is not None:
@@ -141,7 +147,19 @@ def _copy(conn: psycopg.Connection, staging: str | None, target: str, frame: pl.
     if session not in _TYPES:
         _TYPES[session] = table_column_types(conn, "utl", target)
     into = sql.Identifier(staging) if staging is not None else sql.Identifier("utl", target)
-    copy_frame(conn, into, frame, _TYPES[session], order)
+    casts = binary_columns(frame, _TYPES[session])
+    if casts is None:
+        copy_frame(conn, into, frame, _TYPES[session], order)
+        return frame.height
+    # Polars sorts text by its UTF-8 bytes, as COLLATE "C" orders the keys.
+    table = (frame.select(casts).sort(list(order)) if order else frame.select(casts)).to_arrow()
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(table.schema)
+    columns = sql.SQL(", ").join(map(sql.Identifier, frame.columns))
+    with conn.cursor() as cursor, cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(into, columns)) as copy:
+        copy.write(encoder.write_header())
+        for batch in table.to_batches():
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
     return frame.height
 
 
@@ -219,15 +237,18 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
             "s_stream_quarantine": _copy(conn, "s_stream_quarantine", "stream_quarantine",
                                          quarantine.select("subject", "stream_seq", "reason", "raw"), key),
         }
-        # A statement over empty staging tables changes nothing: a small batch skips its round trip.
-        for reads, statement in _MOVES:
-            if any(staged.get(name) for name in reads):
-                conn.execute(statement, {"landing": key} if "%(landing)s" in statement else None)
-        conn.execute("""
-            INSERT INTO utl.stream_offset (landing, consumer, last_seq, updated_at) VALUES (%s, %s, %s, now())
+        # A statement over empty staging tables changes nothing: a small batch skips it. The rest,
+        # and the consumed sequence, go in one round trip (no parameters: the simple query
+        # protocol takes several statements; the values are quoted literals).
+        literal = {"landing": sql.Literal(key)}
+        moves = [sql.SQL(statement.replace("%(landing)s", "{landing}")).format(**literal)
+                 for reads, statement in _MOVES if any(staged.get(name) for name in reads)]
+        moves.append(sql.SQL("""
+            INSERT INTO utl.stream_offset (landing, consumer, last_seq, updated_at) VALUES ({}, {}, {}, now())
             ON CONFLICT (landing, consumer) DO UPDATE
                 SET last_seq = GREATEST(utl.stream_offset.last_seq, EXCLUDED.last_seq), updated_at = now()
-        """, (key, consumer, last_seq))
+        """).format(sql.Literal(key), sql.Literal(consumer), sql.Literal(int(last_seq))))
+        conn.execute(sql.SQL(";\n").join(moves))
 
 
 def load_books(conn: psycopg.Connection, key: str,
