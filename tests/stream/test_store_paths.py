@@ -47,3 +47,14 @@ def test_new_keys_go_straight_in_and_a_key_already_there_books_nothing_twice(pg_
         assert conn.execute("SELECT last_seq FROM utl.stream_offset").fetchone()[0] == 4
     finally:
         conn.close()
+
+
+def test_ledger_keys_of_different_parts_never_coincide():
+    # Parts that, run together, read the same: each key's text must still differ.
+    frame = pl.DataFrame({"venue": ["okx", "okx", "okx", "ok"], "account": ["a", "a:", "a", "xa"],
+                          "symbol": ["B:C", "B", "B:C1", "B:C"], "trade_id": ["1", ":C1", "", "1"]})
+    from utl.stream.store import ledger_keys
+
+    keys = ledger_keys(frame).to_list()
+    assert len(set(keys)) == 4
+    assert ledger_keys(frame.head(1)).to_list() == keys[:1]  # the same fill, the same key

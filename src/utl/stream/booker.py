@@ -50,7 +50,7 @@ from utl.stream.pull import PullReader, Unsupported, supported
 from utl.stream.shard import Shard, owned, shard_count_of
 from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
-    FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, load_books, stream_key,
+    FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, ledger_keys, load_books, stream_key,
     try_lock_shard,
 )
 
@@ -102,7 +102,7 @@ class Booker:
             for name in ("openings", "lots", "day_pnl", "holdings"):
                 setattr(books, name, owned(getattr(books, name), self.shard, settings.book_of))
             starts = owned(starts, self.shard, settings.book_of)
-            seen = {k for k in seen if self.shard.owns(settings.book_of(k[0], k[1]))}
+            seen = owned(seen, self.shard, settings.book_of)
         books.trades = owned(self._as_trades(books.trades), self.shard, settings.book_of)
         books.last = books.trades.group_by("book", "asset").agg(pl.col("ts").max().alias("last_ts")).cast(LAST)
         if starts.height == 0 and last_sequence(conn, self.key, options.name) == 0:
@@ -111,7 +111,8 @@ class Booker:
             self.marks = start.marks
         else:
             self.marks = landing_marks(landing, settings)
-        self.books, self.starts, self.seen = books, starts, seen
+        self.books, self.starts = books, starts
+        self.seen: set[str] = set(ledger_keys(seen).to_list())
         self.last_seq = last_sequence(conn, self.key, options.name)
 
     def _as_trades(self, stored: pl.DataFrame) -> pl.DataFrame:
@@ -180,7 +181,7 @@ class Booker:
         parsed = parse_batch(messages, self.settings)
         fills = parsed.fills
         # Exactly once on the payload's key: seen before, or twice in this batch.
-        keys = list(zip(*(fills[c].to_list() for c in ("venue", "account", "symbol_text", "payload_id"))))
+        keys = ledger_keys(fills.select("venue", "account", symbol="symbol_text", trade_id="payload_id")).to_list()
         fresh, taken = [], set()
         for key in keys:
             ok = key not in self.seen and key not in taken
