@@ -128,3 +128,43 @@ def test_the_reader_hands_over_every_message_once_in_order_from_the_sequence_ask
     got = asyncio.run(_read(nats_url, 101, 300, 2400))
     assert [m.seq for m in got] == list(range(101, 2501))
     assert got[0] == Message("utl.fills.v1.a0", 101, b'{"id": "100"}')
+
+
+class _Writer:
+    def __init__(self):
+        self.sent = b""
+
+    def write(self, data: bytes) -> None:
+        self.sent += data
+
+
+def test_a_gap_in_the_consumer_sequence_keeps_what_came_before_and_starts_again_after_it():
+    from utl.stream.pull import Protocol
+
+    async def run() -> None:
+        reader = PullReader(["nats://127.0.0.1:1"], "UTL_FILLS", "utl.fills.>", 10, 100)
+        reader._writer = _Writer()
+        data = b"".join([hmsg("utl.fills.okx.desk", 1, ack(10, 1), HEADER, b"a"),
+                         hmsg("utl.fills.okx.desk", 1, ack(11, 2), HEADER, b"b"),
+                         hmsg("utl.fills.okx.desk", 1, ack(13, 4), HEADER, b"d"),  # consumer sequence 3 lost
+                         b"PING\r\n"])
+        frames, _ = parse_frames(data, API_SID)
+        with pytest.raises(Protocol):
+            reader._take_frames(frames)
+        assert [m.seq for m in reader.messages] == [10, 11]
+        assert reader.next_seq == 12  # the next consumer starts after the last message received
+        assert reader._writer.sent == b"PONG\r\n"
+
+    asyncio.run(run())
+
+
+def test_a_message_before_the_sequence_asked_for_is_not_handed_over_twice():
+    async def run() -> None:
+        reader = PullReader(["nats://127.0.0.1:1"], "UTL_FILLS", "utl.fills.>", 12, 100)
+        reader._writer = _Writer()
+        frames, _ = parse_frames(hmsg("utl.fills.okx.desk", 1, ack(11, 1), HEADER, b"old")
+                                 + hmsg("utl.fills.okx.desk", 1, ack(12, 2), HEADER, b"new"), API_SID)
+        reader._take_frames(frames)
+        assert [m.data for m in reader.messages] == [b"new"]
+
+    asyncio.run(run())

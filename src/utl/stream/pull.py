@@ -362,13 +362,13 @@ class PullReader:
             raise Protocol("; ".join(frames.errors))
         kept = []
         for message, consumer_seq in zip(frames.messages, frames.consumer_seqs):
-            if message.seq < self.next_seq:
-                continue  # delivered before (a consumer made again from an earlier point)
             if consumer_seq != self._consumer_seq + 1:
                 # A message of this consumer was lost (or a stale one's): start again after the last received.
                 self.messages.extend(kept)
                 raise Protocol(f"consumer sequence {consumer_seq} after {self._consumer_seq}")
             self._consumer_seq = consumer_seq
+            if message.seq < self.next_seq:
+                continue  # handed over before (a consumer made again from an earlier point)
             self.next_seq = message.seq + 1
             kept.append(message)
         self._outstanding = max(0, self._outstanding - len(frames.messages))
