@@ -1,6 +1,8 @@
 """``utl stream``: the booker (stream.md, "Commands" and "Guarantees").
 
-An ordered consumer of ``UTL_FILLS`` from the sequence after the last one committed; each
+A consumer of ``UTL_FILLS`` from the sequence after the last one committed (its own pull
+consumer read in bulk, :mod:`utl.stream.pull`; nats-py's ordered push consumer where the
+server requires TLS), handing over messages in stream order; each
 batch of messages is read (:mod:`utl.stream.message`), checked against the ledger keys
 already seen (a re-sent fill books nothing, whatever its header), priced, costed
 (:mod:`utl.stream.books`) and committed with its last sequence in one transaction
