@@ -70,6 +70,7 @@ class Booker:
         self.ready = threading.Event()
         self.ready_at = 0.0
         self.peak_rss = 0
+        self.cpu_s = 0.0  # the booker's user + system CPU, last sampled
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -84,6 +85,8 @@ class Booker:
             p = psutil.Process(self.process.pid)
             while self.process.poll() is None:
                 self.peak_rss = max(self.peak_rss, p.memory_info().rss)
+                times = p.cpu_times()
+                self.cpu_s = times.user + times.system
                 time.sleep(0.05)
 
     def stop(self) -> int:
@@ -226,12 +229,16 @@ async def backlog_run(nats_url: str, pg: str, n: int, batch: int) -> None:
     env = dict(os.environ, UTL_NATS_URL=nats_url, UTL_DATABASE_URL=pg)
     booker = Booker(env, batch)
     booker.ready.wait(120)
+    cpu_ready = booker.cpu_s
     while offset(pg) < last:
         await asyncio.sleep(0.05)
     drain = time.monotonic() - booker.ready_at
+    cpu = booker.cpu_s - cpu_ready
     booker.stop()
     print(f"backlog of {n:,} fills (published in {published_s:.1f} s): drained in {drain:.2f} s after ready "
-          f"({n / drain:,.0f} fills/s); booker peak RSS {booker.peak_rss / 2**20:,.0f} MiB")
+          f"({n / drain:,.0f} fills/s); booker peak RSS {booker.peak_rss / 2**20:,.0f} MiB, booker CPU while "
+          f"draining {cpu:.1f} s ({1e6 * cpu / n:.0f} µs/fill; PostgreSQL's not counted); load average "
+          f"{os.getloadavg()[0]:.1f}")
 
 
 def stages(pg: str, n: int, batch: int) -> None:
