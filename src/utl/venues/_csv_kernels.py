@@ -1,0 +1,191 @@
+"""Compiled loops over a text column's Arrow buffers (numba), for the CSV readers' numbers.
+
+:func:`coded_decimals` reads, in one pass, what ``strip_code`` then the venue number parser
+read in a dozen Polars passes, for the cells written the plain way (``0.01000000BTC``,
+``-12.5``). Every other cell is left for those passes: a cell read here must never differ
+from the same cell read there (see :func:`utl.venues.base.with_numbers`).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from utl.venues._json_kernels import _POW10, digit_run
+
+
+@njit(cache=True, inline="always")
+def marked_decimal(b, s, e):
+    """``b[s:e]`` as ``[+-]?$?D+(.D+)?``, its whole part perhaps in thousands
+    (``1,300.50``: 1 to 3 digits, then groups of 3 after commas), with at most 18 digits
+    before the point and 18 after: (True, integer part, fraction in units of 1e-18), both
+    signed; else (False, 0, 0). What the venue parser reads without its slow path
+    (``utl.decimals.MARKED_NUMBER``) but for ``€``, ``£`` and 19 or 20 whole digits."""
+    i = s
+    negative = False
+    if i < e and (b[i] == 45 or b[i] == 43):  # - +
+        negative = b[i] == 45
+        i += 1
+    if i < e and b[i] == 36:  # $
+        i += 1
+    i, whole, digits = digit_run(b, i, e)
+    if digits == 0:
+        return False, 0, 0
+    if i < e and b[i] == 44:  # ,
+        if digits > 3:
+            return False, 0, 0
+        while i < e and b[i] == 44:
+            j, group, count = digit_run(b, i + 1, e)
+            if count != 3:
+                return False, 0, 0
+            whole = whole * 1000 + group  # may wrap past 18 digits: refused below by the count
+            digits += 3
+            i = j
+    if digits > 18:
+        return False, 0, 0
+    fraction = 0
+    if i < e and b[i] == 46:  # .
+        i, fraction, places = digit_run(b, i + 1, e)
+        if places == 0 or places > 18:
+            return False, 0, 0
+        fraction *= _POW10[18 - places]
+    if i != e:
+        return False, 0, 0
+    if negative:
+        return True, -whole, -fraction
+    return True, whole, fraction
+
+
+@njit(cache=True, nogil=True)
+def coded_decimals(offsets, data, valid, code_offsets, code_data, code_valid, whole, fraction, exact):
+    """Per cell ``r`` (bytes ``data[offsets[r]:offsets[r + 1]]``, null where ``valid[r]`` is
+    false): the blanks around it dropped; then, when the cell ends with its code (bytes
+    ``code_data[code_offsets[r]:code_offsets[r + 1]]``, none where ``code_valid[r]`` is false
+    or ``code_offsets`` is empty), the code and the blanks before it; then, when the rest is a
+    plain decimal (:func:`marked_decimal`), ``exact[r]`` is set and ``whole[r]``,
+    ``fraction[r]`` hold its value. Blanks here are ASCII spaces only: a cell with any other
+    blank is left for the slow path, which strips them as Polars does."""
+    coded = len(code_offsets) > 0
+    for r in range(len(offsets) - 1):
+        if not valid[r]:
+            continue
+        s, e = offsets[r], offsets[r + 1]
+        while s < e and data[s] == 32:
+            s += 1
+        while e > s and data[e - 1] == 32:
+            e -= 1
+        if coded and code_valid[r]:
+            cs, ce = code_offsets[r], code_offsets[r + 1]
+            k = ce - cs
+            if 0 < k <= e - s:
+                same = True
+                for j in range(k):
+                    if data[e - k + j] != code_data[cs + j]:
+                        same = False
+                        break
+                if same:
+                    e -= k
+                    while e > s and data[e - 1] == 32:
+                        e -= 1
+        ok, w, f = marked_decimal(data, s, e)
+        if ok:
+            exact[r], whole[r], fraction[r] = True, w, f
+
+
+@njit(cache=True, inline="always")
+def two_digits(b, i):
+    """``b[i:i + 2]`` as a number, -1 unless both are ASCII digits."""
+    if 48 <= b[i] <= 57 and 48 <= b[i + 1] <= 57:
+        return (b[i] - 48) * 10 + (b[i + 1] - 48)
+    return -1
+
+
+@njit(cache=True, inline="always")
+def days_from_civil(y, m, d):
+    """Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's algorithm)."""
+    if m <= 2:
+        y -= 1
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@njit(cache=True, nogil=True)
+def shaped_times(offsets, data, valid, year_digits, separator, max_places, suffix, micros, exact):
+    """Per cell (blanks around it dropped): ``YYYY-MM-DD`` (or ``YY-MM-DD``, years 00..68 as
+    20YY), the byte ``separator``, ``HH:MM:SS``, then, where ``max_places`` > 0, perhaps ``.``
+    and 1 to ``max_places`` digits (a fraction: its first 6 digits, as Polars truncates),
+    then the bytes ``suffix``; a real date and time (month 1..12, the month's days, hour
+    0..23, minute and second 0..59). Where it is, ``exact[r]`` is set and ``micros[r]``
+    holds the naive time as microseconds since 1970. Anything else is left for Polars."""
+    date_len = year_digits + 6
+    for r in range(len(offsets) - 1):
+        if not valid[r]:
+            continue
+        s, e = offsets[r], offsets[r + 1]
+        while s < e and data[s] == 32:
+            s += 1
+        while e > s and data[e - 1] == 32:
+            e -= 1
+        if e - s < date_len + 9 + len(suffix):
+            continue
+        if year_digits == 4:
+            hi, lo = two_digits(data, s), two_digits(data, s + 2)
+            if hi < 0 or lo < 0:
+                continue
+            year = hi * 100 + lo
+            if year < 1900 or year > 2199:
+                continue
+        else:
+            year = two_digits(data, s)
+            if year < 0 or year > 68:
+                continue
+            year += 2000
+        i = s + year_digits
+        if data[i] != 45 or data[i + 3] != 45 or data[i + 6] != separator or data[i + 9] != 58 or data[i + 12] != 58:
+            continue
+        month, day = two_digits(data, i + 1), two_digits(data, i + 4)
+        hour, minute, second = two_digits(data, i + 7), two_digits(data, i + 10), two_digits(data, i + 13)
+        if month < 1 or month > 12 or day < 1 or hour < 0 or hour > 23 or minute < 0 or minute > 59 or second < 0 or second > 59:
+            continue
+        if month == 2:
+            leap = (year % 4 == 0 and year % 100 != 0) or year % 400 == 0
+            last = 29 if leap else 28
+        elif month == 4 or month == 6 or month == 9 or month == 11:
+            last = 30
+        else:
+            last = 31
+        if day > last:
+            continue
+        i += 15
+        # The fraction, if any, then exactly the suffix.
+        end = e - len(suffix)
+        same = True
+        for j in range(len(suffix)):
+            if data[end + j] != suffix[j]:
+                same = False
+                break
+        if not same or end < i:
+            continue
+        fraction = 0
+        if end > i:
+            if max_places == 0 or data[i] != 46 or end - i - 1 > max_places or end - i - 1 < 1:
+                continue
+            places = 0
+            digits = True
+            for k in range(i + 1, end):
+                if not 48 <= data[k] <= 57:
+                    digits = False
+                    break
+                if places < 6:
+                    fraction = fraction * 10 + (data[k] - 48)
+                    places += 1
+            if not digits:
+                continue
+            while places < 6:
+                fraction *= 10
+                places += 1
+        seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+        micros[r] = seconds * 1_000_000 + fraction
+        exact[r] = True
