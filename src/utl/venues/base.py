@@ -834,7 +834,9 @@ def split_refused(frame: pl.DataFrame, checks: list[Check], file: str) -> tuple[
     any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
     if not any_bad.any():
         return frame, _no_refusals()
-    flagged = frame.filter(any_bad).hstack(flags.filter(any_bad))
+    # One chunk: Polars 2.1 can panic formatting a reason from text columns of a frame
+    # filtered and stacked this way ("assertion failed: i < self.len()"); the frame is small.
+    flagged = frame.filter(any_bad).hstack(flags.filter(any_bad)).rechunk()
     refused_parts = []
     for i, c in enumerate(checks):
         raw = c.raw if c.raw is not None else (pl.col(c.column).cast(pl.String) if c.column else pl.lit(None, pl.String))
