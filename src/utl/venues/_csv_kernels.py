@@ -8,9 +8,30 @@ from the same cell read there (see :func:`utl.venues.base.with_numbers`).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
-from utl.venues._json_kernels import _POW10, digit_run
+_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
+
+
+# Every byte is made an int64 before it is compared with or added to a number: mixing the
+# uint8 with integer literals made these loops ~5x slower (measured: 94 -> 21 ns a time cell).
+
+
+@njit(cache=True, inline="always")
+def digit_run(b, i, e):
+    """The ASCII digits from ``i`` (before ``e``): where they end, their value (wrapping past
+    18 digits: the caller refuses those by the count) and how many there are."""
+    value = 0
+    count = 0
+    while i < e:
+        d = np.int64(b[i]) - 48
+        if d < 0 or d > 9:
+            break
+        value = value * 10 + d
+        count += 1
+        i += 1
+    return i, value, count
 
 
 @njit(cache=True, inline="always")
@@ -94,8 +115,9 @@ def coded_decimals(offsets, data, valid, code_offsets, code_data, code_valid, wh
 @njit(cache=True, inline="always")
 def two_digits(b, i):
     """``b[i:i + 2]`` as a number, -1 unless both are ASCII digits."""
-    if 48 <= b[i] <= 57 and 48 <= b[i + 1] <= 57:
-        return (b[i] - 48) * 10 + (b[i + 1] - 48)
+    x, y = np.int64(b[i]) - 48, np.int64(b[i + 1]) - 48
+    if 0 <= x <= 9 and 0 <= y <= 9:
+        return x * 10 + y
     return -1
 
 
@@ -175,11 +197,12 @@ def shaped_times(offsets, data, valid, year_digits, separator, max_places, suffi
             places = 0
             digits = True
             for k in range(i + 1, end):
-                if not 48 <= data[k] <= 57:
+                d = np.int64(data[k]) - 48
+                if d < 0 or d > 9:
                     digits = False
                     break
                 if places < 6:
-                    fraction = fraction * 10 + (data[k] - 48)
+                    fraction = fraction * 10 + d
                     places += 1
             if not digits:
                 continue
