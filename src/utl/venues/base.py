@@ -17,6 +17,7 @@ types) are worked out once per key (:func:`per_distinct`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import functools
 import io
@@ -1186,8 +1187,7 @@ def with_numbers(frame: pl.DataFrame, texts: Mapping[str, Number] | None = None,
         stripped = {n: strip_code(pl.col(n), pl.col(f"{n}__code")) if f"{n}__code" in cells.columns else pl.col(n) for n in texts}
         parsed_all = with_venue_decimals(cells, stripped)
         return frame.with_columns(parsed_all.select(c for n in texts for c in (n, f"{n}__bad")))
-    parsed: list[pl.Series] = []
-    for name in texts:
+    def parse(name: str) -> tuple[pl.Series, pl.Series]:
         coded = f"{name}__code" in cells.columns
         whole, fraction, exact = _plain_numbers(cells[name], cells[f"{name}__code"] if coded else None)
         value = _decimal_column(name, whole, fraction, exact)
@@ -1199,7 +1199,11 @@ def with_numbers(frame: pl.DataFrame, texts: Mapping[str, Number] | None = None,
             odd_values, odd_bad = parse_venue_numbers(text)
             value = value.scatter(left, odd_values)
             bad = bad.scatter(left, odd_bad)
-        parsed += [value, bad]
+        return value, bad
+
+    # The kernel lets go of the GIL: columns are read two at a time, as Polars' passes were.
+    with concurrent.futures.ThreadPoolExecutor(min(2, len(texts))) as pool:
+        parsed = [series for pair in pool.map(parse, texts) for series in pair]
     return frame.with_columns(parsed)
 
 
@@ -1349,5 +1353,29 @@ def _strptime(text: pl.Series, fmt: str) -> pl.Series:
 
 def utc(expr: pl.Expr, fmt: str, offset_minutes: int = 0) -> pl.Expr:
     """Parse naive local-time text in ``fmt`` into UTC, shifting by a fixed offset."""
-    naive = expr.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
+    if fmt in _KERNEL_FORMATS:
+        naive = expr.map_batches(lambda cells: _formatted_times(cells, fmt), return_dtype=pl.Datetime("us"), is_elementwise=True)
+    else:
+        naive = expr.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
     return (naive - pl.duration(minutes=offset_minutes)).dt.replace_time_zone("UTC")
+
+
+# Formats whose texts the compiled pass reads where they have the format's exact shape (as
+# :data:`_KERNEL_SHAPES`); Polars' parser reads the rest, which it may accept more loosely.
+_KERNEL_FORMATS: dict[str, tuple[int, int, int, bytes]] = {"%Y-%m-%d %H:%M:%S": (4, ord(" "), 0, b"")}
+
+
+def _formatted_times(cells: pl.Series, fmt: str) -> pl.Series:
+    text = cells.cast(pl.String)
+
+    def by_polars(t: pl.Series) -> pl.Series:
+        return t.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
+
+    if len(text) < KERNEL_ROWS:
+        return by_polars(text).alias(cells.name)
+    micros, exact = _kernel_times(text, *_KERNEL_FORMATS[fmt])
+    naive = pl.Series(cells.name, micros).cast(pl.Datetime("us"))
+    left = np.flatnonzero(~exact)
+    if len(left):
+        naive = naive.scatter(left, by_polars(text.gather(left)))
+    return naive.alias(cells.name)
