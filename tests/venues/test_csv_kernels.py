@@ -134,3 +134,26 @@ def test_a_bad_number_in_a_large_file_is_refused_with_its_row_and_column(tmp_pat
     ]
     first = parsed.frame.row(0, named=True)
     assert str(first["qty"]) == "0.010000000000000000" and str(first["quote_qty"]) == "650.005000000000000000"
+
+
+def test_quotes_and_newlines_are_counted_as_bytes_count_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()  # counted by the kernel only once it is loaded
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    for n in [*range(0, 20), 1000, 4099]:  # whole words of 8 bytes, and the bytes after them
+        data = bytes((b'"\n,a\xff'[(i * 7 + n) % 5]) for i in range(n))
+        assert base._quotes_and_newlines(data) == (data.count(b'"'), data.count(b"\n"))
+
+
+def test_a_quoted_file_reads_the_same_with_the_kernels_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()
+    lines = ['"a","b"'] + [f'"x{i}","{i}"' for i in range(50)] + ['"two\nlines","7"', '"cut', "short"]
+    path = tmp_path / "quoted.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source = Source(path=path, rel="quoted.csv", venue="v", account="a")
+    expected = base.read_csv_rows(source)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    got = base.read_csv_rows(source)
+    assert got[0].equals(expected[0]) and got[1].equals(expected[1])
+    assert got[0].height == 51 and got[1]["reason"].to_list() == ["the file ends inside a quoted cell: this last row is cut short"]

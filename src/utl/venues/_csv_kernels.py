@@ -212,3 +212,39 @@ def shaped_times(offsets, data, valid, year_digits, separator, max_places, suffi
         seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
         micros[r] = seconds * 1_000_000 + fraction
         exact[r] = True
+
+
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_ONES = np.uint64(0x0101010101010101)
+_S7, _S56 = np.uint64(7), np.uint64(56)
+
+
+@njit(cache=True, inline="always")
+def _others(word, pattern):
+    """How many of ``word``'s 8 bytes differ from ``pattern``'s (one byte repeated): a byte of
+    ``word ^ pattern`` is zero where they match, and the bit trick sets the high bit of each
+    non-zero byte (no carry crosses bytes); the multiply adds those bits up in the top byte."""
+    t = word ^ pattern
+    y = (((t & _LOW7) + _LOW7) | t) & _HIGH
+    return ((y >> _S7) * _ONES) >> _S56
+
+
+@njit(cache=True, nogil=True)
+def count_two(b, words, first, second):
+    """How many bytes of ``b`` are ``first`` and how many are ``second`` (``words``: ``b`` as
+    uint64, 8 bytes at a time), in one pass: ``b.count(first), b.count(second)``."""
+    p1 = np.uint64(first) * _ONES
+    p2 = np.uint64(second) * _ONES
+    other1 = np.uint64(0)
+    other2 = np.uint64(0)
+    for k in range(len(words)):
+        other1 += _others(words[k], p1)
+        other2 += _others(words[k], p2)
+    n1 = 8 * len(words) - np.int64(other1)
+    n2 = 8 * len(words) - np.int64(other2)
+    for i in range(8 * len(words), len(b)):
+        x = np.int64(b[i])
+        n1 += x == first
+        n2 += x == second
+    return n1, n2
