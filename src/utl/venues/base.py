@@ -1175,6 +1175,7 @@ def _load_kernels() -> None:
     from utl.venues._csv_kernels import count_two
 
     count_two(np.zeros(9, dtype=np.uint8), np.zeros(1, dtype=np.uint64), 34, 10)
+    _decimal_column("x", np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.bool_))
     _plain_numbers(pl.Series(["1"]), None)
     _kernel_times(pl.Series(["2024-03-05 09:15:02"]), 4, ord(" "), 0, b"")
 
@@ -1267,10 +1268,19 @@ def _plain_numbers(cells: pl.Series, codes: pl.Series | None) -> tuple[np.ndarra
 
 
 def _decimal_column(name: str, whole: np.ndarray, fraction: np.ndarray, exact: np.ndarray) -> pl.Series:
-    """``whole + fraction * 1e-18`` as ``Decimal(38, 18)``, null where not ``exact``."""
-    from utl.venues.json_scan import _decimal_column as column
+    """``whole + fraction * 1e-18`` as ``Decimal(38, 18)``, null where not ``exact``: its
+    128-bit units made by :func:`utl.venues._csv_kernels.decimal_units`, taken by Arrow as
+    they are."""
+    import pyarrow as pa
 
-    return column(name, whole, fraction, exact)
+    from utl.venues._csv_kernels import decimal_units
+
+    units = np.zeros((len(whole), 2), dtype=np.uint64)
+    decimal_units(whole, fraction, exact, units)
+    nulls = int(len(exact) - np.count_nonzero(exact))
+    validity = pa.py_buffer(np.packbits(exact, bitorder="little")) if nulls else None
+    array = pa.Array.from_buffers(pa.decimal128(38, 18), len(exact), [validity, pa.py_buffer(units)], nulls)
+    return pl.Series(name, array)
 
 
 def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes: int = 0) -> pl.Expr:
