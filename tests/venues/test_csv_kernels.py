@@ -4,6 +4,7 @@ venue fixture. ``KERNEL_ROWS`` is set to 0 so that even a few rows take the kern
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,6 +27,12 @@ NUMBERS = [
     ("1.5 BTC", "BTC"), ("BTC", "BTC"), ("1.5\tBTC", "BTC"), ("\t1.5", "BTC"), ("1.5ETH", "BTC"), ("0.011INCH", "INCH"),
     ("1INCH", "1INCH"), ("2.0E-7BTC", "BTC"), ("1.5BTCBTC", "BTC"), ("€5", "EUR"), ("1,5", "BTC"), (" ", "BTC"), ("007.25", None),
 ]
+
+
+@pytest.fixture(autouse=True)
+def numba_loaded_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels run wherever the thresholds say, numba loaded by the process or not."""
+    monkeypatch.setattr(base, "KERNELS_NEED_NUMBA_LOADED", False)
 
 
 @pytest.fixture
@@ -157,3 +164,11 @@ def test_a_quoted_file_reads_the_same_with_the_kernels_counts(tmp_path: Path, mo
     got = base.read_csv_rows(source)
     assert got[0].equals(expected[0]) and got[1].equals(expected[1])
     assert got[0].height == 51 and got[1]["reason"].to_list() == ["the file ends inside a quoted cell: this last row is cut short"]
+
+
+def test_kernels_wait_for_a_process_that_loaded_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "KERNELS_NEED_NUMBA_LOADED", True)
+    monkeypatch.delitem(sys.modules, "numba", raising=False)  # put back after the test
+    assert not base.kernels_for(10**6)
+    monkeypatch.setitem(sys.modules, "numba", object())
+    assert base.kernels_for(10**6) and not base.kernels_for(base.KERNEL_ROWS - 1)

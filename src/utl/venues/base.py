@@ -23,6 +23,7 @@ import functools
 import io
 import json
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -591,8 +592,8 @@ def read_csv_rows(
 
 
 def _read_csv_rows(source: Source, skip_lines: int, optional_last: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
-    if source.path.stat().st_size >= KERNEL_BYTES:
-        warm_kernels()  # numba loads while the file is read and split
+    if source.path.stat().st_size >= KERNEL_BYTES and kernels_for(KERNEL_ROWS):
+        warm_kernels()  # the kernels load while the file is read and split
     data = _file_bytes(source.path)
     if data.startswith(XLSX_MAGIC):
         data = xlsx_as_csv(data)
@@ -1155,11 +1156,20 @@ def _codes_at_end(parts: pl.Series) -> pl.Series:
 
 Number = str | pl.Expr | tuple[str | pl.Expr, str | pl.Expr]
 
-# Below this many rows the Polars passes alone parse: loading the compiled kernel costs a
-# process ~0.3 s of CPU once, more than a small file's numbers take (tests set it to 0).
+# Below this many rows the Polars passes alone parse (tests set it to 0).
 KERNEL_ROWS = 20_000
 KERNEL_BYTES = 1 << 20  # a file this large has about KERNEL_ROWS rows or more
+# The kernels run only in a process that has loaded numba already (the end-of-day run and
+# ingest load it with utl.lots): loading it costs ~0.45 s of CPU and ~120 MB, about what
+# they save on a million-row file, so a process reading one export alone keeps the Polars
+# passes (tests set this False to run the kernels anyway).
+KERNELS_NEED_NUMBA_LOADED = True
 _warming: list[threading.Thread] = []
+
+
+def kernels_for(rows: int) -> bool:
+    """Whether a column of ``rows`` cells is parsed by the compiled passes."""
+    return rows >= KERNEL_ROWS and (not KERNELS_NEED_NUMBA_LOADED or "numba" in sys.modules)
 
 
 def warm_kernels() -> None:
@@ -1208,7 +1218,7 @@ def with_numbers(frame: pl.DataFrame, texts: Mapping[str, Number] | None = None,
         if code is not None:
             exprs[f"{name}__code"] = (pl.col(code) if isinstance(code, str) else code).cast(pl.String)
     cells = frame.select(**exprs)
-    if frame.height < KERNEL_ROWS:
+    if not kernels_for(frame.height):
         stripped = {n: strip_code(pl.col(n), pl.col(f"{n}__code")) if f"{n}__code" in cells.columns else pl.col(n) for n in texts}
         parsed_all = with_venue_decimals(cells, stripped)
         return frame.with_columns(parsed_all.select(c for n in texts for c in (n, f"{n}__bad")))
@@ -1297,7 +1307,7 @@ def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes
 def _shaped_times(cells: pl.Series, shapes: tuple[tuple[str, str], ...], offset_minutes: int) -> pl.Series:
     text = cells.cast(pl.String)
     kernel = _KERNEL_SHAPES.get(shapes[0]) if shapes else None
-    if kernel is None or len(text) < KERNEL_ROWS:
+    if kernel is None or not kernels_for(len(text)):
         naive = _naive_times(text, shapes)
     else:
         # The first shape's cells in one compiled pass; the rest (other shapes, junk) as before.
@@ -1405,7 +1415,7 @@ def _formatted_times(cells: pl.Series, fmt: str) -> pl.Series:
     def by_polars(t: pl.Series) -> pl.Series:
         return t.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
 
-    if len(text) < KERNEL_ROWS:
+    if not kernels_for(len(text)):
         return by_polars(text).alias(cells.name)
     micros, exact = _kernel_times(text, *_KERNEL_FORMATS[fmt])
     naive = pl.Series(cells.name, micros).cast(pl.Datetime("us"))
