@@ -17,11 +17,14 @@ types) are worked out once per key (:func:`per_distinct`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import functools
 import io
 import json
 import re
+import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -589,15 +592,18 @@ def read_csv_rows(
 
 
 def _read_csv_rows(source: Source, skip_lines: int, optional_last: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if source.path.stat().st_size >= KERNEL_BYTES and kernels_for(KERNEL_ROWS):
+        warm_kernels()  # the kernels load while the file is read and split
     data = _file_bytes(source.path)
     if data.startswith(XLSX_MAGIC):
         data = xlsx_as_csv(data)
     data = _normalised(data)
     if data.isspace():  # a final line end was added: never empty here; no stripped copy made
         raise ValueError(f"{source.rel}: the file is empty")
-    cut = _cut_record(data)
+    quotes, newlines = _quotes_and_newlines(data)
+    cut = _cut_record(data, quotes)
     if cut is None or cut <= _line_start(data, min(skip_lines + 1, data.count(b"\n"))):
-        return _read_rows(source, data, skip_lines, optional_last)
+        return _read_rows(source, data, skip_lines, optional_last, newlines)
     # The last record opens a quoted cell that never closes (a download or copy cut short):
     # the rows before it are whole and book; the cut one is refused alone.
     frame, refused = _read_rows(source, data[:cut], skip_lines, optional_last)
@@ -635,12 +641,28 @@ def _normalised(data: bytes) -> bytes:
     return data
 
 
-def _cut_record(data: bytes) -> int | None:
+def _quotes_and_newlines(data: bytes) -> tuple[int | None, int | None]:
+    """``data.count(b'"'), data.count(b"\\n")`` in one compiled pass (~0.2 s less per 200 MB
+    of quoted text) when the kernels are loaded already; (None, None) while they load: the
+    counts are then made as before, never waited for."""
+    if len(data) < KERNEL_BYTES or not _warming or _warming[0].is_alive():
+        return None, None
+    from utl.venues._csv_kernels import count_two
+
+    words = np.frombuffer(data, dtype=np.uint64, count=len(data) // 8)
+    quotes, newlines = count_two(np.frombuffer(data, dtype=np.uint8), words, ord('"'), ord("\n"))
+    return int(quotes), int(newlines)
+
+
+def _cut_record(data: bytes, quotes: int | None = None) -> int | None:
     """Where the record that never closes its quoted cell starts, or None when every quote
     closes. A doubled quote inside a cell counts twice, so an odd count of quote characters
     means the file ends inside a cell; that record starts at the last line that begins
-    outside any quoted cell."""
-    if b'"' not in data or data.count(b'"') % 2 == 0:  # most exports quote nothing: one memchr
+    outside any quoted cell. ``quotes``: the count of quote characters, if made already."""
+    if quotes is not None:
+        if quotes % 2 == 0:
+            return None
+    elif b'"' not in data or data.count(b'"') % 2 == 0:  # most exports quote nothing: one memchr
         return None
     start, outside, at = 0, True, 0
     for line in data.split(b"\n"):
@@ -653,11 +675,15 @@ def _cut_record(data: bytes) -> int | None:
 
 
 def _read_rows(source: Source, data: bytes, skip_lines: int,
-               optional_last: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """:func:`read_csv_rows` of normalised text whose quoted cells all close."""
+               optional_last: bool = False, newlines: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`read_csv_rows` of normalised text whose quoted cells all close (``newlines``:
+    its count of line ends, if made already)."""
     # Without quotes or carriage returns every line is one row (the marker keeps blank lines):
     # the lines need not be counted to tell a cell spanning lines (~0.1 s per 200 MB).
-    lines = data.count(b"\n") if b'"' in data or b"\r" in data else None
+    if b'"' in data or b"\r" in data:
+        lines = newlines if newlines is not None else data.count(b"\n")
+    else:
+        lines = None
     has_header = lines > skip_lines if lines is not None else _has_line(data, skip_lines)
     header_at = _line_start(data, skip_lines) if has_header else len(data)
     header = data[header_at : data.find(b"\n", header_at)]
@@ -831,7 +857,9 @@ def split_refused(frame: pl.DataFrame, checks: list[Check], file: str) -> tuple[
     any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
     if not any_bad.any():
         return frame, _no_refusals()
-    flagged = frame.filter(any_bad).hstack(flags.filter(any_bad))
+    # One chunk: Polars 2.1 can panic formatting a reason from text columns of a frame
+    # filtered and stacked this way ("assertion failed: i < self.len()"); the frame is small.
+    flagged = frame.filter(any_bad).hstack(flags.filter(any_bad)).rechunk()
     refused_parts = []
     for i, c in enumerate(checks):
         raw = c.raw if c.raw is not None else (pl.col(c.column).cast(pl.String) if c.column else pl.lit(None, pl.String))
@@ -1120,6 +1148,151 @@ def _codes_at_end(parts: pl.Series) -> pl.Series:
     if other.len():
         code = code.scatter(other, _trailing_codes(frame["text"].gather(other)))
     return code.replace("", None).alias(parts.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers, with or without their unit, parsed in one compiled pass
+# ---------------------------------------------------------------------------------------------
+
+Number = str | pl.Expr | tuple[str | pl.Expr, str | pl.Expr]
+
+# Below this many rows the Polars passes alone parse (tests set it to 0).
+KERNEL_ROWS = 20_000
+KERNEL_BYTES = 1 << 20  # a file this large has about KERNEL_ROWS rows or more
+# The kernels run only in a process that has loaded numba already (the end-of-day run and
+# ingest load it with utl.lots): loading it costs ~0.45 s of CPU and ~120 MB, about what
+# they save on a million-row file, so a process reading one export alone keeps the Polars
+# passes (tests set this False to run the kernels anyway).
+KERNELS_NEED_NUMBA_LOADED = True
+_warming: list[threading.Thread] = []
+
+
+def kernels_for(rows: int) -> bool:
+    """Whether a column of ``rows`` cells is parsed by the compiled passes."""
+    return rows >= KERNEL_ROWS and (not KERNELS_NEED_NUMBA_LOADED or "numba" in sys.modules)
+
+
+def warm_kernels() -> None:
+    """Load the number kernel in a thread (once per process), so that a reader can read its
+    file meanwhile; :func:`with_numbers` waits for it."""
+    if not _warming:
+        thread = threading.Thread(target=_load_kernels, daemon=True)
+        _warming.append(thread)
+        thread.start()
+
+
+def _load_kernels() -> None:
+    from utl.venues._csv_kernels import count_two
+
+    count_two(np.zeros(9, dtype=np.uint8), np.zeros(1, dtype=np.uint64), 34, 10)
+    _decimal_column("x", np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.bool_))
+    _plain_numbers(pl.Series(["1"]), None)
+    _kernel_times(pl.Series(["2024-03-05 09:15:02"]), 4, ord(" "), 0, b"")
+
+
+def _wait_for_kernels() -> None:
+    if _warming and _warming[0] is not threading.current_thread():
+        _warming[0].join()
+
+
+def with_numbers(frame: pl.DataFrame, texts: Mapping[str, Number] | None = None, /, **named: Number) -> pl.DataFrame:
+    """:func:`utl.decimals.with_venue_decimals`, the same columns (``name``, the exact decimal,
+    and ``name__bad``) and the same values, for each ``name: text`` or ``name: (cell, code)``;
+    the second is the number of ``strip_code(cell, code)``: a cell with its unit glued on.
+
+    One compiled pass per column (:func:`utl.venues._csv_kernels.coded_decimals`) reads the
+    cells written the plain way (a sign, ``$``, thousands commas, at most 18 digits a side),
+    which is nearly all of them; only the others (blank, an exponent, ``€``, junk, a blank
+    other than a space) take ``strip_code`` and the venue parser's passes, gathered alone.
+    Such a decimal has one value, so which path read a cell never shows in the result.
+    """
+    from utl.decimals import parse_venue_numbers, with_venue_decimals
+
+    texts = {**(texts or {}), **named}
+    if not texts:
+        return frame
+    exprs: dict[str, pl.Expr] = {}
+    for name, text in texts.items():
+        cell, code = text if isinstance(text, tuple) else (text, None)
+        exprs[name] = (pl.col(cell) if isinstance(cell, str) else cell).cast(pl.String)
+        if code is not None:
+            exprs[f"{name}__code"] = (pl.col(code) if isinstance(code, str) else code).cast(pl.String)
+    cells = frame.select(**exprs)
+    if not kernels_for(frame.height):
+        stripped = {n: strip_code(pl.col(n), pl.col(f"{n}__code")) if f"{n}__code" in cells.columns else pl.col(n) for n in texts}
+        parsed_all = with_venue_decimals(cells, stripped)
+        return frame.with_columns(parsed_all.select(c for n in texts for c in (n, f"{n}__bad")))
+    def parse(name: str) -> tuple[pl.Series, pl.Series]:
+        coded = f"{name}__code" in cells.columns
+        whole, fraction, exact = _plain_numbers(cells[name], cells[f"{name}__code"] if coded else None)
+        value = _decimal_column(name, whole, fraction, exact)
+        bad = pl.Series(f"{name}__bad", np.zeros(len(exact), dtype=bool))
+        left = np.flatnonzero(~exact)
+        if len(left):
+            rest = cells[[name, f"{name}__code"] if coded else [name]][left]
+            text = rest.select(strip_code(pl.col(name), pl.col(f"{name}__code")) if coded else pl.col(name)).to_series()
+            odd_values, odd_bad = parse_venue_numbers(text)
+            value = value.scatter(left, odd_values)
+            bad = bad.scatter(left, odd_bad)
+        return value, bad
+
+    # The kernel lets go of the GIL: columns are read two at a time, as Polars' passes were.
+    with concurrent.futures.ThreadPoolExecutor(min(2, len(texts))) as pool:
+        parsed = [series for pair in pool.map(parse, texts) for series in pair]
+    return frame.with_columns(parsed)
+
+
+def _string_buffers(cells: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text column's Arrow offsets and bytes (no copy) and where it is not null."""
+    import pyarrow as pa
+
+    array = cells.rechunk().to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.type != pa.large_string():
+        array = array.cast(pa.large_string())
+    _, offsets, data = array.buffers()
+    n = len(array)
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + n + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    valid = np.ones(n, dtype=np.bool_) if array.null_count == 0 else cells.is_not_null().to_numpy()
+    return offsets, data, valid
+
+
+def _plain_numbers(cells: pl.Series, codes: pl.Series | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(whole, fraction in 1e-18 units, exact) per cell: :func:`coded_decimals`."""
+    from utl.venues._csv_kernels import coded_decimals
+
+    _wait_for_kernels()
+    n = len(cells)
+    whole, fraction, exact = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
+    if n == 0:
+        return whole, fraction, exact
+    offsets, data, valid = _string_buffers(cells)
+    if codes is None:
+        code_offsets, code_data, code_valid = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8), valid
+    else:
+        code_offsets, code_data, code_valid = _string_buffers(codes)
+    coded_decimals(offsets, data, valid, code_offsets, code_data, code_valid, whole, fraction, exact)
+    return whole, fraction, exact
+
+
+def _decimal_column(name: str, whole: np.ndarray, fraction: np.ndarray, exact: np.ndarray) -> pl.Series:
+    """``whole + fraction * 1e-18`` as ``Decimal(38, 18)``, null where not ``exact``: its
+    128-bit units made by :func:`utl.venues._csv_kernels.decimal_units`, taken by Arrow as
+    they are."""
+    import pyarrow as pa
+
+    from utl.venues._csv_kernels import decimal_units
+
+    units = np.zeros((len(whole), 2), dtype=np.uint64)
+    decimal_units(whole, fraction, exact, units)
+    nulls = int(len(exact) - np.count_nonzero(exact))
+    validity = pa.py_buffer(np.packbits(exact, bitorder="little")) if nulls else None
+    array = pa.Array.from_buffers(pa.decimal128(38, 18), len(exact), [validity, pa.py_buffer(units)], nulls)
+    return pl.Series(name, array)
+
+
 def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes: int = 0) -> pl.Expr:
     """Time text in one of the documented ``shapes`` (a regex the stripped text must match,
     and the ``strptime`` format for it), local at a fixed offset, as UTC; null otherwise.
@@ -1132,7 +1305,25 @@ def shaped_time(text: pl.Expr, shapes: Sequence[tuple[str, str]], offset_minutes
 
 
 def _shaped_times(cells: pl.Series, shapes: tuple[tuple[str, str], ...], offset_minutes: int) -> pl.Series:
-    text = cells.cast(pl.String).str.strip_chars()
+    text = cells.cast(pl.String)
+    kernel = _KERNEL_SHAPES.get(shapes[0]) if shapes else None
+    if kernel is None or not kernels_for(len(text)):
+        naive = _naive_times(text, shapes)
+    else:
+        # The first shape's cells in one compiled pass; the rest (other shapes, junk) as before.
+        micros, exact = _kernel_times(text, *kernel)
+        naive = pl.Series(cells.name, micros).cast(pl.Datetime("us"))
+        left = np.flatnonzero(~exact)
+        if len(left):
+            naive = naive.scatter(left, _naive_times(text.gather(left), shapes))
+    if offset_minutes:
+        naive = naive - timedelta(minutes=offset_minutes)
+    return naive.dt.replace_time_zone("UTC").alias(cells.name)
+
+
+def _naive_times(cells: pl.Series, shapes: tuple[tuple[str, str], ...]) -> pl.Series:
+    """The naive time of each cell by the first of ``shapes`` its stripped text matches."""
+    text = cells.str.strip_chars()
     # All null to start with (pl.repeat: a list of a million Nones costs ~30 ms to convert).
     naive = pl.repeat(None, len(text), dtype=pl.Datetime("us"), eager=True).alias(cells.name)
     left = text.is_not_null().arg_true()
@@ -1147,9 +1338,33 @@ def _shaped_times(cells: pl.Series, shapes: tuple[tuple[str, str], ...], offset_
             break
         naive = naive.scatter(left.filter(hit), _strptime(rest.filter(hit), fmt))
         left = left.filter(~hit)
-    if offset_minutes:
-        naive = naive - timedelta(minutes=offset_minutes)
-    return naive.dt.replace_time_zone("UTC").alias(cells.name)
+    return naive.alias(cells.name)
+
+
+_ANY_PLACES = 1 << 30
+# Shapes the compiled pass reads (utl.venues._csv_kernels.shaped_times): (pattern, format) ->
+# (year digits, the byte between date and time, most fraction digits, suffix). Each pattern
+# matches every text the kernel takes, and the format reads it as the kernel does.
+_KERNEL_SHAPES: dict[tuple[str, str], tuple[int, int, int, bytes]] = {
+    (r"^\d{2}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "%y-%m-%d %H:%M:%S"): (2, ord(" "), 0, b""),
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "%Y-%m-%d %H:%M:%S"): (4, ord(" "), 0, b""),
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,9})?$", "%Y-%m-%d %H:%M:%S%.f"): (4, ord(" "), 9, b""),
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$", "%Y-%m-%d %H:%M:%S%.f"): (4, ord(" "), _ANY_PLACES, b""),
+    (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)? UTC$", "%Y-%m-%d %H:%M:%S%.f UTC"): (4, ord(" "), _ANY_PLACES, b" UTC"),
+    (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$", "%Y-%m-%dT%H:%M:%S%.fZ"): (4, ord("T"), _ANY_PLACES, b"Z"),
+}
+
+
+def _kernel_times(text: pl.Series, year_digits: int, separator: int, max_places: int, suffix: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(naive microseconds since 1970, exact) per cell: :func:`utl.venues._csv_kernels.shaped_times`."""
+    from utl.venues._csv_kernels import shaped_times
+
+    _wait_for_kernels()
+    n = len(text)
+    micros, exact = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
+    offsets, data, valid = _string_buffers(text)
+    shaped_times(offsets, data, valid, year_digits, separator, max_places, np.frombuffer(suffix, dtype=np.uint8), micros, exact)
+    return micros, exact
 
 
 _WHOLE_SECONDS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")  # 19 characters of text
@@ -1182,5 +1397,29 @@ def _strptime(text: pl.Series, fmt: str) -> pl.Series:
 
 def utc(expr: pl.Expr, fmt: str, offset_minutes: int = 0) -> pl.Expr:
     """Parse naive local-time text in ``fmt`` into UTC, shifting by a fixed offset."""
-    naive = expr.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
+    if fmt in _KERNEL_FORMATS:
+        naive = expr.map_batches(lambda cells: _formatted_times(cells, fmt), return_dtype=pl.Datetime("us"), is_elementwise=True)
+    else:
+        naive = expr.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
     return (naive - pl.duration(minutes=offset_minutes)).dt.replace_time_zone("UTC")
+
+
+# Formats whose texts the compiled pass reads where they have the format's exact shape (as
+# :data:`_KERNEL_SHAPES`); Polars' parser reads the rest, which it may accept more loosely.
+_KERNEL_FORMATS: dict[str, tuple[int, int, int, bytes]] = {"%Y-%m-%d %H:%M:%S": (4, ord(" "), 0, b"")}
+
+
+def _formatted_times(cells: pl.Series, fmt: str) -> pl.Series:
+    text = cells.cast(pl.String)
+
+    def by_polars(t: pl.Series) -> pl.Series:
+        return t.str.strip_chars().str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False)
+
+    if not kernels_for(len(text)):
+        return by_polars(text).alias(cells.name)
+    micros, exact = _kernel_times(text, *_KERNEL_FORMATS[fmt])
+    naive = pl.Series(cells.name, micros).cast(pl.Datetime("us"))
+    left = np.flatnonzero(~exact)
+    if len(left):
+        naive = naive.scatter(left, by_polars(text.gather(left)))
+    return naive.alias(cells.name)

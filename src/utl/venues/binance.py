@@ -54,6 +54,7 @@ from utl.derivatives.snapshots import binance_symbol
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.contracts import derivative_cash, venue_instruments
 from utl.venues.base import (
+    with_numbers,
     entry_text,
     wallet_account_expr,
     Columns,
@@ -78,7 +79,6 @@ from utl.venues.base import (
     side_checks,
     side_of,
     signed,
-    strip_code,
     time_checks,
     top_level_keys,
     trailing_code,
@@ -201,12 +201,12 @@ def read_spot_trades(source: Source) -> Parsed:
             pl.col("symbol").str.slice(0, pl.col("symbol").str.len_chars() - pl.col("quote").str.len_chars())
         )
     ).with_columns(fee_asset=code_at_end(pl.col("__fee"), pl.col("base"), pl.col("quote")))
-    frame = with_venue_decimals(
+    frame = with_numbers(
         frame,
-        qty=strip_code(pl.col("__executed"), pl.col("base")),
+        qty=(pl.col("__executed"), pl.col("base")),
         price=pl.col("Price"),
-        quote_qty=strip_code(pl.col("__amount"), pl.col("quote")),
-        fee=strip_code(pl.col("__fee"), pl.col("fee_asset")),
+        quote_qty=(pl.col("__amount"), pl.col("quote")),
+        fee=(pl.col("__fee"), pl.col("fee_asset")),
     )
     frame = per_distinct(frame, "Side", side=side_of(pl.col("Side")))
     frame = keyed(frame, time_column, list(SPOT_CURRENT[1:]), "trade_id").with_columns(
@@ -246,12 +246,12 @@ def read_spot_trades_legacy(source: Source) -> Parsed:
         side=side_of(pl.col("Type")),
     )
     # Numbers are plain here; a code glued on anyway is stripped, never misread.
-    frame = with_venue_decimals(
+    frame = with_numbers(
         frame,
-        qty=strip_code(pl.col("Amount"), pl.col("base")),
-        price=strip_code(pl.col("Price"), pl.col("quote")),
-        quote_qty=strip_code(pl.col("Total"), pl.col("quote")),
-        fee=strip_code(pl.col("Fee"), pl.col("fee_asset")),
+        qty=(pl.col("Amount"), pl.col("base")),
+        price=(pl.col("Price"), pl.col("quote")),
+        quote_qty=(pl.col("Total"), pl.col("quote")),
+        fee=(pl.col("Fee"), pl.col("fee_asset")),
     ).with_columns(order_id=pl.lit(None, pl.String), liquidity=pl.lit(None, pl.String))
     frame = keyed(frame, time_column, list(SPOT_LEGACY[1:]), "trade_id")
     has_pair = pl.col("base").is_not_null() & pl.col("quote").is_not_null()
@@ -337,7 +337,7 @@ def read_transactions(source: Source) -> Parsed:
     require_columns(rows, list(LEDGER_OLDEST[1:]), source.rel)
     coin = pl.col("Coin").str.strip_chars()
     frame = per_distinct(
-        with_venue_decimals(rows, qty=pl.col("Change")),
+        with_numbers(rows, qty=pl.col("Change")),
         ["Coin", "Operation"],
         asset=pl.when(coin != "").then(coin),
         kind=operation_kind(pl.col("Operation")),
@@ -393,12 +393,12 @@ def read_futures_trades(source: Source) -> Parsed:
         # "0.26040000 USDT" or "0.26USDT"; a bare number is in the margin asset, the quote.
         fee_asset=pl.when(pl.col("fee_asset") != "").then(pl.col("fee_asset")).otherwise(pl.col("quote")),
     )
-    frame = with_venue_decimals(
+    frame = with_numbers(
         frame,
-        qty=strip_code(pl.col("Quantity"), pl.col("base")),
-        price=strip_code(pl.col("Price"), pl.col("quote")),
-        quote_qty=strip_code(pl.col("Amount"), pl.col("quote")),
-        fee=strip_code(pl.col("Fee"), pl.col("fee_asset")),
+        qty=(pl.col("Quantity"), pl.col("base")),
+        price=(pl.col("Price"), pl.col("quote")),
+        quote_qty=(pl.col("Amount"), pl.col("quote")),
+        fee=(pl.col("Fee"), pl.col("fee_asset")),
     )
     has_pair = pl.col("base").is_not_null() & pl.col("quote").is_not_null()
     checks += [
@@ -457,7 +457,7 @@ def read_futures_transactions(source: Source) -> Parsed:
     kind_text = pl.col("Type").str.strip_chars()
     asset = pl.col("Asset").str.strip_chars()
     tx = pl.col("Transaction ID").str.strip_chars()
-    frame = with_venue_decimals(rows, qty=pl.col("Amount")).with_columns(
+    frame = with_numbers(rows, qty=pl.col("Amount")).with_columns(
         asset=pl.when(asset != "").then(asset),
         kind=kind_text.str.to_uppercase().replace_strict(FUTURES_TX_KINDS, default="other", return_dtype=pl.String),
         description=kind_text,
@@ -516,7 +516,7 @@ def read_account(source: Source) -> Parsed:
         },
         schema={"source_row": pl.Int64, "entry": pl.String, "is_object": pl.Boolean, "asset_text": pl.String, "free_text": pl.String, "locked_text": pl.String},
     )
-    frame = with_venue_decimals(frame, free=pl.col("free_text"), locked=pl.col("locked_text")).with_columns(
+    frame = with_numbers(frame, free=pl.col("free_text"), locked=pl.col("locked_text")).with_columns(
         asset=pl.col("asset_text").str.strip_chars(),
     )
     limit = pl.lit(Decimal(10) ** 19, DECIMAL)  # below it, free + locked cannot overflow

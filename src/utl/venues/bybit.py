@@ -21,11 +21,12 @@ from decimal import Decimal
 import polars as pl
 
 from utl.assets import split_symbol
-from utl.decimals import DECIMAL, with_venue_decimals
+from utl.decimals import DECIMAL
 from utl.derivatives.snapshots import bybit_symbol
 from utl.schemas import FILLS, MOVEMENTS
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
+    with_numbers,
     Layout,
     Check,
     Columns,
@@ -45,7 +46,6 @@ from utl.venues.base import (
     side_of,
     signed,
     split_refused,
-    strip_code,
     text_or_null,
     time_checks,
     to_schema,
@@ -153,7 +153,7 @@ def _read_asset_log(source: Source) -> Parsed:
     # Wallet signs: UTA already writes them (fee paid < 0, funding paid < 0); the pre-UTA log
     # writes paid fees and paid funding as positive numbers.
     wallet_sign = (lambda part: -part) if legacy else (lambda part: part)
-    frame = with_venue_decimals(
+    frame = with_numbers(
         rows, cash=pl.col("Cash Flow"), fee_part=pl.col("Fee Paid"), funding_part=pl.col("Funding"), change=pl.col("Change")
     )
     frame = per_distinct(
@@ -255,7 +255,7 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
     rows = rows.with_columns(__contract=present(pl.col("Contract")))
     rows = rows.with_columns(__instrument=venue_instruments(rows["__contract"], bybit_symbol))
     direction = pl.col("Direction").str.strip_chars().str.to_lowercase()
-    trades = with_venue_decimals(rows.filter(fill_row), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
+    trades = with_numbers(rows.filter(fill_row), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
     checks = fill_checks(instrument="__instrument", qty="__qty", price="__price",
                          names={"instrument": "Contract", "qty": "Quantity", "price": "Filled Price"})
     checks.append(Check("Direction", ~direction.is_in([*_LEGACY_BUY, *_LEGACY_SELL]).fill_null(True),
@@ -313,7 +313,7 @@ def read_fund(source: Source) -> Parsed:
     require_columns(rows, list(FUND_OLDER), source.rel)
     description = pl.col("Description").str.strip_chars()
     frame = per_distinct(
-        with_time(with_venue_decimals(rows, qty=pl.col("QTY")), "Date & Time(UTC)"),
+        with_time(with_numbers(rows, qty=pl.col("QTY")), "Date & Time(UTC)"),
         ["Coin", "Type", "Description"],
         asset=present(pl.col("Coin")),
         description=pl.when(description != "").then(description).otherwise(pl.col("Type").str.strip_chars()),
@@ -391,12 +391,12 @@ def read_spot_trades(source: Source) -> Parsed:
         .when(old_fee.is_not_null())
         .then(pl.coalesce(pl.col("__fee_code"), received)),
     )
-    frame = with_venue_decimals(
+    frame = with_numbers(
         frame,
-        qty=strip_code(pl.col("Filled Quantity"), pl.col("base")),
-        price=strip_code(pl.col("Filled Price"), pl.col("quote")),
-        quote_qty=strip_code(pl.col("Filled Value"), pl.col("quote")),
-        fee=strip_code(pl.col("fee_text"), pl.col("fee_asset")),
+        qty=(pl.col("Filled Quantity"), pl.col("base")),
+        price=(pl.col("Filled Price"), pl.col("quote")),
+        quote_qty=(pl.col("Filled Value"), pl.col("quote")),
+        fee=(pl.col("fee_text"), pl.col("fee_asset")),
     )
     frame = with_time(frame, time_column).with_columns(
         trade_id=present(pl.col("Transaction ID")),

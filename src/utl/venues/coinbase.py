@@ -40,9 +40,10 @@ import functools
 
 import polars as pl
 
-from utl.decimals import DECIMAL, MARKED_NUMBER, with_venue_decimals
+from utl.decimals import DECIMAL, MARKED_NUMBER
 from utl.schemas import FILLS, MOVEMENTS
 from utl.venues.base import (
+    with_numbers,
     normal,
     Layout,
     Check,
@@ -220,7 +221,7 @@ def _text(column: str) -> pl.Expr:
 
 def with_decimals(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
     """Adds ``<name>__value`` (exact) and ``<name>__value__bad`` for each number text."""
-    return with_venue_decimals(frame, {f"{name}__value": text for name, text in texts.items()})
+    return with_numbers(frame, {f"{name}__value": text for name, text in texts.items()})
 
 
 def _strip_currency(text: pl.Expr) -> pl.Expr:

@@ -21,11 +21,11 @@ import re
 
 import polars as pl
 
-from utl.decimals import with_venue_decimals
 from utl.derivatives.snapshots import deribit_symbol
 from utl.schemas import MOVEMENTS
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
+    with_numbers,
     Layout,
     Check,
     Columns,
@@ -109,7 +109,7 @@ def read_transaction_log(source: Source) -> Parsed:
     # Every number of the file in one pass, the derivative fills' too (_derivatives): a parse
     # is per cell, so parsing the trade rows' size, price and fee with the rest gives them
     # the values a parse of those rows alone would, at one pass's fixed cost instead of three.
-    frame = with_venue_decimals(
+    frame = with_numbers(
         frame, {f"{name}_value": name for name, _, _ in numbers},
         __qty=pl.col(_size_column(frame)), __price=pl.col("price"), __fee=pl.col(_fee_column(frame)),
     ).with_columns(ts=ts)

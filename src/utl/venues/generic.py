@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from utl.decimals import with_venue_decimals
 from utl.schemas import BALANCES
-from utl.venues.base import Check, Columns, Format, Layout, Parsed, Source, read_csv_rows, rename_columns, split_refused
+from utl.venues.base import Check, Columns, Format, Layout, Parsed, Source, read_csv_rows, rename_columns, split_refused, with_numbers
 
 HEADER = ["asset", "total"]
 
@@ -28,7 +27,7 @@ def read_balance_csv(source: Source) -> Parsed:
     if not set(HEADER) <= set(frame.columns):
         raise ValueError(f"{source.rel}: expected the columns asset,total")
     frame = frame.with_columns(pl.col(HEADER).str.strip_chars())
-    frame = with_venue_decimals(frame, total_value="total").rename({"total_value__bad": "total_bad"})
+    frame = with_numbers(frame, total_value="total").rename({"total_value__bad": "total_bad"})
     frame = frame.with_columns(listed=pl.len().over("asset"))
     checks = [
         Check("asset", pl.col("asset") == "", "missing asset"),

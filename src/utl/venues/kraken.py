@@ -33,9 +33,10 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from utl.decimals import DECIMAL, with_venue_decimals
+from utl.decimals import DECIMAL
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
+    with_numbers,
     Layout,
     BOM,
     Columns,
@@ -150,7 +151,7 @@ def _blank(column: str) -> pl.Expr:
 
 def with_decimals(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Adds ``<column>__value`` (exact) and ``<column>__bad`` for number columns."""
-    frame = with_venue_decimals(frame, {f"{column}__value": column for column in columns})
+    frame = with_numbers(frame, {f"{column}__value": column for column in columns})
     return frame.rename({f"{column}__value__bad": f"{column}__bad" for column in columns})
 
 

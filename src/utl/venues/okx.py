@@ -22,11 +22,11 @@ import re
 
 import polars as pl
 
-from utl.decimals import with_venue_decimals
 from utl.schemas import MOVEMENTS
 from utl.derivatives.snapshots import okx_symbol
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
+    with_numbers,
     Columns,
     with_synthetic_id,
     Layout,
@@ -188,7 +188,7 @@ def _number_checks(name: str, column: str, required: bool) -> list[Check]:
 
 def _with_numbers(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """Adds ``<name>_value`` (exact) and ``<name>_bad`` for number columns."""
-    frame = with_venue_decimals(frame, {f"{n}_value": n for n in names})
+    frame = with_numbers(frame, {f"{n}_value": n for n in names})
     return frame.rename({f"{n}_value__bad": f"{n}_bad" for n in names})
 
 
@@ -285,7 +285,7 @@ def _derivatives(source: Source, ok: pl.DataFrame, movements: pl.DataFrame, disp
     ok = ok.with_columns(__instrument=venue_instruments(ok["symbol"], okx_symbol))
     action = pl.col("action").str.to_lowercase()
     fill_row = pl.col("__instrument").is_not_null() & action.is_in([*_BUYS, *_SELLS])
-    trades = with_venue_decimals(ok.filter(fill_row), __qty=pl.col("amount"), __price=pl.col("filled_price"))
+    trades = with_numbers(ok.filter(fill_row), __qty=pl.col("amount"), __price=pl.col("filled_price"))
     columns = {"instrument": display.get("symbol", "Symbol"), "qty": display.get("amount", "Amount"),
                "price": display.get("filled_price", "Filled Price")}
     trades = trades.with_columns(pl.col(name).alias(columns[key]) for key, name in

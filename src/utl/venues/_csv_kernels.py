@@ -1,0 +1,283 @@
+"""Compiled loops over a text column's Arrow buffers (numba), for the CSV readers' numbers.
+
+:func:`coded_decimals` reads, in one pass, what ``strip_code`` then the venue number parser
+read in a dozen Polars passes, for the cells written the plain way (``0.01000000BTC``,
+``-12.5``). Every other cell is left for those passes: a cell read here must never differ
+from the same cell read there (see :func:`utl.venues.base.with_numbers`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
+
+
+# Every byte is made an int64 before it is compared with or added to a number: mixing the
+# uint8 with integer literals made these loops ~5x slower (measured: 94 -> 21 ns a time cell).
+
+
+@njit(cache=True, inline="always")
+def digit_run(b, i, e):
+    """The ASCII digits from ``i`` (before ``e``): where they end, their value (wrapping past
+    18 digits: the caller refuses those by the count) and how many there are."""
+    value = 0
+    count = 0
+    while i < e:
+        d = np.int64(b[i]) - 48
+        if d < 0 or d > 9:
+            break
+        value = value * 10 + d
+        count += 1
+        i += 1
+    return i, value, count
+
+
+@njit(cache=True, inline="always")
+def marked_decimal(b, s, e):
+    """``b[s:e]`` as ``[+-]?$?D+(.D+)?``, its whole part perhaps in thousands
+    (``1,300.50``: 1 to 3 digits, then groups of 3 after commas), with at most 18 digits
+    before the point and 18 after: (True, integer part, fraction in units of 1e-18), both
+    signed; else (False, 0, 0). What the venue parser reads without its slow path
+    (``utl.decimals.MARKED_NUMBER``) but for ``€``, ``£`` and 19 or 20 whole digits."""
+    i = s
+    negative = False
+    if i < e and (b[i] == 45 or b[i] == 43):  # - +
+        negative = b[i] == 45
+        i += 1
+    if i < e and b[i] == 36:  # $
+        i += 1
+    i, whole, digits = digit_run(b, i, e)
+    if digits == 0:
+        return False, 0, 0
+    if i < e and b[i] == 44:  # ,
+        if digits > 3:
+            return False, 0, 0
+        while i < e and b[i] == 44:
+            j, group, count = digit_run(b, i + 1, e)
+            if count != 3:
+                return False, 0, 0
+            whole = whole * 1000 + group  # may wrap past 18 digits: refused below by the count
+            digits += 3
+            i = j
+    if digits > 18:
+        return False, 0, 0
+    fraction = 0
+    if i < e and b[i] == 46:  # .
+        i, fraction, places = digit_run(b, i + 1, e)
+        if places == 0 or places > 18:
+            return False, 0, 0
+        fraction *= _POW10[18 - places]
+    if i != e:
+        return False, 0, 0
+    if negative:
+        return True, -whole, -fraction
+    return True, whole, fraction
+
+
+@njit(cache=True, nogil=True)
+def coded_decimals(offsets, data, valid, code_offsets, code_data, code_valid, whole, fraction, exact):
+    """Per cell ``r`` (bytes ``data[offsets[r]:offsets[r + 1]]``, null where ``valid[r]`` is
+    false): the blanks around it dropped; then, when the cell ends with its code (bytes
+    ``code_data[code_offsets[r]:code_offsets[r + 1]]``, none where ``code_valid[r]`` is false
+    or ``code_offsets`` is empty), the code and the blanks before it; then, when the rest is a
+    plain decimal (:func:`marked_decimal`), ``exact[r]`` is set and ``whole[r]``,
+    ``fraction[r]`` hold its value. Blanks here are ASCII spaces only: a cell with any other
+    blank is left for the slow path, which strips them as Polars does."""
+    coded = len(code_offsets) > 0
+    for r in range(len(offsets) - 1):
+        if not valid[r]:
+            continue
+        s, e = offsets[r], offsets[r + 1]
+        while s < e and data[s] == 32:
+            s += 1
+        while e > s and data[e - 1] == 32:
+            e -= 1
+        if coded and code_valid[r]:
+            cs, ce = code_offsets[r], code_offsets[r + 1]
+            k = ce - cs
+            if 0 < k <= e - s:
+                same = True
+                for j in range(k):
+                    if data[e - k + j] != code_data[cs + j]:
+                        same = False
+                        break
+                if same:
+                    e -= k
+                    while e > s and data[e - 1] == 32:
+                        e -= 1
+        ok, w, f = marked_decimal(data, s, e)
+        if ok:
+            exact[r], whole[r], fraction[r] = True, w, f
+
+
+@njit(cache=True, inline="always")
+def two_digits(b, i):
+    """``b[i:i + 2]`` as a number, -1 unless both are ASCII digits."""
+    x, y = np.int64(b[i]) - 48, np.int64(b[i + 1]) - 48
+    if 0 <= x <= 9 and 0 <= y <= 9:
+        return x * 10 + y
+    return -1
+
+
+@njit(cache=True, inline="always")
+def days_from_civil(y, m, d):
+    """Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's algorithm)."""
+    if m <= 2:
+        y -= 1
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@njit(cache=True, nogil=True)
+def shaped_times(offsets, data, valid, year_digits, separator, max_places, suffix, micros, exact):
+    """Per cell (blanks around it dropped): ``YYYY-MM-DD`` (or ``YY-MM-DD``, years 00..68 as
+    20YY), the byte ``separator``, ``HH:MM:SS``, then, where ``max_places`` > 0, perhaps ``.``
+    and 1 to ``max_places`` digits (a fraction: its first 6 digits, as Polars truncates),
+    then the bytes ``suffix``; a real date and time (month 1..12, the month's days, hour
+    0..23, minute and second 0..59). Where it is, ``exact[r]`` is set and ``micros[r]``
+    holds the naive time as microseconds since 1970. Anything else is left for Polars."""
+    date_len = year_digits + 6
+    for r in range(len(offsets) - 1):
+        if not valid[r]:
+            continue
+        s, e = offsets[r], offsets[r + 1]
+        while s < e and data[s] == 32:
+            s += 1
+        while e > s and data[e - 1] == 32:
+            e -= 1
+        if e - s < date_len + 9 + len(suffix):
+            continue
+        if year_digits == 4:
+            hi, lo = two_digits(data, s), two_digits(data, s + 2)
+            if hi < 0 or lo < 0:
+                continue
+            year = hi * 100 + lo
+            if year < 1900 or year > 2199:
+                continue
+        else:
+            year = two_digits(data, s)
+            if year < 0 or year > 68:
+                continue
+            year += 2000
+        i = s + year_digits
+        if data[i] != 45 or data[i + 3] != 45 or data[i + 6] != separator or data[i + 9] != 58 or data[i + 12] != 58:
+            continue
+        month, day = two_digits(data, i + 1), two_digits(data, i + 4)
+        hour, minute, second = two_digits(data, i + 7), two_digits(data, i + 10), two_digits(data, i + 13)
+        if month < 1 or month > 12 or day < 1 or hour < 0 or hour > 23 or minute < 0 or minute > 59 or second < 0 or second > 59:
+            continue
+        if month == 2:
+            leap = (year % 4 == 0 and year % 100 != 0) or year % 400 == 0
+            last = 29 if leap else 28
+        elif month == 4 or month == 6 or month == 9 or month == 11:
+            last = 30
+        else:
+            last = 31
+        if day > last:
+            continue
+        i += 15
+        # The fraction, if any, then exactly the suffix.
+        end = e - len(suffix)
+        same = True
+        for j in range(len(suffix)):
+            if data[end + j] != suffix[j]:
+                same = False
+                break
+        if not same or end < i:
+            continue
+        fraction = 0
+        if end > i:
+            if max_places == 0 or data[i] != 46 or end - i - 1 > max_places or end - i - 1 < 1:
+                continue
+            places = 0
+            digits = True
+            for k in range(i + 1, end):
+                d = np.int64(data[k]) - 48
+                if d < 0 or d > 9:
+                    digits = False
+                    break
+                if places < 6:
+                    fraction = fraction * 10 + d
+                    places += 1
+            if not digits:
+                continue
+            while places < 6:
+                fraction *= 10
+                places += 1
+        seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+        micros[r] = seconds * 1_000_000 + fraction
+        exact[r] = True
+
+
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_ONES = np.uint64(0x0101010101010101)
+_S7, _S56 = np.uint64(7), np.uint64(56)
+
+
+@njit(cache=True, inline="always")
+def _others(word, pattern):
+    """How many of ``word``'s 8 bytes differ from ``pattern``'s (one byte repeated): a byte of
+    ``word ^ pattern`` is zero where they match, and the bit trick sets the high bit of each
+    non-zero byte (no carry crosses bytes); the multiply adds those bits up in the top byte."""
+    t = word ^ pattern
+    y = (((t & _LOW7) + _LOW7) | t) & _HIGH
+    return ((y >> _S7) * _ONES) >> _S56
+
+
+@njit(cache=True, nogil=True)
+def count_two(b, words, first, second):
+    """How many bytes of ``b`` are ``first`` and how many are ``second`` (``words``: ``b`` as
+    uint64, 8 bytes at a time), in one pass: ``b.count(first), b.count(second)``."""
+    p1 = np.uint64(first) * _ONES
+    p2 = np.uint64(second) * _ONES
+    other1 = np.uint64(0)
+    other2 = np.uint64(0)
+    for k in range(len(words)):
+        other1 += _others(words[k], p1)
+        other2 += _others(words[k], p2)
+    n1 = 8 * len(words) - np.int64(other1)
+    n2 = 8 * len(words) - np.int64(other2)
+    for i in range(8 * len(words), len(b)):
+        x = np.int64(b[i])
+        n1 += x == first
+        n2 += x == second
+    return n1, n2
+
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+_E18_LO = np.uint64(10**18 & 0xFFFFFFFF)
+_E18_HI = np.uint64(10**18 >> 32)
+
+
+@njit(cache=True, nogil=True)
+def decimal_units(whole, fraction, exact, units):
+    """``whole * 10**18 + fraction`` per row where ``exact`` (both of one sign, each below
+    10**18 in size): the Decimal(38, 18) value's 128 bits, two's complement, as two uint64
+    (low, high) in ``units[r]``; zero elsewhere. The product of 64 bits by 64 is taken in
+    halves of 32: numba has no 128-bit integer."""
+    for r in range(len(whole)):
+        if not exact[r]:
+            continue
+        negative = whole[r] < 0 or fraction[r] < 0
+        a = np.uint64(-whole[r] if whole[r] < 0 else whole[r])
+        f = np.uint64(-fraction[r] if fraction[r] < 0 else fraction[r])
+        a_lo, a_hi = a & _LOW32, a >> _S32
+        p0, p1, p2, p3 = a_lo * _E18_LO, a_lo * _E18_HI, a_hi * _E18_LO, a_hi * _E18_HI
+        middle = (p0 >> _S32) + (p1 & _LOW32) + (p2 & _LOW32)
+        lo = (p0 & _LOW32) | (middle << _S32)
+        hi = p3 + (p1 >> _S32) + (p2 >> _S32) + (middle >> _S32)
+        low = lo + f
+        if low < lo:  # the carry
+            hi += np.uint64(1)
+        if negative:
+            low = ~low + np.uint64(1)
+            hi = ~hi + (np.uint64(1) if low == np.uint64(0) else np.uint64(0))
+        units[r, 0] = low
+        units[r, 1] = hi

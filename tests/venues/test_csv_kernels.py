@@ -1,0 +1,174 @@
+"""The compiled passes for CSV numbers and times (utl.venues._csv_kernels) against the Polars
+passes they stand in for: the same values, the same refusals, on tricky cells and on every
+venue fixture. ``KERNEL_ROWS`` is set to 0 so that even a few rows take the kernels."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from utl.decimals import with_venue_decimals
+from utl.venues import all_formats, base
+from utl.venues.base import Source, head_text, shaped_time, strip_code, utc, with_numbers
+
+FIXTURES = Path(__file__).parent / "fixtures"
+UTC = timezone.utc
+
+NUMBERS = [
+    ("1.5", "BTC"), (" 1.5 ", "BTC"), ("-0.5", None), ("-0", ""), ("+2", "BTC"), ("1,300.50", "USDT"), ("-$5,250.00", "USD"),
+    ("$-5", "USD"), ("1,30", "USDT"), ("1234,567", "USDT"), ("0,123", "USDT"), ("1,234,567,890,123,456,789", "USDT"),
+    ("-3.605E-05", "BTC"), ("0E-18", "X"), ("--", "BTC"), ("", "BTC"), (None, "BTC"), ("1.", "BTC"), (".5", "BTC"),
+    ("12345678901234567890", "BTC"), ("123456789012345678901", "BTC"), ("1.1234567890123456789", "BTC"),
+    ("999999999999999999.999999999999999999", "BTC"), ("-0.000000000000000001", "BTC"), ("abc", "BTC"), ("1.5BTC", "BTC"),
+    ("1.5 BTC", "BTC"), ("BTC", "BTC"), ("1.5\tBTC", "BTC"), ("\t1.5", "BTC"), ("1.5ETH", "BTC"), ("0.011INCH", "INCH"),
+    ("1INCH", "1INCH"), ("2.0E-7BTC", "BTC"), ("1.5BTCBTC", "BTC"), ("€5", "EUR"), ("1,5", "BTC"), (" ", "BTC"), ("007.25", None),
+]
+
+
+@pytest.fixture(autouse=True)
+def numba_loaded_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels run wherever the thresholds say, numba loaded by the process or not."""
+    monkeypatch.setattr(base, "KERNELS_NEED_NUMBA_LOADED", False)
+
+
+@pytest.fixture
+def kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+
+
+def test_numbers_match_the_venue_parser_cell_for_cell(kernels: None) -> None:
+    cells, codes = zip(*NUMBERS)
+    frame = pl.DataFrame({"c": cells, "k": codes}, schema={"c": pl.String, "k": pl.String})
+    frame = pl.concat([frame] * 3).slice(2)  # a sliced frame: Arrow buffers with an offset
+    expected = with_venue_decimals(frame, plain=pl.col("c"), coded=strip_code(pl.col("c"), pl.col("k")))
+    got = with_numbers(frame, plain="c", coded=("c", "k"))
+    assert got.equals(expected) and got.schema == expected.schema
+    # The kernel did read the plain cells: a grouped amount with its unit is exact.
+    row = got.filter(pl.col("c") == "-$5,250.00").row(0, named=True)
+    assert str(row["coded"]) == "-5250.000000000000000000" and not row["coded__bad"]
+
+
+def test_numbers_of_an_empty_frame(kernels: None) -> None:
+    frame = pl.DataFrame({"c": []}, schema={"c": pl.String})
+    assert with_numbers(frame, v="c").equals(with_venue_decimals(frame, v="c"))
+
+
+TIMES = [
+    "2024-03-05 09:15:02", " 2024-03-05 09:15:02 ", "2024-02-29 23:59:59", "2023-02-29 00:00:00", "2024-13-01 00:00:00",
+    "2024-04-31 00:00:00", "2024-03-05 24:00:00", "2024-03-05 23:59:60", "1899-12-31 00:00:00", "2200-01-01 00:00:00",
+    "2024-03-05 09:15:02.1", "2024-03-05 09:15:02.1234567", "2024-03-05 09:15:02.1234567891", "2024-03-05 09:15:02.",
+    "2024-03-05T09:15:02.500Z", "2024-03-05 09:15:02.25 UTC", "24-03-05 09:15:02", "68-12-31 23:59:59", "69-01-01 00:00:00",
+    "", None, "junk", "2024-3-05 09:15:02", "\t2024-03-05 09:15:02", "2000-02-29 12:00:00", "2100-02-29 00:00:00",
+    "09:15 2024-03-05",
+]
+
+
+@pytest.mark.parametrize("shape", list(base._KERNEL_SHAPES))
+def test_each_compiled_time_shape_reads_as_its_pattern_and_format(shape: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pl.DataFrame({"t": TIMES}, schema={"t": pl.String})
+    shapes = [shape, (r"^\d{2}:\d{2} \d{4}-\d{2}-\d{2}$", "%H:%M %Y-%m-%d")]
+    expected = frame.select(shaped_time(pl.col("t"), shapes, 480))
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    got = frame.select(shaped_time(pl.col("t"), shapes, 480))
+    assert got.equals(expected)
+    assert got["t"].null_count() < len(TIMES) - 1  # some cells do have the shape
+
+
+def test_utc_by_the_kernel_matches_polars(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pl.DataFrame({"t": TIMES}, schema={"t": pl.String})
+    expected = frame.select(utc(pl.col("t"), "%Y-%m-%d %H:%M:%S", 60))
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    got = frame.select(utc(pl.col("t"), "%Y-%m-%d %H:%M:%S", 60))
+    assert got.equals(expected)
+    assert got["t"][0] == datetime(2024, 3, 5, 8, 15, 2, tzinfo=UTC)
+
+
+def _fixtures() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(FIXTURES.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            head = head_text(path)
+        except (UnicodeDecodeError, ValueError):
+            continue
+        out += [(f.name, path) for f in all_formats() if f.columns and f.claims(head)]
+    return out
+
+
+def _read(name: str, path: Path) -> tuple[pl.DataFrame, pl.DataFrame] | str:
+    (fmt,) = [f for f in all_formats() if f.name == name]
+    try:
+        parsed = fmt.read(Source(path=path, rel=path.name, venue="v", account="a"))
+    except Exception as e:  # a file refused whole: the same error either way
+        return f"{type(e).__name__}: {e}"
+    return parsed.frame, parsed.quarantine
+
+
+@pytest.mark.parametrize(("name", "path"), _fixtures(), ids=lambda v: v.name if isinstance(v, Path) else v)
+def test_every_csv_fixture_reads_the_same_with_the_compiled_passes(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _read(name, path)
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    got = _read(name, path)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert got[0].equals(expected[0]) and got[1].equals(expected[1])
+
+
+def test_a_bad_number_in_a_large_file_is_refused_with_its_row_and_column(tmp_path: Path) -> None:
+    rows = ["2024-03-05 09:15:02,BTCUSDT,BUY,65000.5,0.01000000BTC,\"650.00500000USDT\",0.00001BTC"] * 25_000
+    rows[7] = "2024-03-05 09:15:02,BTCUSDT,BUY,65000.5,0.01.0BTC,650.005USDT,0.00001BTC"
+    rows[9] = "2024-03-05 09:15:02,BTCUSDT,BUY,65000.5,0.01BTC,1,5USDT,0.00001BTC"  # a stray comma: one cell too many
+    rows[11] = "2024-03-05 09:15:02,BTCUSDT,BUY,65000.5,0.01BTC,\"1,5USDT\",0.00001BTC"  # a decimal comma
+    path = tmp_path / "Binance-Spot-Trade-History-202403051200(UTC+0).csv"
+    path.write_text("Date(UTC),Pair,Side,Price,Executed,Amount,Fee\n" + "\n".join(rows) + "\n")
+    assert path.stat().st_size >= base.KERNEL_BYTES and len(rows) >= base.KERNEL_ROWS  # the compiled passes read it
+    (fmt,) = [f for f in all_formats() if f.name == "binance.spot_trades"]
+    parsed = fmt.read(Source(path=path, rel="binance/main/" + path.name, venue="binance", account="main"))
+    assert parsed.frame.height == len(rows) - 3
+    q = parsed.quarantine.select("file", "row", "column", "reason").rows()
+    assert q == [
+        ("binance/main/" + path.name, 8, "Executed", '"Executed": "0.01.0BTC" is not an exact decimal'),
+        ("binance/main/" + path.name, 10, None, "the row has 8 cells, the header 7"),
+        ("binance/main/" + path.name, 12, "Amount", '"Amount": "1,5USDT" is not an exact decimal'),
+    ]
+    first = parsed.frame.row(0, named=True)
+    assert str(first["qty"]) == "0.010000000000000000" and str(first["quote_qty"]) == "650.005000000000000000"
+
+
+def test_quotes_and_newlines_are_counted_as_bytes_count_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()  # counted by the kernel only once it is loaded
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    for n in [*range(0, 20), 1000, 4099]:  # whole words of 8 bytes, and the bytes after them
+        data = bytes((b'"\n,a\xff'[(i * 7 + n) % 5]) for i in range(n))
+        assert base._quotes_and_newlines(data) == (data.count(b'"'), data.count(b"\n"))
+
+
+def test_a_quoted_file_reads_the_same_with_the_kernels_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()
+    lines = ['"a","b"'] + [f'"x{i}","{i}"' for i in range(50)] + ['"two\nlines","7"', '"cut', "short"]
+    path = tmp_path / "quoted.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source = Source(path=path, rel="quoted.csv", venue="v", account="a")
+    expected = base.read_csv_rows(source)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    got = base.read_csv_rows(source)
+    assert got[0].equals(expected[0]) and got[1].equals(expected[1])
+    assert got[0].height == 51 and got[1]["reason"].to_list() == ["the file ends inside a quoted cell: this last row is cut short"]
+
+
+def test_kernels_wait_for_a_process_that_loaded_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "KERNELS_NEED_NUMBA_LOADED", True)
+    monkeypatch.delitem(sys.modules, "numba", raising=False)  # put back after the test
+    assert not base.kernels_for(10**6)
+    monkeypatch.setitem(sys.modules, "numba", object())
+    assert base.kernels_for(10**6) and not base.kernels_for(base.KERNEL_ROWS - 1)
