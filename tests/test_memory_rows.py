@@ -147,3 +147,14 @@ def test_the_thread_count_is_told_plainly(monkeypatch) -> None:
         monkeypatch.setenv("UTL_INGEST_THREADS", bad)
         with pytest.raises(ValueError, match="UTL_INGEST_THREADS"):
             ingest_threads()
+
+
+def test_unset_the_thread_count_is_twice_the_cores_at_most_four(monkeypatch) -> None:
+    import os
+
+    from utl.memory import ingest_threads
+
+    monkeypatch.delenv("UTL_INGEST_THREADS", raising=False)
+    for cores, threads in ((1, 2), (2, 4), (8, 4)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert ingest_threads() == threads
