@@ -27,10 +27,11 @@ from utl.settings import Settings
 
 T = TypeVar("T")
 
-# At a million rows a shard the 10 M-fill benchmark day peaks at 3.3 GB (README,
-# "Performance"); smaller shards hold less (more of them run one after another). UTL_SHARD_ROWS
-# changes it (tests set it to 1 to book each account alone).
-DEFAULT_SHARD_ROWS = 1_000_000
+# Two shards are booked at once, each holding its rows and legs: at half a million rows a
+# shard the 10 M-fill benchmark day peaks at 2.4 GB in the same time as at a million, where
+# it reached 3.4-4.1 GB (README, "Performance"). UTL_SHARD_ROWS changes it (tests set it to 1
+# to book each account alone).
+DEFAULT_SHARD_ROWS = 500_000
 ACCOUNT = ["venue", "account"]
 ACCOUNT_SCHEMA = pl.Schema({"venue": pl.String, "account": pl.String})
 PLAN = pl.Schema({"venue": pl.String, "account": pl.String, "rows": pl.Int64, "shard": pl.Int32})
