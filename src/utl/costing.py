@@ -29,7 +29,7 @@ import polars as pl
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
 from utl.lots import group_totals_fit, match_and_realize, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
-from utl.ordering import hashes_repeat, stable_argsort
+from utl.ordering import group_time_order, hashes_repeat, stable_argsort
 from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64, to_int64_at_nine
 from utl.schemas import UTC_TS
 
@@ -312,32 +312,14 @@ def _prices(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
 def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The permutation that puts trades in the order they apply: by (book, asset), then
     ``ts``, then input order (a stable sort). Returns it with each trade's group code in
-    that order; codes are equal exactly within a (book, asset)."""
-    # Codes stay 32-bit until the one key is made, and each column is let go as soon as it
-    # is used: on 10 M trades the sort's own buffers come at the peak.
+    that order; codes are equal exactly within a (book, asset) and number the groups from
+    0 in the order they first appear in the input."""
     codes = valid.select(
         pl.col("book").cast(pl.Categorical).to_physical().alias("b"),
         pl.col("asset").cast(pl.Categorical).to_physical().alias("a"),
         pl.col("ts").dt.epoch("us").alias("t"),
     )
-    if codes.height == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    n_assets = int(codes["a"].max()) + 1
-    t_min, t_max = int(codes["t"].min()), int(codes["t"].max())
-    span = t_max - t_min + 1
-    groups = (int(codes["b"].max()) + 1) * n_assets
-    codes = codes.select(g=pl.col("b").cast(pl.Int64) * n_assets + pl.col("a").cast(pl.Int64), t="t")
-    if groups * span < INT64_MAX:
-        # One int64 key, radix-sorted: a few linear passes instead of a comparison sort.
-        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min)).to_series()
-        group = codes["g"]
-        del codes
-        order = stable_argsort(key.to_numpy())
-        del key
-    else:
-        order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series().cast(pl.Int64).to_numpy()
-        group = codes["g"]
-    return order, group.to_numpy()[order]
+    return group_time_order(codes["b"].to_numpy(), codes["a"].to_numpy(), codes["t"].to_numpy())
 
 
 # ---------------------------------------------------------------------------------------
