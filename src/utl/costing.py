@@ -19,6 +19,7 @@ matching runs on Python integers, with Polars ``Decimal`` pricing the matches (t
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Literal
@@ -61,9 +62,11 @@ def compute_costs(
     unique by construction (the daily run's leg ids); everything else is still checked."""
     if method not in METHODS:
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
+    warm_kernels(method)
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
-    valid = validate_trades(frame, source=source, ids_unique=ids_unique)
-    order, group = application_order(valid)
+    valid, codes = _validate(frame, source=source, ids_unique=ids_unique)
+    order, group = group_time_order(*codes) if codes is not None else application_order(valid)
+    del codes
     fast = _cost_in_words(valid, order, group, method)
     if fast is not None:
         return fast
@@ -104,6 +107,45 @@ def compute_costs(
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
+_warmed: set[str] = set()
+_warm_lock = threading.Lock()
+
+
+def warm_kernels(method: str) -> None:
+    """Start loading the compiled kernels ``method`` runs, once per process and method, on a
+    thread of its own: a few trades costed in the background.
+
+    A process's first kernel call pays numba's own start (its typing and lowering
+    registries, then each kernel read from its cache, or compiled in a cold checkout): some
+    0.2-0.3 s, nearly all Python holding the GIL. Started here, that runs while the calling
+    thread's Polars checks and casts run, which let go of the GIL; a kernel the caller
+    reaches first is loaded by whichever thread comes first (numba's compile lock), never
+    twice. Nothing is waited for and nothing is shared but numba's dispatchers, so this
+    changes no result; a failure here only means the caller loads the kernels itself."""
+    with _warm_lock:
+        if method in _warmed:
+            return
+        _warmed.add(method)
+    threading.Thread(target=_cost_a_few, args=(method,), name=f"utl-costing-warm-{method}", daemon=True).start()
+
+
+def _cost_a_few(method: str) -> None:
+    few = pl.DataFrame(
+        {
+            "book": ["b", "b", "b"],
+            "asset": ["x", "x", "x"],
+            "ts": pl.Series([0, 1, 2], dtype=pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "trade_id": ["1", "2", "3"],
+            "qty": pl.Series(["2", "-3", "0.5"]).str.to_decimal(scale=SCALE),
+            "price": pl.Series(["10.5", "11", "12"]).str.to_decimal(scale=SCALE),
+        }
+    )
+    try:
+        compute_costs(few, method)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - only a head start: the caller loads what this did not
+        pass
+
+
 @dataclass(frozen=True)
 class GroupCosts:
     """What a business date needs from costing (:func:`cost_groups`): no per-trade columns."""
@@ -135,6 +177,7 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
     if trades.schema != GROUP_TRADES:
         return None
+    warm_kernels(method)
     checks = trades.select(
         pl.any_horizontal(pl.all().null_count() > 0).alias("nulls"),
         (pl.col("qty") == 0).any().alias("zero"),
@@ -367,6 +410,12 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_uniqu
     decimals and ``ts`` in UTC; raise :class:`BadInput` listing every problem (missing
     column, null, unparseable or zero quantity, non-positive or unparseable price, bad
     timestamp, duplicate ``trade_id`` within a book)."""
+    return _validate(frame, source=source, ids_unique=ids_unique)[0]
+
+
+def _validate(frame: pl.DataFrame, *, source: str | None, ids_unique: bool) -> tuple[pl.DataFrame, tuple | None]:
+    """:func:`validate_trades`, with the (book, asset, time) codes of the application order
+    when the whole-column checks made them on the way (None otherwise)."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise BadInput([RowError(source, None, c, "missing column") for c in missing])
@@ -400,17 +449,20 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_uniqu
         raise BadInput(_row_errors(parsed, flags, problems, source))
     return parsed.with_columns(qty=pl.col("__qty"), price=pl.col("__price"), ts=pl.col("__ts")).drop(
         "__qty", "__price", "__ts"
-    )
+    ), None
 
 
-def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> pl.DataFrame | None:
+def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> tuple[pl.DataFrame, tuple] | None:
     """``frame`` normalised, when its columns already have exact types and a few whole-column
-    checks find nothing wrong; None sends it through the row-by-row checks (which parse
-    text and name every bad value). Only ever a shortcut: it accepts nothing they refuse.
+    checks find nothing wrong, with the book and asset codes and times that put it in
+    application order (:func:`utl.ordering.group_time_order`); None sends it through the
+    row-by-row checks (which parse text and name every bad value). Only ever a shortcut: it
+    accepts nothing they refuse.
 
-    Duplicate ids are ruled out on 64-bit hashes of (book, trade_id): no repeated hash
-    proves every pair distinct; a repeat (a real duplicate, or a collision) leaves the
-    verdict to the exact check.
+    Duplicate ids are ruled out on the book's code and a 64-bit hash of the ``trade_id``: no
+    repeated pair proves every (book, trade_id) distinct; a repeat (a real duplicate, or a
+    hash collision) leaves the verdict to the exact check. The codes and the hash are made
+    in one Polars pass (which lets go of the GIL while a first call's kernels load).
     """
     schema = frame.schema
     decimal_given = all(isinstance(schema[c], pl.Decimal) and (schema[c].scale or 0) <= SCALE for c in ("qty", "price"))
@@ -425,13 +477,20 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> pl.DataFrame | Non
     ).row(0, named=True)
     if checks["nulls"] or checks["zero"] or checks["price"]:
         return None
-    if not ids_unique:
-        hashes = frame.select(pl.col("book").hash(), pl.col("trade_id").hash())
-        if hashes_repeat(hashes["book"].to_numpy(), hashes["trade_id"].to_numpy()):
-            return None
-    return frame.with_columns(
+    codes = frame.select(
+        pl.col("book").cast(pl.Categorical).to_physical().alias("b"),
+        pl.col("asset").cast(pl.Categorical).to_physical().alias("a"),
+        ts.dt.epoch("us").alias("t"),
+        *([] if ids_unique else [pl.col("trade_id").hash().alias("id")]),
+    )
+    book, asset, t = (codes[c].to_numpy() for c in ("b", "a", "t"))
+    if not ids_unique and hashes_repeat(book, codes["id"].to_numpy()):
+        return None
+    del codes
+    valid = frame.with_columns(
         pl.col("book", "asset", "trade_id").cast(pl.String), pl.col("qty", "price").cast(DECIMAL), ts.alias("ts")
     )
+    return valid, (book, asset, t)
 
 
 def _row_errors(parsed: pl.DataFrame, flags: pl.DataFrame, problems, source: str | None) -> list[RowError]:

@@ -46,6 +46,17 @@ def _radix_argsort(keys, bits):
     return idx
 
 
+def fixed(values: np.ndarray, dtype) -> np.ndarray:
+    """``values`` as a contiguous, read-only array of ``dtype`` (a view when it already is
+    one). Numba compiles, caches and loads a kernel once per argument type, and an array's
+    write flag is part of its type: arrays from Polars are read-only or not depending on
+    how their column was chunked, so fixing the flag keeps every call on the one loaded
+    kernel."""
+    values = np.ascontiguousarray(values, dtype=dtype).view()
+    values.flags.writeable = False
+    return values
+
+
 def stable_argsort(keys: np.ndarray) -> np.ndarray:
     """The stable ascending order of non-negative ``int64`` keys (equal keys keep their
     input order)."""
@@ -77,9 +88,10 @@ def _any_repeated(first, second):
 
 
 def hashes_repeat(first: np.ndarray, second: np.ndarray) -> bool:
-    """Whether two rows share the combined hash of (``first``, ``second``) (``uint64``
-    hashes of two columns): False proves every (first, second) pair distinct."""
-    return bool(_any_repeated(first, second)) if len(first) else False
+    """Whether two rows share the combined hash of (``first``, ``second``) (``second`` a
+    ``uint64`` hash of a column, ``first`` another hash or an unsigned code): False proves
+    every (first, second) pair distinct."""
+    return bool(_any_repeated(fixed(first, first.dtype), fixed(second, np.uint64))) if len(first) else False
 
 
 @njit(cache=True, nogil=True)
@@ -226,7 +238,7 @@ def group_time_order(first: np.ndarray, second: np.ndarray, t: np.ndarray) -> tu
     width = int(second.max()) + 1
     slots = (int(first.max()) + 1) * width
     direct = np.full(slots, -1, np.int64) if slots <= 1 << 20 else np.empty(0, np.int64)
-    code, n_groups = _dense_pairs(first, second, direct, np.int64(width))
-    order, starts = _group_time_order(code, t, n_groups)
+    code, n_groups = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width))
+    order, starts = _group_time_order(code, fixed(t, np.int64), n_groups)
     group = np.repeat(np.arange(n_groups, dtype=np.int64), np.diff(starts))
     return order, group
