@@ -31,7 +31,7 @@ from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
 from utl.lots import group_totals_fit, match_and_realize, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
 from utl.ordering import group_time_order, hashes_repeat, stable_argsort
-from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64, to_int64_at_nine
+from utl.scaled import decimal_from_words, decimal_word_chunks, int64_to_decimal, to_int64, to_int64_at_nine
 from utl.schemas import UTC_TS
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -187,14 +187,14 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         return None
     order, group = application_order(trades)
     n = len(order)
-    as_qty = _quantities(decimal_words(trades["qty"]), group, order)
+    as_qty = _quantities(decimal_word_chunks(trades["qty"]), group, order)
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
     if method == "wac":
-        outcome = realize_wac(group, qty, decimal_words(trades["price"]), order, qty_scale, n_groups,
+        outcome = realize_wac(group, qty, decimal_word_chunks(trades["price"]), order, qty_scale, n_groups,
                               counted_from, per_trade=False)
         if outcome is None:
             return None
@@ -203,7 +203,7 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
                          _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
     else:
-        as_price = _prices(decimal_words(trades["price"]))
+        as_price = _prices(decimal_word_chunks(trades["price"]))
         if as_price is None:
             return None
         price_scale, price_in, _ = as_price
@@ -264,12 +264,12 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     """
     # Each column's words are let go as soon as its integers are made (the kernels'
     # working memory comes at the peak).
-    as_qty = _quantities(decimal_words(valid["qty"]), group, order)
+    as_qty = _quantities(decimal_word_chunks(valid["qty"]), group, order)
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
     del as_qty
-    price_words = decimal_words(valid["price"])
+    price_words = decimal_word_chunks(valid["price"])
     n = len(order)
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
@@ -330,7 +330,7 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
-def _quantities(words: np.ndarray, group: np.ndarray, order: np.ndarray) -> tuple[int, np.ndarray] | None:
+def _quantities(words: list[np.ndarray], group: np.ndarray, order: np.ndarray) -> tuple[int, np.ndarray] | None:
     """Quantities as int64 in application order, at 9 digits after the point (one cheap
     pass, and what venues write) or else at the fewest that hold them; None when no
     scale keeps every (book, asset)'s total traded quantity within int64."""
@@ -343,7 +343,7 @@ def _quantities(words: np.ndarray, group: np.ndarray, order: np.ndarray) -> tupl
     return None
 
 
-def _prices(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
+def _prices(words: list[np.ndarray]) -> tuple[int, np.ndarray, int] | None:
     """Prices as int64 (input order) with room to subtract two (below 2**62)."""
     for convert in (to_int64_at_nine, to_int64):
         got = convert(words)

@@ -888,6 +888,8 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
     # on prices split at the point.
     price_int = np.empty(n, np.int64)
     price_frac = np.empty(n, np.int64)
+    if not isinstance(price_words, np.ndarray):  # chunks: this path reads rows in any order
+        price_words = np.concatenate(price_words) if price_words else np.zeros((0, 2), np.uint64)
     if not _split_prices(price_words, order, price_int, price_frac):
         return None
     closed = np.zeros(n, np.int64)
@@ -910,8 +912,8 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
     return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
 
 
-def int64_prices(words: np.ndarray) -> tuple[int, np.ndarray] | None:
-    """Prices (words, input order) as int64 at 9 digits after the point, or else at the
+def int64_prices(words) -> tuple[int, np.ndarray] | None:
+    """Prices (words or a list of chunks of words, input order) as int64 at 9 digits after the point, or else at the
     fewest that hold them, each below 2**62 (room to subtract two); None when none fits."""
     for convert in (to_int64_at_nine, to_int64):
         got = convert(words)
@@ -951,11 +953,10 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end = start
         while end < n and group[end] == group[start]:
             end += 1
-        # A group's lots take slots from its first trade's index on (a group never holds
-        # more lots than trades), so the open lots can be packed into the front of the same
-        # arrays at the end: no separate output arrays of every trade's length.
-        head = start  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
-        tail = start
+        # A group's lots take slots from 0 (a group never holds more lots than it has
+        # trades, so the scratch is the largest group's length, not every trade's).
+        head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+        tail = 0
         size = 0
         lot_sign = 0
         for i in range(start, end):
@@ -1030,18 +1031,18 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
                         lot_qty[s] -= take * lot_sign
                 if remaining > 0:
                     # The trade flips the position: its rest opens a lot of its own sign.
-                    lot_trade[start] = i
-                    lot_qty[start] = remaining * sign
-                    head = start
-                    tail = start + 1
+                    lot_trade[0] = i
+                    lot_qty[0] = remaining * sign
+                    head = 0
+                    tail = 1
                     lot_sign = sign
                     if method == HIFO:
-                        heap[0] = start
+                        heap[0] = 0
                         size = 1
             else:
                 if live == 0:
-                    head = start
-                    tail = start
+                    head = 0
+                    tail = 0
                 lot_trade[tail] = i
                 lot_qty[tail] = q
                 lot_sign = sign
@@ -1086,8 +1087,7 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end_pos[g] = pos
         _put(end_pnl, g, mh, ml, neg)
         g += 1
-        # Packed in slot (= opening) order: n_open <= start <= every live slot, so each
-        # copy moves a lot down to a slot no later live lot still needs.
+        # In slot (= opening) order.
         if method == HIFO:
             live_slots = np.sort(heap[:size])
             for j in range(size):
@@ -1114,15 +1114,21 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     pnl, closed, position = _result_words(n if per_trade else 0)
     end_pos = np.zeros(n_groups, np.int64)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
-    lot_trade = np.empty(n, np.int64)
-    lot_qty = np.empty(n, np.int64)
-    heap = np.empty(n if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
+    cuts = np.flatnonzero(group[1:] != group[:-1]) + 1
+    largest = int(np.diff(np.r_[0, cuts, n]).max()) if n else 0  # the longest group's trades
+    del cuts
+    lot_trade = np.empty(largest, np.int64)
+    lot_qty = np.empty(largest, np.int64)
+    heap = np.empty(largest if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
+    # Room for every trade's lot, but only the pages the open lots are written to are
+    # ever touched (held in memory).
+    open_trade = np.empty(n, np.int64)
+    open_qty = np.empty(n, np.int64)
     ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
                                     np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
                                     pnl, closed, position, end_pos, end_pnl,
-                                    lot_trade, lot_qty, lot_trade, lot_qty, heap)
+                                    open_trade, open_qty, lot_trade, lot_qty, heap)
     if not ok:
         return None
-    del heap
-    # The open lots were packed into the front of the slots.
-    return (pnl, closed, position, end_pos, end_pnl), (lot_trade[:n_open].copy(), lot_qty[:n_open].copy())
+    del heap, lot_trade, lot_qty
+    return (pnl, closed, position, end_pos, end_pnl), (open_trade[:n_open].copy(), open_qty[:n_open].copy())
