@@ -33,6 +33,9 @@ has a plain-Python twin; :mod:`utl.costing` chooses, and both paths are tested.
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -879,9 +882,18 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
         end_avg_frac = np.zeros(n_groups, np.int64)
         end_start = np.empty(n_groups, np.int64)
         end_pnl = np.zeros((n_groups, 2), np.uint64)
-        if _wac_words(group, qty, price, np.uint64(10 ** (18 - price_scale)), qty_scale,
-                      np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
-                      pnl, closed_out, position, end_pos, end_avg_int, end_avg_frac, end_start, end_pnl):
+
+        def run(part: tuple[int, int, int, int]) -> bool:
+            lo, hi, g_lo, g_hi = part
+            ok = _wac_words(group[lo:hi], qty[lo:hi], price[lo:hi], np.uint64(10 ** (18 - price_scale)), qty_scale,
+                            np.uint64(10 ** (18 - qty_scale)), order[lo:hi], np.int64(counted_from), per_trade,
+                            pnl, closed_out, position, end_pos[g_lo:g_hi], end_avg_int[g_lo:g_hi],
+                            end_avg_frac[g_lo:g_hi], end_start[g_lo:g_hi], end_pnl[g_lo:g_hi])
+            pooled = end_start[g_lo:g_hi]
+            pooled[pooled >= 0] += lo  # the part's own trade numbers, made the whole's
+            return bool(ok)
+
+        if all(run_parts(trade_parts(group), run)):
             return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
         del pnl, closed_out, position, price
     # Prices past int64 at their scale (or a number the one pass could not hold): two passes
@@ -1117,18 +1129,78 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     cuts = np.flatnonzero(group[1:] != group[:-1]) + 1
     largest = int(np.diff(np.r_[0, cuts, n]).max()) if n else 0  # the longest group's trades
     del cuts
-    lot_trade = np.empty(largest, np.int64)
-    lot_qty = np.empty(largest, np.int64)
-    heap = np.empty(largest if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
-    # Room for every trade's lot, but only the pages the open lots are written to are
-    # ever touched (held in memory).
-    open_trade = np.empty(n, np.int64)
-    open_qty = np.empty(n, np.int64)
-    ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
-                                    np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
-                                    pnl, closed, position, end_pos, end_pnl,
-                                    open_trade, open_qty, lot_trade, lot_qty, heap)
-    if not ok:
+
+    def run(part: tuple[int, int, int, int]):
+        lo, hi, g_lo, g_hi = part
+        lot_trade = np.empty(largest, np.int64)
+        lot_qty = np.empty(largest, np.int64)
+        heap = np.empty(largest if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
+        # Room for every trade's lot, but only the pages the open lots are written to are
+        # ever touched (held in memory).
+        open_trade = np.empty(hi - lo, np.int64)
+        open_qty = np.empty(hi - lo, np.int64)
+        ok, n_open = _match_and_realize(group[lo:hi], qty[lo:hi], price[lo:hi], METHOD_CODES[method],
+                                        qty_scale + price_scale - 18, np.uint64(10 ** (18 - qty_scale)), order[lo:hi],
+                                        np.int64(counted_from), per_trade, pnl, closed, position,
+                                        end_pos[g_lo:g_hi], end_pnl[g_lo:g_hi], open_trade, open_qty,
+                                        lot_trade, lot_qty, heap)
+        # Lots name their opening trade by the part's own numbers: made the whole's.
+        return bool(ok), open_trade[:n_open] + lo, open_qty[:n_open].copy()
+
+    done = run_parts(trade_parts(group), run)
+    if not all(ok for ok, _, _ in done):
         return None
-    del heap, lot_trade, lot_qty
-    return (pnl, closed, position, end_pos, end_pnl), (open_trade[:n_open].copy(), open_qty[:n_open].copy())
+    return (pnl, closed, position, end_pos, end_pnl), (
+        np.concatenate([lots for _, lots, _ in done]),
+        np.concatenate([open_qty for _, _, open_qty in done]),
+    )
+
+
+SPLIT_FROM = 200_000
+"""Trades from which the kernels cost two halves of the (book, asset) groups at once."""
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def trade_parts(group: np.ndarray, split_from: int | None = None) -> list[tuple[int, int, int, int]]:
+    """The parts the kernels cost trades in: ``(first trade, end trade, first group, end
+    group)``, in application order. (Book, asset) groups are independent, so with two or
+    more cores and ``split_from`` trades or more (:data:`SPLIT_FROM`) they are two halves
+    cut at the group boundary nearest the middle, each costed on its own thread (the
+    compiled kernels let go of the GIL); else one part. ``group`` is non-decreasing."""
+    n = len(group)
+    parts = [(0, n, 0, int(np.count_nonzero(group[1:] != group[:-1])) + 1 if n else 0)]
+    if n < (SPLIT_FROM if split_from is None else split_from) or (_CORES < 2 and split_from is None):
+        return parts
+    middle = group[n // 2]
+    first = int(np.searchsorted(group, middle, "left"))
+    after = int(np.searchsorted(group, middle, "right"))
+    cut = first if n // 2 - first <= after - n // 2 else after
+    if cut in (0, n):
+        return parts  # one group holds the middle and reaches an end
+    groups_before = int(np.count_nonzero(group[1:cut] != group[: cut - 1])) + 1
+    return [(0, cut, 0, groups_before), (cut, n, groups_before, parts[0][3])]
+
+
+def run_parts(parts: list, run):
+    """``run(part)`` for every part, all but the first on threads of their own; results
+    in the parts' order, and an exception in any part raised here."""
+    if len(parts) == 1:
+        return [run(parts[0])]
+    results: list = [None] * len(parts)
+    failed: list[BaseException] = []
+
+    def one(k: int) -> None:
+        try:
+            results[k] = run(parts[k])
+        except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one, args=(k,), name="utl-costing-part") for k in range(1, len(parts))]
+    for thread in threads:
+        thread.start()
+    one(0)
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return results
