@@ -29,7 +29,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
-from utl.lots import group_totals_fit, match_and_realize, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
+from utl.lots import group_totals_fit, match_and_realize, run_parts, two_at_once, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
 from utl.ordering import group_time_order, hashes_repeat, stable_argsort
 from utl.scaled import decimal_from_words, decimal_word_chunks, int64_to_decimal, to_int64, to_int64_at_nine
 from utl.schemas import UTC_TS
@@ -64,9 +64,19 @@ def compute_costs(
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
     warm_kernels(method)
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
-    valid, codes = _validate(frame, source=source, ids_unique=ids_unique)
-    order, group = group_time_order(*codes) if codes is not None else application_order(valid)
-    del codes
+    valid, codes = _validate(frame, source=source, ids_unique=ids_unique, ids_later=True)
+    if codes is None:
+        order, group = application_order(valid)
+    else:
+        # The duplicate-id check and the order are independent passes: one on each core.
+        jobs = [lambda: group_time_order(*codes[:3]), lambda: _ids_repeat(codes)]
+        ordered, repeat = run_parts(jobs, lambda job: job()) if two_at_once(frame.height) else [job() for job in jobs]
+        del codes
+        if repeat:  # a duplicate id, or a hash collision: the exact check decides
+            valid = _checked_row_by_row(frame, source=source, ids_unique=ids_unique)
+            ordered = application_order(valid)
+        order, group = ordered
+        del ordered
     fast = _cost_in_words(valid, order, group, method)
     if fast is not None:
         return fast
@@ -413,15 +423,31 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_uniqu
     return _validate(frame, source=source, ids_unique=ids_unique)[0]
 
 
-def _validate(frame: pl.DataFrame, *, source: str | None, ids_unique: bool) -> tuple[pl.DataFrame, tuple | None]:
+def _validate(frame: pl.DataFrame, *, source: str | None, ids_unique: bool,
+              ids_later: bool = False) -> tuple[pl.DataFrame, tuple | None]:
     """:func:`validate_trades`, with the (book, asset, time) codes of the application order
-    when the whole-column checks made them on the way (None otherwise)."""
+    when the whole-column checks made them on the way (None otherwise). With ``ids_later``
+    the codes carry a fourth member, the ``trade_id`` hashes, when the duplicate-id check
+    is still to be made (:func:`_ids_repeat`); the caller makes it, and on a repeat runs
+    :func:`_checked_row_by_row`."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise BadInput([RowError(source, None, c, "missing column") for c in missing])
-    clean = _clean_as_given(frame, ids_unique)
+    clean = _clean_as_given(frame, ids_unique, ids_later)
     if clean is not None:
         return clean
+    return _checked_row_by_row(frame, source=source, ids_unique=ids_unique), None
+
+
+def _ids_repeat(codes: tuple) -> bool:
+    """Whether two rows share a (book code, ``trade_id`` hash): False proves every
+    (book, trade_id) distinct."""
+    return len(codes) > 3 and hashes_repeat(codes[0], codes[3])
+
+
+def _checked_row_by_row(frame: pl.DataFrame, *, source: str | None, ids_unique: bool) -> pl.DataFrame:
+    """Every row checked and every bad value named (:class:`BadInput`); the trades as
+    :func:`validate_trades` returns them when none is bad."""
     qty, qty_bad, qty_reason = _as_decimal(frame, "qty")
     price, price_bad, price_reason = _as_decimal(frame, "price")
     ts, ts_bad = _as_utc(frame)
@@ -449,10 +475,10 @@ def _validate(frame: pl.DataFrame, *, source: str | None, ids_unique: bool) -> t
         raise BadInput(_row_errors(parsed, flags, problems, source))
     return parsed.with_columns(qty=pl.col("__qty"), price=pl.col("__price"), ts=pl.col("__ts")).drop(
         "__qty", "__price", "__ts"
-    ), None
+    )
 
 
-def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> tuple[pl.DataFrame, tuple] | None:
+def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = False) -> tuple[pl.DataFrame, tuple] | None:
     """``frame`` normalised, when its columns already have exact types and a few whole-column
     checks find nothing wrong, with the book and asset codes and times that put it in
     application order (:func:`utl.ordering.group_time_order`); None sends it through the
@@ -483,14 +509,14 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> tuple[pl.DataFrame
         ts.dt.epoch("us").alias("t"),
         *([] if ids_unique else [pl.col("trade_id").hash().alias("id")]),
     )
-    book, asset, t = (codes[c].to_numpy() for c in ("b", "a", "t"))
-    if not ids_unique and hashes_repeat(book, codes["id"].to_numpy()):
-        return None
+    found = tuple(codes[c].to_numpy() for c in codes.columns)  # book, asset, t[, id hashes]
     del codes
+    if not ids_later and _ids_repeat(found):
+        return None
     valid = frame.with_columns(
         pl.col("book", "asset", "trade_id").cast(pl.String), pl.col("qty", "price").cast(DECIMAL), ts.alias("ts")
     )
-    return valid, (book, asset, t)
+    return valid, found
 
 
 def _row_errors(parsed: pl.DataFrame, flags: pl.DataFrame, problems, source: str | None) -> list[RowError]:

@@ -1161,6 +1161,11 @@ SPLIT_FROM = 200_000
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def two_at_once(n: int) -> bool:
+    """Whether ``n`` trades are costed two parts at a time (:func:`trade_parts`)."""
+    return n >= SPLIT_FROM and _CORES >= 2
+
+
 def trade_parts(group: np.ndarray, split_from: int | None = None) -> list[tuple[int, int, int, int]]:
     """The parts the kernels cost trades in: ``(first trade, end trade, first group, end
     group)``, in application order. (Book, asset) groups are independent, so with two or
@@ -1169,7 +1174,7 @@ def trade_parts(group: np.ndarray, split_from: int | None = None) -> list[tuple[
     compiled kernels let go of the GIL); else one part. ``group`` is non-decreasing."""
     n = len(group)
     parts = [(0, n, 0, int(np.count_nonzero(group[1:] != group[:-1])) + 1 if n else 0)]
-    if n < (SPLIT_FROM if split_from is None else split_from) or (_CORES < 2 and split_from is None):
+    if (not two_at_once(n)) if split_from is None else n < split_from:
         return parts
     middle = group[n // 2]
     first = int(np.searchsorted(group, middle, "left"))
