@@ -39,7 +39,7 @@ import threading
 import numpy as np
 from numba import njit
 
-from utl.scaled import below_1e38, divmod_pow10, signed_words, to_int64, to_int64_at_nine
+from utl.scaled import _divmod_1e9, below_1e38, divmod_pow10, signed_words, to_int64, to_int64_at_nine
 
 FIFO, LIFO, HIFO = 0, 1, 2
 METHOD_CODES = {"fifo": FIFO, "lifo": LIFO, "hifo": HIFO}
@@ -373,11 +373,18 @@ def _realized_against(ph, pl, ah, al, c, q, scale, d):
             return False, _ZERO, _ZERO, negative
         return below_1e38(x1, x0), x1, x0, negative
     # Divide by 10**scale in two 128-bit steps of a few native divisions (a long division
-    # bit by bit is several times slower).
-    th, tl, r = divmod_pow10(x2, x1, scale)
+    # bit by bit is several times slower); at 9 digits (what venues write) by a constant
+    # divisor, which compiles to multiplications.
+    if scale == 9:
+        th, tl, r = _divmod_1e9(x2, x1)
+    else:
+        th, tl, r = divmod_pow10(x2, x1, scale)
     if th != _ZERO:
         return False, _ZERO, _ZERO, negative  # the quotient passes 128 bits
-    _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
+    if scale == 9:
+        _, l, r = _divmod_1e9(r, x0)
+    else:
+        _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
     h = tl
     twice = r << _ONE
     if twice > d or (twice == d and (l & _ONE) == _ONE):
