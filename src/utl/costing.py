@@ -509,7 +509,9 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
         ts.dt.epoch("us").alias("t"),
         *([] if ids_unique else [pl.col("trade_id").hash().alias("id")]),
     )
-    found = tuple(codes[c].to_numpy() for c in codes.columns)  # book, asset, t[, id hashes]
+    # book, asset, t[, id hashes], copied chunk by chunk into arrays numpy owns (a whole
+    # column made by Polars first would stay in its allocator's keeping at the peak).
+    found = tuple(_numpy(codes[c]) for c in codes.columns)
     del codes
     if not ids_later and _ids_repeat(found):
         return None
@@ -517,6 +519,11 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
         pl.col("book", "asset", "trade_id").cast(pl.String), pl.col("qty", "price").cast(DECIMAL), ts.alias("ts")
     )
     return valid, found
+
+
+def _numpy(column: pl.Series) -> np.ndarray:
+    chunks = column.get_chunks()
+    return np.concatenate([c.to_numpy() for c in chunks]) if len(chunks) > 1 else column.to_numpy()
 
 
 def _row_errors(parsed: pl.DataFrame, flags: pl.DataFrame, problems, source: str | None) -> list[RowError]:
