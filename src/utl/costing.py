@@ -19,6 +19,7 @@ matching runs on Python integers, with Polars ``Decimal`` pricing the matches (t
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Literal
@@ -28,9 +29,9 @@ import polars as pl
 
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
-from utl.lots import group_totals_fit, match_and_realize, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
-from utl.ordering import hashes_repeat, stable_argsort
-from utl.scaled import decimal_from_words, decimal_words, int64_to_decimal, to_int64, to_int64_at_nine
+from utl.lots import group_totals_fit, match_and_realize, run_parts, two_at_once, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
+from utl.ordering import group_time_order, hashes_repeat, stable_argsort
+from utl.scaled import decimal_from_words, decimal_word_chunks, int64_to_decimal, to_int64, to_int64_at_nine
 from utl.schemas import UTC_TS
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -61,9 +62,21 @@ def compute_costs(
     unique by construction (the daily run's leg ids); everything else is still checked."""
     if method not in METHODS:
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
+    warm_kernels(method)
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
-    valid = validate_trades(frame, source=source, ids_unique=ids_unique)
-    order, group = application_order(valid)
+    valid, codes = _validate(frame, source=source, ids_unique=ids_unique, ids_later=True)
+    if codes is None:
+        order, group = application_order(valid)
+    else:
+        # The duplicate-id check and the order are independent passes: one on each core.
+        jobs = [lambda: group_time_order(*codes[:3]), lambda: _ids_repeat(codes)]
+        ordered, repeat = run_parts(jobs, lambda job: job()) if two_at_once(frame.height) else [job() for job in jobs]
+        del codes
+        if repeat:  # a duplicate id, or a hash collision: the exact check decides
+            valid = _checked_row_by_row(frame, source=source, ids_unique=ids_unique)
+            ordered = application_order(valid)
+        order, group = ordered
+        del ordered
     fast = _cost_in_words(valid, order, group, method)
     if fast is not None:
         return fast
@@ -104,6 +117,45 @@ def compute_costs(
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
+_warmed: set[str] = set()
+_warm_lock = threading.Lock()
+
+
+def warm_kernels(method: str) -> None:
+    """Start loading the compiled kernels ``method`` runs, once per process and method, on a
+    thread of its own: a few trades costed in the background.
+
+    A process's first kernel call pays numba's own start (its typing and lowering
+    registries, then each kernel read from its cache, or compiled in a cold checkout): some
+    0.2-0.3 s, nearly all Python holding the GIL. Started here, that runs while the calling
+    thread's Polars checks and casts run, which let go of the GIL; a kernel the caller
+    reaches first is loaded by whichever thread comes first (numba's compile lock), never
+    twice. Nothing is waited for and nothing is shared but numba's dispatchers, so this
+    changes no result; a failure here only means the caller loads the kernels itself."""
+    with _warm_lock:
+        if method in _warmed:
+            return
+        _warmed.add(method)
+    threading.Thread(target=_cost_a_few, args=(method,), name=f"utl-costing-warm-{method}", daemon=True).start()
+
+
+def _cost_a_few(method: str) -> None:
+    few = pl.DataFrame(
+        {
+            "book": ["b", "b", "b"],
+            "asset": ["x", "x", "x"],
+            "ts": pl.Series([0, 1, 2], dtype=pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "trade_id": ["1", "2", "3"],
+            "qty": pl.Series(["2", "-3", "0.5"]).str.to_decimal(scale=SCALE),
+            "price": pl.Series(["10.5", "11", "12"]).str.to_decimal(scale=SCALE),
+        }
+    )
+    try:
+        compute_costs(few, method)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - only a head start: the caller loads what this did not
+        pass
+
+
 @dataclass(frozen=True)
 class GroupCosts:
     """What a business date needs from costing (:func:`cost_groups`): no per-trade columns."""
@@ -135,6 +187,7 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
     if trades.schema != GROUP_TRADES:
         return None
+    warm_kernels(method)
     checks = trades.select(
         pl.any_horizontal(pl.all().null_count() > 0).alias("nulls"),
         (pl.col("qty") == 0).any().alias("zero"),
@@ -144,14 +197,14 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         return None
     order, group = application_order(trades)
     n = len(order)
-    as_qty = _quantities(decimal_words(trades["qty"]), group, order)
+    as_qty = _quantities(decimal_word_chunks(trades["qty"]), group, order)
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
     if method == "wac":
-        outcome = realize_wac(group, qty, decimal_words(trades["price"]), order, qty_scale, n_groups,
+        outcome = realize_wac(group, qty, decimal_word_chunks(trades["price"]), order, qty_scale, n_groups,
                               counted_from, per_trade=False)
         if outcome is None:
             return None
@@ -160,7 +213,7 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
                          _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
     else:
-        as_price = _prices(decimal_words(trades["price"]))
+        as_price = _prices(decimal_word_chunks(trades["price"]))
         if as_price is None:
             return None
         price_scale, price_in, _ = as_price
@@ -221,12 +274,12 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     """
     # Each column's words are let go as soon as its integers are made (the kernels'
     # working memory comes at the peak).
-    as_qty = _quantities(decimal_words(valid["qty"]), group, order)
+    as_qty = _quantities(decimal_word_chunks(valid["qty"]), group, order)
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
     del as_qty
-    price_words = decimal_words(valid["price"])
+    price_words = decimal_word_chunks(valid["price"])
     n = len(order)
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
@@ -287,7 +340,7 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
-def _quantities(words: np.ndarray, group: np.ndarray, order: np.ndarray) -> tuple[int, np.ndarray] | None:
+def _quantities(words: list[np.ndarray], group: np.ndarray, order: np.ndarray) -> tuple[int, np.ndarray] | None:
     """Quantities as int64 in application order, at 9 digits after the point (one cheap
     pass, and what venues write) or else at the fewest that hold them; None when no
     scale keeps every (book, asset)'s total traded quantity within int64."""
@@ -300,7 +353,7 @@ def _quantities(words: np.ndarray, group: np.ndarray, order: np.ndarray) -> tupl
     return None
 
 
-def _prices(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
+def _prices(words: list[np.ndarray]) -> tuple[int, np.ndarray, int] | None:
     """Prices as int64 (input order) with room to subtract two (below 2**62)."""
     for convert in (to_int64_at_nine, to_int64):
         got = convert(words)
@@ -312,32 +365,14 @@ def _prices(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
 def application_order(valid: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The permutation that puts trades in the order they apply: by (book, asset), then
     ``ts``, then input order (a stable sort). Returns it with each trade's group code in
-    that order; codes are equal exactly within a (book, asset)."""
-    # Codes stay 32-bit until the one key is made, and each column is let go as soon as it
-    # is used: on 10 M trades the sort's own buffers come at the peak.
+    that order; codes are equal exactly within a (book, asset) and number the groups from
+    0 in the order they first appear in the input."""
     codes = valid.select(
         pl.col("book").cast(pl.Categorical).to_physical().alias("b"),
         pl.col("asset").cast(pl.Categorical).to_physical().alias("a"),
         pl.col("ts").dt.epoch("us").alias("t"),
     )
-    if codes.height == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    n_assets = int(codes["a"].max()) + 1
-    t_min, t_max = int(codes["t"].min()), int(codes["t"].max())
-    span = t_max - t_min + 1
-    groups = (int(codes["b"].max()) + 1) * n_assets
-    codes = codes.select(g=pl.col("b").cast(pl.Int64) * n_assets + pl.col("a").cast(pl.Int64), t="t")
-    if groups * span < INT64_MAX:
-        # One int64 key, radix-sorted: a few linear passes instead of a comparison sort.
-        key = codes.select(pl.col("g") * span + (pl.col("t") - t_min)).to_series()
-        group = codes["g"]
-        del codes
-        order = stable_argsort(key.to_numpy())
-        del key
-    else:
-        order = codes.select(pl.arg_sort_by("g", "t", maintain_order=True)).to_series().cast(pl.Int64).to_numpy()
-        group = codes["g"]
-    return order, group.to_numpy()[order]
+    return group_time_order(codes["b"].to_numpy(), codes["a"].to_numpy(), codes["t"].to_numpy())
 
 
 # ---------------------------------------------------------------------------------------
@@ -385,12 +420,34 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_uniqu
     decimals and ``ts`` in UTC; raise :class:`BadInput` listing every problem (missing
     column, null, unparseable or zero quantity, non-positive or unparseable price, bad
     timestamp, duplicate ``trade_id`` within a book)."""
+    return _validate(frame, source=source, ids_unique=ids_unique)[0]
+
+
+def _validate(frame: pl.DataFrame, *, source: str | None, ids_unique: bool,
+              ids_later: bool = False) -> tuple[pl.DataFrame, tuple | None]:
+    """:func:`validate_trades`, with the (book, asset, time) codes of the application order
+    when the whole-column checks made them on the way (None otherwise). With ``ids_later``
+    the codes carry a fourth member, the ``trade_id`` hashes, when the duplicate-id check
+    is still to be made (:func:`_ids_repeat`); the caller makes it, and on a repeat runs
+    :func:`_checked_row_by_row`."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise BadInput([RowError(source, None, c, "missing column") for c in missing])
-    clean = _clean_as_given(frame, ids_unique)
+    clean = _clean_as_given(frame, ids_unique, ids_later)
     if clean is not None:
         return clean
+    return _checked_row_by_row(frame, source=source, ids_unique=ids_unique), None
+
+
+def _ids_repeat(codes: tuple) -> bool:
+    """Whether two rows share a (book code, ``trade_id`` hash): False proves every
+    (book, trade_id) distinct."""
+    return len(codes) > 3 and hashes_repeat(codes[0], codes[3])
+
+
+def _checked_row_by_row(frame: pl.DataFrame, *, source: str | None, ids_unique: bool) -> pl.DataFrame:
+    """Every row checked and every bad value named (:class:`BadInput`); the trades as
+    :func:`validate_trades` returns them when none is bad."""
     qty, qty_bad, qty_reason = _as_decimal(frame, "qty")
     price, price_bad, price_reason = _as_decimal(frame, "price")
     ts, ts_bad = _as_utc(frame)
@@ -421,14 +478,17 @@ def validate_trades(frame: pl.DataFrame, *, source: str | None = None, ids_uniqu
     )
 
 
-def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> pl.DataFrame | None:
+def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = False) -> tuple[pl.DataFrame, tuple] | None:
     """``frame`` normalised, when its columns already have exact types and a few whole-column
-    checks find nothing wrong; None sends it through the row-by-row checks (which parse
-    text and name every bad value). Only ever a shortcut: it accepts nothing they refuse.
+    checks find nothing wrong, with the book and asset codes and times that put it in
+    application order (:func:`utl.ordering.group_time_order`); None sends it through the
+    row-by-row checks (which parse text and name every bad value). Only ever a shortcut: it
+    accepts nothing they refuse.
 
-    Duplicate ids are ruled out on 64-bit hashes of (book, trade_id): no repeated hash
-    proves every pair distinct; a repeat (a real duplicate, or a collision) leaves the
-    verdict to the exact check.
+    Duplicate ids are ruled out on the book's code and a 64-bit hash of the ``trade_id``: no
+    repeated pair proves every (book, trade_id) distinct; a repeat (a real duplicate, or a
+    hash collision) leaves the verdict to the exact check. The codes and the hash are made
+    in one Polars pass (which lets go of the GIL while a first call's kernels load).
     """
     schema = frame.schema
     decimal_given = all(isinstance(schema[c], pl.Decimal) and (schema[c].scale or 0) <= SCALE for c in ("qty", "price"))
@@ -443,13 +503,27 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool) -> pl.DataFrame | Non
     ).row(0, named=True)
     if checks["nulls"] or checks["zero"] or checks["price"]:
         return None
-    if not ids_unique:
-        hashes = frame.select(pl.col("book").hash(), pl.col("trade_id").hash())
-        if hashes_repeat(hashes["book"].to_numpy(), hashes["trade_id"].to_numpy()):
-            return None
-    return frame.with_columns(
+    codes = frame.select(
+        pl.col("book").cast(pl.Categorical).to_physical().alias("b"),
+        pl.col("asset").cast(pl.Categorical).to_physical().alias("a"),
+        ts.dt.epoch("us").alias("t"),
+        *([] if ids_unique else [pl.col("trade_id").hash().alias("id")]),
+    )
+    # book, asset, t[, id hashes], copied chunk by chunk into arrays numpy owns (a whole
+    # column made by Polars first would stay in its allocator's keeping at the peak).
+    found = tuple(_numpy(codes[c]) for c in codes.columns)
+    del codes
+    if not ids_later and _ids_repeat(found):
+        return None
+    valid = frame.with_columns(
         pl.col("book", "asset", "trade_id").cast(pl.String), pl.col("qty", "price").cast(DECIMAL), ts.alias("ts")
     )
+    return valid, found
+
+
+def _numpy(column: pl.Series) -> np.ndarray:
+    chunks = column.get_chunks()
+    return np.concatenate([c.to_numpy() for c in chunks]) if len(chunks) > 1 else column.to_numpy()
 
 
 def _row_errors(parsed: pl.DataFrame, flags: pl.DataFrame, problems, source: str | None) -> list[RowError]:

@@ -33,10 +33,13 @@ has a plain-Python twin; :mod:`utl.costing` chooses, and both paths are tested.
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 from numba import njit
 
-from utl.scaled import below_1e38, divmod_pow10, signed_words, to_int64, to_int64_at_nine
+from utl.scaled import _divmod_1e9, below_1e38, divmod_pow10, signed_words, to_int64, to_int64_at_nine
 
 FIFO, LIFO, HIFO = 0, 1, 2
 METHOD_CODES = {"fifo": FIFO, "lifo": LIFO, "hifo": HIFO}
@@ -370,11 +373,18 @@ def _realized_against(ph, pl, ah, al, c, q, scale, d):
             return False, _ZERO, _ZERO, negative
         return below_1e38(x1, x0), x1, x0, negative
     # Divide by 10**scale in two 128-bit steps of a few native divisions (a long division
-    # bit by bit is several times slower).
-    th, tl, r = divmod_pow10(x2, x1, scale)
+    # bit by bit is several times slower); at 9 digits (what venues write) by a constant
+    # divisor, which compiles to multiplications.
+    if scale == 9:
+        th, tl, r = _divmod_1e9(x2, x1)
+    else:
+        th, tl, r = divmod_pow10(x2, x1, scale)
     if th != _ZERO:
         return False, _ZERO, _ZERO, negative  # the quotient passes 128 bits
-    _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
+    if scale == 9:
+        _, l, r = _divmod_1e9(r, x0)
+    else:
+        _, l, r = divmod_pow10(r, x0, scale)  # r < 10**scale: this quotient fits 64 bits
     h = tl
     twice = r << _ONE
     if twice > d or (twice == d and (l & _ONE) == _ONE):
@@ -879,15 +889,26 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
         end_avg_frac = np.zeros(n_groups, np.int64)
         end_start = np.empty(n_groups, np.int64)
         end_pnl = np.zeros((n_groups, 2), np.uint64)
-        if _wac_words(group, qty, price, np.uint64(10 ** (18 - price_scale)), qty_scale,
-                      np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
-                      pnl, closed_out, position, end_pos, end_avg_int, end_avg_frac, end_start, end_pnl):
+
+        def run(part: tuple[int, int, int, int]) -> bool:
+            lo, hi, g_lo, g_hi = part
+            ok = _wac_words(group[lo:hi], qty[lo:hi], price[lo:hi], np.uint64(10 ** (18 - price_scale)), qty_scale,
+                            np.uint64(10 ** (18 - qty_scale)), order[lo:hi], np.int64(counted_from), per_trade,
+                            pnl, closed_out, position, end_pos[g_lo:g_hi], end_avg_int[g_lo:g_hi],
+                            end_avg_frac[g_lo:g_hi], end_start[g_lo:g_hi], end_pnl[g_lo:g_hi])
+            pooled = end_start[g_lo:g_hi]
+            pooled[pooled >= 0] += lo  # the part's own trade numbers, made the whole's
+            return bool(ok)
+
+        if all(run_parts(trade_parts(group), run)):
             return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
         del pnl, closed_out, position, price
     # Prices past int64 at their scale (or a number the one pass could not hold): two passes
     # on prices split at the point.
     price_int = np.empty(n, np.int64)
     price_frac = np.empty(n, np.int64)
+    if not isinstance(price_words, np.ndarray):  # chunks: this path reads rows in any order
+        price_words = np.concatenate(price_words) if price_words else np.zeros((0, 2), np.uint64)
     if not _split_prices(price_words, order, price_int, price_frac):
         return None
     closed = np.zeros(n, np.int64)
@@ -910,8 +931,8 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
     return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
 
 
-def int64_prices(words: np.ndarray) -> tuple[int, np.ndarray] | None:
-    """Prices (words, input order) as int64 at 9 digits after the point, or else at the
+def int64_prices(words) -> tuple[int, np.ndarray] | None:
+    """Prices (words or a list of chunks of words, input order) as int64 at 9 digits after the point, or else at the
     fewest that hold them, each below 2**62 (room to subtract two); None when none fits."""
     for convert in (to_int64_at_nine, to_int64):
         got = convert(words)
@@ -951,11 +972,10 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end = start
         while end < n and group[end] == group[start]:
             end += 1
-        # A group's lots take slots from its first trade's index on (a group never holds
-        # more lots than trades), so the open lots can be packed into the front of the same
-        # arrays at the end: no separate output arrays of every trade's length.
-        head = start  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
-        tail = start
+        # A group's lots take slots from 0 (a group never holds more lots than it has
+        # trades, so the scratch is the largest group's length, not every trade's).
+        head = 0  # FIFO closes from head, LIFO from tail - 1, HIFO from the heap's top
+        tail = 0
         size = 0
         lot_sign = 0
         for i in range(start, end):
@@ -1030,18 +1050,18 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
                         lot_qty[s] -= take * lot_sign
                 if remaining > 0:
                     # The trade flips the position: its rest opens a lot of its own sign.
-                    lot_trade[start] = i
-                    lot_qty[start] = remaining * sign
-                    head = start
-                    tail = start + 1
+                    lot_trade[0] = i
+                    lot_qty[0] = remaining * sign
+                    head = 0
+                    tail = 1
                     lot_sign = sign
                     if method == HIFO:
-                        heap[0] = start
+                        heap[0] = 0
                         size = 1
             else:
                 if live == 0:
-                    head = start
-                    tail = start
+                    head = 0
+                    tail = 0
                 lot_trade[tail] = i
                 lot_qty[tail] = q
                 lot_sign = sign
@@ -1086,8 +1106,7 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
         end_pos[g] = pos
         _put(end_pnl, g, mh, ml, neg)
         g += 1
-        # Packed in slot (= opening) order: n_open <= start <= every live slot, so each
-        # copy moves a lot down to a slot no later live lot still needs.
+        # In slot (= opening) order.
         if method == HIFO:
             live_slots = np.sort(heap[:size])
             for j in range(size):
@@ -1114,15 +1133,86 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     pnl, closed, position = _result_words(n if per_trade else 0)
     end_pos = np.zeros(n_groups, np.int64)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
-    lot_trade = np.empty(n, np.int64)
-    lot_qty = np.empty(n, np.int64)
-    heap = np.empty(n if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
-    ok, n_open = _match_and_realize(group, qty, price, METHOD_CODES[method], qty_scale + price_scale - 18,
-                                    np.uint64(10 ** (18 - qty_scale)), order, np.int64(counted_from), per_trade,
-                                    pnl, closed, position, end_pos, end_pnl,
-                                    lot_trade, lot_qty, lot_trade, lot_qty, heap)
-    if not ok:
+    cuts = np.flatnonzero(group[1:] != group[:-1]) + 1
+    largest = int(np.diff(np.r_[0, cuts, n]).max()) if n else 0  # the longest group's trades
+    del cuts
+
+    def run(part: tuple[int, int, int, int]):
+        lo, hi, g_lo, g_hi = part
+        lot_trade = np.empty(largest, np.int64)
+        lot_qty = np.empty(largest, np.int64)
+        heap = np.empty(largest if method == "hifo" else 1, np.int64)  # only HIFO keeps a heap
+        # Room for every trade's lot, but only the pages the open lots are written to are
+        # ever touched (held in memory).
+        open_trade = np.empty(hi - lo, np.int64)
+        open_qty = np.empty(hi - lo, np.int64)
+        ok, n_open = _match_and_realize(group[lo:hi], qty[lo:hi], price[lo:hi], METHOD_CODES[method],
+                                        qty_scale + price_scale - 18, np.uint64(10 ** (18 - qty_scale)), order[lo:hi],
+                                        np.int64(counted_from), per_trade, pnl, closed, position,
+                                        end_pos[g_lo:g_hi], end_pnl[g_lo:g_hi], open_trade, open_qty,
+                                        lot_trade, lot_qty, heap)
+        # Lots name their opening trade by the part's own numbers: made the whole's.
+        return bool(ok), open_trade[:n_open] + lo, open_qty[:n_open].copy()
+
+    done = run_parts(trade_parts(group), run)
+    if not all(ok for ok, _, _ in done):
         return None
-    del heap
-    # The open lots were packed into the front of the slots.
-    return (pnl, closed, position, end_pos, end_pnl), (lot_trade[:n_open].copy(), lot_qty[:n_open].copy())
+    return (pnl, closed, position, end_pos, end_pnl), (
+        np.concatenate([lots for _, lots, _ in done]),
+        np.concatenate([open_qty for _, _, open_qty in done]),
+    )
+
+
+SPLIT_FROM = 200_000
+"""Trades from which the kernels cost two halves of the (book, asset) groups at once."""
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def two_at_once(n: int) -> bool:
+    """Whether ``n`` trades are costed two parts at a time (:func:`trade_parts`)."""
+    return n >= SPLIT_FROM and _CORES >= 2
+
+
+def trade_parts(group: np.ndarray, split_from: int | None = None) -> list[tuple[int, int, int, int]]:
+    """The parts the kernels cost trades in: ``(first trade, end trade, first group, end
+    group)``, in application order. (Book, asset) groups are independent, so with two or
+    more cores and ``split_from`` trades or more (:data:`SPLIT_FROM`) they are two halves
+    cut at the group boundary nearest the middle, each costed on its own thread (the
+    compiled kernels let go of the GIL); else one part. ``group`` is non-decreasing."""
+    n = len(group)
+    parts = [(0, n, 0, int(np.count_nonzero(group[1:] != group[:-1])) + 1 if n else 0)]
+    if (not two_at_once(n)) if split_from is None else n < split_from:
+        return parts
+    middle = group[n // 2]
+    first = int(np.searchsorted(group, middle, "left"))
+    after = int(np.searchsorted(group, middle, "right"))
+    cut = first if n // 2 - first <= after - n // 2 else after
+    if cut in (0, n):
+        return parts  # one group holds the middle and reaches an end
+    groups_before = int(np.count_nonzero(group[1:cut] != group[: cut - 1])) + 1
+    return [(0, cut, 0, groups_before), (cut, n, groups_before, parts[0][3])]
+
+
+def run_parts(parts: list, run):
+    """``run(part)`` for every part, all but the first on threads of their own; results
+    in the parts' order, and an exception in any part raised here."""
+    if len(parts) == 1:
+        return [run(parts[0])]
+    results: list = [None] * len(parts)
+    failed: list[BaseException] = []
+
+    def one(k: int) -> None:
+        try:
+            results[k] = run(parts[k])
+        except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one, args=(k,), name="utl-costing-part") for k in range(1, len(parts))]
+    for thread in threads:
+        thread.start()
+    one(0)
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return results

@@ -46,6 +46,17 @@ def _radix_argsort(keys, bits):
     return idx
 
 
+def fixed(values: np.ndarray, dtype) -> np.ndarray:
+    """``values`` as a contiguous, read-only array of ``dtype`` (a view when it already is
+    one). Numba compiles, caches and loads a kernel once per argument type, and an array's
+    write flag is part of its type: arrays from Polars are read-only or not depending on
+    how their column was chunked, so fixing the flag keeps every call on the one loaded
+    kernel."""
+    values = np.ascontiguousarray(values, dtype=dtype).view()
+    values.flags.writeable = False
+    return values
+
+
 def stable_argsort(keys: np.ndarray) -> np.ndarray:
     """The stable ascending order of non-negative ``int64`` keys (equal keys keep their
     input order)."""
@@ -77,6 +88,157 @@ def _any_repeated(first, second):
 
 
 def hashes_repeat(first: np.ndarray, second: np.ndarray) -> bool:
-    """Whether two rows share the combined hash of (``first``, ``second``) (``uint64``
-    hashes of two columns): False proves every (first, second) pair distinct."""
-    return bool(_any_repeated(first, second)) if len(first) else False
+    """Whether two rows share the combined hash of (``first``, ``second``) (``second`` a
+    ``uint64`` hash of a column, ``first`` another hash or an unsigned code): False proves
+    every (first, second) pair distinct."""
+    return bool(_any_repeated(fixed(first, first.dtype), fixed(second, np.uint64))) if len(first) else False
+
+
+@njit(cache=True, nogil=True)
+def _dense_pairs(first, second, direct, width):
+    """Dense codes 0..k-1 for the pairs (``first[i]``, ``second[i]``) of two ``uint32``
+    columns, in order of first appearance. With ``direct`` (a table of one slot per
+    possible pair, -1 filled, ``width`` slots per value of ``first``) a pair is looked up
+    by its own value; otherwise through an
+    open-addressing table that grows as pairs appear. Either stays in the cache for the
+    few thousand (book, asset) pairs of a day."""
+    n = first.shape[0]
+    out = np.empty(n, np.int64)
+    k = 0
+    if direct.shape[0] > 0:
+        for i in range(n):
+            at = np.int64(first[i]) * width + np.int64(second[i])
+            c = direct[at]
+            if c < 0:
+                c = k
+                direct[at] = k
+                k += 1
+            out[i] = c
+        return out, k
+    size = 1024
+    keys = np.empty(size, np.uint64)
+    codes = np.full(size, -1, np.int64)
+    shift = np.uint64(64 - 10)
+    for i in range(n):
+        key = (np.uint64(first[i]) << np.uint64(32)) | np.uint64(second[i])
+        s = (key * np.uint64(0x9E3779B97F4A7C15)) >> shift
+        while codes[s] >= 0 and keys[s] != key:
+            s = (s + np.uint64(1)) & np.uint64(size - 1)
+        if codes[s] < 0:
+            keys[s] = key
+            codes[s] = k
+            k += 1
+            if 2 * k > size:  # keep the table at most half full: rehash into twice the slots
+                old_keys = keys
+                old_codes = codes
+                size *= 2
+                shift -= np.uint64(1)
+                keys = np.empty(size, np.uint64)
+                codes = np.full(size, -1, np.int64)
+                for j in range(old_codes.shape[0]):
+                    if old_codes[j] >= 0:
+                        t = (old_keys[j] * np.uint64(0x9E3779B97F4A7C15)) >> shift
+                        while codes[t] >= 0:
+                            t = (t + np.uint64(1)) & np.uint64(size - 1)
+                        keys[t] = old_keys[j]
+                        codes[t] = old_codes[j]
+            out[i] = k - 1
+        else:
+            out[i] = codes[s]
+    return out, k
+
+
+@njit(cache=True, nogil=True)
+def _group_time_order(code, t, n_groups):
+    """Rows in application order: by group code, then ``t``, then row (stable).
+
+    One counting pass puts the rows, with their times, in their group's bucket (in row
+    order); each group is then put in time order on its own by a least-significant-digit
+    radix sort of 8-bit digits, small enough to stay in the cache, skipping digits all its
+    times share (a group already in time order, as trades usually come, is only read). A
+    sort of the whole column on one (group, time) key would move every row several times
+    through memory instead."""
+    n = code.shape[0]
+    starts = np.zeros(n_groups + 1, np.int64)
+    for i in range(n):
+        starts[code[i] + 1] += 1
+    largest = 0
+    for g in range(n_groups):
+        if starts[g + 1] > largest:
+            largest = starts[g + 1]
+        starts[g + 1] += starts[g]
+    head = starts[:-1].copy()
+    order = np.empty(n, np.int64)
+    times = np.empty(n, np.int64)
+    for i in range(n):
+        g = code[i]
+        at = head[g]
+        order[at] = i
+        times[at] = t[i]
+        head[g] = at + 1
+    rows_tmp = np.empty(largest, np.int64)
+    keys = np.empty(largest, np.uint64)
+    keys_tmp = np.empty(largest, np.uint64)
+    counts = np.zeros((8, 257), np.int64)
+    for g in range(n_groups):
+        a = starts[g]
+        m = starts[g + 1] - a
+        in_order = True
+        low = times[a] if m > 0 else 0
+        for j in range(1, m):
+            v = times[a + j]
+            if v < times[a + j - 1]:
+                in_order = False
+            if v < low:
+                low = v
+        if in_order:
+            continue
+        counts[:, :] = 0
+        for j in range(m):
+            k = np.uint64(times[a + j] - low)
+            keys[j] = k
+            for p in range(8):
+                counts[p, ((k >> np.uint64(8 * p)) & np.uint64(255)) + np.uint64(1)] += 1
+        rows = order[a:a + m]
+        src_k = keys
+        src_r = rows
+        dst_k = keys_tmp
+        dst_r = rows_tmp
+        moves = 0
+        for p in range(8):
+            if counts[p, 1:].max() == m:  # one digit for every time: nothing to move
+                continue
+            for d in range(256):
+                counts[p, d + 1] += counts[p, d]
+            s = np.uint64(8 * p)
+            for j in range(m):
+                d = (src_k[j] >> s) & np.uint64(255)
+                at = counts[p, d]
+                counts[p, d] = at + 1
+                dst_k[at] = src_k[j]
+                dst_r[at] = src_r[j]
+            src_k, dst_k = dst_k, src_k
+            src_r, dst_r = dst_r, src_r
+            moves += 1
+        if moves % 2 == 1:  # the sorted rows are in the scratch copy
+            for j in range(m):
+                rows[j] = src_r[j]
+    return order, starts
+
+
+def group_time_order(first: np.ndarray, second: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Application order of rows keyed by two ``uint32`` codes (e.g. the categorical codes
+    of book and asset) and an ``int64`` time: ``(order, group)``, where ``order`` sorts by
+    (pair, time, row) with pairs numbered by first appearance, and ``group[i]`` is the pair
+    number of row ``order[i]`` (non-decreasing)."""
+    if len(first) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    # A table of one slot per possible pair when that is small (codes of a few hundred
+    # books and assets), else hashing.
+    width = int(second.max()) + 1
+    slots = (int(first.max()) + 1) * width
+    direct = np.full(slots, -1, np.int64) if slots <= 1 << 20 else np.empty(0, np.int64)
+    code, n_groups = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width))
+    order, starts = _group_time_order(code, fixed(t, np.int64), n_groups)
+    group = np.repeat(np.arange(n_groups, dtype=np.int64), np.diff(starts))
+    return order, group

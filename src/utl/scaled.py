@@ -41,6 +41,18 @@ def decimal_words(values: pl.Series) -> np.ndarray:
     return words[2 * arr.offset : 2 * (arr.offset + len(arr))].reshape(-1, 2)
 
 
+def decimal_word_chunks(values: pl.Series) -> list[np.ndarray]:
+    """:func:`decimal_words` of each chunk of ``values``, read in place: a column read from
+    a file comes in many chunks, and making it whole first would copy all of it (memory
+    Polars and Arrow then keep for a while)."""
+    values = values.cast(DECIMAL)
+    return [decimal_words(chunk) for chunk in values.get_chunks()] if values.n_chunks() > 1 else [decimal_words(values)]
+
+
+def _chunks(words: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    return [words] if isinstance(words, np.ndarray) else list(words)
+
+
 def decimal_from_words(words: np.ndarray, name: str = "") -> pl.Series:
     """A ``Decimal(38, 18)`` series from ``(n, 2)`` ``uint64`` words; every value must lie
     within 38 digits (the kernels that fill words check it)."""
@@ -140,14 +152,21 @@ def _to_int64(words, scale, out):
     return largest
 
 
-def to_int64(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
-    """``(scale, integers, largest magnitude)``: the values as ``int64`` at the fewest
-    digits after the point that represent every one exactly, or None when one does not
-    fit ``int64`` there."""
-    scale = int(_scale_of(words)) if len(words) else 0
-    out = np.empty(len(words), np.int64)
-    largest = int(_to_int64(words, scale, out)) if len(words) else 0
-    return None if largest < 0 else (scale, out, largest)
+def to_int64(words: np.ndarray | list[np.ndarray]) -> tuple[int, np.ndarray, int] | None:
+    """``(scale, integers, largest magnitude)``: the values (words, or a list of chunks of
+    words) as ``int64`` at the fewest digits after the point that represent every one
+    exactly, or None when one does not fit ``int64`` there."""
+    chunks = [c for c in _chunks(words) if len(c)]
+    scale = max((int(_scale_of(c)) for c in chunks), default=0)
+    out = np.empty(sum(len(c) for c in chunks), np.int64)
+    largest = at = 0
+    for c in chunks:
+        got = int(_to_int64(c, scale, out[at : at + len(c)]))
+        if got < 0:
+            return None
+        largest = max(largest, got)
+        at += len(c)
+    return scale, out, largest
 
 
 @njit(cache=True, nogil=True)
@@ -245,12 +264,20 @@ def _at_nine(words, out):
     return 0, largest
 
 
-def to_int64_at_nine(words: np.ndarray) -> tuple[int, np.ndarray, int] | None:
-    """The values as ``int64`` at 9 digits after the point (the usual venue precision: one
-    cheap pass), or None when a value needs more digits or does not fit."""
-    out = np.empty(len(words), np.int64)
-    status, largest = _at_nine(words, out) if len(words) else (0, 0)
-    return (9, out, int(largest)) if status == 0 else None
+def to_int64_at_nine(words: np.ndarray | list[np.ndarray]) -> tuple[int, np.ndarray, int] | None:
+    """The values (words, or a list of chunks of words) as ``int64`` at 9 digits after the
+    point (the usual venue precision: one cheap pass), or None when a value needs more
+    digits or does not fit."""
+    chunks = [c for c in _chunks(words) if len(c)]
+    out = np.empty(sum(len(c) for c in chunks), np.int64)
+    largest = at = 0
+    for c in chunks:
+        status, got = _at_nine(c, out[at : at + len(c)])
+        if status != 0:
+            return None
+        largest = max(largest, int(got))
+        at += len(c)
+    return 9, out, largest
 
 
 @njit(cache=True, nogil=True)
