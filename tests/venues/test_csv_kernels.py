@@ -13,9 +13,10 @@ import pytest
 
 from utl.decimals import with_venue_decimals
 from utl.venues import all_formats, base
-from utl.venues.base import Source, head_text, shaped_time, strip_code, utc, with_numbers
+from utl.venues.base import Source, shaped_time, strip_code, utc, with_numbers
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from fixture_files import fixture_heads
+
 UTC = timezone.utc
 
 NUMBERS = [
@@ -89,16 +90,7 @@ def test_utc_by_the_kernel_matches_polars(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def _fixtures() -> list[tuple[str, Path]]:
-    out = []
-    for path in sorted(FIXTURES.rglob("*")):
-        if not path.is_file():
-            continue
-        try:
-            head = head_text(path)
-        except (UnicodeDecodeError, ValueError):
-            continue
-        out += [(f.name, path) for f in all_formats() if f.columns and f.claims(head)]
-    return out
+    return [(f.name, path) for path, head in fixture_heads() for f in all_formats() if f.columns and f.claims(head)]
 
 
 def _read(name: str, path: Path) -> tuple[pl.DataFrame, pl.DataFrame] | str:

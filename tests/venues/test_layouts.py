@@ -11,7 +11,8 @@ from utl.ingest import read_source
 from utl.venues import all_formats
 from utl.venues.base import Format, Layout, Source, head_text, header_cells, header_fingerprint, nearest_layout
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from fixture_files import fixture_heads
+
 FORMATS = all_formats()
 VERSIONS = [(f, layout) for f in FORMATS for layout in f.layouts]
 
@@ -19,13 +20,7 @@ VERSIONS = [(f, layout) for f in FORMATS for layout in f.layouts]
 def _fixture_headers() -> dict[str, list[Path]]:
     """fingerprint -> fixtures with a line of that header in their first 20 lines."""
     found: dict[str, list[Path]] = {}
-    for path in sorted(FIXTURES.rglob("*")):
-        if not path.is_file():
-            continue
-        try:
-            head = head_text(path)
-        except (UnicodeDecodeError, ValueError):
-            continue
+    for path, head in fixture_heads():
         for line in head.splitlines()[:20]:
             if line.strip():
                 found.setdefault(header_fingerprint(header_cells(line)), []).append(path)

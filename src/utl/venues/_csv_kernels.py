@@ -19,6 +19,16 @@ _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
+def trimmed(b, s, e):
+    """``b[s:e]`` without the ASCII spaces around it, as (start, end)."""
+    while s < e and b[s] == 32:
+        s += 1
+    while e > s and b[e - 1] == 32:
+        e -= 1
+    return s, e
+
+
+@njit(cache=True, inline="always")
 def digit_run(b, i, e):
     """The ASCII digits from ``i`` (before ``e``): where they end, their value (wrapping past
     18 digits: the caller refuses those by the count) and how many there are."""
@@ -89,11 +99,7 @@ def coded_decimals(offsets, data, valid, code_offsets, code_data, code_valid, wh
     for r in range(len(offsets) - 1):
         if not valid[r]:
             continue
-        s, e = offsets[r], offsets[r + 1]
-        while s < e and data[s] == 32:
-            s += 1
-        while e > s and data[e - 1] == 32:
-            e -= 1
+        s, e = trimmed(data, offsets[r], offsets[r + 1])
         if coded and code_valid[r]:
             cs, ce = code_offsets[r], code_offsets[r + 1]
             k = ce - cs
@@ -145,11 +151,7 @@ def shaped_times(offsets, data, valid, year_digits, separator, max_places, suffi
     for r in range(len(offsets) - 1):
         if not valid[r]:
             continue
-        s, e = offsets[r], offsets[r + 1]
-        while s < e and data[s] == 32:
-            s += 1
-        while e > s and data[e - 1] == 32:
-            e -= 1
+        s, e = trimmed(data, offsets[r], offsets[r + 1])
         if e - s < date_len + 9 + len(suffix):
             continue
         if year_digits == 4:

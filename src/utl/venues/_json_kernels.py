@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
+from utl.venues._csv_kernels import _POW10, digit_run  # one digit reader for both kernels
+
 MAX_DEPTH = 64
 # A long value's view points into data buffer k: the file's bytes from k * STEP, 2 * STEP of them
 # (Arrow's offsets are int32); lines of STEP bytes or more are handed back.
@@ -436,22 +438,6 @@ def record(b, i, n, line, keys, koff, table, chain, nfields, required, seen, vs,
         kind[nfields, line] = _ABSENT
         kind[nfields + 1, line] = _ABSENT
     return i
-
-
-_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
-
-
-@njit(cache=True, inline="always")
-def digit_run(b, i, e):
-    """The ASCII digits from ``i`` (before ``e``): where they end, their value (wrapping past
-    18 digits: the caller refuses those by the count) and how many there are."""
-    value = 0
-    count = 0
-    while i < e and 48 <= b[i] <= 57:
-        value = value * 10 + (b[i] - 48)
-        count += 1
-        i += 1
-    return i, value, count
 
 
 @njit(cache=True, inline="always")
