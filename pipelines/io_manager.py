@@ -7,8 +7,7 @@ previous version. Decimal columns round-trip exactly (Parquet decimal).
 
 Memory: a date's fills and legs are the largest things a run holds, so neither side keeps
 them longer than it must. An input is a :class:`Tables` that reads a table when it is asked
-for (``eod_tables`` asks for three small tables of ``landing_rows`` and ``ledger_legs``, not
-their fills and legs). An output dict is emptied once written: ``execute_in_process`` (what
+for (``eod_tables`` asks for a few small tables of ``ledger_legs``, not its legs). An output dict is emptied once written: ``execute_in_process`` (what
 ``utl eod`` runs) keeps every step's output value for its result until the run ends, and
 those values would otherwise be every table of the date at once.
 
