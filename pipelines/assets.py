@@ -26,11 +26,11 @@ from pipelines.io_manager import PartsWriter, Tables, spill_folder
 from pipelines.partitions import previous_day
 from pipelines.resources import LandingResource, PostgresResource
 from utl import checks
-from utl.booking import BookedShard, book_shards
+from utl.booking import book_shards, book_stored_shards
 from utl.day import SHARED_INPUTS, DayOutputs, DayState
 from utl.ingest import why_no_mark
 from utl.marks import MissingMark
-from utl.memory import SHARD_ROWS, SHARED_ROWS, DayDigest, book_day, shard_day_rows
+from utl.memory import DayDigest
 from utl.shards import PLAN, booked_accounts, shard_rows, shard_threads
 from utl.stored_day import book_stored_day
 from utl.run import RunError, refuse_unknown_files
@@ -76,15 +76,6 @@ def _day(context: dg.AssetExecutionContext) -> dt.date:
 
 def _split(tables: Tables, prefix: str, but: str | None = None) -> dict[str, pl.DataFrame]:
     return tables.with_prefix(prefix, but)
-
-
-def _stored_shards(stored: Tables, day: dt.date, plan: pl.DataFrame) -> Iterator[BookedShard]:
-    """The shards of a landing_rows stored by an earlier version (every shard's rows, a part
-    file each), booked as they were stored."""
-    shared = {name: stored[name] for name in SHARED_ROWS}
-    for shard in range(stored.parts("fills")):
-        rows = shard_day_rows(day, {name: stored.part(name, shard) for name in SHARD_ROWS}, shared, plan, shard)
-        yield BookedShard(shard, *book_day(rows), DayDigest(), Counter())
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -135,7 +126,7 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                                  f"materialized: materialize landing_rows of {day} again, then what follows it")
             shards = book_shards(memory, day, plan, shard_threads())
         else:  # stored by an earlier version, rows and all: booked as they were stored
-            shards = _stored_shards(landing_rows, day, plan)
+            shards = book_stored_shards(landing_rows, day, plan)
         writer, legs, quarantine, booked = PartsWriter(spill_folder(landing.home / "dagster")), 0, [], []
         digest, counts = DayDigest(), Counter()
         for shard in shards:

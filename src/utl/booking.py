@@ -15,6 +15,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import polars as pl
 
@@ -51,3 +52,23 @@ def book_shards(memory: LandingMemory, day: dt.date, plan: pl.DataFrame, threads
 
     yield book(*shards[0])
     yield from in_order(book, shards[1:], threads)
+
+
+class StoredRows(Protocol):
+    """A ``landing_rows`` partition stored by an earlier version: every shard's rows."""
+
+    def __getitem__(self, name: str) -> pl.DataFrame: ...
+
+    def parts(self, name: str) -> int: ...
+
+    def part(self, name: str, shard: int) -> pl.DataFrame: ...
+
+
+def book_stored_shards(stored: StoredRows, day: dt.date, plan: pl.DataFrame) -> Iterator[BookedShard]:
+    """The shards of rows stored whole by an earlier version (a part file each, the shared
+    tables with shard 0), booked as they were stored: no digest (their fingerprint was stored
+    with them) and no counts."""
+    shared = {name: stored[name] for name in SHARED_ROWS}
+    for shard in range(stored.parts("fills")):
+        rows = shard_day_rows(day, {name: stored.part(name, shard) for name in SHARD_ROWS}, shared, plan, shard)
+        yield BookedShard(shard, *book_day(rows), DayDigest(), Counter())
