@@ -27,6 +27,9 @@ def rows_of(values: pl.Series, keys: pl.Series) -> pl.Series:
 def pair_rows(first: pl.Series, second: pl.Series) -> tuple[pl.Series, np.ndarray]:
     """The distinct (first, second) pairs: ``(one row holding each pair, each row's pair
     number)``; pair numbers index the first result."""
+    runs = _pair_runs(first, second)
+    if runs is not None:
+        return runs
     a = _codes(first) + 1
     b = _codes(second) + 1
     width = int(b.max(initial=0)) + 1
@@ -44,3 +47,24 @@ def pair_rows(first: pl.Series, second: pl.Series) -> tuple[pl.Series, np.ndarra
     row = np.empty(len(distinct), np.int64)
     row[pair] = np.arange(len(key))  # any row of each pair will do
     return pl.Series(row), pair
+
+
+def _pair_runs(first: pl.Series, second: pl.Series) -> tuple[pl.Series, np.ndarray] | None:
+    """:func:`pair_rows` where equal pairs stand in a few runs (a shard's legs come account
+    by account): told by comparing each row with the one before, no text hashed; None when
+    the runs are many."""
+    n = len(first)
+    if n == 0:
+        return None
+    changed = first.ne_missing(first.shift(1)) | second.ne_missing(second.shift(1))
+    flags = changed.to_numpy().copy()
+    flags[0] = True
+    starts = np.flatnonzero(flags)
+    if len(starts) > max(64, n // 256):
+        return None
+    number: dict[tuple, int] = {}
+    run_pair = np.array([number.setdefault(pair, len(number)) for pair in
+                         zip(first.gather(starts).to_list(), second.gather(starts).to_list(), strict=True)], np.int64)
+    row = np.empty(len(number), np.int64)
+    row[run_pair] = starts  # any row of each pair will do
+    return pl.Series(row), np.repeat(run_pair, np.diff(np.append(starts, n)))
