@@ -99,6 +99,13 @@ class Refresh:
     stale_from: dt.date | None
 
 
+# Read back every run and written on every change, so encoding time counts more than size:
+# uncompressed and without statistics (a file's rows are of a date or a few, read whole),
+# the 10 M-fill day's 16 M stored rows are written in 6.7 CPU s against 11.4 with lz4 and
+# statistics, and read in 2.1 against 2.9, for 1.9x the bytes (1.7 GB against 0.9).
+ROWS_PARQUET = {"compression": "uncompressed", "statistics": False}
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -431,8 +438,7 @@ class LandingMemory:
             order = ROW_ORDER.get(name)
             if order and not frame[order].is_sorted():  # a reader's rows are mostly in time order already
                 frame = frame.sort(order, maintain_order=True)
-            # lz4: read back every run, so encoding time counts more than size (zstd takes ~1.7x the CPU)
-            frame.write_parquet(partial / f"{name}.parquet", compression="lz4")
+            frame.write_parquet(partial / f"{name}.parquet", **ROWS_PARQUET)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
 
