@@ -230,7 +230,7 @@ def group_time_order(first: np.ndarray, second: np.ndarray, t: np.ndarray) -> tu
     """Application order of rows keyed by two ``uint32`` codes (e.g. the categorical codes
     of book and asset) and an ``int64`` time: ``(order, group)``, where ``order`` sorts by
     (pair, time, row) with pairs numbered by first appearance, and ``group[i]`` is the pair
-    number of row ``order[i]`` (non-decreasing)."""
+    number of row ``order[i]`` (non-decreasing; ``int32`` below 2**31 pairs)."""
     if len(first) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     # A table of one slot per possible pair when that is small (codes of a few hundred
@@ -240,5 +240,6 @@ def group_time_order(first: np.ndarray, second: np.ndarray, t: np.ndarray) -> tu
     direct = np.full(slots, -1, np.int64) if slots <= 1 << 20 else np.empty(0, np.int64)
     code, n_groups = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width))
     order, starts = _group_time_order(code, fixed(t, np.int64), n_groups)
-    group = np.repeat(np.arange(n_groups, dtype=np.int64), np.diff(starts))
+    # Group numbers as int32 (half the memory of int64 at the kernels' peak) while they fit.
+    group = np.repeat(np.arange(n_groups, dtype=np.int32 if n_groups < 2**31 else np.int64), np.diff(starts))
     return order, group
