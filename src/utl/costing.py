@@ -32,7 +32,6 @@ from utl.errors import BadInput, RowError
 from utl.lots import group_totals_fit, match_and_realize, run_parts, two_at_once, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
 from utl.ordering import group_time_order, hashes_repeat, stable_argsort
 from utl.scaled import decimal_from_words, decimal_word_chunks, int64_to_decimal, to_int64, to_int64_at_nine
-from utl.schemas import UTC_TS
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
 METHODS: tuple[str, ...] = ("fifo", "lifo", "hifo", "wac")
@@ -40,6 +39,8 @@ REQUIRED = ("book", "asset", "ts", "trade_id", "qty", "price")
 INT64_MAX = 2**63 - 1
 _WIDE = Context(prec=200, rounding=ROUND_HALF_EVEN)
 _GROUP = "__group"
+# utl.schemas.UTC_TS, spelled here: utl.schemas loads pandera (~9 MB), which costing never uses.
+UTC_TS = pl.Datetime("us", "UTC")
 
 
 @dataclass(frozen=True)
@@ -503,22 +504,41 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
     ).row(0, named=True)
     if checks["nulls"] or checks["zero"] or checks["price"]:
         return None
+    # book, asset, t[, id hashes], copied chunk by chunk into arrays numpy owns. What Polars
+    # makes for them is freed at once, but its allocator keeps freed pages for up to a second
+    # or so, past the kernels' peak: only the codes (which must share one mapping) are made
+    # whole; times already in microseconds are read from the input itself, and the ids are
+    # hashed a slice at a time (the hash of a value does not depend on its neighbours), so
+    # only a slice's worth is ever kept.
     codes = frame.select(
         pl.col("book").cast(pl.Categorical).to_physical().alias("b"),
         pl.col("asset").cast(pl.Categorical).to_physical().alias("a"),
-        ts.dt.epoch("us").alias("t"),
-        *([] if ids_unique else [pl.col("trade_id").hash().alias("id")]),
+        *([] if schema["ts"] == UTC_TS else [ts.dt.epoch("us").alias("t")]),
     )
-    # book, asset, t[, id hashes], copied chunk by chunk into arrays numpy owns (a whole
-    # column made by Polars first would stay in its allocator's keeping at the peak).
     found = tuple(_numpy(codes[c]) for c in codes.columns)
     del codes
+    if schema["ts"] == UTC_TS:
+        found += (_numpy(frame["ts"].to_physical()),)
+    if not ids_unique:
+        found += (_hashed_in_slices(frame["trade_id"]),)
     if not ids_later and _ids_repeat(found):
         return None
     valid = frame.with_columns(
         pl.col("book", "asset", "trade_id").cast(pl.String), pl.col("qty", "price").cast(DECIMAL), ts.alias("ts")
     )
     return valid, found
+
+
+_HASH_SLICE = 1 << 18
+
+
+def _hashed_in_slices(column: pl.Series) -> np.ndarray:
+    """``column.hash()`` as a numpy array, made a slice at a time."""
+    n = column.len()
+    out = np.empty(n, np.uint64)
+    for at in range(0, n, _HASH_SLICE):
+        out[at:at + _HASH_SLICE] = column.slice(at, _HASH_SLICE).hash().to_numpy()
+    return out
 
 
 def _numpy(column: pl.Series) -> np.ndarray:

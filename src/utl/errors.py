@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from utl.schemas import QUARANTINE as QUARANTINE_SCHEMA  # named once, in schemas
+
+def __getattr__(name: str):
+    # The quarantine's schema is named once, in utl.schemas, which loads pandera (~9 MB, 0.15 s):
+    # read from there only when asked for, so a process that only raises BadInput (the
+    # costing engine) never loads it.
+    if name == "QUARANTINE_SCHEMA":
+        from utl.schemas import QUARANTINE
+
+        return QUARANTINE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,16 @@ class BadInput(ValueError):
 
 
 def empty_quarantine() -> pl.DataFrame:
-    return QUARANTINE_SCHEMA.to_frame()
+    from utl.schemas import QUARANTINE
+
+    return QUARANTINE.to_frame()
 
 
 def quarantine_file(file: str, reason: str, raw: str | None = None) -> pl.DataFrame:
     """A whole file refused (unknown header, bad encoding, truncated JSON): one entry."""
+    from utl.schemas import QUARANTINE
+
     return pl.DataFrame(
         [{"file": file, "row": None, "column": None, "reason": reason, "raw": raw}],
-        schema=QUARANTINE_SCHEMA,
+        schema=QUARANTINE,
     )

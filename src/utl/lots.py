@@ -39,6 +39,7 @@ import threading
 import numpy as np
 from numba import njit
 
+from utl.heap import give_back_freed
 from utl.scaled import _divmod_1e9, below_1e38, divmod_pow10, signed_words, to_int64, to_int64_at_nine
 
 FIFO, LIFO, HIFO = 0, 1, 2
@@ -900,6 +901,8 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
             pooled[pooled >= 0] += lo  # the part's own trade numbers, made the whole's
             return bool(ok)
 
+        if per_trade:
+            give_back_freed()  # the conversions' freed arrays, before the output words are written
         if all(run_parts(trade_parts(group), run)):
             return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
         del pnl, closed_out, position, price
@@ -1154,6 +1157,8 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
         # Lots name their opening trade by the part's own numbers: made the whole's.
         return bool(ok), open_trade[:n_open] + lo, open_qty[:n_open].copy()
 
+    if per_trade:
+        give_back_freed()  # the ordering's and conversions' freed arrays, before the output words are written
     done = run_parts(trade_parts(group), run)
     if not all(ok for ok, _, _ in done):
         return None

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from numba import njit
 
-from utl.decimals import DECIMAL, PRECISION, SCALE
+from utl.arrow_c import decimal_from_words, decimal_words_of_chunk  # noqa: F401 - decimal_from_words is used from here
+from utl.decimals import DECIMAL, SCALE
 
-_ARROW_DECIMAL = pa.decimal128(PRECISION, SCALE)
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 _M21 = np.uint64((1 << 21) - 1)
@@ -30,15 +29,10 @@ _HALF64 = np.uint64(2**63)
 
 def decimal_words(values: pl.Series) -> np.ndarray:
     """The raw 128-bit integers (value x 10**18) of a ``Decimal(38, 18)`` series as an
-    ``(n, 2)`` array of ``uint64`` (low, high); nulls read as whatever the buffer holds,
-    so callers check nulls first."""
-    arr = values.cast(DECIMAL).to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if len(arr) == 0:
-        return np.zeros((0, 2), np.uint64)
-    words = np.frombuffer(arr.buffers()[1], dtype=np.uint64)
-    return words[2 * arr.offset : 2 * (arr.offset + len(arr))].reshape(-1, 2)
+    ``(n, 2)`` array of ``uint64`` (low, high), read-only; nulls read as whatever the buffer
+    holds, so callers check nulls first."""
+    values = values.cast(DECIMAL)
+    return decimal_words_of_chunk(values.rechunk() if values.n_chunks() > 1 else values)
 
 
 def decimal_word_chunks(values: pl.Series) -> list[np.ndarray]:
@@ -51,14 +45,6 @@ def decimal_word_chunks(values: pl.Series) -> list[np.ndarray]:
 
 def _chunks(words: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
     return [words] if isinstance(words, np.ndarray) else list(words)
-
-
-def decimal_from_words(words: np.ndarray, name: str = "") -> pl.Series:
-    """A ``Decimal(38, 18)`` series from ``(n, 2)`` ``uint64`` words; every value must lie
-    within 38 digits (the kernels that fill words check it)."""
-    words = np.ascontiguousarray(words, dtype=np.uint64)
-    arr = pa.Array.from_buffers(_ARROW_DECIMAL, len(words), [None, pa.py_buffer(words)])
-    return pl.Series(name, arr, dtype=DECIMAL)
 
 
 # ---------------------------------------------------------------------------------------
