@@ -84,9 +84,19 @@ class _Exported:
                 kind(struct.release)(ctypes.byref(struct))
 
 
+# The two calls below are Polars' private ones (``_export_arrow_to_c``, ``_import_arrow_from_c``,
+# whose argument order differs from its docstring): they are used with the Polars minor version
+# they were tested with; any other version takes pyarrow's public path (the same words, a
+# few MB and ~0.1 s more), never a guess at a private signature.
+TESTED_POLARS = (2, 1)
+SPOKEN = tuple(int(part) for part in pl.__version__.split(".")[:2]) == TESTED_POLARS
+
+
 def decimal_words_of_chunk(values: pl.Series) -> np.ndarray:
     """The words of a one-chunk ``Decimal(38, 18)`` series, ``(n, 2)`` ``uint64`` (low,
     high), read-only, read in place."""
+    if not SPOKEN:
+        return _words_by_pyarrow(values)
     exported = _Exported()
     values._export_arrow_to_c(ctypes.addressof(exported.array), ctypes.addressof(exported.schema))
     if exported.schema.format != _FORMAT or exported.array.n_buffers != 2:
@@ -135,6 +145,8 @@ def decimal_from_words(words: np.ndarray, name: str = "") -> pl.Series:
     words = np.ascontiguousarray(words, dtype=np.uint64)
     if words.ndim != 2 or words.shape[1] != 2:
         raise ValueError("words must be an (n, 2) array")
+    if not SPOKEN:
+        return _series_by_pyarrow(words, name)
     if len(words) == 0:
         return pl.Series(name, [], dtype=DECIMAL)
     key = next(_keys)
@@ -157,3 +169,27 @@ def decimal_from_words(words: np.ndarray, name: str = "") -> pl.Series:
     if schema.release:
         _release_schema(ctypes.pointer(schema))
     return series
+
+
+# ---------------------------------------------------------------------------------------
+# The public path, for a Polars version these private calls were not tested with
+# ---------------------------------------------------------------------------------------
+
+
+def _words_by_pyarrow(values: pl.Series) -> np.ndarray:
+    import pyarrow as pa
+
+    arr = values.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if len(arr) == 0:
+        return np.zeros((0, 2), np.uint64)
+    words = np.frombuffer(arr.buffers()[1], dtype=np.uint64)
+    return words[2 * arr.offset: 2 * (arr.offset + len(arr))].reshape(-1, 2)
+
+
+def _series_by_pyarrow(words: np.ndarray, name: str) -> pl.Series:
+    import pyarrow as pa
+
+    arr = pa.Array.from_buffers(pa.decimal128(PRECISION, SCALE), len(words), [None, pa.py_buffer(words)])
+    return pl.Series(name, arr, dtype=DECIMAL)

@@ -60,3 +60,22 @@ def test_the_costing_engine_loads_neither_pyarrow_nor_pandera():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_another_polars_version_takes_pyarrow_s_path_with_the_same_words(monkeypatch):
+    # A Polars minor version the private calls were not tested with never reaches them.
+    series = pl.Series([D("1.5"), D("-2"), None, D("12345678901234567890.123456789012345678")], dtype=DECIMAL)
+    spoken_words = decimal_words(series).copy()
+    spoken_back = decimal_from_words(spoken_words, "v")
+    monkeypatch.setattr(arrow_c, "SPOKEN", False)
+
+    def private(*args, **kwargs):
+        raise AssertionError("a private Polars call on an untested version")
+
+    monkeypatch.setattr(pl.Series, "_export_arrow_to_c", private)
+    monkeypatch.setattr(pl.Series, "_import_arrow_from_c", private)
+    words = decimal_words(series)
+    assert words.tolist() == spoken_words.tolist()
+    back = decimal_from_words(words.copy(), "v")
+    assert back.equals(spoken_back) and back.to_list()[:2] == [D("1.5"), D("-2")]
+    assert "pyarrow" in sys.modules
