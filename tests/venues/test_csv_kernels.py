@@ -104,6 +104,8 @@ def _read(name: str, path: Path) -> tuple[pl.DataFrame, pl.DataFrame] | str:
 
 @pytest.mark.parametrize(("name", "path"), _fixtures(), ids=lambda v: v.name if isinstance(v, Path) else v)
 def test_every_csv_fixture_reads_the_same_with_the_compiled_passes(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()  # loaded: a regular file is read without a copy (base._read_regular)
     expected = _read(name, path)
     monkeypatch.setattr(base, "KERNEL_ROWS", 0)
     monkeypatch.setattr(base, "KERNEL_BYTES", 0)
@@ -207,3 +209,55 @@ def test_a_product_that_overflows_in_a_large_file_costs_its_row_the_same_on_both
     assert got[0].equals(expected[0]) and got[1].equals(expected[1])
     assert got[1].select("row", "column").rows() == [(8, column)] and "overflows 38 digits" in got[1]["reason"].item()
     assert got[0]["source_row"].n_unique() == len(rows) - 1
+
+
+REGULAR = [
+    ('a,b,c\n1,2,3\n4,5,6\n', True),
+    ('a,b,c\n1,2,3\n4,5,6', True),  # no final line end
+    ('"a","b"\n"x,1","y ""q"""\n"",\n', True),
+    ('a;b\n1,5;2\n', True),
+    ('pre\namble\na,b\n1,2\n', True),  # skip_lines 2
+    (' a , b\n1,2\n', True),
+    ('a,b,c\n1,2\n4,5,6\n', False),  # short
+    ('a,b,c\n1,2,3,4\n4,5,6\n', False),  # long
+    ('a,b\n1,2\n\n3,4\n', False),  # blank line
+    ('a,b\n1,2\n   \n3,4\n', False),
+    ('a,b\r\n1,2\r\n', False),
+    ('\ufeffa,b\n1,2\n', False),
+    ('a,b\n1,"two\nlines"\n', False),
+    ('a,b\n1,x"y\n', False),
+    ('a,b\n1,"x" \n', False),
+    ('a,b\n1,"cut\n', False),
+    ('a\n1\n2\n', False),  # one column
+    ('a,b\n1,\xe9\n', True),
+    ('a,b\n', True),
+]
+
+
+@pytest.mark.parametrize(("text", "regular"), REGULAR)
+def test_a_file_read_without_copying_reads_as_the_careful_way(text: str, regular: bool, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()
+    path = tmp_path / "x.csv"
+    path.write_bytes(text.encode("utf-8"))
+    source = Source(path=path, rel="x.csv", venue="v", account="a")
+    skip = 2 if text.startswith("pre") else 0
+
+    def read() -> tuple[pl.DataFrame, pl.DataFrame] | str:
+        try:
+            return base._read_csv_rows(source, skip, "c" in text.split("\n", 1)[0])
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+
+    monkeypatch.setattr(base, "KERNEL_BYTES", 10**12)
+    expected = read()
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    assert (base._read_regular(source, skip) is not None) == regular
+    got = read()
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert not isinstance(got, str), got
+        assert got[0].equals(expected[0]) and got[0].schema == expected[0].schema and got[1].equals(expected[1])
