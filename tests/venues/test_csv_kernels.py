@@ -223,7 +223,10 @@ REGULAR = [
     ('a,b\n1,2\n\n3,4\n', False),  # blank line
     ('a,b\n1,2\n   \n3,4\n', False),
     ('a,b\r\n1,2\r\n', False),
-    ('\ufeffa,b\n1,2\n', False),
+    ('\ufeffa,b\n1,2\n', True),  # Polars skips a BOM opening the file, as the careful way does
+    ('\ufeffpre\namble\na,b\n1,2\n', True),
+    ('pre\namble\n\ufeffa,b\n1,2\n', False),
+    ('a,b\n1,2\n\ufeff3,4\n', False),
     ('a,b\n1,"two\nlines"\n', False),
     ('a,b\n1,x"y\n', False),
     ('a,b\n1,"x" \n', False),
@@ -242,7 +245,7 @@ def test_a_file_read_without_copying_reads_as_the_careful_way(text: str, regular
     path = tmp_path / "x.csv"
     path.write_bytes(text.encode("utf-8"))
     source = Source(path=path, rel="x.csv", venue="v", account="a")
-    skip = 2 if text.startswith("pre") else 0
+    skip = 2 if "amble" in text else 0
 
     def read() -> tuple[pl.DataFrame, pl.DataFrame] | str:
         try:
