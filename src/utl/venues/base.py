@@ -659,7 +659,7 @@ def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
                 return None
             sep = separator_of(head[header_at:].decode("utf-8"))
             try:
-                frame = _read(source, source.path, skip_lines, sep)  # type: ignore[arg-type]
+                frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, **_CSV_OPTIONS)
             except Exception:  # the careful way says what is wrong
                 return None
             if frame.width < 2:
@@ -803,12 +803,13 @@ def _check_utf8(source: Source, data: bytes) -> None:
         raise UnicodeDecodeError(e.encoding, e.object, e.start, e.end, f"{source.rel}: not UTF-8 text ({e.reason})") from None
 
 
+# How every CSV is read: all cells text, a present empty cell "" (a missing one null).
+_CSV_OPTIONS = dict(infer_schema=False, has_header=True, empty_string_is_null=False, truncate_ragged_lines=True, raise_if_empty=False)
+
+
 def _read(source: Source, data: bytes, skip_lines: int, sep: str = ",") -> pl.DataFrame:
     try:
-        return pl.read_csv(
-            data, infer_schema=False, has_header=True, skip_lines=skip_lines, separator=sep,
-            empty_string_is_null=False, truncate_ragged_lines=True, raise_if_empty=False,
-        )  # fmt: skip
+        return pl.read_csv(data, skip_lines=skip_lines, separator=sep, **_CSV_OPTIONS)
     except pl.exceptions.ComputeError as e:
         _check_utf8(source, data)  # name the bad byte if that is the trouble
         # Polars explains at length; the first line says what is wrong.
