@@ -7,7 +7,7 @@ the CPU seconds beside it (they exceed the wall where Polars runs threads; on a 
 machine the wall clock also counts time other processes took), and the reader's peak RSS.
 The targets: >= 1M rows/s per CSV format, >= 500k rows/s for ccxt JSON lines, peak RSS < 3 GB.
 
-    uv run python bench/venue_readers.py [--rows 1000000] [--repeat 3] [--keep DIR] [format ...]
+    uv run python bench/venue_readers.py [--rows 1000000] [--repeat 3] [--keep DIR [--reuse]] [--numba] [format ...]
 """
 
 from __future__ import annotations
@@ -248,6 +248,11 @@ from pathlib import Path
 from utl.venues import all_formats
 from utl.venues.base import Source, head_text
 name, path = sys.argv[1], Path(sys.argv[2])
+if sys.argv[3:] == ["numba"]:  # as in the EOD run: numba loaded, the compiled passes warm
+    import numba
+    from utl.venues import base
+    base.warm_kernels()
+    base._warming[0].join()
 (fmt,) = [f for f in all_formats() if f.name == name.split(":")[0]]
 assert fmt.detect(head_text(path)), f"{name} does not recognise its own file"
 start, cpu = time.perf_counter(), time.process_time()
@@ -259,10 +264,11 @@ print(json.dumps({"seconds": seconds, "cpu": cpu, "booked": parsed.frame.height,
 """
 
 
-def measure(name: str, path: Path, repeat: int) -> dict:
+def measure(name: str, path: Path, repeat: int, numba: bool = False) -> dict:
     runs = []
     for _ in range(repeat):
-        done = subprocess.run([sys.executable, "-c", _CHILD, name, str(path)], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-c", _CHILD, name, str(path), *(["numba"] if numba else [])],
+                              capture_output=True, text=True, check=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return min(runs, key=lambda r: r["seconds"])
 
@@ -273,21 +279,29 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="write the files here and keep them (default: a temp folder)")
+    parser.add_argument("--numba", action="store_true",
+                        help="load numba and warm the compiled passes before each read, as the EOD run has (from 20,000 rows they parse)")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: read the files already there instead of writing them")
     args = parser.parse_args()
     unknown = set(args.formats) - set(GENERATORS)
     if unknown:
         parser.error(f"unknown formats: {', '.join(sorted(unknown))}")
     folder_context = tempfile.TemporaryDirectory(prefix="utl-readers-") if args.keep is None else None
     folder = Path(folder_context.name) if folder_context else args.keep
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs{', numba loaded' if args.numba else ''}")
     print(f"{'format':<30}{'rows':>10}{'MB':>6}{'read s':>8}{'cpu s':>7}{'rows/s':>12}{'peak RSS MB':>13}  check")
     try:
         for name in args.formats or GENERATORS:
             sub = folder / name.replace(".", "_").replace(":", "_")
             sub.mkdir(parents=True, exist_ok=True)
             fills = args.rows // 2 if name in TWO_ROWS else args.rows
-            path, rows = GENERATORS[name](sub, fills)
-            r = measure(name, path, args.repeat)
+            kept = sub / "rows.json"
+            if args.reuse and kept.exists():
+                path, rows = (lambda k: (Path(k["path"]), k["rows"]))(json.loads(kept.read_text()))
+            else:
+                path, rows = GENERATORS[name](sub, fills)
+                kept.write_text(json.dumps({"path": str(path), "rows": rows}))
+            r = measure(name, path, args.repeat, args.numba)
             flags = [] if r["rows"] + r["refused"] == rows else [f"{r['rows']} booked + {r['refused']} refused != {rows}"]
             target = TARGET.get(name, 1_000_000)
             flags += [f"below {target / 1e6:g}M rows/s"] if rows / r["seconds"] < target else []

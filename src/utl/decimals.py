@@ -19,6 +19,7 @@ Two grammars:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import numpy as np
 import polars as pl
@@ -202,3 +203,58 @@ def count_decimals(values: pl.Expr) -> pl.Expr:
         .str.strip_chars_end("0")
         .str.len_chars()
     )
+
+
+# ---------------------------------------------------------------- arithmetic that may not fit
+
+# Polars fails a whole column when one sum or product leaves Decimal(38, 18) ("overflow in
+# decimal multiplication"): a reader tells those rows first, refuses them, and computes only
+# on the rest, so one huge cell costs its row, not the file.
+LARGEST = pl.lit(Decimal("9" * MAX_INTEGER_DIGITS + "." + "9" * SCALE), DECIMAL)
+"""The largest Decimal(38, 18): 99999999999999999999.999999999999999999."""
+
+_POWERS = [pl.lit(Decimal(10**k), DECIMAL) for k in range(MAX_INTEGER_DIGITS)]
+_FEW_DIGITS = Decimal(10**10)  # two factors below it in size cannot leave 20 digits
+
+
+def sum_overflows(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """Whether ``a + b`` leaves Decimal(38, 18) (for ``a - b`` pass ``-b``): only when both
+    have one sign and ``|a| > LARGEST - |b|``, which is computed without leaving it. False
+    where either is null."""
+    same_sign = ((a > 0) & (b > 0)) | ((a < 0) & (b < 0))
+    return (same_sign & (a.abs() > LARGEST - b.abs())).fill_null(False)
+
+
+def _integer_digits(value: pl.Expr) -> pl.Expr:
+    """Digits before the point (0 below 1), counted by comparing with 1, 10, 100, ...: no text."""
+    magnitude = value.abs()
+    return pl.sum_horizontal([(magnitude >= power).cast(pl.Int8) for power in _POWERS])
+
+
+def product_overflows(frame: pl.DataFrame, a: pl.Expr, b: pl.Expr) -> pl.Series:
+    """Per row of ``frame``, whether ``a × b`` as Polars computes it (rounded half to even to
+    18 places) leaves Decimal(38, 18); false where either is null.
+
+    Factors of d and e digits before the point (d + e ≤ 20) always fit and (d + e ≥ 22)
+    never do; only d + e = 21 is decided by the exact product, in Python's decimal (such rows
+    are rare: a product of 10^19 or more). Usually no factor has 11 digits and nothing is counted.
+    """
+    bounds = frame.select(a.min().alias("a0"), a.max().alias("a1"), b.min().alias("b0"), b.max().alias("b1")).row(0)
+    if all(v is None or abs(v) < _FEW_DIGITS for v in bounds):
+        return pl.Series("overflows", np.zeros(frame.height, dtype=bool))
+    few = pl.lit(_FEW_DIGITS, DECIMAL)
+    large = frame.select(a.alias("a"), b.alias("b")).with_row_index("i").filter(
+        ((pl.col("a").abs() >= few) | (pl.col("b").abs() >= few)) & pl.col("a").is_not_null() & pl.col("b").is_not_null()
+    )
+    digits = large.select("i", "a", "b", d=_integer_digits(pl.col("a")) + _integer_digits(pl.col("b")))
+    certain = digits.filter(pl.col("d") >= 22)["i"]
+    edge = digits.filter(pl.col("d") == 21)
+    with localcontext() as context:
+        context.prec = 2 * PRECISION + 4
+        unit = Decimal(1).scaleb(-SCALE)
+        limit = Decimal(10**MAX_INTEGER_DIGITS)
+        over = [i for i, x, y in edge.select("i", "a", "b").iter_rows() if abs((x * y).quantize(unit, ROUND_HALF_EVEN)) >= limit]
+    overflows = np.zeros(frame.height, dtype=bool)
+    overflows[certain.to_numpy()] = True
+    overflows[np.asarray(over, dtype=np.int64)] = True
+    return pl.Series("overflows", overflows)

@@ -104,6 +104,8 @@ def _read(name: str, path: Path) -> tuple[pl.DataFrame, pl.DataFrame] | str:
 
 @pytest.mark.parametrize(("name", "path"), _fixtures(), ids=lambda v: v.name if isinstance(v, Path) else v)
 def test_every_csv_fixture_reads_the_same_with_the_compiled_passes(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()  # loaded: a regular file is read without a copy (base._read_regular)
     expected = _read(name, path)
     monkeypatch.setattr(base, "KERNEL_ROWS", 0)
     monkeypatch.setattr(base, "KERNEL_BYTES", 0)
@@ -164,3 +166,101 @@ def test_kernels_wait_for_a_process_that_loaded_numba(monkeypatch: pytest.Monkey
     assert not base.kernels_for(10**6)
     monkeypatch.setitem(sys.modules, "numba", object())
     assert base.kernels_for(10**6) and not base.kernels_for(base.KERNEL_ROWS - 1)
+
+
+HUGE = "12345678901234567890.5"  # valid, but × 100 leaves Decimal(38, 18)
+LARGE_FILES = {
+    "kraken.trades": (
+        '"txid","ordertxid","pair","time","type","ordertype","price","cost","fee","vol","margin","misc","ledgers"',
+        lambda i, vol: f'"T{i}","O{i}","XXBTZUSD","2024-03-05 09:00:00.{i % 1000:03d}","buy","limit",100,,0.1,{vol},0,"",""',
+        "vol",
+    ),
+    "coinbase.pro_fills": (
+        "portfolio,trade id,product,side,created at,size,size unit,price,fee,total,price/fee/total unit",
+        lambda i, size: f"default,{i},BTC-USD,BUY,2021-02-01T10:00:00.{i % 1000:03d}Z,{size},BTC,100,0.1,-1,USD",
+        "size",
+    ),
+    "coinbase.transaction_report": (
+        "\nTransactions\nUser,Jane Doe,3f1c0a52-7d1e-4c8e-9a0b-5e6f7a8b9c0d\nID,Timestamp,Transaction Type,Asset,"
+        "Quantity Transacted,Price Currency,Price at Transaction,Subtotal,Total (inclusive of fees and/or spread),"
+        "Fees and/or Spread,Notes",
+        lambda i, qty: f'a{i},2024-03-06 14:00:00 UTC,Advanced Trade Buy,ETH,{qty},USD,"$3,500.00","$350.00","$351.00",$1.00,'
+                       f"Bought {qty} ETH for 351.00 USDC on ETH-USDC at 100 USDC/ETH",
+        "Quantity Transacted",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LARGE_FILES))
+def test_a_product_that_overflows_in_a_large_file_costs_its_row_the_same_on_both_paths(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    header, row, column = LARGE_FILES[name]
+    rows = [row(i, "0.5") for i in range(25_000)]
+    rows[7] = row(7, HUGE)
+    path = tmp_path / "export.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    assert path.stat().st_size >= base.KERNEL_BYTES and len(rows) >= base.KERNEL_ROWS  # the compiled passes read it
+    got = _read(name, path)
+    monkeypatch.setattr(base, "KERNEL_ROWS", 10**9)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 10**12)
+    expected = _read(name, path)
+    assert not isinstance(got, str), got
+    assert got[0].equals(expected[0]) and got[1].equals(expected[1])
+    assert got[1].select("row", "column").rows() == [(8, column)] and "overflows 38 digits" in got[1]["reason"].item()
+    assert got[0]["source_row"].n_unique() == len(rows) - 1
+
+
+REGULAR = [
+    ('a,b,c\n1,2,3\n4,5,6\n', True),
+    ('a,b,c\n1,2,3\n4,5,6', True),  # no final line end
+    ('"a","b"\n"x,1","y ""q"""\n"",\n', True),
+    ('a;b\n1,5;2\n', True),
+    ('pre\namble\na,b\n1,2\n', True),  # skip_lines 2
+    (' a , b\n1,2\n', True),
+    ('a,b,c\n1,2\n4,5,6\n', False),  # short
+    ('a,b,c\n1,2,3,4\n4,5,6\n', False),  # long
+    ('a,b\n1,2\n\n3,4\n', False),  # blank line
+    ('a,b\n1,2\n   \n3,4\n', False),
+    ('a,b\r\n1,2\r\n', False),
+    ('\ufeffa,b\n1,2\n', True),  # Polars skips a BOM opening the file, as the careful way does
+    ('\ufeffpre\namble\na,b\n1,2\n', True),
+    ('pre\namble\n\ufeffa,b\n1,2\n', False),
+    ('a,b\n1,2\n\ufeff3,4\n', False),
+    ('a,b\n1,"two\nlines"\n', False),
+    ('a,b\n1,x"y\n', False),
+    ('a,b\n1,"x" \n', False),
+    ('a,b\n1,"cut\n', False),
+    ('a\n1\n2\n', False),  # one column
+    ('a,b\n1,\xe9\n', True),
+    ('a,b\n', True),
+]
+
+
+@pytest.mark.parametrize(("text", "regular"), REGULAR)
+def test_a_file_read_without_copying_reads_as_the_careful_way(text: str, regular: bool, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()
+    path = tmp_path / "x.csv"
+    path.write_bytes(text.encode("utf-8"))
+    source = Source(path=path, rel="x.csv", venue="v", account="a")
+    skip = 2 if "amble" in text else 0
+
+    def read() -> tuple[pl.DataFrame, pl.DataFrame] | str:
+        try:
+            return base._read_csv_rows(source, skip, "c" in text.split("\n", 1)[0])
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+
+    monkeypatch.setattr(base, "KERNEL_BYTES", 10**12)
+    expected = read()
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    assert (base._read_regular(source, skip) is not None) == regular
+    got = read()
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert not isinstance(got, str), got
+        assert got[0].equals(expected[0]) and got[0].schema == expected[0].schema and got[1].equals(expected[1])

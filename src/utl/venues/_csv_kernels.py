@@ -283,3 +283,74 @@ def decimal_units(whole, fraction, exact, units):
             hi = ~hi + (np.uint64(1) if low == np.uint64(0) else np.uint64(0))
         units[r, 0] = low
         units[r, 1] = hi
+
+
+@njit(cache=True, nogil=True)
+def regular_rows(b, start, separator, width):
+    """How many lines ``b[start:]`` holds when every one of them is a row of exactly ``width``
+    cells written plainly: cells split by ``separator``, a quoted cell opening at its start
+    and closing right before a separator or the line's end (``""`` inside it), no quoted line
+    end, no ``\\r``, no byte 0xEF (a BOM's first). Else -1: the file is read the careful way.
+    A final line without its line end counts; a blank line does not fit."""
+    n = len(b)
+    special = np.zeros(256, dtype=np.uint8)  # the bytes that end a run of a cell's text
+    special[34] = 1
+    special[10] = 1
+    special[13] = 1
+    special[0xEF] = 1
+    special[separator] = 1
+    rows = 0
+    cells = 1
+    at_cell_start = True
+    line_empty = True
+    i = start
+    while i < n:
+        if special[b[i]] == 0:  # a cell's text, skipped at a table look-up a byte
+            at_cell_start = False
+            line_empty = False
+            i += 1
+            while i < n and special[b[i]] == 0:
+                i += 1
+            continue
+        c = np.int64(b[i])
+        if c == 34:  # "
+            if not at_cell_start:
+                return -1
+            i += 1
+            while True:
+                if i >= n:
+                    return -1
+                q = np.int64(b[i])
+                if q == 34:
+                    if i + 1 < n and np.int64(b[i + 1]) == 34:
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                if q == 10 or q == 13 or q == 0xEF:
+                    return -1
+                i += 1
+            if i < n and np.int64(b[i]) != separator and np.int64(b[i]) != 10:
+                return -1
+            at_cell_start = False
+            line_empty = False
+            continue
+        if c == separator:
+            cells += 1
+            at_cell_start = True
+            line_empty = False
+        elif c == 10:
+            if line_empty or cells != width:
+                return -1
+            rows += 1
+            cells = 1
+            at_cell_start = True
+            line_empty = True
+        else:  # \r or 0xEF
+            return -1
+        i += 1
+    if not line_empty:
+        if cells != width:
+            return -1
+        rows += 1
+    return rows

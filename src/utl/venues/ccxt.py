@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from utl.decimals import DECIMAL, MAX_INTEGER_DIGITS, with_venue_decimals
+from utl.decimals import DECIMAL, product_overflows, sum_overflows, with_venue_decimals
 from utl.errors import QUARANTINE_SCHEMA
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.json_lines import text_columns
@@ -269,13 +269,12 @@ def _columns(records: list[tuple[int, str, dict]], fields: list[str]) -> pl.Data
 
 
 def _with_product(frame: pl.DataFrame) -> pl.DataFrame:
-    """``__fits``: amount × price fits Decimal(38,18) (the sum of their integer digits is at
-    most 20); ``__product``: amount × price, exact to 18 places, where it fits (else null)."""
-    # Both under 10^10 (at most 10 digits each) fits: usually every row, then no digit is counted.
-    small = frame.select(((pl.col("amount_value").abs() < _POWERS[10]) & (pl.col("price_value").abs() < _POWERS[10])).fill_null(True).all()).item()
-    fits = pl.lit(True) if small else _integer_digits("amount_value") + _integer_digits("price_value") <= 20
-    return frame.with_columns(__fits=fits).with_columns(
-        __product=pl.when(pl.col("__fits")).then(pl.col("amount_value") * pl.col("price_value")))
+    """``__fits``: amount × price fits Decimal(38,18); ``__product``: amount × price, exact to
+    18 places, where it fits (else null; never computed there: Polars would fail the file)."""
+    amount, price = pl.col("amount_value"), pl.col("price_value")
+    frame = frame.with_columns(__fits=~product_overflows(frame, amount, price))
+    fitting = pl.when(pl.col("__fits")).then(amount).otherwise(pl.lit(0, DECIMAL))
+    return frame.with_columns(__product=pl.when(pl.col("__fits")).then(fitting * price))
 
 
 def _product() -> pl.Expr:
@@ -288,18 +287,13 @@ def _cost_disagrees() -> pl.Expr:
     product = _product()
     # Plus one unit in the 18th place: the product itself is rounded there.
     slack = product.abs() / 1_000_000 + pl.lit(Decimal("1e-18"), DECIMAL)
-    off = (pl.col("cost_value") - product).abs() > slack
+    # A difference that leaves Decimal(38, 18) is far off (and is not computed: a refused
+    # negative amount or cost would otherwise fail the whole file).
+    too_far = sum_overflows(pl.col("cost_value"), -product)
+    zero = pl.lit(0, DECIMAL)
+    difference = pl.when(too_far).then(zero).otherwise(pl.col("cost_value")) - pl.when(too_far).then(zero).otherwise(product)
+    off = too_far | (difference.abs() > slack)
     return (spot & pl.col("cost_value").is_not_null() & product.is_not_null() & off).fill_null(False)
-
-
-_POWERS = [pl.lit(Decimal(10**k), DECIMAL) for k in range(MAX_INTEGER_DIGITS)]
-
-
-def _integer_digits(value: str) -> pl.Expr:
-    """Digits before the point (0 below 1, and for null); a product of a and b has at most the
-    sum of theirs. Counted by comparing with 1, 10, 100, ...: no text."""
-    magnitude = pl.col(value).abs()
-    return pl.sum_horizontal([(magnitude >= power).cast(pl.Int64) for power in _POWERS]).fill_null(0)
 
 
 def read_trades(source: Source) -> Parsed:

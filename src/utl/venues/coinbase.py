@@ -40,7 +40,7 @@ import functools
 
 import polars as pl
 
-from utl.decimals import DECIMAL, MARKED_NUMBER
+from utl.decimals import DECIMAL, MARKED_NUMBER, product_overflows, sum_overflows
 from utl.schemas import FILLS, MOVEMENTS
 from utl.venues.base import (
     with_numbers,
@@ -335,6 +335,13 @@ def read_report(source: Source) -> Parsed:
     tx_type = pl.col("__type")
     is_retail = tx_type.is_in(_RETAIL_TRADES)
     is_advanced = tx_type.is_in(_ADVANCED_TRADES)
+    # Advanced Trade: the quote is size × the note's rate, rounded to 18 places, and the fee
+    # the note's amount less it. Where either leaves Decimal(38, 18) the row is refused and
+    # nothing is computed from it (Polars would fail the whole file).
+    size, rate, amount_for = pl.col("qty__value").abs(), pl.col("rate__value"), pl.col("for__value")
+    rows = rows.with_columns(__quote_too_large=product_overflows(rows, pl.when(is_advanced).then(size), rate))
+    rows = rows.with_columns(__quote_qty=pl.when(pl.col("__quote_too_large")).then(zero).otherwise(size) * rate)
+    rows = rows.with_columns(__fee_too_large=is_advanced & sum_overflows(amount_for, -pl.col("__quote_qty")))
     is_convert = tx_type == "Convert"
     advanced_ok = (
         (advanced.field("4") == advanced.field("6"))
@@ -372,15 +379,27 @@ def read_report(source: Source) -> Parsed:
             is_convert & ~convert_ok,
             pl.format('"Notes": "{}" is not "Converted <size> <asset> to <amount> <asset>"', pl.col("__notes")),
         ),
+        Check(
+            col["qty"],
+            is_advanced & advanced_ok & pl.col("__quote_too_large"),
+            pl.format('"{}" × the note\'s rate overflows 38 digits (20 before the point)', pl.lit(col["qty"])),
+            raw=pl.format("{} × {}", pl.col(col["qty"]), advanced.field("7")),
+        ),
+        Check(
+            col["notes"],
+            advanced_ok & ~pl.col("__quote_too_large") & pl.col("__fee_too_large"),
+            pl.format('"Notes": the fee ({} less {} × {}) overflows 38 digits (20 before the point)',
+                      advanced.field("3"), pl.col(col["qty"]), advanced.field("7")),
+            raw=pl.col("__notes"),
+        ),
     ]
     passed, quarantine = split_refused(rows, checks, source.rel)
 
     kind_of = {t: k for t, (k, _) in _REPORT_TYPES.items()}
     direction_of = {t: d for t, (_, d) in _REPORT_TYPES.items()}
-    size = pl.col("qty__value").abs()
     direction = tx_type.replace_strict(direction_of, default=0, return_dtype=pl.Int8)
     is_buy = tx_type.is_in(_BUYS)
-    quote_qty = size * pl.col("rate__value")  # Advanced Trade: size × the note's rate, rounded to 18 places
+    quote_qty = pl.col("__quote_qty")
     lines = passed.select(
         "source_row",
         ts="__ts",
@@ -658,6 +677,9 @@ def read_pro_fills(source: Source) -> Parsed:
         __price_unit=_text("price/fee/total unit"),
     )
     size, price, fee = pl.col("size__value"), pl.col("price__value"), pl.col("fee__value")
+    # Where size × price leaves Decimal(38, 18) the row is refused, and never multiplied:
+    # Polars would fail the whole file.
+    rows = rows.with_columns(__too_large=product_overflows(rows, size, price))
     base, quote, side = pl.col("__base"), pl.col("__quote"), pl.col("__side")
     size_unit, price_unit = pl.col("__size_unit"), pl.col("__price_unit")
     zero = pl.lit(0).cast(DECIMAL)
@@ -680,6 +702,12 @@ def read_pro_fills(source: Source) -> Parsed:
         ),
         *_number_checks("price", "price"),
         Check("price", price <= zero, '"price" is not positive'),
+        Check(
+            "size",
+            pl.col("__too_large"),
+            '"size" × "price" overflows 38 digits (20 before the point)',
+            raw=pl.format("{} × {}", pl.col("size"), pl.col("price")),
+        ),
         *_number_checks("fee", "fee", required=False),
         Check(
             "price/fee/total unit",

@@ -21,6 +21,7 @@ import re
 
 import polars as pl
 
+from utl.decimals import sum_overflows
 from utl.derivatives.snapshots import deribit_symbol
 from utl.schemas import MOVEMENTS
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
@@ -121,6 +122,15 @@ def read_transaction_log(source: Source) -> Parsed:
         Check("Date", (pl.col("date") != "") & pl.col("ts").is_null(), pl.format('"{}" is not a time like 2024-03-05 09:15:02', pl.col("date")), raw=pl.col("date")),
         Check("Date", out_of_years(pl.col("ts")), "time outside 2000..2100", raw=pl.col("date")),
         *checks,
+    ]
+    # The row's parts are differences (fee = Change - Cash Flow, the rest = Cash Flow -
+    # Funding): where one leaves Decimal(38, 18) the row is refused, not the file.
+    change, cash, funding_value = pl.col("change_value"), pl.col("cash_flow_value"), pl.col("funding_value")
+    checks += [
+        Check("Cash Flow", sum_overflows(change, -cash), '"Change" - "Cash Flow" (the fee) overflows 38 digits (20 before the point)',
+              raw=pl.format("{} - {}", pl.col("change"), pl.col("cash_flow"))),
+        Check("Funding", sum_overflows(cash, -funding_value), '"Cash Flow" - "Funding" overflows 38 digits (20 before the point)',
+              raw=pl.format("{} - {}", pl.col("cash_flow"), pl.col("funding"))),
     ]
     if currency is None:
         checks.append(Check(None, pl.lit(True), f"currency unknown: the file name {source.path.name!r} does not name it (transaction_log-<uid>-<CURRENCY>-…)", raw=pl.lit(None, pl.String)))

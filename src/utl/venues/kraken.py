@@ -33,7 +33,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from utl.decimals import DECIMAL
+from utl.decimals import DECIMAL, product_overflows
 from utl.schemas import BALANCES, FILLS, MOVEMENTS
 from utl.venues.base import (
     with_numbers,
@@ -272,6 +272,9 @@ def read_trades(source: Source) -> Parsed:
     # Few distinct pairs and types: each is read once.
     rows = per_distinct(rows, ["pair", "type"], __base=base, __quote=quote, __side=pl.col("type").str.strip_chars().str.to_lowercase())
     vol, price, cost, fee = (pl.col(f"{c}__value") for c in ("vol", "price", "cost", "fee"))
+    # Without a cost, vol × price stands in: where it leaves Decimal(38, 18) the row is refused
+    # (and never multiplied: Polars would fail the whole file).
+    rows = rows.with_columns(__too_large=product_overflows(rows, vol, price))
     side = pl.col("__side")
     zero = pl.lit(0).cast(DECIMAL)
     checks = [
@@ -292,6 +295,12 @@ def read_trades(source: Source) -> Parsed:
         *_number_checks("price"),
         Check("price", price <= zero, '"price" is not positive'),
         *_number_checks("cost", required=False),
+        Check(
+            "vol",
+            pl.col("__too_large") & cost.is_null() & ~pl.col("cost__bad"),
+            'no "cost", and "vol" × "price" overflows 38 digits (20 before the point)',
+            raw=pl.format("{} × {}", pl.col("vol"), pl.col("price")),
+        ),
         *_number_checks("fee", required=False),
     ]
     passed, quarantine = split_refused(rows, checks, source.rel)
@@ -308,7 +317,7 @@ def read_trades(source: Source) -> Parsed:
         # Kraken writes vol unsigned; the side gives the sign.
         qty=pl.when(side == "sell").then(-vol.abs()).otherwise(vol.abs()),
         price=price,
-        quote_qty=pl.coalesce(cost.abs(), vol.abs() * price),
+        quote_qty=pl.coalesce(cost.abs(), pl.when(pl.col("__too_large")).then(zero).otherwise(vol.abs()) * price),
         fee=fee,
         # The Trades fee is stated in quote; a fee taken in base shows only in Ledgers.
         fee_asset=pl.when(fee.is_not_null()).then(pl.col("__quote")),

@@ -22,6 +22,7 @@ import re
 
 import polars as pl
 
+from utl.decimals import sum_overflows
 from utl.schemas import MOVEMENTS
 from utl.derivatives.snapshots import okx_symbol
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
@@ -192,6 +193,15 @@ def _with_numbers(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     return frame.rename({f"{n}_value__bad": f"{n}_bad" for n in names})
 
 
+def _fee_unit() -> pl.Expr:
+    """The fee's asset: ``Fee Unit``, else the row's own."""
+    return pl.when(pl.col("fee_unit") == "").then(pl.col("balance_unit")).otherwise(pl.col("fee_unit"))
+
+
+def _fee_in_row_asset() -> pl.Expr:
+    return _fee_unit() == pl.col("balance_unit")
+
+
 def _missing(name: str, column: str, why: str = "missing value") -> Check:
     return Check(column, pl.col(name) == "", why, raw=pl.col(name))
 
@@ -237,14 +247,19 @@ def read_trading(source: Source) -> Parsed:
         _missing("balance_unit", display["balance_unit"], "missing asset"),
         *_number_checks("balance_change", "Balance Change", required=True),
         *_number_checks("fee", "Fee", required=False),
+        # A fee in the row's asset is taken out of its balance change: where that leaves
+        # Decimal(38, 18) the row is refused, not the file.
+        Check("Fee", _fee_in_row_asset() & sum_overflows(pl.col("balance_change_value"), -pl.col("fee_value")),
+              '"Balance Change" - "Fee" overflows 38 digits (20 before the point)',
+              raw=pl.format("{} - {}", pl.col("balance_change"), pl.col("fee"))),
     ]
     ok, quarantine = split_refused(frame, checks, source.rel)
 
     # The previous layout repeats one `id` on both legs of a fill: the key adds the asset.
     row_key = pl.concat_str(["id", "balance_unit"], separator=":") if header == PREVIOUS_TRADING else pl.col("id")
     fee = pl.col("fee_value").fill_null(0)
-    fee_unit = pl.when(pl.col("fee_unit") == "").then(pl.col("balance_unit")).otherwise(pl.col("fee_unit"))
-    fee_in_row_asset = fee_unit == pl.col("balance_unit")
+    fee_unit = _fee_unit()
+    fee_in_row_asset = _fee_in_row_asset()
     price = pl.when(pl.col("filled_price").is_in(["", "0"])).then(None).otherwise(pl.concat_str(pl.lit("@ "), "filled_price"))
     # Types, actions and symbols take a handful of values: their words are read once.
     what = pl.concat_str([_null_if_blank("trade_type"), _null_if_blank("action"), _null_if_blank("symbol")], separator=" ", ignore_nulls=True)
