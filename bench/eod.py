@@ -32,6 +32,7 @@ machine is shared.
 
 from __future__ import annotations
 
+import utl  # noqa: F401 - first, as `utl eod` does: its allocator settings apply only before Polars loads
 import argparse
 import json
 import multiprocessing as mp
