@@ -168,3 +168,40 @@ def test_a_message_before_the_sequence_asked_for_is_not_handed_over_twice():
         assert [m.data for m in reader.messages] == [b"new"]
 
     asyncio.run(run())
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+def test_taking_a_batch_asks_for_more_at_once_rather_than_when_a_pull_expires(nats_url, monkeypatch):
+    """With both pulls answered in full the server owes nothing: the booker's take must make
+    the reader ask again (it once waited for a pull to expire, or took the quiet for a dead
+    server and reconnected, stalling a backlog 2-10 s at a time)."""
+    import utl.stream.pull as pull
+
+    monkeypatch.setattr(pull, "PULL_EXPIRES_S", 120.0)
+    monkeypatch.setattr(pull, "SILENCE_S", 120.0)
+    asyncio.run(_publish(nats_url, 1000))
+    said: list[str] = []
+
+    async def run() -> list[int]:
+        reader = PullReader([nats_url], "UTL_FILLS", "utl.fills.>", 1, 100, said.append)
+        await reader.open()
+        got: list[int] = []
+        try:
+            # A first take of a few while the pulls are still answered: the buffer never fills
+            # to two batches, so the reader is left reading with nothing owed.
+            got += [m.seq for m in await asyncio.wait_for(reader.take(10, 0, asyncio.Event()), 20)]
+            while len(got) < 1000:
+                # Every pull answered in full before each take: the server owes nothing.
+                await asyncio.wait_for(_until(lambda: reader._outstanding == 0 and reader.messages), 20)
+                got += [m.seq for m in await reader.take(100, 0.002, asyncio.Event())]
+            assert reader._pulls >= 10  # one pull per batch taken, not one per expiry
+        finally:
+            await reader.close()
+        return got
+
+    assert asyncio.run(run()) == list(range(1, 1001))
+    assert said == []  # never reconnected

@@ -320,20 +320,34 @@ class PullReader:
         pending = bytearray()
         creating: asyncio.Future | None = asyncio.ensure_future(self._new_consumer())
         reading: asyncio.Future | None = None
+        room: asyncio.Future | None = None
         try:
             while True:
+                # Cleared before the pulls are reckoned: a take after this wakes the loop below.
+                self._room.clear()
                 if creating is None:
                     self._pull()
                     await self._writer.drain()
                 if reading is None:
                     if creating is None and len(self.messages) >= 2 * self.batch:
                         # The booker is behind: read no more until it takes some (the server holds the rest).
-                        self._room.clear()
                         await self._room.wait()
                         continue
                     reading = asyncio.ensure_future(reader.read(1 << 20))
-                waiting = {reading} if creating is None else {reading, creating}
-                done, _ = await asyncio.wait(waiting, timeout=SILENCE_S, return_when=asyncio.FIRST_COMPLETED)
+                waiting = {reading}
+                if creating is not None:
+                    waiting.add(creating)
+                # Nothing asked for: the server owes nothing until the booker takes what is
+                # buffered and the loop asks again, so the wait is for the read or the take
+                # (waiting on the read alone, the reader asked for nothing more until a pull
+                # expired, and took a silent server for a dead one).
+                asked = creating is not None or self._outstanding > 0
+                if not asked:
+                    if room is None or room.done():
+                        room = asyncio.ensure_future(self._room.wait())
+                    waiting.add(room)
+                done, _ = await asyncio.wait(waiting, timeout=SILENCE_S if asked else None,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     raise Protocol(f"nothing from the server for {SILENCE_S:g} s")
                 if creating in done:
@@ -349,7 +363,7 @@ class PullReader:
                     del pending[:used]
                     self._take_frames(frames)
         finally:
-            for future in (creating, reading):
+            for future in (creating, reading, room):
                 if future is not None and not future.done():
                     future.cancel()
 
