@@ -53,9 +53,17 @@ VENUES, BOOKS, ASSETS = 120, 1000, 200
 IN_FLIGHT = 2000
 
 
+def book_and_asset(i: int) -> tuple[int, int]:
+    """Fill ``i``'s book and asset. Knuth's multiplicative hash (a bijection of 32-bit integers)
+    spreads consecutive fills over every (book, asset) pair, 200,000 of them, each about as
+    often. (Book and asset as two multiples of i, as before, took their pair from i mod 1,000:
+    1,000 pairs, not 200,000.)"""
+    spread = (i * 2654435761) % 2**32
+    return spread % BOOKS, (spread // BOOKS) % ASSETS
+
+
 def fill(i: int, sent: float) -> tuple[str, bytes]:
-    book = (i * 7919) % BOOKS
-    asset = (i * 104729) % ASSETS
+    book, asset = book_and_asset(i)
     side = "buy" if (i // 3) % 2 == 0 else "sell"
     trade = {"id": str(i), "timestamp": str(int(time.time() * 1000)), "symbol": f"A{asset}/USD", "side": side,
              "amount": "0.5", "price": f"{100 + (i % 50)}.25", "fee": {"cost": "0.01", "currency": "USD"},
