@@ -221,6 +221,11 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
     database is not the state the booker holds, and nothing commits) and ``lots`` added."""
     with conn.transaction():
         _stage(conn)
+        # The deletes below find a batch's rows by their key's index, one probe per staged row.
+        # Left to itself the planner, which has no statistics of the staging tables and stale
+        # ones of tables growing under a backlog, sorted every lot of the landing to merge-join
+        # them (on disk, ~150 ms a 20,000-fill batch at 200,000 fills booked, and growing).
+        conn.execute("SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off")
         _fills_and_legs(conn, key, fills.select(FILLS_ROWS.names()), legs.select(LEGS_ROWS.names()))
         staged = {
             "s_stream_start": _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key),
@@ -234,8 +239,11 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
         staged |= {
             "s_stream_lot_openings": _copy(conn, "s_stream_lot_openings", "stream_lot_openings",
                                            openings.select(OPENINGS.names()), key),
-            "s_stream_day_pnl": _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key),
-            "s_live": _copy(conn, "s_live", "live_positions", live.select(LIVE_ROWS.names()), key),
+            # In their primary key's order: the upserts walk the index once, not at random.
+            "s_stream_day_pnl": _copy(conn, "s_stream_day_pnl", "stream_day_pnl", day_pnl.select(DAY_PNL.names()), key,
+                                      ("business_date", "venue", "account", "asset")),
+            "s_live": _copy(conn, "s_live", "live_positions", live.select(LIVE_ROWS.names()), key,
+                            ("venue", "account", "asset")),
             "s_stream_quarantine": _copy(conn, "s_stream_quarantine", "stream_quarantine",
                                          quarantine.select("subject", "stream_seq", "reason", "raw"), key),
         }
