@@ -259,7 +259,7 @@ def stages(pg: str, n: int, batch: int) -> None:
     import utl.stream.store as store_module
     from utl.settings import Settings
     from utl.store import connect, migrate
-    from utl.stream.booker import Booker as InProcess, BookerOptions, position_message
+    from utl.stream.booker import Booker as InProcess, BookerOptions
     from utl.stream.message import Message
 
     wall: dict[str, float] = collections.defaultdict(float)
@@ -289,6 +289,7 @@ def stages(pg: str, n: int, batch: int) -> None:
     timed(store_module, "_copy", "  COPY (all tables)")
     timed(store_module, "_fills_and_legs", "  ledger keys insert-if-new + legs COPY")
     timed(booker_module, "commit_batch", "commit (one transaction)")
+    timed(booker_module, "position_messages", "position messages (JSON)")
     conn = connect(pg)
     migrate(conn)
     in_process = InProcess(conn, Settings(), None, BookerOptions(nats_url="-"))
@@ -302,11 +303,7 @@ def stages(pg: str, n: int, batch: int) -> None:
     w0, c0 = time.perf_counter(), time.process_time()
     for k in range(0, n, batch):
         part = messages[k:k + batch]
-        rows = in_process.commit(in_process.prepare(part, part[-1].seq))
-        w = time.perf_counter()
-        for row in rows:
-            position_message(dict(row, landing=""))
-        wall["position messages (JSON)"] += time.perf_counter() - w
+        in_process.commit(in_process.prepare(part, part[-1].seq))  # encodes the position messages too
         batches += 1
     total = time.perf_counter() - w0
     conn.close()

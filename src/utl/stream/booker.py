@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
-import json
 import signal
 import time
 from collections.abc import Callable
@@ -230,13 +229,14 @@ class Booker:
             fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys, **lots, openings=changes.openings,
             day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
 
-    def commit(self, batch: Batch | None) -> list[dict]:
-        """Write a prepared batch in one transaction; the changed positions to publish."""
+    def commit(self, batch: Batch | None) -> list[tuple[str, bytes]]:
+        """Write a prepared batch in one transaction; the changed positions to publish
+        (subject, JSON)."""
         if batch is None:
             return []
         commit_batch(self.conn, self.key, self.options.name, batch.last_seq, **batch.rows)
         self.last_seq = batch.last_seq
-        return [dict(row, landing=self.key) for row in batch.rows["live"].to_dicts()]
+        return position_messages(batch.rows["live"], self.key)
 
     def _starts_for(self, fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Starting states of the batch's accounts; accounts never seen start from zero."""
@@ -300,15 +300,33 @@ def _no_quarantine() -> pl.DataFrame:
     return pl.DataFrame(schema={"subject": pl.String, "stream_seq": pl.Int64, "reason": pl.String, "raw": pl.String})
 
 
-def position_message(row: dict) -> bytes:
-    """A changed position as JSON, numbers as exact decimal text."""
-    def text(v):
-        if v is None:
-            return None
-        if isinstance(v, (dt.datetime, dt.date)):
-            return v.isoformat()
-        return format(v, "f") if not isinstance(v, (str, int)) else v
-    return json.dumps({k: text(v) for k, v in row.items()}).encode()
+def position_messages(live: pl.DataFrame, landing: str) -> list[tuple[str, bytes]]:
+    """Each changed position's subject ``utl.positions.<venue>.<account>`` and JSON: its
+    columns in order, then ``landing``; numbers as exact decimal text, times as ISO 8601 (as
+    ``datetime.isoformat`` writes them), integers as numbers. Encoded by Polars in one pass: a
+    backlog's batch changes ~20,000 positions, and a ``json.dumps`` of each held the event
+    loop ~240 ms a batch."""
+    if live.height == 0:
+        return []
+
+    def text(name: str, dtype: pl.DataType) -> pl.Expr:
+        column = pl.col(name)
+        if isinstance(dtype, pl.Decimal):
+            return column.cast(pl.String)  # every digit of the scale, as format(v, "f") gives
+        if isinstance(dtype, pl.Datetime):
+            whole = column.dt.microsecond() == 0
+            return (pl.when(whole).then(column.dt.strftime("%Y-%m-%dT%H:%M:%S%:z"))
+                    .otherwise(column.dt.strftime("%Y-%m-%dT%H:%M:%S%.6f%:z")))
+        if isinstance(dtype, pl.Date):
+            return column.dt.strftime("%Y-%m-%d")
+        return column
+
+    encoded = live.select(
+        subject=pl.format(f"{POSITIONS_PREFIX}.{{}}.{{}}", "venue", "account"),
+        data=pl.struct(*[text(name, dtype) for name, dtype in live.schema.items()],
+                       pl.lit(landing, pl.String).alias("landing")).struct.json_encode(),
+    )
+    return [(subject, data.encode()) for subject, data in encoded.iter_rows()]
 
 
 async def run(database: Database, settings: Settings, landing: Path | None, options: BookerOptions,
@@ -344,7 +362,10 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
             # Worker threads book and commit while the loop reads the next messages off the
             # socket (Polars and psycopg release the GIL while they work); batch n+1 is
             # prepared while batch n commits, and batches commit in order.
+            # A batch's positions are published by a task of their own, after the previous
+            # batch's (so in commit order), while the next batch commits.
             committing: asyncio.Future | None = None
+            publishing: asyncio.Future | None = None
             consumed = booker.last_seq
             first = True
             while not stop.is_set():
@@ -355,16 +376,18 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
                 consumed = max(m.seq for m in messages)
                 prepared = await asyncio.to_thread(booker.prepare, booker.mine(messages), consumed)
                 if committing is not None:
-                    await _publish_positions(nc, await committing)
+                    publishing = _publish_after(publishing, nc, await committing)
                 committing = asyncio.ensure_future(asyncio.to_thread(booker.commit, prepared))
                 if first:  # what the first batch loaded (numba, pandera, plans) stays: out of the collector's way
                     first = False
                     gc.freeze()
                 if source.empty():  # nothing to prepare meanwhile: publish as soon as it commits
-                    await _publish_positions(nc, await committing)
+                    publishing = _publish_after(publishing, nc, await committing)
                     committing = None
             if committing is not None:
-                await _publish_positions(nc, await committing)
+                publishing = _publish_after(publishing, nc, await committing)
+            if publishing is not None:
+                await publishing
         finally:
             if source is not None:
                 await source.close()
@@ -409,9 +432,16 @@ def _stream_seq(msg) -> int:
     return msg.metadata.sequence.stream
 
 
-async def _publish_positions(nc, rows: list[dict]) -> None:
-    for row in rows:
-        await nc.publish(f"{POSITIONS_PREFIX}.{row['venue']}.{row['account']}", position_message(row))
+def _publish_after(previous: asyncio.Future | None, nc, messages: list[tuple[str, bytes]]) -> asyncio.Future:
+    """Publish ``messages`` once ``previous`` (the last batch's) is done."""
+    async def publish() -> None:
+        if previous is not None:
+            await previous
+        for n, (subject, data) in enumerate(messages, 1):
+            await nc.publish(subject, data)
+            if n % 2000 == 0:
+                await asyncio.sleep(0)  # the reader's turn: a backlog's batch publishes ~20,000
+    return asyncio.ensure_future(publish())
 
 
 async def _open_source(nc, js, start_seq: int, options: BookerOptions, say: Callable[[str], None]):
