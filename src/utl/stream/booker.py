@@ -227,6 +227,7 @@ class Booker:
         self.seen.update(taken)
         return Batch(max([m.seq for m in messages] + [through or 0]), dict(
             fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys, **lots, openings=changes.openings,
+            replayed=changes.replayed,
             day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
 
     def commit(self, batch: Batch | None) -> list[tuple[str, bytes]]:

@@ -66,7 +66,8 @@ class Books:
 @dataclass(frozen=True)
 class Changes:
     keys: pl.DataFrame  # (book, asset) whose lots changed
-    openings: pl.DataFrame  # OPENINGS rows of those keys, all dates (replace per key)
+    openings: pl.DataFrame  # OPENINGS rows to write: all of a replayed key's, the new ones of the others
+    replayed: pl.DataFrame  # (book, asset) whose openings are replaced whole (a replay rewrote them)
     day_pnl: pl.DataFrame  # DAY_PNL rows changed
     holdings: pl.DataFrame  # HOLDINGS rows changed (venue, account, asset)
 
@@ -89,8 +90,8 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     """Cost ``new`` trades (TRADES) into ``books`` (mutated); what changed."""
     new = new.select(TRADES.names()).cast(TRADES)
     if new.height == 0:
-        return Changes(pl.DataFrame(schema={"book": pl.String, "asset": pl.String}), OPENINGS.to_frame(),
-                       DAY_PNL.to_frame(), HOLDINGS.to_frame())
+        no_keys = pl.DataFrame(schema={"book": pl.String, "asset": pl.String})
+        return Changes(no_keys, OPENINGS.to_frame(), no_keys, DAY_PNL.to_frame(), HOLDINGS.to_frame())
     first_new = new.group_by(KEY).agg(pl.col("ts").min().alias("first_ts"))
     last_old = books.last.join(first_new.select(KEY), on=KEY, how="semi")
     keys = first_new.join(last_old, on=KEY, how="left").with_columns(
@@ -148,7 +149,12 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     latest = pl.concat([last_old, new.group_by(KEY).agg(pl.col("ts").max().alias("last_ts"))]).group_by(KEY).agg(
         pl.col("last_ts").max())
     books.last = pl.concat([books.last.join(latest.select(KEY), on=KEY, how="anti"), latest.select(LAST.names())])
-    return Changes(changed_keys, openings.join(changed_keys, on=KEY, how="semi"), changed_pnl, HOLDINGS.to_frame())
+    # A key carried onward keeps the openings it had and adds the dates it had none: only
+    # those are written (rewriting every opening of every touched key was most of a batch's
+    # database work once the books were wide). A replayed key's are rewritten whole.
+    replayed = replay.select(KEY)
+    written = pl.concat([openings.join(replayed, on=KEY, how="semi"), new_openings.join(replayed, on=KEY, how="anti")])
+    return Changes(changed_keys, written, replayed, changed_pnl, HOLDINGS.to_frame())
 
 
 def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.DataFrame,

@@ -211,12 +211,13 @@ def last_sequence(conn: psycopg.Connection, key: str, consumer: str) -> int:
 def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: int, *, fills: pl.DataFrame,
                  legs: pl.DataFrame, starts: pl.DataFrame, keys: pl.DataFrame, lots: pl.DataFrame,
                  openings: pl.DataFrame, day_pnl: pl.DataFrame, live: pl.DataFrame, quarantine: pl.DataFrame,
-                 lots_gone: pl.DataFrame | None = None) -> None:
+                 lots_gone: pl.DataFrame | None = None, replayed: pl.DataFrame | None = None) -> None:
     """Everything one batch of landing ``key``'s booker produced, and the sequence it consumed
     through, in ONE transaction.
 
     ``keys``: the (book, asset) whose lots and openings changed. Their openings are replaced
-    whole. Their lots too (``lots`` = all of them) unless ``lots_gone`` is given: then the
+    whole, unless ``replayed`` names the keys whose are: then the other keys' ``openings`` are
+    added to what they hold. Their lots too (``lots`` = all of them) unless ``lots_gone`` is given: then the
     lots are a difference, the rows ``lots_gone`` deleted (each must be there: else the
     database is not the state the booker holds, and nothing commits) and ``lots`` added."""
     with conn.transaction():
@@ -229,7 +230,7 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
         _fills_and_legs(conn, key, fills.select(FILLS_ROWS.names()), legs.select(LEGS_ROWS.names()))
         staged = {
             "s_stream_start": _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key),
-            "s_keys": _copy(conn, "s_keys", "stream_lots", keys.select("book", "asset").unique()),
+            "s_keys": _copy(conn, "s_keys", "stream_lots", (keys if replayed is None else replayed).select("book", "asset").unique()),
         }
         if lots_gone is None:
             staged["s_lot_keys"] = _copy(conn, "s_lot_keys", "stream_lots", keys.select("book", "asset").unique())
