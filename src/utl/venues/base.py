@@ -1270,22 +1270,10 @@ def _trailing_codes(cells: pl.Series) -> pl.Series:
 
 def strip_code(cell: pl.Expr, code: pl.Expr) -> pl.Expr:
     """``cell`` without ``code`` (and a blank before it) at its end; unchanged otherwise."""
-    # The struct takes the cell's name (its first field), and so does the result.
-    parts = pl.struct(cell.str.strip_chars(), code.alias("__code"))
-    return parts.map_batches(_strip_codes, return_dtype=pl.String, is_elementwise=True)
-
-
-def _strip_codes(parts: pl.Series) -> pl.Series:
-    frame = parts.struct.unnest()
-    frame.columns = ["text", "code"]
-    text = frame["text"]
-    # Only cells that end with their code change: most exports write bare numbers.
-    coded = frame.select(pl.col("text").str.ends_with(pl.col("code")).fill_null(False)).to_series().arg_true()
-    if coded.len():
-        # Only the end can gain a blank ("0.26 USDT"): the start is stripped already.
-        bare = frame[coded].select(pl.col("text").str.strip_suffix(pl.col("code")).str.strip_chars_end()).to_series()
-        text = text.scatter(coded, bare)
-    return text.alias(parts.name)
+    # Stripped first, a cell that keeps its code has no blank at its end: the last strip
+    # changes only the cells that lost their code ("0.26 USDT"). Three passes over the text,
+    # none gathered or scattered (half the CPU of finding the coded cells first).
+    return cell.str.strip_chars().str.strip_suffix(code.fill_null("")).str.strip_chars_end()
 
 
 def code_at_end(cell: pl.Expr, first: pl.Expr, second: pl.Expr) -> pl.Expr:
