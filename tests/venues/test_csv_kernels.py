@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from utl.decimals import with_venue_decimals
 from utl.venues import all_formats, base
@@ -264,3 +266,36 @@ def test_a_file_read_without_copying_reads_as_the_careful_way(text: str, regular
     else:
         assert not isinstance(got, str), got
         assert got[0].equals(expected[0]) and got[0].schema == expected[0].schema and got[1].equals(expected[1])
+
+
+_MICROS = st.one_of(
+    st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999),  # years 1..9999
+    st.integers(-10**12, 10**12),  # around 1970, fractions of a second before it
+    st.sampled_from([0, -1, 951_782_400_000_000, 4_107_542_399_999_999, -30_610_224_000_000_001, 253_402_300_800_000_000]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MICROS | st.none(), min_size=1, max_size=40))
+def test_second_texts_are_what_strftime_writes(micros: list[int | None]) -> None:
+    """The compiled pass against Polars' strftime, over any day of years 1..9999 (those it
+    leaves, outside 1000..9999, strftime writes), times before 1970 and nulls."""
+    times = pl.Series("ts", micros, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(base, "KERNEL_ROWS", 0)
+        got = pl.DataFrame({"ts": times}).select(base.utc_second_text(pl.col("ts"))).to_series()
+    assert got.dtype == pl.String and got.name == "ts"
+    assert got.to_list() == times.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_list()
+
+
+def test_second_texts_are_written_by_the_kernel_for_years_1000_to_9999() -> None:
+    """The compiled pass itself takes these times (the test above would pass on strftime alone)."""
+    import numpy as np
+
+    from utl.venues._csv_kernels import second_texts
+
+    micros = np.array([951_782_400_500_000, -1, -30_610_224_000_000_001, -30_610_224_000_000_000], dtype=np.int64)
+    text, exact = np.zeros(20 * len(micros), dtype=np.uint8), np.zeros(len(micros), dtype=np.bool_)
+    second_texts(micros, np.array([True, True, True, False]), text, exact)
+    assert exact.tolist() == [True, True, False, False]  # 0999-12-31T23:59:59Z is left; so is a null
+    assert text[:40].tobytes() == b"2000-02-29T00:00:00Z1969-12-31T23:59:59Z"
