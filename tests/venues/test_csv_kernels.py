@@ -299,3 +299,35 @@ def test_second_texts_are_written_by_the_kernel_for_years_1000_to_9999() -> None
     second_texts(micros, np.array([True, True, True, False]), text, exact)
     assert exact.tolist() == [True, True, False, False]  # 0999-12-31T23:59:59Z is left; so is a null
     assert text[:40].tobytes() == b"2000-02-29T00:00:00Z1969-12-31T23:59:59Z"
+
+
+_GLUED = st.text(st.sampled_from(["1", "0", ".", ",", "+", "-", " ", "e", "E", "B", "T", "C", "z", "\t", "\n", "\x1c", "\u00a0", "é", "$", "_"]), max_size=10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_GLUED | st.sampled_from(["0.01BTC", " 2.0E-7BTC ", "0.011INCH", "1,300.50 USDT", "12", "", "BNB", "\t0.5ETH"]) | st.none(),
+                min_size=1, max_size=30))
+def test_glued_codes_are_read_as_the_polars_passes_read_them(cells: list[str | None]) -> None:
+    """Cells of digits, signs, letters, exponents, blanks of every kind, non-ASCII and nulls:
+    the compiled pass and the Polars passes give every cell the same code."""
+    column = pl.Series("c", cells, dtype=pl.String)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(base, "KERNEL_ROWS", 0)
+        got = base._trailing_codes(column)
+    expected = base._trailing_codes_by_polars(column)
+    assert got.name == "c" and got.equals(expected), (got.to_list(), expected.to_list())
+
+
+def test_glued_codes_take_plain_cells_and_leave_the_rest() -> None:
+    """The compiled pass itself reads plain cells (the test above would pass on the Polars
+    passes alone) and leaves exponents, other blanks and non-ASCII text."""
+    import numpy as np
+
+    from utl.venues._csv_kernels import glued_codes
+
+    cells = pl.Series(["0.1BNB", " 12 ", "2.0E-7BTC", "\t1BTC", "1€", None])
+    offsets, data, valid = base._string_buffers(cells)
+    code_offsets, code_data, plain = np.zeros(7, dtype=np.int64), np.zeros(len(data), dtype=np.uint8), np.zeros(6, dtype=np.bool_)
+    glued_codes(offsets, data, valid, code_offsets, code_data, plain)
+    assert plain.tolist() == [True, True, False, False, False, True]
+    assert code_data[: code_offsets[-1]].tobytes() == b"BNB"

@@ -415,3 +415,48 @@ def second_texts(micros, valid, text, exact):
         text[at + 18] = 48 + second % 10
         text[at + 19] = 90  # Z
         exact[r] = True
+
+
+@njit(cache=True, nogil=True)
+def glued_codes(offsets, data, valid, code_offsets, code_data, plain):
+    """Per cell ``r``: where it is ASCII with no blank but spaces, and once its spaces around
+    are dropped, digits, ``.,+-`` and spaces followed by letters, those letters (the code glued
+    to the number: ``0.1BNB`` -> ``BNB``, none for ``12``) go into ``code_data`` at
+    ``code_offsets[r]:code_offsets[r + 1]`` and ``plain[r]`` is set; a null cell has no code and
+    is plain. Every other cell (an exponent, another blank, junk) gets no code here and is left
+    for the Polars passes (``utl.venues.base._trailing_codes``)."""
+    at = 0
+    for r in range(len(offsets) - 1):
+        code_offsets[r] = at
+        if not valid[r]:
+            plain[r] = True
+            continue
+        s, e = offsets[r], offsets[r + 1]
+        ascii_spaces = True
+        for i in range(s, e):
+            c = np.int64(data[i])
+            if c >= 128 or (9 <= c <= 13):  # Polars strips these blanks as well: left
+                ascii_spaces = False
+                break
+        if not ascii_spaces:
+            continue
+        s, e = trimmed(data, s, e)
+        k = e
+        while k > s:
+            c = np.int64(data[k - 1]) | 32  # lower case
+            if c < 97 or c > 122:
+                break
+            k -= 1
+        number = True
+        for i in range(s, k):
+            c = np.int64(data[i])
+            if not ((48 <= c <= 57) or c == 46 or c == 44 or c == 43 or c == 45 or c == 32):
+                number = False
+                break
+        if not number:
+            continue
+        for i in range(k, e):
+            code_data[at] = data[i]
+            at += 1
+        plain[r] = True
+    code_offsets[len(offsets) - 1] = at

@@ -1259,6 +1259,27 @@ def trailing_code(cell: pl.Expr) -> pl.Expr:
 
 
 def _trailing_codes(cells: pl.Series) -> pl.Series:
+    if not kernels_for(len(cells)):
+        return _trailing_codes_by_polars(cells)
+    import pyarrow as pa
+
+    from utl.venues._csv_kernels import glued_codes
+
+    # The plain cells (a number, then letters) in one compiled pass; the rest as before.
+    _wait_for_kernels()
+    n = len(cells)
+    offsets, data, valid = _string_buffers(cells)
+    code_offsets, code_data, plain = np.zeros(n + 1, dtype=np.int64), np.zeros(len(data), dtype=np.uint8), np.zeros(n, dtype=np.bool_)
+    glued_codes(offsets, data, valid, code_offsets, code_data, plain)
+    array = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(code_offsets), pa.py_buffer(code_data)], 0)
+    codes = pl.Series(cells.name, array, dtype=pl.String)
+    left = np.flatnonzero(~plain)
+    if len(left):
+        codes = codes.scatter(left, _trailing_codes_by_polars(cells.gather(left)))
+    return codes
+
+
+def _trailing_codes_by_polars(cells: pl.Series) -> pl.Series:
     text = cells.str.strip_chars()
     # Most cells are a number then letters: the letters at the end are the code, found by
     # one backward match. Only the others take the full pattern (exponents, junk).
@@ -1347,7 +1368,10 @@ def _load_kernels() -> None:
     _decimal_column("x", np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.bool_))
     _plain_numbers(pl.Series(["1"]), None)
     _kernel_times(pl.Series(["2024-03-05 09:15:02"]), 4, ord(" "), 0, b"")
-    from utl.venues._csv_kernels import second_texts
+    from utl.venues._csv_kernels import glued_codes, second_texts
+
+    glued_codes(np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.ones(1, dtype=np.bool_),
+                np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
 
     second_texts(np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.bool_), np.zeros(20, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
 
@@ -1572,7 +1596,10 @@ def _second_texts(times: pl.Series) -> pl.Series:
         return times.dt.strftime(_SECOND_TEXT)
     import pyarrow as pa
 
-    from utl.venues._csv_kernels import second_texts
+    from utl.venues._csv_kernels import glued_codes, second_texts
+
+    glued_codes(np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.ones(1, dtype=np.bool_),
+                np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
 
     _wait_for_kernels()
     n = len(times)
