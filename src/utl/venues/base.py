@@ -629,8 +629,9 @@ def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
     is written plainly (:func:`utl.venues._csv_kernels.regular_rows`, over the file mapped,
     not copied): Polars then reads the file itself, and the file's bytes are neither copied
     into Python nor again with a marker per line (~0.45 CPU s per 200 MB). None for any
-    other file (a ragged, blank or multi-line row, ``\r``, a BOM, bad UTF-8...), and while
-    the kernels load: the careful way reads it, with the same result."""
+    other file (a ragged, blank or multi-line row, ``\r``, a BOM, bad UTF-8...): the careful
+    way reads it, with the same result. While the kernels load, and where numba is not
+    loaded, :func:`_read_regular_counted` stands in."""
     if not _warming or _warming[0].is_alive():
         return None
     import mmap
