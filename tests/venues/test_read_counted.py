@@ -114,3 +114,33 @@ def test_any_small_text_reads_as_the_careful_way(case: tuple[str, int, bool], tm
     path.write_bytes(text.encode("utf-8"))
     careful, counted, _ = _both_ways(path, skip, optional_last, monkeypatch)
     _same(careful, counted)
+
+
+def _fixtures() -> list[tuple[str, Path]]:
+    from utl.venues import all_formats
+
+    from fixture_files import fixture_heads
+
+    return [(f.name, path) for path, head in fixture_heads() for f in all_formats() if f.columns and f.claims(head)]
+
+
+@pytest.mark.parametrize(("name", "path"), _fixtures(), ids=lambda v: v.name if isinstance(v, Path) else v)
+def test_every_csv_fixture_reads_the_same_counted(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each venue's fixture, read by its format where numba is not loaded, as a large file
+    (the counted read) and as a small one (the careful way): the same rows and refusals."""
+    from utl.venues import all_formats
+
+    (fmt,) = [f for f in all_formats() if f.name == name]
+
+    def read() -> tuple[pl.DataFrame, pl.DataFrame] | str:
+        try:
+            parsed = fmt.read(Source(path=path, rel=path.name, venue="v", account="a"))
+        except Exception as e:  # a file refused whole: the same error either way
+            return f"{type(e).__name__}: {e}"
+        return parsed.frame, parsed.quarantine
+
+    monkeypatch.setattr(base, "kernels_for", lambda rows: False)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 10**12)
+    careful = read()
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    _same(careful, read())
