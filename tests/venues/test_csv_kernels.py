@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from utl.decimals import with_venue_decimals
 from utl.venues import all_formats, base
@@ -264,3 +266,68 @@ def test_a_file_read_without_copying_reads_as_the_careful_way(text: str, regular
     else:
         assert not isinstance(got, str), got
         assert got[0].equals(expected[0]) and got[0].schema == expected[0].schema and got[1].equals(expected[1])
+
+
+_MICROS = st.one_of(
+    st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999),  # years 1..9999
+    st.integers(-10**12, 10**12),  # around 1970, fractions of a second before it
+    st.sampled_from([0, -1, 951_782_400_000_000, 4_107_542_399_999_999, -30_610_224_000_000_001, 253_402_300_800_000_000]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MICROS | st.none(), min_size=1, max_size=40))
+def test_second_texts_are_what_strftime_writes(micros: list[int | None]) -> None:
+    """The compiled pass against Polars' strftime, over any day of years 1..9999 (those it
+    leaves, outside 1000..9999, strftime writes), times before 1970 and nulls."""
+    times = pl.Series("ts", micros, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(base, "KERNEL_ROWS", 0)
+        got = pl.DataFrame({"ts": times}).select(base.utc_second_text(pl.col("ts"))).to_series()
+    assert got.dtype == pl.String and got.name == "ts"
+    assert got.to_list() == times.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_list()
+
+
+def test_second_texts_are_written_by_the_kernel_for_years_1000_to_9999() -> None:
+    """The compiled pass itself takes these times (the test above would pass on strftime alone)."""
+    import numpy as np
+
+    from utl.venues._csv_kernels import second_texts
+
+    micros = np.array([951_782_400_500_000, -1, -30_610_224_000_000_001, -30_610_224_000_000_000], dtype=np.int64)
+    text, exact = np.zeros(20 * len(micros), dtype=np.uint8), np.zeros(len(micros), dtype=np.bool_)
+    second_texts(micros, np.array([True, True, True, False]), text, exact)
+    assert exact.tolist() == [True, True, False, False]  # 0999-12-31T23:59:59Z is left; so is a null
+    assert text[:40].tobytes() == b"2000-02-29T00:00:00Z1969-12-31T23:59:59Z"
+
+
+_GLUED = st.text(st.sampled_from(["1", "0", ".", ",", "+", "-", " ", "e", "E", "B", "T", "C", "z", "\t", "\n", "\x1c", "\u00a0", "é", "$", "_"]), max_size=10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_GLUED | st.sampled_from(["0.01BTC", " 2.0E-7BTC ", "0.011INCH", "1,300.50 USDT", "12", "", "BNB", "\t0.5ETH"]) | st.none(),
+                min_size=1, max_size=30))
+def test_glued_codes_are_read_as_the_polars_passes_read_them(cells: list[str | None]) -> None:
+    """Cells of digits, signs, letters, exponents, blanks of every kind, non-ASCII and nulls:
+    the compiled pass and the Polars passes give every cell the same code."""
+    column = pl.Series("c", cells, dtype=pl.String)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(base, "KERNEL_ROWS", 0)
+        got = base._trailing_codes(column)
+    expected = base._trailing_codes_by_polars(column)
+    assert got.name == "c" and got.equals(expected), (got.to_list(), expected.to_list())
+
+
+def test_glued_codes_take_plain_cells_and_leave_the_rest() -> None:
+    """The compiled pass itself reads plain cells (the test above would pass on the Polars
+    passes alone) and leaves exponents, other blanks and non-ASCII text."""
+    import numpy as np
+
+    from utl.venues._csv_kernels import glued_codes
+
+    cells = pl.Series(["0.1BNB", " 12 ", "2.0E-7BTC", "\t1BTC", "1€", None])
+    offsets, data, valid = base._string_buffers(cells)
+    code_offsets, code_data, plain = np.zeros(7, dtype=np.int64), np.zeros(len(data), dtype=np.uint8), np.zeros(6, dtype=np.bool_)
+    glued_codes(offsets, data, valid, code_offsets, code_data, plain)
+    assert plain.tolist() == [True, True, False, False, False, True]
+    assert code_data[: code_offsets[-1]].tobytes() == b"BNB"

@@ -354,3 +354,109 @@ def regular_rows(b, start, separator, width):
             return -1
         rows += 1
     return rows
+
+
+@njit(cache=True, nogil=True)
+def second_texts(micros, valid, text, exact):
+    """Per time ``r`` (microseconds since 1970, UTC) where ``valid[r]``: its whole second as
+    ``YYYY-MM-DDTHH:MM:SSZ`` into ``text[20 r : 20 r + 20]``, and ``exact[r]`` set; what
+    ``strftime("%Y-%m-%dT%H:%M:%SZ")`` writes (the second floored). Years outside
+    1000..9999 are left: strftime writes them in another width."""
+    date = np.zeros(10, dtype=np.uint8)
+    date_of = np.int64(-(2**62))  # the day ``date`` holds: rows in time order share it
+    date_ok = False
+    for r in range(len(micros)):
+        if not valid[r]:
+            continue
+        seconds = micros[r] // 1000000  # floored, as strftime reads a time before 1970 too
+        days = seconds // 86400
+        of_day = seconds - days * 86400
+        if days != date_of:
+            date_of = days
+            # The civil date of a day count (H. Hinnant's civil_from_days), on 400-year eras.
+            z = days + 719468
+            era = z // 146097
+            of_era = z - era * 146097
+            year_of_era = (of_era - of_era // 1460 + of_era // 36524 - of_era // 146096) // 365
+            year = year_of_era + era * 400
+            day_of_year = of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+            shifted_month = (5 * day_of_year + 2) // 153
+            day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+            month = shifted_month + 3 if shifted_month < 10 else shifted_month - 9
+            if month <= 2:
+                year += 1
+            date_ok = 1000 <= year <= 9999
+            date[0] = 48 + year // 1000
+            date[1] = 48 + year // 100 % 10
+            date[2] = 48 + year // 10 % 10
+            date[3] = 48 + year % 10
+            date[4] = 45  # -
+            date[5] = 48 + month // 10
+            date[6] = 48 + month % 10
+            date[7] = 45
+            date[8] = 48 + day // 10
+            date[9] = 48 + day % 10
+        if not date_ok:
+            continue
+        hour = of_day // 3600
+        minute = (of_day - hour * 3600) // 60
+        second = of_day - hour * 3600 - minute * 60
+        at = 20 * r
+        for k in range(10):
+            text[at + k] = date[k]
+        text[at + 10] = 84  # T
+        text[at + 11] = 48 + hour // 10
+        text[at + 12] = 48 + hour % 10
+        text[at + 13] = 58  # :
+        text[at + 14] = 48 + minute // 10
+        text[at + 15] = 48 + minute % 10
+        text[at + 16] = 58
+        text[at + 17] = 48 + second // 10
+        text[at + 18] = 48 + second % 10
+        text[at + 19] = 90  # Z
+        exact[r] = True
+
+
+@njit(cache=True, nogil=True)
+def glued_codes(offsets, data, valid, code_offsets, code_data, plain):
+    """Per cell ``r``: where it is ASCII with no blank but spaces, and once its spaces around
+    are dropped, digits, ``.,+-`` and spaces followed by letters, those letters (the code glued
+    to the number: ``0.1BNB`` -> ``BNB``, none for ``12``) go into ``code_data`` at
+    ``code_offsets[r]:code_offsets[r + 1]`` and ``plain[r]`` is set; a null cell has no code and
+    is plain. Every other cell (an exponent, another blank, junk) gets no code here and is left
+    for the Polars passes (``utl.venues.base._trailing_codes``)."""
+    at = 0
+    for r in range(len(offsets) - 1):
+        code_offsets[r] = at
+        if not valid[r]:
+            plain[r] = True
+            continue
+        s, e = offsets[r], offsets[r + 1]
+        ascii_spaces = True
+        for i in range(s, e):
+            c = np.int64(data[i])
+            if c >= 128 or (9 <= c <= 13):  # Polars strips these blanks as well: left
+                ascii_spaces = False
+                break
+        if not ascii_spaces:
+            continue
+        s, e = trimmed(data, s, e)
+        k = e
+        while k > s:
+            c = np.int64(data[k - 1]) | 32  # lower case
+            if c < 97 or c > 122:
+                break
+            k -= 1
+        number = True
+        for i in range(s, k):
+            c = np.int64(data[i])
+            if not ((48 <= c <= 57) or c == 46 or c == 44 or c == 43 or c == 45 or c == 32):
+                number = False
+                break
+        if not number:
+            continue
+        for i in range(k, e):
+            code_data[at] = data[i]
+            at += 1
+        plain[r] = True
+    code_offsets[len(offsets) - 1] = at

@@ -83,6 +83,7 @@ from utl.venues.base import (
     top_level_keys,
     trailing_code,
     unsplit_reason,
+    utc_second_text,
     with_synthetic_id,
 )
 
@@ -93,7 +94,7 @@ with_decimals = with_venue_decimals
 def keyed(frame: pl.DataFrame, time_column: str, columns: list[str], alias: str) -> pl.DataFrame:
     """The content key of an id-less row, its time written as the UTC instant (the local
     text would differ between two exports of one row in two zones)."""
-    when = pl.coalesce(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pl.col(time_column))
+    when = pl.coalesce(utc_second_text(pl.col("ts")), pl.col(time_column))
     return with_synthetic_id(frame.with_columns(__when=when), ["__when", *columns], alias).drop("__when")
 
 
