@@ -241,7 +241,11 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
     # A user may export the log without the trade columns (they are optional for its cash):
     # then a fill's instrument, size or price is missing and the fill is refused below.
     absent = [c for c in ("Contract", "Direction", "Quantity", "Filled Price") if c not in rows.columns]
-    rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in absent])
+    # Only the columns read below: the filters then gather those, not the row's synthesized
+    # content id and other wide text.
+    used = ["source_row", "ts", "entry_id", "asset", "fee_part", "Type", *([] if legacy else ["Action"])]
+    venue_columns = [c for c in ("Contract", "Direction", "Quantity", "Filled Price") if c not in absent]
+    rows = rows.select(*used, *venue_columns, *[pl.lit(None, pl.String).alias(c) for c in absent])
     kind = pl.col("Type").str.strip_chars().str.to_lowercase()
     if legacy:
         fill_row = kind.is_in(["trade", "liquidation"])
@@ -250,12 +254,18 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
         action = pl.col("Action").str.strip_chars().str.to_uppercase()
         fill_row = (kind == "trade") & action.is_in(["OPEN", "CLOSE"])
         derivative_row = fill_row | kind.is_in(["settlement", "delivery"]) | kind.str.contains("liquidation")
+    # Types, actions, contracts and directions are a venue's vocabulary: each is read once
+    # per distinct cell (string work on every row was most of this step's CPU).
+    rows = per_distinct(rows, ["Type", *([] if legacy else ["Action"])],
+                        __kind=kind, __fill_row=fill_row, __derivative_row=derivative_row)
     # Rows naming no contract are spot; a fill row without one is refused (its cash still books).
-    rows = rows.filter(derivative_row & (present(pl.col("Contract")).is_not_null() | fill_row))
-    rows = rows.with_columns(__contract=present(pl.col("Contract")))
+    rows = rows.filter(pl.col("__derivative_row"))
+    rows = per_distinct(rows, "Contract", __contract=present(pl.col("Contract")))
+    rows = rows.filter(pl.col("__contract").is_not_null() | pl.col("__fill_row"))
     rows = rows.with_columns(__instrument=venue_instruments(rows["__contract"], bybit_symbol))
-    direction = pl.col("Direction").str.strip_chars().str.to_lowercase()
-    trades = with_numbers(rows.filter(fill_row), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
+    rows = per_distinct(rows, "Direction", __direction=pl.col("Direction").str.strip_chars().str.to_lowercase())
+    direction = pl.col("__direction")
+    trades = with_numbers(rows.filter(pl.col("__fill_row")), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
     checks = fill_checks(instrument="__instrument", qty="__qty", price="__price",
                          names={"instrument": "Contract", "qty": "Quantity", "price": "Filled Price"})
     checks.append(Check("Direction", ~direction.is_in([*_LEGACY_BUY, *_LEGACY_SELL]).fill_null(True),
@@ -267,7 +277,7 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
         price=pl.col("__price"), fee=-pl.col("fee_part"), fee_asset=pl.col("asset"), source=pl.lit("ledger"),
     )
     named = rows.filter(pl.col("__instrument").is_not_null()).select(
-        "source_row", instrument="__instrument", __type=kind, __option=pl.col("__instrument").str.contains(r"-[CP]$"),
+        "source_row", instrument="__instrument", __type="__kind", __option=pl.col("__instrument").str.contains(r"-[CP]$"),
     )
     kinds = (
         pl.when(pl.col("qty") == 0).then(None)
