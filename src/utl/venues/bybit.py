@@ -168,7 +168,7 @@ def _read_asset_log(source: Source) -> Parsed:
     trade_key = trade if legacy else pl.concat_str([trade, pl.col("asset").fill_null("")], separator=":")
     # Rows without an id are told apart by their content; the running Wallet Balance makes
     # true repeats rare, and the occurrence number keeps those that remain.
-    frame = with_synthetic_id(frame, [c for c in rows.columns if c != "source_row"], "__content")
+    frame = _content_ids(frame, [c for c in rows.columns if c != "source_row"], trade)
     frame = frame.with_columns(ref_id=trade).with_columns(
         entry_id=pl.when(trade.is_not_null()).then(trade_key).otherwise(pl.col("__content")),
     )
@@ -221,6 +221,23 @@ def _read_asset_log(source: Source) -> Parsed:
     fills, cash, bad_fills = _derivatives(source, rows, movements, legacy)
     everything = pl.concat([refused, quarantine, unbalanced, bad_fills]).sort("row", maintain_order=True)
     return Parsed(movements, everything, derivative_fills=fills, derivative_cash=cash)
+
+
+def _content_ids(frame: pl.DataFrame, columns: list[str], trade: pl.Expr) -> pl.DataFrame:
+    """``frame`` with ``__content``, :func:`with_synthetic_id` of ``columns``, where ``trade``
+    is null (null elsewhere: those rows are keyed by their trade).
+
+    Rows are counted as repeats only among identical rows, and a row with a trade id is never
+    identical to one without, so the ids of the id-less rows alone are the ids they get among
+    all rows; a log with trade ids is spared writing every row out as text.
+    """
+    no_trade = frame.select(trade.is_null()).to_series()
+    if no_trade.all():
+        return with_synthetic_id(frame, columns, "__content")
+    at = no_trade.arg_true()
+    content = with_synthetic_id(frame.select(columns).gather(at), columns, "__content")["__content"]
+    nulls = pl.Series("__content", [None], pl.String).extend_constant(None, frame.height - 1)
+    return frame.with_columns(nulls.scatter(at, content) if at.len() else nulls)
 
 
 _LEGACY_BUY = ("buy", "open long", "close short")
