@@ -24,6 +24,7 @@ from utl.assets import split_symbol
 from utl.decimals import DECIMAL
 from utl.derivatives.snapshots import bybit_symbol
 from utl.schemas import FILLS, MOVEMENTS
+from utl.venues._fast_b import interleave_parts
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     with_numbers,
@@ -206,16 +207,15 @@ def _read_asset_log(source: Source) -> Parsed:
     keep_cash = (pl.col("cash") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))
     rows = passed
     passed = passed.select("source_row", "entry_id", "ref_id", "ts", "kind", "asset", "description", "cash", "fee_part", "funding_part")
-    movements = interleave(
+    movements = interleave_parts(
+        passed,
         [
-            passed.filter(keep_cash).with_columns(qty=pl.col("cash")),
-            passed.filter(pl.col("fee_part") != 0).with_columns(
-                qty=pl.col("fee_part"), kind=pl.lit("fee"), entry_id=pl.col("entry_id") + "/fee"
-            ),
-            passed.filter(pl.col("funding_part") != 0).with_columns(
-                qty=pl.col("funding_part"), kind=pl.lit("funding"), entry_id=pl.col("entry_id") + "/funding"
-            ),
-        ]
+            (keep_cash, {"qty": pl.col("cash")}),
+            (pl.col("fee_part") != 0,
+             {"qty": pl.col("fee_part"), "kind": pl.lit("fee"), "entry_id": pl.col("entry_id") + "/fee"}),
+            (pl.col("funding_part") != 0,
+             {"qty": pl.col("funding_part"), "kind": pl.lit("funding"), "entry_id": pl.col("entry_id") + "/funding"}),
+        ],
     )
     movements = to_schema(source, movements, MOVEMENTS)
     fills, cash, bad_fills = _derivatives(source, rows, movements, legacy)
