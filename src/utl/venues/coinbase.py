@@ -750,13 +750,20 @@ def read_pro_account(source: Source) -> Parsed:
     raw_columns = [c for c in rows.columns if c != "source_row"]
     # The statement has no row id; the running balance keeps its rows distinct.
     rows = with_synthetic_id(rows, raw_columns, "__id")
-    rows = with_decimals(rows, {"amount": pl.col("amount")}).with_columns(__ts=_time("time", _PRO_TIME), __type=_text("type"))
+    rows = with_decimals(rows, {"amount": pl.col("amount")}).with_columns(__ts=_time("time", _PRO_TIME))
+    # Types and units take a handful of values: each is read once.
+    rows = per_distinct(
+        rows, ["type", "amount/balance unit"],
+        __type=_text("type"),
+        __kind=_text("type").replace_strict(_PRO_KINDS, default="other", return_dtype=pl.String),
+        __asset=_text("amount/balance unit"),
+    )
     checks = [
         Check("type", pl.col("__type").is_null(), '"type" is missing'),
         _time_check("time"),
         *_number_checks("amount", "amount"),
         Check("amount", pl.col("amount__value") == pl.lit(0).cast(DECIMAL), '"amount" is zero'),
-        Check("amount/balance unit", _text("amount/balance unit").is_null(), '"amount/balance unit" is missing'),
+        Check("amount/balance unit", pl.col("__asset").is_null(), '"amount/balance unit" is missing'),
     ]
     passed, quarantine = split_refused(rows, checks, source.rel)
     trade_id, order_id = _text("trade id"), _text("order id")
@@ -773,8 +780,8 @@ def read_pro_account(source: Source) -> Parsed:
         entry_id="__id",
         ref_id=ref_id,
         ts="__ts",
-        kind=pl.col("__type").replace_strict(_PRO_KINDS, default="other", return_dtype=pl.String),
-        asset=_text("amount/balance unit"),
+        kind="__kind",
+        asset="__asset",
         qty="amount__value",
         description="__type",
     )
