@@ -27,6 +27,25 @@ def parts() -> list:
     ]
 
 
+def every_row_parts() -> list:
+    # A part every row has (a literal condition) and a kind of its own per part.
+    return [
+        (pl.lit(True), {"qty": pl.col("cash"), "kind": pl.col("kind")}),
+        (pl.col("fee").is_not_null() & (pl.col("fee") != 0), {"qty": -pl.col("fee"), "kind": pl.lit("fee"), "entry_id": pl.col("entry_id") + "/fee"}),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3), text, text, amount), max_size=30))
+def test_interleave_parts_with_a_part_every_row_has(rows: list[tuple]) -> None:
+    steps, entry_ids, kinds, amounts = zip(*rows) if rows else ((), (), (), ())
+    frame = pl.DataFrame(
+        {"source_row": pl.Series(list(accumulate(steps)), dtype=pl.Int64), "entry_id": pl.Series(entry_ids, dtype=pl.String),
+         "kind": pl.Series(kinds, dtype=pl.String), "cash": pl.Series(amounts, dtype=DECIMAL), "fee": pl.Series(amounts[::-1], dtype=DECIMAL)})
+    expected = interleave([frame.filter(when).with_columns(**own) for when, own in every_row_parts()])
+    assert_frame_equal(interleave_parts(frame, every_row_parts()), expected, check_exact=True)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 3), text, text, amount, amount, amount), max_size=30), st.booleans())
 def test_interleave_parts_is_the_plain_interleave(rows: list[tuple], narrow: bool) -> None:

@@ -35,7 +35,8 @@ def interleave_parts(frame: pl.DataFrame, parts: list[Part], columns: list[str] 
         return plain()
     # Part p of row r comes before part p + 1 of r and every part of r + 1: flat positions of
     # the (row, part) table, read row by row, are the output order.
-    taken = np.column_stack([frame.select(when.fill_null(False)).to_series().to_numpy() for when, _ in parts])
+    # with_columns: a literal condition (a part every row has) is spread over the rows.
+    taken = np.column_stack([frame.with_columns(__part_taken=when.fill_null(False))["__part_taken"].to_numpy() for when, _ in parts])
     flat = np.flatnonzero(taken.ravel())
     if len(flat) == 0:
         return plain()
