@@ -238,6 +238,27 @@ def _strip_currency(text: pl.Expr) -> pl.Expr:
     )
 
 
+# An amount the shared parser reads only after dropping its currency mark and thousands
+# commas (``$48,673.57``, ``-$5,250.00``), of no more than 20 digits before the point and 18
+# after: then the digits left are a plain decimal it reads at once, to the same value.
+_MARKED_IN_RANGE = r"^-?[$€£]?(?:[0-9]{1,2}(?:,[0-9]{3}){1,6}|[0-9]{3}(?:,[0-9]{3}){1,5}|[0-9]{1,20})(?:\.[0-9]{1,18})?$"
+_MARKS = [",", "$", "€", "£"]
+
+
+def _unmarked(text: pl.Series) -> pl.Series:
+    """``text`` with the marks and commas of its in-range amounts (``_MARKED_IN_RANGE``)
+    dropped, as the shared parser drops them itself after a first, failed parse of every
+    such cell (~0.3 CPU s per million ``$``-marked cells). Other cells stay as written."""
+    if not text.str.contains(r"[$€£,]").any():
+        return text
+    cells = pl.DataFrame({"t": text})
+    return cells.select(
+        pl.when(pl.col("t").str.contains(_MARKED_IN_RANGE))
+        .then(pl.col("t").str.replace_many(_MARKS, [""] * len(_MARKS)))
+        .otherwise(pl.col("t"))
+    ).to_series().alias(text.name)
+
+
 def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
     """:func:`with_decimals` for amounts written with a currency.
 
@@ -253,7 +274,7 @@ def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFram
         if odd.len():
             fixed = pl.DataFrame({"t": text.gather(odd)}).select(_strip_currency(pl.col("t"))).to_series()
             text = text.scatter(odd, fixed)
-        stripped[f"{name}__stripped"] = text
+        stripped[f"{name}__stripped"] = _unmarked(text)
     frame = frame.with_columns(**stripped)
     frame = with_decimals(frame, {name: pl.col(f"{name}__stripped") for name in texts})
     return frame.drop(stripped)
