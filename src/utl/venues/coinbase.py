@@ -334,11 +334,21 @@ def read_report(source: Source) -> Parsed:
     # Staged: each text is stripped once, then read (eager Polars would redo a shared step).
     rows = rows.with_columns(__type=_text(col["type"]), __notes=pl.col(col["notes"]).fill_null("").str.strip_chars())
     tx_type, notes = pl.col("__type"), pl.col("__notes")
+    # Transaction types are a handful of words: what each says is read once per type.
+    rows = per_distinct(
+        rows, "__type",
+        __is_retail=tx_type.is_in(_RETAIL_TRADES),
+        __is_advanced=tx_type.is_in(_ADVANCED_TRADES),
+        __is_convert=tx_type == "Convert",
+        __is_buy=tx_type.is_in(_BUYS),
+        __own_kind=tx_type.replace_strict({t: k for t, (k, _) in _REPORT_TYPES.items()}, default="other", return_dtype=pl.String),
+        __direction=tx_type.replace_strict({t: d for t, (_, d) in _REPORT_TYPES.items()}, default=0, return_dtype=pl.Int8),
+    )
     rows = rows.with_columns(
         __currency=pl.lit(col["currency"][1:]) if literal_currency else _text(col["currency"]),
         __ts=_time(col["ts"], _REPORT_TIME),
-        __advanced=pl.when(tx_type.is_in(_ADVANCED_TRADES)).then(notes).str.extract_groups(_ADVANCED_NOTE),
-        __convert=pl.when(tx_type == "Convert").then(notes).str.extract_groups(_CONVERT_NOTE),
+        __advanced=pl.when("__is_advanced").then(notes).str.extract_groups(_ADVANCED_NOTE),
+        __convert=pl.when("__is_convert").then(notes).str.extract_groups(_CONVERT_NOTE),
     )
     advanced, convert = pl.col("__advanced").struct, pl.col("__convert").struct
     rows = _with_amounts(
@@ -354,8 +364,7 @@ def read_report(source: Source) -> Parsed:
     )
     zero = pl.lit(0).cast(DECIMAL)
     tx_type = pl.col("__type")
-    is_retail = tx_type.is_in(_RETAIL_TRADES)
-    is_advanced = tx_type.is_in(_ADVANCED_TRADES)
+    is_retail, is_advanced = pl.col("__is_retail"), pl.col("__is_advanced")
     # Advanced Trade: the quote is size × the note's rate, rounded to 18 places, and the fee
     # the note's amount less it. Where either leaves Decimal(38, 18) the row is refused and
     # nothing is computed from it (Polars would fail the whole file).
@@ -363,7 +372,7 @@ def read_report(source: Source) -> Parsed:
     rows = rows.with_columns(__quote_too_large=product_overflows(rows, pl.when(is_advanced).then(size), rate))
     rows = rows.with_columns(__quote_qty=pl.when(pl.col("__quote_too_large")).then(zero).otherwise(size) * rate)
     rows = rows.with_columns(__fee_too_large=is_advanced & sum_overflows(amount_for, -pl.col("__quote_qty")))
-    is_convert = tx_type == "Convert"
+    is_convert = pl.col("__is_convert")
     advanced_ok = (
         (advanced.field("4") == advanced.field("6"))
         & pl.col("for__value").is_not_null()
@@ -416,10 +425,8 @@ def read_report(source: Source) -> Parsed:
     ]
     passed, quarantine = split_refused(rows, checks, source.rel)
 
-    kind_of = {t: k for t, (k, _) in _REPORT_TYPES.items()}
-    direction_of = {t: d for t, (_, d) in _REPORT_TYPES.items()}
-    direction = tx_type.replace_strict(direction_of, default=0, return_dtype=pl.Int8)
-    is_buy = tx_type.is_in(_BUYS)
+    direction = pl.col("__direction")
+    is_buy = pl.col("__is_buy")
     quote_qty = pl.col("__quote_qty")
     lines = passed.select(
         "source_row",
@@ -429,7 +436,7 @@ def read_report(source: Source) -> Parsed:
         description=pl.when(pl.col("__notes") == "")
         .then(tx_type)
         .otherwise(pl.concat_str([tx_type, pl.col("__notes")], separator=": ")),
-        own_kind=tx_type.replace_strict(kind_of, default="other", return_dtype=pl.String),
+        own_kind="__own_kind",
         asset=_text(col["asset"]),
         own_qty=pl.when(direction == 1).then(size).when(direction == -1).then(-size).otherwise(pl.col("qty__value")),
         is_retail=is_retail,
