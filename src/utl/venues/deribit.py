@@ -24,7 +24,6 @@ import polars as pl
 from utl.decimals import sum_overflows
 from utl.derivatives.snapshots import deribit_symbol
 from utl.schemas import MOVEMENTS
-from utl.venues._fast_b import interleave_parts
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     with_numbers,
@@ -153,16 +152,15 @@ def read_transaction_log(source: Source) -> Parsed:
         rest_part=cash_flow - funding,
     )
     part = ["source_row", "entry_id", "ref_id", "ts", "kind", "qty", "description"]
-    qty = MOVEMENTS["qty"]
     parts = [
-        ((pl.col("rest_part") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0)),
-         {"entry_id": pl.col("row_key"), "kind": pl.col("__kind"), "qty": pl.col("rest_part").cast(qty)}),
-        (pl.col("funding_part") != 0,
-         {"entry_id": pl.concat_str("row_key", pl.lit("/funding")), "kind": pl.lit("funding"), "qty": pl.col("funding_part").cast(qty)}),
-        (pl.col("fee_part") != 0,
-         {"entry_id": pl.concat_str("row_key", pl.lit("/fee")), "kind": pl.lit("fee"), "qty": pl.col("fee_part").cast(qty)}),
+        ok.filter((pl.col("rest_part") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))).with_columns(
+            entry_id="row_key", kind="__kind", qty="rest_part"),
+        ok.filter(pl.col("funding_part") != 0).with_columns(
+            entry_id=pl.concat_str("row_key", pl.lit("/funding")), kind=pl.lit("funding"), qty="funding_part"),
+        ok.filter(pl.col("fee_part") != 0).with_columns(
+            entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), qty="fee_part"),
     ]
-    movements = interleave_parts(ok, parts, part).with_columns(asset=pl.lit(currency, pl.String))
+    movements = interleave([p.select(part).cast({"qty": MOVEMENTS["qty"]}) for p in parts]).with_columns(asset=pl.lit(currency, pl.String))
     movements = to_schema(source, movements, MOVEMENTS)
     fills, cash, bad_fills = _derivatives(source, ok, movements, currency)
     everything = pl.concat([refused, quarantine, bad_fills]).sort("row", maintain_order=True)
