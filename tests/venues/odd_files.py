@@ -79,6 +79,19 @@ def read(path: Path, name: str) -> dict[str, pl.DataFrame]:
     return {k: v for k, v in frames.items() if v is not None}
 
 
+def input_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def frozen_inputs() -> dict[str, str]:
+    """The digest of each odd file the output was frozen from, by ``<format>-<seed>``."""
+    import json
+
+    return json.loads((FROZEN / "inputs.json").read_text())
+
+
 def frozen_path(name: str, seed: int, frame: str) -> Path:
     return FROZEN / f"{name.replace('.', '_')}-{seed}-{frame}.parquet"
 
@@ -86,13 +99,19 @@ def frozen_path(name: str, seed: int, frame: str) -> Path:
 def freeze() -> None:
     import tempfile
 
+    import json
+
     FROZEN.mkdir(parents=True, exist_ok=True)
+    digests = {}
     for name in FORMATS:
         for seed in SEEDS:
             with tempfile.TemporaryDirectory() as folder:
-                for frame_name, frame in read(odd_file(Path(folder), name, seed), name).items():
+                path = odd_file(Path(folder), name, seed)
+                digests[f"{name}-{seed}"] = input_digest(path)
+                for frame_name, frame in read(path, name).items():
                     frame.write_parquet(frozen_path(name, seed, frame_name))
                     print(name, seed, frame_name, frame.height)
+    (FROZEN / "inputs.json").write_text(json.dumps(digests, indent=1) + "\n")
 
 
 if __name__ == "__main__":
