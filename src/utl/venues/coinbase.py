@@ -707,12 +707,13 @@ def read_pro_fills(source: Source) -> Parsed:
     size, price, fee = pl.col("size__value"), pl.col("price__value"), pl.col("fee__value")
     # Where size × price leaves Decimal(38, 18) the row is refused, and never multiplied:
     # Polars would fail the whole file.
-    rows = rows.with_columns(__too_large=product_overflows(rows, size, price))
+    # The id stripped once, for its check and the fill (each strip costs ~0.03 s per million).
+    rows = rows.with_columns(__too_large=product_overflows(rows, size, price), __trade_id=_text("trade id"))
     base, quote, side = pl.col("__base"), pl.col("__quote"), pl.col("__side")
     size_unit, price_unit = pl.col("__size_unit"), pl.col("__price_unit")
     zero = pl.lit(0).cast(DECIMAL)
     checks = [
-        Check("trade id", _text("trade id").is_null(), '"trade id" is missing'),
+        Check("trade id", pl.col("__trade_id").is_null(), '"trade id" is missing'),
         Check("product", base.is_null(), pl.format('"product": "{}" is not BASE-QUOTE', pl.col("product"))),
         Check(
             "side",
@@ -750,7 +751,7 @@ def read_pro_fills(source: Source) -> Parsed:
         venue=pl.lit(source.venue),
         account=pl.lit(source.account),
         # The venue's id as written; ingest qualifies it by pair (Coinbase numbers per product).
-        trade_id=_text("trade id"),
+        trade_id="__trade_id",
         order_id=pl.lit(None, pl.String),
         ts="__ts",
         symbol="__product",
