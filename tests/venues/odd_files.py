@@ -86,10 +86,11 @@ def input_digest(path: Path) -> str:
 
 
 def frozen_inputs() -> dict[str, str]:
-    """The digest of each odd file the output was frozen from, by ``<format>-<seed>``."""
+    """The digest of each odd file the output was frozen from, by ``<format>-<seed>`` (JSON in a
+    .txt file: fixtures named .json are taken for venue exports by the detection tests)."""
     import json
 
-    return json.loads((FROZEN / "inputs.json").read_text())
+    return json.loads((FROZEN / "input_digests.txt").read_text())
 
 
 def frozen_path(name: str, seed: int, frame: str) -> Path:
@@ -111,7 +112,7 @@ def freeze() -> None:
                 for frame_name, frame in read(path, name).items():
                     frame.write_parquet(frozen_path(name, seed, frame_name))
                     print(name, seed, frame_name, frame.height)
-    (FROZEN / "inputs.json").write_text(json.dumps(digests, indent=1) + "\n")
+    (FROZEN / "input_digests.txt").write_text(json.dumps(digests, indent=1) + "\n")
 
 
 if __name__ == "__main__":
