@@ -24,6 +24,7 @@ from utl.assets import split_symbol
 from utl.decimals import DECIMAL
 from utl.derivatives.snapshots import bybit_symbol
 from utl.schemas import FILLS, MOVEMENTS
+from utl.venues._fast_b import interleave_parts
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     with_numbers,
@@ -168,7 +169,7 @@ def _read_asset_log(source: Source) -> Parsed:
     trade_key = trade if legacy else pl.concat_str([trade, pl.col("asset").fill_null("")], separator=":")
     # Rows without an id are told apart by their content; the running Wallet Balance makes
     # true repeats rare, and the occurrence number keeps those that remain.
-    frame = with_synthetic_id(frame, [c for c in rows.columns if c != "source_row"], "__content")
+    frame = _content_ids(frame, [c for c in rows.columns if c != "source_row"], trade)
     frame = frame.with_columns(ref_id=trade).with_columns(
         entry_id=pl.when(trade.is_not_null()).then(trade_key).otherwise(pl.col("__content")),
     )
@@ -206,21 +207,37 @@ def _read_asset_log(source: Source) -> Parsed:
     keep_cash = (pl.col("cash") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))
     rows = passed
     passed = passed.select("source_row", "entry_id", "ref_id", "ts", "kind", "asset", "description", "cash", "fee_part", "funding_part")
-    movements = interleave(
+    movements = interleave_parts(
+        passed,
         [
-            passed.filter(keep_cash).with_columns(qty=pl.col("cash")),
-            passed.filter(pl.col("fee_part") != 0).with_columns(
-                qty=pl.col("fee_part"), kind=pl.lit("fee"), entry_id=pl.col("entry_id") + "/fee"
-            ),
-            passed.filter(pl.col("funding_part") != 0).with_columns(
-                qty=pl.col("funding_part"), kind=pl.lit("funding"), entry_id=pl.col("entry_id") + "/funding"
-            ),
-        ]
+            (keep_cash, {"qty": pl.col("cash")}),
+            (pl.col("fee_part") != 0,
+             {"qty": pl.col("fee_part"), "kind": pl.lit("fee"), "entry_id": pl.col("entry_id") + "/fee"}),
+            (pl.col("funding_part") != 0,
+             {"qty": pl.col("funding_part"), "kind": pl.lit("funding"), "entry_id": pl.col("entry_id") + "/funding"}),
+        ],
     )
     movements = to_schema(source, movements, MOVEMENTS)
     fills, cash, bad_fills = _derivatives(source, rows, movements, legacy)
     everything = pl.concat([refused, quarantine, unbalanced, bad_fills]).sort("row", maintain_order=True)
     return Parsed(movements, everything, derivative_fills=fills, derivative_cash=cash)
+
+
+def _content_ids(frame: pl.DataFrame, columns: list[str], trade: pl.Expr) -> pl.DataFrame:
+    """``frame`` with ``__content``, :func:`with_synthetic_id` of ``columns``, where ``trade``
+    is null (null elsewhere: those rows are keyed by their trade).
+
+    Rows are counted as repeats only among identical rows, and a row with a trade id is never
+    identical to one without, so the ids of the id-less rows alone are the ids they get among
+    all rows; a log with trade ids is spared writing every row out as text.
+    """
+    no_trade = frame.select(trade.is_null()).to_series()
+    if no_trade.all():
+        return with_synthetic_id(frame, columns, "__content")
+    at = no_trade.arg_true()
+    content = with_synthetic_id(frame.select(columns).gather(at), columns, "__content")["__content"]
+    nulls = pl.Series("__content", [None], pl.String).extend_constant(None, frame.height - 1)
+    return frame.with_columns(nulls.scatter(at, content) if at.len() else nulls)
 
 
 _LEGACY_BUY = ("buy", "open long", "close short")
@@ -241,7 +258,11 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
     # A user may export the log without the trade columns (they are optional for its cash):
     # then a fill's instrument, size or price is missing and the fill is refused below.
     absent = [c for c in ("Contract", "Direction", "Quantity", "Filled Price") if c not in rows.columns]
-    rows = rows.with_columns([pl.lit(None, pl.String).alias(c) for c in absent])
+    # Only the columns read below: the filters then gather those, not the row's synthesized
+    # content id and other wide text.
+    used = ["source_row", "ts", "entry_id", "asset", "fee_part", "Type", *([] if legacy else ["Action"])]
+    venue_columns = [c for c in ("Contract", "Direction", "Quantity", "Filled Price") if c not in absent]
+    rows = rows.select(*used, *venue_columns, *[pl.lit(None, pl.String).alias(c) for c in absent])
     kind = pl.col("Type").str.strip_chars().str.to_lowercase()
     if legacy:
         fill_row = kind.is_in(["trade", "liquidation"])
@@ -250,12 +271,18 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
         action = pl.col("Action").str.strip_chars().str.to_uppercase()
         fill_row = (kind == "trade") & action.is_in(["OPEN", "CLOSE"])
         derivative_row = fill_row | kind.is_in(["settlement", "delivery"]) | kind.str.contains("liquidation")
+    # Types, actions, contracts and directions are a venue's vocabulary: each is read once
+    # per distinct cell (string work on every row was most of this step's CPU).
+    rows = per_distinct(rows, ["Type", *([] if legacy else ["Action"])],
+                        __kind=kind, __fill_row=fill_row, __derivative_row=derivative_row)
     # Rows naming no contract are spot; a fill row without one is refused (its cash still books).
-    rows = rows.filter(derivative_row & (present(pl.col("Contract")).is_not_null() | fill_row))
-    rows = rows.with_columns(__contract=present(pl.col("Contract")))
+    rows = rows.filter(pl.col("__derivative_row"))
+    rows = per_distinct(rows, "Contract", __contract=present(pl.col("Contract")))
+    rows = rows.filter(pl.col("__contract").is_not_null() | pl.col("__fill_row"))
     rows = rows.with_columns(__instrument=venue_instruments(rows["__contract"], bybit_symbol))
-    direction = pl.col("Direction").str.strip_chars().str.to_lowercase()
-    trades = with_numbers(rows.filter(fill_row), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
+    rows = per_distinct(rows, "Direction", __direction=pl.col("Direction").str.strip_chars().str.to_lowercase())
+    direction = pl.col("__direction")
+    trades = with_numbers(rows.filter(pl.col("__fill_row")), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
     checks = fill_checks(instrument="__instrument", qty="__qty", price="__price",
                          names={"instrument": "Contract", "qty": "Quantity", "price": "Filled Price"})
     checks.append(Check("Direction", ~direction.is_in([*_LEGACY_BUY, *_LEGACY_SELL]).fill_null(True),
@@ -267,7 +294,7 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
         price=pl.col("__price"), fee=-pl.col("fee_part"), fee_asset=pl.col("asset"), source=pl.lit("ledger"),
     )
     named = rows.filter(pl.col("__instrument").is_not_null()).select(
-        "source_row", instrument="__instrument", __type=kind, __option=pl.col("__instrument").str.contains(r"-[CP]$"),
+        "source_row", instrument="__instrument", __type="__kind", __option=pl.col("__instrument").str.contains(r"-[CP]$"),
     )
     kinds = (
         pl.when(pl.col("qty") == 0).then(None)
