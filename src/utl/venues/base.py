@@ -1597,10 +1597,7 @@ def _second_texts(times: pl.Series) -> pl.Series:
         return times.dt.strftime(_SECOND_TEXT)
     import pyarrow as pa
 
-    from utl.venues._csv_kernels import glued_codes, second_texts
-
-    glued_codes(np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.ones(1, dtype=np.bool_),
-                np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
+    from utl.venues._csv_kernels import second_texts
 
     _wait_for_kernels()
     n = len(times)
