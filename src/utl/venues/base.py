@@ -624,6 +624,31 @@ def _read_csv_rows(source: Source, skip_lines: int, optional_last: bool) -> tupl
     return frame, pl.concat([refused, cut_row])
 
 
+def _plain_header(mapped, skip_lines: int) -> tuple[int, int, bytes, str] | None:
+    """Where the header starts and ends in the mapped file, the bytes up to its end and its
+    separator; None where the careful way must read the file: no header line, a blank one,
+    a ``\r``, a BOM anywhere but the file's start (which Polars skips, as _file_bytes does),
+    bad UTF-8."""
+    header_at = 0
+    for _ in range(skip_lines):
+        header_at = mapped.find(b"\n", header_at) + 1
+        if header_at == 0:
+            return None
+    header_end = mapped.find(b"\n", header_at)
+    if header_end < 0:
+        return None
+    head = mapped[:header_end]
+    bom = BOM.encode()
+    if b"\r" in head or b"\xef" in head[len(bom) if head.startswith(bom) else 0 :] or not head[header_at:].strip():
+        return None
+    try:
+        text = head[header_at:].decode("utf-8")
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return header_at, header_end, head, separator_of(text)
+
+
 def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
     """The file as :func:`_read_rows` reads it, when every row has the header's width and
     is written plainly (:func:`utl.venues._csv_kernels.regular_rows`, over the file mapped,
@@ -643,24 +668,10 @@ def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
         if not start or start == XLSX_MAGIC:
             return None
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            header_at = 0
-            for _ in range(skip_lines):
-                header_at = mapped.find(b"\n", header_at) + 1
-                if header_at == 0:
-                    return None
-            header_end = mapped.find(b"\n", header_at)
-            if header_end < 0:
+            header = _plain_header(mapped, skip_lines)
+            if header is None:
                 return None
-            head = mapped[:header_end]
-            bom = BOM.encode()
-            # A BOM opening the file Polars skips, as _file_bytes does; any other: the careful way.
-            if b"\r" in head or b"\xef" in head[len(bom) if head.startswith(bom) else 0 :] or not head[header_at:].strip():
-                return None
-            try:
-                head.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-            sep = separator_of(head[header_at:].decode("utf-8"))
+            header_at, header_end, head, sep = header
             try:
                 frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, **_CSV_OPTIONS)
             except Exception:  # the careful way says what is wrong
@@ -699,26 +710,12 @@ def _read_regular_counted(source: Source, skip_lines: int) -> pl.DataFrame | Non
         if not start or start == XLSX_MAGIC:
             return None
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            header_at = 0
-            for _ in range(skip_lines):
-                header_at = mapped.find(b"\n", header_at) + 1
-                if header_at == 0:
-                    return None
-            header_end = mapped.find(b"\n", header_at)
-            if header_end < 0:
+            header = _plain_header(mapped, skip_lines)
+            if header is None:
                 return None
-            head = mapped[:header_end]
-            bom = BOM.encode()
-            # A BOM opening the file Polars skips, as _file_bytes does; any other: the careful way.
-            if b"\r" in head or b"\xef" in head[len(bom) if head.startswith(bom) else 0 :] or not head[header_at:].strip():
-                return None
+            header_at, header_end, head, sep = header
             if mapped.find(b"\r", header_end) >= 0 or mapped.find(b"\xef", header_end) >= 0:
                 return None
-            try:
-                head.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-            sep = separator_of(head[header_at:].decode("utf-8"))
             try:
                 frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep,
                                     **{**_CSV_OPTIONS, "truncate_ragged_lines": False})
