@@ -18,6 +18,7 @@ types) are worked out once per key (:func:`per_distinct`).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import functools
 import io
@@ -25,7 +26,7 @@ import json
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -624,6 +625,23 @@ def _read_csv_rows(source: Source, skip_lines: int, optional_last: bool) -> tupl
     return frame, pl.concat([refused, cut_row])
 
 
+@contextlib.contextmanager
+def _mapped_with_header(path: Path, skip_lines: int) -> Iterator[tuple | None]:
+    """The file mapped (read only) with its plain header (:func:`_plain_header`): (mapping,
+    header start, header end, bytes to the header's end, separator); None for an empty file,
+    a workbook, or a header the careful way must read."""
+    import mmap
+
+    with open(path, "rb") as fh:
+        start = fh.read(len(XLSX_MAGIC))
+        if not start or start == XLSX_MAGIC:
+            yield None
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            header = _plain_header(mapped, skip_lines)
+            yield None if header is None else (mapped, *header)
+
+
 def _plain_header(mapped, skip_lines: int) -> tuple[int, int, bytes, str] | None:
     """Where the header starts and ends in the mapped file, the bytes up to its end and its
     separator; None where the careful way must read the file: no header line, a blank one,
@@ -659,28 +677,21 @@ def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
     loaded, :func:`_read_regular_counted` stands in."""
     if not _warming or _warming[0].is_alive():
         return None
-    import mmap
-
     from utl.venues._csv_kernels import regular_rows
 
-    with open(source.path, "rb") as fh:
-        start = fh.read(len(XLSX_MAGIC))
-        if not start or start == XLSX_MAGIC:
+    with _mapped_with_header(source.path, skip_lines) as found:
+        if found is None:
             return None
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            header = _plain_header(mapped, skip_lines)
-            if header is None:
-                return None
-            header_at, header_end, head, sep = header
-            try:
-                frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, **_CSV_OPTIONS)
-            except Exception:  # the careful way says what is wrong
-                return None
-            if frame.width < 2:
-                return None
-            body = np.frombuffer(mapped, dtype=np.uint8)
-            rows = regular_rows(body, header_end + 1, ord(sep), frame.width)
-            del body  # the mapping closes only once no array views it
+        mapped, header_at, header_end, head, sep = found
+        try:
+            frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, **_CSV_OPTIONS)
+        except Exception:  # the careful way says what is wrong
+            return None
+        if frame.width < 2:
+            return None
+        body = np.frombuffer(mapped, dtype=np.uint8)
+        rows = regular_rows(body, header_end + 1, ord(sep), frame.width)
+        del body  # the mapping closes only once no array views it
     if rows != frame.height:
         return None
     frame = frame.rename({c: c.strip() for c in frame.columns})
@@ -703,39 +714,32 @@ def _read_regular_counted(source: Source, skip_lines: int) -> pl.DataFrame | Non
     marker, which must land past the last column. No ``\r`` or 0xEF byte (a BOM's first)
     anywhere: the careful way rewrites those. The file is neither copied into Python nor
     again with a marker per line (~0.5-0.9 CPU s per million rows)."""
-    import mmap
-
-    with open(source.path, "rb") as fh:
-        start = fh.read(len(XLSX_MAGIC))
-        if not start or start == XLSX_MAGIC:
+    with _mapped_with_header(source.path, skip_lines) as found:
+        if found is None:
             return None
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            header = _plain_header(mapped, skip_lines)
-            if header is None:
+        mapped, header_at, header_end, head, sep = found
+        if mapped.find(b"\r", header_end) >= 0 or mapped.find(b"\xef", header_end) >= 0:
+            return None
+        try:
+            frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep,
+                                **{**_CSV_OPTIONS, "truncate_ragged_lines": False})
+        except Exception:  # a long row, bad UTF-8...: the careful way says what is wrong
+            return None
+        if frame.width < 2:
+            return None
+        if mapped.find(b'"', header_at) >= 0:  # most exports quote nothing: one memchr
+            table = np.frombuffer(mapped, dtype=np.uint8)[header_at:]
+            plain = _plainly_quoted(table, ord(sep))
+            del table  # the mapping closes only once no array views it
+            if not plain:
                 return None
-            header_at, header_end, head, sep = header
-            if mapped.find(b"\r", header_end) >= 0 or mapped.find(b"\xef", header_end) >= 0:
-                return None
-            try:
-                frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep,
-                                    **{**_CSV_OPTIONS, "truncate_ragged_lines": False})
-            except Exception:  # a long row, bad UTF-8...: the careful way says what is wrong
-                return None
-            if frame.width < 2:
-                return None
-            if mapped.find(b'"', header_at) >= 0:  # most exports quote nothing: one memchr
-                table = np.frombuffer(mapped, dtype=np.uint8)[header_at:]
-                plain = _plainly_quoted(table, ord(sep))
-                del table  # the mapping closes only once no array views it
-                if not plain:
-                    return None
-            body = np.frombuffer(mapped, dtype=np.uint8)[header_end + 1 :]
-            ends = sum(int(np.count_nonzero(body[i : i + _CHUNK] == 10)) for i in range(0, len(body), _CHUNK))
-            lines = ends + (1 if len(body) and body[-1] != 10 else 0)
-            suspects = frame.select((pl.col(frame.columns[-1]) == "").arg_true()).to_series() if lines == frame.height else None
-            fits = suspects is not None and (suspects.len() == 0 or (
-                suspects.len() <= _SUSPECT_ROWS and _marked_rows_fit(source, body, suspects.to_numpy(), head[header_at:], sep, frame.width)))
-            del body  # the mapping closes only once no array views it
+        body = np.frombuffer(mapped, dtype=np.uint8)[header_end + 1 :]
+        ends = sum(int(np.count_nonzero(body[i : i + _CHUNK] == 10)) for i in range(0, len(body), _CHUNK))
+        lines = ends + (1 if len(body) and body[-1] != 10 else 0)
+        suspects = frame.select((pl.col(frame.columns[-1]) == "").arg_true()).to_series() if lines == frame.height else None
+        fits = suspects is not None and (suspects.len() == 0 or (
+            suspects.len() <= _SUSPECT_ROWS and _marked_rows_fit(source, body, suspects.to_numpy(), head[header_at:], sep, frame.width)))
+        del body  # the mapping closes only once no array views it
     if not fits:
         return None
     frame = frame.rename({c: c.strip() for c in frame.columns})
