@@ -24,7 +24,7 @@ from utl.assets import split_symbol
 from utl.decimals import DECIMAL
 from utl.derivatives.snapshots import bybit_symbol
 from utl.schemas import FILLS, MOVEMENTS
-from utl.venues._fast_b import interleave_parts
+from utl.venues.base import interleave_parts
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     with_numbers,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from utl.decimals import DECIMAL
-from utl.venues._fast_b import interleave_parts
+from utl.venues.base import interleave_parts
 from utl.venues.base import interleave
 
 amount = st.one_of(st.none(), st.sampled_from([Decimal(0), Decimal("1.5"), Decimal("-2"), Decimal("99999999999999999999.999999999999999999")]))
