@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import polars as pl
@@ -264,6 +265,24 @@ print(json.dumps({"seconds": seconds, "cpu": cpu, "booked": parsed.frame.height,
 """
 
 
+_FILL_CACHE = r"""
+from utl.venues import base
+from utl.venues.json_scan import warm_up
+base.warm_kernels()
+warm_up().join()
+base._warming[0].join()
+"""
+
+
+def fill_numba_cache() -> float:
+    """Compile every reader kernel into numba's on-disk cache, untimed, in a process of its
+    own: in a fresh checkout the first read would otherwise compile them (the JSON scan's
+    ~30 s here), a cost paid once per checkout, not per read. Seconds it took."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _FILL_CACHE], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def measure(name: str, path: Path, repeat: int, numba: bool = False) -> dict:
     runs = []
     for _ in range(repeat):
@@ -289,6 +308,7 @@ def main() -> None:
     folder_context = tempfile.TemporaryDirectory(prefix="utl-readers-") if args.keep is None else None
     folder = Path(folder_context.name) if folder_context else args.keep
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs{', numba loaded' if args.numba else ''}")
+    print(f"numba's cache filled (or found full) in {fill_numba_cache():.1f} s, before and apart from any read")
     print(f"{'format':<30}{'rows':>10}{'MB':>6}{'read s':>8}{'cpu s':>7}{'rows/s':>12}{'peak RSS MB':>13}  check")
     try:
         for name in args.formats or GENERATORS:
