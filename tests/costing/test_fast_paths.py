@@ -129,3 +129,60 @@ def test_wac_two_pass_path_is_the_one_taken_for_prices_at_2_62():
     words = decimal_words(valid["price"])
     assert int64_prices(words) is None  # the one-pass kernel declines these prices
     assert costing._cost_in_words(valid, order, group, "wac") is not None  # the two passes take them
+
+
+def _shuffled_trades(n: int, groups: int, seed: int) -> pl.DataFrame:
+    """``n`` trades over ``groups`` (book, asset) pairs in shuffled input order, quantities
+    that often close or flip the position, venue-sized prices."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, groups, n)
+    qty = rng.integers(1, 5_000, n) * np.where(rng.random(n) < 0.5, -1, 1)
+    running = np.zeros(groups, np.int64)
+    for i in range(n):  # every ~10th trade closes its position exactly
+        if running[group[i]] != 0 and rng.random() < 0.1:
+            qty[i] = -running[group[i]]
+        running[group[i]] += qty[i]
+    return pl.DataFrame(
+        {
+            "book": [f"b{g % 2}" for g in group],
+            "asset": [f"A{g}" for g in group],
+            "ts": pl.Series(rng.integers(0, n // 3, n) * 1_000_000, dtype=pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "trade_id": [str(i) for i in range(n)],
+            "qty": pl.Series([f"{q / 1000:.3f}" for q in qty]).str.to_decimal(scale=18),
+            "price": pl.Series([f"{p / 100:.2f}" for p in rng.integers(10_000, 9_000_000, n)]).str.to_decimal(scale=18),
+        }
+    )
+
+
+@pytest.mark.parametrize("method", ["fifo", "lifo", "hifo", "wac"])
+def test_results_held_back_in_batches_reach_every_trades_own_row(method):
+    """The kernels hold a few thousand trades' results before writing them at their input
+    rows (:data:`utl.lots._STAGED`): with several batches, a last partial one and shuffled
+    rows, every trade's result is its own, as the reference computes it."""
+    from utl.lots import _STAGED
+
+    frame = _shuffled_trades(3 * _STAGED + 17, groups=5, seed=11)
+    assert taken_path(frame, method) == "words"
+    result = compute_costs(frame, method)
+    per_trade, positions, _ = reference_costs(rows_of(frame), method)
+    assert result.realized.select("realized_pnl", "closed_qty", "position_after").rows() == per_trade
+    assert {(r[0], r[1]): r[2:] for r in result.positions.rows()} == positions
+
+
+def test_wac_two_passes_write_every_batch_of_held_back_results():
+    """WAC's two-pass kernel (prices past int64 take it) holds results back as the one-pass
+    kernel does: on more trades than one batch, both write the same words at every row."""
+    from utl.lots import _STAGED
+
+    valid = costing.validate_trades(_shuffled_trades(2 * _STAGED + 5, groups=3, seed=5))
+    order, group = costing.application_order(valid)
+    words = decimal_words(valid["price"])
+    qty_scale, qty_in, _ = to_int64(decimal_words(valid["qty"]))
+    qty = qty_in[order]
+    n_groups = int(group.max()) + 1
+    got = realize_wac(group, qty, words, order, qty_scale, n_groups)
+    before = _two_pass(group, qty, words, order, qty_scale, n_groups)
+    assert got is not None and before is not None
+    for a, b in zip(got[0], before[0]):
+        assert np.array_equal(a, b)
+    assert np.count_nonzero(before[0][2]) > len(order) // 2  # positions were written, not left zero
