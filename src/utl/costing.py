@@ -30,7 +30,7 @@ import polars as pl
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
 from utl.lots import group_totals_fit, match_and_realize, run_parts, two_at_once, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
-from utl.ordering import group_time_order, hashes_repeat, stable_argsort
+from utl.ordering import group_time_order, hashes_repeat, stable_argsort, take
 from utl.scaled import decimal_from_words, decimal_word_chunks, int64_to_decimal, to_int64, to_int64_at_nine
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -140,8 +140,29 @@ def warm_kernels(method: str) -> None:
     threading.Thread(target=_cost_a_few, args=(method,), name=f"utl-costing-warm-{method}", daemon=True).start()
 
 
+def load_kernels(*methods: str) -> None:
+    """Load the compiled kernels of ``methods`` (all four when none is named) now, on the
+    calling thread, from numba's on-disk cache (compiling them into it in a checkout where
+    it is cold): for a process that wants even its first :func:`compute_costs` at full
+    speed, such as a service warming up before it takes work, or a benchmark. Without it,
+    :func:`compute_costs` starts the same loading in the background on its first call."""
+    for method in methods or METHODS:
+        if method not in METHODS:
+            raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
+        with _warm_lock:
+            _warmed.add(method)
+        compute_costs(_a_few(), method)  # type: ignore[arg-type]
+
+
 def _cost_a_few(method: str) -> None:
-    few = pl.DataFrame(
+    try:
+        compute_costs(_a_few(), method)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - only a head start: the caller loads what this did not
+        pass
+
+
+def _a_few() -> pl.DataFrame:
+    return pl.DataFrame(
         {
             "book": ["b", "b", "b"],
             "asset": ["x", "x", "x"],
@@ -151,10 +172,6 @@ def _cost_a_few(method: str) -> None:
             "price": pl.Series(["10.5", "11", "12"]).str.to_decimal(scale=SCALE),
         }
     )
-    try:
-        compute_costs(few, method)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - only a head start: the caller loads what this did not
-        pass
 
 
 @dataclass(frozen=True)
@@ -218,7 +235,7 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         if as_price is None:
             return None
         price_scale, price_in, _ = as_price
-        price = price_in[order]
+        price = take(price_in, order)
         del price_in
         outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups,
                                     counted_from, per_trade=False)
@@ -299,7 +316,7 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
             return None
         del price_words
         price_scale, price_in, _ = as_price
-        price = price_in[order]
+        price = take(price_in, order)
         del price_in, as_price
         # HIFO compares entry prices; the scaled integers order exactly as the prices do.
         outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups)
@@ -348,7 +365,7 @@ def _quantities(words: list[np.ndarray], group: np.ndarray, order: np.ndarray) -
     for convert in (to_int64_at_nine, to_int64):
         got = convert(words)
         if got is not None:
-            qty = got[1][order]
+            qty = take(got[1], order)
             if group_totals_fit(group, qty):
                 return got[0], qty
     return None

@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from utl.heap import give_back_freed
+from utl.ordering import take
 from utl.scaled import _divmod_1e9, below_1e38, divmod_pow10, signed_words, to_int64, to_int64_at_nine
 
 FIFO, LIFO, HIFO = 0, 1, 2
@@ -926,7 +927,7 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
     as_price = int64_prices(price_words)
     if as_price is not None:
         price_scale, price_in = as_price
-        price = price_in[order]
+        price = take(price_in, order)
         del price_in
         pnl, closed_out, position = _result_words(n if per_trade else 0)
         end_pos = np.zeros(n_groups, np.int64)

@@ -57,6 +57,22 @@ def fixed(values: np.ndarray, dtype) -> np.ndarray:
     return values
 
 
+@njit(cache=True, nogil=True)
+def _taken(values, rows, out):
+    for i in range(rows.shape[0]):
+        out[i] = values[rows[i]]
+    return out
+
+
+def take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` for ``int64`` values (e.g. a column put in application order): a
+    compiled loop, two to five times cheaper than numpy's fancy indexing on millions of
+    shuffled rows here. ``rows`` must lie within ``values`` (unchecked, as the costing's
+    own permutations do)."""
+    values = fixed(values, np.int64)
+    return _taken(values, fixed(rows, rows.dtype), np.empty(len(rows), np.int64))
+
+
 def stable_argsort(keys: np.ndarray) -> np.ndarray:
     """The stable ascending order of non-negative ``int64`` keys (equal keys keep their
     input order)."""
@@ -66,24 +82,54 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
     return _radix_argsort(np.ascontiguousarray(keys, dtype=np.int64).view(np.uint64), bits)
 
 
+@njit(cache=True, inline="always")
+def _pair_hash(a, b):
+    v = a * np.uint64(0x9E3779B97F4A7C15) ^ b
+    v ^= v >> np.uint64(29)
+    return v if v != np.uint64(0) else np.uint64(1)  # 0 marks an empty slot
+
+
 @njit(cache=True, nogil=True)
-def _any_repeated(first, second):
+def _any_repeated(first, second, part_bits):
+    """Whether two rows share the combined hash of (``first[i]``, ``second[i]``).
+
+    One table for millions of hashes (tens of MB) would miss the cache on nearly every
+    probe; instead the hashes are first dealt into ``2**part_bits`` parts by their top
+    bits (equal hashes land in the same part), and each part is checked with a table
+    small enough to stay in the cache."""
     n = first.shape[0]
-    size = 1
-    while size < n + n // 2 + 1:
-        size *= 2
-    table = np.zeros(size, np.uint64)  # 0 marks an empty slot; a hash of 0 counts as 1
-    mask = np.uint64(size - 1)
+    parts = 1 << part_bits
+    top = np.uint64(64 - part_bits)
+    starts = np.zeros(parts + 1, np.int64)
     for i in range(n):
-        v = first[i] * np.uint64(0x9E3779B97F4A7C15) ^ second[i]
-        if v == np.uint64(0):
-            v = np.uint64(1)
-        s = (v ^ (v >> np.uint64(29))) & mask
-        while table[s] != np.uint64(0):
-            if table[s] == v:
-                return True
-            s = (s + np.uint64(1)) & mask
-        table[s] = v
+        starts[np.int64(_pair_hash(first[i], second[i]) >> top) + 1] += 1
+    largest = 0
+    for p in range(parts):
+        if starts[p + 1] > largest:
+            largest = starts[p + 1]
+        starts[p + 1] += starts[p]
+    dealt = np.empty(n, np.uint64)
+    head = starts[:-1].copy()
+    for i in range(n):
+        v = _pair_hash(first[i], second[i])
+        p = np.int64(v >> top)
+        dealt[head[p]] = v
+        head[p] += 1
+    size = 1
+    while size < largest + largest // 2 + 1:
+        size *= 2
+    table = np.zeros(size, np.uint64)
+    mask = np.uint64(size - 1)
+    for p in range(parts):
+        table[:] = 0
+        for j in range(starts[p], starts[p + 1]):
+            v = dealt[j]
+            s = v & mask  # the low bits: the top ones are the part's, equal within it
+            while table[s] != np.uint64(0):
+                if table[s] == v:
+                    return True
+                s = (s + np.uint64(1)) & mask
+            table[s] = v
     return False
 
 
@@ -91,7 +137,11 @@ def hashes_repeat(first: np.ndarray, second: np.ndarray) -> bool:
     """Whether two rows share the combined hash of (``first``, ``second``) (``second`` a
     ``uint64`` hash of a column, ``first`` another hash or an unsigned code): False proves
     every (first, second) pair distinct."""
-    return bool(_any_repeated(fixed(first, first.dtype), fixed(second, np.uint64))) if len(first) else False
+    if not len(first):
+        return False
+    # Parts of ~4,096 hashes: a table of 8,192 slots (64 KB) per part.
+    part_bits = max(1, min(16, (len(first) // 4096).bit_length()))
+    return bool(_any_repeated(fixed(first, first.dtype), fixed(second, np.uint64), part_bits))
 
 
 @njit(cache=True, nogil=True)

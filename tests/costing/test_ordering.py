@@ -70,3 +70,25 @@ def test_hash_table_grows_past_its_first_size():
     code, k = ordering._dense_pairs(first, second, np.empty(0, np.int64), np.int64(0))
     assert k == n
     assert np.array_equal(code, np.arange(n))
+
+
+@pytest.mark.parametrize("n", [1, 2, 4_095, 70_000])
+def test_a_repeated_pair_is_found_wherever_it_sits(n):
+    """The duplicate check deals hashes into parts by their top bits: a repeated (first,
+    second) pair is found whichever rows hold it, and distinct pairs never are."""
+    from utl.ordering import hashes_repeat
+
+    rng = np.random.default_rng(n)
+    first = rng.integers(0, 50, n).astype(np.uint32)
+    second = rng.integers(1, 2**63, n, dtype=np.int64).astype(np.uint64)  # as id hashes are
+    assert not hashes_repeat(first, second)
+    if n < 2:
+        return
+    for a, b in ((0, n - 1), (n // 3, n // 2), (n - 2, n - 1)):
+        twice_first, twice_second = first.copy(), second.copy()
+        twice_first[b], twice_second[b] = first[a], second[a]
+        assert hashes_repeat(twice_first, twice_second)
+        # The same hash under another book is no repeat.
+        twice_first[b] = first[a] + 1
+        assert not hashes_repeat(twice_first, twice_second)
+
