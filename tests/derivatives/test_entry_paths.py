@@ -132,25 +132,25 @@ def test_average_entry_equals_the_former_walk(raw, opened, chunk):
 def both_paths(frame: pl.DataFrame, opening: pl.DataFrame | None = None, chunk: int | None = None) -> list[EntryResult]:
     """``average_entry`` with the compiled walk of linear instruments, then with every leg in
     the Python walk (in chunks of ``chunk`` legs)."""
-    saved = entry.WALK_CHUNK, entry._linear_walk
+    saved = entry.WALK_CHUNK, entry._compiled_walk
     entry.WALK_CHUNK = chunk or saved[0]
     try:
         fast = average_entry(frame, opening)
-        entry._linear_walk = lambda *args: None
+        entry._compiled_walk = lambda *args: None
         slow = average_entry(frame, opening)
     finally:
-        entry.WALK_CHUNK, entry._linear_walk = saved
+        entry.WALK_CHUNK, entry._compiled_walk = saved
     return [fast, slow]
 
 
-def test_linear_instruments_take_the_compiled_walk(monkeypatch):
+def test_every_instrument_takes_the_compiled_walk(monkeypatch):
     taken = []
-    original = entry._linear_walk
-    monkeypatch.setattr(entry, "_linear_walk", lambda *a: taken.append(original(*a)) or taken[-1])
+    original = entry._compiled_walk
+    monkeypatch.setattr(entry, "_compiled_walk", lambda *a: taken.append(original(*a)) or taken[-1])
     frame, opening = build([(0, "a", ("qty", 10**8), 10**6, 0), (3, "a", ("qty", -5), 10**6, 1),
                             (0, "a", ("flip", 1), 2 * 10**6, 2), (1, "a", ("qty", 7), 10**6, 3)], [(0, "b", 3, 5)])
     got = average_entry(frame, opening)
-    assert len(taken) == 1 and taken[0] is not None  # BTC/USDT:USDT and the future compiled, BTC/USD:BTC not
+    assert len(taken) == 1 and taken[0] is not None  # BTC/USDT:USDT, the future and inverse BTC/USD:BTC compiled
     want = reference_average_entry(frame, opening)
     assert got.legs.equals(want.legs) and got.positions.equals(want.positions)
 

@@ -32,16 +32,17 @@ average), and each leg's realized PnL (computed from the exact rational, then ro
 the exact sum of its legs (Polars, vectorized).
 
 The walk is sequential (each average depends on the one before). Polars orders the legs
-once (by a dense rank of the key, then time, then input order). Linear instruments (and
-options) then walk in one compiled pass (:func:`_walk_linear`, numba, ``cache=True``):
-quantities as ``int64`` at their own scale, prices and averages as 128-bit words, with the
-costing kernels' exact arithmetic (:mod:`utl.lots`); a value out of its range sends the whole
-walk to Python. Inverse instruments walk in Python's exact integers (:func:`_walk_groups`,
-the same rules inlined: the harmonic re-average multiplies three 128-bit numbers), in chunks
-of whole groups so only a chunk's legs are ever Python integers. Results go back to decimals
-as their raw 128-bit integers, never through text. :func:`_walk` (one leg at a time, with
-:func:`reaverage` and :func:`realized`) is the rule as first written; the tests hold the
-fast paths equal to it.
+once (by a dense rank of the key, then time, then input order), and one compiled pass walks
+them (:func:`_walk_compiled`, numba, ``cache=True``): quantities as ``int64`` at their own
+scale, prices and averages as 128-bit words, with the costing kernels' exact arithmetic
+(:mod:`utl.lots`) for linear instruments and options; an inverse instrument's harmonic
+re-average multiplies three 128-bit numbers and its PnL divides by a product of two prices,
+so those legs compute in wide integers of 32-bit limbs (:mod:`utl.limbs`, up to 384 bits).
+A value out of any of these ranges sends the whole walk to Python's exact integers
+(:func:`_walk_groups`, the same rules inlined), in chunks of whole groups so only a chunk's
+legs are ever Python integers. Results go back to decimals as their raw 128-bit integers,
+never through text. :func:`_walk` (one leg at a time, with :func:`reaverage` and
+:func:`realized`) is the rule as first written; the tests hold the fast paths equal to it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ from numba import njit
 
 from utl.decimals import DECIMAL, PRECISION
 from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE, INSTRUMENT_LEGS
-from utl.lots import _add128, _mul64, _reaverage, _spread_times
+from utl.limbs import LIMBS, add, divide_half_even, load, multiply, multiply_by, words
+from utl.lots import _add128, _ge128, _mul64, _reaverage, _spread_times, _sub128
 from utl.scaled import below_1e38, decimal_from_words, decimal_words, int64_to_decimal, signed_words, to_int64
 
 SCALE_DIGITS = 18
@@ -228,11 +230,76 @@ _LIMIT62 = 1 << 62
 
 
 @njit(cache=True, nogil=True)
-def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_valid, pow10,
+def _harmonic_entry(eh, el, ph, pl_, after, b, q, x, y, t, num, den, quo, r, un, vn):
+    """An inverse position's entry after adding ``q`` to ``b`` (``after`` = their sum, all
+    int64 at one scale, which cancels): ``|after| · entry · price / (|b| · price + |q| ·
+    entry)`` rounded half-even, as :func:`reaverage`; (fits, high, low)."""
+    load(x, eh, el)
+    load(y, ph, pl_)
+    if not multiply_by(x, np.uint64(after if after > 0 else -after), t, num):
+        return False, eh, el
+    if not multiply(num, y, t):  # t = |after| · entry · price
+        return False, eh, el
+    if not multiply_by(y, np.uint64(b if b > 0 else -b), num, den):  # den = |b| · price
+        return False, eh, el
+    if not multiply_by(x, np.uint64(q if q > 0 else -q), num, y):  # y = |q| · entry
+        return False, eh, el
+    if not add(den, y, den):
+        return False, eh, el
+    if not divide_half_even(t, den, quo, r, un, vn):
+        return False, eh, el
+    fits, h, l = words(quo)
+    if not fits or not below_1e38(h, l):
+        return False, eh, el
+    return True, h, l
+
+
+@njit(cache=True, nogil=True)
+def _harmonic_pnl(ph, pl_, eh, el, closed_size, up_qty, up_size, x, y, t, num, den, quo, r, un, vn):
+    """What closing ``closed · size`` (``closed_size``, at the quantities' and sizes' scales,
+    brought to 18 places each by ``up_qty`` and ``up_size``) of an inverse position entered
+    at ``e`` realizes at price ``p``: ``closed · size · |p - e| / (e · p)`` rounded half-even,
+    as :func:`realized`; (fits, p >= e, high, low), the sign left to the caller."""
+    rising = _ge128(ph, pl_, eh, el)
+    if rising:
+        dh, dl = _sub128(ph, pl_, eh, el)
+    else:
+        dh, dl = _sub128(eh, el, ph, pl_)
+    load(x, dh, dl)
+    if not multiply_by(x, closed_size, t, num):
+        return False, rising, _ZERO, _ZERO
+    if not multiply_by(num, up_qty, t, x):
+        return False, rising, _ZERO, _ZERO
+    if not multiply_by(x, up_size, t, num):  # num = closed · size · |p - e|, all at 18 places
+        return False, rising, _ZERO, _ZERO
+    load(x, eh, el)
+    load(y, ph, pl_)
+    if not multiply(x, y, den):
+        return False, rising, _ZERO, _ZERO
+    if not divide_half_even(num, den, quo, r, un, vn):
+        return False, rising, _ZERO, _ZERO
+    fits, h, l = words(quo)
+    return fits, rising, h, l
+
+
+@njit(cache=True, nogil=True)
+def _walk_compiled(first, linear, harmonic, qty, price, size, open_qty, open_entry, open_valid, pow10, up_qty, up_size,
                  out_after, out_entry, out_valid, out_closed, out_pnl):
     """The walk of the legs of groups ``linear[g]`` (legs ordered by group, ``first`` marking
     each group's first leg); ``qty``/``open_qty``/``out_after``/``out_closed`` int64 at one
-    scale, ``size`` int64 at another, ``pow10`` = 10^(both scales); words are (low, high)."""
+    scale, ``size`` int64 at another, ``pow10`` = 10^(both scales), ``up_qty`` and
+    ``up_size`` = 10^(18 - each); words are (low, high). Legs marked ``harmonic`` (inverse
+    instruments) re-average and realize by :func:`_harmonic_entry` and
+    :func:`_harmonic_pnl`, in wide integers."""
+    x = np.zeros(LIMBS, np.uint64)
+    y = np.zeros(LIMBS, np.uint64)
+    t = np.zeros(LIMBS, np.uint64)
+    num = np.zeros(LIMBS, np.uint64)
+    den = np.zeros(LIMBS, np.uint64)
+    q_ = np.zeros(LIMBS, np.uint64)
+    r = np.zeros(LIMBS, np.uint64)
+    vn = np.zeros(LIMBS, np.uint64)
+    un = np.zeros(LIMBS + 1, np.uint64)
     g = -1
     b = np.int64(0)
     eh = _ZERO
@@ -262,7 +329,10 @@ def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_val
             el = pl_
             has = True
         elif (b > 0) == (q > 0):
-            fits, eh, el = _reaverage(eh, el, ph, pl_, q, b)
+            if harmonic[i]:
+                fits, eh, el = _harmonic_entry(eh, el, ph, pl_, after, b, q, x, y, t, num, den, q_, r, un, vn)
+            else:
+                fits, eh, el = _reaverage(eh, el, ph, pl_, q, b)
             if not fits:
                 return False
         else:
@@ -276,14 +346,19 @@ def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_val
             mh, ml = _mul64(np.uint64(closed), np.uint64(s))
             if mh != _ZERO:
                 return False
-            fits, rising, vh, vl, rem = _spread_times(ph, pl_, eh, el, ml, pow10)
-            if not fits:
-                return False
-            twice = rem << _ONE
-            if twice > pow10 or (twice == pow10 and (vl & _ONE) == _ONE):
-                vh, vl, ovf = _add128(vh, vl, _ZERO, _ONE)
-                if ovf:
+            if harmonic[i]:
+                fits, rising, vh, vl = _harmonic_pnl(ph, pl_, eh, el, ml, up_qty, up_size, x, y, t, num, den, q_, r, un, vn)
+                if not fits:
                     return False
+            else:
+                fits, rising, vh, vl, rem = _spread_times(ph, pl_, eh, el, ml, pow10)
+                if not fits:
+                    return False
+                twice = rem << _ONE
+                if twice > pow10 or (twice == pow10 and (vl & _ONE) == _ONE):
+                    vh, vl, ovf = _add128(vh, vl, _ZERO, _ONE)
+                    if ovf:
+                        return False
             if not below_1e38(vh, vl):
                 return False
             # A long gains when the price rose, a short when it fell.
@@ -303,10 +378,12 @@ def _walk_linear(first, linear, qty, price, size, open_qty, open_entry, open_val
     return True
 
 
-def _linear_walk(ordered: pl.DataFrame, groups: pl.DataFrame, first: np.ndarray, linear: np.ndarray):
-    """The compiled walk of the linear groups' legs: (position after, entry, entry present,
-    closed, realized PnL) as 128-bit words over every leg (other groups' rows left zero), or
-    None when the exact Python path must do them."""
+def _compiled_walk(ordered: pl.DataFrame, groups: pl.DataFrame, first: np.ndarray, linear: np.ndarray,
+                   harmonic: np.ndarray):
+    """The compiled walk of the legs of groups ``linear[g]`` (every group, now that inverse
+    instruments' ``harmonic`` legs compile too): (position after, entry, entry present,
+    closed, realized PnL) as 128-bit words over every leg (other groups' rows left zero),
+    or None when the exact Python path must do them."""
     legs_linear = linear[np.cumsum(first) - 1]
     if not legs_linear.any():
         return None
@@ -330,8 +407,10 @@ def _linear_walk(ordered: pl.DataFrame, groups: pl.DataFrame, first: np.ndarray,
     after, closed = np.zeros(n, np.int64), np.zeros(n, np.int64)
     entry, pnl = np.zeros((n, 2), np.uint64), np.zeros((n, 2), np.uint64)
     valid = np.zeros(n, np.bool_)
-    ok = _walk_linear(first, linear, qty, decimal_words(ordered["price"]), size, open_qty, open_entry, open_valid,
-                      np.uint64(10 ** (quantities[0] + sizes[0])), after, entry, valid, closed, pnl)
+    ok = _walk_compiled(first, linear, np.ascontiguousarray(harmonic, np.bool_), qty, decimal_words(ordered["price"]),
+                        size, open_qty, open_entry, open_valid, np.uint64(10 ** (quantities[0] + sizes[0])),
+                        np.uint64(10 ** (18 - quantities[0])), np.uint64(10 ** (18 - sizes[0])),
+                        after, entry, valid, closed, pnl)
     if not ok:
         return None
     scale = quantities[0]
@@ -382,12 +461,12 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
     first = np.zeros(n, np.bool_)
     first[starts] = True
     harmonic = ordered["__harmonic"].to_numpy()
-    linear = np.bincount(np.cumsum(first)[harmonic] - 1, minlength=len(starts)) == 0 if n else np.zeros(0, np.bool_)
-    fast = _linear_walk(ordered, groups, first, linear) if n else None
+    compiled = np.ones(len(starts), np.bool_)  # every group: Python walks only what does not fit
+    fast = _compiled_walk(ordered, groups, first, compiled, harmonic) if n else None
     words = (tuple(np.array(w) for w in fast[:2] + fast[3:]) if fast is not None
              else tuple(np.zeros((n, 2), np.uint64) for _ in range(4)))
     valid = fast[2] if fast is not None else np.zeros(n, np.bool_)
-    done = linear if fast is not None else np.zeros(len(starts), np.bool_)
+    done = compiled if fast is not None else np.zeros(len(starts), np.bool_)
     # The rest in chunks of whole groups of about WALK_CHUNK legs, exact in Python: only a
     # chunk's legs are ever Python integers at once.
     open_qty, open_entry = to_scaled(groups["qty"]), to_scaled(groups["entry_price"])
