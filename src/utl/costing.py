@@ -351,9 +351,9 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     # One column at a time, each set of words let go once it is a Decimal column.
     realized = valid.with_columns(decimal_from_words(pnl, "realized_pnl"))
     del pnl
-    realized = realized.with_columns(decimal_from_words(closed, "closed_qty"))
+    realized = realized.with_columns(int64_to_decimal(closed, qty_scale, "closed_qty"))
     del closed
-    realized = realized.with_columns(decimal_from_words(position, "position_after"))
+    realized = realized.with_columns(int64_to_decimal(position, qty_scale, "position_after"))
     del position
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 

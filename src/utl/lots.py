@@ -674,7 +674,8 @@ _STAGED = 4096
 
 @njit(cache=True, nogil=True)
 def _staging(per_trade):
-    """Room for :data:`_STAGED` trades' results (none without ``per_trade``).
+    """Room for :data:`_STAGED` trades' results (none without ``per_trade``): input rows,
+    realized PnL words, and closed quantity and position after as ``int64``.
 
     A trade's three results go to its *input* row, which in application order jumps about
     the whole output: written one trade at a time, between the matching's own steps, each
@@ -682,32 +683,26 @@ def _staging(per_trade):
     Held here, in the cache, and written a few thousand at a time by a loop doing nothing
     else, the misses overlap."""
     k = _STAGED if per_trade else 0
-    return np.empty(k, np.int64), np.empty((k, 6), np.uint64)
+    return np.empty(k, np.int64), np.empty((k, 2), np.uint64), np.empty((k, 2), np.int64)
 
 
 @njit(cache=True, nogil=True)
-def _stage(words, k, h, l, negative, closed, position, up):
-    """Trade ``k``'s realized PnL (magnitude ``h``, ``l``), closed quantity and position
-    after (int64 at the quantities' scale, times ``up``) as words, into ``words[k]``."""
+def _stage(words, ints, k, h, l, negative, closed, position):
+    """Trade ``k``'s realized PnL (magnitude ``h``, ``l``) as words, its closed quantity and
+    position after as they are (int64 at the quantities' scale)."""
     words[k, 0], words[k, 1] = signed_words(h, l, negative)
-    m = np.uint64(-closed) if closed < 0 else np.uint64(closed)
-    ch, cl = _mul64(m, up)
-    words[k, 2], words[k, 3] = signed_words(ch, cl, closed < 0)
-    m = np.uint64(-position) if position < 0 else np.uint64(position)
-    ph, pl_ = _mul64(m, up)
-    words[k, 4], words[k, 5] = signed_words(ph, pl_, position < 0)
+    ints[k, 0] = closed
+    ints[k, 1] = position
 
 
 @njit(cache=True, nogil=True)
-def _write_staged(rows, words, k, pnl, closed, position):
+def _write_staged(rows, words, ints, k, pnl, closed, position):
     for j in range(k):
         r = rows[j]
         pnl[r, 0] = words[j, 0]
         pnl[r, 1] = words[j, 1]
-        closed[r, 0] = words[j, 2]
-        closed[r, 1] = words[j, 3]
-        position[r, 0] = words[j, 4]
-        position[r, 1] = words[j, 5]
+        closed[r] = ints[j, 0]
+        position[r] = ints[j, 1]
 
 
 @njit(cache=True, nogil=True)
@@ -721,7 +716,7 @@ def _net(ph, pl_, nh, nl):
 
 
 @njit(cache=True, nogil=True)
-def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, scale, up, order, pnl, closed_out, position, end_pnl,
+def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, scale, order, pnl, closed_out, position, end_pnl,
                  counted_from, per_trade):
     """WAC's per-trade results from :func:`_wac_kernel`'s ``closed`` and pool averages.
 
@@ -733,7 +728,7 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
     """
     n = qty.shape[0]
     d = np.uint64(10) ** np.uint64(scale)
-    staged_row, staged_words = _staging(per_trade)
+    staged_row, staged_words, staged_ints = _staging(per_trade)
     staged = 0
     g = -1
     pos = np.int64(0)
@@ -776,12 +771,12 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
         pos += qty[i]
         if per_trade:
             staged_row[staged] = order[i]
-            _stage(staged_words, staged, h, l, negative, c, pos, up)
+            _stage(staged_words, staged_ints, staged, h, l, negative, c, pos)
             staged += 1
             if staged == _STAGED:
-                _write_staged(staged_row, staged_words, staged, pnl, closed_out, position)
+                _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
                 staged = 0
-    _write_staged(staged_row, staged_words, staged, pnl, closed_out, position)
+    _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
     if g >= 0:
         if not _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
             return False
@@ -819,19 +814,19 @@ def _split_prices(words, order, price_int, price_frac):
 
 
 @njit(cache=True, nogil=True)
-def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trade, pnl, closed_out, position,
+def _wac_words(group, qty, price, p_up, scale, order, counted_from, per_trade, pnl, closed_out, position,
                end_pos, end_avg_int, end_avg_frac, end_start, end_pnl):
     """:func:`_wac_kernel` and :func:`_realize_wac` in one pass, on prices given as int64 at
     their own scale (``p_up`` = 10**(18 - that scale), each below 2**62): the same pool
     average (an integer at 18 digits after the point, re-averaged with half-even rounding),
     each closing trade realized against it as it is met (``closed * (price - avg)`` for a
     sell, ``closed * (avg - price)`` for a buy, exact, rounded half-even to 18 places),
-    per-trade words at input rows, per-group ends. No per-trade scratch arrays. Returns
+    per-trade results at input rows (:func:`_result_words`), per-group ends. No per-trade scratch arrays. Returns
     False when a number does not fit (the caller then takes the two-pass or the exact path).
     """
     n = qty.shape[0]
     d = np.uint64(10) ** np.uint64(scale)
-    staged_row, staged_words = _staging(per_trade)
+    staged_row, staged_words, staged_ints = _staging(per_trade)
     staged = 0
     g = -1
     pos = np.int64(0)
@@ -898,12 +893,12 @@ def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trad
                 start_i = i
         if per_trade:
             staged_row[staged] = order[i]
-            _stage(staged_words, staged, h, l, negative, c, pos, up)
+            _stage(staged_words, staged_ints, staged, h, l, negative, c, pos)
             staged += 1
             if staged == _STAGED:
-                _write_staged(staged_row, staged_words, staged, pnl, closed_out, position)
+                _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
                 staged = 0
-    _write_staged(staged_row, staged_words, staged, pnl, closed_out, position)
+    _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
     if g >= 0:
         if not _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
             return False
@@ -913,13 +908,15 @@ def _wac_words(group, qty, price, p_up, scale, up, order, counted_from, per_trad
 
 
 def _result_words(n: int):
-    """Words for each trade's realized PnL, closed quantity and position after."""
-    return tuple(np.zeros((n, 2), np.uint64) for _ in range(3))
+    """Each trade's realized PnL (words), closed quantity and position after (``int64`` at
+    the quantities' scale: half the memory of words at the kernels' peak; made words by
+    :func:`utl.scaled.int64_to_decimal` once the kernels' inputs are let go)."""
+    return np.zeros((n, 2), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64)
 
 
 def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, counted_from: int = 0,
                 per_trade: bool = True):
-    """WAC in int64/128-bit words: per-trade ``(pnl, closed, position)`` words at input rows,
+    """WAC in int64/128-bit words: per-trade ``(pnl, closed, position)`` at input rows (:func:`_result_words`),
     per group ``(end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)``; None when a
     number does not fit (the caller then takes the exact Python path). ``counted_from`` and
     ``per_trade`` as in :func:`match_and_realize`."""
@@ -939,7 +936,7 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
         def run(part: tuple[int, int, int, int]) -> bool:
             lo, hi, g_lo, g_hi = part
             ok = _wac_words(group[lo:hi], qty[lo:hi], price[lo:hi], np.uint64(10 ** (18 - price_scale)), qty_scale,
-                            np.uint64(10 ** (18 - qty_scale)), order[lo:hi], np.int64(counted_from), per_trade,
+                            order[lo:hi], np.int64(counted_from), per_trade,
                             pnl, closed_out, position, end_pos[g_lo:g_hi], end_avg_int[g_lo:g_hi],
                             end_avg_frac[g_lo:g_hi], end_start[g_lo:g_hi], end_pnl[g_lo:g_hi])
             pooled = end_start[g_lo:g_hi]
@@ -973,7 +970,7 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
     pnl, closed_out, position = _result_words(n if per_trade else 0)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
-                        np.uint64(10 ** (18 - qty_scale)), order, pnl, closed_out, position, end_pnl,
+                        order, pnl, closed_out, position, end_pnl,
                         np.int64(counted_from), per_trade):
         return None
     return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
@@ -994,7 +991,7 @@ def group_totals_fit(group: np.ndarray, qty: np.ndarray) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _match_and_realize(group, qty, price, method, shift, up, order, counted_from, per_trade, pnl, closed, position,
+def _match_and_realize(group, qty, price, method, shift, order, counted_from, per_trade, pnl, closed, position,
                        end_pos, end_pnl, open_trade, open_qty, lot_trade, lot_qty, heap):
     """:func:`_match` with every match priced as it is made (no match list), per-trade
     results written at input rows (``order``) and per-group ends. A match realizes ``qty *
@@ -1008,7 +1005,7 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
     n = qty.shape[0]
     rank = price
     mult = np.uint64(10) ** np.uint64(-shift if shift < 0 else 0)
-    staged_row, staged_words = _staging(per_trade)
+    staged_row, staged_words, staged_ints = _staging(per_trade)
     staged = 0
     n_open = 0
     start = 0
@@ -1141,10 +1138,10 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
                 return False, 0
             if per_trade:
                 staged_row[staged] = row
-                _stage(staged_words, staged, mh, ml, neg, done, pos, up)
+                _stage(staged_words, staged_ints, staged, mh, ml, neg, done, pos)
                 staged += 1
                 if staged == _STAGED:
-                    _write_staged(staged_row, staged_words, staged, pnl, closed, position)
+                    _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed, position)
                     staged = 0
             if row >= counted_from:
                 gph, gpl, ovf = _add128(gph, gpl, ph, pl_)
@@ -1172,14 +1169,14 @@ def _match_and_realize(group, qty, price, method, shift, up, order, counted_from
                 open_qty[n_open] = lot_qty[s]
                 n_open += 1
         start = end
-    _write_staged(staged_row, staged_words, staged, pnl, closed, position)
+    _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed, position)
     return True, n_open
 
 
 def match_and_realize(group, qty, price, method: str, order, qty_scale: int, price_scale: int, n_groups: int,
                       counted_from: int = 0, per_trade: bool = True):
     """FIFO/LIFO/HIFO on int64 quantities and prices, priced as matched: per-trade
-    ``(pnl, closed, position)`` words at input rows (empty unless ``per_trade``), per group
+    ``(pnl, closed, position)`` at input rows (:func:`_result_words`; empty unless ``per_trade``), per group
     ``(end_pos, end_pnl)`` (``end_pnl`` over input rows from ``counted_from`` on), and the
     open lots ``(open_trade, open_qty)`` (application-order index, int64 quantity), grouped
     by (book, asset). None when a number does not fit."""
@@ -1201,7 +1198,7 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
         open_trade = np.empty(hi - lo, np.int64)
         open_qty = np.empty(hi - lo, np.int64)
         ok, n_open = _match_and_realize(group[lo:hi], qty[lo:hi], price[lo:hi], METHOD_CODES[method],
-                                        qty_scale + price_scale - 18, np.uint64(10 ** (18 - qty_scale)), order[lo:hi],
+                                        qty_scale + price_scale - 18, order[lo:hi],
                                         np.int64(counted_from), per_trade, pnl, closed, position,
                                         end_pos[g_lo:g_hi], end_pnl[g_lo:g_hi], open_trade, open_qty,
                                         lot_trade, lot_qty, heap)

@@ -55,10 +55,10 @@ def _two_pass(group, qty, price_words, order, qty_scale, n_groups):
     ends = [np.zeros(n_groups, np.int64) for _ in range(4)]
     if not _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, np.empty(n, np.int64), *ends):
         return None
-    words = [np.zeros((n, 2), np.uint64) for _ in range(3)]
+    words = [np.zeros((n, 2), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64)]
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
-                        np.uint64(10 ** (18 - qty_scale)), order, *words, end_pnl, np.int64(0), True):
+                        order, *words, end_pnl, np.int64(0), True):
         return None
     return words, ends, end_pnl
 
