@@ -242,7 +242,7 @@ def cost_groups(trades: pl.DataFrame, method: Method = "fifo", *, counted_from: 
         del price
         if outcome is None:
             return None
-        (_, _, _, end_pos, end_pnl), (open_trade, open_qty) = outcome
+        (_, end_pos, end_pnl), (open_trade, open_qty) = outcome
         keep = np.argsort(open_trade, kind="stable")  # opening order
         lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
                          _gather(trades["price"], order[open_trade[keep]]))
@@ -306,7 +306,7 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         del price_words
         if outcome is None:
             return None
-        (pnl, closed, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
+        results, (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
         open_pool = end_pos != 0
         lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
                          _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
@@ -322,7 +322,7 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups)
         if outcome is None:
             return None
-        (pnl, closed, position, end_pos, end_pnl), (open_trade, open_qty) = outcome
+        (results, end_pos, end_pnl), (open_trade, open_qty) = outcome
         del price
         keep = np.argsort(open_trade, kind="stable")  # opening order
         lots = _OpenLots(open_trade[keep], int64_to_decimal(open_qty[keep], qty_scale),
@@ -348,13 +348,9 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     positions = _positions(valid, order[ends], totals.with_row_index("__g").cast({"__g": pl.Int64}), open_lots,
                            averages, keys=("__g",))
     open_lots = open_lots.drop("__g")
-    # One column at a time, each set of words let go once it is a Decimal column.
-    realized = valid.with_columns(decimal_from_words(pnl, "realized_pnl"))
-    del pnl
-    realized = realized.with_columns(int64_to_decimal(closed, qty_scale, "closed_qty"))
-    del closed
-    realized = realized.with_columns(int64_to_decimal(position, qty_scale, "position_after"))
-    del position
+    pnl, closed, position = results.words(qty_scale)
+    realized = valid.with_columns(decimal_from_words(pnl, "realized_pnl"), decimal_from_words(closed, "closed_qty"),
+                                  decimal_from_words(position, "position_after"))
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 

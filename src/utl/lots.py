@@ -821,7 +821,7 @@ def _wac_words(group, qty, price, p_up, scale, order, counted_from, per_trade, p
     average (an integer at 18 digits after the point, re-averaged with half-even rounding),
     each closing trade realized against it as it is met (``closed * (price - avg)`` for a
     sell, ``closed * (avg - price)`` for a buy, exact, rounded half-even to 18 places),
-    per-trade results at input rows (:func:`_result_words`), per-group ends. No per-trade scratch arrays. Returns
+    per-trade results at input rows (:class:`Results`), per-group ends. No per-trade scratch arrays. Returns
     False when a number does not fit (the caller then takes the two-pass or the exact path).
     """
     n = qty.shape[0]
@@ -907,17 +907,50 @@ def _wac_words(group, qty, price, p_up, scale, order, counted_from, per_trade, p
     return True
 
 
-def _result_words(n: int):
-    """Each trade's realized PnL (words), closed quantity and position after (``int64`` at
-    the quantities' scale: half the memory of words at the kernels' peak; made words by
-    :func:`utl.scaled.int64_to_decimal` once the kernels' inputs are let go)."""
-    return np.zeros((n, 2), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+class Results:
+    """Each trade's realized PnL, closed quantity and position after, as words.
+
+    The kernels write closed quantity and position as ``int64`` at the quantities' scale,
+    into the first half of the very memory their words take (``closed``, ``position``:
+    views), and :meth:`words` then widens them in place. Memory the process has not used
+    before costs the kernel's zeroing of every page on first touch (a first call's main
+    extra cost here): this way the words' second halves are touched only once the kernels'
+    inputs are let go, and no second set of arrays is ever made."""
+
+    def __init__(self, n: int):
+        self.pnl = np.zeros((n, 2), np.uint64)
+        self._closed = np.zeros((n, 2), np.uint64)
+        self._position = np.zeros((n, 2), np.uint64)
+        self.closed = self._closed.reshape(-1)[:n].view(np.int64)
+        self.position = self._position.reshape(-1)[:n].view(np.int64)
+
+    def words(self, qty_scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(realized PnL, closed, position after) as words; call once, after letting go of
+        the kernels' inputs."""
+        up = np.uint64(10 ** (18 - qty_scale))
+        for words in (self._closed, self._position):
+            _widen_in_place(words.reshape(-1), up)
+        return self.pnl, self._closed, self._position
+
+
+@njit(cache=True, nogil=True)
+def _widen_in_place(flat, up):
+    """The ``int64`` values held in the first half of ``flat`` (``2n`` words), times ``up``,
+    as ``n`` pairs of words over all of it. From the last value down: pair ``i`` overwrites
+    values ``2i`` and ``2i + 1``, never one still to be read."""
+    n = flat.shape[0] // 2
+    for i in range(n - 1, -1, -1):
+        v = np.int64(flat[i])
+        m = np.uint64(-v) if v < 0 else np.uint64(v)
+        h, l = _mul64(m, up)
+        flat[2 * i], flat[2 * i + 1] = signed_words(h, l, v < 0)
 
 
 def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, counted_from: int = 0,
                 per_trade: bool = True):
-    """WAC in int64/128-bit words: per-trade ``(pnl, closed, position)`` at input rows (:func:`_result_words`),
-    per group ``(end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)``; None when a
+    """WAC in int64/128-bit words: the per-trade :class:`Results` (realized PnL, closed,
+    position after, at input rows), per group ``(end_pos, end_avg_int, end_avg_frac,
+    end_start, end_pnl)``; None when a
     number does not fit (the caller then takes the exact Python path). ``counted_from`` and
     ``per_trade`` as in :func:`match_and_realize`."""
     n = qty.shape[0]
@@ -926,7 +959,7 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
         price_scale, price_in = as_price
         price = take(price_in, order)
         del price_in
-        pnl, closed_out, position = _result_words(n if per_trade else 0)
+        results = Results(n if per_trade else 0)
         end_pos = np.zeros(n_groups, np.int64)
         end_avg_int = np.zeros(n_groups, np.int64)
         end_avg_frac = np.zeros(n_groups, np.int64)
@@ -937,7 +970,7 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
             lo, hi, g_lo, g_hi = part
             ok = _wac_words(group[lo:hi], qty[lo:hi], price[lo:hi], np.uint64(10 ** (18 - price_scale)), qty_scale,
                             order[lo:hi], np.int64(counted_from), per_trade,
-                            pnl, closed_out, position, end_pos[g_lo:g_hi], end_avg_int[g_lo:g_hi],
+                            results.pnl, results.closed, results.position, end_pos[g_lo:g_hi], end_avg_int[g_lo:g_hi],
                             end_avg_frac[g_lo:g_hi], end_start[g_lo:g_hi], end_pnl[g_lo:g_hi])
             pooled = end_start[g_lo:g_hi]
             pooled[pooled >= 0] += lo  # the part's own trade numbers, made the whole's
@@ -946,8 +979,9 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
         if per_trade:
             give_back_freed()  # the conversions' freed arrays, before the output words are written
         if all(run_parts(trade_parts(group), run)):
-            return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
-        del pnl, closed_out, position, price
+            del price
+            return results, (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
+        del results, price
     # Prices past int64 at their scale (or a number the one pass could not hold): two passes
     # on prices split at the point.
     price_int = np.empty(n, np.int64)
@@ -967,13 +1001,13 @@ def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, c
     if not _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, pool_start,
                        end_pos, end_avg_int, end_avg_frac, end_start):
         return None
-    pnl, closed_out, position = _result_words(n if per_trade else 0)
+    results = Results(n if per_trade else 0)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
-                        order, pnl, closed_out, position, end_pnl,
+                        order, results.pnl, results.closed, results.position, end_pnl,
                         np.int64(counted_from), per_trade):
         return None
-    return (pnl, closed_out, position), (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
+    return results, (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl)
 
 
 def int64_prices(words) -> tuple[int, np.ndarray] | None:
@@ -1175,13 +1209,13 @@ def _match_and_realize(group, qty, price, method, shift, order, counted_from, pe
 
 def match_and_realize(group, qty, price, method: str, order, qty_scale: int, price_scale: int, n_groups: int,
                       counted_from: int = 0, per_trade: bool = True):
-    """FIFO/LIFO/HIFO on int64 quantities and prices, priced as matched: per-trade
-    ``(pnl, closed, position)`` at input rows (:func:`_result_words`; empty unless ``per_trade``), per group
-    ``(end_pos, end_pnl)`` (``end_pnl`` over input rows from ``counted_from`` on), and the
+    """FIFO/LIFO/HIFO on int64 quantities and prices, priced as matched: the per-trade
+    :class:`Results` (realized PnL, closed, position after, at input rows; empty unless
+    ``per_trade``), per group ``(end_pos, end_pnl)`` (``end_pnl`` over input rows from ``counted_from`` on), and the
     open lots ``(open_trade, open_qty)`` (application-order index, int64 quantity), grouped
     by (book, asset). None when a number does not fit."""
     n = qty.shape[0]
-    pnl, closed, position = _result_words(n if per_trade else 0)
+    results = Results(n if per_trade else 0)
     end_pos = np.zeros(n_groups, np.int64)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     cuts = np.flatnonzero(group[1:] != group[:-1]) + 1
@@ -1199,7 +1233,7 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
         open_qty = np.empty(hi - lo, np.int64)
         ok, n_open = _match_and_realize(group[lo:hi], qty[lo:hi], price[lo:hi], METHOD_CODES[method],
                                         qty_scale + price_scale - 18, order[lo:hi],
-                                        np.int64(counted_from), per_trade, pnl, closed, position,
+                                        np.int64(counted_from), per_trade, results.pnl, results.closed, results.position,
                                         end_pos[g_lo:g_hi], end_pnl[g_lo:g_hi], open_trade, open_qty,
                                         lot_trade, lot_qty, heap)
         # Lots name their opening trade by the part's own numbers: made the whole's.
@@ -1210,7 +1244,7 @@ def match_and_realize(group, qty, price, method: str, order, qty_scale: int, pri
     done = run_parts(trade_parts(group), run)
     if not all(ok for ok, _, _ in done):
         return None
-    return (pnl, closed, position, end_pos, end_pnl), (
+    return (results, end_pos, end_pnl), (
         np.concatenate([lots for _, lots, _ in done]),
         np.concatenate([open_qty for _, _, open_qty in done]),
     )

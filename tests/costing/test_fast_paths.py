@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from utl import costing
 from utl.costing import compute_costs
-from utl.lots import _divmod128_64, int64_prices, _realize_wac, _split_prices, _wac_kernel, realize_wac
+from utl.lots import Results, _divmod128_64, int64_prices, _realize_wac, _split_prices, _wac_kernel, realize_wac
 from utl.ordering import stable_argsort
 from utl.scaled import decimal_words, to_int64
 
@@ -55,12 +55,12 @@ def _two_pass(group, qty, price_words, order, qty_scale, n_groups):
     ends = [np.zeros(n_groups, np.int64) for _ in range(4)]
     if not _wac_kernel(group, qty, price_int, price_frac, closed, avg_int, avg_frac, np.empty(n, np.int64), *ends):
         return None
-    words = [np.zeros((n, 2), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64)]
+    results = Results(n)
     end_pnl = np.zeros((n_groups, 2), np.uint64)
     if not _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, qty_scale,
-                        order, *words, end_pnl, np.int64(0), True):
+                        order, results.pnl, results.closed, results.position, end_pnl, np.int64(0), True):
         return None
-    return words, ends, end_pnl
+    return results.words(qty_scale), ends, end_pnl
 
 
 @settings(max_examples=60, deadline=None)
@@ -90,7 +90,8 @@ def test_wac_one_pass_equals_the_two_passes(data):
     if got is None:
         return
     words, (end_pos, end_int, end_frac, end_start), end_pnl = before
-    (pnl, closed, position), (g_pos, g_int, g_frac, g_start, g_pnl) = got
+    results, (g_pos, g_int, g_frac, g_start, g_pnl) = got
+    pnl, closed, position = results.words(qty_scale)
     for a, b in ((pnl, words[0]), (closed, words[1]), (position, words[2]), (g_pos, end_pos), (g_int, end_int),
                  (g_frac, end_frac), (g_start, end_start), (g_pnl, end_pnl)):
         assert np.array_equal(a, b)
@@ -183,6 +184,23 @@ def test_wac_two_passes_write_every_batch_of_held_back_results():
     got = realize_wac(group, qty, words, order, qty_scale, n_groups)
     before = _two_pass(group, qty, words, order, qty_scale, n_groups)
     assert got is not None and before is not None
-    for a, b in zip(got[0], before[0]):
+    for a, b in zip(got[0].words(qty_scale), before[0]):
         assert np.array_equal(a, b)
     assert np.count_nonzero(before[0][2]) > len(order) // 2  # positions were written, not left zero
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50), st.integers(0, 18))
+def test_int64_results_widen_in_place_to_the_words_int64_to_decimal_makes(values, scale):
+    """Closed quantity and position are written as int64 into the first half of their words'
+    own memory and widened in place, from the last value down (each pair overwrites two
+    values already read): the words are those of a fresh conversion, for every value."""
+    from utl.scaled import int64_to_decimal
+
+    n = len(values)
+    results = Results(n)
+    results.closed[:] = values
+    results.position[:] = values[::-1]
+    _, closed, position = results.words(scale)
+    assert np.array_equal(closed, decimal_words(int64_to_decimal(np.array(values, np.int64), scale)))
+    assert np.array_equal(position, decimal_words(int64_to_decimal(np.array(values[::-1], np.int64), scale)))
