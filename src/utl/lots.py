@@ -687,22 +687,29 @@ def _staging(per_trade):
 
 
 @njit(cache=True, nogil=True)
-def _stage(words, ints, k, h, l, negative, closed, position):
-    """Trade ``k``'s realized PnL (magnitude ``h``, ``l``) as words, its closed quantity and
-    position after as they are (int64 at the quantities' scale)."""
+def _hold(rows, words, ints, k, row, h, l, negative, closed, position):
+    """Hold a trade's results as entry ``k``: its realized PnL (magnitude ``h``, ``l``) as
+    words, its closed quantity and position after as int64. Returns how many are held.
+    (The kernel itself writes them out when the room is full: a call per trade that also
+    took the output arrays made FIFO's kernel 2.4 times slower here, 207-223 against
+    77-113 ms of CPU on 2 M trades.)"""
+    rows[k] = row
     words[k, 0], words[k, 1] = signed_words(h, l, negative)
     ints[k, 0] = closed
     ints[k, 1] = position
+    return k + 1
 
 
 @njit(cache=True, nogil=True)
 def _write_staged(rows, words, ints, k, pnl, closed, position):
+    """Write the ``k`` held results at their rows; returns 0 (none held now)."""
     for j in range(k):
         r = rows[j]
         pnl[r, 0] = words[j, 0]
         pnl[r, 1] = words[j, 1]
         closed[r] = ints[j, 0]
         position[r] = ints[j, 1]
+    return 0
 
 
 @njit(cache=True, nogil=True)
@@ -770,12 +777,9 @@ def _realize_wac(group, qty, price_int, price_frac, closed, avg_int, avg_frac, s
                     return False
         pos += qty[i]
         if per_trade:
-            staged_row[staged] = order[i]
-            _stage(staged_words, staged_ints, staged, h, l, negative, c, pos)
-            staged += 1
+            staged = _hold(staged_row, staged_words, staged_ints, staged, order[i], h, l, negative, c, pos)
             if staged == _STAGED:
-                _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
-                staged = 0
+                staged = _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
     _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
     if g >= 0:
         if not _end_pnl(g, gph, gpl, gnh, gnl, end_pnl):
@@ -892,12 +896,9 @@ def _wac_words(group, qty, price, p_up, scale, order, counted_from, per_trade, p
                 ah, al = ph, pl
                 start_i = i
         if per_trade:
-            staged_row[staged] = order[i]
-            _stage(staged_words, staged_ints, staged, h, l, negative, c, pos)
-            staged += 1
+            staged = _hold(staged_row, staged_words, staged_ints, staged, order[i], h, l, negative, c, pos)
             if staged == _STAGED:
-                _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
-                staged = 0
+                staged = _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
     _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed_out, position)
     if g >= 0:
         if not _end_pool(g, ah, al, pos, start_i, end_avg_int, end_avg_frac, end_pos, end_start):
@@ -1171,12 +1172,9 @@ def _match_and_realize(group, qty, price, method, shift, order, counted_from, pe
             if not fits:
                 return False, 0
             if per_trade:
-                staged_row[staged] = row
-                _stage(staged_words, staged_ints, staged, mh, ml, neg, done, pos)
-                staged += 1
+                staged = _hold(staged_row, staged_words, staged_ints, staged, row, mh, ml, neg, done, pos)
                 if staged == _STAGED:
-                    _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed, position)
-                    staged = 0
+                    staged = _write_staged(staged_row, staged_words, staged_ints, staged, pnl, closed, position)
             if row >= counted_from:
                 gph, gpl, ovf = _add128(gph, gpl, ph, pl_)
                 if ovf:
