@@ -357,6 +357,20 @@ def regular_rows(b, start, separator, width):
 
 
 @njit(cache=True, nogil=True)
+def ascii_only(words, tail):
+    """Whether no byte of ``words`` (uint64, 8 bytes each) or ``tail`` (uint8) is above 127."""
+    seen = np.uint64(0)
+    for k in range(len(words)):
+        seen |= words[k]
+    if seen & _HIGH:
+        return False
+    for i in range(len(tail)):
+        if tail[i] > 127:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def second_texts(micros, valid, text, exact):
     """Per time ``r`` (microseconds since 1970, UTC) where ``valid[r]``: its whole second as
     ``YYYY-MM-DDTHH:MM:SSZ`` into ``text[20 r : 20 r + 20]``, and ``exact[r]`` set; what

@@ -38,7 +38,7 @@ from utl.venues.base import (
     interleave,
     out_of_years,
     per_distinct,
-    read_csv_rows,
+    read_csv_columns,
     split_refused,
     text_or_null,
     to_schema,
@@ -95,9 +95,20 @@ def _blank(column: str) -> pl.Expr:
     return text_or_null(pl.col(column), ("", "-"))
 
 
+# The columns the reader reads (a fill's size and fee under any layout's name); the rest of
+# a log's 21-24 columns are never made where Polars reads the file (read_csv_columns).
+_READ = frozenset(("ID", "Date", "Instrument", "Type", "Side", "Amount", "Size", "Base Amount", "Price", "Cash Flow",
+                   "Funding", "Fee Charged", "Fee Paid", "Change", "Trade ID", "Info"))
+
+
+def _read_columns(header: tuple[str, ...]) -> list[str]:
+    # Base Amount is a fill's size only in a layout with neither Amount nor Size (_size_column).
+    sized = "Amount" in header or "Size" in header
+    return [c for c in header if c in _READ and not (sized and c == "Base Amount")]
+
+
 def read_transaction_log(source: Source) -> Parsed:
-    frame, refused = read_csv_rows(source)
-    header = tuple(frame.columns[1:])
+    frame, refused, header = read_csv_columns(source, _read_columns)
     if header not in HEADERS:
         raise ValueError(f"{source.rel}: not a Deribit transaction log header")
     names = {"ID": "id", "Date": "date", "Instrument": "instrument", "Type": "type", "Side": "side",
