@@ -145,10 +145,13 @@ def _regular_odd_file(folder: Path, name: str, seed: int, ascii_only: bool) -> P
 
 @pytest.mark.parametrize("ascii_only", [True, False])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_the_deribit_log_reads_the_same_when_polars_reads_its_columns_alone(seed: int, ascii_only: bool, tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _regular_odd_file(tmp_path, "deribit.transaction_log", seed, ascii_only)
-    (fmt,) = [f for f in all_formats() if f.name == "deribit.transaction_log"]
+@pytest.mark.parametrize("name", ["deribit.transaction_log", "bybit.uta_asset_changes", "bybit.derivatives_legacy"])
+def test_the_readers_give_the_same_when_polars_reads_the_file_itself(name: str, seed: int, ascii_only: bool, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pass compiled or not, the file read by Polars or the careful way (and Deribit's
+    columns alone where its rows are ASCII): the same rows, refusals, fills and cash."""
+    path = _regular_odd_file(tmp_path, name, seed, ascii_only)
+    (fmt,) = [f for f in all_formats() if f.name == name]
     source = Source(path=path, rel=path.name, venue="v", account="a")
 
     def read():
@@ -160,9 +163,12 @@ def test_the_deribit_log_reads_the_same_when_polars_reads_its_columns_alone(seed
     expected = read()
     monkeypatch.setattr(base, "KERNEL_BYTES", 0)
     monkeypatch.setattr(base, "KERNEL_ROWS", 0)
-    from utl.venues import deribit
+    from utl.venues import bybit, deribit
 
-    assert (base._read_regular_picked(source, 0, deribit._read_columns) is not None) == ascii_only
+    if name.startswith("deribit"):
+        assert (base._read_regular_picked(source, 0, deribit._read_columns) is not None) == ascii_only
+    else:
+        assert base._read_regular(source, bybit.preamble_lines(base.head_text(path))) is not None
     got = read()
     assert expected[1].height > 20 and expected[0].height > 1000  # odd cells refused, the rest booked
     for e, g in zip(expected, got):

@@ -827,6 +827,10 @@ def _read_regular_counted(source: Source, skip_lines: int) -> pl.DataFrame | Non
         mapped, header_at, header_end, head, sep = found
         if mapped.find(b"\r", header_end) >= 0 or mapped.find(b"\xef", header_end) >= 0:
             return None
+        # Polars takes a last line without its line end and with one cell too many, the last
+        # empty (``1,2,3,`` under three columns), as a row of the header's width.
+        if len(mapped) > header_end + 1 and mapped[-1] == ord(sep):
+            return None
         try:
             frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep,
                                 **{**_CSV_OPTIONS, "truncate_ragged_lines": False})
@@ -1241,7 +1245,22 @@ def rows_of(left_rows: pl.DataFrame, right_rows: pl.DataFrame) -> pl.DataFrame:
         return left_rows.join(right_rows, on="source_row", how="inner", maintain_order="left")
     at = np.searchsorted(keys, wanted).clip(max=len(keys) - 1)
     hit = keys[at] == wanted
+    if hit.all():  # every left row found (a reader's derivative rows, often all): no filter copies them
+        return left_rows.hstack(right_rows.drop("source_row").gather(at))
     return left_rows.filter(pl.Series(hit)).hstack(right_rows.drop("source_row").gather(at[hit]))
+
+
+# Derivative cash kinds (utl.derivatives.schemas.DERIVATIVE_CASH_KINDS) by a number: a reader
+# picks the number of a movement's kind by conditions on its columns, then names it.
+CASH_KIND_CODES = {kind: code for code, kind in enumerate(("realized_pnl", "funding", "fee", "settlement", "delivery", "premium"))}
+_CASH_KINDS = pl.Series("kind", list(CASH_KIND_CODES), pl.String)
+
+
+def cash_kind_text(code: pl.Expr) -> pl.Expr:
+    """The kind named by ``code`` (:data:`CASH_KIND_CODES`), null where it is null: the text
+    of one choice, where a ``when``/``then`` choosing among text columns and literals gathers
+    the text of every branch (~0.07 CPU s per two million rows against ~0.01)."""
+    return pl.lit(_CASH_KINDS).gather(code)
 
 
 def to_schema(source: Source, frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
