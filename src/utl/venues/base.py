@@ -711,7 +711,7 @@ def _read_regular_picked(
     in the columns it reads)."""
     if not _warming or _warming[0].is_alive():
         return None
-    from utl.venues._csv_kernels import regular_rows
+    from utl.venues._csv_kernels import regular_rows_by_words
 
     with _mapped_with_header(source.path, skip_lines) as found:
         if found is None:
@@ -729,7 +729,7 @@ def _read_regular_picked(
         body = np.frombuffer(mapped, dtype=np.uint8)
 
         def check(width: int) -> int:
-            rows = regular_rows(body, header_end + 1, ord(sep), width)
+            rows = regular_rows_by_words(body, body[: len(body) // 8 * 8].view(np.uint64), header_end + 1, ord(sep), width)
             if rows >= 0 and picked is not None and not _ascii_only(body, header_end + 1):
                 return -1
             return rows
@@ -1540,11 +1540,13 @@ def warm_kernels() -> None:
 
 
 def _load_kernels() -> None:
-    from utl.venues._csv_kernels import count_two, regular_rows
+    from utl.venues._csv_kernels import count_two, regular_rows, regular_rows_by_words
 
     count_two(np.zeros(9, dtype=np.uint8), np.zeros(1, dtype=np.uint64), 34, 10)
     _ascii_only(np.frombuffer(b"a,b\n" * 4, dtype=np.uint8), 1)  # read-only, as a mapped file
     regular_rows(np.frombuffer(b'"a",b\n', dtype=np.uint8), 0, ord(","), 2)  # read-only, as a mapped file
+    text = np.frombuffer(b'"a",b\n' * 8, dtype=np.uint8)
+    regular_rows_by_words(text, text.view(np.uint64), 0, ord(","), 2)
     _decimal_column("x", np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.bool_))
     _plain_numbers(pl.Series(["1"]), None)
     _kernel_times(pl.Series(["2024-03-05 09:15:02"]), 4, ord(" "), 0, b"")
