@@ -16,6 +16,7 @@ Layouts, versions and quirks: ``/work/shared/venues/bybit.md``. What drives the 
 
 from __future__ import annotations
 
+import concurrent.futures
 from decimal import Decimal
 
 import polars as pl
@@ -154,25 +155,32 @@ def _read_asset_log(source: Source) -> Parsed:
     # Wallet signs: UTA already writes them (fee paid < 0, funding paid < 0); the pre-UTA log
     # writes paid fees and paid funding as positive numbers.
     wallet_sign = (lambda part: -part) if legacy else (lambda part: part)
-    frame = with_numbers(
-        rows, cash=pl.col("Cash Flow"), fee_part=pl.col("Fee Paid"), funding_part=pl.col("Funding"), change=pl.col("Change")
-    )
-    frame = per_distinct(
-        with_time(frame, time_column),
-        ["Currency", "Type", *([] if legacy else ["Action"])],
+    # The trade id, read once (each use of the expression would strip every id again).
+    rows_read = rows.columns
+    rows = rows.with_columns(__trade=present(pl.col(id_column)) if id_column else pl.lit(None, pl.String))
+    trade = pl.col("__trade")
+    numbers = {"cash": pl.col("Cash Flow"), "fee_part": pl.col("Fee Paid"), "funding_part": pl.col("Funding"), "change": pl.col("Change")}
+    words = dict(
         asset=present(pl.col("Currency")),
         description=pl.col("Type").str.strip_chars(),
         kind=legacy_kind(pl.col("Type")) if legacy else uta_kind(pl.col("Type"), pl.col("Action")),
         **_derivative_rows(legacy),
     )
-    # The trade id, read once (each use of the expression would strip every id again).
-    frame = frame.with_columns(__trade=present(pl.col(id_column)) if id_column else pl.lit(None, pl.String))
-    trade = pl.col("__trade")
+    # Rows without an id are told apart by their content; the running Wallet Balance makes
+    # true repeats rare, and the occurrence number keeps those that remain. The content is
+    # written (pl.format lets go of the GIL) while the numbers and words are read, unless a
+    # column of the row has the name of one those steps write (then it is read after them,
+    # from the written column, as it always was).
+    content_columns = [c for c in rows_read if c != "source_row"]
+    written = {*numbers, *(f"{n}__bad" for n in numbers), "ts", *words}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        content = (pool.submit(lambda: _content_ids(rows, content_columns, trade)["__content"])
+                   if written.isdisjoint(content_columns) else None)
+        frame = with_numbers(rows, **numbers)
+        frame = per_distinct(with_time(frame, time_column), ["Currency", "Type", *([] if legacy else ["Action"])], **words)
+        frame = frame.with_columns(content.result()) if content is not None else _content_ids(frame, content_columns, trade)
     # A UTA spot fill is two rows (one per currency) under one TradeId.
     trade_key = trade if legacy else pl.concat_str([trade, pl.col("asset").fill_null("")], separator=":")
-    # Rows without an id are told apart by their content; the running Wallet Balance makes
-    # true repeats rare, and the occurrence number keeps those that remain.
-    frame = _content_ids(frame, [c for c in rows.columns if c != "source_row"], trade)
     frame = frame.with_columns(ref_id=trade).with_columns(
         entry_id=pl.when(trade.is_not_null()).then(trade_key).otherwise(pl.col("__content")),
     )
