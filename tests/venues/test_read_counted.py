@@ -85,6 +85,18 @@ def test_too_many_rows_with_an_empty_last_cell_go_the_careful_way(tmp_path: Path
     _same(careful, counted)
 
 
+@pytest.mark.parametrize("header", ['"c0","c1","c2","c3"', "c0,c1,c2,c3"])
+def test_a_last_line_with_an_empty_cell_too_many_and_no_line_end_is_refused(header: str, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the property test below: Polars reads ";,1,1,1," at the file's end as four cells.
+    path = tmp_path / "x.csv"
+    path.write_text(header + "\n1,2,3,4\n;,1,1,1,")
+    careful, counted, taken = _both_ways(path, 0, False, monkeypatch)
+    assert not taken
+    _same(careful, counted)
+    assert counted[1]["row"].to_list() == [2] and counted[0].height == 1
+
+
 PLAIN = st.sampled_from(["1", "x", "", "2.5BTC", '"a,b"', '"q ""r"""', "é", " y "])
 ODD = st.sampled_from(['"', '"q"x', '"x" ', 'x"y', '"l\nm"', "\ufeff", "\r", ";", ",", "\n", "   "])
 CELL = st.integers(0, 29).flatmap(lambda n: ODD if n == 0 else PLAIN)  # one cell in 30 odd

@@ -27,3 +27,23 @@ def test_rows_of_is_the_inner_join_in_movement_order(movements: list[int], instr
     got = rows_of(left, right)
     assert got.schema == expected.schema
     assert got.rows() == expected.rows()
+
+
+def test_rows_of_where_every_movement_has_its_row_and_where_one_has_none() -> None:
+    # Every left row found: the frame is taken as it is, unfiltered; one not found: filtered.
+    left = pl.DataFrame({"source_row": [1, 1, 2, 4, 4, 4], "qty": ["a", "b", "c", "d", "e", "f"]})
+    for right_rows in ([1, 2, 4], [1, 2, 3, 4, 5], [1, 4]):
+        right = pl.DataFrame({"source_row": right_rows, "instrument": [f"i{r}" for r in right_rows]})
+        expected = left.join(right, on="source_row", how="inner", maintain_order="left")
+        got = rows_of(left, right)
+        assert got.schema == expected.schema and got.rows() == expected.rows()
+        assert got.height == (6 if 2 in right_rows else 5)
+
+
+def test_cash_kind_codes_name_the_derivative_cash_kinds() -> None:
+    from utl.derivatives.schemas import DERIVATIVE_CASH_KINDS
+    from utl.venues.base import CASH_KIND_CODES, cash_kind_text
+
+    assert tuple(CASH_KIND_CODES) == DERIVATIVE_CASH_KINDS
+    codes = pl.DataFrame({"c": [2, None, 0, 5]}, schema={"c": pl.Int32})
+    assert codes.select(cash_kind_text(pl.col("c"))).to_series().to_list() == ["fee", None, "realized_pnl", "premium"]

@@ -356,6 +356,119 @@ def regular_rows(b, start, separator, width):
     return rows
 
 
+@njit(cache=True, inline="always")
+def _has(word, pattern):
+    """Whether a byte of ``word`` equals ``pattern``'s (one byte repeated): the classic test
+    for a zero byte of ``word ^ pattern``, exact as to whether there is one."""
+    t = word ^ pattern
+    return ((t - _ONES) & ~t & _HIGH) != np.uint64(0)
+
+
+@njit(cache=True, nogil=True)
+def regular_rows_by_words(b, words, start, separator, width):
+    """:func:`regular_rows`, the same answer, reading ``b`` 8 bytes at a time (``words``: ``b``
+    as uint64, ``b`` 8-byte aligned, little-endian) wherever a word holds no line end, quote,
+    ``\r`` or 0xEF: its separators are counted at once, its last byte tells whether a cell
+    starts after it. Any other word, and the bytes up to the next word's start, are read one
+    at a time as :func:`regular_rows` reads them (~3x faster on export text)."""
+    n = len(b)
+    special = np.zeros(256, dtype=np.uint8)
+    special[34] = 1
+    special[10] = 1
+    special[13] = 1
+    special[0xEF] = 1
+    special[separator] = 1
+    line_end, quote, carriage, bom = np.uint64(10) * _ONES, np.uint64(34) * _ONES, np.uint64(13) * _ONES, np.uint64(0xEF) * _ONES
+    split = np.uint64(separator) * _ONES
+    last = np.uint64(separator)
+    rows = 0
+    cells = 1
+    at_cell_start = True
+    line_empty = True
+    i = start
+    stop = 8 * len(words)
+    while i < n:
+        if i & 7 == 0 and i < stop:
+            k = i >> 3
+            while k < len(words):
+                w = words[k]
+                if _has(w, line_end) or _has(w, quote) or _has(w, carriage) or _has(w, bom):
+                    break
+                cells += 8 - np.int64(_others(w, split))
+                at_cell_start = (w >> _S56) == last
+                line_empty = False
+                k += 1
+            i = k << 3
+            if i >= n:
+                break
+            # This word holds a byte that is not plain: read up to the next word byte by byte.
+            edge = min(i + 8, n)
+        else:
+            edge = min((i | 7) + 1, n)
+        while i < edge:
+            if special[b[i]] == 0:
+                at_cell_start = False
+                line_empty = False
+                i += 1
+                continue
+            c = np.int64(b[i])
+            if c == 34:  # "
+                if not at_cell_start:
+                    return -1
+                i += 1
+                while True:
+                    if i >= n:
+                        return -1
+                    q = np.int64(b[i])
+                    if q == 34:
+                        if i + 1 < n and np.int64(b[i + 1]) == 34:
+                            i += 2
+                            continue
+                        i += 1
+                        break
+                    if q == 10 or q == 13 or q == 0xEF:
+                        return -1
+                    i += 1
+                if i < n and np.int64(b[i]) != separator and np.int64(b[i]) != 10:
+                    return -1
+                at_cell_start = False
+                line_empty = False
+                break  # i may now be past edge: back to the word test
+            if c == separator:
+                cells += 1
+                at_cell_start = True
+                line_empty = False
+            elif c == 10:
+                if line_empty or cells != width:
+                    return -1
+                rows += 1
+                cells = 1
+                at_cell_start = True
+                line_empty = True
+            else:  # \r or 0xEF
+                return -1
+            i += 1
+    if not line_empty:
+        if cells != width:
+            return -1
+        rows += 1
+    return rows
+
+
+@njit(cache=True, nogil=True)
+def ascii_only(words, tail):
+    """Whether no byte of ``words`` (uint64, 8 bytes each) or ``tail`` (uint8) is above 127."""
+    seen = np.uint64(0)
+    for k in range(len(words)):
+        seen |= words[k]
+    if seen & _HIGH:
+        return False
+    for i in range(len(tail)):
+        if tail[i] > 127:
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True)
 def second_texts(micros, valid, text, exact):
     """Per time ``r`` (microseconds since 1970, UTC) where ``valid[r]``: its whole second as

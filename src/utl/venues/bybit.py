@@ -16,6 +16,7 @@ Layouts, versions and quirks: ``/work/shared/venues/bybit.md``. What drives the 
 
 from __future__ import annotations
 
+import concurrent.futures
 from decimal import Decimal
 
 import polars as pl
@@ -24,7 +25,7 @@ from utl.assets import split_symbol
 from utl.decimals import DECIMAL
 from utl.derivatives.snapshots import bybit_symbol
 from utl.schemas import FILLS, MOVEMENTS
-from utl.venues.base import interleave_parts
+from utl.venues.base import CASH_KIND_CODES, cash_kind_text, interleave_parts
 from utl.venues.contracts import derivative_cash, derivative_fills, fill_checks, venue_instruments
 from utl.venues.base import (
     with_numbers,
@@ -154,22 +155,32 @@ def _read_asset_log(source: Source) -> Parsed:
     # Wallet signs: UTA already writes them (fee paid < 0, funding paid < 0); the pre-UTA log
     # writes paid fees and paid funding as positive numbers.
     wallet_sign = (lambda part: -part) if legacy else (lambda part: part)
-    frame = with_numbers(
-        rows, cash=pl.col("Cash Flow"), fee_part=pl.col("Fee Paid"), funding_part=pl.col("Funding"), change=pl.col("Change")
-    )
-    frame = per_distinct(
-        with_time(frame, time_column),
-        ["Currency", "Type", *([] if legacy else ["Action"])],
+    # The trade id, read once (each use of the expression would strip every id again).
+    rows_read = rows.columns
+    rows = rows.with_columns(__trade=present(pl.col(id_column)) if id_column else pl.lit(None, pl.String))
+    trade = pl.col("__trade")
+    numbers = {"cash": pl.col("Cash Flow"), "fee_part": pl.col("Fee Paid"), "funding_part": pl.col("Funding"), "change": pl.col("Change")}
+    words = dict(
         asset=present(pl.col("Currency")),
         description=pl.col("Type").str.strip_chars(),
         kind=legacy_kind(pl.col("Type")) if legacy else uta_kind(pl.col("Type"), pl.col("Action")),
+        **_derivative_rows(legacy),
     )
-    trade = present(pl.col(id_column)) if id_column else pl.lit(None, pl.String)
+    # Rows without an id are told apart by their content; the running Wallet Balance makes
+    # true repeats rare, and the occurrence number keeps those that remain. The content is
+    # written (pl.format lets go of the GIL) while the numbers and words are read, unless a
+    # column of the row has the name of one those steps write (then it is read after them,
+    # from the written column, as it always was).
+    content_columns = [c for c in rows_read if c != "source_row"]
+    written = {*numbers, *(f"{n}__bad" for n in numbers), "ts", *words}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        content = (pool.submit(lambda: _content_ids(rows, content_columns, trade)["__content"])
+                   if written.isdisjoint(content_columns) else None)
+        frame = with_numbers(rows, **numbers)
+        frame = per_distinct(with_time(frame, time_column), ["Currency", "Type", *([] if legacy else ["Action"])], **words)
+        frame = frame.with_columns(content.result()) if content is not None else _content_ids(frame, content_columns, trade)
     # A UTA spot fill is two rows (one per currency) under one TradeId.
     trade_key = trade if legacy else pl.concat_str([trade, pl.col("asset").fill_null("")], separator=":")
-    # Rows without an id are told apart by their content; the running Wallet Balance makes
-    # true repeats rare, and the occurrence number keeps those that remain.
-    frame = _content_ids(frame, [c for c in rows.columns if c != "source_row"], trade)
     frame = frame.with_columns(ref_id=trade).with_columns(
         entry_id=pl.when(trade.is_not_null()).then(trade_key).otherwise(pl.col("__content")),
     )
@@ -216,6 +227,8 @@ def _read_asset_log(source: Source) -> Parsed:
             (pl.col("funding_part") != 0,
              {"qty": pl.col("funding_part"), "kind": pl.lit("funding"), "entry_id": pl.col("entry_id") + "/funding"}),
         ],
+        # The booked columns only: the parts are read from, not gathered into, the movements.
+        ["source_row", "entry_id", "ref_id", "ts", "kind", "asset", "description", "qty"],
     )
     movements = to_schema(source, movements, MOVEMENTS)
     fills, cash, bad_fills = _derivatives(source, rows, movements, legacy)
@@ -244,6 +257,20 @@ _LEGACY_BUY = ("buy", "open long", "close short")
 _LEGACY_SELL = ("sell", "open short", "close long")
 
 
+def _derivative_rows(legacy: bool) -> dict[str, pl.Expr]:
+    """What :func:`_derivatives` reads of a row's ``Type`` (and UTA ``Action``): the type in
+    lower case, whether the row is a fill, whether it is a derivative's."""
+    kind = pl.col("Type").str.strip_chars().str.to_lowercase()
+    if legacy:
+        fill_row = kind.is_in(["trade", "liquidation"])
+        derivative_row = fill_row | kind.is_in(["funding"])
+    else:
+        action = pl.col("Action").str.strip_chars().str.to_uppercase()
+        fill_row = (kind == "trade") & action.is_in(["OPEN", "CLOSE"])
+        derivative_row = fill_row | kind.is_in(["settlement", "delivery"]) | kind.str.contains("liquidation")
+    return {"__kind": kind, "__fill_row": fill_row, "__derivative_row": derivative_row}
+
+
 def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, legacy: bool
                  ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The derivative rows of an asset log: each fill (UTA ``TRADE`` with ``Action``
@@ -260,48 +287,45 @@ def _derivatives(source: Source, rows: pl.DataFrame, movements: pl.DataFrame, le
     absent = [c for c in ("Contract", "Direction", "Quantity", "Filled Price") if c not in rows.columns]
     # Only the columns read below: the filters then gather those, not the row's synthesized
     # content id and other wide text.
-    used = ["source_row", "ts", "entry_id", "asset", "fee_part", "Type", *([] if legacy else ["Action"])]
+    # __kind, __fill_row, __derivative_row: per distinct type and action (_derivative_rows),
+    # read with the row's kind in _read_asset_log.
+    used = ["source_row", "ts", "entry_id", "asset", "fee_part", "__kind", "__fill_row", "__derivative_row"]
     venue_columns = [c for c in ("Contract", "Direction", "Quantity", "Filled Price") if c not in absent]
     rows = rows.select(*used, *venue_columns, *[pl.lit(None, pl.String).alias(c) for c in absent])
-    kind = pl.col("Type").str.strip_chars().str.to_lowercase()
-    if legacy:
-        fill_row = kind.is_in(["trade", "liquidation"])
-        derivative_row = fill_row | kind.is_in(["funding"])
-    else:
-        action = pl.col("Action").str.strip_chars().str.to_uppercase()
-        fill_row = (kind == "trade") & action.is_in(["OPEN", "CLOSE"])
-        derivative_row = fill_row | kind.is_in(["settlement", "delivery"]) | kind.str.contains("liquidation")
-    # Types, actions, contracts and directions are a venue's vocabulary: each is read once
-    # per distinct cell (string work on every row was most of this step's CPU).
-    rows = per_distinct(rows, ["Type", *([] if legacy else ["Action"])],
-                        __kind=kind, __fill_row=fill_row, __derivative_row=derivative_row)
     # Rows naming no contract are spot; a fill row without one is refused (its cash still books).
     rows = rows.filter(pl.col("__derivative_row"))
-    rows = per_distinct(rows, "Contract", __contract=present(pl.col("Contract")))
+    # Contracts and directions are a venue's vocabulary: each is read once per distinct cell
+    # (string work on every row was most of this step's CPU), a contract's instrument too.
+    contract = present(pl.col("Contract"))
+    instrument = contract.map_batches(lambda names: venue_instruments(names, bybit_symbol), return_dtype=pl.String)
+    rows = per_distinct(rows, "Contract", __contract=contract, __instrument=instrument,
+                        __option=instrument.str.contains(r"-[CP]$"))
     rows = rows.filter(pl.col("__contract").is_not_null() | pl.col("__fill_row"))
-    rows = rows.with_columns(__instrument=venue_instruments(rows["__contract"], bybit_symbol))
-    rows = per_distinct(rows, "Direction", __direction=pl.col("Direction").str.strip_chars().str.to_lowercase())
-    direction = pl.col("__direction")
+    direction = pl.col("Direction").str.strip_chars().str.to_lowercase()
+    rows = per_distinct(rows, "Direction", __direction_bad=~direction.is_in([*_LEGACY_BUY, *_LEGACY_SELL]).fill_null(True),
+                        __sell=direction.is_in(_LEGACY_SELL))
     trades = with_numbers(rows.filter(pl.col("__fill_row")), __qty=pl.col("Quantity"), __price=pl.col("Filled Price"))
     checks = fill_checks(instrument="__instrument", qty="__qty", price="__price",
                          names={"instrument": "Contract", "qty": "Quantity", "price": "Filled Price"})
-    checks.append(Check("Direction", ~direction.is_in([*_LEGACY_BUY, *_LEGACY_SELL]).fill_null(True),
+    checks.append(Check("Direction", pl.col("__direction_bad"),
                         pl.format('"Direction": "{}" is neither a buy nor a sell', pl.col("Direction"))))
     fills, bad = derivative_fills(
         source, trades, checks,
         instrument=pl.col("__instrument"), ts=pl.col("ts"), leg_id=pl.col("entry_id"),
-        qty=pl.when(direction.is_in(_LEGACY_SELL)).then(-pl.col("__qty")).otherwise(pl.col("__qty")),
+        qty=pl.when(pl.col("__sell")).then(-pl.col("__qty")).otherwise(pl.col("__qty")),
         price=pl.col("__price"), fee=-pl.col("fee_part"), fee_asset=pl.col("asset"), source=pl.lit("ledger"),
     )
     named = rows.filter(pl.col("__instrument").is_not_null()).select(
-        "source_row", instrument="__instrument", __type="__kind", __option=pl.col("__instrument").str.contains(r"-[CP]$"),
+        "source_row", instrument="__instrument", __type="__kind", __option="__option",
     )
-    kinds = (
+    # Chosen as a number, then named (utl.venues.base.cash_kind_text).
+    kind, kind_type, code = pl.col("kind"), pl.col("__type"), CASH_KIND_CODES
+    kinds = cash_kind_text(
         pl.when(pl.col("qty") == 0).then(None)
-        .when(pl.col("kind").is_in(["fee", "funding"])).then(pl.col("kind"))
-        .when(pl.col("__type").is_in(["settlement", "delivery"])).then(pl.col("__type"))
-        .when(pl.col("__option")).then(pl.lit("premium"))
-        .otherwise(pl.lit("realized_pnl"))
+        .when(kind == "fee").then(code["fee"]).when(kind == "funding").then(code["funding"])
+        .when(kind_type == "settlement").then(code["settlement"]).when(kind_type == "delivery").then(code["delivery"])
+        .when(pl.col("__option")).then(code["premium"])
+        .otherwise(code["realized_pnl"])
     )
     return fills, derivative_cash(movements, named, kinds), bad
 
