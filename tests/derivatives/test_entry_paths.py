@@ -281,3 +281,18 @@ def test_session_references_from_the_days_walk_equal_walking_again(raw, drawn_re
     reused = session_references(DAY, legs, start, start_refs, snapshot, specs(), end, cash, walked=walked)
     assert reused.schema == again.schema
     assert reused.sort(KEY).equals(again.sort(KEY))
+
+
+def test_the_walk_order_is_the_former_sorts_with_and_without_a_null_time():
+    """Legs are put in walk order by the costing's ordering kernel, or (a null time) by
+    Polars' rank and sort as before: the same walk either way, the reference's."""
+    frame, opening = build([(0, "a", ("qty", 10**8), 10**6, 5), (2, "b", ("qty", 3 * 10**8), 2 * 10**6, 1),
+                            (0, "a", ("qty", -4 * 10**7), 3 * 10**6, 1), (2, "b", ("flip", 1), 10**6, 1),
+                            (1, "a", ("qty", 7), 10**6, 3), (0, "a", ("qty", 5), 10**6, 1)], [(0, "b", 3, 5)])
+    got, want = average_entry(frame, opening), reference_average_entry(frame, opening)
+    assert got.legs.equals(want.legs) and got.positions.equals(want.positions)
+    ordered, keys = entry._in_walk_order(frame)
+    assert ordered["__row"].to_list() != sorted(ordered["__row"].to_list())  # the order moved rows
+    with_null = frame.with_columns(ts=pl.when(pl.col("leg_id") == "L4").then(None).otherwise(pl.col("ts")))
+    got, want = average_entry(with_null, opening), reference_average_entry(with_null, opening)
+    assert got.legs.equals(want.legs) and got.positions.equals(want.positions)

@@ -56,6 +56,7 @@ from numba import njit
 
 from utl.decimals import DECIMAL, PRECISION
 from utl.derivatives.schemas import ENTRY_LEGS, ENTRY_STATE, INSTRUMENT_LEGS
+from utl.ordering import _dense_pairs, fixed, group_time_order
 from utl.limbs import LIMBS, add, divide_half_even, load, multiply, multiply_by, words
 from utl.lots import _add128, _ge128, _mul64, _reaverage, _spread_times, _sub128
 from utl.scaled import below_1e38, decimal_from_words, decimal_words, int64_to_decimal, signed_words, to_int64
@@ -425,6 +426,44 @@ def _words_series(words: np.ndarray, valid: np.ndarray | None = None) -> pl.Seri
         pl.when(pl.Series(valid)).then(series))[:, 0].cast(DECIMAL).rename("")
 
 
+_WALKED = ("qty", "price", "contract_size", "__harmonic")
+
+
+def _in_walk_order(legs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What the walk reads of ``legs`` (``__group``, ``ts``, ``__row``: the input row, and
+    :data:`_WALKED`), in the walk's order: by (venue, account, instrument), then time, then
+    input order; and each group's key, group ``g`` in row ``g``.
+
+    The order is the costing's (:func:`utl.ordering.group_time_order`: the key's parts as
+    categorical codes, a counting pass into groups, each group's times sorted in the CPU
+    cache), groups numbered as they first appear. A Polars dense rank of the key and a sort
+    by (rank, time, row) gave the same walk at several times the cost (3 M legs: ~2.2 s of
+    ~4.6). A null key or time goes the Polars way, which orders nulls as it always did."""
+    walked = legs.select(*KEY, "ts", "qty", "price", "contract_size",
+                         __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"))
+    if walked.height == 0 or walked.select(pl.any_horizontal(pl.col(*KEY, "ts").null_count() > 0)).item():
+        base = walked.lazy().with_row_index("__row").with_columns(__group=pl.struct(KEY).rank("dense"))
+        ordered, keys = pl.collect_all([
+            base.select("__group", "ts", "__row", *_WALKED).sort(["__group", "ts", "__row"]),
+            base.select(*KEY, "__group").unique("__group").sort("__group").select(KEY),
+        ])
+        return ordered, keys
+    codes = walked.select(pl.col(*KEY).cast(pl.Categorical).to_physical(), pl.col("ts").dt.epoch("us"))
+    first, second, instrument, ts = (codes[c].to_numpy() for c in (*KEY, "ts"))
+    width = int(second.max()) + 1
+    slots = (int(first.max()) + 1) * width
+    direct = np.full(slots, -1, np.int64) if slots <= 1 << 20 else np.empty(0, np.int64)
+    account, _ = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width))
+    order, group = group_time_order(account.astype(np.uint32), instrument, ts)
+    order = order.astype(np.int64)
+    starts = np.flatnonzero(np.diff(group, prepend=-1))
+    # Made whole first: a gather from a frame of many chunks (the day's legs come in ~30)
+    # costs twice as much as the copy and a gather from one (3 M legs: ~0.5 s against ~0.2).
+    ordered = walked.select("ts", *_WALKED).rechunk()[order].with_columns(
+        __group=pl.Series(group, dtype=pl.Int64), __row=pl.Series(order, dtype=pl.UInt32))
+    return ordered.select("__group", "ts", "__row", *_WALKED), walked.select(KEY)[order[starts]]
+
+
 def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> EntryResult:
     """Walk ``legs`` (INSTRUMENT_LEGS plus each instrument's ``type``, ``inverse`` and
     ``contract_size``, e.g. from :func:`utl.derivatives.instruments.resolve_specs`) from
@@ -438,20 +477,7 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
     if inconsistent.height:
         v, a, i = inconsistent.select(KEY).row(0)
         raise ValueError(f"{v}/{a} {i}: an open position without an entry price cannot be carried")
-    # Only what the walk reads, ordered once: by key (a dense rank of it: the strings are not
-    # carried through the sort), then time, then input order.
-    base = (
-        legs.lazy()
-        .select(*KEY, "ts", "qty", "price", "contract_size",
-                __harmonic=pl.col("inverse").fill_null(False) & (pl.col("type") != "option"))
-        .with_row_index("__row")
-        .with_columns(__group=pl.struct(KEY).rank("dense"))
-    )
-    ordered, keys = pl.collect_all([
-        base.select("__group", "ts", "__row", "qty", "price", "contract_size", "__harmonic")
-        .sort(["__group", "ts", "__row"]),
-        base.select(*KEY, "__group").unique("__group").sort("__group").select(KEY),
-    ])
+    ordered, keys = _in_walk_order(legs)
     n = ordered.height
     rank = ordered["__group"].to_numpy().astype(np.int64)
     starts = np.flatnonzero(np.diff(rank, prepend=-1))  # group g (keys row g) is legs starts[g] ..
