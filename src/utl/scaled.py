@@ -96,7 +96,8 @@ def divmod_pow10(h, l, k):
         else:
             digit = ((sl >> np.uint64(p)) | (sh << np.uint64(64 - p))) & _M21
         cur = (r << np.uint64(21)) | digit
-        qd = cur // five
+        # The leading parts of a value far below 2**128 are zero: no division for them.
+        qd = cur // five if cur != _ZERO else _ZERO
         r = cur - qd * five
         qh = (qh << np.uint64(21)) | (ql >> np.uint64(43))
         ql = (ql << np.uint64(21)) | qd
@@ -114,9 +115,11 @@ def _scale_of(words):
         if hi == _ZERO and lo == _ZERO:
             continue
         while zeros > 0:
-            _, _, r = divmod_pow10(hi, lo, zeros)
-            if r == _ZERO:
-                break
+            # 10**zeros divides only what 2**zeros divides: the low bits tell that at once.
+            if lo & ((_ONE << np.uint64(zeros)) - _ONE) == _ZERO:
+                _, _, r = divmod_pow10(hi, lo, zeros)
+                if r == _ZERO:
+                    break
             zeros -= 1
     return 18 - zeros
 
