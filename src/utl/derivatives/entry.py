@@ -284,10 +284,10 @@ def _harmonic_pnl(ph, pl_, eh, el, closed_size, up_qty, up_size, x, y, t, num, d
 
 
 @njit(cache=True, nogil=True)
-def _walk_compiled(first, linear, harmonic, qty, price, size, open_qty, open_entry, open_valid, pow10, up_qty, up_size,
-                 out_after, out_entry, out_valid, out_closed, out_pnl):
-    """The walk of the legs of groups ``linear[g]`` (legs ordered by group, ``first`` marking
-    each group's first leg); ``qty``/``open_qty``/``out_after``/``out_closed`` int64 at one
+def _walk_compiled(first, harmonic, qty, price, size, open_qty, open_entry, open_valid, pow10, up_qty, up_size,
+                   out_after, out_entry, out_valid, out_closed, out_pnl):
+    """The walk of every leg (legs ordered by group, ``first`` marking each group's first
+    leg); ``qty``/``open_qty``/``out_after``/``out_closed`` int64 at one
     scale, ``size`` int64 at another, ``pow10`` = 10^(both scales), ``up_qty`` and
     ``up_size`` = 10^(18 - each); words are (low, high). Legs marked ``harmonic`` (inverse
     instruments) re-average and realize by :func:`_harmonic_entry` and
@@ -313,10 +313,8 @@ def _walk_compiled(first, linear, harmonic, qty, price, size, open_qty, open_ent
             has = open_valid[g]
             el = open_entry[g, 0]
             eh = open_entry[g, 1]
-            if linear[g] and has and (eh >= _HALF64 or (eh == _ZERO and el == _ZERO)):
+            if has and (eh >= _HALF64 or (eh == _ZERO and el == _ZERO)):
                 return False
-        if not linear[g]:
-            continue
         q = qty[i]
         pl_ = price[i, 0]
         ph = price[i, 1]
@@ -379,37 +377,27 @@ def _walk_compiled(first, linear, harmonic, qty, price, size, open_qty, open_ent
     return True
 
 
-def _compiled_walk(ordered: pl.DataFrame, groups: pl.DataFrame, first: np.ndarray, linear: np.ndarray,
-                   harmonic: np.ndarray):
-    """The compiled walk of the legs of groups ``linear[g]`` (every group, now that inverse
-    instruments' ``harmonic`` legs compile too): (position after, entry, entry present,
-    closed, realized PnL) as 128-bit words over every leg (other groups' rows left zero),
-    or None when the exact Python path must do them."""
-    legs_linear = linear[np.cumsum(first) - 1]
-    if not legs_linear.any():
+def _compiled_walk(ordered: pl.DataFrame, groups: pl.DataFrame, first: np.ndarray, harmonic: np.ndarray):
+    """The compiled walk of every leg: (position after, entry, entry present, closed,
+    realized PnL), quantities as words, or None when the exact Python path must walk them
+    (a null, or a number out of the kernel's ranges)."""
+    if any(ordered[c].null_count() for c in ("qty", "price", "contract_size")):
         return None
-    if any(ordered[c].filter(pl.Series(legs_linear)).null_count() for c in ("qty", "price", "contract_size")):
-        return None
-    qty_words, open_words = decimal_words(ordered["qty"]), decimal_words(groups["qty"])
-    quantities = to_int64(np.concatenate([qty_words[legs_linear], open_words[linear]]))
-    sizes = to_int64(decimal_words(ordered["contract_size"])[legs_linear])
+    n = len(first)
+    # The legs' and the groups' opening quantities at one scale (chunks of one conversion).
+    quantities = to_int64([decimal_words(ordered["qty"]), decimal_words(groups["qty"])])
+    sizes = to_int64(decimal_words(ordered["contract_size"]))
     if quantities is None or sizes is None or quantities[0] + sizes[0] > 18:
         return None
-    n, k = len(first), int(legs_linear.sum())
-    qty = np.zeros(n, np.int64)
-    qty[legs_linear] = quantities[1][:k]
-    open_qty = np.zeros(len(linear), np.int64)
-    open_qty[linear] = quantities[1][k:]
-    size = np.zeros(n, np.int64)
-    size[legs_linear] = sizes[1]
+    qty, open_qty = quantities[1][:n], quantities[1][n:]
     open_valid = groups["entry_price"].is_not_null().to_numpy()
     open_entry = decimal_words(groups["entry_price"]).copy()
     open_entry[~open_valid] = 0
     after, closed = np.zeros(n, np.int64), np.zeros(n, np.int64)
     entry, pnl = np.zeros((n, 2), np.uint64), np.zeros((n, 2), np.uint64)
     valid = np.zeros(n, np.bool_)
-    ok = _walk_compiled(first, linear, np.ascontiguousarray(harmonic, np.bool_), qty, decimal_words(ordered["price"]),
-                        size, open_qty, open_entry, open_valid, np.uint64(10 ** (quantities[0] + sizes[0])),
+    ok = _walk_compiled(first, np.ascontiguousarray(harmonic, np.bool_), qty, decimal_words(ordered["price"]),
+                        sizes[1], open_qty, open_entry, open_valid, np.uint64(10 ** (quantities[0] + sizes[0])),
                         np.uint64(10 ** (18 - quantities[0])), np.uint64(10 ** (18 - sizes[0])),
                         after, entry, valid, closed, pnl)
     if not ok:
@@ -464,6 +452,31 @@ def _in_walk_order(legs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return ordered.select("__group", "ts", "__row", *_WALKED), walked.select(KEY)[order[starts]]
 
 
+def _python_walk(ordered: pl.DataFrame, groups: pl.DataFrame, starts: np.ndarray, bounds: np.ndarray):
+    """:func:`_walk_groups` over every group, in chunks of whole groups of about
+    :data:`WALK_CHUNK` legs (only a chunk's legs are ever Python integers at once): the four
+    results as words, and where an entry is present."""
+    n = int(bounds[-1])
+    words = tuple(np.zeros((n, 2), np.uint64) for _ in range(4))
+    valid = np.zeros(n, np.bool_)
+    open_qty, open_entry = to_scaled(groups["qty"]), to_scaled(groups["entry_price"])
+    g0 = 0
+    while g0 < len(starts):
+        g1 = g0 + 1  # consecutive groups, up to about WALK_CHUNK legs
+        while g1 < len(starts) and bounds[g1 + 1] - bounds[g0] <= WALK_CHUNK:
+            g1 += 1
+        lo, hi = int(bounds[g0]), int(bounds[g1])
+        part = ordered.slice(lo, hi - lo)
+        walked = _walk_groups(
+            (starts[g0:g1] - lo).tolist(), to_scaled(part["qty"]), to_scaled(part["price"]),
+            to_scaled(part["contract_size"]), part["__harmonic"].to_list(), open_qty[g0:g1], open_entry[g0:g1])
+        for out, values in zip(words, walked):
+            out[lo:hi] = decimal_words(from_scaled(values))
+        valid[lo:hi] = [e is not None for e in walked[1]]
+        g0 = g1
+    return words, valid
+
+
 def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> EntryResult:
     """Walk ``legs`` (INSTRUMENT_LEGS plus each instrument's ``type``, ``inverse`` and
     ``contract_size``, e.g. from :func:`utl.derivatives.instruments.resolve_specs`) from
@@ -487,32 +500,11 @@ def average_entry(legs: pl.DataFrame, opening: pl.DataFrame | None = None) -> En
     first = np.zeros(n, np.bool_)
     first[starts] = True
     harmonic = ordered["__harmonic"].to_numpy()
-    compiled = np.ones(len(starts), np.bool_)  # every group: Python walks only what does not fit
-    fast = _compiled_walk(ordered, groups, first, compiled, harmonic) if n else None
-    words = (tuple(np.array(w) for w in fast[:2] + fast[3:]) if fast is not None
-             else tuple(np.zeros((n, 2), np.uint64) for _ in range(4)))
-    valid = fast[2] if fast is not None else np.zeros(n, np.bool_)
-    done = compiled if fast is not None else np.zeros(len(starts), np.bool_)
-    # The rest in chunks of whole groups of about WALK_CHUNK legs, exact in Python: only a
-    # chunk's legs are ever Python integers at once.
-    open_qty, open_entry = to_scaled(groups["qty"]), to_scaled(groups["entry_price"])
-    todo = np.flatnonzero(~done)
-    c = 0
-    while c < len(todo):
-        g0 = int(todo[c])
-        c1 = c + 1  # consecutive groups to do, up to about WALK_CHUNK legs
-        while c1 < len(todo) and todo[c1] == todo[c1 - 1] + 1 and bounds[todo[c1] + 1] - bounds[g0] <= WALK_CHUNK:
-            c1 += 1
-        g1 = int(todo[c1 - 1]) + 1
-        lo, hi = int(bounds[g0]), int(bounds[g1])
-        part = ordered.slice(lo, hi - lo)
-        walked = _walk_groups(
-            (starts[g0:g1] - lo).tolist(), to_scaled(part["qty"]), to_scaled(part["price"]),
-            to_scaled(part["contract_size"]), part["__harmonic"].to_list(), open_qty[g0:g1], open_entry[g0:g1])
-        for out, values in zip(words, walked):
-            out[lo:hi] = decimal_words(from_scaled(values))
-        valid[lo:hi] = [e is not None for e in walked[1]]
-        c = c1
+    fast = _compiled_walk(ordered, groups, first, harmonic) if n else None
+    if fast is not None:
+        words, valid = fast[:2] + fast[3:], fast[2]
+    else:
+        words, valid = _python_walk(ordered, groups, starts, bounds)
     words[1][~valid] = 0
     effects = pl.DataFrame({
         "position_after": _words_series(words[0]), "entry_price": _words_series(words[1], valid),
