@@ -691,7 +691,7 @@ def _plain_header(mapped, skip_lines: int) -> tuple[int, int, bytes, str] | None
 
 def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
     """The file as :func:`_read_rows` reads it, when every row has the header's width and
-    is written plainly (:func:`utl.venues._csv_kernels.regular_rows`, over the file mapped,
+    is written plainly (:func:`utl.venues._csv_kernels.regular_rows_by_words`, over the file mapped,
     not copied): Polars then reads the file itself, and the file's bytes are neither copied
     into Python nor again with a marker per line (~0.45 CPU s per 200 MB). None for any
     other file (a ragged, blank or multi-line row, ``\r``, a BOM, bad UTF-8...): the careful
@@ -1540,11 +1540,10 @@ def warm_kernels() -> None:
 
 
 def _load_kernels() -> None:
-    from utl.venues._csv_kernels import count_two, regular_rows, regular_rows_by_words
+    from utl.venues._csv_kernels import count_two, regular_rows_by_words
 
     count_two(np.zeros(9, dtype=np.uint8), np.zeros(1, dtype=np.uint64), 34, 10)
     _ascii_only(np.frombuffer(b"a,b\n" * 4, dtype=np.uint8), 1)  # read-only, as a mapped file
-    regular_rows(np.frombuffer(b'"a",b\n', dtype=np.uint8), 0, ord(","), 2)  # read-only, as a mapped file
     text = np.frombuffer(b'"a",b\n' * 8, dtype=np.uint8)
     regular_rows_by_words(text, text.view(np.uint64), 0, ord(","), 2)
     _decimal_column("x", np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.bool_))
