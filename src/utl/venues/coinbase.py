@@ -36,8 +36,10 @@ Entry ids: ``ID`` for the ``Asset`` movement, ``ID/quote`` (``ID/to`` for a conv
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 
+import numpy as np
 import polars as pl
 
 from utl.decimals import DECIMAL, MARKED_NUMBER, product_overflows, sum_overflows
@@ -54,6 +56,7 @@ from utl.venues.base import (
     head_text,
     header_cells,
     interleave,
+    kernels_for,
     rename_columns,
     out_of_years,
     per_distinct,
@@ -64,6 +67,7 @@ from utl.venues.base import (
     to_schema,
     with_synthetic_id,
 )
+from utl.venues.base import _decimal_column, _plain_numbers, _string_buffers, _wait_for_kernels
 
 _REPORT_START = ("Timestamp", "Transaction Type", "Asset", "Quantity Transacted")
 _REPORT_CURRENT = (
@@ -265,8 +269,44 @@ def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFram
     Only cells the shared parser cannot read as they stand (``kr100``, ``100 SEK``) go
     through :func:`_strip_currency`: for the others (``-$5,250.00``) it would only drop the
     currency mark, which the parser drops too, and its regexes cost a second per million.
+
+    Where the compiled passes run (:func:`utl.venues.base.kernels_for`), each column is read
+    first as written by the compiled number pass (:func:`_compiled_amounts`); only the cells
+    it leaves take the Polars steps below.
     """
     cells = frame.select(**texts)
+    if kernels_for(frame.height):
+        with concurrent.futures.ThreadPoolExecutor(min(2, len(texts))) as pool:  # the kernel lets go of the GIL
+            parsed = [s for pair in pool.map(lambda name: _compiled_amounts(cells[name], name), texts) for s in pair]
+        return frame.with_columns(parsed)
+    return _with_amounts_by_polars(frame, cells, texts)
+
+
+def _compiled_amounts(text: pl.Series, name: str) -> tuple[pl.Series, pl.Series]:
+    """``<name>__value`` and ``<name>__value__bad`` of :func:`_with_amounts` for one column.
+
+    The compiled pass (:func:`utl.venues._csv_kernels.coded_decimals`) reads a cell that is,
+    its ASCII spaces around dropped, ``[+-]?$?`` then digits (thousands in groups of three
+    after commas or not) and perhaps ``.`` and digits, at most 18 a side: the steps below give
+    such a cell its written value too (it matches ``MARKED_NUMBER`` or, spaces around, loses
+    only the spaces and the ``$`` to :func:`_strip_currency`; :func:`_unmarked` and the shared
+    parser keep its value). A null cell is null and not bad, as there. Every other cell
+    (``€``, ``kr100``, ``100 SEK``, an exponent, 19 or 20 whole digits, junk) goes through
+    those steps, gathered alone."""
+    whole, fraction, exact = _plain_numbers(text, None)
+    value = _decimal_column(f"{name}__value", whole, fraction, exact)
+    bad = pl.Series(f"{name}__value__bad", np.zeros(len(exact), dtype=np.bool_))
+    left = np.flatnonzero(~exact & text.is_not_null().to_numpy())
+    if len(left):
+        rest = pl.DataFrame({name: text.gather(left)})
+        rest = _with_amounts_by_polars(rest, rest, {name: pl.col(name)})
+        value = value.scatter(left, rest[f"{name}__value"])
+        bad = bad.scatter(left, rest[f"{name}__value__bad"])
+    return value, bad
+
+
+def _with_amounts_by_polars(frame: pl.DataFrame, cells: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
+    """:func:`_with_amounts` by Polars passes alone (``cells``: the texts, selected)."""
     stripped = {}
     for name in texts:
         text = cells[name]
@@ -278,6 +318,66 @@ def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFram
     frame = frame.with_columns(**stripped)
     frame = with_decimals(frame, {name: pl.col(f"{name}__stripped") for name in texts})
     return frame.drop(stripped)
+
+
+# The two notes' regexes (_ADVANCED_NOTE, _CONVERT_NOTE) as their words between single spaces:
+# a word to spell (alternatives between "|"), "" for a group (\S+), "-" and "/" for a
+# token of two groups split there (([^\s-]+)-([^\s-]+), (\S+)/(\S+)).
+_NOTE_TOKENS = {
+    _ADVANCED_NOTE: ("Bought|Sold", "", "", "for", "", "", "on", "-", "at", "", "/"),
+    _CONVERT_NOTE: ("Converted", "", "", "to", "", ""),
+}
+
+
+def _note_groups(notes: pl.Series, taken: pl.Series, pattern: str) -> pl.Series:
+    r"""``pl.when(taken).then(notes).str.extract_groups(pattern)``'s groups, as a struct of
+    text fields ``"1"``, ``"2"``...; null fields where ``taken`` is not true or the note does
+    not match.
+
+    Where the compiled passes run, :func:`utl.venues._csv_kernels.note_tokens` splits the
+    notes of printable ASCII written with single spaces, whose tokens are the pattern's words
+    (``_NOTE_TOKENS``) and groups: no ``\S+`` group can then hold a space, so each group is
+    its token, as the regex takes it (a token of two groups is split only where it holds
+    one ``-`` or ``/``). Every other note taken (a tab, a non-ASCII blank or letter, a double
+    space, a token too many, a second ``/``) is read by the regex, gathered alone.
+    """
+    def by_regex(cells: pl.DataFrame) -> pl.Series:
+        return cells.select(pl.when("w").then(pl.col("n")).str.extract_groups(pattern)).to_series()
+
+    if not kernels_for(len(notes)):
+        return by_regex(pl.DataFrame({"n": notes, "w": taken}))
+    import pyarrow as pa
+
+    from utl.venues._csv_kernels import field_bytes, field_offsets, note_tokens
+
+    _wait_for_kernels()
+    tokens = _NOTE_TOKENS[pattern]
+    groups = sum(2 if t in ("-", "/") else 1 for t in tokens if t in ("", "-", "/"))
+    words = "".join(t for t in tokens if t not in ("", "-", "/")).encode()
+    at = np.cumsum([0, *[0 if t in ("", "-", "/") else len(t) for t in tokens]]).astype(np.int64)
+    slashed = np.array([tokens.index(m) if m in tokens else -1 for m in ("-", "/")], dtype=np.int64)
+    offsets, data, valid = _string_buffers(notes)
+    n = len(notes)
+    rows = np.flatnonzero(valid & taken.fill_null(False).to_numpy()).astype(np.int64)
+    bounds, exact = np.zeros((len(rows), 2 * groups), dtype=np.int64), np.zeros(len(rows), dtype=np.bool_)
+    note_tokens(offsets, data, rows, np.frombuffer(words, dtype=np.uint8), at, slashed, bounds, exact)
+    field_at = np.zeros((groups, n + 1), dtype=np.int64)
+    field_data = np.zeros(field_offsets(bounds, rows, exact, field_at), dtype=np.uint8)
+    field_bytes(data, bounds, rows, exact, field_at, field_data)
+    read = np.zeros(n, dtype=np.bool_)
+    read[rows[exact]] = True
+    nulls = int(n - len(rows[exact]))
+    validity = pa.py_buffer(np.packbits(read, bitorder="little")) if nulls else None
+    shared = pa.py_buffer(field_data)
+    fields = [
+        pl.Series(str(g + 1), pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(field_at[g]), shared], nulls), dtype=pl.String)
+        for g in range(groups)
+    ]
+    left = rows[~exact]
+    if len(left):
+        regex = by_regex(pl.DataFrame({"n": notes.gather(left), "w": np.ones(len(left), dtype=np.bool_)})).struct.unnest()
+        fields = [field.scatter(left, regex[field.name]) for field in fields]
+    return pl.DataFrame(fields).select(pl.struct(pl.all())).to_series()
 
 
 def _number_checks(name: str, column: str, *, when: pl.Expr | None = None, required: bool = True) -> list[Check]:
@@ -347,8 +447,10 @@ def read_report(source: Source) -> Parsed:
     rows = rows.with_columns(
         __currency=pl.lit(col["currency"][1:]) if literal_currency else _text(col["currency"]),
         __ts=_time(col["ts"], _REPORT_TIME),
-        __advanced=pl.when("__is_advanced").then(notes).str.extract_groups(_ADVANCED_NOTE),
-        __convert=pl.when("__is_convert").then(notes).str.extract_groups(_CONVERT_NOTE),
+    )
+    rows = rows.with_columns(
+        _note_groups(rows["__notes"], rows["__is_advanced"], _ADVANCED_NOTE).alias("__advanced"),
+        _note_groups(rows["__notes"], rows["__is_convert"], _CONVERT_NOTE).alias("__convert"),
     )
     advanced, convert = pl.col("__advanced").struct, pl.col("__convert").struct
     rows = _with_amounts(
