@@ -5,6 +5,8 @@ stand in for: the same values, the same refusals, cell for cell and file for fil
 
 from __future__ import annotations
 
+from decimal import Decimal
+from itertools import accumulate
 from pathlib import Path
 
 import polars as pl
@@ -15,8 +17,10 @@ from polars.expr.string import ExprStringNameSpace
 from polars.testing import assert_frame_equal
 
 from odd_files import frozen_path, odd_file, read
+from utl.decimals import DECIMAL
 from utl.venues import base
 from utl.venues import coinbase
+from utl.venues.base import interleave
 from utl.venues.coinbase import _with_amounts
 
 digits = st.text("0123456789", min_size=0, max_size=24)
@@ -108,10 +112,15 @@ note_token = st.sampled_from(["Bought", "Sold", "Converted", "for", "to", "on", 
 note = st.lists(note_token, max_size=12).map(" ".join)
 
 
-def _groups(notes: list[str | None], taken: list[bool], pattern: str, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> pl.DataFrame:
+GROUPS = {coinbase._ADVANCED_NOTE: 9, coinbase._CONVERT_NOTE: 4}
+
+
+def _groups(notes: list[str | None], taken: list[bool], pattern: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
+            fields: tuple[str, ...] | None = None) -> pl.DataFrame:
+    fields = fields or tuple(str(g) for g in range(1, GROUPS[pattern] + 1))
     with monkeypatch.context() as patch:
         patch.setattr(base, "KERNEL_ROWS", 0 if compiled else 10**9)
-        series = coinbase._note_groups(pl.Series("n", notes, dtype=pl.String), pl.Series("w", taken, dtype=pl.Boolean), pattern)
+        series = coinbase._note_groups(pl.Series("n", notes, dtype=pl.String), pl.Series("w", taken, dtype=pl.Boolean), pattern, fields)
     return series.struct.unnest()
 
 
@@ -124,8 +133,14 @@ def test_notes_split_by_the_compiled_pass_match_the_regex(pattern: str, monkeypa
     got = _groups(NOTES, taken, pattern, True, monkeypatch)
     assert_frame_equal(got, expected, check_exact=True)
     assert got.null_count().row(0) != (len(NOTES),) * got.width  # some notes do match
-    # The pattern's every group, as Polars names them; the regex itself on a note not taken.
-    assert got.columns == [str(g) for g in range(1, got.width + 1)] and got.width == (9 if pattern == coinbase._ADVANCED_NOTE else 4)
+    # The pattern's every group, as Polars names them.
+    expected_all = pl.DataFrame({"n": NOTES, "w": taken}, schema={"n": pl.String, "w": pl.Boolean}).select(
+        pl.when("w").then(pl.col("n")).str.extract_groups(pattern)).to_series().struct.unnest()
+    assert_frame_equal(got, expected_all, check_exact=True)
+    # Some of the groups, in the order asked.
+    some = ("4", "3") if pattern == coinbase._CONVERT_NOTE else ("3", "4", "6", "7")
+    assert_frame_equal(_groups(NOTES, taken, pattern, True, monkeypatch, some), expected_all.select(some), check_exact=True)
+    assert_frame_equal(_groups(NOTES, taken, pattern, False, monkeypatch, some), expected_all.select(some), check_exact=True)
 
 
 @settings(max_examples=300, deadline=None)
@@ -159,3 +174,41 @@ def test_the_compiled_pass_takes_plain_notes_and_leaves_the_others_to_the_regex(
     regex_read.clear()
     _groups(notes[:1], [True], coinbase._ADVANCED_NOTE, True, monkeypatch)
     assert regex_read == []
+
+
+decimal_amount = st.one_of(st.none(), st.sampled_from([Decimal(0), Decimal("1.5"), Decimal("-2"), Decimal("99999999999999999999.999999999999999999")]))
+word = st.one_of(st.none(), st.sampled_from(["", "a", "id-1", "a much longer text than twelve bytes"]))
+
+
+def _legs(frame: pl.DataFrame) -> tuple[dict, dict, dict]:
+    own = {"entry_id": pl.col("entry_id"), "kind": pl.col("kind"), "qty": pl.col("cash")}
+    second = {"taken": pl.col("cash") != 0, "entry_id": pl.col("entry_id") + "/quote", "kind": pl.lit("trade"), "qty": -pl.col("cash")}
+    third = {"taken": pl.col("fee").is_not_null() & (pl.col("fee") != 0), "entry_id": pl.col("entry_id") + "/fee",
+             "kind": pl.when(pl.col("cash").is_null()).then(pl.lit("fee")).otherwise(pl.col("kind")), "qty": -pl.col("fee")}
+    return own, second, third
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3), word, word, decimal_amount, decimal_amount), max_size=30), st.booleans())
+def test_legs_in_order_are_the_plain_interleave(rows: list[tuple], narrow: bool) -> None:
+    steps, entry_ids, kinds, cash, fee = zip(*rows) if rows else ((), (), (), (), ())
+    frame = pl.DataFrame(
+        {"source_row": pl.Series(list(accumulate(steps)), dtype=pl.Int64), "entry_id": pl.Series(entry_ids, dtype=pl.String),
+         "kind": pl.Series(kinds, dtype=pl.String), "cash": pl.Series(cash, dtype=DECIMAL), "fee": pl.Series(fee, dtype=DECIMAL),
+         "note": pl.Series(kinds[::-1], dtype=pl.String)})
+    own, second, third = _legs(frame)
+    columns = ["source_row", "entry_id", "kind", "qty"] if narrow else ["note", "qty", "source_row", "kind", "entry_id"]
+    expected = interleave([
+        frame.with_columns(**own).select(columns),
+        *[frame.filter(leg["taken"]).with_columns(**{k: v for k, v in leg.items() if k != "taken"}).select(columns) for leg in (second, third)],
+    ])
+    assert_frame_equal(coinbase._legs_in_order(frame, own, second, third, columns), expected, check_exact=True)
+
+
+def test_legs_in_order_of_every_kind_of_row() -> None:
+    frame = pl.DataFrame({"source_row": [2, 5, 6, 9], "entry_id": ["a", "b", "c", "d"], "kind": ["k"] * 4,
+                          "cash": [Decimal(1), Decimal(0), Decimal(2), None], "fee": [Decimal(3), None, Decimal(0), Decimal(4)]},
+                         schema_overrides={"cash": DECIMAL, "fee": DECIMAL})
+    got = coinbase._legs_in_order(frame, *_legs(frame), ["source_row", "entry_id"])
+    assert got.rows() == [(2, "a"), (2, "a/quote"), (2, "a/fee"), (5, "b"), (6, "c"), (6, "c/quote"), (9, "d"), (9, "d/fee")]
+    assert coinbase._legs_in_order(frame.head(0), *_legs(frame), ["source_row", "entry_id"]).height == 0

@@ -545,45 +545,48 @@ def note_tokens(offsets, data, rows, words, at, slashed, bounds, exact):
 
 
 @njit(cache=True, nogil=True)
-def field_offsets(bounds, rows, exact, out_offsets):
-    """Arrow offsets, for each group ``g``, of the texts ``bounds[m, 2 g]:bounds[m, 2 g + 1]``
-    of the rows ``rows[m]`` (increasing) where ``exact[m]``, empty in the other of the
-    ``out_offsets.shape[1] - 1`` rows; group after group in one buffer: group ``g``'s offsets
-    are ``out_offsets[g]``. Returns the buffer's size."""
-    groups = out_offsets.shape[0]
+def field_offsets(bounds, rows, exact, wanted, out_offsets):
+    """Arrow offsets, for each group ``g = wanted[k]``, of the texts ``bounds[m, 2 g]:bounds[m,
+    2 g + 1]`` of the rows ``rows[m]`` (increasing) where ``exact[m]``, empty in the other of
+    the ``out_offsets.shape[1] - 1`` rows; group after group in one buffer: group ``wanted[k]``'s
+    offsets are ``out_offsets[k]``. Returns the buffer's size."""
+    groups = len(wanted)
     n = out_offsets.shape[1] - 1
     at = np.zeros(groups, dtype=np.int64)
     for m in range(len(rows)):
         if exact[m]:
-            for g in range(groups):
-                at[g] += bounds[m, 2 * g + 1] - bounds[m, 2 * g]
+            for k in range(groups):
+                g = wanted[k]
+                at[k] += bounds[m, 2 * g + 1] - bounds[m, 2 * g]
     total = 0
-    for g in range(groups):
-        size = at[g]
-        at[g] = total
+    for k in range(groups):
+        size = at[k]
+        at[k] = total
         total += size
     m = 0
     for r in range(n):
-        for g in range(groups):
-            out_offsets[g, r] = at[g]
+        for k in range(groups):
+            out_offsets[k, r] = at[k]
         if m < len(rows) and rows[m] == r:
             if exact[m]:
-                for g in range(groups):
-                    at[g] += bounds[m, 2 * g + 1] - bounds[m, 2 * g]
+                for k in range(groups):
+                    g = wanted[k]
+                    at[k] += bounds[m, 2 * g + 1] - bounds[m, 2 * g]
             m += 1
-    for g in range(groups):
-        out_offsets[g, n] = at[g]
+    for k in range(groups):
+        out_offsets[k, n] = at[k]
     return total
 
 
 @njit(cache=True, nogil=True)
-def field_bytes(data, bounds, rows, exact, out_offsets, out_data):
+def field_bytes(data, bounds, rows, exact, wanted, out_offsets, out_data):
     """The bytes of :func:`field_offsets`' texts into ``out_data``."""
     for m in range(len(rows)):
         if exact[m]:
             r = rows[m]
-            for g in range(out_offsets.shape[0]):
-                at = out_offsets[g, r]
+            for k in range(len(wanted)):
+                g = wanted[k]
+                at = out_offsets[k, r]
                 s = bounds[m, 2 * g]
                 for j in range(bounds[m, 2 * g + 1] - s):
                     out_data[at + j] = data[s + j]

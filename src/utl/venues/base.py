@@ -1434,9 +1434,9 @@ def _load_kernels() -> None:
     rows, bounds, exact = np.zeros(1, dtype=np.int64), np.zeros((1, 2), dtype=np.int64), np.zeros(1, dtype=np.bool_)
     note_tokens(np.frombuffer(np.array([0, 3], dtype=np.int64).tobytes(), dtype=np.int64), np.frombuffer(b"a b", dtype=np.uint8), rows,
                 np.frombuffer(b"a", dtype=np.uint8), np.array([0, 1, 1], dtype=np.int64), np.array([-1, -1], dtype=np.int64), bounds, exact)
-    field_at = np.zeros((1, 2), dtype=np.int64)
-    field_offsets(bounds, rows, exact, field_at)
-    field_bytes(np.frombuffer(b"a b", dtype=np.uint8), bounds, rows, exact, field_at, np.zeros(3, dtype=np.uint8))
+    field_at, wanted = np.zeros((1, 2), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    field_offsets(bounds, rows, exact, wanted, field_at)
+    field_bytes(np.frombuffer(b"a b", dtype=np.uint8), bounds, rows, exact, wanted, field_at, np.zeros(3, dtype=np.uint8))
 
 
 def _wait_for_kernels() -> None:
