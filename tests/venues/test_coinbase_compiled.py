@@ -212,3 +212,14 @@ def test_legs_in_order_of_every_kind_of_row() -> None:
     got = coinbase._legs_in_order(frame, *_legs(frame), ["source_row", "entry_id"])
     assert got.rows() == [(2, "a"), (2, "a/quote"), (2, "a/fee"), (5, "b"), (6, "c"), (6, "c/quote"), (9, "d"), (9, "d/fee")]
     assert coinbase._legs_in_order(frame.head(0), *_legs(frame), ["source_row", "entry_id"]).height == 0
+
+
+def test_plain_decimals_are_the_compiled_number_pass_in_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()
+    text = pl.concat([pl.Series("t", AMOUNTS, dtype=pl.String)] * 3).slice(2)  # Arrow buffers with an offset
+    value, exact = coinbase._plain_decimals(text, "v")
+    whole, fraction, expected_exact = base._plain_numbers(text, None)
+    assert (exact == expected_exact).all() and exact.any() and not exact.all()
+    assert_frame_equal(value.to_frame(), base._decimal_column("v", whole, fraction, expected_exact).to_frame(), check_exact=True)
+    assert coinbase._plain_decimals(text.head(0), "v")[0].len() == 0

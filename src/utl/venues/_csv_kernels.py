@@ -590,3 +590,35 @@ def field_bytes(data, bounds, rows, exact, wanted, out_offsets, out_data):
                 s = bounds[m, 2 * g]
                 for j in range(bounds[m, 2 * g + 1] - s):
                     out_data[at + j] = data[s + j]
+
+
+@njit(cache=True, nogil=True)
+def decimal_cells(offsets, data, valid, units, exact):
+    """:func:`coded_decimals` (no codes) then :func:`decimal_units` in one pass: per cell ``r``
+    (null where ``valid[r]`` is false), its ASCII spaces around dropped, a plain decimal
+    (:func:`marked_decimal`) sets ``exact[r]`` and its Decimal(38, 18) value's 128 bits into
+    ``units[r]`` (low, high); every other cell is left (``units[r]`` untouched)."""
+    for r in range(len(offsets) - 1):
+        if not valid[r]:
+            continue
+        s, e = trimmed(data, offsets[r], offsets[r + 1])
+        ok, w, f = marked_decimal(data, s, e)
+        if not ok:
+            continue
+        exact[r] = True
+        negative = w < 0 or f < 0
+        a = np.uint64(-w if w < 0 else w)
+        g = np.uint64(-f if f < 0 else f)
+        a_lo, a_hi = a & _LOW32, a >> _S32
+        p0, p1, p2, p3 = a_lo * _E18_LO, a_lo * _E18_HI, a_hi * _E18_LO, a_hi * _E18_HI
+        middle = (p0 >> _S32) + (p1 & _LOW32) + (p2 & _LOW32)
+        lo = (p0 & _LOW32) | (middle << _S32)
+        hi = p3 + (p1 >> _S32) + (p2 >> _S32) + (middle >> _S32)
+        low = lo + g
+        if low < lo:  # the carry
+            hi += np.uint64(1)
+        if negative:
+            low = ~low + np.uint64(1)
+            hi = ~hi + (np.uint64(1) if low == np.uint64(0) else np.uint64(0))
+        units[r, 0] = low
+        units[r, 1] = hi

@@ -1437,6 +1437,10 @@ def _load_kernels() -> None:
     field_at, wanted = np.zeros((1, 2), dtype=np.int64), np.zeros(1, dtype=np.int64)
     field_offsets(bounds, rows, exact, wanted, field_at)
     field_bytes(np.frombuffer(b"a b", dtype=np.uint8), bounds, rows, exact, wanted, field_at, np.zeros(3, dtype=np.uint8))
+    from utl.venues._csv_kernels import decimal_cells
+
+    decimal_cells(np.frombuffer(np.array([0, 1], dtype=np.int64).tobytes(), dtype=np.int64), np.frombuffer(b"1", dtype=np.uint8),
+                  np.ones(1, dtype=np.bool_), np.zeros((1, 2), dtype=np.uint64), np.zeros(1, dtype=np.bool_))
 
 
 def _wait_for_kernels() -> None:

@@ -67,7 +67,7 @@ from utl.venues.base import (
     to_schema,
     with_synthetic_id,
 )
-from utl.venues.base import _decimal_column, _plain_numbers, _string_buffers, _wait_for_kernels
+from utl.venues.base import _string_buffers, _wait_for_kernels
 
 _REPORT_START = ("Timestamp", "Transaction Type", "Asset", "Quantity Transacted")
 _REPORT_CURRENT = (
@@ -293,8 +293,7 @@ def _compiled_amounts(text: pl.Series, name: str) -> tuple[pl.Series, pl.Series]
     parser keep its value). A null cell is null and not bad, as there. Every other cell
     (``€``, ``kr100``, ``100 SEK``, an exponent, 19 or 20 whole digits, junk) goes through
     those steps, gathered alone."""
-    whole, fraction, exact = _plain_numbers(text, None)
-    value = _decimal_column(f"{name}__value", whole, fraction, exact)
+    value, exact = _plain_decimals(text, f"{name}__value")
     bad = pl.Series(f"{name}__value__bad", np.zeros(len(exact), dtype=np.bool_))
     left = np.flatnonzero(~exact & text.is_not_null().to_numpy())
     if len(left):
@@ -303,6 +302,25 @@ def _compiled_amounts(text: pl.Series, name: str) -> tuple[pl.Series, pl.Series]
         value = value.scatter(left, rest[f"{name}__value"])
         bad = bad.scatter(left, rest[f"{name}__value__bad"])
     return value, bad
+
+
+def _plain_decimals(text: pl.Series, name: str) -> tuple[pl.Series, np.ndarray]:
+    """The cells of ``text`` :func:`utl.venues.base.with_numbers`' compiled pass reads (no code),
+    as ``Decimal(38, 18)`` (null elsewhere), and where they are: its two passes in one
+    (:func:`utl.venues._csv_kernels.decimal_cells`), to the same values."""
+    import pyarrow as pa
+
+    from utl.venues._csv_kernels import decimal_cells
+
+    _wait_for_kernels()
+    n = len(text)
+    units, exact = np.zeros((n, 2), dtype=np.uint64), np.zeros(n, dtype=np.bool_)
+    if n:
+        offsets, data, valid = _string_buffers(text)
+        decimal_cells(offsets, data, valid, units, exact)
+    nulls = int(n - np.count_nonzero(exact))
+    validity = pa.py_buffer(np.packbits(exact, bitorder="little")) if nulls else None
+    return pl.Series(name, pa.Array.from_buffers(pa.decimal128(38, 18), n, [validity, pa.py_buffer(units)], nulls)), exact
 
 
 def _with_amounts_by_polars(frame: pl.DataFrame, cells: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
