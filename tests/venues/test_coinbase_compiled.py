@@ -17,10 +17,11 @@ from polars.expr.string import ExprStringNameSpace
 from polars.testing import assert_frame_equal
 
 from odd_files import frozen_path, odd_file, read
+from test_csv_kernels import REGULAR
 from utl.decimals import DECIMAL
 from utl.venues import base
 from utl.venues import coinbase
-from utl.venues.base import interleave
+from utl.venues.base import Source, interleave
 from utl.venues.coinbase import _with_amounts
 
 digits = st.text("0123456789", min_size=0, max_size=24)
@@ -223,3 +224,58 @@ def test_plain_decimals_are_the_compiled_number_pass_in_one(monkeypatch: pytest.
     assert (exact == expected_exact).all() and exact.any() and not exact.all()
     assert_frame_equal(value.to_frame(), base._decimal_column("v", whole, fraction, expected_exact).to_frame(), check_exact=True)
     assert coinbase._plain_decimals(text.head(0), "v")[0].len() == 0
+
+
+@pytest.mark.parametrize(("text", "regular"), REGULAR + [('a,b,c\n1,2,3\n' * 30 + '4,5,6,7\n', False), ('a,b,c\n1,2,3\n' * 30 + '4,5\n', False)])
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("columns", [["b"], [" A ", "c"], ["a", "b", "c"], ["zz"], []])
+def test_reading_some_columns_is_reading_all_then_selecting(text: str, regular: bool, compiled: bool, columns: list[str], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_csv_rows(columns=...) leaves the other columns out, and only that: the rows, their
+    numbers and the refused ones are as read whole (a long row is refused though Polars, reading
+    some columns, would not see it), on the regular path that has Polars read only those columns
+    and on the others."""
+    base.warm_kernels()
+    base._warming[0].join()
+    path = tmp_path / "x.csv"
+    path.write_bytes(text.encode("utf-8"))
+    source = Source(path=path, rel="x.csv", venue="v", account="a")
+    skip = 2 if "amble" in text else 0
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    if not compiled:
+        monkeypatch.setattr(base, "kernels_for", lambda rows: False)
+
+    def read(columns: list[str] | None) -> tuple[pl.DataFrame, pl.DataFrame] | str:
+        try:
+            return base.read_csv_rows(source, skip, columns=columns)
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+
+    whole, some = read(None), read(columns)
+    if isinstance(whole, str):
+        assert some == whole
+        return
+    wanted = {base.normal(c) for c in columns}
+    expected = whole[0].select(c for c in whole[0].columns if c == "source_row" or base.normal(c) in wanted)
+    assert_frame_equal(some[0], expected, check_exact=True)
+    assert_frame_equal(some[1], whole[1], check_exact=True)
+    assert (base._read_regular(source, skip, columns) is not None) == regular  # the projected read took the regular files
+
+
+@pytest.mark.parametrize("bad", [b"x\xffz", b"\xc3", b"\xed\xa0\x80"])
+def test_bad_utf8_in_a_column_not_read_still_fails_the_file(bad: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base.warm_kernels()
+    base._warming[0].join()
+    monkeypatch.setattr(base, "KERNEL_ROWS", 0)
+    monkeypatch.setattr(base, "KERNEL_BYTES", 0)
+    lines = [b"a,b,c"] + [b"1,xyz,3"] * 3000
+    lines[2500] = b"1," + bad + b",3"
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    source = Source(path=path, rel="x.csv", venue="v", account="a")
+    with pytest.raises(UnicodeDecodeError) as whole:
+        base.read_csv_rows(source)
+    with pytest.raises(UnicodeDecodeError) as some:
+        base.read_csv_rows(source, columns=["a", "c"])
+    assert str(some.value) == str(whole.value)

@@ -563,7 +563,7 @@ _END = "\x1e"
 
 
 def read_csv_rows(
-    source: Source, skip_lines: int = 0, *, optional_last: bool = False
+    source: Source, skip_lines: int = 0, *, optional_last: bool = False, columns: Sequence[str] | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every cell as written (text, ``""`` when empty, never null) with ``source_row``, the
     1-based data row; and, as quarantine rows, the rows refused whole.
@@ -587,17 +587,26 @@ def read_csv_rows(
 
     A file ingest claimed for a format (``source.header``) comes back with the declared
     columns only, named as declared (:func:`conform`): readers never see extra columns.
+
+    ``columns``: where given, the only columns the caller reads (names compared as
+    :func:`normal` compares them); the others are left out of the frame (a regular file's
+    are then never made into text: Polars skips them). Rows are refused, counted and
+    numbered as without it.
     """
-    frame, refused = _read_csv_rows(source, skip_lines, optional_last)
+    frame, refused = _read_csv_rows(source, skip_lines, optional_last, columns)
+    if columns is not None:
+        wanted = {normal(c) for c in columns}
+        frame = frame.select(c for c in frame.columns if c == "source_row" or normal(c) in wanted)
     return (conform(frame, source.header) if source.header is not None else frame), refused
 
 
-def _read_csv_rows(source: Source, skip_lines: int, optional_last: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _read_csv_rows(source: Source, skip_lines: int, optional_last: bool,
+                   columns: Sequence[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     if source.path.stat().st_size >= KERNEL_BYTES:
         if kernels_for(KERNEL_ROWS):
             warm_kernels()  # the kernels load while the file is read and split
         compiled = kernels_for(KERNEL_ROWS) and bool(_warming) and not _warming[0].is_alive()
-        regular = _read_regular(source, skip_lines) if compiled else _read_regular_counted(source, skip_lines)
+        regular = _read_regular(source, skip_lines, columns) if compiled else _read_regular_counted(source, skip_lines)
         if regular is not None:
             return regular, _no_refusals()
     data = _file_bytes(source.path)
@@ -667,7 +676,20 @@ def _plain_header(mapped, skip_lines: int) -> tuple[int, int, bytes, str] | None
     return header_at, header_end, head, separator_of(text)
 
 
-def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
+def _projection(path: Path, skip_lines: int, sep: str, columns: Sequence[str] | None) -> list[int] | None:
+    """Which of the header's cells :func:`_read_regular` has Polars read for ``columns`` (by
+    :func:`normal` names; the last cell too), then how many cells the header has; None for
+    every cell. Polars reading some columns does not refuse a long row: only a file whose
+    every row :func:`utl.venues._csv_kernels.regular_rows` has found of the header's width
+    is read so."""
+    if columns is None:
+        return None
+    names = pl.read_csv(path, skip_lines=skip_lines, separator=sep, n_rows=0, **_CSV_OPTIONS).columns
+    wanted = {normal(c) for c in columns}
+    return [i for i, c in enumerate(names) if normal(c) in wanted or i == len(names) - 1] + [len(names)]
+
+
+def _read_regular(source: Source, skip_lines: int, columns: Sequence[str] | None = None) -> pl.DataFrame | None:
     """The file as :func:`_read_rows` reads it, when every row has the header's width and
     is written plainly (:func:`utl.venues._csv_kernels.regular_rows`, over the file mapped,
     not copied): Polars then reads the file itself, and the file's bytes are neither copied
@@ -684,13 +706,15 @@ def _read_regular(source: Source, skip_lines: int) -> pl.DataFrame | None:
             return None
         mapped, header_at, header_end, head, sep = found
         try:
-            frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, **_CSV_OPTIONS)
+            *read, width = _projection(source.path, skip_lines, sep, columns) or [None]
+            frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, columns=read or None, **_CSV_OPTIONS)
         except Exception:  # the careful way says what is wrong
             return None
-        if frame.width < 2:
+        width = frame.width if width is None else width
+        if width < 2:
             return None
         body = np.frombuffer(mapped, dtype=np.uint8)
-        rows = regular_rows(body, header_end + 1, ord(sep), frame.width)
+        rows = regular_rows(body, header_end + 1, ord(sep), width)
         del body  # the mapping closes only once no array views it
     if rows != frame.height:
         return None
@@ -720,6 +744,8 @@ def _read_regular_counted(source: Source, skip_lines: int) -> pl.DataFrame | Non
         mapped, header_at, header_end, head, sep = found
         if mapped.find(b"\r", header_end) >= 0 or mapped.find(b"\xef", header_end) >= 0:
             return None
+        # Every column read (no projection): Polars refuses a long row only where it reads
+        # the cells past the header's width.
         try:
             frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep,
                                 **{**_CSV_OPTIONS, "truncate_ragged_lines": False})

@@ -483,7 +483,10 @@ def read_report(source: Source) -> Parsed:
     if found is None:
         raise ValueError(f"{source.rel}: no Coinbase transaction report header in the first {_PREAMBLE_LINES} lines")
     skip, col = found
-    rows, refused = read_csv_rows(source, skip)
+    # With an ID the row's other columns (price, total, addresses) are never read; without
+    # one, the synthetic id is made of every column.
+    read = [name for role, name in col.items() if role not in ("price", "total") and not name.startswith("=")] if "id" in col else None
+    rows, refused = read_csv_rows(source, skip, columns=read)
     rows = rename_columns(rows, [c for c in col.values() if not c.startswith("=")])
     raw_columns = [c for c in rows.columns if c != "source_row"]
     rows = rows.with_columns(__id=pl.col(col["id"]).str.strip_chars()) if "id" in col else with_synthetic_id(rows, raw_columns, "__id")
