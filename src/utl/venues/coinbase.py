@@ -360,8 +360,9 @@ def _note_groups(notes: pl.Series, taken: pl.Series, pattern: str, fields: tuple
     space, a token too many, a second ``/``) is read by the regex, gathered alone.
     """
     def by_regex(cells: pl.DataFrame) -> pl.DataFrame:
-        groups = pl.when("w").then(pl.col("n")).str.extract_groups(pattern)
-        return cells.select(groups.struct.field(*fields)).select(fields)  # in the order asked
+        # The struct made once, then its fields (struct.field(*fields) would run the regex per field).
+        groups = cells.select(pl.when("w").then(pl.col("n")).str.extract_groups(pattern)).to_series()
+        return groups.struct.unnest().select(fields)  # in the order asked
 
     def struct(frame: pl.DataFrame) -> pl.Series:
         return frame.select(pl.struct(pl.all())).to_series()
