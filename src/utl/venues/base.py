@@ -676,14 +676,11 @@ def _plain_header(mapped, skip_lines: int) -> tuple[int, int, bytes, str] | None
     return header_at, header_end, head, separator_of(text)
 
 
-def _projection(path: Path, skip_lines: int, sep: str, columns: Sequence[str] | None) -> list[int] | None:
+def _projection(path: Path, skip_lines: int, sep: str, columns: Sequence[str]) -> list[int]:
     """Which of the header's cells :func:`_read_regular` has Polars read for ``columns`` (by
-    :func:`normal` names; the last cell too), then how many cells the header has; None for
-    every cell. Polars reading some columns does not refuse a long row: only a file whose
-    every row :func:`utl.venues._csv_kernels.regular_rows` has found of the header's width
-    is read so."""
-    if columns is None:
-        return None
+    :func:`normal` names; the last cell too), then how many cells the header has. Polars
+    reading some columns does not refuse a long row: only a file whose every row
+    :func:`utl.venues._csv_kernels.regular_rows` has found of the header's width is read so."""
     names = pl.read_csv(path, skip_lines=skip_lines, separator=sep, n_rows=0, **_CSV_OPTIONS).columns
     wanted = {normal(c) for c in columns}
     return [i for i, c in enumerate(names) if normal(c) in wanted or i == len(names) - 1] + [len(names)]
@@ -706,17 +703,23 @@ def _read_regular(source: Source, skip_lines: int, columns: Sequence[str] | None
             return None
         mapped, header_at, header_end, head, sep = found
         try:
-            *read, width = _projection(source.path, skip_lines, sep, columns) or [None]
-            frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, columns=read or None, **_CSV_OPTIONS)
+            *read, width = _projection(source.path, skip_lines, sep, columns if columns is not None else ())
         except Exception:  # the careful way says what is wrong
             return None
-        width = frame.width if width is None else width
         if width < 2:
             return None
         body = np.frombuffer(mapped, dtype=np.uint8)
-        rows = regular_rows(body, header_end + 1, ord(sep), width)
+        # The compiled check lets go of the GIL: it runs while Polars reads the file.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            counted = pool.submit(regular_rows, body, header_end + 1, ord(sep), width)
+            try:
+                frame = pl.read_csv(source.path, skip_lines=skip_lines, separator=sep, columns=read if columns is not None else None,
+                                    **_CSV_OPTIONS)
+            except Exception:  # the careful way says what is wrong
+                frame = None
+            rows = counted.result()
         del body  # the mapping closes only once no array views it
-    if rows != frame.height:
+    if frame is None or rows != frame.height:
         return None
     frame = frame.rename({c: c.strip() for c in frame.columns})
     return frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
