@@ -527,3 +527,165 @@ def glued_codes(offsets, data, valid, code_offsets, code_data, plain):
             at += 1
         plain[r] = True
     code_offsets[len(offsets) - 1] = at
+
+
+@njit(cache=True, nogil=True)
+def note_tokens(offsets, data, rows, words, at, slashed, bounds, exact):
+    """Per cell ``r = rows[m]``: when it is printable ASCII (bytes 32..126) and, split at
+    single spaces, exactly ``len(at) - 1`` tokens, none empty, each token ``k`` that ``words``
+    names (bytes ``at[k]:at[k + 1]``, none for a group) spelling one of those words (``|``
+    between them), the token ``slashed[0]`` holding exactly one ``-`` and the token
+    ``slashed[1]`` exactly one ``/``, neither at its ends (-1: no such token): the tokens
+    ``words`` does not name are the groups of a regex of ``(\\S+)`` between those words, such
+    a token split at its ``-`` or ``/`` giving two; their byte bounds go into ``bounds[m]``
+    (start, end, start, end...) and ``exact[m]`` is set. Any other cell is left: a tab or
+    other blank, a non-ASCII byte, a double space... are for the regex to read."""
+    tokens = len(at) - 1
+    starts = np.zeros(tokens, dtype=np.int64)
+    ends = np.zeros(tokens, dtype=np.int64)
+    for m in range(len(rows)):
+        r = rows[m]
+        s, e = offsets[r], offsets[r + 1]
+        count = 0
+        start = s
+        ok = True
+        for i in range(s, e + 1):
+            c = np.int64(data[i]) if i < e else 32
+            if c == 32:
+                if i == start or count == tokens:  # an empty token, or one too many
+                    ok = False
+                    break
+                starts[count] = start
+                ends[count] = i
+                count += 1
+                start = i + 1
+            elif c < 33 or c > 126:
+                ok = False
+                break
+        if not ok or count != tokens:
+            continue
+        g = 0
+        for k in range(tokens):
+            ws, we = at[k], at[k + 1]
+            if we > ws:  # a word of the note: any of its alternatives, spelled exactly
+                matched = False
+                a = ws
+                while a <= we and not matched:
+                    b = a
+                    while b < we and words[b] != 124:  # |
+                        b += 1
+                    if b - a == ends[k] - starts[k]:
+                        same = True
+                        for j in range(b - a):
+                            if data[starts[k] + j] != words[a + j]:
+                                same = False
+                                break
+                        matched = same
+                    a = b + 1
+                if not matched:
+                    ok = False
+                    break
+                continue
+            if k == slashed[0] or k == slashed[1]:
+                mark = 45 if k == slashed[0] else 47  # - or /
+                where = -1
+                for i in range(starts[k], ends[k]):
+                    if np.int64(data[i]) == mark:
+                        if where >= 0:
+                            where = -2
+                            break
+                        where = i
+                if where <= starts[k] or where >= ends[k] - 1:
+                    ok = False
+                    break
+                bounds[m, 2 * g] = starts[k]
+                bounds[m, 2 * g + 1] = where
+                bounds[m, 2 * g + 2] = where + 1
+                bounds[m, 2 * g + 3] = ends[k]
+                g += 2
+            else:
+                bounds[m, 2 * g] = starts[k]
+                bounds[m, 2 * g + 1] = ends[k]
+                g += 1
+        if ok:
+            exact[m] = True
+
+
+@njit(cache=True, nogil=True)
+def field_offsets(bounds, rows, exact, wanted, out_offsets):
+    """Arrow offsets, for each group ``g = wanted[k]``, of the texts ``bounds[m, 2 g]:bounds[m,
+    2 g + 1]`` of the rows ``rows[m]`` (increasing) where ``exact[m]``, empty in the other of
+    the ``out_offsets.shape[1] - 1`` rows; group after group in one buffer: group ``wanted[k]``'s
+    offsets are ``out_offsets[k]``. Returns the buffer's size."""
+    groups = len(wanted)
+    n = out_offsets.shape[1] - 1
+    at = np.zeros(groups, dtype=np.int64)
+    for m in range(len(rows)):
+        if exact[m]:
+            for k in range(groups):
+                g = wanted[k]
+                at[k] += bounds[m, 2 * g + 1] - bounds[m, 2 * g]
+    total = 0
+    for k in range(groups):
+        size = at[k]
+        at[k] = total
+        total += size
+    m = 0
+    for r in range(n):
+        for k in range(groups):
+            out_offsets[k, r] = at[k]
+        if m < len(rows) and rows[m] == r:
+            if exact[m]:
+                for k in range(groups):
+                    g = wanted[k]
+                    at[k] += bounds[m, 2 * g + 1] - bounds[m, 2 * g]
+            m += 1
+    for k in range(groups):
+        out_offsets[k, n] = at[k]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def field_bytes(data, bounds, rows, exact, wanted, out_offsets, out_data):
+    """The bytes of :func:`field_offsets`' texts into ``out_data``."""
+    for m in range(len(rows)):
+        if exact[m]:
+            r = rows[m]
+            for k in range(len(wanted)):
+                g = wanted[k]
+                at = out_offsets[k, r]
+                s = bounds[m, 2 * g]
+                for j in range(bounds[m, 2 * g + 1] - s):
+                    out_data[at + j] = data[s + j]
+
+
+@njit(cache=True, nogil=True)
+def decimal_cells(offsets, data, valid, units, exact):
+    """:func:`coded_decimals` (no codes) then :func:`decimal_units` in one pass: per cell ``r``
+    (null where ``valid[r]`` is false), its ASCII spaces around dropped, a plain decimal
+    (:func:`marked_decimal`) sets ``exact[r]`` and its Decimal(38, 18) value's 128 bits into
+    ``units[r]`` (low, high); every other cell is left (``units[r]`` untouched)."""
+    for r in range(len(offsets) - 1):
+        if not valid[r]:
+            continue
+        s, e = trimmed(data, offsets[r], offsets[r + 1])
+        ok, w, f = marked_decimal(data, s, e)
+        if not ok:
+            continue
+        exact[r] = True
+        negative = w < 0 or f < 0
+        a = np.uint64(-w if w < 0 else w)
+        g = np.uint64(-f if f < 0 else f)
+        a_lo, a_hi = a & _LOW32, a >> _S32
+        p0, p1, p2, p3 = a_lo * _E18_LO, a_lo * _E18_HI, a_hi * _E18_LO, a_hi * _E18_HI
+        middle = (p0 >> _S32) + (p1 & _LOW32) + (p2 & _LOW32)
+        lo = (p0 & _LOW32) | (middle << _S32)
+        hi = p3 + (p1 >> _S32) + (p2 >> _S32) + (middle >> _S32)
+        low = lo + g
+        if low < lo:  # the carry
+            hi += np.uint64(1)
+        if negative:
+            low = ~low + np.uint64(1)
+            hi = ~hi + (np.uint64(1) if low == np.uint64(0) else np.uint64(0))
+        units[r, 0] = low
+        units[r, 1] = hi

@@ -1555,6 +1555,18 @@ def _load_kernels() -> None:
                 np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
 
     second_texts(np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.bool_), np.zeros(20, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
+    from utl.venues._csv_kernels import decimal_cells, field_bytes, field_offsets, note_tokens
+
+    # Coinbase's transaction report notes (utl.venues.coinbase._note_groups); read-only
+    # buffers where the reader's are (Arrow's): numba compiles each kind apart.
+    rows, bounds, exact = np.zeros(1, dtype=np.int64), np.zeros((1, 2), dtype=np.int64), np.zeros(1, dtype=np.bool_)
+    note_tokens(np.frombuffer(np.array([0, 3], dtype=np.int64).tobytes(), dtype=np.int64), np.frombuffer(b"a b", dtype=np.uint8), rows,
+                np.frombuffer(b"a", dtype=np.uint8), np.array([0, 1, 1], dtype=np.int64), np.array([-1, -1], dtype=np.int64), bounds, exact)
+    field_at, wanted = np.zeros((1, 2), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    field_offsets(bounds, rows, exact, wanted, field_at)
+    field_bytes(np.frombuffer(b"a b", dtype=np.uint8), bounds, rows, exact, wanted, field_at, np.zeros(3, dtype=np.uint8))
+    decimal_cells(np.frombuffer(np.array([0, 1], dtype=np.int64).tobytes(), dtype=np.int64), np.frombuffer(b"1", dtype=np.uint8),
+                  np.ones(1, dtype=np.bool_), np.zeros((1, 2), dtype=np.uint64), np.zeros(1, dtype=np.bool_))
 
 
 def _wait_for_kernels() -> None:

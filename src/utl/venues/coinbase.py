@@ -36,8 +36,10 @@ Entry ids: ``ID`` for the ``Asset`` movement, ``ID/quote`` (``ID/to`` for a conv
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 
+import numpy as np
 import polars as pl
 
 from utl.decimals import DECIMAL, MARKED_NUMBER, product_overflows, sum_overflows
@@ -54,9 +56,11 @@ from utl.venues.base import (
     head_text,
     header_cells,
     interleave,
+    kernels_for,
     rename_columns,
     out_of_years,
     per_distinct,
+    read_csv_columns,
     read_csv_rows,
     shaped_time,
     split_refused,
@@ -64,6 +68,7 @@ from utl.venues.base import (
     to_schema,
     with_synthetic_id,
 )
+from utl.venues.base import _string_buffers, _wait_for_kernels
 
 _REPORT_START = ("Timestamp", "Transaction Type", "Asset", "Quantity Transacted")
 _REPORT_CURRENT = (
@@ -265,8 +270,62 @@ def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFram
     Only cells the shared parser cannot read as they stand (``kr100``, ``100 SEK``) go
     through :func:`_strip_currency`: for the others (``-$5,250.00``) it would only drop the
     currency mark, which the parser drops too, and its regexes cost a second per million.
+
+    Where the compiled passes run (:func:`utl.venues.base.kernels_for`), each column is read
+    first as written by the compiled number pass (:func:`_compiled_amounts`); only the cells
+    it leaves take the Polars steps below.
     """
     cells = frame.select(**texts)
+    if kernels_for(frame.height):
+        with concurrent.futures.ThreadPoolExecutor(min(2, len(texts))) as pool:  # the kernel lets go of the GIL
+            parsed = [s for pair in pool.map(lambda name: _compiled_amounts(cells[name], name), texts) for s in pair]
+        return frame.with_columns(parsed)
+    return _with_amounts_by_polars(frame, cells, texts)
+
+
+def _compiled_amounts(text: pl.Series, name: str) -> tuple[pl.Series, pl.Series]:
+    """``<name>__value`` and ``<name>__value__bad`` of :func:`_with_amounts` for one column.
+
+    The compiled pass (:func:`utl.venues._csv_kernels.coded_decimals`) reads a cell that is,
+    its ASCII spaces around dropped, ``[+-]?$?`` then digits (thousands in groups of three
+    after commas or not) and perhaps ``.`` and digits, at most 18 a side: the steps below give
+    such a cell its written value too (it matches ``MARKED_NUMBER`` or, spaces around, loses
+    only the spaces and the ``$`` to :func:`_strip_currency`; :func:`_unmarked` and the shared
+    parser keep its value). A null cell is null and not bad, as there. Every other cell
+    (``€``, ``kr100``, ``100 SEK``, an exponent, 19 or 20 whole digits, junk) goes through
+    those steps, gathered alone."""
+    value, exact = _plain_decimals(text, f"{name}__value")
+    bad = pl.Series(f"{name}__value__bad", np.zeros(len(exact), dtype=np.bool_))
+    left = np.flatnonzero(~exact & text.is_not_null().to_numpy())
+    if len(left):
+        rest = pl.DataFrame({name: text.gather(left)})
+        rest = _with_amounts_by_polars(rest, rest, {name: pl.col(name)})
+        value = value.scatter(left, rest[f"{name}__value"])
+        bad = bad.scatter(left, rest[f"{name}__value__bad"])
+    return value, bad
+
+
+def _plain_decimals(text: pl.Series, name: str) -> tuple[pl.Series, np.ndarray]:
+    """The cells of ``text`` :func:`utl.venues.base.with_numbers`' compiled pass reads (no code),
+    as ``Decimal(38, 18)`` (null elsewhere), and where they are: its two passes in one
+    (:func:`utl.venues._csv_kernels.decimal_cells`), to the same values."""
+    import pyarrow as pa
+
+    from utl.venues._csv_kernels import decimal_cells
+
+    _wait_for_kernels()
+    n = len(text)
+    units, exact = np.zeros((n, 2), dtype=np.uint64), np.zeros(n, dtype=np.bool_)
+    if n:
+        offsets, data, valid = _string_buffers(text)
+        decimal_cells(offsets, data, valid, units, exact)
+    nulls = int(n - np.count_nonzero(exact))
+    validity = pa.py_buffer(np.packbits(exact, bitorder="little")) if nulls else None
+    return pl.Series(name, pa.Array.from_buffers(pa.decimal128(38, 18), n, [validity, pa.py_buffer(units)], nulls)), exact
+
+
+def _with_amounts_by_polars(frame: pl.DataFrame, cells: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFrame:
+    """:func:`_with_amounts` by Polars passes alone (``cells``: the texts, selected)."""
     stripped = {}
     for name in texts:
         text = cells[name]
@@ -278,6 +337,74 @@ def _with_amounts(frame: pl.DataFrame, texts: dict[str, pl.Expr]) -> pl.DataFram
     frame = frame.with_columns(**stripped)
     frame = with_decimals(frame, {name: pl.col(f"{name}__stripped") for name in texts})
     return frame.drop(stripped)
+
+
+# The two notes' regexes (_ADVANCED_NOTE, _CONVERT_NOTE) as their words between single spaces:
+# a word to spell (alternatives between "|"), "" for a group (\S+), "-" and "/" for a
+# token of two groups split there (([^\s-]+)-([^\s-]+), (\S+)/(\S+)).
+_NOTE_TOKENS = {
+    _ADVANCED_NOTE: ("Bought|Sold", "", "", "for", "", "", "on", "-", "at", "", "/"),
+    _CONVERT_NOTE: ("Converted", "", "", "to", "", ""),
+}
+
+
+def _note_groups(notes: pl.Series, taken: pl.Series, pattern: str, fields: tuple[str, ...]) -> pl.Series:
+    r"""``pl.when(taken).then(notes).str.extract_groups(pattern)``'s groups named ``fields``
+    (``"3"``: the third), as a struct of text fields; null where ``taken`` is not true or the
+    note does not match.
+
+    Where the compiled passes run, :func:`utl.venues._csv_kernels.note_tokens` splits the
+    notes of printable ASCII written with single spaces, whose tokens are the pattern's words
+    (``_NOTE_TOKENS``) and groups: no ``\S+`` group can then hold a space, so each group is
+    its token, as the regex takes it (a token of two groups is split only where it holds
+    one ``-`` or ``/``). Every other note taken (a tab, a non-ASCII blank or letter, a double
+    space, a token too many, a second ``/``) is read by the regex, gathered alone.
+    """
+    def by_regex(cells: pl.DataFrame) -> pl.DataFrame:
+        # The struct made once, then its fields (struct.field(*fields) would run the regex per field).
+        groups = cells.select(pl.when("w").then(pl.col("n")).str.extract_groups(pattern)).to_series()
+        return groups.struct.unnest().select(fields)  # in the order asked
+
+    def struct(frame: pl.DataFrame) -> pl.Series:
+        return frame.select(pl.struct(pl.all())).to_series()
+
+    if not kernels_for(len(notes)):
+        return struct(by_regex(pl.DataFrame({"n": notes, "w": taken})))
+    import pyarrow as pa
+
+    from utl.venues._csv_kernels import field_bytes, field_offsets, note_tokens
+
+    _wait_for_kernels()
+    tokens = _NOTE_TOKENS[pattern]
+    groups = sum(2 if t in ("-", "/") else 1 for t in tokens if t in ("", "-", "/"))
+    words = "".join(t for t in tokens if t not in ("", "-", "/")).encode()
+    at = np.cumsum([0, *[0 if t in ("", "-", "/") else len(t) for t in tokens]]).astype(np.int64)
+    slashed = np.array([tokens.index(m) if m in tokens else -1 for m in ("-", "/")], dtype=np.int64)
+    wanted = np.array([int(f) - 1 for f in fields], dtype=np.int64)
+    if not ((wanted >= 0) & (wanted < groups)).all():
+        raise ValueError(f"no groups {fields} in {pattern}")
+    offsets, data, valid = _string_buffers(notes)
+    n = len(notes)
+    rows = np.flatnonzero(valid & taken.fill_null(False).to_numpy()).astype(np.int64)
+    bounds, exact = np.zeros((len(rows), 2 * groups), dtype=np.int64), np.zeros(len(rows), dtype=np.bool_)
+    note_tokens(offsets, data, rows, np.frombuffer(words, dtype=np.uint8), at, slashed, bounds, exact)
+    field_at = np.zeros((len(wanted), n + 1), dtype=np.int64)
+    field_data = np.zeros(field_offsets(bounds, rows, exact, wanted, field_at), dtype=np.uint8)
+    field_bytes(data, bounds, rows, exact, wanted, field_at, field_data)
+    read = np.zeros(n, dtype=np.bool_)
+    read[rows[exact]] = True
+    nulls = int(n - len(rows[exact]))
+    validity = pa.py_buffer(np.packbits(read, bitorder="little")) if nulls else None
+    shared = pa.py_buffer(field_data)
+    split = [
+        pl.Series(name, pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(field_at[k]), shared], nulls), dtype=pl.String)
+        for k, name in enumerate(fields)
+    ]
+    left = rows[~exact]
+    if len(left):
+        regex = by_regex(pl.DataFrame({"n": notes.gather(left), "w": np.ones(len(left), dtype=np.bool_)}))
+        split = [field.scatter(left, regex[field.name]) for field in split]
+    return struct(pl.DataFrame(split))
 
 
 def _number_checks(name: str, column: str, *, when: pl.Expr | None = None, required: bool = True) -> list[Check]:
@@ -308,6 +435,38 @@ def _time_check(column: str) -> Check:
 _MOVEMENT_PARTS = {c: t for c, t in MOVEMENTS.items() if c not in ("venue", "account", "source_file")}
 
 
+def _legs_in_order(frame: pl.DataFrame, own: dict[str, pl.Expr], second: dict[str, pl.Expr], third: dict[str, pl.Expr],
+                   columns: list[str]) -> pl.DataFrame:
+    """Each row's own leg, then its second where ``second["taken"]``, then its third where
+    ``third["taken"]``, in file order: ``interleave([frame.with_columns(**own),
+    frame.filter(second["taken"]).with_columns(**second), frame.filter(third["taken"])...])``
+    selected to ``columns`` (``frame``: one row per source row, in file order), the columns
+    ``own`` computes being those of every leg. Each leg's columns are computed on every row
+    (a value no leg takes is never used, so an expression must not fail where its leg is not
+    taken), stacked, and gathered once with the columns the legs share: no sort, no filter."""
+    changed = list(own)
+    legs = frame.select(
+        *[expr.alias(f"{i}{name}") for i, leg in enumerate((own, second, third)) for name, expr in leg.items() if name != "taken"],
+        second=second["taken"].fill_null(False), third=third["taken"].fill_null(False),
+    )
+    has_second, has_third = legs["second"].to_numpy(), legs["third"].to_numpy()
+    n = frame.height
+    index = np.uint32 if 3 * n < 2**32 else np.uint64  # Polars' own index type: taken without a copy
+    counts = 1 + has_second.astype(index) + has_third
+    own_at = np.cumsum(counts, dtype=index) - counts  # where each row's own leg goes
+    rows = np.arange(n, dtype=index)
+    row = np.repeat(rows, counts)
+    # Where each leg is in the stack below: the own legs, then the second legs, then the third.
+    in_stack = row.copy()
+    in_stack[own_at[has_second] + 1] += n
+    in_stack[own_at[has_third] + 1 + has_second[has_third]] += 2 * n
+    # One chunk to gather from (a gather across chunks costs ~4x).
+    stacked = pl.concat([legs.select(pl.col(f"{i}{name}").alias(name) for name in changed) for i in range(3)], rechunk=True)
+    shared = [c for c in columns if c not in changed]
+    out = frame.select(shared).gather(row).hstack(stacked.gather(in_stack))
+    return out.select(columns)
+
+
 def _movements(parts: list[pl.DataFrame], source: Source) -> pl.DataFrame:
     """Movement parts in file order: a row's own asset first, then its counter asset, then its fee."""
     return to_schema(source, interleave([part.select(_MOVEMENT_PARTS.keys()).cast(_MOVEMENT_PARTS) for part in parts]), MOVEMENTS)
@@ -326,7 +485,14 @@ def read_report(source: Source) -> Parsed:
     if found is None:
         raise ValueError(f"{source.rel}: no Coinbase transaction report header in the first {_PREAMBLE_LINES} lines")
     skip, col = found
-    rows, refused = read_csv_rows(source, skip)
+    # With an ID the row's other columns (price, total, addresses) are never read; without
+    # one, the synthetic id is made of every column.
+    read = [name for role, name in col.items() if role not in ("price", "total") and not name.startswith("=")] if "id" in col else None
+    if read is None:
+        rows, refused = read_csv_rows(source, skip)
+    else:
+        wanted = {normal(c) for c in read}
+        rows, refused, _ = read_csv_columns(source, lambda header: [c for c in header if normal(c) in wanted], skip)
     rows = rename_columns(rows, [c for c in col.values() if not c.startswith("=")])
     raw_columns = [c for c in rows.columns if c != "source_row"]
     rows = rows.with_columns(__id=pl.col(col["id"]).str.strip_chars()) if "id" in col else with_synthetic_id(rows, raw_columns, "__id")
@@ -347,8 +513,12 @@ def read_report(source: Source) -> Parsed:
     rows = rows.with_columns(
         __currency=pl.lit(col["currency"][1:]) if literal_currency else _text(col["currency"]),
         __ts=_time(col["ts"], _REPORT_TIME),
-        __advanced=pl.when("__is_advanced").then(notes).str.extract_groups(_ADVANCED_NOTE),
-        __convert=pl.when("__is_convert").then(notes).str.extract_groups(_CONVERT_NOTE),
+    )
+    rows = rows.with_columns(
+        # The groups read: the "for" amount and its quote, the pair's quote, the rate; the
+        # amount received and its asset.
+        _note_groups(rows["__notes"], rows["__is_advanced"], _ADVANCED_NOTE, ("3", "4", "6", "7")).alias("__advanced"),
+        _note_groups(rows["__notes"], rows["__is_convert"], _CONVERT_NOTE, ("3", "4")).alias("__convert"),
     )
     advanced, convert = pl.col("__advanced").struct, pl.col("__convert").struct
     rows = _with_amounts(
@@ -452,37 +622,36 @@ def read_report(source: Source) -> Parsed:
         to_asset=convert.field("4"),
         to_amount="to__value",
     )
-    shared = ("source_row", "ts", "ref_id", "description")
-    own = lines.select(*shared, "entry_id", "asset", kind="own_kind", qty="own_qty")
-    retail, advanced_lines = lines.filter("is_retail"), lines.filter("is_advanced")
-    # Each part below is in file order; interleave merges them by row.
-    counter = interleave(
-        [
-            retail.select(*shared, "is_buy", asset="currency", amount="subtotal", suffix=pl.lit("/quote")),
-            advanced_lines.select(*shared, "is_buy", asset="quote", amount="quote_qty", suffix=pl.lit("/quote")),
-            lines.filter("is_convert").select(
-                *shared, is_buy=pl.lit(False), asset="to_asset", amount="to_amount", suffix=pl.lit("/to")
-            ),
-        ]
-    ).filter(pl.col("amount") != zero)
-    counter = counter.select(
-        *shared,
-        "asset",
-        entry_id=pl.col("ref_id") + pl.col("suffix"),
-        kind=pl.lit("trade"),
-        qty=pl.when("is_buy").then(-pl.col("amount")).otherwise(pl.col("amount")),
-    )
-    fees = (
-        interleave(
-            [
-                retail.select(*shared, asset="currency", fee="fees"),
-                advanced_lines.select(*shared, asset="quote", fee="advanced_fee"),
-            ]
-        )
-        .filter(pl.col("fee").is_not_null() & (pl.col("fee") != zero))
-        .select(*shared, "asset", entry_id=pl.col("ref_id") + "/fee", kind=pl.lit("fee"), qty=-pl.col("fee"))
-    )
-    return Parsed(_movements([own, counter, fees], source), _together(refused, quarantine))
+    del rows, passed  # the file's text and every step's column: their memory serves what follows
+    # A row's own movement, then its counter movement (retail, advanced and convert rows are
+    # apart: at most one), then its fee.
+    ref_id, is_buy = pl.col("ref_id"), pl.col("is_buy")
+    is_retail, is_advanced, is_convert = pl.col("is_retail"), pl.col("is_advanced"), pl.col("is_convert")
+
+    def quote_leg(amount: str) -> pl.Expr:
+        return pl.when(is_buy).then(-pl.col(amount)).otherwise(pl.col(amount))
+
+    def paid(fee: str) -> pl.Expr:
+        return pl.col(fee).is_not_null() & (pl.col(fee) != zero)
+
+    counter = {
+        "taken": (is_retail & (pl.col("subtotal") != zero)) | (is_advanced & (pl.col("quote_qty") != zero))
+        | (is_convert & (pl.col("to_amount") != zero)),
+        "entry_id": ref_id + pl.when(is_convert).then(pl.lit("/to")).otherwise(pl.lit("/quote")),
+        "asset": pl.when(is_retail).then(pl.col("currency")).when(is_advanced).then(pl.col("quote")).otherwise(pl.col("to_asset")),
+        "kind": pl.lit("trade"),
+        "qty": pl.when(is_retail).then(quote_leg("subtotal")).when(is_advanced).then(quote_leg("quote_qty")).otherwise(pl.col("to_amount")),
+    }
+    fee = {
+        "taken": (is_retail & paid("fees")) | (is_advanced & paid("advanced_fee")),
+        "entry_id": ref_id + "/fee",
+        "asset": pl.when(is_retail).then(pl.col("currency")).otherwise(pl.col("quote")),
+        "kind": pl.lit("fee"),
+        "qty": pl.when(is_retail).then(-pl.col("fees")).otherwise(-pl.col("advanced_fee")),
+    }
+    own = {"entry_id": pl.col("entry_id"), "asset": pl.col("asset"), "kind": pl.col("own_kind"), "qty": pl.col("own_qty")}
+    movements = _legs_in_order(lines, own, counter, fee, list(_MOVEMENT_PARTS))
+    return Parsed(_movements([movements], source), _together(refused, quarantine))
 
 
 # ---------------------------------------------------------------- 2017 Transfers report
