@@ -17,7 +17,7 @@ from polars.expr.string import ExprStringNameSpace
 from polars.testing import assert_frame_equal
 
 from odd_files import frozen_path, odd_file, read
-from test_csv_kernels import REGULAR
+from test_csv_kernels import REGULAR, written
 from utl.decimals import DECIMAL
 from utl.venues import base
 from utl.venues import coinbase
@@ -235,12 +235,7 @@ def test_reading_some_columns_is_reading_all_then_selecting(text: str, regular: 
     and only that: the rows, their numbers and the refused ones are as read whole (a long row
     is refused though Polars, reading some columns, would not see it), on the regular path
     that has Polars read only those columns and on the others."""
-    base.warm_kernels()
-    base._warming[0].join()
-    path = tmp_path / "x.csv"
-    path.write_bytes(text.encode("utf-8"))
-    source = Source(path=path, rel="x.csv", venue="v", account="a")
-    skip = 2 if "amble" in text else 0
+    source, skip = written(text, tmp_path)
     monkeypatch.setattr(base, "KERNEL_ROWS", 0)
     monkeypatch.setattr(base, "KERNEL_BYTES", 0)
     if not compiled:

@@ -239,15 +239,20 @@ REGULAR = [
 ]
 
 
-@pytest.mark.parametrize(("text", "regular"), REGULAR)
-def test_a_file_read_without_copying_reads_as_the_careful_way(text: str, regular: bool, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def written(text: str, tmp_path: Path) -> tuple[Source, int]:
+    """``text`` written as a CSV file, the kernels loaded: its source and the lines before its
+    header (a preamble's two)."""
     base.warm_kernels()
     base._warming[0].join()
     path = tmp_path / "x.csv"
     path.write_bytes(text.encode("utf-8"))
-    source = Source(path=path, rel="x.csv", venue="v", account="a")
-    skip = 2 if "amble" in text else 0
+    return Source(path=path, rel="x.csv", venue="v", account="a"), 2 if "amble" in text else 0
+
+
+@pytest.mark.parametrize(("text", "regular"), REGULAR)
+def test_a_file_read_without_copying_reads_as_the_careful_way(text: str, regular: bool, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    source, skip = written(text, tmp_path)
 
     def read() -> tuple[pl.DataFrame, pl.DataFrame] | str:
         try:

@@ -258,31 +258,36 @@ _E18_LO = np.uint64(10**18 & 0xFFFFFFFF)
 _E18_HI = np.uint64(10**18 >> 32)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _units(whole, fraction):
+    """``whole * 10**18 + fraction`` (both of one sign, each below 10**18 in size) as the
+    Decimal(38, 18) value's 128 bits, two's complement: (low, high). The product of 64 bits
+    by 64 is taken in halves of 32: numba has no 128-bit integer."""
+    negative = whole < 0 or fraction < 0
+    a = np.uint64(-whole if whole < 0 else whole)
+    f = np.uint64(-fraction if fraction < 0 else fraction)
+    a_lo, a_hi = a & _LOW32, a >> _S32
+    p0, p1, p2, p3 = a_lo * _E18_LO, a_lo * _E18_HI, a_hi * _E18_LO, a_hi * _E18_HI
+    middle = (p0 >> _S32) + (p1 & _LOW32) + (p2 & _LOW32)
+    lo = (p0 & _LOW32) | (middle << _S32)
+    hi = p3 + (p1 >> _S32) + (p2 >> _S32) + (middle >> _S32)
+    low = lo + f
+    if low < lo:  # the carry
+        hi += np.uint64(1)
+    if negative:
+        low = ~low + np.uint64(1)
+        hi = ~hi + (np.uint64(1) if low == np.uint64(0) else np.uint64(0))
+    return low, hi
+
+
 @njit(cache=True, nogil=True)
 def decimal_units(whole, fraction, exact, units):
-    """``whole * 10**18 + fraction`` per row where ``exact`` (both of one sign, each below
-    10**18 in size): the Decimal(38, 18) value's 128 bits, two's complement, as two uint64
-    (low, high) in ``units[r]``; zero elsewhere. The product of 64 bits by 64 is taken in
-    halves of 32: numba has no 128-bit integer."""
+    """:func:`_units` of ``whole`` and ``fraction`` per row where ``exact``, into ``units[r]``
+    (low, high); zero elsewhere."""
     for r in range(len(whole)):
         if not exact[r]:
             continue
-        negative = whole[r] < 0 or fraction[r] < 0
-        a = np.uint64(-whole[r] if whole[r] < 0 else whole[r])
-        f = np.uint64(-fraction[r] if fraction[r] < 0 else fraction[r])
-        a_lo, a_hi = a & _LOW32, a >> _S32
-        p0, p1, p2, p3 = a_lo * _E18_LO, a_lo * _E18_HI, a_hi * _E18_LO, a_hi * _E18_HI
-        middle = (p0 >> _S32) + (p1 & _LOW32) + (p2 & _LOW32)
-        lo = (p0 & _LOW32) | (middle << _S32)
-        hi = p3 + (p1 >> _S32) + (p2 >> _S32) + (middle >> _S32)
-        low = lo + f
-        if low < lo:  # the carry
-            hi += np.uint64(1)
-        if negative:
-            low = ~low + np.uint64(1)
-            hi = ~hi + (np.uint64(1) if low == np.uint64(0) else np.uint64(0))
-        units[r, 0] = low
-        units[r, 1] = hi
+        units[r, 0], units[r, 1] = _units(whole[r], fraction[r])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -673,19 +678,4 @@ def decimal_cells(offsets, data, valid, units, exact):
         if not ok:
             continue
         exact[r] = True
-        negative = w < 0 or f < 0
-        a = np.uint64(-w if w < 0 else w)
-        g = np.uint64(-f if f < 0 else f)
-        a_lo, a_hi = a & _LOW32, a >> _S32
-        p0, p1, p2, p3 = a_lo * _E18_LO, a_lo * _E18_HI, a_hi * _E18_LO, a_hi * _E18_HI
-        middle = (p0 >> _S32) + (p1 & _LOW32) + (p2 & _LOW32)
-        lo = (p0 & _LOW32) | (middle << _S32)
-        hi = p3 + (p1 >> _S32) + (p2 >> _S32) + (middle >> _S32)
-        low = lo + g
-        if low < lo:  # the carry
-            hi += np.uint64(1)
-        if negative:
-            low = ~low + np.uint64(1)
-            hi = ~hi + (np.uint64(1) if low == np.uint64(0) else np.uint64(0))
-        units[r, 0] = low
-        units[r, 1] = hi
+        units[r, 0], units[r, 1] = _units(w, f)
