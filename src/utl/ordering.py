@@ -82,54 +82,24 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
     return _radix_argsort(np.ascontiguousarray(keys, dtype=np.int64).view(np.uint64), bits)
 
 
-@njit(cache=True, inline="always")
-def _pair_hash(a, b):
-    v = a * np.uint64(0x9E3779B97F4A7C15) ^ b
-    v ^= v >> np.uint64(29)
-    return v if v != np.uint64(0) else np.uint64(1)  # 0 marks an empty slot
-
-
 @njit(cache=True, nogil=True)
-def _any_repeated(first, second, part_bits):
-    """Whether two rows share the combined hash of (``first[i]``, ``second[i]``).
-
-    One table for millions of hashes (tens of MB) would miss the cache on nearly every
-    probe; instead the hashes are first dealt into ``2**part_bits`` parts by their top
-    bits (equal hashes land in the same part), and each part is checked with a table
-    small enough to stay in the cache."""
+def _any_repeated(first, second):
     n = first.shape[0]
-    parts = 1 << part_bits
-    top = np.uint64(64 - part_bits)
-    starts = np.zeros(parts + 1, np.int64)
-    for i in range(n):
-        starts[np.int64(_pair_hash(first[i], second[i]) >> top) + 1] += 1
-    largest = 0
-    for p in range(parts):
-        if starts[p + 1] > largest:
-            largest = starts[p + 1]
-        starts[p + 1] += starts[p]
-    dealt = np.empty(n, np.uint64)
-    head = starts[:-1].copy()
-    for i in range(n):
-        v = _pair_hash(first[i], second[i])
-        p = np.int64(v >> top)
-        dealt[head[p]] = v
-        head[p] += 1
     size = 1
-    while size < largest + largest // 2 + 1:
+    while size < n + n // 2 + 1:
         size *= 2
-    table = np.zeros(size, np.uint64)
+    table = np.zeros(size, np.uint64)  # 0 marks an empty slot; a hash of 0 counts as 1
     mask = np.uint64(size - 1)
-    for p in range(parts):
-        table[:] = 0
-        for j in range(starts[p], starts[p + 1]):
-            v = dealt[j]
-            s = v & mask  # the low bits: the top ones are the part's, equal within it
-            while table[s] != np.uint64(0):
-                if table[s] == v:
-                    return True
-                s = (s + np.uint64(1)) & mask
-            table[s] = v
+    for i in range(n):
+        v = first[i] * np.uint64(0x9E3779B97F4A7C15) ^ second[i]
+        if v == np.uint64(0):
+            v = np.uint64(1)
+        s = (v ^ (v >> np.uint64(29))) & mask
+        while table[s] != np.uint64(0):
+            if table[s] == v:
+                return True
+            s = (s + np.uint64(1)) & mask
+        table[s] = v
     return False
 
 
@@ -137,23 +107,19 @@ def hashes_repeat(first: np.ndarray, second: np.ndarray) -> bool:
     """Whether two rows share the combined hash of (``first``, ``second``) (``second`` a
     ``uint64`` hash of a column, ``first`` another hash or an unsigned code): False proves
     every (first, second) pair distinct."""
-    if not len(first):
-        return False
-    # Parts of ~4,096 hashes: a table of 8,192 slots (64 KB) per part.
-    part_bits = max(1, min(16, (len(first) // 4096).bit_length()))
-    return bool(_any_repeated(fixed(first, first.dtype), fixed(second, np.uint64), part_bits))
+    return bool(_any_repeated(fixed(first, first.dtype), fixed(second, np.uint64))) if len(first) else False
 
 
 @njit(cache=True, nogil=True)
-def _dense_pairs(first, second, direct, width):
+def _dense_pairs(first, second, direct, width, out):
     """Dense codes 0..k-1 for the pairs (``first[i]``, ``second[i]``) of two ``uint32``
-    columns, in order of first appearance. With ``direct`` (a table of one slot per
+    columns, in order of first appearance, written to ``out`` (int32 where the rows are
+    fewer than 2**31: half the memory, at the costing's peak). With ``direct`` (a table of one slot per
     possible pair, -1 filled, ``width`` slots per value of ``first``) a pair is looked up
     by its own value; otherwise through an
     open-addressing table that grows as pairs appear. Either stays in the cache for the
     few thousand (book, asset) pairs of a day."""
     n = first.shape[0]
-    out = np.empty(n, np.int64)
     k = 0
     if direct.shape[0] > 0:
         for i in range(n):
@@ -288,10 +254,13 @@ def group_time_order(first: np.ndarray, second: np.ndarray, t: np.ndarray) -> tu
     width = int(second.max()) + 1
     slots = (int(first.max()) + 1) * width
     direct = np.full(slots, -1, np.int64) if slots <= 1 << 20 else np.empty(0, np.int64)
-    code, n_groups = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width))
-    # Row numbers as int32 (half the memory of int64 at the kernels' peak) while they fit.
-    order = np.empty(len(first), np.int32 if len(first) < 2**31 else np.int64)
+    # Codes and row numbers as int32 (half the memory of int64 at the costing's peak) while they fit.
+    rows = np.int32 if len(first) < 2**31 else np.int64
+    code, n_groups = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width),
+                                  np.empty(len(first), rows))
+    order = np.empty(len(first), rows)
     order, starts = _group_time_order(code, fixed(t, np.int64), n_groups, order)
+    del code  # before the group numbers are made
     # Group numbers as int32 (half the memory of int64 at the kernels' peak) while they fit.
     group = np.repeat(np.arange(n_groups, dtype=np.int32 if n_groups < 2**31 else np.int64), np.diff(starts))
     return order, group

@@ -67,7 +67,7 @@ def test_hash_table_grows_past_its_first_size():
     n = 5000
     first = (np.arange(n) * 2654435761 % 2**32).astype(np.uint32)
     second = np.zeros(n, np.uint32)
-    code, k = ordering._dense_pairs(first, second, np.empty(0, np.int64), np.int64(0))
+    code, k = ordering._dense_pairs(first, second, np.empty(0, np.int64), np.int64(0), np.empty(len(first), np.int64))
     assert k == n
     assert np.array_equal(code, np.arange(n))
 

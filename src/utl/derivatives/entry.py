@@ -441,8 +441,9 @@ def _in_walk_order(legs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     width = int(second.max()) + 1
     slots = (int(first.max()) + 1) * width
     direct = np.full(slots, -1, np.int64) if slots <= 1 << 20 else np.empty(0, np.int64)
-    account, _ = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width))
-    order, group = group_time_order(account.astype(np.uint32), instrument, ts)
+    account, _ = _dense_pairs(fixed(first, np.uint32), fixed(second, np.uint32), direct, np.int64(width),
+                              np.empty(len(first), np.uint32))
+    order, group = group_time_order(account, instrument, ts)
     order = order.astype(np.int64)
     starts = np.flatnonzero(np.diff(group, prepend=-1))
     # Made whole first: a gather from a frame of many chunks (the day's legs come in ~30)
