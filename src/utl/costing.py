@@ -29,6 +29,7 @@ import polars as pl
 
 from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
+from utl.heap import give_back_freed
 from utl.lots import group_totals_fit, match_and_realize, run_parts, two_at_once, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
 from utl.ordering import group_time_order, hashes_repeat, stable_argsort, take
 from utl.scaled import decimal_from_words, decimal_word_chunks, int64_to_decimal, to_int64, to_int64_at_nine
@@ -348,6 +349,7 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     positions = _positions(valid, order[ends], totals.with_row_index("__g").cast({"__g": pl.Int64}), open_lots,
                            averages, keys=("__g",))
     open_lots = open_lots.drop("__g")
+    give_back_freed()  # the kernels' inputs, before the words' second halves are touched
     pnl, closed, position = results.words(qty_scale)
     realized = valid.with_columns(decimal_from_words(pnl, "realized_pnl"), decimal_from_words(closed, "closed_qty"),
                                   decimal_from_words(position, "position_after"))
