@@ -336,3 +336,30 @@ def test_glued_codes_take_plain_cells_and_leave_the_rest() -> None:
     glued_codes(offsets, data, valid, code_offsets, code_data, plain)
     assert plain.tolist() == [True, True, False, False, False, True]
     assert code_data[: code_offsets[-1]].tobytes() == b"BNB"
+
+
+BLANKED = ["a", " a", "a ", "\ta", "a\n", "\u00a0a", "a\u3000", "é", "aé", "\x7f", "", None, "a b", "\x1fa", "a\r"]
+
+
+@pytest.mark.parametrize("cell", BLANKED)
+def test_strip_texts_strips_as_polars_does(kernels: None, cell: str | None) -> None:
+    """A column with one cell that may need it is stripped (the fallback, Polars' strip);
+    columns without are kept as they are (the compiled look): the same values either way."""
+    from utl.venues._csv_kernels import edge_blanks
+
+    frame = pl.DataFrame({"plain": ["x", "1.5", "a b"] * 3, "odd": ["x", cell, "y"] * 3}).slice(1)  # an offset
+    expected = frame.with_columns(pl.col("plain", "odd").str.strip_chars())
+    got = base.strip_texts(frame, ["plain", "odd"])
+    assert got.equals(expected) and got.schema == expected.schema
+    assert not edge_blanks(*base._string_buffers(frame["plain"]))
+    needs = cell is not None and cell != "" and (cell[0] <= " " or cell[-1] <= " " or cell[0] >= "\x7f" or cell[-1] >= "\x7f")
+    assert edge_blanks(*base._string_buffers(frame["odd"])) == needs
+    assert base.strip_texts(frame.head(0), ["plain", "odd"]).equals(expected.head(0))
+
+
+def test_strip_texts_keeps_a_clean_column_and_strips_the_others(kernels: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pl.DataFrame({"clean": ["a", "b"], "blank": [" a", "b "]})
+    got = base.strip_texts(frame, ["clean", "blank"])
+    assert got.to_dict(as_series=False) == {"clean": ["a", "b"], "blank": ["a", "b"]}
+    monkeypatch.setattr(base, "KERNEL_ROWS", 10**9)  # no compiled look: the plain strip
+    assert base.strip_texts(frame, ["clean", "blank"]).equals(got)

@@ -679,3 +679,18 @@ def decimal_cells(offsets, data, valid, units, exact):
             continue
         exact[r] = True
         units[r, 0], units[r, 1] = _units(w, f)
+
+
+@njit(cache=True, nogil=True)
+def edge_blanks(offsets, data, valid):
+    """Whether a cell may start or end with a blank: its first or last byte is ASCII
+    whitespace or a control byte (<= 32), or not ASCII (>= 127: it may begin or end a
+    Unicode blank such as U+00A0). False means ``str.strip_chars()`` leaves every cell as is."""
+    for i in range(len(offsets) - 1):
+        s, e = offsets[i], offsets[i + 1]
+        if not valid[i] or e <= s:
+            continue
+        first, last = np.int64(data[s]), np.int64(data[e - 1])
+        if first <= 32 or first >= 127 or last <= 32 or last >= 127:
+            return True
+    return False

@@ -1555,6 +1555,9 @@ def _load_kernels() -> None:
                 np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
 
     second_texts(np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.bool_), np.zeros(20, dtype=np.uint8), np.zeros(1, dtype=np.bool_))
+    from utl.venues._csv_kernels import edge_blanks
+
+    edge_blanks(*_string_buffers(pl.Series([" a"])))
     from utl.venues._csv_kernels import decimal_cells, field_bytes, field_offsets, note_tokens
 
     # Coinbase's transaction report notes (utl.venues.coinbase._note_groups); read-only
@@ -1619,6 +1622,28 @@ def with_numbers(frame: pl.DataFrame, texts: Mapping[str, Number] | None = None,
     with concurrent.futures.ThreadPoolExecutor(min(2, len(texts))) as pool:
         parsed = [series for pair in pool.map(parse, texts) for series in pair]
     return frame.with_columns(parsed)
+
+
+def strip_texts(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """``frame.with_columns(pl.col(columns).str.strip_chars())``, the same values; where the
+    compiled passes read a file's numbers, a column in which no cell can start or end with a
+    blank (:func:`utl.venues._csv_kernels.edge_blanks`, a look at each cell's first and last
+    byte) is kept as it is instead of copied stripped, as nearly every column of an export is."""
+    columns = list(columns)
+    if not columns or not kernels_for(frame.height):
+        return frame.with_columns(pl.col(columns).str.strip_chars())
+    from utl.venues._csv_kernels import edge_blanks
+
+    _wait_for_kernels()
+
+    def blanks(name: str) -> bool:
+        cells = frame[name]
+        return cells.dtype != pl.String or edge_blanks(*_string_buffers(cells))
+
+    # The pass lets go of the GIL: two columns at a time.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        bare = [name for name, blank in zip(columns, pool.map(blanks, columns)) if blank]
+    return frame.with_columns(pl.col(bare).str.strip_chars()) if bare else frame
 
 
 def _string_buffers(cells: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

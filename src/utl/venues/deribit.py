@@ -42,6 +42,7 @@ from utl.venues.base import (
     read_csv_columns,
     cash_kind_text,
     split_refused,
+    strip_texts,
     text_or_null,
     to_schema,
     top_level_keys,
@@ -97,6 +98,12 @@ def _blank(column: str) -> pl.Expr:
     return text_or_null(pl.col(column), ("", "-"))
 
 
+def _blank_stripped(column: str) -> pl.Expr:
+    """:func:`_blank` of a column stripped already (read_transaction_log strips the columns
+    it reads): the same values, without stripping a million cells again."""
+    return pl.col(column).replace(["", "-"], None)
+
+
 # The columns the reader reads (a fill's size and fee under any layout's name); the rest of
 # a log's 21-24 columns are never made where Polars reads the file (read_csv_columns).
 _READ = frozenset(("ID", "Date", "Instrument", "Type", "Side", "Amount", "Size", "Base Amount", "Price", "Cash Flow",
@@ -116,7 +123,7 @@ def read_transaction_log(source: Source) -> Parsed:
     names = {"ID": "id", "Date": "date", "Instrument": "instrument", "Type": "type", "Side": "side",
              "Cash Flow": "cash_flow", "Funding": "funding", "Change": "change", "Price": "price",
              "Trade ID": "trade_id", "Info": "info"}  # fmt: skip
-    frame = frame.rename(names).with_columns(pl.col(names.values()).str.strip_chars())
+    frame = strip_texts(frame.rename(names), list(names.values()))
     currency = currency_from_name(source.path.name)
     ts = utc(pl.col("date"), TIME_FORMAT)
     numbers = (("change", "Change", True), ("cash_flow", "Cash Flow", False), ("funding", "Funding", False))
@@ -166,19 +173,21 @@ def read_transaction_log(source: Source) -> Parsed:
     )
     ok = ok.with_columns(
         row_key=pl.concat_str(pl.lit(f"{currency}:"), "id"),
-        ref_id=_blank("trade_id"),
-        description=pl.concat_str([pl.col("__what"), price, _blank("info")], separator=" ", ignore_nulls=True),
+        ref_id=_blank_stripped("trade_id"),
+        description=pl.concat_str([pl.col("__what"), price, _blank_stripped("info")], separator=" ", ignore_nulls=True),
         fee_part=pl.col("change_value") - cash_flow,
         funding_part=funding,
         rest_part=cash_flow - funding,
     )
     part = ["source_row", "entry_id", "ref_id", "ts", "kind", "qty", "description"]
+    # Each part filters only the columns it reads, not the forty of ok.
+    narrow = ok.select("source_row", "row_key", "ref_id", "ts", "__kind", "description", "rest_part", "fee_part", "funding_part")
     parts = [
-        ok.filter((pl.col("rest_part") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))).with_columns(
+        narrow.filter((pl.col("rest_part") != 0) | ((pl.col("fee_part") == 0) & (pl.col("funding_part") == 0))).with_columns(
             entry_id="row_key", kind="__kind", qty="rest_part"),
-        ok.filter(pl.col("funding_part") != 0).with_columns(
+        narrow.filter(pl.col("funding_part") != 0).with_columns(
             entry_id=pl.concat_str("row_key", pl.lit("/funding")), kind=pl.lit("funding"), qty="funding_part"),
-        ok.filter(pl.col("fee_part") != 0).with_columns(
+        narrow.filter(pl.col("fee_part") != 0).with_columns(
             entry_id=pl.concat_str("row_key", pl.lit("/fee")), kind=pl.lit("fee"), qty="fee_part"),
     ]
     movements = interleave([p.select(part).cast({"qty": MOVEMENTS["qty"]}) for p in parts]).with_columns(asset=pl.lit(currency, pl.String))
