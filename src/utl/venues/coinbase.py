@@ -348,7 +348,8 @@ _NOTE_TOKENS = {
 }
 
 
-def _note_groups(notes: pl.Series, taken: pl.Series, pattern: str, fields: tuple[str, ...]) -> pl.Series:
+def _note_groups(notes: pl.Series, taken: pl.Series, pattern: str, fields: tuple[str, ...],
+                 buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pl.Series:
     r"""``pl.when(taken).then(notes).str.extract_groups(pattern)``'s groups named ``fields``
     (``"3"``: the third), as a struct of text fields; null where ``taken`` is not true or the
     note does not match.
@@ -359,6 +360,7 @@ def _note_groups(notes: pl.Series, taken: pl.Series, pattern: str, fields: tuple
     its token, as the regex takes it (a token of two groups is split only where it holds
     one ``-`` or ``/``). Every other note taken (a tab, a non-ASCII blank or letter, a double
     space, a token too many, a second ``/``) is read by the regex, gathered alone.
+    ``buffers``: ``_string_buffers(notes)``, when the caller has them (each is a copy of the notes).
     """
     def by_regex(cells: pl.DataFrame) -> pl.DataFrame:
         # The struct made once, then its fields (struct.field(*fields) would run the regex per field).
@@ -383,7 +385,7 @@ def _note_groups(notes: pl.Series, taken: pl.Series, pattern: str, fields: tuple
     wanted = np.array([int(f) - 1 for f in fields], dtype=np.int64)
     if not ((wanted >= 0) & (wanted < groups)).all():
         raise ValueError(f"no groups {fields} in {pattern}")
-    offsets, data, valid = _string_buffers(notes)
+    offsets, data, valid = buffers if buffers is not None else _string_buffers(notes)
     n = len(notes)
     rows = np.flatnonzero(valid & taken.fill_null(False).to_numpy()).astype(np.int64)
     bounds, exact = np.zeros((len(rows), 2 * groups), dtype=np.int64), np.zeros(len(rows), dtype=np.bool_)
@@ -452,18 +454,28 @@ def _legs_in_order(frame: pl.DataFrame, own: dict[str, pl.Expr], second: dict[st
     has_second, has_third = legs["second"].to_numpy(), legs["third"].to_numpy()
     n = frame.height
     index = np.uint32 if 3 * n < 2**32 else np.uint64  # Polars' own index type: taken without a copy
-    counts = 1 + has_second.astype(index) + has_third
-    own_at = np.cumsum(counts, dtype=index) - counts  # where each row's own leg goes
-    rows = np.arange(n, dtype=index)
-    row = np.repeat(rows, counts)
-    # Where each leg is in the stack below: the own legs, then the second legs, then the third.
-    in_stack = row.copy()
-    in_stack[own_at[has_second] + 1] += n
-    in_stack[own_at[has_third] + 1 + has_second[has_third]] += 2 * n
+    # Leg l of row r is 3 r + l of the legs taken, row after row: those taken, in order, give
+    # each output row's source row, and where its leg is in the stack below (the own legs,
+    # then the second legs, then the third): l n + r. No cumsum, repeat or scatter.
+    taken = np.empty((n, 3), dtype=np.bool_)
+    taken[:, 0] = True
+    taken[:, 1] = has_second
+    taken[:, 2] = has_third
+    leg_at = np.flatnonzero(taken.ravel()).astype(index)
+    del taken
+    row = leg_at // index(3)
+    leg_at -= index(3) * row  # the leg, 0..2
+    leg_at *= index(n)
+    leg_at += row
+    in_stack = leg_at
     # One chunk to gather from (a gather across chunks costs ~4x).
     stacked = pl.concat([legs.select(pl.col(f"{i}{name}").alias(name) for name in changed) for i in range(3)], rechunk=True)
+    del legs, has_second, has_third
+    # Each step's input let go as soon as it is used: its memory serves the next.
+    stacked = stacked.gather(in_stack)
+    del in_stack
     shared = [c for c in columns if c not in changed]
-    out = frame.select(shared).gather(row).hstack(stacked.gather(in_stack))
+    out = frame.select(shared).gather(row).hstack(stacked)
     return out.select(columns)
 
 
@@ -497,8 +509,22 @@ def read_report(source: Source) -> Parsed:
     raw_columns = [c for c in rows.columns if c != "source_row"]
     rows = rows.with_columns(__id=pl.col(col["id"]).str.strip_chars()) if "id" in col else with_synthetic_id(rows, raw_columns, "__id")
     literal_currency = col["currency"].startswith("=")
+    # The notes' bytes, copied out of Polars once for both notes' compiled passes; notes of
+    # which no cell is null or can start or end with a blank (edge_blanks: each cell's first
+    # and last byte) are kept as read, as nearly every export's are, not copied stripped.
+    note_bytes = None
+    if kernels_for(rows.height) and rows[col["notes"]].dtype == pl.String and not rows[col["notes"]].null_count():
+        from utl.venues._csv_kernels import edge_blanks
+
+        _wait_for_kernels()
+        note_bytes = _string_buffers(rows[col["notes"]])
+        if edge_blanks(*note_bytes):
+            note_bytes = None
     # Staged: each text is stripped once, then read (eager Polars would redo a shared step).
-    rows = rows.with_columns(__type=_text(col["type"]), __notes=pl.col(col["notes"]).fill_null("").str.strip_chars())
+    rows = rows.with_columns(
+        __type=_text(col["type"]),
+        __notes=pl.col(col["notes"]) if note_bytes is not None else pl.col(col["notes"]).fill_null("").str.strip_chars(),
+    )
     tx_type, notes = pl.col("__type"), pl.col("__notes")
     # Transaction types are a handful of words: what each says is read once per type.
     rows = per_distinct(
@@ -514,12 +540,15 @@ def read_report(source: Source) -> Parsed:
         __currency=pl.lit(col["currency"][1:]) if literal_currency else _text(col["currency"]),
         __ts=_time(col["ts"], _REPORT_TIME),
     )
+    if note_bytes is None and kernels_for(rows.height):
+        note_bytes = _string_buffers(rows["__notes"])
     rows = rows.with_columns(
         # The groups read: the "for" amount and its quote, the pair's quote, the rate; the
         # amount received and its asset.
-        _note_groups(rows["__notes"], rows["__is_advanced"], _ADVANCED_NOTE, ("3", "4", "6", "7")).alias("__advanced"),
-        _note_groups(rows["__notes"], rows["__is_convert"], _CONVERT_NOTE, ("3", "4")).alias("__convert"),
+        _note_groups(rows["__notes"], rows["__is_advanced"], _ADVANCED_NOTE, ("3", "4", "6", "7"), note_bytes).alias("__advanced"),
+        _note_groups(rows["__notes"], rows["__is_convert"], _CONVERT_NOTE, ("3", "4"), note_bytes).alias("__convert"),
     )
+    del note_bytes
     advanced, convert = pl.col("__advanced").struct, pl.col("__convert").struct
     rows = _with_amounts(
         rows,
