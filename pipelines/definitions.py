@@ -14,7 +14,7 @@ import dagster as dg
 from pipelines.assets import build_assets
 from pipelines.io_manager import ParquetTablesIOManager
 from pipelines.partitions import business_dates
-from pipelines.reports import build_report_sensor
+from pipelines.reports import build_report_sensors
 from pipelines.resources import LandingResource, PostgresResource, landing_from_env
 from pipelines.schedules import build_schedule
 from pipelines.sensors import build_sensors
@@ -40,7 +40,7 @@ def build_definitions(landing: Path) -> dg.Definitions:
         assets=assets,
         jobs=[job],
         schedules=[build_schedule(job, settings)],
-        sensors=[*build_sensors(job, landing), build_report_sensor(job)],
+        sensors=[*build_sensors(job, landing), *build_report_sensors(job, [k for a in assets for k in a.keys])],
         resources={
             "landing": LandingResource(path=str(landing)),
             "postgres": PostgresResource(),

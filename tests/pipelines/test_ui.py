@@ -3,13 +3,16 @@
 A fresh UTL_HOME, DAGSTER_HOME (a copy of dagster_home/dagster.yaml) and a copy of the sample
 landing whose marks for 2024-03-06 lack ETH. Through the UI's GraphQL endpoint, as the UI itself
 does: the code location loads, a backfill of 2024-03-05..07 stops at the failed date, the
-run-failure sensor emails one alert, the fixed date and the one after it are backfilled, and
-the embedded PostgreSQL holds exactly the planted breaks. Ctrl-C stops everything, exit 0.
+run-failure sensor emails one alert (and the failed backfill no report), the fixed date and the
+one after it are backfilled, that backfill's report comes for its last date, and the embedded
+PostgreSQL holds exactly the planted breaks. Ctrl-C stops everything, exit 0.
+The landing's schedule is set twelve hours away, so that its run never joins the test's.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -132,6 +135,10 @@ def test_ops_rerun_a_failed_day_from_the_ui(folder: Path):
     marks = landing / "marks" / "2024-03-06.csv"
     marks.write_text("".join(line for line in marks.read_text().splitlines(keepends=True)
                              if not line.startswith("ETH,")))
+    # The schedule (on by default) would launch yesterday's run, and alert on it, mid-test.
+    away = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=12)
+    with (landing / "utl.toml").open("a") as toml:
+        toml.write(f'\n[schedule]\ncron = "{away.minute} {away.hour} * * *"\n')
     inbox = Inbox()
     port = free_port()
     with smtp_server(inbox) as smtp_port:
@@ -213,7 +220,14 @@ def run_scenario(ui: Ui, inbox: Inbox, env: dict[str, str], landing: Path) -> No
                            Decimal(b["diff"]), Decimal(b["tolerance"]), b["first_seen"])
                           for b in EXPECTED["breaks"][day])
         assert as_tuples(csv.DictReader(io.StringIO(done.stdout))) == expected, day  # duplicates would show
-    assert len(inbox.received) == 1  # the successful runs sent nothing
+    # The backfill that succeeded sends one report, for its last date (backfill_report).
+    deadline = time.monotonic() + 180
+    while len(inbox.received) < 2 and time.monotonic() < deadline:
+        time.sleep(2)
+    assert [m.message["Subject"].split(":")[0] for m in inbox.received] == [
+        "UTL run FAILED 2024-03-06", f"UTL breaks {DATES[-1]}"]
+    report = inbox.received[1].message
+    assert [p.get_filename() for p in report.iter_attachments()] == [f"breaks-{DATES[-1]}.csv"]
     # The self-dependent chain ran in date order, each date's run after the one before ended.
     runs = ui.gql(MATERIALIZED)["assetOrError"]["assetMaterializations"]
     spans = sorted((m["partition"], m["runOrError"]["startTime"], m["runOrError"]["endTime"]) for m in runs)
