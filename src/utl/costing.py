@@ -32,6 +32,7 @@ from utl.errors import BadInput, RowError
 from utl.heap import give_back_freed
 from utl.lots import group_totals_fit, match_and_realize, run_parts, two_at_once, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
 from utl.ordering import group_time_order, hashes_repeat, stable_argsort, take
+from utl.short_text import short_text_codes
 from utl.scaled import decimal_from_words, decimal_word_chunks, int64_to_decimal, to_int64, to_int64_at_nine
 
 Method = Literal["fifo", "lifo", "hifo", "wac"]
@@ -525,12 +526,17 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
     # whole; times already in microseconds are read from the input itself, and the ids are
     # hashed a slice at a time (the hash of a value does not depend on its neighbours), so
     # only a slice's worth is ever kept.
+    # Book and asset codes straight from Polars' string views when every value is short
+    # (utl.short_text), one column on each core; else a Categorical cast.
+    found = tuple(run_parts(["book", "asset"], lambda c: short_text_codes(frame[c]))) if two_at_once(
+        frame.height) else tuple(short_text_codes(frame[c]) for c in ("book", "asset"))
+    if any(c is None for c in found):
+        found = ()
     codes = frame.select(
-        pl.col("book").cast(pl.Categorical).to_physical().alias("b"),
-        pl.col("asset").cast(pl.Categorical).to_physical().alias("a"),
+        *([] if found else [pl.col(c).cast(pl.Categorical).to_physical().alias(c) for c in ("book", "asset")]),
         *([] if schema["ts"] == UTC_TS else [ts.dt.epoch("us").alias("t")]),
     )
-    found = tuple(_numpy(codes[c]) for c in codes.columns)
+    found += tuple(_numpy(codes[c]) for c in codes.columns)
     del codes
     if schema["ts"] == UTC_TS:
         found += (_numpy(frame["ts"].to_physical()),)

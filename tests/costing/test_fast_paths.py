@@ -204,3 +204,22 @@ def test_int64_results_widen_in_place_to_the_words_int64_to_decimal_makes(values
     _, closed, position = results.words(scale)
     assert np.array_equal(closed, decimal_words(int64_to_decimal(np.array(values, np.int64), scale)))
     assert np.array_equal(position, decimal_words(int64_to_decimal(np.array(values[::-1], np.int64), scale)))
+
+
+@pytest.mark.parametrize("method", ["fifo", "hifo", "wac"])
+def test_long_book_and_asset_names_cost_as_short_ones(method):
+    """Names longer than a string view holds (utl.short_text declines them) take the
+    Categorical codes: the same groups, the same figures, row for row, on both sides of the
+    split into two parts."""
+    from utl.lots import SPLIT_FROM
+
+    short = _shuffled_trades(SPLIT_FROM + 1_000, groups=7, seed=5)
+    long = short.with_columns(pl.col("book") + "-a-long-desk-name", pl.col("asset") + "-PERPETUAL-USDT")
+    from utl.short_text import short_text_codes
+
+    assert short_text_codes(short["asset"]) is not None and short_text_codes(long["asset"]) is None
+    a, b = compute_costs(short, method), compute_costs(long, method)
+    figures = ("realized_pnl", "closed_qty", "position_after")
+    assert a.realized.select(figures).rows() == b.realized.select(figures).rows()
+    assert a.positions.drop("book", "asset").rows() == b.positions.drop("book", "asset").rows()
+    assert a.open_lots.drop("book", "asset").rows() == b.open_lots.drop("book", "asset").rows()
