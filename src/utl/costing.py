@@ -68,19 +68,33 @@ def compute_costs(
     warm_kernels(method)
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
     valid, codes = _validate(frame, source=source, ids_unique=ids_unique, ids_later=True)
+    converted = None
     if codes is None:
         order, group = application_order(valid)
     else:
-        # The duplicate-id check and the order are independent passes: one on each core.
-        jobs = [lambda: group_time_order(*codes[:3]), lambda: _ids_repeat(codes)]
-        ordered, repeat = run_parts(jobs, lambda job: job()) if two_at_once(frame.height) else [job() for job in jobs]
-        del codes
+        # The order, the duplicate-id check and the numbers' conversion to integers are
+        # independent passes over the input: two strands, one on each core.
+        def strand_a():
+            return group_time_order(*codes[:3]), _qty_at_nine(valid)
+
+        def strand_b():
+            return _ids_repeat(codes), None if method == "wac" else _prices(decimal_word_chunks(valid["price"]))
+
+        jobs = [strand_a, strand_b]
+        a, b = run_parts(jobs, lambda job: job()) if two_at_once(frame.height) else [job() for job in jobs]
+        del codes, jobs
+        (ordered, qty_at_nine), (repeat, prices) = a, b
+        del a, b
         if repeat:  # a duplicate id, or a hash collision: the exact check decides
             valid = _checked_row_by_row(frame, source=source, ids_unique=ids_unique)
             ordered = application_order(valid)
+        else:
+            converted = (qty_at_nine, prices)
+        del qty_at_nine, prices
         order, group = ordered
         del ordered
-    fast = _cost_in_words(valid, order, group, method)
+    fast = _cost_in_words(valid, order, group, method, converted)
+    del converted
     if fast is not None:
         return fast
     # Past int64 at the data's scale (or past 128 bits in a product): the wide path below,
@@ -283,7 +297,8 @@ def _gather(column: pl.Series, rows: np.ndarray) -> pl.Series:
     return column.rechunk().gather(rows) if column.n_chunks() > 1 and len(rows) > 100_000 else column.gather(rows)
 
 
-def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, method: str) -> CostingResult | None:
+def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, method: str,
+                   converted: tuple | None = None) -> CostingResult | None:
     """The whole costing on scaled integers, or None when a number does not fit.
 
     Quantities and prices leave their Decimal columns as raw integers (Arrow words), become
@@ -293,13 +308,18 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     Per (book, asset) ends come from the kernels too (no running sum over every row).
     """
     # Each column's words are let go as soon as its integers are made (the kernels'
-    # working memory comes at the peak).
-    as_qty = _quantities(decimal_word_chunks(valid["qty"]), group, order)
+    # working memory comes at the peak). ``converted``: the quantities at 9 digits (input
+    # order; None if they need another scale) and the prices (None for WAC, which converts
+    # its own), made beside the ordering.
+    qty_at_nine, prices = converted if converted is not None else (_qty_at_nine(valid), None)
+    del converted
+    as_qty = _quantities(decimal_word_chunks(valid["qty"]), group, order, qty_at_nine)
+    del qty_at_nine
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
     del as_qty
-    price_words = decimal_word_chunks(valid["price"])
+    price_words = decimal_word_chunks(valid["price"]) if prices is None else None
     n = len(order)
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
@@ -313,7 +333,8 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
                          _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
     else:
-        as_price = _prices(price_words)
+        as_price = prices if prices is not None else _prices(price_words)
+        del prices
         if as_price is None:
             return None
         del price_words
@@ -357,11 +378,21 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
 
 
-def _quantities(words: list[np.ndarray], group: np.ndarray, order: np.ndarray) -> tuple[int, np.ndarray] | None:
+def _qty_at_nine(valid: pl.DataFrame) -> tuple[int, np.ndarray, int] | None:
+    return to_int64_at_nine(decimal_word_chunks(valid["qty"]))
+
+
+_UNSET = object()
+
+
+def _quantities(words: list[np.ndarray], group: np.ndarray, order: np.ndarray,
+                at_nine: tuple[int, np.ndarray, int] | None | object = _UNSET) -> tuple[int, np.ndarray] | None:
     """Quantities as int64 in application order, at 9 digits after the point (one cheap
-    pass, and what venues write) or else at the fewest that hold them; None when no
-    scale keeps every (book, asset)'s total traded quantity within int64."""
-    for convert in (to_int64_at_nine, to_int64):
+    pass, and what venues write: ``at_nine``, in input order) or else at the fewest that
+    hold them; None when no scale keeps every (book, asset)'s total traded quantity within
+    int64."""
+    first = to_int64_at_nine if at_nine is _UNSET else (lambda _: at_nine)
+    for convert in (first, to_int64):
         got = convert(words)
         if got is not None:
             qty = take(got[1], order)
