@@ -78,7 +78,7 @@ def compute_costs(
             return group_time_order(*codes[:3]), _qty_at_nine(valid)
 
         def strand_b():
-            return _ids_repeat(codes), None if method == "wac" else _prices(decimal_word_chunks(valid["price"]))
+            return _ids_repeat(codes), _prices(decimal_word_chunks(valid["price"]))
 
         jobs = [strand_a, strand_b]
         a, b = run_parts(jobs, lambda job: job()) if two_at_once(frame.height) else [job() for job in jobs]
@@ -309,23 +309,32 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     """
     # Each column's words are let go as soon as its integers are made (the kernels'
     # working memory comes at the peak). ``converted``: the quantities at 9 digits (input
-    # order; None if they need another scale) and the prices (None for WAC, which converts
-    # its own), made beside the ordering.
-    qty_at_nine, prices = converted if converted is not None else (_qty_at_nine(valid), None)
+    # order; None if they need another scale) and the prices (input order, at 9 digits or
+    # the fewest that hold them; None if none fits below 2**62), made beside the ordering.
+    price_words = decimal_word_chunks(valid["price"])  # read in place: no copy
+    qty_at_nine, prices = converted if converted is not None else (_qty_at_nine(valid), _prices(price_words))
     del converted
-    as_qty = _quantities(decimal_word_chunks(valid["qty"]), group, order, qty_at_nine)
-    del qty_at_nine
+    n = len(order)
+
+    # Both columns into application order at once, one on each core.
+    def quantities():
+        return _quantities(decimal_word_chunks(valid["qty"]), group, order, qty_at_nine)
+
+    def prices_in_order():
+        return None if prices is None else (prices[0], take(prices[1], order))
+
+    jobs = [quantities, prices_in_order]
+    as_qty, as_price = run_parts(jobs, lambda job: job()) if two_at_once(n) else [job() for job in jobs]
+    del jobs, qty_at_nine, prices
     if as_qty is None:
         return None
     qty_scale, qty = as_qty
     del as_qty
-    price_words = decimal_word_chunks(valid["price"]) if prices is None else None
-    n = len(order)
     ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True]) if n else np.empty(0, np.int64)
     n_groups = len(ends)
     if method == "wac":
-        outcome = realize_wac(group, qty, price_words, order, qty_scale, n_groups)
-        del price_words
+        outcome = realize_wac(group, qty, price_words, order, qty_scale, n_groups, taken=as_price)
+        del price_words, as_price
         if outcome is None:
             return None
         results, (end_pos, end_avg_int, end_avg_frac, end_start, end_pnl) = outcome
@@ -333,14 +342,11 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
         lots = _OpenLots(end_start[open_pool], int64_to_decimal(end_pos[open_pool], qty_scale),
                          _join_parts(end_avg_int[open_pool], end_avg_frac[open_pool]))
     else:
-        as_price = prices if prices is not None else _prices(price_words)
-        del prices
+        del price_words
         if as_price is None:
             return None
-        del price_words
-        price_scale, price_in, _ = as_price
-        price = take(price_in, order)
-        del price_in, as_price
+        price_scale, price = as_price
+        del as_price
         # HIFO compares entry prices; the scaled integers order exactly as the prices do.
         outcome = match_and_realize(group, qty, price, method, order, qty_scale, price_scale, n_groups)
         if outcome is None:

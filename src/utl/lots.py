@@ -929,8 +929,13 @@ class Results:
         """(realized PnL, closed, position after) as words; call once, after letting go of
         the kernels' inputs."""
         up = np.uint64(10 ** (18 - qty_scale))
-        for words in (self._closed, self._position):
-            _widen_in_place(words.reshape(-1), up)
+        both = [self._closed, self._position]
+        widen = lambda words: _widen_in_place(words.reshape(-1), up)  # noqa: E731
+        if two_at_once(len(self.pnl)):
+            run_parts(both, widen)  # one on each core
+        else:
+            for words in both:
+                widen(words)
         return self.pnl, self._closed, self._position
 
 
@@ -948,18 +953,23 @@ def _widen_in_place(flat, up):
 
 
 def realize_wac(group, qty, price_words, order, qty_scale: int, n_groups: int, counted_from: int = 0,
-                per_trade: bool = True):
+                per_trade: bool = True, taken: tuple[int, np.ndarray] | None = None):
     """WAC in int64/128-bit words: the per-trade :class:`Results` (realized PnL, closed,
     position after, at input rows), per group ``(end_pos, end_avg_int, end_avg_frac,
     end_start, end_pnl)``; None when a
     number does not fit (the caller then takes the exact Python path). ``counted_from`` and
-    ``per_trade`` as in :func:`match_and_realize`."""
+    ``per_trade`` as in :func:`match_and_realize`. ``taken``: the prices already as int64 in
+    application order (``(scale, values)``, each below 2**62), as :func:`int64_prices` and
+    :func:`take` make them."""
     n = qty.shape[0]
-    as_price = int64_prices(price_words)
-    if as_price is not None:
-        price_scale, price_in = as_price
-        price = take(price_in, order)
-        del price_in
+    if taken is None:
+        as_price = int64_prices(price_words)
+        if as_price is not None:
+            taken = as_price[0], take(as_price[1], order)
+        del as_price
+    if taken is not None:
+        price_scale, price = taken
+        del taken
         results = Results(n if per_trade else 0)
         end_pos = np.zeros(n_groups, np.int64)
         end_avg_int = np.zeros(n_groups, np.int64)
