@@ -92,3 +92,34 @@ def test_a_repeated_pair_is_found_wherever_it_sits(n):
         twice_first[b] = first[a] + 1
         assert not hashes_repeat(twice_first, twice_second)
 
+
+
+def test_a_fingerprint_collision_is_a_false_repeat_for_the_exact_check():
+    """Two different hashes with one fingerprint in one probe chain count as a repeat
+    (never the other way round): the costing then takes the exact check."""
+    from utl.ordering import hashes_repeat
+
+    x = np.uint64(0x1234_5678_0000_0000)
+    assert hashes_repeat(np.zeros(2, np.uint32), np.array([x, x + np.uint64(4)], np.uint64))
+
+
+@pytest.mark.parametrize("method", ["fifo", "wac"])
+def test_a_false_repeat_costs_as_the_exact_check_says(method, monkeypatch):
+    """When the hash check says "maybe a repeat" on distinct ids, the rows go through the
+    exact check and the order again: the same figures as without it."""
+    import polars as pl
+
+    from utl import costing
+    from utl.lots import SPLIT_FROM
+
+    from .test_fast_paths import _shuffled_trades
+
+    frame = _shuffled_trades(SPLIT_FROM + 500, groups=5, seed=3)
+    expected = costing.compute_costs(frame, method)
+    monkeypatch.setattr(costing, "_ids_repeat", lambda codes: True)
+    got = costing.compute_costs(frame, method)
+    for a, b in ((expected.realized, got.realized), (expected.positions, got.positions),
+                 (expected.open_lots, got.open_lots)):
+        assert a.equals(b)
+    with pytest.raises(ValueError, match="duplicate"):
+        costing.compute_costs(pl.concat([frame, frame.head(1)]), method)
