@@ -75,15 +75,15 @@ def compute_costs(
         # The order, the duplicate-id check and the numbers' conversion to integers are
         # independent passes over the input: two strands, one on each core.
         def strand_a():
-            return group_time_order(*codes[:3]), _qty_at_nine(valid)
+            return group_time_order(*codes[:3])
 
-        def strand_b():
-            return _ids_repeat(codes), _prices(decimal_word_chunks(valid["price"]))
+        def strand_b():  # about as long as the order
+            return _ids_repeat(codes), _qty_at_nine(valid), _prices(decimal_word_chunks(valid["price"]))
 
         jobs = [strand_a, strand_b]
         a, b = run_parts(jobs, lambda job: job()) if two_at_once(frame.height) else [job() for job in jobs]
         del codes, jobs
-        (ordered, qty_at_nine), (repeat, prices) = a, b
+        ordered, (repeat, qty_at_nine, prices) = a, b
         del a, b
         if repeat:  # a duplicate id, or a hash collision: the exact check decides
             valid = _checked_row_by_row(frame, source=source, ids_unique=ids_unique)

@@ -41,7 +41,7 @@ def test_order_is_the_stable_group_time_order(data):
     pick = data.draw(st.lists(st.integers(0, pairs - 1), min_size=n, max_size=n))
     first = np.array([names[p][0] for p in pick], np.uint32)
     second = np.array([names[p][1] for p in pick], np.uint32)
-    span = data.draw(st.sampled_from([1, 3, 1000, 2**40, 2**62]))
+    span = data.draw(st.sampled_from([1, 3, 1000, 2**11, 2**40, 2**62, 2**63 - 1]))  # spans of 1 to 64 bits
     t = np.array(data.draw(st.lists(st.integers(-span, span), min_size=n, max_size=n)), np.int64)
     if data.draw(st.booleans()):
         t = np.sort(t)  # already in time order: the groups are only read
