@@ -494,9 +494,10 @@ def _validate(frame: pl.DataFrame, *, source: str | None, ids_unique: bool,
 
 
 def _ids_repeat(codes: tuple) -> bool:
-    """Whether two rows share a (book code, ``trade_id`` hash): False proves every
-    (book, trade_id) distinct."""
-    return len(codes) > 3 and hashes_repeat(codes[0], codes[3])
+    """Whether two rows may share a (book code, ``trade_id`` hash): False proves every
+    (book, trade_id) distinct. ``codes[3]`` is the ``trade_id`` column itself, hashed here
+    (on the id check's core, beside the ordering)."""
+    return len(codes) > 3 and hashes_repeat(codes[0], _hashed_in_slices(codes[3]))
 
 
 def _checked_row_by_row(frame: pl.DataFrame, *, source: str | None, ids_unique: bool) -> pl.DataFrame:
@@ -578,7 +579,7 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
     if schema["ts"] == UTC_TS:
         found += (_numpy(frame["ts"].to_physical()),)
     if not ids_unique:
-        found += (_hashed_in_slices(frame["trade_id"]),)
+        found += (frame["trade_id"],)  # hashed a slice at a time by the id check
     if not ids_later and _ids_repeat(found):
         return None
     valid = frame.with_columns(
@@ -590,13 +591,11 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
 _HASH_SLICE = 1 << 18
 
 
-def _hashed_in_slices(column: pl.Series) -> np.ndarray:
-    """``column.hash()`` as a numpy array, made a slice at a time."""
-    n = column.len()
-    out = np.empty(n, np.uint64)
-    for at in range(0, n, _HASH_SLICE):
-        out[at:at + _HASH_SLICE] = column.slice(at, _HASH_SLICE).hash().to_numpy()
-    return out
+def _hashed_in_slices(column: pl.Series):
+    """``column.hash()`` a slice at a time, each as numpy (Polars' memory, let go once the
+    next is made): the id check never holds the whole column's hashes."""
+    for at in range(0, column.len(), _HASH_SLICE):
+        yield column.slice(at, _HASH_SLICE).hash().to_numpy()
 
 
 def _numpy(column: pl.Series) -> np.ndarray:

@@ -11,6 +11,8 @@ an id. A shared hash (a real duplicate, or a collision) only means the exact che
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from numba import njit
 
@@ -82,20 +84,22 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
     return _radix_argsort(np.ascontiguousarray(keys, dtype=np.int64).view(np.uint64), bits)
 
 
+def _fingerprint_table(n: int) -> np.ndarray:
+    size = 1
+    while size < n + n // 2 + 1:
+        size *= 2
+    return np.zeros(size, np.uint32)  # 0 marks an empty slot; a fingerprint of 0 counts as 1
+
+
 @njit(cache=True, nogil=True)
-def _any_repeated(first, second):
+def _any_repeated(first, second, table):
     # Open addressing over 32-bit fingerprints: a slot from the combined hash's low bits,
     # the fingerprint its high 32. Half the memory of a table of whole hashes (16 MB for
     # 2 M rows, every page of it fresh) and ~2.5x faster here; the price is a rare false
     # repeat (two hashes whose fingerprints meet in one probe chain, ~1 call in 1,000 at
     # 2 M rows), which only sends the rows to the exact check. A true repeat always meets.
-    n = first.shape[0]
-    size = 1
-    while size < n + n // 2 + 1:
-        size *= 2
-    table = np.zeros(size, np.uint32)  # 0 marks an empty slot; a fingerprint of 0 counts as 1
-    mask = np.uint64(size - 1)
-    for i in range(n):
+    mask = np.uint64(table.shape[0] - 1)
+    for i in range(first.shape[0]):
         v = first[i] * np.uint64(0x9E3779B97F4A7C15) ^ second[i]
         f = np.uint32(v >> np.uint64(32))
         if f == np.uint32(0):
@@ -109,11 +113,21 @@ def _any_repeated(first, second):
     return False
 
 
-def hashes_repeat(first: np.ndarray, second: np.ndarray) -> bool:
+def hashes_repeat(first: np.ndarray, second: np.ndarray | Iterable[np.ndarray]) -> bool:
     """Whether two rows may share (``first``, ``second``) (``second`` a ``uint64`` hash of a
-    column, ``first`` another hash or an unsigned code): False proves every pair distinct;
-    True is a real repeat, or rarely a fingerprint collision, for the exact check to tell."""
-    return bool(_any_repeated(fixed(first, first.dtype), fixed(second, np.uint64))) if len(first) else False
+    column, or that column's hashes as consecutive slices; ``first`` another hash or an
+    unsigned code): False proves every pair distinct; True is a real repeat, or rarely a
+    fingerprint collision, for the exact check to tell."""
+    if len(first) == 0:
+        return False
+    first = fixed(first, first.dtype)
+    table = _fingerprint_table(len(first))
+    at = 0
+    for part in ([second] if isinstance(second, np.ndarray) else second):
+        if _any_repeated(first[at:at + len(part)], fixed(part, np.uint64), table):
+            return True
+        at += len(part)
+    return False
 
 
 @njit(cache=True, nogil=True)

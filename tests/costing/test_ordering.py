@@ -88,9 +88,12 @@ def test_a_repeated_pair_is_found_wherever_it_sits(n):
         twice_first, twice_second = first.copy(), second.copy()
         twice_first[b], twice_second[b] = first[a], second[a]
         assert hashes_repeat(twice_first, twice_second)
+        # Given a slice at a time (as the id column is hashed), across slices too.
+        assert hashes_repeat(twice_first, np.array_split(twice_second, 3))
         # The same hash under another book is no repeat.
         twice_first[b] = first[a] + 1
         assert not hashes_repeat(twice_first, twice_second)
+        assert not hashes_repeat(twice_first, np.array_split(twice_second, 3))
 
 
 
