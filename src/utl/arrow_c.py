@@ -79,6 +79,8 @@ class _Exported:
         self.schema = _Schema()
 
     def __del__(self) -> None:
+        if _ReleaseArray is None:  # the interpreter is tearing this module down: nothing to call
+            return
         for struct, kind in ((self.array, _ReleaseArray), (self.schema, _ReleaseSchema)):
             if struct.release:
                 kind(struct.release)(ctypes.byref(struct))

@@ -8,6 +8,8 @@ from decimal import Decimal as D
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from utl import costing
 from utl.costing import compute_costs
@@ -153,3 +155,30 @@ def test_column_products_equal_decimal_products_rounded_half_even():
     # 1e11 x 1e10 = 1e21 passes Decimal(38, 18)'s 20 digits: an error, never a wrapped value.
     with pytest.raises(pl.exceptions.ComputeError):
         multiply(pl.Series([D("100000000000")], dtype=DECIMAL), pl.Series([D("10000000000")], dtype=DECIMAL))
+
+
+def _at_nine_by_python(value: D) -> int | None:
+    scaled = value.scaleb(9)
+    if scaled != scaled.to_integral_value() or not -(2**63) < int(scaled) < 2**63:
+        return None
+    return int(scaled)
+
+
+# Around every edge the 9-digit conversion has: int64 at 9 places, 2**64 at 18 places (one
+# word), 10**9 * 2**64 (where its two-step division gives way to the general one), 38 digits.
+NINE_EDGES = [D(2**63 - 1).scaleb(-9), D(2**63).scaleb(-9), D(-(2**63) + 1).scaleb(-9), D(-(2**63)).scaleb(-9),
+              D(2**64).scaleb(-18), D(2**64 - 1).scaleb(-18), D(10**9 * 2**64).scaleb(-18),
+              D(10**9 * 2**64 - 10**9).scaleb(-18), D(10**9 * 2**64 + 10**9).scaleb(-18),
+              D("99999999999999999999.999999999"), D("-0.000000001"), D("0.0000000001")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.sampled_from(NINE_EDGES),
+                 st.integers(-(10**38) + 1, 10**38 - 1).map(lambda i: D(i).scaleb(-18)),
+                 st.integers(-(2**63), 2**63).map(lambda i: D(i).scaleb(-9))))
+def test_nine_places_equals_python_at_every_size(value):
+    got = to_int64_at_nine(decimal_words(decimals(value)))
+    expected = _at_nine_by_python(value)
+    assert (None if got is None else int(got[1][0])) == expected
+    if got is not None:
+        assert got[2] == abs(expected)
