@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import sys
 import threading
 
 import numpy as np
@@ -71,6 +72,9 @@ _ReleaseSchema = ctypes.CFUNCTYPE(None, ctypes.POINTER(_Schema))
 # ---------------------------------------------------------------------------------------
 
 
+_finalizing = sys.is_finalizing  # held here: the name ``sys`` may be gone by then
+
+
 class _Exported:
     """A column exported by Polars: released (Polars' callbacks) when this is collected."""
 
@@ -79,7 +83,7 @@ class _Exported:
         self.schema = _Schema()
 
     def __del__(self) -> None:
-        if _ReleaseArray is None:  # the interpreter is tearing this module down: nothing to call
+        if _finalizing():  # the interpreter is tearing modules down, ctypes too: the process ends anyway
             return
         for struct, kind in ((self.array, _ReleaseArray), (self.schema, _ReleaseSchema)):
             if struct.release:
