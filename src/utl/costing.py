@@ -540,10 +540,11 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
     row-by-row checks (which parse text and name every bad value). Only ever a shortcut: it
     accepts nothing they refuse.
 
-    Duplicate ids are ruled out on the book's code and a 64-bit hash of the ``trade_id``: no
-    repeated pair proves every (book, trade_id) distinct; a repeat (a real duplicate, or a
-    hash collision) leaves the verdict to the exact check. The codes and the hash are made
-    in one Polars pass (which lets go of the GIL while a first call's kernels load).
+    The codes are book, asset, time and the ``trade_id`` column itself: duplicate ids are
+    ruled out later (:func:`_ids_repeat`, beside the ordering) on the book's code and a
+    64-bit hash of the ``trade_id``, made a slice at a time: no repeated pair proves every
+    (book, trade_id) distinct; a repeat (a real duplicate, or a collision) leaves the verdict
+    to the exact check.
     """
     schema = frame.schema
     decimal_given = all(isinstance(schema[c], pl.Decimal) and (schema[c].scale or 0) <= SCALE for c in ("qty", "price"))
@@ -558,12 +559,9 @@ def _clean_as_given(frame: pl.DataFrame, ids_unique: bool, ids_later: bool = Fal
     ).row(0, named=True)
     if checks["nulls"] or checks["zero"] or checks["price"]:
         return None
-    # book, asset, t[, id hashes], copied chunk by chunk into arrays numpy owns. What Polars
-    # makes for them is freed at once, but its allocator keeps freed pages for up to a second
-    # or so, past the kernels' peak: only the codes (which must share one mapping) are made
-    # whole; times already in microseconds are read from the input itself, and the ids are
-    # hashed a slice at a time (the hash of a value does not depend on its neighbours), so
-    # only a slice's worth is ever kept.
+    # book, asset, t as arrays numpy owns (Polars' allocator keeps freed pages for up to a
+    # second or so, past the kernels' peak); times already in microseconds are read from the
+    # input itself.
     # Book and asset codes straight from Polars' string views when every value is short
     # (utl.short_text), one column on each core; else a Categorical cast.
     found = tuple(run_parts(["book", "asset"], lambda c: short_text_codes(frame[c]))) if two_at_once(
