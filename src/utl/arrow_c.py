@@ -98,24 +98,37 @@ TESTED_POLARS = (2, 1)
 SPOKEN = tuple(int(part) for part in pl.__version__.split(".")[:2]) == TESTED_POLARS
 
 
-def decimal_words_of_chunk(values: pl.Series) -> np.ndarray:
-    """The words of a one-chunk ``Decimal(38, 18)`` series, ``(n, 2)`` ``uint64`` (low,
-    high), read-only, read in place."""
-    if not SPOKEN:
-        return _words_by_pyarrow(values)
+def export(values: pl.Series) -> _Exported:
+    """A one-chunk series exported by Polars (its format, buffers and counts readable)."""
     exported = _Exported()
     values._export_arrow_to_c(ctypes.addressof(exported.array), ctypes.addressof(exported.schema))
-    if exported.schema.format != _FORMAT or exported.array.n_buffers != 2:
-        raise TypeError(f"expected a Decimal({PRECISION}, {SCALE}) column, got format {exported.schema.format!r}")
+    return exported
+
+
+def sixteen_byte_values(exported: _Exported) -> np.ndarray:
+    """Buffer 1 of an export whose values take 16 bytes each (decimal128 words, string
+    views), ``(n, 2)`` ``uint64``, read-only, read in place: the array keeps the export, and
+    so Polars' buffer, alive."""
     start, n = exported.array.offset, exported.array.length
     address = exported.array.buffers[1]
     if n == 0 or not address:
         return np.zeros((0, 2), np.uint64)
     memory = (ctypes.c_uint64 * (2 * (start + n))).from_address(address)
-    memory._exported = exported  # the view keeps the export, and so Polars' buffer, alive
+    memory._exported = exported
     words = np.frombuffer(memory, np.uint64)[2 * start:].reshape(n, 2)
     words.flags.writeable = False  # Polars' memory: never written through
     return words
+
+
+def decimal_words_of_chunk(values: pl.Series) -> np.ndarray:
+    """The words of a one-chunk ``Decimal(38, 18)`` series, ``(n, 2)`` ``uint64`` (low,
+    high), read-only, read in place."""
+    if not SPOKEN:
+        return _words_by_pyarrow(values)
+    exported = export(values)
+    if exported.schema.format != _FORMAT or exported.array.n_buffers != 2:
+        raise TypeError(f"expected a Decimal({PRECISION}, {SCALE}) column, got format {exported.schema.format!r}")
+    return sixteen_byte_values(exported)
 
 
 # ---------------------------------------------------------------------------------------

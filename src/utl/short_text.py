@@ -12,13 +12,11 @@ path, which handles anything.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import polars as pl
 from numba import njit
 
-from utl.arrow_c import SPOKEN, _Exported
+from utl.arrow_c import SPOKEN, export, sixteen_byte_values
 
 _VIEW_FORMAT = b"vu"  # Arrow C format of utf8 view
 INLINE = 12  # bytes held whole in a view
@@ -51,24 +49,13 @@ def short_text_codes(column: pl.Series) -> np.ndarray | None:
 
 
 def _views(chunk: pl.Series) -> np.ndarray | None:
-    """A one-chunk String series' views, ``(n, 2)`` ``uint64``, read in place (kept alive by
-    the array, as :func:`utl.arrow_c.decimal_words_of_chunk` does)."""
-    exported = _Exported()
-    chunk._export_arrow_to_c(ctypes.addressof(exported.array), ctypes.addressof(exported.schema))
+    """A one-chunk String series' views, ``(n, 2)`` ``uint64``, read in place; None for
+    another layout or a null."""
+    exported = export(chunk)
     array = exported.array
     if exported.schema.format != _VIEW_FORMAT or array.null_count != 0 or array.n_buffers < 2:
         return None
-    start, n = array.offset, array.length
-    if n == 0:
-        return np.zeros((0, 2), np.uint64)
-    address = array.buffers[1]
-    if not address:
-        return None
-    memory = (ctypes.c_uint64 * (2 * (start + n))).from_address(address)
-    memory._exported = exported  # the view keeps the export, and so Polars' buffer, alive
-    views = np.frombuffer(memory, np.uint64)[2 * start:].reshape(n, 2)
-    views.flags.writeable = False
-    return views
+    return sixteen_byte_values(exported)
 
 
 @njit(cache=True, nogil=True, inline="always")
