@@ -144,8 +144,6 @@ def _serve(host: str, port: int, env: dict[str, str], root: Path, say: Callable[
             env=env, cwd=root, process_group=0)
         children.append(webserver)
         group = webserver.pid
-        children.append(subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-m", CODE_LOCATION],
-                                         env=env, cwd=root, process_group=group))
         address = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         probe = f"http://{_probe_host(host)}:{port}/server_info"
         deadline = time.monotonic() + READY_TIMEOUT
@@ -154,6 +152,11 @@ def _serve(host: str, port: int, env: dict[str, str], root: Path, say: Callable[
             if time.monotonic() > deadline:
                 raise UiError(f"the UI did not answer at {probe} within {READY_TIMEOUT:.0f} s")
             time.sleep(0.5)
+        # The daemon only once the UI answers: each loads the code location in a code server of
+        # its own, and on a busy 2-core machine four processes importing it at once starved a
+        # fresh code server past its 20 s heartbeat, so that it shut itself down while starting.
+        children.append(subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-m", CODE_LOCATION],
+                                         env=env, cwd=root, process_group=group))
         show(f"Dagster UI: {address} (daemon running; Ctrl-C stops both)")
         while True:
             _check(children)
