@@ -153,8 +153,8 @@ def _serve(host: str, port: int, env: dict[str, str], root: Path, say: Callable[
                 raise UiError(f"the UI did not answer at {probe} within {READY_TIMEOUT:.0f} s")
             time.sleep(0.5)
         # The daemon only once the UI answers: each loads the code location in a code server of
-        # its own, and on a busy 2-core machine four processes importing it at once starved a
-        # fresh code server past its 20 s heartbeat, so that it shut itself down while starting.
+        # its own, and on a busy 2-core machine, with four processes importing it at once, a
+        # code server died while starting (most likely starved past its 20 s heartbeat).
         children.append(subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-m", CODE_LOCATION],
                                          env=env, cwd=root, process_group=group))
         show(f"Dagster UI: {address} (daemon running; Ctrl-C stops both)")
