@@ -214,24 +214,26 @@ _FIVE9 = np.uint64(5**9)  # < 2**21: a remainder shifted by 32 bits still fits 6
 _M32 = np.uint64(0xFFFFFFFF)
 
 
+@njit(inline="always")
+def _digit_step(r, part, divisor):
+    """One step of long division in base 2**32: (r * 2**32 + part) // divisor and the
+    remainder (r < divisor < 2**32, so nothing overflows). Inlined where it is used, so a
+    constant divisor still compiles to multiplies."""
+    x = (r << _S32) | part
+    q = x // divisor
+    return q, x - q * divisor
+
+
 @njit(cache=True, nogil=True)
 def _divmod_1e9(hi, lo):
     """(hi, lo) // 10**9 and the remainder, by a constant divisor (compiled to multiplies)."""
     low = lo & np.uint64(511)
     sl = (lo >> np.uint64(9)) | (hi << np.uint64(55))
     sh = hi >> np.uint64(9)
-    x = sh >> _S32
-    q3 = x // _FIVE9
-    r = x - q3 * _FIVE9
-    x = (r << _S32) | (sh & _M32)
-    q2 = x // _FIVE9
-    r = x - q2 * _FIVE9
-    x = (r << _S32) | (sl >> _S32)
-    q1 = x // _FIVE9
-    r = x - q1 * _FIVE9
-    x = (r << _S32) | (sl & _M32)
-    q0 = x // _FIVE9
-    r = x - q0 * _FIVE9
+    q3, r = _digit_step(_ZERO, sh >> _S32, _FIVE9)
+    q2, r = _digit_step(r, sh & _M32, _FIVE9)
+    q1, r = _digit_step(r, sl >> _S32, _FIVE9)
+    q0, r = _digit_step(r, sl & _M32, _FIVE9)
     return (q3 << _S32) | q2, (q1 << _S32) | q0, (r << np.uint64(9)) | low
 
 
@@ -245,12 +247,8 @@ def _at_nine(words, out):
         if hi < _E9:
             # Below 10**9 * 2**64 (every value that can fit int64 at 9 digits): two
             # divisions of 64 bits by 10**9, half the work of the general 128-bit one.
-            x = (hi << _S32) | (lo >> _S32)
-            qh = x // _E9
-            r = x - qh * _E9
-            x = (r << _S32) | (lo & _M32)
-            ql = x // _E9
-            r = x - ql * _E9
+            qh, r = _digit_step(hi, lo >> _S32, _E9)
+            ql, r = _digit_step(r, lo & _M32, _E9)
             ql |= qh << _S32  # qh < 2**32: the quotient is below 2**64
             qh = _ZERO
         else:
