@@ -13,7 +13,9 @@ Python process that reads the trades and imports the engine (timed, printed apar
 
 Before both, one untimed process fills numba's on-disk cache, so a fresh checkout's
 compiling (a few seconds, once per checkout) is in neither. Prints trades/s, the process's
-peak RSS, and the ratio to a naive per-trade Python loop (a deque of lots) on a slice.
+peak RSS, the first call's kernel CPU and page faults (fresh memory: :mod:`machine` prints what
+the machine charges for it, before and after), and the ratio to a naive per-trade Python loop
+(a deque of lots) on a slice.
 
     uv run python bench/costing.py [--trades 2000000] [--groups 2000] [--cold]
 
@@ -36,6 +38,7 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
+from machine import first_touch_line, kernel_and_faults
 from utl.decimals import DECIMAL
 
 
@@ -122,16 +125,20 @@ def one_method(path: str, method: str, load_first: bool) -> None:
     loaded = time.perf_counter() - start
     times = []
     cpu = []
+    kernel = []
     for _ in range(2):
         start = time.perf_counter()
         began = time.process_time()
+        kernel_before, faults_before = kernel_and_faults()
         result = compute_costs(trades, method)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - began)
+        kernel_after, faults_after = kernel_and_faults()
+        kernel.append((kernel_after - kernel_before, faults_after - faults_before))
         del result
     rss = peak_rss_mb()
     print(f"{method} {imported:.3f} {loaded:.3f} {times[0]:.3f} {times[1]:.3f} {rss:.0f} {input_rss:.0f} "
-          f"{cpu[0]:.3f} {cpu[1]:.3f}")
+          f"{cpu[0]:.3f} {cpu[1]:.3f} {kernel[0][0]:.3f} {kernel[0][1]}")
 
 
 _FILL_CACHE = "from utl.costing import load_kernels; load_kernels()"
@@ -151,6 +158,7 @@ def main() -> None:
     trades = generate(args.trades, args.groups)
     print(f"{trades.height:,} trades in {args.groups:,} (book, asset) groups; "
           f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    print(first_touch_line())
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "trades.parquet")
         trades.write_parquet(path)
@@ -166,16 +174,16 @@ def main() -> None:
             print("\nkernels loaded first (issue 16's figure):" if load_first else
                   "\na cold process (kernel loading inside the first call):")
             print("method   import   kernels   first call            second call          peak RSS (input read: RSS)  "
-                  "CPU s, first / second call (all threads)")
+                  "CPU s, first / second call (all threads; first call's kernel part, page faults)")
             for method in ("fifo", "lifo", "hifo", "wac"):
                 out = subprocess.run([sys.executable, __file__, "--one", path, method, "1" if load_first else "0"],
                                      env=env, check=True, capture_output=True, text=True).stdout.split()
-                imported, loaded, first, second, rss, input_rss, first_cpu, second_cpu = (float(v) for v in out[1:9])
+                imported, loaded, first, second, rss, input_rss, first_cpu, second_cpu, first_kernel, faults = (float(v) for v in out[1:11])
                 if load_first:
                     rates[method] = trades.height / first
                 print(f"{method:5s} {imported:7.2f} s {loaded:6.2f} s {first:6.2f} s {trades.height / first / 1e6:6.2f} M/s  "
                       f"{second:6.2f} s {trades.height / second / 1e6:6.2f} M/s  {rss:6.0f} MB ({input_rss:.0f} MB)  "
-                      f"CPU {first_cpu:.2f} / {second_cpu:.2f} s")
+                      f"CPU {first_cpu:.2f} / {second_cpu:.2f} s (kernel {first_kernel:.2f} s, {faults:,.0f} faults)")
         met = [m for m, r in rates.items() if r >= 10e6]
         print(f"\n10 M trades/s on the first call with kernels loaded: {', '.join(met) or 'none'} of fifo, lifo, hifo, wac")
     rows = trades.head(args.naive_slice).rows()
@@ -185,6 +193,7 @@ def main() -> None:
     print(f"naive Python deque FIFO on {len(rows):,} trades: {naive_rate / 1e6:.3f} M trades/s "
           f"(engine FIFO, first call with kernels loaded, is {rates['fifo'] / naive_rate:.0f}x)")
     print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    print(first_touch_line())
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ its ``Format.read`` in a fresh process, best of ``--repeat`` runs.
 Six layouts come from :mod:`venue_files` (the ingestion benchmark's generators); the rest
 are generated here the same way (vectorized, no float). Prints data rows/s by wall clock,
 the CPU seconds beside it (they exceed the wall where Polars runs threads; on a shared
-machine the wall clock also counts time other processes took), and the reader's peak RSS.
+machine the wall clock also counts time other processes took), the part of that CPU the
+kernel spent and the page faults taken (fresh memory; :mod:`machine` prints what the machine
+charges for it, before and after the reads), and the reader's peak RSS.
 The targets: >= 1M rows/s per CSV format, >= 500k rows/s for ccxt JSON lines, peak RSS < 3 GB.
 
     uv run python bench/venue_readers.py [--rows 1000000] [--repeat 3] [--keep DIR [--reuse]] [--numba] [format ...]
@@ -26,6 +28,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import venue_files as vf  # noqa: E402
+from machine import first_touch_line  # noqa: E402
 from venue_files import base_fills, csv_quoted_if_comma, digits, grouped, rescale, signed, write_lines  # noqa: E402
 
 PAIRS = [("BTC", "USDT", 5, 2, 60000, 70000), ("ETH", "USDT", 4, 2, 3000, 4000), ("ETH", "BTC", 3, 5, 0, 1),
@@ -256,11 +259,15 @@ if sys.argv[3:] == ["numba"]:  # as in the EOD run: numba loaded, the compiled p
     base._warming[0].join()
 (fmt,) = [f for f in all_formats() if f.name == name.split(":")[0]]
 assert fmt.detect(head_text(path)), f"{name} does not recognise its own file"
+import resource
+before = resource.getrusage(resource.RUSAGE_SELF)
 start, cpu = time.perf_counter(), time.process_time()
 parsed = fmt.read(Source(path=path, rel=path.name, venue="bench", account="main"))
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+after = resource.getrusage(resource.RUSAGE_SELF)
 rss = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"seconds": seconds, "cpu": cpu, "booked": parsed.frame.height,
+print(json.dumps({"seconds": seconds, "cpu": cpu, "kernel": after.ru_stime - before.ru_stime,
+                  "faults": after.ru_minflt - before.ru_minflt, "booked": parsed.frame.height,
                   "rows": parsed.frame["source_row"].n_unique(), "refused": parsed.quarantine.height, "rss": rss}))
 """
 
@@ -309,7 +316,9 @@ def main() -> None:
     folder = Path(folder_context.name) if folder_context else args.keep
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs{', numba loaded' if args.numba else ''}")
     print(f"numba's cache filled (or found full) in {fill_numba_cache():.1f} s, before and apart from any read")
-    print(f"{'format':<30}{'rows':>10}{'MB':>6}{'read s':>8}{'cpu s':>7}{'rows/s':>12}{'peak RSS MB':>13}  check")
+    print(first_touch_line())
+    print(f"{'format':<30}{'rows':>10}{'MB':>6}{'read s':>8}{'cpu s':>7}{'of it kernel':>13}{'faults':>9}"
+          f"{'rows/s':>12}{'peak RSS MB':>13}  check")
     try:
         for name in args.formats or GENERATORS:
             sub = folder / name.replace(".", "_").replace(":", "_")
@@ -328,6 +337,7 @@ def main() -> None:
             flags += ["over 3 GB"] if r["rss"] > 3 * 2**30 else []
             print(
                 f"{name:<30}{rows:>10,}{path.stat().st_size / 1e6:>6.0f}{r['seconds']:>8.2f}{r['cpu']:>7.2f}"
+                f"{r['kernel']:>13.2f}{r['faults']:>9,}"
                 f"{rows / r['seconds']:>12,.0f}{r['rss'] / 2**20:>13,.0f}  {'; '.join(flags) or 'ok'}",
                 flush=True,
             )
@@ -337,6 +347,7 @@ def main() -> None:
         if folder_context:
             folder_context.cleanup()
     print(f"load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(first_touch_line())
 
 
 if __name__ == "__main__":
