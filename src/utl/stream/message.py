@@ -24,6 +24,7 @@ from utl.ingest import read_trades_file, trade_identity
 from utl.legs import book_legs
 from utl.schemas import FILLS_OUT, LEGS_OUT, MOVEMENTS_OUT
 from utl.settings import Settings
+from utl.stream.plain_fills import LARGEST_BATCH, plain_fills
 from utl.venues.base import Source
 from utl.venues.ccxt import FORMATS, loads
 
@@ -165,8 +166,13 @@ def _envelope(message: Message) -> tuple[dict | None, str | None, str]:
     return record, None, raw
 
 
-def parse_batch(messages: list[Message], settings: Settings, scratch: Path | None = None) -> Parsed:
-    """The fills, legs and refusals of a batch of messages (any venues and accounts)."""
+def parse_batch(messages: list[Message], settings: Settings, scratch: Path | None = None,
+                reader_from: int | None = LARGEST_BATCH) -> Parsed:
+    """The fills, legs and refusals of a batch of messages (any venues and accounts).
+
+    Fewer than ``reader_from`` messages, all plain, are read a message at a time
+    (:mod:`utl.stream.plain_fills`: the same fills, without the reader's fixed cost); any
+    other batch, and ``reader_from=None``, by the batch's ccxt reader."""
     refused: list[dict] = []
     # (message, line for the reader, symbol, id, raw text) of each message that goes on.
     items: list[tuple[Message, str, str, str, str]] = []
@@ -189,7 +195,13 @@ def parse_batch(messages: list[Message], settings: Settings, scratch: Path | Non
         items.append((message, json.dumps(record, ensure_ascii=False), record["symbol"], record["id"], raw))
 
     fills = []
-    if items:
+    quick = None
+    if items and reader_from is not None:
+        quick = plain_fills([(m.seq, m.subject, *pairs[m.subject], key, line) for m, line, _, key, _ in items],
+                            settings, KEYED_FILLS) if len(items) < reader_from else None
+    if quick is not None:
+        fills.append(quick)
+    elif items:
         with tempfile.TemporaryDirectory(dir=scratch) as folder:
             # The whole batch is one file for the reader (one pass, whatever the venues); the
             # venue and account come from each message's subject afterwards.
