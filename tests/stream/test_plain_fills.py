@@ -15,8 +15,9 @@ from utl.stream.plain_fills import plain_fills
 SETTINGS = Settings(aliases={"XBT": "BTC"})
 
 
-def _digits(draw, before: int, after: int) -> str:
-    whole = draw(st.text("0123456789", min_size=1, max_size=before))
+def _digits(draw, before: int, after: int, nonzero: bool = False) -> str:
+    whole = (draw(st.sampled_from("123456789")) + draw(st.text("0123456789", max_size=before - 1)) if nonzero
+             else draw(st.text("0123456789", min_size=1, max_size=before)))
     part = draw(st.text("0123456789", min_size=0, max_size=after))
     return whole + ("." + part if part else "")
 
@@ -26,9 +27,9 @@ def number_text(draw, *, signed: bool = False, plain: bool = False) -> str:
     """A number's JSON text: a plain decimal (as a number or a string), or (unless ``plain``)
     one in the shapes only the reader judges (exponents, blanks, signs, too many digits, junk)."""
     odd = ["exp", "blank", "plus", "minus", "long", "junk", "null", "zero"]
-    shape = draw(st.sampled_from(["plain"] * 4 + ["wide"] if plain else ["plain"] * 8 + ["wide"] + odd))
+    shape = draw(st.sampled_from(["plain"] * 8 + ["wide"] if plain else ["plain"] * 8 + ["wide"] + odd))
     if shape == "plain":
-        text = _digits(draw, 6, 9 if plain else 10)
+        text = _digits(draw, 6, 9 if plain else 10, nonzero=plain)
     elif shape == "wide":  # past the 28 digits of Python's default decimal context
         text = draw(st.text("123456789", min_size=15, max_size=20)) + "." + draw(st.text("0123456789", min_size=12, max_size=18))
     elif shape == "exp":

@@ -39,8 +39,7 @@ _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)  # the reader's out_of_yea
 _LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 _PLAIN_NUMBER = re.compile(rb"^-?[0-9]{1,20}(\.[0-9]{1,18})?$")
 _MILLISECONDS = re.compile(rb"^[0-9]{1,15}$")
-_BASE = re.compile(r"^([^/:]+)/")
-_QUOTE = re.compile(r"^[^/:]+/([^/:]+)")
+_PAIR = re.compile(r"^([^/:]+)/([^/:]+)")  # the reader's base (^([^/:]+)/) and quote (^[^/:]+/([^/:]+)) at once
 _ASSET = re.compile(ASSET_CODE)
 _UNIT = Decimal("1e-18")
 _SLACK = Decimal("1e-17")  # beyond the reader's 1e-18 and its rounding of the product to 18 places
@@ -53,17 +52,18 @@ _NULL = msgspec.Raw(b"null")
 
 class _Fee(msgspec.Struct):
     cost: msgspec.Raw = _NULL
-    currency: msgspec.Raw = _NULL
+    currency: Optional[str] = None
 
 
 class _Fill(msgspec.Struct):
-    """A ccxt trade's fields the reader reads, each as its JSON text; a fee not an object (or
-    null) fails the decode, and the batch goes to the reader."""
+    """A ccxt trade's fields the reader reads: numbers as their JSON text, texts as text. A
+    text field holding another type, or a fee not an object (or null), fails the decode, and
+    the batch goes to the reader."""
 
-    id: msgspec.Raw = _NULL
+    id: Optional[str] = None
     timestamp: msgspec.Raw = _NULL
-    symbol: msgspec.Raw = _NULL
-    side: msgspec.Raw = _NULL
+    symbol: Optional[str] = None
+    side: Optional[str] = None
     amount: msgspec.Raw = _NULL
     price: msgspec.Raw = _NULL
     cost: msgspec.Raw = _NULL
@@ -113,7 +113,7 @@ def _fee(fill: _Fill) -> tuple[Decimal | None, str | None]:
         return None, None
     if len(charged) > 1:
         raise _NotPlain  # several entries are summed per currency by the reader
-    cost, currency = _number(charged[0].cost, signed=True), _string(charged[0].currency)
+    cost, currency = _number(charged[0].cost, signed=True), charged[0].currency
     if cost != 0 and currency is None:
         raise _NotPlain  # refused by the reader
     return cost, currency
@@ -191,16 +191,16 @@ def plain_fills(items: list[tuple[int, str, str, str, str, str]], settings: Sett
         for row, ((seq, subject, venue, account, key, _), fill) in enumerate(zip(items, decoded), 1):
             if bytes(fill.direction):
                 raise _NotPlain
-            symbol, side = _string(fill.symbol), _string(fill.side)
-            if symbol is None or _string(fill.id) is None or side not in ("buy", "sell") or not venue.isascii():
+            symbol, side = fill.symbol, fill.side
+            if symbol is None or fill.id is None or side not in ("buy", "sell") or not venue.isascii():
                 raise _NotPlain  # (a venue's lower case as Polars writes it: only where Python's is the same)
-            base, quote = _BASE.match(symbol), _QUOTE.match(symbol)
+            pair = _PAIR.match(symbol)
             amount, price = _number(fill.amount), _number(fill.price)
-            if base is None or quote is None or amount is None or price is None or amount <= 0 or price <= 0:
+            if pair is None or amount is None or price is None or amount <= 0 or price <= 0:
                 raise _NotPlain
             fee, fee_asset = _fee(fill)
             derivative = derivative_format or ":" in symbol
-            base_code, quote_code = _canonical(base.group(1), known, aliases), _canonical(quote.group(1), known, aliases)
+            base_code, quote_code = _canonical(pair.group(1), known, aliases), _canonical(pair.group(2), known, aliases)
             order = bytes(fill.order)
             liquidity = bytes(fill.takerOrMaker)
             trade = key
