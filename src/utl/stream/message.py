@@ -170,9 +170,9 @@ def parse_batch(messages: list[Message], settings: Settings, scratch: Path | Non
                 reader_from: int | None = LARGEST_BATCH) -> Parsed:
     """The fills, legs and refusals of a batch of messages (any venues and accounts).
 
-    Fewer than ``reader_from`` messages, all plain, are read a message at a time
-    (:mod:`utl.stream.plain_fills`: the same fills, without the reader's fixed cost); any
-    other batch, and ``reader_from=None``, by the batch's ccxt reader."""
+    Fewer than ``reader_from`` messages (and at most :data:`LARGEST_BATCH`), all plain, are
+    read a message at a time (:mod:`utl.stream.plain_fills`: the same fills, without the
+    reader's fixed cost); any other batch, and ``reader_from=None``, by the batch's ccxt reader."""
     refused: list[dict] = []
     # (message, line for the reader, symbol, id, raw text) of each message that goes on.
     items: list[tuple[Message, str, str, str, str]] = []
