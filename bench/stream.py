@@ -249,8 +249,10 @@ async def backlog_run(nats_url: str, pg: str, n: int, batch: int) -> None:
           f"{os.getloadavg()[0]:.1f}")
 
 
-def stages(pg: str, n: int, batch: int) -> None:
-    """Book ``n`` bench fills in this process, ``batch`` at a time; time each stage."""
+def stages(pg: str, n: int, batch: int, held: int = 0) -> None:
+    """Book ``n`` bench fills in this process, ``batch`` at a time; time each stage. With
+    ``held``, that many fills are booked first (20,000 a batch, untimed), so that the books
+    hold what a day's stream would have built up by then."""
     import collections
     import functools
 
@@ -296,9 +298,15 @@ def stages(pg: str, n: int, batch: int) -> None:
     # A first small batch loads what the first booking loads (numba's cache, Polars' plans): not timed.
     warm = [Message(subject, i + 1, data) for i, (subject, data) in enumerate(fill(n + i, 0.0) for i in range(200))]
     in_process.commit(in_process.prepare(warm, warm[-1].seq))
+    first = 201
+    for k in range(0, held, 20_000):
+        part = [Message(subject, first + i, data) for i, (subject, data) in
+                enumerate(fill(n + 200 + k + i, 0.0) for i in range(min(20_000, held - k)))]
+        in_process.commit(in_process.prepare(part, part[-1].seq))
+        first += len(part)
     wall.clear()
     cpu.clear()
-    messages = [Message(subject, 201 + i, data) for i, (subject, data) in enumerate(fill(i, 0.0) for i in range(n))]
+    messages = [Message(subject, first + i, data) for i, (subject, data) in enumerate(fill(i, 0.0) for i in range(n))]
     batches = 0
     w0, c0 = time.perf_counter(), time.process_time()
     for k in range(0, n, batch):
@@ -307,7 +315,8 @@ def stages(pg: str, n: int, batch: int) -> None:
         batches += 1
     total = time.perf_counter() - w0
     conn.close()
-    print(f"stages: {n:,} fills in {batches} batches of {batch:,}, booked in {total:.2f} s ({n / total:,.0f} fills/s, "
+    print(f"stages: {n:,} fills in {batches} batches of {batch:,}{f' after {held:,} held' if held else ''}, "
+          f"booked in {total:.2f} s ({n / total:,.0f} fills/s, "
           f"CPU {time.process_time() - c0:.2f} s), load average {os.getloadavg()[0]:.1f}")
     print(f"  {'ms/batch':>9} {'µs/fill':>8} {'CPU µs/fill':>12}  stage")
     for label in sorted(wall, key=lambda k: -wall[k]):
@@ -324,13 +333,15 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("UTL_DATABASE_URL"))
     parser.add_argument("--stages", type=int, default=0,
                         help="book this many fills in this process (no broker) and print where each batch's time goes")
+    parser.add_argument("--held", type=int, default=0,
+                        help="with --stages: book this many fills first, untimed (the books a day's stream builds up)")
     args = parser.parse_args()
     if not args.url:
         raise SystemExit("give --url or UTL_DATABASE_URL: a PostgreSQL server where scratch databases can be made")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with other work)")
     if args.stages:
         with scratch_database(args.url) as pg:
-            stages(pg, args.stages, args.batch)
+            stages(pg, args.stages, args.batch, args.held)
         return
     with contextlib.ExitStack() as stack:
         url = args.nats or stack.enter_context(embedded_broker())

@@ -59,14 +59,26 @@ _FILLS_IN = """INSERT INTO utl.stream_fills SELECT * FROM s_stream_fills
                ORDER BY landing, venue, account, symbol, trade_id ON CONFLICT DO NOTHING RETURNING stream_seq"""
 """A fill whose ledger key is there already brings none of its legs (:func:`_fills_and_legs`)."""
 
+
+def _probed_delete(table: str, staged: str, columns: tuple[str, ...]) -> str:
+    """DELETE from ``utl.<table>`` the landing's rows that match a row of ``staged`` on
+    ``columns``. Each staged row looks its rows up by the table's key index on its own (a
+    LATERAL subquery behind ``OFFSET 0``, which the planner keeps as written rather than
+    turning it into a join of its choosing), and the rows found go by their ``ctid``: one index
+    probe per staged row, whatever the planner believes of either table's size (with no
+    statistics it took 30,000 lots for 44 and compared each with every staged row)."""
+    match = " AND ".join(f"t.{c} = s.{c}" for c in columns)
+    return f"""DELETE FROM utl.{table} WHERE ctid = ANY (ARRAY(
+                SELECT f.ctid FROM {staged} s CROSS JOIN LATERAL (
+                    SELECT t.ctid FROM utl.{table} t WHERE t.landing = %(landing)s AND {match} OFFSET 0) f))"""
+
+
 _MOVES = [
     # (the staging tables a statement reads: it runs only when one of them has rows, statement)
     (("s_stream_start",), """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING"""),
-    (("s_lot_keys",), """DELETE FROM utl.stream_lots l USING s_lot_keys k
-                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset"""),
+    (("s_lot_keys",), _probed_delete("stream_lots", "s_lot_keys", ("book", "asset"))),
     (("s_stream_lots",), """INSERT INTO utl.stream_lots SELECT * FROM s_stream_lots"""),
-    (("s_keys",), """DELETE FROM utl.stream_lot_openings l USING s_keys k
-                WHERE l.landing = %(landing)s AND l.book = k.book AND l.asset = k.asset"""),
+    (("s_keys",), _probed_delete("stream_lot_openings", "s_keys", ("book", "asset"))),
     (("s_stream_lot_openings",), """INSERT INTO utl.stream_lot_openings SELECT * FROM s_stream_lot_openings"""),
     (("s_stream_day_pnl",), """INSERT INTO utl.stream_day_pnl SELECT * FROM s_stream_day_pnl
                 ON CONFLICT (landing, business_date, venue, account, asset) DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl"""),
@@ -82,10 +94,18 @@ _MOVES = [
     (("s_stream_quarantine",), """INSERT INTO utl.stream_quarantine (landing, subject, stream_seq, reason, raw)
                 SELECT landing, subject, stream_seq, reason, raw FROM s_stream_quarantine ON CONFLICT DO NOTHING"""),
 ]
-_LOTS_GONE = """DELETE FROM utl.stream_lots l USING s_lots_gone g
-                WHERE l.landing = %(landing)s AND l.book = g.book AND l.asset = g.asset AND l.trade_id = g.trade_id
-                  AND l.opened_ts = g.opened_ts AND l.qty = g.qty AND l.entry_price = g.entry_price"""
+_LOTS_GONE = _probed_delete("stream_lots", "s_lots_gone", ("book", "asset", "trade_id", "opened_ts", "qty", "entry_price"))
 """A batch's lots written as a difference: the rows that went (each one row, by all its columns)."""
+
+BATCH_PLAN = "SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_material = off"
+"""How a batch's statements are planned: a batch's rows are found by their key's index, one
+probe per staged row (:func:`_probed_delete` shapes the deletes so; these settings keep the
+planner from the plans it took before for the joins they were: with no statistics of the
+staging tables and stale ones, or none, of tables growing under a backlog, it sorted every lot
+of the landing to merge-join them (~150 ms a 20,000-fill batch at 200,000 fills booked, and
+growing), or held them in memory, taking them for a few hundred, and compared every closed lot
+with all of them (40 M comparisons, 5.6 s a 2,000-fill batch at 100,000 fills booked);
+``tests/stream/test_batch_plan.py``)."""
 
 """Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
 
@@ -222,11 +242,7 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
     database is not the state the booker holds, and nothing commits) and ``lots`` added."""
     with conn.transaction():
         _stage(conn)
-        # The deletes below find a batch's rows by their key's index, one probe per staged row.
-        # Left to itself the planner, which has no statistics of the staging tables and stale
-        # ones of tables growing under a backlog, sorted every lot of the landing to merge-join
-        # them (on disk, ~150 ms a 20,000-fill batch at 200,000 fills booked, and growing).
-        conn.execute("SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off")
+        conn.execute(BATCH_PLAN)
         _fills_and_legs(conn, key, fills.select(FILLS_ROWS.names()), legs.select(LEGS_ROWS.names()))
         staged = {
             "s_stream_start": _copy(conn, "s_stream_start", "stream_start", starts.select(START_ROWS.names()), key),
