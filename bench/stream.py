@@ -1,7 +1,7 @@
 """Stream benchmark: publish→commit latency, throughput, backlog drain and peak RSS of `utl stream`.
 
     uv run python bench/stream.py [--seconds 10] [--rates 5000,50000] [--backlog 20000]
-                                  [--nats URL] [--url POSTGRES_URL] [--batch 20000] [--stages N]
+                                  [--nats URL] [--url POSTGRES_URL] [--batch 20000] [--stages N [--held H]]
 
 Loopback, 120 venue subjects, 1,000 books (accounts) × 200 assets: each fill is a ccxt trade
 ``A<i>/USD`` on ``utl.fills.v<venue>.b<book>``, quoted in the reporting currency so no mark is
@@ -19,6 +19,8 @@ fills published with no booker running, then a booker started; the drain time ru
 where the time of a batch goes, wall and CPU (CPU counts every thread of this process, so
 Polars' threads too; PostgreSQL's own CPU is in the wall of the statements): message
 decoding and reading, pricing, costing, positions, and each COPY and statement of the commit.
+With ``--held H``, H fills are booked first (untimed), so that the batches meet the books a
+day's stream has built up by then (a batch's cost grows with them).
 
 The broker is ``--nats``, else ``UTL_NATS_URL``, else an embedded one; the database server is
 ``--url``, else ``UTL_DATABASE_URL`` (scratch databases are created on it and dropped).
