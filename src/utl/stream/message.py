@@ -196,9 +196,9 @@ def parse_batch(messages: list[Message], settings: Settings, scratch: Path | Non
 
     fills = []
     quick = None
-    if items and reader_from is not None:
+    if items and reader_from is not None and len(items) < reader_from:
         quick = plain_fills([(m.seq, m.subject, *pairs[m.subject], key, line) for m, line, _, key, _ in items],
-                            settings, KEYED_FILLS) if len(items) < reader_from else None
+                            settings, KEYED_FILLS)
     if quick is not None:
         fills.append(quick)
     elif items:
