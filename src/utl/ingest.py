@@ -374,9 +374,7 @@ def _canonical_codes(codes: pl.Series, aliases: dict[str, str]) -> pl.Series:
     million fills names a few hundred assets) and looked up for each row."""
     distinct = codes.unique().drop_nulls()
     written = distinct.to_list()
-    # canonical_asset works code by code, so each code's canonical one is worked out once per
-    # process and settings (a landing's files name the same few hundred codes).
-    known = _CANONICAL.setdefault(tuple(sorted(aliases.items())), {})
+    known = known_codes(aliases)
     new = [code for code in written if code not in known]
     if new:
         if len(known) > 100_000:
@@ -390,6 +388,13 @@ def _canonical_codes(codes: pl.Series, aliases: dict[str, str]) -> pl.Series:
 
 
 _CANONICAL: dict[tuple[tuple[str, str], ...], dict[str, str | None]] = {}
+
+
+def known_codes(aliases: dict[str, str]) -> dict[str, str | None]:
+    """The codes worked out so far under ``aliases``: code as written -> its canonical code
+    (None where it has none). canonical_asset works code by code, so each code's canonical one
+    is worked out once per process and settings (a landing's files name the same few hundred)."""
+    return _CANONICAL.setdefault(tuple(sorted(aliases.items())), {})
 
 
 def _split_by_file(frame: pl.DataFrame, checks: list[Check]) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -23,7 +23,7 @@ import msgspec
 import polars as pl
 
 from utl.assets import canonical_asset
-from utl.ingest import ASSET_CODE, DERIVATIVE_FORMATS, PER_SYMBOL_IDS, _CANONICAL
+from utl.ingest import ASSET_CODE, DERIVATIVE_FORMATS, PER_SYMBOL_IDS, known_codes
 from utl.settings import Settings
 from utl.venues.ccxt import FORMATS
 
@@ -185,7 +185,7 @@ def plain_fills(items: list[tuple[int, str, str, str, str, str]], settings: Sett
     if len(decoded) != len(items):
         return None
     aliases = settings.aliases
-    known = _CANONICAL.setdefault(tuple(sorted(aliases.items())), {})
+    known = known_codes(aliases)
     derivative_format = FORMAT in DERIVATIVE_FORMATS
     rows = []
     try:
