@@ -115,7 +115,9 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     start = start.filter(pl.col("qty") != 0)
     # Keys never seen before start from their current lots (none, or starting lots).
     no_opening = from_day.join(start_keys, on=KEY, how="anti").select(KEY)
-    replay_start = pl.concat([start.select(LOTS_STATE.names()), books.lots.join(no_opening, on=KEY, how="semi")])
+    # (A join against no keys is skipped: it would pass over every key's lots for nothing.)
+    replay_start = pl.concat([start.select(LOTS_STATE.names()),
+                              books.lots.join(no_opening, on=KEY, how="semi") if no_opening.height else books.lots.clear()])
     dropped_openings = kept_openings.join(from_day, on=KEY).filter(
         pl.col("business_date") > pl.col("from_date")).select(*KEY, "business_date")
     openings = (books.openings.join(dropped_openings, on=[*KEY, "business_date"], how="anti")
@@ -133,7 +135,8 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     # others add the new trades' PnL.
     day_realized = realized.group_by("business_date", "venue", "account", "asset").agg(pl.col("realized_pnl").sum())
     replayed_dates = pl.concat([dropped_pnl, realized.filter(pl.col("replayed")).select(dropped_pnl.columns)]).unique()
-    base = books.day_pnl.join(replayed_dates, on=["venue", "account", "asset", "business_date"], how="anti")
+    base = (books.day_pnl.join(replayed_dates, on=["venue", "account", "asset", "business_date"], how="anti")
+            if replayed_dates.height else books.day_pnl)
     touched = day_realized.select("business_date", "venue", "account", "asset")
     updated = (pl.concat([base.join(touched, on=touched.columns, how="semi").lazy(), day_realized.lazy().select(DAY_PNL.names())])
                .group_by(touched.columns).agg(pl.col("realized_pnl").sum()).collect())
@@ -153,7 +156,8 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     # those are written (rewriting every opening of every touched key was most of a batch's
     # database work once the books were wide). A replayed key's are rewritten whole.
     replayed = replay.select(KEY)
-    written = pl.concat([openings.join(replayed, on=KEY, how="semi"), new_openings.join(replayed, on=KEY, how="anti")])
+    written = (pl.concat([openings.join(replayed, on=KEY, how="semi"), new_openings.join(replayed, on=KEY, how="anti")])
+               if replayed.height else new_openings)
     return Changes(changed_keys, written, replayed, changed_pnl, HOLDINGS.to_frame())
 
 
@@ -204,8 +208,8 @@ def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str)
     asked = with_books(holdings)
     keys = asked.select(KEY).unique()
     # Only the rows asked for and their book-mates: the whole state is far larger than a batch.
-    mates = (with_books(books.holdings.join(asked.select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="anti")
-                        .join(keys.select("asset").unique(), on="asset", how="semi"))
+    mates = (with_books(books.holdings.join(keys.select("asset").unique(), on="asset", how="semi")
+                        .join(asked.select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="anti"))
              .join(keys, on=KEY, how="semi"))
     booked = pl.concat([asked, mates.select(asked.columns)])
     basis = (books.lots.lazy().join(keys.lazy(), on=KEY, how="semi")
