@@ -59,8 +59,8 @@ def held(pg_url) -> str:
     return url
 
 
-def _plan(conn, settings: str, name: str) -> str:
-    statement, staging, target, staged, landing = DELETES[name]
+def _plan(conn, settings: str, delete: tuple) -> str:
+    statement, staging, target, staged, landing = delete
     with conn.transaction():
         _copy(conn, staging, target, staged(lots(HELD).gather(range(0, HELD, HELD // STAGED))), landing)
         if settings:
@@ -77,7 +77,7 @@ def test_a_batch_deletes_by_index_probes_though_the_tables_were_never_analyzed(h
             _stage(conn)  # the booker's staging tables, kept for the session
         table = DELETES[name][2]
         for settings in (BATCH_PLAN, ""):
-            plan = _plan(conn, settings, name)
+            plan = _plan(conn, settings, DELETES[name])
             assert f"Index Scan using {table}_key on {table}" in plan, plan
             for whole in (f"Seq Scan on {table}", f"Bitmap Heap Scan on {table}", "Materialize", "Hash", "Merge"):
                 assert whole not in plan, plan
@@ -92,9 +92,5 @@ def test_the_joins_these_deletes_were_walked_every_lot_of_the_landing_for_each_c
     with connect(held) as conn:
         with conn.transaction():
             _stage(conn)
-        DELETES["joined"] = (joined, "s_lots_gone", "stream_lots", lambda some: some, "")
-        try:
-            plan = _plan(conn, TRAP, "joined")
-        finally:
-            del DELETES["joined"]
+        plan = _plan(conn, TRAP, (joined, "s_lots_gone", "stream_lots", lambda some: some, ""))
     assert "Index Scan using stream_lots_key" not in plan, plan

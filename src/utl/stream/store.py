@@ -73,6 +73,7 @@ def _probed_delete(table: str, staged: str, columns: tuple[str, ...]) -> str:
                     SELECT t.ctid FROM utl.{table} t WHERE t.landing = %(landing)s AND {match} OFFSET 0) f))"""
 
 
+# Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted.
 _MOVES = [
     # (the staging tables a statement reads: it runs only when one of them has rows, statement)
     (("s_stream_start",), """INSERT INTO utl.stream_start SELECT * FROM s_stream_start ON CONFLICT DO NOTHING"""),
@@ -106,8 +107,6 @@ of the landing to merge-join them (~150 ms a 20,000-fill batch at 200,000 fills 
 growing), or held them in memory, taking them for a few hundred, and compared every closed lot
 with all of them (40 M comparisons, 5.6 s a 2,000-fill batch at 100,000 fills booked);
 ``tests/stream/test_batch_plan.py``)."""
-
-"""Staging to tables, set-based: the ledger keys insert-if-new, lots replaced per key, the rest upserted."""
 
 
 def stream_key(landing: Path | None) -> str:
