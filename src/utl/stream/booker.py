@@ -100,6 +100,7 @@ class Booker:
         books, starts, seen = load_books(conn, self.key, settings.costing_method)
         self.shard = options.shard
         self._owner: dict[str, bool] = {}
+        self._started: set[tuple[str, str]] | None = None  # (venue, account) of self.starts
         if not self.shard.whole:  # the landing's other shards' rows are theirs
             for name in ("openings", "lots", "day_pnl", "holdings"):
                 setattr(books, name, owned(getattr(books, name), self.shard, settings.book_of))
@@ -189,8 +190,10 @@ class Booker:
             ok = key not in self.seen and key not in taken
             fresh.append(ok)
             taken.add(key)
-        fills = fills.filter(pl.Series(fresh, dtype=pl.Boolean))
-        legs = parsed.legs.join(fills.select("stream_seq"), on="stream_seq", how="semi")
+        legs = parsed.legs
+        if not all(fresh):
+            fills = fills.filter(pl.Series(fresh, dtype=pl.Boolean))
+            legs = legs.join(fills.select("stream_seq"), on="stream_seq", how="semi")
 
         starts, new_starts = self._starts_for(fills)
         states = starts.select("venue", "account", "state_date")
@@ -241,6 +244,11 @@ class Booker:
 
     def _starts_for(self, fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Starting states of the batch's accounts; accounts never seen start from zero."""
+        pairs = set(zip(fills.get_column("venue").to_list(), fills.get_column("account").to_list()))
+        if self._started is None or len(self._started) != self.starts.height:
+            self._started = set(zip(self.starts.get_column("venue").to_list(), self.starts.get_column("account").to_list()))
+        if pairs <= self._started:  # the usual batch: every account has its start already
+            return self.starts, START_ROWS.to_frame()
         accounts = fills.select("venue", "account").unique()
         new = accounts.join(self.starts, on=["venue", "account"], how="anti").with_columns(
             state_date=pl.lit(None, pl.Date), source=pl.lit("zero")).cast(START_ROWS)

@@ -99,34 +99,15 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
         from_date=pl.col("first_ts").dt.date(),
     )
     replay = keys.filter("replay")
-    onward = keys.filter(~pl.col("replay"))
-
-    # Replayed keys: their trades from the first new trade's date on, from that date's
-    # opening lots (or the next date's: nothing happened to the key in between).
-    from_day = replay.select(*KEY, "from_date")
-    # The usual batch replays nothing: no pass over every trade and opening kept.
-    history = books.trades if from_day.height else books.trades.clear()
-    kept_openings = books.openings if from_day.height else books.openings.clear()
-    old = history.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date")).drop("from_date")
-    start = (kept_openings.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date"))
-             .filter(pl.col("business_date") == pl.col("business_date").min().over(KEY)).drop("from_date"))
-    # Keys with a recorded opening start from it (its marker row holds no lot).
-    start_keys = start.select(KEY).unique()
-    start = start.filter(pl.col("qty") != 0)
-    # Keys never seen before start from their current lots (none, or starting lots).
-    no_opening = from_day.join(start_keys, on=KEY, how="anti").select(KEY)
-    # (A join against no keys is skipped: it would pass over every key's lots for nothing.)
-    replay_start = pl.concat([start.select(LOTS_STATE.names()),
-                              books.lots.join(no_opening, on=KEY, how="semi") if no_opening.height else books.lots.clear()])
-    dropped_openings = kept_openings.join(from_day, on=KEY).filter(
-        pl.col("business_date") > pl.col("from_date")).select(*KEY, "business_date")
-    openings = (books.openings.join(dropped_openings, on=[*KEY, "business_date"], how="anti")
-                if dropped_openings.height else books.openings)
-    dropped_pnl = (old.select("venue", "account", "asset", "business_date").unique())
-
-    onward_start = books.lots.join(onward.select(KEY), on=KEY, how="semi")
-    to_cost = pl.concat([old, new]).sort("ts", "stream_seq", maintain_order=True)
-    start_lots = pl.concat([replay_start, onward_start])
+    if replay.height:
+        onward = keys.filter(~pl.col("replay"))
+        old, replay_start, openings, dropped_pnl = _replay_from(books, replay.select(*KEY, "from_date"))
+        to_cost = pl.concat([old, new]).sort("ts", "stream_seq", maintain_order=True)
+        start_lots = pl.concat([replay_start, books.lots.join(onward.select(KEY), on=KEY, how="semi")])
+    else:  # the usual batch replays nothing: none of the steps over the trades and openings kept
+        openings, dropped_pnl = books.openings, None
+        to_cost = new.sort("ts", "stream_seq", maintain_order=True)
+        start_lots = books.lots.join(keys.select(KEY), on=KEY, how="semi")
 
     lots_now, new_openings, realized = _cost_by_day(start_lots, to_cost, openings, books.method)
     openings = pl.concat([openings, new_openings])
@@ -134,15 +115,16 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     # Realized PnL per (account, asset, date): replayed dates are recomputed whole, the
     # others add the new trades' PnL.
     day_realized = realized.group_by("business_date", "venue", "account", "asset").agg(pl.col("realized_pnl").sum())
-    replayed_dates = pl.concat([dropped_pnl, realized.filter(pl.col("replayed")).select(dropped_pnl.columns)]).unique()
-    base = (books.day_pnl.join(replayed_dates, on=["venue", "account", "asset", "business_date"], how="anti")
-            if replayed_dates.height else books.day_pnl)
+    base = (books.day_pnl.join(dropped_pnl, on=["venue", "account", "asset", "business_date"], how="anti")
+            if dropped_pnl is not None and dropped_pnl.height else books.day_pnl)
     touched = day_realized.select("business_date", "venue", "account", "asset")
     updated = (pl.concat([base.join(touched, on=touched.columns, how="semi").lazy(), day_realized.lazy().select(DAY_PNL.names())])
                .group_by(touched.columns).agg(pl.col("realized_pnl").sum()).collect())
-    # A replayed date that now has no trade of an account keeps a zero row.
-    zeroed = replayed_dates.join(touched, on=touched.columns, how="anti").with_columns(realized_pnl=ZERO)
-    changed_pnl = pl.concat([updated.select(DAY_PNL.names()).cast(DAY_PNL), zeroed.select(DAY_PNL.names()).cast(DAY_PNL)])
+    changed_pnl = updated.select(DAY_PNL.names()).cast(DAY_PNL)
+    if dropped_pnl is not None and dropped_pnl.height:
+        # A replayed date that now has no trade of an account keeps a zero row.
+        zeroed = dropped_pnl.join(touched, on=touched.columns, how="anti").with_columns(realized_pnl=ZERO)
+        changed_pnl = pl.concat([changed_pnl, zeroed.select(DAY_PNL.names()).cast(DAY_PNL)])
     books.day_pnl = pl.concat([base.join(changed_pnl, on=touched.columns, how="anti"), changed_pnl])
 
     changed_keys = keys.select(KEY)
@@ -161,16 +143,43 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     return Changes(changed_keys, written, replayed, changed_pnl, HOLDINGS.to_frame())
 
 
+def _replay_from(books: Books, from_day: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """What replaying keys (book, asset, ``from_date``) starts from: (their trades kept from that
+    date on, their lots at its opening (or the next date's: nothing happened to the key in
+    between), the openings kept (those of later dates go), the (account, asset, date) whose
+    realized PnL is recomputed)."""
+    old = books.trades.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date")).drop("from_date")
+    start = (books.openings.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date"))
+             .filter(pl.col("business_date") == pl.col("business_date").min().over(KEY)).drop("from_date"))
+    # Keys with a recorded opening start from it (its marker row holds no lot).
+    start_keys = start.select(KEY).unique()
+    start = start.filter(pl.col("qty") != 0)
+    # Keys never seen before start from their current lots (none, or starting lots).
+    no_opening = from_day.join(start_keys, on=KEY, how="anti").select(KEY)
+    # (A join against no keys is skipped: it would pass over every key's lots for nothing.)
+    replay_start = pl.concat([start.select(LOTS_STATE.names()),
+                              books.lots.join(no_opening, on=KEY, how="semi") if no_opening.height else books.lots.clear()])
+    dropped_openings = books.openings.join(from_day, on=KEY).filter(
+        pl.col("business_date") > pl.col("from_date")).select(*KEY, "business_date")
+    openings = (books.openings.join(dropped_openings, on=[*KEY, "business_date"], how="anti")
+                if dropped_openings.height else books.openings)
+    return old, replay_start, openings, old.select("venue", "account", "asset", "business_date").unique()
+
+
 def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.DataFrame,
                  method: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Cost ``trades`` date by date from ``start_lots``: (lots at the end, openings recorded
-    for dates a key had none, realized per trade with ``replayed``)."""
+    """Cost ``trades`` date by date from ``start_lots`` (lots of the trades' keys only): (lots at
+    the end, openings recorded for dates a key had none, realized per trade with ``replayed``)."""
     current = start_lots
     recorded, realized = [], []
-    for day in trades["business_date"].unique().sort().to_list():
-        todays = trades.filter(pl.col("business_date") == day)
+    days = trades["business_date"].unique().sort().to_list()
+    # One date (a live batch's usual): every key of the lots trades that date, so there is
+    # nothing to pick out of the trades or the lots, nor to carry past it.
+    one_day = len(days) == 1
+    for day in days:
+        todays = trades if one_day else trades.filter(pl.col("business_date") == day)
         day_keys = todays.select(KEY).unique()
-        carried = current.join(day_keys, on=KEY, how="semi")
+        carried = current if one_day else current.join(day_keys, on=KEY, how="semi")
         have = openings.filter(pl.col("business_date") == day).select(KEY)
         # A key's opening of a date is recorded once, with a marker row (qty 0) so that an
         # empty opening is known to be empty.
@@ -185,10 +194,12 @@ def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.Da
             todays.select(*KEY, "ts", "trade_id", "qty", "price", "venue", "account", is_carry=pl.lit(False)),
         ])
         costs = compute_costs(run, method, ids_unique=True)
-        current = pl.concat([current.join(day_keys, on=KEY, how="anti"), carry_lots(costs.open_lots, method)])
+        carried_on = carry_lots(costs.open_lots, method)
+        current = carried_on if one_day else pl.concat([current.join(day_keys, on=KEY, how="anti"), carried_on])
         realized.append(costs.realized.filter(~pl.col("is_carry")).select(
             "venue", "account", "asset", "realized_pnl", business_date=pl.lit(day, pl.Date)))
-    lots = current.join(trades.select(KEY).unique(), on=KEY, how="semi").select(LOTS_STATE.names()).cast(LOTS_STATE)
+    lots = (current if one_day else current.join(trades.select(KEY).unique(), on=KEY, how="semi")).select(
+        LOTS_STATE.names()).cast(LOTS_STATE)
     realized_frame = (pl.concat(realized) if realized else
                       pl.DataFrame(schema={"venue": pl.String, "account": pl.String, "asset": pl.String,
                                            "realized_pnl": DECIMAL, "business_date": pl.Date}))
