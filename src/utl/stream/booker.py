@@ -116,6 +116,10 @@ class Booker:
             self.marks = landing_marks(landing, settings)
         self.books, self.starts = books, starts
         self.seen: set[str] = set(ledger_keys(seen).to_list())
+        # The accounts holding something, by book: a book of one account has no book-mates
+        # whose share of its cost a fill moves (position_rows need not look for them).
+        self._members: dict[str, set[tuple[str, str]]] = {}
+        self._joined(books.holdings)
         self.last_seq = last_sequence(conn, self.key, options.name)
 
     def _as_trades(self, stored: pl.DataFrame) -> pl.DataFrame:
@@ -214,8 +218,10 @@ class Booker:
                                                                                   "stream_seq"))
         touched = pl.concat([counted.select("venue", "account", "asset"),
                              changes.day_pnl.select("venue", "account", "asset")]).unique()
+        books_of = self._joined(counted)
         live = position_rows(self.books, self.books.holdings.join(touched, on=["venue", "account", "asset"], how="semi"),
-                             self.settings.book_of, self.reporting).cast(LIVE_ROWS)
+                             self.settings.book_of, self.reporting,
+                             mates=any(len(self._members[book]) > 1 for book in books_of)).cast(LIVE_ROWS)
         unit = priced.select("venue", "account", "leg_id", "unit_price")
         leg_rows = legs.join(unit, on=["venue", "account", "leg_id"], how="left").select(
             "venue", "account", symbol="symbol_text", trade_id="payload_id", leg_id="leg_id", kind="kind", asset="asset",
@@ -241,6 +247,16 @@ class Booker:
         commit_batch(self.conn, self.key, self.options.name, batch.last_seq, **batch.rows)
         self.last_seq = batch.last_seq
         return position_messages(batch.rows["live"], self.key)
+
+    def _joined(self, holders: pl.DataFrame) -> set[str]:
+        """Note the accounts of ``holders`` (venue, account) as members of their books; the
+        books."""
+        books = set()
+        for pair in set(zip(holders.get_column("venue").to_list(), holders.get_column("account").to_list())):
+            book = self.settings.book_of(*pair)
+            self._members.setdefault(book, set()).add(pair)
+            books.add(book)
+        return books
 
     def _starts_for(self, fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Starting states of the batch's accounts; accounts never seen start from zero."""

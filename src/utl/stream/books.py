@@ -206,11 +206,13 @@ def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.Da
     return lots, pl.concat(recorded) if recorded else OPENINGS.to_frame(), realized_frame.with_columns(replayed=pl.lit(False))
 
 
-def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str) -> pl.DataFrame:
+def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str, *, mates: bool = True) -> pl.DataFrame:
     """``utl.live_positions`` rows for ``holdings`` (venue, account, asset, qty, ...), and for
     every other account of the same (book, asset): where ``[books]`` groups accounts, the
     book's cost basis is shared out over its accounts as the end-of-day run shares it
-    (:func:`utl.positions.share_book_cost`), so one account's fill moves the others' share."""
+    (:func:`utl.positions.share_book_cost`), so one account's fill moves the others' share.
+    ``mates=False``: the caller knows no book of ``holdings`` holds another account (no pass
+    over every holding to find none)."""
     def with_books(frame: pl.DataFrame) -> pl.DataFrame:
         pairs = frame.select("venue", "account").unique()
         books_of = pairs.with_columns(book=pl.Series([book_of(v, a) for v, a in pairs.iter_rows()], dtype=pl.String))
@@ -219,10 +221,13 @@ def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str)
     asked = with_books(holdings)
     keys = asked.select(KEY).unique()
     # Only the rows asked for and their book-mates: the whole state is far larger than a batch.
-    mates = (with_books(books.holdings.join(keys.select("asset").unique(), on="asset", how="semi")
-                        .join(asked.select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="anti"))
-             .join(keys, on=KEY, how="semi"))
-    booked = pl.concat([asked, mates.select(asked.columns)])
+    if mates:
+        others = (with_books(books.holdings.join(keys.select("asset").unique(), on="asset", how="semi")
+                             .join(asked.select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="anti"))
+                  .join(keys, on=KEY, how="semi"))
+        booked = pl.concat([asked, others.select(asked.columns)])
+    else:
+        booked = asked
     basis = (books.lots.lazy().join(keys.lazy(), on=KEY, how="semi")
              .group_by(KEY).agg((pl.col("qty") * pl.col("entry_price")).sum().alias("book_cost")).collect())
     realized = (books.day_pnl.lazy().join(booked.lazy().select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="semi")
