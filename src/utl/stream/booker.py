@@ -211,9 +211,8 @@ class Booker:
             "book", "asset", "venue", "account", "business_date", "ts", "stream_seq",
             trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
         )
-        lots_before = self.books.lots
         changes = book_trades(self.books, trades)
-        lots = _lots_written(lots_before, self.books.lots, changes.keys)
+        lots = _lots_written(changes.lots_before, changes.lots_after, changes.keys)
         self.books.holdings, _ = add_holdings(self.books.holdings, counted.select("venue", "account", "asset", "qty", "ts",
                                                                                   "stream_seq"))
         touched = pl.concat([counted.select("venue", "account", "asset"),

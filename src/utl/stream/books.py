@@ -70,6 +70,8 @@ class Changes:
     replayed: pl.DataFrame  # (book, asset) whose openings are replaced whole (a replay rewrote them)
     day_pnl: pl.DataFrame  # DAY_PNL rows changed
     holdings: pl.DataFrame  # HOLDINGS rows changed (venue, account, asset)
+    lots_before: pl.DataFrame = field(default_factory=LOTS_STATE.to_frame)  # the changed keys' lots, before
+    lots_after: pl.DataFrame = field(default_factory=LOTS_STATE.to_frame)  # and after
 
 
 def add_holdings(holdings: pl.DataFrame, legs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -77,13 +79,21 @@ def add_holdings(holdings: pl.DataFrame, legs: pl.DataFrame) -> tuple[pl.DataFra
     moved = (legs.lazy().group_by(ACCOUNT_ASSET)
              .agg(pl.col("qty").sum(), pl.col("ts").max().alias("last_trade_ts"), pl.col("stream_seq").max())
              .collect())
-    both = pl.concat([holdings.lazy(), moved.lazy().select(HOLDINGS.names()).cast(HOLDINGS)])
-    changed = (both.join(moved.lazy().select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="semi")
+    held, kept = split_by(holdings, moved, ACCOUNT_ASSET)
+    changed = (pl.concat([held.lazy(), moved.lazy().select(HOLDINGS.names()).cast(HOLDINGS)])
                .group_by(ACCOUNT_ASSET)
                .agg(pl.col("qty").sum(), pl.col("last_trade_ts").max(), pl.col("stream_seq").max())
                .collect().select(HOLDINGS.names()).cast(HOLDINGS))
-    kept = holdings.join(moved.select(ACCOUNT_ASSET), on=ACCOUNT_ASSET, how="anti")
     return pl.concat([kept, changed]), changed
+
+
+def split_by(frame: pl.DataFrame, keys: pl.DataFrame, on: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(``frame``'s rows whose ``on`` columns are a row of ``keys``, the others), in ``frame``'s
+    order. One pass over ``frame`` to mark its rows, where a semi and an anti join made two (on a
+    million lots: 13 ms for the marks and ~5 ms a filter, against 18 and 38 ms for the joins):
+    the books are as wide as every key the stream has booked, a batch's keys a few of them."""
+    marks = frame.select(pl.struct(on).is_in(keys.select(pl.struct(on)).to_series().implode())).to_series()
+    return frame.filter(marks), frame.filter(~marks)
 
 
 def book_trades(books: Books, new: pl.DataFrame) -> Changes:
@@ -93,7 +103,9 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
         no_keys = pl.DataFrame(schema={"book": pl.String, "asset": pl.String})
         return Changes(no_keys, OPENINGS.to_frame(), no_keys, DAY_PNL.to_frame(), HOLDINGS.to_frame())
     first_new = new.group_by(KEY).agg(pl.col("ts").min().alias("first_ts"))
-    last_old = books.last.join(first_new.select(KEY), on=KEY, how="semi")
+    last_old, last_others = split_by(books.last, first_new, KEY)
+    # The lots of the batch's keys, and every other key's (kept as they are).
+    lots_before, lots_others = split_by(books.lots, first_new, KEY)
     keys = first_new.join(last_old, on=KEY, how="left").with_columns(
         replay=(pl.lit(books.method == "wac") | (pl.col("first_ts") < pl.col("last_ts"))).fill_null(books.method == "wac"),
         from_date=pl.col("first_ts").dt.date(),
@@ -101,13 +113,13 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     replay = keys.filter("replay")
     if replay.height:
         onward = keys.filter(~pl.col("replay"))
-        old, replay_start, openings, dropped_pnl = _replay_from(books, replay.select(*KEY, "from_date"))
+        old, replay_start, openings, dropped_pnl = _replay_from(books, lots_before, replay.select(*KEY, "from_date"))
         to_cost = pl.concat([old, new]).sort("ts", "stream_seq", maintain_order=True)
-        start_lots = pl.concat([replay_start, books.lots.join(onward.select(KEY), on=KEY, how="semi")])
+        start_lots = pl.concat([replay_start, lots_before.join(onward.select(KEY), on=KEY, how="semi")])
     else:  # the usual batch replays nothing: none of the steps over the trades and openings kept
         openings, dropped_pnl = books.openings, None
         to_cost = new.sort("ts", "stream_seq", maintain_order=True)
-        start_lots = books.lots.join(keys.select(KEY), on=KEY, how="semi")
+        start_lots = lots_before
 
     lots_now, new_openings, realized = _cost_by_day(start_lots, to_cost, openings, books.method)
     openings = pl.concat([openings, new_openings])
@@ -118,36 +130,39 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     base = (books.day_pnl.join(dropped_pnl, on=["venue", "account", "asset", "business_date"], how="anti")
             if dropped_pnl is not None and dropped_pnl.height else books.day_pnl)
     touched = day_realized.select("business_date", "venue", "account", "asset")
-    updated = (pl.concat([base.join(touched, on=touched.columns, how="semi").lazy(), day_realized.lazy().select(DAY_PNL.names())])
+    so_far, others = split_by(base, touched, touched.columns)
+    updated = (pl.concat([so_far.lazy(), day_realized.lazy().select(DAY_PNL.names())])
                .group_by(touched.columns).agg(pl.col("realized_pnl").sum()).collect())
     changed_pnl = updated.select(DAY_PNL.names()).cast(DAY_PNL)
     if dropped_pnl is not None and dropped_pnl.height:
         # A replayed date that now has no trade of an account keeps a zero row.
         zeroed = dropped_pnl.join(touched, on=touched.columns, how="anti").with_columns(realized_pnl=ZERO)
         changed_pnl = pl.concat([changed_pnl, zeroed.select(DAY_PNL.names()).cast(DAY_PNL)])
-    books.day_pnl = pl.concat([base.join(changed_pnl, on=touched.columns, how="anti"), changed_pnl])
+        others = others.join(zeroed, on=touched.columns, how="anti")
+    books.day_pnl = pl.concat([others, changed_pnl])
 
     changed_keys = keys.select(KEY)
-    books.lots = pl.concat([books.lots.join(changed_keys, on=KEY, how="anti"), lots_now])
+    books.lots = pl.concat([lots_others, lots_now])
     books.openings = openings
     books.trades = pl.concat([books.trades, new])
     latest = pl.concat([last_old, new.group_by(KEY).agg(pl.col("ts").max().alias("last_ts"))]).group_by(KEY).agg(
         pl.col("last_ts").max())
-    books.last = pl.concat([books.last.join(latest.select(KEY), on=KEY, how="anti"), latest.select(LAST.names())])
+    books.last = pl.concat([last_others, latest.select(LAST.names())])
     # A key carried onward keeps the openings it had and adds the dates it had none: only
     # those are written (rewriting every opening of every touched key was most of a batch's
     # database work once the books were wide). A replayed key's are rewritten whole.
     replayed = replay.select(KEY)
     written = (pl.concat([openings.join(replayed, on=KEY, how="semi"), new_openings.join(replayed, on=KEY, how="anti")])
                if replayed.height else new_openings)
-    return Changes(changed_keys, written, replayed, changed_pnl, HOLDINGS.to_frame())
+    return Changes(changed_keys, written, replayed, changed_pnl, HOLDINGS.to_frame(), lots_before, lots_now)
 
 
-def _replay_from(books: Books, from_day: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """What replaying keys (book, asset, ``from_date``) starts from: (their trades kept from that
-    date on, their lots at its opening (or the next date's: nothing happened to the key in
-    between), the openings kept (those of later dates go), the (account, asset, date) whose
-    realized PnL is recomputed)."""
+def _replay_from(books: Books, lots: pl.DataFrame,
+                 from_day: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """What replaying keys (book, asset, ``from_date``; ``lots``: the batch's keys' current lots)
+    starts from: (their trades kept from that date on, their lots at its opening (or the next
+    date's: nothing happened to the key in between), the openings kept (those of later dates
+    go), the (account, asset, date) whose realized PnL is recomputed)."""
     old = books.trades.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date")).drop("from_date")
     start = (books.openings.join(from_day, on=KEY).filter(pl.col("business_date") >= pl.col("from_date"))
              .filter(pl.col("business_date") == pl.col("business_date").min().over(KEY)).drop("from_date"))
@@ -158,7 +173,7 @@ def _replay_from(books: Books, from_day: pl.DataFrame) -> tuple[pl.DataFrame, pl
     no_opening = from_day.join(start_keys, on=KEY, how="anti").select(KEY)
     # (A join against no keys is skipped: it would pass over every key's lots for nothing.)
     replay_start = pl.concat([start.select(LOTS_STATE.names()),
-                              books.lots.join(no_opening, on=KEY, how="semi") if no_opening.height else books.lots.clear()])
+                              lots.join(no_opening, on=KEY, how="semi") if no_opening.height else lots.clear()])
     dropped_openings = books.openings.join(from_day, on=KEY).filter(
         pl.col("business_date") > pl.col("from_date")).select(*KEY, "business_date")
     openings = (books.openings.join(dropped_openings, on=[*KEY, "business_date"], how="anti")
