@@ -494,12 +494,16 @@ def _legs_gathered(legs: pl.DataFrame, changed: list[str], columns: list[str]) -
         out[name] = _gathered_in_pieces(stacked, in_stack, n)
         del stacked
     del in_stack
-    for name in legs.columns:
-        out[name] = _gathered_in_pieces(legs.drop_in_place(name), row, n)
+    # The columns the legs share, gathered together: Polars gathers them side by side (one
+    # by one they took ~3x the time, and more fresh memory).
+    if legs.width:
+        shared = _gathered_in_pieces(legs, row, n)
+        del legs
+        out.update((name, shared[name]) for name in shared.columns)
     return pl.DataFrame([out[c].alias(c) for c in columns])
 
 
-def _gathered_in_pieces(values: pl.Series, at: pl.Series, most: int) -> pl.Series:
+def _gathered_in_pieces(values: pl.Series | pl.DataFrame, at: pl.Series, most: int) -> pl.Series | pl.DataFrame:
     """``values.gather(at)``, as chunks of at most ``most`` values: each no larger than the
     columns of one row per source row just let go, whose memory it can then take (the
     allocator hands a larger piece fresh memory)."""
