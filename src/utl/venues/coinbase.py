@@ -577,13 +577,15 @@ def read_report(source: Source) -> Parsed:
     )
     if note_bytes is None and kernels_for(rows.height):
         note_bytes = _string_buffers(rows["__notes"])
-    rows = rows.with_columns(
-        # The groups read: the "for" amount and its quote, the pair's quote, the rate; the
-        # amount received and its asset.
-        _note_groups(rows["__notes"], rows["__is_advanced"], _ADVANCED_NOTE, ("3", "4", "6", "7"), note_bytes).alias("__advanced"),
-        _note_groups(rows["__notes"], rows["__is_convert"], _CONVERT_NOTE, ("3", "4"), note_bytes).alias("__convert"),
-    )
-    del note_bytes
+    # The groups read: the "for" amount and its quote, the pair's quote, the rate; the amount
+    # received and its asset. Both notes' passes at once (the compiled passes let go of the GIL).
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        groups = [
+            pool.submit(_note_groups, rows["__notes"], rows[taken], pattern, fields, note_bytes)
+            for taken, pattern, fields in (("__is_advanced", _ADVANCED_NOTE, ("3", "4", "6", "7")), ("__is_convert", _CONVERT_NOTE, ("3", "4")))
+        ]
+        rows = rows.with_columns(groups[0].result().alias("__advanced"), groups[1].result().alias("__convert"))
+    del note_bytes, groups
     advanced, convert = pl.col("__advanced").struct, pl.col("__convert").struct
     rows = _with_amounts(
         rows,
