@@ -215,6 +215,33 @@ def test_legs_in_order_of_every_kind_of_row() -> None:
     assert coinbase._legs_in_order(frame.head(0), *_legs(frame), ["source_row", "entry_id"]).height == 0
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(word, decimal_amount), max_size=40), st.lists(st.integers(0, 39), max_size=120), st.integers(1, 50))
+def test_gathered_in_pieces_is_the_gather(rows: list[tuple], at: list[int], most: int) -> None:
+    """The legs' gather in pieces of at most ``most`` values (chunks of the result) gives the
+    values of one gather, for a column and for a frame."""
+    frame = pl.DataFrame({"text": [r[0] for r in rows], "amount": [r[1] for r in rows]}, schema={"text": pl.String, "amount": DECIMAL})
+    index = pl.Series([i for i in at if i < frame.height], dtype=pl.UInt32)
+    got = coinbase._gathered_in_pieces(frame, index, most)
+    assert_frame_equal(got, frame.gather(index), check_exact=True)
+    assert_frame_equal(coinbase._gathered_in_pieces(frame["text"], index, most).to_frame(), frame.select("text").gather(index),
+                       check_exact=True)
+
+
+def test_legs_gathered_lets_its_legs_go() -> None:
+    """What the reader calls apart: the legs in order, the frame of leg values emptied."""
+    frame = pl.DataFrame({"source_row": [2, 5, 6, 9], "entry_id": ["a", "b", "c", "d"], "kind": ["k"] * 4,
+                          "cash": [Decimal(1), Decimal(0), Decimal(2), None], "fee": [Decimal(3), None, Decimal(0), Decimal(4)]},
+                         schema_overrides={"cash": DECIMAL, "fee": DECIMAL})
+    own, second, third = _legs(frame)
+    columns = ["source_row", "entry_id", "kind", "qty"]
+    legs = coinbase._leg_values(frame, own, second, third, ["source_row"])
+    got = coinbase._legs_gathered(legs, list(own), columns)
+    assert legs.width == 0
+    assert_frame_equal(got, coinbase._legs_in_order(frame, own, second, third, columns), check_exact=True)
+    assert got.rows()[:3] == [(2, "a", "k", Decimal(1)), (2, "a/quote", "trade", Decimal(-1)), (2, "a/fee", "k", Decimal(-3))]
+
+
 def test_plain_decimals_are_the_compiled_number_pass_in_one(monkeypatch: pytest.MonkeyPatch) -> None:
     base.warm_kernels()
     base._warming[0].join()

@@ -445,38 +445,73 @@ def _legs_in_order(frame: pl.DataFrame, own: dict[str, pl.Expr], second: dict[st
     selected to ``columns`` (``frame``: one row per source row, in file order), the columns
     ``own`` computes being those of every leg. Each leg's columns are computed on every row
     (a value no leg takes is never used, so an expression must not fail where its leg is not
-    taken), stacked, and gathered once with the columns the legs share: no sort, no filter."""
-    changed = list(own)
-    legs = frame.select(
+    taken), stacked, and gathered once with the columns the legs share: no sort, no filter.
+    :func:`_leg_values` then :func:`_legs_gathered`, which a reader calls apart to let
+    ``frame`` go between them."""
+    shared = [c for c in columns if c not in own]
+    return _legs_gathered(_leg_values(frame, own, second, third, shared), list(own), columns)
+
+
+def _leg_values(frame: pl.DataFrame, own: dict[str, pl.Expr], second: dict[str, pl.Expr], third: dict[str, pl.Expr],
+                shared: list[str]) -> pl.DataFrame:
+    """One row per row of ``frame``: the ``shared`` columns, each leg's columns (``0<name>``,
+    ``1<name>``, ``2<name>``: own, second, third) and whether the second and third are taken."""
+    return frame.select(
+        *shared,
         *[expr.alias(f"{i}{name}") for i, leg in enumerate((own, second, third)) for name, expr in leg.items() if name != "taken"],
         second=second["taken"].fill_null(False), third=third["taken"].fill_null(False),
     )
-    has_second, has_third = legs["second"].to_numpy(), legs["third"].to_numpy()
-    n = frame.height
+
+
+def _legs_gathered(legs: pl.DataFrame, changed: list[str], columns: list[str]) -> pl.DataFrame:
+    """:func:`_legs_in_order` of the legs :func:`_leg_values` made. ``legs`` is emptied as it
+    goes: each column is let go once gathered or stacked, so that the allocator hands its
+    memory out again to what follows (fresh memory costs this machine's kernel ~20x more)."""
+    n = legs.height
     index = np.uint32 if 3 * n < 2**32 else np.uint64  # Polars' own index type: taken without a copy
     # Leg l of row r is 3 r + l of the legs taken, row after row: those taken, in order, give
     # each output row's source row, and where its leg is in the stack below (the own legs,
     # then the second legs, then the third): l n + r. No cumsum, repeat or scatter.
     taken = np.empty((n, 3), dtype=np.bool_)
     taken[:, 0] = True
-    taken[:, 1] = has_second
-    taken[:, 2] = has_third
+    taken[:, 1] = legs.drop_in_place("second").to_numpy()
+    taken[:, 2] = legs.drop_in_place("third").to_numpy()
     leg_at = np.flatnonzero(taken.ravel()).astype(index)
     del taken
     row = leg_at // index(3)
     leg_at -= index(3) * row  # the leg, 0..2
     leg_at *= index(n)
     leg_at += row
-    in_stack = leg_at
-    # One chunk to gather from (a gather across chunks costs ~4x).
-    stacked = pl.concat([legs.select(pl.col(f"{i}{name}").alias(name) for name in changed) for i in range(3)], rechunk=True)
-    del legs, has_second, has_third
-    # Each step's input let go as soon as it is used: its memory serves the next.
-    stacked = stacked.gather(in_stack)
+    in_stack, row = pl.Series(leg_at), pl.Series(row)
+    del leg_at
+    out = {}
+    for name in changed:
+        # A column at a time: its three legs stacked (texts in one chunk: a gather across
+        # chunks of text costs ~2x; numbers gather across chunks as fast), then let go.
+        parts = [legs.drop_in_place(f"{i}{name}") for i in range(3)]
+        stacked = pl.concat(parts, rechunk=parts[0].dtype == pl.String)
+        del parts
+        out[name] = _gathered_in_pieces(stacked, in_stack, n)
+        del stacked
     del in_stack
-    shared = [c for c in columns if c not in changed]
-    out = frame.select(shared).gather(row).hstack(stacked)
-    return out.select(columns)
+    # The columns the legs share, gathered together: Polars gathers them side by side (one
+    # by one they took ~3x the time, and more fresh memory). Each in one chunk first: a text
+    # column in the file's chunks (ids: ~90 per million rows) gathered ~2.5x slower, with
+    # more fresh memory than the copy takes.
+    if legs.width:
+        shared = pl.DataFrame([legs.drop_in_place(name) for name in legs.columns]).rechunk()
+        shared = _gathered_in_pieces(shared, row, n)
+        out.update((name, shared[name]) for name in shared.columns)
+    return pl.DataFrame([out[c].alias(c) for c in columns])
+
+
+def _gathered_in_pieces(values: pl.Series | pl.DataFrame, at: pl.Series, most: int) -> pl.Series | pl.DataFrame:
+    """``values.gather(at)``, as chunks of at most ``most`` values: each no larger than the
+    columns of one row per source row just let go, whose memory it can then take (the
+    allocator hands a larger piece fresh memory)."""
+    if len(at) <= most:
+        return values.gather(at)
+    return pl.concat([values.gather(at.slice(start, most)) for start in range(0, len(at), most)], rechunk=False)
 
 
 def _movements(parts: list[pl.DataFrame], source: Source) -> pl.DataFrame:
@@ -542,13 +577,15 @@ def read_report(source: Source) -> Parsed:
     )
     if note_bytes is None and kernels_for(rows.height):
         note_bytes = _string_buffers(rows["__notes"])
-    rows = rows.with_columns(
-        # The groups read: the "for" amount and its quote, the pair's quote, the rate; the
-        # amount received and its asset.
-        _note_groups(rows["__notes"], rows["__is_advanced"], _ADVANCED_NOTE, ("3", "4", "6", "7"), note_bytes).alias("__advanced"),
-        _note_groups(rows["__notes"], rows["__is_convert"], _CONVERT_NOTE, ("3", "4"), note_bytes).alias("__convert"),
-    )
-    del note_bytes
+    # The groups read: the "for" amount and its quote, the pair's quote, the rate; the amount
+    # received and its asset. Both notes' passes at once (the compiled passes let go of the GIL).
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        groups = [
+            pool.submit(_note_groups, rows["__notes"], rows[taken], pattern, fields, note_bytes)
+            for taken, pattern, fields in (("__is_advanced", _ADVANCED_NOTE, ("3", "4", "6", "7")), ("__is_convert", _CONVERT_NOTE, ("3", "4")))
+        ]
+        rows = rows.with_columns(groups[0].result().alias("__advanced"), groups[1].result().alias("__convert"))
+    del note_bytes, groups
     advanced, convert = pl.col("__advanced").struct, pl.col("__convert").struct
     rows = _with_amounts(
         rows,
@@ -679,7 +716,10 @@ def read_report(source: Source) -> Parsed:
         "qty": pl.when(is_retail).then(-pl.col("fees")).otherwise(-pl.col("advanced_fee")),
     }
     own = {"entry_id": pl.col("entry_id"), "asset": pl.col("asset"), "kind": pl.col("own_kind"), "qty": pl.col("own_qty")}
-    movements = _legs_in_order(lines, own, counter, fee, list(_MOVEMENT_PARTS))
+    columns = list(_MOVEMENT_PARTS)
+    legs = _leg_values(lines, own, counter, fee, [c for c in columns if c not in own])
+    del lines  # what only the legs read: its memory serves them in file order
+    movements = _legs_gathered(legs, list(own), columns)
     return Parsed(_movements([movements], source), _together(refused, quarantine))
 
 
