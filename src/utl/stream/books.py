@@ -184,7 +184,7 @@ def _replay_from(books: Books, lots: pl.DataFrame,
 def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.DataFrame,
                  method: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Cost ``trades`` date by date from ``start_lots`` (lots of the trades' keys only): (lots at
-    the end, openings recorded for dates a key had none, realized per trade with ``replayed``)."""
+    the end, openings recorded for dates a key had none, realized per trade and date)."""
     current = start_lots
     recorded, realized = [], []
     days = trades["business_date"].unique().sort().to_list()
@@ -218,7 +218,7 @@ def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.Da
     realized_frame = (pl.concat(realized) if realized else
                       pl.DataFrame(schema={"venue": pl.String, "account": pl.String, "asset": pl.String,
                                            "realized_pnl": DECIMAL, "business_date": pl.Date}))
-    return lots, pl.concat(recorded) if recorded else OPENINGS.to_frame(), realized_frame.with_columns(replayed=pl.lit(False))
+    return lots, pl.concat(recorded) if recorded else OPENINGS.to_frame(), realized_frame
 
 
 def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str, *, mates: bool = True) -> pl.DataFrame:
