@@ -100,7 +100,6 @@ class Booker:
         books, starts, seen = load_books(conn, self.key, settings.costing_method)
         self.shard = options.shard
         self._owner: dict[str, bool] = {}
-        self._started: set[tuple[str, str]] | None = None  # (venue, account) of self.starts
         if not self.shard.whole:  # the landing's other shards' rows are theirs
             for name in ("openings", "lots", "day_pnl", "holdings"):
                 setattr(books, name, owned(getattr(books, name), self.shard, settings.book_of))
@@ -115,6 +114,7 @@ class Booker:
         else:
             self.marks = landing_marks(landing, settings)
         self.books, self.starts = books, starts
+        self._started = set(zip(starts.get_column("venue").to_list(), starts.get_column("account").to_list()))
         self.seen: set[str] = set(ledger_keys(seen).to_list())
         # The accounts holding something, by book: a book of one account has no book-mates
         # whose share of its cost a fill moves (position_rows need not look for them).
@@ -260,15 +260,14 @@ class Booker:
     def _starts_for(self, fills: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Starting states of the batch's accounts; accounts never seen start from zero."""
         pairs = set(zip(fills.get_column("venue").to_list(), fills.get_column("account").to_list()))
-        if self._started is None or len(self._started) != self.starts.height:
-            self._started = set(zip(self.starts.get_column("venue").to_list(), self.starts.get_column("account").to_list()))
-        if pairs <= self._started:  # the usual batch: every account has its start already
+        if pairs <= self._started:  # the usual batch: every account has its start already (a set of them)
             return self.starts, START_ROWS.to_frame()
         accounts = fills.select("venue", "account").unique()
         new = accounts.join(self.starts, on=["venue", "account"], how="anti").with_columns(
             state_date=pl.lit(None, pl.Date), source=pl.lit("zero")).cast(START_ROWS)
         if new.height:
             self.starts = pl.concat([self.starts, new])
+            self._started |= pairs
         return self.starts, new
 
     def _price(self, legs: pl.DataFrame) -> pl.DataFrame:

@@ -127,14 +127,16 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     # Realized PnL per (account, asset, date): replayed dates are recomputed whole, the
     # others add the new trades' PnL.
     day_realized = realized.group_by("business_date", "venue", "account", "asset").agg(pl.col("realized_pnl").sum())
+    if dropped_pnl is not None and not dropped_pnl.height:
+        dropped_pnl = None
     base = (books.day_pnl.join(dropped_pnl, on=["venue", "account", "asset", "business_date"], how="anti")
-            if dropped_pnl is not None and dropped_pnl.height else books.day_pnl)
+            if dropped_pnl is not None else books.day_pnl)
     touched = day_realized.select("business_date", "venue", "account", "asset")
     so_far, others = split_by(base, touched, touched.columns)
     updated = (pl.concat([so_far.lazy(), day_realized.lazy().select(DAY_PNL.names())])
                .group_by(touched.columns).agg(pl.col("realized_pnl").sum()).collect())
     changed_pnl = updated.select(DAY_PNL.names()).cast(DAY_PNL)
-    if dropped_pnl is not None and dropped_pnl.height:
+    if dropped_pnl is not None:
         # A replayed date that now has no trade of an account keeps a zero row.
         zeroed = dropped_pnl.join(touched, on=touched.columns, how="anti").with_columns(realized_pnl=ZERO)
         changed_pnl = pl.concat([changed_pnl, zeroed.select(DAY_PNL.names()).cast(DAY_PNL)])

@@ -221,8 +221,7 @@ def _lots_difference(conn: psycopg.Connection, key: str, gone: pl.DataFrame, add
     if _copy(conn, "s_lots_gone", "stream_lots", gone, key):
         deleted = conn.execute(_LOTS_GONE, {"landing": key}).rowcount
         if deleted != gone.height:
-            raise RuntimeError(f"utl.stream_lots of landing {key or '(none)'}: {deleted} of the {gone.height} lots the "
-                               f"batch closed are there; the database is not the state this booker holds")
+            raise _lots_missing(key, deleted, gone.height)
     _copy(conn, None, "stream_lots", added, key)
 
 
@@ -288,16 +287,16 @@ def _literals_safe(conn: psycopg.Connection) -> bool:
 
 
 def _commit_as_text(conn: psycopg.Connection, key: str, consumer: str, last_seq: int,
-                    tables: list[tuple[str, str, pl.DataFrame, bool]], added: pl.DataFrame | None) -> bool:
+                    tables: list[tuple[str, pl.DataFrame, bool]], added: pl.DataFrame | None) -> bool:
     """A small batch in one round trip: each staged frame as INSERT ... VALUES (``tables``: staging
-    table, its name for :data:`_MOVES`, frame, whether it takes ``landing``), then the statements
+    table as :data:`_MOVES` names it, frame, whether it takes ``landing``), then the statements
     that move them and the sequence, as the COPY path runs them. Lots written as a difference
     (``added`` not None): the staged ``s_lots_gone`` rows are deleted, and the count checked,
     before ``added`` go in. False, with nothing sent, when a value has no literal form."""
     inserts, staged = [], {}
-    for table, name, frame, keyed in tables:
+    for name, frame, keyed in tables:
         if frame.height:
-            insert = _insert_values(table, frame, key if keyed else None)
+            insert = _insert_values(name, frame, key if keyed else None)
             if insert is None:
                 return False
             inserts.append(insert)
@@ -316,19 +315,29 @@ def _commit_as_text(conn: psycopg.Connection, key: str, consumer: str, last_seq:
                                   + " RETURNING 1) SELECT 'lots gone', count(*) FROM gone").format(**literal))
     if added is not None and added.height:
         statements.append(lots_in)
-    statements += [sql.SQL(statement.replace("%(landing)s", "{landing}")).format(**literal)
-                   for reads, statement in _MOVES if any(staged.get(name) for name in reads)]
-    statements.append(_offset(key, consumer, last_seq))
+    statements += [*_moves(key, staged), _offset(key, consumer, last_seq)]
     cursor = conn.execute(sql.SQL(";\n").join(statements))
     while True:
         if cursor.description is not None:
             row = cursor.fetchone()
             if row is not None and row[0] == "lots gone" and row[1] != lots_gone:
-                raise RuntimeError(f"utl.stream_lots of landing {key or '(none)'}: {row[1]} of the {lots_gone} lots the "
-                                   f"batch closed are there; the database is not the state this booker holds")
+                raise _lots_missing(key, row[1], lots_gone)
         if not cursor.nextset():
             break
     return True
+
+
+def _moves(key: str, staged: dict[str, int]) -> list[sql.Composable]:
+    """The statements of :data:`_MOVES` that read a staging table holding rows (``staged``: rows
+    per staging table), the landing a quoted literal in each."""
+    literal = {"landing": sql.Literal(key)}
+    return [sql.SQL(statement.replace("%(landing)s", "{landing}")).format(**literal)
+            for reads, statement in _MOVES if any(staged.get(name) for name in reads)]
+
+
+def _lots_missing(key: str, found: int, closed: int) -> RuntimeError:
+    return RuntimeError(f"utl.stream_lots of landing {key or '(none)'}: {found} of the {closed} lots the batch "
+                        f"closed are there; the database is not the state this booker holds")
 
 
 def _offset(key: str, consumer: str, last_seq: int) -> sql.Composable:
@@ -367,16 +376,14 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
         _stage(conn)
         rows = sum(frame.height for frame in (fills, legs, starts, changed, lots, openings, day_pnl, live, quarantine))
         if rows + (0 if gone is None else gone.height) <= SMALL_BATCH_ROWS and _literals_safe(conn):
-            tables = [("s_stream_fills", "s_stream_fills", fills, True), ("s_stream_legs", "s_stream_legs", legs, True),
-                      ("s_stream_start", "s_stream_start", starts, True), ("s_keys", "s_keys", changed, False)]
+            tables = [("s_stream_fills", fills, True), ("s_stream_legs", legs, True), ("s_stream_start", starts, True),
+                      ("s_keys", changed, False)]
             if gone is None:
-                tables += [("s_lot_keys", "s_lot_keys", keys.select("book", "asset").unique(), False),
-                           ("s_stream_lots", "s_stream_lots", lots, True)]
+                tables += [("s_lot_keys", keys.select("book", "asset").unique(), False), ("s_stream_lots", lots, True)]
             else:
-                tables.append(("s_lots_gone", "s_lots_gone", gone, True))
-            tables += [("s_stream_lot_openings", "s_stream_lot_openings", openings, True),
-                       ("s_stream_day_pnl", "s_stream_day_pnl", day_pnl, True), ("s_live", "s_live", live, True),
-                       ("s_stream_quarantine", "s_stream_quarantine", quarantine, True)]
+                tables.append(("s_lots_gone", gone, True))
+            tables += [("s_stream_lot_openings", openings, True), ("s_stream_day_pnl", day_pnl, True),
+                       ("s_live", live, True), ("s_stream_quarantine", quarantine, True)]
             if _commit_as_text(conn, key, consumer, last_seq, tables, None if gone is None else lots):
                 return
         conn.execute(BATCH_PLAN)
@@ -401,11 +408,7 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
         # A statement over empty staging tables changes nothing: a small batch skips it. The rest,
         # and the consumed sequence, go in one round trip (no parameters: the simple query
         # protocol takes several statements; the values are quoted literals).
-        literal = {"landing": sql.Literal(key)}
-        moves = [sql.SQL(statement.replace("%(landing)s", "{landing}")).format(**literal)
-                 for reads, statement in _MOVES if any(staged.get(name) for name in reads)]
-        moves.append(_offset(key, consumer, last_seq))
-        conn.execute(sql.SQL(";\n").join(moves))
+        conn.execute(sql.SQL(";\n").join([*_moves(key, staged), _offset(key, consumer, last_seq)]))
 
 
 def _columns(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
