@@ -48,7 +48,7 @@ UTC_TS = pl.Datetime("us", "UTC")
 @dataclass(frozen=True)
 class CostingResult:
     realized: pl.DataFrame  # every input trade, input order, + realized_pnl, closed_qty, position_after
-    positions: pl.DataFrame  # one row per (book, asset), flat ones included
+    positions: pl.DataFrame | None  # one row per (book, asset), flat ones included; None when not asked for
     open_lots: pl.DataFrame  # lots still open ("wac": one pool per open position)
 
 
@@ -58,11 +58,15 @@ def compute_costs(
     *,
     source: str | None = None,
     ids_unique: bool = False,
+    positions: bool = True,
 ) -> CostingResult:
     """Cost ``trades`` under ``method``; raises :class:`ValueError` (a :class:`BadInput`)
     naming every bad value's column, row and ``trade_id``; ``source`` names the file.
     ``ids_unique=True`` skips the duplicate ``trade_id`` check, for callers whose ids are
-    unique by construction (the daily run's leg ids); everything else is still checked."""
+    unique by construction (the daily run's leg ids); everything else is still checked.
+    ``positions=False`` leaves ``result.positions`` None, for callers that only carry the open
+    lots and sum realized PnL (the day step, transfers, the stream): the per-position sums and
+    exact averages are a good part of a small call's steps."""
     if method not in METHODS:
         raise ValueError(f"unknown costing method {method!r}: use one of {', '.join(METHODS)}")
     warm_kernels(method)
@@ -93,7 +97,7 @@ def compute_costs(
         del qty_at_nine, prices
         order, group = ordered
         del ordered
-    fast = _cost_in_words(valid, order, group, method, converted)
+    fast = _cost_in_words(valid, order, group, method, converted, positions)
     del converted
     if fast is not None:
         return fast
@@ -110,11 +114,6 @@ def compute_costs(
     cost = _cost_wac if method == "wac" else _cost_lots
     realized_pnl, closed_qty, lots = cost(ordered, scale, fits, method)
     open_lots = _describe_lots(valid, order, lots, pooled=method == "wac")
-    averages = (
-        open_lots.select("book", "asset", pl.col("entry_price").alias("avg_price"))
-        if method == "wac"
-        else _exact_averages(open_lots)
-    )
 
     per_trade = ordered.select(
         _GROUP,
@@ -126,12 +125,19 @@ def compute_costs(
     totals = per_trade.select(
         pl.col("position_after").alias("qty"), pl.col("realized_pnl").cum_sum().over(_GROUP).alias("realized_pnl")
     )[ends]
-    positions = _positions(valid, order[ends], totals, open_lots, averages)
+    by_position = None
+    if positions:
+        averages = (
+            open_lots.select("book", "asset", pl.col("entry_price").alias("avg_price"))
+            if method == "wac"
+            else _exact_averages(open_lots)
+        )
+        by_position = _positions(valid, order[ends], totals, open_lots, averages)
 
     back = np.empty_like(order)
     back[order] = np.arange(len(order))  # application order -> input order
     realized = valid.with_columns(per_trade.select("realized_pnl", "closed_qty", "position_after")[back])
-    return CostingResult(realized=realized, positions=positions, open_lots=open_lots)
+    return CostingResult(realized=realized, positions=by_position, open_lots=open_lots)
 
 
 _warmed: set[str] = set()
@@ -298,7 +304,7 @@ def _gather(column: pl.Series, rows: np.ndarray) -> pl.Series:
 
 
 def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, method: str,
-                   converted: tuple | None = None) -> CostingResult | None:
+                   converted: tuple | None = None, with_positions: bool = True) -> CostingResult | None:
     """The whole costing on scaled integers, or None when a number does not fit.
 
     Quantities and prices leave their Decimal columns as raw integers (Arrow words), become
@@ -366,17 +372,19 @@ def _cost_in_words(valid: pl.DataFrame, order: np.ndarray, group: np.ndarray, me
     lot_group = np.searchsorted(group[ends], group[lots.lot])  # each lot's group, 0..n_groups-1
     keep = stable_argsort(rank[lot_group])
     lots = _OpenLots(lots.lot[keep], lots.qty.gather(keep), lots.entry_price.gather(keep))
-    open_lots = _describe_lots(valid, order, lots, pooled=method == "wac", sort=False).with_columns(
-        __g=pl.Series(lot_group[keep], dtype=pl.Int64))
-    averages = (
-        open_lots.select("__g", pl.col("entry_price").alias("avg_price"))
-        if method == "wac"
-        else _exact_averages(open_lots, keys=("__g",))
-    )
-    totals = pl.DataFrame([int64_to_decimal(end_pos, qty_scale, "qty"), decimal_from_words(end_pnl, "realized_pnl")])
-    positions = _positions(valid, order[ends], totals.with_row_index("__g").cast({"__g": pl.Int64}), open_lots,
-                           averages, keys=("__g",))
-    open_lots = open_lots.drop("__g")
+    open_lots = _describe_lots(valid, order, lots, pooled=method == "wac", sort=False)
+    positions = None
+    if with_positions:
+        open_lots = open_lots.with_columns(__g=pl.Series(lot_group[keep], dtype=pl.Int64))
+        averages = (
+            open_lots.select("__g", pl.col("entry_price").alias("avg_price"))
+            if method == "wac"
+            else _exact_averages(open_lots, keys=("__g",))
+        )
+        totals = pl.DataFrame([int64_to_decimal(end_pos, qty_scale, "qty"), decimal_from_words(end_pnl, "realized_pnl")])
+        positions = _positions(valid, order[ends], totals.with_row_index("__g").cast({"__g": pl.Int64}), open_lots,
+                               averages, keys=("__g",))
+        open_lots = open_lots.drop("__g")
     give_back_freed()  # the kernels' inputs, before the words' second halves are touched
     pnl, closed, position = results.words(qty_scale)
     realized = valid.with_columns(decimal_from_words(pnl, "realized_pnl"), decimal_from_words(closed, "closed_qty"),

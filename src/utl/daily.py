@@ -190,7 +190,8 @@ def run_day(
         lots_and_realized = _cost_day(carried, priced, None if every_leg else costed, settings.costing_method)
         if lots_and_realized is None:
             # Ids are unique by construction: leg ids within (venue, account), lot ids carried over.
-            costs = compute_costs(pl.concat([carried.lazy(), today]).collect(), settings.costing_method, ids_unique=True)
+            costs = compute_costs(pl.concat([carried.lazy(), today]).collect(), settings.costing_method, ids_unique=True,
+                                  positions=False)
             lots_and_realized = (carry_lots(costs.open_lots, settings.costing_method),
                                  costs.realized.select("book", "asset", "realized_pnl", "is_carry"))
             del costs

@@ -161,7 +161,8 @@ class _Group:
             self.trades = self.trades.filter(pl.col("ts") >= ts)
         if now.height == 0 and (self.lots.height == 0 or self.method != "wac"):
             return
-        costs = compute_costs(pl.concat([_as_trades(self.lots), now.cast(TRADES)]), self.method, ids_unique=True)
+        costs = compute_costs(pl.concat([_as_trades(self.lots), now.cast(TRADES)]), self.method, ids_unique=True,
+                              positions=False)
         self.realized.append(costs.realized.select(REALIZED.names()).cast(REALIZED))
         # A WAC pool comes back without an id; it needs one to be carried on (utl.daily does the same).
         self.lots = costs.open_lots.with_columns(
@@ -190,7 +191,7 @@ def move_lots(
     parts_realized: list[pl.DataFrame] = []
     parts_lots: list[pl.DataFrame] = []
     if bulk.height:
-        costs = compute_costs(bulk, method, ids_unique=True)
+        costs = compute_costs(bulk, method, ids_unique=True, positions=False)
         parts_realized.append(costs.realized.select(REALIZED.names()).cast(REALIZED))
         parts_lots.append(costs.open_lots.select(LOTS_STATE.names()).cast(LOTS_STATE))
 

@@ -73,6 +73,12 @@ def check_against_reference(rows, method):
     assert got == per_trade
     assert {(r[0], r[1]): r[2:] for r in result.positions.rows()} == positions
     assert result.open_lots.select("book", "asset", "trade_id", "qty", "entry_price").rows() == open_lots
+    # Without positions (the day step's, the transfers' and the stream's call): the same
+    # per-trade results and open lots, column for column, and no positions.
+    lean = compute_costs(frame_of(rows), method, positions=False)
+    assert lean.positions is None
+    assert lean.realized.equals(result.realized)
+    assert lean.open_lots.equals(result.open_lots)
 
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

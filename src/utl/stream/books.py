@@ -210,7 +210,7 @@ def _cost_by_day(start_lots: pl.DataFrame, trades: pl.DataFrame, openings: pl.Da
                            venue=pl.lit(None, pl.String), account=pl.lit(None, pl.String), is_carry=pl.lit(True)),
             todays.select(*KEY, "ts", "trade_id", "qty", "price", "venue", "account", is_carry=pl.lit(False)),
         ])
-        costs = compute_costs(run, method, ids_unique=True)
+        costs = compute_costs(run, method, ids_unique=True, positions=False)
         carried_on = carry_lots(costs.open_lots, method)
         current = carried_on if one_day else pl.concat([current.join(day_keys, on=KEY, how="anti"), carried_on])
         realized.append(costs.realized.filter(~pl.col("is_carry")).select(
