@@ -46,6 +46,7 @@ import numpy as np
 import polars as pl
 
 from utl.costing import GROUP_TRADES, compute_costs, cost_groups
+from utl.frames import conformed
 from utl.marks import MissingMark, marks_for, require_marks
 from utl.matching import match_transfers
 from utl.pnl import day_pnl, price_legs
@@ -278,4 +279,4 @@ def carry_lots(open_lots: pl.DataFrame, method: str) -> pl.DataFrame:
         open_lots = open_lots.with_columns(
             trade_id=pl.format("pool/{}/{}", pl.col("book"), pl.col("asset"))
         )
-    return open_lots.select(LOTS_STATE.names()).cast(LOTS_STATE)
+    return conformed(open_lots, LOTS_STATE)

@@ -38,6 +38,7 @@ import nats
 import polars as pl
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from utl.frames import conformed, rows_where
 from utl.pnl import price_legs
 from utl.positions import with_book
 from utl.settings import Settings
@@ -114,6 +115,7 @@ class Booker:
         else:
             self.marks = landing_marks(landing, settings)
         self.books, self.starts = books, starts
+        self._marks_by_day: dict[dt.date, pl.DataFrame] = {}
         self._started = set(zip(starts.get_column("venue").to_list(), starts.get_column("account").to_list()))
         self.seen: set[str] = set(ledger_keys(seen).to_list())
         # The accounts holding something, by book: a book of one account has no book-mates
@@ -205,33 +207,34 @@ class Booker:
             business_date=pl.col("ts").dt.date(),
             counted=pl.col("state_date").is_null() | (pl.col("ts").dt.date() > pl.col("state_date")),
         )
-        counted = legs.filter("counted")
+        counted = rows_where(legs, legs["counted"])
         priced = self._price(counted)
-        trades = priced.filter((pl.col("asset") != self.reporting) & (pl.col("qty") != 0)).select(
+        trades = rows_where(priced, (priced["asset"] != self.reporting) & (priced["qty"] != 0)).select(
             "book", "asset", "venue", "account", "business_date", "ts", "stream_seq",
             trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
         )
         changes = book_trades(self.books, trades)
         lots = _lots_written(changes.lots_before, changes.lots_after, changes.keys)
-        self.books.holdings, _ = add_holdings(self.books.holdings, counted.select("venue", "account", "asset", "qty", "ts",
-                                                                                  "stream_seq"))
-        touched = pl.concat([counted.select("venue", "account", "asset"),
-                             changes.day_pnl.select("venue", "account", "asset")]).unique()
+        self.books.holdings, _ = add_holdings(self.books.holdings, counted[["venue", "account", "asset", "qty", "ts",
+                                                                            "stream_seq"]])
+        touched = pl.concat([counted[["venue", "account", "asset"]], changes.day_pnl[["venue", "account", "asset"]]]).unique()
         books_of = self._joined(counted)
-        live = position_rows(self.books, self.books.holdings.join(touched, on=["venue", "account", "asset"], how="semi"),
-                             self.settings.book_of, self.reporting,
-                             mates=any(len(self._members[book]) > 1 for book in books_of)).cast(LIVE_ROWS)
-        unit = priced.select("venue", "account", "leg_id", "unit_price")
+        live = conformed(position_rows(self.books, self.books.holdings.join(touched, on=["venue", "account", "asset"], how="semi"),
+                                       self.settings.book_of, self.reporting,
+                                       mates=any(len(self._members[book]) > 1 for book in books_of)), LIVE_ROWS)
+        unit = priced[["venue", "account", "leg_id", "unit_price"]]
         leg_rows = legs.join(unit, on=["venue", "account", "leg_id"], how="left").select(
             "venue", "account", symbol="symbol_text", trade_id="payload_id", leg_id="leg_id", kind="kind", asset="asset",
             qty="qty", ts="ts", business_date="business_date", price="price",
             unit_price=pl.when(pl.col("asset") != self.reporting).then(pl.col("unit_price")),
             counted="counted", stream_seq="stream_seq",
-        ).cast(LEGS_ROWS)
+        )
+        leg_rows = conformed(leg_rows, LEGS_ROWS)
         fill_rows = fills.join(states, on=["venue", "account"], how="left").select(
             "venue", "account", symbol="symbol_text", trade_id="payload_id", stream_seq="stream_seq", ts="ts",
             counted=pl.col("state_date").is_null() | (pl.col("ts").dt.date() > pl.col("state_date")),
-        ).cast(FILLS_ROWS)
+        )
+        fill_rows = conformed(fill_rows, FILLS_ROWS)
         self.seen.update(taken)
         return Batch(max([m.seq for m in messages] + [through or 0]), dict(
             fills=fill_rows, legs=leg_rows, starts=new_starts, keys=changes.keys, **lots, openings=changes.openings,
@@ -270,19 +273,30 @@ class Booker:
             self._started |= pairs
         return self.starts, new
 
+    def _marks_on(self, day: dt.date) -> pl.DataFrame:
+        """:func:`marks_on` of ``day``, made once per date (the booker's marks are fixed at its
+        start; a batch made them again, seven Polars steps)."""
+        known = self._marks_by_day.get(day)
+        if known is None:
+            known = self._marks_by_day[day] = marks_on(self.marks, day, self.reporting)
+        return known
+
     def _price(self, legs: pl.DataFrame) -> pl.DataFrame:
         """Each leg's unit price in the reporting currency, as the end-of-day run prices it."""
         if legs.height == 0:
             return legs.with_columns(book=pl.lit(None, pl.String), unit_price=pl.lit(None, pl.Decimal(38, 18)))
         booked = with_book(legs, self.settings)
         parts = []
-        for day in booked["business_date"].unique().sort().to_list():
-            todays = booked.filter(pl.col("business_date") == day)
-            costed = todays.filter(pl.col("asset") != self.reporting)
-            rest = todays.filter(pl.col("asset") == self.reporting).with_columns(unit_price=pl.lit(None, pl.Decimal(38, 18)))
-            priced = price_legs(costed, marks_on(self.marks, day, self.reporting), day) if costed.height else \
+        days = booked["business_date"].unique().sort().to_list()
+        for day in days:
+            todays = booked if len(days) == 1 else rows_where(booked, booked["business_date"] == day)
+            in_reporting = todays["asset"] == self.reporting
+            costed = rows_where(todays, ~in_reporting)
+            rest = rows_where(todays, in_reporting)
+            rest = rest.hstack([pl.Series("unit_price", dtype=pl.Decimal(38, 18)).extend_constant(None, rest.height)])
+            priced = price_legs(costed, self._marks_on(day), day) if costed.height else \
                 costed.with_columns(unit_price=pl.lit(None, pl.Decimal(38, 18)))
-            parts.append(priced.select(*rest.columns))
+            parts.append(priced[rest.columns])
             parts.append(rest)
         return pl.concat(parts, how="vertical_relaxed")
 

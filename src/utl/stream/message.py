@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 import polars as pl
 
+from utl.frames import conformed
 from utl.ingest import read_trades_file, trade_identity
 from utl.legs import book_legs
 from utl.schemas import FILLS_OUT, LEGS_OUT, MOVEMENTS_OUT
@@ -233,18 +234,23 @@ def parse_batch(messages: list[Message], settings: Settings, scratch: Path | Non
             # The venue's own trade identity (ingest.md), now that the venue is known.
             .with_columns(trade_id=pl.col("payload_id")).with_columns(trade_id=trade_identity(), source_file=pl.col("subject"))
         )
-    fills = (pl.concat(fills, how="diagonal_relaxed") if fills else pl.DataFrame(schema=KEYED_FILLS))
-    fills = fills.select(KEYED_FILLS.names()).cast(KEYED_FILLS).sort("stream_seq")
+    if quick is not None:  # in KEYED_FILLS' columns and types, by sequence, already
+        fills = quick
+    else:
+        fills = (pl.concat(fills, how="diagonal_relaxed") if fills else pl.DataFrame(schema=KEYED_FILLS))
+        fills = fills.select(KEYED_FILLS.names()).cast(KEYED_FILLS).sort("stream_seq")
     legs = legs_of(fills)
-    quarantine = pl.DataFrame(refused, schema=QUARANTINE).sort("stream_seq")
+    quarantine = pl.DataFrame(refused, schema=QUARANTINE)
+    if quarantine.height > 1:
+        quarantine = quarantine.sort("stream_seq")
     return Parsed(fills, legs, quarantine)
 
 
 def legs_of(fills: pl.DataFrame) -> pl.DataFrame:
     """The batch's legs of these fills, each with its fill's stream sequence and ledger key."""
-    plain = fills.select(FILLS_OUT.names()).cast(FILLS_OUT)
+    plain = conformed(fills, FILLS_OUT)
     legs = book_legs(plain, MOVEMENTS_OUT.to_frame(), set())
     # A re-send in the same batch has its fill's trade id: each leg finds its own message by
     # its row in the batch.
-    keys = fills.select("source_row", "stream_seq", "symbol_text", "payload_id")
-    return legs.join(keys, on="source_row", how="left").select(KEYED_LEGS.names()).cast(KEYED_LEGS)
+    keys = fills[["source_row", "stream_seq", "symbol_text", "payload_id"]]
+    return conformed(legs.join(keys, on="source_row", how="left"), KEYED_LEGS)
