@@ -14,9 +14,30 @@ import functools
 import polars as pl
 
 
+SMALL = 20_000
+"""Rows up to which a frame is made whole (one chunk a column) before its columns are reshaped
+one by one: a frame whose columns are cut into chunks differently panics some of Polars' later
+steps, and copying a few thousand rows costs less than the query it saves."""
+
+
 def rows_where(frame: pl.DataFrame, mask: pl.Series) -> pl.DataFrame:
-    """``frame.filter(mask)`` (a null in ``mask`` drops its row, as there), a column at a time."""
-    return pl.DataFrame([column.filter(mask) for column in frame.get_columns()]) if frame.width else frame
+    """``frame.filter(mask)`` (a null in ``mask`` drops its row, as there), a column at a time
+    where the frame is whole or small enough to be made so; a larger one by the query (its
+    fixed cost is nothing beside the rows)."""
+    if not frame.width:
+        return frame
+    whole = _whole(frame)
+    if whole is None:
+        return frame.filter(mask)
+    mask = mask.rechunk() if mask.n_chunks() > 1 else mask
+    return pl.DataFrame([column.filter(mask) for column in whole.get_columns()])
+
+
+def _whole(frame: pl.DataFrame) -> pl.DataFrame | None:
+    """``frame`` with every column in one chunk (made so when it is small), else None."""
+    if all(n == 1 for n in frame.n_chunks("all")):
+        return frame
+    return frame.rechunk() if frame.height <= SMALL else None
 
 
 def conformed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
@@ -32,9 +53,12 @@ def with_constants(frame: pl.DataFrame, **columns: tuple[object, pl.DataType]) -
     """``frame.with_columns(name=pl.lit(value, dtype), ...)``: each (value, dtype) a column of
     ``frame.height`` equal values, replacing the column of that name in its place or added
     after the others, in order."""
+    whole = _whole(frame)
+    if whole is None:
+        return frame.with_columns(**{name: pl.lit(value, dtype) for name, (value, dtype) in columns.items()})
     made = {name: _one(name, value, dtype).new_from_index(0, frame.height) if frame.height else _one(name, value, dtype).clear()
             for name, (value, dtype) in columns.items()}
-    existing = [made.pop(column.name, column) for column in frame.get_columns()]
+    existing = [made.pop(column.name, column) for column in whole.get_columns()]
     return pl.DataFrame([*existing, *made.values()])
 
 

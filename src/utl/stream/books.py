@@ -105,17 +105,17 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
     if new.height == 0:
         no_keys = pl.DataFrame(schema={"book": pl.String, "asset": pl.String})
         return Changes(no_keys, OPENINGS.to_frame(), no_keys, DAY_PNL.to_frame(), HOLDINGS.to_frame())
-    first_new = new.group_by(KEY).agg(pl.col("ts").min().alias("first_ts"))
+    first_new = new.group_by(KEY).agg(pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts"))
     last_old, last_others = split_by(books.last, first_new, KEY)
     # The lots of the batch's keys, and every other key's (kept as they are).
     lots_before, lots_others = split_by(books.lots, first_new, KEY)
-    keys = first_new.join(last_old, on=KEY, how="left").with_columns(
+    keys = first_new.drop("last_ts").join(last_old, on=KEY, how="left").with_columns(
         replay=(pl.lit(books.method == "wac") | (pl.col("first_ts") < pl.col("last_ts"))).fill_null(books.method == "wac"),
         from_date=pl.col("first_ts").dt.date(),
     )
-    replay = keys.filter("replay")
+    replay = rows_where(keys, keys["replay"])
     if replay.height:
-        onward = keys.filter(~pl.col("replay"))
+        onward = rows_where(keys, ~keys["replay"])
         old, replay_start, openings, dropped_pnl = _replay_from(books, lots_before, replay.select(*KEY, "from_date"))
         to_cost = pl.concat([old, new]).sort("ts", "stream_seq", maintain_order=True)
         start_lots = pl.concat([replay_start, lots_before.join(onward.select(KEY), on=KEY, how="semi")])
@@ -146,13 +146,12 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
         others = others.join(zeroed, on=touched.columns, how="anti")
     books.day_pnl = pl.concat([others, changed_pnl])
 
-    changed_keys = keys.select(KEY)
+    changed_keys = keys[KEY]
     books.lots = pl.concat([lots_others, lots_now])
     books.openings = openings
     books.trades = pl.concat([books.trades, new])
-    latest = pl.concat([last_old, new.group_by(KEY).agg(pl.col("ts").max().alias("last_ts"))]).group_by(KEY).agg(
-        pl.col("last_ts").max())
-    books.last = pl.concat([last_others, latest.select(LAST.names())])
+    latest = pl.concat([last_old, first_new[LAST.names()]]).group_by(KEY).agg(pl.col("last_ts").max())
+    books.last = pl.concat([last_others, latest[LAST.names()]])
     # A key carried onward keeps the openings it had and adds the dates it had none: only
     # those are written (rewriting every opening of every touched key was most of a batch's
     # database work once the books were wide). A replayed key's are rewritten whole.
