@@ -19,7 +19,7 @@ UTC = pl.Datetime("us", "UTC")
 def frame_of(n: int) -> pl.DataFrame:
     return pl.DataFrame({
         "book": [f"b{i % 3}" if i % 5 else None for i in range(n)],
-        "qty": pl.Series([Decimal(i) / 7 for i in range(n)], dtype=pl.Decimal(38, 10)),
+        "qty": pl.Series([Decimal(i).scaleb(-3) for i in range(n)], dtype=pl.Decimal(38, 10)),  # exact in any context
         "ts": pl.Series([dt.datetime(2024, 1, 1, i % 24, tzinfo=dt.timezone.utc) for i in range(n)], dtype=UTC),
         "n": list(range(n)),
     })
