@@ -216,3 +216,17 @@ def test_another_polars_version_reads_the_other_way(tmp_path: Path, monkeypatch:
     path = _write(tmp_path, b"a,b\n1,2\n")
     assert base._read_views(path, 4, ",", 2, [0, 1], ["a", "b"]) is None
     assert arrow_c.strings_from_views(np.zeros((1, 16), dtype=np.uint8), np.zeros(1, dtype=np.uint8), 1, None) is None
+
+
+@pytest.mark.parametrize("head", ["a,b,c", " a , b ,c", "a,a,b", "x,y,z "])
+def test_whole_files_read_as_polars_read_them(head: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """_read_regular (every column): the views' frame equals the one Polars' reader made
+    (the pass stubbed out), names stripped and repeated names as Polars names them."""
+    body = "".join(f'{i}, two {i} ,"three, {i:020d}"\n' for i in range(3000))
+    path = _write(tmp_path, f"{head}\n{body}".encode())
+    source = Source(path=path, rel="x.csv", venue="v", account="a")
+    got = base._read_regular(source, 0)
+    monkeypatch.setattr(base, "_read_views", lambda *a: None)
+    expected = base._read_regular(source, 0)
+    assert got is not None and expected is not None
+    assert got.equals(expected) and got.schema == expected.schema and got.columns == expected.columns

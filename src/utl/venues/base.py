@@ -708,7 +708,9 @@ def _read_regular_picked(
     it picks from the header (named as :func:`read_csv_rows` names them), read by Polars
     alone, and the header; None where :func:`_read_regular` gives None, or where the picked
     read could differ from the whole one (a byte that is not ASCII: Polars checks UTF-8 only
-    in the columns it reads)."""
+    in the columns it reads). A regular ASCII file without an escaped quote, nearly every
+    export, is not read by Polars' reader at all: its columns are string views over the
+    mapped file (:func:`_read_views`), the same values."""
     if not _warming or _warming[0].is_alive():
         return None
     from utl.venues._csv_kernels import regular_rows_by_words
@@ -724,16 +726,26 @@ def _read_regular_picked(
             if picked is None:
                 return None
             width = picked[4]
-            if width and width == _header_width(head[header_at:], sep):
-                viewed = _read_views(source.path, header_end + 1, sep, width, picked[0], picked[2])
-                if viewed is not None:
-                    _, _, names, header, _ = picked
-                    frame = viewed.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-                    return frame.select("source_row", *pick(header)), header
-        # The check runs beside Polars' read (the kernel lets go of the GIL; Polars reads a
-        # file on about one core): it needs only the header's width, told from its text.
         body = np.frombuffer(mapped, dtype=np.uint8)
+        # Most files: the columns made as string views over the file, without Polars' reader.
+        viewed = None
+        if width and width == _header_width(head[header_at:], sep) and _ascii_only(body, header_end + 1):
+            if picked is not None:
+                viewed = _read_views(source.path, header_end + 1, sep, width, picked[0], picked[2])
+            else:
+                names = _header_names(head, skip_lines, sep)
+                if names is not None and len(names) == width >= 2:
+                    viewed = _read_views(source.path, header_end + 1, sep, width, range(width), names)
+        if viewed is not None:
+            del body  # the mapping closes only once no array views it
+            frame = viewed.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+            if picked is None:
+                return frame.rename({c: c.strip() for c in frame.columns}), None
+            header = picked[3]
+            return frame.select("source_row", *pick(header)), header
 
+        # Else Polars reads it; the check runs beside its read (the kernel lets go of the GIL;
+        # Polars reads a file on about one core): it needs only the header's width, told from its text.
         def check(width: int) -> int:
             rows = regular_rows_by_words(body, body[: len(body) // 8 * 8].view(np.uint64), header_end + 1, ord(sep), width)
             if rows >= 0 and picked is not None and not _ascii_only(body, header_end + 1):
@@ -819,6 +831,14 @@ def _ascii_only(body: np.ndarray, start: int) -> bool:
     last = first + (len(body) - first) // 8 * 8
     words = body[first:last].view(np.uint64)
     return bool(ascii_only(words, np.concatenate([body[start:first], body[last:]])))
+
+
+def _header_names(head: bytes, skip_lines: int, sep: str) -> list[str] | None:
+    """The columns' names as Polars reads the header line (the last line of ``head``)."""
+    try:
+        return pl.read_csv(head + b"\n", skip_lines=skip_lines, separator=sep, n_rows=0, **_CSV_OPTIONS).columns
+    except Exception:
+        return None
 
 
 def _picked_columns(source: Source, head: bytes, skip_lines: int, sep: str,
