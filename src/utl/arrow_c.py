@@ -212,3 +212,42 @@ def _series_by_pyarrow(words: np.ndarray, name: str) -> pl.Series:
 
     arr = pa.Array.from_buffers(pa.decimal128(PRECISION, SCALE), len(words), [None, pa.py_buffer(words)])
     return pl.Series(name, arr, dtype=DECIMAL)
+
+
+# ---------------------------------------------------------------------------------------
+# String views -> Polars
+# ---------------------------------------------------------------------------------------
+
+_VIEWS_FORMAT = b"vu"  # utf8 view: buffers validity, views, data buffer(s), their sizes (int64)
+
+
+def strings_from_views(views: np.ndarray, data: np.ndarray, size: int, keep: object, name: str = "") -> pl.Series | None:
+    """A ``String`` series over Arrow string views (no copy): ``views`` ``(n, 16)`` uint8,
+    16-byte aligned (length; up to 12 bytes inline, zero-padded, or 4 bytes of prefix, buffer
+    0, offset), every view's bytes within ``data[:size]`` and ASCII (Polars takes the buffers
+    unchecked). ``views``, ``data`` and ``keep`` are held until Polars releases the column.
+    None for a Polars version these private calls were not tested with (the caller reads
+    the other way)."""
+    if not SPOKEN or views.ndim != 2 or views.shape[1] != 16 or views.ctypes.data % 16 or not views.flags.c_contiguous:
+        return None
+    if len(views) == 0:
+        return pl.Series(name, [], dtype=pl.String)
+    sizes = np.array([size], dtype=np.int64)
+    key = next(_keys)
+    buffers = (ctypes.c_void_p * 4)(None, views.ctypes.data, data.ctypes.data, sizes.ctypes.data)
+    schema = _Schema(format=_VIEWS_FORMAT, name=name.encode(), flags=_NULLABLE,
+                     release=ctypes.cast(_RELEASE_SCHEMA, ctypes.c_void_p))
+    array = _Array(length=len(views), null_count=0, offset=0, n_buffers=4, n_children=0, buffers=buffers,
+                   release=ctypes.cast(_RELEASE_ARRAY, ctypes.c_void_p), private_data=key)
+    with _lent_lock:
+        _LENT[key] = (views, data, sizes, keep, buffers, schema)
+    try:
+        series = pl.Series._import_arrow_from_c(name, [(ctypes.addressof(schema), ctypes.addressof(array))])
+    except BaseException:
+        if array.release:
+            with _lent_lock:
+                _LENT.pop(key, None)
+        raise
+    if schema.release:
+        _release_schema(ctypes.pointer(schema))
+    return series

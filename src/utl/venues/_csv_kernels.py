@@ -694,3 +694,197 @@ def edge_blanks(offsets, data, valid):
         if first <= 32 or first >= 127 or last <= 32 or last >= 127:
             return True
     return False
+
+
+@njit(cache=True, nogil=True)
+def line_ends(words, tail):
+    """How many bytes of ``words`` (uint64, 8 bytes each) and ``tail`` (uint8) are ``\\n``."""
+    pattern = np.uint64(10) * _ONES
+    other = np.uint64(0)
+    for k in range(len(words)):
+        other += _others(words[k], pattern)
+    count = 8 * len(words) - np.int64(other)
+    for i in range(len(tail)):
+        count += tail[i] == 10
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _eight(b, words, p):
+    """The 8 bytes from ``b[p]`` as a little-endian word, zero past ``b``'s end (``words``:
+    ``b`` as uint64): two aligned words shifted together where they reach."""
+    q = p >> 3
+    r = np.uint64(8 * (p & 7))
+    if q + 1 < len(words):
+        if r == 0:
+            return words[q]
+        return (words[q] >> r) | (words[q + 1] << (np.uint64(64) - r))
+    w = np.uint64(0)
+    for j in range(8):
+        if p + j < len(b):
+            w |= np.uint64(b[p + j]) << np.uint64(8 * j)
+    return w
+
+
+@njit(cache=True, nogil=True)
+def _low_bytes(w, count):
+    """``w``'s lowest ``count`` bytes (0..8), the others zero."""
+    if count >= 8:
+        return w
+    return w & ((np.uint64(1) << np.uint64(8 * count)) - np.uint64(1))
+
+
+@njit(cache=True, nogil=True)
+def _view(views, k, row, b, words, s, e, data, at):
+    """Cell ``b[s:e]`` as the Arrow string view ``row`` of column ``k`` (``views``: uint64
+    ``(columns, rows, 2)``, little-endian): its length, then up to 12 bytes inline (zero
+    after them), or its first 4 bytes, buffer 0 and its offset in buffer 0. That buffer is
+    ``b`` itself where ``data`` is empty, else ``data``, into which the bytes are copied at
+    ``at``. Returns where the next copy goes."""
+    length = e - s
+    head = _eight(b, words, s)
+    if length <= 12:
+        first = _low_bytes(head, length)
+        rest = _low_bytes(_eight(b, words, s + 8), length - 8) if length > 8 else np.uint64(0)
+        views[k, row, 0] = np.uint64(length) | (first << _S32)
+        views[k, row, 1] = (first >> _S32) | (rest << _S32)
+        return at
+    views[k, row, 0] = np.uint64(length) | (head << _S32)
+    if len(data) == 0:
+        views[k, row, 1] = np.uint64(s) << _S32
+        return at
+    for j in range(length):
+        data[at + j] = b[s + j]
+    views[k, row, 1] = np.uint64(at) << _S32
+    return at + length
+
+
+_POSITION = np.uint64(0x0001020304050607)  # times one byte's lowest bit: that byte's index in the top byte
+
+
+@njit(cache=True, inline="always")
+def _equal_bytes(word, pattern):
+    """The high bit of each byte of ``word`` equal to ``pattern``'s byte (one byte repeated),
+    exactly (no borrow crosses bytes, unlike :func:`_has`)."""
+    t = word ^ pattern
+    return ~((((t & _LOW7) + _LOW7) | t)) & _HIGH
+
+
+@njit(cache=True, nogil=True)
+def regular_views(b, words, start, separator, width, slot, views, data):
+    """:func:`regular_rows_by_words` (the same rows, the same files taken), and more
+    strictly: every byte ASCII, no ``""`` inside a quoted cell. Each cell ``c`` of a row
+    whose ``slot[c]`` is not -1 is written as the Arrow string view of its text as Polars
+    reads it (a quoted cell without its quotes) into column ``slot[c]`` (:func:`_view`).
+    Returns (rows, bytes copied into ``data``); rows -1 where the file is not taken (the
+    caller reads it the other way), or where it has more rows than ``views`` holds.
+
+    ``b`` is read 8 bytes at a time (``words``: ``b`` as uint64, from its start, 8-byte
+    aligned, little-endian; the bytes past them are read as one more word), and only its
+    bytes that are a separator, line end, quote, ``\r`` or not ASCII are looked at one by one."""
+    n = len(b)
+    cap = views.shape[1]
+    split, line_end = np.uint64(separator) * _ONES, np.uint64(10) * _ONES
+    quote, carriage = np.uint64(34) * _ONES, np.uint64(13) * _ONES
+    copy = len(data)
+    rows = 0
+    at = 0
+    cell = 0
+    cell_start = start  # where the cell being read starts
+    quoted = False  # the cell opened with a quote
+    inside = False  # ... and it has not closed yet
+    closed = 0  # where its closing quote is
+    k = start >> 3
+    last = (n + 7) >> 3
+    while k < last:
+        if k < len(words):
+            w = words[k]
+        else:  # the bytes past the words, padded with a byte that is not special
+            w = np.uint64(0)
+            for j in range(8):
+                c = np.uint64(b[8 * k + j]) if 8 * k + j < n else np.uint64(97)
+                w |= c << np.uint64(8 * j)
+        m = _equal_bytes(w, quote) | _equal_bytes(w, line_end) | _equal_bytes(w, carriage) | (w & _HIGH)
+        if not inside:
+            m |= _equal_bytes(w, split)
+        if k == start >> 3:  # the bytes before the start are not read
+            m &= ~np.uint64(0) << np.uint64(8 * (start & 7))
+        while m:
+            low = m & (~m + np.uint64(1))
+            m ^= low
+            p = 8 * k + np.int64(((low >> _S7) * _POSITION) >> _S56)
+            c = np.int64(b[p])
+            if c >= 128 or c == 13:
+                return -1, at
+            if inside:
+                if c == 10:  # a quoted line end
+                    return -1, at
+                if c == 34:
+                    # It closes the cell: a separator or the line's end must follow (not a
+                    # second quote: an escaped one is left to Polars' reader).
+                    if p + 1 < n and np.int64(b[p + 1]) != separator and np.int64(b[p + 1]) != 10:
+                        return -1, at
+                    inside = False
+                    closed = p
+                    m |= _equal_bytes(w, split) & (~np.uint64(0) << np.uint64(8 * (p - 8 * k)))  # the separators after it
+                continue  # a separator inside the quotes is text
+            if c == 34:  # opens a quoted cell, at its start only
+                if p != cell_start:
+                    return -1, at
+                quoted = True
+                inside = True
+                m &= ~_equal_bytes(w, split)  # separators inside the quotes are text
+                continue
+            # A separator or a line end: the cell ends.
+            if c == 10 and cell == 0 and p == cell_start:  # a blank line
+                return -1, at
+            if cell >= width or rows >= cap:
+                return -1, at
+            s = slot[cell]
+            if s >= 0:
+                # The view, as _view writes it, written here: a call per cell, which passes
+                # the arrays (their reference counts), takes ~3x the whole pass's time.
+                first = cell_start + 1 if quoted else cell_start
+                length = (closed if quoted else p) - first
+                q = first >> 3
+                if q + 2 < len(words) and (length <= 12 or copy == 0):
+                    r = np.uint64(8 * (first & 7))
+                    if r == 0:
+                        head, tail = words[q], words[q + 1]
+                    else:
+                        head = (words[q] >> r) | (words[q + 1] << (np.uint64(64) - r))
+                        tail = (words[q + 1] >> r) | (words[q + 2] << (np.uint64(64) - r))
+                    if length <= 12:
+                        if length < 8:
+                            head &= (np.uint64(1) << np.uint64(8 * length)) - np.uint64(1)
+                        tail = tail & ((np.uint64(1) << np.uint64(8 * (length - 8))) - np.uint64(1)) if length > 8 else np.uint64(0)
+                        views[s, rows, 0] = np.uint64(length) | (head << _S32)
+                        views[s, rows, 1] = (head >> _S32) | (tail << _S32)
+                    else:
+                        views[s, rows, 0] = np.uint64(length) | (head << _S32)
+                        views[s, rows, 1] = np.uint64(first) << _S32
+                else:
+                    at = _view(views, s, rows, b, words, first, first + length, data, at)
+            cell += 1
+            if c == 10:
+                if cell != width:
+                    return -1, at
+                rows += 1
+                cell = 0
+            cell_start = p + 1
+            quoted = False
+        k += 1
+    if inside:  # never closed
+        return -1, at
+    if cell == 0 and cell_start >= n:  # the file ends with a line end
+        return rows, at
+    # The last line, without its line end (its last cell perhaps empty).
+    if cell != width - 1 or rows >= cap:
+        return -1, at
+    s = slot[cell]
+    if s >= 0:
+        if quoted:
+            at = _view(views, s, rows, b, words, cell_start + 1, closed, data, at)
+        else:
+            at = _view(views, s, rows, b, words, cell_start, n, data, at)
+    return rows + 1, at

@@ -708,7 +708,9 @@ def _read_regular_picked(
     it picks from the header (named as :func:`read_csv_rows` names them), read by Polars
     alone, and the header; None where :func:`_read_regular` gives None, or where the picked
     read could differ from the whole one (a byte that is not ASCII: Polars checks UTF-8 only
-    in the columns it reads)."""
+    in the columns it reads). A regular ASCII file without an escaped quote, nearly every
+    export, is not read by Polars' reader at all: its columns are string views over the
+    mapped file (:func:`_read_views`), the same values."""
     if not _warming or _warming[0].is_alive():
         return None
     from utl.venues._csv_kernels import regular_rows_by_words
@@ -724,10 +726,26 @@ def _read_regular_picked(
             if picked is None:
                 return None
             width = picked[4]
-        # The check runs beside Polars' read (the kernel lets go of the GIL; Polars reads a
-        # file on about one core): it needs only the header's width, told from its text.
         body = np.frombuffer(mapped, dtype=np.uint8)
+        # Most files: the columns made as string views over the file, without Polars' reader.
+        viewed = None
+        if width and width == _header_width(head[header_at:], sep) and _ascii_only(body, header_end + 1):
+            if picked is not None:
+                viewed = _read_views(source.path, header_end + 1, sep, width, picked[0], picked[2])
+            else:
+                names = _header_names(head, skip_lines, sep)
+                if names is not None and len(names) == width >= 2:
+                    viewed = _read_views(source.path, header_end + 1, sep, width, range(width), names)
+        if viewed is not None:
+            del body  # the mapping closes only once no array views it
+            frame = viewed.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+            if picked is None:
+                return frame.rename({c: c.strip() for c in frame.columns}), None
+            header = picked[3]
+            return frame.select("source_row", *pick(header)), header
 
+        # Else Polars reads it; the check runs beside its read (the kernel lets go of the GIL;
+        # Polars reads a file on about one core): it needs only the header's width, told from its text.
         def check(width: int) -> int:
             rows = regular_rows_by_words(body, body[: len(body) // 8 * 8].view(np.uint64), header_end + 1, ord(sep), width)
             if rows >= 0 and picked is not None and not _ascii_only(body, header_end + 1):
@@ -757,6 +775,54 @@ def _read_regular_picked(
     return frame.select("source_row", *pick(header)), header
 
 
+# Where the views' bytes live: the file mapped (nothing copied; the mapping stays open while
+# any column views it) or one compiled copy of the cells longer than 12 bytes.
+VIEWS_INTO_FILE = True
+
+
+def _read_views(path: Path, start: int, sep: str, width: int, positions: Sequence[int], names: Sequence[str]) -> pl.DataFrame | None:
+    """The columns at ``positions`` (in file order) of the rows from byte ``start`` on, named
+    ``names``, as Polars' reader gives them, made without it: one compiled pass
+    (:func:`utl.venues._csv_kernels.regular_views`) writes each picked cell's Arrow string
+    view, its bytes in the file itself (``VIEWS_INTO_FILE``) or copied once, and Polars takes
+    the columns as they are (:func:`utl.arrow_c.strings_from_views`). None where the pass
+    does not take the file (a byte not ASCII, ``""`` inside a quoted cell, anything
+    :func:`_read_regular` would not take), or the Polars version is not the one the import
+    was tested with: the caller reads it the other way, with the same result."""
+    import mmap
+
+    from utl import arrow_c
+    from utl.venues._csv_kernels import line_ends, regular_views
+
+    if not arrow_c.SPOKEN:
+        return None
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        if size <= start or size > 0xFFFF_FFFF:  # no rows; or offsets past 32 bits
+            return None
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    b = np.frombuffer(mapped, dtype=np.uint8)
+    first = -(-start // 8) * 8
+    last = first + (size - first) // 8 * 8
+    lines = int(line_ends(b[first:last].view(np.uint64), np.concatenate([b[start:first], b[last:]]))) + 1
+    slot = np.full(width, -1, dtype=np.int64)
+    slot[list(positions)] = np.arange(len(positions))
+    views = np.empty((len(positions), lines, 2), dtype=np.uint64)  # untouched past the rows: never made
+    data = np.zeros(0, dtype=np.uint8) if VIEWS_INTO_FILE else np.empty(size - start, dtype=np.uint8)
+    rows, used = regular_views(b, b[: size // 8 * 8].view(np.uint64), start, ord(sep), width, slot, views, data)
+    columns = buffer = None
+    if rows > 0:
+        buffer, buffer_size = (b, size) if VIEWS_INTO_FILE else (data, used)
+        columns = [arrow_c.strings_from_views(views[k, :rows].view(np.uint8).reshape(rows, 16), buffer, buffer_size, None, name)
+                   for k, name in enumerate(names)]
+        if any(c is None for c in columns):
+            columns = None
+    del b, views, data, buffer  # the mapping closes once no column views it
+    if columns is None:
+        return None
+    return pl.DataFrame(columns)
+
+
 def _ascii_only(body: np.ndarray, start: int) -> bool:
     """Whether ``body[start:]`` is ASCII (``body``: a mapped file, its start 8-byte aligned)."""
     from utl.venues._csv_kernels import ascii_only
@@ -765,6 +831,14 @@ def _ascii_only(body: np.ndarray, start: int) -> bool:
     last = first + (len(body) - first) // 8 * 8
     words = body[first:last].view(np.uint64)
     return bool(ascii_only(words, np.concatenate([body[start:first], body[last:]])))
+
+
+def _header_names(head: bytes, skip_lines: int, sep: str) -> list[str] | None:
+    """The columns' names as Polars reads the header line (the last line of ``head``)."""
+    try:
+        return pl.read_csv(head + b"\n", skip_lines=skip_lines, separator=sep, n_rows=0, **_CSV_OPTIONS).columns
+    except Exception:
+        return None
 
 
 def _picked_columns(source: Source, head: bytes, skip_lines: int, sep: str,
@@ -1546,6 +1620,11 @@ def _load_kernels() -> None:
     _ascii_only(np.frombuffer(b"a,b\n" * 4, dtype=np.uint8), 1)  # read-only, as a mapped file
     text = np.frombuffer(b'"a",b\n' * 8, dtype=np.uint8)
     regular_rows_by_words(text, text.view(np.uint64), 0, ord(","), 2)
+    from utl.venues._csv_kernels import line_ends, regular_views
+
+    line_ends(text.view(np.uint64), text[:1])  # read-only, as a mapped file
+    regular_views(text, text.view(np.uint64), 0, ord(","), 2, np.array([0, -1], dtype=np.int64),
+                  np.empty((1, 8, 2), dtype=np.uint64), np.zeros(0, dtype=np.uint8))
     _decimal_column("x", np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.bool_))
     _plain_numbers(pl.Series(["1"]), None)
     _kernel_times(pl.Series(["2024-03-05 09:15:02"]), 4, ord(" "), 0, b"")
