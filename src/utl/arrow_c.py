@@ -168,14 +168,20 @@ def decimal_from_words(words: np.ndarray, name: str = "") -> pl.Series:
         return _series_by_pyarrow(words, name)
     if len(words) == 0:
         return pl.Series(name, [], dtype=DECIMAL)
+    return _lent_series(name, _FORMAT, len(words), [None, words.ctypes.data], (words,))
+
+
+def _lent_series(name: str, fmt: bytes, length: int, addresses: list[int | None], held: tuple) -> pl.Series:
+    """A series Polars takes over the buffers at ``addresses`` (Arrow C data interface, no
+    copy, no nulls); ``held`` (the arrays owning them) is kept until Polars releases it."""
     key = next(_keys)
-    buffers = (ctypes.c_void_p * 2)(None, words.ctypes.data)
-    schema = _Schema(format=_FORMAT, name=name.encode(), flags=_NULLABLE,
+    buffers = (ctypes.c_void_p * len(addresses))(*addresses)
+    schema = _Schema(format=fmt, name=name.encode(), flags=_NULLABLE,
                      release=ctypes.cast(_RELEASE_SCHEMA, ctypes.c_void_p))
-    array = _Array(length=len(words), null_count=0, offset=0, n_buffers=2, n_children=0, buffers=buffers,
+    array = _Array(length=length, null_count=0, offset=0, n_buffers=len(addresses), n_children=0, buffers=buffers,
                    release=ctypes.cast(_RELEASE_ARRAY, ctypes.c_void_p), private_data=key)
     with _lent_lock:
-        _LENT[key] = (words, buffers, schema)
+        _LENT[key] = (*held, buffers, schema)
     try:
         # Pairs of (schema, array) addresses, whatever Polars' docstring says: its code reads the
         # schema first (a test holds the round trip).
@@ -233,21 +239,5 @@ def strings_from_views(views: np.ndarray, data: np.ndarray, size: int, keep: obj
     if len(views) == 0:
         return pl.Series(name, [], dtype=pl.String)
     sizes = np.array([size], dtype=np.int64)
-    key = next(_keys)
-    buffers = (ctypes.c_void_p * 4)(None, views.ctypes.data, data.ctypes.data, sizes.ctypes.data)
-    schema = _Schema(format=_VIEWS_FORMAT, name=name.encode(), flags=_NULLABLE,
-                     release=ctypes.cast(_RELEASE_SCHEMA, ctypes.c_void_p))
-    array = _Array(length=len(views), null_count=0, offset=0, n_buffers=4, n_children=0, buffers=buffers,
-                   release=ctypes.cast(_RELEASE_ARRAY, ctypes.c_void_p), private_data=key)
-    with _lent_lock:
-        _LENT[key] = (views, data, sizes, keep, buffers, schema)
-    try:
-        series = pl.Series._import_arrow_from_c(name, [(ctypes.addressof(schema), ctypes.addressof(array))])
-    except BaseException:
-        if array.release:
-            with _lent_lock:
-                _LENT.pop(key, None)
-        raise
-    if schema.release:
-        _release_schema(ctypes.pointer(schema))
-    return series
+    return _lent_series(name, _VIEWS_FORMAT, len(views), [None, views.ctypes.data, data.ctypes.data, sizes.ctypes.data],
+                        (views, data, sizes, keep))
