@@ -16,8 +16,9 @@ import polars as pl
 
 SMALL = 20_000
 """Rows up to which a frame is made whole (one chunk a column) before its columns are reshaped
-one by one: a frame whose columns are cut into chunks differently panics some of Polars' later
-steps, and copying a few thousand rows costs less than the query it saves."""
+one by one: columns filtered chunk by chunk can keep empty chunks, on which some of Polars'
+later steps panic (``format``), and copying a few thousand rows costs less than the query it
+saves."""
 
 
 def rows_where(frame: pl.DataFrame, mask: pl.Series) -> pl.DataFrame:
