@@ -155,20 +155,41 @@ async def watch_positions(url: str, seen: list, stop: asyncio.Event) -> None:
     await nc.close()
 
 
-def latencies(sent_at: dict[int, float], seen: list) -> np.ndarray:
+def timed_latencies(sent_at: dict[int, float], seen: list) -> tuple[np.ndarray, np.ndarray]:
+    """(send time, publish→commit ms) of every fill whose commit was seen."""
     if not seen or not sent_at:
-        return np.array([])
+        return np.array([]), np.array([])
     times = np.array([t for t, _ in seen])
     seqs = np.array([s for _, s in seen])
     order = np.argsort(seqs)
     seqs, times = seqs[order], times[order]
     suffix_min = np.minimum.accumulate(times[::-1])[::-1]  # earliest commit seen at or above each sequence
-    out = []
+    sent, out = [], []
     for seq, t in sent_at.items():
         k = np.searchsorted(seqs, seq)
         if k < len(seqs):
+            sent.append(t)
             out.append(suffix_min[k] - t)
-    return np.array(out) * 1000
+    return np.array(sent), np.array(out) * 1000
+
+
+WINDOW_S = 10.0
+"""A run of 30 s or more also prints p50/p99 per window of this many seconds of sending: the
+first window holds the booker's warm-up, which a 10-s run's p99 is mostly made of and a
+10-minute run's is not."""
+
+
+def window_lines(sent: np.ndarray, ms: np.ndarray, seconds: float) -> list[str]:
+    if seconds < 3 * WINDOW_S or not sent.size:
+        return []
+    at = sent - sent.min()
+    lines = []
+    for lo in np.arange(0.0, at.max() + 1e-9, WINDOW_S):
+        part = ms[(at >= lo) & (at < lo + WINDOW_S)]
+        if part.size:
+            lines.append(f"    sent {lo:5.0f}-{lo + WINDOW_S:<5.0f} s: p50 {np.percentile(part, 50):8.1f}  "
+                         f"p99 {np.percentile(part, 99):8.1f}  max {part.max():8.1f}  (n={part.size:,})")
+    return lines
 
 
 def offset(pg: str) -> int:
@@ -212,13 +233,18 @@ async def rate_run(nats_url: str, pg: str, rate: float, seconds: float, batch: i
     stop.set()
     await watcher
     booker.stop()
-    ms = latencies(sent_at, seen)
+    sent, ms = timed_latencies(sent_at, seen)
     achieved = count / seconds
     print(f"rate {rate:,.0f}/s for {seconds:g} s: sent {count:,} ({achieved:,.0f}/s achieved by the publisher), "
           f"booker ready in {ready_s:.2f} s")
     if ms.size:
         print(f"  publish→commit latency ms: p50 {np.percentile(ms, 50):.1f}  p99 {np.percentile(ms, 99):.1f}  "
               f"max {ms.max():.1f}  (n={ms.size:,})")
+        if window := window_lines(sent, ms, seconds):
+            after = ms[sent - sent.min() >= WINDOW_S]
+            print(f"  after the first {WINDOW_S:g} s of sending: p50 {np.percentile(after, 50):.1f}  "
+                  f"p99 {np.percentile(after, 99):.1f}  max {after.max():.1f}  (n={after.size:,}); per window:")
+            print("\n".join(window))
     committed_in = done - min(sent_at.values()) if sent_at else 0
     print(f"  throughput: {count / committed_in:,.0f} fills/s committed (first send to last commit "
           f"{committed_in:.2f} s); booker peak RSS {booker.peak_rss / 2**20:,.0f} MiB")

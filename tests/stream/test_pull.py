@@ -208,3 +208,81 @@ def test_taking_a_batch_asks_for_more_at_once_rather_than_when_a_pull_expires(na
 
     assert asyncio.run(run()) == list(range(1, 1001))
     assert said == []  # never reconnected
+
+
+def test_pulls_that_end_without_a_word_are_asked_again_once_past_their_expiry(nats_url, monkeypatch):
+    """A pull's end is not always announced: NATS 2.9 let partly answered pulls expire with no
+    408, the reader went on counting their messages as owed, asked for nothing, and waited for
+    the silence to end (a 10-s stall, then a reconnect; ``bench/stream.py`` at 5,000 fills/s met
+    one every ~40 s). A pull past its own expiry is over, whatever the server said."""
+    import utl.stream.pull as pull
+
+    monkeypatch.setattr(pull, "PULL_EXPIRES_S", 0.3)
+    monkeypatch.setattr(pull, "SILENCE_S", 120.0)  # no reconnect may hide a stall
+    said: list[str] = []
+
+    async def run() -> list[int]:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        await ensure_stream(js)
+        reader = PullReader([nats_url], "UTL_FILLS", "utl.fills.>", 1, 100, said.append)
+        await reader.open()
+        got: list[int] = []
+        try:
+            for round_ in range(4):
+                # Fewer than a pull asks for, so every pull is left partly answered, then a
+                # wait past every pull's expiry before the next messages come.
+                for i in range(30):
+                    n = round_ * 30 + i
+                    await js.publish(f"utl.fills.v{n % 3}.a{n % 5}", b'{"id": "%d"}' % n, headers={"Nats-Msg-Id": f"t:{n}"})
+                while len(got) < 30 * (round_ + 1):
+                    got += [m.seq for m in await asyncio.wait_for(reader.take(100, 0.002, asyncio.Event()), 5)]
+                await asyncio.sleep(1.0)
+        finally:
+            await reader.close()
+            await nc.close()
+        return got
+
+    assert asyncio.run(run()) == list(range(1, 121))
+    assert said == []
+
+
+def test_pulls_expiring_while_messages_flow_never_stall_the_reader(nats_url, monkeypatch):
+    """Pulls too large to be answered in full, expiring every 0.1 s while messages keep coming:
+    the race in which a pull ended unannounced (above). Every message arrives, in order, and
+    no silence is ever taken for a dead server."""
+    import utl.stream.pull as pull
+
+    monkeypatch.setattr(pull, "PULL_EXPIRES_S", 0.1)
+    monkeypatch.setattr(pull, "SILENCE_S", 120.0)
+    said: list[str] = []
+    total = 4000
+
+    async def publish(js) -> None:
+        for start in range(0, total, 20):  # ~2,000 a second, in bursts of 20
+            await asyncio.gather(*[js.publish(f"utl.fills.v{n % 3}.a{n % 5}", b'{"id": "%d"}' % n,
+                                              headers={"Nats-Msg-Id": f"t:{n}"}) for n in range(start, start + 20)])
+            await asyncio.sleep(0.01)
+
+    async def run() -> list[int]:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        await ensure_stream(js)
+        reader = PullReader([nats_url], "UTL_FILLS", "utl.fills.>", 1, 50_000, said.append)
+        await reader.open()
+        sending = asyncio.ensure_future(publish(js))
+        got: list[int] = []
+        try:
+            async def take_all() -> None:
+                while len(got) < total:
+                    got.extend(m.seq for m in await reader.take(500, 0.002, asyncio.Event()))
+            await asyncio.wait_for(take_all(), 30)
+            await sending
+        finally:
+            sending.cancel()
+            await reader.close()
+            await nc.close()
+        return got
+
+    assert asyncio.run(run()) == list(range(1, total + 1))
+    assert said == []

@@ -35,7 +35,9 @@ from utl.stream.message import Message
 
 CRLF = b"\r\n"
 PULL_EXPIRES_S = 2.0  # a pull waits this long for messages, then the server ends it (408) and another goes
-SILENCE_S = 10.0  # nothing at all from the server (not even a pull's end) this long: the connection is dead
+EXPIRY_GRACE_S = 0.25  # past its expiry by this much a pull is over on the server, 408 or not
+PING_AFTER_S = 2.0  # owed an answer and nothing heard this long: a PING, which a live server answers
+SILENCE_S = 10.0  # owed an answer and nothing at all from the server this long: the connection is dead
 RECONNECT_WAIT_S = 0.5
 API_SID = b"2"  # the subscription of the API replies; 1 is the pulls'
 
@@ -189,7 +191,8 @@ class PullReader:
         self._replies: asyncio.Queue = asyncio.Queue()
         self._consumer = ""
         self._consumer_seq = 0
-        self._outstanding = 0  # messages asked for and not yet delivered or ended
+        # The pulls asked and not known to be over, oldest first: [expiry, messages still owed].
+        self._owed: collections.deque[list] = collections.deque()
         self._pulls = 0
         self._closing = False
         self._room = asyncio.Event()
@@ -287,7 +290,13 @@ class PullReader:
                 break  # else: the old consumer's deletion answered
         if "error" in answer:
             raise Protocol(f"consumer not made: {answer['error'].get('description', answer['error'])}")
-        self._consumer, self._consumer_seq, self._outstanding = answer["name"], 0, 0
+        self._consumer, self._consumer_seq = answer["name"], 0
+        self._owed.clear()
+
+    @property
+    def _outstanding(self) -> int:
+        """Messages asked for and not yet delivered, in pulls not known to be over."""
+        return sum(owed for _, owed in self._owed)
 
     def _pull(self) -> None:
         """Ask for more while what is buffered and what is asked for stay under two batches."""
@@ -295,8 +304,26 @@ class PullReader:
                 len(self.messages) + self._outstanding + self.batch <= 2 * self.batch:
             body = json.dumps({"batch": self.batch, "expires": int(PULL_EXPIRES_S * 1e9)}).encode()
             self._publish(f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self._consumer}", f"{self.inbox}.p", body)
-            self._outstanding += self.batch
+            self._owed.append([time.monotonic() + PULL_EXPIRES_S, self.batch])
             self._pulls += 1
+
+    def _expire(self, now: float) -> None:
+        """Forget the pulls past their expiry. The server ends a pull at its expiry and says so
+        with a 408, but not always: NATS 2.9 let pulls answered in part while messages kept
+        coming expire without a word. Counted as owed, they kept the reader from asking again
+        (nothing owed by the server, nothing asked: a 10-s stall, then a reconnect, every
+        ~40 s at 5,000 fills/s)."""
+        while self._owed and self._owed[0][0] + EXPIRY_GRACE_S <= now:
+            self._owed.popleft()
+
+    def _delivered(self, n: int) -> None:
+        """``n`` messages came: the server answers the oldest pull first."""
+        while n and self._owed:
+            taken = min(n, self._owed[0][1])
+            self._owed[0][1] -= taken
+            n -= taken
+            if not self._owed[0][1]:
+                self._owed.popleft()
 
     # ------------------------------------------------------------- reading
 
@@ -318,6 +345,7 @@ class PullReader:
     async def _consume(self) -> None:
         reader = self._reader
         pending = bytearray()
+        heard, pinged = time.monotonic(), False  # when the server last sent anything; a PING unanswered
         creating: asyncio.Future | None = asyncio.ensure_future(self._new_consumer())
         reading: asyncio.Future | None = None
         room: asyncio.Future | None = None
@@ -326,6 +354,7 @@ class PullReader:
                 # Cleared before the pulls are reckoned: a take after this wakes the loop below.
                 self._room.clear()
                 if creating is None:
+                    self._expire(time.monotonic())
                     self._pull()
                     await self._writer.drain()
                 if reading is None:
@@ -341,15 +370,30 @@ class PullReader:
                 # buffered and the loop asks again, so the wait is for the read or the take
                 # (waiting on the read alone, the reader asked for nothing more until a pull
                 # expired, and took a silent server for a dead one).
-                asked = creating is not None or self._outstanding > 0
-                if not asked:
+                asked = creating is not None or bool(self._owed)
+                now = time.monotonic()
+                timeout = None
+                if asked:
+                    # Woken at the oldest pull's expiry (to ask again if it ended unannounced),
+                    # to PING a quiet server, or to give a silent one up.
+                    wake = heard + (SILENCE_S if pinged else PING_AFTER_S)
+                    if self._owed:
+                        wake = min(wake, self._owed[0][0] + EXPIRY_GRACE_S)
+                    timeout = max(0.0, wake - now)
+                else:
+                    heard, pinged = now, False  # owed nothing: the server's quiet says nothing
                     if room is None or room.done():
                         room = asyncio.ensure_future(self._room.wait())
                     waiting.add(room)
-                done, _ = await asyncio.wait(waiting, timeout=SILENCE_S if asked else None,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if not done:
-                    raise Protocol(f"nothing from the server for {SILENCE_S:g} s")
+                    now = time.monotonic()
+                    if now - heard >= SILENCE_S:
+                        raise Protocol(f"nothing from the server for {SILENCE_S:g} s")
+                    if now - heard >= PING_AFTER_S and not pinged:
+                        self._writer.write(b"PING" + CRLF)
+                        pinged = True
+                    continue
                 if creating in done:
                     creating.result()  # raises what went wrong
                     creating = None
@@ -358,6 +402,7 @@ class PullReader:
                     reading = None
                     if not data:
                         raise ConnectionError("the server closed the connection")
+                    heard, pinged = time.monotonic(), False
                     pending += data
                     frames, used = parse_frames(pending, API_SID)
                     del pending[:used]
@@ -385,14 +430,15 @@ class PullReader:
                 continue  # handed over before (a consumer made again from an earlier point)
             self.next_seq = message.seq + 1
             kept.append(message)
-        self._outstanding = max(0, self._outstanding - len(frames.messages))
+        self._delivered(len(frames.messages))
         for status in frames.statuses:
             if status.code in (404, 408, 409) and status.pending is not None:
-                self._outstanding = max(0, self._outstanding - status.pending)
+                if self._owed:  # a pull ended; the oldest, as they all last as long
+                    self._owed.popleft()
             elif status.code == 409 and "consumer deleted" in status.description.lower():
                 raise Protocol(f"the server deleted the consumer ({status.description})")
             elif status.code != 100:
-                self._outstanding = 0  # a pull ended without saying how much was left: ask afresh
+                self._owed.clear()  # a pull ended without saying how much was left: ask afresh
         if kept:
             self.messages.extend(kept)
             self.arrived.set()
