@@ -139,3 +139,21 @@ def test_a_grouped_book_shares_its_cost_basis_over_its_accounts_as_the_eod_run_d
     assert (live["a"]["qty"], live["a"]["cost_basis"], live["a"]["avg_cost"]) == (Decimal(0), Decimal(0), None)
     assert (live["b"]["qty"], live["b"]["cost_basis"]) == (Decimal(3), Decimal(600))
     assert live["a"]["realized_pnl"] == Decimal(50) and live["b"]["realized_pnl"] == Decimal(0)
+
+
+@pytest.mark.parametrize("method", ["fifo", "wac"])
+def test_the_growing_parts_of_the_books_stay_in_few_pieces_and_lose_nothing(method):
+    """The trades and openings grow by a piece a batch; a live day's thousands of small batches
+    once left them in thousands of pieces, each step over them paying for every one."""
+    from utl.stream.books import MOST_CHUNKS
+
+    rows = random_day(5, n=120)
+    frame = trades_frame(rows)
+    one_at_a_time = book_in_batches(method, frame, [1] * (len(rows) - 1))
+    assert one_at_a_time.trades.n_chunks() <= MOST_CHUNKS + 1
+    assert one_at_a_time.openings.n_chunks() <= MOST_CHUNKS + 1
+    assert sorted(one_at_a_time.trades["trade_id"].to_list()) == sorted(frame["trade_id"].to_list())
+    in_one = book_in_batches(method, frame, [])
+    for part in ("lots", "day_pnl"):
+        got, want = getattr(one_at_a_time, part), getattr(in_one, part)
+        assert got.sort(got.columns).rows() == want.sort(want.columns).rows()
