@@ -157,3 +157,22 @@ def test_the_growing_parts_of_the_books_stay_in_few_pieces_and_lose_nothing(meth
     for part in ("lots", "day_pnl"):
         got, want = getattr(one_at_a_time, part), getattr(in_one, part)
         assert got.sort(got.columns).rows() == want.sort(want.columns).rows()
+
+
+def test_compacting_merges_only_the_newest_pieces_and_keeps_every_row_in_order():
+    from utl.stream.books import MOST_CHUNKS, compacted
+
+    frame = pl.DataFrame(schema={"n": pl.Int64, "text": pl.String})
+    parts, copied_whole = [], 0
+    for i in range(3000):
+        part = pl.DataFrame({"n": list(range(i % 7 + 1)), "text": [str(i)] * (i % 7 + 1)})
+        parts.append(part)
+        before = frame.to_series(0).chunk_lengths()
+        frame = compacted(pl.concat([frame, part], rechunk=False))
+        lengths = frame.to_series(0).chunk_lengths()
+        assert len(lengths) <= MOST_CHUNKS and all(lengths)
+        copied_whole += len(lengths) == 1 and len(before) > 1
+    assert frame.equals(pl.concat(parts))
+    # The oldest rows stay where they are: the frame was made whole only a few times in 3,000 batches.
+    assert frame.to_series(0).chunk_lengths()[0] > frame.height // 2
+    assert copied_whole <= 12
