@@ -143,15 +143,18 @@ def test_a_grouped_book_shares_its_cost_basis_over_its_accounts_as_the_eod_run_d
 
 @pytest.mark.parametrize("method", ["fifo", "wac"])
 def test_the_growing_parts_of_the_books_stay_in_few_pieces_and_lose_nothing(method):
-    """The trades and openings grow by a piece a batch; a live day's thousands of small batches
-    once left them in thousands of pieces, each step over them paying for every one."""
+    """Each part of the books grows by a piece or two a batch once it is past the size at which
+    it is filtered in place (``utl.frames.SMALL``); a live day's thousands of small batches once
+    left the parts in thousands of pieces, each step over them paying for every one."""
+    from utl.frames import SMALL
     from utl.stream.books import MOST_CHUNKS
 
-    rows = random_day(5, n=120)
-    frame = trades_frame(rows)
-    one_at_a_time = book_in_batches(method, frame, [1] * (len(rows) - 1))
-    assert one_at_a_time.trades.n_chunks() <= MOST_CHUNKS + 1
-    assert one_at_a_time.openings.n_chunks() <= MOST_CHUNKS + 1
+    wide = [(f"w/{k}", "BTC", 0, f"w{k}", "1", "100") for k in range(SMALL + 500)]  # one trade each of many keys
+    rows = random_day(5, n=60)
+    frame = trades_frame(wide + [(b, a, s + 1, t, q, p) for b, a, s, t, q, p in rows])
+    one_at_a_time = book_in_batches(method, frame, [len(wide)] + [1] * (len(rows) - 1))
+    for part in ("trades", "openings", "lots", "day_pnl", "last"):
+        assert max(getattr(one_at_a_time, part).n_chunks("all")) <= MOST_CHUNKS, part
     assert sorted(one_at_a_time.trades["trade_id"].to_list()) == sorted(frame["trade_id"].to_list())
     in_one = book_in_batches(method, frame, [])
     for part in ("lots", "day_pnl"):
@@ -176,3 +179,30 @@ def test_compacting_merges_only_the_newest_pieces_and_keeps_every_row_in_order()
     # The oldest rows stay where they are: the frame was made whole only a few times in 3,000 batches.
     assert frame.to_series(0).chunk_lengths()[0] > frame.height // 2
     assert copied_whole <= 12
+
+
+def test_holdings_added_batch_after_batch_stay_in_few_pieces_and_sum_exactly():
+    from utl.stream.books import HOLDINGS, MOST_CHUNKS, add_holdings
+
+    from utl.frames import SMALL
+
+    many = SMALL + 500  # past the size at which the holdings are filtered in place
+    holdings = pl.DataFrame({"venue": ["w"] * many, "account": [f"a{k}" for k in range(many)], "asset": ["BTC"] * many,
+                             "qty": [Decimal(1)] * many, "last_trade_ts": [T0] * many, "stream_seq": [0] * many},
+                            schema=HOLDINGS)
+    expected: dict[tuple[str, str, str], Decimal] = {("w", f"a{k}", "BTC"): Decimal(1) for k in range(many)}
+    rng = random.Random(3)
+    for n in range(200):
+        rows = []
+        for _ in range(3):
+            key = ("v", rng.choice(["a", "b"]), rng.choice(["BTC", "ETH", "SOL", "USD"]))
+            qty = Decimal(rng.randint(-500, 500)) / 100
+            expected[key] = expected.get(key, Decimal(0)) + qty
+            rows.append({"venue": key[0], "account": key[1], "asset": key[2], "qty": qty,
+                         "ts": T0 + dt.timedelta(seconds=n), "stream_seq": n + 1})
+        legs = pl.DataFrame(rows, schema={"venue": pl.String, "account": pl.String, "asset": pl.String,
+                                          "qty": DECIMAL, "ts": HOLDINGS["last_trade_ts"], "stream_seq": pl.Int64})
+        holdings, _ = add_holdings(holdings, legs)
+        assert max(holdings.n_chunks("all")) <= MOST_CHUNKS
+    got = {(v, a, s): q for v, a, s, q in holdings.select("venue", "account", "asset", "qty").iter_rows()}
+    assert got == expected

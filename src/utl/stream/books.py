@@ -87,7 +87,7 @@ def add_holdings(holdings: pl.DataFrame, legs: pl.DataFrame) -> tuple[pl.DataFra
                .agg(pl.col("qty").sum(), pl.col("last_trade_ts").max(), pl.col("stream_seq").max())
                .collect())
     changed = conformed(changed, HOLDINGS)
-    return pl.concat([kept, changed]), changed
+    return compacted(pl.concat([kept, changed])), changed
 
 
 MOST_CHUNKS = 16
@@ -95,9 +95,10 @@ MOST_CHUNKS = 16
 
 
 def compacted(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` in at most :data:`MOST_CHUNKS` pieces. The trades and openings grow by a piece
-    a batch, and every step over them pays for each piece: after 400 live batches of 50 fills
-    they were 401 pieces each. Made whole each time, a live day's millions of trades would be
+    """``frame`` in at most :data:`MOST_CHUNKS` pieces. Each part of the books grows by a piece
+    or two a batch (the trades and openings by appending, the lots, holdings, day PnL and last
+    times by a batch's rows put after the others, which keep their pieces), and every step over
+    them pays for each piece: after 400 live batches of 50 fills the trades were in 401 pieces. Made whole each time, a live day's millions of trades would be
     copied every few batches (3 M trades: ~115 ms). So only the newest pieces are merged, back
     to the first piece more than twice their size: pieces shrink from oldest to newest, and a
     row is copied a few times in all (8 on average over 200,000 batches), not once every few
@@ -172,14 +173,14 @@ def book_trades(books: Books, new: pl.DataFrame) -> Changes:
         zeroed = dropped_pnl.join(touched, on=touched.columns, how="anti").with_columns(realized_pnl=ZERO)
         changed_pnl = pl.concat([changed_pnl, conformed(zeroed, DAY_PNL)])
         others = others.join(zeroed, on=touched.columns, how="anti")
-    books.day_pnl = pl.concat([others, changed_pnl])
+    books.day_pnl = compacted(pl.concat([others, changed_pnl]))
 
     changed_keys = keys[KEY]
-    books.lots = pl.concat([lots_others, lots_now])
+    books.lots = compacted(pl.concat([lots_others, lots_now]))
     books.openings = compacted(openings)
     books.trades = compacted(pl.concat([books.trades, new]))
     latest = pl.concat([last_old, first_new[LAST.names()]]).group_by(KEY).agg(pl.col("last_ts").max())
-    books.last = pl.concat([last_others, latest[LAST.names()]])
+    books.last = compacted(pl.concat([last_others, latest[LAST.names()]]))
     # A key carried onward keeps the openings it had and adds the dates it had none: only
     # those are written (rewriting every opening of every touched key was most of a batch's
     # database work once the books were wide). A replayed key's are rewritten whole.
