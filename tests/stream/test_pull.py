@@ -100,12 +100,16 @@ def test_only_plain_nats_urls_are_read_by_the_pull_reader():
     assert not supported("tls://127.0.0.1:4222")
 
 
+def _send(js, n: int):
+    """Publish test message ``n`` (its subject and id made from ``n``); the ack's awaitable."""
+    return js.publish(f"utl.fills.v{n % 3}.a{n % 5}", b'{"id": "%d"}' % n, headers={"Nats-Msg-Id": f"t:{n}"})
+
+
 async def _publish(url: str, n: int) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure_stream(js)
-    await asyncio.gather(*[js.publish(f"utl.fills.v{i % 3}.a{i % 5}", b'{"id": "%d"}' % i,
-                                      headers={"Nats-Msg-Id": f"t:{i}"}) for i in range(n)])
+    await asyncio.gather(*[_send(js, i) for i in range(n)])
     await nc.close()
 
 
@@ -232,9 +236,8 @@ def test_pulls_that_end_without_a_word_are_asked_again_once_past_their_expiry(na
             for round_ in range(4):
                 # Fewer than a pull asks for, so every pull is left partly answered, then a
                 # wait past every pull's expiry before the next messages come.
-                for i in range(30):
-                    n = round_ * 30 + i
-                    await js.publish(f"utl.fills.v{n % 3}.a{n % 5}", b'{"id": "%d"}' % n, headers={"Nats-Msg-Id": f"t:{n}"})
+                for n in range(round_ * 30, round_ * 30 + 30):
+                    await _send(js, n)
                 while len(got) < 30 * (round_ + 1):
                     got += [m.seq for m in await asyncio.wait_for(reader.take(100, 0.002, asyncio.Event()), 5)]
                 await asyncio.sleep(1.0)
@@ -260,8 +263,7 @@ def test_pulls_expiring_while_messages_flow_never_stall_the_reader(nats_url, mon
 
     async def publish(js) -> None:
         for start in range(0, total, 20):  # ~2,000 a second, in bursts of 20
-            await asyncio.gather(*[js.publish(f"utl.fills.v{n % 3}.a{n % 5}", b'{"id": "%d"}' % n,
-                                              headers={"Nats-Msg-Id": f"t:{n}"}) for n in range(start, start + 20)])
+            await asyncio.gather(*[_send(js, n) for n in range(start, start + 20)])
             await asyncio.sleep(0.01)
 
     async def run() -> list[int]:

@@ -98,11 +98,11 @@ def compacted(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` in at most :data:`MOST_CHUNKS` pieces. Each part of the books grows by a piece
     or two a batch (the trades and openings by appending, the lots, holdings, day PnL and last
     times by a batch's rows put after the others, which keep their pieces), and every step over
-    them pays for each piece: after 400 live batches of 50 fills the trades were in 401 pieces. Made whole each time, a live day's millions of trades would be
-    copied every few batches (3 M trades: ~115 ms). So only the newest pieces are merged, back
-    to the first piece more than twice their size: pieces shrink from oldest to newest, and a
-    row is copied a few times in all (8 on average over 200,000 batches), not once every few
-    batches."""
+    them pays for each piece: after 400 live batches of 50 fills the trades were in 401 pieces.
+    Made whole each time, a live day's millions of trades would be copied every few batches
+    (3 M trades: ~115 ms). So only the newest pieces are merged, back to the first piece more
+    than twice their size: pieces shrink from oldest to newest, and a row is copied a few times
+    in all (8 on average over 200,000 batches), not once every few batches."""
     counts = frame.n_chunks("all")
     if max(counts, default=0) <= MOST_CHUNKS:
         return frame
