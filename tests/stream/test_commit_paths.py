@@ -112,7 +112,7 @@ def test_a_lot_the_database_lacks_stops_the_text_commit_too(new_database, monkey
     conn = connect(url)
     try:
         migrate(conn)
-        booker = Booker(conn, Settings(), None, BookerOptions(nats_url="-"))
+        booker = Booker(conn, Settings(), None, BookerOptions(nats_url="-", quick=False))
         def fill(seq: int, side: str) -> Message:
             trade = {"id": str(seq), "datetime": f"2024-03-05T10:00:0{seq}.000Z", "symbol": "BTC/USD", "side": side,
                      "amount": "1", "price": "100"}

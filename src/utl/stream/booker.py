@@ -50,11 +50,12 @@ from utl.stream.books import (
 from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
 from utl.stream.message import Message, parse_batch, venue_account
 from utl.stream.pull import PullReader, Unsupported, supported
+from utl.stream.quick import Quick, QuickBatch
 from utl.stream.shard import Shard, owned, shard_count_of
 from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
-    FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, last_sequence, ledger_keys, load_books, stream_key,
-    try_lock_shard,
+    FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, commit_batch, commit_quick, last_sequence, ledger_keys, load_books,
+    stream_key, try_lock_shard,
 )
 
 POSITIONS_PREFIX = "utl.positions"
@@ -74,6 +75,7 @@ class BookerOptions:
     wait_s: float = 0.002  # the longest a partial batch waits for more messages
     storage: Path | None = None
     shard: Shard = Shard()
+    quick: bool = True  # a caught-up batch booked in Python (utl.stream.quick); False: every batch by the frames
 
     @property
     def name(self) -> str:
@@ -123,6 +125,7 @@ class Booker:
         self._members: dict[str, set[tuple[str, str]]] = {}
         self._joined(books.holdings)
         self.last_seq = last_sequence(conn, self.key, options.name)
+        self.quick = Quick(self.reporting)
 
     def _as_trades(self, stored: pl.DataFrame) -> pl.DataFrame:
         if stored.height == 0:
@@ -177,7 +180,7 @@ class Booker:
                 kept.append(message)
         return kept
 
-    def prepare(self, messages: list[Message], through: int | None = None) -> Batch | None:
+    def prepare(self, messages: list[Message], through: int | None = None) -> Batch | QuickBatch | None:
         """Book a batch into the live books (memory only); what :meth:`commit` writes.
 
         The next batch may be prepared while this one commits: memory runs ahead of the
@@ -187,6 +190,11 @@ class Booker:
         if not messages:
             # Another shard's messages only: the sequence moves on all the same.
             return None if through is None else Batch(through, _no_rows())
+        if self.options.quick:
+            quick = self.quick.prepare(self, messages, through)
+            if quick is not None:
+                return quick
+        self.quick.flush(self.books)  # the frames take in what the quick batches booked
         parsed = parse_batch(messages, self.settings)
         fills = parsed.fills
         # Exactly once on the payload's key: seen before, or twice in this batch.
@@ -215,8 +223,9 @@ class Booker:
         )
         changes = book_trades(self.books, trades)
         lots = _lots_written(changes.lots_before, changes.lots_after, changes.keys)
-        self.books.holdings, _ = add_holdings(self.books.holdings, counted[["venue", "account", "asset", "qty", "ts",
-                                                                            "stream_seq"]])
+        self.books.holdings, held = add_holdings(self.books.holdings, counted[["venue", "account", "asset", "qty", "ts",
+                                                                               "stream_seq"]])
+        self.quick.absorb(self.books, changes.keys, held, changes.day_pnl)
         touched = pl.concat([counted[["venue", "account", "asset"]], changes.day_pnl[["venue", "account", "asset"]]]).unique()
         books_of = self._joined(counted)
         live = conformed(position_rows(self.books, self.books.holdings.join(touched, on=["venue", "account", "asset"], how="semi"),
@@ -241,11 +250,15 @@ class Booker:
             replayed=changes.replayed,
             day_pnl=changes.day_pnl, live=live, quarantine=parsed.quarantine))
 
-    def commit(self, batch: Batch | None) -> list[tuple[str, bytes]]:
+    def commit(self, batch: Batch | QuickBatch | None) -> list[tuple[str, bytes]]:
         """Write a prepared batch in one transaction; the changed positions to publish
         (subject, JSON)."""
         if batch is None:
             return []
+        if isinstance(batch, QuickBatch):
+            commit_quick(self.conn, self.key, self.options.name, batch)
+            self.last_seq = batch.last_seq
+            return batch.messages
         commit_batch(self.conn, self.key, self.options.name, batch.last_seq, **batch.rows)
         self.last_seq = batch.last_seq
         return position_messages(batch.rows["live"], self.key)

@@ -22,7 +22,7 @@ Everything here is pure: frames in, frames out; the booker persists what changed
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -286,6 +286,15 @@ def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str,
         avg_cost=pl.when(pl.col("qty") != 0).then(pl.col("cost_basis") / pl.col("qty")),
         realized_pnl="realized_pnl", last_trade_ts="last_trade_ts", stream_seq="stream_seq",
     )
+
+
+_WIDE = Context(prec=120)
+_UNIT = Decimal("1e-18")
+
+
+def at18(value: Decimal) -> Decimal:
+    """``value`` rounded half-even at 18 places, as a ``Decimal(38, 18)`` product or quotient is."""
+    return value.quantize(_UNIT, rounding=ROUND_HALF_EVEN, context=_WIDE)
 
 
 def start_day(day: dt.date) -> dt.datetime:

@@ -173,6 +173,14 @@ def plain_fills(items: list[tuple[int, str, str, str, str, str]], settings: Sett
     None when any message is not plain (then the reader reads the batch)."""
     if tuple(schema.names()) != COLUMNS:
         raise ValueError(f"plain_fills writes {COLUMNS}, not {tuple(schema.names())}")
+    rows = plain_rows(items, settings)
+    if rows is None:
+        return None
+    return pl.DataFrame(dict(zip(COLUMNS, map(list, zip(*rows)))), schema=schema).sort("stream_seq", maintain_order=True)
+
+
+def plain_rows(items: list[tuple[int, str, str, str, str, str]], settings: Settings) -> list[tuple] | None:
+    """:func:`plain_fills`' rows (:data:`COLUMNS`), in ``items``' order, as Python values."""
     if not items or len(items) > LARGEST_BATCH:
         return None
     blob = "\n".join(item[5] for item in items)
@@ -218,7 +226,7 @@ def plain_fills(items: list[tuple[int, str, str, str, str, str]], settings: Sett
             ))
     except (_NotPlain, UnicodeDecodeError):
         return None
-    return pl.DataFrame(dict(zip(COLUMNS, map(list, zip(*rows)))), schema=schema).sort("stream_seq", maintain_order=True)
+    return rows
 
 
 def _json_number(raw: bytes) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -32,7 +33,7 @@ from utl.storage import partition_path
 from utl.store.read import read_frame
 from utl.home import landing_key
 from utl.store.copy import binary_columns, copy_frame, pgpq, table_column_types
-from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books
+from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books, at18
 
 FILLS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
                         "stream_seq": pl.Int64, "ts": pl.Datetime("us", "UTC"), "counted": pl.Boolean})
@@ -520,3 +521,102 @@ def eod_day_state(conn: psycopg.Connection, storage: Path, day: dt.date,
     pnl = read_frame(conn, "SELECT book, asset, realized_pnl FROM utl.pnl WHERE business_date = %(d)s" + where,
                      {"d": day, **params})
     return {"positions": positions, "lots": lots, "pnl": pnl}
+
+
+# ---------------------------------------------------------------- a quick batch (utl.stream.quick)
+
+def _literal(value) -> str:
+    """A Python value of a quick batch's rows as an SQL literal, exactly: numbers at the 18
+    places a ``Decimal(38, 18)`` column writes, times in UTC with every microsecond."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        text = format(at18(value), "f")
+        return text[1:] if text.startswith("-") and not value else text  # no "-0"
+    if isinstance(value, dt.datetime):
+        return "'" + value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00'"
+    if isinstance(value, dt.date):
+        return "'" + value.isoformat() + "'"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def _values(rows: list[tuple], key: str | None = None, casts: tuple[str, ...] = ()) -> str:
+    lead = "" if key is None else _literal(key) + ","
+    if casts:
+        return ",".join("(" + lead + ",".join(_literal(v) + c for v, c in zip(row, casts)) + ")" for row in rows)
+    return ",".join("(" + lead + ",".join(map(_literal, row)) + ")" for row in rows)
+
+
+def _insert(table: str, columns: list[str], rows: list[tuple], key: str, tail: str = "") -> str:
+    names = ", ".join(["landing", *columns])
+    return f"INSERT INTO utl.{table} ({names}) VALUES {_values(rows, key)}{tail}"
+
+
+_LOT_CASTS = ("::text", "::text", "::text", "::timestamptz", "::numeric", "::numeric")
+
+
+def commit_quick(conn: psycopg.Connection, key: str, consumer: str, batch) -> None:
+    """A quick batch (:class:`utl.stream.quick.QuickBatch`) and its last sequence in ONE
+    transaction and one round trip, straight into the tables: what :func:`commit_batch` writes
+    for the same rows, without its staging tables (each costs a truncation at commit), COPYs and
+    frames. A fill whose ledger key is there already, or a closed lot that is not, means the
+    database is not the state the booker holds: nothing commits and the booker stops, and its
+    successor loads what the database holds."""
+    if not _literals_safe(conn):
+        from utl.stream.quick import as_frames  # a backslash is an escape here: the frames' COPY path
+        commit_batch(conn, key, consumer, batch.last_seq, starts=START_ROWS.to_frame(),
+                     quarantine=pl.DataFrame(schema={"subject": pl.String, "stream_seq": pl.Int64, "reason": pl.String,
+                                                     "raw": pl.String}), **as_frames(batch))
+        return
+    landing = _literal(key)
+    statements = [BATCH_PLAN]
+    if batch.fills:
+        statements.append("WITH f AS (" + _insert("stream_fills", FILLS_ROWS.names(), batch.fills, key,
+                                                  " ON CONFLICT DO NOTHING RETURNING 1") + ") SELECT 'fills', count(*) FROM f")
+    if batch.legs:
+        statements.append(_insert("stream_legs", LEGS_ROWS.names(), batch.legs, key))
+    if batch.lots_gone is None:
+        if batch.lot_keys:
+            statements.append(f"DELETE FROM utl.stream_lots WHERE landing = {landing} AND (book, asset) IN "
+                              f"(VALUES {_values(batch.lot_keys)})")
+    elif batch.lots_gone:
+        match = " AND ".join(f"t.{c} = g.{c}" for c in LOTS_STATE.names())
+        statements.append(
+            f"WITH gone AS (DELETE FROM utl.stream_lots t USING (VALUES {_values(batch.lots_gone, casts=_LOT_CASTS)}) "
+            f"AS g({', '.join(LOTS_STATE.names())}) WHERE t.landing = {landing} AND {match} RETURNING 1) "
+            f"SELECT 'lots gone', count(*) FROM gone")
+    if batch.lots:
+        statements.append(_insert("stream_lots", LOTS_STATE.names(), batch.lots, key))
+    if batch.openings:
+        statements.append(_insert("stream_lot_openings", OPENINGS.names(), batch.openings, key))
+    if batch.day_pnl:
+        statements.append(_insert("stream_day_pnl", DAY_PNL.names(), batch.day_pnl, key,
+                                  " ON CONFLICT (landing, business_date, venue, account, asset) "
+                                  "DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl"))
+    if batch.live:
+        statements.append(_insert("live_positions", LIVE_ROWS.names(), batch.live, key, """
+                ON CONFLICT (landing, venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
+                    cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
+                    realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
+                    stream_seq = EXCLUDED.stream_seq, updated_at = now()"""))
+    statements.append(_offset(key, consumer, batch.last_seq).as_string(conn))
+    expected = {"fills": len(batch.fills), "lots gone": len(batch.lots_gone or ())}
+    with conn.transaction():
+        cursor = conn.execute(";\n".join(statements))
+        while True:
+            if cursor.description is not None:
+                row = cursor.fetchone()
+                if row is not None and row[0] in expected and row[1] != expected[row[0]]:
+                    if row[0] == "lots gone":
+                        raise _lots_missing(key, row[1], expected["lots gone"])
+                    raise RuntimeError(f"utl.stream_fills of landing {key or '(none)'}: {expected['fills'] - row[1]} of "
+                                       f"the batch's {expected['fills']} fills are there already; the database is not "
+                                       f"the state this booker holds")
+            if not cursor.nextset():
+                break

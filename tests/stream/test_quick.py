@@ -1,0 +1,164 @@
+"""A caught-up booker's small batches are booked in Python (:mod:`utl.stream.quick`), every other
+batch through the frames. Two bookers fed the same batches, one allowed the quick way and one
+not, leave the same database after every batch, row for row and digit for digit, publish the
+same positions, and end with the same books: whatever the batches hold (re-sends, refused
+messages, late fills that replay a key, a new day, fees in the base asset valued at the mark,
+pairs quoted in another currency, book-mates, starting lots from a snapshot, 18 places)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from decimal import Context, Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.stream.helpers import write_landing
+from tests.stream.test_commit_paths import TABLES, tables
+from utl.schemas import LOTS_STATE
+from utl.settings import Settings, load_settings
+from utl.store import connect, migrate
+from utl.stream.booker import Booker, BookerOptions
+from utl.stream.books import DAY_PNL, HOLDINGS, LAST, OPENINGS, TRADES
+from utl.stream.message import Message
+from utl.stream.quick import QuickBatch, at18, position_messages
+from utl.stream.store import LIVE_ROWS
+
+ACCOUNTS = [("binance", "mm1"), ("okx", "desk"), ("bybit", "api"), ("okx", "o'brien"), ("kraken", "café")]
+START = dt.datetime(2024, 3, 5, 9, tzinfo=dt.timezone.utc)
+
+
+def batches(seed: int, marked: bool, count: int = 40) -> list[list[Message]]:
+    """Mostly what a live stream brings (a few fills in time order), now and then something else;
+    ``marked``: fees in the base asset and pairs quoted in BTC (valued at the landing's marks)."""
+    rng = random.Random(seed)
+    out, seq, sent, clock = [], 1, [], START
+    for n in range(count):
+        part = []
+        for _ in range(rng.randint(1, 8)):
+            clock += dt.timedelta(milliseconds=rng.choice([0, 1, 250, 4000]))
+            at = clock
+            roll = rng.random()
+            if sent and roll < 0.04:  # a re-send: books nothing
+                subject, body = rng.choice(sent)
+                part.append(Message(subject, seq, body))
+                seq += 1
+                continue
+            if roll < 0.07:  # refused
+                part.append(Message("utl.fills.okx.desk", seq, b'{"id": "x", "symbol": "BTC/USD"}'))
+                seq += 1
+                continue
+            if roll < 0.10:  # a late fill: its key is replayed
+                at = clock - dt.timedelta(minutes=rng.randint(1, 30))
+            if n == count // 2 and roll < 0.5:  # the next day begins
+                clock = at = START + dt.timedelta(days=1)
+            symbol = rng.choice(["BTC/USD"] * 6 + ["ETH/USD"] * 3 + ["SOL/USD"] + (["ETH/BTC"] if marked else []))
+            base, quote = symbol.split("/")
+            price = f"{rng.randint(1, 9000)}.{rng.randint(0, 99):02d}"
+            amount = f"{rng.randint(1, 40)}.{rng.randint(0, 9999):04d}"
+            if symbol == "SOL/USD" and rng.random() < 0.3:  # 18 places (a whole price: the cost exact at 18 too)
+                amount, price = f"0.{rng.randint(1, 10**18 - 1):018d}", str(rng.randint(1, 9000))
+            trade = {"id": f"t{seq}", "timestamp": str(int(at.timestamp() * 1000)), "symbol": symbol,
+                     "side": rng.choice(["buy", "sell"]), "amount": amount, "price": price}
+            fee = rng.random()
+            if fee < 0.4:
+                trade["fee"] = {"cost": "0.01", "currency": quote}
+            elif fee < 0.55 and marked:
+                trade["fee"] = {"cost": "0.0001", "currency": base}  # valued at the mark
+            elif fee < 0.6:
+                trade["fee"] = None
+            venue, account = rng.choice(ACCOUNTS)
+            subject, body = f"utl.fills.{venue}.{account}", json.dumps(trade).encode()
+            sent.append((subject, body))
+            part.append(Message(subject, seq, body))
+            seq += 1
+        out.append(part)
+    return out
+
+
+def landing(folder: Path) -> Path:
+    write_landing(folder, [])
+    (folder / "marks" / "2024-03-05.csv").write_text("asset,price\nBTC,65000\nETH,3500\nSOL,150.5\nUSDT,0.9998\n")
+    return folder
+
+
+def run(url: str, settings: Settings, where: Path | None, method: str, quick: bool, parts: list[list[Message]]):
+    written, published, kinds = [], [], []
+    conn = connect(url)
+    try:
+        migrate(conn)
+        booker = Booker(conn, settings, where, BookerOptions(nats_url="-", quick=quick))
+        for part in parts:
+            prepared = booker.prepare(part, part[-1].seq)
+            kinds.append(isinstance(prepared, QuickBatch))
+            published.append(sorted(booker.commit(prepared)))
+            written.append(tables(conn))
+        booker.quick.flush(booker.books)
+        return written, published, kinds, booker
+    finally:
+        conn.close()
+
+
+def same_rows(a: pl.DataFrame, b: pl.DataFrame, schema: pl.Schema) -> bool:
+    a, b = a.select(schema.names()).cast(schema), b.select(schema.names()).cast(schema)
+    return sorted(a.rows(), key=repr) == sorted(b.rows(), key=repr)
+
+
+@pytest.mark.parametrize("method,seed,with_landing,mates", [
+    ("fifo", 1, False, False), ("lifo", 2, False, False), ("hifo", 3, False, False),
+    ("fifo", 4, True, False), ("hifo", 5, True, True), ("wac", 6, True, False),
+])
+def test_quick_and_frame_batches_leave_the_same_database(new_database, tmp_path, method, seed, with_landing, mates):
+    where = landing(tmp_path / "landing") if with_landing else None
+    settings = load_settings(where) if where else Settings()
+    books = {"pair": ("okx/desk", "okx/o'brien")} if mates else {}
+    settings = Settings(**{**settings.__dict__, "costing_method": method, "books": books})
+    parts = batches(seed, with_landing)
+    fast = run(new_database(), settings, where, method, True, parts)
+    slow = run(new_database(), settings, where, method, False, parts)
+    for n, (a, b) in enumerate(zip(fast[0], slow[0])):
+        for table in TABLES:
+            assert a[table] == b[table], f"batch {n + 1} ({'quick' if fast[2][n] else 'frames'}): utl.{table}"
+        assert fast[1][n] == slow[1][n], f"batch {n + 1}: the positions published"
+    one, other = fast[3].books, slow[3].books
+    for name, schema in [("trades", TRADES), ("openings", OPENINGS), ("lots", LOTS_STATE), ("day_pnl", DAY_PNL),
+                         ("holdings", HOLDINGS), ("last", LAST)]:
+        assert same_rows(getattr(one, name), getattr(other, name), schema), f"books.{name}"
+    assert not any(slow[2])
+    # The batches did what the test is about: both ways taken, turn and turn about, lots closed.
+    quick = sum(fast[2])
+    if method == "wac":
+        assert quick == 0  # every WAC trade replays its key from the day's opening
+    else:
+        assert 8 <= quick <= len(parts) - 5, fast[2]
+        assert any(not a and b for a, b in zip(fast[2], fast[2][1:]))  # frames, then quick again
+    last = fast[0][-1]
+    assert last["stream_quarantine"] and last["stream_lots"]
+    assert any(row[5] != 0 for row in last["stream_day_pnl"])  # (landing, date, venue, account, asset, pnl)
+
+
+def test_position_messages_are_the_frames_messages():
+    from utl.stream.booker import position_messages as by_frames
+
+    ts = dt.datetime(2024, 3, 5, 10, 0, 1, 250000, tzinfo=dt.timezone.utc)
+    rows = [("okx", "o'brien", "BTC", Decimal("1.5"), Decimal("-97500.123456789012345678"), Decimal("65000.1"),
+             Decimal("-0E-18"), ts, 7),
+            ("kraken", "café", "USD", Decimal("0"), Decimal("0"), None, Decimal("12.000000000000000001"),
+             ts.replace(microsecond=0), None)]
+    frame = pl.DataFrame(rows, schema=LIVE_ROWS, orient="row")
+    assert position_messages(rows, "/data/landing") == by_frames(frame, "/data/landing")
+
+
+def test_at18_rounds_products_and_quotients_as_polars_decimals_do():
+    rng = random.Random(7)
+    def value() -> Decimal:
+        return Decimal(f"{rng.choice(['', '-'])}{rng.randint(0, 999)}.{rng.randint(1, 10**18 - 1):018d}")
+    a = [value() for _ in range(2000)] + [Decimal("0.000000000000000001"), Decimal("0.000000000000000003")]
+    b = [value() for _ in range(2000)] + [Decimal("0.5"), Decimal("0.5")]  # exact ties: half-even
+    frame = pl.DataFrame({"a": a, "b": b}, schema={"a": pl.Decimal(38, 18), "b": pl.Decimal(38, 18)})
+    out = frame.select(p=pl.col("a") * pl.col("b"), q=pl.col("a") / pl.col("b"))
+    assert [at18(x * y) for x, y in zip(a, b)] == out["p"].to_list()
+    assert [at18(Context(prec=120).divide(x, y)) for x, y in zip(a, b)] == out["q"].to_list()
