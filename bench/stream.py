@@ -320,6 +320,12 @@ def stages(pg: str, n: int, batch: int, held: int = 0) -> None:
     timed(store_module, "_fills_and_legs", "  ledger keys insert-if-new + legs COPY")
     timed(booker_module, "commit_batch", "commit (one transaction)")
     timed(booker_module, "position_messages", "position messages (JSON)")
+    import utl.stream.quick as quick_module
+    timed(quick_module.Quick, "prepare", "quick batch (utl.stream.quick), booked")
+    timed(quick_module.Quick, "load", "  of which its state read from the frames (once)")
+    timed(quick_module, "_cost", "  of which costed (the kernel)")
+    timed(quick_module.Quick, "flush", "frames brought up to date (before a frames batch)")
+    timed(booker_module, "commit_quick", "quick commit (one round trip)")
     conn = connect(pg)
     migrate(conn)
     in_process = InProcess(conn, Settings(), None, BookerOptions(nats_url="-"))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -418,13 +419,22 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
             publishing: asyncio.Future | None = None
             consumed = booker.last_seq
             first = True
+            # UTL_STREAM_TRACE=FILE: a line per batch (time, messages, which way, ms to book it).
+            trace = open(os.environ["UTL_STREAM_TRACE"], "a", buffering=1) if os.environ.get("UTL_STREAM_TRACE") else None
+            if trace is not None:
+                _trace_collector(trace)
+                booker.commit = _traced(booker.commit, trace)
             while not stop.is_set():
                 messages = await source.take(options.batch, options.wait_s, stop)
                 messages = [m for m in messages if m.seq > consumed]
                 if not messages:
                     continue
                 consumed = max(m.seq for m in messages)
+                started = time.perf_counter()
                 prepared = await asyncio.to_thread(booker.prepare, booker.mine(messages), consumed)
+                if trace is not None:
+                    trace.write(f"{time.time():.4f} {len(messages)} {'quick' if isinstance(prepared, QuickBatch) else 'frames'} "
+                                f"{1000 * (time.perf_counter() - started):.2f}\n")
                 if committing is not None:
                     publishing = _publish_after(publishing, nc, await committing)
                 committing = asyncio.ensure_future(asyncio.to_thread(booker.commit, prepared))
@@ -445,6 +455,31 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
         return 0
     finally:
         conn.close()
+
+
+def _trace_collector(trace) -> None:
+    """UTL_STREAM_TRACE: a line per collection of the older generations (time, ms)."""
+    began = {}
+
+    def note(phase: str, info: dict) -> None:
+        if info["generation"] < 1:
+            return
+        if phase == "start":
+            began["at"] = time.perf_counter()
+        else:
+            trace.write(f"{time.time():.4f} gc{info['generation']} {1000 * (time.perf_counter() - began['at']):.2f}\n")
+    gc.callbacks.append(note)
+
+
+def _traced(commit, trace):
+    """UTL_STREAM_TRACE: a line per commit (time, ms)."""
+    def traced(batch):
+        started = time.perf_counter()
+        try:
+            return commit(batch)
+        finally:
+            trace.write(f"{time.time():.4f} commit {1000 * (time.perf_counter() - started):.2f}\n")
+    return traced
 
 
 def _settle_collector() -> None:

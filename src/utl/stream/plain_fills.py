@@ -179,9 +179,11 @@ def plain_fills(items: list[tuple[int, str, str, str, str, str]], settings: Sett
     return pl.DataFrame(dict(zip(COLUMNS, map(list, zip(*rows)))), schema=schema).sort("stream_seq", maintain_order=True)
 
 
-def plain_rows(items: list[tuple[int, str, str, str, str, str]], settings: Settings) -> list[tuple] | None:
-    """:func:`plain_fills`' rows (:data:`COLUMNS`), in ``items``' order, as Python values."""
-    if not items or len(items) > LARGEST_BATCH:
+def plain_rows(items: list[tuple[int, str, str, str, str, str]], settings: Settings,
+               most: int = LARGEST_BATCH) -> list[tuple] | None:
+    """:func:`plain_fills`' rows (:data:`COLUMNS`), in ``items``' order, as Python values; None
+    past ``most`` messages too."""
+    if not items or len(items) > most:
         return None
     blob = "\n".join(item[5] for item in items)
     if "\\" in blob or "\r" in blob or blob.count("\n") != len(items) - 1:

@@ -33,7 +33,7 @@ from utl.storage import partition_path
 from utl.store.read import read_frame
 from utl.home import landing_key
 from utl.store.copy import binary_columns, copy_frame, pgpq, table_column_types
-from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books, at18
+from utl.stream.books import DAY_PNL, HOLDINGS, OPENINGS, Books
 
 FILLS_ROWS = pl.Schema({"venue": pl.String, "account": pl.String, "symbol": pl.String, "trade_id": pl.String,
                         "stream_seq": pl.Int64, "ts": pl.Datetime("us", "UTC"), "counted": pl.Boolean})
@@ -109,6 +109,16 @@ of the landing to merge-join them (~150 ms a 20,000-fill batch at 200,000 fills 
 growing), or held them in memory, taking them for a few hundred, and compared every closed lot
 with all of them (40 M comparisons, 5.6 s a 2,000-fill batch at 100,000 fills booked);
 ``tests/stream/test_batch_plan.py``)."""
+
+
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+"""A batch's commit does not wait for its WAL to reach the disk (~1 ms a commit here, seconds
+while a checkpoint's full-page writes crowd the log). The stream, not the database, is the
+record of the fills: a batch commits whole with the sequence it consumed through, so a server
+crash that loses the last fraction of a second of commits loses their sequence with them, and
+the booker (whose connection the crash broke) stops, and its successor books those fills again
+from the stream. Nothing is lost or doubled; a position published from a lost commit is
+published again, the same."""
 
 
 def stream_key(landing: Path | None) -> str:
@@ -307,7 +317,7 @@ def _commit_as_text(conn: psycopg.Connection, key: str, consumer: str, last_seq:
         if lots_in is None:
             return False
     literal = {"landing": sql.Literal(key)}
-    statements = [sql.SQL(BATCH_PLAN), *inserts]
+    statements = [sql.SQL(BATCH_PLAN), sql.SQL(ASYNC_COMMIT), *inserts]
     if staged["s_stream_fills"]:
         statements.append(sql.SQL(_FILLS_AND_LEGS_IN))
     lots_gone = staged.get("s_lots_gone", 0)
@@ -388,6 +398,7 @@ def commit_batch(conn: psycopg.Connection, key: str, consumer: str, last_seq: in
             if _commit_as_text(conn, key, consumer, last_seq, tables, None if gone is None else lots):
                 return
         conn.execute(BATCH_PLAN)
+        conn.execute(ASYNC_COMMIT)
         _fills_and_legs(conn, key, fills, legs)
         staged = {
             "s_stream_start": _copy(conn, "s_stream_start", "stream_start", starts, key),
@@ -525,32 +536,47 @@ def eod_day_state(conn: psycopg.Connection, storage: Path, day: dt.date,
 
 # ---------------------------------------------------------------- a quick batch (utl.stream.quick)
 
+def _text_literal(value: str) -> str:
+    return "'" + (value.replace("'", "''") if "'" in value else value) + "'"
+
+
+_LITERAL = {
+    # Exact as they are: every Decimal of a quick batch holds at most 18 places (read at them,
+    # summed, or rounded to them), and PostgreSQL reads ``1E+1`` or ``0E-18`` as the numbers they are.
+    Decimal: str,
+    str: _text_literal,
+    int: str,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda value: "NULL",
+    dt.datetime: lambda value: _TIMES.get(value) or _time_literal(value),
+    dt.date: lambda value: "'" + value.isoformat() + "'",
+}
+"""A Python value of a quick batch's rows as an SQL literal, by its type (one look-up a value:
+a batch writes ~85 values a fill)."""
+
+
+_TIMES: dict[dt.datetime, str] = {}
+
+
+def _time_literal(value: dt.datetime) -> str:
+    """An aware time's literal, with its offset; remembered (a fill's time is written ~10 times:
+    its row, its legs, its positions), up to 100,000 of them."""
+    if len(_TIMES) >= 100_000:
+        _TIMES.clear()
+    text = _TIMES[value] = "'" + value.isoformat() + "'"
+    return text
+
+
 def _literal(value) -> str:
-    """A Python value of a quick batch's rows as an SQL literal, exactly: numbers at the 18
-    places a ``Decimal(38, 18)`` column writes, times in UTC with every microsecond."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        text = format(at18(value), "f")
-        return text[1:] if text.startswith("-") and not value else text  # no "-0"
-    if isinstance(value, dt.datetime):
-        return "'" + value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00'"
-    if isinstance(value, dt.date):
-        return "'" + value.isoformat() + "'"
-    raise TypeError(f"no SQL literal for {type(value).__name__}")
+    return _LITERAL[type(value)](value)
 
 
 def _values(rows: list[tuple], key: str | None = None, casts: tuple[str, ...] = ()) -> str:
-    lead = "" if key is None else _literal(key) + ","
+    lead = "(" if key is None else "(" + _text_literal(key) + ","
+    form = _LITERAL
     if casts:
-        return ",".join("(" + lead + ",".join(_literal(v) + c for v, c in zip(row, casts)) + ")" for row in rows)
-    return ",".join("(" + lead + ",".join(map(_literal, row)) + ")" for row in rows)
+        return ",".join(lead + ",".join([form[type(v)](v) + c for v, c in zip(row, casts)]) + ")" for row in rows)
+    return ",".join([lead + ",".join([form[type(v)](v) for v in row]) + ")" for row in rows])
 
 
 def _insert(table: str, columns: list[str], rows: list[tuple], key: str, tail: str = "") -> str:
@@ -575,22 +601,21 @@ def commit_quick(conn: psycopg.Connection, key: str, consumer: str, batch) -> No
                                                      "raw": pl.String}), **as_frames(batch))
         return
     landing = _literal(key)
-    statements = [BATCH_PLAN]
+    statements = [BATCH_PLAN, ASYNC_COMMIT]
     if batch.fills:
         statements.append("WITH f AS (" + _insert("stream_fills", FILLS_ROWS.names(), batch.fills, key,
                                                   " ON CONFLICT DO NOTHING RETURNING 1") + ") SELECT 'fills', count(*) FROM f")
     if batch.legs:
         statements.append(_insert("stream_legs", LEGS_ROWS.names(), batch.legs, key))
+    # Deleted as the frames' commit deletes (:func:`_probed_delete`): one index probe per row named.
     if batch.lots_gone is None:
         if batch.lot_keys:
-            statements.append(f"DELETE FROM utl.stream_lots WHERE landing = {landing} AND (book, asset) IN "
-                              f"(VALUES {_values(batch.lot_keys)})")
+            keys = f"(SELECT * FROM (VALUES {_values(batch.lot_keys, casts=_LOT_CASTS[:2])}) AS v(book, asset))"
+            statements.append(_probed_delete("stream_lots", keys, ("book", "asset")).replace("%(landing)s", landing))
     elif batch.lots_gone:
-        match = " AND ".join(f"t.{c} = g.{c}" for c in LOTS_STATE.names())
-        statements.append(
-            f"WITH gone AS (DELETE FROM utl.stream_lots t USING (VALUES {_values(batch.lots_gone, casts=_LOT_CASTS)}) "
-            f"AS g({', '.join(LOTS_STATE.names())}) WHERE t.landing = {landing} AND {match} RETURNING 1) "
-            f"SELECT 'lots gone', count(*) FROM gone")
+        gone = f"(SELECT * FROM (VALUES {_values(batch.lots_gone, casts=_LOT_CASTS)}) AS v({', '.join(LOTS_STATE.names())}))"
+        statements.append("WITH gone AS (" + _probed_delete("stream_lots", gone, tuple(LOTS_STATE.names()))
+                          .replace("%(landing)s", landing) + " RETURNING 1) SELECT 'lots gone', count(*) FROM gone")
     if batch.lots:
         statements.append(_insert("stream_lots", LOTS_STATE.names(), batch.lots, key))
     if batch.openings:
