@@ -45,6 +45,7 @@ from utl.stream.books import (
 )
 from utl.stream.message import Message, _plain_batch, venue_account
 from utl.stream.plain_fills import plain_rows
+from utl.stream.store import FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS
 
 MOST = 5_000
 """Fills from which a batch goes through the frames: their cost is mostly per batch (~200 ms a
@@ -66,6 +67,7 @@ class QuickBatch:
     tables they go to (``utl.stream.store.commit_quick``), and its position messages."""
 
     last_seq: int
+    starts: list[tuple] = field(default_factory=list)  # START_ROWS: accounts starting from zero
     fills: list[tuple] = field(default_factory=list)  # FILLS_ROWS
     legs: list[tuple] = field(default_factory=list)  # LEGS_ROWS
     lots: list[tuple] = field(default_factory=list)  # LOTS_STATE: added (or all of lot_keys' lots)
@@ -200,12 +202,23 @@ class Quick:
             self.load(booker.books)
         return _Booking(self, booker, rows).book(max([m.seq for m in messages] + [through or 0]))
 
+    def warm(self, method: str) -> None:
+        """Load the costing kernel (numba's cache: ~150 ms on the first call) before the first
+        batch waits for it."""
+        if method in ("fifo", "lifo", "hifo"):
+            at = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+            _cost(method, {("book", "asset"): [(("book", "asset"), at, 1, "t2", Decimal(-1), Decimal(2), "v", "a")]},
+                  {("book", "asset"): [("t1", at, Decimal(1), Decimal(1))]})
+
     def marks(self, booker, day: dt.date) -> dict[str, Decimal]:
         known = self._marks.get(day)
         if known is None:
             frame = booker._marks_on(day)
             known = self._marks[day] = {a: m for a, m in frame.select("asset", "mark").iter_rows() if m is not None}
         return known
+
+
+_UNSTARTED = object()
 
 
 class _NotQuick(Exception):
@@ -239,11 +252,14 @@ class _Booking:
         states = _state_dates(booker)
         days = set()
         books: dict[tuple[str, str], str] = {}
+        started: dict[tuple[str, str], None] = {}  # accounts never seen: they start from zero
         for row in fresh:
             pair = (row[3], row[4])
-            if row[21] or pair not in states:
-                raise _NotQuick  # a derivative, or an account not started yet
-            state_date = states[pair]
+            if row[21]:
+                raise _NotQuick  # a derivative
+            state_date = states.get(pair, _UNSTARTED)
+            if state_date is _UNSTARTED:
+                state_date = started[pair] = None
             day = row[7].date()
             if state_date is not None and day <= state_date:
                 raise _NotQuick  # recorded, not counted
@@ -255,6 +271,7 @@ class _Booking:
         if len(days) > 1:
             raise _NotQuick
         batch = QuickBatch(last_seq)
+        batch.starts = [(venue, account, None, "zero") for venue, account in started]
         if not fresh:
             booker.seen.update(taken)
             return batch
@@ -325,6 +342,9 @@ class _Booking:
 
         # The state moves on (nothing below can refuse the batch).
         booker.seen.update(taken)
+        if batch.starts:
+            booker.starts = pl.concat([booker.starts, _frame(batch.starts, START_ROWS)])
+            booker._started |= started.keys()
         for pair, book in books.items():
             booker._members.setdefault(book, set()).add(pair)
         for key, its in by_key.items():
@@ -513,10 +533,8 @@ def _frame(rows: list[tuple], schema: pl.Schema) -> pl.DataFrame:
 
 def as_frames(batch: QuickBatch) -> dict[str, pl.DataFrame]:
     """A quick batch's rows as the frames :func:`utl.stream.store.commit_batch` writes."""
-    from utl.stream.store import FILLS_ROWS, LEGS_ROWS, LIVE_ROWS  # (store imports books, as this module does)
-
     key_schema = pl.Schema({"book": pl.String, "asset": pl.String})
-    frames = dict(fills=_frame(batch.fills, FILLS_ROWS), legs=_frame(batch.legs, LEGS_ROWS),
+    frames = dict(starts=_frame(batch.starts, START_ROWS), fills=_frame(batch.fills, FILLS_ROWS), legs=_frame(batch.legs, LEGS_ROWS),
                   keys=_frame(batch.lot_keys, key_schema), lots=_frame(batch.lots, LOTS_STATE),
                   openings=_frame(batch.openings, OPENINGS), day_pnl=_frame(batch.day_pnl, DAY_PNL),
                   live=_frame(batch.live, LIVE_ROWS), replayed=key_schema.to_frame())

@@ -596,12 +596,14 @@ def commit_quick(conn: psycopg.Connection, key: str, consumer: str, batch) -> No
     successor loads what the database holds."""
     if not _literals_safe(conn):
         from utl.stream.quick import as_frames  # a backslash is an escape here: the frames' COPY path
-        commit_batch(conn, key, consumer, batch.last_seq, starts=START_ROWS.to_frame(),
+        commit_batch(conn, key, consumer, batch.last_seq,
                      quarantine=pl.DataFrame(schema={"subject": pl.String, "stream_seq": pl.Int64, "reason": pl.String,
                                                      "raw": pl.String}), **as_frames(batch))
         return
     landing = _literal(key)
     statements = [BATCH_PLAN, ASYNC_COMMIT]
+    if batch.starts:
+        statements.append(_insert("stream_start", START_ROWS.names(), batch.starts, key, " ON CONFLICT DO NOTHING"))
     if batch.fills:
         statements.append("WITH f AS (" + _insert("stream_fills", FILLS_ROWS.names(), batch.fills, key,
                                                   " ON CONFLICT DO NOTHING RETURNING 1") + ") SELECT 'fills', count(*) FROM f")
