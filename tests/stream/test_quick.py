@@ -96,8 +96,7 @@ def run(url: str, settings: Settings, where: Path | None, method: str, quick: bo
             kinds.append(len(prepared.starts) + 1 if isinstance(prepared, QuickBatch) else 0)
             published.append(sorted(booker.commit(prepared)))
             written.append(tables(conn))
-        booker.quick.flush(booker.books)
-        return written, published, kinds, booker
+        return written, published, kinds, booker.quick.whole(booker.books)
     finally:
         conn.close()
 
@@ -123,7 +122,7 @@ def test_quick_and_frame_batches_leave_the_same_database(new_database, tmp_path,
         for table in TABLES:
             assert a[table] == b[table], f"batch {n + 1} ({'quick' if fast[2][n] else 'frames'}): utl.{table}"
         assert fast[1][n] == slow[1][n], f"batch {n + 1}: the positions published"
-    one, other = fast[3].books, slow[3].books
+    one, other = fast[3], slow[3]
     for name, schema in [("trades", TRADES), ("openings", OPENINGS), ("lots", LOTS_STATE), ("day_pnl", DAY_PNL),
                          ("holdings", HOLDINGS), ("last", LAST)]:
         assert same_rows(getattr(one, name), getattr(other, name), schema), f"books.{name}"

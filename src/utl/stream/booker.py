@@ -195,7 +195,6 @@ class Booker:
             quick = self.quick.prepare(self, messages, through)
             if quick is not None:
                 return quick
-        self.quick.flush(self.books)  # the frames take in what the quick batches booked
         parsed = parse_batch(messages, self.settings)
         fills = parsed.fills
         # Exactly once on the payload's key: seen before, or twice in this batch.
@@ -217,21 +216,25 @@ class Booker:
             counted=pl.col("state_date").is_null() | (pl.col("ts").dt.date() > pl.col("state_date")),
         )
         counted = rows_where(legs, legs["counted"])
+        # Once quick batches have run, the books' lots, holdings and PnL are theirs (utl.stream.quick):
+        # this batch is given its part of them, and what it changes is read back.
+        books = self.quick.subset(self.books, counted, self.settings.book_of, self._members) if self.quick.loaded \
+            else self.books
         priced = self._price(counted)
         trades = rows_where(priced, (priced["asset"] != self.reporting) & (priced["qty"] != 0)).select(
             "book", "asset", "venue", "account", "business_date", "ts", "stream_seq",
             trade_id=pl.format("{}/{}/{}", "venue", "account", "leg_id"), qty="qty", price="unit_price",
         )
-        changes = book_trades(self.books, trades)
+        changes = book_trades(books, trades)
         lots = _lots_written(changes.lots_before, changes.lots_after, changes.keys)
-        self.books.holdings, held = add_holdings(self.books.holdings, counted[["venue", "account", "asset", "qty", "ts",
-                                                                               "stream_seq"]])
-        self.quick.absorb(self.books, changes.keys, held, changes.day_pnl)
+        books.holdings, _ = add_holdings(books.holdings, counted[["venue", "account", "asset", "qty", "ts", "stream_seq"]])
         touched = pl.concat([counted[["venue", "account", "asset"]], changes.day_pnl[["venue", "account", "asset"]]]).unique()
         books_of = self._joined(counted)
-        live = conformed(position_rows(self.books, self.books.holdings.join(touched, on=["venue", "account", "asset"], how="semi"),
+        live = conformed(position_rows(books, books.holdings.join(touched, on=["venue", "account", "asset"], how="semi"),
                                        self.settings.book_of, self.reporting,
                                        mates=any(len(self._members[book]) > 1 for book in books_of)), LIVE_ROWS)
+        if books is not self.books:
+            self.quick.absorb(books, self.books)
         unit = priced[["venue", "account", "leg_id", "unit_price"]]
         leg_rows = legs.join(unit, on=["venue", "account", "leg_id"], how="left").select(
             "venue", "account", symbol="symbol_text", trade_id="payload_id", leg_id="leg_id", kind="kind", asset="asset",

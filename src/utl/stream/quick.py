@@ -14,15 +14,17 @@ openings, the lots written, positions and their cost basis) is what :mod:`utl.st
 and the booker compute, in the same decimal arithmetic (products and quotients rounded
 half-even at 18 places, as Polars' ``Decimal(38, 18)`` does).
 
-Only the usual batch goes this way: FIFO, LIFO or HIFO; plain messages (:mod:`utl.stream.plain_fills`)
-of spot fills, none refused; accounts already started, every fill after its account's starting
-state, one business date, no trade older than its key's last; one account per book; prices
-from the fill where the quote is the reporting currency (mark exactly 1) and marks known for the
-rest; integers within the kernel's 64 bits. Any other batch (:func:`prepare` returns None
-having changed nothing) goes through the frames, which first take in what the quick batches
-changed (:meth:`Quick.flush`); what a frame batch changed is then read back into the Python
-state (:meth:`Quick.absorb`). ``tests/stream/test_quick.py`` holds the two ways to the same
-rows, books and messages, batch by batch.
+Only the usual batch goes this way: FIFO, LIFO or HIFO; up to :data:`MOST` plain messages
+(:mod:`utl.stream.plain_fills`) of spot fills, none refused; every fill after its account's
+starting state (an account never seen starts from zero), one business date, no trade older than
+its key's last; one account per book; prices from the fill where the quote is the reporting
+currency (mark exactly 1) and marks known for the rest; integers within the kernel's 64 bits.
+Any other batch (:meth:`Quick.prepare` returns None having changed nothing) goes through the
+frames. Once a quick batch has run, the Python state is the books' lots, last times, holdings
+and PnL: a frames batch is given the part of them it reads, as frames (:meth:`Quick.subset`),
+and what it changed is read back (:meth:`Quick.absorb`), so that going from one way to the
+other costs what the batch touches, not what the day holds. ``tests/stream/test_quick.py``
+holds the two ways to the same rows, books and messages, batch by batch.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ from utl.stream.store import FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS
 MOST = 5_000
 """Fills from which a batch goes through the frames: their cost is mostly per batch (~200 ms a
 batch of 1,000 fills, ~50 us a fill in batches of 20,000), this path's per fill (~75 us)."""
+
+SPILL = 2_000
+"""New trades (or openings) from which the quick books append them to their frames."""
 
 _WIDE = Context(prec=120)
 _ZERO = Decimal(0)
@@ -96,14 +101,14 @@ class Quick:
     def _clean(self) -> None:
         self.new_trades: list[tuple] = []
         self.new_openings: list[tuple] = []
-        self.dirty_keys: set[Key] = set()
-        self.dirty_holdings: set[tuple[str, str, str]] = set()
-        self.dirty_pnl: set[tuple[dt.date, str, str, str]] = set()
 
     # ------------------------------------------------------------ state <-> frames
 
     def load(self, books: Books) -> None:
-        """The Python state from the frames (once, before the first quick batch)."""
+        """The Python state from the frames (once, before the first quick batch). From then on
+        this state is the books' lots, last times, holdings and day PnL, and their frames are
+        let go: a batch booked through the frames is given its own part of them
+        (:meth:`subset`), and what it changed is read back (:meth:`absorb`)."""
         self.lots, self.last, self.opened, self.holdings, self.pnl = {}, {}, {}, {}, {}
         lots = books.lots
         for book, asset, *lot in zip(*(lots.get_column(c).to_list() for c in LOTS_STATE.names())):
@@ -112,10 +117,12 @@ class Quick:
         self._read_openings(books.openings.select("book", "asset", "business_date").unique())
         self._read_holdings(books.holdings)
         self._read_pnl(books.day_pnl)
+        books.lots, books.last = LOTS_STATE.to_frame(), LAST.to_frame()
+        books.holdings, books.day_pnl = HOLDINGS.to_frame(), DAY_PNL.to_frame()
         self.loaded = True
 
     def _read_last(self, last: pl.DataFrame) -> None:
-        for book, asset, ts in last.iter_rows():
+        for book, asset, ts in last.select(LAST.names()).iter_rows():
             self.last[(book, asset)] = ts
 
     def _read_openings(self, dates: pl.DataFrame) -> None:
@@ -130,53 +137,77 @@ class Quick:
         for day, venue, account, asset, pnl in day_pnl.select(DAY_PNL.names()).iter_rows():
             self.pnl.setdefault((venue, account, asset), {})[day] = pnl
 
-    def flush(self, books: Books) -> None:
-        """Put what the quick batches changed into the frames (before a batch goes through them)."""
-        if self.new_trades:
+    def spill(self, books: Books, *, every: bool = False) -> None:
+        """The new trades and openings into their frames once :data:`SPILL` of either wait (or
+        ``every``: all of them, before a batch goes through the frames). They are only appended
+        to, and held as Python tuples took ~5 times the memory (a day's 3 M trades: gigabytes);
+        a spill of 2,000 rows costs a few milliseconds."""
+        if self.new_trades and (every or len(self.new_trades) >= SPILL):
             books.trades = compacted(pl.concat([books.trades, _frame(self.new_trades, TRADES)]))
-        if self.new_openings:
+            self.new_trades = []
+        if self.new_openings and (every or len(self.new_openings) >= SPILL):
             books.openings = compacted(pl.concat([books.openings, _frame(self.new_openings, OPENINGS)]))
-        if self.dirty_keys:
-            keys = _frame(sorted(self.dirty_keys), pl.Schema({"book": pl.String, "asset": pl.String}))
-            _, others = split_by(books.lots, keys, ["book", "asset"])
-            rows = [(b, a, *lot) for b, a in sorted(self.dirty_keys) for lot in self.lots.get((b, a), [])]
-            books.lots = compacted(pl.concat([others, _frame(rows, LOTS_STATE)]))
-            _, others = split_by(books.last, keys, ["book", "asset"])
-            rows = [(b, a, self.last[(b, a)]) for b, a in sorted(self.dirty_keys) if (b, a) in self.last]
-            books.last = compacted(pl.concat([others, _frame(rows, LAST)]))
-        if self.dirty_holdings:
-            keys = _frame(sorted(self.dirty_holdings), pl.Schema({"venue": pl.String, "account": pl.String,
-                                                                  "asset": pl.String}))
-            _, others = split_by(books.holdings, keys, ["venue", "account", "asset"])
-            rows = [(*k, *self.holdings[k]) for k in sorted(self.dirty_holdings)]
-            books.holdings = compacted(pl.concat([others, _frame(rows, HOLDINGS)]))
-        if self.dirty_pnl:
-            keys = _frame(sorted(self.dirty_pnl), pl.Schema({"business_date": pl.Date, "venue": pl.String,
-                                                             "account": pl.String, "asset": pl.String}))
-            _, others = split_by(books.day_pnl, keys, ["business_date", "venue", "account", "asset"])
-            rows = [(d, v, a, s, self.pnl[(v, a, s)][d]) for d, v, a, s in sorted(self.dirty_pnl)]
-            books.day_pnl = compacted(pl.concat([others, _frame(rows, DAY_PNL)]))
-        self._clean()
+            self.new_openings = []
 
-    def absorb(self, books: Books, keys: pl.DataFrame, holdings: pl.DataFrame, day_pnl: pl.DataFrame) -> None:
-        """Read back what a batch booked through the frames changed: the lots, last time and
-        openings of ``keys`` (book, asset), ``holdings`` rows and ``day_pnl`` rows."""
+    def subset(self, books: Books, legs: pl.DataFrame, book_of, members: dict[str, set]) -> Books:
+        """The books a batch booked through the frames reads, for its ``legs`` (venue, account,
+        asset): its keys' lots and last times; the holdings of its accounts and of their
+        book-mates in its assets, with their realized PnL of every date; every trade and opening
+        (replays read them). Its cost is the batch's, not the day's."""
+        self.spill(books, every=True)
+        triples = set(zip(legs.get_column("venue").to_list(), legs.get_column("account").to_list(),
+                          legs.get_column("asset").to_list()))
+        book_by_pair = {(v, a): book_of(v, a) for v, a, _ in triples}
+        keys = {(book_by_pair[(v, a)], asset) for v, a, asset in triples}
+        assets: dict[str, set[str]] = defaultdict(set)
+        for book, asset in keys:
+            assets[book].add(asset)
+        held = set(triples)
+        for book, its in assets.items():
+            for pair in members.get(book, ()):
+                held.update((*pair, asset) for asset in its if (*pair, asset) in self.holdings)
+        part = Books(books.method, trades=books.trades, openings=books.openings)
+        part.lots = _frame([(*key, *lot) for key in keys for lot in self.lots.get(key, ())], LOTS_STATE)
+        part.last = _frame([(*key, self.last[key]) for key in keys if key in self.last], LAST)
+        part.holdings = _frame([(*k, *self.holdings[k]) for k in held if k in self.holdings], HOLDINGS)
+        part.day_pnl = _frame([(d, *k, p) for k in held for d, p in self.pnl.get(k, {}).items()], DAY_PNL)
+        self._part = (keys, held)
+        return part
+
+    def absorb(self, part: Books, books: Books) -> None:
+        """Read back what a batch booked through the frames over ``part`` (:meth:`subset`) left:
+        its keys' lots, last times and dated openings, its holdings and their PnL; the trades and
+        openings frames it grew are the books' again."""
+        keys, held = self._part
+        books.trades, books.openings = part.trades, part.openings
+        for key in keys:
+            self.lots.pop(key, None)
+            self.last.pop(key, None)
+            self.opened.pop(key, None)
+        for book, asset, *lot in part.lots.select(LOTS_STATE.names()).iter_rows():
+            self.lots.setdefault((book, asset), []).append(tuple(lot))
+        self._read_last(part.last)
+        self._read_holdings(part.holdings)
+        for k in held:
+            self.pnl.pop(k, None)
+        self._read_pnl(part.day_pnl)
+        if keys:
+            frame = _frame(sorted(keys), pl.Schema({"book": pl.String, "asset": pl.String}))
+            mine, _ = split_by(books.openings, frame, ["book", "asset"])
+            self._read_openings(mine.select("book", "asset", "business_date").unique())
+
+    def whole(self, books: Books) -> Books:
+        """The books as frames, every part of them (what the frames held before :meth:`load`):
+        for a reader of the whole state, a test or an inspection; not on the booking path."""
         if not self.loaded:
-            return
-        if keys.height:
-            keys = keys.select("book", "asset").unique()
-            for key in keys.iter_rows():
-                self.lots.pop(key, None)
-                self.last.pop(key, None)
-                self.opened.pop(key, None)
-            mine, _ = split_by(books.lots, keys, ["book", "asset"])
-            for book, asset, *lot in mine.select(LOTS_STATE.names()).iter_rows():
-                self.lots.setdefault((book, asset), []).append(tuple(lot))
-            self._read_last(split_by(books.last, keys, ["book", "asset"])[0].select(LAST.names()))
-            self._read_openings(split_by(books.openings, keys, ["book", "asset"])[0]
-                                .select("book", "asset", "business_date").unique())
-        self._read_holdings(holdings)
-        self._read_pnl(day_pnl)
+            return books
+        self.spill(books, every=True)
+        whole = Books(books.method, trades=books.trades, openings=books.openings)
+        whole.lots = _frame([(*key, *lot) for key, lots in self.lots.items() for lot in lots], LOTS_STATE)
+        whole.last = _frame([(*key, ts) for key, ts in self.last.items()], LAST)
+        whole.holdings = _frame([(*key, *held) for key, held in self.holdings.items()], HOLDINGS)
+        whole.day_pnl = _frame([(d, *key, p) for key, dates in self.pnl.items() for d, p in dates.items()], DAY_PNL)
+        return whole
 
     # ------------------------------------------------------------ one batch
 
@@ -351,14 +382,13 @@ class _Booking:
             quick.lots[key] = lots_after[key]
             quick.last[key] = max(its[-1][1], quick.last.get(key, its[-1][1]))
             quick.opened.setdefault(key, set()).add(day)
-        quick.dirty_keys.update(by_key)
         quick.new_trades += [(k[0], k[1], v, a, day, ts, seq, tid, q, p) for k, ts, seq, tid, q, p, v, a in trades]
         quick.new_openings += batch.openings
+        quick.spill(booker.books)
         for account_asset, pnl in realized.items():
             dates = quick.pnl.setdefault(account_asset, {})
             dates[day] = dates.get(day, _ZERO) + pnl
             batch.day_pnl.append((day, *account_asset, dates[day]))
-            quick.dirty_pnl.add((day, *account_asset))
         for account_asset, (qty, ts, seq) in moved.items():
             held = quick.holdings.get(account_asset)
             if held is None:
@@ -367,7 +397,6 @@ class _Booking:
                 held[0] = held[0] + qty
                 held[1] = ts if held[1] is None else max(held[1], ts)
                 held[2] = seq if held[2] is None else max(held[2], seq)
-        quick.dirty_holdings.update(moved)
         for account_asset in sorted(moved.keys() | realized.keys()):
             batch.live.append(_position(quick, account_asset, books[account_asset[:2]], reporting))
         batch.messages = position_messages(batch.live, booker.key)
