@@ -162,3 +162,36 @@ def test_at18_rounds_products_and_quotients_as_polars_decimals_do():
     out = frame.select(p=pl.col("a") * pl.col("b"), q=pl.col("a") / pl.col("b"))
     assert [at18(x * y) for x, y in zip(a, b)] == out["p"].to_list()
     assert [at18(Context(prec=120).divide(x, y)) for x, y in zip(a, b)] == out["q"].to_list()
+
+
+def _fill(seq: int, side: str) -> Message:
+    trade = {"id": str(seq), "timestamp": str(1709629200000 + seq), "symbol": "BTC/USD", "side": side,
+             "amount": "1", "price": "100"}
+    return Message("utl.fills.okx.desk", seq, json.dumps(trade).encode())
+
+
+@pytest.mark.parametrize("behind_its_back", ["a fill of the batch is there already", "the lot it closes is gone"])
+def test_a_database_not_as_the_quick_books_hold_it_commits_nothing(new_database, behind_its_back):
+    conn = connect(new_database())
+    try:
+        migrate(conn)
+        booker = Booker(conn, Settings(), None, BookerOptions(nats_url="-"))
+        first = booker.prepare([_fill(1, "buy")], 1)
+        assert isinstance(first, QuickBatch)
+        booker.commit(first)
+        if behind_its_back.startswith("a fill"):
+            conn.execute("INSERT INTO utl.stream_fills (landing, venue, account, symbol, trade_id, stream_seq, ts, counted) "
+                         "VALUES ('', 'okx', 'desk', 'BTC/USD', '2', 99, now(), true)")
+            match = "fill of the batch is there already"
+        else:
+            conn.execute("DELETE FROM utl.stream_lots")
+            match = "lots the batch closed are there"
+        conn.commit()
+        before = tables(conn)
+        second = booker.prepare([_fill(2, "sell")], 2)  # closes the first fill's lot
+        assert isinstance(second, QuickBatch) and second.lots_gone
+        with pytest.raises(RuntimeError, match=match):
+            booker.commit(second)
+        assert tables(conn) == before  # nothing of the batch committed
+    finally:
+        conn.close()

@@ -589,11 +589,14 @@ _LOT_CASTS = ("::text", "::text", "::text", "::timestamptz", "::numeric", "::num
 
 def commit_quick(conn: psycopg.Connection, key: str, consumer: str, batch) -> None:
     """A quick batch (:class:`utl.stream.quick.QuickBatch`) and its last sequence in ONE
-    transaction and one round trip, straight into the tables: what :func:`commit_batch` writes
-    for the same rows, without its staging tables (each costs a truncation at commit), COPYs and
-    frames. A fill whose ledger key is there already, or a closed lot that is not, means the
-    database is not the state the booker holds: nothing commits and the booker stops, and its
-    successor loads what the database holds."""
+    transaction, straight into the tables: what :func:`commit_batch` writes for the same rows,
+    without its staging tables (each costs a truncation at commit) and frames. The rows that
+    only go in (fills, legs, lots, openings) are COPYed, a row at a time from the tuples (a
+    third of what the server spends on the same rows as INSERT ... VALUES: 13 against 39 us a
+    fill's legs here); the deletes before them and the upserts and the sequence after them go as
+    statement texts. A fill whose ledger key is there already, or a closed lot that is not,
+    means the database is not the state the booker holds: nothing commits and the booker
+    stops, and its successor loads what the database holds."""
     if not _literals_safe(conn):
         from utl.stream.quick import as_frames  # a backslash is an escape here: the frames' COPY path
         commit_batch(conn, key, consumer, batch.last_seq,
@@ -601,49 +604,51 @@ def commit_quick(conn: psycopg.Connection, key: str, consumer: str, batch) -> No
                                                      "raw": pl.String}), **as_frames(batch))
         return
     landing = _literal(key)
-    statements = [BATCH_PLAN, ASYNC_COMMIT]
+    before = [BATCH_PLAN, ASYNC_COMMIT]
     if batch.starts:
-        statements.append(_insert("stream_start", START_ROWS.names(), batch.starts, key, " ON CONFLICT DO NOTHING"))
-    if batch.fills:
-        statements.append("WITH f AS (" + _insert("stream_fills", FILLS_ROWS.names(), batch.fills, key,
-                                                  " ON CONFLICT DO NOTHING RETURNING 1") + ") SELECT 'fills', count(*) FROM f")
-    if batch.legs:
-        statements.append(_insert("stream_legs", LEGS_ROWS.names(), batch.legs, key))
+        before.append(_insert("stream_start", START_ROWS.names(), batch.starts, key, " ON CONFLICT DO NOTHING"))
     # Deleted as the frames' commit deletes (:func:`_probed_delete`): one index probe per row named.
     if batch.lots_gone is None:
         if batch.lot_keys:
             keys = f"(SELECT * FROM (VALUES {_values(batch.lot_keys, casts=_LOT_CASTS[:2])}) AS v(book, asset))"
-            statements.append(_probed_delete("stream_lots", keys, ("book", "asset")).replace("%(landing)s", landing))
+            before.append(_probed_delete("stream_lots", keys, ("book", "asset")).replace("%(landing)s", landing))
     elif batch.lots_gone:
         gone = f"(SELECT * FROM (VALUES {_values(batch.lots_gone, casts=_LOT_CASTS)}) AS v({', '.join(LOTS_STATE.names())}))"
-        statements.append("WITH gone AS (" + _probed_delete("stream_lots", gone, tuple(LOTS_STATE.names()))
-                          .replace("%(landing)s", landing) + " RETURNING 1) SELECT 'lots gone', count(*) FROM gone")
-    if batch.lots:
-        statements.append(_insert("stream_lots", LOTS_STATE.names(), batch.lots, key))
-    if batch.openings:
-        statements.append(_insert("stream_lot_openings", OPENINGS.names(), batch.openings, key))
+        before.append("WITH gone AS (" + _probed_delete("stream_lots", gone, tuple(LOTS_STATE.names()))
+                      .replace("%(landing)s", landing) + " RETURNING 1) SELECT 'lots gone', count(*) FROM gone")
+    after = []
     if batch.day_pnl:
-        statements.append(_insert("stream_day_pnl", DAY_PNL.names(), batch.day_pnl, key,
-                                  " ON CONFLICT (landing, business_date, venue, account, asset) "
-                                  "DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl"))
+        after.append(_insert("stream_day_pnl", DAY_PNL.names(), batch.day_pnl, key,
+                             " ON CONFLICT (landing, business_date, venue, account, asset) "
+                             "DO UPDATE SET realized_pnl = EXCLUDED.realized_pnl"))
     if batch.live:
-        statements.append(_insert("live_positions", LIVE_ROWS.names(), batch.live, key, """
+        after.append(_insert("live_positions", LIVE_ROWS.names(), batch.live, key, """
                 ON CONFLICT (landing, venue, account, asset) DO UPDATE SET qty = EXCLUDED.qty,
                     cost_basis = EXCLUDED.cost_basis, avg_cost = EXCLUDED.avg_cost,
                     realized_pnl = EXCLUDED.realized_pnl, last_trade_ts = EXCLUDED.last_trade_ts,
                     stream_seq = EXCLUDED.stream_seq, updated_at = now()"""))
-    statements.append(_offset(key, consumer, batch.last_seq).as_string(conn))
-    expected = {"fills": len(batch.fills), "lots gone": len(batch.lots_gone or ())}
+    after.append(_offset(key, consumer, batch.last_seq).as_string(conn))
     with conn.transaction():
-        cursor = conn.execute(";\n".join(statements))
+        cursor = conn.execute(";\n".join(before))
         while True:
             if cursor.description is not None:
                 row = cursor.fetchone()
-                if row is not None and row[0] in expected and row[1] != expected[row[0]]:
-                    if row[0] == "lots gone":
-                        raise _lots_missing(key, row[1], expected["lots gone"])
-                    raise RuntimeError(f"utl.stream_fills of landing {key or '(none)'}: {expected['fills'] - row[1]} of "
-                                       f"the batch's {expected['fills']} fills are there already; the database is not "
-                                       f"the state this booker holds")
+                if row is not None and row[0] == "lots gone" and row[1] != len(batch.lots_gone):
+                    raise _lots_missing(key, row[1], len(batch.lots_gone))
             if not cursor.nextset():
                 break
+        try:
+            with conn.cursor() as cursor:
+                for table, columns, rows in (("stream_fills", FILLS_ROWS.names(), batch.fills),
+                                             ("stream_legs", LEGS_ROWS.names(), batch.legs),
+                                             ("stream_lots", LOTS_STATE.names(), batch.lots),
+                                             ("stream_lot_openings", OPENINGS.names(), batch.openings)):
+                    if rows:
+                        names = ", ".join(["landing", *columns])
+                        with cursor.copy(f"COPY utl.{table} ({names}) FROM STDIN") as copy:
+                            for row in rows:
+                                copy.write_row((key, *row))
+        except psycopg.errors.UniqueViolation as exc:
+            raise RuntimeError(f"utl.stream_fills of landing {key or '(none)'}: a fill of the batch is there already "
+                               f"({exc.diag.message_detail}); the database is not the state this booker holds") from exc
+        conn.execute(";\n".join(after))
