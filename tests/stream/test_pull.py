@@ -288,3 +288,12 @@ def test_pulls_expiring_while_messages_flow_never_stall_the_reader(nats_url, mon
 
     assert asyncio.run(run()) == list(range(1, total + 1))
     assert said == []
+
+
+def test_the_servers_count_of_what_it_still_holds_is_read_off_each_reply_subject():
+    from utl.stream.pull import _pending
+
+    assert _pending(b"$JS.ACK.UTL_FILLS.utl-stream.1.41.40.1733580000000000000.1234") == 1234
+    assert _pending(b"$JS.ACK.hub.ACCHASH.UTL_FILLS.utl-stream.1.41.40.1733580000000000000.7.tok") == 7
+    assert _pending(b"$JS.ACK.UTL_FILLS.utl-stream.1.41.40.1733580000000000000.0") == 0
+    assert _pending(b"$JS.ACK.too.short") is None

@@ -51,7 +51,7 @@ from utl.stream.books import (
 from utl.stream.broker import STREAM, SUBJECTS, ensure_stream, servers
 from utl.stream.message import Message, parse_batch, venue_account
 from utl.stream.pull import PullReader, Unsupported, supported
-from utl.stream.quick import Quick, QuickBatch
+from utl.stream.quick import MOST as QUICK_MOST, Quick, QuickBatch
 from utl.stream.shard import Shard, owned, shard_count_of
 from utl.stream.start import Start, landing_marks, marks_on, starting_state
 from utl.stream.store import (
@@ -127,6 +127,7 @@ class Booker:
         self._joined(books.holdings)
         self.last_seq = last_sequence(conn, self.key, options.name)
         self.quick = Quick(self.reporting)
+        self.caught_up = True  # nothing waits behind the batch in hand (the consuming loop says)
 
     def _as_trades(self, stored: pl.DataFrame) -> pl.DataFrame:
         if stored.height == 0:
@@ -436,6 +437,9 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
                 if not messages:
                     continue
                 consumed = max(m.seq for m in messages)
+                # The quick books are first loaded once caught up: a backlog goes through the
+                # frames whole, with none of the quick books' reading in and out.
+                booker.caught_up = source.empty() and getattr(source, "pending", 0) < QUICK_MOST
                 started = time.perf_counter()
                 prepared = await asyncio.to_thread(booker.prepare, booker.mine(messages), consumed)
                 if trace is not None:

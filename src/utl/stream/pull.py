@@ -76,10 +76,19 @@ class Frames:
     replies: list[Reply]
     pings: int
     errors: list[str]
+    pending: int | None = None  # what the server still held for the consumer after the last message
 
 
 def supported(url: str) -> bool:
     return urlsplit(url if "://" in url else f"nats://{url}").scheme == "nats"
+
+
+def _pending(reply: bytes) -> int | None:
+    """The messages the server still held for the consumer, from a reply subject (the v1 form's
+    last token, the v2 form's eleventh)."""
+    tokens = reply.split(b".")
+    token = tokens[8] if len(tokens) == 9 else tokens[10] if len(tokens) >= 11 else b""
+    return int(token) if token.isdigit() else None
 
 
 def ack_sequences(reply: bytes) -> tuple[int, int] | None:
@@ -159,6 +168,7 @@ def parse_frames(buffer: bytes | bytearray, api_sid: bytes) -> tuple[Frames, int
                     raise Protocol(f"reply subject {reply[:200]!r} has no stream sequence")
                 out.messages.append(Message(subject.decode(), seqs[0], view[start + hlen:stop]))
                 out.consumer_seqs.append(seqs[1])
+                out.pending = _pending(reply)
             elif headers:
                 out.statuses.append(_status(view[start:start + hlen]))
             pos = stop + 2
@@ -183,6 +193,7 @@ class PullReader:
         self.urls, self.stream, self.subjects, self.batch, self.say = urls, stream, subjects, max(batch, 1), say
         self.next_seq = start_seq  # the stream sequence the next consumer starts at
         self.messages: collections.deque[Message] = collections.deque()
+        self.pending = 0  # the server's count of the consumer's messages not yet delivered
         self.arrived = asyncio.Event()
         self.inbox = f"_INBOX.{secrets.token_hex(11)}"
         self._writer: asyncio.StreamWriter | None = None
@@ -439,6 +450,8 @@ class PullReader:
                 raise Protocol(f"the server deleted the consumer ({status.description})")
             elif status.code != 100:
                 self._owed.clear()  # a pull ended without saying how much was left: ask afresh
+        if frames.pending is not None:
+            self.pending = frames.pending
         if kept:
             self.messages.extend(kept)
             self.arrived.set()

@@ -216,6 +216,8 @@ class Quick:
         module doc); None, with nothing changed, if not."""
         if booker.books.method not in ("fifo", "lifo", "hifo") or not messages or len(messages) > MOST:
             return None
+        if not self.loaded and not booker.caught_up:
+            return None  # a backlog: the frames' way is the cheaper until it is drained
         plain = _plain_batch(messages)
         if plain is None:
             return None
