@@ -4,6 +4,7 @@ fills, equal to the EOD run on the sample landing, and the embedded broker."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -234,3 +235,37 @@ def test_embedded_broker_and_database_by_default_publish_positions_and_stop_on_s
     port = int(url.rsplit(":", 1)[1])
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0  # the embedded broker stopped with it
+
+
+def test_frames_only_books_what_the_quick_way_books(new_database, nats_url, tmp_path):
+    """``utl stream`` (quick batches where it can) and ``utl stream --frames-only`` over the same
+    stream leave the same positions, lots and PnL; the trace says which way each batch went."""
+    fills = make_fills(600, seed=11)
+    for _, _, trade in fills:  # a ccxt trade states both (the quick way reads the milliseconds)
+        at = dt.datetime.strptime(trade["datetime"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+        trade["timestamp"] = int(at.timestamp() * 1000)
+    landing = write_landing(tmp_path / "landing", fills)
+    messages = encoded(fills)
+    last = publish(nats_url, messages[:300])
+    held = {}
+    for name, args in (("quick", []), ("frames", ["--frames-only"])):
+        url, trace = new_database(), tmp_path / f"{name}.trace"
+        booker = Booker("--landing", str(landing), "--batch", "40", *args,
+                        env=dict(env_for(url, nats_url), UTL_STREAM_TRACE=str(trace)))
+        booker.wait_ready()
+        if name == "quick":  # live: a few fills at a time, the booker caught up between them
+            for k in range(300, 600, 20):
+                last = publish(nats_url, messages[k:k + 20])
+                wait_offset(url, last, landing=landing)
+        wait_offset(url, last, landing=landing)
+        assert booker.stop(signal.SIGTERM) == 0, booker.err
+        ways = [line.split()[2] for line in trace.read_text().splitlines() if line.split()[1].isdigit()]
+        with psycopg.connect(url) as conn:
+            held[name] = [conn.execute(f"SELECT {cols} FROM utl.{table} ORDER BY {cols}").fetchall() for table, cols in (
+                ("live_positions", "venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, stream_seq"),
+                ("stream_lots", "book, asset, trade_id, opened_ts, qty, entry_price"),
+                ("stream_day_pnl", "business_date, venue, account, asset, realized_pnl"))]
+        held[name + " ways"] = set(ways)
+    assert held["quick"] == held["frames"]
+    assert held["quick"][0] and held["quick"][1]
+    assert "quick" in held["quick ways"] and held["frames ways"] == {"frames"}

@@ -47,7 +47,10 @@ def _require_folder(landing: Path | None) -> None:
 @click.option("--shard", "shard_spec", default="1/1", show_default=True,
               help="I/N: book only the books in shard I of N (by a hash of the book's name), as the only writer of "
                    "them; run one booker per shard, side by side. N stays what a consumer first committed with.")
-def stream(landing: Path | None, consumer: str, batch: int, shard_spec: str) -> None:
+@click.option("--frames-only", is_flag=True, default=False,
+              help="Book every batch through the frames (Polars), never the quick way (utl.stream.quick): the same "
+                   "result; the quick way is the faster for a caught-up booker's small batches.")
+def stream(landing: Path | None, consumer: str, batch: int, shard_spec: str, frames_only: bool) -> None:
     """Book fills from NATS JetStream UTL_FILLS into live positions, exactly once."""
     from utl.home import landing_home
     from utl.settings import Settings, load_settings
@@ -76,7 +79,8 @@ def stream(landing: Path | None, consumer: str, batch: int, shard_spec: str) -> 
                     _require_folder(landing)
             settings = load_settings(landing) if landing is not None else Settings()
             storage = landing_home(landing) / "storage" if landing is not None else None
-            options = BookerOptions(nats_url=url, consumer=consumer, batch=batch, storage=storage, shard=shard)
+            options = BookerOptions(nats_url=url, consumer=consumer, batch=batch, storage=storage, shard=shard,
+                                    quick=not frames_only)
 
             def say(line: str) -> None:
                 click.echo(line) if line == "ready" else _err(line)

@@ -17,8 +17,8 @@ half-even at 18 places, as Polars' ``Decimal(38, 18)`` does).
 Only the usual batch goes this way: FIFO, LIFO or HIFO; up to :data:`MOST` plain messages
 (:mod:`utl.stream.plain_fills`) of spot fills, none refused; every fill after its account's
 starting state (an account never seen starts from zero), one business date, no trade older than
-its key's last; one account per book; prices from the fill where the quote is the reporting
-currency (mark exactly 1) and marks known for the rest; integers within the kernel's 64 bits.
+its key's last; one account per book; the marks known that price its legs; integers within the
+kernel's 64 bits.
 Any other batch (:meth:`Quick.prepare` returns None having changed nothing) goes through the
 frames. Once a quick batch has run, the Python state is the books' lots, last times, holdings
 and PnL: a frames batch is given the part of them it reads, as frames (:meth:`Quick.subset`),
@@ -316,9 +316,12 @@ class _Booking:
             seq, symbol_text, payload, venue, account, trade_id, ts = row[0], row[1], row[2], row[3], row[4], row[5], row[7]
             base, quote, qty, price, quote_qty, fee, fee_asset = row[9], row[10], row[12], row[13], row[14], row[15], row[16]
             quote_mark = marks.get(quote)
-            if quote_mark is None or quote_mark != 1:
-                raise _NotQuick  # a missing mark is the frames' error to raise; a product, theirs to round
-            parts = [(f"{trade_id}/base", "base", base, qty, price, price),
+            if quote_mark is None:
+                raise _NotQuick  # a missing mark is the frames' error to raise
+            # In the reporting currency as price_legs prices a fill's base leg (utl.scaled.multiply:
+            # the product rounded half-even at 18 places).
+            unit = price if quote_mark == 1 else at18(_WIDE.multiply(price, quote_mark))
+            parts = [(f"{trade_id}/base", "base", base, qty, price, unit),
                      (f"{trade_id}/quote", "quote", quote, _WIDE.minus(quote_qty) if qty > 0 else quote_qty, None, None)]
             if fee is not None and fee != 0:
                 parts.append((f"{trade_id}/fee", "fee", fee_asset, _WIDE.minus(fee), None, None))
