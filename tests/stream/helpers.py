@@ -101,7 +101,9 @@ def make_fills(n: int, seed: int = 1) -> list[tuple[str, str, dict]]:
         fee_asset = rng.choice([base, quote])
         fee = (amount * Decimal("0.001") if fee_asset == base else amount * price * Decimal("0.001")).quantize(Decimal("1e-10"))
         ts = start + dt.timedelta(milliseconds=i * 17 + 3)
-        trade = {"id": f"{i}", "order": f"o{i}", "datetime": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        # Both times, as ccxt gives them (the booker's quick way reads the milliseconds).
+        trade = {"id": f"{i}", "order": f"o{i}", "timestamp": int(ts.timestamp() * 1000),
+                 "datetime": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
                  "symbol": symbol, "side": rng.choice(["buy", "sell"]), "amount": f"{amount}", "price": f"{price}",
                  "cost": f"{amount * price}", "fee": {"cost": f"{fee}", "currency": fee_asset}, "info": {}}
         out.append((f"utl.fills.{venue}.{account}", f"{venue}:{account}:{symbol}:{i}", trade))

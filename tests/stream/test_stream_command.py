@@ -4,7 +4,6 @@ fills, equal to the EOD run on the sample landing, and the embedded broker."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import random
@@ -241,9 +240,6 @@ def test_frames_only_books_what_the_quick_way_books(new_database, nats_url, tmp_
     """``utl stream`` (quick batches where it can) and ``utl stream --frames-only`` over the same
     stream leave the same positions, lots and PnL; the trace says which way each batch went."""
     fills = make_fills(600, seed=11)
-    for _, _, trade in fills:  # a ccxt trade states both (the quick way reads the milliseconds)
-        at = dt.datetime.strptime(trade["datetime"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
-        trade["timestamp"] = int(at.timestamp() * 1000)
     landing = write_landing(tmp_path / "landing", fills)
     messages = encoded(fills)
     last = publish(nats_url, messages[:300])
