@@ -110,3 +110,41 @@ def test_one_writer_per_shard_a_second_booker_on_the_same_consumer_is_refused(pg
     finally:
         import shutil
         shutil.rmtree(store, ignore_errors=True)
+
+
+def test_kill_9_of_a_caught_up_booker_mid_quick_batches_books_each_fill_once(pg_url, nats_url, tmp_path):
+    """Fills a few at a time to a booker that keeps up (the quick way, utl.stream.quick), with
+    re-sends, and kill -9 at random moments between and during its commits: the ledger holds
+    exactly the distinct fills, and positions and PnL are the batch's. (It found the quick way
+    costing lots read back from the database in the database's order, not the order they
+    opened in: two lots opened by one fill's base and fee legs closed in the wrong order.)"""
+    fills = make_fills(1200, seed=21)
+    landing = write_landing(tmp_path / "landing", fills)
+    messages = encoded(fills)
+    rng = random.Random(21)
+    trace = tmp_path / "batches.trace"
+    env = dict(env_for(pg_url, nats_url), UTL_STREAM_TRACE=str(trace))
+    kills, last = 0, 0
+    for round_ in range(6):
+        booker = Booker("--landing", str(landing), env=env)
+        booker.wait_ready()
+        part = messages[round_ * 200:(round_ + 1) * 200]
+        stop_at = rng.randrange(60, 200, 10)
+        for k in range(0, stop_at, 10):
+            again = [rng.choice(messages[:round_ * 200 + k + 10])]  # a re-send, under another header
+            last = max(last, publish(nats_url, part[k:k + 10] + [(again[0][0], f"again:{round_}:{k}", again[0][2])]))
+            if k + 10 < stop_at:
+                wait_offset(pg_url, last, landing=landing)  # caught up: the next few come as a small batch
+        time.sleep(rng.uniform(0.0, 0.02))  # mid-batch, or between batches
+        os.kill(booker.process.pid, signal.SIGKILL)
+        booker.process.wait(30)
+        kills += 1
+        last = max(last, publish(nats_url, part[stop_at:]))
+    booker = Booker("--landing", str(landing), env=env)
+    booker.wait_ready()
+    wait_offset(pg_url, last, landing=landing)
+    assert booker.stop(signal.SIGTERM) == 0, booker.err
+    ways = [line.split()[2] for line in trace.read_text().splitlines() if line.split()[1].isdigit()]
+    assert ways.count("quick") >= 30, ways  # the kills met the quick way, not only the frames
+    assert kills == 6
+    assert_equals_the_batch(pg_url, landing, 1200)

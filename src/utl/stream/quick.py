@@ -435,7 +435,9 @@ def _cost_at(method: str, by_key: dict[Key, list[tuple]], lots: dict[Key, list[L
              qty_scale: int) -> dict[Key, tuple[list[Lot], list[Decimal]]]:
     group, qty, price, ids, times, first = [], [], [], [], [], []
     for g, (key, its) in enumerate(by_key.items()):
-        carried = lots.get(key, [])
+        # In application order, as compute_costs orders carried lots: by the time each opened,
+        # ties as they are held (lots read back from the database come in its order, not theirs).
+        carried = sorted(lots.get(key, ()), key=_opened)
         first.append(len(qty) + len(carried))
         for trade_id, opened, q, p in carried:
             group.append(g), qty.append(q), price.append(p), ids.append(trade_id), times.append(opened)
@@ -461,6 +463,10 @@ def _cost_at(method: str, by_key: dict[Key, list[tuple]], lots: dict[Key, list[L
     for row, amount in zip(open_trade[keep].tolist(), open_qty[keep].tolist()):
         after[group[row]].append((ids[row], times[row], Decimal(amount).scaleb(-qty_scale, _WIDE), price[row]))
     return {key: (after.get(g, []), pnl[first[g]:first[g] + len(its)]) for g, (key, its) in enumerate(by_key.items())}
+
+
+def _opened(lot: Lot) -> dt.datetime:
+    return lot[1]
 
 
 def _scale(values: list[Decimal]) -> int:
