@@ -195,3 +195,11 @@ def test_a_database_not_as_the_quick_books_hold_it_commits_nothing(new_database,
         assert tables(conn) == before  # nothing of the batch committed
     finally:
         conn.close()
+
+
+def test_one_fills_ledger_key_is_the_frames_ledger_key():
+    from utl.stream.store import ledger_key, ledger_keys
+
+    rows = [("okx", "o'brien", "BTC/USD", "t1"), ("kraken", "café", "ETH/USD:USD", "a:b"), ("v", "a1", "X/Y", "")]
+    frame = pl.DataFrame(rows, schema=["venue", "account", "symbol", "trade_id"], orient="row")
+    assert [ledger_key(*row) for row in rows] == ledger_keys(frame).to_list()

@@ -47,7 +47,7 @@ from utl.stream.books import (
 )
 from utl.stream.message import Message, _plain_batch, venue_account
 from utl.stream.plain_fills import plain_rows
-from utl.stream.store import FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS
+from utl.stream.store import FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, ledger_key
 
 MOST = 5_000
 """Fills from which a batch goes through the frames: their cost is mostly per batch (~200 ms a
@@ -278,7 +278,7 @@ class _Booking:
         fresh, taken = [], set()
         for row in self.rows:
             venue, account, symbol, payload = row[3], row[4], row[1], row[2]
-            key = f"{len(venue)}:{venue}{len(account)}:{account}{len(symbol)}:{symbol}{payload}"
+            key = ledger_key(venue, account, symbol, payload)
             if key not in booker.seen and key not in taken:
                 fresh.append(row)
             taken.add(key)
