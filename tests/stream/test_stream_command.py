@@ -265,3 +265,45 @@ def test_frames_only_books_what_the_quick_way_books(new_database, nats_url, tmp_
     assert held["quick"] == held["frames"]
     assert held["quick"][0] and held["quick"][1]
     assert "quick" in held["quick ways"] and held["frames ways"] == {"frames"}
+
+
+def test_a_loaded_booker_takes_a_burst_in_quick_sized_batches(new_database, nats_url, tmp_path):
+    """A booker that falls behind once the quick books are loaded (a burst, a stall) takes what
+    waits in batches a quick batch holds, each booked the quick way: a larger one would go
+    through the frames, more slowly, and the booker would fall further behind. What it leaves is
+    what ``--frames-only`` leaves."""
+    from utl.stream.quick import MOST
+
+    fills = make_fills(2 * MOST + 520, seed=12)
+    for _, _, trade in fills:  # every fill plain (a cost of 3.81634E-7 is read by the frames' reader)
+        trade["cost"], trade["fee"]["cost"] = format(Decimal(trade["cost"]), "f"), format(Decimal(trade["fee"]["cost"]), "f")
+    landing = write_landing(tmp_path / "landing", fills)
+    messages = encoded(fills)
+    held = {}
+    for name, args in (("quick", []), ("frames", ["--frames-only"])):
+        url, trace = new_database(), tmp_path / f"{name}.trace"
+        booker = Booker("--landing", str(landing), *args, env=dict(env_for(url, nats_url), UTL_STREAM_TRACE=str(trace)))
+        booker.wait_ready()
+        if name == "quick":
+            wait_offset(url, publish(nats_url, messages[:20]), landing=landing)  # caught up: the quick books load
+            booker.process.send_signal(signal.SIGSTOP)  # the stall: the rest waits for it
+            try:
+                last = publish(nats_url, messages[20:])
+            finally:
+                booker.process.send_signal(signal.SIGCONT)
+        wait_offset(url, last, landing=landing)
+        assert booker.stop(signal.SIGTERM) == 0, booker.err
+        batches = [line.split() for line in trace.read_text().splitlines() if line.split()[1].isdigit()]
+        with psycopg.connect(url) as conn:
+            held[name] = [conn.execute(f"SELECT {cols} FROM utl.{table} ORDER BY {cols}").fetchall() for table, cols in (
+                ("live_positions", "venue, account, asset, qty, cost_basis, avg_cost, realized_pnl, stream_seq"),
+                ("stream_lots", "book, asset, trade_id, opened_ts, qty, entry_price"),
+                ("stream_day_pnl", "business_date, venue, account, asset, realized_pnl"))]
+        held[name + " batches"] = [(int(n), way) for _, n, way, _ in batches]
+    quick = held["quick batches"]
+    assert {way for _, way in quick} == {"quick"}, quick
+    assert max(n for n, _ in quick) == MOST  # the burst was taken whole batches at a time, none past MOST
+    assert sum(n for n, _ in quick) == len(messages)
+    assert max(n for n, _ in held["frames batches"]) > MOST  # (unloaded, a backlog is taken in large batches)
+    assert held["quick"] == held["frames"]
+    assert held["quick"][0] and held["quick"][1] and held["quick"][2]
