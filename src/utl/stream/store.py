@@ -584,6 +584,48 @@ def _values(rows: list[tuple], key: str | None = None, casts: tuple[str, ...] = 
     return ",".join([lead + ",".join([form[type(v)](v) for v in row]) + ")" for row in rows])
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _copy_str(value: str) -> str:
+    # isprintable() is false for a tab, a line end and every other control character: only those
+    # four are escaped (COPY reads any other character as itself).
+    return value if value.isprintable() and "\\" not in value else value.translate(_COPY_ESCAPES)
+
+
+_COPY_TIMES: dict[dt.datetime, str] = {}
+
+
+def _copy_time(value: dt.datetime) -> str:
+    text = _COPY_TIMES.get(value)
+    if text is None:
+        if len(_COPY_TIMES) >= 100_000:
+            _COPY_TIMES.clear()
+        text = _COPY_TIMES[value] = value.isoformat()
+    return text
+
+
+_COPY = {
+    Decimal: str,  # exact as it is (see _LITERAL)
+    str: _copy_str,
+    int: str,
+    bool: lambda value: "t" if value else "f",
+    type(None): lambda value: "\\N",
+    dt.datetime: _copy_time,
+    dt.date: dt.date.isoformat,
+}
+"""A Python value of a quick batch's rows in COPY's text format, by its type."""
+
+
+def copy_text(rows: list[tuple], key: str | None = None) -> str:
+    """``rows`` (of the types :data:`_COPY` names) as the data of ``COPY ... FROM STDIN`` in text
+    format, each led by ``key`` unless None. psycopg's ``write_row`` dumps each value through its
+    adapters one call at a time: ~40% of a quick commit's own CPU, ~4 times this."""
+    lead = "" if key is None else _copy_str(key) + "\t"
+    form = _COPY
+    return "".join([lead + "\t".join([form[type(v)](v) for v in row]) + "\n" for row in rows])
+
+
 def _insert(table: str, columns: list[str], rows: list[tuple], key: str, tail: str = "") -> str:
     names = ", ".join(["landing", *columns])
     return f"INSERT INTO utl.{table} ({names}) VALUES {_values(rows, key)}{tail}"
@@ -651,8 +693,7 @@ def commit_quick(conn: psycopg.Connection, key: str, consumer: str, batch) -> No
                     if rows:
                         names = ", ".join(["landing", *columns])
                         with cursor.copy(f"COPY utl.{table} ({names}) FROM STDIN") as copy:
-                            for row in rows:
-                                copy.write_row((key, *row))
+                            copy.write(copy_text(rows, key))
         except psycopg.errors.UniqueViolation as exc:
             raise RuntimeError(f"utl.stream_fills of landing {key or '(none)'}: a fill of the batch is there already "
                                f"({exc.diag.message_detail}); the database is not the state this booker holds") from exc
