@@ -432,7 +432,7 @@ async def run(database: Database, settings: Settings, landing: Path | None, opti
                 _trace_collector(trace)
                 booker.commit = _traced(booker.commit, trace)
             while not stop.is_set():
-                messages = await source.take(batch_limit(booker, options), options.wait_s, stop)
+                messages = await source.take(options.batch, options.wait_s, stop)
                 messages = [m for m in messages if m.seq > consumed]
                 if not messages:
                     continue
@@ -482,16 +482,6 @@ def _trace_collector(trace) -> None:
         else:
             trace.write(f"{time.time():.4f} gc{info['generation']} {1000 * (time.perf_counter() - began['at']):.2f}\n")
     gc.callbacks.append(note)
-
-
-def batch_limit(booker: Booker, options: BookerOptions) -> int:
-    """The most messages the next batch takes. Once the quick books are loaded they hold the
-    live state, and a batch past what a quick batch holds would go through the frames, handed
-    its part of that state and reading it back: ~180 us a fill against the quick way's ~125
-    here, so a booker that fell behind for a moment (a checkpoint, a collection) fell further
-    behind and stayed there (a 10-minute run at 5,000 fills/s went that way after 5 minutes).
-    Loaded, batches stay quick-sized; before, a backlog is taken in large batches."""
-    return min(options.batch, QUICK_MOST) if booker.quick.loaded else options.batch
 
 
 def _traced(commit, trace):
