@@ -217,3 +217,48 @@ def test_a_batch_of_reader_from_messages_or_more_is_read_by_the_batch_reader(mon
     at = parse_batch(messages, SETTINGS, reader_from=3)
     assert calls == [1]
     _same(below, at)
+
+
+def _read_twice(messages: list[Message]):
+    """The envelope's check, then plain_rows: what a quick batch read before plain_message_rows."""
+    from utl.stream.message import _plain_batch
+    from utl.stream.plain_fills import plain_rows
+
+    heads = [(m.seq, m.subject, *venue_account(m.subject)) for m in messages]
+    envelope = _plain_batch(messages)
+    if envelope is None or any(e is None for e in envelope):
+        return None
+    return plain_rows([(*h, e[2], e[0]) for h, e in zip(heads, envelope)], SETTINGS, most=10_000)
+
+
+def _read_once(messages: list[Message]):
+    from utl.stream.plain_fills import plain_message_rows
+
+    heads = [(m.seq, m.subject, *venue_account(m.subject)) for m in messages]
+    return plain_message_rows(heads, [m.data for m in messages], SETTINGS, most=10_000)
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches())
+def test_one_decode_reads_what_the_envelope_and_plain_rows_read(messages):
+    once = _read_once(messages)
+    assert once == _read_twice(messages)
+    event("plain" if once is not None else "not plain")
+
+
+def test_one_decode_refuses_what_either_refused():
+    good = [Message(SUBJECTS[i % len(SUBJECTS)], 7 + i, body.encode()) for i, body in enumerate(PLAIN)]
+    assert _read_once(good) is not None and _read_once(good) == _read_twice(good)
+    odd = {
+        "blank id": PLAIN[1].replace('"id": "t1"', '"id": " "').encode(),
+        "blank symbol": PLAIN[1].replace('"symbol": "XBT/USD"', '"symbol": "  "').encode(),
+        "no id": PLAIN[1].replace('"id": "t1", ', "").encode(),
+        "numeric id": PLAIN[1].replace('"id": "t1"', '"id": 1').encode(),
+        "not UTF-8 where nothing reads": PLAIN[3].replace('"nested"', '"n\xe9"').encode("latin-1"),
+        "empty": b"",
+        "an escape": PLAIN[1].replace('"t1"', '"t\\u0031"').encode(),
+    }
+    for why, body in odd.items():
+        messages = [good[0], Message(SUBJECTS[1], 99, body)]
+        assert _read_once(messages) is None, why
+        assert _read_twice(messages) is None, why

@@ -194,12 +194,46 @@ def plain_rows(items: list[tuple[int, str, str, str, str, str]], settings: Setti
         return None
     if len(decoded) != len(items):
         return None
+    return _rows(items, decoded, settings)
+
+
+def plain_message_rows(heads: list[tuple[int, str, str, str]], datas: list[bytes], settings: Settings,
+                       most: int = LARGEST_BATCH) -> list[tuple] | None:
+    """:func:`plain_rows` of messages straight from their bytes (``heads``: each one's stream
+    sequence, subject, venue and account), each one's ledger id its own ``id``: one decode of
+    the batch, where the envelope's check (``message._plain_batch``) and :func:`plain_rows` made
+    two. None wherever either would say None (an id or symbol blank, bytes not UTF-8 even in
+    a field neither reads), and past ``most`` messages."""
+    if not datas or len(datas) > most:
+        return None
+    blob = b"\n".join(datas)
+    if b"\\" in blob or b"\r" in blob or blob.count(b"\n") != len(datas) - 1:
+        return None
+    try:
+        if not blob.isascii():
+            blob.decode("utf-8")
+        decoded = _DECODER.decode_lines(blob)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return None
+    if len(decoded) != len(datas):  # (a blank message is no line)
+        return None
+    items = []
+    for (seq, subject, venue, account), fill in zip(heads, decoded):
+        key, symbol = fill.id, fill.symbol
+        if key is None or symbol is None or not key.strip() or not symbol.strip():
+            return None
+        items.append((seq, subject, venue, account, key))
+    return _rows(items, decoded, settings)
+
+
+def _rows(items: list[tuple], decoded: list[_Fill], settings: Settings) -> list[tuple] | None:
+    """The rows of decoded fills, ``items`` leading with (sequence, subject, venue, account, id)."""
     aliases = settings.aliases
     known = known_codes(aliases)
     derivative_format = FORMAT in DERIVATIVE_FORMATS
     rows = []
     try:
-        for row, ((seq, subject, venue, account, key, _), fill) in enumerate(zip(items, decoded), 1):
+        for row, ((seq, subject, venue, account, key, *_), fill) in enumerate(zip(items, decoded), 1):
             if bytes(fill.direction):
                 raise _NotPlain
             symbol, side = fill.symbol, fill.side

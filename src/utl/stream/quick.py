@@ -45,8 +45,8 @@ from utl.schemas import LOTS_STATE
 from utl.stream.books import (
     DAY_PNL, HOLDINGS, LAST, OPENINGS, TRADES, Books, at18, compacted, split_by, start_day,
 )
-from utl.stream.message import Message, _plain_batch, venue_account
-from utl.stream.plain_fills import plain_rows
+from utl.stream.message import Message, venue_account
+from utl.stream.plain_fills import plain_message_rows
 from utl.stream.store import FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, ledger_key
 
 MOST = 5_000
@@ -218,16 +218,13 @@ class Quick:
             return None
         if not self.loaded and not booker.caught_up:
             return None  # a backlog: the frames' way is the cheaper until it is drained
-        plain = _plain_batch(messages)
-        if plain is None:
-            return None
-        items = []
-        for message, one in zip(messages, plain):
+        heads = []
+        for message in messages:
             pair = venue_account(message.subject)
-            if one is None or pair is None:
+            if pair is None:
                 return None
-            items.append((message.seq, message.subject, pair[0], pair[1], one[2], one[0]))
-        rows = plain_rows(items, booker.settings, most=MOST)
+            heads.append((message.seq, message.subject, pair[0], pair[1]))
+        rows = plain_message_rows(heads, [message.data for message in messages], booker.settings, most=MOST)
         if rows is None:
             return None
         rows.sort(key=lambda row: row[0])
