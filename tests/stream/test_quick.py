@@ -31,9 +31,11 @@ ACCOUNTS = [("binance", "mm1"), ("okx", "desk"), ("bybit", "api"), ("okx", "o'br
 START = dt.datetime(2024, 3, 5, 9, tzinfo=dt.timezone.utc)
 
 
-def batches(seed: int, marked: bool, count: int = 40) -> list[list[Message]]:
+def batches(seed: int, marked: bool, count: int = 40, wide: bool = False) -> list[list[Message]]:
     """Mostly what a live stream brings (a few fills in time order), now and then something else;
-    ``marked``: fees in the base asset and pairs quoted in BTC (valued at the landing's marks)."""
+    ``marked``: fees in the base asset and pairs quoted in BTC (valued at the landing's marks);
+    ``wide``: SOL at 18 places and billions of dollars, so that holdings, costs and PnL in
+    dollars pass 28 digits (Python's default decimal context would round them)."""
     rng = random.Random(seed)
     out, seq, sent, clock = [], 1, [], START
     for n in range(count):
@@ -55,12 +57,14 @@ def batches(seed: int, marked: bool, count: int = 40) -> list[list[Message]]:
                 at = clock - dt.timedelta(minutes=rng.randint(1, 30))
             if n == count // 2 and roll < 0.5:  # the next day begins
                 clock = at = START + dt.timedelta(days=1)
-            symbol = rng.choice(["BTC/USD"] * 6 + ["ETH/USD"] * 3 + ["SOL/USD"] + (["ETH/BTC"] if marked else []))
+            symbol = rng.choice(["BTC/USD"] * 6 + ["ETH/USD"] * 3 + ["SOL/USD"] * (5 if wide else 1) + (["ETH/BTC"] if marked else []))
             base, quote = symbol.split("/")
             price = f"{rng.randint(1, 9000)}.{rng.randint(0, 99):02d}"
             amount = f"{rng.randint(1, 40)}.{rng.randint(0, 9999):04d}"
-            if symbol == "SOL/USD" and rng.random() < 0.3:  # 18 places (a whole price: the cost exact at 18 too)
+            if symbol == "SOL/USD" and (wide or rng.random() < 0.3):  # 18 places (a whole price: the cost exact at 18 too)
                 amount, price = f"0.{rng.randint(1, 10**18 - 1):018d}", str(rng.randint(1, 9000))
+                if wide:
+                    price = str(rng.randint(10**9, 4 * 10**9))
             trade = {"id": f"t{seq}", "timestamp": str(int(at.timestamp() * 1000)), "symbol": symbol,
                      "side": rng.choice(["buy", "sell"]), "amount": amount, "price": price}
             fee = rng.random()
@@ -106,16 +110,17 @@ def same_rows(a: pl.DataFrame, b: pl.DataFrame, schema: pl.Schema) -> bool:
     return sorted(a.rows(), key=repr) == sorted(b.rows(), key=repr)
 
 
-@pytest.mark.parametrize("method,seed,with_landing,mates", [
-    ("fifo", 1, False, False), ("lifo", 2, False, False), ("hifo", 3, False, False),
-    ("fifo", 4, True, False), ("hifo", 5, True, True), ("wac", 6, True, False),
+@pytest.mark.parametrize("method,seed,with_landing,mates,wide", [
+    ("fifo", 1, False, False, False), ("lifo", 2, False, False, False), ("hifo", 3, False, False, False),
+    ("fifo", 4, True, False, False), ("hifo", 5, True, True, False), ("wac", 6, True, False, False),
+    ("fifo", 7, False, False, True), ("lifo", 12, True, False, True),
 ])
-def test_quick_and_frame_batches_leave_the_same_database(new_database, tmp_path, method, seed, with_landing, mates):
+def test_quick_and_frame_batches_leave_the_same_database(new_database, tmp_path, method, seed, with_landing, mates, wide):
     where = landing(tmp_path / "landing") if with_landing else None
     settings = load_settings(where) if where else Settings()
     books = {"pair": ("okx/desk", "okx/o'brien")} if mates else {}
     settings = Settings(**{**settings.__dict__, "costing_method": method, "books": books})
-    parts = batches(seed, with_landing)
+    parts = batches(seed, with_landing, wide=wide)
     fast = run(new_database(), settings, where, method, True, parts)
     slow = run(new_database(), settings, where, method, False, parts)
     for n, (a, b) in enumerate(zip(fast[0], slow[0])):
@@ -137,7 +142,13 @@ def test_quick_and_frame_batches_leave_the_same_database(new_database, tmp_path,
         assert mates or any(kind > 1 for kind in fast[2])  # a quick batch started an account from zero
     last = fast[0][-1]
     assert last["stream_quarantine"] and last["stream_lots"]
-    assert any(row[5] != 0 for row in last["stream_day_pnl"])  # (landing, date, venue, account, asset, pnl)
+    assert any(row[4] != 0 for row in last["stream_day_pnl"])  # (date, venue, account, asset, pnl, landing)
+    if wide:  # quick batches wrote dollars past 28 digits: costs, PnL
+        def wide_values(written, table, columns):
+            return [v for row in written[table] for v in row[columns] if v is not None and len(v.normalize(Context(prec=100)).as_tuple().digits) > 28]
+        quick_written = [written for written, kind in zip(fast[0], fast[2]) if kind]
+        assert any(wide_values(w, "live_positions", slice(3, 7))  # (venue, account, asset, qty, cost, average, realized, ...)
+                   + wide_values(w, "stream_day_pnl", slice(4, 5)) for w in quick_written)
 
 
 def test_position_messages_are_the_frames_messages():

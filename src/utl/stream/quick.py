@@ -361,7 +361,7 @@ class _Booking:
         for key, (_, pnls) in costed.items():
             for trade, pnl in zip(by_key[key], pnls):
                 account_asset = (trade[6], trade[7], key[1])
-                realized[account_asset] = realized.get(account_asset, _ZERO) + pnl
+                realized[account_asset] = _WIDE.add(realized.get(account_asset, _ZERO), pnl)
         moved: dict[tuple[str, str, str], list] = {}
         for leg in legs:
             account_asset = (leg[0], leg[1], leg[6])
@@ -369,7 +369,7 @@ class _Booking:
             if held is None:
                 moved[account_asset] = [leg[7], leg[8], leg[13]]
             else:
-                held[0] += leg[7]
+                held[0] = _WIDE.add(held[0], leg[7])
                 held[1] = max(held[1], leg[8])
                 held[2] = max(held[2], leg[13])
 
@@ -389,14 +389,14 @@ class _Booking:
         quick.spill(booker.books)
         for account_asset, pnl in realized.items():
             dates = quick.pnl.setdefault(account_asset, {})
-            dates[day] = dates.get(day, _ZERO) + pnl
+            dates[day] = _WIDE.add(dates.get(day, _ZERO), pnl)
             batch.day_pnl.append((day, *account_asset, dates[day]))
         for account_asset, (qty, ts, seq) in moved.items():
             held = quick.holdings.get(account_asset)
             if held is None:
                 quick.holdings[account_asset] = [qty, ts, seq]
             else:
-                held[0] = held[0] + qty
+                held[0] = _WIDE.add(held[0], qty)
                 held[1] = ts if held[1] is None else max(held[1], ts)
                 held[2] = seq if held[2] is None else max(held[2], seq)
         for account_asset in sorted(moved.keys() | realized.keys()):
@@ -524,10 +524,19 @@ def _position(quick: Quick, account_asset: tuple[str, str, str], book: str, repo
     if asset == reporting:
         cost = qty
     else:
-        cost = sum((at18(_WIDE.multiply(lot[2], lot[3])) for lot in quick.lots.get((book, asset), [])), _ZERO)
+        cost = _sum(at18(_WIDE.multiply(lot[2], lot[3])) for lot in quick.lots.get((book, asset), []))
     average = at18(_WIDE.divide(cost, qty)) if qty != 0 else None
-    realized = sum(quick.pnl.get(account_asset, {}).values(), _ZERO)
+    realized = _sum(quick.pnl.get(account_asset, {}).values())
     return (*account_asset, qty, cost, average, realized, ts, seq)
+
+
+def _sum(values) -> Decimal:
+    """Exact: ``sum`` adds in the thread's default context, which keeps 28 digits (a position of
+    10 billion at 18 places has 29)."""
+    total = _ZERO
+    for value in values:
+        total = _WIDE.add(total, value)
+    return total
 
 
 def _text(value: Decimal | None) -> str | None:
