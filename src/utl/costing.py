@@ -818,7 +818,7 @@ def _exact_averages(open_lots: pl.DataFrame, keys: tuple[str, ...] = ("book", "a
         acc[1] = _WIDE.add(acc[1], q)
     quantum = Decimal(1).scaleb(-SCALE)
     slow = pl.DataFrame(
-        [(*key, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN)) for key, (cost, qty) in totals.items()],
+        [(*key, _WIDE.divide(cost, qty).quantize(quantum, rounding=ROUND_HALF_EVEN, context=_WIDE)) for key, (cost, qty) in totals.items()],
         schema=schema,
         orient="row",
     )
@@ -898,9 +898,9 @@ def _cost_wac(ordered: pl.DataFrame, scale: int, fits: bool, method: str = "wac"
         closed, avg18, _, end_pos, end_avg18, end_start = wac_exact(group, qty, price18)
         outcome = (
             np.array(closed, dtype=object),
-            pl.Series([Decimal(a).scaleb(-SCALE) for a in avg18], dtype=DECIMAL),
+            pl.Series([Decimal(a).scaleb(-SCALE, _WIDE) for a in avg18], dtype=DECIMAL),  # (28 digits without _WIDE)
             np.array(end_pos, dtype=object),
-            pl.Series([Decimal(a).scaleb(-SCALE) for a in end_avg18], dtype=DECIMAL),
+            pl.Series([Decimal(a).scaleb(-SCALE, _WIDE) for a in end_avg18], dtype=DECIMAL),
             np.array(end_start, dtype=np.int64),
         )
     closed, avg_before, end_pos, end_avg, end_start = outcome

@@ -39,6 +39,8 @@ transfers (a handful), each segment a vectorized costing of one (book, asset).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
@@ -55,6 +57,18 @@ TRADES = pl.Schema({"book": pl.String, "asset": pl.String, "ts": UTC_TS, "trade_
 REALIZED = pl.Schema({"book": pl.String, "asset": pl.String, "is_carry": pl.Boolean, "realized_pnl": DECIMAL})
 FLOWS = pl.Schema({"book": pl.String, "asset": pl.String, "kind": pl.String, "value": DECIMAL})
 TRANSIT_KEY = ["venue", "account", "leg_id"]
+# Python's Decimal arithmetic runs in the thread's context, 28 digits by default: a
+# Decimal(38, 18) amount of 10^10 or more has 29+ and would be rounded. Every sum,
+# difference and negation here runs in this context instead, wide enough to be exact.
+_WIDE = decimal.Context(prec=120)
+
+
+def _exact_sum(values: Iterable[decimal.Decimal], start: decimal.Decimal) -> decimal.Decimal:
+    """``sum(values, start=start)`` without rounding: ``start`` sets the result's exponent as before."""
+    total = start
+    for value in values:
+        total = _WIDE.add(total, value)
+    return total
 
 
 @dataclass(frozen=True)
@@ -216,7 +230,8 @@ def move_lots(
             group = groups[(w.book, w.asset)]
             group.cost_until(ts)
             group.lots, taken = take_lots(group.lots, w.amount, method)
-            short = w.amount - sum(taken["qty"].to_list(), start=0 * w.amount)
+            # 0 * amount: an exact zero at the amount's exponent (a zero coefficient never rounds).
+            short = _WIDE.subtract(w.amount, _exact_sum(taken["qty"].to_list(), start=0 * w.amount))
             pieces = taken.select("trade_id", "opened_ts", "qty", "entry_price")
             if short > 0:
                 # Nothing held to send: the rest leaves at the mark and A is short of it.
@@ -230,7 +245,7 @@ def move_lots(
                     book=pl.lit(w.book), asset=pl.lit(w.asset), trade_id="trade_id", opened_ts="opened_ts",
                     qty=-pl.col("qty"), entry_price="entry_price").cast(LOTS_STATE)])
             in_transit[(w.venue, w.account, w.leg_id)] = pieces
-            flows.append({"book": w.book, "asset": w.asset, "kind": "withdrawal", "value": -_cost(pieces)})
+            flows.append({"book": w.book, "asset": w.asset, "kind": "withdrawal", "value": _WIDE.minus(_cost(pieces))})
         else:
             a = arrivals[i]
             group = groups[(a.book, a.asset)]
@@ -239,7 +254,7 @@ def move_lots(
             if pieces is None:
                 pieces = TRANSIT_LOTS.to_frame().drop(TRANSIT_KEY)
             arrive, rest = split_transit(pieces, a.deposited)
-            excess = a.deposited - sum(arrive["qty"].to_list(), start=0 * a.deposited)
+            excess = _WIDE.subtract(a.deposited, _exact_sum(arrive["qty"].to_list(), start=0 * a.deposited))
             if excess > 0:
                 extra = pl.DataFrame({"trade_id": [a.trade_id], "opened_ts": [a.ts], "qty": [excess],
                                       "entry_price": [marks[a.asset]]},
@@ -258,7 +273,7 @@ def move_lots(
                                    fee=pl.col("qty") * pl.lit(mark, DECIMAL)).sum()
                 row = gone.row(0, named=True)
                 flows.append({"book": a.sender_book, "asset": a.asset, "kind": "transfer", "value": row["cost"]})
-                flows.append({"book": a.sender_book, "asset": a.asset, "kind": "fee", "value": -row["fee"]})
+                flows.append({"book": a.sender_book, "asset": a.asset, "kind": "fee", "value": _WIDE.minus(row["fee"])})
                 fee_realized.append({"book": a.sender_book, "asset": a.asset, "is_carry": False,
                                      "realized_pnl": row["gain"]})
     for group in groups.values():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 import numpy as np
 import polars as pl
@@ -29,7 +29,7 @@ def decimal_text(max_places: int, max_int: int):
 
 
 @st.composite
-def books(draw, max_places: int = 8, price_places: int = 8, tiny: bool = False):
+def books(draw, max_places: int = 8, price_places: int = 8, tiny: bool = False, max_price: int = 1000):
     n = draw(st.integers(1, 40))
     rows = []
     positions: dict[tuple[str, str], Decimal] = {}
@@ -49,7 +49,7 @@ def books(draw, max_places: int = 8, price_places: int = 8, tiny: bool = False):
                 qty = Decimal("1")
             if draw(st.booleans()):
                 qty = -qty
-        price = Decimal(draw(decimal_text(price_places, 1000)))
+        price = Decimal(draw(decimal_text(price_places, max_price)))
         if price == 0:
             price = Decimal("0.01")
         positions[(book, asset)] = held + qty
@@ -66,8 +66,9 @@ def frame_of(rows):
     )
 
 
-def check_against_reference(rows, method):
-    result = compute_costs(frame_of(rows), method)
+def check_against_reference(rows, method, context: Context | None = None):
+    with localcontext(context or Context(prec=120)):  # (the conftest's own context, unless given)
+        result = compute_costs(frame_of(rows), method)
     per_trade, positions, open_lots = reference_costs(rows, method)
     got = result.realized.select("realized_pnl", "closed_qty", "position_after").rows()
     assert got == per_trade
@@ -75,7 +76,8 @@ def check_against_reference(rows, method):
     assert result.open_lots.select("book", "asset", "trade_id", "qty", "entry_price").rows() == open_lots
     # Without positions (the day step's, the transfers' and the stream's call): the same
     # per-trade results and open lots, column for column, and no positions.
-    lean = compute_costs(frame_of(rows), method, positions=False)
+    with localcontext(context or Context(prec=120)):
+        lean = compute_costs(frame_of(rows), method, positions=False)
     assert lean.positions is None
     assert lean.realized.equals(result.realized)
     assert lean.open_lots.equals(result.open_lots)
@@ -160,3 +162,12 @@ def test_compiled_and_python_kernels_agree(method, rows):
     exact = match_lots(group, qty.astype(object), rank, method)
     for a, b in zip(fast, exact):
         assert [int(x) for x in a] == [int(x) for x in b]
+
+
+@pytest.mark.parametrize("method", ["fifo", "lifo", "hifo", "wac"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=books(max_places=18, price_places=18, max_price=10**12))
+def test_engine_equals_reference_in_pythons_default_context(method, rows):
+    # The conftest widens this thread's context for the tests' own arithmetic; the engine runs
+    # in the 28 digits a thread starts with, and prices of 10^12 at 18 places have 31.
+    check_against_reference(rows, method, Context())

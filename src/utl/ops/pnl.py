@@ -23,11 +23,14 @@ total it is part of; a footnote says what the mark means. The CSV ends with ``pr
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Context
 
 import polars as pl
 
 from utl.ops.table import render_table
 from utl.report.formatting import money, quantity
+
+_WIDE = Context(prec=120)  # a thread's own context keeps 28 digits: a book's PnL in yen can have more
 
 PNL_COLUMNS = ("realized_pnl", "unrealized_pnl", "unrealized_change", "fees", "income", "trade_residual", "total_pnl")
 EXPLAIN_COLUMNS = ("market_value_start", "market_value_end", "external_flows", "total_pnl", "realized_pnl",
@@ -62,7 +65,8 @@ def _total_cells(frame: pl.DataFrame) -> tuple[str, ...]:
     # A trade's legs in different assets leave residuals that cancel only across the book:
     # "book PnL" (total PnL + trade residual) is the explain's total of the book.
     t = _totals(frame, PNL_COLUMNS)
-    return (*(money(t[c]) for c in _PNL_ORDER), money(t["total_pnl"] + t["trade_residual"]))
+    book = None if t["total_pnl"] is None or t["trade_residual"] is None else _WIDE.add(t["total_pnl"], t["trade_residual"])
+    return (*(money(t[c]) for c in _PNL_ORDER), money(book))
 
 
 def _marked(text: str, provisional: bool) -> str:

@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 MISSING = "—"
 _CENT = Decimal("0.01")
+_WIDE = Context(prec=120)  # a thread's own context keeps 28 digits; a quantity can have 38
 
 
 def quantity(value: Decimal | None) -> str:
@@ -20,7 +21,7 @@ def quantity(value: Decimal | None) -> str:
         return MISSING
     if value == 0:
         return "0"
-    return f"{value.normalize():,f}"
+    return f"{value.normalize(_WIDE):,f}"
 
 
 def money(value: Decimal | None) -> str:

@@ -45,7 +45,7 @@ def ccxt_trades(fills: pl.DataFrame) -> list[tuple[str, str, bytes]]:
             "id": venue_id, "order": f["order_id"],
             "datetime": f["ts"].astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "symbol": symbol, "side": "buy" if f["qty"] > 0 else "sell",
-            "amount": format(abs(f["qty"]), "f"), "price": format(f["price"], "f"),
+            "amount": format(f["qty"].copy_abs(), "f"), "price": format(f["price"], "f"),
             "cost": format(f["quote_qty"], "f"),
             "fee": None if f["fee"] is None else {"cost": format(f["fee"], "f"), "currency": f["fee_asset"]},
             "takerOrMaker": f["liquidity"], "info": {"source_file": f["source_file"], "source_row": f["source_row"]},
