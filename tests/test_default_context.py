@@ -45,3 +45,11 @@ def test_a_published_fill_states_its_amount_to_the_last_digit():
     with localcontext(Context()):
         (_, _, body), = ccxt_trades(fills)
     assert b'"amount": "' + WIDE.encode() + b'"' in body and b'"side": "sell"' in body
+
+
+def test_a_break_worth_a_hair_more_than_the_escalation_value_escalates():
+    from utl.report.escalation import is_escalated
+
+    with localcontext(Context()):
+        assert is_escalated(0, Decimal("-10000000000.000000000000000001"), 3, Decimal("10000000000"))
+        assert not is_escalated(0, Decimal("-10000000000.000000000000000000"), 3, Decimal("10000000000"))

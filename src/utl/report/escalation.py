@@ -11,4 +11,5 @@ def is_escalated(age_days: int, diff_value: Decimal | None, after_days: int, val
     An unpriced break (no mark, ``diff_value`` null) escalates by age only: its value is
     unknown, not zero.
     """
-    return age_days > after_days or (diff_value is not None and abs(diff_value) > value)
+    # copy_abs, not abs(): abs() rounds to the thread's 28 digits, and a value can have 38.
+    return age_days > after_days or (diff_value is not None and diff_value.copy_abs() > value)
