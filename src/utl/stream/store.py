@@ -553,7 +553,7 @@ _LITERAL = {
     int: str,
     bool: lambda value: "true" if value else "false",
     type(None): lambda value: "NULL",
-    dt.datetime: lambda value: _TIMES.get(value) or _time_literal(value),
+    dt.datetime: lambda value: "'" + _time_text(value) + "'",
     dt.date: lambda value: "'" + value.isoformat() + "'",
 }
 """A Python value of a quick batch's rows as an SQL literal, by its type (one look-up a value:
@@ -563,12 +563,15 @@ a batch writes ~85 values a fill)."""
 _TIMES: dict[dt.datetime, str] = {}
 
 
-def _time_literal(value: dt.datetime) -> str:
-    """An aware time's literal, with its offset; remembered (a fill's time is written ~10 times:
-    its row, its legs, its positions), up to 100,000 of them."""
-    if len(_TIMES) >= 100_000:
-        _TIMES.clear()
-    text = _TIMES[value] = "'" + value.isoformat() + "'"
+def _time_text(value: dt.datetime) -> str:
+    """An aware time as PostgreSQL reads it, with its offset (an SQL literal's text and a COPY
+    value alike); remembered (a fill's time is written ~10 times: its row, its legs, its
+    positions), up to 100,000 of them."""
+    text = _TIMES.get(value)
+    if text is None:
+        if len(_TIMES) >= 100_000:
+            _TIMES.clear()
+        text = _TIMES[value] = value.isoformat()
     return text
 
 
@@ -593,25 +596,13 @@ def _copy_str(value: str) -> str:
     return value if value.isprintable() and "\\" not in value else value.translate(_COPY_ESCAPES)
 
 
-_COPY_TIMES: dict[dt.datetime, str] = {}
-
-
-def _copy_time(value: dt.datetime) -> str:
-    text = _COPY_TIMES.get(value)
-    if text is None:
-        if len(_COPY_TIMES) >= 100_000:
-            _COPY_TIMES.clear()
-        text = _COPY_TIMES[value] = value.isoformat()
-    return text
-
-
 _COPY = {
     Decimal: str,  # exact as it is (see _LITERAL)
     str: _copy_str,
     int: str,
     bool: lambda value: "t" if value else "f",
     type(None): lambda value: "\\N",
-    dt.datetime: _copy_time,
+    dt.datetime: _time_text,
     dt.date: dt.date.isoformat,
 }
 """A Python value of a quick batch's rows in COPY's text format, by its type."""
