@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 import numpy as np
 import polars as pl
 
-from utl.decimals import DECIMAL, SCALE, count_decimals, strict_decimal
+from utl.decimals import DECIMAL, SCALE, WIDE as _WIDE, count_decimals, strict_decimal
 from utl.errors import BadInput, RowError
 from utl.heap import give_back_freed
 from utl.lots import group_totals_fit, match_and_realize, run_parts, two_at_once, match_lots, price_matches, realize_wac, wac_exact, wac_kernel
@@ -39,7 +39,6 @@ Method = Literal["fifo", "lifo", "hifo", "wac"]
 METHODS: tuple[str, ...] = ("fifo", "lifo", "hifo", "wac")
 REQUIRED = ("book", "asset", "ts", "trade_id", "qty", "price")
 INT64_MAX = 2**63 - 1
-_WIDE = Context(prec=200, rounding=ROUND_HALF_EVEN)
 _GROUP = "__group"
 # utl.schemas.UTC_TS, spelled here: utl.schemas loads pandera (~9 MB), which costing never uses.
 UTC_TS = pl.Datetime("us", "UTC")

@@ -18,8 +18,8 @@ Two grammars:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 import numpy as np
 import polars as pl
@@ -30,6 +30,19 @@ DECIMAL = pl.Decimal(PRECISION, SCALE)
 """The one numeric type for quantities, prices and money."""
 
 MAX_INTEGER_DIGITS = PRECISION - SCALE
+
+WIDE = Context(prec=200, rounding=ROUND_HALF_EVEN)
+"""The context for Python's decimal arithmetic on a quantity or an amount: a thread's own keeps
+28 significant digits and rounds past them without a word, and a Decimal(38, 18) value of 10^10
+or more at 18 places has 29. Every sum, difference, negation or rounding goes through it."""
+
+
+def exact_sum(values: Iterable[Decimal], start: Decimal = Decimal(0)) -> Decimal:
+    """``sum(values, start)`` in :data:`WIDE` (``start`` sets a zero sum's exponent, as in ``sum``)."""
+    total = start
+    for value in values:
+        total = WIDE.add(total, value)
+    return total
 
 _STRICT = r"^-?[0-9]+(\.[0-9]{1,18})?$"
 _VENUE_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"

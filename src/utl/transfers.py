@@ -39,14 +39,12 @@ transfers (a handful), each segment a vectorized costing of one (book, asset).
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
 
 from utl.costing import compute_costs
-from utl.decimals import DECIMAL
+from utl.decimals import DECIMAL, WIDE as _WIDE, exact_sum
 from utl.schemas import LOTS_STATE, TRANSIT_LOTS, UTC_TS
 
 ZERO = pl.lit(0, DECIMAL)
@@ -57,18 +55,6 @@ TRADES = pl.Schema({"book": pl.String, "asset": pl.String, "ts": UTC_TS, "trade_
 REALIZED = pl.Schema({"book": pl.String, "asset": pl.String, "is_carry": pl.Boolean, "realized_pnl": DECIMAL})
 FLOWS = pl.Schema({"book": pl.String, "asset": pl.String, "kind": pl.String, "value": DECIMAL})
 TRANSIT_KEY = ["venue", "account", "leg_id"]
-# Python's Decimal arithmetic runs in the thread's context, 28 digits by default: a
-# Decimal(38, 18) amount of 10^10 or more has 29+ and would be rounded. Every sum,
-# difference and negation here runs in this context instead, wide enough to be exact.
-_WIDE = decimal.Context(prec=120)
-
-
-def _exact_sum(values: Iterable[decimal.Decimal], start: decimal.Decimal) -> decimal.Decimal:
-    """``sum(values, start=start)`` without rounding: ``start`` sets the result's exponent as before."""
-    total = start
-    for value in values:
-        total = _WIDE.add(total, value)
-    return total
 
 
 @dataclass(frozen=True)
@@ -231,7 +217,7 @@ def move_lots(
             group.cost_until(ts)
             group.lots, taken = take_lots(group.lots, w.amount, method)
             # 0 * amount: an exact zero at the amount's exponent (a zero coefficient never rounds).
-            short = _WIDE.subtract(w.amount, _exact_sum(taken["qty"].to_list(), start=0 * w.amount))
+            short = _WIDE.subtract(w.amount, exact_sum(taken["qty"].to_list(), start=0 * w.amount))
             pieces = taken.select("trade_id", "opened_ts", "qty", "entry_price")
             if short > 0:
                 # Nothing held to send: the rest leaves at the mark and A is short of it.
@@ -254,7 +240,7 @@ def move_lots(
             if pieces is None:
                 pieces = TRANSIT_LOTS.to_frame().drop(TRANSIT_KEY)
             arrive, rest = split_transit(pieces, a.deposited)
-            excess = _WIDE.subtract(a.deposited, _exact_sum(arrive["qty"].to_list(), start=0 * a.deposited))
+            excess = _WIDE.subtract(a.deposited, exact_sum(arrive["qty"].to_list(), start=0 * a.deposited))
             if excess > 0:
                 extra = pl.DataFrame({"trade_id": [a.trade_id], "opened_ts": [a.ts], "qty": [excess],
                                       "entry_price": [marks[a.asset]]},

@@ -23,14 +23,12 @@ total it is part of; a footnote says what the mark means. The CSV ends with ``pr
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Context
 
 import polars as pl
 
 from utl.ops.table import render_table
+from utl.decimals import WIDE as _WIDE
 from utl.report.formatting import money, quantity
-
-_WIDE = Context(prec=120)  # a thread's own context keeps 28 digits: a book's PnL in yen can have more
 
 PNL_COLUMNS = ("realized_pnl", "unrealized_pnl", "unrealized_change", "fees", "income", "trade_residual", "total_pnl")
 EXPLAIN_COLUMNS = ("market_value_start", "market_value_end", "external_flows", "total_pnl", "realized_pnl",

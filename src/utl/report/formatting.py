@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from utl.decimals import WIDE as _WIDE
 
 MISSING = "—"
 _CENT = Decimal("0.01")
-_WIDE = Context(prec=120)  # a thread's own context keeps 28 digits; a quantity can have 38
 
 
 def quantity(value: Decimal | None) -> str:

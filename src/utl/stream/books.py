@@ -22,7 +22,7 @@ Everything here is pure: frames in, frames out; the booker persists what changed
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -30,7 +30,7 @@ import polars as pl
 from utl.costing import compute_costs
 from utl.daily import carry_lots
 from utl.positions import share_book_cost
-from utl.decimals import DECIMAL
+from utl.decimals import DECIMAL, WIDE as _WIDE
 from utl.frames import conformed, rows_where, with_constants
 from utl.schemas import LOTS_STATE, UTC_TS
 
@@ -288,7 +288,6 @@ def position_rows(books: Books, holdings: pl.DataFrame, book_of, reporting: str,
     )
 
 
-_WIDE = Context(prec=120)
 _UNIT = Decimal("1e-18")
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Optional
 
 import msgspec
 import polars as pl
 
 from utl.assets import canonical_asset
+from utl.decimals import WIDE as _WIDE
 from utl.ingest import ASSET_CODE, DERIVATIVE_FORMATS, PER_SYMBOL_IDS, known_codes
 from utl.settings import Settings
 from utl.venues.ccxt import FORMATS
@@ -45,9 +46,6 @@ _ASSET = re.compile(ASSET_CODE)
 _UNIT = Decimal("1e-18")
 _SLACK = Decimal("1e-17")  # beyond the reader's 1e-18 and its rounding of the product to 18 places
 _MILLION = Decimal(1_000_000)
-# Every operation in this context (Python's default keeps 28 digits, and rounds even a
-# negation): exact for any two Decimal(38, 18) values multiplied or added.
-_WIDE = Context(prec=120)
 _NULL = msgspec.Raw(b"null")
 
 

@@ -34,11 +34,12 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Context, Decimal
+from decimal import Decimal
 
 import numpy as np
 import polars as pl
 
+from utl.decimals import WIDE as _WIDE, exact_sum
 from utl.frames import conformed
 from utl.lots import group_totals_fit, match_and_realize
 from utl.schemas import LOTS_STATE
@@ -56,7 +57,6 @@ batch of 1,000 fills, ~50 us a fill in batches of 20,000), this path's per fill 
 SPILL = 2_000
 """New trades (or openings) from which the quick books append them to their frames."""
 
-_WIDE = Context(prec=120)
 _ZERO = Decimal(0)
 _INT64 = 2**63 - 1
 _PRICE_MOST = 2**62
@@ -524,19 +524,10 @@ def _position(quick: Quick, account_asset: tuple[str, str, str], book: str, repo
     if asset == reporting:
         cost = qty
     else:
-        cost = _sum(at18(_WIDE.multiply(lot[2], lot[3])) for lot in quick.lots.get((book, asset), []))
+        cost = exact_sum(at18(_WIDE.multiply(lot[2], lot[3])) for lot in quick.lots.get((book, asset), []))
     average = at18(_WIDE.divide(cost, qty)) if qty != 0 else None
-    realized = _sum(quick.pnl.get(account_asset, {}).values())
+    realized = exact_sum(quick.pnl.get(account_asset, {}).values())
     return (*account_asset, qty, cost, average, realized, ts, seq)
-
-
-def _sum(values) -> Decimal:
-    """Exact: ``sum`` adds in the thread's default context, which keeps 28 digits (a position of
-    10 billion at 18 places has 29)."""
-    total = _ZERO
-    for value in values:
-        total = _WIDE.add(total, value)
-    return total
 
 
 def _text(value: Decimal | None) -> str | None:
