@@ -214,3 +214,35 @@ def test_one_fills_ledger_key_is_the_frames_ledger_key():
     rows = [("okx", "o'brien", "BTC/USD", "t1"), ("kraken", "café", "ETH/USD:USD", "a:b"), ("v", "a1", "X/Y", "")]
     frame = pl.DataFrame(rows, schema=["venue", "account", "symbol", "trade_id"], orient="row")
     assert [ledger_key(*row) for row in rows] == ledger_keys(frame).to_list()
+
+
+def test_a_quick_batch_upserts_only_the_day_pnl_it_changes(new_database):
+    def fill(seq: int, side: str, price: str) -> Message:
+        trade = {"id": str(seq), "timestamp": str(1709629200000 + seq), "symbol": "BTC/USD", "side": side,
+                 "amount": "1", "price": price}
+        return Message("utl.fills.okx.desk", seq, json.dumps(trade).encode())
+
+    def day_pnl(conn) -> list[tuple]:
+        return conn.execute("SELECT business_date, venue, account, asset, realized_pnl FROM utl.stream_day_pnl").fetchall()
+
+    conn = connect(new_database())
+    try:
+        migrate(conn)
+        booker = Booker(conn, Settings(), None, BookerOptions(nats_url="-"))
+        written = []
+        for seq, side, price in [(1, "buy", "100"), (2, "buy", "120"), (3, "sell", "150"), (4, "buy", "90")]:
+            batch = booker.prepare([fill(seq, side, price)], seq)
+            assert isinstance(batch, QuickBatch)
+            booker.commit(batch)
+            written.append((batch.day_pnl, day_pnl(conn)))
+        day = dt.date(2024, 3, 5)
+        # The first buy makes the day's row (at zero); the next buy realizes nothing and sends no
+        # row; the sell (FIFO: the lot at 100) realizes 50; the last buy nothing again.
+        assert [rows for rows, _ in written] == [[(day, "okx", "desk", "BTC", Decimal(0))], [],
+                                                 [(day, "okx", "desk", "BTC", Decimal(50))], []]
+        assert [held for _, held in written] == [[(day, "okx", "desk", "BTC", Decimal(0))]] * 2 + [
+            [(day, "okx", "desk", "BTC", Decimal(50))]] * 2
+        live = conn.execute("SELECT qty, realized_pnl FROM utl.live_positions WHERE asset = 'BTC'").fetchone()
+        assert live == (Decimal(2), Decimal(50))
+    finally:
+        conn.close()
