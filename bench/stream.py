@@ -205,10 +205,54 @@ def window_lines(sent: np.ndarray, ms: np.ndarray, seconds: float) -> list[str]:
     return lines
 
 
-def offset(pg: str) -> int:
-    with psycopg.connect(pg) as conn:
-        row = conn.execute("SELECT last_seq FROM utl.stream_offset WHERE consumer = 'utl-stream'").fetchone()
-    return row[0] if row else 0
+class Offset:
+    """The booker's committed sequence, read on one connection (a connection a read, every 50 ms,
+    cost the server a backend started and ended each time: CPU the booker's batches wait for)."""
+
+    def __init__(self, pg: str):
+        self.pg = pg
+        self.conn: psycopg.Connection | None = None
+
+    def __call__(self) -> int:
+        if self.conn is None:
+            self.conn = psycopg.connect(self.pg, autocommit=True)
+        row = self.conn.execute("SELECT last_seq FROM utl.stream_offset WHERE consumer = 'utl-stream'").fetchone()
+        return row[0] if row else 0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def cpu_parts(booker_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the booker, PostgreSQL (every server process), the NATS server, this
+    process (the publisher and the watcher) and the whole machine (every core)."""
+    parts = dict.fromkeys(["booker", "PostgreSQL", "NATS server", "bench (publisher, watcher)"], 0.0)
+    me = os.getpid()
+    for process in psutil.process_iter(["pid", "name", "cpu_times"]):
+        times, name = process.info["cpu_times"], process.info["name"] or ""
+        if times is None:
+            continue
+        spent = times.user + times.system
+        if process.info["pid"] == booker_pid:
+            parts["booker"] += spent
+        elif process.info["pid"] == me:
+            parts["bench (publisher, watcher)"] += spent
+        elif name.startswith("postgres"):
+            parts["PostgreSQL"] += spent
+        elif name.startswith("nats-server"):
+            parts["NATS server"] += spent
+    machine = psutil.cpu_times()
+    parts["machine"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    return parts
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    named = sum(value for name, value in spent.items() if name != "machine")
+    parts = [f"{name} {value / seconds:.2f}" for name, value in spent.items() if name != "machine"]
+    return (f"  CPU in cores over {seconds:.1f} s (of {psutil.cpu_count()}): {', '.join(parts)}, everything else "
+            f"{max(0.0, spent['machine'] - named) / seconds:.2f} (PostgreSQL's backends that ended meanwhile count there)")
 
 
 @contextlib.contextmanager
@@ -237,12 +281,16 @@ async def rate_run(nats_url: str, pg: str, rate: float, seconds: float, batch: i
     stop = asyncio.Event()
     watcher = asyncio.ensure_future(watch_positions(nats_url, seen, stop))
     await asyncio.sleep(0.3)
+    offset = Offset(pg)
+    cpu_before, cpu_from = cpu_parts(booker.process.pid), time.monotonic()
     sent_at, count = await publish_at(nats_url, rate, seconds, 0)
     last = max(sent_at) if sent_at else 0
     deadline = time.monotonic() + 600
-    while offset(pg) < last and time.monotonic() < deadline:
+    while offset() < last and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     done = time.monotonic()
+    cpu = cpu_line(cpu_before, cpu_parts(booker.process.pid), done - cpu_from)
+    offset.close()
     stop.set()
     await watcher
     booker.stop()
@@ -261,6 +309,7 @@ async def rate_run(nats_url: str, pg: str, rate: float, seconds: float, batch: i
     committed_in = done - min(sent_at.values()) if sent_at else 0
     print(f"  throughput: {count / committed_in:,.0f} fills/s committed (first send to last commit "
           f"{committed_in:.2f} s); booker peak RSS {booker.peak_rss / 2**20:,.0f} MiB")
+    print(cpu)
 
 
 async def backlog_run(nats_url: str, pg: str, n: int, batch: int) -> None:
@@ -279,15 +328,20 @@ async def backlog_run(nats_url: str, pg: str, n: int, batch: int) -> None:
     booker = Booker(env, batch)
     booker.ready.wait(120)
     cpu_ready = booker.cpu_s
-    while offset(pg) < last:
+    offset = Offset(pg)
+    parts_before, parts_from = cpu_parts(booker.process.pid), time.monotonic()
+    while offset() < last:
         await asyncio.sleep(0.05)
     drain = time.monotonic() - booker.ready_at
     cpu = booker.cpu_s - cpu_ready
+    parts = cpu_line(parts_before, cpu_parts(booker.process.pid), time.monotonic() - parts_from)
+    offset.close()
     booker.stop()
     print(f"backlog of {n:,} fills (published in {published_s:.1f} s): drained in {drain:.2f} s after ready "
           f"({n / drain:,.0f} fills/s); booker peak RSS {booker.peak_rss / 2**20:,.0f} MiB, booker CPU while "
           f"draining {cpu:.1f} s ({1e6 * cpu / n:.0f} µs/fill; PostgreSQL's not counted); load average "
           f"{os.getloadavg()[0]:.1f}")
+    print(parts)
 
 
 def stages(pg: str, n: int, batch: int, held: int = 0) -> None:
