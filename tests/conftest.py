@@ -11,6 +11,7 @@ Every test runs with ``UTL_HOME`` set to a scratch folder, so none touches the u
 from __future__ import annotations
 
 import contextlib
+import decimal
 import os
 import shutil
 import tempfile
@@ -67,6 +68,16 @@ def isolated_utl_home() -> Iterator[Path]:
             os.environ[key] = value
     stop_servers_in(folder)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def default_decimal_context() -> Iterator[None]:
+    """Every test starts in Python's default decimal context (28 digits), as a user's process
+    does: a test that widens the context (or a module that did so at import) must not hide
+    a library sum that rounds."""
+    with decimal.localcontext(decimal.Context()):
+        assert decimal.getcontext().prec == 28
+        yield
 
 
 @pytest.fixture
