@@ -2,6 +2,7 @@
 
     uv run python bench/stream.py [--seconds 10] [--rates 5000,50000] [--backlog 20000]
                                   [--nats URL] [--url POSTGRES_URL] [--batch 20000] [--stages N [--held H]]
+                                  [--frames-only]
 
 Loopback, 120 venue subjects, 1,000 books (accounts) × 200 assets: each fill is a ccxt trade
 ``A<i>/USD`` on ``utl.fills.v<venue>.b<book>``, quoted in the reporting currency so no mark is
@@ -53,6 +54,7 @@ from utl.stream.broker import STREAM, embedded_broker, ensure_stream
 
 VENUES, BOOKS, ASSETS = 120, 1000, 200
 IN_FLIGHT = 2000
+FRAMES_ONLY = False  # --frames-only: the booker never takes the quick way (utl stream --frames-only)
 
 
 def book_and_asset(i: int) -> tuple[int, int]:
@@ -75,7 +77,8 @@ def fill(i: int, sent: float) -> tuple[str, bytes]:
 
 class Booker:
     def __init__(self, env: dict[str, str], batch: int):
-        self.process = subprocess.Popen([sys.executable, "-m", "utl.cli", "stream", "--batch", str(batch)], env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "utl.cli", "stream", "--batch", str(batch),
+                                         *(["--frames-only"] if FRAMES_ONLY else [])], env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.ready = threading.Event()
         self.ready_at = 0.0
@@ -396,7 +399,7 @@ def stages(pg: str, n: int, batch: int, held: int = 0) -> None:
     timed(booker_module, "commit_quick", "quick commit (one round trip)")
     conn = connect(pg)
     migrate(conn)
-    in_process = InProcess(conn, Settings(), None, BookerOptions(nats_url="-"))
+    in_process = InProcess(conn, Settings(), None, BookerOptions(nats_url="-", quick=not FRAMES_ONLY))
     # A first small batch loads what the first booking loads (numba's cache, Polars' plans): not timed.
     warm = [Message(subject, i + 1, data) for i, (subject, data) in enumerate(fill(n + i, 0.0) for i in range(200))]
     in_process.commit(in_process.prepare(warm, warm[-1].seq))
@@ -435,9 +438,13 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("UTL_DATABASE_URL"))
     parser.add_argument("--stages", type=int, default=0,
                         help="book this many fills in this process (no broker) and print where each batch's time goes")
+    parser.add_argument("--frames-only", action="store_true",
+                        help="the booker books every batch through the frames (utl stream --frames-only), never the quick way")
     parser.add_argument("--held", type=int, default=0,
                         help="with --stages: book this many fills first, untimed (the books a day's stream builds up)")
     args = parser.parse_args()
+    global FRAMES_ONLY
+    FRAMES_ONLY = args.frames_only
     if not args.url:
         raise SystemExit("give --url or UTL_DATABASE_URL: a PostgreSQL server where scratch databases can be made")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared with other work)")
