@@ -111,7 +111,7 @@ class Quick:
         (:meth:`subset`), and what it changed is read back (:meth:`absorb`)."""
         self.lots, self.last, self.opened, self.holdings, self.pnl = {}, {}, {}, {}, {}
         lots = books.lots
-        for book, asset, *lot in zip(*(lots.get_column(c).to_list() for c in LOTS_STATE.names())):
+        for book, asset, *lot in _tuples(lots.select(LOTS_STATE.names())):
             self.lots.setdefault((book, asset), []).append(tuple(lot))
         self._read_last(books.last)
         self._read_openings(books.openings.select("book", "asset", "business_date").unique())
@@ -122,7 +122,7 @@ class Quick:
         self.loaded = True
 
     def _read_last(self, last: pl.DataFrame) -> None:
-        for book, asset, ts in last.select(LAST.names()).iter_rows():
+        for book, asset, ts in _tuples(last.select(LAST.names())):
             self.last[(book, asset)] = ts
 
     def _read_openings(self, dates: pl.DataFrame) -> None:
@@ -130,11 +130,11 @@ class Quick:
             self.opened.setdefault((book, asset), set()).add(day)
 
     def _read_holdings(self, holdings: pl.DataFrame) -> None:
-        for venue, account, asset, qty, ts, seq in holdings.select(HOLDINGS.names()).iter_rows():
+        for venue, account, asset, qty, ts, seq in _tuples(holdings.select(HOLDINGS.names())):
             self.holdings[(venue, account, asset)] = [qty, ts, seq]
 
     def _read_pnl(self, day_pnl: pl.DataFrame) -> None:
-        for day, venue, account, asset, pnl in day_pnl.select(DAY_PNL.names()).iter_rows():
+        for day, venue, account, asset, pnl in _tuples(day_pnl.select(DAY_PNL.names())):
             self.pnl.setdefault((venue, account, asset), {})[day] = pnl
 
     def spill(self, books: Books, *, every: bool = False) -> None:
@@ -184,7 +184,7 @@ class Quick:
             self.lots.pop(key, None)
             self.last.pop(key, None)
             self.opened.pop(key, None)
-        for book, asset, *lot in part.lots.select(LOTS_STATE.names()).iter_rows():
+        for book, asset, *lot in _tuples(part.lots.select(LOTS_STATE.names())):
             self.lots.setdefault((book, asset), []).append(tuple(lot))
         self._read_last(part.last)
         self._read_holdings(part.holdings)
@@ -569,9 +569,12 @@ _PER_UNIT = {"us": dt.timedelta(microseconds=1)}
 
 
 def _frame(rows: list[tuple], schema: pl.Schema) -> pl.DataFrame:
-    """``rows`` (tuples in ``schema``'s columns) as a frame, a column at a time. An aware time goes
-    in as its count of units since the epoch: Polars reads an aware ``datetime`` at ~2.7 us (its
-    offset asked of Python each time), a third of what the trades' spill cost a row."""
+    """``rows`` (tuples in ``schema``'s columns) as a frame, a column at a time. Polars reads a
+    Python object at ~3 us when it must ask Python about it (an aware ``datetime``'s offset, a
+    ``Decimal``'s digits): an aware time goes in as its count of units since the epoch, a
+    decimal as its plain text (read by Polars' own parser, exact at the column's places; a
+    column with a value past them, which that parser would round, goes Polars' object way, as
+    every column did before). 2,000 decimals: 0.9 ms against 5.9 ms."""
     if not rows:
         return schema.to_frame()
     columns = []
@@ -580,9 +583,43 @@ def _frame(rows: list[tuple], schema: pl.Schema) -> pl.DataFrame:
             unit = _PER_UNIT[dtype.time_unit]
             counts = [None if v is None else (v - _EPOCH) // unit for v in values]
             columns.append(pl.Series(name, counts, dtype=pl.Int64).cast(dtype))
+        elif isinstance(dtype, pl.Decimal) and (texts := _plain_texts(values, dtype.scale)) is not None:
+            columns.append(pl.Series(name, texts, dtype=pl.String).cast(dtype, strict=True))
         else:
             columns.append(pl.Series(name, values, dtype=dtype, strict=True))
     return conformed(pl.DataFrame(columns), schema)
+
+
+def _plain_texts(values: tuple, scale: int) -> list[str | None] | None:
+    """``values`` (Decimals or None) as plain decimal texts; None if one is not a finite Decimal
+    or has more than ``scale`` places (Polars' parser would round it)."""
+    texts = []
+    for value in values:
+        if value is None:
+            texts.append(None)
+            continue
+        if type(value) is not Decimal or not value.is_finite():
+            return None
+        text = format(value, "f")
+        point = text.find(".")
+        if point >= 0 and len(text) - point - 1 > scale:
+            return None
+        texts.append(text)
+    return texts
+
+
+def _tuples(frame: pl.DataFrame) -> list[tuple]:
+    """``frame.rows()``, value for value (a Decimal with the column's places, as Polars gives it),
+    a column at a time: each Decimal made from the column's text (~0.45 us) rather than by
+    Polars' conversion of each value (~0.8 us). Used where a frames batch's books are read back
+    into the quick books (:meth:`Quick.absorb`) and where they are first loaded."""
+    columns = []
+    for series in frame.iter_columns():
+        if isinstance(series.dtype, pl.Decimal):
+            columns.append([None if text is None else Decimal(text) for text in series.cast(pl.String).to_list()])
+        else:
+            columns.append(series.to_list())
+    return list(zip(*columns))
 
 
 def as_frames(batch: QuickBatch) -> dict[str, pl.DataFrame]:
