@@ -36,7 +36,7 @@ LARGEST_BATCH = 1_500
 messages 6.5-6.9 against 24-29 ms, 1,000 21-25 against 30-36, 2,000 alike (38-51 against
 41-47), 5,000 114-139 against 88-94."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)  # the reader's out_of_years
 _LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 _PLAIN_NUMBER = re.compile(rb"^-?[0-9]{1,20}(\.[0-9]{1,18})?$")
@@ -124,7 +124,7 @@ def _time(raw: msgspec.Raw) -> datetime:
         value = value[1:-1]
     if not _MILLISECONDS.match(value):
         raise _NotPlain  # no timestamp (the reader reads `datetime`), or not ms
-    ts = _EPOCH + timedelta(milliseconds=int(value))
+    ts = EPOCH + timedelta(milliseconds=int(value))
     if not _EARLIEST <= ts < _LATEST:
         raise _NotPlain
     return ts

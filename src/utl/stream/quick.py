@@ -47,7 +47,7 @@ from utl.stream.books import (
     DAY_PNL, HOLDINGS, LAST, OPENINGS, TRADES, Books, at18, compacted, split_by, start_day,
 )
 from utl.stream.message import Message, venue_account
-from utl.stream.plain_fills import plain_message_rows
+from utl.stream.plain_fills import EPOCH, plain_message_rows
 from utl.stream.store import FILLS_ROWS, LEGS_ROWS, LIVE_ROWS, START_ROWS, ledger_key
 
 MOST = 5_000
@@ -564,8 +564,7 @@ def _json_text(value: str) -> str:
     return '"' + value + '"' if _PLAIN_TEXT.match(value) else json.dumps(value, ensure_ascii=False)
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_PER_UNIT = {"us": dt.timedelta(microseconds=1)}
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def _frame(rows: list[tuple], schema: pl.Schema) -> pl.DataFrame:
@@ -579,9 +578,8 @@ def _frame(rows: list[tuple], schema: pl.Schema) -> pl.DataFrame:
         return schema.to_frame()
     columns = []
     for (name, dtype), values in zip(schema.items(), zip(*rows)):
-        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None and dtype.time_unit in _PER_UNIT:
-            unit = _PER_UNIT[dtype.time_unit]
-            counts = [None if v is None else (v - _EPOCH) // unit for v in values]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None and dtype.time_unit == "us":
+            counts = [None if v is None else (v - EPOCH) // _MICROSECOND for v in values]
             columns.append(pl.Series(name, counts, dtype=pl.Int64).cast(dtype))
         elif isinstance(dtype, pl.Decimal) and (texts := _plain_texts(values, dtype.scale)) is not None:
             columns.append(pl.Series(name, texts, dtype=pl.String).cast(dtype, strict=True))
